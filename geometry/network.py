@@ -1,0 +1,220 @@
+"""Canonical network form: a spec-built ``nn.Sequential`` plus the facts the engine needs.
+
+``Network`` takes *flat* inputs ``(N, D)`` (D = prod(input_shape)) so that slices
+``x(u) = o + B u`` live in R^D whatever the data's shape, and reports every
+piecewise-linear layer's pre-activations and activation pattern in one pass.
+A *layer* for Spline Atlas is one nonlinearity (ReLU, LeakyReLU, Abs, MaxPool or a
+smooth one); layer ``l`` of the layer slider is the l-th of them, in forward order.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .errors import ArchitectureError, NonFiniteWeightsError, NotPiecewiseAffineError
+from .spec import PIECEWISE_LINEAR, SMOOTH, Abs, Residual, build_sequential, validate_spec
+
+_PL_MODULES = (nn.ReLU, nn.LeakyReLU, Abs, nn.MaxPool2d)
+_SMOOTH_MODULES = (nn.GELU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.ELU, nn.SiLU, nn.Softmax)
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One nonlinearity of the network, in forward order."""
+
+    index: int          # 0-based position among nonlinearities
+    path: str           # module path inside the Sequential, e.g. "3" or "4.body.1"
+    kind: str           # spec type: relu, leaky_relu, abs, maxpool2d, or a smooth type
+    width: int          # number of units (flattened output size of the layer)
+    piecewise_linear: bool
+
+
+@dataclass(frozen=True)
+class ForwardTrace:
+    """Everything one forward pass reveals, for a batch of N points.
+
+    preactivations[l]: (N, width_l) input of nonlinearity l, flattened (for maxpool: the pooled max).
+    patterns[l]: (N, width_l) bool (pre > 0) for relu/leaky_relu/abs; int64 argmax index for maxpool;
+    all-False for smooth layers. logits: (N, output_dim).
+    """
+
+    preactivations: list[torch.Tensor]
+    patterns: list[torch.Tensor]
+    logits: torch.Tensor
+
+
+class Network(nn.Module):
+    """A canonical network built from an architecture spec (see :mod:`geometry.spec`)."""
+
+    def __init__(self, spec: dict):
+        super().__init__()
+        self.spec = validate_spec(spec)
+        self.layers = build_sequential(self.spec["layers"])
+        self.input_shape: tuple[int, ...] = tuple(self.spec["input_shape"])
+        self.input_dim = int(torch.tensor(self.input_shape).prod())
+        self.output_dim = int(self.spec["output_dim"])
+        self.num_classes = int(self.spec["num_classes"])
+        self.layer_infos: list[LayerInfo] = self._describe_layers()
+        self.eval()
+
+    # -- description -------------------------------------------------------------------------
+    def _describe_layers(self) -> list[LayerInfo]:
+        infos: list[LayerInfo] = []
+
+        def record(module, path, x_in, x_out):
+            kind = _kind_of(module)
+            infos.append(LayerInfo(len(infos), path, kind, int(x_out[0].numel()), kind in PIECEWISE_LINEAR))
+
+        with torch.no_grad():
+            _walk(self.layers, torch.zeros(1, *self.input_shape), "", record)
+        return infos
+
+    @property
+    def depth(self) -> int:
+        """Number of nonlinearities (the layer slider's range is 1..depth)."""
+        return len(self.layer_infos)
+
+    @property
+    def first_smooth_layer(self) -> LayerInfo | None:
+        return next((li for li in self.layer_infos if not li.piecewise_linear), None)
+
+    @property
+    def is_piecewise_affine(self) -> bool:
+        return self.first_smooth_layer is None
+
+    def require_piecewise_affine(self, what: str = "exact tessellation") -> None:
+        """Raise NotPiecewiseAffineError naming the first smooth layer, if any."""
+        bad = self.first_smooth_layer
+        if bad is not None:
+            raise NotPiecewiseAffineError(
+                f"{what} needs a piecewise-affine network, but layer {bad.path} is {bad.kind} (smooth); "
+                f"gradient-based tools (DeepFool, leaf paths, boundary sampling) still work."
+            )
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def summary(self) -> str:
+        """One line per layer of the spec, e.g. ``linear 2->64``."""
+        return describe_layers(self.spec["layers"])
+
+    def content_hash(self) -> str:
+        """SHA-256 of the spec and weights: the cache key of everything computed from this network."""
+        h = hashlib.sha256(repr(self.spec["layers"]).encode())
+        for k, v in self.layers.state_dict().items():
+            h.update(k.encode())
+            h.update(v.detach().to("cpu", torch.float64).contiguous().numpy().tobytes())
+        return h.hexdigest()
+
+    # -- weights -----------------------------------------------------------------------------
+    def load_weights(self, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+        """Load a state dict for ``self.layers``; mismatches are explained key by key."""
+        target = self.layers.state_dict()
+        missing = [k for k in target if k not in state]
+        unexpected = [k for k in state if k not in target]
+        misshaped = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in target.items()
+                     if k in state and tuple(state[k].shape) != tuple(v.shape)]
+        if missing or unexpected or misshaped:
+            parts = []
+            if missing:
+                parts.append("missing " + ", ".join(missing[:6]) + (" ..." if len(missing) > 6 else ""))
+            if unexpected:
+                parts.append("unexpected " + ", ".join(unexpected[:6]) + (" ..." if len(unexpected) > 6 else ""))
+            if misshaped:
+                parts.append("mis-shaped " + "; ".join(misshaped[:4]) + (" ..." if len(misshaped) > 4 else ""))
+            raise ArchitectureError(
+                f"{source} does not match the architecture: {'; '.join(parts)}. "
+                f"Check that the architecture spec is the one the weights were trained with."
+            )
+        bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        if bad:
+            raise NonFiniteWeightsError(
+                f"{source} holds NaN/Inf values in {', '.join(bad[:5])}; the training diverged at or before this checkpoint."
+            )
+        with torch.no_grad():
+            for k, v in target.items():
+                v.copy_(state[k].to(v.dtype))
+
+    # -- forward -----------------------------------------------------------------------------
+    def _as_batch(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 2 or x.shape[1] != self.input_dim:
+            raise ArchitectureError(
+                f"expected inputs of shape (N, {self.input_dim}) (flattened {list(self.input_shape)}), got {tuple(x.shape)}."
+            )
+        return x.reshape(x.shape[0], *self.input_shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, output_dim)`` for flat inputs ``(N, D)``."""
+        return self.layers(self._as_batch(x))
+
+    def trace(self, x: torch.Tensor) -> ForwardTrace:
+        """Forward pass that also returns every nonlinearity's pre-activations and pattern."""
+        pres: list[torch.Tensor] = []
+        pats: list[torch.Tensor] = []
+
+        def record(module, path, x_in, x_out):
+            n = x_in.shape[0]
+            if isinstance(module, nn.MaxPool2d):
+                out, idx = nn.functional.max_pool2d(x_in, module.kernel_size, module.stride, module.padding,
+                                                    module.dilation, module.ceil_mode, return_indices=True)
+                pres.append(out.reshape(n, -1))
+                pats.append(idx.reshape(n, -1))
+            elif isinstance(module, _PL_MODULES):
+                pre = x_in.reshape(n, -1)
+                pres.append(pre)
+                pats.append(pre > 0)
+            else:
+                pre = x_in.reshape(n, -1)
+                pres.append(pre)
+                pats.append(torch.zeros_like(pre, dtype=torch.bool))
+
+        logits = _walk(self.layers, self._as_batch(x), "", record)
+        return ForwardTrace(pres, pats, logits)
+
+    def to_dtype_device(self, dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu") -> "Network":
+        """A copy of this network in ``dtype`` on ``device`` (the original is untouched)."""
+        clone = Network(self.spec)
+        clone.layers.load_state_dict(self.layers.state_dict())
+        return clone.to(device=device, dtype=dtype).eval()
+
+
+def _kind_of(module: nn.Module) -> str:
+    return {nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", Abs: "abs", nn.MaxPool2d: "maxpool2d", nn.GELU: "gelu",
+            nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.Softplus: "softplus", nn.ELU: "elu", nn.SiLU: "silu",
+            nn.Softmax: "softmax"}[type(module)]
+
+
+def _walk(seq: nn.Sequential, x: torch.Tensor, prefix: str, record) -> torch.Tensor:
+    """Run ``seq`` on x, calling ``record(module, path, input, output)`` at each nonlinearity."""
+    for name, module in seq.named_children():
+        path = f"{prefix}{name}"
+        if isinstance(module, Residual):
+            x = x + _walk(module.body, x, path + ".body.", record)
+            continue
+        y = module(x)
+        if isinstance(module, _PL_MODULES + _SMOOTH_MODULES):
+            record(module, path, x, y)
+        x = y
+    return x
+
+
+def describe_layers(layers: list[dict], indent: str = "") -> str:
+    lines = []
+    for i, e in enumerate(layers):
+        t = e["type"]
+        if t == "linear":
+            s = f"linear {e['in_features']}->{e['out_features']}"
+        elif t == "conv2d":
+            s = f"conv2d {e['in_channels']}->{e['out_channels']} k={e['kernel_size']}"
+        elif t == "residual":
+            lines.append(f"{indent}{i}: residual(")
+            lines.append(describe_layers(e["body"], indent + "    "))
+            lines.append(f"{indent}   )")
+            continue
+        else:
+            s = t + ("" if t in PIECEWISE_LINEAR or t not in SMOOTH else " (smooth)")
+        lines.append(f"{indent}{i}: {s}")
+    return "\n".join(lines)

@@ -1,0 +1,292 @@
+"""The JSON architecture spec: a small, explicit layer list that builds a torch model.
+
+A spec is a plain dict (JSON-serialisable)::
+
+    {"format": "splineatlas-arch/1",
+     "input_shape": [2],            # per-sample shape; [C, H, W] for images
+     "num_classes": 3,
+     "layers": [{"type": "linear", "in_features": 2, "out_features": 64},
+                {"type": "relu"}, ...]}
+
+Layer types (parameters as in the torch constructors):
+affine -- ``linear`` (in_features, out_features, bias), ``conv2d`` (in_channels,
+out_channels, kernel_size, stride, padding, bias), ``batchnorm1d``/``batchnorm2d``
+(num_features, eps, affine), ``avgpool2d`` (kernel_size, stride), ``flatten``,
+``identity``, ``residual`` (body: a layer list; output = x + body(x));
+piecewise-linear -- ``relu``, ``leaky_relu`` (negative_slope), ``abs``,
+``maxpool2d`` (kernel_size, stride);
+smooth (autograd tools only) -- ``gelu``, ``sigmoid``, ``tanh``, ``softplus``,
+``elu``, ``silu``, ``softmax``.
+The state_dict keys are those of the equivalent ``nn.Sequential`` ("0.weight", ...).
+"""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .errors import ArchitectureError, InputFileError
+
+SPEC_FORMAT = "splineatlas-arch/1"
+
+AFFINE = {"linear", "conv2d", "batchnorm1d", "batchnorm2d", "avgpool2d", "flatten", "identity", "residual"}
+PIECEWISE_LINEAR = {"relu", "leaky_relu", "abs", "maxpool2d"}
+SMOOTH = {"gelu", "sigmoid", "tanh", "softplus", "elu", "silu", "softmax"}
+ALL_TYPES = AFFINE | PIECEWISE_LINEAR | SMOOTH
+
+
+class Abs(nn.Module):
+    """Absolute value activation (piecewise linear, pattern = sign of the input)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.abs()
+
+
+class Residual(nn.Module):
+    """``x + body(x)``: a residual sum around an inner layer list."""
+
+    def __init__(self, body: nn.Sequential):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.body(x)
+
+
+def _int_pair(v: Any) -> int | tuple[int, int]:
+    return tuple(v) if isinstance(v, (list, tuple)) else int(v)
+
+
+def build_layer(entry: dict) -> nn.Module:
+    """Build one torch module from one spec entry."""
+    kind = entry.get("type")
+    if kind not in ALL_TYPES:
+        raise ArchitectureError(
+            f"unknown layer type {kind!r} in architecture spec; supported: {', '.join(sorted(ALL_TYPES))}."
+        )
+    try:
+        if kind == "linear":
+            return nn.Linear(int(entry["in_features"]), int(entry["out_features"]), bias=entry.get("bias", True))
+        if kind == "conv2d":
+            return nn.Conv2d(
+                int(entry["in_channels"]), int(entry["out_channels"]), _int_pair(entry["kernel_size"]),
+                stride=_int_pair(entry.get("stride", 1)), padding=_int_pair(entry.get("padding", 0)),
+                bias=entry.get("bias", True),
+            )
+        if kind in ("batchnorm1d", "batchnorm2d"):
+            cls = nn.BatchNorm1d if kind == "batchnorm1d" else nn.BatchNorm2d
+            return cls(int(entry["num_features"]), eps=float(entry.get("eps", 1e-5)), affine=entry.get("affine", True))
+        if kind == "avgpool2d":
+            return nn.AvgPool2d(_int_pair(entry["kernel_size"]), stride=entry.get("stride"))
+        if kind == "maxpool2d":
+            return nn.MaxPool2d(_int_pair(entry["kernel_size"]), stride=entry.get("stride"))
+        if kind == "flatten":
+            return nn.Flatten()
+        if kind == "identity":
+            return nn.Identity()
+        if kind == "residual":
+            return Residual(build_sequential(entry["body"]))
+        if kind == "relu":
+            return nn.ReLU()
+        if kind == "leaky_relu":
+            return nn.LeakyReLU(float(entry.get("negative_slope", 0.01)))
+        if kind == "abs":
+            return Abs()
+        return {"gelu": nn.GELU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "softplus": nn.Softplus,
+                "elu": nn.ELU, "silu": nn.SiLU}.get(kind, lambda: nn.Softmax(dim=-1))()
+    except KeyError as exc:
+        raise ArchitectureError(f"layer {kind!r} in architecture spec is missing the parameter {exc.args[0]!r}.") from None
+    except (TypeError, ValueError) as exc:
+        raise ArchitectureError(f"layer {kind!r} in architecture spec has a bad parameter: {exc}.") from None
+
+
+def build_sequential(layers: list[dict]) -> nn.Sequential:
+    if not isinstance(layers, list) or not layers:
+        raise ArchitectureError("architecture spec needs a non-empty 'layers' list.")
+    return nn.Sequential(*[build_layer(e) for e in layers])
+
+
+def validate_spec(spec: dict) -> dict:
+    """Check a spec's top-level fields and shapes by a dry forward pass; return a normalised copy."""
+    if not isinstance(spec, dict):
+        raise ArchitectureError("architecture spec must be a JSON object with 'input_shape' and 'layers'.")
+    spec = copy.deepcopy(spec)
+    spec.setdefault("format", SPEC_FORMAT)
+    shape = spec.get("input_shape")
+    if not isinstance(shape, list) or not shape or not all(isinstance(s, int) and s > 0 for s in shape):
+        raise ArchitectureError("architecture spec needs 'input_shape', a list of positive ints such as [2] or [1, 8, 8].")
+    if int(torch.tensor(shape).prod()) > 10_000_000:
+        raise ArchitectureError(f"input_shape {shape} is absurdly large (over 10 million features).")
+    model = build_sequential(spec.get("layers"))
+    try:
+        with torch.no_grad():
+            out = model.eval()(torch.zeros(1, *shape))
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise ArchitectureError(f"architecture spec layers do not fit together for input_shape {shape}: {first}") from None
+    if out.ndim != 2:
+        raise ArchitectureError(f"the network's output must be (batch, classes); got shape {tuple(out.shape)}: end with a flatten/linear layer.")
+    n_out = int(out.shape[1])
+    spec.setdefault("num_classes", n_out if n_out > 1 else 2)
+    spec["output_dim"] = n_out
+    return spec
+
+
+def mlp_spec(widths: list[int], activation: str = "relu", batchnorm: bool = False, negative_slope: float = 0.01) -> dict:
+    """Spec of an MLP ``widths[0] -> ... -> widths[-1]`` (e.g. ``[2, 64, 64, 3]``)."""
+    if len(widths) < 2 or any(w <= 0 for w in widths):
+        raise ArchitectureError(f"an MLP needs at least an input and an output width, all positive; got {widths}.")
+    layers: list[dict] = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append({"type": "linear", "in_features": a, "out_features": b})
+        if i < len(widths) - 2:
+            if batchnorm:
+                layers.append({"type": "batchnorm1d", "num_features": b})
+            act = {"type": activation}
+            if activation == "leaky_relu":
+                act["negative_slope"] = negative_slope
+            layers.append(act)
+    return validate_spec({"input_shape": [widths[0]], "layers": layers})
+
+
+def parse_arch_string(text: str) -> dict:
+    """``"2-64-64-3"`` -> MLP spec; ``"digits-cnn"`` -> the small CNN for 8x8 digits."""
+    if text == "digits-cnn":
+        return digits_cnn_spec()
+    try:
+        widths = [int(p) for p in text.split("-")]
+    except ValueError:
+        raise ArchitectureError(f"--arch {text!r} is not of the form 2-64-64-3 (MLP widths) nor 'digits-cnn'.") from None
+    return mlp_spec(widths)
+
+
+def digits_cnn_spec(channels: int = 8, hidden: int = 32) -> dict:
+    """A small piecewise-affine CNN for 1x8x8 digits: conv-relu-avgpool-conv-relu-flatten-linear-relu-linear."""
+    c = channels
+    return validate_spec({
+        "input_shape": [1, 8, 8],
+        "layers": [
+            {"type": "conv2d", "in_channels": 1, "out_channels": c, "kernel_size": 3, "padding": 1},
+            {"type": "relu"},
+            {"type": "avgpool2d", "kernel_size": 2},
+            {"type": "conv2d", "in_channels": c, "out_channels": 2 * c, "kernel_size": 3, "padding": 1},
+            {"type": "relu"},
+            {"type": "flatten"},
+            {"type": "linear", "in_features": 2 * c * 16, "out_features": hidden},
+            {"type": "relu"},
+            {"type": "linear", "in_features": hidden, "out_features": 10},
+        ],
+    })
+
+
+def load_spec_file(path: str | Path) -> dict:
+    """Read and validate an architecture JSON file."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"architecture file {path} does not exist; write one (see README, 'Architecture spec').")
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputFileError(f"architecture file {path} is not valid JSON ({exc}); fix or regenerate it.") from None
+    return validate_spec(data)
+
+
+_MODULE_TO_ENTRY = {
+    nn.Linear: lambda m: {"type": "linear", "in_features": m.in_features, "out_features": m.out_features, "bias": m.bias is not None},
+    nn.Conv2d: lambda m: {"type": "conv2d", "in_channels": m.in_channels, "out_channels": m.out_channels,
+                          "kernel_size": list(m.kernel_size), "stride": list(m.stride), "padding": list(m.padding),
+                          "bias": m.bias is not None},
+    nn.BatchNorm1d: lambda m: {"type": "batchnorm1d", "num_features": m.num_features, "eps": m.eps, "affine": m.affine},
+    nn.BatchNorm2d: lambda m: {"type": "batchnorm2d", "num_features": m.num_features, "eps": m.eps, "affine": m.affine},
+    nn.AvgPool2d: lambda m: {"type": "avgpool2d", "kernel_size": m.kernel_size, "stride": m.stride},
+    nn.MaxPool2d: lambda m: {"type": "maxpool2d", "kernel_size": m.kernel_size, "stride": m.stride},
+    nn.Flatten: lambda m: {"type": "flatten"},
+    nn.Identity: lambda m: {"type": "identity"},
+    nn.Dropout: lambda m: {"type": "identity"},
+    nn.ReLU: lambda m: {"type": "relu"},
+    nn.LeakyReLU: lambda m: {"type": "leaky_relu", "negative_slope": m.negative_slope},
+    Abs: lambda m: {"type": "abs"},
+    nn.GELU: lambda m: {"type": "gelu"}, nn.Sigmoid: lambda m: {"type": "sigmoid"}, nn.Tanh: lambda m: {"type": "tanh"},
+    nn.Softplus: lambda m: {"type": "softplus"}, nn.ELU: lambda m: {"type": "elu"}, nn.SiLU: lambda m: {"type": "silu"},
+    nn.Softmax: lambda m: {"type": "softmax"},
+}
+
+_SCRIPT_NAMES = {cls.__name__: cls for cls in _MODULE_TO_ENTRY}
+
+
+def _entries_and_params(module: nn.Module, path: str) -> tuple[list[dict], list[torch.Tensor]]:
+    """Walk a (possibly nested, possibly scripted) Sequential into spec entries + its tensors in order."""
+    if isinstance(module, Residual):
+        body, tensors = _entries_and_params(module.body, path + ".body")
+        return [{"type": "residual", "body": body}], tensors
+    cls_name = getattr(module, "original_name", type(module).__name__)
+    if isinstance(module, nn.Sequential) or cls_name == "Sequential":
+        entries, tensors = [], []
+        for name, child in module.named_children():
+            e, t = _entries_and_params(child, f"{path}.{name}" if path else name)
+            entries += e
+            tensors += t
+        return entries, tensors
+    cls = type(module) if type(module) in _MODULE_TO_ENTRY else _SCRIPT_NAMES.get(cls_name)
+    if cls is None:
+        where = path or "the top-level module"
+        raise ArchitectureError(
+            f"layer {where} of type {cls_name} is not supported; express the model as nn.Sequential of "
+            f"Linear/Conv2d/BatchNorm/AvgPool/MaxPool/Flatten/ReLU/LeakyReLU layers (see README)."
+        )
+    if cls_name != type(module).__name__:  # scripted module: read attributes from its state
+        module = _rebuild_scripted(cls, module)
+    tensors = list(module.state_dict().values())
+    return [_MODULE_TO_ENTRY[cls](module)], tensors
+
+
+def _rebuild_scripted(cls: type, scripted: nn.Module) -> nn.Module:
+    """Recreate a plain module from a scripted one of class ``cls`` using its attributes."""
+    get = lambda name, default=None: getattr(scripted, name, default)  # noqa: E731
+    sd = scripted.state_dict()
+    if cls is nn.Linear:
+        w = sd["weight"]
+        m = nn.Linear(w.shape[1], w.shape[0], bias="bias" in sd)
+    elif cls is nn.Conv2d:
+        w = sd["weight"]
+        m = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=tuple(get("stride", (1, 1))),
+                      padding=tuple(get("padding", (0, 0))), bias="bias" in sd)
+    elif cls in (nn.BatchNorm1d, nn.BatchNorm2d):
+        m = cls(sd["running_mean"].shape[0], eps=float(get("eps", 1e-5)), affine="weight" in sd)
+    elif cls in (nn.AvgPool2d, nn.MaxPool2d):
+        m = cls(get("kernel_size"), stride=get("stride"))
+    elif cls is nn.LeakyReLU:
+        m = nn.LeakyReLU(float(get("negative_slope", 0.01)))
+    else:
+        m = cls()
+    m.load_state_dict(sd)
+    return m
+
+
+def spec_from_module(module: nn.Module, input_shape: list[int] | None = None) -> tuple[dict, dict]:
+    """Canonicalise a torch Sequential-like module: return (spec, state_dict for that spec).
+
+    A trailing Softmax/LogSoftmax is dropped (it does not move the argmax; Spline Atlas works on logits).
+    """
+    entries, tensors = _entries_and_params(module, "")
+    dropped = None
+    while entries and entries[-1]["type"] == "softmax":
+        dropped = entries.pop()["type"]
+    if input_shape is None:
+        first = entries[0] if entries else {}
+        if first.get("type") == "linear":
+            input_shape = [first["in_features"]]
+        else:
+            raise ArchitectureError("cannot infer the input shape of this model; pass it (e.g. --input-shape 1,28,28).")
+    spec = validate_spec({"input_shape": list(input_shape), "layers": entries})
+    if dropped:
+        spec["dropped_output_transform"] = dropped
+    target = build_sequential(spec["layers"]).state_dict()
+    if len(target) != len(tensors):
+        raise ArchitectureError("internal: could not map the module's tensors onto the canonical form.")
+    state = {k: t.detach().clone() for k, t in zip(target.keys(), tensors)}
+    return spec, state
