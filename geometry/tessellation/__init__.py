@@ -1,0 +1,10 @@
+"""Exact tessellation of 2D/3D slices of piecewise-affine networks (layer-wise subdivision).
+
+Entry points (see :mod:`geometry.tessellation.engine`):
+  ``tessellate(network, slice, domain=None, depth=None, device=None, ...) -> Tessellation2D | Tessellation3D``
+  ``tessellate_all_depths(network, slice, domain=None, ...) -> list`` (one result per depth 1..L, one pass)
+Result types: :class:`Tessellation2D`, :class:`Tessellation3D` (see :mod:`geometry.tessellation.types`).
+"""
+from .types import LayerSummary, Tessellation, Tessellation2D, Tessellation3D, pack_pattern, unpack_code
+
+__all__ = ["LayerSummary", "Tessellation", "Tessellation2D", "Tessellation3D", "pack_pattern", "unpack_code"]
