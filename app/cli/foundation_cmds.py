@@ -1,0 +1,122 @@
+"""``splineatlas info`` and ``splineatlas train``."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from geometry.datasets import BUILTIN, builtin_dataset, load_npz
+from geometry.errors import ArchitectureError
+from geometry.runs import open_run
+from geometry.spec import load_spec_file, parse_arch_string, validate_spec
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="print a run's or checkpoint's architecture, epochs and accuracy")
+    p.add_argument("path", help="run.json, run folder, or checkpoint file")
+    p.add_argument("--trust-pickle", action="store_true", help="allow full pickles (can execute code: trusted files only)")
+    p.add_argument("--allow-gaps", action="store_true", help="open a run folder even if epochs are missing")
+    p.add_argument("--dataset", help="built-in dataset name or .npz to measure accuracy on (default: the run's)")
+    p.add_argument("--no-accuracy", action="store_true", help="skip evaluating every checkpoint")
+    p.set_defaults(func=cmd_info)
+
+    t = sub.add_parser("train", help="train a small network and write a run (checkpoints + run.json)")
+    t.add_argument("--dataset", required=True, help=f"built-in ({', '.join(BUILTIN)}) or an .npz file")
+    t.add_argument("--arch", required=True, help="MLP widths like 2-64-64-3, 'digits-cnn', or an architecture .json")
+    t.add_argument("--epochs", type=int, default=200)
+    t.add_argument("--save-every", type=int, default=None, help="save every N epochs (default 1)")
+    t.add_argument("--log-checkpoints", type=int, default=None, help="save N log-spaced checkpoints instead")
+    t.add_argument("--out", required=True, help="output folder of the run")
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--batch-size", type=int, default=64)
+    t.add_argument("--weight-decay", type=float, default=0.0)
+    t.add_argument("--batchnorm", action="store_true", help="batch norm after each hidden linear layer (MLPs)")
+    t.add_argument("--activation", default="relu", choices=["relu", "leaky_relu", "abs"])
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--samples", type=int, default=1000, help="size of a built-in 2D toy dataset")
+    t.add_argument("--noise", type=float, default=None, help="noise of a built-in 2D toy dataset")
+    t.add_argument("--arms", type=int, default=3, help="arms of the spirals dataset")
+    t.set_defaults(func=cmd_train)
+
+
+def _dataset(name: str, samples: int = 1000, noise=None, seed: int = 0, arms: int = 3):
+    if name.endswith(".npz"):
+        return load_npz(name, seed=seed)
+    extra = {"arms": arms} if name == "spirals" else {}
+    if name == "digits":
+        return builtin_dataset("digits", seed=seed)
+    return builtin_dataset(name, n=samples, noise=noise, seed=seed, **extra)
+
+
+def _spec(arch: str, batchnorm: bool, activation: str) -> dict:
+    if arch.endswith(".json"):
+        return load_spec_file(arch)
+    spec = parse_arch_string(arch)
+    if arch != "digits-cnn" and (batchnorm or activation != "relu"):
+        from geometry.spec import mlp_spec
+
+        spec = mlp_spec([int(w) for w in arch.split("-")], activation=activation, batchnorm=batchnorm)
+    return validate_spec(spec)
+
+
+def cmd_train(args) -> int:
+    from tqdm import tqdm
+
+    from geometry.training import save_schedule, train_run
+
+    ds = _dataset(args.dataset, args.samples, args.noise, args.seed, args.arms)
+    spec = _spec(args.arch, args.batchnorm, args.activation)
+    if args.epochs < 1:
+        raise ArchitectureError("--epochs must be at least 1.")
+    schedule = save_schedule(args.epochs, args.save_every, args.log_checkpoints)
+    bar = tqdm(total=args.epochs, unit="epoch", file=sys.stderr, disable=None)
+
+    def progress(frac: float, msg: str) -> None:
+        bar.n = round(frac * args.epochs)
+        bar.set_postfix_str(msg.split("loss")[-1].strip() and "loss" + msg.split("loss")[-1])
+        bar.refresh()
+
+    try:
+        manifest = train_run(ds, spec, args.out, epochs=args.epochs, save_epochs=schedule, lr=args.lr,
+                             batch_size=args.batch_size, weight_decay=args.weight_decay, seed=args.seed,
+                             progress=progress)
+    finally:
+        bar.close()
+    run = open_run(manifest)
+    last = run.checkpoints[-1].metrics
+    print(f"wrote {manifest} ({len(run)} checkpoints); final train accuracy {last.get('train_accuracy'):.3f}, "
+          f"test accuracy {last.get('test_accuracy'):.3f}")
+    return 0
+
+
+def cmd_info(args) -> int:
+    from geometry.training import accuracy
+
+    run = open_run(args.path, trust_pickle=args.trust_pickle, allow_gaps=args.allow_gaps)
+    net = run.network(len(run) - 1)
+    print(f"run:          {run.name}  ({run.source})")
+    print(f"input shape:  {list(net.input_shape)}  (D = {net.input_dim})")
+    print(f"classes:      {net.num_classes}  {run.class_names}")
+    print(f"parameters:   {net.num_parameters():,}")
+    bad = net.first_smooth_layer
+    print("piecewise-affine: yes" if bad is None else f"piecewise-affine: no (layer {bad.path} is {bad.kind})")
+    print(f"nonlinear layers: {net.depth}  widths {[li.width for li in net.layer_infos]}")
+    print("architecture:")
+    print("  " + net.summary().replace("\n", "\n  "))
+    eps = run.epochs
+    print(f"checkpoints:  {len(run)}  epochs {eps[0]}..{eps[-1]}")
+    for w in run.warnings:
+        print(f"warning: {w}")
+    ds = _dataset(args.dataset) if args.dataset else run.dataset
+    if ds is not None:
+        ds.check_fits(net.input_dim, net.num_classes)
+    if args.no_accuracy or ds is None:
+        if ds is None:
+            print("dataset:      none (pass --dataset to measure accuracy)")
+        return 0
+    print(f"dataset:      {ds.name}  train {len(ds.X_train)}  test {len(ds.X_test)}")
+    print(f"{'epoch':>7}  {'train acc':>9}  {'test acc':>9}")
+    for i, ref in enumerate(run.checkpoints):
+        n = run.network(i)
+        print(f"{ref.epoch:>7}  {accuracy(n, ds.X_train, ds.y_train):>9.4f}  {accuracy(n, ds.X_test, ds.y_test):>9.4f}")
+    return 0

@@ -1,0 +1,283 @@
+"""Runs: an ordered series of checkpoints of one architecture (what the epoch slider scrubs).
+
+Sources: a ``run.json`` manifest, a folder of ``epoch_0007.pt``-style files beside an
+``architecture.json`` (or with embedded specs), or a single checkpoint (a run of length 1).
+``Run.reload()`` picks up checkpoints written since opening, so a run can be watched while training.
+
+run.json::
+
+    {"format": "splineatlas-run/1", "name": "spirals",
+     "architecture": {...spec...} | "architecture.json",
+     "checkpoints": [{"epoch": 0, "path": "epoch_0000.pt", "train_accuracy": 0.33, ...}, ...],
+     "dataset": {"builtin": "spirals", "n": 1000, "seed": 0, "arms": 3} | {"npz": "data.npz"},
+     "class_names": ["arm 0", ...]}
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from math import gcd
+from pathlib import Path
+
+from .checkpoints import find_architecture_file, read_checkpoint, resolve_spec
+from .datasets import Dataset, dataset_from_reference
+from .errors import ArchitectureError, InputFileError, RunError, SplineAtlasError
+from .network import Network
+from .spec import load_spec_file, validate_spec
+
+RUN_FORMAT = "splineatlas-run/1"
+CHECKPOINT_NAME = re.compile(r"^(?:epoch|step|ckpt|checkpoint|iter)[_\-]?(\d+)\.(?:pt|pth|safetensors)$", re.I)
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".safetensors", ".ts")
+
+
+@dataclass(frozen=True)
+class CheckpointRef:
+    """One checkpoint of a run: its epoch (or step) number, file, and any recorded metrics."""
+
+    epoch: int
+    path: Path
+    metrics: dict = field(default_factory=dict)
+
+
+class Run:
+    """An ordered series of checkpoints of one architecture, plus an optional dataset."""
+
+    def __init__(self, name: str, source: Path, spec: dict, checkpoints: list[CheckpointRef],
+                 dataset_ref: dict | None = None, class_names: list[str] | None = None,
+                 trust_pickle: bool = False, allow_gaps: bool = False, cache_size: int = 8):
+        self.name = name
+        self.source = source
+        self.spec = spec
+        self.checkpoints = checkpoints
+        self.dataset_ref = dataset_ref
+        self._class_names = class_names
+        self.trust_pickle = trust_pickle
+        self.allow_gaps = allow_gaps
+        self.warnings: list[str] = []
+        self._networks: OrderedDict[int, Network] = OrderedDict()
+        self._cache_size = cache_size
+        self._dataset: Dataset | None = None
+        self._dataset_loaded = False
+        self._hashes: dict[Path, str] = {}
+
+    def __len__(self) -> int:
+        return len(self.checkpoints)
+
+    def __repr__(self) -> str:
+        return f"Run({self.name!r}, {len(self)} checkpoints, epochs {self.epochs[:3]}...)"
+
+    @property
+    def epochs(self) -> list[int]:
+        return [c.epoch for c in self.checkpoints]
+
+    @property
+    def folder(self) -> Path:
+        return self.source if self.source.is_dir() else self.source.parent
+
+    def index_of_epoch(self, epoch: int) -> int:
+        """Index of the checkpoint with this epoch; the nearest earlier one if absent."""
+        eps = self.epochs
+        if epoch in eps:
+            return eps.index(epoch)
+        earlier = [i for i, e in enumerate(eps) if e <= epoch]
+        if not earlier:
+            raise RunError(f"run {self.name!r} has no checkpoint at or before epoch {epoch} (first is {eps[0]}).")
+        return earlier[-1]
+
+    def network(self, i: int) -> Network:
+        """The i-th checkpoint as a float32 CPU Network (a small LRU cache keeps recent ones)."""
+        if not -len(self) <= i < len(self):
+            raise RunError(f"checkpoint index {i} is out of range; run {self.name!r} has {len(self)} checkpoints.")
+        i %= len(self)
+        if i in self._networks:
+            self._networks.move_to_end(i)
+            return self._networks[i]
+        ref = self.checkpoints[i]
+        raw = read_checkpoint(ref.path, self.trust_pickle)
+        net = Network(self.spec)
+        net.load_weights(raw.state, source=f"checkpoint {ref.path.name} (epoch {ref.epoch})")
+        self._networks[i] = net
+        while len(self._networks) > self._cache_size:
+            self._networks.popitem(last=False)
+        return net
+
+    def checkpoint_hash(self, i: int) -> str:
+        """SHA-256 of the checkpoint file's bytes (cache key of results computed from it)."""
+        p = self.checkpoints[i].path
+        if p not in self._hashes:
+            self._hashes[p] = hashlib.sha256(p.read_bytes()).hexdigest()
+        return self._hashes[p]
+
+    @property
+    def dataset(self) -> Dataset | None:
+        """The run's dataset, if its manifest names one (created lazily, deterministically)."""
+        if not self._dataset_loaded:
+            self._dataset_loaded = True
+            if self.dataset_ref:
+                ds = dataset_from_reference(self.dataset_ref, self.folder)
+                ds.check_fits(Network(self.spec).input_dim)
+                self._dataset = ds
+        return self._dataset
+
+    def attach_dataset(self, dataset: Dataset) -> None:
+        """Use ``dataset`` for this run (checked against the network's input size)."""
+        dataset.check_fits(int(Network(self.spec).input_dim), self.spec.get("num_classes"))
+        self._dataset, self._dataset_loaded = dataset, True
+
+    @property
+    def class_names(self) -> list[str]:
+        if self._class_names:
+            return list(self._class_names)
+        if self.dataset is not None and self.dataset.class_names:
+            return list(self.dataset.class_names)
+        return [str(i) for i in range(int(self.spec.get("num_classes", 2)))]
+
+    def metrics(self, name: str) -> list[float | None]:
+        """A recorded metric (e.g. ``train_accuracy``) per checkpoint, None where absent."""
+        return [c.metrics.get(name) for c in self.checkpoints]
+
+    def reload(self) -> int:
+        """Re-read the source; return how many checkpoints were added."""
+        fresh = open_run(self.source, trust_pickle=self.trust_pickle, allow_gaps=self.allow_gaps)
+        added = len(fresh) - len(self)
+        known = {c.path: c for c in self.checkpoints}
+        if any(known.get(c.path, c).epoch != c.epoch for c in fresh.checkpoints):
+            self._networks.clear()
+        self.checkpoints, self.warnings = fresh.checkpoints, fresh.warnings
+        return added
+
+
+def open_run(path: str | Path, trust_pickle: bool = False, allow_gaps: bool = False) -> Run:
+    """Open ``path``: a run.json, a folder (with run.json, or epoch_*.pt files), or one checkpoint."""
+    path = Path(path)
+    if not path.exists():
+        raise InputFileError(f"{path} does not exist; give a run.json, a run folder or a checkpoint file.")
+    if path.is_dir():
+        if (path / "run.json").exists():
+            return _open_manifest(path / "run.json", trust_pickle, allow_gaps)
+        return _open_folder(path, trust_pickle, allow_gaps)
+    if path.suffix == ".json":
+        return _open_manifest(path, trust_pickle, allow_gaps)
+    return _open_single(path, trust_pickle)
+
+
+def _open_single(path: Path, trust_pickle: bool) -> Run:
+    raw = read_checkpoint(path, trust_pickle)
+    spec = resolve_spec(raw, path, None)
+    net = Network(spec)
+    net.load_weights(raw.state, source=str(path))
+    epoch = int(raw.meta.get("epoch", 0))
+    run = Run(path.stem, path, spec, [CheckpointRef(epoch, path, _metrics(raw.meta))], trust_pickle=trust_pickle)
+    run._networks[0] = net
+    return run
+
+
+def _metrics(meta: dict) -> dict:
+    return {k: v for k, v in meta.items() if k not in ("epoch", "format", "path")}
+
+
+def _open_manifest(path: Path, trust_pickle: bool, allow_gaps: bool) -> Run:
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RunError(f"run manifest {path} is not valid JSON ({exc}); fix or regenerate it.") from None
+    if not isinstance(data, dict) or not isinstance(data.get("checkpoints"), list):
+        raise RunError(f"run manifest {path} needs a 'checkpoints' list (see README, 'Runs').")
+    folder = path.parent
+    arch = data.get("architecture")
+    if isinstance(arch, str):
+        spec = load_spec_file(folder / arch)
+    elif isinstance(arch, dict):
+        spec = validate_spec(arch)
+    else:
+        beside = find_architecture_file(folder)
+        if beside is None:
+            raise RunError(f"run manifest {path} names no 'architecture' and there is no architecture.json beside it.")
+        spec = load_spec_file(beside)
+    refs = []
+    for i, entry in enumerate(data["checkpoints"]):
+        if not isinstance(entry, dict) or "path" not in entry:
+            raise RunError(f"run manifest {path}: checkpoint entry {i} needs a 'path' (and an 'epoch').")
+        p = Path(entry["path"])
+        p = p if p.is_absolute() else folder / p
+        epoch = int(entry.get("epoch", entry.get("step", i)))
+        refs.append(CheckpointRef(epoch, p, {k: v for k, v in entry.items() if k not in ("path", "epoch")}))
+    if not refs:
+        raise RunError(f"run manifest {path} lists no checkpoints yet; wait for the first one or check the path.")
+    refs.sort(key=lambda r: r.epoch)
+    if len({r.epoch for r in refs}) != len(refs):
+        raise RunError(f"run manifest {path} lists the same epoch twice; epochs must be unique.")
+    run = Run(data.get("name", folder.name), path, spec, refs, data.get("dataset"), data.get("class_names"),
+              trust_pickle, allow_gaps)
+    _check_checkpoints(run, allow_missing_last=True)
+    return run
+
+
+def _open_folder(folder: Path, trust_pickle: bool, allow_gaps: bool) -> Run:
+    files = sorted(p for p in folder.iterdir() if CHECKPOINT_NAME.match(p.name))
+    if not files:
+        others = [p.name for p in folder.iterdir() if p.suffix in CHECKPOINT_SUFFIXES]
+        hint = f" (found {', '.join(others[:4])}: rename them like epoch_0007.pt or write a run.json)" if others else ""
+        raise RunError(f"folder {folder} has no run.json and no checkpoints named like epoch_0007.pt{hint}.")
+    refs = sorted((CheckpointRef(int(CHECKPOINT_NAME.match(p.name).group(1)), p) for p in files), key=lambda r: r.epoch)
+    if len({r.epoch for r in refs}) != len(refs):
+        raise RunError(f"folder {folder} has two checkpoints with the same epoch number; keep one of each.")
+    arch_file = find_architecture_file(folder)
+    raw0 = read_checkpoint(refs[0].path, trust_pickle)
+    spec = load_spec_file(arch_file) if arch_file else resolve_spec(raw0, refs[0].path, None)
+    run = Run(folder.name, folder, spec, refs, trust_pickle=trust_pickle, allow_gaps=allow_gaps)
+    missing = _missing_epochs([r.epoch for r in refs])
+    if missing and not allow_gaps:
+        shown = ", ".join(map(str, missing[:8])) + (" ..." if len(missing) > 8 else "")
+        raise RunError(f"run folder {folder} has gaps: no checkpoint for epoch(s) {shown}; restore them or pass --allow-gaps.")
+    if missing:
+        run.warnings.append(f"gaps in the run: epochs {missing[:8]} are missing")
+    _check_checkpoints(run, allow_missing_last=True)
+    return run
+
+
+def _missing_epochs(epochs: list[int]) -> list[int]:
+    """Epochs missing from an otherwise regular series (step = gcd of the differences)."""
+    if len(epochs) < 3:
+        return []
+    diffs = [b - a for a, b in zip(epochs, epochs[1:])]
+    step = 0
+    for d in diffs:
+        step = gcd(step, d)
+    if step <= 0 or (epochs[-1] - epochs[0]) // step > 4 * len(epochs):  # irregular (e.g. log-spaced): no gap check
+        return []
+    present = set(epochs)
+    return [e for e in range(epochs[0], epochs[-1] + 1, step) if e not in present]
+
+
+def _check_checkpoints(run: Run, allow_missing_last: bool) -> None:
+    """Check every checkpoint exists and matches the run's architecture (shapes only; cheap).
+
+    A missing or unreadable *newest* checkpoint is dropped with a warning (it may still be being
+    written); any other problem is an error that names the file.
+    """
+    target = {k: tuple(v.shape) for k, v in Network(run.spec).layers.state_dict().items()}
+    good = []
+    for i, ref in enumerate(run.checkpoints):
+        last = i == len(run.checkpoints) - 1
+        try:
+            if not ref.path.exists():
+                raise InputFileError(f"checkpoint {ref.path} listed for epoch {ref.epoch} does not exist")
+            raw = read_checkpoint(ref.path, run.trust_pickle)
+        except SplineAtlasError as exc:
+            if last and allow_missing_last and len(run.checkpoints) > 1 and not isinstance(exc, ArchitectureError):
+                run.warnings.append(f"newest checkpoint skipped (still being written?): {exc}")
+                continue
+            raise RunError(f"run {run.name!r}: {exc}") from None
+        shapes = {k: tuple(v.shape) for k, v in raw.state.items() if not k.endswith("num_batches_tracked")}
+        if shapes != target:
+            diff = sorted(set(shapes.items()) ^ set(target.items()))[:3]
+            raise RunError(
+                f"run {run.name!r} mixes architectures: {ref.path.name} (epoch {ref.epoch}) does not match the "
+                f"run's architecture (differs at {', '.join(f'{k}{s}' for k, s in diff)}); keep one architecture per run."
+            )
+        good.append(ref)
+    run.checkpoints = good
