@@ -1,0 +1,269 @@
+"""Exact tessellation of a 2D slice, layer by layer (DESIGN.md, "Exact tessellation of a slice").
+
+On every region of layers ``0..l-1`` the pre-activations of layer l are affine in the slice
+coordinates u, so layer l's neurons are lines per region; every region is cut by all of them at once
+(:func:`geometry.tessellation.planar.subdivide`), each piece gets its layer-l pattern from an interior
+point, and the per-region affine maps are pushed through the activation with that fixed pattern and
+then through the next affine modules (:mod:`geometry.tessellation.affine`). One pass gives every depth
+1..L. The logits are affine per final region, so the argmax cells and the decision boundary are exact
+(:mod:`geometry.tessellation.boundary`).
+
+Public entry points: :func:`tessellate` (one depth) and :func:`tessellate_all_depths` (all of them).
+"""
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..device import resolve_device
+from ..errors import SplineAtlasError
+from ..network import Network
+from ..slices import Slice, box_domain
+from . import planar
+from .affine import PL_MODULES, StopWalk, activate, maxpool_pairs, walk
+from .boundary import class_cells_2d, propagate_classes, slope_norms
+from .types import LayerSummary, Tessellation2D, Tessellation3D, pack_pattern
+
+DEFAULT_MAX_REGIONS = 1_000_000
+DEFAULT_TOL = 1e-9
+
+Progress = Callable[[float, str], None] | None
+Cancel = Callable[[], bool] | None
+
+
+def domain_polygon(slice_: Slice, domain) -> np.ndarray:
+    """Normalise a 2D domain to a counter-clockwise convex polygon ``(m, 2)`` float64.
+
+    ``domain``: None (the anchors' box plus a margin, else [-1, 1]^2), a box ``[umin, umax, vmin, vmax]``
+    or polygon vertices ``(m, 2)`` (either orientation, must be convex).
+    """
+    if domain is None:
+        anchors = slice_.anchors
+        domain = box_domain(slice_, slice_.to_input(anchors) if len(anchors) >= 2 else None)
+    d = np.asarray(domain, dtype=np.float64)
+    if d.ndim == 1:
+        if d.shape[0] != 4:
+            raise SplineAtlasError(f"a 2D box domain is [umin, umax, vmin, vmax]; got {d.shape[0]} numbers.")
+        u0, u1, v0, v1 = d
+        if not (u1 > u0 and v1 > v0) or not np.all(np.isfinite(d)):
+            raise SplineAtlasError(f"the domain box {d.tolist()} is empty or not finite; give umin < umax and vmin < vmax.")
+        return np.array([[u0, v0], [u1, v0], [u1, v1], [u0, v1]])
+    if d.ndim != 2 or d.shape[1] != 2 or d.shape[0] < 3 or not np.all(np.isfinite(d)):
+        raise SplineAtlasError("a polygon domain needs at least 3 finite (u, v) vertices.")
+    e = np.roll(d, -1, axis=0) - d
+    cr = e[:, 0] * np.roll(e, -1, axis=0)[:, 1] - e[:, 1] * np.roll(e, -1, axis=0)[:, 0]
+    scale = np.abs(e).max() ** 2
+    if np.all(cr <= 1e-12 * scale):
+        d, cr = d[::-1].copy(), -cr
+    if np.any(cr < -1e-12 * scale) or cr.sum() <= 0:
+        raise SplineAtlasError("the domain polygon must be convex (and not degenerate); use its convex hull.")
+    return d
+
+
+def domain_box3(slice_: Slice, domain) -> np.ndarray:
+    """Normalise a 3D domain to a box ``[umin, umax, vmin, vmax, wmin, wmax]`` (6,) float64."""
+    if domain is None:
+        anchors = slice_.anchors
+        domain = box_domain(slice_, slice_.to_input(anchors) if len(anchors) >= 2 else None)
+    d = np.asarray(domain, dtype=np.float64).reshape(-1)
+    if d.shape[0] != 6 or not np.all(np.isfinite(d)) or not np.all(d[1::2] > d[0::2]):
+        raise SplineAtlasError(f"a 3D domain is a box [umin, umax, vmin, vmax, wmin, wmax] with min < max; got {d.tolist()}.")
+    return d
+
+
+def _layer_summaries(net: Network) -> tuple[LayerSummary, ...]:
+    return tuple(LayerSummary(li.index, li.kind, li.width) for li in net.layer_infos)
+
+
+def _prepare(network: Network, slice_: Slice, device, dtype=torch.float64):
+    if not isinstance(network, Network):
+        raise SplineAtlasError("tessellate needs a geometry.network.Network (load one with open_run/load_checkpoint).")
+    network.require_piecewise_affine("exact tessellation")
+    if slice_.ambient_dim != network.input_dim:
+        raise SplineAtlasError(
+            f"the slice lives in R^{slice_.ambient_dim} but the network takes {network.input_dim} inputs; "
+            f"make the slice from this network's data.")
+    dev = resolve_device(device)
+    net = network.to_dtype_device(dtype, dev)
+    k = slice_.dim
+    X0 = torch.empty(1, k + 1, network.input_dim, dtype=dtype, device=dev)
+    X0[0, 0] = torch.as_tensor(slice_.origin, dtype=dtype, device=dev)
+    X0[0, 1:] = torch.as_tensor(slice_.basis.T, dtype=dtype, device=dev)
+    return net, dev, X0.reshape(1, k + 1, *network.input_shape)
+
+
+def layer_lines(module: nn.Module, X: torch.Tensor):
+    """The cut hyperplanes of one nonlinearity on each region: ``(R, n, k+1)`` (a_1..a_k, b) with |a| = 1.
+
+    ReLU/LeakyReLU/Abs: one per neuron (its pre-activation). MaxPool2d: the pairwise differences of the
+    members of each pooling window. Lines that are constant on a region (|a| ~ 0) get a = 0 and b = +-1
+    (they never cut).
+    """
+    R, k1 = X.shape[:2]
+    if isinstance(module, nn.MaxPool2d):
+        C, H, W = X.shape[2:]
+        pairs = maxpool_pairs(module, C, H, W, X.device)
+        flat = X.reshape(R, k1, -1)
+        h = flat[:, :, pairs[:, 0]] - flat[:, :, pairs[:, 1]]
+    else:
+        h = X.reshape(R, k1, -1)
+    a = h[:, 1:, :].transpose(1, 2)          # (R, n, k)
+    b = h[:, 0, :]                           # (R, n)
+    nrm = a.norm(dim=2)
+    scale = nrm.amax(1, keepdim=True) + b.abs().amax(1, keepdim=True) + 1e-300
+    flat_line = nrm <= 1e-13 * scale
+    inv = torch.where(flat_line, torch.zeros_like(nrm), 1.0 / torch.where(flat_line, torch.ones_like(nrm), nrm))
+    a = a * inv.unsqueeze(-1)
+    b = torch.where(flat_line, torch.where(b >= 0, 1.0, -1.0).to(b.dtype), b * inv)
+    return torch.cat([a, b.unsqueeze(-1)], dim=2)
+
+
+def layer_pattern(module: nn.Module, X: torch.Tensor, interior: torch.Tensor) -> torch.Tensor:
+    """Pattern of a nonlinearity on each region from an interior point ``(R, k)``: (R, w) bool or int64."""
+    R, k1 = X.shape[:2]
+    h = X[:, 0] + torch.einsum("rk,rk...->r...", interior, X[:, 1:])
+    if isinstance(module, nn.MaxPool2d):
+        _, idx = torch.nn.functional.max_pool2d(h, module.kernel_size, module.stride, module.padding,
+                                                module.dilation, module.ceil_mode, return_indices=True)
+        return idx.reshape(R, -1)
+    return h.reshape(R, -1) > 0
+
+
+def _interior_points(V: torch.Tensor, cnt: torch.Tensor) -> torch.Tensor:
+    P = V.shape[1]
+    valid = (torch.arange(P, device=V.device)[None, :] < cnt[:, None]).to(V.dtype)
+    return (V * valid.unsqueeze(-1)).sum(1) / cnt.unsqueeze(-1).to(V.dtype)
+
+
+def _ragged(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor):
+    P = V.shape[1]
+    valid = torch.arange(P, device=V.device)[None, :] < cnt[:, None]
+    verts = V[valid].cpu().numpy()
+    labels = E[valid].cpu().numpy().astype(np.int16)
+    offsets = np.zeros(cnt.shape[0] + 1, dtype=np.int64)
+    np.cumsum(cnt.cpu().numpy(), out=offsets[1:])
+    return verts, offsets, labels
+
+
+def tessellate_all_depths(network: Network, slice_: Slice, domain=None, depth: int | None = None, device=None,
+                          max_regions: int = DEFAULT_MAX_REGIONS, tol: float = DEFAULT_TOL,
+                          progress: Progress = None, cancel: Cancel = None, boundary: bool = True):
+    """Tessellations of the slice after layers 1, 1..2, ..., 1..depth (default: all L), in ONE pass.
+
+    Returns a list of ``depth`` :class:`Tessellation2D` (2D slices) or :class:`Tessellation3D` (3D slices),
+    element ``l-1`` for depth l. Only a full-depth pass (``depth`` = L) yields logits maps, slope norms,
+    classes and the decision boundary (the partial depths then get their constant-class labels too).
+    ``domain``: 2D box / convex polygon, 3D box (see :func:`domain_polygon`, :func:`domain_box3`).
+    ``tol``: relative tolerance (times the domain diameter) below which a point counts as on a line.
+    Raises BudgetExceededError beyond ``max_regions`` regions, CancelledError when ``cancel()`` is true,
+    NotPiecewiseAffineError naming the first smooth layer.
+    """
+    if slice_.dim == 3:
+        from .solid import tessellate_all_depths_3d
+
+        return tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions, tol, progress,
+                                        cancel, boundary)
+    t0 = time.perf_counter()
+    L = network.depth
+    target = L if depth is None else int(depth)
+    if not 1 <= target <= L:
+        raise SplineAtlasError(f"depth must be between 1 and {L} (the network's number of nonlinearities); got {depth}.")
+    poly = domain_polygon(slice_, domain)
+    net, dev, X = _prepare(network, slice_, device)
+    dtype = X.dtype
+    eps = tol * float(np.linalg.norm(poly.max(0) - poly.min(0)))
+    layers = _layer_summaries(network)
+    V = torch.as_tensor(poly, dtype=dtype, device=dev).unsqueeze(0)
+    E = torch.full((1, poly.shape[0]), -1, dtype=torch.int16, device=dev)
+    cnt = torch.tensor([poly.shape[0]], dtype=torch.int64, device=dev)
+    state = {"V": V, "E": E, "cnt": cnt, "codes": [], "tor_codes": []}
+    records: list[dict] = []
+
+    def on_nonlinearity(module, j, X):
+        if progress is not None:
+            progress(j / target, f"layer {j + 1}/{target}: cutting {state['V'].shape[0]} regions")
+        lines = layer_lines(module, X)
+        name = f"layer {j + 1} of {L}"
+        V, E, cnt, owner = planar.subdivide(state["V"], state["E"], state["cnt"], lines, eps, j,
+                                            max_regions, name, cancel)
+        interior = _interior_points(V, cnt)
+        Xo = X[owner]
+        pattern = layer_pattern(module, Xo, interior)
+        own_np = owner.cpu().numpy()
+        codes = [c[own_np] for c in state["codes"]] + [pack_pattern(pattern.cpu().numpy(), layers[j].kind)]
+        state.update(V=V, E=E, cnt=cnt, codes=codes)
+        verts, offsets, labels = _ragged(V, E, cnt)
+        records.append(dict(vertices=verts, offsets=offsets, edge_layer=labels, codes=tuple(codes), parent=own_np,
+                            seconds=time.perf_counter() - t0))
+        if j + 1 == target and target < L:
+            raise StopWalk
+        return activate(module, Xo, pattern), owner
+
+    logits = None
+    with torch.no_grad():
+        try:
+            logits = walk(net.layers, X, on_nonlinearity)
+        except StopWalk:
+            pass
+        if target == L and logits is None:
+            raise SplineAtlasError("internal: the walk stopped before the output layer.")  # pragma: no cover
+        full = {}
+        if logits is not None:
+            if progress is not None:
+                progress(0.97, "logits, classes and decision boundary")
+            full = _full_depth_outputs(net, slice_, state, logits, eps, boundary, dev)
+    R_full = records[-1]["offsets"].shape[0] - 1
+    out = []
+    classes_chain = propagate_classes([r["parent"] for r in records], full.get("classes_const"), R_full) \
+        if full else [np.full(r["offsets"].shape[0] - 1, -1, dtype=np.int64) for r in records]
+    device_name = str(dev)
+    nc = network.num_classes
+    for l, rec in enumerate(records):
+        R = rec["offsets"].shape[0] - 1
+        is_full = bool(full) and l == len(records) - 1
+        common = dict(slice=slice_, domain=poly, depth=l + 1, layers=layers, vertices=rec["vertices"],
+                      offsets=rec["offsets"], edge_layer=rec["edge_layer"], codes=rec["codes"], parent=rec["parent"],
+                      classes=full["classes"] if is_full else classes_chain[l],
+                      class_mixed=full["class_mixed"] if is_full else np.zeros(R, dtype=bool),
+                      slope_norm=full["slope_norm"] if is_full else np.full(R, np.nan),
+                      num_classes=nc, tolerance=eps, seconds=rec["seconds"], device=device_name)
+        if full:
+            common.update(boundary_segments=full["segments"], boundary_classes=full["segment_classes"],
+                          boundary_region=full["segment_region"])
+        if is_full:
+            common.update(out_linear=full["out_linear"], out_offset=full["out_offset"],
+                          class_cell_vertices=full["cell_vertices"], class_cell_offsets=full["cell_offsets"],
+                          class_cell_class=full["cell_class"], class_cell_region=full["cell_region"],
+                          seconds=time.perf_counter() - t0)
+        out.append(Tessellation2D(**common))
+    if progress is not None:
+        progress(1.0, f"{out[-1].num_regions} regions in {time.perf_counter() - t0:.2f} s")
+    return out
+
+
+def _full_depth_outputs(net: Network, slice_: Slice, state: dict, logits: torch.Tensor, eps: float,
+                        boundary: bool, dev) -> dict:
+    """Logit maps, classes, slope norms, argmax cells and decision boundary of the final regions."""
+    X = logits.reshape(logits.shape[0], logits.shape[1], -1)         # (R, k+1, C)
+    out_offset = X[:, 0, :]
+    out_linear = X[:, 1:, :].transpose(1, 2).contiguous()            # (R, C, k)
+    V, cnt = state["V"], state["cnt"]
+    cells = class_cells_2d(V, cnt, out_linear, out_offset, eps, compute_cells=boundary)
+    codes = state["codes"]
+    sn = slope_norms(net, slice_, out_linear, codes, dev)
+    return dict(out_linear=out_linear.cpu().numpy(), out_offset=out_offset.cpu().numpy(), slope_norm=sn, **cells)
+
+
+def tessellate(network: Network, slice_: Slice, domain=None, depth: int | None = None, device=None,
+               max_regions: int = DEFAULT_MAX_REGIONS, tol: float = DEFAULT_TOL,
+               progress: Progress = None, cancel: Cancel = None) -> Tessellation2D | Tessellation3D:
+    """The exact tessellation of ``slice_`` (2D or 3D) after ``depth`` layers (default: all).
+
+    Equivalent to ``tessellate_all_depths(...)[-1]``; see there for the arguments. With ``depth < L``
+    the logits are not computed, so classes are -1, slope norms NaN and the decision boundary empty.
+    """
+    return tessellate_all_depths(network, slice_, domain, depth, device, max_regions, tol, progress, cancel)[-1]
