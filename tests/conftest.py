@@ -1,0 +1,30 @@
+"""Shared test set-up.
+
+Qt platform: pytest-xvfb starts a virtual X server when Xvfb is installed (scripts/run-tests.sh
+installs it), so Qt uses xcb there and vispy gets OpenGL (Mesa llvmpipe). Without any display we
+fall back to Qt's offscreen platform, where pyqtgraph works and OpenGL (vispy) tests skip.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_RUNS = ROOT / "assets" / "runs"
+
+
+@pytest.fixture(scope="session")
+def spirals_run_path() -> Path:
+    """The bundled 2D demo run (2-64-64-64-3 MLP on 3-arm spirals)."""
+    return DEMO_RUNS / "spirals"
+
+
+@pytest.fixture(scope="session")
+def digits_run_path() -> Path:
+    """The bundled digits run (small CNN on 1x8x8 images)."""
+    return DEMO_RUNS / "digits"

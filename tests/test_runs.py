@@ -1,0 +1,95 @@
+"""Runs: manifests, folders, single files, reload while training, gaps and mixed architectures."""
+import json
+
+import pytest
+import torch
+
+from geometry.checkpoints import save_checkpoint
+from geometry.datasets import builtin_dataset
+from geometry.errors import DatasetError, RunError
+from geometry.network import Network
+from geometry.runs import open_run
+from geometry.spec import mlp_spec
+from geometry.training import save_schedule, train_run
+
+
+def _folder(tmp_path, epochs, widths=(2, 4, 3)):
+    for e in epochs:
+        torch.manual_seed(e)
+        save_checkpoint(tmp_path / f"epoch_{e:04d}.pt", Network(mlp_spec(list(widths))))
+    return tmp_path
+
+
+def test_demo_runs_open(spirals_run_path, digits_run_path):
+    sp = open_run(spirals_run_path)
+    assert sp.network(0).input_dim == 2 and len(sp) > 40 and sp.dataset.name == "spirals"
+    assert sp.metrics("train_accuracy")[-1] > 0.95
+    dg = open_run(digits_run_path)
+    assert dg.network(-1).input_shape == (1, 8, 8) and dg.class_names[3] == "3"
+
+
+def test_folder_run_with_embedded_specs_and_epoch_lookup(tmp_path):
+    run = open_run(_folder(tmp_path, [0, 5, 10, 15]))
+    assert run.epochs == [0, 5, 10, 15] and run.index_of_epoch(12) == 2
+    assert run.checkpoint_hash(0) != run.checkpoint_hash(1)
+
+
+def test_folder_with_gaps_is_reported(tmp_path):
+    _folder(tmp_path, [0, 5, 10, 20, 25])
+    with pytest.raises(RunError, match=r"gaps: no checkpoint for epoch\(s\) 15"):
+        open_run(tmp_path)
+    assert open_run(tmp_path, allow_gaps=True).warnings
+
+
+def test_mixed_architectures_are_refused(tmp_path):
+    _folder(tmp_path, [0, 1])
+    save_checkpoint(tmp_path / "epoch_0002.pt", Network(mlp_spec([2, 5, 3])))
+    with pytest.raises(RunError, match="mixes architectures: epoch_0002.pt"):
+        open_run(tmp_path)
+
+
+def test_manifest_problems(tmp_path):
+    (tmp_path / "run.json").write_text("{not json")
+    with pytest.raises(RunError, match="not valid JSON"):
+        open_run(tmp_path)
+    (tmp_path / "run.json").write_text(json.dumps({"architecture": mlp_spec([2, 3, 2]), "checkpoints": [{"path": "x.pt", "epoch": 0}]}))
+    with pytest.raises(RunError, match="does not exist"):
+        open_run(tmp_path)
+    with pytest.raises(RunError, match="no run.json"):
+        open_run(tmp_path / ".." / tmp_path.name / "..")
+
+
+def test_run_can_be_reloaded_while_training(tmp_path):
+    ds = builtin_dataset("moons", n=200, seed=1)
+    seen = []
+
+    def progress(frac, msg):
+        if frac >= 0.5 and not seen:
+            seen.append(open_run(tmp_path / "run"))
+
+    train_run(ds, mlp_spec([2, 8, 2]), tmp_path / "run", epochs=6, save_epochs=save_schedule(6, 1), progress=progress)
+    partial = seen[0]
+    n = len(partial)
+    assert 1 <= n < 7
+    assert partial.reload() == 7 - n and partial.epochs[-1] == 6
+
+
+def test_truncated_newest_checkpoint_is_skipped_with_warning(tmp_path):
+    _folder(tmp_path, [0, 1, 2])
+    data = (tmp_path / "epoch_0002.pt").read_bytes()
+    (tmp_path / "epoch_0002.pt").write_bytes(data[:100])
+    run = open_run(tmp_path)
+    assert run.epochs == [0, 1] and "still being written" in run.warnings[0]
+
+
+def test_dataset_that_does_not_fit(tmp_path):
+    run = open_run(_folder(tmp_path, [0, 1], widths=(3, 4, 2)))
+    with pytest.raises(DatasetError, match="3"):
+        run.attach_dataset(builtin_dataset("moons", n=50))
+
+
+def test_training_is_deterministic(tmp_path):
+    ds = builtin_dataset("circles", n=100, seed=0)
+    for name in ("a", "b"):
+        train_run(ds, mlp_spec([2, 6, 2]), tmp_path / name, epochs=3, save_epochs=[3], seed=4)
+    assert (tmp_path / "a" / "epoch_0003.pt").read_bytes() == (tmp_path / "b" / "epoch_0003.pt").read_bytes()
