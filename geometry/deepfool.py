@@ -76,6 +76,7 @@ def prepare_model(net: nn.Module, dtype: torch.dtype = torch.float64, device=Non
     dev = resolve_device(device) if device is not None else _module_device(net)
     # deepcopy, not Network.to_dtype_device: that one reloads weights through a float32 clone
     model = copy.deepcopy(net).to(device=dev, dtype=dtype)
+    model.requires_grad_(False)          # gradients are taken w.r.t. inputs only
     return model.eval()
 
 
