@@ -14,6 +14,7 @@ from geometry.errors import SplineAtlasError
 # Command modules (app/cli/<name>.py). Add a new command group by adding its module here.
 COMMAND_MODULES = [
     "app.cli.foundation_cmds",
+    "app.cli.tessellate_cmd",
 ]
 
 
