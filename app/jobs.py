@@ -1,0 +1,379 @@
+"""The window's engine calls, Qt-free: open a run, choose slices, tessellate, inspect a point, trace paths.
+
+Each function is a thin, testable wrapper over ``geometry`` that the window runs in a worker thread
+(see :mod:`app.qt.workers`) with ``progress(fraction, message)`` and ``cancel() -> bool`` callables.
+Results are small frozen dataclasses; nothing here draws. Heavy results are cached in a
+:class:`geometry.cache.ResultCache` keyed by (checkpoint content hash, slice, window, settings).
+"""
+from __future__ import annotations
+
+import importlib
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from geometry.cache import ResultCache, cache_key
+from geometry.datasets import Dataset
+from geometry.errors import CancelledError, SplineAtlasError
+from geometry.slices import Slice, box_domain
+
+from .state import SliceChoice
+
+Progress = Callable[[float, str], None] | None
+Cancel = Callable[[], bool] | None
+
+TESSELLATION_VERSION = 1  # bump when what is cached under a tessellation key changes
+
+
+def engine_available(module: str, name: str) -> bool:
+    """Whether ``geometry.<module>`` exists and defines ``name`` (engines land while the app is built)."""
+    try:
+        return hasattr(importlib.import_module(f"geometry.{module}"), name)
+    except ImportError:
+        return False
+
+
+def _engine(module: str, name: str):
+    return getattr(importlib.import_module(f"geometry.{module}"), name)
+
+
+# -- runs ------------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class RunBundle:
+    """An opened run plus the facts the window shows without touching the engine again.
+
+    run: geometry.runs.Run; dataset: Dataset | None; input_dim D; depth L (number of nonlinearities);
+    num_classes C; class_names (C,); image_shape: e.g. (1, 8, 8) when inputs are images, else None.
+    piecewise_affine: whether exact tessellation applies.
+    """
+
+    path: str
+    run: object
+    dataset: Dataset | None
+    input_dim: int
+    depth: int
+    num_classes: int
+    class_names: tuple[str, ...]
+    image_shape: tuple[int, ...] | None
+    layer_names: tuple[str, ...]
+    piecewise_affine: bool
+
+    @property
+    def name(self) -> str:
+        return self.run.name
+
+    @property
+    def epochs(self) -> list[int]:
+        return self.run.epochs
+
+    def points(self) -> tuple[np.ndarray, np.ndarray]:
+        """(N, D) float64 training inputs and (N,) labels (empty when the run has no dataset)."""
+        if self.dataset is None:
+            return np.zeros((0, self.input_dim)), np.zeros(0, dtype=np.int64)
+        return self.dataset.X_train.astype(np.float64), self.dataset.y_train
+
+
+def open_run_bundle(path: str | Path, progress: Progress = None, cancel: Cancel = None) -> RunBundle:
+    """Open a run, checkpoint or run folder, load its last network and dataset. Raises SplineAtlasError."""
+    from geometry.runs import open_run
+
+    if progress:
+        progress(0.1, f"reading {Path(path).name}")
+    run = open_run(path)
+    if len(run) == 0:
+        raise SplineAtlasError(f"{path} holds no checkpoints.")
+    if progress:
+        progress(0.5, "loading the last checkpoint")
+    net = run.network(len(run) - 1)
+    try:
+        ds = run.dataset
+    except SplineAtlasError:
+        ds = None
+    img = tuple(ds.image_shape) if ds is not None and ds.image_shape else (
+        tuple(net.input_shape) if len(net.input_shape) == 3 else None)
+    names = tuple(f"{i + 1}: {li.kind} ({li.width})" for i, li in enumerate(net.layer_infos))
+    return RunBundle(str(path), run, ds, net.input_dim, net.depth, net.num_classes if net.num_classes > 1 else 2,
+                     tuple(run.class_names), img, names, net.is_piecewise_affine)
+
+
+# -- slices ----------------------------------------------------------------------------------------
+def square_window(window, pad: float = 0.0) -> tuple[float, float, float, float]:
+    """Grow the shorter side of (umin, umax, vmin, vmax) so both sides are equal (plus ``pad`` of the side)."""
+    u0, u1, v0, v1 = (float(x) for x in window)
+    cu, cv = (u0 + u1) / 2, (v0 + v1) / 2
+    half = max(u1 - u0, v1 - v0, 1e-6) / 2 * (1 + pad)
+    return (cu - half, cu + half, cv - half, cv + half)
+
+
+def default_slice_choice(bundle: RunBundle) -> SliceChoice:
+    """The input plane for 2D-input nets; else the plane through three training points of different classes."""
+    if bundle.input_dim == 2:
+        return SliceChoice("input")
+    X, y = bundle.points()
+    if len(X) >= 3:
+        idx: list[int] = []
+        for c in np.unique(y):
+            idx.append(int(np.flatnonzero(y == c)[0]))
+            if len(idx) == 3:
+                break
+        for i in range(len(X)):  # fewer than 3 classes: fill with other points
+            if len(idx) == 3:
+                break
+            if i not in idx:
+                idx.append(i)
+        return SliceChoice("points", tuple(idx))
+    return SliceChoice("pca" if len(X) else "random")
+
+
+def make_slice(bundle: RunBundle, choice: SliceChoice, epoch_index: int = -1,
+               progress: Progress = None, cancel: Cancel = None) -> tuple[Slice, tuple[float, float, float, float]]:
+    """Build the slice for ``choice`` and its home window (a square around the defining points / data).
+
+    kinds: "input" (2D-input nets), "points" (3 dataset indices), "deepfool" (index i: the plane through
+    x_i spanned by its DeepFool direction r(x_i) and a random direction with ``choice.seed``), "pca".
+    """
+    X, y = bundle.points()
+    kind = choice.kind
+    if kind == "input":
+        if bundle.input_dim != 2:
+            raise SplineAtlasError(f"the input plane is a 2D slice only for 2-input networks; this one has "
+                                   f"{bundle.input_dim} inputs. Pick three points, a DeepFool plane or PCA.")
+        sl = Slice.input_plane(2)
+        win = box_domain(sl, X if len(X) else None, margin=0.08)
+    elif kind == "points":
+        if len(choice.indices) != 3 or len(X) == 0:
+            raise SplineAtlasError("a slice through points needs three dataset points; pick them in the data browser.")
+        pts = X[list(choice.indices)]
+        sl = Slice.through_points(pts, description=f"plane through points {', '.join(map(str, choice.indices))}")
+        a = sl.anchors
+        lo, hi = a.min(0), a.max(0)
+        span = max(float((hi - lo).max()), 1e-3)
+        win = (lo[0] - 0.35 * span, hi[0] + 0.35 * span, lo[1] - 0.35 * span, hi[1] + 0.35 * span)
+    elif kind == "deepfool":
+        from geometry.deepfool import deepfool
+
+        if len(choice.indices) != 1 or len(X) == 0:
+            raise SplineAtlasError("a DeepFool slice needs one dataset point; pick it in the data browser.")
+        x = X[choice.indices[0]]
+        net = bundle.run.network(epoch_index)
+        res = deepfool(net, x[None], cancel=cancel)
+        r = res.perturbation[0]
+        if not np.linalg.norm(r) > 0:
+            raise SplineAtlasError("DeepFool found no boundary direction at this point; pick another point.")
+        w = np.random.default_rng(choice.seed).standard_normal(x.shape[0])
+        sl = Slice.from_directions(x, np.stack([r, w]), anchors=np.stack([x, x + r]),
+                                   description=f"point {choice.indices[0]} + DeepFool direction + random direction")
+        s = 2.5 * float(np.linalg.norm(r))
+        win = (-s, s, -s, s)
+    elif kind == "pca":
+        if len(X) < 3:
+            raise SplineAtlasError("a PCA slice needs the run's dataset; this run has none.")
+        sl = Slice.pca(X)
+        win = box_domain(sl, X, margin=0.05)
+    else:
+        raise SplineAtlasError(f"unknown slice kind {kind!r}.")
+    return sl, square_window(win)
+
+
+# -- tessellation ----------------------------------------------------------------------------------
+def tessellation_key(bundle: RunBundle, epoch_index: int, slice_: Slice, window, max_regions: int) -> str:
+    return cache_key("tessellation-2d", TESSELLATION_VERSION, bundle.run.checkpoint_hash(epoch_index),
+                     slice_.origin, slice_.basis, np.asarray(window, dtype=np.float64), int(max_regions))
+
+
+def tessellate_all(bundle: RunBundle, epoch_index: int, slice_: Slice, window, max_regions: int,
+                   cache: ResultCache | None = None, progress: Progress = None, cancel: Cancel = None) -> list:
+    """Exact tessellation of ``window`` of the slice at every depth 1..L (list of Tessellation2D), cached."""
+    key = tessellation_key(bundle, epoch_index, slice_, window, max_regions)
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+    tessellate_all_depths = _engine("tessellation", "tessellate_all_depths")
+    net = bundle.run.network(epoch_index)
+    u0, u1, v0, v1 = (float(w) for w in window)
+    result = tessellate_all_depths(net, slice_, np.array([u0, u1, v0, v1]), max_regions=max_regions,
+                                   progress=progress, cancel=cancel)
+    result = list(result)
+    if cache is not None:
+        cache.put(key, result)
+    return result
+
+
+def tile_values(tess_by_depth: list, depth: int, mode: str) -> np.ndarray:
+    """(R,) per-region values used for colouring at ``depth`` (1-based) in colour ``mode``.
+
+    class: int class (-1 unknown); slope: ||A_w|| (NaN at partial depth); hash: uint32 hash of the
+    activation codes of layers 1..depth; layer: 1-based layer that last split the region's ancestor (0: never).
+    """
+    t = tess_by_depth[depth - 1]
+    if mode == "class":
+        return np.asarray(t.classes)
+    if mode == "slope":
+        return np.asarray(t.slope_norm, dtype=np.float64)
+    if mode == "hash":
+        codes = [np.ascontiguousarray(c).view(np.uint8).reshape(t.num_regions, -1) for c in t.codes]
+        joined = np.concatenate(codes, axis=1) if codes else np.zeros((t.num_regions, 1), np.uint8)
+        return np.array([zlib.crc32(row.tobytes()) for row in joined], dtype=np.uint32)
+    if mode == "layer":
+        return layer_of_origin(tess_by_depth, depth)
+    raise ValueError(mode)
+
+
+def layer_of_origin(tess_by_depth: list, depth: int) -> np.ndarray:
+    """(R,) int: for each region at ``depth``, the deepest layer (1-based) at which its ancestor was cut
+    into several pieces (0 when the region is the whole domain, never cut)."""
+    R = tess_by_depth[depth - 1].num_regions
+    origin = np.zeros(R, dtype=np.int64)
+    idx = np.arange(R)
+    todo = np.ones(R, dtype=bool)
+    for j in range(depth, 0, -1):
+        t = tess_by_depth[j - 1]
+        if j == 1:
+            split = np.full(t.num_regions, t.num_regions > 1)
+        else:
+            counts = np.bincount(t.parent, minlength=tess_by_depth[j - 2].num_regions)
+            split = counts[t.parent] > 1
+        hit = todo & split[idx]
+        origin[hit] = j
+        todo &= ~hit
+        if j > 1:
+            idx = t.parent[idx]
+    return origin
+
+
+# -- forward-pass views ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ClassMap:
+    """Predicted class on an n x n grid of the window (a quick preview while the exact tiles compute).
+
+    classes: (n, n) int64 indexed [iu, iv]; confidence: (n, n) float64 max probability; window: (4,).
+    """
+
+    classes: np.ndarray
+    confidence: np.ndarray
+    window: tuple[float, float, float, float]
+
+
+def class_map(bundle: RunBundle, epoch_index: int, slice_: Slice, window, n: int = 160) -> ClassMap:
+    u0, u1, v0, v1 = window
+    uu, vv = np.meshgrid(np.linspace(u0, u1, n), np.linspace(v0, v1, n), indexing="ij")
+    U = np.stack([uu.ravel(), vv.ravel()], 1)
+    net = bundle.run.network(epoch_index)
+    with torch.no_grad():
+        logits = net(torch.as_tensor(slice_.to_input(U), dtype=torch.float32))
+        p = _probs(logits)
+    return ClassMap(p.argmax(1).reshape(n, n), p.max(1).reshape(n, n), tuple(window))
+
+
+def _probs(logits: torch.Tensor) -> np.ndarray:
+    """(N, C) probabilities; a single-logit net gives (N, 2) = (1 - s, s)."""
+    logits = logits.double()
+    if logits.shape[1] == 1:
+        s = torch.sigmoid(logits[:, 0])
+        return torch.stack([1 - s, s], 1).numpy()
+    return torch.softmax(logits, 1).numpy()
+
+
+# -- inspecting a point ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PointReport:
+    """What the inspector shows for one point of the slice.
+
+    u: (2,) slice coordinates; x: (D,) input point; probs: (C,); predicted: int.
+    active: per layer (number of active units, width). region: index of the tile at the current depth
+    (-1 if no tessellation); region_count: number of tiles; pattern_hash: 8 hex digits of the pattern.
+    slope_norm: ||A_w|| of the full-depth region (NaN if unknown); boundary_distance_slice: distance in u
+    to the nearest exact decision-boundary segment of the slice (NaN if none); deepfool_distance:
+    ||r(x)|| of DeepFool in the full input space (NaN if unavailable); trace_g: Tr G(x) (NaN if unavailable);
+    centroid: (D,) power-diagram centroid of layer ``centroid_layer`` (None if unavailable);
+    region_info: dict of full-input-space region facts (active bits, neighbours, Chebyshev radius) when
+    the region toolbox is available.
+    """
+
+    u: tuple[float, float]
+    x: np.ndarray
+    probs: np.ndarray
+    predicted: int
+    active: tuple[tuple[int, int], ...]
+    region: int
+    region_count: int
+    pattern_hash: str
+    slope_norm: float
+    boundary_distance_slice: float
+    deepfool_distance: float
+    trace_g: float
+    centroid: np.ndarray | None
+    centroid_layer: int
+    region_info: dict
+
+
+def inspect_point(bundle: RunBundle, epoch_index: int, slice_: Slice, u, depth: int,
+                  tess_by_depth: list | None = None, progress: Progress = None, cancel: Cancel = None) -> PointReport:
+    """Everything the inspector shows for the point ``u`` (2,) of the slice, at the given epoch and depth."""
+    u = np.asarray(u, dtype=np.float64).reshape(2)
+    x = slice_.to_input(u[None])[0]
+    net = bundle.run.network(epoch_index)
+    with torch.no_grad():
+        tr = net.trace(torch.as_tensor(x[None], dtype=torch.float32))
+    probs = _probs(tr.logits)[0]
+    active = tuple((int(p.sum()) if p.dtype == torch.bool else -1, int(p.shape[1])) for p in tr.patterns)
+    pats = [p[0].numpy().astype(np.uint8).tobytes() for p in tr.patterns[:depth]]
+    phash = f"{zlib.crc32(b''.join(pats)):08x}"
+    region, count, slope, bdist = -1, 0, float("nan"), float("nan")
+    if tess_by_depth:
+        t = tess_by_depth[depth - 1]
+        count = t.num_regions
+        region = int(t.region_of(u[None])[0])
+        full = tess_by_depth[-1]
+        rf = int(full.region_of(u[None])[0])
+        if rf >= 0:
+            slope = float(full.slope_norm[rf])
+        seg = full.boundary_segments
+        if len(seg):
+            bdist = float(_point_segment_distance(u, seg).min())
+    if progress:
+        progress(0.3, "local data matrix")
+    trace_g = float("nan")
+    if engine_available("local_data_matrix", "local_data_matrix"):
+        ldm = _engine("local_data_matrix", "local_data_matrix")(net, x[None], cancel=cancel)
+        trace_g = float(ldm.trace[0])
+    if progress:
+        progress(0.5, "DeepFool")
+    df = float("nan")
+    if engine_available("deepfool", "deepfool"):
+        res = _engine("deepfool", "deepfool")(net, x[None], cancel=cancel)
+        if bool(res.converged[0]):
+            df = float(res.norms[0])
+    centroid, clayer = None, depth
+    if engine_available("power_diagram", "centroids"):
+        c = _engine("power_diagram", "centroids")(net, x[None], layer=depth - 1)
+        centroid = np.asarray(getattr(c, "centroids", c))[0]
+    info: dict = {}
+    if progress:
+        progress(0.8, "region geometry")
+    if engine_available("regions", "region_report") and x.shape[0] <= 64:
+        try:
+            rep = _engine("regions", "region_report")(net, x)
+            info = {k: getattr(rep, k) for k in ("active_bits", "neighbours", "chebyshev_radius") if hasattr(rep, k)}
+        except SplineAtlasError as exc:
+            info = {"error": str(exc)}
+    return PointReport((float(u[0]), float(u[1])), x, probs, int(probs.argmax()), active, region, count, phash,
+                       slope, bdist, df, trace_g, centroid, clayer, info)
+
+
+def _point_segment_distance(p: np.ndarray, seg: np.ndarray) -> np.ndarray:
+    """(S,) distances from point p (2,) to segments seg (S, 2, 2)."""
+    a, b = seg[:, 0], seg[:, 1]
+    ab = b - a
+    t = np.clip(np.einsum("ij,ij->i", p - a, ab) / np.maximum(np.einsum("ij,ij->i", ab, ab), 1e-300), 0, 1)
+    return np.linalg.norm(a + t[:, None] * ab - p, axis=1)
+
+
+def check_cancel(cancel: Cancel, what: str) -> None:
+    if cancel is not None and cancel():
+        raise CancelledError(f"{what} was cancelled.")

@@ -1,0 +1,36 @@
+"""Start the desktop application: ``launch(argv) -> exit code`` (called by ``splineatlas`` with no command).
+
+``argv``: optional PATH (run.json, run folder, checkpoint or session .json). With no PATH the bundled
+demo run ``assets/runs/spirals`` opens. High-DPI scaling is on by default in Qt 6.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+DEMO_RUN = Path(__file__).resolve().parents[2] / "assets" / "runs" / "spirals"
+
+
+def launch(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="splineatlas", description="Open the Spline Atlas window.")
+    parser.add_argument("path", nargs="?", help="run.json, run folder, checkpoint or session file "
+                                                "(default: the bundled spirals demo run)")
+    args, qt_args = parser.parse_known_args(list(argv or []))
+
+    from PySide6.QtWidgets import QApplication
+
+    from .main_window import APP, ORG, MainWindow
+
+    app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
+    app.setOrganizationName(ORG)
+    app.setApplicationName(APP)
+    win = MainWindow()
+    win.show()
+    target = args.path or (str(DEMO_RUN) if DEMO_RUN.exists() else None)
+    if target:
+        win.open_path(target)
+    else:
+        win._set_status("Open a run with File > Open (Ctrl+O) or drop a file on the window.")
+    return int(app.exec())

@@ -1,0 +1,346 @@
+"""The 2D slice view (pyqtgraph): exact tiles, edges by layer, decision boundary, data, sites, paths.
+
+The view computes nothing: the window pushes arrays in through ``set_*`` methods and the view turns
+them into a handful of graphics items. All tiles of a tessellation are drawn by one
+:class:`TilesItem` holding one ``QPainterPath`` per distinct colour (built with
+``pyqtgraph.arrayToQPath`` from the ragged vertex arrays, no Python loop over polygons), and all
+edges by at most three paths (newest layer, older layers, domain) — so 10k+ regions stay one item.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen, QPicture
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from .theme import BOUNDARY_COLOR, Theme, class_color
+
+
+def polygons_path(vertices: np.ndarray, offsets: np.ndarray) -> QPainterPath:
+    """One QPainterPath with every polygon (vertices (V, 2), offsets (R+1,)) as a closed subpath."""
+    if len(offsets) < 2 or len(vertices) == 0:
+        return QPainterPath()
+    starts = offsets[:-1]
+    # repeat each polygon's first vertex after its last one, then break the line there
+    idx = np.insert(np.arange(len(vertices)), offsets[1:], starts)
+    connect = np.ones(len(idx), dtype=np.int32)
+    ends = offsets[1:] + np.arange(1, len(offsets))  # position of the repeated first vertex
+    connect[ends - 1] = 0
+    pts = vertices[idx]
+    path = pg.arrayToQPath(pts[:, 0], pts[:, 1], connect=connect, finiteCheck=False)
+    path.setFillRule(Qt.FillRule.WindingFill)
+    return path
+
+
+def segments_path(segments: np.ndarray) -> QPainterPath:
+    """One QPainterPath of disjoint segments (S, 2, 2)."""
+    if len(segments) == 0:
+        return QPainterPath()
+    pts = np.ascontiguousarray(segments.reshape(-1, 2))
+    return pg.arrayToQPath(pts[:, 0], pts[:, 1], connect="pairs", finiteCheck=False)
+
+
+class TilesItem(pg.GraphicsObject):
+    """All tiles and edges of one tessellation, painted from a pre-recorded QPicture."""
+
+    def __init__(self):
+        super().__init__()
+        self._fills: list[tuple[QPainterPath, QColor]] = []
+        self._lines: list[tuple[QPainterPath, QPen]] = []
+        self._rect = QRectF()
+        self._picture: QPicture | None = None
+        self.num_tiles = 0
+
+    def set_data(self, vertices: np.ndarray, offsets: np.ndarray, rgba: np.ndarray,
+                 edge_groups: list[tuple[np.ndarray, QPen]] = ()) -> None:
+        """vertices (V, 2), offsets (R+1,), rgba (R, 4) uint8 tile colours; edge_groups: (segments (E,2,2), pen)."""
+        self.prepareGeometryChange()
+        self._fills, self._lines = [], []
+        R = len(offsets) - 1
+        self.num_tiles = R
+        if R > 0:
+            rgba = np.ascontiguousarray(rgba, dtype=np.uint8)
+            keys = rgba.view(np.uint32).reshape(-1)
+            uniq, inverse = np.unique(keys, return_inverse=True)
+            counts = np.diff(offsets)
+            for k, key in enumerate(uniq):
+                sel = np.flatnonzero(inverse == k)
+                sub_counts = counts[sel]
+                sub_off = np.concatenate([[0], np.cumsum(sub_counts)])
+                vidx = np.repeat(offsets[sel] - sub_off[:-1], sub_counts) + np.arange(sub_off[-1])
+                col = QColor(*[int(c) for c in rgba[sel[0]]])
+                self._fills.append((polygons_path(vertices[vidx], sub_off), col))
+        for seg, pen in edge_groups:
+            if len(seg):
+                self._lines.append((segments_path(seg), pen))
+        if len(vertices):
+            lo, hi = vertices.min(0), vertices.max(0)
+            self._rect = QRectF(lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1])
+        else:
+            self._rect = QRectF()
+        self._picture = None
+        self.update()
+
+    def clear(self) -> None:
+        self.set_data(np.zeros((0, 2)), np.zeros(1, dtype=np.int64), np.zeros((0, 4), np.uint8))
+
+    def _record(self) -> QPicture:
+        pic = QPicture()
+        p = QPainter(pic)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        p.setPen(Qt.PenStyle.NoPen)
+        for path, col in self._fills:
+            p.setBrush(QBrush(col))
+            p.drawPath(path)
+        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        p.setBrush(Qt.BrushStyle.NoBrush)
+        for path, pen in self._lines:
+            p.setPen(pen)
+            p.drawPath(path)
+        p.end()
+        return pic
+
+    def paint(self, painter: QPainter, *args) -> None:
+        if self._picture is None:
+            self._picture = self._record()
+        self._picture.play(painter)
+
+    def boundingRect(self) -> QRectF:
+        return self._rect
+
+
+def cosmetic_pen(color, width: float, style=Qt.PenStyle.SolidLine) -> QPen:
+    pen = QPen(QColor(color), width)
+    pen.setCosmetic(True)
+    pen.setStyle(style)
+    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+    return pen
+
+
+class SliceView(QWidget):
+    """The 2D slice plot. Signals: ``clicked(u, v)`` (left click in the plot) and
+    ``window_changed((umin, umax, vmin, vmax))`` (visible range after zoom/pan, debounced)."""
+
+    clicked = Signal(float, float)
+    window_changed = Signal(object)
+
+    def __init__(self, theme: Theme, parent: QWidget | None = None, debounce_ms: int = 250):
+        super().__init__(parent)
+        self.theme = theme
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.plot = pg.PlotWidget(background=theme.background)
+        lay.addWidget(self.plot)
+        pi = self.plot.getPlotItem()
+        self.plot_item = pi
+        pi.setLabel("bottom", "u", units="slice coordinate")
+        pi.setLabel("left", "v", units="slice coordinate")
+        pi.showGrid(False, False)
+        pi.setMenuEnabled(False)
+        pi.hideButtons()
+        self.vb = pi.getViewBox()
+        self.vb.setAspectLocked(True)
+        self.vb.setDefaultPadding(0.0)
+
+        self.preview = pg.ImageItem()
+        self.preview.setZValue(-20)
+        pi.addItem(self.preview)
+        self.tiles = TilesItem()
+        self.tiles.setZValue(-10)
+        pi.addItem(self.tiles)
+        self.boundary = pg.PlotCurveItem(pen=cosmetic_pen(BOUNDARY_COLOR, 2.4), connect="pairs")
+        self.boundary.setZValue(5)
+        pi.addItem(self.boundary)
+        self.points = pg.ScatterPlotItem(size=6, pxMode=True)
+        self.points.setZValue(10)
+        pi.addItem(self.points)
+        self.sites = pg.ScatterPlotItem(size=7, symbol="x", pxMode=True,
+                                        pen=pg.mkPen(theme.foreground, width=1.2), brush=None)
+        self.sites.setZValue(11)
+        pi.addItem(self.sites)
+        self.anchors = pg.ScatterPlotItem(size=16, symbol="star", pxMode=True,
+                                          pen=pg.mkPen(theme.foreground, width=1.2), brush=pg.mkBrush("#ffd400"))
+        self.anchors.setZValue(20)
+        pi.addItem(self.anchors)
+        self.picks = pg.ScatterPlotItem(size=14, symbol="o", pxMode=True,
+                                        pen=pg.mkPen("#ff00aa", width=2.5), brush=None)
+        self.picks.setZValue(30)
+        pi.addItem(self.picks)
+        self.inspected = pg.ScatterPlotItem(size=18, symbol="crosshair", pxMode=True,
+                                            pen=pg.mkPen(theme.foreground, width=2.2), brush=None)
+        self.inspected.setZValue(31)
+        pi.addItem(self.inspected)
+        self._path_items: list = []
+
+        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"),
+                                        label="‖A_ω‖₂ (slope norm)", interactive=False, width=14)
+        pi.layout.addItem(self.colorbar, 2, 5)
+        self.colorbar.setVisible(False)
+
+        self.legend = pg.LegendItem(offset=(-8, 8), labelTextSize="9pt", brush=pg.mkBrush(self._legend_bg()),
+                                    pen=pg.mkPen(theme.foreground, width=0.5))
+        self.legend.setParentItem(self.vb)
+        self._legend_entries: list = []
+
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(debounce_ms)
+        self._debounce.timeout.connect(self._emit_window)
+        self._suppress_range = False
+        self.vb.sigRangeChanged.connect(self._on_range_changed)
+        self.plot.scene().sigMouseClicked.connect(self._on_click)
+
+    def _legend_bg(self) -> QColor:
+        c = QColor(self.theme.background)
+        c.setAlpha(215)
+        return c
+
+    # -- window ------------------------------------------------------------------------------
+    def visible_window(self) -> tuple[float, float, float, float]:
+        (u0, u1), (v0, v1) = self.vb.viewRange()
+        return (float(u0), float(u1), float(v0), float(v1))
+
+    def show_window(self, window) -> None:
+        """Make ``window`` visible (aspect stays 1:1, so one side may show more)."""
+        u0, u1, v0, v1 = window
+        self._suppress_range = True
+        try:
+            self.vb.setRange(xRange=(u0, u1), yRange=(v0, v1), padding=0.0)
+        finally:
+            self._suppress_range = False
+
+    def _on_range_changed(self, *args) -> None:
+        if not self._suppress_range:
+            self._debounce.start()
+
+    def _emit_window(self) -> None:
+        self.window_changed.emit(self.visible_window())
+
+    def flush_window(self) -> None:
+        """Emit the pending debounced window now (tests, and before saving a session)."""
+        if self._debounce.isActive():
+            self._debounce.stop()
+            self._emit_window()
+
+    def _on_click(self, ev) -> None:
+        if ev.button() != Qt.MouseButton.LeftButton or ev.double():
+            return
+        pos = ev.scenePos()
+        if not self.vb.sceneBoundingRect().contains(pos):
+            return
+        p = self.vb.mapSceneToView(pos)
+        ev.accept()
+        self.clicked.emit(float(p.x()), float(p.y()))
+
+    # -- data ----------------------------------------------------------------------------------
+    def set_preview(self, rgba: np.ndarray | None, window=None) -> None:
+        """A low-resolution image (n, n, 4) uint8 indexed [iu, iv] over ``window``, or None to hide it."""
+        if rgba is None:
+            self.preview.setVisible(False)
+            return
+        self.preview.setImage(rgba, autoLevels=False)
+        u0, u1, v0, v1 = window
+        self.preview.setRect(QRectF(u0, v0, u1 - u0, v1 - v0))
+        self.preview.setVisible(True)
+
+    def set_tiles(self, vertices, offsets, rgba, edge_vertices=None, edge_offsets=None,
+                  edge_layer: np.ndarray | None = None, depth: int = 1, show_edges: bool = True) -> None:
+        """Fill polygons (vertices (V,2), offsets (R+1,), rgba (R,4) uint8) and draw the edges of the polygons
+        (edge_vertices, edge_offsets, edge_layer (V',) 0-based layer per edge, -1 domain): layer depth-1
+        dark, earlier layers grey, the domain outline always."""
+        groups = []
+        if edge_layer is not None and edge_vertices is not None and len(edge_vertices):
+            ev, eo = np.asarray(edge_vertices, np.float64), np.asarray(edge_offsets, np.int64)
+            nxt = np.arange(1, len(ev) + 1)
+            nxt[eo[1:] - 1] = eo[:-1]
+            seg = np.stack([ev, ev[nxt]], axis=1)
+            el = np.asarray(edge_layer)
+            th = self.theme
+            if show_edges:
+                groups.append((seg[(el >= 0) & (el < depth - 1)], cosmetic_pen(th.edge_old, 0.7)))
+                groups.append((seg[el == depth - 1], cosmetic_pen(th.edge_new, 1.1)))
+            groups.append((seg[el < 0], cosmetic_pen(th.edge_domain, 1.3)))
+        self.tiles.set_data(np.asarray(vertices, np.float64), np.asarray(offsets, np.int64), rgba, groups)
+
+    def clear_tiles(self) -> None:
+        self.tiles.clear()
+        self.boundary.setData([], [])
+
+    def set_boundary(self, segments: np.ndarray | None) -> None:
+        """Decision-boundary segments (S, 2, 2) in red, or None/empty to hide."""
+        if segments is None or len(segments) == 0:
+            self.boundary.setData([], [])
+            return
+        pts = segments.reshape(-1, 2)
+        self.boundary.setData(pts[:, 0], pts[:, 1], connect="pairs")
+
+    def set_points(self, u: np.ndarray, labels: np.ndarray, alpha: int = 230) -> None:
+        """Dataset points (N, 2) in slice coordinates coloured by label (their projections for D > 2)."""
+        if len(u) == 0:
+            self.points.setData([], [])
+            return
+        brushes = [pg.mkBrush(class_color(int(c), alpha)) for c in labels]
+        edge = QColor(self.theme.background)
+        edge.setAlpha(min(alpha, 200))
+        self.points.setData(u[:, 0], u[:, 1], brush=brushes, pen=pg.mkPen(edge, width=0.8))
+
+    def set_sites(self, u: np.ndarray | None) -> None:
+        self.sites.setData([] if u is None else u[:, 0], [] if u is None else u[:, 1])
+
+    def set_anchors(self, u: np.ndarray | None) -> None:
+        if u is None or len(u) == 0:
+            self.anchors.setData([], [])
+        else:
+            self.anchors.setData(u[:, 0], u[:, 1])
+
+    def set_picks(self, picks) -> None:
+        p = np.asarray(picks, dtype=np.float64).reshape(-1, 2)
+        self.picks.setData(p[:, 0], p[:, 1])
+
+    def set_inspected(self, p) -> None:
+        if p is None:
+            self.inspected.setData([], [])
+        else:
+            self.inspected.setData([p[0]], [p[1]])
+
+    def set_paths(self, paths: list[tuple[str, np.ndarray, float, QColor]]) -> None:
+        """Paths as (label, u (n, 2) projected points, max distance from the plane, colour)."""
+        for it in self._path_items:
+            self.plot_item.removeItem(it)
+        self._path_items = []
+        for label, u, off, col in paths:
+            if len(u) == 0:
+                continue
+            line = pg.PlotDataItem(u[:, 0], u[:, 1], pen=cosmetic_pen(col, 2.6),
+                                   symbol="o", symbolSize=4, symbolBrush=col, symbolPen=None)
+            ends = pg.ScatterPlotItem([u[0, 0], u[-1, 0]], [u[0, 1], u[-1, 1]], size=11,
+                                      symbol="o", brush=[pg.mkBrush(col), pg.mkBrush(self.theme.background)],
+                                      pen=pg.mkPen(col, width=2))
+            text = pg.TextItem(f"{label}" + (f"  ⟂{off:.2g}" if off > 1e-9 else ""), color=col, anchor=(0, 1))
+            text.setPos(u[-1, 0], u[-1, 1])
+            for it in (line, ends, text):
+                it.setZValue(25)
+                self.plot_item.addItem(it)
+                self._path_items.append(it)
+
+    def set_colorbar(self, levels: tuple[float, float] | None) -> None:
+        if levels is None:
+            self.colorbar.setVisible(False)
+        else:
+            lo, hi = levels
+            self.colorbar.setLevels((lo, hi if hi > lo else lo + 1e-9))
+            self.colorbar.setVisible(True)
+
+    def set_legend(self, entries: list[tuple[str, dict]]) -> None:
+        """entries: (label, style) where style has 'line' (pen) or 'brush' (a filled square/circle)."""
+        self.legend.clear()
+        self._legend_entries = []
+        for label, style in entries:
+            if "line" in style:
+                item = pg.PlotDataItem([0, 1], [0, 0], pen=style["line"])
+            else:
+                item = pg.ScatterPlotItem(symbol=style.get("symbol", "s"), size=10, brush=style["brush"],
+                                          pen=style.get("pen", pg.mkPen(None)))
+            self._legend_entries.append(item)
+            self.legend.addItem(item, label)
