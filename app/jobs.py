@@ -291,8 +291,6 @@ class PointReport:
     to the nearest exact decision-boundary segment of the slice (NaN if none); deepfool_distance:
     ||r(x)|| of DeepFool in the full input space (NaN if unavailable); trace_g: Tr G(x) (NaN if unavailable);
     centroid: (D,) power-diagram centroid of layer ``centroid_layer`` (None if unavailable);
-    region_info: dict of full-input-space region facts (active bits, neighbours, Chebyshev radius) when
-    the region toolbox is available.
     """
 
     u: tuple[float, float]
@@ -309,7 +307,6 @@ class PointReport:
     trace_g: float
     centroid: np.ndarray | None
     centroid_layer: int
-    region_info: dict
 
 
 def inspect_point(bundle: RunBundle, epoch_index: int, slice_: Slice, u, depth: int,
@@ -350,20 +347,11 @@ def inspect_point(bundle: RunBundle, epoch_index: int, slice_: Slice, u, depth: 
         if bool(res.converged[0]):
             df = float(res.norms[0])
     centroid, clayer = None, depth
-    if engine_available("power_diagram", "centroids"):
-        c = _engine("power_diagram", "centroids")(net, x[None], layer=depth - 1)
-        centroid = np.asarray(getattr(c, "centroids", c))[0]
-    info: dict = {}
-    if progress:
-        progress(0.8, "region geometry")
-    if engine_available("regions", "region_report") and x.shape[0] <= 64:
-        try:
-            rep = _engine("regions", "region_report")(net, x)
-            info = {k: getattr(rep, k) for k in ("active_bits", "neighbours", "chebyshev_radius") if hasattr(rep, k)}
-        except SplineAtlasError as exc:
-            info = {"error": str(exc)}
+    if engine_available("power_diagram", "centroids") and bundle.piecewise_affine:
+        c = _engine("power_diagram", "centroids")(net, x[None], [depth - 1], cancel=cancel)
+        centroid = np.asarray(c.centroids[0, 0])
     return PointReport((float(u[0]), float(u[1])), x, probs, int(probs.argmax()), active, region, count, phash,
-                       slope, bdist, df, trace_g, centroid, clayer, info)
+                       slope, bdist, df, trace_g, centroid, clayer)
 
 
 def _point_segment_distance(p: np.ndarray, seg: np.ndarray) -> np.ndarray:
@@ -377,3 +365,29 @@ def _point_segment_distance(p: np.ndarray, seg: np.ndarray) -> np.ndarray:
 def check_cancel(cancel: Cancel, what: str) -> None:
     if cancel is not None and cancel():
         raise CancelledError(f"{what} was cancelled.")
+
+
+def region_geometry_available() -> bool:
+    return engine_available("regions.stats", "describe_region")
+
+
+def region_geometry(bundle: RunBundle, epoch_index: int, x: np.ndarray, progress: Progress = None,
+                    cancel: Cancel = None) -> dict:
+    """Full-input-space facts about the region of x (D,): active bits (non-redundant inequalities, by LP),
+    facet neighbours, Chebyshev radius of region ∩ data box, exact distance to the region's boundary.
+
+    The box is the dataset's bounding box grown by half its size (or [-1, 1]^D without data)."""
+    describe_region = _engine("regions.stats", "describe_region")
+    X, _ = bundle.points()
+    if len(X):
+        lo, hi = X.min(0), X.max(0)
+        pad = 0.5 * np.maximum(hi - lo, 1e-3)
+        box = (lo - pad, hi + pad)
+    else:
+        box = (-np.ones(bundle.input_dim), np.ones(bundle.input_dim))
+    net = bundle.run.network(epoch_index)
+    rep = describe_region(net, np.asarray(x, np.float64), box=box, perturbation=False)
+    return {"active_bits": int(rep.active.count), "n_bits": int(rep.hrep.n_bits),
+            "neighbours": int(len(rep.neighbours.bits)),
+            "chebyshev_radius": None if rep.chebyshev is None else float(rep.chebyshev.radius),
+            "boundary_distance": float(rep.boundary_distance)}

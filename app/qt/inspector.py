@@ -40,8 +40,10 @@ class Inspector(QWidget):
             ("bdist", "to boundary (slice)", "distance in the slice to the nearest exact decision-boundary segment"),
             ("deepfool", "to boundary (DeepFool)", "‖r(x)‖ of DeepFool's minimal perturbation in the full input space"),
             ("trace", "Tr G", "trace of the local data matrix G(x) = Jᵀ diag(p) J"),
-            ("bits", "active bits", "non-redundant inequalities of the region (full input space)"),
-            ("cheb", "Chebyshev radius", "radius of the largest ball inside the region (full input space)"),
+            ("bits", "active bits", "non-redundant inequalities of the region in the full input space (LP)"),
+            ("neigh", "neighbours", "regions sharing a facet (flip one active bit)"),
+            ("cheb", "Chebyshev radius", "radius of the largest ball inside the region ∩ data box (LP)"),
+            ("rdist", "to region boundary", "exact distance from x to its region's boundary (full input space)"),
         ]:
             lab = QLabel("—")
             lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -80,6 +82,7 @@ class Inspector(QWidget):
         lay.addWidget(self.images)
         lay.addStretch(1)
         self.report = None
+        self._region_rows = False
         self._class_names: list[str] = []
         self._image_shape = None
 
@@ -119,9 +122,8 @@ class Inspector(QWidget):
         f["bdist"].setText(_fmt(r.boundary_distance_slice))
         f["deepfool"].setText(_fmt(r.deepfool_distance))
         f["trace"].setText(_fmt(r.trace_g))
-        info = r.region_info or {}
-        f["bits"].setText(str(info.get("active_bits", "—")) if "error" not in info else info["error"])
-        f["cheb"].setText(_fmt(info.get("chebyshev_radius")) if "chebyshev_radius" in info else "—")
+        for k in ("bits", "neigh", "cheb", "rdist"):
+            f[k].setText("computing…" if self._region_rows else "—")
         x = np.arange(len(r.probs))
         brushes = [pg.mkBrush(class_color(i)) for i in x]
         self.bar_item.setOpts(x=x, height=r.probs, width=0.7, brushes=brushes)
@@ -140,3 +142,21 @@ class Inspector(QWidget):
     def set_row_visible(self, key: str, visible: bool) -> None:
         """Hide rows whose engine is not available (no empty controls)."""
         self._form_rows.setRowVisible(self.fields[key], visible)
+
+    def enable_region_rows(self, on: bool) -> None:
+        self._region_rows = on
+        for k in ("bits", "neigh", "cheb", "rdist"):
+            self.set_row_visible(k, on)
+
+    def set_region_info(self, info: dict) -> None:
+        """Fill the full-input-space rows from :func:`app.jobs.region_geometry` (or an 'error')."""
+        f = self.fields
+        if "error" in info:
+            for k in ("bits", "neigh", "cheb", "rdist"):
+                f[k].setText("—")
+            f["bits"].setText(info["error"])
+            return
+        f["bits"].setText(f"{info['active_bits']} of {info['n_bits']}")
+        f["neigh"].setText(str(info["neighbours"]))
+        f["cheb"].setText(_fmt(info.get("chebyshev_radius")))
+        f["rdist"].setText(_fmt(info.get("boundary_distance")))

@@ -100,8 +100,7 @@ class MainWindow(QMainWindow):
         self.controls.ready = lambda: not self.work.busy("tessellation")
         self.controls_dock = self.add_dock(self.controls, "Epoch and layer", Qt.DockWidgetArea.BottomDockWidgetArea)
         self.controls_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
-        for key in ("bits", "cheb"):
-            self.inspector.set_row_visible(key, jobs.engine_available("regions", "region_report"))
+        self.inspector.enable_region_rows(jobs.region_geometry_available())
 
         self.paths_panel = None
         try:
@@ -400,8 +399,14 @@ class MainWindow(QMainWindow):
 
     def _on_state_window(self, window) -> None:
         vis = self.view2d.visible_window()
-        if not np.allclose(vis, window, rtol=0, atol=1e-9 * max(1.0, abs(window[1] - window[0]))):
+        tol = 1e-9 * max(1.0, abs(window[1] - window[0]))
+        if not np.allclose(vis, window, rtol=0, atol=tol):
             self.view2d.show_window(window)
+            vis = self.view2d.visible_window()
+            if self.view2d.isVisible() and not np.allclose(vis, window, rtol=0, atol=tol):
+                # the 1:1 aspect shows more than asked on one side: tessellate what is visible
+                self.state.set_window(vis)
+                return
         self._schedule_tessellation()
 
     def _on_view_window(self, window) -> None:
@@ -591,6 +596,22 @@ class MainWindow(QMainWindow):
                          lambda progress, cancel: jobs.inspect_point(b, epoch, sl, p, depth, tess, progress, cancel),
                          on_done=self.inspector.set_report,
                          on_error=lambda exc: self.show_error("Could not inspect that point", exc))
+        if jobs.region_geometry_available() and b.piecewise_affine:
+            x = sl.to_input(np.asarray(p, np.float64)[None])[0]
+            self.work.submit("inspect-region", "Region geometry (LPs)",
+                             lambda progress, cancel: jobs.region_geometry(b, epoch, x, progress, cancel),
+                             on_done=lambda info: self._on_region_info(p, info),
+                             on_error=lambda exc: self._on_region_info(p, {"error": str(exc)}))
+
+    def _on_region_info(self, p, info: dict, tries: int = 100) -> None:
+        if self.state.inspected != p:
+            return  # stale: the user clicked elsewhere
+        rep = self.inspector.report
+        if rep is None or tuple(rep.u) != tuple(p):
+            if tries > 0:  # the fast part of this inspection has not arrived yet
+                QTimer.singleShot(100, lambda: self._on_region_info(p, info, tries - 1))
+            return
+        self.inspector.set_region_info(info)
 
     def _on_paths(self, paths) -> None:
         if self.paths_panel is None:
@@ -637,6 +658,7 @@ class MainWindow(QMainWindow):
 
     # == status, errors ============================================================================
     def _set_status(self, text: str, error: bool = False) -> None:
+        self._rest_status = (text, error)
         self.status_label.setText(text)
         self.status_label.setStyleSheet("color: #d0312d;" if error else "")
 
@@ -651,6 +673,10 @@ class MainWindow(QMainWindow):
                 self.progress.setValue(int(1000 * min(frac, 1.0)))
             self.status_label.setStyleSheet("")
             self.status_label.setText(message)
+        else:
+            text, error = getattr(self, "_rest_status", ("Ready", False))
+            self.status_label.setText(text)
+            self.status_label.setStyleSheet("color: #d0312d;" if error else "")
 
     def _on_job_error(self, description: str, exc: BaseException, tb: str) -> None:
         self.show_error(f"{description} failed", exc, tb)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-import torch
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QSplitter,
@@ -29,117 +28,109 @@ SEGMENT_SAMPLES = 200
 
 @dataclass(frozen=True)
 class PathResult:
-    """A traced path. X: (n, D) input points; u: (n, 2) their projections into the slice; off_plane: (n,)
-    distance of each point from the slice plane; probs: (n, C); trace_g: (n,) Tr G (NaN if not computed);
-    distance: (n,) ||target - x_t|| (NaN without a target); summary: one line (reached? steps, classes)."""
+    """A traced path.
+
+    X: (n, D) input points along the path (what is drawn); u: (n, 2) their projections into the slice;
+    off_plane: (n,) distance of each point from the slice plane. Diagnostics per step t (m steps):
+    steps: (m,) step numbers; probs: (m, C) p(y|x_t); trace_g: (m,) Tr G(x_t); distance: (m,)
+    ||d − x_t|| (NaN without a target). summary: one line (kind, steps, reached/stagnated, classes).
+    """
 
     X: np.ndarray
     u: np.ndarray
     off_plane: np.ndarray
+    steps: np.ndarray
     probs: np.ndarray
     trace_g: np.ndarray
     distance: np.ndarray
     summary: str
 
 
-def _leaf_paths():
+def _module(name: str):
     try:
-        return importlib.import_module("geometry.leaf_paths")
-    except ImportError:
-        return None
-
-
-def _region_paths():
-    try:
-        return importlib.import_module("geometry.region_paths")
+        return importlib.import_module(name)
     except ImportError:
         return None
 
 
 def path_kind_available(kind: str) -> bool:
-    """Whether the engine for this path kind is present (segment needs only a forward pass)."""
+    """Whether the engine for this path kind is present (a straight segment needs only forward passes)."""
     if kind == "segment":
-        return True
+        return _module("geometry.local_data_matrix") is not None
     if kind in ("horizontal", "normal"):
-        lp = _leaf_paths()
+        lp = _module("geometry.leaf_paths")
         return lp is not None and hasattr(lp, f"{kind}_paths")
     if kind == "region":
-        rp = _region_paths()
+        rp = _module("geometry.region_paths")
         return rp is not None and hasattr(rp, "region_path")
     return False
 
 
-def _diagnostics(net, X: np.ndarray, target: np.ndarray | None, cancel=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """probs (n, C), Tr G (n,), distance to target (n,) along the points X (n, D)."""
-    from geometry.local_data_matrix import local_data_matrix
-
-    ldm = local_data_matrix(net, X, cancel=cancel)
-    dist = np.full(len(X), np.nan) if target is None else np.linalg.norm(X - target[None], axis=1)
-    return ldm.probs, ldm.trace, dist
-
-
 def compute_path(bundle, slice_, spec: PathSpec, progress=None, cancel=None) -> PathResult:
-    """Trace ``spec`` on the run's checkpoint ``spec.epoch_index`` (worker thread; engine calls only)."""
+    """Trace ``spec`` on the run's checkpoint ``spec.epoch_index`` (worker thread; engine calls only).
+
+    Step sizes are relative: ``spec.step_size`` times the picked segment's length (horizontal paths) or
+    times the slice window's size (normal paths), so a path makes sense at any zoom.
+    """
     net = bundle.run.network(spec.epoch_index)
     s = slice_.to_input(np.asarray(spec.start, np.float64)[None])[0]
     d = None if spec.end is None else slice_.to_input(np.asarray(spec.end, np.float64)[None])[0]
-    summary = ""
     if spec.kind == "segment":
+        from geometry.local_data_matrix import local_data_matrix
+
         t = np.linspace(0.0, 1.0, SEGMENT_SAMPLES)[:, None]
         X = s[None] * (1 - t) + d[None] * t
-        summary = f"straight segment, {SEGMENT_SAMPLES} samples"
-    elif spec.kind in ("horizontal", "normal"):
-        lp = _leaf_paths()
+        ldm = local_data_matrix(net, X, cancel=cancel)
+        classes = _class_sequence(ldm.predicted)
+        return PathResult(X, slice_.project(X), slice_.distance_to_plane(X), np.arange(len(X)), ldm.probs,
+                          ldm.trace, np.linalg.norm(X - d[None], axis=1),
+                          f"straight segment, {SEGMENT_SAMPLES} samples, classes {classes}")
+    if spec.kind in ("horizontal", "normal"):
+        lp = _module("geometry.leaf_paths")
         if lp is None:
             raise SplineAtlasError("leaf paths are not available in this build.")
-        fn = getattr(lp, f"{spec.kind}_paths")
-        kwargs = dict(steps=spec.steps, step_size=spec.step_size * _scale(slice_, spec), progress=progress, cancel=cancel)
-        res = fn(net, s[None], d[None], **kwargs) if spec.kind == "horizontal" else fn(net, s[None], **kwargs)
-        X = _path_points(res)
-        summary = _path_summary(res)
-    elif spec.kind == "region":
-        rp = _region_paths()
+        if spec.kind == "horizontal":
+            alpha = spec.step_size * max(float(np.linalg.norm(d - s)), 1e-12)
+            res = lp.horizontal_paths(net, s[None], d[None], step_size=alpha, max_steps=spec.steps,
+                                      progress=progress, cancel=cancel)
+        else:
+            alpha = spec.step_size
+            res = lp.normal_paths(net, s[None], step_size=alpha, steps=spec.steps, seed=spec.id,
+                                  progress=progress, cancel=cancel)
+        n = int(res.num_steps[0])
+        keep = res.point_steps <= n
+        X = np.asarray(res.points[0][keep], np.float64)
+        status = lp.STATUS_NAMES[int(res.status[0])]
+        summary = (f"{spec.kind} leaf path, {n} steps of {alpha:.3g}, {status}, "
+                   f"classes {_class_sequence(res.predicted[0, :n + 1])}")
+        dist = res.distance[0, :n + 1] if spec.kind == "horizontal" else np.full(n + 1, np.nan)
+        return PathResult(X, slice_.project(X), slice_.distance_to_plane(X), np.arange(n + 1),
+                          res.probs[0, :n + 1], res.trace[0, :n + 1], dist, summary)
+    if spec.kind == "region":
+        rp = _module("geometry.region_paths")
         if rp is None:
             raise SplineAtlasError("same-class region paths are not available in this build.")
         res = rp.region_path(net, s, d, cancel=cancel)
-        X = np.asarray(res.points if hasattr(res, "points") else res.anchors, np.float64)
+        X = np.asarray(getattr(res, "points", None) if getattr(res, "points", None) is not None else res.anchors,
+                       np.float64)
+        from geometry.local_data_matrix import local_data_matrix
+
+        ldm = local_data_matrix(net, X, cancel=cancel)
         ok = bool(getattr(res, "success", getattr(res, "succeeded", True)))
-        summary = f"region path, {len(X)} anchors, {'stays in the class' if ok else 'did not succeed within the budget'}"
-    else:
-        raise SplineAtlasError(f"unknown path kind {spec.kind!r}.")
-    if cancel is not None and cancel():
-        raise SplineAtlasError("cancelled")
-    probs, trace, dist = _diagnostics(net, X, d, cancel)
-    return PathResult(X, slice_.project(X), slice_.distance_to_plane(X), probs, trace, dist, summary)
+        return PathResult(X, slice_.project(X), slice_.distance_to_plane(X), np.arange(len(X)), ldm.probs,
+                          ldm.trace, np.linalg.norm(X - d[None], axis=1),
+                          f"region path, {len(X)} points, {'stays in the class' if ok else 'failed within the budget'}")
+    raise SplineAtlasError(f"unknown path kind {spec.kind!r}.")
 
 
-def _scale(slice_, spec) -> float:
-    """Step sizes are given relative to the picked segment's length (or 1 for normal paths)."""
-    if spec.end is None:
-        return 1.0
-    return float(np.linalg.norm(np.subtract(spec.end, spec.start))) or 1.0
-
-
-def _path_points(res) -> np.ndarray:
-    pts = getattr(res, "points", None)
-    if pts is None:
-        pts = getattr(res, "path")
-    pts = np.asarray(pts.detach().cpu() if isinstance(pts, torch.Tensor) else pts, np.float64)
-    if pts.ndim == 3:  # (paths, steps, D) or (steps, paths, D): one path was asked for
-        pts = pts[0] if pts.shape[0] == 1 else pts[:, 0]
-    lengths = getattr(res, "lengths", None)
-    if lengths is not None:
-        pts = pts[: int(np.asarray(lengths).reshape(-1)[0])]
-    return pts
-
-
-def _path_summary(res) -> str:
-    parts = []
-    for name in ("reached", "stagnated"):
-        v = getattr(res, name, None)
-        if v is not None:
-            parts.append(f"{name}: {bool(np.asarray(v).reshape(-1)[0])}")
-    return ", ".join(parts)
+def _class_sequence(pred) -> str:
+    """'0 → 2 → 1' : the predicted classes along a path, consecutive repeats merged."""
+    pred = np.asarray(pred).reshape(-1)
+    if len(pred) == 0:
+        return "—"
+    keep = np.concatenate([[True], pred[1:] != pred[:-1]])
+    seq = [str(int(c)) for c in pred[keep]]
+    return " → ".join(seq if len(seq) <= 8 else seq[:4] + ["…"] + seq[-3:])
 
 
 class PathsPanel(QWidget):
@@ -220,7 +211,9 @@ class PathsPanel(QWidget):
         for spec in specs:
             res = results.get(spec.id)
             status = "computing…" if res is None else res.summary
-            it = QListWidgetItem(f"#{spec.id} {PATH_NAMES[spec.kind]} (epoch index {spec.epoch_index}) — {status}")
+            epoch = self.bundle.epochs[spec.epoch_index] if self.bundle is not None else spec.epoch_index
+            it = QListWidgetItem(f"#{spec.id} {PATH_NAMES[spec.kind]} (epoch {epoch})")
+            it.setToolTip(status)
             it.setData(Qt.ItemDataRole.UserRole, spec.id)
             it.setFlags(it.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             it.setCheckState(Qt.CheckState.Checked if spec.visible else Qt.CheckState.Unchecked)
@@ -249,7 +242,7 @@ class PathsPanel(QWidget):
             self.summary.setText("computing…")
             return
         self.summary.setText(res.summary + f"; farthest from the slice plane: {float(res.off_plane.max()):.3g}")
-        t = np.arange(len(res.X))
+        t = res.steps
         names = self.bundle.class_names if self.bundle is not None else []
         for c in range(res.probs.shape[1]):
             self.p_prob.plot(t, res.probs[:, c], pen=pg.mkPen(class_color(c), width=2),

@@ -75,7 +75,7 @@ class Theme:
             self.tile_alpha = 150
         else:
             self.background, self.foreground = "#ffffff", "#202020"
-            self.edge_new, self.edge_old, self.edge_domain = QColor(25, 25, 25, 220), QColor(110, 110, 110, 90), QColor(40, 40, 40, 200)
+            self.edge_new, self.edge_old, self.edge_domain = QColor(20, 20, 20, 170), QColor(90, 90, 90, 75), QColor(40, 40, 40, 200)
             self.tile_alpha = 110
         self.unknown = QColor(128, 128, 128, 60)
 

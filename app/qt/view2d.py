@@ -258,8 +258,8 @@ class SliceView(QWidget):
             el = np.asarray(edge_layer)
             th = self.theme
             if show_edges:
-                groups.append((seg[(el >= 0) & (el < depth - 1)], cosmetic_pen(th.edge_old, 0.7)))
-                groups.append((seg[el == depth - 1], cosmetic_pen(th.edge_new, 1.1)))
+                groups.append((seg[(el >= 0) & (el < depth - 1)], cosmetic_pen(th.edge_old, 0.6)))
+                groups.append((seg[el == depth - 1], cosmetic_pen(th.edge_new, 0.8)))
             groups.append((seg[el < 0], cosmetic_pen(th.edge_domain, 1.3)))
         self.tiles.set_data(np.asarray(vertices, np.float64), np.asarray(offsets, np.int64), rgba, groups)
 
