@@ -1,0 +1,503 @@
+"""Render meshes from an exact 3D tessellation (:class:`~geometry.tessellation.Tessellation3D`), Qt-free.
+
+A 3D view draws three things, all built here as plain numpy arrays so they can be tested and
+benchmarked without a screen (the vispy view only uploads them):
+
+* the cells' faces, fan-triangulated (every face of a convex cell is a convex polygon), with a
+  value per face for colouring (cell class, cell ||A_w||, face layer, cell pattern hash), optionally
+  filtered to the faces of one layer or to faces near the decision boundary, and optionally
+  *exploded* (each cell translated away from the domain centre so the cells separate);
+* the exact decision boundary: the per-cell convex polygons welded into one triangle mesh, oriented
+  so that normals point from the lower class index ``c0`` to ``c1`` (towards ``f_c1 > f_c0``), with
+  area-weighted vertex normals;
+* topology checks: per cell Euler characteristic ``V - E + F`` (2 for a convex polyhedron) and
+  closed, consistently oriented surfaces (every directed edge's reverse appears exactly once).
+
+Face loops index the tessellation's GLOBAL vertex array; every vertex is owned by one cell
+(``vertex_offsets``), so per-cell topology needs no welding.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+FACE_COLOR_MODES = ("class", "slope", "layer", "hash")
+
+# viridis at 9 evenly spaced stops (matplotlib's table), interpolated linearly
+_VIRIDIS = np.array([[0.267004, 0.004874, 0.329415], [0.282623, 0.140926, 0.457517], [0.253935, 0.265254, 0.529983],
+                     [0.206756, 0.371758, 0.553117], [0.163625, 0.471133, 0.558148], [0.127568, 0.566949, 0.550556],
+                     [0.134692, 0.658636, 0.517649], [0.266941, 0.748751, 0.440573], [0.477504, 0.821444, 0.318195],
+                     [0.741388, 0.873449, 0.149561], [0.993248, 0.906157, 0.143936]])
+# Okabe-Ito then Tableau: the same qualitative order as the 2D view's class colours
+DEFAULT_CLASS_COLORS = np.array([[0x00, 0x72, 0xB2], [0xE6, 0x9F, 0x00], [0x00, 0x9E, 0x73], [0xCC, 0x79, 0xA7],
+                                 [0x56, 0xB4, 0xE9], [0xD5, 0x5E, 0x00], [0xF0, 0xE4, 0x42], [0x7f, 0x7f, 0x7f],
+                                 [0x8c, 0x56, 0x4b], [0x17, 0xbe, 0xcf], [0xbc, 0xbd, 0x22], [0x94, 0x67, 0xbd]],
+                                dtype=np.float64) / 255.0
+
+
+# -- topology ----------------------------------------------------------------------------------------
+def face_cells(tess) -> np.ndarray:
+    """(F,) int64 the cell that owns each face."""
+    return np.repeat(np.arange(tess.num_regions, dtype=np.int64), np.diff(tess.cell_face_offsets))
+
+
+def vertex_cells(tess) -> np.ndarray:
+    """(V,) int64 the cell that owns each vertex."""
+    return np.repeat(np.arange(tess.num_regions, dtype=np.int64), np.diff(tess.vertex_offsets))
+
+
+def _face_edges(face_indices: np.ndarray, face_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Directed edges of every face loop: (a (I,), b (I,), face (I,)) with b the next vertex after a."""
+    nf = np.diff(face_offsets)
+    pos = np.arange(face_indices.shape[0])
+    start = np.repeat(face_offsets[:-1], nf)
+    within = pos - start
+    nxt = np.where(within + 1 < np.repeat(nf, nf), pos + 1, start)
+    return face_indices, face_indices[nxt], np.repeat(np.arange(nf.shape[0]), nf)
+
+
+def triangulate_faces(face_indices: np.ndarray, face_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fan-triangulate convex face loops (vectorised).
+
+    face_indices: (I,) vertex indices; face_offsets: (F + 1,). Returns ``triangles (T, 3) int64`` with
+    ``T = sum(max(n_f - 2, 0))`` (same orientation as the loops) and ``tri_face (T,) int64``.
+    """
+    fo = np.asarray(face_offsets, dtype=np.int64)
+    fi = np.asarray(face_indices, dtype=np.int64)
+    ntri = np.maximum(np.diff(fo) - 2, 0)
+    tri_face = np.repeat(np.arange(ntri.shape[0], dtype=np.int64), ntri)
+    k = np.arange(tri_face.shape[0]) - np.repeat(np.cumsum(ntri) - ntri, ntri)
+    base = fo[:-1][tri_face]
+    tris = np.stack([fi[base], fi[base + k + 1], fi[base + k + 2]], axis=1)
+    return tris, tri_face
+
+
+def cell_euler_characteristic(tess) -> np.ndarray:
+    """(R,) int64 ``V - E + F`` of every cell's face complex (2 for each convex polyhedron).
+
+    V: distinct vertex indices the cell's faces use; E: distinct undirected edges; F: faces.
+    """
+    R = tess.num_regions
+    a, b, _ = _face_edges(tess.face_indices, tess.face_offsets)
+    vcell = vertex_cells(tess)
+    used = np.unique(tess.face_indices)
+    V = np.bincount(vcell[used], minlength=R)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    n = max(int(tess.vertices.shape[0]), 1)
+    und = np.unique(lo * n + hi)
+    E = np.bincount(vcell[und // n], minlength=R)
+    F = np.diff(tess.cell_face_offsets)
+    return (V - E + F).astype(np.int64)
+
+
+def cell_watertight(tess) -> np.ndarray:
+    """(R,) bool: the cell's faces form a closed, consistently oriented surface.
+
+    Every directed edge (a, b) occurs exactly once and its reverse (b, a) occurs exactly once, and no
+    face has fewer than 3 vertices or uses a vertex owned by another cell.
+    """
+    R = tess.num_regions
+    a, b, face = _face_edges(tess.face_indices, tess.face_offsets)
+    fcell = face_cells(tess)
+    vcell = vertex_cells(tess)
+    n = max(int(tess.vertices.shape[0]), 1)
+    ok = np.ones(R, dtype=bool)
+    ecell = fcell[face]
+    # foreign vertices and degenerate faces
+    bad = (vcell[a] != ecell) | (a == b)
+    ok[ecell[bad]] = False
+    small = np.diff(tess.face_offsets) < 3
+    ok[fcell[small]] = False
+    key = a * n + b
+    uniq, counts = np.unique(key, return_counts=True)
+    dup = uniq[counts > 1]
+    ok[vcell[dup // n]] = False
+    rev = b * n + a
+    missing = ~np.isin(rev, uniq)
+    ok[ecell[missing]] = False
+    return ok
+
+
+def triangle_mesh_euler(tess) -> np.ndarray:
+    """(R,) int64 ``V - E + F`` of each cell's fan-triangulated surface (the mesh actually rendered)."""
+    R = tess.num_regions
+    tris, tri_face = triangulate_faces(tess.face_indices, tess.face_offsets)
+    vcell = vertex_cells(tess)
+    n = max(int(tess.vertices.shape[0]), 1)
+    used = np.unique(tris)
+    V = np.bincount(vcell[used], minlength=R)
+    e = np.concatenate([tris[:, [0, 1]], tris[:, [1, 2]], tris[:, [2, 0]]])
+    und = np.unique(e.min(1) * n + e.max(1))
+    E = np.bincount(vcell[und // n], minlength=R)
+    F = np.bincount(vcell[tris[:, 0]], minlength=R)
+    return (V - E + F).astype(np.int64)
+
+
+# -- per-face values and colours --------------------------------------------------------------------
+def pattern_hashes(tess) -> np.ndarray:
+    """(R,) uint32 CRC32 of every cell's activation codes of layers 1..depth (same as the 2D view)."""
+    R = tess.num_regions
+    codes = [np.ascontiguousarray(c).view(np.uint8).reshape(R, -1) for c in tess.codes]
+    joined = np.ascontiguousarray(np.concatenate(codes, axis=1)) if codes else np.zeros((R, 1), np.uint8)
+    return np.array([zlib.crc32(row.tobytes()) for row in joined], dtype=np.uint32)
+
+
+def face_values(tess, mode: str) -> np.ndarray:
+    """(F,) value per face for colour ``mode``.
+
+    class: the owning cell's class (int, -1 unknown); slope: the cell's ||A_w|| (NaN at partial depth);
+    layer: the 0-based layer that created the face's plane (-1: the domain box); hash: the cell's
+    pattern hash (uint32).
+    """
+    fc = face_cells(tess)
+    if mode == "class":
+        return np.asarray(tess.classes, dtype=np.int64)[fc]
+    if mode == "slope":
+        return np.asarray(tess.slope_norm, dtype=np.float64)[fc]
+    if mode == "layer":
+        return np.asarray(tess.face_layer, dtype=np.int64)
+    if mode == "hash":
+        return pattern_hashes(tess)[fc]
+    raise ValueError(f"face colour mode must be one of {FACE_COLOR_MODES}, got {mode!r}")
+
+
+def viridis(t: np.ndarray) -> np.ndarray:
+    """(n,) values in [0, 1] -> (n, 3) float RGB on the viridis map."""
+    t = np.clip(np.nan_to_num(np.asarray(t, dtype=np.float64)), 0.0, 1.0) * (len(_VIRIDIS) - 1)
+    i = np.minimum(t.astype(np.int64), len(_VIRIDIS) - 2)
+    f = (t - i)[:, None]
+    return _VIRIDIS[i] * (1 - f) + _VIRIDIS[i + 1] * f
+
+
+def colorize(values: np.ndarray, mode: str, alpha: float = 0.35, class_colors: np.ndarray | None = None,
+             layer_colors: np.ndarray | None = None, unknown=(0.5, 0.5, 0.5, 0.25),
+             levels: tuple[float, float] | None = None) -> np.ndarray:
+    """(F,) face values -> (F, 4) float32 RGBA in [0, 1].
+
+    class_colors: (K, 3|4) float palette, indexed modulo K (default: the 2D view's order);
+    layer_colors: (L + 1, 3|4) for layers -1 (domain box, row 0) .. L-1; slope uses viridis over
+    ``levels`` (default: the finite values' min..max); hash uses golden-angle hues.
+    """
+    v = np.asarray(values)
+    n = v.shape[0]
+    rgb = np.zeros((n, 3))
+    a = np.full(n, float(alpha))
+    known = np.ones(n, dtype=bool)
+    if mode == "class":
+        pal = np.asarray(DEFAULT_CLASS_COLORS if class_colors is None else class_colors, dtype=np.float64)[:, :3]
+        known = v >= 0
+        rgb[known] = pal[v[known].astype(np.int64) % len(pal)]
+    elif mode == "slope":
+        known = np.isfinite(v)
+        if known.any():
+            lo, hi = levels if levels is not None else (float(v[known].min()), float(v[known].max()))
+            rgb[known] = viridis((v[known] - lo) / max(hi - lo, 1e-300))
+    elif mode == "layer":
+        L = int(v.max()) + 1 if n else 0
+        if layer_colors is None:
+            pal = np.vstack([[0.78, 0.78, 0.78], viridis(np.linspace(0.05, 0.95, max(L, 1)))[:, :3] if L else
+                             np.zeros((0, 3))])
+        else:
+            pal = np.asarray(layer_colors, dtype=np.float64)[:, :3]
+        rgb = pal[np.clip(v.astype(np.int64) + 1, 0, len(pal) - 1)]
+    elif mode == "hash":
+        h = (v.astype(np.uint64) % np.uint64(997)).astype(np.float64)
+        hue = (h * 0.618033988749895) % 1.0
+        rgb = _hsv_to_rgb(hue, 0.55, 0.9)
+    else:
+        raise ValueError(f"face colour mode must be one of {FACE_COLOR_MODES}, got {mode!r}")
+    out = np.concatenate([rgb, a[:, None]], axis=1)
+    out[~known] = unknown
+    return out.astype(np.float32)
+
+
+def _hsv_to_rgb(h: np.ndarray, s: float, v: float) -> np.ndarray:
+    i = np.floor(h * 6).astype(np.int64) % 6
+    f = h * 6 - np.floor(h * 6)
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    vv = np.full_like(h, v)
+    pp = np.full_like(h, p)
+    table = [(vv, t, pp), (q, vv, pp), (pp, vv, t), (pp, q, vv), (t, pp, vv), (vv, pp, q)]
+    out = np.zeros((h.shape[0], 3))
+    for k, (r, g, b) in enumerate(table):
+        m = i == k
+        out[m] = np.stack([r[m], g[m], b[m]], axis=1)
+    return out
+
+
+# -- filters -----------------------------------------------------------------------------------------
+def layer_face_mask(tess, layer: int | None, include_domain: bool = False) -> np.ndarray:
+    """(F,) bool: faces created by ``layer`` (0-based; None = all faces), plus the domain box's faces if asked."""
+    fl = np.asarray(tess.face_layer)
+    if layer is None:
+        return np.ones(fl.shape[0], dtype=bool) if include_domain else fl >= 0
+    return (fl == int(layer)) | ((fl == -1) & include_domain)
+
+
+def face_centroids(tess) -> np.ndarray:
+    """(F, 3) vertex means of the face loops."""
+    fo = tess.face_offsets
+    nf = np.diff(fo)
+    s = np.add.reduceat(tess.vertices[tess.face_indices], fo[:-1], axis=0) if nf.shape[0] else np.zeros((0, 3))
+    return s / np.maximum(nf, 1)[:, None]
+
+
+def points_to_triangles_distance(P: np.ndarray, T: np.ndarray) -> np.ndarray:
+    """(n,) exact Euclidean distance from points ``P (n, 3)`` to triangles ``T (n, 3, 3)`` (pairwise rows).
+
+    Ericson's closest-point-on-triangle regions, vectorised (degenerate triangles handled as segments).
+    """
+    a, b, c = T[:, 0], T[:, 1], T[:, 2]
+    ab, ac, ap = b - a, c - a, P - a
+
+    def dot(x, y):
+        return np.einsum("ij,ij->i", x, y)
+
+    d1, d2 = dot(ab, ap), dot(ac, ap)
+    bp = P - b
+    d3, d4 = dot(ab, bp), dot(ac, bp)
+    cp = P - c
+    d5, d6 = dot(ab, cp), dot(ac, cp)
+    va = d3 * d6 - d5 * d4
+    vb = d5 * d2 - d1 * d6
+    vc = d1 * d4 - d3 * d2
+    denom = va + vb + vc
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = vb / denom
+        w = vc / denom
+    q = a + v[:, None] * ab + w[:, None] * ac  # interior projection
+    # edge and vertex regions (later assignments take precedence in Ericson's order)
+    def seg(p0, p1):
+        d = p1 - p0
+        t = np.clip(dot(P - p0, d) / np.maximum(dot(d, d), 1e-300), 0.0, 1.0)
+        return p0 + t[:, None] * d
+
+    inside = (va >= 0) & (vb >= 0) & (vc >= 0) & (denom > 0)
+    best = np.where(inside[:, None], q, np.nan)
+    dist_in = np.linalg.norm(P - best, axis=1)
+    cand = [seg(a, b), seg(b, c), seg(c, a)]
+    dist_edges = np.min(np.stack([np.linalg.norm(P - x, axis=1) for x in cand]), axis=0)
+    return np.where(inside, np.minimum(dist_in, dist_edges), dist_edges)
+
+
+def boundary_triangles(tess) -> tuple[np.ndarray, np.ndarray]:
+    """Fan triangles of the decision-boundary polygons: ``(B_T, 3, 3)`` float64 and their polygon index (B_T,)."""
+    tris, poly = triangulate_faces(np.arange(tess.boundary_vertices.shape[0]), tess.boundary_offsets)
+    return tess.boundary_vertices[tris], poly
+
+
+def near_boundary_face_mask(tess, distance: float, crossed_cells: np.ndarray | None = None) -> np.ndarray:
+    """(F,) bool: faces near the exact decision boundary.
+
+    A face is near when its cell is crossed by the boundary (``crossed_cells``: (R,) bool; default at
+    full depth: the cells listed in ``boundary_region``) or when its centroid lies within ``distance``
+    (slice units) of the boundary surface (exact point-to-triangle distance; KD-tree candidates).
+    No boundary: no face is near.
+    """
+    F = tess.face_offsets.shape[0] - 1
+    mask = np.zeros(F, dtype=bool)
+    if tess.boundary_vertices.shape[0] == 0:
+        return mask
+    fc = face_cells(tess)
+    if crossed_cells is None and tess.full_depth and len(tess.boundary_region):
+        crossed_cells = np.zeros(tess.num_regions, dtype=bool)
+        crossed_cells[np.asarray(tess.boundary_region, dtype=np.int64)] = True
+    if crossed_cells is not None:
+        mask |= np.asarray(crossed_cells, dtype=bool)[fc]
+    if distance > 0 and F:
+        from scipy.spatial import cKDTree
+
+        T, _ = boundary_triangles(tess)
+        if T.shape[0] == 0:
+            return mask
+        tc = T.mean(axis=1)
+        reach = float(np.max(np.linalg.norm(T - tc[:, None], axis=2)))
+        C = face_centroids(tess)
+        todo = np.flatnonzero(~mask)
+        lists = cKDTree(tc).query_ball_point(C[todo], r=float(distance) + reach)
+        sizes = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
+        if sizes.sum():
+            fi = np.repeat(todo, sizes)
+            ti = np.fromiter((j for x in lists for j in x), dtype=np.int64, count=int(sizes.sum()))
+            d = points_to_triangles_distance(C[fi], T[ti])
+            near = np.zeros(F, dtype=bool)
+            near[fi[d <= distance]] = True
+            mask |= near
+    return mask
+
+
+# -- region faces mesh --------------------------------------------------------------------------------
+def explode_offsets(tess, factor: float) -> np.ndarray:
+    """(R, 3) translation of each cell in the exploded view: ``factor * (cell centroid - domain centre)``."""
+    d = np.asarray(tess.domain, dtype=np.float64)
+    centre = np.array([(d[0] + d[1]) / 2, (d[2] + d[3]) / 2, (d[4] + d[5]) / 2])
+    return float(factor) * (tess.centroids() - centre)
+
+
+@dataclass(frozen=True, eq=False)
+class FaceMesh:
+    """Triangles of a selection of cell faces, ready to upload.
+
+    positions: (P, 3) float32 vertex positions (exploded when asked); triangles: (T, 3) uint32 into
+    positions; tri_face: (T,) int64 source face index (into the tessellation's faces); faces: (F_s,)
+    int64 the selected faces; face_cell: (F_s,) cell of each selected face; vertex_cell: (P,) int64;
+    edges: (E, 2) uint32 face-loop edges into positions (each face's outline, for drawing);
+    edge_face: (E,) int64 source face of each edge; offsets: (R, 3) the explode translation of each cell.
+    """
+
+    positions: np.ndarray
+    triangles: np.ndarray
+    tri_face: np.ndarray
+    faces: np.ndarray
+    face_cell: np.ndarray
+    vertex_cell: np.ndarray
+    edges: np.ndarray
+    edge_face: np.ndarray
+    offsets: np.ndarray
+
+    @property
+    def num_faces(self) -> int:
+        return int(self.faces.shape[0])
+
+
+def face_mesh(tess, mask: np.ndarray | None = None, explode: float = 0.0) -> FaceMesh:
+    """Fan-triangulated mesh of the faces selected by ``mask`` ((F,) bool; None = all), exploded by ``explode``."""
+    F = tess.face_offsets.shape[0] - 1
+    sel = np.arange(F, dtype=np.int64) if mask is None else np.flatnonzero(np.asarray(mask, dtype=bool))
+    fo = tess.face_offsets
+    nf = np.diff(fo)[sel]
+    # sub-ragged array of the selected loops
+    starts = fo[:-1][sel]
+    gather = np.repeat(starts - np.cumsum(nf) + nf, nf) + np.arange(int(nf.sum()))
+    loops = tess.face_indices[gather]
+    sub_off = np.concatenate([[0], np.cumsum(nf)]).astype(np.int64)
+    used, local = np.unique(loops, return_inverse=True)
+    vcell = vertex_cells(tess)[used]
+    offsets = explode_offsets(tess, explode) if explode else np.zeros((tess.num_regions, 3))
+    pos = tess.vertices[used] + offsets[vcell]
+    tris, tri_local = triangulate_faces(local, sub_off)
+    a, b, ef = _face_edges(local, sub_off)
+    edges = np.stack([a, b], axis=1)
+    # each face outline once per face (shared plane edges of neighbouring cells stay separate, as they
+    # belong to different cells in the exploded view)
+    return FaceMesh(pos.astype(np.float32), tris.astype(np.uint32), sel[tri_local], sel, face_cells(tess)[sel],
+                    vcell, edges.astype(np.uint32), sel[ef], offsets)
+
+
+# -- decision boundary mesh ---------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class BoundaryMesh:
+    """The exact decision boundary as one welded triangle mesh.
+
+    positions: (P, 3) float64; triangles: (T, 3) int64 (oriented: normal from class c0 towards c1);
+    normals: (P, 3) float64 unit area-weighted vertex normals; face_normals: (T, 3) unit;
+    tri_polygon: (T,) int64 source boundary polygon; classes: (T, 2) the two classes of each triangle.
+    """
+
+    positions: np.ndarray
+    triangles: np.ndarray
+    normals: np.ndarray
+    face_normals: np.ndarray
+    tri_polygon: np.ndarray
+    classes: np.ndarray
+
+    @property
+    def area(self) -> float:
+        p = self.positions[self.triangles]
+        return float(0.5 * np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1).sum())
+
+
+def polygon_normals(vertices: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(B, 3) Newell normals (length = twice the area) of ragged polygon loops."""
+    a, b, face = _face_edges(np.arange(vertices.shape[0]), offsets)
+    p, q = vertices[a], vertices[b]
+    n = np.stack([(p[:, 1] - q[:, 1]) * (p[:, 2] + q[:, 2]),
+                  (p[:, 2] - q[:, 2]) * (p[:, 0] + q[:, 0]),
+                  (p[:, 0] - q[:, 0]) * (p[:, 1] + q[:, 1])], axis=1)
+    out = np.zeros((offsets.shape[0] - 1, 3))
+    np.add.at(out, face, n)
+    return out
+
+
+def boundary_mesh(tess, out_linear: np.ndarray | None = None, weld_tol: float | None = None) -> BoundaryMesh:
+    """Merge the boundary's convex polygons into one oriented, welded mesh with vertex normals.
+
+    out_linear: (R_full, C, 3) logit slopes of the full-depth cells (default ``tess.out_linear``); used to
+    orient each polygon along ``grad(f_c1 - f_c0)`` (single-logit nets: ``grad f``); without it polygons
+    keep their loop order. weld_tol: vertices closer than this merge (default ``tess.tolerance * 10``).
+    """
+    V = np.asarray(tess.boundary_vertices, dtype=np.float64)
+    off = np.asarray(tess.boundary_offsets, dtype=np.int64)
+    B = off.shape[0] - 1
+    if B <= 0 or V.shape[0] == 0:
+        z = np.zeros((0, 3))
+        return BoundaryMesh(z, np.zeros((0, 3), np.int64), z, z, np.zeros(0, np.int64), np.zeros((0, 2), np.int64))
+    loop = np.arange(V.shape[0], dtype=np.int64)
+    n = polygon_normals(V, off)
+    lin = tess.out_linear if out_linear is None else out_linear
+    cls = np.asarray(tess.boundary_classes, dtype=np.int64).reshape(B, 2)
+    if lin is not None and len(tess.boundary_region) == B:
+        lin = np.asarray(lin)
+        reg = np.asarray(tess.boundary_region, dtype=np.int64)
+        if lin.shape[1] == 1:
+            g = lin[reg, 0, :]
+        else:
+            g = lin[reg, cls[:, 1], :] - lin[reg, cls[:, 0], :]
+        flip = np.einsum("ij,ij->i", n, g) < 0
+        if flip.any():
+            nb = np.diff(off)
+            fl = np.repeat(flip, nb)
+            start = np.repeat(off[:-1], nb)
+            end = np.repeat(off[1:], nb)
+            # reversed loop keeps the first vertex: start, end-1, end-2, ..., start+1
+            within = loop - start
+            rev = np.where(within == 0, start, end - within)
+            loop = np.where(fl, rev, loop)
+    tol = float(weld_tol) if weld_tol is not None else max(float(tess.tolerance) * 10, 1e-12)
+    key = np.round(V / tol).astype(np.int64)
+    _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    inv = inv.reshape(-1)
+    pos = V[first]
+    tris, tri_poly = triangulate_faces(inv[loop], off)
+    p = pos[tris]
+    fn = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])          # length = 2 * area
+    keep = np.linalg.norm(fn, axis=1) > 0
+    tris, tri_poly, fn = tris[keep], tri_poly[keep], fn[keep]
+    vn = np.zeros_like(pos)
+    for k in range(3):
+        np.add.at(vn, tris[:, k], fn)
+    vn /= np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-300)
+    fn /= np.maximum(np.linalg.norm(fn, axis=1, keepdims=True), 1e-300)
+    return BoundaryMesh(pos, tris, vn, fn, tri_poly, cls[tri_poly])
+
+
+# -- picking -----------------------------------------------------------------------------------------
+def ray_triangles(origin: np.ndarray, direction: np.ndarray, tris: np.ndarray) -> tuple[int, float]:
+    """First hit of the ray ``origin + t * direction`` (t > 0) with triangles ``(T, 3, 3)``.
+
+    Möller–Trumbore, vectorised, two-sided. Returns (triangle index, t), or (-1, inf) on a miss.
+    """
+    o = np.asarray(origin, dtype=np.float64)
+    d = np.asarray(direction, dtype=np.float64)
+    tris = np.asarray(tris, dtype=np.float64)
+    if tris.shape[0] == 0:
+        return -1, float("inf")
+    e1 = tris[:, 1] - tris[:, 0]
+    e2 = tris[:, 2] - tris[:, 0]
+    pvec = np.cross(d[None], e2)
+    det = np.einsum("ij,ij->i", e1, pvec)
+    ok = np.abs(det) > 1e-18
+    inv = np.where(ok, 1.0 / np.where(ok, det, 1.0), 0.0)
+    tvec = o[None] - tris[:, 0]
+    u = np.einsum("ij,ij->i", tvec, pvec) * inv
+    qvec = np.cross(tvec, e1)
+    v = np.einsum("j,ij->i", d, qvec) * inv
+    t = np.einsum("ij,ij->i", e2, qvec) * inv
+    hit = ok & (u >= 0) & (v >= 0) & (u + v <= 1) & (t > 0)
+    if not hit.any():
+        return -1, float("inf")
+    t = np.where(hit, t, np.inf)
+    i = int(np.argmin(t))
+    return i, float(t[i])
