@@ -1,0 +1,414 @@
+"""Horizontal and normal paths of the local-data-matrix foliation (Grementieri & Fioresi §4.2-4.3).
+
+The leaf through x has tangent space D_x = (ker G(x))^⊥ = row(J(x)), J = Jac_x log p(y|x) (C×D).
+
+Horizontal path s -> d (their Algorithm 1, a Riemannian gradient descent on ||d − x||² without
+retraction):  r = d − x_t,  v = P_row(J(x_t)) r,  x_{t+1} = x_t + h v/||v||  with h = α (the paper)
+while ||v|| > α; closer in, h = ||v||, the exact minimiser of ||d − x||² along v (the paper's fixed
+α would orbit the destination at distance ~α). Optional RK4 on the unit field v/||v|| (the field has no
+sign ambiguity — it is defined from d − x, not from an eigenvector — so orientation is consistent).
+
+Normal path (their §4.2, Fig. 3): a fixed random direction w, v = w − P_row(J(x_t)) w,
+x_{t+1} = x_t + α v/||v||: images get noisier while p(y|x) stays (their eq. 8).
+
+Many paths run at once: the batch stays dense (N paths × D) and finished paths are masked; one host
+sync every ``check_every`` steps. Each path stops on its own: reached (||d − x|| ≤ tol), stagnated
+(the distance has not dropped by ``min_progress`` of the attainable progress over the last
+``stagnation_window`` steps, or the destination is orthogonal to the leaf — a noisy start cannot
+reach the data leaf, their Fig. 6), or the step budget.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .errors import CancelledError, DatasetError, SplineAtlasError
+from .local_data_matrix import default_rtol, g_spectrum, g_trace, log_prob_jacobian, row_space
+
+STATUS_NAMES = ("running", "reached", "stagnated", "budget", "degenerate")
+RUNNING, REACHED, STAGNATED, BUDGET, DEGENERATE = range(5)
+
+
+@dataclass(frozen=True)
+class LeafPaths:
+    """N paths of one kind, recorded step by step (numpy). T = the longest path's step count.
+
+    kind: "horizontal" | "normal". sources, final_points: (N, D). destinations: (N, D) or None.
+    directions: (N, D) the fixed w of normal paths, else None.
+    points: (N, K, D) positions at steps ``point_steps`` (K,) (every ``record_every``-th step and the
+    last); a finished path repeats its final point.
+    probs: (N, T+1, C) p(y|x_t); predicted: (N, T+1) int64; trace: (N, T+1) Tr G(x_t);
+    spectrum: (N, T+1, C) eigenvalues of G(x_t), descending; tangent_rank: (N, T+1) rank of J(x_t).
+    distance: (N, T+1) ||d − x_t|| (horizontal) or ||x_t − s|| (normal).
+    step_angle: (N, T) degrees between the step and row(J(x_t)) (0: tangent, 90: normal).
+    step_length: (N, T) ||x_{t+1} − x_t||.
+    pattern_changes: (N, T, L) activation-pattern Hamming distance per nonlinearity between x_t and x_{t+1}.
+    num_steps: (N,) steps taken; status: (N,) int8 index into STATUS_NAMES; stop_step: (N,) step at
+    which the path stopped (== num_steps).
+    Entries after a path's num_steps repeat its last values.
+    """
+
+    kind: str
+    sources: np.ndarray
+    destinations: np.ndarray | None
+    directions: np.ndarray | None
+    final_points: np.ndarray
+    points: np.ndarray
+    point_steps: np.ndarray
+    probs: np.ndarray
+    predicted: np.ndarray
+    trace: np.ndarray
+    spectrum: np.ndarray
+    tangent_rank: np.ndarray
+    distance: np.ndarray
+    step_angle: np.ndarray
+    step_length: np.ndarray
+    pattern_changes: np.ndarray
+    num_steps: np.ndarray
+    status: np.ndarray
+    settings: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.sources.shape[0])
+
+    @property
+    def reached(self) -> np.ndarray:
+        return self.status == REACHED
+
+    @property
+    def stagnated(self) -> np.ndarray:
+        return self.status == STAGNATED
+
+    def status_name(self, i: int) -> str:
+        return STATUS_NAMES[int(self.status[i])]
+
+    def class_sequence(self, i: int) -> list[tuple[int, int]]:
+        """Run-length encoding [(class, first step), ...] of path i's predicted class."""
+        pred = self.predicted[i, : int(self.num_steps[i]) + 1]
+        out = [(int(pred[0]), 0)]
+        for t in range(1, len(pred)):
+            if pred[t] != pred[t - 1]:
+                out.append((int(pred[t]), t))
+        return out
+
+    def summary(self, i: int) -> dict:
+        """JSON-ready summary of path i (reached?, final distance, steps, class sequence ...)."""
+        n = int(self.num_steps[i])
+        return {
+            "kind": self.kind, "status": self.status_name(i), "reached": bool(self.status[i] == REACHED),
+            "stagnated": bool(self.status[i] == STAGNATED), "steps": n,
+            "initial_distance": float(self.distance[i, 0]), "final_distance": float(self.distance[i, n]),
+            "path_length": float(self.step_length[i, :n].sum()),
+            "class_sequence": [{"class": c, "from_step": s} for c, s in self.class_sequence(i)],
+            "initial_confidence": float(self.probs[i, 0].max()), "final_confidence": float(self.probs[i, n].max()),
+            "mean_trace": float(self.trace[i, : n + 1].mean()),
+            "max_step_angle_deg": float(self.step_angle[i, :n].max()) if n else 0.0,
+            "min_step_angle_deg": float(self.step_angle[i, :n].min()) if n else 0.0,
+            "region_changes": int((self.pattern_changes[i, :n].sum(-1) > 0).sum()),
+        }
+
+    def to_npz_dict(self) -> dict[str, np.ndarray]:
+        d = {k: getattr(self, k) for k in ("sources", "final_points", "points", "point_steps", "probs", "predicted",
+                                           "trace", "spectrum", "tangent_rank", "distance", "step_angle",
+                                           "step_length", "pattern_changes", "num_steps", "status")}
+        if self.destinations is not None:
+            d["destinations"] = self.destinations
+        if self.directions is not None:
+            d["directions"] = self.directions
+        d["status_names"] = np.array(STATUS_NAMES)
+        d["kind"] = np.array(self.kind)
+        return d
+
+
+def _check(name: str, cond: bool, msg: str) -> None:
+    if not cond:
+        raise SplineAtlasError(f"{name}: {msg}")
+
+
+def _as_points(x, dtype, dev, dim: int, what: str) -> torch.Tensor:
+    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    if t.ndim == 1:
+        t = t[None]
+    if t.ndim != 2 or t.shape[1] != dim:
+        raise DatasetError(f"{what} must be flat points of shape (N, {dim}); got {tuple(t.shape)}.")
+    if not torch.isfinite(t).all():
+        raise DatasetError(f"{what} contain NaN/Inf values.")
+    return t.detach().to(dev, dtype)
+
+
+class _Field:
+    """Evaluates J, p and the row-space basis at a batch of points (with optional patterns)."""
+
+    def __init__(self, model, rtol, method, chunk):
+        self.model, self.rtol, self.method, self.chunk = model, rtol, method, chunk
+
+    def __call__(self, x: torch.Tensor, with_patterns: bool):
+        outs = []
+        for s in range(0, x.shape[0], self.chunk):
+            outs.append(log_prob_jacobian(self.model, x[s:s + self.chunk], self.method, with_patterns))
+        probs = torch.cat([o.probs for o in outs])
+        jac = torch.cat([o.jacobian for o in outs])
+        pats = None
+        if with_patterns and outs[0].patterns is not None:
+            pats = [torch.cat([o.patterns[l] for o in outs]) for l in range(len(outs[0].patterns))]
+        rs = row_space(jac, self.rtol)
+        return probs, jac, rs, pats
+
+
+def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step_size: float, max_steps: int,
+               tol: torch.Tensor | None, integrator: str, rtol: float | None, stop_on_stagnation: bool,
+               stagnation_window: int, min_progress: float, clip_steps: bool, record_every: int | None, method: str,
+               chunk_size: int, check_every: int, point_budget_bytes: int, progress, cancel) -> dict:
+    n, d = x0.shape
+    dev, dt = x0.device, x0.dtype
+    fld = _Field(model, rtol, method, chunk_size)
+    T = max_steps
+    if record_every is None:
+        per = n * d * x0.element_size()
+        record_every = max(1, math.ceil(per * (T + 1) / point_budget_bytes))
+    point_steps = list(range(0, T + 1, record_every))
+    if point_steps[-1] != T:
+        point_steps.append(T)
+    slot = {s: k for k, s in enumerate(point_steps)}
+
+    probs0, jac0, rs0, pats0 = fld(x0, True)
+    C = probs0.shape[1]
+    L = len(pats0) if pats0 is not None else 0
+    f64 = torch.float64
+    rec = {
+        "probs": torch.zeros(n, T + 1, C, dtype=torch.float32, device=dev),
+        "trace": torch.zeros(n, T + 1, dtype=f64, device=dev),
+        "spectrum": torch.zeros(n, T + 1, C, dtype=f64, device=dev),
+        "tangent_rank": torch.zeros(n, T + 1, dtype=torch.int16, device=dev),
+        "distance": torch.zeros(n, T + 1, dtype=f64, device=dev),
+        "step_angle": torch.zeros(n, T, dtype=torch.float32, device=dev),
+        "step_length": torch.zeros(n, T, dtype=f64, device=dev),
+        "pattern_changes": torch.zeros(n, T, L, dtype=torch.int32, device=dev),
+        "points": torch.zeros(n, len(point_steps), d, dtype=dt, device=dev),
+        "predicted": torch.zeros(n, T + 1, dtype=torch.int64, device=dev),
+    }
+    status = torch.full((n,), RUNNING, dtype=torch.int8, device=dev)
+    num_steps = torch.zeros(n, dtype=torch.int64, device=dev)
+    x = x0.clone()
+    x64 = x0.to(f64)
+    src64 = x64.clone()
+    tgt64 = target.to(f64)
+
+    def record(t, probs, jac, rs):
+        active = status == RUNNING
+        rec["probs"][:, t] = probs.float()
+        rec["predicted"][:, t] = probs.argmax(1)
+        rec["trace"][:, t] = g_trace(probs, jac)
+        rec["spectrum"][:, t] = g_spectrum(probs, jac)
+        rec["tangent_rank"][:, t] = rs.rank.to(torch.int16)
+        dist = (tgt64 - x64).norm(dim=1) if kind == "horizontal" else (x64 - src64).norm(dim=1)
+        rec["distance"][:, t] = dist
+        if t in slot:
+            rec["points"][:, slot[t]] = x
+        return active, dist
+
+    def direction(xe64: torch.Tensor, rs) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unit field (N, D) and ||v|| (N,) at points xe64 with row-space rs."""
+        if kind == "horizontal":
+            v = rs.project(tgt64 - xe64)
+        else:
+            v = rs.residual(tgt64)
+        vn = v.norm(dim=1)
+        unit = v / vn.clamp_min(torch.finfo(f64).tiny)[:, None]
+        return unit, vn
+
+    probs, jac, rs, pats = probs0, jac0, rs0, pats0
+    if kind == "horizontal":   # a source already within tol of its destination is reached at step 0
+        status = torch.where((tgt64 - x64).norm(dim=1) <= tol, torch.full_like(status, REACHED), status)
+    t = 0
+    for t in range(T):
+        if cancel is not None and cancel():
+            raise CancelledError("path tracing was cancelled.")
+        active, dist = record(t, probs, jac, rs)
+        unit, vn = direction(x64, rs)
+        # degenerate: the wanted direction is (numerically) orthogonal to the leaf, or J == 0
+        scale = dist if kind == "horizontal" else torch.ones_like(dist)
+        degenerate = active & (vn <= 1e-9 * scale.clamp_min(1e-300))
+        if kind == "horizontal" and clip_steps:
+            h = torch.minimum(torch.full_like(vn, step_size), vn)
+        else:
+            h = torch.full_like(vn, step_size)
+        if integrator == "rk4":
+            k1 = unit
+            k2, _ = direction(x64 + 0.5 * h[:, None] * k1, fld((x64 + 0.5 * h[:, None] * k1).to(dt), False)[2])
+            k3, _ = direction(x64 + 0.5 * h[:, None] * k2, fld((x64 + 0.5 * h[:, None] * k2).to(dt), False)[2])
+            k4, _ = direction(x64 + h[:, None] * k3, fld((x64 + h[:, None] * k3).to(dt), False)[2])
+            comb = (k1 + 2 * k2 + 2 * k3 + k4) / 6.0
+            step = h[:, None] * comb / comb.norm(dim=1).clamp_min(torch.finfo(f64).tiny)[:, None]
+        else:
+            step = h[:, None] * unit
+        moving = active & ~degenerate
+        step = torch.where(moving[:, None], step, torch.zeros_like(step))
+        sn = step.norm(dim=1)
+        cosang = (rs.project(step).norm(dim=1) / sn.clamp_min(torch.finfo(f64).tiny)).clamp(0.0, 1.0)
+        rec["step_angle"][:, t] = torch.where(moving, torch.rad2deg(torch.arccos(cosang)), torch.zeros_like(sn)).float()
+        rec["step_length"][:, t] = sn
+        x64 = x64 + step
+        x = x64.to(dt)
+        num_steps += moving.to(torch.int64)
+        status = torch.where(degenerate, torch.full_like(status, DEGENERATE), status)
+        probs, jac, rs, new_pats = fld(x, True)
+        if L:
+            rec["pattern_changes"][:, t] = torch.stack(
+                [(a != b).reshape(n, -1).sum(1) for a, b in zip(pats, new_pats)], 1).to(torch.int32) \
+                * moving[:, None].to(torch.int32)
+        pats = new_pats
+        if kind == "horizontal":
+            new_dist = (tgt64 - x64).norm(dim=1)
+            status = torch.where(moving & (new_dist <= tol), torch.full_like(status, REACHED), status)
+            if stop_on_stagnation and t + 1 >= stagnation_window:
+                old = rec["distance"][:, t + 1 - stagnation_window]
+                attainable = torch.minimum(old, torch.full_like(old, stagnation_window * step_size))
+                stuck = (status == RUNNING) & (old - new_dist < min_progress * attainable)
+                status = torch.where(stuck, torch.full_like(status, STAGNATED), status)
+        if progress is not None and (t % 16 == 0):
+            progress((t + 1) / T, f"{kind} paths: step {t + 1}/{T}")
+        if (t + 1) % check_every == 0 and not bool((status == RUNNING).any()):
+            t += 1
+            break
+    else:
+        t = T
+    # final state (x at step t); paths still running ran out of budget
+    record(t, probs, jac, rs)
+    status = torch.where(status == RUNNING, torch.full_like(status, BUDGET), status)
+    last = t
+    # fill the tail of every array beyond ``last`` with the final values (truncate to last)
+    out = {k: v[:, : last + 1] if k not in ("step_angle", "step_length", "pattern_changes", "points") else v
+           for k, v in rec.items()}
+    out["step_angle"] = rec["step_angle"][:, :last]
+    out["step_length"] = rec["step_length"][:, :last]
+    out["pattern_changes"] = rec["pattern_changes"][:, :last]
+    kept = [k for k, s in enumerate(point_steps) if s <= last]
+    pts = rec["points"][:, kept]
+    psteps = [point_steps[k] for k in kept]
+    if psteps[-1] != last:
+        pts = torch.cat([pts, x[:, None]], 1)
+        psteps.append(last)
+    out["points"] = pts
+    out["point_steps"] = np.asarray(psteps, dtype=np.int64)
+    # paths stop individually: after a path's last step, its per-step values are frozen
+    idx = torch.arange(last + 1, device=dev)[None, :]
+    stopped_after = idx > num_steps[:, None]
+    for k in ("probs", "predicted", "trace", "spectrum", "tangent_rank", "distance"):
+        v = out[k]
+        fin = v.gather(1, num_steps.view(n, 1, *([1] * (v.ndim - 2))).expand(n, 1, *v.shape[2:]))
+        out[k] = torch.where(stopped_after.view(n, last + 1, *([1] * (v.ndim - 2))), fin, v)
+    out["num_steps"] = num_steps
+    out["status"] = status
+    out["final_points"] = x
+    return out
+
+
+def _run(net, kind, sources, target, *, step_size, max_steps, tol, integrator, rtol, stop_on_stagnation,
+         stagnation_window, min_progress, clip_steps, record_every, dtype, device, jacobian_method, chunk_size, check_every,
+         point_budget_bytes, progress, cancel, settings) -> LeafPaths:
+    from .deepfool import prepare_model
+
+    _check("step_size", step_size > 0 and math.isfinite(step_size), f"must be a positive number; got {step_size}.")
+    _check("steps", int(max_steps) >= 0, f"must be >= 0; got {max_steps}.")
+    _check("integrator", integrator in ("euler", "rk4"), f"use 'euler' or 'rk4'; got {integrator!r}.")
+    model = prepare_model(net, dtype, device)
+    dev = next(model.parameters()).device
+    dim = int(getattr(model, "input_dim", sources.shape[-1]))
+    S = _as_points(sources, dtype, dev, dim, "sources")
+    Tg = _as_points(target, dtype, dev, dim, "destinations" if kind == "horizontal" else "directions")
+    if Tg.shape[0] == 1 and S.shape[0] > 1:
+        Tg = Tg.expand(S.shape[0], -1)
+    if S.shape[0] == 1 and Tg.shape[0] > 1:
+        S = S.expand(Tg.shape[0], -1)
+    if S.shape[0] != Tg.shape[0]:
+        raise DatasetError(f"{S.shape[0]} sources but {Tg.shape[0]} {'destinations' if kind == 'horizontal' else 'directions'}; give one each (or one to broadcast).")
+    if S.shape[0] == 0:
+        raise DatasetError("no paths requested (0 sources).")
+    tol_t = None
+    if kind == "horizontal":
+        d0 = (Tg.double() - S.double()).norm(dim=1)
+        tol_t = (1e-3 * d0 if tol is None else torch.full_like(d0, float(tol)))
+    out = _integrate(model, kind, S, Tg, step_size=float(step_size), max_steps=int(max_steps), tol=tol_t,
+                     integrator=integrator, rtol=rtol, stop_on_stagnation=stop_on_stagnation,
+                     stagnation_window=int(stagnation_window), min_progress=float(min_progress),
+                     clip_steps=clip_steps, record_every=record_every, method=jacobian_method, chunk_size=int(chunk_size),
+                     check_every=int(check_every), point_budget_bytes=int(point_budget_bytes),
+                     progress=progress, cancel=cancel)
+    npy = {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
+    settings = dict(settings, step_size=float(step_size), max_steps=int(max_steps), integrator=integrator,
+                    dtype=str(dtype).replace("torch.", ""), device=str(dev),
+                    rtol=float(default_rtol(dtype, dim) if rtol is None else rtol))
+    if tol_t is not None:
+        settings["tol"] = tol_t.cpu().numpy().tolist() if tol is None else float(tol)
+    return LeafPaths(kind=kind, sources=S.cpu().double().numpy(),
+                     destinations=Tg.cpu().double().numpy() if kind == "horizontal" else None,
+                     directions=Tg.cpu().double().numpy() if kind == "normal" else None,
+                     final_points=npy["final_points"], points=npy["points"], point_steps=npy["point_steps"],
+                     probs=npy["probs"], predicted=npy["predicted"], trace=npy["trace"], spectrum=npy["spectrum"],
+                     tangent_rank=npy["tangent_rank"].astype(np.int64), distance=npy["distance"],
+                     step_angle=npy["step_angle"], step_length=npy["step_length"],
+                     pattern_changes=npy["pattern_changes"], num_steps=npy["num_steps"], status=npy["status"],
+                     settings=settings)
+
+
+def horizontal_paths(net: nn.Module, sources, destinations, *, step_size: float = 0.1, max_steps: int = 1000,
+                     tol: float | None = None, integrator: str = "euler", rtol: float | None = None,
+                     stop_on_stagnation: bool = True, stagnation_window: int = 100, min_progress: float = 0.01,
+                     clip_steps: bool = True, record_every: int | None = None, dtype: torch.dtype = torch.float64, device=None,
+                     jacobian_method: str = "auto", chunk_size: int = 64, check_every: int = 8,
+                     point_budget_bytes: int = 256 << 20,
+                     progress: Callable[[float, str], None] | None = None,
+                     cancel: Callable[[], bool] | None = None) -> LeafPaths:
+    """Horizontal paths from sources (N, D) to destinations (N, D) (either may be a single point).
+
+    step_size: α, the step length away from the destination; max_steps: step budget; tol: reached when
+    ||d − x|| ≤ tol (default 1e-3·||d − s|| per path); integrator: "euler" (their Algorithm 1) or "rk4";
+    rtol: relative singular-value tolerance of row(J); stagnation: stop a path when over the last
+    ``stagnation_window`` steps its distance dropped by less than ``min_progress`` × min(window·α,
+    distance) (set ``stop_on_stagnation=False`` to follow it to the budget, as in their Fig. 6).
+    record_every: keep every k-th point (default: as often as ``point_budget_bytes`` allows).
+    The net is run as a ``dtype`` copy on ``device``; Jacobians in chunks of ``chunk_size`` points.
+    """
+    return _run(net, "horizontal", sources, destinations, step_size=step_size, max_steps=max_steps, tol=tol,
+                integrator=integrator, rtol=rtol, stop_on_stagnation=stop_on_stagnation,
+                stagnation_window=stagnation_window, min_progress=min_progress, clip_steps=clip_steps,
+                record_every=record_every,
+                dtype=dtype, device=device, jacobian_method=jacobian_method, chunk_size=chunk_size,
+                check_every=check_every, point_budget_bytes=point_budget_bytes, progress=progress, cancel=cancel,
+                settings={"stagnation_window": int(stagnation_window), "min_progress": float(min_progress),
+                          "clip_steps": bool(clip_steps),
+                          "stop_on_stagnation": bool(stop_on_stagnation)})
+
+
+def random_directions(n: int, dim: int, seed: int = 0) -> np.ndarray:
+    """(n, dim) float64 unit vectors, uniformly distributed on the sphere, seeded."""
+    w = np.random.default_rng(seed).standard_normal((n, dim))
+    return w / np.linalg.norm(w, axis=1, keepdims=True)
+
+
+def normal_paths(net: nn.Module, sources, directions=None, *, seed: int = 0, step_size: float = 0.1,
+                 steps: int = 100, integrator: str = "euler", rtol: float | None = None,
+                 record_every: int | None = None, dtype: torch.dtype = torch.float64, device=None,
+                 jacobian_method: str = "auto", chunk_size: int = 64, check_every: int = 8,
+                 point_budget_bytes: int = 256 << 20,
+                 progress: Callable[[float, str], None] | None = None,
+                 cancel: Callable[[], bool] | None = None) -> LeafPaths:
+    """Normal paths from sources (N, D) along fixed directions w (N, D) (default: seeded random unit
+    vectors), each step α (w − P_row(J) w)/||·||: across leaves, toward noise (their §4.2)."""
+    S = np.asarray(sources.detach().cpu() if isinstance(sources, torch.Tensor) else sources, dtype=np.float64)
+    if S.ndim == 1:
+        S = S[None]
+    if directions is None:
+        directions = random_directions(S.shape[0], S.shape[1], seed)
+    return _run(net, "normal", S, directions, step_size=step_size, max_steps=steps, tol=None,
+                integrator=integrator, rtol=rtol, stop_on_stagnation=False, stagnation_window=1,
+                min_progress=0.0, clip_steps=False, record_every=record_every, dtype=dtype, device=device,
+                jacobian_method=jacobian_method, chunk_size=chunk_size, check_every=check_every,
+                point_budget_bytes=point_budget_bytes, progress=progress, cancel=cancel,
+                settings={"seed": int(seed)})
