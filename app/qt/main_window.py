@@ -414,6 +414,18 @@ class MainWindow(QMainWindow):
             self.state.set_window(window)
 
     def _schedule_tessellation(self) -> None:
+        """Draw at once from the memory cache when possible (instant scrubbing); else compute after a short
+        debounce, so that a burst of slider/zoom changes starts one job, not many."""
+        b, st = self.bundle, self.state
+        if b is not None and st.slice is not None and b.piecewise_affine:
+            key = jobs.tessellation_key(b, st.epoch_index, st.slice, st.window, st.settings.max_regions)
+            hit = self.cache.peek(key)
+            if hit is not None:
+                self._tess_timer.stop()
+                self.work.cancel("tessellation")
+                if key != self.tess_key:
+                    self._on_tessellation(key, hit)
+                return
         self._tess_timer.start()
 
     def _request_tessellation(self) -> None:
@@ -765,6 +777,10 @@ class MainWindow(QMainWindow):
             self.open_path(urls[0])
 
     # == keyboard ==================================================================================
+    def keyPressEvent(self, ev) -> None:
+        if ev.modifiers() & ~Qt.KeyboardModifier.KeypadModifier or not self.handle_key(ev.key()):
+            super().keyPressEvent(ev)
+
     def handle_key(self, key: int) -> bool:
         """Window-wide keys; returns True when handled."""
         st = self.state
@@ -806,8 +822,8 @@ class _KeyFilter(QObject):
         if isinstance(w, (QLineEdit, QTextEdit, QAbstractSpinBox, QComboBox, QAbstractItemView, QAbstractSlider)) \
                 and ev.key() != Qt.Key.Key_Escape:
             return False
-        if obj is not w and w is not None:
-            return False  # handle each key once (at its focus widget)
+        if obj is not w or w is None or w is self.window:
+            return False  # once, at the focus widget; keys sent to the window go to its keyPressEvent
         return self.window.handle_key(ev.key())
 
 
