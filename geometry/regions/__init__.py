@@ -1,0 +1,29 @@
+"""Region toolbox in the full input space (Liu et al. "Integrating geometries of ReLU feedforward
+neural networks"; Sattelberg et al. "Locally linear attributes of ReLU neural networks").
+
+Patterns, H-representations (eq. 5), active bits (eq. 6, exact and fast), neighbours, Chebyshev
+centres (LP 8), boundary distances, minimal in-region decision-changing perturbations (QP), traversal
+enumeration (Algorithm 1), exact line walks (and their bisection, Algorithm 2), region statistics
+and the dual space of region affine maps. LPs: HiGHS (scipy); QPs: CLARABEL (cvxpy).
+"""
+from .affine import (HRep, RegionMaps, boundary_distance, check_supported, hamming, hrep_at, hreps_from_patterns,
+                     layer_offsets, pairwise_hamming, patterns_of, region_maps)
+from .dual import (DualMapping, DualMotion, GridDual, cluster_accuracy, dual_over_epochs, dual_points, grid_dual,
+                   map_between)
+from .linewalk import Bisection, LineWalk, bisection_walk, line_walk
+from .lp import ActiveBits, Chebyshev, Neighbours, active_bits, as_box, chebyshev, neighbours
+from .qp import RegionPerturbation, min_region_perturbation
+from .stats import (RegionReport, RegionStats, describe_region, hamming_at_distance, nearest_neighbour_agreement,
+                    region_stats, walk_counts)
+from .traversal import Enumeration, enumerate_regions
+
+__all__ = [
+    "HRep", "RegionMaps", "boundary_distance", "check_supported", "hamming", "hrep_at", "hreps_from_patterns",
+    "layer_offsets", "pairwise_hamming", "patterns_of", "region_maps",
+    "DualMapping", "DualMotion", "GridDual", "cluster_accuracy", "dual_over_epochs", "dual_points", "grid_dual",
+    "map_between", "Bisection", "LineWalk", "bisection_walk", "line_walk",
+    "ActiveBits", "Chebyshev", "Neighbours", "active_bits", "as_box", "chebyshev", "neighbours",
+    "RegionPerturbation", "min_region_perturbation",
+    "RegionReport", "RegionStats", "describe_region", "hamming_at_distance", "nearest_neighbour_agreement",
+    "region_stats", "walk_counts", "Enumeration", "enumerate_regions",
+]
