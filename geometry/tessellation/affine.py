@@ -93,7 +93,7 @@ def activate(module: nn.Module, X: torch.Tensor, pattern: torch.Tensor) -> torch
     flat = X.reshape(R, k1, -1)
     p = pattern.view(R, 1, -1)
     if isinstance(module, nn.ReLU):
-        out = flat * p
+        out = flat * p.to(X.dtype)
     elif isinstance(module, nn.LeakyReLU):
         out = flat * torch.where(p, 1.0, module.negative_slope).to(X.dtype)
     elif isinstance(module, Abs):

@@ -21,6 +21,11 @@ def _vertex_mask(cnt: torch.Tensor, P: int) -> torch.Tensor:
     return torch.arange(P, device=cnt.device)[None, :] < cnt[:, None]
 
 
+def _next_index(cnt: torch.Tensor, P: int) -> torch.Tensor:
+    ar = torch.arange(P, device=cnt.device)
+    return torch.where(ar[None, :] + 1 < cnt[:, None], ar[None, :] + 1, 0)
+
+
 def two_class(out_linear: torch.Tensor, out_offset: torch.Tensor):
     """Single-logit outputs ``(R, 1, k), (R, 1)`` -> the equivalent two-class logits ``(0, f)``."""
     if out_linear.shape[1] != 1:
@@ -73,7 +78,7 @@ def class_cells_2d(V: torch.Tensor, cnt: torch.Tensor, out_linear: torch.Tensor,
             b = torch.where(pclass == j, torch.ones_like(b), b)
             a = torch.where((pclass == j).unsqueeze(1), 0.0, a)
             s = planar.vertex_values(pV, pcnt, torch.cat([a, b.unsqueeze(1)], 1))
-            (pV, pE, pcnt), _ = planar.clip(pV, pE, pcnt, s, eps, j, sides=(True, False))
+            pV, pE, pcnt = planar.clip(pV, pE, pcnt, s, eps, j)
             keep = pcnt > 0
             pV, pE, pcnt, pclass, preg = pV[keep], pE[keep], pcnt[keep], pclass[keep], preg[keep]
         # mixed really means: at least two non-empty cells
@@ -84,7 +89,7 @@ def class_cells_2d(V: torch.Tensor, cnt: torch.Tensor, out_linear: torch.Tensor,
         # boundary segments: edges created by constraint j on the cell of class c < j
         Q, Pq = pV.shape[:2]
         vm = _vertex_mask(pcnt, Pq)
-        nxt = planar._next_index(pcnt, Pq)
+        nxt = _next_index(pcnt, Pq)
         Vn = pV.gather(1, nxt.unsqueeze(-1).expand(Q, Pq, 2))
         is_b = vm & (pE >= 0) & (pE.long() > pclass[:, None]) & really[preg][:, None]
         length = (Vn - pV).norm(dim=2)

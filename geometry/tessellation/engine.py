@@ -12,6 +12,7 @@ Public entry points: :func:`tessellate` (one depth) and :func:`tessellate_all_de
 """
 from __future__ import annotations
 
+import copy
 import time
 from typing import Callable
 
@@ -79,6 +80,19 @@ def _layer_summaries(net: Network) -> tuple[LayerSummary, ...]:
     return tuple(LayerSummary(li.index, li.kind, li.width) for li in net.layer_infos)
 
 
+class _EngineNet:
+    """The parts of a Network the engine needs, with its layers copied to ``dtype`` on ``device``."""
+
+    def __init__(self, network: Network, dtype, device):
+        p = next(network.layers.parameters(), None)
+        same = p is None or (p.dtype == dtype and p.device == device)
+        self.layers = network.layers if same else copy.deepcopy(network.layers).to(device=device, dtype=dtype)
+        self.layers.eval()
+        self.layer_infos = network.layer_infos
+        self.input_shape = network.input_shape
+        self.input_dim = network.input_dim
+
+
 def _prepare(network: Network, slice_: Slice, device, dtype=torch.float64):
     if not isinstance(network, Network):
         raise SplineAtlasError("tessellate needs a geometry.network.Network (load one with open_run/load_checkpoint).")
@@ -88,7 +102,7 @@ def _prepare(network: Network, slice_: Slice, device, dtype=torch.float64):
             f"the slice lives in R^{slice_.ambient_dim} but the network takes {network.input_dim} inputs; "
             f"make the slice from this network's data.")
     dev = resolve_device(device)
-    net = network.to_dtype_device(dtype, dev)
+    net = _EngineNet(network, dtype, dev)
     k = slice_.dim
     X0 = torch.empty(1, k + 1, network.input_dim, dtype=dtype, device=dev)
     X0[0, 0] = torch.as_tensor(slice_.origin, dtype=dtype, device=dev)
@@ -96,12 +110,11 @@ def _prepare(network: Network, slice_: Slice, device, dtype=torch.float64):
     return net, dev, X0.reshape(1, k + 1, *network.input_shape)
 
 
-def layer_lines(module: nn.Module, X: torch.Tensor):
-    """The cut hyperplanes of one nonlinearity on each region: ``(R, n, k+1)`` (a_1..a_k, b) with |a| = 1.
+def layer_lines(module: nn.Module, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The cut hyperplanes of one nonlinearity on each region: ``a (R, n, k)``, ``b (R, n)`` (value a.u + b).
 
     ReLU/LeakyReLU/Abs: one per neuron (its pre-activation). MaxPool2d: the pairwise differences of the
-    members of each pooling window. Lines that are constant on a region (|a| ~ 0) get a = 0 and b = +-1
-    (they never cut).
+    members of each pooling window.
     """
     R, k1 = X.shape[:2]
     if isinstance(module, nn.MaxPool2d):
@@ -111,21 +124,16 @@ def layer_lines(module: nn.Module, X: torch.Tensor):
         h = flat[:, :, pairs[:, 0]] - flat[:, :, pairs[:, 1]]
     else:
         h = X.reshape(R, k1, -1)
-    a = h[:, 1:, :].transpose(1, 2)          # (R, n, k)
-    b = h[:, 0, :]                           # (R, n)
-    nrm = a.norm(dim=2)
-    scale = nrm.amax(1, keepdim=True) + b.abs().amax(1, keepdim=True) + 1e-300
-    flat_line = nrm <= 1e-13 * scale
-    inv = torch.where(flat_line, torch.zeros_like(nrm), 1.0 / torch.where(flat_line, torch.ones_like(nrm), nrm))
-    a = a * inv.unsqueeze(-1)
-    b = torch.where(flat_line, torch.where(b >= 0, 1.0, -1.0).to(b.dtype), b * inv)
-    return torch.cat([a, b.unsqueeze(-1)], dim=2)
+    return h[:, 1:, :].transpose(1, 2), h[:, 0, :]
 
 
 def layer_pattern(module: nn.Module, X: torch.Tensor, interior: torch.Tensor) -> torch.Tensor:
     """Pattern of a nonlinearity on each region from an interior point ``(R, k)``: (R, w) bool or int64."""
     R, k1 = X.shape[:2]
-    h = X[:, 0] + torch.einsum("rk,rk...->r...", interior, X[:, 1:])
+    h = X[:, 0].clone()
+    view = (R,) + (1,) * (X.dim() - 2)
+    for i in range(k1 - 1):
+        h.addcmul_(interior[:, i].view(view), X[:, 1 + i])
     if isinstance(module, nn.MaxPool2d):
         _, idx = torch.nn.functional.max_pool2d(h, module.kernel_size, module.stride, module.padding,
                                                 module.dilation, module.ceil_mode, return_indices=True)
@@ -186,9 +194,9 @@ def tessellate_all_depths(network: Network, slice_: Slice, domain=None, depth: i
     def on_nonlinearity(module, j, X):
         if progress is not None:
             progress(j / target, f"layer {j + 1}/{target}: cutting {state['V'].shape[0]} regions")
-        lines = layer_lines(module, X)
+        a, b = layer_lines(module, X)
         name = f"layer {j + 1} of {L}"
-        V, E, cnt, owner = planar.subdivide(state["V"], state["E"], state["cnt"], lines, eps, j,
+        V, E, cnt, owner = planar.subdivide(state["V"], state["E"], state["cnt"], a, b, eps, j,
                                             max_regions, name, cancel)
         interior = _interior_points(V, cnt)
         Xo = X[owner]

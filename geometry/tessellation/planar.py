@@ -27,57 +27,52 @@ def _next_index(cnt: torch.Tensor, P: int) -> torch.Tensor:
 
 
 def clip(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor, s: torch.Tensor, eps: float, label: int,
-         sides: tuple[bool, bool] = (True, True)):
-    """Clip pieces by the lines whose signed values at the vertices are ``s (N, P)``.
+         drop_empty: bool = True):
+    """Keep the part ``s >= -eps`` of each piece, where ``s (N, P)`` are a line's signed values at its vertices.
 
-    Returns, for each requested side (positive ``s >= -eps``, negative ``s <= eps``), a tuple
-    ``(V (N, P', 2), E (N, P'), cnt (N,))``. New edges along the line get ``label``. Every piece must
-    actually be cut (vertices beyond eps on both sides) for both halves to be non-degenerate; with one
-    side requested, pieces entirely on the other side come back with ``cnt == 0``.
+    Returns ``(V (N, P', k), E (N, P'), cnt (N,))``; new edges along the line get ``label``; pieces with
+    less than 3 vertices left (entirely on the other side, or touching the line only) get ``cnt == 0``
+    when ``drop_empty``. Vertices within eps of the line are kept on both sides, and a crossing point is
+    made only on an edge whose ends are beyond eps on opposite sides, so pieces are never degenerate.
     """
     N, P = s.shape
     dev = s.device
+    k = V.shape[-1]
     ar = torch.arange(P, device=dev)
     valid = ar[None, :] < cnt[:, None]
-    nxt = _next_index(cnt, P)
+    nxt = torch.where(ar[None, :] + 1 < cnt[:, None], ar[None, :] + 1, 0)
     s_n = s.gather(1, nxt)
-    V_n = V.gather(1, nxt.unsqueeze(-1).expand(N, P, V.shape[-1]))
-    pos = (s > eps) & valid
+    pos = s > eps
     neg = (s < -eps) & valid
     pos_n = pos.gather(1, nxt)
     neg_n = neg.gather(1, nxt)
-    cross = (pos & neg_n) | (neg & pos_n)
-    denom = torch.where(cross, s - s_n, torch.ones_like(s))
-    t = torch.where(cross, s / denom, torch.zeros_like(s))
-    X = V + t.unsqueeze(-1) * (V_n - V)
-    pts = torch.stack([V, X], dim=2).reshape(N, 2 * P, V.shape[-1])
-    out = []
+    cross = valid & ((pos & neg_n) | (neg & pos_n))
+    t = s / torch.where(cross, s - s_n, torch.ones_like(s))
+    V_n = V.gather(1, nxt.unsqueeze(-1).expand(N, P, k))
+    X = torch.addcmul(V, t.unsqueeze(-1), V_n - V)
+    keep = valid & ~neg
     lab = torch.tensor(label, dtype=E.dtype, device=dev)
-    one_sided = not (sides[0] and sides[1])
-    for want, bad, other_n, same_n in ((sides[0], neg, neg_n, pos_n), (sides[1], pos, pos_n, neg_n)):
-        if not want:
-            out.append(None)
-            continue
-        keep = valid & ~bad
-        lab_v = torch.where(other_n & ~cross, lab, E)
-        lab_x = torch.where(same_n, E, lab)
-        mask = torch.stack([keep, cross], dim=2).reshape(N, 2 * P)
-        labs = torch.stack([lab_v, lab_x], dim=2).reshape(N, 2 * P)
-        c = mask.sum(1)
-        if one_sided:  # pieces (almost) entirely on the other side vanish
-            c = torch.where(c >= 3, c, torch.zeros_like(c))
-            mask = mask & (c[:, None] > 0)
-        Pn = int(c.max()) if N else 0
-        Pn = max(Pn, 1)
-        slot = mask.cumsum(1) - 1
-        row = torch.arange(N, device=dev)[:, None].expand(N, 2 * P)
-        flat = (row * Pn + slot)[mask]
-        Vo = torch.zeros(N * Pn, V.shape[-1], dtype=V.dtype, device=dev)
-        Eo = torch.full((N * Pn,), -1, dtype=E.dtype, device=dev)
-        Vo[flat] = pts[mask]
-        Eo[flat] = labs[mask]
-        out.append((Vo.view(N, Pn, V.shape[-1]), Eo.view(N, Pn), c))
-    return tuple(out)
+    mask = torch.stack([keep, cross], dim=2).reshape(N, 2 * P)
+    labs = torch.stack([torch.where(neg_n & ~cross, lab, E), torch.where(pos_n, E, lab)], dim=2).reshape(N, 2 * P)
+    c = mask.sum(1)
+    if drop_empty:
+        c = torch.where(c >= 3, c, 0)
+        mask = mask & (c[:, None] > 0)
+    Pn = max(int(c.max()) if N else 1, 1)
+    slot = mask.cumsum(1) - 1
+    flat = (torch.arange(N, device=dev)[:, None] * Pn + slot)[mask]
+    Vo = torch.zeros(N * Pn, k, dtype=V.dtype, device=dev)
+    Eo = torch.full((N * Pn,), -1, dtype=E.dtype, device=dev)
+    Vo[flat] = torch.stack([V, X], dim=2).reshape(N, 2 * P, k)[mask]
+    Eo[flat] = labs[mask]
+    return Vo.view(N, Pn, k), Eo.view(N, Pn), c
+
+
+def split(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor, s: torch.Tensor, eps: float, label: int):
+    """Both halves of pieces cut by a line (values ``s (N, P)``): ``(V (2N, P', k), E, cnt)``, the
+    positive parts first. Each piece must have vertices beyond eps on both sides."""
+    return clip(torch.cat([V, V]), torch.cat([E, E]), torch.cat([cnt, cnt]), torch.cat([s, -s]), eps, label,
+                drop_empty=False)
 
 
 def _pad_to(V: torch.Tensor, E: torch.Tensor, P: int):
@@ -106,40 +101,58 @@ def vertex_values(V: torch.Tensor, cnt: torch.Tensor, lines: torch.Tensor) -> to
     return V[..., 0] * lines[:, None, 0] + V[..., 1] * lines[:, None, 1] + lines[:, None, 2]
 
 
-def crossing_lists(V: torch.Tensor, cnt: torch.Tensor, lines: torch.Tensor, eps: float, chunk_elems: int = 1 << 24):
-    """For regions ``V (R, P, 2)`` and their lines ``(R, n, 3)``: ``(order (R, J) int64, ncross (R,))``,
-    the indices of the lines crossing each region (first ``ncross[r]`` entries of ``order[r]``)."""
-    R, P = V.shape[:2]
-    n = lines.shape[1]
-    ar = torch.arange(P, device=V.device)
-    invalid = (ar[None, :] >= cnt[:, None])
-    Vp = torch.where(invalid.unsqueeze(-1), V[:, :1], V)  # padding repeats vertex 0: neutral for min/max
-    step = max(1, chunk_elems // max(1, P * n))
-    crosses = []
-    for a in range(0, R, step):
-        v = Vp[a:a + step]
-        L = lines[a:a + step]
-        s = torch.baddbmm(L[:, None, :, 2], v, L[:, :, :2].transpose(1, 2))  # (r, P, n)
-        crosses.append((s.amax(1) > eps) & (s.amin(1) < -eps))
-    cross = torch.cat(crosses) if crosses else torch.zeros(0, n, dtype=torch.bool, device=V.device)
-    ncross = cross.sum(1)
-    J = int(ncross.max()) if R else 0
-    if J == 0:
-        return torch.zeros(R, 0, dtype=torch.int64, device=V.device), ncross
-    order = torch.sort(cross.to(torch.int8), dim=1, descending=True, stable=True).indices[:, :J]
-    return order, ncross
+def crossing_table(V: torch.Tensor, cnt: torch.Tensor, a: torch.Tensor, b: torch.Tensor, eps: float):
+    """The lines crossing each region, as a padded table.
+
+    Regions ``V (R, P, k)`` (``cnt`` vertices each); raw lines ``a (R, n, k)``, ``b (R, n)`` (value ``a.u + b``).
+    A bounding-ball test (|value at the vertex mean| <= radius * |a|) prunes the (region, line) pairs
+    first, then the vertex values decide. Returns ``(table (R, J, k+1), ncross (R,))``: region r's
+    crossing lines, normalised to |a| = 1, in ``table[r, :ncross[r]]``.
+    """
+    R, P, k = V.shape
+    dev = V.device
+    valid = torch.arange(P, device=dev)[None, :] < cnt[:, None]
+    vf = valid.unsqueeze(-1).to(V.dtype)
+    center = (V * vf).sum(1) / cnt.unsqueeze(-1).to(V.dtype)
+    d = V - center[:, None, :]
+    rad = ((d * d).sum(2) * valid).amax(1).sqrt()
+    hc = (a * center[:, None, :]).sum(2) + b
+    an = (a * a).sum(2).sqrt()
+    scale = an.amax(1, keepdim=True) + b.abs().amax(1, keepdim=True) + 1e-300
+    cand = (hc.abs() <= (rad[:, None] + eps) * an) & (an > 1e-13 * scale)
+    ri, ni = cand.nonzero(as_tuple=True)
+    if ri.numel() == 0:
+        return torch.zeros(R, 0, k + 1, dtype=V.dtype, device=dev), torch.zeros(R, dtype=torch.int64, device=dev)
+    inv = 1.0 / an[ri, ni]
+    lines = torch.cat([a[ri, ni] * inv[:, None], (b[ri, ni] * inv)[:, None]], 1)      # (K, k+1)
+    s = torch.baddbmm(lines[:, k:, None], lines[:, None, :k], V[ri].transpose(1, 2)).squeeze(1)
+    vr = valid[ri]
+    crosses = ((s > eps) & vr).any(1) & ((s < -eps) & vr).any(1)
+    ri, lines = ri[crosses], lines[crosses]
+    ncross = torch.bincount(ri, minlength=R)
+    J = int(ncross.max()) if ri.numel() else 0
+    start = torch.cumsum(ncross, 0) - ncross
+    slot = torch.arange(ri.numel(), device=dev) - start[ri]
+    table = torch.zeros(R, J, k + 1, dtype=V.dtype, device=dev)
+    table[ri, slot] = lines
+    return table, ncross
 
 
-def subdivide(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor, lines: torch.Tensor, eps: float, label: int,
-              max_regions: int | None = None, layer_name: str = "", cancel: Callable[[], bool] | None = None):
-    """Cut every region ``r`` of ``(V, E, cnt)`` (R of them) by all its lines ``lines[r] (n, 3)`` (|a| = 1).
+def subdivide(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor, a: torch.Tensor, b: torch.Tensor, eps: float,
+              label: int,
+              max_regions: int | None = None, layer_name: str = "", cancel: Callable[[], bool] | None = None,
+              window: int = 8):
+    """Cut every region ``r`` of ``(V, E, cnt)`` (R of them) by all its lines ``a[r] . u + b[r]`` (``(n, 2)``, ``(n,)``).
 
     Returns ``(V', E', cnt', owner)``: the pieces (padded) and the index of the region each came from.
+    Each piece walks its region's crossing lines with a pointer; per step it looks at the next ``window``
+    of them and is cut by the first that really crosses it, so lines that cross the region but miss the
+    piece cost no step of their own.
     """
     R = V.shape[0]
     dev = V.device
-    order, ncross = crossing_lists(V, cnt, lines, eps)
-    J = order.shape[1]
+    chosen, ncross = crossing_table(V, cnt, a, b, eps)
+    J = chosen.shape[1]
     owner = torch.arange(R, device=dev)
     done = []
     if J == 0:
@@ -149,33 +162,43 @@ def subdivide(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor, lines: torch.
     done.append((V[~still], E[~still], cnt[~still], owner[~still]))
     V, E, cnt, owner = V[still], E[still], cnt[still], owner[still]
     total = R
-    chosen = lines.gather(1, order.unsqueeze(-1).expand(R, J, 3))  # (R, J, 3) crossing lines in order
-    for t in range(J):
+    ptr = torch.zeros(V.shape[0], dtype=torch.int64, device=dev)   # next candidate line of each piece
+    W = min(window, J)
+    win = torch.arange(W, device=dev)
+    while V.shape[0]:
         if cancel is not None and cancel():
             raise CancelledError("tessellation cancelled.")
-        ln = chosen[owner, t]
-        s = vertex_values(V, cnt, ln)
+        # the next W candidate lines of each piece; cut by the first one that really crosses it
+        jj = ptr[:, None] + win[None, :]                               # (Q, W)
+        inwin = jj < ncross[owner][:, None]
+        ln = chosen[owner[:, None], jj.clamp_max(J - 1)]               # (Q, W, 3)
         P = V.shape[1]
-        valid = torch.arange(P, device=dev)[None, :] < cnt[:, None]
-        cut = ((s > eps) & valid).any(1) & ((s < -eps) & valid).any(1)
-        idx = cut.nonzero().squeeze(1)
+        s = torch.baddbmm(ln[..., 2:], ln[..., :2], V.transpose(1, 2))   # (Q, W, P)
+        valid = (torch.arange(P, device=dev)[None, :] < cnt[:, None]).unsqueeze(1)
+        crosses = ((s > eps) & valid).any(2) & ((s < -eps) & valid).any(2) & inwin
+        has = crosses.any(1)
+        first = crosses.to(torch.int8).argmax(1)
+        ptr = torch.where(has, ptr + first + 1, ptr + W)
+        idx = has.nonzero().squeeze(1)
         if idx.numel():
-            (Vp, Ep, cp), (Vn, En, cn) = clip(V[idx], E[idx], cnt[idx], s[idx], eps, label)
-            keep = ~cut
-            V, E, cnt, owner = cat_pieces([(V[keep], E[keep], cnt[keep], owner[keep]),
-                                           (Vp, Ep, cp, owner[idx]), (Vn, En, cn, owner[idx])])
+            n_cut = idx.numel()
+            sc = s[idx, first[idx]]
+            V2, E2, c2 = split(V[idx], E[idx], cnt[idx], sc, eps, label)
+            Pn = max(V.shape[1], V2.shape[1])
+            V, E = _pad_to(V, E, Pn)
+            V2, E2 = _pad_to(V2, E2, Pn)
+            V[idx], E[idx], cnt[idx] = V2[:n_cut], E2[:n_cut], c2[:n_cut]
+            V, E, cnt = torch.cat([V, V2[n_cut:]]), torch.cat([E, E2[n_cut:]]), torch.cat([cnt, c2[n_cut:]])
+            owner, ptr = torch.cat([owner, owner[idx]]), torch.cat([ptr, ptr[idx]])
             total += int(idx.numel())
             if max_regions is not None and total > max_regions:
                 raise BudgetExceededError(
                     f"the tessellation reached {total} regions at {layer_name} (over max_regions={max_regions}); "
                     f"lower the depth, shrink the domain or raise max_regions.")
-        fin = ncross[owner] <= t + 1
-        if bool(fin.any()):
+        fin = ptr >= ncross[owner]
+        nfin = int(fin.sum())
+        if nfin == V.shape[0] or nfin * 4 > V.shape[0]:
             done.append((V[fin], E[fin], cnt[fin], owner[fin]))
             keep = ~fin
-            V, E, cnt, owner = V[keep], E[keep], cnt[keep], owner[keep]
-        if V.shape[0] == 0:
-            break
-    if V.shape[0]:
-        done.append((V, E, cnt, owner))
+            V, E, cnt, owner, ptr = V[keep], E[keep], cnt[keep], owner[keep], ptr[keep]
     return cat_pieces(done)
