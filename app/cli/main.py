@@ -15,6 +15,7 @@ from geometry.errors import SplineAtlasError
 COMMAND_MODULES = [
     "app.cli.foundation_cmds",
     "app.cli.tessellate_cmd",
+    "app.cli.region_cmds",
 ]
 
 
