@@ -56,6 +56,11 @@ def resolve_mode(model: nn.Module, mode: str, fd_scale: float | None) -> tuple[s
     return "exact", None
 
 
+def needs_scale(model: nn.Module, mode: str = "auto") -> bool:
+    """True when ``mode`` resolves to secant HVPs for this model (so a finite-difference scale is needed)."""
+    return mode == "secant" or (mode == "auto" and bool(getattr(model, "is_piecewise_affine", False)))
+
+
 def _F(model, X, ci, cj):
     logits = model(X)
     if logits.shape[1] == 1:                       # binary single-logit net: logits (0, f)

@@ -1,0 +1,277 @@
+"""``splineatlas centroids | deepfool | curvature | detect``: power-diagram centroids and decision-boundary
+analysis of a run's checkpoint at chosen data points (CLI twins of geometry.power_diagram, geometry.deepfool,
+geometry.curvature and geometry.detection)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from geometry.errors import DatasetError, InputFileError, SplineAtlasError
+
+
+def _common(p: argparse.ArgumentParser, out_kind: str = "json") -> None:
+    p.add_argument("path", help="checkpoint file, run.json or run folder")
+    p.add_argument("--epoch", type=int, default=None, help="epoch of the run (default: the last checkpoint)")
+    p.add_argument("--points", metavar="I,J,...", default=None,
+                   help="indices into the run's dataset (default: 0..7)")
+    p.add_argument("--split", choices=["train", "test"], default="train", help="which split --points indexes")
+    p.add_argument("--points-file", metavar="FILE.npz", default=None,
+                   help="use the rows of 'X' in this npz instead of dataset indices")
+    p.add_argument("--device", default=None, help="cpu | cuda (default: CUDA when present)")
+    p.add_argument("--trust-pickle", action="store_true", help="allow full pickles (can execute code: trusted files only)")
+    if out_kind == "json":
+        p.add_argument("--json", metavar="OUT.json", default=None, help="write the results as JSON")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser("centroids", help="power-diagram centroids and radii of the cells holding data points, per layer")
+    _common(c, out_kind="dir")
+    c.add_argument("--layer", default="all", help="layer 1..L, comma-separated layers, or 'all' (default)")
+    c.add_argument("--out", required=True, metavar="DIR", help="folder for centroids.npz (+ one PNG per centroid for images)")
+    c.set_defaults(func=cmd_centroids)
+
+    d = sub.add_parser("deepfool", help="DeepFool minimal perturbations r(x) (untargeted or targeted)")
+    _common(d)
+    d.add_argument("--target", type=int, default=None, help="target class (default: untargeted)")
+    d.add_argument("--overshoot", type=float, default=0.02)
+    d.add_argument("--max-iter", type=int, default=50)
+    d.set_defaults(func=cmd_deepfool)
+
+    k = sub.add_parser("curvature", help="principal curvatures of the decision boundary near data points (Fawzi eq. 1)")
+    _common(k)
+    k.add_argument("--mode", choices=["auto", "exact", "secant"], default="auto",
+                   help="Hessian-vector products: exact (smooth nets) or secant (piecewise-linear nets; auto picks)")
+    k.add_argument("--fd-scale", type=float, default=None,
+                   help="secant scale in input units (default: the median DeepFool distance of the points)")
+    k.add_argument("--num", type=int, default=None, help="number of curvatures (Lanczos steps; default D-1 = all)")
+    k.set_defaults(func=cmd_curvature)
+
+    t = sub.add_parser("detect", help="curvature-sign detector of perturbed samples (Fawzi Algorithm 2)")
+    _common(t)
+    t.add_argument("--threshold", type=float, default=None,
+                   help="detection threshold on rho (default: calibrated on --calibrate training points)")
+    t.add_argument("--calibrate", type=int, default=100, metavar="N",
+                   help="calibrate the threshold on the first N training points and their DeepFool versions")
+    t.add_argument("--perturbed-when", choices=["below", "above"], default="below",
+                   help="below: rho < t means perturbed (the paper's Table II sign, default); above: Algorithm 2 as printed")
+    t.add_argument("--mode", choices=["auto", "exact", "secant"], default="auto")
+    t.add_argument("--fd-scale", type=float, default=None,
+                   help="secant scale (default: median DeepFool distance of the calibration points)")
+    t.add_argument("--samples", type=int, default=20, help="random directions per class (T)")
+    t.add_argument("--with-perturbed", action="store_true",
+                   help="also run on the DeepFool-perturbed points and report detection rates")
+    t.set_defaults(func=cmd_detect)
+
+
+# -- shared helpers ------------------------------------------------------------------------------
+def _load(args):
+    from geometry.runs import open_run
+
+    run = open_run(args.path, trust_pickle=args.trust_pickle)
+    i = len(run) - 1 if args.epoch is None else run.index_of_epoch(args.epoch)
+    return run, i, run.network(i)
+
+
+def _points(args, run, net) -> tuple[np.ndarray, list[int] | None, np.ndarray | None]:
+    """(X (N, D), indices or None, labels or None) for --points / --points-file."""
+    if args.points_file:
+        path = Path(args.points_file)
+        if not path.exists():
+            raise InputFileError(f"{path} does not exist; write an npz with 'X' (N, D).")
+        try:
+            X = np.asarray(np.load(path)["X"], dtype=np.float64)
+        except (KeyError, ValueError, OSError) as exc:
+            raise InputFileError(f"{path} must be an npz with 'X' (N, D): {exc}.") from None
+        X = X.reshape(X.shape[0], -1)
+        if X.shape[1] != net.input_dim:
+            raise InputFileError(f"{path}: 'X' has {X.shape[1]} features but the network takes {net.input_dim}.")
+        return X, None, None
+    ds = run.dataset
+    if ds is None:
+        raise DatasetError("the run names no dataset: give --points-file FILE.npz with 'X' (N, D).")
+    Xs, ys = (ds.X_train, ds.y_train) if args.split == "train" else (ds.X_test, ds.y_test)
+    try:
+        idx = list(range(min(8, len(Xs)))) if args.points is None else [int(t) for t in args.points.split(",")]
+    except ValueError:
+        raise SplineAtlasError(f"--points expects comma-separated integers like 0,5,9; got {args.points!r}.") from None
+    bad = [j for j in idx if not 0 <= j < len(Xs)]
+    if bad:
+        raise DatasetError(f"--points index {bad[0]} is out of range: the {args.split} split has {len(Xs)} points.")
+    return np.asarray(Xs[idx], dtype=np.float64).reshape(len(idx), -1), idx, np.asarray(ys)[idx]
+
+
+def _write_json(path: str | None, payload: dict) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(payload))
+        print(f"wrote {path}", file=sys.stderr)
+
+
+def _header(run, i, net) -> dict:
+    return {"run": str(run.source), "epoch": run.epochs[i], "checkpoint": run.checkpoint_hash(i)}
+
+
+# -- centroids -------------------------------------------------------------------------------------
+def _parse_layers(text: str, depth: int) -> list[int]:
+    if text == "all":
+        return list(range(depth))
+    try:
+        layers = [int(t) - 1 for t in text.split(",")]
+    except ValueError:
+        raise SplineAtlasError(f"--layer expects 'all' or layers like 1,3; got {text!r}.") from None
+    return layers
+
+
+def cmd_centroids(args) -> int:
+    from geometry.power_diagram import boundary_distances, centroids
+
+    run, i, net = _load(args)
+    X, idx, labels = _points(args, run, net)
+    layers = _parse_layers(args.layer, net.depth)
+    res = centroids(net, X, layers, device=args.device)
+    dist = boundary_distances(net, X, layers, device=args.device)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = [str(j) for j in idx] if idx is not None else [str(j) for j in range(len(X))]
+    np.savez(out / "centroids.npz", centroids=res.centroids, radii=res.radii, boundary_distance=dist,
+             layers=np.array(res.layers) + 1, points=X, indices=np.array(idx if idx is not None else []),
+             input_shape=np.array(res.input_shape), epoch=run.epochs[i])
+    pngs = 0
+    shape = res.input_shape
+    is_image = len(shape) == 3 or (len(shape) == 2 and min(shape) > 1)
+    if is_image:
+        for n, name in enumerate(names):
+            _save_image(out / f"point{name}_input.png", X[n].reshape(shape), signed=False)
+            for j, layer in enumerate(res.layers):
+                _save_image(out / f"point{name}_layer{layer + 1}_centroid.png", res.centroids[j, n].reshape(shape), signed=True)
+                pngs += 1
+    print(f"{run.name} epoch {run.epochs[i]}: {len(X)} points x {len(res.layers)} layers")
+    for j, layer in enumerate(res.layers):
+        print(f"  layer {layer + 1}: |centroid| median {np.median(np.linalg.norm(res.centroids[j], axis=1)):.4g}, "
+              f"radius median {np.median(res.radii[j]):.4g}, distance to nearest cut median {np.median(dist[j]):.4g}")
+    print(f"wrote {out / 'centroids.npz'}" + (f" and {pngs} centroid PNGs" if pngs else ""), file=sys.stderr)
+    return 0
+
+
+def _save_image(path: Path, img: np.ndarray, signed: bool) -> None:
+    """An (H, W) / (C, H, W) array as a PNG, upscaled ×16 (nearest); signed arrays use a diverging map."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    a = np.asarray(img, dtype=np.float64)
+    if a.ndim == 3:
+        a = a[0] if a.shape[0] == 1 else np.moveaxis(a, 0, -1)
+    up = max(1, 128 // max(a.shape[0], a.shape[1]))
+    a = np.repeat(np.repeat(a, up, axis=0), up, axis=1)
+    if a.ndim == 3:                                  # RGB: rescale to [0, 1]
+        lo, hi = a.min(), a.max()
+        plt.imsave(path, (a - lo) / (hi - lo if hi > lo else 1.0))
+    elif signed:
+        m = float(np.abs(a).max()) or 1.0
+        plt.imsave(path, a, cmap="RdBu_r", vmin=-m, vmax=m)
+    else:
+        plt.imsave(path, a, cmap="gray_r")
+
+
+# -- deepfool ----------------------------------------------------------------------------------------
+def cmd_deepfool(args) -> int:
+    from geometry.deepfool import deepfool
+
+    run, i, net = _load(args)
+    X, idx, labels = _points(args, run, net)
+    res = deepfool(net, X, target=args.target, overshoot=args.overshoot, max_iter=args.max_iter, device=args.device)
+    names = run.class_names
+    print(f"{run.name} epoch {run.epochs[i]}: DeepFool on {len(X)} points (overshoot {args.overshoot})")
+    for n in range(len(X)):
+        tag = idx[n] if idx is not None else n
+        print(f"  point {tag}: {_cls(names, res.original_labels[n])} -> {_cls(names, res.labels[n])}  "
+              f"||r|| = {res.norms[n]:.4g}  ({res.iterations[n]} steps{'' if res.converged[n] else ', NOT converged'})")
+    payload = _header(run, i, net) | {"indices": idx, "true_labels": None if labels is None else labels.tolist()} | res.to_json()
+    _write_json(args.json, payload)
+    return 0
+
+
+def _cls(names, k) -> str:
+    k = int(k)
+    return f"{k} ({names[k]})" if names and 0 <= k < len(names) else str(k)
+
+
+# -- curvature -----------------------------------------------------------------------------------------
+def cmd_curvature(args) -> int:
+    from geometry.curvature import needs_scale, principal_curvatures
+    from geometry.deepfool import deepfool
+
+    run, i, net = _load(args)
+    X, idx, labels = _points(args, run, net)
+    scale = args.fd_scale
+    if scale is None and needs_scale(net, args.mode):
+        scale = float(np.median(deepfool(net, X, device=args.device).norms))
+        if not scale > 0:
+            raise SplineAtlasError("could not pick a secant scale from DeepFool distances; give --fd-scale.")
+    res = principal_curvatures(net, X, num=args.num, mode=args.mode, fd_scale=scale, device=args.device)
+    print(f"{run.name} epoch {run.epochs[i]}: principal curvatures ({res.label}), {res.curvatures.shape[1]} per point")
+    for n in range(len(X)):
+        tag = idx[n] if idx is not None else n
+        kap = res.curvatures[n]
+        mean = res.mean_curvature[n]
+        print(f"  point {tag}: boundary {res.base[n]}|{res.other[n]}  max {kap[0]:+.4g}  min {kap[-1]:+.4g}"
+              + ("" if np.isnan(mean) else f"  mean {mean:+.4g}"))
+    _write_json(args.json, _header(run, i, net) | {"indices": idx} | res.to_json())
+    return 0
+
+
+# -- detect ----------------------------------------------------------------------------------------------
+def cmd_detect(args) -> int:
+    from geometry.curvature import needs_scale
+    from geometry.deepfool import deepfool
+    from geometry.detection import calibrate_threshold, detect_perturbed, detection_rates
+
+    run, i, net = _load(args)
+    X, idx, labels = _points(args, run, net)
+    kw = dict(mode=args.mode, num_samples=args.samples, perturbed_when=args.perturbed_when, device=args.device)
+    cal = None
+    if args.threshold is None or (args.fd_scale is None and needs_scale(net, args.mode)):
+        ds = run.dataset
+        if ds is None:
+            raise DatasetError("the run names no dataset to calibrate on: give --threshold and --fd-scale.")
+        cal = np.asarray(ds.X_train[:max(2, args.calibrate)], dtype=np.float64).reshape(-1, net.input_dim)
+        dfc = deepfool(net, cal, device=args.device)
+    scale = args.fd_scale
+    if scale is None and needs_scale(net, args.mode):
+        scale = float(np.median(dfc.norms[dfc.converged]))
+    kw["fd_scale"] = scale
+    threshold = args.threshold
+    if threshold is None:
+        ok = dfc.converged
+        c0 = detect_perturbed(net, cal[ok], **kw)
+        p0 = detect_perturbed(net, dfc.perturbed[ok], **kw)
+        threshold = calibrate_threshold(c0.rho, p0.rho, args.perturbed_when)
+    res = detect_perturbed(net, X, threshold=threshold, **kw)
+    how = "calibrated" if args.threshold is None else "given"
+    print(f"{run.name} epoch {run.epochs[i]}: curvature detector, threshold {threshold:.4g} ({how}), "
+          f"perturbed when rho {'<' if args.perturbed_when == 'below' else '>='} t, "
+          f"{'exact Hessian' if res.mode == 'exact' else f'secant Hessian at scale {res.scale:.4g}'}")
+    for n in range(len(X)):
+        tag = idx[n] if idx is not None else n
+        verdict = f"PERTURBED, recovered label {res.labels[n]}" if res.perturbed[n] else "clean"
+        print(f"  point {tag}: predicted {res.predicted[n]}  rho {res.rho[n]:+.4g}  {verdict}")
+    payload = _header(run, i, net) | {"indices": idx, "threshold_source": how} | res.to_json()
+    if args.with_perturbed:
+        df = deepfool(net, X, device=args.device)
+        ok = df.converged
+        pert = detect_perturbed(net, df.perturbed[ok], threshold=threshold, **kw)
+        clean_ok = detect_perturbed(net, X[ok], threshold=threshold, **kw) if not ok.all() else res
+        rates = detection_rates(clean_ok, pert, df.original_labels[ok])
+        print(f"  on DeepFool-perturbed versions: detected {rates.perturbed_detection:.0%}, clean kept "
+              f"{rates.clean_accuracy:.0%}, balanced accuracy {rates.balanced_accuracy:.0%}, AUC {rates.auc:.2f}, "
+              f"label recovery {'-' if rates.label_recovery is None else f'{rates.label_recovery:.0%}'}")
+        payload["perturbed"] = pert.to_json()
+        payload["rates"] = rates.__dict__
+    _write_json(args.json, payload)
+    return 0
