@@ -16,6 +16,7 @@ COMMAND_MODULES = [
     "app.cli.foundation_cmds",
     "app.cli.tessellate_cmd",
     "app.cli.region_cmds",
+    "app.cli.boundary_cmds",
 ]
 
 
