@@ -501,3 +501,39 @@ def ray_triangles(origin: np.ndarray, direction: np.ndarray, tris: np.ndarray) -
     t = np.where(hit, t, np.inf)
     i = int(np.argmin(t))
     return i, float(t[i])
+
+
+# -- partial depths ----------------------------------------------------------------------------------
+def ancestors(tess_by_depth: list, depth: int) -> np.ndarray:
+    """(R_full,) int64: for every full-depth cell, the index of the cell containing it at ``depth`` (1-based)."""
+    idx = np.arange(tess_by_depth[-1].num_regions, dtype=np.int64)
+    for j in range(len(tess_by_depth), depth, -1):
+        idx = np.asarray(tess_by_depth[j - 1].parent, dtype=np.int64)[idx]
+    return idx
+
+
+def descendant_values(tess_by_depth: list, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell at ``depth``: the volume-weighted majority class and mean ||A_w|| of its full-depth cells.
+
+    Colours a partial-depth view by what the full network does inside each coarser cell (the depth-l
+    cells have no class or slope of their own). Returns ``classes (R_d,) int64`` and ``slopes (R_d,) float64``.
+    """
+    t, full = tess_by_depth[depth - 1], tess_by_depth[-1]
+    R = t.num_regions
+    if depth == len(tess_by_depth):
+        return np.asarray(full.classes, dtype=np.int64), np.asarray(full.slope_norm, dtype=np.float64)
+    anc = ancestors(tess_by_depth, depth)
+    vol = np.abs(full.volumes())
+    cls = np.asarray(full.classes, dtype=np.int64)
+    C = max(int(cls.max()) + 1 if cls.size else 1, 1)
+    votes = np.zeros((R, C))
+    ok = cls >= 0
+    np.add.at(votes, (anc[ok], cls[ok]), vol[ok])
+    classes = np.where(votes.sum(1) > 0, votes.argmax(1), -1)
+    s = np.asarray(full.slope_norm, dtype=np.float64)
+    fin = np.isfinite(s)
+    num = np.bincount(anc[fin], weights=(s * vol)[fin], minlength=R)
+    den = np.bincount(anc[fin], weights=vol[fin], minlength=R)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slopes = np.where(den > 0, num / den, np.nan)
+    return classes.astype(np.int64), slopes

@@ -1,0 +1,175 @@
+"""The 3D tab's engine calls, Qt-free: choose a 3D slice, tessellate it (cached), cut it by the clipping plane.
+
+Like :mod:`app.jobs`, each function is a thin wrapper over ``geometry`` that the window runs in a
+worker with ``progress(fraction, message)`` and ``cancel() -> bool``; nothing here draws.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from geometry.cache import ResultCache, cache_key
+from geometry.errors import SplineAtlasError
+from geometry.slices import Slice, box_domain
+
+from .view3d_state import ClipPlane, Slice3Choice
+
+Progress = Callable[[float, str], None] | None
+Cancel = Callable[[], bool] | None
+
+TESSELLATION3_VERSION = 1
+
+
+def engine3d_available() -> bool:
+    """Whether the engine can tessellate 3D slices (``geometry.tessellation.solid`` has landed)."""
+    try:
+        import geometry.tessellation.solid  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def default_choice(input_dim: int) -> Slice3Choice:
+    """The input space for 3-input nets, else PCA with three components."""
+    return Slice3Choice("input" if input_dim == 3 else "pca")
+
+
+def cube_box(box, pad: float = 0.0) -> tuple[float, ...]:
+    """Grow a box (6,) so all three sides equal the longest (plus ``pad`` of it), keeping its centre."""
+    b = np.asarray(box, dtype=np.float64).reshape(3, 2)
+    c = b.mean(1)
+    half = max(float((b[:, 1] - b[:, 0]).max()), 1e-6) / 2 * (1 + pad)
+    return tuple(np.stack([c - half, c + half], 1).reshape(-1).tolist())
+
+
+def make_slice3(bundle, choice: Slice3Choice, epoch_index: int = -1, progress: Progress = None,
+                cancel: Cancel = None) -> tuple[Slice, tuple[float, ...]]:
+    """The 3D slice for ``choice`` and its box (slice coordinates, a cube around the data / defining point).
+
+    kinds: "input" (3-input nets: the input space), "pca" (top 3 principal directions of the run's data),
+    "deepfool" (through dataset point ``choice.index``: its DeepFool direction r(x) and two random
+    directions drawn with ``choice.seed``; box ±2.5 ||r||).
+    """
+    X, _ = bundle.points()
+    if choice.kind == "input":
+        if bundle.input_dim != 3:
+            raise SplineAtlasError(f"the input space is a 3D slice only for 3-input networks; this one has "
+                                   f"{bundle.input_dim} inputs. Use PCA or a DeepFool slice.")
+        sl = Slice.input_plane(3)
+        box = box_domain(sl, X if len(X) else None, margin=0.08)
+    elif choice.kind == "pca":
+        if len(X) < 4:
+            raise SplineAtlasError("a PCA slice needs the run's dataset; this run has none. Use a DeepFool slice.")
+        if bundle.input_dim < 3:
+            raise SplineAtlasError("a 3D slice needs at least 3 input dimensions; this network has "
+                                   f"{bundle.input_dim}.")
+        sl = Slice.pca(X, k=3, description="PCA space (top 3 components)")
+        box = box_domain(sl, X, margin=0.05)
+    elif choice.kind == "deepfool":
+        from geometry.deepfool import deepfool
+
+        if len(X) == 0:
+            raise SplineAtlasError("a DeepFool slice needs a dataset point; this run has no dataset.")
+        if bundle.input_dim < 3:
+            raise SplineAtlasError(f"a 3D slice needs at least 3 input dimensions; this network has {bundle.input_dim}.")
+        i = int(choice.index) % len(X)
+        x = X[i]
+        if progress:
+            progress(0.2, "DeepFool direction")
+        res = deepfool(bundle.run.network(epoch_index), x[None], cancel=cancel)
+        r = res.perturbation[0]
+        if not np.linalg.norm(r) > 0:
+            raise SplineAtlasError("DeepFool found no boundary direction at this point; pick another point.")
+        w = np.random.default_rng(choice.seed).standard_normal((2, x.shape[0]))
+        sl = Slice.from_directions(x, np.vstack([r[None], w]), anchors=np.stack([x, x + r]),
+                                   description=f"point {i} + DeepFool direction + 2 random directions")
+        s = 2.5 * float(np.linalg.norm(r))
+        box = np.array([-s, s, -s, s, -s, s])
+    else:
+        raise SplineAtlasError(f"unknown 3D slice kind {choice.kind!r}.")
+    return sl, cube_box(box)
+
+
+def tessellation3_key(bundle, epoch_index: int, slice3: Slice, box, max_cells: int) -> str:
+    return cache_key("tessellation-3d", TESSELLATION3_VERSION, bundle.run.checkpoint_hash(epoch_index),
+                     slice3.origin, slice3.basis, np.asarray(box, dtype=np.float64), int(max_cells))
+
+
+def tessellate3_all(bundle, epoch_index: int, slice3: Slice, box, max_cells: int, cache: ResultCache | None = None,
+                    progress: Progress = None, cancel: Cancel = None) -> list:
+    """Exact tessellation of the 3D slice's box at every depth 1..L (list of Tessellation3D), cached."""
+    key = tessellation3_key(bundle, epoch_index, slice3, box, max_cells)
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+    if not engine3d_available():
+        raise SplineAtlasError("the 3D tessellation engine is not installed in this build "
+                               "(geometry.tessellation.solid is missing); the 3D view needs it.")
+    from geometry.tessellation import tessellate_all_depths
+
+    net = bundle.run.network(epoch_index)
+    result = list(tessellate_all_depths(net, slice3, np.asarray(box, dtype=np.float64), max_regions=int(max_cells),
+                                        progress=progress, cancel=cancel))
+    if cache is not None:
+        cache.put(key, result)
+    return result
+
+
+def clip_slice(slice3: Slice, box, clip: ClipPlane) -> tuple[Slice, tuple[float, float, float, float]]:
+    """The clipping plane ``u[axis] = position`` of the 3D slice as a 2D slice, and its window.
+
+    2D coordinates (a, b) are the two other slice coordinates in order, so the 3D point is
+    ``u[others] = (a, b), u[axis] = position`` and ``slice2.to_input((a, b)) == slice3.to_input(u)``.
+    """
+    axis = int(clip.axis)
+    others = [k for k in range(3) if k != axis]
+    u = np.zeros(3)
+    u[axis] = clip.position
+    origin = slice3.to_input(u[None])[0]
+    basis = slice3.basis[:, others]
+    names = "uvw"
+    desc = f"clipping plane {names[axis]} = {clip.position:.4g} of the 3D slice ({slice3.description})"
+    anchors = np.zeros((0, 2))
+    sl = Slice(origin, basis, anchors, desc)
+    b = np.asarray(box, dtype=np.float64).reshape(3, 2)
+    window = (float(b[others[0], 0]), float(b[others[0], 1]), float(b[others[1], 0]), float(b[others[1], 1]))
+    return sl, window
+
+
+def plane_to_3d(clip: ClipPlane, ab) -> np.ndarray:
+    """(2,) coordinates in the clipping plane's 2D slice -> (3,) coordinates of the 3D slice."""
+    axis = int(clip.axis)
+    others = [k for k in range(3) if k != axis]
+    u = np.zeros(3)
+    u[axis] = clip.position
+    u[others] = np.asarray(ab, dtype=np.float64).reshape(2)
+    return u
+
+
+def plane_from_3d(clip: ClipPlane, u) -> tuple[float, float]:
+    axis = int(clip.axis)
+    others = [k for k in range(3) if k != axis]
+    u = np.asarray(u, dtype=np.float64).reshape(3)
+    return float(u[others[0]]), float(u[others[1]])
+
+
+def is_clip_slice(slice2: Slice | None, slice3: Slice | None, clip: ClipPlane, tol: float = 1e-9) -> bool:
+    """Whether the 2D slice ``slice2`` is the clipping plane of ``slice3`` (the linked views agree)."""
+    if slice2 is None or slice3 is None or slice2.ambient_dim != slice3.ambient_dim:
+        return False
+    sl, _ = clip_slice(slice3, (0, 1, 0, 1, 0, 1), clip)
+    scale = max(1.0, float(np.abs(sl.origin).max()))
+    return bool(np.allclose(sl.origin, slice2.origin, atol=tol * scale) and np.allclose(sl.basis, slice2.basis, atol=tol))
+
+
+def points3(bundle, slice3: Slice, max_points: int = 4000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dataset points projected into the 3D slice: u (n, 3), labels (n,), distance from the 3D slice (n,)."""
+    X, y = bundle.points()
+    if len(X) > max_points:
+        keep = np.random.default_rng(0).choice(len(X), max_points, replace=False)
+        X, y = X[keep], y[keep]
+    if len(X) == 0:
+        return np.zeros((0, 3)), np.zeros(0, np.int64), np.zeros(0)
+    return slice3.project(X), np.asarray(y), slice3.distance_to_plane(X)

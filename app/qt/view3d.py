@@ -1,0 +1,709 @@
+"""The 3D slice view: a vispy SceneCanvas embedded in Qt (turntable and fly cameras).
+
+Two layers, napari-style:
+
+* :class:`Canvas3D` draws and computes nothing of its own: ``set_*`` methods push arrays (built by
+  :mod:`geometry.mesh3d`) into vispy visuals — translucent region faces with their outlines, the opaque
+  decision-boundary surface, dataset points, paths as 3D polylines, the box, the clipping plane and the
+  picked point. It reports clicks on a surface (``picked``) and Ctrl+drags of the clipping plane
+  (``plane_dragged``).
+* :class:`View3DTab` is the 3D tab of the main window: it observes the window's
+  :class:`app.state.ViewerState` (run, epoch, depth, colour mode, paths) and the Qt-free
+  :class:`app.view3d_state.View3DState` (3D slice, filters, camera, clipping plane), runs the 3D
+  tessellation in the window's worker pool (progress, cancel, cache) and links the clipping plane to the
+  2D view: when the plane moves (or a surface point is picked) the window's 2D slice becomes that plane,
+  and a picked point becomes the window's inspected point, so the inspector is the same as in 2D.
+
+vispy needs OpenGL; Qt's ``offscreen`` platform has none, so there the tab shows a message instead of a
+canvas (:func:`opengl_available`). Under Xvfb + Mesa (llvmpipe) it works.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from geometry import mesh3d
+
+from .. import jobs3d
+from ..view3d_state import SLICE3_KINDS, Slice3Choice, View3DState
+
+NO_GL_PLATFORMS = ("offscreen", "minimal", "vnc")
+BOUNDARY_RGBA = (0.88, 0.06, 0.16, 1.0)
+PLANE_RGBA = (0.55, 0.55, 0.6, 0.18)
+
+
+def opengl_available() -> tuple[bool, str]:
+    """Whether vispy can draw here, and why not (Qt platform without OpenGL, vispy missing)."""
+    app = QGuiApplication.instance()
+    name = app.platformName() if app is not None else ""
+    if name in NO_GL_PLATFORMS:
+        return False, (f"The 3D view needs OpenGL, which Qt's '{name}' platform does not provide. Run with a display "
+                       "(or under Xvfb with QT_QPA_PLATFORM=xcb and Mesa's software renderer).")
+    try:
+        import vispy  # noqa: F401
+    except ImportError:
+        return False, "The 3D view needs vispy (pip install vispy)."
+    return True, ""
+
+
+def _rgba(c) -> np.ndarray:
+    return np.asarray(c, dtype=np.float32).reshape(-1)
+
+
+class Canvas3D(QWidget):
+    """vispy SceneCanvas with the 3D view's visuals. Coordinates are slice coordinates (u, v, w).
+
+    Signals: ``picked(u, v, w)`` a left click (no drag, no modifier) hit a drawn surface (coordinates of the
+    tessellation, exploded view undone); ``plane_dragged(position)`` Ctrl+left drag moved the clipping plane.
+    """
+
+    picked = Signal(float, float, float)
+    plane_dragged = Signal(float)
+
+    def __init__(self, background: str = "#ffffff", foreground: str = "#202020", parent: QWidget | None = None):
+        super().__init__(parent)
+        import vispy
+
+        vispy.use(app="pyside6")
+        from vispy import scene
+        from vispy.visuals.filters.clipping_planes import PlanesClipper
+
+        self._scene = scene
+        self.dark = QGuiApplication.instance() is not None and _is_dark_color(background)
+        self.canvas = scene.SceneCanvas(keys=None, show=False, bgcolor=background, size=(800, 600))
+        self.canvas.unfreeze()
+        self.view = self.canvas.central_widget.add_view()
+        self.view.bgcolor = background
+        self.turntable = scene.cameras.TurntableCamera(fov=35.0, elevation=22.0, azimuth=-55.0)
+        self.fly = scene.cameras.FlyCamera(fov=60.0)
+        self.view.camera = self.turntable
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.canvas.native)
+        fg = np.array(_hex_rgba(foreground))
+
+        S = scene.visuals
+        self.boundary = S.Mesh(parent=self.view.scene, shading="smooth", color=BOUNDARY_RGBA)
+        self.boundary.set_gl_state("opaque", depth_test=True, cull_face=False)
+        self.boundary.order = 0
+        self.points = S.Markers(parent=self.view.scene)
+        self.points.order = 1
+        self.paths = S.Line(parent=self.view.scene, method="gl", width=3.0, connect="strip")
+        self.paths.order = 2
+        self.marker = S.Markers(parent=self.view.scene)
+        self.marker.order = 3
+        self.box = S.Line(parent=self.view.scene, method="gl", connect="segments", color=tuple(fg[:3]) + (0.55,))
+        self.box.order = 4
+        self.faces = S.Mesh(parent=self.view.scene)
+        self.faces.set_gl_state("translucent", depth_test=True, depth_mask=False, cull_face=False)
+        self.faces.order = 10
+        self.edges = S.Line(parent=self.view.scene, method="gl", connect="segments")
+        self.edges.set_gl_state("translucent", depth_test=True, depth_mask=False)
+        self.edges.order = 11
+        self.plane = S.Mesh(parent=self.view.scene, color=PLANE_RGBA)
+        self.plane.set_gl_state("translucent", depth_test=True, depth_mask=False, cull_face=False)
+        self.plane.order = 12
+        self.plane_outline = S.Line(parent=self.view.scene, method="gl", connect="strip", width=2.0,
+                                    color=(0.35, 0.35, 0.45, 0.9))
+        self.plane_outline.order = 13
+        self.labels = S.Text("", parent=self.view.scene, color=tuple(fg[:3]) + (0.9,), font_size=11,
+                             anchor_x="center", anchor_y="center")
+        self.labels.order = 14
+        # translucent visuals turn depth writes off; the last visual drawn turns them back on, or the next
+        # frame's clear would leave the depth buffer stale (and hide everything)
+        self.labels.set_gl_state("translucent", depth_test=False, depth_mask=True)
+        self._clippers = {}
+        for name in ("boundary", "points", "paths", "faces", "edges"):
+            clip = PlanesClipper()
+            getattr(self, name).attach(clip)
+            self._clippers[name] = clip
+        for v in (self.boundary, self.points, self.paths, self.marker, self.faces, self.edges, self.plane,
+                  self.plane_outline):
+            v.visible = False
+
+        self._box = np.array([-1.0, 1.0, -1.0, 1.0, -1.0, 1.0])
+        self._pick_tris = np.zeros((0, 3, 3))
+        self._pick_offsets = np.zeros((0, 3))
+        self._pick_cells = np.zeros(0, dtype=np.int64)
+        self._clip = None            # (axis, position, keep_above) or None
+        self._press = None
+        self._drag_start = None
+        self.canvas.events.mouse_press.connect(self._on_press)
+        self.canvas.events.mouse_move.connect(self._on_move)
+        self.canvas.events.mouse_release.connect(self._on_release)
+
+    # -- data ---------------------------------------------------------------------------------------
+    def set_box(self, box, reset_camera: bool = True) -> None:
+        """The slice's box (6,): draws its wireframe and axis labels, and fits the cameras to it."""
+        b = np.asarray(box, dtype=np.float64).reshape(3, 2)
+        self._box = b.reshape(-1)
+        corners = np.array([[b[0, i], b[1, j], b[2, k]] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
+        edges = [(0, 1), (2, 3), (4, 5), (6, 7), (0, 2), (1, 3), (4, 6), (5, 7), (0, 4), (1, 5), (2, 6), (3, 7)]
+        self.box.set_data(pos=corners[np.array(edges).reshape(-1)].astype(np.float32))
+        c = b.mean(1)
+        span = float((b[:, 1] - b[:, 0]).max())
+        lab_pos = np.array([[b[0, 1] + 0.06 * span, b[1, 0], b[2, 0]], [b[0, 0], b[1, 1] + 0.06 * span, b[2, 0]],
+                            [b[0, 0], b[1, 0], b[2, 1] + 0.06 * span]])
+        self.labels.text = ["u", "v", "w"]
+        self.labels.pos = lab_pos.astype(np.float32)
+        if reset_camera:
+            self.reset_camera()
+        self.canvas.update()
+        _ = c
+
+    def reset_camera(self) -> None:
+        b = self._box.reshape(3, 2)
+        c = b.mean(1)
+        span = float((b[:, 1] - b[:, 0]).max())
+        self.turntable.center = tuple(c)
+        self.turntable.scale_factor = span * 1.05
+        self.turntable.distance = span * 3.0
+        self.turntable.elevation, self.turntable.azimuth = 22.0, -55.0
+        self.fly.center = tuple(c + np.array([0.0, -1.8 * span, 0.35 * span]))
+        self.fly.scale_factor = span
+        self.canvas.update()
+
+    def set_camera(self, kind: str) -> None:
+        cam = self.fly if kind == "fly" else self.turntable
+        if self.view.camera is not cam:
+            self.view.camera = cam
+            self.reset_camera()
+
+    def set_faces(self, positions: np.ndarray | None, triangles: np.ndarray | None, tri_colors: np.ndarray | None,
+                  edge_pos: np.ndarray | None = None, edge_colors: np.ndarray | None = None) -> None:
+        """Region faces: positions (P, 3), triangles (T, 3), per-triangle RGBA (T, 4); outlines as segments
+        edge_pos (2E, 3) with per-vertex RGBA (2E, 4). None hides them."""
+        if positions is None or triangles is None or len(triangles) == 0:
+            self.faces.visible = False
+        else:
+            self.faces.set_data(vertices=np.asarray(positions, np.float32), faces=np.asarray(triangles, np.uint32),
+                                face_colors=np.asarray(tri_colors, np.float32))
+            self.faces.visible = True
+        if edge_pos is None or len(edge_pos) == 0:
+            self.edges.visible = False
+        else:
+            self.edges.set_data(pos=np.asarray(edge_pos, np.float32), color=np.asarray(edge_colors, np.float32))
+            self.edges.visible = True
+        self.canvas.update()
+
+    def set_boundary(self, positions: np.ndarray | None, triangles: np.ndarray | None,
+                     color=BOUNDARY_RGBA) -> None:
+        if positions is None or triangles is None or len(triangles) == 0:
+            self.boundary.visible = False
+        else:
+            self.boundary.set_data(vertices=np.asarray(positions, np.float32), faces=np.asarray(triangles, np.uint32),
+                                   color=color)
+            self.boundary.visible = True
+        self.canvas.update()
+
+    def set_pickable(self, tris: np.ndarray, offsets: np.ndarray, cells: np.ndarray) -> None:
+        """Surfaces a click can hit: triangles (T, 3, 3) as drawn, and the explode offset (T, 3) to undo."""
+        self._pick_tris = np.asarray(tris, dtype=np.float64)
+        self._pick_offsets = np.asarray(offsets, dtype=np.float64)
+        self._pick_cells = np.asarray(cells, dtype=np.int64)
+
+    def set_points(self, pos: np.ndarray | None, colors: np.ndarray | None = None, size: float = 6.0) -> None:
+        if pos is None or len(pos) == 0:
+            self.points.visible = False
+        else:
+            self.points.set_data(pos=np.asarray(pos, np.float32), face_color=np.asarray(colors, np.float32),
+                                 edge_color=(0, 0, 0, 0.6), edge_width=0.5, size=size)
+            self.points.visible = True
+        self.canvas.update()
+
+    def set_paths(self, polylines: list[tuple[np.ndarray, tuple]]) -> None:
+        """Paths as 3D polylines: list of (points (n, 3), rgba)."""
+        polylines = [(np.asarray(p, np.float64), c) for p, c in polylines if len(p) >= 2]
+        if not polylines:
+            self.paths.visible = False
+            self.canvas.update()
+            return
+        pos = np.concatenate([p for p, _ in polylines]).astype(np.float32)
+        col = np.concatenate([np.tile(_rgba(c), (len(p), 1)) for p, c in polylines])
+        connect = np.ones(len(pos), dtype=bool)
+        ends = np.cumsum([len(p) for p, _ in polylines]) - 1
+        connect[ends] = False
+        self.paths.set_data(pos=pos, color=col, connect=connect[:-1] if len(pos) > 1 else connect)
+        self.paths.visible = True
+        self.canvas.update()
+
+    def set_marker(self, u) -> None:
+        if u is None:
+            self.marker.visible = False
+        else:
+            self.marker.set_data(pos=np.asarray(u, np.float32).reshape(1, 3), face_color=(1.0, 0.83, 0.0, 1.0),
+                                 edge_color=(0, 0, 0, 1), edge_width=1.5, size=16, symbol="star")
+            self.marker.visible = True
+        self.canvas.update()
+
+    def set_clip(self, enabled: bool, axis: int = 2, position: float = 0.0, keep_above: bool = True) -> None:
+        """Clip the drawn cells, boundary, points and paths to one side of ``u[axis] = position`` and draw the plane."""
+        self._clip = (int(axis), float(position), bool(keep_above)) if enabled else None
+        planes = np.zeros((0, 2, 3), np.float32)
+        if enabled:
+            p = np.zeros(3)
+            p[axis] = position
+            n = np.zeros(3)
+            n[axis] = 1.0 if keep_above else -1.0
+            planes = np.array([[p, n]], np.float32)
+            b = self._box.reshape(3, 2)
+            others = [k for k in range(3) if k != axis]
+            quad = np.zeros((4, 3))
+            for i, (s, t) in enumerate([(0, 0), (1, 0), (1, 1), (0, 1)]):
+                quad[i, others[0]] = b[others[0], s]
+                quad[i, others[1]] = b[others[1], t]
+                quad[i, axis] = position
+            self.plane.set_data(vertices=quad.astype(np.float32), faces=np.array([[0, 1, 2], [0, 2, 3]], np.uint32),
+                                color=PLANE_RGBA)
+            self.plane_outline.set_data(pos=np.vstack([quad, quad[:1]]).astype(np.float32))
+        for clip in self._clippers.values():
+            clip.clipping_planes = planes
+        self.plane.visible = self.plane_outline.visible = bool(enabled)
+        self.canvas.update()
+
+    def render_image(self, size: tuple[int, int] | None = None) -> np.ndarray:
+        """(H, W, 4) uint8 RGBA image of the scene (offscreen render)."""
+        if size is not None:
+            self.canvas.size = size
+        return np.asarray(self.canvas.render(alpha=True))
+
+    # -- picking and dragging --------------------------------------------------------------------------
+    def ray_at(self, x: float, y: float) -> tuple[np.ndarray, np.ndarray]:
+        """Ray (origin (3,), unit direction (3,)) in scene coordinates through canvas pixel (x, y)."""
+        tr = self.view.scene.transform
+        near = np.asarray(tr.imap([x, y, -1.0, 1.0]), dtype=np.float64)
+        far = np.asarray(tr.imap([x, y, 1.0, 1.0]), dtype=np.float64)
+        near, far = near[:3] / near[3], far[:3] / far[3]
+        d = far - near
+        return near, d / max(float(np.linalg.norm(d)), 1e-300)
+
+    def pick(self, x: float, y: float) -> np.ndarray | None:
+        """The first drawn surface point under canvas pixel (x, y) on the kept side of the clipping plane,
+        in tessellation coordinates (exploded view undone), or None."""
+        tris = self._pick_tris
+        if tris.shape[0] == 0:
+            return None
+        o, d = self.ray_at(x, y)
+        alive = np.ones(tris.shape[0], dtype=bool)
+        for _ in range(64):
+            idx = np.flatnonzero(alive)
+            i, t = mesh3d.ray_triangles(o, d, tris[idx])
+            if i < 0:
+                return None
+            k = idx[i]
+            hit = o + t * d
+            if self._clip is not None:
+                axis, pos, above = self._clip
+                if (hit[axis] - pos) * (1 if above else -1) < 0:
+                    alive[k] = False
+                    continue
+            return hit - self._pick_offsets[k]
+        return None
+
+    def _on_press(self, ev) -> None:
+        self._press = (ev.pos, ev.button, tuple(m.name for m in ev.modifiers))
+        if ev.button == 1 and "Control" in self._press[2] and self._clip is not None:
+            self.view.camera.interactive = False
+            self._drag_start = (np.asarray(ev.pos, float), self._clip[1])
+            ev.handled = True
+
+    def _on_move(self, ev) -> None:
+        if self._drag_start is None:
+            return
+        p0, pos0 = self._drag_start
+        axis = self._clip[0]
+        span = self._box[2 * axis + 1] - self._box[2 * axis]
+        h = max(self.canvas.size[1], 1)
+        delta = -(float(ev.pos[1]) - p0[1]) / h * span * 1.5
+        self.plane_dragged.emit(float(np.clip(pos0 + delta, self._box[2 * axis], self._box[2 * axis + 1])))
+
+    def _on_release(self, ev) -> None:
+        press, self._press = self._press, None
+        if self._drag_start is not None:
+            self._drag_start = None
+            self.view.camera.interactive = True
+            return
+        if press is None or ev.button != 1 or press[2]:
+            return
+        if np.linalg.norm(np.asarray(ev.pos, float) - np.asarray(press[0], float)) > 3:
+            return  # a drag (camera), not a click
+        hit = self.pick(float(ev.pos[0]), float(ev.pos[1]))
+        if hit is not None:
+            self.picked.emit(float(hit[0]), float(hit[1]), float(hit[2]))
+
+
+def _hex_rgba(c: str) -> tuple[float, float, float, float]:
+    c = c.lstrip("#")
+    return tuple(int(c[i:i + 2], 16) / 255 for i in (0, 2, 4)) + (1.0,)
+
+
+def _is_dark_color(c: str) -> bool:
+    r, g, b, _ = _hex_rgba(c)
+    return 0.299 * r + 0.587 * g + 0.114 * b < 0.5
+
+
+# == the tab ==================================================================================================
+class View3DTab(QWidget):
+    """The main window's 3D tab: controls + canvas, observing the window's state and the 3D state.
+
+    The canvas is created when the tab is first shown (OpenGL is touched only then); until a 3D slice is
+    computed nothing is tessellated. ``window``: the :class:`app.qt.main_window.MainWindow` (its ``state``,
+    ``work``, ``cache``, ``bundle``, ``theme``, ``path_results``).
+    """
+
+    def __init__(self, window, parent: QWidget | None = None):
+        super().__init__(parent)
+        from .view3d_controls import View3DControls
+
+        self.window_ = window
+        self.state = window.state
+        self.state3d = View3DState()
+        self.tess3: list | None = None
+        self.tess3_key: str | None = None
+        self.error: str | None = None
+        self.canvas: Canvas3D | None = None
+        self._mesh_cache: dict = {}
+        self._active = False
+        self._linking = False
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        self.controls = View3DControls(self.state3d)
+        lay.addWidget(self.controls)
+        self.body = QVBoxLayout()
+        self.message = QLabel("Open a run to see its 3D slice.")
+        self.message.setWordWrap(True)
+        self.message.setMargin(8)
+        self.body.addWidget(self.message)
+        lay.addLayout(self.body, 1)
+        self._gl_ok, self._gl_why = opengl_available()
+
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(120)
+        self._timer.timeout.connect(self._request)
+        self._link_timer = QTimer(self)
+        self._link_timer.setSingleShot(True)
+        self._link_timer.setInterval(150)
+        self._link_timer.timeout.connect(self._link_2d)
+
+        st, s3 = self.state.events, self.state3d.events
+        st.run.connect(lambda _: self._on_run())
+        st.epoch_index.connect(lambda _: self._schedule())
+        st.depth.connect(lambda _: self._redraw())
+        st.color_mode.connect(lambda _: self._redraw())
+        st.paths.connect(lambda _: QTimer.singleShot(0, self._redraw_paths))
+        st.inspected.connect(lambda _: self._redraw_marker())
+        s3.choice.connect(lambda _: self._request_slice())
+        s3.slice3.connect(lambda _: self._on_slice3())
+        s3.settings.connect(self._on_settings)
+        s3.clip.connect(self._on_clip)
+        s3.picked.connect(lambda _: self._redraw_marker())
+        window.work.activity.connect(lambda busy, *_: QTimer.singleShot(0, self._redraw_paths) if not busy else None)
+        self.controls.reset_camera.connect(lambda: self.canvas.reset_camera() if self.canvas else None)
+
+    # -- life cycle -----------------------------------------------------------------------------------
+    def set_active(self, active: bool) -> None:
+        """The tab became visible (create the canvas, compute what is missing) or hidden."""
+        self._active = bool(active)
+        if not active:
+            return
+        if not self._gl_ok:
+            self.message.setText(self._gl_why)
+            return
+        if self.canvas is None:
+            w = self.window_
+            self.canvas = Canvas3D(w.theme.background, w.theme.foreground)
+            self.body.addWidget(self.canvas, 1)
+            self.canvas.picked.connect(self._on_picked)
+            self.canvas.plane_dragged.connect(lambda p: self.state3d.update_clip(position=p))
+            self.canvas.set_camera(self.state3d.settings.camera)
+            if self.state3d.slice3 is not None:
+                self._on_slice3()
+        if self.state3d.slice3 is None:
+            self._request_slice()
+        else:
+            self._schedule()
+
+    def _on_run(self) -> None:
+        self.tess3, self.tess3_key, self.error = None, None, None
+        self._mesh_cache.clear()
+        b = self.window_.bundle
+        self.state3d.set_slice3(None)
+        if b is None:
+            return
+        self.controls.set_run(b.input_dim, b.depth, len(b.points()[0]))
+        choice = jobs3d.default_choice(b.input_dim)
+        if choice == self.state3d.choice:
+            self._request_slice()
+        else:
+            self.state3d.set_choice(choice)
+
+    def _request_slice(self) -> None:
+        b = self.window_.bundle
+        if b is None or not self._active:
+            return
+        if b.input_dim < 3:
+            self._show_message(f"The 3D view needs at least 3 input dimensions; this network has {b.input_dim}. "
+                               "Use the 2D slice tab.")
+            return
+        choice, epoch = self.state3d.choice, self.state.epoch_index
+        self._show_message("Preparing the 3D slice …", busy=True)
+        self.window_.work.submit("slice3d", "Preparing the 3D slice",
+                                 lambda progress, cancel: jobs3d.make_slice3(b, choice, epoch, progress, cancel),
+                                 on_done=lambda res: self.state3d.set_slice3(*res),
+                                 on_error=lambda exc: self._show_message(f"Could not make the 3D slice: {exc}",
+                                                                         error=True))
+
+    def _on_slice3(self) -> None:
+        self.tess3, self.tess3_key = None, None
+        self._mesh_cache.clear()
+        sl = self.state3d.slice3
+        if sl is None or self.canvas is None:
+            return
+        self.canvas.set_box(self.state3d.box)
+        self._redraw_points()
+        self._redraw_paths()
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._active:
+            self._timer.start()
+
+    def _request(self) -> None:
+        """Compute (or fetch from the cache) the 3D tessellation at the current epoch, in a worker."""
+        w, b, sl = self.window_, self.window_.bundle, self.state3d.slice3
+        if b is None or sl is None or self.canvas is None:
+            return
+        if not b.piecewise_affine:
+            self._show_message("This network has smooth layers: there is no exact tessellation to show.", error=True)
+            return
+        epoch, box, budget = self.state.epoch_index, self.state3d.box, self.state3d.settings.max_cells
+        key = jobs3d.tessellation3_key(b, epoch, sl, box, budget)
+        if key == self.tess3_key:
+            return
+        hit = w.cache.peek(key)
+        if hit is not None:
+            self._on_tessellation(key, hit)
+            return
+        if not jobs3d.engine3d_available():
+            self._show_message("The 3D tessellation engine (geometry.tessellation.solid) is not available in this "
+                               "build.", error=True)
+            return
+        self._show_message(f"Tessellating the 3D slice at epoch {b.epochs[epoch]} …", busy=True)
+        cache = w.cache
+        w.work.submit("tessellation3d", f"3D tessellation, epoch {b.epochs[epoch]}",
+                      lambda progress, cancel: jobs3d.tessellate3_all(b, epoch, sl, box, budget, cache, progress, cancel),
+                      on_done=lambda res: self._on_tessellation(key, res),
+                      on_error=lambda exc: self._on_error(exc))
+
+    def _on_tessellation(self, key: str, tess: list) -> None:
+        self.tess3, self.tess3_key, self.error = tess, key, None
+        self._mesh_cache.clear()
+        self._redraw()
+
+    def _on_error(self, exc) -> None:
+        self.error = str(exc)
+        self._show_message(f"3D tessellation unavailable: {exc}", error=True)
+
+    def _show_message(self, text: str, error: bool = False, busy: bool = False) -> None:
+        self.message.setText(text)
+        self.message.setStyleSheet("color: #d0312d;" if error else "")
+        self.message.setVisible(True)
+
+    # -- drawing ----------------------------------------------------------------------------------------
+    def _on_settings(self, s) -> None:
+        if self.canvas is not None:
+            self.canvas.set_camera(s.camera)
+        if self.tess3 is not None and self.tess3_key != jobs3d.tessellation3_key(
+                self.window_.bundle, self.state.epoch_index, self.state3d.slice3, self.state3d.box, s.max_cells):
+            self._schedule()
+        self._redraw()
+
+    def _redraw(self) -> None:
+        if self.canvas is None or self.tess3 is None:
+            return
+        t_by = self.tess3
+        b = self.window_.bundle
+        depth = min(max(self.state.depth, 1), len(t_by))
+        t, full = t_by[depth - 1], t_by[-1]
+        s = self.state3d.settings
+        mode = self.state.color_mode
+        theme = self.window_.theme
+        # which faces
+        if s.only_layer:
+            mask = mesh3d.layer_face_mask(t, s.only_layer - 1, include_domain=s.show_domain_faces)
+        else:
+            mask = mesh3d.layer_face_mask(t, None, include_domain=s.show_domain_faces)
+        if s.near_boundary:
+            d = s.near_distance * float(np.linalg.norm(np.diff(np.asarray(self.state3d.box).reshape(3, 2), axis=1)))
+            crossed = None
+            if depth < len(t_by) and len(full.boundary_region):
+                crossed = np.zeros(t.num_regions, dtype=bool)
+                crossed[mesh3d.ancestors(t_by, depth)[np.asarray(full.boundary_region, dtype=np.int64)]] = True
+            mask &= mesh3d.near_boundary_face_mask(t, d, crossed)
+        fm = mesh3d.face_mesh(t, mask, explode=s.explode)
+        # colours
+        from .theme import class_rgba, layer_rgba
+
+        if mode in ("class", "slope"):
+            cls, slope = mesh3d.descendant_values(t_by, depth)
+            fc = fm.face_cell
+            vals = cls[fc] if mode == "class" else slope[fc]
+            pal = class_rgba(max(b.num_classes, 1)).astype(np.float64) / 255
+            rgba = mesh3d.colorize(vals, mode, alpha=s.opacity, class_colors=pal)
+        elif mode == "layer":
+            vals = np.asarray(t.face_layer)[fm.faces]
+            rgba = mesh3d.colorize(vals, "layer", alpha=s.opacity,
+                                   layer_colors=layer_rgba(b.depth).astype(np.float64) / 255)
+        else:
+            vals = mesh3d.pattern_hashes(t)[fm.face_cell]
+            rgba = mesh3d.colorize(vals, "hash", alpha=s.opacity)
+        face_index = np.searchsorted(fm.faces, fm.tri_face)
+        tri_rgba = rgba[face_index]
+        edge_pos = edge_col = None
+        if s.show_edges and fm.edges.shape[0]:
+            edge_pos = fm.positions[fm.edges.reshape(-1)]
+            lay = np.asarray(t.face_layer)[fm.edge_face]
+            new = _qcolor_f(theme.edge_new)
+            old = _qcolor_f(theme.edge_old)
+            dom = _qcolor_f(theme.edge_domain)
+            col = np.where((lay == depth - 1)[:, None], new, np.where((lay < 0)[:, None], dom, old))
+            col[:, 3] = np.clip(col[:, 3] * (0.5 + s.opacity), 0, 1)
+            edge_col = np.repeat(col, 2, axis=0)
+        if s.show_faces:
+            self.canvas.set_faces(fm.positions, fm.triangles, tri_rgba, edge_pos, edge_col)
+        else:
+            self.canvas.set_faces(None, None, None, edge_pos, edge_col)
+        # decision boundary (full network), exploded with the cells it lies in
+        bm = mesh3d.boundary_mesh(full)
+        pick_t, pick_o = [], []
+        if s.show_boundary and bm.triangles.shape[0]:
+            pos = bm.positions
+            if s.explode:
+                off = mesh3d.explode_offsets(full, s.explode)
+                reg = np.asarray(full.boundary_region, dtype=np.int64)[bm.tri_polygon]
+                tri_pos = pos[bm.triangles] + off[reg][:, None, :]
+                flat = tri_pos.reshape(-1, 3)
+                self.canvas.set_boundary(flat, np.arange(flat.shape[0]).reshape(-1, 3))
+                pick_t.append(tri_pos)
+                pick_o.append(off[reg])
+            else:
+                self.canvas.set_boundary(pos, bm.triangles)
+                pick_t.append(pos[bm.triangles])
+                pick_o.append(np.zeros((bm.triangles.shape[0], 3)))
+        else:
+            self.canvas.set_boundary(None, None)
+        if s.show_faces and fm.triangles.shape[0]:
+            pick_t.append(fm.positions.astype(np.float64)[fm.triangles])
+            pick_o.append(fm.offsets[fm.face_cell[face_index]])
+        tris = np.concatenate(pick_t) if pick_t else np.zeros((0, 3, 3))
+        offs = np.concatenate(pick_o) if pick_o else np.zeros((0, 3))
+        self.canvas.set_pickable(tris, offs, np.zeros(len(tris), np.int64))
+        self.message.setVisible(False)
+        nb = int(full.boundary_offsets.shape[0] - 1)
+        self.controls.set_summary(f"{t.num_regions:,} cells at depth {depth} · {fm.num_faces:,} of "
+                                  f"{t.face_offsets.shape[0] - 1:,} faces shown · {fm.triangles.shape[0]:,} triangles · "
+                                  f"{nb:,} boundary polygons · {full.seconds:.2f} s ({full.device})")
+        self._redraw_points()
+
+    def _redraw_points(self) -> None:
+        if self.canvas is None:
+            return
+        b, sl, s = self.window_.bundle, self.state3d.slice3, self.state3d.settings
+        if b is None or sl is None or not s.show_points:
+            self.canvas.set_points(None)
+            return
+        u, y, _ = jobs3d.points3(b, sl)
+        box = np.asarray(self.state3d.box).reshape(3, 2)
+        inside = np.all((u >= box[:, 0]) & (u <= box[:, 1]), axis=1)
+        u, y = u[inside], y[inside]
+        from .theme import class_rgba
+
+        pal = class_rgba(max(b.num_classes, 1)).astype(np.float32) / 255
+        col = pal[np.asarray(y, dtype=np.int64) % len(pal)]
+        col[:, 3] = 0.95
+        self.canvas.set_points(u, col, size=7.0 if b.input_dim == 3 else 5.0)
+
+    def _redraw_paths(self) -> None:
+        if self.canvas is None:
+            return
+        sl, s = self.state3d.slice3, self.state3d.settings
+        if sl is None or not s.show_paths:
+            self.canvas.set_paths([])
+            return
+        from .main_window import PATH_COLORS
+
+        lines = []
+        for spec in self.state.paths:
+            res = self.window_.path_results.get(spec.id)
+            if res is None or not spec.visible or getattr(res, "X", None) is None or res.X.shape[1] != sl.ambient_dim:
+                continue
+            c = PATH_COLORS[(spec.id - 1) % len(PATH_COLORS)]
+            lines.append((sl.project(res.X), _hex_f(c)))
+        self.canvas.set_paths(lines)
+
+    def _redraw_marker(self) -> None:
+        if self.canvas is None:
+            return
+        p = None
+        if self.state.inspected is not None and jobs3d.is_clip_slice(self.state.slice, self.state3d.slice3,
+                                                                     self.state3d.clip):
+            p = jobs3d.plane_to_3d(self.state3d.clip, self.state.inspected)
+        self.canvas.set_marker(p)
+
+    # -- clipping plane and picking: linked to the 2D view -----------------------------------------------
+    def _on_clip(self, clip) -> None:
+        if self.canvas is not None:
+            self.canvas.set_clip(clip.enabled, clip.axis, clip.position, clip.keep_above)
+        self.controls.show_clip(clip, self.state3d.box)
+        if clip.enabled and clip.link_2d and not self._linking and self.state3d.slice3 is not None:
+            self._link_timer.start()
+
+    def _link_2d(self) -> None:
+        """Make the window's 2D slice the clipping plane (its exact 2D tessellation appears in the 2D tab)."""
+        sl3 = self.state3d.slice3
+        if sl3 is None or self.window_.bundle is None:
+            return
+        if jobs3d.is_clip_slice(self.state.slice, sl3, self.state3d.clip):
+            return
+        from ..state import SliceChoice
+
+        sl2, win = jobs3d.clip_slice(sl3, self.state3d.box, self.state3d.clip)
+        self.state.set_slice(sl2, SliceChoice("clip3d"), win)
+
+    def _on_picked(self, u: float, v: float, w: float) -> None:
+        """A surface point was clicked: move the clipping plane through it, make that plane the 2D slice,
+        and inspect the point there (the window's inspector, as in 2D)."""
+        p = np.array([u, v, w])
+        clip = self.state3d.clip
+        self._linking = True
+        try:
+            self.state3d.update_clip(position=float(p[clip.axis]))
+        finally:
+            self._linking = False
+        self._link_timer.stop()
+        self._link_2d()
+        self.state3d.set_picked(p)
+        self.state.set_inspected(jobs3d.plane_from_3d(self.state3d.clip, p))
+
+
+def _qcolor_f(c) -> np.ndarray:
+    return np.array([c.redF(), c.greenF(), c.blueF(), c.alphaF()], dtype=np.float32)
+
+
+def _hex_f(c: str) -> tuple[float, float, float, float]:
+    return _hex_rgba(c)
+
+
+def install_view3d(window) -> View3DTab:
+    """Add the 3D tab to a :class:`app.qt.main_window.MainWindow` (called once by the window)."""
+    tab = View3DTab(window)
+    idx = window.add_tab(tab, "3D slice")
+    window.tabs.currentChanged.connect(lambda i: tab.set_active(window.tabs.widget(i) is tab))
+    window.view3d = tab
+    return tab
+
+
+__all__ = ["Canvas3D", "View3DTab", "install_view3d", "opengl_available", "SLICE3_KINDS", "Slice3Choice"]
