@@ -110,6 +110,9 @@ class MainWindow(QMainWindow):
         if PathsPanel is not None:
             self.paths_panel = PathsPanel(self.state, self.theme)
             self.add_tab(self.paths_panel, "Paths")
+        from .view3d import install_view3d  # the 3D tab (creates its OpenGL canvas only when first shown)
+
+        self.view3d = install_view3d(self)
 
         self._build_status_bar()
         self._build_actions()
