@@ -104,7 +104,8 @@ class ActiveBits:
 
     bits: (q,) int64 sorted bit indices (the facets; box walls are not bits).
     witness: (q, D) float64, a point in the relative interior of each facet (used to step into neighbours).
-    box_facets: number of box walls that are facets. n_lps: LPs solved. n_ray_certified: facets found by
+    box_facets: box walls seen to be facets (by rays / eq. 6 LPs; a lower bound: the fast path keeps the box
+    as variable bounds). n_lps: LPs solved. n_ray_certified: facets found by
     rays alone. interior: (D,) the strictly interior point used.
     """
 
@@ -229,6 +230,7 @@ def active_bits(h: HRep, interior: np.ndarray | None = None, box=None, tol: floa
             else:
                 state[k] = -1
     else:
+        warm = _WarmLP(M, m, bx, x0)
         rng = np.random.default_rng(seed)
         k_rand = 2 * D + 64 if n_random is None else int(n_random)
         hit(np.vstack([Mv, rng.standard_normal((k_rand, D))]))
@@ -249,7 +251,10 @@ def active_bits(h: HRep, interior: np.ndarray | None = None, box=None, tol: floa
             if cancel is not None and cancel():
                 raise CancelledError("active-bit computation was cancelled.")
             while state[i] == 0:
-                val, y = row_lp(i, state == 1)
+                val, y = warm.solve(M[i], [k for k in np.flatnonzero(state == 1) if not is_box[k]])
+                lps += 1
+                if val is None or (val <= m[i] + tol and warm.bound_active):
+                    val, y = row_lp(i, state == 1)  # exact fallback (a big-box bound touched the optimum)
                 if val <= m[i] + tol:
                     state[i] = -1
                     break
@@ -264,6 +269,80 @@ def active_bits(h: HRep, interior: np.ndarray | None = None, box=None, tol: floa
     facets = np.flatnonzero((state == 1) & ~is_box)
     return ActiveBits(bits=facets.astype(np.int64), witness=witness[facets], box_facets=int(((state == 1) & is_box).sum()),
                       n_lps=lps, n_ray_certified=n_ray, interior=x0, stats={"rows": int(rvalid.sum())})
+
+
+_BANNER_DONE = False
+
+
+def _new_highs():
+    """A silent highspy.Highs (HiGHS prints a banner to fd 1 on the first construction: swallow it)."""
+    import os
+    import sys
+
+    import highspy
+
+    global _BANNER_DONE
+    if _BANNER_DONE:
+        h = highspy.Highs()
+    else:
+        sys.stdout.flush()
+        saved = os.dup(1)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 1)
+            h = highspy.Highs()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+            os.close(devnull)
+        _BANNER_DONE = True
+    h.setOptionValue("output_flag", False)
+    return h
+
+
+class _WarmLP:
+    """``max a.y`` over the known facets S (∩ box), re-solved with HiGHS's warm start (highspy).
+
+    Rows are added as facets are discovered; only the objective changes between solves, so the
+    simplex restarts from the previous basis. Without a box the columns get a big box around x0; when
+    a column bound is active at the optimum the caller re-solves exactly (``bound_active``).
+    """
+
+    def __init__(self, M: np.ndarray, m: np.ndarray, box, x0: np.ndarray):
+        import highspy
+
+        self.M, self.m = M, m
+        D = M.shape[1]
+        self.h = _new_highs()
+        self.h.setOptionValue("output_flag", False)
+        if box is not None:
+            lo, hi = box
+            self.exact_bounds = True
+        else:
+            R = 1e4 * (1.0 + float(np.abs(x0).max()))
+            lo, hi = x0 - R, x0 + R
+            self.exact_bounds = False
+        self.lo, self.hi = np.asarray(lo, np.float64), np.asarray(hi, np.float64)
+        self.h.addVars(D, self.lo, self.hi)
+        self.h.changeObjectiveSense(highspy.ObjSense.kMaximize)
+        self.cols = np.arange(D, dtype=np.int32)
+        self.rows: set[int] = set()
+        self.bound_active = False
+        self._ok = highspy.HighsModelStatus.kOptimal
+
+    def solve(self, a: np.ndarray, facet_rows) -> tuple[float | None, np.ndarray | None]:
+        for k in facet_rows:
+            if k not in self.rows:
+                self.rows.add(k)
+                self.h.addRow(-np.inf, float(self.m[k]), len(self.cols), self.cols, self.M[k])
+        self.h.changeColsCost(len(self.cols), self.cols, a)
+        self.h.run()
+        if self.h.getModelStatus() != self._ok:
+            return None, None
+        y = np.array(self.h.getSolution().col_value)
+        scale = 1e-9 * max(1.0, float(np.abs(y).max()))
+        self.bound_active = (not self.exact_bounds) and bool(np.any(y - self.lo <= scale) or np.any(self.hi - y <= scale))
+        return float(a @ y), y
 
 
 def _step_across(net, h: HRep, bits: np.ndarray, witness: np.ndarray, device=None, max_halvings: int = 30, box=None):
