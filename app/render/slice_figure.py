@@ -1,0 +1,374 @@
+"""The 2D slice figure: exact tiles as vector polygons, layer edges, exact decision boundary, data.
+
+:func:`build_slice_scene` gathers what a figure shows (Qt-free, through :mod:`app.jobs`, so the CLI
+and the window use the same engine calls and cache); :func:`render_slice` draws a
+:class:`SliceScene` into a matplotlib Figure (no pyplot, no global state); :func:`save_figure` writes
+PNG (chosen pixel size and DPI), SVG or PDF atomically; :func:`figure_to_rgb` gives the pixels (video
+frames). In vector output the tiles are one ``<path>`` per region inside the SVG group ``id="tiles"``.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from geometry.errors import SplineAtlasError
+
+from . import style
+
+COLOR_MODES = ("class", "slope", "hash", "layer")
+MODE_LABELS = {"class": "predicted class", "slope": "‖A_ω‖₂ (slope norm)", "hash": "activation-pattern hash",
+               "layer": "layer of origin"}
+FIGURE_FORMATS = (".png", ".svg", ".pdf")
+
+
+@dataclass(frozen=True, eq=False)
+class SliceScene:
+    """What one slice figure shows (all in slice coordinates u).
+
+    tessellations: Tessellation2D for depths 1..L (one pass of the engine); depth: 1-based layer depth
+    shown; window: (umin, umax, vmin, vmax); class_names: (C,); points_u (N, 2) / points_y (N,): data
+    (their projections when D > 2, drawn lighter); anchors_u: (k, 2) the slice's defining points;
+    paths: ((label, u (n, 2), colour), ...); marker: (2,) a highlighted point (path animations);
+    title: figure title; axis_labels: the two axis labels.
+    """
+
+    tessellations: tuple
+    depth: int
+    window: tuple[float, float, float, float]
+    class_names: tuple[str, ...]
+    points_u: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    points_y: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    points_on_plane: bool = True
+    anchors_u: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
+    paths: tuple = ()
+    marker: np.ndarray | None = None
+    title: str = ""
+    axis_labels: tuple[str, str] = ("u₁", "u₂")
+
+    @property
+    def full(self):
+        return self.tessellations[-1]
+
+    @property
+    def current(self):
+        return self.tessellations[self.depth - 1]
+
+
+@dataclass(frozen=True)
+class FigureOptions:
+    """How a figure is drawn. width/height in pixels at ``dpi`` (PNG is exactly width x height; SVG/PDF
+    have the same physical size, width/dpi inches). ``font_scale`` multiplies the default font sizes."""
+
+    mode: str = "class"
+    width: int = 1200
+    height: int = 1000
+    dpi: int = 200
+    show_edges: bool = True
+    show_boundary: bool = True
+    show_points: bool = True
+    show_legend: bool = True
+    show_colorbar: bool = True
+    show_title: bool = True
+    font_scale: float = 1.0
+
+    def check(self) -> "FigureOptions":
+        if self.mode not in COLOR_MODES:
+            raise SplineAtlasError(f"colour mode must be one of {', '.join(COLOR_MODES)}; got {self.mode!r}.")
+        if not (16 <= self.width <= 20000 and 16 <= self.height <= 20000):
+            raise SplineAtlasError(f"figure size {self.width}x{self.height} px is out of range (16..20000).")
+        if not 10 <= self.dpi <= 2400:
+            raise SplineAtlasError(f"dpi {self.dpi} is out of range (10..2400).")
+        return self
+
+
+# -- gathering the scene -------------------------------------------------------------------------
+def build_slice_scene(bundle, epoch_index: int, slice_, window, depth: int | None = None, cache=None,
+                      max_regions: int = 200_000, progress=None, cancel=None, title: str | None = None) -> SliceScene:
+    """Tessellate ``window`` of ``slice_`` at checkpoint ``epoch_index`` of ``bundle`` (app.jobs.RunBundle)
+    and collect the data to draw. Same engine call and cache key as the window (app.jobs.tessellate_all)."""
+    from app import jobs
+
+    n = len(bundle.run)
+    if not -n <= epoch_index < n:
+        raise SplineAtlasError(f"checkpoint index {epoch_index} is out of range; the run has {n} checkpoints.")
+    epoch_index %= n
+    L = bundle.depth
+    depth = L if depth is None else int(depth)
+    if not 1 <= depth <= L:
+        raise SplineAtlasError(f"layer must be between 1 and {L}; got {depth}.")
+    window = tuple(float(w) for w in window)
+    tess = tuple(jobs.tessellate_all(bundle, epoch_index, slice_, window, max_regions, cache, progress, cancel))
+    X, y = bundle.points()
+    if len(X):
+        u = slice_.project(X)
+        inside = (u[:, 0] >= window[0]) & (u[:, 0] <= window[1]) & (u[:, 1] >= window[2]) & (u[:, 1] <= window[3])
+        u, y = u[inside], np.asarray(y)[inside]
+    else:
+        u, y = np.zeros((0, 2)), np.zeros(0, dtype=np.int64)
+    anchors = slice_.anchors if slice_.anchors.shape[0] and slice_.ambient_dim > 2 else np.zeros((0, 2))
+    if anchors.shape[0] and anchors.shape[1] != 2:
+        anchors = slice_.project(anchors)
+    labels = ("x₁", "x₂") if bundle.input_dim == 2 and np.allclose(slice_.basis, np.eye(2)) and \
+        np.allclose(slice_.origin, 0) else ("u₁ (slice axis 1, input units)", "u₂ (slice axis 2, input units)")
+    if title is None:
+        t = tess[depth - 1]
+        title = (f"{bundle.name} · epoch {bundle.epochs[epoch_index]} · layers 1–{depth} of {L} · "
+                 f"{t.num_regions:,} regions")
+    return SliceScene(tess, depth, window, tuple(bundle.class_names), u, np.asarray(y, dtype=np.int64),
+                      bundle.input_dim == 2, np.asarray(anchors, dtype=np.float64), title=title, axis_labels=labels)
+
+
+# -- colours -------------------------------------------------------------------------------------
+def _ancestor(tess: tuple, depth: int, idx: np.ndarray) -> np.ndarray:
+    """Index at ``depth`` of the ancestor of full-depth regions ``idx``."""
+    idx = np.asarray(idx, dtype=np.int64)
+    for j in range(len(tess), depth, -1):
+        idx = tess[j - 1].parent[idx]
+    return idx
+
+
+def _pattern_hash(t) -> np.ndarray:
+    import zlib
+
+    codes = [np.ascontiguousarray(c).view(np.uint8).reshape(t.num_regions, -1) for c in t.codes]
+    joined = np.concatenate(codes, axis=1) if codes else np.zeros((t.num_regions, 1), np.uint8)
+    return np.array([zlib.crc32(row.tobytes()) for row in joined], dtype=np.uint32)
+
+
+def _layer_of_origin(tess: tuple, depth: int) -> np.ndarray:
+    """(R,) deepest layer (1-based) at which each depth-``depth`` region's ancestor was split (0: never)."""
+    R = tess[depth - 1].num_regions
+    origin = np.zeros(R, dtype=np.int64)
+    idx = np.arange(R)
+    todo = np.ones(R, dtype=bool)
+    for j in range(depth, 0, -1):
+        t = tess[j - 1]
+        if j == 1:
+            split = np.full(t.num_regions, t.num_regions > 1)
+        else:
+            counts = np.bincount(t.parent, minlength=tess[j - 2].num_regions)
+            split = counts[t.parent] > 1
+        hit = todo & split[idx]
+        origin[hit] = j
+        todo &= ~hit
+        if j > 1:
+            idx = t.parent[idx]
+    return origin
+
+
+@dataclass(frozen=True)
+class _Tiles:
+    vertices: np.ndarray
+    offsets: np.ndarray
+    rgba: np.ndarray                      # (R, 4)
+    overlay: tuple | None = None          # (vertices, offsets, rgba) exact class cells where a tile has 2+ classes
+    levels: tuple[float, float] | None = None
+
+
+def tile_colours(scene: SliceScene, mode: str) -> _Tiles:
+    """The tiling drawn in ``mode`` (one polygon per region) and its colours."""
+    tess, depth = scene.tessellations, scene.depth
+    t, full = scene.current, scene.full
+    a = style.TILE_ALPHA
+    if mode == "class":
+        C = max(len(scene.class_names), int(full.classes.max(initial=0)) + 1, 1)
+        cols = style.class_rgba(C, a)
+        cls = np.asarray(t.classes)
+        mixed = cls < 0
+        if t is full:
+            mixed = mixed | np.asarray(full.class_mixed, dtype=bool)
+        rgba = np.where(mixed[:, None], np.array([[0, 0, 0, 0.0]]), cols[np.clip(cls, 0, None)])
+        overlay = None
+        if mixed.any() and full.class_cell_vertices is not None:
+            owner = _ancestor(tess, depth, full.class_cell_region)
+            keep = mixed[owner]
+            cnt = np.diff(full.class_cell_offsets)
+            vmask = np.repeat(keep, cnt)
+            ov = full.class_cell_vertices[vmask]
+            oo = np.concatenate([[0], np.cumsum(cnt[keep])]).astype(np.int64)
+            overlay = (ov, oo, cols[full.class_cell_class[keep]])
+        elif mixed.any():
+            rgba[mixed] = style.UNKNOWN
+        return _Tiles(t.vertices, t.offsets, rgba, overlay)
+    if mode == "slope":
+        import matplotlib
+
+        s = np.asarray(full.slope_norm, dtype=np.float64)
+        fin = np.isfinite(s)
+        lo, hi = (float(s[fin].min()), float(s[fin].max())) if fin.any() else (0.0, 1.0)
+        hi = hi if hi > lo else lo + 1e-9
+        rgba = matplotlib.colormaps[style.SLOPE_CMAP]((s - lo) / (hi - lo))
+        rgba[:, 3] = min(1.0, a + 0.3)
+        rgba[~fin] = style.UNKNOWN
+        return _Tiles(full.vertices, full.offsets, rgba, None, (lo, hi))
+    if mode == "hash":
+        pal = style.hash_palette()
+        rgba = pal[_pattern_hash(t) % len(pal)].copy()
+        rgba[:, 3] = min(1.0, a + 0.15)
+        return _Tiles(t.vertices, t.offsets, rgba)
+    if mode == "layer":
+        rgba = style.layer_rgba(len(full.layers))[_layer_of_origin(tess, depth)].copy()
+        rgba[:, 3] = min(1.0, a + 0.15)
+        return _Tiles(t.vertices, t.offsets, rgba)
+    raise SplineAtlasError(f"colour mode must be one of {', '.join(COLOR_MODES)}; got {mode!r}.")
+
+
+def _unique_segments(seg: np.ndarray, scale: float) -> np.ndarray:
+    """Drop the second copy of edges shared by two regions (endpoints rounded at 1e-9 of the window)."""
+    if seg.shape[0] == 0:
+        return seg
+    q = np.round(seg / (scale * 1e-9)).astype(np.int64).reshape(-1, 4)
+    swap = (q[:, 0] > q[:, 2]) | ((q[:, 0] == q[:, 2]) & (q[:, 1] > q[:, 3]))
+    q[swap] = q[swap][:, [2, 3, 0, 1]]
+    _, first = np.unique(q, axis=0, return_index=True)
+    return seg[np.sort(first)]
+
+
+def _split(vertices: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
+    return np.split(vertices, offsets[1:-1]) if offsets.shape[0] > 1 else []
+
+
+# -- drawing -------------------------------------------------------------------------------------
+def render_slice(scene: SliceScene, options: FigureOptions | None = None):
+    """Draw ``scene`` into a new matplotlib Figure (Agg canvas attached) of options' pixel size."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.collections import LineCollection, PolyCollection
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    opt = (options or FigureOptions()).check()
+    with style.figure_style(opt.font_scale):
+        fig = Figure(figsize=((opt.width + 1e-3) / opt.dpi, (opt.height + 1e-3) / opt.dpi), dpi=opt.dpi,
+                     layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot(1, 1, 1)
+        tiles = tile_colours(scene, opt.mode)
+        pc = PolyCollection(_split(tiles.vertices, tiles.offsets), facecolors=tiles.rgba, edgecolors="none",
+                            linewidths=0, antialiased=False)
+        pc.set_gid("tiles")
+        ax.add_collection(pc)
+        if tiles.overlay is not None:
+            oc = PolyCollection(_split(tiles.overlay[0], tiles.overlay[1]), facecolors=tiles.overlay[2],
+                                edgecolors="none", linewidths=0, antialiased=False)
+            oc.set_gid("class-cells")
+            ax.add_collection(oc)
+        t = scene.current
+        w = scene.window
+        scale = max(w[1] - w[0], w[3] - w[2])
+        legend = []
+        if opt.mode == "class":
+            legend += [Patch(facecolor=style.class_rgba(len(scene.class_names), 0.75)[i], edgecolor="none", label=n)
+                       for i, n in enumerate(scene.class_names[:12])]
+        if opt.show_edges:
+            seg = t.edges()
+            el = t.edge_layer
+            old = _unique_segments(seg[(el >= 0) & (el < t.depth - 1)], scale)
+            new = _unique_segments(seg[el == t.depth - 1], scale)
+            lw = 0.4                                              # points: the same at every dpi
+            if len(old):
+                lc = LineCollection(old, colors=[style.EDGE_OLD], linewidths=lw)
+                lc.set_gid("edges-older-layers")
+                ax.add_collection(lc)
+            if len(new):
+                lc = LineCollection(new, colors=[style.EDGE_NEW], linewidths=lw * 1.4)
+                lc.set_gid("edges-newest-layer")
+                ax.add_collection(lc)
+            legend.append(Line2D([], [], color=style.EDGE_NEW, lw=1.2, label=f"cuts of layer {t.depth}"))
+            if t.depth > 1:
+                legend.append(Line2D([], [], color=style.EDGE_OLD, lw=1.2, label=f"cuts of layers 1–{t.depth - 1}"))
+        if opt.mode == "layer":
+            cols = style.layer_rgba(len(scene.full.layers))
+            legend += [Patch(facecolor=cols[j], label=f"tile last cut by layer {j}") for j in range(1, t.depth + 1)]
+        if opt.show_boundary and len(scene.full.boundary_segments):
+            bc = LineCollection(scene.full.boundary_segments, colors=style.BOUNDARY_COLOR, linewidths=1.6)
+            bc.set_gid("decision-boundary")
+            ax.add_collection(bc)
+            legend.append(Line2D([], [], color=style.BOUNDARY_COLOR, lw=1.6, label="decision boundary (exact)"))
+        if opt.show_points and len(scene.points_u):
+            cols = style.class_rgba(max(len(scene.class_names), int(scene.points_y.max(initial=0)) + 1),
+                                    0.95 if scene.points_on_plane else 0.5)
+            ax.scatter(scene.points_u[:, 0], scene.points_u[:, 1], s=7 if len(scene.points_u) > 300 else 14,
+                       c=cols[scene.points_y], edgecolors=(0, 0, 0, 0.6), linewidths=0.3, zorder=3,
+                       gid="data-points")
+            legend.append(Line2D([], [], ls="none", marker="o", mfc="#bbbbbb", mec="k", mew=0.4, ms=4.5,
+                                 label="training data" if scene.points_on_plane else "training data (projected)"))
+        if len(scene.anchors_u):
+            ax.scatter(scene.anchors_u[:, 0], scene.anchors_u[:, 1], marker="*", s=140, c=style.ANCHOR_COLOR,
+                       edgecolors="k", linewidths=0.7, zorder=5, gid="slice-anchors")
+            legend.append(Line2D([], [], ls="none", marker="*", mfc=style.ANCHOR_COLOR, mec="k", ms=9,
+                                 label="slice's defining points"))
+        for label, pu, colour in scene.paths:
+            pu = np.asarray(pu)
+            ax.plot(pu[:, 0], pu[:, 1], color=colour, lw=1.6, zorder=4, gid="path")
+            ax.plot(pu[:1, 0], pu[:1, 1], "o", color=colour, ms=4, zorder=4)
+            legend.append(Line2D([], [], color=colour, lw=1.6, label=label))
+        if scene.marker is not None:
+            ax.plot([scene.marker[0]], [scene.marker[1]], "o", ms=9, mfc="white", mec="k", mew=1.5, zorder=6)
+        ax.set_xlim(w[0], w[1])
+        ax.set_ylim(w[2], w[3])
+        ax.set_aspect("equal", adjustable="box")
+        ax.set_xlabel(scene.axis_labels[0])
+        ax.set_ylabel(scene.axis_labels[1])
+        if opt.show_title and scene.title:
+            ax.set_title(scene.title)
+        if opt.mode == "slope" and opt.show_colorbar and tiles.levels is not None:
+            import matplotlib
+            from matplotlib.cm import ScalarMappable
+            from matplotlib.colors import Normalize
+
+            sm = ScalarMappable(Normalize(*tiles.levels), matplotlib.colormaps[style.SLOPE_CMAP])
+            cb = fig.colorbar(sm, ax=ax, shrink=0.85, pad=0.02)
+            cb.set_label(r"$\|A_\omega\|_2$ (spectral norm of the tile's slope)")
+        if opt.mode == "hash":
+            legend.insert(0, Patch(facecolor=style.hash_palette()[3], label="tiles: activation-pattern hash"))
+        if opt.show_legend and legend:
+            room = opt.width / opt.dpi * (0.8 if opt.mode == "slope" else 1.0) / opt.font_scale   # inches
+            ncol = max(1, min(4, len(legend), int(room / 1.9)))
+            fig.legend(handles=legend, loc="outside lower center", ncols=ncol, frameon=False)
+    return fig
+
+
+def figure_to_rgb(fig) -> np.ndarray:
+    """(H, W, 3) uint8 pixels of ``fig`` (Agg)."""
+    fig.canvas.draw()
+    return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def atomic_target(path: Path):
+    """A temporary file beside ``path`` with the same suffix (renamed onto ``path`` when complete)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.partial-", suffix=path.suffix, dir=str(path.parent))
+    os.close(fd)
+    return Path(tmp)
+
+
+def save_figure(fig, path: str | Path, dpi: int | None = None) -> Path:
+    """Write ``fig`` as PNG/SVG/PDF (by suffix) to a temporary file, then rename: never a partial file."""
+    path = Path(path)
+    if path.suffix.lower() not in FIGURE_FORMATS:
+        raise SplineAtlasError(f"figure format {path.suffix or '(none)'} is not supported; use .png, .svg or .pdf.")
+    tmp = atomic_target(path)
+    try:
+        fig.savefig(tmp, dpi=dpi or fig.dpi, format=path.suffix.lower()[1:])
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def export_slice_figure(scene: SliceScene, path: str | Path, options: FigureOptions | None = None) -> Path:
+    """Render ``scene`` with ``options`` and save it to ``path`` (.png/.svg/.pdf)."""
+    opt = options or FigureOptions()
+    fig = render_slice(scene, opt)
+    return save_figure(fig, path, opt.dpi)
+
+
+__all__ = ["COLOR_MODES", "FigureOptions", "SliceScene", "build_slice_scene", "export_slice_figure",
+           "figure_to_rgb", "render_slice", "save_figure", "tile_colours"]
+
