@@ -5,6 +5,7 @@ worker with ``progress(fraction, message)`` and ``cancel() -> bool``; nothing he
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -173,3 +174,113 @@ def points3(bundle, slice3: Slice, max_points: int = 4000) -> tuple[np.ndarray, 
     if len(X) == 0:
         return np.zeros((0, 3)), np.zeros(0, np.int64), np.zeros(0)
     return slice3.project(X), np.asarray(y), slice3.distance_to_plane(X)
+
+
+# -- what the 3D view draws (Qt-free: shared by the tab and `splineatlas render3d`) ---------------------
+EDGE_COLORS_LIGHT = ((0.08, 0.08, 0.08, 0.67), (0.35, 0.35, 0.35, 0.3), (0.16, 0.16, 0.16, 0.78))
+"""Face outlines: newest layer, earlier layers, the box (RGBA in [0, 1])."""
+
+
+@dataclass(frozen=True, eq=False)
+class Scene3D:
+    """Arrays for one frame of the 3D view (slice coordinates, exploded when asked).
+
+    faces: positions (P, 3) float32, triangles (T, 3) uint32, tri_colors (T, 4) float32;
+    edge_pos (2E, 3) float32 segment end points and edge_colors (2E, 4) (None when outlines are off);
+    boundary_pos (Q, 3), boundary_tris (B, 3) (None when hidden or empty);
+    pick_tris (K, 3, 3) the drawn surfaces a click can hit and pick_offsets (K, 3) their explode translation;
+    counts: dict of cells, faces shown, faces total, triangles, boundary polygons; seconds/device of the engine.
+    """
+
+    positions: np.ndarray
+    triangles: np.ndarray
+    tri_colors: np.ndarray
+    edge_pos: np.ndarray | None
+    edge_colors: np.ndarray | None
+    boundary_pos: np.ndarray | None
+    boundary_tris: np.ndarray | None
+    pick_tris: np.ndarray
+    pick_offsets: np.ndarray
+    counts: dict
+
+    def summary(self) -> str:
+        c = self.counts
+        return (f"{c['cells']:,} cells at depth {c['depth']} · {c['faces_shown']:,} of {c['faces']:,} faces shown · "
+                f"{c['triangles']:,} triangles · {c['boundary_polygons']:,} boundary polygons · "
+                f"{c['seconds']:.2f} s ({c['device']})")
+
+
+def scene_arrays(tess_by_depth: list, depth: int, color_mode: str, settings, box,
+                 class_colors: np.ndarray | None = None, layer_colors: np.ndarray | None = None,
+                 edge_colors=EDGE_COLORS_LIGHT) -> Scene3D:
+    """Build everything the 3D view draws for ``depth`` (1-based) from a list of Tessellation3D (depths 1..L).
+
+    settings: :class:`app.view3d_state.View3DSettings` (filters, explode, opacity, what to show).
+    color_mode: class / slope (per cell, from its full-depth descendants at partial depth) / layer (the
+    layer that created each face) / hash (activation pattern of the cell).
+    """
+    from geometry import mesh3d
+
+    t_by = tess_by_depth
+    depth = min(max(int(depth), 1), len(t_by))
+    t, full = t_by[depth - 1], t_by[-1]
+    s = settings
+    if s.only_layer:
+        mask = mesh3d.layer_face_mask(t, s.only_layer - 1, include_domain=s.show_domain_faces)
+    else:
+        mask = mesh3d.layer_face_mask(t, None, include_domain=s.show_domain_faces)
+    if s.near_boundary:
+        d = s.near_distance * float(np.linalg.norm(np.diff(np.asarray(box, dtype=np.float64).reshape(3, 2), axis=1)))
+        crossed = None
+        if depth < len(t_by) and len(full.boundary_region):
+            crossed = np.zeros(t.num_regions, dtype=bool)
+            crossed[mesh3d.ancestors(t_by, depth)[np.asarray(full.boundary_region, dtype=np.int64)]] = True
+        mask &= mesh3d.near_boundary_face_mask(t, d, crossed)
+    fm = mesh3d.face_mesh(t, mask, explode=s.explode)
+    if color_mode in ("class", "slope"):
+        cls, slope = mesh3d.descendant_values(t_by, depth)
+        vals = cls[fm.face_cell] if color_mode == "class" else slope[fm.face_cell]
+        rgba = mesh3d.colorize(vals, color_mode, alpha=s.opacity, class_colors=class_colors)
+    elif color_mode == "layer":
+        rgba = mesh3d.colorize(np.asarray(t.face_layer)[fm.faces], "layer", alpha=s.opacity, layer_colors=layer_colors)
+    else:
+        rgba = mesh3d.colorize(mesh3d.pattern_hashes(t)[fm.face_cell], "hash", alpha=s.opacity)
+    face_index = np.searchsorted(fm.faces, fm.tri_face)
+    tri_rgba = rgba[face_index]
+    edge_pos = edge_col = None
+    if s.show_edges and fm.edges.shape[0]:
+        edge_pos = fm.positions[fm.edges.reshape(-1)]
+        lay = np.asarray(t.face_layer)[fm.edge_face]
+        new, old, dom = (np.asarray(c, dtype=np.float32) for c in edge_colors)
+        col = np.where((lay == depth - 1)[:, None], new, np.where((lay < 0)[:, None], dom, old)).astype(np.float32)
+        col[:, 3] = np.clip(col[:, 3] * (0.5 + s.opacity), 0, 1)
+        edge_col = np.repeat(col, 2, axis=0)
+    bm = mesh3d.boundary_mesh(full)
+    pick_t, pick_o = [], []
+    bpos = btri = None
+    if s.show_boundary and bm.triangles.shape[0]:
+        if s.explode:
+            off = mesh3d.explode_offsets(full, s.explode)
+            reg = np.asarray(full.boundary_region, dtype=np.int64)[bm.tri_polygon]
+            tri_pos = bm.positions[bm.triangles] + off[reg][:, None, :]
+            bpos = tri_pos.reshape(-1, 3)
+            btri = np.arange(bpos.shape[0]).reshape(-1, 3)
+            pick_o.append(off[reg])
+        else:
+            bpos, btri = bm.positions, bm.triangles
+            tri_pos = bpos[btri]
+            pick_o.append(np.zeros((btri.shape[0], 3)))
+        pick_t.append(tri_pos)
+    positions, triangles = fm.positions, fm.triangles
+    if not s.show_faces:
+        triangles = np.zeros((0, 3), np.uint32)
+        tri_rgba = np.zeros((0, 4), np.float32)
+    elif fm.triangles.shape[0]:
+        pick_t.append(fm.positions.astype(np.float64)[fm.triangles])
+        pick_o.append(fm.offsets[fm.face_cell[face_index]])
+    counts = dict(cells=t.num_regions, depth=depth, faces_shown=fm.num_faces, faces=int(t.face_offsets.shape[0] - 1),
+                  triangles=int(triangles.shape[0]), boundary_polygons=int(full.boundary_offsets.shape[0] - 1),
+                  seconds=float(full.seconds), device=str(full.device))
+    return Scene3D(positions, triangles, tri_rgba, edge_pos, edge_col, bpos, btri,
+                   np.concatenate(pick_t) if pick_t else np.zeros((0, 3, 3)),
+                   np.concatenate(pick_o) if pick_o else np.zeros((0, 3)), counts)

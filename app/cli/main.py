@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "app.cli.tessellate_cmd",
     "app.cli.region_cmds",
     "app.cli.boundary_cmds",
+    "app.cli.render3d_cmd",
 ]
 
 

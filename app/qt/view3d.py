@@ -198,6 +198,12 @@ class Canvas3D(QWidget):
             self.boundary.visible = True
         self.canvas.update()
 
+    def show_scene(self, scene) -> None:
+        """Push a :class:`app.jobs3d.Scene3D` (faces, outlines, boundary, pickable surfaces)."""
+        self.set_faces(scene.positions, scene.triangles, scene.tri_colors, scene.edge_pos, scene.edge_colors)
+        self.set_boundary(scene.boundary_pos, scene.boundary_tris)
+        self.set_pickable(scene.pick_tris, scene.pick_offsets, np.zeros(len(scene.pick_tris), np.int64))
+
     def set_pickable(self, tris: np.ndarray, offsets: np.ndarray, cells: np.ndarray) -> None:
         """Surfaces a click can hit: triangles (T, 3, 3) as drawn, and the explode offset (T, 3) to undo."""
         self._pick_tris = np.asarray(tris, dtype=np.float64)
@@ -364,7 +370,7 @@ class View3DTab(QWidget):
         self.tess3_key: str | None = None
         self.error: str | None = None
         self.canvas: Canvas3D | None = None
-        self._mesh_cache: dict = {}
+        self.scene = None
         self._active = False
         self._linking = False
         lay = QHBoxLayout(self)
@@ -428,7 +434,6 @@ class View3DTab(QWidget):
 
     def _on_run(self) -> None:
         self.tess3, self.tess3_key, self.error = None, None, None
-        self._mesh_cache.clear()
         b = self.window_.bundle
         self.state3d.set_slice3(None)
         if b is None:
@@ -458,7 +463,6 @@ class View3DTab(QWidget):
 
     def _on_slice3(self) -> None:
         self.tess3, self.tess3_key = None, None
-        self._mesh_cache.clear()
         sl = self.state3d.slice3
         if sl is None or self.canvas is None:
             return
@@ -500,7 +504,6 @@ class View3DTab(QWidget):
 
     def _on_tessellation(self, key: str, tess: list) -> None:
         self.tess3, self.tess3_key, self.error = tess, key, None
-        self._mesh_cache.clear()
         self._redraw()
 
     def _on_error(self, exc) -> None:
@@ -524,88 +527,17 @@ class View3DTab(QWidget):
     def _redraw(self) -> None:
         if self.canvas is None or self.tess3 is None:
             return
-        t_by = self.tess3
-        b = self.window_.bundle
-        depth = min(max(self.state.depth, 1), len(t_by))
-        t, full = t_by[depth - 1], t_by[-1]
-        s = self.state3d.settings
-        mode = self.state.color_mode
-        theme = self.window_.theme
-        # which faces
-        if s.only_layer:
-            mask = mesh3d.layer_face_mask(t, s.only_layer - 1, include_domain=s.show_domain_faces)
-        else:
-            mask = mesh3d.layer_face_mask(t, None, include_domain=s.show_domain_faces)
-        if s.near_boundary:
-            d = s.near_distance * float(np.linalg.norm(np.diff(np.asarray(self.state3d.box).reshape(3, 2), axis=1)))
-            crossed = None
-            if depth < len(t_by) and len(full.boundary_region):
-                crossed = np.zeros(t.num_regions, dtype=bool)
-                crossed[mesh3d.ancestors(t_by, depth)[np.asarray(full.boundary_region, dtype=np.int64)]] = True
-            mask &= mesh3d.near_boundary_face_mask(t, d, crossed)
-        fm = mesh3d.face_mesh(t, mask, explode=s.explode)
-        # colours
         from .theme import class_rgba, layer_rgba
 
-        if mode in ("class", "slope"):
-            cls, slope = mesh3d.descendant_values(t_by, depth)
-            fc = fm.face_cell
-            vals = cls[fc] if mode == "class" else slope[fc]
-            pal = class_rgba(max(b.num_classes, 1)).astype(np.float64) / 255
-            rgba = mesh3d.colorize(vals, mode, alpha=s.opacity, class_colors=pal)
-        elif mode == "layer":
-            vals = np.asarray(t.face_layer)[fm.faces]
-            rgba = mesh3d.colorize(vals, "layer", alpha=s.opacity,
-                                   layer_colors=layer_rgba(b.depth).astype(np.float64) / 255)
-        else:
-            vals = mesh3d.pattern_hashes(t)[fm.face_cell]
-            rgba = mesh3d.colorize(vals, "hash", alpha=s.opacity)
-        face_index = np.searchsorted(fm.faces, fm.tri_face)
-        tri_rgba = rgba[face_index]
-        edge_pos = edge_col = None
-        if s.show_edges and fm.edges.shape[0]:
-            edge_pos = fm.positions[fm.edges.reshape(-1)]
-            lay = np.asarray(t.face_layer)[fm.edge_face]
-            new = _qcolor_f(theme.edge_new)
-            old = _qcolor_f(theme.edge_old)
-            dom = _qcolor_f(theme.edge_domain)
-            col = np.where((lay == depth - 1)[:, None], new, np.where((lay < 0)[:, None], dom, old))
-            col[:, 3] = np.clip(col[:, 3] * (0.5 + s.opacity), 0, 1)
-            edge_col = np.repeat(col, 2, axis=0)
-        if s.show_faces:
-            self.canvas.set_faces(fm.positions, fm.triangles, tri_rgba, edge_pos, edge_col)
-        else:
-            self.canvas.set_faces(None, None, None, edge_pos, edge_col)
-        # decision boundary (full network), exploded with the cells it lies in
-        bm = mesh3d.boundary_mesh(full)
-        pick_t, pick_o = [], []
-        if s.show_boundary and bm.triangles.shape[0]:
-            pos = bm.positions
-            if s.explode:
-                off = mesh3d.explode_offsets(full, s.explode)
-                reg = np.asarray(full.boundary_region, dtype=np.int64)[bm.tri_polygon]
-                tri_pos = pos[bm.triangles] + off[reg][:, None, :]
-                flat = tri_pos.reshape(-1, 3)
-                self.canvas.set_boundary(flat, np.arange(flat.shape[0]).reshape(-1, 3))
-                pick_t.append(tri_pos)
-                pick_o.append(off[reg])
-            else:
-                self.canvas.set_boundary(pos, bm.triangles)
-                pick_t.append(pos[bm.triangles])
-                pick_o.append(np.zeros((bm.triangles.shape[0], 3)))
-        else:
-            self.canvas.set_boundary(None, None)
-        if s.show_faces and fm.triangles.shape[0]:
-            pick_t.append(fm.positions.astype(np.float64)[fm.triangles])
-            pick_o.append(fm.offsets[fm.face_cell[face_index]])
-        tris = np.concatenate(pick_t) if pick_t else np.zeros((0, 3, 3))
-        offs = np.concatenate(pick_o) if pick_o else np.zeros((0, 3))
-        self.canvas.set_pickable(tris, offs, np.zeros(len(tris), np.int64))
+        b, theme = self.window_.bundle, self.window_.theme
+        edge = tuple(tuple(_qcolor_f(c)) for c in (theme.edge_new, theme.edge_old, theme.edge_domain))
+        scene = jobs3d.scene_arrays(self.tess3, self.state.depth, self.state.color_mode, self.state3d.settings,
+                                    self.state3d.box, class_rgba(max(b.num_classes, 1)).astype(np.float64) / 255,
+                                    layer_rgba(b.depth).astype(np.float64) / 255, edge)
+        self.scene = scene
+        self.canvas.show_scene(scene)
         self.message.setVisible(False)
-        nb = int(full.boundary_offsets.shape[0] - 1)
-        self.controls.set_summary(f"{t.num_regions:,} cells at depth {depth} · {fm.num_faces:,} of "
-                                  f"{t.face_offsets.shape[0] - 1:,} faces shown · {fm.triangles.shape[0]:,} triangles · "
-                                  f"{nb:,} boundary polygons · {full.seconds:.2f} s ({full.device})")
+        self.controls.set_summary(scene.summary())
         self._redraw_points()
 
     def _redraw_points(self) -> None:

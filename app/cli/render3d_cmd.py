@@ -1,0 +1,113 @@
+"""``splineatlas render3d``: the 3D slice view rendered headlessly to a PNG (the 3D tab's CLI twin).
+
+Same engine calls and the same scene arrays as the tab (:mod:`app.jobs3d`); vispy and Qt are imported
+only inside the handler, and OpenGL is needed (a display, or ``xvfb-run -a splineatlas render3d ...``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from geometry.errors import SplineAtlasError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("render3d", help="render the exact 3D slice view (cells, decision boundary) to a PNG",
+                       description="Tessellate a 3D slice exactly and render it like the app's 3D tab. Needs "
+                                   "OpenGL: run with a display or under `xvfb-run -a`.")
+    p.add_argument("path", help="run.json, run folder or checkpoint")
+    p.add_argument("--epoch", type=int, default=None, help="epoch to show (default: the last)")
+    p.add_argument("--layer", type=int, default=None, help="depth: cells after layers 1..L (default: all)")
+    p.add_argument("--out", required=True, help="output PNG")
+    p.add_argument("--size", type=int, nargs=2, default=(1000, 800), metavar=("W", "H"))
+    p.add_argument("--slice", choices=["input", "pca", "deepfool"], default=None,
+                   help="3D slice: input space (3-input nets, default there), PCA (default otherwise), "
+                        "or a data point + its DeepFool direction + 2 random directions")
+    p.add_argument("--point", type=int, default=0, help="dataset point of a DeepFool slice")
+    p.add_argument("--seed", type=int, default=0, help="seed of the DeepFool slice's random directions")
+    p.add_argument("--color", choices=["class", "slope", "layer", "hash"], default="class",
+                   help="face colours: cell class, cell ||A_w||, layer that made the face, pattern hash")
+    p.add_argument("--only-layer", type=int, default=0, help="show only the faces made by this layer (1-based)")
+    p.add_argument("--near-boundary", type=float, default=None, metavar="FRACTION",
+                   help="show only faces near the decision boundary (within FRACTION of the box diagonal)")
+    p.add_argument("--explode", type=float, default=0.0, help="exploded view: push cells out by this factor")
+    p.add_argument("--opacity", type=float, default=0.22, help="alpha of the region faces")
+    p.add_argument("--clip", nargs=2, metavar=("AXIS", "POS"), default=None,
+                   help="clip at u|v|w = POS (slice coordinate), keeping the upper side")
+    p.add_argument("--no-faces", action="store_true")
+    p.add_argument("--no-edges", action="store_true")
+    p.add_argument("--no-boundary", action="store_true")
+    p.add_argument("--no-points", action="store_true")
+    p.add_argument("--azimuth", type=float, default=-55.0)
+    p.add_argument("--elevation", type=float, default=22.0)
+    p.add_argument("--max-cells", type=int, default=50_000, help="cell budget of the 3D tessellation")
+    p.set_defaults(func=cmd_render3d)
+
+
+def cmd_render3d(args) -> int:
+    import numpy as np
+
+    from .. import jobs3d
+    from ..jobs import open_run_bundle
+    from ..view3d_state import ClipPlane, Slice3Choice, View3DSettings
+
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and sys.platform.startswith("linux"):
+        raise SplineAtlasError("render3d needs OpenGL and there is no display; run it under a virtual X server: "
+                               "xvfb-run -a splineatlas render3d ...")
+    t0 = time.perf_counter()
+    bundle = open_run_bundle(args.path)
+    run = bundle.run
+    idx = len(run) - 1 if args.epoch is None else run.index_of_epoch(args.epoch)
+    kind = args.slice or jobs3d.default_choice(bundle.input_dim).kind
+    sl, box = jobs3d.make_slice3(bundle, Slice3Choice(kind, args.point, args.seed), idx)
+    t_by = jobs3d.tessellate3_all(bundle, idx, sl, box, args.max_cells)
+    t_tess = time.perf_counter() - t0
+    depth = bundle.depth if args.layer is None else args.layer
+    if not 1 <= depth <= bundle.depth:
+        raise SplineAtlasError(f"--layer must be between 1 and {bundle.depth}; got {args.layer}.")
+    settings = View3DSettings(show_faces=not args.no_faces, show_edges=not args.no_edges,
+                              show_boundary=not args.no_boundary, show_points=not args.no_points,
+                              only_layer=max(args.only_layer, 0), near_boundary=args.near_boundary is not None,
+                              near_distance=args.near_boundary or 0.0, explode=max(args.explode, 0.0),
+                              opacity=min(max(args.opacity, 0.0), 1.0), max_cells=args.max_cells)
+    scene = jobs3d.scene_arrays(t_by, depth, args.color, settings, box)
+
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    if QGuiApplication.platformName() in ("offscreen", "minimal"):
+        raise SplineAtlasError(f"render3d needs OpenGL, which Qt's '{QGuiApplication.platformName()}' platform lacks; "
+                               "run it with a display or under xvfb-run -a.")
+    from ..qt.view3d import Canvas3D
+
+    canvas = Canvas3D()
+    w, h = args.size
+    canvas.resize(w, h)
+    canvas.set_box(box)
+    canvas.turntable.azimuth, canvas.turntable.elevation = args.azimuth, args.elevation
+    canvas.show_scene(scene)
+    if settings.show_points:
+        u, y, _ = jobs3d.points3(bundle, sl)
+        b = np.asarray(box).reshape(3, 2)
+        inside = np.all((u >= b[:, 0]) & (u <= b[:, 1]), axis=1)
+        from geometry.mesh3d import DEFAULT_CLASS_COLORS
+
+        col = np.ones((int(inside.sum()), 4), np.float32)
+        col[:, :3] = DEFAULT_CLASS_COLORS[y[inside] % len(DEFAULT_CLASS_COLORS)]
+        canvas.set_points(u[inside], col, size=7.0 if bundle.input_dim == 3 else 5.0)
+    if args.clip:
+        axis = "uvw".index(args.clip[0]) if args.clip[0] in "uvw" else int(args.clip[0])
+        clip = ClipPlane(True, axis, float(args.clip[1]))
+        canvas.set_clip(True, clip.axis, clip.position, True)
+    app.processEvents()
+    img = canvas.render_image((w, h))
+    import imageio.v3 as iio
+
+    iio.imwrite(args.out, img)
+    print(f"{args.out}: {w}x{h}; {scene.summary()}; epoch {run.epochs[idx]}, {sl.description}; "
+          f"tessellation {t_tess:.2f} s, total {time.perf_counter() - t0:.2f} s")
+    canvas.deleteLater()
+    return 0
