@@ -160,6 +160,7 @@ def log_prob_jacobian(net: nn.Module, x: torch.Tensor, method: str = "auto",
                 js = torch.stack(rows, 1)
             logits_raw = out.detach()
         js = js.reshape(n, c_out, -1)
+    js, logits_raw = js.detach(), logits_raw.detach()
     if logits_raw.shape[1] == 1:
         js = torch.cat([torch.zeros_like(js), js], 1)
     logits = _two_logits(logits_raw)
