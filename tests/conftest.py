@@ -11,8 +11,14 @@ from pathlib import Path
 
 import pytest
 
-if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    # after pytest-xvfb's own pytest_configure has started Xvfb and set DISPLAY (deciding at import time,
+    # before it, forced 'offscreen' even under pytest-xvfb, and every OpenGL test skipped)
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_RUNS = ROOT / "assets" / "runs"
