@@ -74,3 +74,58 @@ def locate_points(vertices: np.ndarray, offsets: np.ndarray, u: np.ndarray, tol:
         best[pts[sel]] = score[sel]
         a = b
     return result
+
+
+def cell_planes(vertices: np.ndarray, face_indices: np.ndarray, face_offsets: np.ndarray,
+                cell_face_offsets: np.ndarray) -> np.ndarray:
+    """(R, Fmax, 4) outward unit normals and offsets ``(n, d)`` (inside: n.x + d <= 0) of each cell's faces;
+    padding rows are (0, 0, 0, -1) (always satisfied)."""
+    nf = np.diff(face_offsets)
+    face_of = np.repeat(np.arange(nf.shape[0]), nf)
+    pos = np.arange(face_indices.shape[0])
+    start = np.repeat(face_offsets[:-1], nf)
+    nxt = np.where(pos + 1 < np.repeat(face_offsets[1:], nf), pos + 1, start)
+    p, q = vertices[face_indices], vertices[face_indices[nxt]]
+    newell = np.stack([(p[:, 1] - q[:, 1]) * (p[:, 2] + q[:, 2]), (p[:, 2] - q[:, 2]) * (p[:, 0] + q[:, 0]),
+                       (p[:, 0] - q[:, 0]) * (p[:, 1] + q[:, 1])], 1)
+    n = np.zeros((nf.shape[0], 3))
+    np.add.at(n, face_of, newell)
+    n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-300)
+    c = np.zeros((nf.shape[0], 3))
+    np.add.at(c, face_of, p)
+    c /= np.maximum(nf, 1)[:, None]
+    d = -(n * c).sum(1)
+    R = cell_face_offsets.shape[0] - 1
+    cnt = np.diff(cell_face_offsets)
+    F = int(cnt.max()) if R else 0
+    out = np.zeros((R, F, 4))
+    out[..., 3] = -1.0
+    cell = np.repeat(np.arange(R), cnt)
+    slot = np.arange(nf.shape[0]) - np.repeat(cell_face_offsets[:-1], cnt)
+    out[cell, slot, :3] = n
+    out[cell, slot, 3] = d
+    return out
+
+
+def locate_points_3d(t, u: np.ndarray, tol: float = 1e-9, chunk: int = 256) -> np.ndarray:
+    """(n,) index of the cell of a Tessellation3D containing each point ``u (n, 3)`` (-1: none)."""
+    u = np.asarray(u, dtype=np.float64).reshape(-1, 3)
+    planes = cell_planes(t.vertices, t.face_indices, t.face_offsets, t.cell_face_offsets)
+    lo = np.minimum.reduceat(t.vertices, t.vertex_offsets[:-1], axis=0)
+    hi = np.maximum.reduceat(t.vertices, t.vertex_offsets[:-1], axis=0)
+    res = np.full(u.shape[0], -1, dtype=np.int64)
+    for a in range(0, u.shape[0], chunk):
+        p = u[a:a + chunk]
+        cand = np.all((p[:, None, :] >= lo[None] - tol) & (p[:, None, :] <= hi[None] + tol), axis=2)
+        pi, ci = np.nonzero(cand)
+        if pi.size == 0:
+            continue
+        val = np.einsum("mfk,mk->mf", planes[ci, :, :3], p[pi]) + planes[ci, :, 3]
+        score = -val.max(1)
+        order = np.lexsort((-score, pi))
+        first = np.ones(order.shape[0], dtype=bool)
+        first[1:] = pi[order][1:] != pi[order][:-1]
+        sel = order[first]
+        ok = score[sel] >= -tol
+        res[a + pi[sel][ok]] = ci[sel][ok]
+    return res

@@ -101,19 +101,22 @@ def vertex_values(V: torch.Tensor, cnt: torch.Tensor, lines: torch.Tensor) -> to
     return V[..., 0] * lines[:, None, 0] + V[..., 1] * lines[:, None, 1] + lines[:, None, 2]
 
 
-def crossing_table(V: torch.Tensor, cnt: torch.Tensor, a: torch.Tensor, b: torch.Tensor, eps: float):
+def crossing_table(V: torch.Tensor, cnt: torch.Tensor | None, a: torch.Tensor, b: torch.Tensor, eps: float,
+                   valid: torch.Tensor | None = None):
     """The lines crossing each region, as a padded table.
 
     Regions ``V (R, P, k)`` (``cnt`` vertices each); raw lines ``a (R, n, k)``, ``b (R, n)`` (value ``a.u + b``).
     A bounding-ball test (|value at the vertex mean| <= radius * |a|) prunes the (region, line) pairs
     first, then the vertex values decide. Returns ``(table (R, J, k+1), ncross (R,))``: region r's
-    crossing lines, normalised to |a| = 1, in ``table[r, :ncross[r]]``.
+    crossing lines, normalised to |a| = 1, in ``table[r, :ncross[r]]``. (3D: pass all face vertices as
+    ``V (R, M, 3)`` with a ``valid (R, M)`` mask instead of ``cnt``.)
     """
     R, P, k = V.shape
     dev = V.device
-    valid = torch.arange(P, device=dev)[None, :] < cnt[:, None]
+    if valid is None:
+        valid = torch.arange(P, device=dev)[None, :] < cnt[:, None]
     vf = valid.unsqueeze(-1).to(V.dtype)
-    center = (V * vf).sum(1) / cnt.unsqueeze(-1).to(V.dtype)
+    center = (V * vf).sum(1) / vf.sum(1).clamp_min(1)
     d = V - center[:, None, :]
     rad = ((d * d).sum(2) * valid).amax(1).sqrt()
     hc = (a * center[:, None, :]).sum(2) + b

@@ -295,6 +295,12 @@ class Tessellation3D:
         d = np.asarray(self.domain, dtype=np.float64)
         return float((d[1] - d[0]) * (d[3] - d[2]) * (d[5] - d[4]))
 
+    def region_of(self, u: np.ndarray, tol: float | None = None) -> np.ndarray:
+        """(n,) int64 index of the cell containing each point of ``u (n, 3)``; -1 outside the domain."""
+        from .locate import locate_points_3d
+
+        return locate_points_3d(self, u, self.tolerance if tol is None else tol)
+
     def boundary_polygons(self) -> list[np.ndarray]:
         return np.split(self.boundary_vertices, self.boundary_offsets[1:-1])
 
