@@ -1,0 +1,116 @@
+"""Regions panel: distributions of Chebyshev radii and active-bit counts of the regions holding
+train / test / adversarial points (Liu et al. Fig. 6, Tables 6-7), plus a summary table.
+
+Self-contained: it computes nothing. Push data with :meth:`RegionsPanel.set_stats` (a
+:class:`geometry.regions.RegionStats`) or :meth:`RegionsPanel.set_data` (plain arrays per set);
+:meth:`clear` empties it. The engine call that produces the data is
+``geometry.regions.region_stats(net, {"train": X1, "test": X2, "adversarial": X3}, box)`` (run it in a
+worker: a few hundred LPs per point on 64-D inputs).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+SET_COLORS = {"train": "#0072B2", "test": "#E69F00", "adversarial": "#D55E00"}
+_FALLBACK = ["#009E73", "#CC79A7", "#56B4E9", "#7f7f7f"]
+
+
+class RegionsPanel(QWidget):
+    """Two histograms (Chebyshev radius, active bits) with one coloured series per point set."""
+
+    def __init__(self, parent: QWidget | None = None, background=None, bins: int = 20):
+        super().__init__(parent)
+        self.bins = int(bins)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(6, 6, 6, 6)
+        self.title = QLabel("Regions: no statistics yet")
+        self.title.setWordWrap(True)
+        lay.addWidget(self.title)
+        self.radius_plot = self._plot(background, "Chebyshev radius of the region", "points")
+        self.active_plot = self._plot(background, "active bits (facets) of the region", "points")
+        lay.addWidget(self.radius_plot, 1)
+        lay.addWidget(self.active_plot, 1)
+        self.table = QTableWidget(0, 6)
+        self.table.setHorizontalHeaderLabels(["set", "n", "radius mean", "radius sd", "radius min..max", "active mean"])
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setMaximumHeight(140)
+        lay.addWidget(self.table)
+        self.series: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    @staticmethod
+    def _plot(background, xlabel: str, ylabel: str) -> pg.PlotWidget:
+        w = pg.PlotWidget(background=background)
+        item = w.getPlotItem()
+        item.setMenuEnabled(False)
+        item.hideButtons()
+        item.setLabel("bottom", xlabel)
+        item.setLabel("left", ylabel)
+        item.addLegend(offset=(-10, 10))
+        w.setMinimumHeight(150)
+        return w
+
+    # -- data in -------------------------------------------------------------------------------
+    def set_stats(self, stats, title: str | None = None) -> None:
+        """Show a :class:`geometry.regions.RegionStats` (fields set_names, radius, active)."""
+        names = list(dict.fromkeys(np.asarray(stats.set_names).tolist()))
+        radii = {s: np.asarray(stats.radius)[np.asarray(stats.set_names) == s] for s in names}
+        active = {s: np.asarray(stats.active)[np.asarray(stats.set_names) == s] for s in names}
+        self.set_data(radii, active, title)
+
+    def set_data(self, radii: dict[str, np.ndarray], active: dict[str, np.ndarray], title: str | None = None) -> None:
+        """radii / active: {set name: (n,) array} (same keys). Non-finite radii are left out of the plots."""
+        if set(radii) != set(active):
+            raise ValueError("radii and active must have the same set names")
+        self.series = {s: (np.asarray(radii[s], np.float64).reshape(-1), np.asarray(active[s], np.float64).reshape(-1))
+                       for s in radii}
+        self._redraw()
+        n = sum(len(r) for r, _ in self.series.values())
+        self.title.setText(title or f"Regions of {n} points: " + ", ".join(self.series))
+
+    def clear(self) -> None:
+        self.series = {}
+        self._redraw()
+        self.title.setText("Regions: no statistics yet")
+
+    # -- drawing -------------------------------------------------------------------------------
+    def _color(self, name: str, i: int) -> str:
+        return SET_COLORS.get(name, _FALLBACK[i % len(_FALLBACK)])
+
+    def _hist(self, plot: pg.PlotWidget, k: int, integer: bool) -> None:
+        item = plot.getPlotItem()
+        item.clear()
+        if item.legend is not None:
+            item.legend.clear()
+        vals = [v[k][np.isfinite(v[k])] for v in self.series.values()]
+        allv = np.concatenate(vals) if vals else np.zeros(0)
+        if allv.size == 0:
+            return
+        lo, hi = float(allv.min()), float(allv.max())
+        if integer:
+            step = max(1.0, np.ceil((hi - lo + 1) / self.bins))
+            edges = np.arange(lo - 0.5, hi + step + 0.5, step)
+        else:
+            edges = np.linspace(lo, hi if hi > lo else lo + 1.0, self.bins + 1)
+        for i, (name, v) in enumerate(zip(self.series, vals)):
+            counts, _ = np.histogram(v, bins=edges)
+            col = pg.mkColor(self._color(name, i))
+            fill = pg.mkColor(col)
+            fill.setAlpha(90)
+            curve = pg.PlotDataItem(edges, counts, stepMode="center", fillLevel=0, brush=fill, pen=pg.mkPen(col, width=2),
+                                    name=f"{name} (n={len(v)})")
+            item.addItem(curve)
+
+    def _redraw(self) -> None:
+        self._hist(self.radius_plot, 0, integer=False)
+        self._hist(self.active_plot, 1, integer=True)
+        self.table.setRowCount(len(self.series))
+        for row, (name, (r, a)) in enumerate(self.series.items()):
+            rf = r[np.isfinite(r)]
+            cells = [name, str(len(r)),
+                     f"{rf.mean():.4g}" if rf.size else "-", f"{rf.std():.3g}" if rf.size else "-",
+                     f"{rf.min():.3g} .. {rf.max():.3g}" if rf.size else "-", f"{a.mean():.1f}" if a.size else "-"]
+            for col, text in enumerate(cells):
+                self.table.setItem(row, col, QTableWidgetItem(text))

@@ -1,0 +1,132 @@
+"""Benchmark: active bits and Chebyshev centres per second on digits networks (64-D input).
+
+Ours: active bits by ray shooting + Clarkson's redundancy LPs warm-started in one HiGHS model
+(geometry.regions.active_bits); Chebyshev centre by one HiGHS LP (scipy.optimize.linprog).
+Naive (Liu et al.'s toolbox): active bits by one fresh cvxpy problem per inequality (their eq. 6 over
+all other rows), Chebyshev centre by one fresh cvxpy problem per region (their LP 8); cvxpy's default
+LP solver (CLARABEL here). Both on the same regions; the active sets are checked to be identical.
+
+Networks: MLPs 64-w-w-10 trained briefly on sklearn digits for widths w (the article's Fig. 3 varies
+width), plus the bundled digits CNN run when present.
+
+    .venv/bin/python bench/regions.py [--widths 16 32 64 128] [--regions 6] [--naive-regions 1]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import cvxpy as cp
+import numpy as np
+import torch
+
+from geometry.datasets import builtin_dataset
+from geometry.network import Network
+from geometry.regions import active_bits, chebyshev, hreps_from_patterns, patterns_of
+from geometry.regions.lp import _normalised
+from geometry.spec import mlp_spec
+
+BOX = (-0.1, 1.1)
+
+
+def train_mlp(width: int, ds, epochs: int = 30, seed: int = 0) -> Network:
+    torch.manual_seed(seed)
+    net = Network(mlp_spec([64, width, width, 10]))
+    X = torch.as_tensor(ds.X_train)
+    y = torch.as_tensor(ds.y_train)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    net.train()
+    for _ in range(epochs):
+        perm = torch.randperm(len(X))
+        for s in range(0, len(X), 128):
+            idx = perm[s:s + 128]
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(net(X[idx]), y[idx]).backward()
+            opt.step()
+    net.eval()
+    return net
+
+
+def naive_active(h) -> np.ndarray:
+    """Liu et al.'s eq. 6: for every row, a fresh cvxpy problem maximising a_i.x over all other rows."""
+    An, cn, valid = _normalised(h)
+    idx = np.flatnonzero(valid)
+    act = []
+    for k in idx:
+        others = idx[idx != k]
+        x = cp.Variable(h.dim)
+        prob = cp.Problem(cp.Maximize(An[k] @ x), [An[others] @ x <= cn[others], An[k] @ x <= cn[k] + 1.0])
+        prob.solve(solver=cp.CLARABEL)
+        if prob.value > cn[k] + 1e-7:
+            act.append(k)
+    return np.array(act, np.int64)
+
+
+def naive_chebyshev(h, box) -> float:
+    An, cn, valid = _normalised(h)
+    x = cp.Variable(h.dim)
+    r = cp.Variable()
+    cons = [An[valid] @ x + r <= cn[valid], x + r <= box[1], -x + r <= -box[0]]
+    cp.Problem(cp.Maximize(r), cons).solve(solver=cp.CLARABEL)
+    return float(r.value)
+
+
+def bench_net(name: str, net: Network, X: np.ndarray, n_regions: int, n_naive: int) -> dict:
+    P = patterns_of(net, X[:n_regions])
+    hs = hreps_from_patterns(net, P)
+    t0 = time.perf_counter()
+    acts = [active_bits(h, interior=x) for h, x in zip(hs, X)]
+    t_act = (time.perf_counter() - t0) / len(hs)
+    t0 = time.perf_counter()
+    cheb = [chebyshev(h, box=BOX) for h in hs]
+    t_cheb = (time.perf_counter() - t0) / len(hs)
+    t0 = time.perf_counter()
+    cheb_act = [chebyshev(h, box=BOX, rows=a.bits) for h, a in zip(hs, acts)]
+    t_cheb_act = (time.perf_counter() - t0) / len(hs)
+    t0 = time.perf_counter()
+    nacts = [naive_active(h) for h in hs[:n_naive]]
+    t_nact = (time.perf_counter() - t0) / max(1, n_naive)
+    t0 = time.perf_counter()
+    ncheb = [naive_chebyshev(h, BOX) for h in hs[:n_naive]]
+    t_ncheb = (time.perf_counter() - t0) / max(1, n_naive)
+    same = all(np.array_equal(a.bits, b) for a, b in zip(acts, nacts))
+    rad_err = max([abs(c.radius - r) for c, r in zip(cheb, ncheb)] + [abs(c.radius - d.radius) for c, d in zip(cheb, cheb_act)])
+    return {"name": name, "rows": hs[0].n_bits, "facets": float(np.mean([a.count for a in acts])),
+            "lps": float(np.mean([a.n_lps for a in acts])), "t_act": t_act, "t_nact": t_nact, "t_cheb": t_cheb,
+            "t_ncheb": t_ncheb, "t_cheb_act": t_cheb_act, "same": same, "rad_err": rad_err}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--widths", type=int, nargs="+", default=[16, 32, 64, 128])
+    ap.add_argument("--regions", type=int, default=6, help="regions (test points) per network for our method")
+    ap.add_argument("--naive-regions", type=int, default=1, help="regions per network for the naive cvxpy method")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-cnn", action="store_true")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    ds = builtin_dataset("digits", seed=0)
+    X = np.asarray(ds.X_test, np.float64)
+    nets = [(f"MLP 64-{w}-{w}-10", train_mlp(w, ds)) for w in args.widths]
+    run_path = Path(__file__).resolve().parents[1] / "assets" / "runs" / "digits"
+    if not args.no_cnn and run_path.exists():
+        from geometry.runs import open_run
+
+        run = open_run(run_path)
+        nets.append(("digits CNN (assets)", run.network(len(run) - 1)))
+    print(f"{'network':<22} {'rows':>5} {'facets':>7} {'LPs':>6} | {'active: ours s':>14} {'naive s':>9} {'x':>6} "
+          f"{'regions/s':>9} | {'Chebyshev: ours s':>17} {'on facets s':>11} {'naive s':>8} {'x':>6} {'regions/s':>9} | same  |dr|")
+    for name, net in nets:
+        r = bench_net(name, net, X, args.regions, args.naive_regions)
+        print(f"{r['name']:<22} {r['rows']:>5} {r['facets']:>7.1f} {r['lps']:>6.0f} | {r['t_act']:>14.3f} "
+              f"{r['t_nact']:>9.3f} {r['t_nact'] / r['t_act']:>6.1f} {1 / r['t_act']:>9.2f} | {r['t_cheb']:>17.4f} "
+              f"{r['t_cheb_act']:>11.4f} {r['t_ncheb']:>8.4f} {r['t_ncheb'] / r['t_cheb']:>6.1f} {1 / r['t_cheb']:>9.1f} | "
+              f"{str(r['same']):<5} "
+              f"{r['rad_err']:.1e}", flush=True)
+    print("seconds are per region; 'on facets' = LP 8 on the active rows only (same optimum); x = naive / ours; LP solvers: ours HiGHS (highspy warm start + scipy), "
+          "naive cvxpy default (CLARABEL)")
+
+
+if __name__ == "__main__":
+    main()
