@@ -94,3 +94,14 @@ def test_errors_are_one_line(digits_run, mlp_ckpt, capsys):
     assert "--domain needs 4 numbers" in capsys.readouterr().err
     assert main(["tessellate", str(path), "--max-regions", "5"]) == 2
     assert "max_regions=5" in capsys.readouterr().err
+
+
+def test_3d_slice_through_four_points(digits_run, tmp_path):
+    out = tmp_path / "d3.json"
+    assert main(["tessellate", str(digits_run), "--through", "0,5,9,13", "--depth", "1", "--json", str(out)]) == 0
+    js = json.loads(out.read_text())
+    assert js["dim"] == 3 and np.array(js["basis"]).shape == (64, 3) and len(js["domain"]) == 6
+    reg = js["regions"][0]
+    v = np.array(reg["vertices"])
+    assert v.shape[1] == 3 and len(reg["faces"]) >= 4
+    assert all(0 <= i < len(v) for f in reg["faces"] for i in f)

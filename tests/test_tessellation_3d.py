@@ -1,0 +1,147 @@
+"""Exact 3D tessellation (convex polyhedra): volumes, patterns, 2D/3D agreement, boundary polygons."""
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from geometry.errors import BudgetExceededError
+from geometry.network import Network
+from geometry.slices import Slice
+from geometry.spec import mlp_spec
+from geometry.tessellation import Tessellation3D, tessellate, tessellate_all_depths
+from geometry.tessellation.locate import cell_planes
+
+BOX3 = [-1.0, 1.0, -1.0, 1.0, -1.0, 1.0]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _net(widths, seed=0):
+    torch.manual_seed(seed)
+    return Network(mlp_spec(widths))
+
+
+def _check_patterns_3d(t: Tessellation3D, net: Network, n: int = 2000, seed: int = 0) -> int:
+    rng = np.random.default_rng(seed)
+    d = np.asarray(t.domain)
+    u = rng.uniform(d[0::2], d[1::2], (n, 3))
+    r = t.region_of(u)
+    assert np.all(r >= 0), "every point of the box lies in a cell"
+    planes = cell_planes(t.vertices, t.face_indices, t.face_offsets, t.cell_face_offsets)
+    val = np.einsum("nfk,nk->nf", planes[r, :, :3], u) + planes[r, :, 3]
+    far = (-val).min(1) > 1e-7
+    with torch.no_grad():
+        tr = net.to_dtype_device(torch.float64).trace(torch.tensor(t.slice.to_input(u[far])))
+    for j in range(t.depth):
+        assert np.array_equal(t.pattern(j)[r[far]], tr.patterns[j].numpy()), f"layer {j}"
+    return int(far.sum())
+
+
+def test_volumes_patterns_and_faces():
+    net = _net([3, 10, 10, 3], seed=1)
+    ts = tessellate_all_depths(net, Slice.input_plane(3), BOX3)
+    assert [t.depth for t in ts] == [1, 2]
+    for t in ts:
+        v = t.volumes()
+        assert np.all(v > 0)
+        assert v.sum() == pytest.approx(8.0, rel=1e-9)
+    t = ts[-1]
+    assert _check_patterns_3d(t, net) > 1800
+    # every face made by layer j lies on a zero of some layer-j neuron; box faces lie on the box
+    nf = np.diff(t.face_offsets)
+    face_of = np.repeat(np.arange(nf.shape[0]), nf)
+    cen = np.zeros((nf.shape[0], 3))
+    np.add.at(cen, face_of, t.vertices[t.face_indices])
+    cen /= nf[:, None]
+    with torch.no_grad():
+        tr = net.to_dtype_device(torch.float64).trace(torch.tensor(cen))
+    for j in (0, 1):
+        on = t.face_layer == j
+        assert on.any() and np.abs(tr.preactivations[j].numpy()[on]).min(1).max() < 1e-9
+    box = t.face_layer == -1
+    assert np.all(np.isclose(np.abs(cen[box]).max(1), 1.0))
+    # parents contain their children
+    assert np.array_equal(ts[0].region_of(t.centroids()), t.parent)
+
+
+def test_k_planes_in_general_position():
+    K = 5
+    rng = np.random.default_rng(4)
+    Wt = rng.normal(size=(K, 3))
+    Wt /= np.linalg.norm(Wt, axis=1, keepdims=True)
+    b = rng.uniform(-0.1, 0.1, K)
+    for i, j, k in itertools.combinations(range(K), 3):   # the premise: all triple points inside the box
+        assert np.all(np.abs(np.linalg.solve(Wt[[i, j, k]], -b[[i, j, k]])) < 1)
+    net = _net([3, K, 1])
+    with torch.no_grad():
+        net.layers[0].weight.copy_(torch.tensor(Wt))
+        net.layers[0].bias.copy_(torch.tensor(b))
+    t = tessellate(net, Slice.input_plane(3), BOX3)
+    assert t.num_regions == 1 + K + math.comb(K, 2) + math.comb(K, 3)
+    assert t.volumes().sum() == pytest.approx(8.0, rel=1e-12)
+
+
+def test_2d_and_3d_agree_on_a_plane():
+    net = _net([3, 8, 8, 2], seed=7)
+    t3 = tessellate(net, Slice.input_plane(3), BOX3)
+    z0 = 0.137
+    sl2 = Slice(np.array([0.0, 0.0, z0]), np.eye(3)[:, :2])
+    t2 = tessellate(net, sl2, [-1, 1, -1, 1])
+    lifted = np.concatenate([t2.centroids(), np.full((t2.num_regions, 1), z0)], 1)
+    r3 = t3.region_of(lifted)
+    for j in range(2):
+        assert np.array_equal(t2.pattern(j), t3.pattern(j)[r3])
+    # the plane crosses exactly as many cells as the 2D slice has regions
+    zs = t3.vertices[:, 2]
+    zmin = np.minimum.reduceat(zs, t3.vertex_offsets[:-1])
+    zmax = np.maximum.reduceat(zs, t3.vertex_offsets[:-1])
+    crossed = (zmin < z0 - 1e-9) & (zmax > z0 + 1e-9)
+    assert crossed.sum() == t2.num_regions
+    assert set(r3) == set(np.nonzero(crossed)[0])
+
+
+def test_boundary_polygons_are_true_argmax_ties():
+    net = _net([3, 12, 12, 3], seed=3)
+    with torch.no_grad():   # make all three classes appear in the box
+        net.layers[-1].bias.zero_()
+    t = tessellate(net, Slice.input_plane(3), BOX3)
+    polys = t.boundary_polygons()
+    assert len(polys) > 3
+    f = net.to_dtype_device(torch.float64)
+    with torch.no_grad():
+        for poly, (c0, c1) in zip(polys, t.boundary_classes):
+            pts = np.concatenate([poly, poly.mean(0, keepdims=True)])
+            lg = f(torch.tensor(pts)).numpy()
+            top = lg.max(1)
+            assert np.allclose(lg[:, c0], top, atol=1e-8) and np.allclose(lg[:, c1], top, atol=1e-8)
+            # planar and non-degenerate
+            n = np.cross(poly[1] - poly[0], poly[2] - poly[0])
+            assert np.linalg.norm(n) > 0
+
+
+def test_three_directions_of_a_higher_dimensional_net():
+    net = _net([5, 8, 8, 3], seed=9)
+    rng = np.random.default_rng(1)
+    sl = Slice.from_directions(rng.normal(size=5), rng.normal(size=(3, 5)))
+    t = tessellate(net, sl, [-1.5, 1.5, -1.5, 1.5, -1.5, 1.5])
+    assert t.volumes().sum() == pytest.approx(27.0, rel=1e-9)
+    _check_patterns_3d(t, net, n=1500)
+    c = torch.tensor(sl.to_input(t.centroids()[:10]))
+    f = net.to_dtype_device(torch.float64)
+    J = torch.autograd.functional.jacobian(lambda x: f(x).sum(0), c).permute(1, 0, 2)
+    assert np.allclose(t.slope_norm[:10], torch.linalg.matrix_norm(J, ord=2).numpy(), rtol=1e-9)
+
+
+def test_budget_3d():
+    with pytest.raises(BudgetExceededError, match="layer 1 of 2"):
+        tessellate(_net([3, 16, 16, 2]), Slice.input_plane(3), BOX3, max_regions=10)
