@@ -54,7 +54,7 @@ class View3DSettings:
     near_boundary: bool = False
     near_distance: float = 0.05
     explode: float = 0.0
-    opacity: float = 0.22
+    opacity: float = 0.12
     camera: str = "turntable"
     max_cells: int = 20_000
 

@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--near-boundary", type=float, default=None, metavar="FRACTION",
                    help="show only faces near the decision boundary (within FRACTION of the box diagonal)")
     p.add_argument("--explode", type=float, default=0.0, help="exploded view: push cells out by this factor")
-    p.add_argument("--opacity", type=float, default=0.22, help="alpha of the region faces")
+    p.add_argument("--opacity", type=float, default=0.12, help="alpha of the region faces")
     p.add_argument("--clip", nargs=2, metavar=("AXIS", "POS"), default=None,
                    help="clip at u|v|w = POS (slice coordinate), keeping the upper side")
     p.add_argument("--no-faces", action="store_true")

@@ -1,0 +1,263 @@
+"""The 3D slice view: Qt-free state and scene arrays, the vispy canvas (render, pick), and the real window's
+3D tab linked to the 2D view. OpenGL tests skip, saying why, on Qt platforms without OpenGL (offscreen);
+under Xvfb (pytest-xvfb or ``xvfb-run -a``) with Mesa's llvmpipe they run."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from app import jobs3d
+from app.view3d_state import ClipPlane, Slice3Choice, View3DSettings, View3DState
+from geometry import mesh3d
+from geometry.network import Network
+from geometry.slices import Slice
+from geometry.spec import mlp_spec
+
+from reference_tess3d import reference_tessellation
+
+BOX = np.array([-1.0, 1.0, -1.0, 1.0, -1.0, 1.0])
+TIMEOUT = 60_000
+
+
+@pytest.fixture(scope="module")
+def ref():
+    torch.manual_seed(0)
+    net = Network(mlp_spec([3, 8, 2])).eval()
+    return net, reference_tessellation(net, BOX)
+
+
+# -- Qt-free ---------------------------------------------------------------------------------------------
+def test_clip_slice_is_the_plane_of_the_3d_slice():
+    rng = np.random.default_rng(0)
+    sl3 = Slice.from_directions(rng.normal(size=6), rng.normal(size=(3, 6)))
+    box = (-1.0, 2.0, -0.5, 0.5, -3.0, 1.0)
+    for axis in range(3):
+        clip = ClipPlane(True, axis, 0.3)
+        sl2, win = jobs3d.clip_slice(sl3, box, clip)
+        ab = rng.normal(size=(5, 2))
+        u = np.array([jobs3d.plane_to_3d(clip, p) for p in ab])
+        np.testing.assert_allclose(sl2.to_input(ab), sl3.to_input(u), atol=1e-12)
+        np.testing.assert_allclose([jobs3d.plane_from_3d(clip, x) for x in u], ab, atol=1e-12)
+        others = [k for k in range(3) if k != axis]
+        assert win == (box[2 * others[0]], box[2 * others[0] + 1], box[2 * others[1]], box[2 * others[1] + 1])
+        assert jobs3d.is_clip_slice(sl2, sl3, clip)
+        assert not jobs3d.is_clip_slice(sl2, sl3, ClipPlane(True, axis, 0.31))
+
+
+def test_make_slice3_kinds(digits_run_path):
+    from app.jobs import open_run_bundle
+
+    b = open_run_bundle(digits_run_path)
+    with pytest.raises(Exception, match="only for 3-input"):
+        jobs3d.make_slice3(b, Slice3Choice("input"))
+    sl, box = jobs3d.make_slice3(b, Slice3Choice("pca"))
+    assert sl.dim == 3 and sl.ambient_dim == 64
+    np.testing.assert_allclose(sl.basis.T @ sl.basis, np.eye(3), atol=1e-10)
+    side = np.diff(np.asarray(box).reshape(3, 2), axis=1).ravel()
+    np.testing.assert_allclose(side, side[0])                   # a cube
+    u = sl.project(b.points()[0])
+    assert (np.abs(u - np.asarray(box).reshape(3, 2).mean(1)) <= side[0] / 2 + 1e-9).mean() > 0.99
+    sl, box = jobs3d.make_slice3(b, Slice3Choice("deepfool", index=5, seed=1))
+    from geometry.deepfool import deepfool
+
+    r = deepfool(b.run.network(-1), b.points()[0][5][None]).perturbation[0]
+    np.testing.assert_allclose(sl.basis[:, 0], r / np.linalg.norm(r), atol=1e-8)  # first axis: DeepFool direction
+    np.testing.assert_allclose(sl.origin, b.points()[0][5])
+
+
+def test_view3d_state_validates_and_emits_once():
+    s = View3DState()
+    seen = []
+    s.events.settings.connect(lambda v: seen.append(("settings", v)))
+    s.events.clip.connect(lambda v: seen.append(("clip", v)))
+    s.update_settings(explode=9.0, opacity=-1)
+    assert s.settings.explode == 3.0 and s.settings.opacity == 0.0
+    s.update_settings(explode=9.0)
+    assert len([e for e in seen if e[0] == "settings"]) == 1
+    with pytest.raises(ValueError):
+        s.update_settings(camera="orbit")
+    with pytest.raises(ValueError):
+        s.set_slice3(Slice.input_plane(2))
+    s.set_slice3(Slice.input_plane(3), (0, 4, -1, 1, 10, 12))
+    assert s.clip.position == 11.0                      # centred on the w range of the box
+    s.update_clip(position=100)
+    assert s.clip.position == 12.0                      # clamped
+    s.update_clip(axis=0)
+    assert s.clip.position == 2.0                       # a new axis starts at the box centre
+    with pytest.raises(ValueError):
+        s.set_choice(Slice3Choice("nope"))
+
+
+def test_scene_arrays_counts_and_filters(ref):
+    _, t = ref
+    tb = [t]
+    F = t.face_offsets.shape[0] - 1
+    n = np.diff(t.face_offsets)
+    sc = jobs3d.scene_arrays(tb, 1, "class", View3DSettings(show_domain_faces=True), BOX)
+    assert sc.counts["faces_shown"] == F == sc.counts["faces"]
+    assert sc.triangles.shape[0] == int((n - 2).sum()) == sc.tri_colors.shape[0]
+    assert sc.edge_pos.shape[0] == 2 * t.face_indices.shape[0]
+    bm = mesh3d.boundary_mesh(t)
+    assert sc.boundary_tris.shape[0] == bm.triangles.shape[0] > 0
+    assert sc.pick_tris.shape[0] == sc.triangles.shape[0] + bm.triangles.shape[0]
+    inner = t.face_layer >= 0
+    sc = jobs3d.scene_arrays(tb, 1, "layer", View3DSettings(), BOX)
+    assert sc.counts["faces_shown"] == inner.sum() and sc.triangles.shape[0] == int((n[inner] - 2).sum())
+    sc = jobs3d.scene_arrays(tb, 1, "slope", View3DSettings(only_layer=1, near_boundary=True, near_distance=0.0), BOX)
+    near = mesh3d.near_boundary_face_mask(t, 0.0) & inner
+    assert sc.counts["faces_shown"] == near.sum() < inner.sum()
+    sc = jobs3d.scene_arrays(tb, 1, "hash", View3DSettings(show_faces=False, show_boundary=False), BOX)
+    assert sc.triangles.shape[0] == 0 and sc.boundary_tris is None and sc.pick_tris.shape[0] == 0
+    # exploded: the pickable surfaces minus their offsets are the un-exploded surfaces
+    sc = jobs3d.scene_arrays(tb, 1, "class", View3DSettings(explode=0.8), BOX)
+    plain = jobs3d.scene_arrays(tb, 1, "class", View3DSettings(), BOX)
+    np.testing.assert_allclose(sc.pick_tris - sc.pick_offsets[:, None, :], plain.pick_tris, atol=1e-6)
+    assert np.abs(sc.pick_offsets).max() > 0.1
+
+
+# -- OpenGL --------------------------------------------------------------------------------------------------
+@pytest.fixture
+def gl(qapp):
+    from app.qt.view3d import opengl_available
+
+    ok, why = opengl_available()
+    if not ok:
+        pytest.skip(f"no OpenGL on this Qt platform: {why}")
+    return qapp
+
+
+def _project(canvas, p):
+    q = np.asarray(canvas.view.scene.transform.map(np.r_[p, 1.0]), dtype=np.float64)
+    return q[:2] / q[3]
+
+
+@pytest.mark.gui
+def test_canvas_renders_a_tessellation_and_picks_surfaces(gl, qtbot, ref):
+    from app.qt.view3d import Canvas3D
+
+    _, t = ref
+    c = Canvas3D()
+    qtbot.addWidget(c)
+    c.resize(640, 480)
+    c.show()
+    c.set_box(t.domain)
+    blank = c.render_image((640, 480))
+    assert blank[..., :3].std() > 0      # the box and axis labels
+    sc = jobs3d.scene_arrays([t], 1, "class", View3DSettings(), BOX)
+    c.show_scene(sc)
+    img = c.render_image((640, 480))
+    assert img.shape == (480, 640, 4)
+    rgb = img[..., :3].astype(int)
+    assert len(np.unique(rgb.reshape(-1, 3), axis=0)) > 50
+    c.set_boundary(None, None)
+    no_b = c.render_image((640, 480))[..., :3].astype(int)
+    redder = (rgb[..., 0] - no_b[..., 0] > 30) & (no_b[..., 2] - rgb[..., 2] > 30)
+    assert redder.sum() > 200                                    # the opaque red decision boundary is drawn
+    c.set_faces(None, None, None)
+    c.set_boundary(sc.boundary_pos, sc.boundary_tris)
+    only_b = c.render_image((640, 480))[..., :3].astype(int)
+    assert ((only_b[..., 0] > 150) & (only_b[..., 1] < 90) & (only_b[..., 2] < 110)).sum() > 200
+    assert np.abs(only_b - rgb).sum() > 0                        # the faces changed the picture
+    c.show_scene(sc)
+    # picking: a click on the centre of a boundary triangle hits the first surface on that ray
+    bm = mesh3d.boundary_mesh(t)
+    target = bm.positions[bm.triangles[0]].mean(0)
+    x, y = _project(c, target)
+    o, d = c.ray_at(x, y)
+    assert np.linalg.norm(np.cross(target - o, d)) < 1e-6       # the ray passes through the target
+    hit = c.pick(x, y)
+    assert hit is not None and np.dot(hit - o, d) <= np.dot(target - o, d) + 1e-6
+    assert np.linalg.norm(np.cross(hit - o, d)) < 1e-6
+    k, _ = mesh3d.ray_triangles(o, d, sc.pick_tris)
+    assert k >= 0 and mesh3d.points_to_triangles_distance(hit[None], sc.pick_tris[k][None])[0] < 1e-6
+    # the same through real vispy mouse events (press + release without a drag)
+    got = []
+    c.picked.connect(lambda *p: got.append(p))
+    c.canvas.events.mouse_press(pos=(x, y), button=1, modifiers=())
+    c.canvas.events.mouse_release(pos=(x, y), button=1, modifiers=())
+    assert len(got) == 1 and np.allclose(got[0], hit, atol=1e-6)
+    # clipping: nothing is hit on the discarded side
+    c.set_clip(True, 2, float(hit[2]) + 0.05)
+    hit2 = c.pick(x, y)
+    assert hit2 is None or hit2[2] >= hit[2] + 0.05 - 1e-9
+    # exploded view: the pick is reported in tessellation coordinates (explosion undone)
+    c.set_clip(False)
+    ex = jobs3d.scene_arrays([t], 1, "class", View3DSettings(explode=0.5), BOX)
+    c.show_scene(ex)
+    cx, cy = _project(c, ex.pick_tris[0].mean(0))
+    h3 = c.pick(cx, cy)
+    assert h3 is not None
+    assert mesh3d.points_to_triangles_distance(np.repeat(h3[None], len(sc.pick_tris), 0), sc.pick_tris).min() < 1e-5
+
+
+def _tiny_run(tmp_path):
+    from geometry.datasets import load_npz
+    from geometry.training import train_run
+
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, size=(300, 3)).astype(np.float32)
+    y = (X @ np.array([1.0, 0.6, -0.4]) + 0.5 * X[:, 0] ** 2 > 0.1).astype(np.int64)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    ds = load_npz(tmp_path / "d.npz")
+    return train_run(ds, mlp_spec([3, 8, 2]), tmp_path / "run", epochs=15, save_epochs=[0, 15], lr=1e-2, seed=0)
+
+
+@pytest.mark.gui
+def test_window_3d_tab_linked_to_the_2d_view_and_the_inspector(gl, qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from app.jobs import open_run_bundle
+    from app.qt.main_window import MainWindow
+    from geometry.cache import ResultCache
+
+    run = _tiny_run(tmp_path)
+    win = MainWindow(cache=ResultCache(tmp_path / "cache"),
+                     settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(win)
+    win.resize(1300, 850)
+    win.show()
+    win.open_path(run)
+    qtbot.waitUntil(lambda: win.bundle is not None and win.state.slice is not None, timeout=TIMEOUT)
+    tab = win.view3d
+    # the exact 3D cells of this network, from the independent reference, put where the tab looks first;
+    # with the engine present the tab would compute the same thing in a worker
+    b = open_run_bundle(run)
+    sl, box = jobs3d.make_slice3(b, jobs3d.default_choice(3), len(b.run) - 1)
+    t = reference_tessellation(b.run.network(len(b.run) - 1), box)
+    win.cache.put(jobs3d.tessellation3_key(win.bundle, len(b.run) - 1, sl, box, tab.state3d.settings.max_cells), [t],
+                  persist=False)
+    win.tabs.setCurrentWidget(tab)
+    qtbot.waitUntil(lambda: tab.tess3 is not None and tab.scene is not None, timeout=TIMEOUT)
+    assert tab.state3d.slice3.description == sl.description and np.allclose(tab.state3d.box, box)
+    assert tab.scene.counts["cells"] == t.num_regions
+    img = tab.canvas.render_image((700, 500))
+    assert len(np.unique(img[..., :3].reshape(-1, 3), axis=0)) > 50
+    # colour mode and depth come from the window's state
+    win.state.set_color_mode("slope")
+    assert tab.scene.tri_colors.shape[0] == tab.scene.triangles.shape[0]
+    # clipping plane -> the 2D tab shows that plane's exact 2D tessellation
+    pos = float(np.mean(box[4:6]) + 0.137 * (box[5] - box[4]))
+    tab.state3d.update_clip(enabled=True, axis=2, position=pos)
+    qtbot.waitUntil(lambda: jobs3d.is_clip_slice(win.state.slice, tab.state3d.slice3, tab.state3d.clip), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: win.tess is not None and not win.work.busy("tessellation"), timeout=TIMEOUT)
+    w = t.vertices[:, 2]
+    lo = np.minimum.reduceat(w, t.vertex_offsets[:-1])
+    hi = np.maximum.reduceat(w, t.vertex_offsets[:-1])
+    # the plane's exact 2D tessellation over the box has one polygon per 3D cell the plane cuts
+    from geometry.tessellation import tessellate
+
+    _, window2 = jobs3d.clip_slice(sl, box, tab.state3d.clip)
+    t2 = tessellate(b.run.network(len(b.run) - 1), win.state.slice, np.array(window2))
+    assert t2.num_regions == int(((lo < pos) & (hi > pos)).sum())
+    assert win.tess[-1].slice is win.state.slice and win.tess[-1].num_regions >= t2.num_regions
+    # picking a surface point: the plane moves through it, the 2D slice follows, and the inspector shows it
+    bm = mesh3d.boundary_mesh(t)
+    p = bm.positions[bm.triangles[0]].mean(0)
+    tab._on_picked(*p)
+    assert abs(tab.state3d.clip.position - p[2]) < 1e-12
+    assert jobs3d.is_clip_slice(win.state.slice, tab.state3d.slice3, tab.state3d.clip)
+    qtbot.waitUntil(lambda: win.inspector.report is not None and not win.work.busy("inspect"), timeout=TIMEOUT)
+    np.testing.assert_allclose(win.inspector.report.x, sl.to_input(p[None])[0], atol=1e-9)
+    assert tab.canvas.marker.visible
+    win.work.shutdown()
