@@ -193,6 +193,27 @@ def _jacobian_pre(model, X: torch.Tensor, l: int) -> tuple[torch.Tensor, torch.T
     return pre, jac.reshape(X.shape[0], K, D)
 
 
+def _pre_grad_norms(model, X: torch.Tensor, l: int, chunk: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pre (m, K), ||∇_x h_k|| (m, K)) without materialising the (m, K, D) Jacobian: forward-mode JVPs
+    along the input axes, ``chunk`` axes at a time (vmapped), accumulating squared partial derivatives."""
+    m, D = X.shape
+
+    def f(xb):
+        with _LayerTap(model) as tap:
+            tap.run(xb)
+            return tap.pre[l].reshape(xb.shape[0], -1)
+
+    with torch.no_grad():
+        pre = f(X)
+    sq = torch.zeros_like(pre)
+    eye = torch.eye(D, dtype=X.dtype, device=X.device)
+    for s in range(0, D, chunk):
+        dirs = eye[s:s + chunk][:, None, :].expand(-1, m, D)               # (c, m, D)
+        cols = torch.func.vmap(lambda v: torch.func.jvp(f, (X,), (v,))[1])(dirs)   # (c, m, K)
+        sq += (cols * cols).sum(0)
+    return pre, sq.sqrt()
+
+
 def layer_affine(net: nn.Module, x, layer: int, *, dtype: torch.dtype = torch.float64, device=None,
                  batch_size: int = 512) -> LayerAffine:
     """Layer ``layer``'s pre-activation affine map on each point's region (Jacobian by vmap'd autodiff)."""
@@ -232,11 +253,11 @@ def boundary_distances(net: nn.Module, x, layers=None, *, dtype: torch.dtype = t
             if cancel is not None and cancel():
                 raise CancelledError("boundary-distance computation was cancelled.")
             xb = X[s:s + batch_size]
-            pre, jac = _jacobian_pre(model, xb, l)
             if isinstance(module, nn.MaxPool2d):
+                pre, jac = _jacobian_pre(model, xb, l)
                 d = _maxpool_distances(model, module, l, xb, pre, jac)
             else:
-                gn = jac.norm(dim=2)
+                pre, gn = _pre_grad_norms(model, xb, l)
                 d = torch.where(gn > 0, pre.abs() / gn, torch.full_like(gn, float("inf"))).min(1).values
             out[j, s:s + xb.shape[0]] = d.to("cpu", torch.float64).numpy()
             done += 1

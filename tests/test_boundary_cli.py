@@ -1,0 +1,55 @@
+"""CLI twins: splineatlas centroids | deepfool | curvature | detect on the bundled demo runs."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.cli.main import main
+
+ROOT = Path(__file__).resolve().parents[1]
+SPIRALS = ROOT / "assets" / "runs" / "spirals"
+DIGITS = ROOT / "assets" / "runs" / "digits"
+pytestmark = pytest.mark.skipif(not (SPIRALS.exists() and DIGITS.exists()), reason="demo runs not bundled")
+
+
+def test_centroids_writes_npz_and_one_png_per_centroid(tmp_path, capsys):
+    assert main(["centroids", str(DIGITS), "--layer", "1,3", "--points", "4,7", "--out", str(tmp_path)]) == 0
+    data = np.load(tmp_path / "centroids.npz")
+    assert data["centroids"].shape == (2, 2, 64) and list(data["layers"]) == [1, 3]
+    assert data["boundary_distance"].shape == (2, 2) and np.all(data["boundary_distance"] > 0)
+    pngs = sorted(p.name for p in tmp_path.glob("*_centroid.png"))
+    assert pngs == ["point4_layer1_centroid.png", "point4_layer3_centroid.png",
+                    "point7_layer1_centroid.png", "point7_layer3_centroid.png"]
+    # 2D data: npz only
+    out2 = tmp_path / "sp"
+    assert main(["centroids", str(SPIRALS), "--points", "0", "--out", str(out2)]) == 0
+    assert (out2 / "centroids.npz").exists() and not list(out2.glob("*.png"))
+
+
+def test_deepfool_curvature_detect_json(tmp_path, capsys):
+    j = tmp_path / "df.json"
+    assert main(["deepfool", str(SPIRALS), "--points", "0,1,2", "--json", str(j)]) == 0
+    df = json.loads(j.read_text())
+    assert all(df["converged"]) and all(a != b for a, b in zip(df["original_labels"], df["labels"]))
+    assert main(["deepfool", str(SPIRALS), "--points", "0", "--target", "2", "--json", str(j)]) == 0
+    assert json.loads(j.read_text())["labels"] == [2]
+    c = tmp_path / "cv.json"
+    assert main(["curvature", str(SPIRALS), "--points", "0,1", "--fd-scale", "0.1", "--json", str(c)]) == 0
+    cv = json.loads(c.read_text())
+    assert cv["mode"] == "secant" and cv["scale"] == 0.1 and len(cv["curvatures"]) == 2
+    d = tmp_path / "det.json"
+    assert main(["detect", str(SPIRALS), "--points", "0,1,2", "--threshold", "0.5", "--fd-scale", "0.1",
+                 "--samples", "4", "--json", str(d)]) == 0
+    det = json.loads(d.read_text())
+    assert det["threshold"] == 0.5 and det["threshold_source"] == "given" and len(det["rho"]) == 3
+    assert det["perturbed"] == [r < 0.5 for r in det["rho"]]
+
+
+def test_bad_points_give_one_line_errors(tmp_path, capsys):
+    assert main(["deepfool", str(SPIRALS), "--points", "0,99999"]) == 2
+    assert "out of range" in capsys.readouterr().err
+    assert main(["centroids", str(SPIRALS), "--layer", "9", "--points", "0", "--out", str(tmp_path)]) == 2
+    assert main(["curvature", str(SPIRALS), "--points", "a,b"]) == 2
