@@ -358,3 +358,48 @@ def laguerre_argmin(points: np.ndarray, sites: np.ndarray, radii: np.ndarray) ->
     s = np.asarray(sites, dtype=np.float64)
     pw = (p * p).sum(1)[:, None] - 2.0 * p @ s.T + (s * s).sum(1)[None] - np.asarray(radii)[None]
     return pw.argmin(1)
+
+
+# -- Fig. 5: distance distributions per layer and per epoch ---------------------------------------
+@dataclass(frozen=True)
+class DistanceDistributions:
+    """Distances from points to the nearest region boundary, per checkpoint and layer (paper Fig. 5).
+
+    epochs: (E,) int64 epochs of the checkpoints used. layers: 0-based layers (len L').
+    distances: (E, L', N) float64 (inf where no neuron of the layer cuts near the point).
+    """
+
+    epochs: np.ndarray
+    layers: tuple[int, ...]
+    distances: np.ndarray
+
+    def log_histograms(self, bins: int = 40) -> tuple[np.ndarray, np.ndarray]:
+        """(counts (E, L', bins), edges (bins+1,)) histograms of log10 distance on shared edges."""
+        finite = np.isfinite(self.distances) & (self.distances > 0)
+        logd = np.log10(np.where(finite, self.distances, 1.0))
+        lo, hi = (logd[finite].min(), logd[finite].max()) if finite.any() else (-1.0, 0.0)
+        edges = np.linspace(lo, hi if hi > lo else lo + 1.0, bins + 1)
+        E, L, _ = self.distances.shape
+        counts = np.zeros((E, L, bins), dtype=np.int64)
+        for e in range(E):
+            for j in range(L):
+                counts[e, j] = np.histogram(logd[e, j][finite[e, j]], bins=edges)[0]
+        return counts, edges
+
+
+def distance_distributions(run, x, layers=None, epochs=None, *, dtype: torch.dtype = torch.float64, device=None,
+                           progress: Progress = None, cancel: Cancel = None) -> DistanceDistributions:
+    """:func:`boundary_distances` of the points ``x (N, D)`` at every checkpoint of a run (or the given
+    epochs): how training moves the region boundaries relative to the data (paper Fig. 5)."""
+    idx = list(range(len(run))) if epochs is None else [run.index_of_epoch(int(e)) for e in epochs]
+    out, lay = [], None
+    for n, i in enumerate(idx):
+        if cancel is not None and cancel():
+            raise CancelledError("distance distributions were cancelled.")
+        net = run.network(i)
+        lay = _check_layers(net, layers)
+        out.append(boundary_distances(net, x, lay, dtype=dtype, device=device, cancel=cancel))
+        if progress is not None:
+            progress((n + 1) / len(idx), f"boundary distances, epoch {run.epochs[i]}")
+    return DistanceDistributions(np.array([run.epochs[i] for i in idx], dtype=np.int64), tuple(lay or ()),
+                                 np.stack(out) if out else np.zeros((0, 0, 0)))

@@ -9,8 +9,8 @@ import torch
 
 from geometry.errors import NotPiecewiseAffineError, SplineAtlasError
 from geometry.network import Network
-from geometry.power_diagram import (boundary_distances, centroids, laguerre_argmin, layer_affine, project_sites,
-                                    slice_power_diagram)
+from geometry.power_diagram import (boundary_distances, centroids, distance_distributions, laguerre_argmin, layer_affine,
+                                    project_sites, slice_power_diagram)
 from geometry.slices import Slice
 from geometry.spec import digits_cnn_spec, mlp_spec
 
@@ -174,3 +174,51 @@ def test_errors():
         centroids(_net([2, 4, 2]), np.zeros((1, 2)), layers=[3])
     with pytest.raises(SplineAtlasError):
         centroids(_net([2, 4, 2]), np.zeros((1, 3)))
+
+
+def test_maxpool_boundary_distance_matches_window_pairs_and_is_inscribed():
+    from geometry.spec import validate_spec
+
+    spec = validate_spec({"input_shape": [1, 4, 4], "num_classes": 3, "layers": [
+        {"type": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3, "padding": 1},
+        {"type": "maxpool2d", "kernel_size": 2}, {"type": "flatten"},
+        {"type": "linear", "in_features": 8, "out_features": 3}]})
+    torch.manual_seed(0)
+    net = Network(spec).to_dtype_device(torch.float64)
+    rng = np.random.default_rng(6)
+    x = rng.normal(size=(6, 16))
+    d = boundary_distances(net, x)[0]
+    la = layer_affine(net, x, 0)                       # the pool's inputs (2 x 4 x 4) and their gradients
+    for i in range(len(x)):
+        v = la.pre[i].reshape(2, 2, 2, 2, 2).transpose(0, 1, 3, 2, 4).reshape(2, 4, 4)   # (C, window, member)
+        g = la.weight[i].reshape(2, 2, 2, 2, 2, 16).transpose(0, 1, 3, 2, 4, 5).reshape(2, 4, 4, 16)
+        best = np.inf
+        for c in range(2):
+            for w in range(4):
+                a = v[c, w].argmax()
+                for j in range(4):
+                    if j != a:
+                        best = min(best, (v[c, w, a] - v[c, w, j]) / np.linalg.norm(g[c, w, a] - g[c, w, j]))
+        assert d[i] == pytest.approx(best, rel=1e-10)
+        # nothing changes inside the inscribed ball (random directions)
+        u = rng.normal(size=(500, 16))
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        pats = net.trace(torch.as_tensor(x[i] + 0.999 * d[i] * u)).patterns[0].numpy()
+        assert np.all(pats == net.trace(torch.as_tensor(x[i:i + 1])).patterns[0].numpy())
+
+
+def test_distance_distributions_over_a_run():
+    from pathlib import Path
+
+    from geometry.runs import open_run
+
+    path = Path(__file__).resolve().parents[1] / "assets" / "runs" / "spirals"
+    if not path.exists():
+        pytest.skip("demo run not bundled")
+    run = open_run(path)
+    X = np.asarray(run.dataset.X_train[:50], dtype=np.float64)
+    dd = distance_distributions(run, X, epochs=run.epochs[:2] + run.epochs[-1:])
+    assert dd.distances.shape == (3, run.network(0).depth, 50)
+    assert np.allclose(dd.distances[-1], boundary_distances(run.network(len(run) - 1), X))
+    counts, edges = dd.log_histograms(bins=10)
+    assert counts.shape == (3, dd.distances.shape[1], 10) and counts[0, 0].sum() == np.isfinite(dd.distances[0, 0]).sum()
