@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "app.cli.region_cmds",
     "app.cli.boundary_cmds",
     "app.cli.render3d_cmd",
+    "app.cli.path_cmds",
 ]
 
 
