@@ -142,10 +142,8 @@ def _deepfool_chunk(model, X, tgt, overshoot, max_iter, candidates, cancel):
     n, d = X.shape
     dev = X.device
     with torch.no_grad():
-        logits0 = model(X)
+        logits0 = _logits(model, X)
     C = logits0.shape[1]
-    if C < 2:
-        raise SplineAtlasError("DeepFool needs a classifier with at least 2 outputs.")
     if tgt is not None and (int(tgt.min()) < 0 or int(tgt.max()) >= C):
         raise SplineAtlasError(f"DeepFool targets must be class indices in 0..{C - 1}.")
     k0 = logits0.argmax(1)
@@ -165,7 +163,7 @@ def _deepfool_chunk(model, X, tgt, overshoot, max_iter, candidates, cancel):
         if cancel is not None and cancel():
             raise CancelledError("DeepFool was cancelled.")
         xi = (X[idx] + (1.0 + overshoot) * r_tot[idx]).requires_grad_(True)
-        logits = model(xi)
+        logits = _logits(model, xi)
         ki = logits.detach().argmax(1)
         labels[idx] = ki
         done = (ki == tgt[idx]) if tgt is not None else (ki != k0[idx])
@@ -185,6 +183,14 @@ def _deepfool_chunk(model, X, tgt, overshoot, max_iter, candidates, cancel):
         iters[idx[move]] += 1
         active[idx[stop | ~ok]] = False          # stuck points (zero gradient) stop unconverged
     return (1.0 + overshoot) * r_tot, iters, conv, k0, labels
+
+
+def _logits(model, x):
+    """Logits (n, C); a binary single-logit net f is treated as the two logits (0, f)."""
+    out = model(x)
+    if out.ndim != 2:
+        raise SplineAtlasError(f"DeepFool needs a classifier returning (N, C) logits; got shape {tuple(out.shape)}.")
+    return torch.cat([torch.zeros_like(out), out], 1) if out.shape[1] == 1 else out
 
 
 def _untargeted_step(logits, xi, k0, cand, keep):

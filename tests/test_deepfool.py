@@ -145,3 +145,14 @@ def test_smooth_net_untargeted():
     assert res.converged.all() and np.all(res.labels != res.original_labels)
     back = net.to_dtype_device(torch.float64)(torch.as_tensor(res.perturbed)).argmax(1).numpy()
     assert np.array_equal(back, res.labels)
+
+
+def test_binary_single_logit_net():
+    W = np.array([[1.0, -2.0, 0.5]])
+    net = _linear_net(W, np.array([0.3]))
+    x = np.random.default_rng(3).normal(size=(10, 3))
+    res = deepfool(net, x, overshoot=0.0)
+    f = x @ W[0] + 0.3
+    assert np.array_equal(res.original_labels, (f > 0).astype(int))
+    assert res.converged.all() and np.all(res.labels != res.original_labels)
+    assert np.allclose(res.norms, (np.abs(f) + 1e-4) / np.linalg.norm(W[0]), atol=1e-12)
