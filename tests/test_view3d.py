@@ -200,7 +200,7 @@ def _tiny_run(tmp_path):
     y = (X @ np.array([1.0, 0.6, -0.4]) + 0.5 * X[:, 0] ** 2 > 0.1).astype(np.int64)
     np.savez(tmp_path / "d.npz", X=X, y=y)
     ds = load_npz(tmp_path / "d.npz")
-    return train_run(ds, mlp_spec([3, 8, 2]), tmp_path / "run", epochs=15, save_epochs=[0, 15], lr=1e-2, seed=0)
+    return train_run(ds, mlp_spec([3, 8, 2]), tmp_path / "run", epochs=2, save_epochs=[0, 2], lr=3e-2, seed=0)
 
 
 @pytest.mark.gui
