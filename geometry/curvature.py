@@ -12,7 +12,8 @@ along ∇F.
 Hessian-vector products:
 * ``exact`` — double backward (torch autograd); for smooth networks.
 * ``secant`` — central difference of gradients at a user-chosen input-space scale h:
-  H v ≈ (∇F(z + h v) − ∇F(z − h v)) / (2h) for ||v|| = 1. For piecewise-linear networks the Hessian is
+  H v ≈ (∇F(z + h v) − ∇F(z − h v)) / (2h) for ||v|| = 1; the curvatures are then the eigenvalues of
+  this finite-difference Hessian, symmetrised, in the Lanczos (Krylov) basis of the tangent space. For piecewise-linear networks the Hessian is
   zero almost everywhere, so this "curvature at scale h" (how the boundary bends across the linear
   regions within distance h) is the meaningful quantity; results carry ``scale = h``.
 ``auto`` picks secant for a piecewise-affine :class:`~geometry.network.Network` (then ``fd_scale`` is
@@ -200,17 +201,19 @@ def curvatures_at(net: nn.Module, z, base, other, *, num: int | None = None, mod
 
 
 def _lanczos(G, n, k, gen, cancel):
-    """Batched Lanczos with full reorthogonalisation on the tangent spaces ⟂ n (M, D).
+    """Batched Lanczos with full reorthogonalisation on the tangent spaces ⟂ n (M, D), then Rayleigh-Ritz.
 
-    Returns Ritz values (M, k) descending and Ritz vectors (M, k, D). A breakdown (invariant subspace
-    found) restarts with a fresh random tangent vector orthogonal to the basis (β = 0 there), so the
-    k Ritz values are always eigenvalues of G on the tangent space.
+    Returns Ritz values (M, k) descending and Ritz vectors (M, k, D). The Ritz values are the eigenvalues
+    of the symmetrised projected matrix sym(Qᵀ G Q) built from the stored products G q_t: for an exact
+    (linear, symmetric) G this is Lanczos' tridiagonal matrix; for the secant operator of a
+    piecewise-linear net (not exactly linear in v) it is the symmetrised finite-difference Hessian in
+    the Krylov basis. A breakdown (invariant subspace) restarts with a fresh random tangent vector
+    orthogonal to the basis, so k Ritz values are always produced.
     """
     M, D = n.shape
     dt, dev = n.dtype, n.device
     Q = torch.zeros(M, k, D, dtype=dt, device=dev)
-    alpha = torch.zeros(M, k, dtype=dt, device=dev)
-    beta = torch.zeros(M, k, dtype=dt, device=dev)
+    GQ = torch.zeros(M, k, D, dtype=dt, device=dev)
 
     def fresh(t):
         v = torch.randn(M, D, generator=gen, dtype=dt).to(dev)
@@ -227,23 +230,21 @@ def _lanczos(G, n, k, gen, cancel):
             raise CancelledError("curvature computation was cancelled.")
         Q[:, t] = q
         w = G(q)
-        a = (w * q).sum(1)
-        alpha[:, t] = a
+        GQ[:, t] = w
+        if t + 1 == k:
+            break
         for _ in range(2):                                       # full reorthogonalisation, twice
             w = w - torch.einsum("mtd,mt->md", Q[:, :t + 1], torch.einsum("mtd,md->mt", Q[:, :t + 1], w))
             w = _project(w, n)
-        if t + 1 == k:
-            break
         b = w.norm(dim=1)
-        scale = alpha[:, :t + 1].abs().amax(1).clamp_min(1.0)
-        broke = b <= 1e-10 * scale
+        ref = GQ[:, :t + 1].norm(dim=2).amax(1).clamp_min(1e-300)
+        broke = b <= 1e-10 * ref
         nxt = w / b.clamp_min(torch.finfo(dt).tiny)[:, None]
         if bool(broke.any()):
             nxt = torch.where(broke[:, None], fresh(t + 1), nxt)
-            b = torch.where(broke, torch.zeros_like(b), b)
-        beta[:, t] = b
         q = nxt
-    T = torch.diag_embed(alpha) + torch.diag_embed(beta[:, :k - 1], 1) + torch.diag_embed(beta[:, :k - 1], -1)
+    T = torch.einsum("msd,mtd->mst", Q, GQ)
+    T = 0.5 * (T + T.transpose(1, 2))
     theta, S = torch.linalg.eigh(T)
     theta, S = theta.flip(1), S.flip(2)
     Y = torch.einsum("mts,mtd->msd", S, Q)
