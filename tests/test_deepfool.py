@@ -156,3 +156,26 @@ def test_binary_single_logit_net():
     assert np.array_equal(res.original_labels, (f > 0).astype(int))
     assert res.converged.all() and np.all(res.labels != res.original_labels)
     assert np.allclose(res.norms, (np.abs(f) + 1e-4) / np.linalg.norm(W[0]), atol=1e-12)
+
+
+def test_candidates_and_cancel():
+    from geometry.errors import CancelledError
+
+    rng = np.random.default_rng(4)
+    W, b = rng.normal(size=(5, 3)), rng.normal(size=5)
+    net = _linear_net(W, b)
+    x = rng.normal(size=(30, 3))
+    res = deepfool(net, x, candidates=2, overshoot=0.0)
+    logits = x @ W.T + b
+    runner = np.argsort(-logits, axis=1)[:, 1]
+    k0 = logits.argmax(1)
+    first = res.iterations == 1
+    # with only the runner-up as candidate, one step lands on the hyperplane f_k0 = f_runner-up
+    w = W[runner] - W[k0]
+    d = np.abs(np.einsum("nd,nd->n", x, w) + b[runner] - b[k0]) / np.linalg.norm(w, axis=1)
+    assert np.allclose(res.norms[first], d[first] + 1e-4 / np.linalg.norm(w[first], axis=1), atol=1e-10)
+    seen = []
+    deepfool(net, x, batch_size=10, progress=lambda f, m: seen.append(f))
+    assert seen == pytest.approx([1 / 3, 2 / 3, 1.0])
+    with pytest.raises(CancelledError):
+        deepfool(net, x, cancel=lambda: True)
