@@ -217,6 +217,15 @@ def _forward_record(seq: nn.Sequential, x: torch.Tensor, tape: list, patterns: l
     return x
 
 
+def _simple_pool(m: nn.AvgPool2d, xin: torch.Tensor) -> bool:
+    """Square, non-overlapping, unpadded average pooling (its backward is an upsampling / k²)."""
+    k, st = m.kernel_size, m.stride if m.stride is not None else m.kernel_size
+    k = k if isinstance(k, int) else (k[0] if k[0] == k[1] else None)
+    st = st if isinstance(st, int) else (st[0] if st[0] == st[1] else None)
+    pad = m.padding if isinstance(m.padding, int) else max(m.padding)
+    return k is not None and st == k and pad == 0 and not m.ceil_mode
+
+
 def _backward_sweep(tape: list, g: torch.Tensor, c: int) -> torch.Tensor:
     """Pull cotangents g: (C·N, *out_shape) (class-major) back through a recorded tape."""
     from .spec import Abs, Residual
@@ -254,6 +263,18 @@ def _backward_sweep(tape: list, g: torch.Tensor, c: int) -> torch.Tensor:
                 scale = scale * m.weight
             shape = (1, -1) + (1,) * (g.ndim - 2)
             g = g * scale.reshape(shape)
+        elif isinstance(m, nn.AvgPool2d) and _simple_pool(m, xin):
+            k = m.kernel_size if isinstance(m.kernel_size, int) else m.kernel_size[0]
+            up = g.repeat_interleave(k, 2).repeat_interleave(k, 3) / (k * k)
+            out = torch.zeros((g.shape[0], *xin.shape[1:]), dtype=g.dtype, device=g.device)
+            out[:, :, : up.shape[2], : up.shape[3]] = up
+            g = out
+        elif isinstance(m, nn.AvgPool2d) and _simple_pool(m, xin):
+            k = m.kernel_size if isinstance(m.kernel_size, int) else m.kernel_size[0]
+            up = g.repeat_interleave(k, 2).repeat_interleave(k, 3) / (k * k)
+            out = torch.zeros((g.shape[0], *xin.shape[1:]), dtype=g.dtype, device=g.device)
+            out[:, :, : up.shape[2], : up.shape[3]] = up
+            g = out
         elif isinstance(m, _ELEMENTWISE_SMOOTH):
             with torch.enable_grad():
                 xi = xin.detach().requires_grad_(True)
@@ -274,10 +295,17 @@ def _backprop_jacobian(net: nn.Module, x: torch.Tensor, with_patterns: bool):
     with torch.no_grad():
         xin = net._as_batch(x) if hasattr(net, "_as_batch") else x
         logits = _forward_record(net.layers, xin, tape, patterns)
-        c = logits.shape[1]
-        g = torch.eye(c, dtype=logits.dtype, device=logits.device)[:, None, :].expand(c, n, c).reshape(c * n, c)
+        c_out = logits.shape[1]
+        # log_softmax's Jacobian (I − 1pᵀ) J_s is unchanged by subtracting one row from all rows of J_s,
+        # so C−1 cotangents e_i − e_last suffice (the last row becomes 0); a single logit needs 1.
+        eye = torch.eye(c_out, dtype=logits.dtype, device=logits.device)
+        rows = eye if c_out == 1 else eye[:-1] - eye[-1:]
+        c = rows.shape[0]
+        g = rows[:, None, :].expand(c, n, c_out).reshape(c * n, c_out)
         gx = _backward_sweep(tape, g, c)
     js = gx.reshape(c, n, -1).transpose(0, 1)
+    if c_out > 1:
+        js = torch.cat([js, torch.zeros_like(js[:, :1])], 1)
     return js, logits, patterns
 
 

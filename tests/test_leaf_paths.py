@@ -83,7 +83,11 @@ def test_jacobian_methods_agree_with_autograd_functional():
                  {"type": "residual", "body": [{"type": "linear", "in_features": 12, "out_features": 12},
                                                {"type": "abs"}]},
                  {"type": "linear", "in_features": 12, "out_features": 3}, {"type": "softplus"},
-                 {"type": "linear", "in_features": 3, "out_features": 3}]})]
+                 {"type": "linear", "in_features": 3, "out_features": 3}]}),
+             validate_spec({"input_shape": [1, 7, 7], "layers": [     # odd size: pooling drops a row/column
+                 {"type": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3, "padding": 1},
+                 {"type": "relu"}, {"type": "avgpool2d", "kernel_size": 2}, {"type": "flatten"},
+                 {"type": "linear", "in_features": 18, "out_features": 4}]})]
     for spec in specs:
         net = Network(spec).to_dtype_device(torch.float64)
         X = torch.randn(4, net.input_dim, dtype=torch.float64)

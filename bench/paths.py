@@ -1,0 +1,125 @@
+"""Benchmark: horizontal leaf-path steps per second, batched engine vs the one-path-at-a-time loop.
+
+Nets: the digits CNN (bundled assets/runs/digits when present, else digits_cnn_spec with random
+weights; D = 64) and the 28×28 MNIST CNN of Grementieri & Fioresi (conv 32, conv 64, max-pool,
+9216→128→10; random weights; D = 784).
+Engine: geometry.leaf_paths.horizontal_paths with N paths at once (all per-step diagnostics on: Tr G,
+spectrum, rank, angle, activation-pattern changes; stagnation stop off so every path runs every step).
+Reference ("naive"): the paper's published approach — one path at a time, for every step a full
+torch.autograd.functional.jacobian of log_softmax (C backward passes at batch 1), projection
+pinv(J) J (d − x), x += α v/||v||, and a host sync (.item()) per step.
+
+    .venv/bin/python bench/paths.py [--device cpu|cuda] [--dtype float32|float64] [--threads N] [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from geometry.device import resolve_device
+from geometry.leaf_paths import horizontal_paths
+from geometry.network import Network
+from geometry.spec import digits_cnn_spec, validate_spec
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def mnist_cnn_spec() -> dict:
+    return validate_spec({"input_shape": [1, 28, 28], "layers": [
+        {"type": "conv2d", "in_channels": 1, "out_channels": 32, "kernel_size": 3}, {"type": "relu"},
+        {"type": "conv2d", "in_channels": 32, "out_channels": 64, "kernel_size": 3}, {"type": "relu"},
+        {"type": "maxpool2d", "kernel_size": 2}, {"type": "flatten"},
+        {"type": "linear", "in_features": 9216, "out_features": 128}, {"type": "relu"},
+        {"type": "linear", "in_features": 128, "out_features": 10}]})
+
+
+def digits_net() -> tuple[str, Network]:
+    run_dir = ROOT / "assets" / "runs" / "digits"
+    if run_dir.exists():
+        try:
+            from geometry.runs import open_run
+
+            run = open_run(run_dir)
+            return "digits CNN (bundled run)", run.network(len(run) - 1)
+        except Exception:                      # noqa: BLE001 - fall back to random weights
+            pass
+    torch.manual_seed(0)
+    return "digits CNN (random)", Network(digits_cnn_spec())
+
+
+def naive_steps_per_second(net: Network, dev, dtype, steps: int, alpha: float, seed: int = 0) -> float:
+    """One path, one step at a time: full autograd Jacobian + pinv projection + host sync per step."""
+    model = net.to_dtype_device(dtype, dev)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, model.input_dim, generator=g).to(dev, dtype)
+    d = torch.rand(1, model.input_dim, generator=g).to(dev, dtype)
+
+    def f(z):
+        return torch.log_softmax(model(z), 1)[0]
+
+    for _ in range(2):                                      # warm-up
+        torch.autograd.functional.jacobian(f, x)
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        J = torch.autograd.functional.jacobian(f, x).reshape(-1, model.input_dim)
+        v = torch.linalg.pinv(J) @ (J @ (d - x)[0])
+        x = x + alpha * v / v.norm()
+        float((d - x).norm())                               # host sync, as the reference does
+    return steps / (time.perf_counter() - t0)
+
+
+def engine_steps_per_second(net: Network, dev, dtype, n: int, steps: int, alpha: float, seed: int = 0) -> float:
+    g = torch.Generator().manual_seed(seed)
+    S = torch.rand(n, net.input_dim, generator=g, dtype=torch.float64).numpy()
+    D = torch.rand(n, net.input_dim, generator=g, dtype=torch.float64).numpy()
+    kw = dict(step_size=alpha, tol=0.0, stop_on_stagnation=False, dtype=dtype, device=dev, record_every=steps)
+    horizontal_paths(net, S[: min(n, 4)], D[: min(n, 4)], max_steps=1, **kw)      # warm-up
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    lp = horizontal_paths(net, S, D, max_steps=steps, **kw)
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    assert int(lp.num_steps.sum()) == n * steps, "every path must run every step"
+    return n * steps / dt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--device", default=None)
+    ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    ap.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    dev = resolve_device(args.device)
+    dtype = torch.float64 if args.dtype == "float64" else torch.float32
+    big = dev.type == "cuda"
+    cases = [digits_net(), ("MNIST CNN 28x28 (random)", Network(mnist_cnn_spec()))]
+    print(f"device {dev}, dtype {args.dtype}, torch threads {torch.get_num_threads()}")
+    print(f"{'net':<28} {'paths':>6} {'steps':>6} {'seconds':>8} {'path-steps/s':>13} {'naive steps/s':>14} {'speed-up':>9}")
+    for name, net in cases:
+        mnist = "MNIST" in name
+        alpha = 0.1
+        naive_steps = (4 if mnist else 20) if args.quick else (10 if mnist else 60)
+        naive = naive_steps_per_second(net, dev, dtype, naive_steps, alpha)
+        for n in (1, 16, 256):
+            if big:
+                steps = 1000 if n == 256 else 200
+            elif mnist:
+                steps = {1: 10, 16: 4, 256: 2}[n] if not args.quick else {1: 3, 16: 2, 256: 1}[n]
+            else:
+                steps = {1: 60, 16: 30, 256: 8}[n] if not args.quick else {1: 10, 16: 5, 256: 2}[n]
+            rate = engine_steps_per_second(net, dev, dtype, n, steps, alpha)
+            print(f"{name:<28} {n:>6} {steps:>6} {n * steps / rate:>8.2f} {rate:>13.1f} {naive:>14.1f} {rate / naive:>8.1f}x",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
