@@ -6,8 +6,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from app.cli.main import main
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny nets: extra intra-op threads only add contention on a shared machine (restored after)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 ROOT = Path(__file__).resolve().parents[1]
 SPIRALS = ROOT / "assets" / "runs" / "spirals"

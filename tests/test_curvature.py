@@ -12,6 +12,15 @@ from geometry.network import Network
 from geometry.spec import mlp_spec
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny nets: extra intra-op threads only add contention on a shared machine (restored after)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 class Paraboloid(nn.Module):
     """Logits (0, a (x_D - 1/2 sum_i c_i x_i^2)): at 0 the boundary's principal curvatures are -c_i."""
 

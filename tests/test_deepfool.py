@@ -13,6 +13,15 @@ from geometry.network import Network
 from geometry.spec import mlp_spec
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny nets: extra intra-op threads only add contention on a shared machine (restored after)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _linear_net(W, b):
     net = Network(mlp_spec([W.shape[1], W.shape[0]])).to_dtype_device(torch.float64)
     with torch.no_grad():

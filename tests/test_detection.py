@@ -14,6 +14,15 @@ from geometry.network import Network
 from geometry.spec import mlp_spec
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """Tiny nets: extra intra-op threads only add contention on a shared machine (restored after)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _digits_net(activation):
     ds = builtin_dataset("digits", seed=0)
     torch.manual_seed(0)
