@@ -48,6 +48,11 @@ class RegionPath:
     def length(self) -> float:
         return float(np.linalg.norm(np.diff(self.anchors, axis=0), axis=1).sum())
 
+    @property
+    def points(self) -> np.ndarray:
+        """(M, D) the path sampled 8 points per segment (for drawing and per-point diagnostics)."""
+        return self.sample(8)
+
     def sample(self, per_segment: int = 16) -> np.ndarray:
         """(M, D) points along the path, ``per_segment`` per segment plus the last anchor."""
         t = np.linspace(0.0, 1.0, per_segment, endpoint=False)[None, :, None]
@@ -159,6 +164,11 @@ def find_region_path(net: nn.Module, x1, x2, *, max_depth: int = 10, samples_per
     return RegionPath(anchors=A.detach().cpu().double().numpy(), label=int(label), success=bool(success),
                       segment_valid=np.asarray(ok, dtype=bool), depth=int(depth), projections=int(projections),
                       samples_per_segment=int(samples_per_segment), message=message)
+
+
+def region_path(net: nn.Module, x1, x2, **kwargs) -> RegionPath:
+    """Alias of :func:`find_region_path` (the name the app looks up)."""
+    return find_region_path(net, x1, x2, **kwargs)
 
 
 @dataclass(frozen=True)
