@@ -29,7 +29,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 def _box_arg(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--box", type=float, nargs="+", metavar="X",
                    help=f"{what}: LO HI (same for every coordinate) or LO_1 HI_1 ... LO_D HI_D "
-                        "(default: the dataset's value range with a 10%% margin)")
+                        "(default: the value range of the training data and the points analysed, with a 10%% margin)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -93,7 +93,7 @@ def _point(X, i: int, split: str) -> np.ndarray:
     return np.asarray(X[i], np.float64)
 
 
-def _box(args, run, D: int):
+def _box(args, run, D: int, extra: list | None = None):
     if args.box:
         b = np.asarray(args.box, np.float64)
         if len(b) == 2:
@@ -104,7 +104,8 @@ def _box(args, run, D: int):
     ds = run.dataset
     if ds is None:
         raise DatasetError("no dataset to derive a box from; pass --box LO HI.")
-    lo, hi = float(np.min(ds.X_train)), float(np.max(ds.X_train))
+    pts = [np.asarray(ds.X_train, np.float64)] + [np.asarray(e, np.float64).reshape(-1, D) for e in (extra or [])]
+    lo, hi = min(float(p.min()) for p in pts), max(float(p.max()) for p in pts)
     pad = 0.1 * (hi - lo if hi > lo else 1.0)
     return lo - pad, hi + pad
 
@@ -120,7 +121,7 @@ def cmd_region(args) -> int:
     run, i, net = _load(args)
     X, y = _split(run, args.split)
     x = _point(X, args.point, args.split)
-    box = _box(args, run, net.input_dim)
+    box = _box(args, run, net.input_dim, extra=[x])
     t0 = time.perf_counter()
     rep = describe_region(net, x, box=box, active_box=args.active_in_box, check_neighbours=args.check_neighbours,
                           perturbation=not args.no_qp, device=args.device)
@@ -218,7 +219,7 @@ def cmd_region_stats(args) -> int:
             from geometry.deepfool import deepfool
 
             sets[s] = deepfool(net, Xtest, overshoot=args.overshoot).perturbed
-    box = _box(args, run, net.input_dim)
+    box = _box(args, run, net.input_dim, extra=list(sets.values()))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

@@ -82,7 +82,7 @@ def describe_region(net, x, box=None, active_box: bool = False, check_neighbours
 @dataclass(frozen=True)
 class RegionStats:
     """Per-point region statistics: set_names (N,) str; index (N,) within its set; radius (N,) Chebyshev
-    radius of region ∩ box; active (N,) active-bit count (in R^D); boundary (N,) exact distance to the
+    radius of region ∩ box (NaN when the region does not meet the box); active (N,) active-bit count (in R^D); boundary (N,) exact distance to the
     region's boundary; predicted (N,) class."""
 
     set_names: np.ndarray
@@ -142,7 +142,7 @@ def region_stats(net, sets: dict[str, np.ndarray], box, device=None, progress=No
             c = chebyshev(h, box=bx, rows=a.bits if d > 0 else None)
             names.append(name)
             idx.append(i)
-            rad.append(c.radius)
+            rad.append(c.radius if c.radius > 0 else np.nan)  # NaN: the region does not meet the box
             act.append(a.count)
             bd.append(d)
             pred.append(int(np.argmax(h.logits(x))))
