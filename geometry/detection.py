@@ -88,7 +88,7 @@ def _check_rule(rule: str) -> str:
 def detect_perturbed(net: nn.Module, x, *, threshold: float = 0.0, perturbed_when: str = "below",
                      num_samples: int = 20, mode: str = "auto",
                      fd_scale: float | None = None, seed: int = 0, dtype: torch.dtype = torch.float64, device=None,
-                     batch_size: int = 8192, progress: Progress = None, cancel: Cancel = None) -> DetectionResult:
+                     batch_size: int = 2048, progress: Progress = None, cancel: Cancel = None) -> DetectionResult:
     """Fawzi Algorithm 2: perturbed/clean per point of x (N, D) and the recovered label.
 
     All N × (C − 1) × T Hessian-vector products run as batched rows (``batch_size`` rows at a time).

@@ -1,4 +1,4 @@
-"""Principal curvatures (Fawzi eq. 1) on boundaries with known curvature; Algorithm-2 detector."""
+"""Principal curvatures (Fawzi eq. 1) on boundaries with known curvature, exact and secant HVPs."""
 from __future__ import annotations
 
 import numpy as np
