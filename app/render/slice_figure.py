@@ -86,6 +86,14 @@ class FigureOptions:
 
 
 # -- gathering the scene -------------------------------------------------------------------------
+def bundle_points(bundle) -> tuple[np.ndarray, np.ndarray]:
+    """(N, D) float64 training inputs and (N,) labels of an app.jobs.RunBundle (empty without a dataset)."""
+    ds = bundle.dataset
+    if ds is None:
+        return np.zeros((0, bundle.input_dim)), np.zeros(0, dtype=np.int64)
+    return np.asarray(ds.X_train, dtype=np.float64), np.asarray(ds.y_train)
+
+
 def build_slice_scene(bundle, epoch_index: int, slice_, window, depth: int | None = None, cache=None,
                       max_regions: int = 200_000, progress=None, cancel=None, title: str | None = None) -> SliceScene:
     """Tessellate ``window`` of ``slice_`` at checkpoint ``epoch_index`` of ``bundle`` (app.jobs.RunBundle)
@@ -102,7 +110,7 @@ def build_slice_scene(bundle, epoch_index: int, slice_, window, depth: int | Non
         raise SplineAtlasError(f"layer must be between 1 and {L}; got {depth}.")
     window = tuple(float(w) for w in window)
     tess = tuple(jobs.tessellate_all(bundle, epoch_index, slice_, window, max_regions, cache, progress, cancel))
-    X, y = bundle.points()
+    X, y = bundle_points(bundle)
     if len(X):
         u = slice_.project(X)
         inside = (u[:, 0] >= window[0]) & (u[:, 0] <= window[1]) & (u[:, 1] >= window[2]) & (u[:, 1] <= window[3])
@@ -233,104 +241,120 @@ def _split(vertices: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
 
 
 # -- drawing -------------------------------------------------------------------------------------
-def render_slice(scene: SliceScene, options: FigureOptions | None = None):
-    """Draw ``scene`` into a new matplotlib Figure (Agg canvas attached) of options' pixel size."""
+def render_slice(scene: SliceScene, options: FigureOptions | None = None, side_panels: int = 0):
+    """Draw ``scene`` into a new matplotlib Figure (Agg canvas attached) of options' pixel size.
+
+    side_panels: number of extra axes stacked in a right-hand column (path animations use them); the
+    figure's ``side_axes`` attribute lists them.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.collections import LineCollection, PolyCollection
     from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
 
     opt = (options or FigureOptions()).check()
     with style.figure_style(opt.font_scale):
         fig = Figure(figsize=((opt.width + 1e-3) / opt.dpi, (opt.height + 1e-3) / opt.dpi), dpi=opt.dpi,
                      layout="constrained")
         FigureCanvasAgg(fig)
-        ax = fig.add_subplot(1, 1, 1)
-        tiles = tile_colours(scene, opt.mode)
-        pc = PolyCollection(_split(tiles.vertices, tiles.offsets), facecolors=tiles.rgba, edgecolors="none",
-                            linewidths=0, antialiased=False)
-        pc.set_gid("tiles")
-        ax.add_collection(pc)
-        if tiles.overlay is not None:
-            oc = PolyCollection(_split(tiles.overlay[0], tiles.overlay[1]), facecolors=tiles.overlay[2],
-                                edgecolors="none", linewidths=0, antialiased=False)
-            oc.set_gid("class-cells")
-            ax.add_collection(oc)
-        t = scene.current
-        w = scene.window
-        scale = max(w[1] - w[0], w[3] - w[2])
-        legend = []
-        if opt.mode == "class":
-            legend += [Patch(facecolor=style.class_rgba(len(scene.class_names), 0.75)[i], edgecolor="none", label=n)
-                       for i, n in enumerate(scene.class_names[:12])]
-        if opt.show_edges:
-            seg = t.edges()
-            el = t.edge_layer
-            old = _unique_segments(seg[(el >= 0) & (el < t.depth - 1)], scale)
-            new = _unique_segments(seg[el == t.depth - 1], scale)
-            lw = 0.4                                              # points: the same at every dpi
-            if len(old):
-                lc = LineCollection(old, colors=[style.EDGE_OLD], linewidths=lw)
-                lc.set_gid("edges-older-layers")
-                ax.add_collection(lc)
-            if len(new):
-                lc = LineCollection(new, colors=[style.EDGE_NEW], linewidths=lw * 1.4)
-                lc.set_gid("edges-newest-layer")
-                ax.add_collection(lc)
-            legend.append(Line2D([], [], color=style.EDGE_NEW, lw=1.2, label=f"cuts of layer {t.depth}"))
-            if t.depth > 1:
-                legend.append(Line2D([], [], color=style.EDGE_OLD, lw=1.2, label=f"cuts of layers 1–{t.depth - 1}"))
-        if opt.mode == "layer":
-            cols = style.layer_rgba(len(scene.full.layers))
-            legend += [Patch(facecolor=cols[j], label=f"tile last cut by layer {j}") for j in range(1, t.depth + 1)]
-        if opt.show_boundary and len(scene.full.boundary_segments):
-            bc = LineCollection(scene.full.boundary_segments, colors=style.BOUNDARY_COLOR, linewidths=1.6)
-            bc.set_gid("decision-boundary")
-            ax.add_collection(bc)
-            legend.append(Line2D([], [], color=style.BOUNDARY_COLOR, lw=1.6, label="decision boundary (exact)"))
-        if opt.show_points and len(scene.points_u):
-            cols = style.class_rgba(max(len(scene.class_names), int(scene.points_y.max(initial=0)) + 1),
-                                    0.95 if scene.points_on_plane else 0.5)
-            ax.scatter(scene.points_u[:, 0], scene.points_u[:, 1], s=7 if len(scene.points_u) > 300 else 14,
-                       c=cols[scene.points_y], edgecolors=(0, 0, 0, 0.6), linewidths=0.3, zorder=3,
-                       gid="data-points")
-            legend.append(Line2D([], [], ls="none", marker="o", mfc="#bbbbbb", mec="k", mew=0.4, ms=4.5,
-                                 label="training data" if scene.points_on_plane else "training data (projected)"))
-        if len(scene.anchors_u):
-            ax.scatter(scene.anchors_u[:, 0], scene.anchors_u[:, 1], marker="*", s=140, c=style.ANCHOR_COLOR,
-                       edgecolors="k", linewidths=0.7, zorder=5, gid="slice-anchors")
-            legend.append(Line2D([], [], ls="none", marker="*", mfc=style.ANCHOR_COLOR, mec="k", ms=9,
-                                 label="slice's defining points"))
-        for label, pu, colour in scene.paths:
-            pu = np.asarray(pu)
-            ax.plot(pu[:, 0], pu[:, 1], color=colour, lw=1.6, zorder=4, gid="path")
-            ax.plot(pu[:1, 0], pu[:1, 1], "o", color=colour, ms=4, zorder=4)
-            legend.append(Line2D([], [], color=colour, lw=1.6, label=label))
-        if scene.marker is not None:
-            ax.plot([scene.marker[0]], [scene.marker[1]], "o", ms=9, mfc="white", mec="k", mew=1.5, zorder=6)
-        ax.set_xlim(w[0], w[1])
-        ax.set_ylim(w[2], w[3])
-        ax.set_aspect("equal", adjustable="box")
-        ax.set_xlabel(scene.axis_labels[0])
-        ax.set_ylabel(scene.axis_labels[1])
-        if opt.show_title and scene.title:
-            ax.set_title(scene.title)
-        if opt.mode == "slope" and opt.show_colorbar and tiles.levels is not None:
-            import matplotlib
-            from matplotlib.cm import ScalarMappable
-            from matplotlib.colors import Normalize
-
-            sm = ScalarMappable(Normalize(*tiles.levels), matplotlib.colormaps[style.SLOPE_CMAP])
-            cb = fig.colorbar(sm, ax=ax, shrink=0.85, pad=0.02)
-            cb.set_label(r"$\|A_\omega\|_2$ (spectral norm of the tile's slope)")
-        if opt.mode == "hash":
-            legend.insert(0, Patch(facecolor=style.hash_palette()[3], label="tiles: activation-pattern hash"))
-        if opt.show_legend and legend:
-            room = opt.width / opt.dpi * (0.8 if opt.mode == "slope" else 1.0) / opt.font_scale   # inches
-            ncol = max(1, min(4, len(legend), int(room / 1.9)))
-            fig.legend(handles=legend, loc="outside lower center", ncols=ncol, frameon=False)
+        if side_panels:
+            gs = fig.add_gridspec(side_panels, 2, width_ratios=[1.9, 1.0])
+            ax = fig.add_subplot(gs[:, 0])
+            fig.side_axes = [fig.add_subplot(gs[k, 1]) for k in range(side_panels)]
+        else:
+            ax = fig.add_subplot(1, 1, 1)
+            fig.side_axes = []
+        draw_slice(fig, ax, scene, opt)
     return fig
+
+
+def draw_slice(fig, ax, scene: SliceScene, opt: FigureOptions) -> None:
+    """Draw the slice figure's content into ``ax`` (colour bar and legend attached to ``fig``)."""
+    from matplotlib.collections import LineCollection, PolyCollection
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    tiles = tile_colours(scene, opt.mode)
+    pc = PolyCollection(_split(tiles.vertices, tiles.offsets), facecolors=tiles.rgba, edgecolors="none",
+                        linewidths=0, antialiased=False)
+    pc.set_gid("tiles")
+    ax.add_collection(pc)
+    if tiles.overlay is not None:
+        oc = PolyCollection(_split(tiles.overlay[0], tiles.overlay[1]), facecolors=tiles.overlay[2],
+                            edgecolors="none", linewidths=0, antialiased=False)
+        oc.set_gid("class-cells")
+        ax.add_collection(oc)
+    t = scene.current
+    w = scene.window
+    scale = max(w[1] - w[0], w[3] - w[2])
+    legend = []
+    if opt.mode == "class":
+        legend += [Patch(facecolor=style.class_rgba(len(scene.class_names), 0.75)[i], edgecolor="none", label=n)
+                   for i, n in enumerate(scene.class_names[:12])]
+    if opt.show_edges:
+        seg = t.edges()
+        el = t.edge_layer
+        old = _unique_segments(seg[(el >= 0) & (el < t.depth - 1)], scale)
+        new = _unique_segments(seg[el == t.depth - 1], scale)
+        lw = 0.4                                              # points: the same at every dpi
+        if len(old):
+            lc = LineCollection(old, colors=[style.EDGE_OLD], linewidths=lw)
+            lc.set_gid("edges-older-layers")
+            ax.add_collection(lc)
+        if len(new):
+            lc = LineCollection(new, colors=[style.EDGE_NEW], linewidths=lw * 1.4)
+            lc.set_gid("edges-newest-layer")
+            ax.add_collection(lc)
+        legend.append(Line2D([], [], color=style.EDGE_NEW, lw=1.2, label=f"cuts of layer {t.depth}"))
+        if t.depth > 1:
+            legend.append(Line2D([], [], color=style.EDGE_OLD, lw=1.2, label=f"cuts of layers 1–{t.depth - 1}"))
+    if opt.mode == "layer":
+        cols = style.layer_rgba(len(scene.full.layers))
+        legend += [Patch(facecolor=cols[j], label=f"tile last cut by layer {j}") for j in range(1, t.depth + 1)]
+    if opt.show_boundary and len(scene.full.boundary_segments):
+        bc = LineCollection(scene.full.boundary_segments, colors=style.BOUNDARY_COLOR, linewidths=1.6)
+        bc.set_gid("decision-boundary")
+        ax.add_collection(bc)
+        legend.append(Line2D([], [], color=style.BOUNDARY_COLOR, lw=1.6, label="decision boundary (exact)"))
+    if opt.show_points and len(scene.points_u):
+        cols = style.class_rgba(max(len(scene.class_names), int(scene.points_y.max(initial=0)) + 1),
+                                0.95 if scene.points_on_plane else 0.5)
+        ax.scatter(scene.points_u[:, 0], scene.points_u[:, 1], s=7 if len(scene.points_u) > 300 else 14,
+                   c=cols[scene.points_y], edgecolors=(0, 0, 0, 0.6), linewidths=0.3, zorder=3,
+                   gid="data-points")
+        legend.append(Line2D([], [], ls="none", marker="o", mfc="#bbbbbb", mec="k", mew=0.4, ms=4.5,
+                             label="training data" if scene.points_on_plane else "training data (projected)"))
+    if len(scene.anchors_u):
+        ax.scatter(scene.anchors_u[:, 0], scene.anchors_u[:, 1], marker="*", s=140, c=style.ANCHOR_COLOR,
+                   edgecolors="k", linewidths=0.7, zorder=5, gid="slice-anchors")
+        legend.append(Line2D([], [], ls="none", marker="*", mfc=style.ANCHOR_COLOR, mec="k", ms=9,
+                             label="slice's defining points"))
+    for label, pu, colour in scene.paths:
+        pu = np.asarray(pu)
+        ax.plot(pu[:, 0], pu[:, 1], color=colour, lw=1.6, zorder=4, gid="path")
+        ax.plot(pu[:1, 0], pu[:1, 1], "o", color=colour, ms=4, zorder=4)
+        legend.append(Line2D([], [], color=colour, lw=1.6, label=label))
+    if scene.marker is not None:
+        ax.plot([scene.marker[0]], [scene.marker[1]], "o", ms=9, mfc="white", mec="k", mew=1.5, zorder=6)
+    ax.set_xlim(w[0], w[1])
+    ax.set_ylim(w[2], w[3])
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel(scene.axis_labels[0])
+    ax.set_ylabel(scene.axis_labels[1])
+    if opt.show_title and scene.title:
+        ax.set_title(scene.title)
+    if opt.mode == "slope" and opt.show_colorbar and tiles.levels is not None:
+        import matplotlib
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        sm = ScalarMappable(Normalize(*tiles.levels), matplotlib.colormaps[style.SLOPE_CMAP])
+        cb = fig.colorbar(sm, ax=ax, shrink=0.85, pad=0.02)
+        cb.set_label(r"$\|A_\omega\|_2$ (spectral norm of the tile's slope)")
+    if opt.mode == "hash":
+        legend.insert(0, Patch(facecolor=style.hash_palette()[3], label="tiles: activation-pattern hash"))
+    if opt.show_legend and legend:
+        room = opt.width / opt.dpi * (0.8 if opt.mode == "slope" else 1.0) / opt.font_scale   # inches
+        ncol = max(1, min(4, len(legend), int(room / 1.9)))
+        fig.legend(handles=legend, loc="outside lower center", ncols=ncol, frameon=False)
 
 
 def figure_to_rgb(fig) -> np.ndarray:

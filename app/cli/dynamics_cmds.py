@@ -1,0 +1,81 @@
+"""``splineatlas dynamics PATH --out DIR``: training-dynamics curves of a run as CSV and figures.
+
+Writes ``DIR/dynamics.csv`` (one row per checkpoint: accuracy, local complexity per layer for
+train/test/random points, exact region density near data / boundary / random points, mean Tr G,
+distance to the nearest region boundary per layer) and ``DIR/dynamics.png`` + ``.svg`` (all panels).
+Per-checkpoint results are cached on disk, so a second run over the same checkpoints is instant.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from geometry.errors import SplineAtlasError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("dynamics", help="curves over training (LC, region density, Tr G, ...) as CSV and figures")
+    p.add_argument("path", help="run.json or run folder (its dataset is used)")
+    p.add_argument("--out", required=True, help="output folder (created)")
+    p.add_argument("--epochs", type=str, default=None, metavar="E1,E2,...", help="only these epochs (default: all)")
+    p.add_argument("--points", type=int, default=256, help="train/test/random points per checkpoint (default 256)")
+    p.add_argument("--radius", type=float, default=None,
+                   help="LC orthoplex radius r and square half-width (default: 0.05 x the data's RMS radius)")
+    p.add_argument("--frame-dims", type=int, default=16, help="orthoplex directions P (default 16)")
+    p.add_argument("--slices", type=int, default=2, help="slices used for region density when the input is not 2D")
+    p.add_argument("--no-trace-g", action="store_true", help="skip mean Tr G")
+    p.add_argument("--no-boundary-distance", action="store_true", help="skip distances to region boundaries")
+    p.add_argument("--no-cache", action="store_true", help="recompute every checkpoint (no disk cache)")
+    p.add_argument("--cache-dir", default=None, help="cache folder (default: the user cache folder)")
+    p.add_argument("--device", default=None, help="cpu | cuda (default: CUDA when present)")
+    p.add_argument("--dpi", type=int, default=150, help="figure dpi (default 150)")
+    p.set_defaults(func=cmd_dynamics)
+
+
+def cmd_dynamics(args) -> int:
+    from geometry.device import resolve_device
+    from geometry.dynamics import DynamicsSettings, run_dynamics
+    from geometry.runs import open_run
+
+    from app.render.curves import render_curves
+    from app.render.slice_figure import save_figure
+
+    run = open_run(args.path)
+    if len(run) == 0:
+        raise SplineAtlasError(f"{args.path} holds no checkpoints.")
+    idx = None
+    if args.epochs:
+        try:
+            idx = sorted({run.index_of_epoch(int(t)) for t in args.epochs.split(",")})
+        except ValueError:
+            raise SplineAtlasError(f"--epochs {args.epochs!r}: give comma-separated integers.") from None
+    if args.points < 1:
+        raise SplineAtlasError("--points must be at least 1.")
+    settings = DynamicsSettings(max_points=args.points, random_points=args.points, lc_radius=args.radius,
+                                lc_dims=args.frame_dims, square_half_width=args.radius,
+                                boundary_points=args.points, slices=args.slices,
+                                with_trace_g=not args.no_trace_g, with_boundary_distance=not args.no_boundary_distance)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    cache = None if args.no_cache else (args.cache_dir or "default")
+    tty = sys.stderr.isatty()
+
+    def progress(f, msg):
+        if tty:
+            print(f"\r{100 * f:5.1f}%  {msg[:70]:<70}", end="", file=sys.stderr, flush=True)
+
+    curves = run_dynamics(run, settings, idx, cache_dir=cache, device=resolve_device(args.device), progress=progress)
+    if tty:
+        print(file=sys.stderr)
+    csv_path = curves.to_csv(out / "dynamics.csv")
+    fig = render_curves(curves, dpi=args.dpi, width=int(12 * args.dpi), height=int(7.3 * args.dpi))
+    save_figure(fig, out / "dynamics.png", args.dpi)
+    save_figure(fig, out / "dynamics.svg", args.dpi)
+    e = curves.epochs
+    ratio = curves.column("density_boundary") / curves.column("density_data")
+    print(f"wrote {csv_path}, {out / 'dynamics.png'}, {out / 'dynamics.svg'} ({len(e)} checkpoints, "
+          f"epochs {e.min()}..{e.max()})")
+    print(f"boundary/data region-density ratio: first {ratio[0]:.2f}, min {ratio.min():.2f} "
+          f"(epoch {e[ratio.argmin()]}), last {ratio[-1]:.2f}")
+    return 0

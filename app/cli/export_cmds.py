@@ -1,0 +1,185 @@
+"""``splineatlas export-figure`` and ``splineatlas export-video``: headless twins of File > Export….
+
+Both use the renderers of :mod:`app.render` (matplotlib Agg, no display, no Qt), so the pictures are
+those the window's export dialog writes for the same run, checkpoint, slice, window, layer and colours.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from geometry.errors import DatasetError, SplineAtlasError
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("path", help="checkpoint file, run.json or run folder")
+    p.add_argument("--slice", default=None, metavar="KIND",
+                   help="input | points:I,J,K | pca | deepfool:I  (default: the input plane for 2D-input nets, "
+                        "else the plane through three training points of different classes, as the window)")
+    p.add_argument("--window", type=float, nargs=4, metavar=("UMIN", "UMAX", "VMIN", "VMAX"),
+                   help="visible window in slice coordinates (default: the slice's home window)")
+    p.add_argument("--layer", type=int, default=None, help="show the tessellation after layers 1..L (default: all)")
+    p.add_argument("--color", choices=["class", "slope", "hash", "layer"], default="class",
+                   help="tile colouring: predicted class, ||A_w|| slope norm, activation-pattern hash, layer of origin")
+    p.add_argument("--size", type=int, nargs=2, metavar=("W", "H"), default=None, help="size in pixels")
+    p.add_argument("--dpi", type=int, default=200, help="dots per inch (fonts scale with it; default 200)")
+    p.add_argument("--font-scale", type=float, default=1.0, help="multiply all font sizes")
+    p.add_argument("--no-edges", action="store_true", help="do not draw the tiles' edges")
+    p.add_argument("--no-boundary", action="store_true", help="do not draw the decision boundary")
+    p.add_argument("--no-points", action="store_true", help="do not draw the data points")
+    p.add_argument("--no-legend", action="store_true", help="no legend")
+    p.add_argument("--no-title", action="store_true", help="no title")
+    p.add_argument("--max-regions", type=int, default=200_000, help="tessellation budget (error beyond it)")
+    p.add_argument("--out", required=True, help="output file")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export-figure", help="the 2D slice figure as PNG, SVG or PDF (vector tiles), headless")
+    _add_common(p)
+    p.add_argument("--epoch", type=int, default=None, help="epoch of the run (default: the last checkpoint)")
+    p.set_defaults(func=cmd_export_figure)
+
+    v = sub.add_parser("export-video", help="epoch sweep, layer sweep or path animation as MP4 (H.264) or GIF")
+    _add_common(v)
+    v.add_argument("--sweep", choices=["epochs", "layers", "path"], required=True)
+    v.add_argument("--epoch", type=int, default=None,
+                   help="layers/path sweeps: the checkpoint (default: last)")
+    v.add_argument("--epochs", type=str, default=None, metavar="A:B[:STEP]|E1,E2,...",
+                   help="epochs sweep: which epochs (default: every checkpoint)")
+    v.add_argument("--fps", type=float, default=4.0, help="frames per second (default 4)")
+    v.add_argument("--path-kind", choices=["straight", "horizontal", "normal"], default="horizontal",
+                   help="path sweep: the kind of path (default: horizontal leaf path)")
+    v.add_argument("--from", dest="src", type=int, default=None, help="path sweep: start (training index)")
+    v.add_argument("--to", dest="dst", type=int, default=None, help="path sweep: end (training index)")
+    v.add_argument("--steps", type=int, default=120, help="path sweep: path steps (default 120)")
+    v.add_argument("--frames", type=int, default=None, help="path sweep: number of frames (default: <= 90)")
+    v.set_defaults(func=cmd_export_video)
+
+
+def parse_slice_choice(text: str | None, bundle):
+    """``input | points:I,J,K | pca | deepfool:I`` -> app.state.SliceChoice (None: the window's default)."""
+    from app import jobs
+    from app.state import SliceChoice
+
+    if text is None:
+        return jobs.default_slice_choice(bundle)
+    kind, _, rest = text.partition(":")
+    kind = kind.strip().lower()
+    try:
+        idx = tuple(int(t) for t in rest.split(",")) if rest.strip() else ()
+    except ValueError:
+        raise SplineAtlasError(f"--slice {text!r}: indices must be integers, e.g. points:0,10,20.") from None
+    if kind not in ("input", "points", "pca", "deepfool"):
+        raise SplineAtlasError(f"--slice {text!r}: use input, points:I,J,K, pca or deepfool:I.")
+    if kind == "points" and len(idx) != 3:
+        raise SplineAtlasError("--slice points:I,J,K needs exactly three training indices.")
+    if kind == "deepfool" and len(idx) != 1:
+        raise SplineAtlasError("--slice deepfool:I needs one training index.")
+    from app.render.slice_figure import bundle_points
+
+    n = len(bundle_points(bundle)[0])
+    bad = [i for i in idx if not 0 <= i < n]
+    if bad:
+        raise DatasetError(f"--slice index {bad[0]} is out of range: the training set has {n} points.")
+    return SliceChoice(kind, idx)
+
+
+def _options(args):
+    from app.render.slice_figure import FigureOptions
+
+    w, h = args.size if args.size else (1200, 1000)
+    return FigureOptions(mode=args.color, width=w, height=h, dpi=args.dpi, show_edges=not args.no_edges,
+                         show_boundary=not args.no_boundary, show_points=not args.no_points,
+                         show_legend=not args.no_legend, show_title=not args.no_title,
+                         font_scale=args.font_scale).check()
+
+
+def _setup(args):
+    from app import jobs
+
+    bundle = jobs.open_run_bundle(args.path)
+    if not bundle.piecewise_affine:
+        raise SplineAtlasError("this network is not piecewise affine, so it has no exact tiles to draw.")
+    ei = len(bundle.run) - 1 if args.epoch is None else bundle.run.index_of_epoch(args.epoch)
+    choice = parse_slice_choice(args.slice, bundle)
+    slice_, home = jobs.make_slice(bundle, choice, ei)
+    window = tuple(args.window) if args.window else home
+    return bundle, ei, slice_, window
+
+
+def _progress_printer(label: str):
+    if not sys.stderr.isatty():
+        return None
+    return lambda f, msg: print(f"\r{label}: {100 * f:5.1f}%  {msg[:60]:<60}", end="", file=sys.stderr, flush=True)
+
+
+def cmd_export_figure(args) -> int:
+    from app.render.slice_figure import FIGURE_FORMATS, build_slice_scene, export_slice_figure
+
+    out = Path(args.out)
+    if out.suffix.lower() not in FIGURE_FORMATS:
+        raise SplineAtlasError(f"--out {out}: use a .png, .svg or .pdf file name.")
+    opt = _options(args)
+    bundle, ei, slice_, window = _setup(args)
+    scene = build_slice_scene(bundle, ei, slice_, window, args.layer, max_regions=args.max_regions,
+                              progress=_progress_printer("tessellating"))
+    export_slice_figure(scene, out, opt)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(f"wrote {out} ({scene.current.num_regions} regions, epoch {bundle.epochs[ei]}, layers 1-{scene.depth})")
+    return 0
+
+
+def _parse_epochs(text: str | None, run) -> list[int]:
+    if text is None:
+        return list(range(len(run)))
+    try:
+        if ":" in text:
+            parts = [int(t) for t in text.split(":")]
+            a, b = parts[0], parts[1]
+            step = parts[2] if len(parts) > 2 else 1
+            wanted = [e for e in run.epochs if a <= e <= b][::max(step, 1)]
+            return [run.epochs.index(e) for e in wanted]
+        return sorted({run.index_of_epoch(int(t)) for t in text.split(",")})
+    except ValueError:
+        raise SplineAtlasError(f"--epochs {text!r}: use A:B[:STEP] or E1,E2,... (integers).") from None
+
+
+def cmd_export_video(args) -> int:
+    from app.export import sweeps
+    from app.export.video import VIDEO_FORMATS, check_video_size
+
+    out = Path(args.out)
+    if out.suffix.lower() not in VIDEO_FORMATS:
+        raise SplineAtlasError(f"--out {out}: use a .mp4 or .gif file name.")
+    if args.size is None:
+        args.size = [960, 800]
+    opt = _options(args)
+    check_video_size(opt.width, opt.height, out.suffix.lower())
+    bundle, ei, slice_, window = _setup(args)
+    if args.sweep == "epochs":
+        idx = _parse_epochs(args.epochs, bundle.run)
+        if not idx:
+            raise SplineAtlasError(f"--epochs {args.epochs!r} selects no checkpoint of this run.")
+        frames = sweeps.epoch_sweep_frames(bundle, slice_, window, args.layer, idx, opt, max_regions=args.max_regions)
+    elif args.sweep == "layers":
+        frames = sweeps.layer_sweep_frames(bundle, ei, slice_, window, opt, max_regions=args.max_regions)
+    else:
+        from app.render.slice_figure import bundle_points
+
+        X, _ = bundle_points(bundle)
+        if args.src is None or (args.path_kind != "normal" and args.dst is None):
+            raise SplineAtlasError("--sweep path needs --from I (and --to J unless --path-kind normal).")
+        for i in (args.src, args.dst):
+            if i is not None and not 0 <= i < len(X):
+                raise DatasetError(f"path index {i} is out of range: the training set has {len(X)} points.")
+        pd = sweeps.trace_path(bundle, ei, args.path_kind, X[args.src], None if args.dst is None else X[args.dst],
+                               steps=args.steps)
+        frames = sweeps.path_animation_frames(bundle, ei, slice_, window, pd, args.frames, opt,
+                                              max_regions=args.max_regions)
+    sweeps.export_video(out, frames, fps=args.fps, progress=_progress_printer("rendering"))
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(f"wrote {out} ({frames[0]} frames at {args.fps:g} fps, {opt.width}x{opt.height})")
+    return 0
