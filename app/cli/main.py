@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "app.cli.boundary_cmds",
     "app.cli.render3d_cmd",
     "app.cli.path_cmds",
+    "app.cli.export_cmds",
+    "app.cli.dynamics_cmds",
 ]
 
 
