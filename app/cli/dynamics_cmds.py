@@ -11,6 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from geometry.errors import SplineAtlasError
 
 
@@ -76,6 +78,8 @@ def cmd_dynamics(args) -> int:
     ratio = curves.column("density_boundary") / curves.column("density_data")
     print(f"wrote {csv_path}, {out / 'dynamics.png'}, {out / 'dynamics.svg'} ({len(e)} checkpoints, "
           f"epochs {e.min()}..{e.max()})")
-    print(f"boundary/data region-density ratio: first {ratio[0]:.2f}, min {ratio.min():.2f} "
-          f"(epoch {e[ratio.argmin()]}), last {ratio[-1]:.2f}")
+    if np.isfinite(ratio).any():
+        k = int(np.nanargmin(ratio))
+        print(f"boundary/data region-density ratio: first {ratio[0]:.2f}, min {ratio[k]:.2f} (epoch {e[k]}), "
+              f"last {ratio[-1]:.2f} (nan: no decision boundary in the slice)")
     return 0
