@@ -66,3 +66,17 @@ def test_path_region_and_errors(digits_run_path, tmp_path, capsys):
     assert main(["path", str(digits_run_path), "--kind", "horizontal", "--from", "99999", "--to", "1",
                  "--out", str(out)]) == 2
     assert main(["path", str(digits_run_path), "--kind", "horizontal", "--from", "1", "--out", str(out)]) == 2
+
+
+def test_convex_and_trace_g(digits_run_path, tmp_path):
+    if not digits_run_path.exists():
+        pytest.skip("bundled digits run not present")
+    out = tmp_path / "c.json"
+    assert main(["convex", str(digits_run_path), "--ks", "1,2,8", "--samples", "300", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["ks"] == [1, 2, 8] and res["probability"][0] == 1.0        # k = 1: the point itself
+    assert 0.0 < res["probability"][2] <= res["probability"][1] + 0.1
+    out = tmp_path / "t.json"
+    assert main(["trace-g", str(digits_run_path), "--points", "16", "--json", str(out)]) == 0
+    tg = json.loads(out.read_text())
+    assert len(tg["epochs"]) == len(tg["mean_trace"]) > 1 and all(r <= 9 for r in tg["mean_rank"])

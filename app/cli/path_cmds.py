@@ -1,5 +1,5 @@
-"""``splineatlas path`` and ``splineatlas trace-g``: leaf paths, region paths and Tr G over training
-(CLI twins of geometry.leaf_paths, geometry.region_paths and geometry.local_data_matrix)."""
+"""``splineatlas path``, ``convex`` and ``trace-g``: leaf paths, region paths, convex combinations and
+Tr G over training (CLI twins of geometry.leaf_paths, geometry.region_paths, geometry.local_data_matrix)."""
 from __future__ import annotations
 
 import argparse
@@ -39,6 +39,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trust-pickle", action="store_true", help="allow full pickles (can execute code: trusted files only)")
     p.add_argument("--out", required=True, metavar="DIR", help="folder for path.npz, summary.json and strip.png")
     p.set_defaults(func=cmd_path)
+
+    c = sub.add_parser("convex", help="probability that convex combinations of k same-class points keep the class (Fawzi Fig. 3)")
+    c.add_argument("path", help="run.json, run folder or checkpoint")
+    c.add_argument("--epoch", type=int, default=None, help="epoch of the run (default: the last checkpoint)")
+    c.add_argument("--split", choices=["train", "test"], default="test")
+    c.add_argument("--ks", default="2,3,4,5,7,10", help="numbers of points combined, comma-separated")
+    c.add_argument("--samples", type=int, default=1000, help="combinations drawn per k")
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--device", default=None)
+    c.add_argument("--trust-pickle", action="store_true")
+    c.add_argument("--json", metavar="OUT.json", default=None, help="write the result as JSON")
+    c.set_defaults(func=cmd_convex)
 
     t = sub.add_parser("trace-g", help="mean trace of the local data matrix G over a fixed point set, per checkpoint")
     t.add_argument("path", help="run.json, run folder or checkpoint")
@@ -238,4 +250,31 @@ def cmd_trace_g(args) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(dict(curve.to_json(), run=str(run.source))))
+    return 0
+
+
+def cmd_convex(args) -> int:
+    from geometry.region_paths import convex_combination_probability
+    from geometry.runs import open_run
+
+    run = open_run(args.path, trust_pickle=args.trust_pickle)
+    ei = len(run) - 1 if args.epoch is None else run.index_of_epoch(args.epoch)
+    ds = run.dataset
+    if ds is None:
+        raise DatasetError("the run names no dataset; attach one to run.json.")
+    X = ds.X_test if args.split == "test" else ds.X_train
+    try:
+        ks = [int(k) for k in args.ks.split(",") if k.strip()]
+    except ValueError:
+        raise SplineAtlasError(f"--ks expects integers like 2,3,5; got {args.ks!r}.") from None
+    if not ks or min(ks) < 1 or args.samples < 1:
+        raise SplineAtlasError("--ks must be positive integers and --samples at least 1.")
+    res = convex_combination_probability(run.network(ei), X, ks, samples=args.samples, seed=args.seed,
+                                         device=args.device)
+    print(f"{'k':>4}  {'P(class kept)':>13}  {'± s.e.':>7}")
+    for k, p, e in zip(res.ks, res.probability, res.stderr):
+        print(f"{k:>4}  {p:>13.4f}  {e:>7.4f}")
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(dict(res.to_json(), run=str(run.source), epoch=run.epochs[ei])))
     return 0
