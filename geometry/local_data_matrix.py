@@ -363,7 +363,7 @@ def _prepare(net: nn.Module, dtype, device):
 
 
 def local_data_matrix(net: nn.Module, X, *, dtype: torch.dtype = torch.float64, device=None,
-                      rtol: float | None = None, method: str = "vjp", keep_jacobian: bool = False,
+                      rtol: float | None = None, method: str = "auto", keep_jacobian: bool = False,
                       batch_size: int = 512, progress: Callable[[float, str], None] | None = None,
                       cancel: Callable[[], bool] | None = None) -> LocalDataMatrix:
     """Trace, spectrum and numerical rank of G(x) for every row of X: (N, D), in chunks.
@@ -448,7 +448,7 @@ class TraceCurve:
 
 
 def trace_over_run(run, X=None, y=None, *, max_points: int = 512, split: str = "test", seed: int = 0,
-                   dtype: torch.dtype = torch.float32, device=None, method: str = "vjp",
+                   dtype: torch.dtype = torch.float32, device=None, method: str = "auto",
                    progress: Callable[[float, str], None] | None = None,
                    cancel: Callable[[], bool] | None = None) -> TraceCurve:
     """Mean Tr G(x, w_e) over a fixed point set for every checkpoint e of ``run`` (geometry.runs.Run).
