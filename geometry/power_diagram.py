@@ -40,15 +40,23 @@ Cancel = Callable[[], bool] | None
 
 
 # -- reaching inside the network ---------------------------------------------------------------
-class _LayerTap:
-    """Forward hooks on every nonlinearity of a Network: records inputs (pre) and outputs (post)."""
+class _StopForward(Exception):
+    """Raised by a hook once the requested layer is recorded: the rest of the forward pass is skipped."""
 
-    def __init__(self, model: nn.Module):
+
+class _LayerTap:
+    """Forward hooks on every nonlinearity of a Network: records inputs (pre) and outputs (post).
+
+    stop_after: end the forward pass right after that layer (0-based) is recorded (``run`` returns None).
+    """
+
+    def __init__(self, model: nn.Module, stop_after: int | None = None):
         infos = getattr(model, "layer_infos", None)
         if infos is None:
             raise SplineAtlasError("power-diagram tools need a geometry.network.Network (it names its layers).")
         self.model = model
         self.infos = infos
+        self.stop_after = stop_after
         self.pre: list[torch.Tensor | None] = [None] * len(infos)
         self.post: list[torch.Tensor | None] = [None] * len(infos)
         self.handles = []
@@ -60,6 +68,8 @@ class _LayerTap:
         def fn(module, inp, out):
             self.pre[i] = inp[0]
             self.post[i] = out
+            if i == self.stop_after:
+                raise _StopForward
         return fn
 
     def __enter__(self):
@@ -70,8 +80,11 @@ class _LayerTap:
             h.remove()
 
     def run(self, x: torch.Tensor):
-        """x: (N, D) flat; returns logits and fills ``pre``/``post`` (shapes as in the network)."""
-        return self.model(x)
+        """x: (N, D) flat; returns logits (None when stopped early) and fills ``pre``/``post``."""
+        try:
+            return self.model(x)
+        except _StopForward:
+            return None
 
 
 def _check_layers(model, layers) -> list[int]:
@@ -136,7 +149,7 @@ def centroids(net: nn.Module, x, layers=None, *, dtype: torch.dtype = torch.floa
         raise SplineAtlasError(f"points have {D} coordinates but the network takes {model.input_dim} inputs.")
     mus = np.zeros((len(layers), n, D))
     rads = np.zeros((len(layers), n))
-    with _LayerTap(model) as tap:
+    with _LayerTap(model, stop_after=max(layers)) as tap:
         for s in range(0, n, batch_size):
             if cancel is not None and cancel():
                 raise CancelledError("centroid computation was cancelled.")
@@ -174,7 +187,7 @@ class LayerAffine:
 def _pre_fn(model, l):
     """x (D,) -> layer l's pre-activations, flattened (K,)."""
     def f(xs):
-        with _LayerTap(model) as tap:
+        with _LayerTap(model, stop_after=l) as tap:
             tap.run(xs[None])
             return tap.pre[l].reshape(-1)
     return f
@@ -184,7 +197,7 @@ def _jacobian_pre(model, X: torch.Tensor, l: int) -> tuple[torch.Tensor, torch.T
     """(pre (m, K), jac (m, K, D)) of layer l's pre-activations at the points X (m, D)."""
     f = _pre_fn(model, l)
     with torch.no_grad():
-        with _LayerTap(model) as tap:
+        with _LayerTap(model, stop_after=l) as tap:
             tap.run(X)
             pre = tap.pre[l].reshape(X.shape[0], -1)
     K, D = pre.shape[1], X.shape[1]
@@ -199,7 +212,7 @@ def _pre_grad_norms(model, X: torch.Tensor, l: int, chunk: int = 16) -> tuple[to
     m, D = X.shape
 
     def f(xb):
-        with _LayerTap(model) as tap:
+        with _LayerTap(model, stop_after=l) as tap:
             tap.run(xb)
             return tap.pre[l].reshape(xb.shape[0], -1)
 
@@ -268,7 +281,7 @@ def boundary_distances(net: nn.Module, x, layers=None, *, dtype: torch.dtype = t
 
 def _maxpool_distances(model, module, l, xb, pre, jac):
     """Distance to the nearest argmax change of any pooling window (see boundary_distances)."""
-    with torch.no_grad(), _LayerTap(model) as tap:
+    with torch.no_grad(), _LayerTap(model, stop_after=l) as tap:
         tap.run(xb)
         shape = tap.pre[l].shape[1:]                      # (C, H, W) of the pool's input
     C, H, W = shape
