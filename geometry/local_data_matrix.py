@@ -242,8 +242,17 @@ def _backward_sweep(tape: list, g: torch.Tensor, c: int) -> torch.Tensor:
         elif isinstance(m, nn.Linear):
             g = g @ m.weight
         elif isinstance(m, nn.Conv2d):
-            g = torch.nn.grad.conv2d_input((g.shape[0], *xin.shape[1:]), m.weight, g, m.stride, m.padding,
-                                           m.dilation, m.groups)
+            kk = m.weight.shape[2] * m.weight.shape[3]
+            if m.groups == 1 and m.in_channels * kk <= 16 and isinstance(m.padding, tuple):
+                # few input channels (an image's first layer): Wᵀ g then col2im (fold) beats the
+                # generic transposed-convolution kernel several times on CPU
+                b, co = g.shape[0], g.shape[1]
+                cols = m.weight.reshape(co, -1).t() @ g.reshape(b, co, -1)
+                g = nn.functional.fold(cols, xin.shape[2:], m.weight.shape[2:], dilation=m.dilation,
+                                       padding=m.padding, stride=m.stride)
+            else:
+                g = torch.nn.grad.conv2d_input((g.shape[0], *xin.shape[1:]), m.weight, g, m.stride, m.padding,
+                                               m.dilation, m.groups)
         elif isinstance(m, nn.ReLU):
             g = scale(g, (xin > 0).to(g.dtype))
         elif isinstance(m, nn.LeakyReLU):

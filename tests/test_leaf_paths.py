@@ -87,7 +87,11 @@ def test_jacobian_methods_agree_with_autograd_functional():
              validate_spec({"input_shape": [1, 7, 7], "layers": [     # odd size: pooling drops a row/column
                  {"type": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3, "padding": 1},
                  {"type": "relu"}, {"type": "avgpool2d", "kernel_size": 2}, {"type": "flatten"},
-                 {"type": "linear", "in_features": 18, "out_features": 4}]})]
+                 {"type": "linear", "in_features": 18, "out_features": 4}]}),
+             validate_spec({"input_shape": [1, 8, 8], "layers": [      # strided first conv (col2im route)
+                 {"type": "conv2d", "in_channels": 1, "out_channels": 3, "kernel_size": 3, "stride": 2},
+                 {"type": "relu"}, {"type": "flatten"},
+                 {"type": "linear", "in_features": 27, "out_features": 3}]})]
     for spec in specs:
         net = Network(spec).to_dtype_device(torch.float64)
         X = torch.randn(4, net.input_dim, dtype=torch.float64)
