@@ -153,32 +153,42 @@ def _spectral_norm(J: torch.Tensor) -> torch.Tensor:
     return torch.linalg.eigvalsh(g)[:, -1].clamp_min(0).sqrt()
 
 
-def slope_norms(net, slice_, out_linear: torch.Tensor, codes, dev, chunk_elems: int = 1 << 24) -> np.ndarray:
-    """(R,) ||A_w||_2: spectral norm of the logits' Jacobian w.r.t. the full input on each final region.
+def slope_norms(net, slice_, out_linear: torch.Tensor, codes, dev, chunk_elems: int = 1 << 23) -> np.ndarray:
+    """(R,) ||A_w||_2: spectral norm of the logits' Jacobian w.r.t. the FULL input on each final region.
 
-    When the slice spans the whole input space (D == k) the slice Jacobian has the same singular values;
-    otherwise the Jacobian is recomputed by pushing the identity through the network with each region's
-    activation pattern fixed (chunked over regions to bound memory).
+    When the slice spans the whole input space (D == k) the slice Jacobian has the same singular values.
+    Otherwise the Jacobian (C x D) is recomputed with each region's activation pattern fixed, chunked over
+    regions to bound memory: in reverse mode (C backward passes) when C is small compared to D, else by
+    pushing the D identity columns forward.
     """
     D, k = slice_.basis.shape
     if D == k:
         return _spectral_norm(out_linear).cpu().numpy()
     layers = net.layer_infos
-    widest = max([D] + [li.width for li in layers]) * 4  # conv layers may be wider than the activations
-    R = out_linear.shape[0]
-    step = max(1, chunk_elems // ((D + 1) * widest))
+    R, C = out_linear.shape[:2]
+    widest = max([D] + [li.width for li in layers]) * 4  # conv outputs may be wider than the activations
+    reverse = 2 * C + 1 < D
+    cols = 1 if reverse else D + 1
+    step = max(1, chunk_elems // (cols * widest * (3 if reverse else 1)))
     dtype = out_linear.dtype
     res = []
-    eye = torch.eye(D, dtype=dtype, device=dev)
+    origin = torch.as_tensor(slice_.origin, dtype=dtype, device=dev)
     for a in range(0, R, step):
         b = min(R, a + step)
         pats = [torch.as_tensor(unpack_code(c[a:b], layers[j].width, layers[j].kind), device=dev)
                 for j, c in enumerate(codes)]
-        X = torch.empty(b - a, D + 1, D, dtype=dtype, device=dev)
-        X[:, 0] = torch.as_tensor(slice_.origin, dtype=dtype, device=dev)
-        X[:, 1:] = eye
-        X = X.reshape(b - a, D + 1, *net.input_shape)
-        out = walk(net.layers, X, lambda m, j, Z: (activate(m, Z, pats[j]), None))
-        J = out.reshape(b - a, D + 1, -1)[:, 1:, :].transpose(1, 2)      # (r, C, D)
-        res.append(_spectral_norm(J))
+        fixed = lambda m, j, Z: (activate(m, Z, pats[j]), None)  # noqa: E731
+        if reverse:
+            with torch.enable_grad():
+                X = origin.expand(b - a, 1, D).clone().requires_grad_(True)
+                out = walk(net.layers, X.reshape(b - a, 1, *net.input_shape), fixed).reshape(b - a, -1)
+                J = torch.stack([torch.autograd.grad(out[:, c].sum(), X, retain_graph=c + 1 < C)[0].reshape(b - a, D)
+                                 for c in range(C)], 1)                      # (r, C, D): C backward passes
+        else:
+            X = torch.empty(b - a, D + 1, D, dtype=dtype, device=dev)
+            X[:, 0] = origin
+            X[:, 1:] = torch.eye(D, dtype=dtype, device=dev)
+            out = walk(net.layers, X.reshape(b - a, D + 1, *net.input_shape), fixed)
+            J = out.reshape(b - a, D + 1, -1)[:, 1:, :].transpose(1, 2)      # (r, C, D)
+        res.append(_spectral_norm(J.detach()))
     return torch.cat(res).cpu().numpy()
