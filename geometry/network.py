@@ -176,9 +176,9 @@ class Network(nn.Module):
 
     def to_dtype_device(self, dtype: torch.dtype = torch.float64, device: torch.device | str = "cpu") -> "Network":
         """A copy of this network in ``dtype`` on ``device`` (the original is untouched)."""
-        clone = Network(self.spec)
-        clone.layers.load_state_dict(self.layers.state_dict())
-        return clone.to(device=device, dtype=dtype).eval()
+        clone = Network(self.spec).to(device=device, dtype=dtype)
+        clone.layers.load_state_dict(self.layers.state_dict())  # copies into dtype: no float32 round trip
+        return clone.eval()
 
 
 def _kind_of(module: nn.Module) -> str:

@@ -126,3 +126,11 @@ def test_float64_copy_is_independent():
     with torch.no_grad():
         assert np.allclose(n64(x).numpy(), net(x.float()).numpy(), atol=1e-5)
     assert next(net.parameters()).dtype == torch.float32
+
+
+def test_float64_copy_of_float64_network_keeps_precision():
+    n64 = Network(mlp_spec([2, 4, 3])).to_dtype_device(torch.float64)
+    with torch.no_grad():
+        n64.layers[0].weight[0, 0] = 1 / 3
+    again = n64.to_dtype_device(torch.float64)
+    assert again.layers[0].weight[0, 0].item() == 1 / 3
