@@ -1,0 +1,300 @@
+"""File > Export…: the current 2D view as PNG/SVG/PDF, epoch/layer sweeps and path animations as
+MP4/GIF, and the training-dynamics curves — with a progress dialog and Cancel.
+
+Every export is drawn by the Qt-free renderers of :mod:`app.render` / :mod:`app.export` (the same
+calls as ``splineatlas export-figure`` / ``export-video`` / ``dynamics``), from the window's current
+run, checkpoint, slice, visible window, layer depth and colour mode, so the file equals the CLI's
+picture. Work runs in the window's worker pool; files are written atomically (no partial file on
+cancel or error). :func:`install_export` registers the menu entry (Ctrl+E).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressDialog,
+                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
+
+from geometry.errors import CancelledError, SplineAtlasError
+
+KINDS = {
+    "figure": ("2D slice figure (PNG, SVG, PDF)", (".png", ".svg", ".pdf")),
+    "epochs": ("Epoch sweep video (MP4, GIF)", (".mp4", ".gif")),
+    "layers": ("Layer sweep video (MP4, GIF)", (".mp4", ".gif")),
+    "path": ("Path animation of the last traced path (MP4, GIF)", (".mp4", ".gif")),
+    "curves": ("Training-dynamics curves (PNG, SVG, PDF; + CSV)", (".png", ".svg", ".pdf")),
+}
+MODE_LABELS = {"class": "Predicted class", "slope": "‖A_ω‖ (slope norm)", "hash": "Activation-pattern hash",
+               "layer": "Layer of origin"}
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    """What to export and how (everything the worker needs; no widget references)."""
+
+    kind: str
+    path: str
+    mode: str
+    width: int
+    height: int
+    dpi: int
+    fps: float
+    font_scale: float
+    show_edges: bool
+    show_boundary: bool
+    show_points: bool
+    show_legend: bool
+
+
+def run_export(window, req: ExportRequest, progress=None, cancel=None) -> str:
+    """Do the export ``req`` from ``window``'s current state (worker thread: no widgets touched).
+
+    ``window`` needs ``bundle``, ``state`` (app.state.ViewerState), ``cache`` and, for path
+    animations, ``path_results``. Returns the written path.
+    """
+    from app.export import sweeps
+    from app.render.slice_figure import FigureOptions, build_slice_scene, export_slice_figure
+
+    b, st = window.bundle, window.state
+    if b is None or st.slice is None:
+        raise SplineAtlasError("open a run first (File > Open).")
+    opt = FigureOptions(mode=req.mode, width=req.width, height=req.height, dpi=req.dpi, show_edges=req.show_edges,
+                        show_boundary=req.show_boundary, show_points=req.show_points, show_legend=req.show_legend,
+                        font_scale=req.font_scale).check()
+    win = tuple(st.window)
+    maxr = st.settings.max_regions
+    ei = st.epoch_index
+    if req.kind == "figure":
+        scene = build_slice_scene(b, ei, st.slice, win, st.depth, cache=window.cache, max_regions=maxr,
+                                  progress=progress, cancel=cancel)
+        return str(export_slice_figure(scene, req.path, opt))
+    if req.kind == "epochs":
+        frames = sweeps.epoch_sweep_frames(b, st.slice, win, st.depth, None, opt, window.cache, maxr, cancel)
+    elif req.kind == "layers":
+        frames = sweeps.layer_sweep_frames(b, ei, st.slice, win, opt, window.cache, maxr, cancel)
+    elif req.kind == "path":
+        pd, pei = last_path(window)
+        frames = sweeps.path_animation_frames(b, pei, st.slice, win, pd, None, opt, window.cache, maxr, cancel)
+    elif req.kind == "curves":
+        return export_curves(b, req, progress, cancel, cursor_epoch=b.epochs[ei])
+    else:
+        raise SplineAtlasError(f"unknown export kind {req.kind!r}.")
+    return str(sweeps.export_video(req.path, frames, fps=req.fps, progress=progress, cancel=cancel))
+
+
+def export_curves(bundle, req: ExportRequest, progress=None, cancel=None, cursor_epoch=None) -> str:
+    """Training-dynamics figure at ``req.path`` plus the CSV beside it (same as ``splineatlas dynamics``)."""
+    from geometry.dynamics import run_dynamics
+
+    from app.render.curves import render_curves
+    from app.render.slice_figure import save_figure
+
+    curves = run_dynamics(bundle.run, progress=progress, cancel=cancel)
+    fig = render_curves(curves, width=req.width, height=req.height, dpi=req.dpi, cursor_epoch=cursor_epoch,
+                        font_scale=req.font_scale)
+    out = save_figure(fig, req.path, req.dpi)
+    curves.to_csv(Path(req.path).with_suffix(".csv"))
+    return str(out)
+
+
+def last_path(window):
+    """(PathData, checkpoint index) of the most recent visible traced path of the window."""
+    from app.export.sweeps import PathData, _probs
+
+    for spec in reversed(window.state.paths):
+        res = window.path_results.get(spec.id)
+        if res is None or not spec.visible:
+            continue
+        X = np.asarray(res.X, dtype=np.float64)
+        probs = np.asarray(res.probs, dtype=np.float64)
+        if probs.shape[0] != X.shape[0]:
+            probs = _probs(window.bundle.network(spec.epoch_index) if hasattr(window.bundle, "network")
+                           else window.bundle.run.network(spec.epoch_index), X)
+        return PathData(f"path #{spec.id} ({spec.kind})", X, probs), spec.epoch_index
+    raise SplineAtlasError("trace a path first (pick a path tool and click in the 2D view).")
+
+
+class _Relay(QObject):
+    progressed = Signal(float, str)
+
+
+class ExportDialog(QDialog):
+    """Choose what to export, the size and the file; Export runs it with a progress dialog."""
+
+    def __init__(self, window, parent: QWidget | None = None):
+        super().__init__(parent if parent is not None else (window if isinstance(window, QWidget) else None))
+        self.window_ = window
+        self.setWindowTitle("Export")
+        self.result_path: str | None = None
+        self.error: BaseException | None = None
+        form = QFormLayout()
+        self.kind = QComboBox()
+        for k, (label, _) in KINDS.items():
+            self.kind.addItem(label, k)
+        form.addRow("Export", self.kind)
+        self.mode = QComboBox()
+        for k, label in MODE_LABELS.items():
+            self.mode.addItem(label, k)
+        st = getattr(window, "state", None)
+        if st is not None:
+            self.mode.setCurrentIndex(max(0, self.mode.findData(st.color_mode)))
+        form.addRow("Tile colours", self.mode)
+        size = QHBoxLayout()
+        self.width_ = QSpinBox(); self.width_.setRange(16, 8192); self.width_.setValue(1200)   # noqa: E702
+        self.height_ = QSpinBox(); self.height_.setRange(16, 8192); self.height_.setValue(1000)  # noqa: E702
+        self.dpi = QSpinBox(); self.dpi.setRange(10, 1200); self.dpi.setValue(200)  # noqa: E702
+        for w, suffix in ((self.width_, " px wide"), (self.height_, " px high"), (self.dpi, " dpi")):
+            w.setSuffix(suffix)
+            size.addWidget(w)
+        form.addRow("Size", size)
+        self.fps = QDoubleSpinBox(); self.fps.setRange(0.5, 60); self.fps.setValue(4.0); self.fps.setSuffix(" fps")  # noqa: E702
+        form.addRow("Frame rate", self.fps)
+        self.font_scale = QDoubleSpinBox(); self.font_scale.setRange(0.5, 3.0); self.font_scale.setSingleStep(0.1)  # noqa: E702
+        self.font_scale.setValue(1.0)
+        form.addRow("Font scale", self.font_scale)
+        shows = QHBoxLayout()
+        s = getattr(st, "settings", None)
+        self.edges = QCheckBox("edges"); self.edges.setChecked(getattr(s, "show_edges", True))  # noqa: E702
+        self.boundary = QCheckBox("decision boundary"); self.boundary.setChecked(getattr(s, "show_boundary", True))  # noqa: E702
+        self.points = QCheckBox("data points"); self.points.setChecked(getattr(s, "show_points", True))  # noqa: E702
+        self.legend = QCheckBox("legend"); self.legend.setChecked(True)  # noqa: E702
+        for w in (self.edges, self.boundary, self.points, self.legend):
+            shows.addWidget(w)
+        form.addRow("Show", shows)
+        file_row = QHBoxLayout()
+        self.path = QLineEdit()
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse)
+        file_row.addWidget(self.path, 1)
+        file_row.addWidget(browse)
+        form.addRow("File", file_row)
+        self.note = QLabel("")
+        self.note.setWordWrap(True)
+        lay = QVBoxLayout(self)
+        lay.addLayout(form)
+        lay.addWidget(self.note)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Cancel)
+        self.export_btn = buttons.addButton("Export", QDialogButtonBox.ButtonRole.AcceptRole)
+        buttons.accepted.connect(self.start_export)
+        buttons.rejected.connect(self.reject)
+        lay.addWidget(buttons)
+        self.kind.currentIndexChanged.connect(self._on_kind)
+        self._on_kind()
+
+    # -- widgets --------------------------------------------------------------------------------
+    def _on_kind(self) -> None:
+        k = self.kind.currentData()
+        video = k in ("epochs", "layers", "path")
+        self.fps.setEnabled(video)
+        self.mode.setEnabled(k != "curves")
+        exts = KINDS[k][1]
+        p = self.path.text().strip()
+        stem = Path(p).with_suffix("") if p else Path.home() / f"spline-atlas-{k}"
+        if not p or Path(p).suffix.lower() not in exts:
+            self.path.setText(str(stem) + exts[0])
+        if video and (self.width_.value() % 2 or self.height_.value() % 2):
+            self.width_.setValue(self.width_.value() + self.width_.value() % 2)
+            self.height_.setValue(self.height_.value() + self.height_.value() % 2)
+        self.note.setText({"epochs": "One frame per checkpoint of the run (uncached epochs are tessellated).",
+                           "layers": "One frame per layer depth at the current epoch.",
+                           "path": "Uses the most recently traced visible path.",
+                           "curves": "Computes the curves for every checkpoint (cached on disk); writes a CSV beside "
+                                     "the figure."}.get(k, "The current view: epoch, slice, window and layer depth."))
+
+    def _browse(self) -> None:
+        k = self.kind.currentData()
+        exts = KINDS[k][1]
+        filt = ";;".join(f"{e[1:].upper()} (*{e})" for e in exts)
+        path, _ = QFileDialog.getSaveFileName(self, "Export to", self.path.text(), filt)
+        if path:
+            if Path(path).suffix.lower() not in exts:
+                path += exts[0]
+            self.path.setText(path)
+
+    def request(self) -> ExportRequest:
+        k = self.kind.currentData()
+        p = self.path.text().strip()
+        if not p:
+            raise SplineAtlasError("choose a file to export to.")
+        if Path(p).suffix.lower() not in KINDS[k][1]:
+            raise SplineAtlasError(f"{Path(p).name}: use one of {', '.join(KINDS[k][1])} for this export.")
+        return ExportRequest(k, p, self.mode.currentData(), self.width_.value(), self.height_.value(),
+                             self.dpi.value(), self.fps.value(), self.font_scale.value(), self.edges.isChecked(),
+                             self.boundary.isChecked(), self.points.isChecked(), self.legend.isChecked())
+
+    # -- running --------------------------------------------------------------------------------
+    def start_export(self) -> None:
+        """Validate, then run the export in the window's worker pool with a modal progress dialog."""
+        try:
+            req = self.request()
+        except SplineAtlasError as exc:
+            QMessageBox.warning(self, "Export", str(exc))
+            return
+        self.export_btn.setEnabled(False)
+        stop = threading.Event()
+        relay = _Relay(self)
+        dlg = QProgressDialog(f"Exporting {Path(req.path).name}…", "Cancel", 0, 1000, self)
+        dlg.setWindowTitle("Export")
+        dlg.setWindowModality(Qt.WindowModality.WindowModal)
+        dlg.setMinimumDuration(0)
+        dlg.setAutoClose(False)
+        dlg.setAutoReset(False)
+        dlg.canceled.connect(stop.set)
+        relay.progressed.connect(lambda f, m: (dlg.setValue(int(1000 * min(max(f, 0.0), 1.0))),
+                                               dlg.setLabelText(f"Exporting {Path(req.path).name}…\n{m}")))
+        self.progress_dialog = dlg
+
+        def job(progress, cancel):
+            def prog(f, m=""):
+                relay.progressed.emit(float(f), str(m))
+                progress(f, m)
+
+            return run_export(self.window_, req, prog, lambda: stop.is_set() or cancel())
+
+        state = {"over": False}
+
+        def done(path):
+            state["over"] = True
+            dlg.hide()
+            self.result_path = path
+            if hasattr(self.window_, "_set_status"):
+                self.window_._set_status(f"Exported {path}")
+            self.accept()
+
+        def failed(exc):
+            if state["over"]:
+                return
+            state["over"] = True
+            dlg.hide()
+            self.export_btn.setEnabled(True)
+            self.error = exc
+            if isinstance(exc, CancelledError) or stop.is_set():
+                self.note.setText("Export cancelled; no file was written.")
+                return
+            QMessageBox.warning(self, "Export failed", str(exc) or type(exc).__name__)
+
+        dlg.show()
+        work = self.window_.work
+        jid = work.submit("export", f"Exporting {Path(req.path).name}", job, on_done=done, on_error=failed,
+                          supersede=False)
+        # cancellations do not reach on_error (the pool drops them): close the dialog ourselves
+        dlg.canceled.connect(lambda: (work.cancel("export"), failed(CancelledError("cancelled"))))
+        self.job_id = jid
+
+
+def open_export_dialog(window) -> ExportDialog:
+    """File > Export…: show the dialog (non-blocking)."""
+    dlg = ExportDialog(window)
+    dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    window.export_dialog = dlg
+    dlg.show()
+    return dlg
+
+
+def install_export(window) -> None:
+    """Add File > Export > Figure or video… (Ctrl+E) to a MainWindow."""
+    window.register_exporter("Figure or video…", open_export_dialog)

@@ -1,0 +1,130 @@
+"""File > Export… dialog (pytest-qt, offscreen): the GUI export writes the same picture as the CLI,
+runs in the worker pool with a progress dialog, and Cancel leaves no file."""
+from __future__ import annotations
+
+import imageio.v2 as imageio
+import numpy as np
+import pytest
+import torch
+
+from geometry.cache import ResultCache
+from geometry.datasets import builtin_dataset
+from geometry.spec import mlp_spec
+from geometry.training import train_run
+
+pytest.importorskip("PySide6")
+
+
+@pytest.fixture(scope="module")
+def run_path(tmp_path_factory):
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("gui-export")
+    ds = builtin_dataset("spirals", n=150, seed=0, arms=3)
+    train_run(ds, mlp_spec([2, 12, 12, 3]), root / "spirals", epochs=4, save_epochs=[0, 2, 4], lr=1e-2,
+              batch_size=32, seed=0)
+    return root / "spirals"
+
+
+@pytest.fixture
+def fake_window(qtbot, run_path):
+    """The parts of MainWindow the export uses: bundle, state, cache, work, path_results, _set_status."""
+    from PySide6.QtWidgets import QWidget
+
+    from app import jobs
+    from app.qt.workers import WorkManager
+    from app.state import ViewerState
+
+    w = QWidget()
+    qtbot.addWidget(w)
+    w.bundle = jobs.open_run_bundle(run_path)
+    w.state = ViewerState()
+    w.state.set_run(str(run_path), len(w.bundle.run), w.bundle.depth, epoch_index=1)
+    choice = jobs.default_slice_choice(w.bundle)
+    sl, home = jobs.make_slice(w.bundle, choice)
+    w.state.set_slice(sl, choice, home)
+    w.state.set_depth(2)
+    w.state.set_color_mode("slope")
+    w.cache = ResultCache(None)
+    w.work = WorkManager(w)
+    w.path_results = {}
+    w.statuses = []
+    w._set_status = lambda text, error=False: w.statuses.append(text)
+    yield w
+    w.work.shutdown()
+
+
+def test_gui_figure_equals_cli_figure(qtbot, fake_window, run_path, tmp_path):
+    from app.cli.main import main
+    from app.qt.export_dialog import ExportDialog
+
+    dlg = ExportDialog(fake_window)
+    qtbot.addWidget(dlg)
+    assert dlg.mode.currentData() == "slope"                       # defaults follow the window
+    dlg.width_.setValue(500)
+    dlg.height_.setValue(400)
+    dlg.dpi.setValue(100)
+    dlg.path.setText(str(tmp_path / "gui.png"))
+    dlg.start_export()
+    qtbot.waitUntil(lambda: dlg.result_path is not None or dlg.error is not None, timeout=60000)
+    assert dlg.error is None and (tmp_path / "gui.png").exists()
+    assert any("Exported" in s for s in fake_window.statuses)
+    w = fake_window.state.window
+    assert main(["export-figure", str(run_path), "--epoch", "2", "--layer", "2", "--color", "slope",
+                 "--window", *map(str, w), "--size", "500", "400", "--dpi", "100",
+                 "--out", str(tmp_path / "cli.png")]) == 0
+    a, b = imageio.imread(tmp_path / "gui.png"), imageio.imread(tmp_path / "cli.png")
+    assert a.shape[:2] == (400, 500)
+    assert np.array_equal(a, b)
+
+
+def test_cancel_leaves_no_file(qtbot, fake_window, tmp_path):
+    from app.qt.export_dialog import ExportDialog
+
+    dlg = ExportDialog(fake_window)
+    qtbot.addWidget(dlg)
+    dlg.kind.setCurrentIndex(dlg.kind.findData("epochs"))
+    assert dlg.path.text().endswith(".mp4") and dlg.fps.isEnabled()
+    dlg.width_.setValue(320)
+    dlg.height_.setValue(240)
+    dlg.dpi.setValue(60)
+    dlg.path.setText(str(tmp_path / "sweep.mp4"))
+    dlg.start_export()
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QPushButton
+
+    button = dlg.progress_dialog.findChild(QPushButton)               # the user presses Cancel
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dlg.error is not None, timeout=5000)
+    fake_window.work.wait(60000)
+    assert "cancelled" in dlg.note.text()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_epoch_video_from_dialog_and_bad_input(qtbot, fake_window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QMessageBox
+
+    from app.qt.export_dialog import ExportDialog
+
+    warnings = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warnings.append(a[2]))
+    dlg = ExportDialog(fake_window)
+    qtbot.addWidget(dlg)
+    dlg.kind.setCurrentIndex(dlg.kind.findData("layers"))
+    dlg.width_.setValue(320)
+    dlg.height_.setValue(240)
+    dlg.dpi.setValue(60)
+    dlg.path.setText(str(tmp_path / "layers.txt"))
+    dlg.start_export()
+    assert warnings and ".mp4" in warnings[0]                      # wrong suffix: a message, no job
+    dlg.path.setText(str(tmp_path / "layers.gif"))
+    dlg.start_export()
+    qtbot.waitUntil(lambda: dlg.result_path is not None or dlg.error is not None, timeout=60000)
+    assert dlg.error is None
+    assert len(imageio.mimread(tmp_path / "layers.gif")) == fake_window.bundle.depth
+    dlg2 = ExportDialog(fake_window)
+    qtbot.addWidget(dlg2)
+    dlg2.kind.setCurrentIndex(dlg2.kind.findData("path"))
+    dlg2.path.setText(str(tmp_path / "p.gif"))
+    dlg2.start_export()
+    qtbot.waitUntil(lambda: dlg2.error is not None, timeout=10000)
+    assert "trace a path first" in str(dlg2.error)
