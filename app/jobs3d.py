@@ -190,6 +190,9 @@ class Scene3D:
     boundary_pos (Q, 3), boundary_tris (B, 3) (None when hidden or empty);
     pick_tris (K, 3, 3) the drawn surfaces a click can hit and pick_offsets (K, 3) their explode translation;
     counts: dict of cells, faces shown, faces total, triangles, boundary polygons; seconds/device of the engine.
+    cull_back: draw only the faces whose outward normal points at the camera (each cell's near side: every
+    interior plane carries two coincident faces, one per adjacent cell, so this halves the translucent
+    overdraw without changing the picture); off when a filter may keep one face of a pair only.
     """
 
     positions: np.ndarray
@@ -202,6 +205,7 @@ class Scene3D:
     pick_tris: np.ndarray
     pick_offsets: np.ndarray
     counts: dict
+    cull_back: bool = True
 
     def summary(self) -> str:
         c = self.counts
@@ -283,4 +287,5 @@ def scene_arrays(tess_by_depth: list, depth: int, color_mode: str, settings, box
                   seconds=float(full.seconds), device=str(full.device))
     return Scene3D(positions, triangles, tri_rgba, edge_pos, edge_col, bpos, btri,
                    np.concatenate(pick_t) if pick_t else np.zeros((0, 3, 3)),
-                   np.concatenate(pick_o) if pick_o else np.zeros((0, 3)), counts)
+                   np.concatenate(pick_o) if pick_o else np.zeros((0, 3)), counts,
+                   cull_back=not s.near_boundary)

@@ -343,8 +343,8 @@ class FaceMesh:
     positions: (P, 3) float32 vertex positions (exploded when asked); triangles: (T, 3) uint32 into
     positions; tri_face: (T,) int64 source face index (into the tessellation's faces); faces: (F_s,)
     int64 the selected faces; face_cell: (F_s,) cell of each selected face; vertex_cell: (P,) int64;
-    edges: (E, 2) uint32 face-loop edges into positions (each face's outline, for drawing);
-    edge_face: (E,) int64 source face of each edge; offsets: (R, 3) the explode translation of each cell.
+    edges: (E, 2) uint32 outline segments into positions (deduplicated, see :func:`face_mesh`);
+    edge_face: (E,) int64 a source face of each segment (the newest layer's where several); offsets: (R, 3) the explode translation of each cell.
     """
 
     positions: np.ndarray
@@ -362,8 +362,11 @@ class FaceMesh:
         return int(self.faces.shape[0])
 
 
-def face_mesh(tess, mask: np.ndarray | None = None, explode: float = 0.0) -> FaceMesh:
-    """Fan-triangulated mesh of the faces selected by ``mask`` ((F,) bool; None = all), exploded by ``explode``."""
+def face_mesh(tess, mask: np.ndarray | None = None, explode: float = 0.0, edge_mode: str = "auto") -> FaceMesh:
+    """Fan-triangulated mesh of the faces selected by ``mask`` ((F,) bool; None = all), exploded by ``explode``.
+
+    Outlines (``edges``) are deduplicated by ``edge_mode`` (see :func:`_dedupe_edges`; "auto": coincident
+    segments once, or once per cell in the exploded view) -- fewer lines to draw, same picture."""
     F = tess.face_offsets.shape[0] - 1
     sel = np.arange(F, dtype=np.int64) if mask is None else np.flatnonzero(np.asarray(mask, dtype=bool))
     fo = tess.face_offsets
@@ -379,11 +382,39 @@ def face_mesh(tess, mask: np.ndarray | None = None, explode: float = 0.0) -> Fac
     pos = tess.vertices[used] + offsets[vcell]
     tris, tri_local = triangulate_faces(local, sub_off)
     a, b, ef = _face_edges(local, sub_off)
-    edges = np.stack([a, b], axis=1)
-    # each face outline once per face (shared plane edges of neighbouring cells stay separate, as they
-    # belong to different cells in the exploded view)
+    edges, edge_face = _dedupe_edges(a, b, sel[ef], tess, pos, edge_mode, explode)
     return FaceMesh(pos.astype(np.float32), tris.astype(np.uint32), sel[tri_local], sel, face_cells(tess)[sel],
-                    vcell, edges.astype(np.uint32), sel[ef], offsets)
+                    vcell, edges.astype(np.uint32), edge_face, offsets)
+
+
+def _dedupe_edges(a, b, face, tess, pos, mode: str, explode: float):
+    """Outline segments (E, 2) into ``pos`` and their face; duplicates keep the face of the newest layer.
+
+    mode "face": every face loop's edges (each edge of a cell twice, once per adjacent face);
+    "cell": each edge once per cell; "geometric": coincident segments of neighbouring cells once
+    (endpoints matched within 10x the tessellation's tolerance); "auto": geometric unless exploded.
+    """
+    if mode == "auto":
+        mode = "cell" if explode else "geometric"
+    if mode == "face" or a.shape[0] == 0:
+        return np.stack([a, b], axis=1), face
+    if mode == "geometric":
+        tol = max(float(tess.tolerance) * 10, 1e-12)
+        _, gid = np.unique(np.round(pos / tol).astype(np.int64), axis=0, return_inverse=True)
+        gid = gid.reshape(-1)
+    elif mode == "cell":
+        gid = np.arange(pos.shape[0])
+    else:
+        raise ValueError(f"edge mode must be face, cell, geometric or auto; got {mode!r}")
+    ga, gb = gid[a], gid[b]
+    lo, hi = np.minimum(ga, gb), np.maximum(ga, gb)
+    layer = np.asarray(tess.face_layer, dtype=np.int64)[face]
+    order = np.lexsort((-layer, hi, lo))               # per segment, the newest layer's face first
+    key = np.stack([lo[order], hi[order]], axis=1)
+    first = np.ones(order.shape[0], dtype=bool)
+    first[1:] = np.any(key[1:] != key[:-1], axis=1)
+    keep = order[first]
+    return np.stack([a[keep], b[keep]], axis=1), face[keep]
 
 
 # -- decision boundary mesh ---------------------------------------------------------------------------

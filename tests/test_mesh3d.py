@@ -93,7 +93,7 @@ def test_face_mesh_counts_and_area_match_the_tessellation(ref):
     m = mesh3d.face_mesh(t)
     assert m.num_faces == F
     assert m.triangles.shape[0] == int((np.diff(t.face_offsets) - 2).sum())
-    assert m.edges.shape[0] == t.face_indices.shape[0]
+    assert mesh3d.face_mesh(t, edge_mode="face").edges.shape[0] == t.face_indices.shape[0]
     p = m.positions.astype(np.float64)[m.triangles]
     area = 0.5 * np.linalg.norm(np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]), axis=1).sum()
     np.testing.assert_allclose(area, _face_area_sum(t), rtol=1e-5)
@@ -103,6 +103,37 @@ def test_face_mesh_counts_and_area_match_the_tessellation(ref):
         loop = t.vertices[t.face_indices[t.face_offsets[f]:t.face_offsets[f + 1]]]
         for v in m.positions[m.triangles[k]]:
             assert np.min(np.linalg.norm(loop - v, axis=1)) < 1e-6
+
+
+def test_outline_deduplication(ref):
+    _, t = ref
+    per_face = mesh3d.face_mesh(t, edge_mode="face")
+    per_cell = mesh3d.face_mesh(t, edge_mode="cell")
+    geo = mesh3d.face_mesh(t, edge_mode="geometric")
+    # once per cell: E = V + F - 2 for every convex cell
+    F = np.diff(t.cell_face_offsets)
+    V = np.diff(t.vertex_offsets)
+    assert per_cell.edges.shape[0] == int((V + F - 2).sum()) == per_face.edges.shape[0] // 2
+
+    def segs(m):
+        p = np.round(m.positions[m.edges].astype(np.float64), 6)
+        p = np.sort(p.view([("x", float), ("y", float), ("z", float)]).reshape(-1, 2), axis=1)
+        return {tuple(map(tuple, q.tolist())) for q in p}
+
+    assert segs(geo) == segs(per_cell) == segs(per_face)       # same picture
+    assert geo.edges.shape[0] == len(segs(per_face)) < per_cell.edges.shape[0]
+    # a segment keeps the newest layer among the faces it borders
+    lay = np.asarray(t.face_layer)
+
+    def keyed(m):
+        p = np.round(m.positions[m.edges].astype(np.float64), 6)
+        return [tuple(sorted(map(tuple, q.tolist()))) for q in p]
+
+    newest: dict = {}
+    for k, f in zip(keyed(per_face), per_face.edge_face):
+        newest[k] = max(newest.get(k, -2), int(lay[f]))
+    assert all(newest[k] == lay[f] for k, f in zip(keyed(geo), geo.edge_face))
+    assert mesh3d.face_mesh(t, explode=0.3).edges.shape[0] == per_cell.edges.shape[0]   # exploded: per cell
 
 
 def test_layer_filter(ref):

@@ -97,7 +97,7 @@ def test_scene_arrays_counts_and_filters(ref):
     sc = jobs3d.scene_arrays(tb, 1, "class", View3DSettings(show_domain_faces=True), BOX)
     assert sc.counts["faces_shown"] == F == sc.counts["faces"]
     assert sc.triangles.shape[0] == int((n - 2).sum()) == sc.tri_colors.shape[0]
-    assert sc.edge_pos.shape[0] == 2 * t.face_indices.shape[0]
+    assert sc.edge_pos.shape[0] == 2 * mesh3d.face_mesh(t).edges.shape[0] == sc.edge_colors.shape[0]
     bm = mesh3d.boundary_mesh(t)
     assert sc.boundary_tris.shape[0] == bm.triangles.shape[0] > 0
     assert sc.pick_tris.shape[0] == sc.triangles.shape[0] + bm.triangles.shape[0]
@@ -159,6 +159,25 @@ def test_canvas_renders_a_tessellation_and_picks_surfaces(gl, qtbot, ref):
     only_b = c.render_image((640, 480))[..., :3].astype(int)
     assert ((only_b[..., 0] > 150) & (only_b[..., 1] < 90) & (only_b[..., 2] < 110)).sum() > 200
     assert np.abs(only_b - rgb).sum() > 0                        # the faces changed the picture
+    c.show_scene(sc)
+    # back-face culling keeps the faces seen from outside: an opaque cube shows its near face's colour
+    P = np.array([[-1, -1, -1], [1, -1, -1], [1, 1, -1], [-1, 1, -1], [-1, -1, 1], [1, -1, 1], [1, 1, 1], [-1, 1, 1]],
+                 float) * 0.5
+    loops = np.array([[0, 3, 2, 1], [4, 5, 6, 7], [0, 1, 5, 4], [2, 3, 7, 6], [1, 2, 6, 5], [0, 4, 7, 3]])
+    tris = np.concatenate([loops[:, [0, 1, 2]], loops[:, [0, 2, 3]]])
+    face_rgb = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1], [1, 0, 1]], float)
+    cols = np.c_[np.concatenate([face_rgb, face_rgb]), np.ones(12)]
+    c.set_boundary(None, None)
+    c.set_faces(P, tris, cols, cull_back=True)
+    x0, y0 = _project(c, np.zeros(3))
+    o, d = c.ray_at(x0, y0)
+    k, _ = mesh3d.ray_triangles(o, d, P[tris])
+    img = c.render_image((640, 480))
+    px = img[int(round(y0)), int(round(x0)), :3] / 255
+    np.testing.assert_allclose(px, face_rgb[k % 6], atol=0.03)
+    c.set_faces(P, tris[:, ::-1], cols, cull_back=True)          # inside-out loops: the far face shows
+    px2 = c.render_image((640, 480))[int(round(y0)), int(round(x0)), :3] / 255
+    assert np.abs(px2 - face_rgb[k % 6]).max() > 0.5
     c.show_scene(sc)
     # picking: a click on the centre of a boundary triangle hits the first surface on that ray
     bm = mesh3d.boundary_mesh(t)

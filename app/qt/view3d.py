@@ -172,12 +172,16 @@ class Canvas3D(QWidget):
             self.reset_camera()
 
     def set_faces(self, positions: np.ndarray | None, triangles: np.ndarray | None, tri_colors: np.ndarray | None,
-                  edge_pos: np.ndarray | None = None, edge_colors: np.ndarray | None = None) -> None:
-        """Region faces: positions (P, 3), triangles (T, 3), per-triangle RGBA (T, 4); outlines as segments
-        edge_pos (2E, 3) with per-vertex RGBA (2E, 4). None hides them."""
+                  edge_pos: np.ndarray | None = None, edge_colors: np.ndarray | None = None,
+                  cull_back: bool = False) -> None:
+        """Region faces: positions (P, 3), triangles (T, 3) counter-clockwise seen from outside their cell,
+        per-triangle RGBA (T, 4); outlines as segments edge_pos (2E, 3) with per-vertex RGBA (2E, 4). None hides
+        them. ``cull_back``: draw only faces seen from outside (their cell's near side)."""
         if positions is None or triangles is None or len(triangles) == 0:
             self.faces.visible = False
         else:
+            self.faces.set_gl_state("translucent", depth_test=True, depth_mask=False,
+                                    cull_face=bool(cull_back), front_face="ccw")
             self.faces.set_data(vertices=np.asarray(positions, np.float32), faces=np.asarray(triangles, np.uint32),
                                 face_colors=np.asarray(tri_colors, np.float32))
             self.faces.visible = True
@@ -200,7 +204,8 @@ class Canvas3D(QWidget):
 
     def show_scene(self, scene) -> None:
         """Push a :class:`app.jobs3d.Scene3D` (faces, outlines, boundary, pickable surfaces)."""
-        self.set_faces(scene.positions, scene.triangles, scene.tri_colors, scene.edge_pos, scene.edge_colors)
+        self.set_faces(scene.positions, scene.triangles, scene.tri_colors, scene.edge_pos, scene.edge_colors,
+                       scene.cull_back)
         self.set_boundary(scene.boundary_pos, scene.boundary_tris)
         self.set_pickable(scene.pick_tris, scene.pick_offsets, np.zeros(len(scene.pick_tris), np.int64))
 
