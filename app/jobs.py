@@ -8,6 +8,7 @@ Results are small frozen dataclasses; nothing here draws. Heavy results are cach
 from __future__ import annotations
 
 import importlib
+import threading
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ Progress = Callable[[float, str], None] | None
 Cancel = Callable[[], bool] | None
 
 TESSELLATION_VERSION = 1  # bump when what is cached under a tessellation key changes
+_RUN_LOCK = threading.RLock()  # Run.network/checkpoint_hash keep small caches that are not thread-safe
 
 
 def engine_available(module: str, name: str) -> bool:
@@ -70,11 +72,45 @@ class RunBundle:
     def epochs(self) -> list[int]:
         return self.run.epochs
 
+    def network(self, i: int):
+        """Checkpoint i as a Network (thread-safe: workers share the run's small LRU of loaded checkpoints)."""
+        with _RUN_LOCK:
+            return self.run.network(i)
+
+    def checkpoint_hash(self, i: int) -> str:
+        with _RUN_LOCK:
+            return self.run.checkpoint_hash(i)
+
+    def locked_run(self) -> "_LockedRun":
+        """The run behind a lock, for engine functions that take a whole run (e.g. trace_over_run)."""
+        return _LockedRun(self.run)
+
     def points(self) -> tuple[np.ndarray, np.ndarray]:
         """(N, D) float64 training inputs and (N,) labels (empty when the run has no dataset)."""
         if self.dataset is None:
             return np.zeros((0, self.input_dim)), np.zeros(0, dtype=np.int64)
         return self.dataset.X_train.astype(np.float64), self.dataset.y_train
+
+
+class _LockedRun:
+    """Proxy of a Run whose checkpoint loading is serialised with the app's other workers."""
+
+    def __init__(self, run):
+        self._run = run
+
+    def __len__(self) -> int:
+        return len(self._run)
+
+    def network(self, i: int):
+        with _RUN_LOCK:
+            return self._run.network(i)
+
+    def checkpoint_hash(self, i: int) -> str:
+        with _RUN_LOCK:
+            return self._run.checkpoint_hash(i)
+
+    def __getattr__(self, name):
+        return getattr(self._run, name)
 
 
 def open_run_bundle(path: str | Path, progress: Progress = None, cancel: Cancel = None) -> RunBundle:
@@ -159,7 +195,7 @@ def make_slice(bundle: RunBundle, choice: SliceChoice, epoch_index: int = -1,
         if len(choice.indices) != 1 or len(X) == 0:
             raise SplineAtlasError("a DeepFool slice needs one dataset point; pick it in the data browser.")
         x = X[choice.indices[0]]
-        net = bundle.run.network(epoch_index)
+        net = bundle.network(epoch_index)
         res = deepfool(net, x[None], cancel=cancel)
         r = res.perturbation[0]
         if not np.linalg.norm(r) > 0:
@@ -181,7 +217,7 @@ def make_slice(bundle: RunBundle, choice: SliceChoice, epoch_index: int = -1,
 
 # -- tessellation ----------------------------------------------------------------------------------
 def tessellation_key(bundle: RunBundle, epoch_index: int, slice_: Slice, window, max_regions: int) -> str:
-    return cache_key("tessellation-2d", TESSELLATION_VERSION, bundle.run.checkpoint_hash(epoch_index),
+    return cache_key("tessellation-2d", TESSELLATION_VERSION, bundle.checkpoint_hash(epoch_index),
                      slice_.origin, slice_.basis, np.asarray(window, dtype=np.float64), int(max_regions))
 
 
@@ -194,7 +230,7 @@ def tessellate_all(bundle: RunBundle, epoch_index: int, slice_: Slice, window, m
         if hit is not None:
             return hit
     tessellate_all_depths = _engine("tessellation", "tessellate_all_depths")
-    net = bundle.run.network(epoch_index)
+    net = bundle.network(epoch_index)
     u0, u1, v0, v1 = (float(w) for w in window)
     result = tessellate_all_depths(net, slice_, np.array([u0, u1, v0, v1]), max_regions=max_regions,
                                    progress=progress, cancel=cancel)
@@ -263,7 +299,7 @@ def class_map(bundle: RunBundle, epoch_index: int, slice_: Slice, window, n: int
     u0, u1, v0, v1 = window
     uu, vv = np.meshgrid(np.linspace(u0, u1, n), np.linspace(v0, v1, n), indexing="ij")
     U = np.stack([uu.ravel(), vv.ravel()], 1)
-    net = bundle.run.network(epoch_index)
+    net = bundle.network(epoch_index)
     with torch.no_grad():
         logits = net(torch.as_tensor(slice_.to_input(U), dtype=torch.float32))
         p = _probs(logits)
@@ -314,7 +350,7 @@ def inspect_point(bundle: RunBundle, epoch_index: int, slice_: Slice, u, depth: 
     """Everything the inspector shows for the point ``u`` (2,) of the slice, at the given epoch and depth."""
     u = np.asarray(u, dtype=np.float64).reshape(2)
     x = slice_.to_input(u[None])[0]
-    net = bundle.run.network(epoch_index)
+    net = bundle.network(epoch_index)
     with torch.no_grad():
         tr = net.trace(torch.as_tensor(x[None], dtype=torch.float32))
     probs = _probs(tr.logits)[0]
@@ -385,9 +421,38 @@ def region_geometry(bundle: RunBundle, epoch_index: int, x: np.ndarray, progress
         box = (lo - pad, hi + pad)
     else:
         box = (-np.ones(bundle.input_dim), np.ones(bundle.input_dim))
-    net = bundle.run.network(epoch_index)
+    net = bundle.network(epoch_index)
     rep = describe_region(net, np.asarray(x, np.float64), box=box, perturbation=False)
     return {"active_bits": int(rep.active.count), "n_bits": int(rep.hrep.n_bits),
             "neighbours": int(len(rep.neighbours.bits)),
             "chebyshev_radius": None if rep.chebyshev is None else float(rep.chebyshev.radius),
             "boundary_distance": float(rep.boundary_distance)}
+
+
+def tessellate_every_epoch(bundle: RunBundle, slice_: Slice, window, max_regions: int, cache: ResultCache,
+                           progress: Progress = None, cancel: Cancel = None) -> np.ndarray:
+    """Tessellate the window at every checkpoint into the cache (newest checkpoint first); returns the
+    (E,) full-depth region counts (NaN where the budget was exceeded)."""
+    E = len(bundle.run)
+    counts = np.full(E, np.nan)
+    for n, i in enumerate(range(E - 1, -1, -1)):
+        check_cancel(cancel, "tessellating every epoch")
+        if progress:
+            progress(n / E, f"epoch {bundle.epochs[i]} ({n + 1}/{E})")
+        try:
+            counts[i] = tessellate_all(bundle, i, slice_, window, max_regions, cache, cancel=cancel)[-1].num_regions
+        except CancelledError:
+            raise
+        except SplineAtlasError:
+            pass
+    return counts
+
+
+def cached_region_counts(bundle: RunBundle, slice_: Slice, window, max_regions: int, cache: ResultCache) -> np.ndarray:
+    """(E,) full-depth region counts of the window for the epochs whose tessellation is in memory (NaN elsewhere)."""
+    out = np.full(len(bundle.run), np.nan)
+    for i in range(len(out)):
+        hit = cache.peek(tessellation_key(bundle, i, slice_, window, max_regions))
+        if hit is not None:
+            out[i] = hit[-1].num_regions
+    return out

@@ -76,6 +76,7 @@ class MainWindow(QMainWindow):
         self.tess_key: str | None = None
         self.tess_error: str | None = None
         self.path_results: dict[int, object] = {}
+        self._sites: dict = {}                 # (tessellation key, depth) -> (R, 2) projected sites
         self._pending_session: dict | None = None
         self._exporters: list[QAction] = []
         self.last_error: str | None = None
@@ -110,6 +111,12 @@ class MainWindow(QMainWindow):
         if PathsPanel is not None:
             self.paths_panel = PathsPanel(self.state, self.theme)
             self.add_tab(self.paths_panel, "Paths")
+        from .training_panel import TrainingPanel
+
+        self.training_panel = TrainingPanel(self.state, self.theme)
+        self.add_tab(self.training_panel, "Training")
+        self.training_panel.tessellate_all_requested.connect(self._tessellate_every_epoch)
+        self.training_panel.trace_requested.connect(self._trace_over_run)
         from .view3d import install_view3d  # the 3D tab (creates its OpenGL canvas only when first shown)
 
         self.view3d = install_view3d(self)
@@ -223,7 +230,11 @@ class MainWindow(QMainWindow):
         self.toggle_actions: dict[str, QAction] = {}
         for key, label, tip in [("show_points", "Data", "Show the dataset's points (projected into the slice)"),
                                 ("show_edges", "Edges", "Show the tiles' edges (newest layer dark, earlier grey)"),
-                                ("show_boundary", "Boundary", "Show the exact decision boundary (red)")]:
+                                ("show_boundary", "Boundary", "Show the exact decision boundary (red)"),
+                                ("show_sites", "Sites", "Show the power-diagram sites of the current layer: every tile's "
+                                 "centroid μ projected into the slice, Bᵀ(μ − o)")]:
+            if key == "show_sites" and not jobs.engine_available("power_diagram", "slice_power_diagram"):
+                continue
             act = QAction(label, self)
             act.setCheckable(True)
             act.setChecked(getattr(self.state.settings, key))
@@ -309,6 +320,7 @@ class MainWindow(QMainWindow):
         self.inspector.set_run(bundle.class_names, bundle.image_shape)
         if self.paths_panel is not None:
             self.paths_panel.set_run(bundle)
+        self.training_panel.set_run(bundle)
         self.setWindowTitle(f"{bundle.name} — {APP}")
         if not bundle.piecewise_affine:
             self._set_status("This network has smooth layers: exact tiles are not available; showing predictions.")
@@ -476,11 +488,41 @@ class MainWindow(QMainWindow):
         self._tess_window = tuple(self.state.window)
         self.view2d.set_preview(None)
         self._redraw()
+        self._update_region_counts()
         t = tess[-1]
         self._set_status(f"{t.num_regions:,} regions at full depth · {len(t.boundary_segments):,} boundary "
                          f"segments · {t.seconds:.2f} s ({t.device})")
         if self.state.inspected is not None and self.inspector.report is not None:
             self._inspect(self.state.inspected)
+
+    def _update_region_counts(self) -> None:
+        b, st = self.bundle, self.state
+        if b is not None and st.slice is not None:
+            self.training_panel.set_region_counts(
+                jobs.cached_region_counts(b, st.slice, st.window, st.settings.max_regions, self.cache))
+
+    def _tessellate_every_epoch(self) -> None:
+        b, st = self.bundle, self.state
+        if b is None or st.slice is None:
+            return
+        sl, window, budget, cache = st.slice, st.window, st.settings.max_regions, self.cache
+        self.work.submit("tessellate-all", "Tessellating every epoch",
+                         lambda progress, cancel: jobs.tessellate_every_epoch(b, sl, window, budget, cache,
+                                                                              progress, cancel),
+                         on_done=lambda counts: self._update_region_counts(),
+                         on_error=lambda exc: self.show_error("Could not tessellate every epoch", exc))
+
+    def _trace_over_run(self) -> None:
+        b = self.bundle
+        if b is None:
+            return
+        from geometry.local_data_matrix import trace_over_run
+
+        self.work.submit("trace-over-run", "Mean Tr G over training",
+                         lambda progress, cancel: trace_over_run(b.locked_run(), max_points=256, progress=progress,
+                                                                 cancel=cancel),
+                         on_done=self.training_panel.set_trace,
+                         on_error=lambda exc: self.show_error("Could not compute Tr G over training", exc))
 
     def _on_tessellation_error(self, key: str, exc: BaseException) -> None:
         self.tess_error = str(exc)
@@ -534,6 +576,34 @@ class MainWindow(QMainWindow):
         self.view2d.set_boundary(full.boundary_segments if st.settings.show_boundary else None)
         self.view2d.set_colorbar(levels)
         self._redraw_overlays()
+        self._update_sites()
+
+    def _update_sites(self) -> None:
+        """Power-diagram sites of layer ``depth`` for the tiles at that depth (computed once, in a worker)."""
+        st = self.state
+        if not st.settings.show_sites or self.tess is None or not self.bundle.piecewise_affine:
+            self.view2d.set_sites(None)
+            return
+        depth = min(st.depth, len(self.tess))
+        key = (self.tess_key, depth)
+        if key in self._sites:
+            self.view2d.set_sites(self._sites[key])
+            return
+        self.view2d.set_sites(None)
+        b, epoch, t = self.bundle, st.epoch_index, self.tess[depth - 1]
+
+        def compute(progress, cancel):
+            spd = jobs._engine("power_diagram", "slice_power_diagram")
+            return spd(b.network(epoch), t, [depth - 1], progress=progress, cancel=cancel).sites[0]
+
+        def done(sites):
+            if len(self._sites) > 48:
+                self._sites.clear()
+            self._sites[key] = sites
+            if (self.tess_key, min(self.state.depth, len(self.tess or []))) == key:
+                self.view2d.set_sites(sites)
+
+        self.work.submit("sites", f"Power-diagram sites of layer {depth}", compute, on_done=done)
 
     def _redraw_overlays(self) -> None:
         st = self.state
@@ -565,6 +635,9 @@ class MainWindow(QMainWindow):
                 cols = layer_rgba(self.bundle.depth)
                 for j in range(1, d + 1):
                     entries.append((f"tile last cut by layer {j}", {"brush": pg.mkBrush(QColor(*cols[j])), "symbol": "s"}))
+            if self.state.settings.show_sites:
+                entries.append((f"power-diagram sites (layer {d})", {"brush": pg.mkBrush(None), "symbol": "x",
+                                                                      "pen": pg.mkPen(self.theme.foreground)}))
         if self.state.slice is not None and len(self.state.slice.anchors):
             entries.append(("slice's defining points", {"brush": pg.mkBrush("#ffd400"), "symbol": "star"}))
         self.view2d.set_legend(entries)

@@ -72,7 +72,7 @@ def compute_path(bundle, slice_, spec: PathSpec, progress=None, cancel=None) -> 
     Step sizes are relative: ``spec.step_size`` times the picked segment's length (horizontal paths) or
     times the slice window's size (normal paths), so a path makes sense at any zoom.
     """
-    net = bundle.run.network(spec.epoch_index)
+    net = bundle.network(spec.epoch_index)
     s = slice_.to_input(np.asarray(spec.start, np.float64)[None])[0]
     d = None if spec.end is None else slice_.to_input(np.asarray(spec.end, np.float64)[None])[0]
     if spec.kind == "segment":
@@ -110,16 +110,18 @@ def compute_path(bundle, slice_, spec: PathSpec, progress=None, cancel=None) -> 
         rp = _module("geometry.region_paths")
         if rp is None:
             raise SplineAtlasError("same-class region paths are not available in this build.")
-        res = rp.region_path(net, s, d, cancel=cancel)
-        X = np.asarray(getattr(res, "points", None) if getattr(res, "points", None) is not None else res.anchors,
-                       np.float64)
+        res = rp.region_path(net, s, d, progress=progress, cancel=cancel)
+        A = np.asarray(res.anchors, np.float64)
+        per = max(2, min(32, 400 // max(len(A) - 1, 1)))
+        t = np.linspace(0.0, 1.0, per, endpoint=False)[:, None]
+        X = np.concatenate([a0[None] * (1 - t) + a1[None] * t for a0, a1 in zip(A[:-1], A[1:])] + [A[-1:]])
         from geometry.local_data_matrix import local_data_matrix
 
         ldm = local_data_matrix(net, X, cancel=cancel)
-        ok = bool(getattr(res, "success", getattr(res, "succeeded", True)))
         return PathResult(X, slice_.project(X), slice_.distance_to_plane(X), np.arange(len(X)), ldm.probs,
                           ldm.trace, np.linalg.norm(X - d[None], axis=1),
-                          f"region path, {len(X)} points, {'stays in the class' if ok else 'failed within the budget'}")
+                          f"same-class region path (class {res.label}), {len(A)} anchors, depth {res.depth}: "
+                          f"{res.message}")
     raise SplineAtlasError(f"unknown path kind {spec.kind!r}.")
 
 
