@@ -172,6 +172,11 @@ def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step
                chunk_size: int, check_every: int, point_budget_bytes: int, progress, cancel) -> dict:
     n, d = x0.shape
     dev, dt = x0.device, x0.dtype
+    if chunk_size is None:   # CPU: (C·chunk, widest layer) cotangents of ~8 MB (cache); GPU: ~512 MB
+        widths = [li.width for li in getattr(model, "layer_infos", [])] + [d]
+        c_out = max(2, int(getattr(model, "output_dim", 10)))
+        budget = 128_000_000 if dev.type == "cuda" else 2_000_000
+        chunk_size = int(min(max(n, 1), max(1, budget // (c_out * max(widths)))))
     fld = _Field(model, rtol, method, chunk_size)
     T = max_steps
     if record_every is None:
@@ -345,7 +350,8 @@ def _run(net, kind, sources, target, *, step_size, max_steps, tol, integrator, r
     out = _integrate(model, kind, S, Tg, step_size=float(step_size), max_steps=int(max_steps), tol=tol_t,
                      integrator=integrator, rtol=rtol, stop_on_stagnation=stop_on_stagnation,
                      stagnation_window=int(stagnation_window), min_progress=float(min_progress),
-                     clip_steps=clip_steps, record_every=record_every, method=jacobian_method, chunk_size=int(chunk_size),
+                     clip_steps=clip_steps, record_every=record_every, method=jacobian_method,
+                     chunk_size=None if chunk_size is None else int(chunk_size),
                      check_every=int(check_every), point_budget_bytes=int(point_budget_bytes),
                      progress=progress, cancel=cancel)
     npy = {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
@@ -369,7 +375,7 @@ def horizontal_paths(net: nn.Module, sources, destinations, *, step_size: float 
                      tol: float | None = None, integrator: str = "euler", rtol: float | None = None,
                      stop_on_stagnation: bool = True, stagnation_window: int = 100, min_progress: float = 0.01,
                      clip_steps: bool = True, record_every: int | None = None, dtype: torch.dtype = torch.float64, device=None,
-                     jacobian_method: str = "auto", chunk_size: int = 64, check_every: int = 8,
+                     jacobian_method: str = "auto", chunk_size: int | None = None, check_every: int = 8,
                      point_budget_bytes: int = 256 << 20,
                      progress: Callable[[float, str], None] | None = None,
                      cancel: Callable[[], bool] | None = None) -> LeafPaths:
@@ -381,7 +387,8 @@ def horizontal_paths(net: nn.Module, sources, destinations, *, step_size: float 
     ``stagnation_window`` steps its distance dropped by less than ``min_progress`` × min(window·α,
     distance) (set ``stop_on_stagnation=False`` to follow it to the budget, as in their Fig. 6).
     record_every: keep every k-th point (default: as often as ``point_budget_bytes`` allows).
-    The net is run as a ``dtype`` copy on ``device``; Jacobians in chunks of ``chunk_size`` points.
+    The net is run as a ``dtype`` copy on ``device``; Jacobians in chunks of ``chunk_size`` points
+    (default: sized so one chunk's cotangents take about 8 MB).
     """
     return _run(net, "horizontal", sources, destinations, step_size=step_size, max_steps=max_steps, tol=tol,
                 integrator=integrator, rtol=rtol, stop_on_stagnation=stop_on_stagnation,
@@ -403,7 +410,7 @@ def random_directions(n: int, dim: int, seed: int = 0) -> np.ndarray:
 def normal_paths(net: nn.Module, sources, directions=None, *, seed: int = 0, step_size: float = 0.1,
                  steps: int = 100, integrator: str = "euler", rtol: float | None = None,
                  record_every: int | None = None, dtype: torch.dtype = torch.float64, device=None,
-                 jacobian_method: str = "auto", chunk_size: int = 64, check_every: int = 8,
+                 jacobian_method: str = "auto", chunk_size: int | None = None, check_every: int = 8,
                  point_budget_bytes: int = 256 << 20,
                  progress: Callable[[float, str], None] | None = None,
                  cancel: Callable[[], bool] | None = None) -> LeafPaths:
