@@ -76,11 +76,11 @@ def walk(seq: nn.Sequential, X: torch.Tensor,
     return X
 
 
-def activate(module: nn.Module, X: torch.Tensor, pattern: torch.Tensor) -> torch.Tensor:
+def activate(module: nn.Module, X: torch.Tensor, pattern: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     """Apply a piecewise-linear activation with a FIXED pattern to ``X (R, k+1, *shape)``.
 
     pattern: (R, w) bool (pre > 0) for ReLU/LeakyReLU/Abs; (R, w) int64 argmax indices for MaxPool2d
-    (as ``Network.trace``).
+    (as ``Network.trace``). ``inplace``: X may be overwritten (ReLU/LeakyReLU/Abs).
     """
     R, k1 = X.shape[:2]
     shape = X.shape[2:]
@@ -93,7 +93,7 @@ def activate(module: nn.Module, X: torch.Tensor, pattern: torch.Tensor) -> torch
     flat = X.reshape(R, k1, -1)
     p = pattern.view(R, 1, -1)
     if isinstance(module, nn.ReLU):
-        out = flat * p.to(X.dtype)
+        out = flat.mul_(p) if inplace else flat * p.to(X.dtype)
     elif isinstance(module, nn.LeakyReLU):
         out = flat * torch.where(p, 1.0, module.negative_slope).to(X.dtype)
     elif isinstance(module, Abs):

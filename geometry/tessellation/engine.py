@@ -199,7 +199,7 @@ def tessellate_all_depths(network: Network, slice_: Slice, domain=None, depth: i
         V, E, cnt, owner = planar.subdivide(state["V"], state["E"], state["cnt"], a, b, eps, j,
                                             max_regions, name, cancel)
         interior = _interior_points(V, cnt)
-        Xo = X[owner]
+        Xo = X.index_select(0, owner)
         pattern = layer_pattern(module, Xo, interior)
         own_np = owner.cpu().numpy()
         codes = [c[own_np] for c in state["codes"]] + [pack_pattern(pattern.cpu().numpy(), layers[j].kind)]
@@ -209,7 +209,7 @@ def tessellate_all_depths(network: Network, slice_: Slice, domain=None, depth: i
                             seconds=time.perf_counter() - t0))
         if j + 1 == target and target < L:
             raise StopWalk
-        return activate(module, Xo, pattern), owner
+        return activate(module, Xo, pattern, inplace=True), owner
 
     logits = None
     with torch.no_grad():

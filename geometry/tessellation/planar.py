@@ -166,16 +166,18 @@ def subdivide(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor, a: torch.Tens
     V, E, cnt, owner = V[still], E[still], cnt[still], owner[still]
     total = R
     ptr = torch.zeros(V.shape[0], dtype=torch.int64, device=dev)   # next candidate line of each piece
+    nc = ncross[owner]                                              # number of candidate lines of each piece
     W = min(window, J)
     win = torch.arange(W, device=dev)
+    flat_lines = chosen.reshape(R * J, 3)
     while V.shape[0]:
         if cancel is not None and cancel():
             raise CancelledError("tessellation cancelled.")
         # the next W candidate lines of each piece; cut by the first one that really crosses it
         jj = ptr[:, None] + win[None, :]                               # (Q, W)
-        inwin = jj < ncross[owner][:, None]
-        ln = chosen[owner[:, None], jj.clamp_max(J - 1)]               # (Q, W, 3)
-        P = V.shape[1]
+        inwin = jj < nc[:, None]
+        ln = flat_lines.index_select(0, (owner[:, None] * J + jj.clamp_max(J - 1)).reshape(-1)).view(-1, W, 3)
+        Q, P = V.shape[:2]
         s = torch.baddbmm(ln[..., 2:], ln[..., :2], V.transpose(1, 2))   # (Q, W, P)
         valid = (torch.arange(P, device=dev)[None, :] < cnt[:, None]).unsqueeze(1)
         crosses = ((s > eps) & valid).any(2) & ((s < -eps) & valid).any(2) & inwin
@@ -183,25 +185,30 @@ def subdivide(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor, a: torch.Tens
         first = crosses.to(torch.int8).argmax(1)
         ptr = torch.where(has, ptr + first + 1, ptr + W)
         idx = has.nonzero().squeeze(1)
-        if idx.numel():
-            n_cut = idx.numel()
-            sc = s[idx, first[idx]]
-            V2, E2, c2 = split(V[idx], E[idx], cnt[idx], sc, eps, label)
-            Pn = max(V.shape[1], V2.shape[1])
+        n_cut = idx.numel()
+        if n_cut:
+            fi = first.index_select(0, idx)
+            sc = s.index_select(0, idx)[torch.arange(n_cut, device=dev), fi]
+            V2, E2, c2 = split(V.index_select(0, idx), E.index_select(0, idx), cnt.index_select(0, idx), sc, eps, label)
+            Pn = max(P, V2.shape[1])
             V, E = _pad_to(V, E, Pn)
             V2, E2 = _pad_to(V2, E2, Pn)
-            V[idx], E[idx], cnt[idx] = V2[:n_cut], E2[:n_cut], c2[:n_cut]
+            V.index_copy_(0, idx, V2[:n_cut])
+            E.index_copy_(0, idx, E2[:n_cut])
+            cnt.index_copy_(0, idx, c2[:n_cut])
             V, E, cnt = torch.cat([V, V2[n_cut:]]), torch.cat([E, E2[n_cut:]]), torch.cat([cnt, c2[n_cut:]])
-            owner, ptr = torch.cat([owner, owner[idx]]), torch.cat([ptr, ptr[idx]])
-            total += int(idx.numel())
+            owner = torch.cat([owner, owner.index_select(0, idx)])
+            ptr = torch.cat([ptr, ptr.index_select(0, idx)])
+            nc = torch.cat([nc, nc.index_select(0, idx)])
+            total += n_cut
             if max_regions is not None and total > max_regions:
                 raise BudgetExceededError(
                     f"the tessellation reached {total} regions at {layer_name} (over max_regions={max_regions}); "
                     f"lower the depth, shrink the domain or raise max_regions.")
-        fin = ptr >= ncross[owner]
+        fin = ptr >= nc
         nfin = int(fin.sum())
         if nfin == V.shape[0] or nfin * 4 > V.shape[0]:
             done.append((V[fin], E[fin], cnt[fin], owner[fin]))
             keep = ~fin
-            V, E, cnt, owner, ptr = V[keep], E[keep], cnt[keep], owner[keep], ptr[keep]
+            V, E, cnt, owner, ptr, nc = V[keep], E[keep], cnt[keep], owner[keep], ptr[keep], nc[keep]
     return cat_pieces(done)
