@@ -128,3 +128,27 @@ def test_epoch_video_from_dialog_and_bad_input(qtbot, fake_window, tmp_path, mon
     dlg2.start_export()
     qtbot.waitUntil(lambda: dlg2.error is not None, timeout=10000)
     assert "trace a path first" in str(dlg2.error)
+
+
+def test_dynamics_plots_fill_in_and_follow_the_epoch(qtbot, fake_window, tmp_path, monkeypatch):
+    from geometry import dynamics
+
+    from app.qt.dynamics_plots import DynamicsPlots
+
+    monkeypatch.setattr(dynamics, "default_dynamics_cache", lambda: tmp_path / "cache")
+    w = DynamicsPlots(fake_window)
+    qtbot.addWidget(w)
+    w.reset()
+    assert w.compute_btn.isEnabled()
+    w.compute()
+    qtbot.waitUntil(lambda: len(w.results) == 3 and not w.cancel_btn.isEnabled(), timeout=60000)
+    x, y = w.curves["lc_train_total"].getData()
+    assert list(x) == [0, 2, 4] and np.all(y >= 0)
+    assert np.allclose(y, w.curves_result.column("lc_train_total"))
+    assert len(w.bd_curves) == fake_window.bundle.depth
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 3
+    fake_window.state.set_epoch_index(0)
+    assert w.cursors[0].value() == 0
+    w.cursors[1].setValue(3.9)
+    w._on_drag(w.cursors[1])
+    assert fake_window.state.epoch_index == 2

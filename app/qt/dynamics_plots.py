@@ -1,0 +1,176 @@
+"""Training-dynamics plots for the Training tab: local complexity (train/test/random), exact region
+density around data vs on the decision boundary (and their ratio: tiles migrating to the boundary),
+mean distance to the nearest region boundary per layer — against epoch, with a cursor linked to the
+epoch slider (drag it to scrub).
+
+The numbers come from :func:`geometry.dynamics.run_dynamics` (cached on disk per checkpoint hash), run
+in the window's worker pool; curves grow as checkpoints finish. ``install_dynamics_plots(window)`` adds
+the widget under the Training tab's plots.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+CLASS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#7f7f7f"]
+BOUNDARY = "#e0102a"
+
+
+class _Relay(QObject):
+    point = Signal(int, object)
+
+
+class DynamicsPlots(QWidget):
+    """LC / region density / boundary-distance curves of the window's run. ``window`` provides
+    ``bundle``, ``state`` and ``work`` (app.qt.workers.WorkManager)."""
+
+    def __init__(self, window, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.window_ = window
+        self.state = window.state
+        self.results: dict[int, object] = {}
+        self.epochs = np.zeros(0)
+        self._relay = _Relay(self)
+        self._relay.point.connect(self._on_point)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        self.compute_btn = QPushButton("Compute local complexity and region density")
+        self.compute_btn.setToolTip("For every checkpoint: LC at train/test/random points (orthoplex frame), exact "
+                                    "regions per small square around data, on the decision boundary and at random "
+                                    "points, distance to the nearest region boundary. Cached on disk.")
+        self.compute_btn.clicked.connect(self.compute)
+        self.cancel_btn = QPushButton("Stop")
+        self.cancel_btn.setEnabled(False)
+        self.cancel_btn.clicked.connect(lambda: self.window_.work.cancel("dynamics"))
+        self.note = QLabel("")
+        row.addWidget(self.compute_btn)
+        row.addWidget(self.cancel_btn)
+        row.addStretch(1)
+        row.addWidget(self.note)
+        lay.addLayout(row)
+        self.plots = pg.GraphicsLayoutWidget()
+        lay.addWidget(self.plots, 1)
+        self.p_lc = self.plots.addPlot(row=0, col=0, title="local complexity (hyperplanes crossing the frame)")
+        self.p_den = self.plots.addPlot(row=0, col=1, title="exact regions per square")
+        self.p_ratio = self.plots.addPlot(row=1, col=0, title="region density: boundary / data")
+        self.p_bd = self.plots.addPlot(row=1, col=1, title="distance to nearest region boundary")
+        self.cursors = []
+        for p in (self.p_lc, self.p_den, self.p_ratio, self.p_bd):
+            p.setMenuEnabled(False)
+            p.hideButtons()
+            p.showGrid(x=True, y=True, alpha=0.2)
+            p.addLegend(offset=(-10, 10))
+            p.setLabel("bottom", "epoch")
+            c = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen("#e0102a", width=1.5))
+            c.sigDragged.connect(self._on_drag)
+            p.addItem(c)
+            self.cursors.append(c)
+        for p in (self.p_den, self.p_ratio, self.p_bd):
+            p.setXLink(self.p_lc)
+        self.curves = {}
+        for key, plot, col, style, label in (
+                ("lc_train_total", self.p_lc, CLASS[0], None, "train"), ("lc_test_total", self.p_lc, CLASS[5], None, "test"),
+                ("lc_random_total", self.p_lc, CLASS[7], None, "random"),
+                ("density_data", self.p_den, CLASS[0], None, "around data"),
+                ("density_boundary", self.p_den, BOUNDARY, None, "on the decision boundary"),
+                ("density_random", self.p_den, CLASS[7], None, "random points"),
+                ("ratio", self.p_ratio, "#444444", None, "boundary / data")):
+            self.curves[key] = plot.plot([], [], pen=pg.mkPen(col, width=2), symbol="o", symbolSize=4,
+                                         symbolBrush=col, name=label)
+        self.bd_curves: list = []
+        self.state.events.epoch_index.connect(self._on_epoch)
+        self.state.events.run.connect(lambda *_: self.reset())
+
+    # -- data -----------------------------------------------------------------------------------
+    def reset(self) -> None:
+        self.window_.work.cancel("dynamics")
+        self.results = {}
+        b = getattr(self.window_, "bundle", None)
+        self.epochs = np.asarray(b.epochs, dtype=np.float64) if b is not None else np.zeros(0)
+        self._redraw()
+        ok = b is not None and b.dataset is not None and b.piecewise_affine
+        self.compute_btn.setEnabled(ok)
+        self.note.setText("" if ok or b is None else "needs a piecewise-affine run with a dataset")
+
+    def compute(self) -> None:
+        """Compute (or load from the cache) every checkpoint's numbers in the background."""
+        from geometry.dynamics import run_dynamics
+
+        b = self.window_.bundle
+        if b is None:
+            return
+        self.epochs = np.asarray(b.epochs, dtype=np.float64)
+        run = b.locked_run() if hasattr(b, "locked_run") else b.run
+        relay = self._relay
+        self.cancel_btn.setEnabled(True)
+        self.note.setText("computing…")
+
+        def job(progress, cancel):
+            return run_dynamics(run, progress=progress, cancel=cancel,
+                                on_checkpoint=lambda i, r: relay.point.emit(i, r))
+
+        def done(curves):
+            self.cancel_btn.setEnabled(False)
+            self.note.setText(f"{len(curves.points)} checkpoints")
+            self.curves_result = curves
+
+        def failed(exc):
+            self.cancel_btn.setEnabled(False)
+            self.note.setText(f"stopped: {exc}")
+
+        self.window_.work.submit("dynamics", "Training dynamics (LC, region density)", job, on_done=done,
+                                 on_error=failed)
+
+    def _on_point(self, i: int, res) -> None:
+        self.results[i] = res
+        self._redraw()
+
+    def _redraw(self) -> None:
+        idx = sorted(self.results)
+        e = np.array([self.results[i].epoch for i in idx], dtype=np.float64)
+
+        def col(name):
+            if name.endswith("_total"):
+                return np.array([sum(getattr(self.results[i], name[:-6])) for i in idx], dtype=np.float64)
+            return np.array([getattr(self.results[i], name) for i in idx], dtype=np.float64)
+
+        for key, curve in self.curves.items():
+            y = col("density_boundary") / col("density_data") if key == "ratio" and idx else (col(key) if idx else e)
+            ok = np.isfinite(y)
+            curve.setData(e[ok], y[ok])
+        for c in self.bd_curves:
+            self.p_bd.removeItem(c)
+        self.bd_curves = []
+        if idx:
+            bd = np.array([self.results[i].boundary_distance for i in idx], dtype=np.float64)
+            for l in range(bd.shape[1]):
+                c = pg.mkColor(pg.colormap.get("plasma").map(0.1 + 0.8 * l / max(bd.shape[1] - 1, 1), mode="qcolor"))
+                self.bd_curves.append(self.p_bd.plot(e, bd[:, l], pen=pg.mkPen(c, width=2), name=f"layer {l + 1}"))
+        self._on_epoch(self.state.epoch_index)
+
+    # -- cursor ---------------------------------------------------------------------------------
+    def _on_epoch(self, i: int) -> None:
+        if len(self.epochs):
+            for c in self.cursors:
+                c.blockSignals(True)
+                c.setValue(self.epochs[min(i, len(self.epochs) - 1)])
+                c.blockSignals(False)
+
+    def _on_drag(self, line) -> None:
+        if len(self.epochs):
+            self.state.set_epoch_index(int(np.argmin(np.abs(self.epochs - line.value()))))
+
+
+def install_dynamics_plots(window) -> DynamicsPlots:
+    """Put the dynamics plots under the Training tab's plots (or in their own tab if there is none)."""
+    w = DynamicsPlots(window)
+    panel = getattr(window, "training_panel", None)
+    if panel is not None and panel.layout() is not None:
+        panel.layout().addWidget(w, 1)
+    else:
+        window.add_tab(w, "Dynamics")
+    window.dynamics_plots = w
+    return w
