@@ -305,3 +305,27 @@ def test_describe_region_report_is_consistent():
     assert js["active_count"] == len(js["neighbours"]) == r.active.count
     assert all(n["verified"] for n in js["neighbours"])
     assert 0 < r.chebyshev.radius and r.boundary_distance > 0
+
+
+def test_dual_over_epochs_and_clustering():
+    from geometry.regions import cluster_accuracy, dual_over_epochs
+
+    nets = [_net([2, 6, 6, 3], seed=s) for s in range(3)]
+
+    class _Run:
+        epochs = [0, 5, 9]
+
+        def network(self, i):
+            return nets[i]
+
+    X = np.random.default_rng(1).uniform(-1, 1, (25, 2))
+    mo = dual_over_epochs(_Run(), X)
+    assert mo.duals.shape == (3, 25, 3, 3) and list(mo.epochs) == [0, 5, 9]
+    for e in range(3):
+        np.testing.assert_allclose(mo.duals[e], dual_points(nets[e], X))
+        assert mo.n_regions[e] == len(np.unique(np.packbits(patterns_of(nets[e], X), axis=1), axis=0))
+    # k-means with as many clusters as distinct maps reproduces the network exactly (closed form)
+    with torch.no_grad():
+        y = nets[0](torch.as_tensor(X, dtype=torch.float32)).argmax(1).numpy()
+    k = mo.n_regions[0]
+    assert cluster_accuracy(nets[0], X, X, y, k=int(k)) == 1.0

@@ -254,7 +254,9 @@ def active_bits(h: HRep, interior: np.ndarray | None = None, box=None, tol: floa
         n_ray = int((state == 1).sum())
         if vertex_lps:
             lps += _vertex_certificates(M, m, rvalid, state, witness, tol, rng, max_lps=vertex_lps, cancel=cancel)
-        for i in np.flatnonzero(state == 0):
+        for i in _similar_order(M, np.flatnonzero(state == 0)):  # similar objectives back to back: warm starts pay
+            if state[i] != 0:
+                continue
             if cancel is not None and cancel():
                 raise CancelledError("active-bit computation was cancelled.")
             while state[i] == 0:
@@ -342,6 +344,22 @@ def _vertex_certificates(M, m, rvalid, state, witness, tol, rng, max_lps: int, c
     return lps
 
 
+def _similar_order(M: np.ndarray, idx: np.ndarray) -> np.ndarray:
+    """Greedy nearest-neighbour chain of the rows ``idx`` by cosine similarity of their normals."""
+    if len(idx) <= 2:
+        return idx
+    S = M[idx] @ M[idx].T
+    left = np.ones(len(idx), bool)
+    order = [0]
+    left[0] = False
+    for _ in range(len(idx) - 1):
+        sims = np.where(left, S[order[-1]], -np.inf)
+        j = int(np.argmax(sims))
+        order.append(j)
+        left[j] = False
+    return idx[np.array(order)]
+
+
 _BANNER_DONE = False
 
 
@@ -368,6 +386,7 @@ def _new_highs():
             os.close(devnull)
         _BANNER_DONE = True
     h.setOptionValue("output_flag", False)
+    h.setOptionValue("presolve", "off")  # presolve would discard the warm-start basis between re-solves
     return h
 
 
