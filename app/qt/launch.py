@@ -17,6 +17,8 @@ def launch(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="splineatlas", description="Open the Spline Atlas window.")
     parser.add_argument("path", nargs="?", help="run.json, run folder, checkpoint or session file "
                                                 "(default: the bundled spirals demo run)")
+    parser.add_argument("--theme", choices=("system", "light", "dark"), default="system",
+                        help="colour theme (default: follow the system)")
     args, qt_args = parser.parse_known_args(list(argv or []))
 
     from PySide6.QtWidgets import QApplication
@@ -26,7 +28,11 @@ def launch(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setOrganizationName(ORG)
     app.setApplicationName(APP)
-    win = MainWindow()
+    from .theme import Theme, use_dark_palette
+
+    if args.theme == "dark":
+        use_dark_palette(app)
+    win = MainWindow(theme=None if args.theme == "system" else Theme(dark=args.theme == "dark"))
     win.show()
     target = args.path or (str(DEMO_RUN) if DEMO_RUN.exists() else None)
     if target:

@@ -571,7 +571,7 @@ class MainWindow(QMainWindow):
             fv, fo = t.vertices, t.offsets
             org = jobs.layer_of_origin(tess, depth)
             rgba = layer_rgba(self.bundle.depth)[org].copy()
-            rgba[:, 3] = alpha + 40
+            rgba[:, 3] = alpha
         self.view2d.set_tiles(fv, fo, rgba, t.vertices, t.offsets, t.edge_layer, depth, st.settings.show_edges)
         self.view2d.set_boundary(full.boundary_segments if st.settings.show_boundary else None)
         self.view2d.set_colorbar(levels)
@@ -630,7 +630,7 @@ class MainWindow(QMainWindow):
             if self.state.settings.show_edges:
                 entries.append((f"cuts of layer {d}", {"line": cosmetic_pen(self.theme.edge_new, 1.5)}))
                 if d > 1:
-                    entries.append((f"cuts of layers 1–{d - 1}", {"line": cosmetic_pen(self.theme.edge_old, 1.5)}))
+                    entries.append((f"cuts of layer{'s 1–' if d > 2 else ' '}{d - 1}", {"line": cosmetic_pen(self.theme.edge_old, 1.5)}))
             if self.state.color_mode == "layer":
                 cols = layer_rgba(self.bundle.depth)
                 for j in range(1, d + 1):

@@ -64,6 +64,21 @@ def layer_rgba(depth: int) -> np.ndarray:
     return np.array(cols)
 
 
+def use_dark_palette(app) -> None:
+    """Force a dark Fusion palette (for ``--theme dark`` where the system gives no dark scheme)."""
+    app.setStyle("Fusion")
+    pal = QPalette()
+    base, window, text = QColor("#1e1f22"), QColor("#2b2d30"), QColor("#dfe1e5")
+    for role, col in [(QPalette.ColorRole.Window, window), (QPalette.ColorRole.WindowText, text),
+                      (QPalette.ColorRole.Base, base), (QPalette.ColorRole.AlternateBase, window),
+                      (QPalette.ColorRole.Text, text), (QPalette.ColorRole.Button, window),
+                      (QPalette.ColorRole.ButtonText, text), (QPalette.ColorRole.ToolTipBase, window),
+                      (QPalette.ColorRole.ToolTipText, text), (QPalette.ColorRole.Highlight, QColor("#3574f0")),
+                      (QPalette.ColorRole.HighlightedText, QColor("#ffffff"))]:
+        pal.setColor(role, col)
+    app.setPalette(pal)
+
+
 class Theme:
     """The few colours the views need, for the current light/dark scheme."""
 

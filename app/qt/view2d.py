@@ -134,8 +134,10 @@ class SliceView(QWidget):
         lay.addWidget(self.plot)
         pi = self.plot.getPlotItem()
         self.plot_item = pi
-        pi.setLabel("bottom", "u", units="slice coordinate")
-        pi.setLabel("left", "v", units="slice coordinate")
+        pi.setLabel("bottom", "u  (slice coordinate: x = o + u·b₁ + v·b₂)")
+        pi.setLabel("left", "v  (slice coordinate)")
+        for ax in ("bottom", "left"):
+            pi.getAxis(ax).enableAutoSIPrefix(False)
         pi.showGrid(False, False)
         pi.setMenuEnabled(False)
         pi.hideButtons()
@@ -174,7 +176,7 @@ class SliceView(QWidget):
         self._path_items: list = []
 
         self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"),
-                                        label="‖A_ω‖₂ (slope norm)", interactive=False, width=14)
+                                        label="‖A_ω‖₂", interactive=False, width=14)
         pi.layout.addItem(self.colorbar, 2, 5)
         self.colorbar.setVisible(False)
 
