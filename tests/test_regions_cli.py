@@ -60,7 +60,8 @@ def test_region_stats_command(run_path, tmp_path):
     rows = list(csv.DictReader(open(d / "points.csv")))
     assert [r["set"] for r in rows] == ["train"] * 4 + ["test"] * 4 + ["adversarial"] * 4
     assert all(float(r["chebyshev_radius"]) > 0 for r in rows)
-    for f in ("summary.csv", "radii.png", "active_bits.png", "hamming_at_distance.csv", "hamming_at_distance.png"):
+    for f in ("summary.csv", "radii.png", "active_bits.png", "hamming_at_distance.csv", "hamming_at_distance.png",
+              "pairs.csv", "nearest_neighbour.json"):
         assert (d / f).stat().st_size > 0
 
 
@@ -68,3 +69,14 @@ def test_bad_point_index_is_a_one_line_error(run_path, capsys):
     assert main(["region", str(run_path), "--point", "100000"]) == 2
     err = capsys.readouterr().err
     assert "out of range" in err and "Traceback" not in err
+
+
+def test_region_stats_pairs_match_line_walks(run_path, tmp_path):
+    d = tmp_path / "stats2"
+    assert main(["region-stats", str(run_path), "--sets", "test,adversarial", "--n", "3", "--out", str(d)]) == 0
+    rows = list(csv.DictReader(open(d / "pairs.csv")))
+    assert [r["set"] for r in rows] == ["test"] * 3 + ["adversarial"] * 3
+    for r in rows:
+        assert int(r["regions_crossed"]) >= 1 and int(r["hamming"]) >= 0 and float(r["euclidean"]) > 0
+        # crossing k facets changes at most k bits... and Hamming > 0 needs at least one crossing
+        assert int(r["hamming"]) <= (int(r["regions_crossed"]) - 1) * max(1, int(r["max_hamming_step"]))

@@ -236,6 +236,28 @@ def cmd_region_stats(args) -> int:
         for s, v in ham.items():
             for k, val in enumerate(v):
                 fh.write(f"{s},{k},{val:.6g}\n")
+    # pairs: each train/test point with its Euclidean nearest neighbour in the same set; adversarial:
+    # each test point with its DeepFool point (Liu et al. Tables 4-5: Euclidean vs Hamming vs regions)
+    from geometry.regions import nearest_neighbour_agreement, pair_distances
+
+    pairs = {}
+    for s_name, Xs in sets.items():
+        if s_name == "adversarial":
+            pairs[s_name] = pair_distances(net, Xtest, Xs, device=args.device)
+        elif len(Xs) > 1:
+            d2 = ((Xs[:, None, :] - Xs[None, :, :]) ** 2).sum(-1)
+            np.fill_diagonal(d2, np.inf)
+            pairs[s_name] = pair_distances(net, Xs, Xs[np.argmin(d2, axis=1)], device=args.device)
+    with open(out / "pairs.csv", "w") as fh:
+        fh.write("set,index,euclidean,hamming,regions_crossed,max_hamming_step\n")
+        for s_name, pd in pairs.items():
+            for k in range(len(pd.euclidean)):
+                fh.write(f"{s_name},{k},{pd.euclidean[k]:.6g},{pd.hamming[k]},{pd.regions[k]},{pd.max_step[k]}\n")
+    nn_acc = {}
+    for s_name, (Xs, ys) in (("train", (ds.X_train, ds.y_train)), ("test", (ds.X_test, ds.y_test))):
+        if s_name in sets:
+            sub = np.sort(rng.choice(len(Xs), size=min(len(Xs), 500), replace=False))
+            nn_acc[s_name] = nearest_neighbour_agreement(net, np.asarray(Xs, np.float64)[sub], np.asarray(ys)[sub])
     _plots(st, ham, radius, out)
     print(f"{run.name} epoch {run.epochs[i]}: {sum(len(v) for v in sets.values())} points in {secs:.1f} s")
     print(f"  {'set':<12} {'radius mean':>12} {'sd':>10} {'max':>10} {'min':>10} {'active mean':>12} {'Hamming@r':>10}")
@@ -244,7 +266,15 @@ def cmd_region_stats(args) -> int:
         r, a = summ[s]["radius"], summ[s]["active"]
         print(f"  {s:<12} {r['mean']:>12.4g} {r['sd']:>10.3g} {r['max']:>10.4g} {r['min']:>10.4g} {a['mean']:>12.1f} "
               f"{float(np.mean(ham[s])):>10.1f}")
-    print(f"wrote {out}/points.csv, summary.csv, hamming_at_distance.csv, radii.png, active_bits.png", file=sys.stderr)
+    print(f"  {'pairs':<12} {'Euclidean':>10} {'Hamming':>9} {'regions crossed':>16}   (means)")
+    for s_name, pd in pairs.items():
+        print(f"  {s_name:<12} {pd.euclidean.mean():>10.4g} {pd.hamming.mean():>9.1f} {pd.regions.mean():>16.1f}")
+    for s_name, acc in nn_acc.items():
+        print(f"  1-NN label agreement ({s_name}, <=500 points): Euclidean {acc['euclidean']:.3f}, "
+              f"Hamming {acc['hamming']:.3f}")
+    (out / "nearest_neighbour.json").write_text(json.dumps(nn_acc, indent=1))
+    print(f"wrote {out}/points.csv, summary.csv, pairs.csv, hamming_at_distance.csv, nearest_neighbour.json, "
+          f"radii.png, active_bits.png, hamming_at_distance.png", file=sys.stderr)
     return 0
 
 

@@ -13,8 +13,8 @@ from .dual import (DualMapping, DualMotion, GridDual, cluster_accuracy, dual_ove
 from .linewalk import Bisection, LineWalk, bisection_walk, line_walk
 from .lp import ActiveBits, Chebyshev, Neighbours, active_bits, as_box, chebyshev, neighbours
 from .qp import RegionPerturbation, min_region_perturbation
-from .stats import (RegionReport, RegionStats, describe_region, hamming_at_distance, nearest_neighbour_agreement,
-                    region_stats, walk_counts)
+from .stats import (PairDistances, RegionReport, RegionStats, describe_region, hamming_at_distance,
+                    nearest_neighbour_agreement, pair_distances, region_stats, walk_counts)
 from .traversal import Enumeration, enumerate_regions
 
 __all__ = [
@@ -24,6 +24,6 @@ __all__ = [
     "map_between", "Bisection", "LineWalk", "bisection_walk", "line_walk",
     "ActiveBits", "Chebyshev", "Neighbours", "active_bits", "as_box", "chebyshev", "neighbours",
     "RegionPerturbation", "min_region_perturbation",
-    "RegionReport", "RegionStats", "describe_region", "hamming_at_distance", "nearest_neighbour_agreement",
+    "PairDistances", "pair_distances", "RegionReport", "RegionStats", "describe_region", "hamming_at_distance", "nearest_neighbour_agreement",
     "region_stats", "walk_counts", "Enumeration", "enumerate_regions",
 ]

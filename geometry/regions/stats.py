@@ -180,6 +180,34 @@ def nearest_neighbour_agreement(net, X, y, device=None) -> dict:
     return {"euclidean": float(np.mean(y[np.argmin(E, 1)] == y)), "hamming": float(np.mean(y[np.argmin(Hn, 1)] == y))}
 
 
+@dataclass(frozen=True)
+class PairDistances:
+    """Segment pairs A[k] -> B[k]: euclidean (n,), hamming (n,) of the endpoint patterns, regions (n,)
+    crossed by the segment (exact line walk), max_step (n,) largest Hamming jump between consecutive
+    regions on the segment (1 unless the segment passes through a lower-dimensional face)."""
+
+    euclidean: np.ndarray
+    hamming: np.ndarray
+    regions: np.ndarray
+    max_step: np.ndarray
+
+
+def pair_distances(net, A, B, device=None, cancel=None) -> PairDistances:
+    """Euclidean vs Hamming distance vs regions crossed for point pairs (Liu et al. Tables 4-5)."""
+    A = np.asarray(A, np.float64)
+    B = np.asarray(B, np.float64)
+    eu, ham, nreg, mx = [], [], [], []
+    for a, b in zip(A, B):
+        if cancel is not None and cancel():
+            raise CancelledError("pair distances were cancelled.")
+        w = line_walk(net, a, b, device=device)
+        eu.append(w.euclidean)
+        ham.append(int(np.count_nonzero(w.patterns[0] != w.patterns[-1])))
+        nreg.append(w.n_regions)
+        mx.append(int(w.hamming.max(initial=0)))
+    return PairDistances(np.array(eu), np.array(ham, np.int64), np.array(nreg, np.int64), np.array(mx, np.int64))
+
+
 def walk_counts(net, A, B, device=None) -> tuple[np.ndarray, np.ndarray]:
     """For segment pairs A[k] -> B[k] ((n, D) each): (Hamming distance of the endpoints, number of regions
     the segment crosses, exactly) — their Table 5."""
