@@ -40,6 +40,7 @@ def test_open_scrub_inspect_and_trace(qtbot, window):
     win = window
     st, b = win.state, win.bundle
     assert b.input_dim == 2 and st.n_epochs == len(b.run) and st.depth == b.depth
+    assert win._recent()[0] == str(b.run.source.resolve()) or win._recent()[0].endswith("spirals")
     full = win.tess[-1]
     assert win.view2d.tiles.num_tiles == len(full.class_cell_class)  # class mode fills the exact argmax cells
     # layer slider: the edges shown are those of the chosen depth; no recomputation
@@ -58,6 +59,27 @@ def test_open_scrub_inspect_and_trace(qtbot, window):
     qtbot.keyClick(win, Qt.Key.Key_Left)
     assert st.epoch_index == st.n_epochs - 2
     qtbot.keyClick(win, Qt.Key.Key_Right)
+    qtbot.waitUntil(lambda: win.tess_key == key, timeout=TIMEOUT)
+    # space plays from the first epoch (each step waits for its tiles), space again pauses
+    win.controls.speed.setValue(30)
+    qtbot.keyClick(win, Qt.Key.Key_Space)
+    assert st.playing and st.epoch_index == 0
+    qtbot.waitUntil(lambda: st.epoch_index >= 2, timeout=TIMEOUT)
+    qtbot.keyClick(win, Qt.Key.Key_Space)
+    assert not st.playing
+    stopped = st.epoch_index
+    qtbot.wait(200)
+    assert st.epoch_index == stopped
+    win.controls.epoch.setValue(st.n_epochs - 1)
+    qtbot.waitUntil(lambda: win.tess_key == key, timeout=TIMEOUT)
+    # zooming in re-tessellates exactly the visible window (debounced)
+    win.view2d.vb.scaleBy((0.25, 0.25))
+    qtbot.waitUntil(lambda: win.tess_key != key and not win.work.busy("tessellation"), timeout=TIMEOUT)
+    dom = win.tess[-1].domain
+    np.testing.assert_allclose([dom[:, 0].min(), dom[:, 0].max(), dom[:, 1].min(), dom[:, 1].max()],
+                               win.view2d.visible_window(), rtol=1e-9, atol=1e-9)
+    assert st.window == pytest.approx(win.view2d.visible_window())
+    st.reset_window()
     qtbot.waitUntil(lambda: win.tess_key == key, timeout=TIMEOUT)
 
     # click a point: the inspector's values agree with independent engine calls

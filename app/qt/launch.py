@@ -34,6 +34,14 @@ def launch(argv: list[str] | None = None) -> int:
         use_dark_palette(app)
     win = MainWindow(theme=None if args.theme == "system" else Theme(dark=args.theme == "dark"))
     win.show()
+
+    def excepthook(etype, value, tb):  # a bug in a slot becomes a dialog, not a silent trace or a crash
+        import traceback
+
+        sys.__excepthook__(etype, value, tb)
+        win.show_error("Unexpected error", value, "".join(traceback.format_exception(etype, value, tb)))
+
+    sys.excepthook = excepthook
     target = args.path or (str(DEMO_RUN) if DEMO_RUN.exists() else None)
     if target:
         win.open_path(target)
