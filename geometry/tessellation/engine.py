@@ -110,8 +110,9 @@ def _prepare(network: Network, slice_: Slice, device, dtype=torch.float64):
     return net, dev, X0.reshape(1, k + 1, *network.input_shape)
 
 
-def layer_lines(module: nn.Module, X: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The cut hyperplanes of one nonlinearity on each region: ``a (R, n, k)``, ``b (R, n)`` (value a.u + b).
+def layer_lines(module: nn.Module, X: torch.Tensor) -> torch.Tensor:
+    """The cut hyperplanes of one nonlinearity on each region: ``H (R, k+1, n)``, hyperplane j having
+    value ``H[r, 0, j] + sum_i H[r, 1+i, j] u_i``.
 
     ReLU/LeakyReLU/Abs: one per neuron (its pre-activation). MaxPool2d: the pairwise differences of the
     members of each pooling window.
@@ -124,7 +125,7 @@ def layer_lines(module: nn.Module, X: torch.Tensor) -> tuple[torch.Tensor, torch
         h = flat[:, :, pairs[:, 0]] - flat[:, :, pairs[:, 1]]
     else:
         h = X.reshape(R, k1, -1)
-    return h[:, 1:, :].transpose(1, 2), h[:, 0, :]
+    return h
 
 
 def layer_pattern(module: nn.Module, X: torch.Tensor, interior: torch.Tensor) -> torch.Tensor:
@@ -194,9 +195,9 @@ def tessellate_all_depths(network: Network, slice_: Slice, domain=None, depth: i
     def on_nonlinearity(module, j, X):
         if progress is not None:
             progress(j / target, f"layer {j + 1}/{target}: cutting {state['V'].shape[0]} regions")
-        a, b = layer_lines(module, X)
+        H = layer_lines(module, X)
         name = f"layer {j + 1} of {L}"
-        V, E, cnt, owner = planar.subdivide(state["V"], state["E"], state["cnt"], a, b, eps, j,
+        V, E, cnt, owner = planar.subdivide(state["V"], state["E"], state["cnt"], H, eps, j,
                                             max_regions, name, cancel)
         interior = _interior_points(V, cnt)
         Xo = X.index_select(0, owner)

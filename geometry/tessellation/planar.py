@@ -101,15 +101,16 @@ def vertex_values(V: torch.Tensor, cnt: torch.Tensor, lines: torch.Tensor) -> to
     return V[..., 0] * lines[:, None, 0] + V[..., 1] * lines[:, None, 1] + lines[:, None, 2]
 
 
-def crossing_table(V: torch.Tensor, cnt: torch.Tensor | None, a: torch.Tensor, b: torch.Tensor, eps: float,
+def crossing_table(V: torch.Tensor, cnt: torch.Tensor | None, H: torch.Tensor, eps: float,
                    valid: torch.Tensor | None = None):
     """The lines crossing each region, as a padded table.
 
-    Regions ``V (R, P, k)`` (``cnt`` vertices each); raw lines ``a (R, n, k)``, ``b (R, n)`` (value ``a.u + b``).
+    Regions ``V (R, P, k)`` (``cnt`` vertices each); raw lines ``H (R, k+1, n)``: line j of region r has
+    value ``H[r, 0, j] + sum_i H[r, 1+i, j] u_i`` (rows, so every pass below reads contiguous memory).
     A bounding-ball test (|value at the vertex mean| <= radius * |a|) prunes the (region, line) pairs
     first, then the vertex values decide. Returns ``(table (R, J, k+1), ncross (R,))``: region r's
-    crossing lines, normalised to |a| = 1, in ``table[r, :ncross[r]]``. (3D: pass all face vertices as
-    ``V (R, M, 3)`` with a ``valid (R, M)`` mask instead of ``cnt``.)
+    crossing lines ``(a_1..a_k, b)`` normalised to |a| = 1, in ``table[r, :ncross[r]]``. (3D: pass all
+    face vertices as ``V (R, M, 3)`` with a ``valid (R, M)`` mask instead of ``cnt``.)
     """
     R, P, k = V.shape
     dev = V.device
@@ -119,15 +120,22 @@ def crossing_table(V: torch.Tensor, cnt: torch.Tensor | None, a: torch.Tensor, b
     center = (V * vf).sum(1) / vf.sum(1).clamp_min(1)
     d = V - center[:, None, :]
     rad = ((d * d).sum(2) * valid).amax(1).sqrt()
-    hc = (a * center[:, None, :]).sum(2) + b
-    an = (a * a).sum(2).sqrt()
+    b = H[:, 0]
+    hc = b.clone()
+    an = torch.zeros_like(b)
+    for i in range(k):
+        ai = H[:, 1 + i]
+        hc.addcmul_(ai, center[:, i:i + 1])
+        an.addcmul_(ai, ai)
+    an.sqrt_()
     scale = an.amax(1, keepdim=True) + b.abs().amax(1, keepdim=True) + 1e-300
-    cand = (hc.abs() <= (rad[:, None] + eps) * an) & (an > 1e-13 * scale)
+    cand = (hc.abs_() <= (rad[:, None] + eps) * an) & (an > 1e-13 * scale)
     ri, ni = cand.nonzero(as_tuple=True)
     if ri.numel() == 0:
         return torch.zeros(R, 0, k + 1, dtype=V.dtype, device=dev), torch.zeros(R, dtype=torch.int64, device=dev)
+    raw = H[ri, :, ni]                                                                 # (K, k+1): b, a
     inv = 1.0 / an[ri, ni]
-    lines = torch.cat([a[ri, ni] * inv[:, None], (b[ri, ni] * inv)[:, None]], 1)      # (K, k+1)
+    lines = torch.cat([raw[:, 1:], raw[:, :1]], 1) * inv[:, None]                      # (K, k+1): a, b
     s = torch.baddbmm(lines[:, k:, None], lines[:, None, :k], V[ri].transpose(1, 2)).squeeze(1)
     vr = valid[ri]
     crosses = ((s > eps) & vr).any(1) & ((s < -eps) & vr).any(1)
@@ -141,11 +149,11 @@ def crossing_table(V: torch.Tensor, cnt: torch.Tensor | None, a: torch.Tensor, b
     return table, ncross
 
 
-def subdivide(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor, a: torch.Tensor, b: torch.Tensor, eps: float,
+def subdivide(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor, H: torch.Tensor, eps: float,
               label: int,
               max_regions: int | None = None, layer_name: str = "", cancel: Callable[[], bool] | None = None,
               window: int = 8):
-    """Cut every region ``r`` of ``(V, E, cnt)`` (R of them) by all its lines ``a[r] . u + b[r]`` (``(n, 2)``, ``(n,)``).
+    """Cut every region ``r`` of ``(V, E, cnt)`` (R of them) by all its lines ``H[r] (3, n)`` (see crossing_table).
 
     Returns ``(V', E', cnt', owner)``: the pieces (padded) and the index of the region each came from.
     Each piece walks its region's crossing lines with a pointer; per step it looks at the next ``window``
@@ -154,7 +162,7 @@ def subdivide(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor, a: torch.Tens
     """
     R = V.shape[0]
     dev = V.device
-    chosen, ncross = crossing_table(V, cnt, a, b, eps)
+    chosen, ncross = crossing_table(V, cnt, H, eps)
     J = chosen.shape[1]
     owner = torch.arange(R, device=dev)
     done = []

@@ -126,16 +126,16 @@ def _cat_cells(parts):
     return tuple(torch.cat([o[i] for o in out]) for i in range(len(out[0])))
 
 
-def subdivide_cells(V, fc, FL, a, b, eps: float, label: int, max_regions=None, layer_name: str = "",
+def subdivide_cells(V, fc, FL, H, eps: float, label: int, max_regions=None, layer_name: str = "",
                     cancel: Callable[[], bool] | None = None, window: int = 8):
-    """Cut every cell by all its planes ``a[r] . x + b[r]`` (``(n, 3)``, ``(n,)``); see planar.subdivide.
+    """Cut every cell by all its planes ``H[r] (4, n)`` (see planar.crossing_table and planar.subdivide).
 
     Returns ``(V, fc, FL, owner)``.
     """
     R, F, P, _ = V.shape
     dev = V.device
     valid = _valid(fc, P).reshape(R, F * P)
-    chosen, ncross = planar.crossing_table(V.reshape(R, F * P, 3), None, a, b, eps, valid=valid)
+    chosen, ncross = planar.crossing_table(V.reshape(R, F * P, 3), None, H, eps, valid=valid)
     J = chosen.shape[1]
     owner = torch.arange(R, device=dev)
     if J == 0:
@@ -240,8 +240,8 @@ def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions
     def on_nonlinearity(module, j, X):
         if progress is not None:
             progress(j / target, f"layer {j + 1}/{target}: cutting {state['V'].shape[0]} cells")
-        a, b = layer_lines(module, X)
-        V, fc, FL, owner = subdivide_cells(state["V"], state["fc"], state["FL"], a, b, eps, j, max_regions,
+        H = layer_lines(module, X)
+        V, fc, FL, owner = subdivide_cells(state["V"], state["fc"], state["FL"], H, eps, j, max_regions,
                                            f"layer {j + 1} of {L}", cancel)
         Xo = X[owner]
         pattern = layer_pattern(module, Xo, cell_interiors(V, fc))
