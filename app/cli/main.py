@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "app.cli.path_cmds",
     "app.cli.export_cmds",
     "app.cli.dynamics_cmds",
+    "app.cli.session_cmds",
 ]
 
 
