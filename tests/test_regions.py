@@ -329,3 +329,18 @@ def test_dual_over_epochs_and_clustering():
         y = nets[0](torch.as_tensor(X, dtype=torch.float32)).argmax(1).numpy()
     k = mo.n_regions[0]
     assert cluster_accuracy(nets[0], X, X, y, k=int(k)) == 1.0
+
+
+def test_region_qp_equals_deepfool_on_one_region_net():
+    """On an affine net (one region) DeepFool's linearised step is exact up to its small extra push (the reference
+    implementation adds 1e-4 to each step): same direction, distance equal to ~1e-4 relative."""
+    from geometry.deepfool import deepfool
+
+    net = _net([4, 3], seed=5)
+    X = np.random.default_rng(3).standard_normal((6, 4))
+    df = deepfool(net, X, overshoot=0.0)
+    for x, r in zip(X, df.perturbation):
+        q = min_region_perturbation(hrep_at(net, x), x)
+        nr = np.linalg.norm(r)
+        assert q.exists and q.distance <= nr + 1e-7 and nr - q.distance < 2e-4 * max(1.0, q.distance)
+        assert q.delta @ r / (q.distance * nr) > 1 - 1e-6
