@@ -257,7 +257,9 @@ def scene_arrays(tess_by_depth: list, depth: int, color_mode: str, settings, box
         lay = np.asarray(t.face_layer)[fm.edge_face]
         new, old, dom = (np.asarray(c, dtype=np.float32) for c in edge_colors)
         col = np.where((lay == depth - 1)[:, None], new, np.where((lay < 0)[:, None], dom, old)).astype(np.float32)
-        col[:, 3] = np.clip(col[:, 3] * (0.5 + s.opacity), 0, 1)
+        # thousands of overlapping outlines turn black: fade them with their number (1 below ~1500 segments)
+        density = min(1.0, (1500.0 / max(fm.edges.shape[0], 1)) ** 0.5)
+        col[:, 3] = np.clip(col[:, 3] * (0.5 + s.opacity) * max(density, 0.2), 0, 1)
         edge_col = np.repeat(col, 2, axis=0)
     bm = mesh3d.boundary_mesh(full)
     pick_t, pick_o = [], []

@@ -1,5 +1,9 @@
 """An independent, slow reference 3D tessellation for tests (plain Python polyhedron clipping).
 
+``reference_tessellations(net, box)`` handles any Linear/ReLU MLP with 3 inputs: per cell it keeps the
+affine map of the current layer, cuts the cell by each neuron's plane, fixes the pattern at the cell's
+centroid, and at the end cuts each cell into its exact argmax pieces to get the decision boundary.
+
 ``reference_tessellation(net, box)`` cuts the box by the hidden neurons of a ONE-hidden-layer ReLU MLP
 (each neuron is one plane of the input space), one plane at a time, cell by cell, and returns a
 :class:`geometry.tessellation.Tessellation3D` built from scratch (welded per-cell vertices, outward face
@@ -157,3 +161,130 @@ def reference_tessellation(net, box, min_volume: float = 1e-12) -> Tessellation3
         boundary_vertices=np.concatenate(bverts) if bverts else np.zeros((0, 3)),
         boundary_offsets=np.array(boff, np.int64), boundary_classes=np.array(bcls, np.int64).reshape(-1, 2),
         boundary_region=np.array(breg, np.int64), num_classes=A.shape[1], tolerance=1e-9)
+
+
+def _build(cells, layer_codes, parents, depth, L, widths, box, out=None, boundary=None, slope=None, classes=None,
+           mixed=None, nc=0):
+    verts, voff, fidx, foff, cfoff, flayer = [], [0], [], [0], [0], []
+    for faces, labels in cells:
+        pts = np.unique(np.round(np.concatenate(faces), 11), axis=0)
+        base = voff[-1]
+        for f, lab in zip(faces, labels):
+            for p in np.round(f, 11):
+                fidx.append(base + int(np.argmin(np.abs(pts - p).sum(1))))
+            foff.append(len(fidx))
+            flayer.append(lab)
+        verts.append(pts)
+        voff.append(base + len(pts))
+        cfoff.append(len(flayer))
+    R = len(cells)
+    kw = {}
+    if boundary is not None:
+        bverts, boff, bcls, breg = boundary
+        kw = dict(out_linear=out[0], out_offset=out[1],
+                  boundary_vertices=np.concatenate(bverts) if bverts else np.zeros((0, 3)),
+                  boundary_offsets=np.array(boff, np.int64), boundary_classes=np.array(bcls, np.int64).reshape(-1, 2),
+                  boundary_region=np.array(breg, np.int64))
+    return Tessellation3D(
+        slice=Slice.input_plane(3), domain=np.asarray(box, dtype=np.float64), depth=depth,
+        layers=tuple(LayerSummary(j, "relu", w) for j, w in enumerate(widths)),
+        vertices=np.concatenate(verts), vertex_offsets=np.array(voff, np.int64),
+        face_indices=np.array(fidx, np.int64), face_offsets=np.array(foff, np.int64),
+        cell_face_offsets=np.array(cfoff, np.int64), face_layer=np.array(flayer, np.int16),
+        codes=tuple(pack_pattern(c, "relu") for c in layer_codes), parent=np.asarray(parents, np.int64),
+        classes=classes if classes is not None else np.full(R, -1, np.int64),
+        class_mixed=mixed if mixed is not None else np.zeros(R, bool),
+        slope_norm=slope if slope is not None else np.full(R, np.nan), num_classes=nc, tolerance=1e-9, **kw)
+
+
+def reference_tessellations(net, box, min_volume: float = 1e-12) -> list:
+    """Reference Tessellation3D at every depth 1..L of a 3-input Linear/ReLU MLP on ``box`` (6,)."""
+    import torch.nn as nn
+
+    mods = list(net.layers)
+    cells = [_box_faces(box)]
+    maps = [(np.eye(3), np.zeros(3))]             # per cell: current z = A x + c
+    codes: list = []                              # per cell: list of patterns so far
+    cell_codes = [[]]
+    records = []
+    widths = [m.out_features for i, m in enumerate(mods) if isinstance(m, nn.Linear) and i + 1 < len(mods)
+              and isinstance(mods[i + 1], nn.ReLU)]
+    L = len(widths)
+    j = 0
+    for m in mods:
+        if isinstance(m, nn.Linear):
+            W = m.weight.detach().double().numpy()
+            b = m.bias.detach().double().numpy()
+            maps = [(W @ A, W @ c + b) for A, c in maps]
+            continue
+        if not isinstance(m, nn.ReLU):
+            raise ValueError(f"reference tessellation handles Linear/ReLU only, not {type(m).__name__}")
+        new_cells, new_maps, new_codes, parent = [], [], [], []
+        for r, ((faces, labels), (A, c)) in enumerate(zip(cells, maps)):
+            pieces = [(faces, labels)]
+            for k in range(A.shape[0]):
+                nxt = []
+                for pf, pl in pieces:
+                    h = np.concatenate(pf) @ A[k] + c[k]
+                    if h.min() >= -1e-12 or h.max() <= 1e-12:
+                        nxt.append((pf, pl))
+                        continue
+                    pos, neg = clip_cell(pf, pl, A[k], c[k], j)
+                    for side in (pos, neg):
+                        if side is not None and _volume(side[0]) > min_volume:
+                            nxt.append(side)
+                pieces = nxt
+            for pf, pl in pieces:
+                cen = np.unique(np.round(np.concatenate(pf), 11), axis=0).mean(0)
+                pat = (A @ cen + c) > 0
+                new_cells.append((pf, pl))
+                new_maps.append((A * pat[:, None], c * pat))
+                new_codes.append(cell_codes[r] + [pat])
+                parent.append(r)
+        cells, maps, cell_codes = new_cells, new_maps, new_codes
+        records.append((list(cells), [np.array([cc[q] for cc in cell_codes]) for q in range(j + 1)], parent))
+        j += 1
+    # output: logits affine per cell; argmax pieces and boundary polygons
+    C = maps[0][0].shape[0]
+    out_lin = np.array([A for A, _ in maps])
+    out_off = np.array([c for _, c in maps])
+    slope = np.linalg.norm(out_lin, ord=2, axis=(1, 2))
+    classes, mixed = [], []
+    bverts, boff, bcls, breg = [], [0], [], []
+    for r, ((faces, labels), (A, c)) in enumerate(zip(cells, maps)):
+        cen = np.unique(np.round(np.concatenate(faces), 11), axis=0).mean(0)
+        classes.append(int(np.argmax(A @ cen + c)))
+        present = []
+        for i in range(C):
+            piece = (faces, labels)
+            for q in range(C):
+                if q == i or piece is None:
+                    continue
+                g, g0 = A[i] - A[q], c[i] - c[q]
+                h = np.concatenate(piece[0]) @ g + g0
+                if h.min() >= -1e-12:
+                    continue
+                if h.max() <= 1e-12:
+                    piece = None
+                    break
+                piece, _ = clip_cell(piece[0], piece[1], g, g0, 100 + q)
+                if piece is not None and _volume(piece[0]) <= min_volume:
+                    piece = None
+            if piece is None:
+                continue
+            present.append(i)
+            for f, lab in zip(*piece):
+                if lab >= 100 and i < lab - 100:
+                    bverts.append(f)
+                    boff.append(boff[-1] + len(f))
+                    bcls.append([i, lab - 100])
+                    breg.append(r)
+        mixed.append(len(present) > 1)
+    out = []
+    for d, (cs, cc, par) in enumerate(records, start=1):
+        if d < L:
+            out.append(_build(cs, cc, par, d, L, widths, box, nc=C))
+        else:
+            out.append(_build(cs, cc, par, d, L, widths, box, (out_lin, out_off), (bverts, boff, bcls, breg), slope,
+                              np.array(classes, np.int64), np.array(mixed, bool), C))
+    return out

@@ -284,3 +284,28 @@ def test_engine_meshes_are_watertight_and_counts_match():
     bm = mesh3d.boundary_mesh(t)
     ref_bm = mesh3d.boundary_mesh(ref_t)
     np.testing.assert_allclose(bm.area, ref_bm.area, rtol=1e-6)
+
+
+def test_engine_agrees_with_the_reference_on_a_two_layer_net():
+    from reference_tess3d import reference_tessellations
+
+    net = _net([3, 6, 5, 3], 1)
+    try:
+        from geometry.tessellation import tessellate_all_depths
+        from geometry.slices import Slice
+
+        eng = tessellate_all_depths(net, Slice.input_plane(3), BOX)
+    except (ImportError, ModuleNotFoundError) as exc:
+        pytest.skip(f"the 3D tessellation engine is not available yet ({exc})")
+    ref_by = reference_tessellations(net, BOX)
+    for e, r in zip(eng, ref_by):
+        assert e.num_regions == r.num_regions
+        assert (mesh3d.cell_euler_characteristic(e) == 2).all() and mesh3d.cell_watertight(e).all()
+        np.testing.assert_allclose(_face_area_sum(e), _face_area_sum(r), rtol=1e-6)
+        # the mesh has exactly the engine's faces, fan-triangulated
+        m = mesh3d.face_mesh(e)
+        assert m.num_faces == e.face_offsets.shape[0] - 1
+        assert m.triangles.shape[0] == int((np.diff(e.face_offsets) - 2).sum())
+    be, br = mesh3d.boundary_mesh(eng[-1]), mesh3d.boundary_mesh(ref_by[-1])
+    np.testing.assert_allclose(be.area, br.area, rtol=1e-6)
+    assert be.area > 0

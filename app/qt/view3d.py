@@ -153,13 +153,15 @@ class Canvas3D(QWidget):
         self.canvas.update()
         _ = c
 
-    def reset_camera(self) -> None:
+    def reset_camera(self, grow: float = 1.0) -> None:
+        """Fit both cameras to the box (times ``grow``, e.g. 1 + explode for the exploded view)."""
         b = self._box.reshape(3, 2)
         c = b.mean(1)
-        span = float((b[:, 1] - b[:, 0]).max())
+        span = float((b[:, 1] - b[:, 0]).max()) * max(float(grow), 1.0)
+        # the scale factor is the extent across the canvas's shorter side; the rotated box spans ~1.3x its side
+        self.turntable.scale_factor = span * 1.35
         self.turntable.center = tuple(c)
-        self.turntable.scale_factor = span * 1.05
-        self.turntable.distance = span * 3.0
+        self.turntable.distance = None
         self.turntable.elevation, self.turntable.azimuth = 22.0, -55.0
         self.fly.center = tuple(c + np.array([0.0, -1.8 * span, 0.35 * span]))
         self.fly.scale_factor = span
@@ -412,7 +414,8 @@ class View3DTab(QWidget):
         s3.clip.connect(self._on_clip)
         s3.picked.connect(lambda _: self._redraw_marker())
         window.work.activity.connect(lambda busy, *_: QTimer.singleShot(0, self._redraw_paths) if not busy else None)
-        self.controls.reset_camera.connect(lambda: self.canvas.reset_camera() if self.canvas else None)
+        self.controls.reset_camera.connect(
+            lambda: self.canvas.reset_camera(1.0 + self.state3d.settings.explode) if self.canvas else None)
 
     # -- life cycle -----------------------------------------------------------------------------------
     def set_active(self, active: bool) -> None:
@@ -524,6 +527,9 @@ class View3DTab(QWidget):
     def _on_settings(self, s) -> None:
         if self.canvas is not None:
             self.canvas.set_camera(s.camera)
+            if s.explode != getattr(self, "_explode", 0.0):
+                self.canvas.reset_camera(1.0 + s.explode)
+            self._explode = s.explode
         if self.tess3 is not None and self.tess3_key != jobs3d.tessellation3_key(
                 self.window_.bundle, self.state.epoch_index, self.state3d.slice3, self.state3d.box, s.max_cells):
             self._schedule()
