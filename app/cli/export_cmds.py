@@ -40,9 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epoch", type=int, default=None, help="epoch of the run (default: the last checkpoint)")
     p.set_defaults(func=cmd_export_figure)
 
-    v = sub.add_parser("export-video", help="epoch sweep, layer sweep or path animation as MP4 (H.264) or GIF")
+    v = sub.add_parser("export-video", help="epoch sweep, layer sweep, path animation or 3D turntable as MP4 (H.264) "
+                                            "or GIF", description="Headless except --sweep turntable, which needs "
+                                            "OpenGL (a display, or xvfb-run -a).")
     _add_common(v)
-    v.add_argument("--sweep", choices=["epochs", "layers", "path"], required=True)
+    v.add_argument("--sweep", choices=["epochs", "layers", "path", "turntable"], required=True)
     v.add_argument("--epoch", type=int, default=None,
                    help="layers/path sweeps: the checkpoint (default: last)")
     v.add_argument("--epochs", type=str, default=None, metavar="A:B[:STEP]|E1,E2,...",
@@ -53,7 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--from", dest="src", type=int, default=None, help="path sweep: start (training index)")
     v.add_argument("--to", dest="dst", type=int, default=None, help="path sweep: end (training index)")
     v.add_argument("--steps", type=int, default=120, help="path sweep: path steps (default 120)")
-    v.add_argument("--frames", type=int, default=None, help="path sweep: number of frames (default: <= 90)")
+    v.add_argument("--frames", type=int, default=None,
+                   help="path sweep: number of frames (default: <= 90); turntable: frames per turn (default 72)")
+    v.add_argument("--slice3", choices=["input", "pca", "deepfool"], default=None,
+                   help="turntable: the 3D slice (default: the input space of 3-input nets, else PCA)")
     v.set_defaults(func=cmd_export_video)
 
 
@@ -157,6 +162,8 @@ def cmd_export_video(args) -> int:
         args.size = [960, 800]
     opt = _options(args)
     check_video_size(opt.width, opt.height, out.suffix.lower())
+    if args.sweep == "turntable":
+        return _turntable(args, opt, out)
     bundle, ei, slice_, window = _setup(args)
     if args.sweep == "epochs":
         idx = _parse_epochs(args.epochs, bundle.run)
@@ -182,4 +189,22 @@ def cmd_export_video(args) -> int:
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(f"wrote {out} ({frames[0]} frames at {args.fps:g} fps, {opt.width}x{opt.height})")
+    return 0
+
+
+def _turntable(args, opt, out: Path) -> int:
+    from app import jobs
+    from app.export.sweeps import export_video
+
+    from app.qt.turntable import require_opengl_display, turntable_frames   # Qt/vispy only for this sweep
+
+    require_opengl_display()
+    bundle = jobs.open_run_bundle(args.path)
+    ei = len(bundle.run) - 1 if args.epoch is None else bundle.run.index_of_epoch(args.epoch)
+    frames = turntable_frames(bundle, ei, args.layer, args.color, (opt.width, opt.height), args.frames or 72,
+                              slice_kind=args.slice3)
+    export_video(out, frames, fps=args.fps, progress=_progress_printer("rendering"))
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(f"wrote {out} ({frames[0]} frames at {args.fps:g} fps, {opt.width}x{opt.height}, 3D turntable)")
     return 0

@@ -1,0 +1,86 @@
+"""3D turntable video: the 3D slice view (the 3D tab's :class:`app.qt.view3d.Canvas3D`, same scene
+arrays as ``splineatlas render3d``) rendered offscreen while the camera turns 360° about the vertical.
+
+Needs OpenGL (a display, or Xvfb: ``xvfb-run -a splineatlas export-video PATH --sweep turntable ...``).
+Frames are rendered on the calling (GUI) thread; :func:`app.export.video.write_video` encodes them.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+import numpy as np
+
+from geometry.errors import SplineAtlasError
+
+
+def require_opengl_display() -> None:
+    """Raise a clear SplineAtlasError when no display (hence no OpenGL) is available."""
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and sys.platform.startswith("linux"):
+        raise SplineAtlasError("a 3D turntable needs OpenGL and there is no display; run it under a virtual X "
+                               "server: xvfb-run -a splineatlas export-video ... --sweep turntable")
+
+
+def turntable_frames(bundle, epoch_index: int = -1, depth: int | None = None, color: str = "class",
+                     size: tuple[int, int] = (960, 800), n_frames: int = 72, elevation: float = 22.0,
+                     azimuth0: float = -55.0, slice_kind: str | None = None, max_cells: int = 20_000,
+                     settings=None, cancel=None):
+    """(n_frames, frame(i) -> (H, W, 3) uint8) of the 3D slice turning by 360° (one tessellation)."""
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    from app import jobs3d
+    from app.view3d_state import Slice3Choice, View3DSettings
+
+    from .view3d import Canvas3D
+
+    require_opengl_display()
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    if QGuiApplication.platformName() in ("offscreen", "minimal"):
+        raise SplineAtlasError(f"a 3D turntable needs OpenGL, which Qt's '{QGuiApplication.platformName()}' platform "
+                               "lacks; run it with a display or under xvfb-run -a.")
+    if n_frames < 1:
+        raise SplineAtlasError("a turntable needs at least one frame.")
+    ei = epoch_index % len(bundle.run)
+    kind = slice_kind or jobs3d.default_choice(bundle.input_dim).kind
+    sl, box = jobs3d.make_slice3(bundle, Slice3Choice(kind, 0, 0), ei)
+    t_by = jobs3d.tessellate3_all(bundle, ei, sl, box, max_cells, cancel=cancel)
+    depth = bundle.depth if depth is None else int(depth)
+    if not 1 <= depth <= bundle.depth:
+        raise SplineAtlasError(f"layer must be between 1 and {bundle.depth}; got {depth}.")
+    s = settings or View3DSettings(max_cells=max_cells)
+    scene = jobs3d.scene_arrays(t_by, depth, color, s, box)
+    from PySide6.QtCore import Qt
+
+    canvas = Canvas3D()
+    w, h = (int(v) for v in size)
+    canvas.resize(w, h)
+    canvas.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
+    canvas.show()                    # the GL canvas takes its size (viewport, camera aspect) only once shown
+    app.processEvents()
+    canvas.set_box(box)
+    canvas.turntable.elevation = elevation
+    canvas.turntable.scale_factor *= 1.2          # room for the box's corners at every azimuth
+    canvas.show_scene(scene)
+    if s.show_points:
+        from geometry.mesh3d import DEFAULT_CLASS_COLORS
+
+        u, y, _ = jobs3d.points3(bundle, sl)
+        b = np.asarray(box).reshape(3, 2)
+        inside = np.all((u >= b[:, 0]) & (u <= b[:, 1]), axis=1)
+        col = np.ones((int(inside.sum()), 4), np.float32)
+        col[:, :3] = DEFAULT_CLASS_COLORS[y[inside] % len(DEFAULT_CLASS_COLORS)]
+        canvas.set_points(u[inside], col, size=7.0 if bundle.input_dim == 3 else 5.0)
+    app.processEvents()
+
+    def frame(i: int) -> np.ndarray:
+        canvas.turntable.azimuth = azimuth0 + 360.0 * i / n_frames
+        rgba = np.asarray(canvas.canvas.render(alpha=True)).astype(np.float32)
+        if rgba.shape[:2] != (h, w):
+            raise SplineAtlasError(f"the 3D canvas rendered {rgba.shape[1]}x{rgba.shape[0]} instead of {w}x{h}.")
+        a = rgba[..., 3:4] / 255.0
+        rgb = rgba[..., :3] * a + 255.0 * (1.0 - a)          # composite on white
+        return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
+
+    frame.canvas = canvas                                      # keep the canvas alive with the frame source
+    return n_frames, frame
