@@ -81,5 +81,5 @@ def cmd_dynamics(args) -> int:
     if np.isfinite(ratio).any():
         k = int(np.nanargmin(ratio))
         print(f"boundary/data region-density ratio: first {ratio[0]:.2f}, min {ratio[k]:.2f} (epoch {e[k]}), "
-              f"last {ratio[-1]:.2f} (nan: no decision boundary in the slice)")
+              f"last {ratio[-1]:.2f}" + (" (nan: no decision boundary in the slice yet)" if np.isnan(ratio).any() else ""))
     return 0
