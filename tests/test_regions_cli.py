@@ -80,3 +80,10 @@ def test_region_stats_pairs_match_line_walks(run_path, tmp_path):
         assert int(r["regions_crossed"]) >= 1 and int(r["hamming"]) >= 0 and float(r["euclidean"]) > 0
         # crossing k facets changes at most k bits... and Hamming > 0 needs at least one crossing
         assert int(r["hamming"]) <= (int(r["regions_crossed"]) - 1) * max(1, int(r["max_hamming_step"]))
+
+
+def test_region_stats_radius_only(run_path, tmp_path):
+    d = tmp_path / "stats3"
+    assert main(["region-stats", str(run_path), "--sets", "train", "--n", "3", "--radius-only", "--out", str(d)]) == 0
+    rows = list(csv.DictReader(open(d / "points.csv")))
+    assert len(rows) == 3 and all(r["active_bits"] == "-1" and float(r["chebyshev_radius"]) > 0 for r in rows)

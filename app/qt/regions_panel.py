@@ -54,14 +54,16 @@ class RegionsPanel(QWidget):
 
     # -- data in -------------------------------------------------------------------------------
     def set_stats(self, stats, title: str | None = None) -> None:
-        """Show a :class:`geometry.regions.RegionStats` (fields set_names, radius, active)."""
+        """Show a :class:`geometry.regions.RegionStats` (fields set_names, radius, active; active -1 = not computed)."""
         names = list(dict.fromkeys(np.asarray(stats.set_names).tolist()))
         radii = {s: np.asarray(stats.radius)[np.asarray(stats.set_names) == s] for s in names}
-        active = {s: np.asarray(stats.active)[np.asarray(stats.set_names) == s] for s in names}
+        act = np.asarray(stats.active, np.float64)
+        act = np.where(act >= 0, act, np.nan)
+        active = {s: act[np.asarray(stats.set_names) == s] for s in names}
         self.set_data(radii, active, title)
 
     def set_data(self, radii: dict[str, np.ndarray], active: dict[str, np.ndarray], title: str | None = None) -> None:
-        """radii / active: {set name: (n,) array} (same keys). Non-finite radii are left out of the plots."""
+        """radii / active: {set name: (n,) array} (same keys). Non-finite values are left out of the plots."""
         if set(radii) != set(active):
             raise ValueError("radii and active must have the same set names")
         self.series = {s: (np.asarray(radii[s], np.float64).reshape(-1), np.asarray(active[s], np.float64).reshape(-1))
@@ -111,6 +113,7 @@ class RegionsPanel(QWidget):
             rf = r[np.isfinite(r)]
             cells = [name, str(len(r)),
                      f"{rf.mean():.4g}" if rf.size else "-", f"{rf.std():.3g}" if rf.size else "-",
-                     f"{rf.min():.3g} .. {rf.max():.3g}" if rf.size else "-", f"{a.mean():.1f}" if a.size else "-"]
+                     f"{rf.min():.3g} .. {rf.max():.3g}" if rf.size else "-",
+                     f"{np.nanmean(a):.1f}" if np.isfinite(a).any() else "-"]
             for col, text in enumerate(cells):
                 self.table.setItem(row, col, QTableWidgetItem(text))

@@ -99,7 +99,8 @@ class RegionStats:
         for s in dict.fromkeys(self.set_names.tolist()):
             m = self.set_names == s
             out[s] = {}
-            for name, v in (("radius", self.radius[m]), ("active", self.active[m].astype(float)),
+            acts = self.active[m].astype(float)
+            for name, v in (("radius", self.radius[m]), ("active", np.where(acts >= 0, acts, np.nan)),
                             ("boundary", self.boundary[m])):
                 v = v[np.isfinite(v)]
                 out[s][name] = {"mean": float(v.mean()) if len(v) else None, "sd": float(v.std()) if len(v) else None,
@@ -123,9 +124,11 @@ class RegionStats:
                     w.writerow([s, q, d["mean"], d["sd"], d["max"], d["min"], d["n"]])
 
 
-def region_stats(net, sets: dict[str, np.ndarray], box, device=None, progress=None, cancel=None) -> RegionStats:
+def region_stats(net, sets: dict[str, np.ndarray], box, device=None, active: bool = True, progress=None,
+                 cancel=None) -> RegionStats:
     """Chebyshev radius (region ∩ box), active-bit count and boundary distance for the region of every
-    point of every named set (e.g. {"train": X1, "test": X2, "adversarial": X3}, each (n, D))."""
+    point of every named set (e.g. {"train": X1, "test": X2, "adversarial": X3}, each (n, D)).
+    active=False skips the active bits (their count is then -1): one LP per point instead of hundreds."""
     names, idx, rad, act, bd, pred = [], [], [], [], [], []
     total = sum(len(v) for v in sets.values())
     done = 0
@@ -138,12 +141,15 @@ def region_stats(net, sets: dict[str, np.ndarray], box, device=None, progress=No
             if cancel is not None and cancel():
                 raise CancelledError("region statistics were cancelled.")
             d, _ = boundary_distance(h, x)
-            a = active_bits(h, interior=x if d > 0 else None, box=None if d > 0 else bx)
-            c = chebyshev(h, box=bx, rows=a.bits if d > 0 else None)
+            if active:
+                a = active_bits(h, interior=x if d > 0 else None, box=None if d > 0 else bx)
+                c = chebyshev(h, box=bx, rows=a.bits if d > 0 else None)
+            else:
+                c = chebyshev(h, box=bx)
             names.append(name)
             idx.append(i)
             rad.append(c.radius if c.radius > 0 else np.nan)  # NaN: the region does not meet the box
-            act.append(a.count)
+            act.append(a.count if active else -1)
             bd.append(d)
             pred.append(int(np.argmax(h.logits(x))))
             done += 1
