@@ -240,3 +240,27 @@ def test_3d_turntable_video(tmp_path):
     fr = read_video(out)
     assert len(fr) == 4 and fr[0].shape == (240, 320, 3)
     assert np.abs(fr[0].astype(float) - fr[1]).mean() > 1.0
+
+
+def test_path_figure_png_and_svg(tiny, tmp_path):
+    from app import jobs
+    from app.export.sweeps import trace_path
+    from app.render.path_figure import render_path_figure
+    from app.render.slice_figure import FigureOptions, build_slice_scene, bundle_points, save_figure
+
+    b = jobs.open_run_bundle(tiny["root"] / "digits")
+    sl, win = jobs.make_slice(b, jobs.default_slice_choice(b))
+    X, _ = bundle_points(b)
+    pd = trace_path(b, -1, "straight", X[0], X[1], steps=10)
+    scene = build_slice_scene(b, -1, sl, win)
+    opt = FigureOptions(width=900, height=600, dpi=100)
+    fig = render_path_figure(scene, sl, pd.points, pd.probs, pd.label, b.class_names, b.image_shape, n_images=5,
+                             options=opt)
+    assert len(fig.axes) == 2 + 5                                  # slice, probabilities, 5 images
+    png = save_figure(fig, tmp_path / "p.png", 100)
+    assert imageio.imread(png).shape[:2] == (600, 900)
+    svg = save_figure(fig, tmp_path / "p.svg", 100)
+    root = ET.parse(svg).getroot()
+    assert any(g.get("id") == "path" for g in root.iter(f"{SVG}g"))
+    assert len(list(next(g for g in root.iter(f"{SVG}g") if g.get("id") == "tiles").iter(f"{SVG}path"))) == \
+        scene.full.num_regions

@@ -38,6 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export-figure", help="the 2D slice figure as PNG, SVG or PDF (vector tiles), headless")
     _add_common(p)
     p.add_argument("--epoch", type=int, default=None, help="epoch of the run (default: the last checkpoint)")
+    p.add_argument("--path", dest="trace", default=None, metavar="KIND:I,J",
+                   help="a path figure instead: straight|horizontal|normal path from training point I to J (normal: "
+                        "KIND:I), drawn over the slice with its class probabilities and, for images, an image strip")
     p.set_defaults(func=cmd_export_figure)
 
     v = sub.add_parser("export-video", help="epoch sweep, layer sweep, path animation or 3D turntable as MP4 (H.264) "
@@ -129,6 +132,26 @@ def cmd_export_figure(args) -> int:
     bundle, ei, slice_, window = _setup(args)
     scene = build_slice_scene(bundle, ei, slice_, window, args.layer, max_regions=args.max_regions,
                               progress=_progress_printer("tessellating"))
+    if args.trace:
+        from app.export.sweeps import trace_path
+        from app.render.path_figure import render_path_figure
+        from app.render.slice_figure import bundle_points, save_figure
+
+        kind, _, rest = args.trace.partition(":")
+        try:
+            idx = [int(t) for t in rest.split(",") if t.strip()]
+        except ValueError:
+            raise SplineAtlasError(f"--path {args.trace!r}: use KIND:I,J with training indices.") from None
+        X, _ = bundle_points(bundle)
+        if len(idx) != (1 if kind == "normal" else 2) or any(not 0 <= i < len(X) for i in idx):
+            raise DatasetError(f"--path {args.trace!r}: give {'one index' if kind == 'normal' else 'two indices'} "
+                               f"of the training set (0..{len(X) - 1}).")
+        pd = trace_path(bundle, ei, kind, X[idx[0]], X[idx[1]] if len(idx) > 1 else None)
+        fig = render_path_figure(scene, slice_, pd.points, pd.probs, pd.label, bundle.class_names,
+                                 bundle.image_shape, options=opt)
+        save_figure(fig, out, opt.dpi)
+        print(f"wrote {out} ({pd.label}, {len(pd.points)} points, epoch {bundle.epochs[ei]})")
+        return 0
     export_slice_figure(scene, out, opt)
     if sys.stderr.isatty():
         print(file=sys.stderr)

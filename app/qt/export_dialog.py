@@ -26,6 +26,7 @@ KINDS = {
     "epochs": ("Epoch sweep video (MP4, GIF)", (".mp4", ".gif")),
     "layers": ("Layer sweep video (MP4, GIF)", (".mp4", ".gif")),
     "path": ("Path animation of the last traced path (MP4, GIF)", (".mp4", ".gif")),
+    "pathfig": ("Path figure of the last traced path (PNG, SVG, PDF)", (".png", ".svg", ".pdf")),
     "curves": ("Training-dynamics curves (PNG, SVG, PDF; + CSV)", (".png", ".svg", ".pdf")),
 }
 MODE_LABELS = {"class": "Predicted class", "slope": "‖A_ω‖ (slope norm)", "hash": "Activation-pattern hash",
@@ -81,6 +82,16 @@ def run_export(window, req: ExportRequest, progress=None, cancel=None) -> str:
         frames = sweeps.path_animation_frames(b, pei, st.slice, win, pd, None, opt, window.cache, maxr, cancel)
     elif req.kind == "curves":
         return export_curves(b, req, progress, cancel, cursor_epoch=b.epochs[ei])
+    elif req.kind == "pathfig":
+        from app.render.path_figure import render_path_figure
+        from app.render.slice_figure import save_figure
+
+        pd, pei = last_path(window)
+        scene = build_slice_scene(b, pei, st.slice, win, st.depth, cache=window.cache, max_regions=maxr,
+                                  progress=progress, cancel=cancel)
+        fig = render_path_figure(scene, st.slice, pd.points, pd.probs, pd.label, b.class_names, b.image_shape,
+                                 options=opt)
+        return str(save_figure(fig, req.path, req.dpi))
     else:
         raise SplineAtlasError(f"unknown export kind {req.kind!r}.")
     return str(sweeps.export_video(req.path, frames, fps=req.fps, progress=progress, cancel=cancel))
@@ -202,6 +213,8 @@ class ExportDialog(QDialog):
         self.note.setText({"epochs": "One frame per checkpoint of the run (uncached epochs are tessellated).",
                            "layers": "One frame per layer depth at the current epoch.",
                            "path": "Uses the most recently traced visible path.",
+                           "pathfig": "The most recently traced visible path over the slice, its class probabilities "
+                                      "and (image data) an image strip.",
                            "curves": "Computes the curves for every checkpoint (cached on disk); writes a CSV beside "
                                      "the figure."}.get(k, "The current view: epoch, slice, window and layer depth."))
 

@@ -124,8 +124,8 @@ def build_slice_scene(bundle, epoch_index: int, slice_, window, depth: int | Non
         np.allclose(slice_.origin, 0) else ("u₁ (slice axis 1, input units)", "u₂ (slice axis 2, input units)")
     if title is None:
         t = tess[depth - 1]
-        title = (f"{bundle.name} · epoch {bundle.epochs[epoch_index]} · layers 1–{depth} of {L} · "
-                 f"{t.num_regions:,} regions")
+        layers = f"layers 1–{depth}" if depth > 1 else "layer 1"
+        title = f"{bundle.name} · epoch {bundle.epochs[epoch_index]} · {layers} of {L} · {t.num_regions:,} regions"
     return SliceScene(tess, depth, window, tuple(bundle.class_names), u, np.asarray(y, dtype=np.int64),
                       bundle.input_dim == 2, np.asarray(anchors, dtype=np.float64), title=title, axis_labels=labels)
 
