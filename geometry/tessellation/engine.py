@@ -178,6 +178,8 @@ def tessellate_all_depths(network: Network, slice_: Slice, domain=None, depth: i
                                         cancel, boundary)
     t0 = time.perf_counter()
     L = network.depth
+    if L == 0:
+        raise SplineAtlasError("this network has no nonlinearity: it is affine, so the whole slice is one region.")
     target = L if depth is None else int(depth)
     if not 1 <= target <= L:
         raise SplineAtlasError(f"depth must be between 1 and {L} (the network's number of nonlinearities); got {depth}.")

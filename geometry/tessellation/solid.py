@@ -224,6 +224,8 @@ def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions
 
     t0 = time.perf_counter()
     L = network.depth
+    if L == 0:
+        raise SplineAtlasError("this network has no nonlinearity: it is affine, so the whole slice is one region.")
     target = L if depth is None else int(depth)
     if not 1 <= target <= L:
         raise SplineAtlasError(f"depth must be between 1 and {L} (the network's number of nonlinearities); got {depth}.")
