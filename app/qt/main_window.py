@@ -125,6 +125,11 @@ class MainWindow(QMainWindow):
         self._build_actions()
         self._build_toolbar()
         self._connect_state()
+        from .dynamics_plots import install_dynamics_plots
+        from .export_dialog import install_export
+
+        install_export(self)                 # File > Export > Figure or video… (Ctrl+E)
+        install_dynamics_plots(self)         # LC, region density, boundary distance in the Training tab
 
         self._tess_timer = QTimer(self)
         self._tess_timer.setSingleShot(True)
