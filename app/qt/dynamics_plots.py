@@ -64,6 +64,7 @@ class DynamicsPlots(QWidget):
             p.showGrid(x=True, y=True, alpha=0.2)
             p.addLegend(offset=(-10, 10))
             p.setLabel("bottom", "epoch")
+            p.getAxis("bottom").enableAutoSIPrefix(False)
             c = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen("#e0102a", width=1.5))
             c.sigDragged.connect(self._on_drag)
             p.addItem(c)
@@ -149,6 +150,11 @@ class DynamicsPlots(QWidget):
             for l in range(bd.shape[1]):
                 c = pg.mkColor(pg.colormap.get("plasma").map(0.1 + 0.8 * l / max(bd.shape[1] - 1, 1), mode="qcolor"))
                 self.bd_curves.append(self.p_bd.plot(e, bd[:, l], pen=pg.mkPen(c, width=2), name=f"layer {l + 1}"))
+        if len(self.epochs):
+            lo, hi = float(self.epochs.min()), float(self.epochs.max())
+            self.p_lc.setXRange(lo, hi if hi > lo else lo + 1, padding=0.02)
+        for p in (self.p_lc, self.p_den, self.p_ratio, self.p_bd):
+            p.enableAutoRange(axis="y")
         self._on_epoch(self.state.epoch_index)
 
     # -- cursor ---------------------------------------------------------------------------------
