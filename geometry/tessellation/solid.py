@@ -59,7 +59,7 @@ def clip_cells(V: torch.Tensor, fc: torch.Tensor, FL: torch.Tensor, plane: torch
     N, F, P, _ = V.shape
     dev = V.device
     a, b = plane[:, :3], plane[:, 3]
-    s = (V * a.view(N, 1, 1, 3)).sum(3) + b.view(N, 1, 1)                  # (N, F, P)
+    s = torch.baddbmm(b.view(N, 1, 1), V.view(N, F * P, 3), a.view(N, 3, 1)).view(N, F, P)
     s = torch.where(_valid(fc, P), s, torch.zeros_like(s))
     dummy = torch.zeros(N * F, P, dtype=torch.int16, device=dev)
     Vc, _, cc = planar.clip(V.reshape(N * F, P, 3), dummy, fc.reshape(N * F), s.reshape(N * F, P), eps, 0)
@@ -67,7 +67,7 @@ def clip_cells(V: torch.Tensor, fc: torch.Tensor, FL: torch.Tensor, plane: torch
     Vc = Vc.view(N, F, P2, 3)
     cc = cc.view(N, F)
     # cap: the on-plane points of the clipped faces, ordered around their mean (CCW about -a: outward)
-    sv = (Vc * a.view(N, 1, 1, 3)).sum(3) + b.view(N, 1, 1)
+    sv = torch.baddbmm(b.view(N, 1, 1), Vc.reshape(N, F * P2, 3), a.view(N, 3, 1)).view(N, F, P2)
     on = _valid(cc, P2) & (sv.abs() <= 2 * eps)
     pts = Vc.reshape(N, F * P2, 3)
     on = on.reshape(N, F * P2)
@@ -199,10 +199,15 @@ def ragged_cells(V: torch.Tensor, fc: torch.Tensor, FL: torch.Tensor, quantum: f
     pts = V[vm].cpu().numpy()                                               # rows in (cell, face, vertex) order
     cell = torch.arange(N, device=V.device).view(N, 1, 1).expand(N, F, P)[vm].cpu().numpy()
     q = np.round(pts / quantum).astype(np.int64)
-    key = np.concatenate([cell[:, None], q], 1)
-    uniq, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    order = np.lexsort((q[:, 2], q[:, 1], q[:, 0], cell))
+    ks = np.concatenate([cell[order, None], q[order]], 1)
+    new = np.ones(order.shape[0], dtype=bool)
+    new[1:] = np.any(ks[1:] != ks[:-1], axis=1)
+    inv = np.empty(order.shape[0], dtype=np.int64)
+    inv[order] = np.cumsum(new) - 1
+    first = order[new]
     vertices = pts[first]
-    vcount = np.bincount(uniq[:, 0], minlength=N)
+    vcount = np.bincount(cell[first], minlength=N)
     vertex_offsets = np.zeros(N + 1, dtype=np.int64)
     np.cumsum(vcount, out=vertex_offsets[1:])
     fcn = fc.cpu().numpy()
