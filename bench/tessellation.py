@@ -111,6 +111,9 @@ def main(argv=None) -> int:
     ap.add_argument("--max-regions", type=int, default=600_000, help="skip rows beyond this many regions")
     ap.add_argument("--max-seconds", type=float, default=60.0, help="give up the naive baseline beyond this")
     ap.add_argument("--naive-max-width", type=int, default=64, help="run the naive baseline up to this width")
+    ap.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128, 256], help="MLP widths of the grid")
+    ap.add_argument("--depths", type=int, nargs="+", default=[2, 3, 4, 5, 6], help="MLP depths of the grid")
+    ap.add_argument("--no-grid", action="store_true", help="only the trained / 64-D rows")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -118,7 +121,7 @@ def main(argv=None) -> int:
     if args.quick:
         grid = [(64, 3), (64, 4), (128, 4)]
     else:
-        grid = [(w, d) for w in (32, 64, 128, 256) for d in (2, 3, 4, 5, 6)]
+        grid = [] if args.no_grid else [(w, d) for w in args.widths for d in args.depths]
     cases = []
     box = [-1.0, 1.0, -1.0, 1.0]
     for w, d in grid:
