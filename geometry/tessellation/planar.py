@@ -1,12 +1,15 @@
 """Batched convex-polygon subdivision by lines (the 2D hot path), padded torch tensors.
 
 Pieces are held padded: ``V (Q, P, 2)`` vertices (counter-clockwise), ``cnt (Q,)`` vertex counts,
-``E (Q, P) int16`` label of the edge leaving each vertex. A layer's lines are given per region
-(``lines (R, n, 3)`` holding ``a0, a1, b`` of ``a.u + b``, normalised so |a| = 1, i.e. values are signed
-distances). Every region is cut by every line of its own list; the lines that cross a region are found
-once per layer for all (region, line) pairs, and the pieces are then cut "one crossing line per region per
-step" -- the number of steps is the largest number of lines crossing one region, not the layer width, and
-each step is a handful of tensor ops over all pieces that are still being cut.
+``E (Q, P) int16`` label of the edge leaving each vertex. A layer's hyperplanes come per region as rows
+``H (R, k+1, n)`` (value ``H[r, 0, j] + H[r, 1:, j] . u``). Every region is cut by all of them:
+1. one vectorised pass over all (region, line) pairs finds the lines crossing each region (bounding-ball
+   pruning, then the exact vertex test) and stores them, normalised to signed distances, in a padded
+   table (R, J, k+1) -- J is the most lines crossing one region, usually far below the layer width;
+2. every piece then walks its region's list with a pointer: per step it looks at its next ``window``
+   lines and is split by the first one that really crosses it (lines that miss it cost no step of their
+   own). All pieces of all regions advance together, so a layer costs a few dozen steps of ~40 tensor
+   ops each, whatever the number of regions, and no Python loop runs over regions or neurons.
 
 Tolerance ``eps`` (distance): a vertex within eps of a line counts as on it, and a piece is cut only if
 it has vertices farther than eps on both sides. So a line through a vertex, coincident lines and lines
