@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--domain", type=float, nargs="+", metavar="X",
                    help="XMIN XMAX YMIN YMAX [ZMIN ZMAX] in slice coordinates (default: [-1,1]^k, or the anchors' box)")
     p.add_argument("--device", default=None, help="cpu | cuda (default: CUDA when present)")
-    p.add_argument("--max-regions", type=int, default=None, help="stop with an error beyond this many regions")
+    p.add_argument("--max-regions", type=int, default=None, help="stop with an error beyond this many regions (default: 1M, less for wide nets: ~4 GiB)")
     p.add_argument("--json", metavar="OUT.json", help="write regions, patterns, classes, slope norms and boundary")
     p.add_argument("--summary", action="store_true", help="print region counts per depth and the time taken")
     p.add_argument("--trust-pickle", action="store_true", help="allow full pickles (can execute code: trusted files only)")
@@ -78,7 +78,7 @@ def build_slice(args, net, run):
 
 def cmd_tessellate(args) -> int:
     from geometry.runs import open_run
-    from geometry.tessellation import DEFAULT_MAX_REGIONS, tessellate_all_depths
+    from geometry.tessellation import tessellate_all_depths
 
     run = open_run(args.path, trust_pickle=args.trust_pickle)
     i = len(run) - 1 if args.epoch is None else run.index_of_epoch(args.epoch)
@@ -88,7 +88,7 @@ def cmd_tessellate(args) -> int:
         raise SplineAtlasError(f"--domain needs {2 * sl.dim} numbers for a {sl.dim}D slice; got {len(args.domain)}.")
     t0 = time.perf_counter()
     results = tessellate_all_depths(net, sl, args.domain, depth=args.depth, device=args.device,
-                                    max_regions=args.max_regions or DEFAULT_MAX_REGIONS)
+                                    max_regions=args.max_regions)
     seconds = time.perf_counter() - t0
     final = results[-1]
     if args.json:

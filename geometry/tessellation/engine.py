@@ -30,6 +30,14 @@ from .boundary import class_cells_2d, propagate_classes, slope_norms
 from .types import LayerSummary, Tessellation2D, Tessellation3D, pack_pattern
 
 DEFAULT_MAX_REGIONS = 1_000_000
+MEMORY_BUDGET_BYTES = 4 * 2**30
+
+
+def default_max_regions(network: Network, k: int) -> int:
+    """The default region budget: at most 1M, and few enough that the per-region affine maps
+    (``(k+1) x width`` float64 per region, about three live copies) stay within ~4 GiB."""
+    widest = max([network.input_dim] + [li.width for li in network.layer_infos])
+    return int(min(DEFAULT_MAX_REGIONS, MEMORY_BUDGET_BYTES // (8 * (k + 1) * widest * 3)))
 DEFAULT_TOL = 1e-9
 
 Progress = Callable[[float, str], None] | None
@@ -159,7 +167,7 @@ def _ragged(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor):
 
 
 def tessellate_all_depths(network: Network, slice_: Slice, domain=None, depth: int | None = None, device=None,
-                          max_regions: int = DEFAULT_MAX_REGIONS, tol: float = DEFAULT_TOL,
+                          max_regions: int | None = None, tol: float = DEFAULT_TOL,
                           progress: Progress = None, cancel: Cancel = None, boundary: bool = True):
     """Tessellations of the slice after layers 1, 1..2, ..., 1..depth (default: all L), in ONE pass.
 
@@ -168,9 +176,12 @@ def tessellate_all_depths(network: Network, slice_: Slice, domain=None, depth: i
     classes and the decision boundary (the partial depths then get their constant-class labels too).
     ``domain``: 2D box / convex polygon, 3D box (see :func:`domain_polygon`, :func:`domain_box3`).
     ``tol``: relative tolerance (times the domain diameter) below which a point counts as on a line.
-    Raises BudgetExceededError beyond ``max_regions`` regions, CancelledError when ``cancel()`` is true,
+    Raises BudgetExceededError beyond ``max_regions`` regions (default :func:`default_max_regions`: 1M, less
+    for wide networks so memory stays within ~4 GiB), CancelledError when ``cancel()`` is true,
     NotPiecewiseAffineError naming the first smooth layer.
     """
+    if max_regions is None:
+        max_regions = default_max_regions(network, slice_.dim)
     if slice_.dim == 3:
         from .solid import tessellate_all_depths_3d
 
@@ -270,7 +281,7 @@ def _full_depth_outputs(net: Network, slice_: Slice, state: dict, logits: torch.
 
 
 def tessellate(network: Network, slice_: Slice, domain=None, depth: int | None = None, device=None,
-               max_regions: int = DEFAULT_MAX_REGIONS, tol: float = DEFAULT_TOL,
+               max_regions: int | None = None, tol: float = DEFAULT_TOL,
                progress: Progress = None, cancel: Cancel = None) -> Tessellation2D | Tessellation3D:
     """The exact tessellation of ``slice_`` (2D or 3D) after ``depth`` layers (default: all).
 
