@@ -252,10 +252,15 @@ def active_bits(h: HRep, interior: np.ndarray | None = None, box=None, tol: floa
             if int((state == 1).sum()) == before:
                 break
         n_ray = int((state == 1).sum())
-        if vertex_lps:
+        low_dim = bx is not None and D <= 4
+        if low_dim:  # Qhull vertex enumeration settles the redundant rows without LPs
+            _vertex_filter(M, m, state, x0, tol, is_box)
+        elif vertex_lps:
             lps += _vertex_certificates(M, m, rvalid, state, witness, tol, rng, max_lps=vertex_lps, cancel=cancel)
         for i in _similar_order(M, np.flatnonzero(state == 0)):  # similar objectives back to back: warm starts pay
             if state[i] != 0:
+                continue
+            if low_dim and _vertex_filter(M, m, state, x0, tol, is_box) and state[i] != 0:
                 continue
             if cancel is not None and cancel():
                 raise CancelledError("active-bit computation was cancelled.")
@@ -342,6 +347,29 @@ def _vertex_certificates(M, m, rvalid, state, witness, tol, rng, max_lps: int, c
         if gain < min_gain:
             break
     return lps
+
+
+def _vertex_filter(M, m, state, x0, tol, is_box) -> bool:
+    """Low dimension (D <= 4, bounded by a box): enumerate the vertices of the polytope of the known facets
+    (+ box walls) with Qhull; an undecided row whose maximum over those vertices is <= c + tol is redundant
+    (a linear function peaks at a vertex). Decides most rows of a 2D/3D region with no LP. Returns
+    whether anything was decided."""
+    from scipy.spatial import HalfspaceIntersection
+    from scipy.spatial import QhullError
+
+    und = np.flatnonzero(state == 0)
+    S = np.flatnonzero((state == 1) | is_box)  # all box walls: the polytope stays bounded
+    if len(und) == 0 or len(S) <= M.shape[1]:
+        return False
+    try:
+        V = HalfspaceIntersection(np.hstack([M[S], -m[S, None]]), x0).intersections
+    except (QhullError, ValueError):
+        return False
+    if not np.all(np.isfinite(V)):
+        return False
+    red = (V @ M[und].T).max(axis=0) <= m[und] + tol
+    state[und[red]] = -1
+    return bool(red.any())
 
 
 def _similar_order(M: np.ndarray, idx: np.ndarray) -> np.ndarray:
