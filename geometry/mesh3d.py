@@ -288,6 +288,26 @@ def boundary_triangles(tess) -> tuple[np.ndarray, np.ndarray]:
     return tess.boundary_vertices[tris], poly
 
 
+def sample_triangles(T: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
+    """Points on triangles ``T (n, 3, 3)`` such that every point of every triangle lies within ``h`` of one.
+
+    A barycentric grid with ``k = ceil(longest edge / h)`` steps per triangle. Returns (points (m, 3), owner (m,)).
+    """
+    e = np.stack([T[:, 1] - T[:, 0], T[:, 2] - T[:, 1], T[:, 0] - T[:, 2]], axis=1)
+    k = np.maximum(np.ceil(np.linalg.norm(e, axis=2).max(1) / max(h, 1e-300)), 1).astype(np.int64)
+    pts, own = [], []
+    for kk in np.unique(k):
+        idx = np.flatnonzero(k == kk)
+        i, j = np.meshgrid(np.arange(kk + 1), np.arange(kk + 1), indexing="ij")
+        keep = (i + j) <= kk
+        a, b = i[keep] / kk, j[keep] / kk                      # (q,)
+        P = T[idx, 0][:, None] + a[None, :, None] * (T[idx, 1] - T[idx, 0])[:, None] \
+            + b[None, :, None] * (T[idx, 2] - T[idx, 0])[:, None]
+        pts.append(P.reshape(-1, 3))
+        own.append(np.repeat(idx, a.shape[0]))
+    return np.concatenate(pts), np.concatenate(own)
+
+
 def near_boundary_face_mask(tess, distance: float, crossed_cells: np.ndarray | None = None) -> np.ndarray:
     """(F,) bool: faces near the exact decision boundary.
 
@@ -312,19 +332,29 @@ def near_boundary_face_mask(tess, distance: float, crossed_cells: np.ndarray | N
         T, _ = boundary_triangles(tess)
         if T.shape[0] == 0:
             return mask
-        tc = T.mean(axis=1)
-        reach = float(np.max(np.linalg.norm(T - tc[:, None], axis=2)))
-        C = face_centroids(tess)
         todo = np.flatnonzero(~mask)
-        lists = cKDTree(tc).query_ball_point(C[todo], r=float(distance) + reach)
-        sizes = np.fromiter((len(x) for x in lists), dtype=np.int64, count=len(lists))
-        if sizes.sum():
-            fi = np.repeat(todo, sizes)
-            ti = np.fromiter((j for x in lists for j in x), dtype=np.int64, count=int(sizes.sum()))
-            d = points_to_triangles_distance(C[fi], T[ti])
-            near = np.zeros(F, dtype=bool)
-            near[fi[d <= distance]] = True
-            mask |= near
+        C = face_centroids(tess)[todo]
+        # samples of the surface, every surface point within h of one: exact <= sampled <= exact + h
+        span = float(np.linalg.norm(np.ptp(T.reshape(-1, 3), axis=0))) + 1e-300
+        h = max(float(distance) / 2, span / 400)
+        S, owner = sample_triangles(T, h)
+        tree = cKDTree(S)
+        approx, _ = tree.query(C)
+        near = approx <= distance
+        unsure = np.flatnonzero(~near & (approx <= distance + h))
+        if unsure.size:                               # exact distances to the triangles sampled nearby
+            lists = tree.query_ball_point(C[unsure], r=float(distance) + 2 * h)
+            sizes = np.array([len(x) for x in lists], dtype=np.int64)
+            if sizes.sum():
+                fi = np.repeat(np.arange(unsure.size), sizes)
+                tri = owner[np.concatenate([np.asarray(x, dtype=np.int64) for x in lists if len(x)])]
+                pair = np.unique(fi * T.shape[0] + tri)
+                fi, tri = pair // T.shape[0], pair % T.shape[0]
+                d = points_to_triangles_distance(C[unsure[fi]], T[tri])
+                hit = np.zeros(unsure.size, dtype=bool)
+                hit[fi[d <= distance]] = True
+                near[unsure[hit]] = True
+        mask[todo[near]] = True
     return mask
 
 

@@ -72,6 +72,7 @@ def main() -> int:
         return 1
 
     def shot(name):
+        wait(app, lambda: not win.work.busy("scene3d") and not win.work.busy("tessellation3d"))
         for _ in range(10):
             app.processEvents()
         win.grab().save(str(out / name))

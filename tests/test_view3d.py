@@ -253,8 +253,11 @@ def test_window_3d_tab_linked_to_the_2d_view_and_the_inspector(gl, qtbot, tmp_pa
     img = tab.canvas.render_image((700, 500))
     assert len(np.unique(img[..., :3].reshape(-1, 3), axis=0)) > 50
     # colour mode and depth come from the window's state
+    before = tab.scene
     win.state.set_color_mode("slope")
+    qtbot.waitUntil(lambda: tab.scene is not before, timeout=TIMEOUT)
     assert tab.scene.tri_colors.shape[0] == tab.scene.triangles.shape[0]
+    assert not np.allclose(tab.scene.tri_colors, before.tri_colors)
     # clipping plane -> the 2D tab shows that plane's exact 2D tessellation
     pos = float(np.mean(box[4:6]) + 0.137 * (box[5] - box[4]))
     tab.state3d.update_clip(enabled=True, axis=2, position=pos)

@@ -86,6 +86,9 @@ def cmd_render3d(args) -> int:
     canvas = Canvas3D()
     w, h = args.size
     canvas.resize(w, h)
+    canvas.canvas.size = (w, h)
+    canvas.show()
+    app.processEvents()
     canvas.set_box(box)
     canvas.turntable.azimuth, canvas.turntable.elevation = args.azimuth, args.elevation
     canvas.show_scene(scene)
@@ -104,6 +107,7 @@ def cmd_render3d(args) -> int:
         canvas.set_clip(True, clip.axis, clip.position, True)
     app.processEvents()
     img = canvas.render_image((w, h))
+    canvas.hide()
     import imageio.v3 as iio
 
     iio.imwrite(args.out, img)

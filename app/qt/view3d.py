@@ -158,8 +158,8 @@ class Canvas3D(QWidget):
         b = self._box.reshape(3, 2)
         c = b.mean(1)
         span = float((b[:, 1] - b[:, 0]).max()) * max(float(grow), 1.0)
-        # the scale factor is the extent across the canvas's shorter side; the rotated box spans ~1.3x its side
-        self.turntable.scale_factor = span * 1.35
+        # the scale factor is the extent across the canvas's shorter side; the rotated box spans up to its diagonal
+        self.turntable.scale_factor = span * 1.75
         self.turntable.center = tuple(c)
         self.turntable.distance = None
         self.turntable.elevation, self.turntable.azimuth = 22.0, -55.0
@@ -278,8 +278,11 @@ class Canvas3D(QWidget):
 
     def render_image(self, size: tuple[int, int] | None = None) -> np.ndarray:
         """(H, W, 4) uint8 RGBA image of the scene (offscreen render)."""
-        if size is not None:
+        if size is not None and tuple(self.canvas.size) != tuple(size):
             self.canvas.size = size
+            from PySide6.QtWidgets import QApplication
+
+            QApplication.processEvents()           # let the view box follow the new size before drawing
         return np.asarray(self.canvas.render(alpha=True))
 
     # -- picking and dragging --------------------------------------------------------------------------
@@ -536,15 +539,26 @@ class View3DTab(QWidget):
         self._redraw()
 
     def _redraw(self) -> None:
+        """Build the scene arrays (filters, colours, boundary mesh) in a worker, newest request first."""
         if self.canvas is None or self.tess3 is None:
             return
         from .theme import class_rgba, layer_rgba
 
         b, theme = self.window_.bundle, self.window_.theme
         edge = tuple(tuple(_qcolor_f(c)) for c in (theme.edge_new, theme.edge_old, theme.edge_domain))
-        scene = jobs3d.scene_arrays(self.tess3, self.state.depth, self.state.color_mode, self.state3d.settings,
-                                    self.state3d.box, class_rgba(max(b.num_classes, 1)).astype(np.float64) / 255,
-                                    layer_rgba(b.depth).astype(np.float64) / 255, edge)
+        args = (self.tess3, self.state.depth, self.state.color_mode, self.state3d.settings, self.state3d.box,
+                class_rgba(max(b.num_classes, 1)).astype(np.float64) / 255, layer_rgba(b.depth).astype(np.float64) / 255,
+                edge)
+        key = self.tess3_key
+        self.window_.work.submit("scene3d", "Building the 3D scene",
+                                 lambda progress, cancel: jobs3d.scene_arrays(*args),
+                                 on_done=lambda scene: self._show_scene(key, scene),
+                                 on_error=lambda exc: self._show_message(f"Could not draw the 3D slice: {exc}",
+                                                                         error=True))
+
+    def _show_scene(self, key, scene) -> None:
+        if key != self.tess3_key or self.canvas is None:
+            return
         self.scene = scene
         self.canvas.show_scene(scene)
         self.message.setVisible(False)
