@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen, QPicture
+from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from .theme import BOUNDARY_COLOR, Theme, class_color
@@ -29,7 +29,7 @@ def polygons_path(vertices: np.ndarray, offsets: np.ndarray) -> QPainterPath:
     connect[ends - 1] = 0
     pts = vertices[idx]
     path = pg.arrayToQPath(pts[:, 0], pts[:, 1], connect=connect, finiteCheck=False)
-    path.setFillRule(Qt.FillRule.WindingFill)
+    path.setFillRule(Qt.FillRule.OddEvenFill)
     return path
 
 
@@ -42,15 +42,18 @@ def segments_path(segments: np.ndarray) -> QPainterPath:
 
 
 class TilesItem(pg.GraphicsObject):
-    """All tiles and edges of one tessellation, painted from a pre-recorded QPicture."""
+    """All tiles and edges of one tessellation: one filled path per colour, one stroked path per edge style.
+
+    The item caches its rendering in device coordinates, so pans and overlay changes do not re-fill tiles."""
 
     def __init__(self):
         super().__init__()
         self._fills: list[tuple[QPainterPath, QColor]] = []
         self._lines: list[tuple[QPainterPath, QPen]] = []
         self._rect = QRectF()
-        self._picture: QPicture | None = None
         self.num_tiles = 0
+        # pans only translate the item: reuse the rendered pixmap instead of re-filling every polygon
+        self.setCacheMode(pg.QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
     def set_data(self, vertices: np.ndarray, offsets: np.ndarray, rgba: np.ndarray,
                  edge_groups: list[tuple[np.ndarray, QPen]] = ()) -> None:
@@ -79,32 +82,23 @@ class TilesItem(pg.GraphicsObject):
             self._rect = QRectF(lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1])
         else:
             self._rect = QRectF()
-        self._picture = None
         self.update()
 
     def clear(self) -> None:
         self.set_data(np.zeros((0, 2)), np.zeros(1, dtype=np.int64), np.zeros((0, 4), np.uint8))
 
-    def _record(self) -> QPicture:
-        pic = QPicture()
-        p = QPainter(pic)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing, False)
-        p.setPen(Qt.PenStyle.NoPen)
-        for path, col in self._fills:
-            p.setBrush(QBrush(col))
-            p.drawPath(path)
-        p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-        p.setBrush(Qt.BrushStyle.NoBrush)
-        for path, pen in self._lines:
-            p.setPen(pen)
-            p.drawPath(path)
-        p.end()
-        return pic
-
     def paint(self, painter: QPainter, *args) -> None:
-        if self._picture is None:
-            self._picture = self._record()
-        self._picture.play(painter)
+        """Fill paths without antialiasing (no seams between tiles), then the edges with it."""
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, False)
+        painter.setPen(Qt.PenStyle.NoPen)
+        for path, col in self._fills:
+            painter.setBrush(QBrush(col))
+            painter.drawPath(path)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+        painter.setBrush(Qt.BrushStyle.NoBrush)
+        for path, pen in self._lines:
+            painter.setPen(pen)
+            painter.drawPath(path)
 
     def boundingRect(self) -> QRectF:
         return self._rect
@@ -279,10 +273,16 @@ class SliceView(QWidget):
 
     def set_points(self, u: np.ndarray, labels: np.ndarray, alpha: int = 230) -> None:
         """Dataset points (N, 2) in slice coordinates coloured by label (their projections for D > 2)."""
+        key = (id(u), len(u), alpha)
+        if key == getattr(self, "_points_key", None):
+            return  # unchanged: re-rendering hundreds of symbols costs ~0.1 s
+        self._points_key = key
         if len(u) == 0:
             self.points.setData([], [])
             return
-        brushes = [pg.mkBrush(class_color(int(c), alpha)) for c in labels]
+        labels = np.asarray(labels, dtype=np.int64)
+        palette = [pg.mkBrush(class_color(int(c), alpha)) for c in range(int(labels.max()) + 1)]
+        brushes = [palette[c] for c in labels]      # shared brush objects: one cached symbol per class
         edge = QColor(self.theme.background)
         edge.setAlpha(min(alpha, 200))
         self.points.setData(u[:, 0], u[:, 1], brush=brushes, pen=pg.mkPen(edge, width=0.8))
@@ -336,6 +336,11 @@ class SliceView(QWidget):
 
     def set_legend(self, entries: list[tuple[str, dict]]) -> None:
         """entries: (label, style) where style has 'line' (pen) or 'brush' (a filled square/circle)."""
+        key = [(label, tuple(sorted((k, str(v.color().name()) if hasattr(v, "color") else str(v))
+                                     for k, v in style.items()))) for label, style in entries]
+        if key == getattr(self, "_legend_key", None):
+            return
+        self._legend_key = key
         self.legend.clear()
         self._legend_entries = []
         for label, style in entries:
