@@ -282,4 +282,37 @@ def test_window_3d_tab_linked_to_the_2d_view_and_the_inspector(gl, qtbot, tmp_pa
     qtbot.waitUntil(lambda: win.inspector.report is not None and not win.work.busy("inspect"), timeout=TIMEOUT)
     np.testing.assert_allclose(win.inspector.report.x, sl.to_input(p[None])[0], atol=1e-9)
     assert tab.canvas.marker.visible
+    # a traced path shows in 3D as a polyline (projected into the 3D slice)
+    win.state.add_path("segment", (box[0] * 0.5, box[2] * 0.5), (box[1] * 0.5, box[3] * 0.5))
+    qtbot.waitUntil(lambda: tab.canvas.paths.visible, timeout=TIMEOUT)
+    # the epoch slider drives the 3D view: another checkpoint, another exact tessellation (engine, worker)
+    if jobs3d.engine3d_available():
+        key = tab.tess3_key
+        win.state.set_epoch_index(0)
+        qtbot.waitUntil(lambda: tab.tess3_key != key and tab.scene is not None
+                        and not win.work.busy("scene3d"), timeout=TIMEOUT)
+        from geometry.tessellation import tessellate
+
+        t0 = tessellate(b.run.network(0), sl, np.asarray(box))
+        assert tab.tess3[-1].num_regions == t0.num_regions == tab.scene.counts["cells"]
     win.work.shutdown()
+
+
+def test_render3d_cli(gl, tmp_path, capsys, monkeypatch):
+    from app.cli.main import main
+
+    if not jobs3d.engine3d_available():
+        pytest.skip("the 3D tessellation engine is not available")
+    run = _tiny_run(tmp_path)
+    out = tmp_path / "v.png"
+    assert main(["render3d", str(run), "--out", str(out), "--size", "320", "240", "--clip", "w", "0.1",
+                 "--color", "slope"]) == 0
+    import imageio.v3 as iio
+
+    img = iio.imread(out)
+    assert img.shape[:2] == (240, 320) and len(np.unique(img[..., :3].reshape(-1, 3), axis=0)) > 30
+    assert "cells at depth 1" in capsys.readouterr().out
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert main(["render3d", str(run), "--out", str(out)]) == 2
+    assert "xvfb-run" in capsys.readouterr().err
