@@ -48,9 +48,9 @@ def _net(widths, seed=0, activation="relu"):
 @pytest.fixture(scope="module")
 def trained3():
     """A 2-16-16-3 MLP trained briefly on 3-arm spirals (scaled into [-1, 1]^2)."""
-    ds = builtin_dataset("spirals", n=600, seed=1)
+    ds = builtin_dataset("spirals", n=300, seed=1)
     X = ds.X_train / np.abs(ds.X_train).max()
-    return _train(_net([2, 16, 16, 3], seed=3), X, ds.y_train)
+    return _train(_net([2, 16, 16, 3], seed=3), X, ds.y_train, steps=200)
 
 
 def _dist_to_edges(t: Tessellation2D, u: np.ndarray) -> np.ndarray:
@@ -161,13 +161,13 @@ def test_dense_sampling_agrees_with_region_count():
     codes = np.concatenate([t.pattern(j) for j in range(t.depth)], 1)
     keys = {c.tobytes() for c in codes}
     assert len(keys) == t.num_regions, "each full-depth activation pattern is one convex region"
-    g = np.linspace(-1, 1, 501)
+    g = np.linspace(-1, 1, 401)
     uu = np.stack(np.meshgrid(g, g), -1).reshape(-1, 2)
     tr = net.to_dtype_device(torch.float64).trace(torch.tensor(uu))
     sampled = np.concatenate([p.numpy() for p in tr.patterns], 1)
     skeys, counts = np.unique(sampled, axis=0, return_counts=True)
     assert {s.tobytes() for s in skeys} <= keys, "every sampled pattern is one of the regions"
-    cell_area = (2 / 500) ** 2
+    cell_area = (2 / 400) ** 2
     big = t.areas() > 40 * cell_area
     big_keys = {codes[r].tobytes() for r in np.nonzero(big)[0]}
     assert big_keys <= {s.tobytes() for s in skeys}, "every region larger than the sampling scale is sampled"
