@@ -1,24 +1,25 @@
 """Linear programs on one region: active bits (Liu et al. eq. 6), Chebyshev centre (their LP 8), neighbours.
 
-Solver: HiGHS through ``scipy.optimize.linprog(method="highs")`` (open source, installed with scipy).
+Solver: HiGHS (open source), through ``highspy`` for the warm-started LPs and
+``scipy.optimize.linprog(method="highs"/"highs-ipm")`` for one-off LPs.
 
 Active bits (non-redundant inequalities) are found EXACTLY with far fewer and much smaller LPs than
-the article's one-LP-per-row eq. 6 over all other rows:
+the article's one-LP-per-row eq. 6 over all other rows (rows are normalised, ||a_k|| = 1, so
+tolerances are input-space distances; a unit constant on the region is never a facet):
 
 1. Ray shooting (vectorised, no LP). From a strictly interior point x0 the ray x0 + t d leaves the
    polyhedron through the hyperplane with the smallest positive ``slack_k / (a_k . d)``; when that
    minimum is unique the exit point is in the relative interior of a facet, so that row is certified
-   non-redundant. We shoot along every row's own normal and along random directions in one matrix
-   product.
-2. Clarkson's redundancy test for the rest. Keep S = certified facets (+ the box). For an undecided
-   row i solve ``max a_i.y  s.t.  A_S y <= c_S, a_i.y <= c_i + 1`` (only |S|+1 rows). If the optimum is
-   <= c_i (+tol), row i is redundant even for S, hence for all rows. Otherwise the optimum y* violates
-   row i; the ray from x0 to y* exits P through a new facet k (first hit), which joins S, and the LP
-   is repeated. Every LP either settles a row or discovers a facet, so at most
-   (#undecided + #facets) small LPs are solved.
-
-Rows are normalised (||a_k|| = 1) so tolerances are input-space distances. A unit whose row is zero on
-the region (constant there) is never a facet.
+   non-redundant. We shoot along every row's own normal and along random directions.
+2. Bulk certificates from vertices (a few warm-started LPs over all rows): at a non-degenerate optimal
+   vertex every one of the D tight rows is a facet (see :func:`_vertex_certificates`).
+   In 2D/3D boxes instead: Qhull enumerates the vertices of the polytope of the known facets, and a
+   row whose maximum over them is <= c_k is redundant — no LP at all (:func:`_vertex_filter`).
+3. Clarkson's redundancy test for the rest. Keep S = certified facets (+ the box). For an undecided
+   row i solve ``max a_i.y  s.t.  A_S y <= c_S`` (only |S| rows; warm-started in one HiGHS model that
+   grows as facets are found). If the optimum is <= c_i (+tol), row i is redundant even for S, hence
+   for all rows. Otherwise the optimum y* violates row i; the ray from x0 to y* exits P through a new
+   facet k (first hit), which joins S, and the LP is repeated. Every LP settles a row or finds a facet.
 """
 from __future__ import annotations
 
