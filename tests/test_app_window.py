@@ -100,6 +100,10 @@ def test_open_scrub_inspect_and_trace(qtbot, window):
     pats = net.trace(x).patterns
     assert r.active == tuple((int(q.sum()), q.shape[1]) for q in pats)
     assert win.inspector.fields["region"].text() == f"#{r.region} of {t.num_regions}"
+    from geometry.power_diagram import centroids
+
+    mu = centroids(net, np.asarray(r.u)[None], [st.depth - 1]).centroids[0, 0]
+    np.testing.assert_allclose(r.centroid, mu, rtol=1e-6, atol=1e-9)
 
     # trace a straight segment by two clicks; it is drawn and listed with probabilities along it
     win.pick_actions["segment"].trigger()
@@ -156,6 +160,17 @@ def test_a_corrupt_file_shows_an_error_and_the_window_lives(qtbot, window, tmp_p
     assert "broken.pt" in win.last_error and win.isVisible()
     assert win.error_box.isVisible() and "broken.pt" in win.status_label.text()
     assert win.bundle is not None and win.tess is not None       # the open run is untouched
+    # File > Export is created with the first registered exporter (only it gets Ctrl+E); entries add to it
+    first = not win._exporters
+    seen = []
+    act = win.register_exporter("Test figure…", lambda w: seen.append(w))
+    assert [a.text() for a in win.file_menu.actions()].count("&Export") == 1
+    assert act in win.export_menu.actions()
+    assert (act.shortcut().toString() == "Ctrl+E") == first
+    act.trigger()
+    assert seen == [win]
+    win.register_exporter("Broken…", lambda w: 1 / 0).trigger()     # an exporter's bug becomes a message
+    assert "division by zero" in win.last_error and win.isVisible()
     bad_session = tmp_path / "s.json"
     bad_session.write_text('{"format": "splineatlas-session", "color_mode": "rainbow"}')
     win.open_path(bad_session)

@@ -40,6 +40,8 @@ class Inspector(QWidget):
             ("bdist", "to boundary (slice)", "distance in the slice to the nearest exact decision-boundary segment"),
             ("deepfool", "to boundary (DeepFool)", "‖r(x)‖ of DeepFool's minimal perturbation in the full input space"),
             ("trace", "Tr G", "trace of the local data matrix G(x) = Jᵀ diag(p) J"),
+            ("centroid", "centroid μ", "power-diagram centroid of the point's cell at the current layer "
+             "(∇ₓ Σₖ z_l,k(x), Balestriero et al. eq. 20)"),
             ("bits", "active bits", "non-redundant inequalities of the region in the full input space (LP)"),
             ("neigh", "neighbours", "regions sharing a facet (flip one active bit)"),
             ("cheb", "Chebyshev radius", "radius of the largest ball inside the region ∩ data box (LP)"),
@@ -127,6 +129,12 @@ class Inspector(QWidget):
         x = np.arange(len(r.probs))
         brushes = [pg.mkBrush(class_color(i)) for i in x]
         self.bar_item.setOpts(x=x, height=r.probs, width=0.7, brushes=brushes)
+        if r.centroid is None:
+            f["centroid"].setText("—")
+        else:
+            c = np.asarray(r.centroid).reshape(-1)
+            f["centroid"].setText(f"layer {r.centroid_layer}: " + (
+                "(" + ", ".join(f"{v:.4g}" for v in c) + ")" if len(c) <= 4 else "image below"))
         if self._image_shape is not None:
             shape = self._image_shape[-2:]
             self.img_x.setImage(r.x.reshape(shape).T, autoLevels=True)
