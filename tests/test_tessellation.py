@@ -376,6 +376,9 @@ def test_budget_cancel_progress_and_refusals():
         tessellate(net, Slice.input_plane(2), BOX, depth=3)
     partial = tessellate(net, Slice.input_plane(2), BOX, depth=1)
     assert partial.depth == 1 and np.all(partial.classes == -1) and np.isnan(partial.slope_norm).all()
+    quick = tessellate(net, Slice.input_plane(2), BOX, boundary=False, slope_norm=False)
+    assert np.isnan(quick.slope_norm).all() and quick.boundary_segments.shape == (0, 2, 2)
+    assert quick.num_regions == tessellate(net, Slice.input_plane(2), BOX).num_regions
 
 
 def test_json_export():

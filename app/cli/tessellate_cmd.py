@@ -28,6 +28,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="XMIN XMAX YMIN YMAX [ZMIN ZMAX] in slice coordinates (default: [-1,1]^k, or the anchors' box)")
     p.add_argument("--device", default=None, help="cpu | cuda (default: CUDA when present)")
     p.add_argument("--max-regions", type=int, default=None, help="stop with an error beyond this many regions (default: 1M, less for wide nets: ~4 GiB)")
+    p.add_argument("--no-slope-norm", action="store_true",
+                   help="skip ||A_w|| per region (null in the JSON); the slow part for high-dimensional inputs")
     p.add_argument("--json", metavar="OUT.json", help="write regions, patterns, classes, slope norms and boundary")
     p.add_argument("--summary", action="store_true", help="print region counts per depth and the time taken")
     p.add_argument("--trust-pickle", action="store_true", help="allow full pickles (can execute code: trusted files only)")
@@ -88,7 +90,7 @@ def cmd_tessellate(args) -> int:
         raise SplineAtlasError(f"--domain needs {2 * sl.dim} numbers for a {sl.dim}D slice; got {len(args.domain)}.")
     t0 = time.perf_counter()
     results = tessellate_all_depths(net, sl, args.domain, depth=args.depth, device=args.device,
-                                    max_regions=args.max_regions)
+                                    max_regions=args.max_regions, slope_norm=not args.no_slope_norm)
     seconds = time.perf_counter() - t0
     final = results[-1]
     if args.json:

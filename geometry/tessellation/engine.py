@@ -94,7 +94,11 @@ class _EngineNet:
     def __init__(self, network: Network, dtype, device):
         p = next(network.layers.parameters(), None)
         same = p is None or (p.dtype == dtype and p.device == device)
-        self.layers = network.layers if same else copy.deepcopy(network.layers).to(device=device, dtype=dtype)
+        if same:
+            self.layers = network.layers
+        else:
+            self.layers = copy.deepcopy(network.layers).to(device=device, dtype=dtype)
+            self.layers.requires_grad_(False)   # only input gradients are ever taken (slope norms)
         self.layers.eval()
         self.layer_infos = network.layer_infos
         self.input_shape = network.input_shape
@@ -168,7 +172,8 @@ def _ragged(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor):
 
 def tessellate_all_depths(network: Network, slice_: Slice, domain=None, depth: int | None = None, device=None,
                           max_regions: int | None = None, tol: float = DEFAULT_TOL,
-                          progress: Progress = None, cancel: Cancel = None, boundary: bool = True):
+                          progress: Progress = None, cancel: Cancel = None, boundary: bool = True,
+                          slope_norm: bool = True):
     """Tessellations of the slice after layers 1, 1..2, ..., 1..depth (default: all L), in ONE pass.
 
     Returns a list of ``depth`` :class:`Tessellation2D` (2D slices) or :class:`Tessellation3D` (3D slices),
@@ -176,6 +181,9 @@ def tessellate_all_depths(network: Network, slice_: Slice, domain=None, depth: i
     classes and the decision boundary (the partial depths then get their constant-class labels too).
     ``domain``: 2D box / convex polygon, 3D box (see :func:`domain_polygon`, :func:`domain_box3`).
     ``tol``: relative tolerance (times the domain diameter) below which a point counts as on a line.
+    ``boundary=False`` skips the argmax cells and boundary; ``slope_norm=False`` skips ||A_w|| (NaN), which
+    for a slice of a high-dimensional input costs C backward passes over all regions (the dominant cost
+    for the digits CNN) -- for interactive previews.
     Raises BudgetExceededError beyond ``max_regions`` regions (default :func:`default_max_regions`: 1M, less
     for wide networks so memory stays within ~4 GiB), CancelledError when ``cancel()`` is true,
     NotPiecewiseAffineError naming the first smooth layer.
@@ -186,7 +194,7 @@ def tessellate_all_depths(network: Network, slice_: Slice, domain=None, depth: i
         from .solid import tessellate_all_depths_3d
 
         return tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions, tol, progress,
-                                        cancel, boundary)
+                                        cancel, boundary, slope_norm)
     t0 = time.perf_counter()
     L = network.depth
     if L == 0:
@@ -237,7 +245,7 @@ def tessellate_all_depths(network: Network, slice_: Slice, domain=None, depth: i
         if logits is not None:
             if progress is not None:
                 progress(0.97, "logits, classes and decision boundary")
-            full = _full_depth_outputs(net, slice_, state, logits, eps, boundary, dev)
+            full = _full_depth_outputs(net, slice_, state, logits, eps, boundary, dev, slope_norm)
     R_full = records[-1]["offsets"].shape[0] - 1
     out = []
     classes_chain = propagate_classes([r["parent"] for r in records], full.get("classes_const"), R_full) \
@@ -268,7 +276,7 @@ def tessellate_all_depths(network: Network, slice_: Slice, domain=None, depth: i
 
 
 def _full_depth_outputs(net: Network, slice_: Slice, state: dict, logits: torch.Tensor, eps: float,
-                        boundary: bool, dev) -> dict:
+                        boundary: bool, dev, slope_norm: bool = True) -> dict:
     """Logit maps, classes, slope norms, argmax cells and decision boundary of the final regions."""
     X = logits.reshape(logits.shape[0], logits.shape[1], -1)         # (R, k+1, C)
     out_offset = X[:, 0, :]
@@ -276,16 +284,18 @@ def _full_depth_outputs(net: Network, slice_: Slice, state: dict, logits: torch.
     V, cnt = state["V"], state["cnt"]
     cells = class_cells_2d(V, cnt, out_linear, out_offset, eps, compute_cells=boundary)
     codes = state["codes"]
-    sn = slope_norms(net, slice_, out_linear, codes, dev)
+    sn = slope_norms(net, slice_, out_linear, codes, dev) if slope_norm else np.full(out_linear.shape[0], np.nan)
     return dict(out_linear=out_linear.cpu().numpy(), out_offset=out_offset.cpu().numpy(), slope_norm=sn, **cells)
 
 
 def tessellate(network: Network, slice_: Slice, domain=None, depth: int | None = None, device=None,
                max_regions: int | None = None, tol: float = DEFAULT_TOL,
-               progress: Progress = None, cancel: Cancel = None) -> Tessellation2D | Tessellation3D:
+               progress: Progress = None, cancel: Cancel = None, boundary: bool = True,
+               slope_norm: bool = True) -> Tessellation2D | Tessellation3D:
     """The exact tessellation of ``slice_`` (2D or 3D) after ``depth`` layers (default: all).
 
     Equivalent to ``tessellate_all_depths(...)[-1]``; see there for the arguments. With ``depth < L``
     the logits are not computed, so classes are -1, slope norms NaN and the decision boundary empty.
     """
-    return tessellate_all_depths(network, slice_, domain, depth, device, max_regions, tol, progress, cancel)[-1]
+    return tessellate_all_depths(network, slice_, domain, depth, device, max_regions, tol, progress, cancel,
+                                 boundary, slope_norm)[-1]

@@ -221,7 +221,8 @@ def ragged_cells(V: torch.Tensor, fc: torch.Tensor, FL: torch.Tensor, quantum: f
     return vertices, vertex_offsets, inv.reshape(-1).astype(np.int64), face_offsets, cell_face_offsets, face_layer
 
 
-def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions, tol, progress, cancel, boundary):
+def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions, tol, progress, cancel, boundary,
+                             slope_norm: bool = True):
     """3D counterpart of :func:`geometry.tessellation.engine.tessellate_all_depths` (same arguments)."""
     from .affine import StopWalk, activate, walk
     from .boundary import propagate_classes, slope_norms
@@ -274,7 +275,8 @@ def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions
             out_linear = Xl[:, 1:, :].transpose(1, 2).contiguous()
             full = class_cells_3d(state["V"], state["fc"], state["FL"], out_linear, out_offset, eps, boundary)
             full.update(out_linear=out_linear.cpu().numpy(), out_offset=out_offset.cpu().numpy(),
-                        slope_norm=slope_norms(net, slice_, out_linear, state["codes"], dev))
+                        slope_norm=slope_norms(net, slice_, out_linear, state["codes"], dev) if slope_norm
+                        else np.full(out_linear.shape[0], np.nan))
     R_full = records[-1]["parent"].shape[0]
     chain = propagate_classes([r["parent"] for r in records], full.get("classes_const"), R_full) if full else \
         [np.full(r["parent"].shape[0], -1, dtype=np.int64) for r in records]
