@@ -210,7 +210,7 @@ def tessellate_all_depths(network: Network, slice_: Slice, domain=None, depth: i
     V = torch.as_tensor(poly, dtype=dtype, device=dev).unsqueeze(0)
     E = torch.full((1, poly.shape[0]), -1, dtype=torch.int16, device=dev)
     cnt = torch.tensor([poly.shape[0]], dtype=torch.int64, device=dev)
-    state = {"V": V, "E": E, "cnt": cnt, "codes": [], "tor_codes": []}
+    state = {"V": V, "E": E, "cnt": cnt, "codes": []}
     records: list[dict] = []
 
     def on_nonlinearity(module, j, X):
