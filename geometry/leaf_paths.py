@@ -56,6 +56,9 @@ class LeafPaths:
     pattern_changes: (N, T, L) activation-pattern Hamming distance per nonlinearity between x_t and x_{t+1}.
     num_steps: (N,) steps taken; status: (N,) int8 index into STATUS_NAMES; stop_step: (N,) step at
     which the path stopped (== num_steps).
+    end_tangent_fraction: (N,) ||P_row(J)(d − x)|| / ||d − x|| at the final point (horizontal paths;
+    NaN for normal paths or x = d): ≈ 0 means the path ended at the closest point to d of its flat
+    leaf piece — a local minimum of the distance on the leaf, which no horizontal descent can leave.
     Entries after a path's num_steps repeat its last values.
     """
 
@@ -78,6 +81,7 @@ class LeafPaths:
     num_steps: np.ndarray
     status: np.ndarray
     settings: dict = field(default_factory=dict)
+    end_tangent_fraction: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.sources.shape[0])
@@ -92,6 +96,22 @@ class LeafPaths:
 
     def status_name(self, i: int) -> str:
         return STATUS_NAMES[int(self.status[i])]
+
+    def stall_kind(self, i: int, local_min_tol: float = 1e-6) -> str | None:
+        """Why a stagnated path stopped (None if it did not stagnate):
+        "local minimum" — P_row(J)(d − x) ≈ 0 (``end_tangent_fraction`` ≤ ``local_min_tol``): x is the
+        closest point to d on its flat leaf piece; "chattering" — the distance barely drops while the
+        path crosses region boundaries on at least half of its last ``stagnation_window`` steps (the
+        projected fields of adjacent regions point against each other); "slow" — neither."""
+        if self.status[i] != STAGNATED:
+            return None
+        if self.end_tangent_fraction is not None and self.end_tangent_fraction[i] <= local_min_tol:
+            return "local minimum"
+        n = int(self.num_steps[i])
+        w = min(n, int(self.settings.get("stagnation_window", n) or n))
+        if w and self.pattern_changes.shape[-1] and (self.pattern_changes[i, n - w:n].sum(-1) > 0).mean() >= 0.5:
+            return "chattering"
+        return "slow"
 
     def class_sequence(self, i: int) -> list[tuple[int, int]]:
         """Run-length encoding [(class, first step), ...] of path i's predicted class."""
@@ -116,6 +136,10 @@ class LeafPaths:
             "max_step_angle_deg": float(self.step_angle[i, :n].max()) if n else 0.0,
             "min_step_angle_deg": float(self.step_angle[i, :n].min()) if n else 0.0,
             "region_changes": int((self.pattern_changes[i, :n].sum(-1) > 0).sum()),
+            "stall": self.stall_kind(i),
+            "end_tangent_fraction": (None if self.end_tangent_fraction is None
+                                     or not np.isfinite(self.end_tangent_fraction[i])
+                                     else float(self.end_tangent_fraction[i])),
         }
 
     def to_npz_dict(self) -> dict[str, np.ndarray]:
@@ -126,6 +150,8 @@ class LeafPaths:
             d["destinations"] = self.destinations
         if self.directions is not None:
             d["directions"] = self.directions
+        if self.end_tangent_fraction is not None:
+            d["end_tangent_fraction"] = self.end_tangent_fraction
         d["status_names"] = np.array(STATUS_NAMES)
         d["kind"] = np.array(self.kind)
         return d
@@ -319,6 +345,13 @@ def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step
     out["num_steps"] = num_steps
     out["status"] = status
     out["final_points"] = x
+    if kind == "horizontal":
+        r = tgt64 - x64
+        rn = r.norm(dim=1)
+        out["end_tangent_fraction"] = torch.where(rn > 0, rs.project(r).norm(dim=1) / rn.clamp_min(torch.finfo(f64).tiny),
+                                                  torch.full_like(rn, float("nan")))
+    else:
+        out["end_tangent_fraction"] = torch.full((n,), float("nan"), dtype=f64, device=dev)
     return out
 
 
@@ -368,7 +401,7 @@ def _run(net, kind, sources, target, *, step_size, max_steps, tol, integrator, r
                      tangent_rank=npy["tangent_rank"].astype(np.int64), distance=npy["distance"],
                      step_angle=npy["step_angle"], step_length=npy["step_length"],
                      pattern_changes=npy["pattern_changes"], num_steps=npy["num_steps"], status=npy["status"],
-                     settings=settings)
+                     settings=settings, end_tangent_fraction=npy["end_tangent_fraction"])
 
 
 def horizontal_paths(net: nn.Module, sources, destinations, *, step_size: float = 0.1, max_steps: int = 1000,
