@@ -744,7 +744,8 @@ class MainWindow(QMainWindow):
             if res is None or not spec.visible:
                 continue
             col = QColor(PATH_COLORS[(spec.id - 1) % len(PATH_COLORS)])
-            items.append((f"#{spec.id}", res.u, float(np.max(res.off_plane)) if len(res.off_plane) else 0.0, col))
+            items.append((f"#{spec.id}", res.u, float(np.max(res.off_plane)) if len(res.off_plane) else 0.0, col,
+                          res.marks))
         self.view2d.set_paths(items)
         if self.paths_panel is not None:
             self.paths_panel.set_results(self.state.paths, self.path_results)

@@ -44,6 +44,7 @@ class PathResult:
     trace_g: np.ndarray
     distance: np.ndarray
     summary: str
+    marks: np.ndarray | None = None   # (m, 2) slice coordinates of exact region crossings (segments), or None
 
 
 def _module(name: str):
@@ -82,9 +83,20 @@ def compute_path(bundle, slice_, spec: PathSpec, progress=None, cancel=None) -> 
         X = s[None] * (1 - t) + d[None] * t
         ldm = local_data_matrix(net, X, cancel=cancel)
         classes = _class_sequence(ldm.predicted)
+        marks, walk_text = None, ""
+        lw = _module("geometry.regions.linewalk")
+        if lw is not None and hasattr(lw, "line_walk") and bundle.piecewise_affine:
+            try:
+                walk = lw.line_walk(net, s, d, cancel=cancel)
+            except SplineAtlasError as exc:
+                walk_text = f"; no exact line walk ({exc})"
+            else:
+                marks = slice_.project(walk.points[1:-1])
+                walk_text = (f"; exact line walk: {walk.n_regions} regions, "
+                             f"mean Hamming step {float(np.mean(walk.hamming)) if len(walk.hamming) else 0:.2f}")
         return PathResult(X, slice_.project(X), slice_.distance_to_plane(X), np.arange(len(X)), ldm.probs,
                           ldm.trace, np.linalg.norm(X - d[None], axis=1),
-                          f"straight segment, {SEGMENT_SAMPLES} samples, classes {classes}")
+                          f"straight segment, classes {classes}{walk_text}", marks)
     if spec.kind in ("horizontal", "normal"):
         lp = _module("geometry.leaf_paths")
         if lp is None:

@@ -306,14 +306,22 @@ class SliceView(QWidget):
         else:
             self.inspected.setData([p[0]], [p[1]])
 
-    def set_paths(self, paths: list[tuple[str, np.ndarray, float, QColor]]) -> None:
-        """Paths as (label, u (n, 2) projected points, max distance from the plane, colour)."""
+    def set_paths(self, paths: list[tuple]) -> None:
+        """Paths as (label, u (n, 2) projected points, max distance from the plane, colour[, marks (m, 2)]);
+        marks (exact region crossings of a segment) are drawn as small ticks."""
         for it in self._path_items:
             self.plot_item.removeItem(it)
         self._path_items = []
-        for label, u, off, col in paths:
+        for label, u, off, col, *rest in paths:
             if len(u) == 0:
                 continue
+            marks = rest[0] if rest else None
+            if marks is not None and len(marks):
+                ticks = pg.ScatterPlotItem(marks[:, 0], marks[:, 1], size=5, symbol="o",
+                                           brush=pg.mkBrush(self.theme.background), pen=pg.mkPen(col, width=1.2))
+                ticks.setZValue(26)
+                self.plot_item.addItem(ticks)
+                self._path_items.append(ticks)
             line = pg.PlotDataItem(u[:, 0], u[:, 1], pen=cosmetic_pen(col, 2.6),
                                    symbol="o", symbolSize=4, symbolBrush=col, symbolPen=None)
             ends = pg.ScatterPlotItem([u[0, 0], u[-1, 0]], [u[0, 1], u[-1, 1]], size=11,
