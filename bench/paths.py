@@ -9,6 +9,10 @@ stop off; the rate counts the path-steps actually taken).
 Reference ("naive"): the paper's published approach — one path at a time, for every step a full
 torch.autograd.functional.jacobian of log_softmax (C backward passes at batch 1), projection
 pinv(J) J (d − x), x += α v/||v||, and a host sync (.item()) per step.
+"region-changing steps": the share of path-steps after which some activation pattern differs. The logit
+Jacobian S is constant inside a linear region, so only the remaining steps could reuse it; on the MNIST
+CNN at α = 0.1 every step changes the pattern (tens of conv/max-pool flips per step), so caching S
+cannot pay there and is not done.
 
     .venv/bin/python bench/paths.py [--device cpu|cuda] [--dtype float32|float64] [--threads N] [--quick]
 """
@@ -87,7 +91,11 @@ def engine_steps_per_second(net: Network, dev, dtype, n: int, steps: int, alpha:
     if dev.type == "cuda":
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
-    return int(lp.num_steps.sum()) / dt          # path-steps actually taken (a stalled path stops early)
+    taken = int(lp.num_steps.sum())
+    changed = sum(int((lp.pattern_changes[i, : lp.num_steps[i]].sum(-1) > 0).sum()) for i in range(len(lp)))
+    # path-steps actually taken (a stalled path stops early), and the fraction of them that changed the
+    # activation pattern (a step inside one linear region could reuse the logit Jacobian S exactly)
+    return taken / dt, changed / max(taken, 1)
 
 
 def main() -> None:
@@ -104,7 +112,8 @@ def main() -> None:
     big = dev.type == "cuda"
     cases = [digits_net(), ("MNIST CNN 28x28 (random)", Network(mnist_cnn_spec()))]
     print(f"device {dev}, dtype {args.dtype}, torch threads {torch.get_num_threads()}")
-    print(f"{'net':<28} {'paths':>6} {'steps':>6} {'seconds':>8} {'path-steps/s':>13} {'naive steps/s':>14} {'speed-up':>9}")
+    print(f"{'net':<28} {'paths':>6} {'steps':>6} {'seconds':>8} {'path-steps/s':>13} {'naive steps/s':>14} {'speed-up':>9}"
+          f" {'region-changing steps':>22}")
     for name, net in cases:
         mnist = "MNIST" in name
         alpha = 0.1
@@ -117,9 +126,9 @@ def main() -> None:
                 steps = {1: 10, 16: 4, 256: 2}[n] if not args.quick else {1: 3, 16: 2, 256: 1}[n]
             else:
                 steps = {1: 60, 16: 30, 256: 8}[n] if not args.quick else {1: 10, 16: 5, 256: 2}[n]
-            rate = engine_steps_per_second(net, dev, dtype, n, steps, alpha)
-            print(f"{name:<28} {n:>6} {steps:>6} {n * steps / rate:>8.2f} {rate:>13.1f} {naive:>14.1f} {rate / naive:>8.1f}x",
-                  flush=True)
+            rate, changed = engine_steps_per_second(net, dev, dtype, n, steps, alpha)
+            print(f"{name:<28} {n:>6} {steps:>6} {n * steps / rate:>8.2f} {rate:>13.1f} {naive:>14.1f} {rate / naive:>8.1f}x"
+                  f" {100 * changed:>21.1f}%", flush=True)
 
 
 if __name__ == "__main__":
