@@ -140,6 +140,11 @@ class MainWindow(QMainWindow):
         self.data_browser.slice_requested.connect(self.request_slice)
         self.work.activity.connect(self._on_activity)
         self.work.error.connect(self._on_job_error)
+        if theme is None:  # follow the system's light/dark switch while running
+            try:
+                QApplication.instance().styleHints().colorSchemeChanged.connect(self._on_color_scheme)
+            except AttributeError:  # Qt < 6.5
+                pass
         self._key_filter = _KeyFilter(self)
         QApplication.instance().installEventFilter(self._key_filter)
         self._restore_layout()
@@ -318,7 +323,8 @@ class MainWindow(QMainWindow):
         self.controls.set_run(bundle.epochs, bundle.depth)
         X, y = bundle.points()
         self.data_browser.set_dataset(
-            f"<b>{bundle.name}</b><br>{len(bundle.run)} checkpoints · {bundle.depth} layers · "
+            f"<b>{bundle.name}</b><br>{len(bundle.run)} checkpoint{'s' if len(bundle.run) != 1 else ''} · "
+            f"{bundle.depth} layers · "
             f"{bundle.input_dim} inputs · {bundle.num_classes} classes"
             + (f"<br>dataset: {bundle.dataset.name} ({len(X)} training points)" if bundle.dataset else "<br>no dataset"),
             X, y, bundle.input_dim, bundle.image_shape)
@@ -651,6 +657,20 @@ class MainWindow(QMainWindow):
         i = self.color_combo.findData(mode)
         if i >= 0 and self.color_combo.currentIndex() != i:
             self.color_combo.setCurrentIndex(i)
+        self._redraw()
+
+    def _on_color_scheme(self, *_) -> None:
+        """The system switched light/dark: recolour the plots (Qt recolours the widgets itself)."""
+        self.theme.__init__()
+        self.theme.apply_pyqtgraph()
+        bg = self.theme.background
+        for w in (self.view2d.plot, self.inspector.bars, self.data_browser.scatter_w):
+            w.setBackground(bg)
+        for w in (self.inspector.images, getattr(self.paths_panel, "plots", None), self.training_panel.plots):
+            if w is not None:
+                w.setBackground(bg)
+        self.view2d._legend_key = None
+        self.view2d.legend.setBrush(pg.mkBrush(self.view2d._legend_bg()))
         self._redraw()
 
     # == clicks, inspect, paths ======================================================================
