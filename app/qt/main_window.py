@@ -98,7 +98,9 @@ class MainWindow(QMainWindow):
         self.inspector = Inspector(self.theme)
         self.inspector_dock = self.add_dock(self.inspector, "Inspector", Qt.DockWidgetArea.RightDockWidgetArea)
         self.controls = EpochLayerControls(self.state)
-        self.controls.ready = lambda: not self.work.busy("tessellation")
+        # playback steps only when the current frame is drawn and the next one is pre-computed
+        self.controls.ready = lambda: not (self.work.busy("tessellation") or self.work.busy("prefetch")
+                                           or self._tess_timer.isActive())
         self.controls_dock = self.add_dock(self.controls, "Epoch and layer", Qt.DockWidgetArea.BottomDockWidgetArea)
         self.controls_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.inspector.enable_region_rows(jobs.region_geometry_available())
@@ -500,11 +502,25 @@ class MainWindow(QMainWindow):
         self.view2d.set_preview(None)
         self._redraw()
         self._update_region_counts()
+        self._prefetch_next()
         t = tess[-1]
         self._set_status(f"{t.num_regions:,} regions at full depth · {len(t.boundary_segments):,} boundary "
                          f"segments · {t.seconds:.2f} s ({t.device})")
         if self.state.inspected is not None and self.inspector.report is not None:
             self._inspect(self.state.inspected)
+
+    def _prefetch_next(self) -> None:
+        """While playing, tessellate the next epoch into the cache (the second worker thread) so that the
+        next frame is a cache hit."""
+        b, st = self.bundle, self.state
+        if not st.playing or b is None or st.slice is None or st.epoch_index + 1 >= st.n_epochs:
+            return
+        nxt, sl, window, budget, cache = st.epoch_index + 1, st.slice, st.window, st.settings.max_regions, self.cache
+        if cache.peek(jobs.tessellation_key(b, nxt, sl, window, budget)) is not None:
+            return
+        self.work.submit("prefetch", f"Pre-computing epoch {b.epochs[nxt]}",
+                         lambda progress, cancel: jobs.tessellate_all(b, nxt, sl, window, budget, cache,
+                                                                      progress, cancel))
 
     def _update_region_counts(self) -> None:
         b, st = self.bundle, self.state
