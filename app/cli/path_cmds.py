@@ -219,7 +219,8 @@ def cmd_path(args) -> int:
                                    for c in s["class_sequence"]]
             paths.append(dict(s, source=src[k], destination=dst[k] if dst else None))
             seq = " -> ".join(c["name"] for c in s["class_sequence"])
-            print(f"path {src[k]}{' -> ' + str(dst[k]) if dst else ''}: {s['status']} after {s['steps']} steps, "
+            stall = f" ({s['stall']})" if s.get("stall") else ""
+            print(f"path {src[k]}{' -> ' + str(dst[k]) if dst else ''}: {s['status']}{stall} after {s['steps']} steps, "
                   f"distance {s['initial_distance']:.4g} -> {s['final_distance']:.4g}, classes {seq}")
         summary = dict(header, settings=lp.settings, paths=paths)
         rows = [_frames_of_leaf_path(lp, k, args.frames) for k in range(len(lp))]
