@@ -71,7 +71,6 @@ class Canvas3D(QWidget):
         from vispy.visuals.filters.clipping_planes import PlanesClipper
 
         self._scene = scene
-        self.dark = QGuiApplication.instance() is not None and _is_dark_color(background)
         self.canvas = scene.SceneCanvas(keys=None, show=False, bgcolor=background, size=(800, 600))
         self.canvas.unfreeze()
         self.view = self.canvas.central_widget.add_view()
@@ -142,7 +141,6 @@ class Canvas3D(QWidget):
         corners = np.array([[b[0, i], b[1, j], b[2, k]] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
         edges = [(0, 1), (2, 3), (4, 5), (6, 7), (0, 2), (1, 3), (4, 6), (5, 7), (0, 4), (1, 5), (2, 6), (3, 7)]
         self.box.set_data(pos=corners[np.array(edges).reshape(-1)].astype(np.float32))
-        c = b.mean(1)
         span = float((b[:, 1] - b[:, 0]).max())
         lab_pos = np.array([[b[0, 1] + 0.06 * span, b[1, 0], b[2, 0]], [b[0, 0], b[1, 1] + 0.06 * span, b[2, 0]],
                             [b[0, 0], b[1, 0], b[2, 1] + 0.06 * span]])
@@ -151,7 +149,6 @@ class Canvas3D(QWidget):
         if reset_camera:
             self.reset_camera()
         self.canvas.update()
-        _ = c
 
     def reset_camera(self, grow: float = 1.0) -> None:
         """Fit both cameras to the box (times ``grow``, e.g. 1 + explode for the exploded view)."""
@@ -353,11 +350,6 @@ class Canvas3D(QWidget):
 def _hex_rgba(c: str) -> tuple[float, float, float, float]:
     c = c.lstrip("#")
     return tuple(int(c[i:i + 2], 16) / 255 for i in (0, 2, 4)) + (1.0,)
-
-
-def _is_dark_color(c: str) -> bool:
-    r, g, b, _ = _hex_rgba(c)
-    return 0.299 * r + 0.587 * g + 0.114 * b < 0.5
 
 
 # == the tab ==================================================================================================
