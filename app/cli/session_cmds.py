@@ -32,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--window", type=float, nargs=4, metavar=("UMIN", "UMAX", "VMIN", "VMAX"),
                    help="visible window in slice coordinates (default: around the data / defining points)")
     c.add_argument("--color-mode", choices=COLOR_MODES, default="class")
+    c.add_argument("--relative", action="store_true",
+                   help="store the run's path relative to the session file (for sessions shipped beside runs)")
     c.add_argument("--path", action="append", nargs="+", default=[], metavar="ARG",
                    help="KIND U0 V0 [U1 V1]: keep a path (kind: " + ", ".join(PATH_KINDS) + ")")
     c.set_defaults(func=cmd_create)
@@ -93,6 +95,12 @@ def cmd_create(args) -> int:
         v = [float(x) for x in nums]
         st.add_path(kind, v[:2], v[2:] if len(v) == 4 else None)
     save_session(st, args.out)
+    if args.relative:
+        import os
+
+        data = json.loads(Path(args.out).read_text())
+        data["run"] = os.path.relpath(Path(args.run).resolve(), Path(args.out).resolve().parent)
+        Path(args.out).write_text(json.dumps(data, indent=1))
     print(f"wrote {args.out}: {bundle.name}, epoch {bundle.epochs[st.epoch_index]}, layers 1..{st.depth}, "
           f"{sl.description}, window {[round(w, 4) for w in st.window]}, {len(st.paths)} path(s)")
     return 0
@@ -119,7 +127,10 @@ def cmd_show(args) -> int:
 
         if not run or data.get("slice") is None:
             raise SplineAtlasError("this session names no run or slice to tessellate.")
-        bundle = jobs.open_run_bundle(run)
+        run_path = Path(run)
+        if not run_path.is_absolute():  # relative to the session file, as the app resolves it
+            run_path = Path(args.file).resolve().parent / run_path
+        bundle = jobs.open_run_bundle(run_path)
         i = min(int(data.get("epoch_index", 0)), len(bundle.run) - 1)
         t0 = time.perf_counter()
         tess = jobs.tessellate_all(bundle, i, Slice.from_json(data["slice"]), data["window"],

@@ -321,7 +321,7 @@ class MainWindow(QMainWindow):
         self.view2d.clear_tiles()
         self.view2d.set_preview(None)
         self._add_recent(bundle.path)
-        self.state.set_run(bundle.path, len(bundle.run), bundle.depth)
+        self.state.set_run(str(Path(bundle.path).resolve()), len(bundle.run), bundle.depth)
         self.controls.set_run(bundle.epochs, bundle.depth)
         X, y = bundle.points()
         self.data_browser.set_dataset(
