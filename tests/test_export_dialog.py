@@ -152,3 +152,45 @@ def test_dynamics_plots_fill_in_and_follow_the_epoch(qtbot, fake_window, tmp_pat
     w.cursors[1].setValue(3.9)
     w._on_drag(w.cursors[1])
     assert fake_window.state.epoch_index == 2
+
+
+def test_3d_exports_need_the_3d_scene_and_render_it(qtbot, fake_window, tmp_path, monkeypatch):
+    import os
+    from types import SimpleNamespace
+
+    from PySide6.QtWidgets import QMessageBox
+
+    from app.qt.export_dialog import ExportDialog
+
+    warnings = []
+    monkeypatch.setattr(QMessageBox, "warning", lambda *a, **k: warnings.append(a[2]))
+    dlg = ExportDialog(fake_window)
+    qtbot.addWidget(dlg)
+    dlg.kind.setCurrentIndex(dlg.kind.findData("view3d"))
+    assert dlg.path.text().endswith(".png")
+    dlg.start_export()                                               # no 3D tab: a message, nothing written
+    assert warnings and "3D slice tab" in warnings[0]
+    if not os.environ.get("DISPLAY"):
+        pytest.skip("rendering the 3D scene needs OpenGL (Xvfb)")
+    from PySide6.QtGui import QGuiApplication
+
+    if QGuiApplication.platformName() in ("offscreen", "minimal"):
+        pytest.skip("Qt runs offscreen here: no OpenGL")
+    from app import jobs, jobs3d
+    from app.view3d_state import Slice3Choice, View3DSettings
+
+    train_run(builtin_dataset("digits", seed=0), mlp_spec([64, 6, 6, 10]), tmp_path / "r", epochs=1,
+              save_epochs=[1], lr=1e-2, batch_size=256, seed=0)
+    b = jobs.open_run_bundle(tmp_path / "r")
+    sl, box = jobs3d.make_slice3(b, Slice3Choice("pca"), 0)
+    s = View3DSettings()
+    scene = jobs3d.scene_arrays(jobs3d.tessellate3_all(b, 0, sl, box, 5000), b.depth, "class", s, box)
+    fake_window.bundle = b
+    fake_window.view3d = SimpleNamespace(scene=scene, canvas=None,
+                                         state3d=SimpleNamespace(slice3=sl, box=box, settings=s))
+    dlg.width_.setValue(320)
+    dlg.height_.setValue(240)
+    dlg.path.setText(str(tmp_path / "v.png"))
+    dlg.start_export()
+    assert dlg.result_path == str(tmp_path / "v.png")
+    assert imageio.imread(tmp_path / "v.png").shape[:2] == (240, 320)

@@ -28,7 +28,10 @@ KINDS = {
     "path": ("Path animation of the last traced path (MP4, GIF)", (".mp4", ".gif")),
     "pathfig": ("Path figure of the last traced path (PNG, SVG, PDF)", (".png", ".svg", ".pdf")),
     "curves": ("Training-dynamics curves (PNG, SVG, PDF; + CSV)", (".png", ".svg", ".pdf")),
+    "view3d": ("3D view as an image (PNG)", (".png",)),
+    "turntable": ("3D turntable video of the 3D view (MP4, GIF)", (".mp4", ".gif")),
 }
+GUI_THREAD_KINDS = ("view3d", "turntable")   # OpenGL renders on the GUI thread
 MODE_LABELS = {"class": "Predicted class", "slope": "‖A_ω‖ (slope norm)", "hash": "Activation-pattern hash",
                "layer": "Layer of origin"}
 
@@ -199,7 +202,7 @@ class ExportDialog(QDialog):
     # -- widgets --------------------------------------------------------------------------------
     def _on_kind(self) -> None:
         k = self.kind.currentData()
-        video = k in ("epochs", "layers", "path")
+        video = k in ("epochs", "layers", "path", "turntable")
         self.fps.setEnabled(video)
         self.mode.setEnabled(k != "curves")
         exts = KINDS[k][1]
@@ -213,6 +216,8 @@ class ExportDialog(QDialog):
         self.note.setText({"epochs": "One frame per checkpoint of the run (uncached epochs are tessellated).",
                            "layers": "One frame per layer depth at the current epoch.",
                            "path": "Uses the most recently traced visible path.",
+                           "view3d": "The 3D tab's current scene and camera, rendered at the chosen size.",
+                           "turntable": "The 3D tab's current scene, one full turn of the camera (72 frames).",
                            "pathfig": "The most recently traced visible path over the slice, its class probabilities "
                                       "and (image data) an image strip.",
                            "curves": "Computes the curves for every checkpoint (cached on disk); writes a CSV beside "
@@ -246,6 +251,9 @@ class ExportDialog(QDialog):
             req = self.request()
         except SplineAtlasError as exc:
             QMessageBox.warning(self, "Export", str(exc))
+            return
+        if req.kind in GUI_THREAD_KINDS:
+            self.export_3d(req)
             return
         self.export_btn.setEnabled(False)
         stop = threading.Event()
@@ -297,6 +305,75 @@ class ExportDialog(QDialog):
         # cancellations do not reach on_error (the pool drops them): close the dialog ourselves
         dlg.canceled.connect(lambda: (work.cancel("export"), failed(CancelledError("cancelled"))))
         self.job_id = jid
+
+
+    def export_3d(self, req: ExportRequest) -> None:
+        """3D still or turntable: OpenGL renders on the GUI thread, so this loops here with a progress
+        dialog (events are processed between frames, so Cancel works)."""
+        from PySide6.QtWidgets import QApplication
+
+        from app.export.video import write_video
+        from app.render.slice_figure import atomic_target
+
+        from .turntable import bundle_points3, scene_frames
+
+        tab = getattr(self.window_, "view3d", None)
+        s3 = getattr(tab, "state3d", None)
+        try:
+            if tab is None or getattr(tab, "scene", None) is None or s3 is None or s3.slice3 is None:
+                raise SplineAtlasError("show the 3D slice tab and let it draw first; the export uses its scene.")
+            pts = bundle_points3(self.window_.bundle, s3.slice3, s3.box) if s3.settings.show_points else None
+            cam = tab.canvas.turntable if getattr(tab, "canvas", None) is not None else None
+            still = req.kind == "view3d"
+            n, frame = scene_frames(tab.scene, s3.box, (req.width, req.height), 1 if still else 72, points=pts,
+                                    turn=0.0 if still else 360.0, camera=cam)
+        except SplineAtlasError as exc:
+            self.error = exc
+            QMessageBox.warning(self, "Export", str(exc))
+            return
+        stop = threading.Event()
+        dlg = QProgressDialog(f"Rendering {Path(req.path).name}…", "Cancel", 0, 1000, self)
+        dlg.setWindowModality(Qt.WindowModality.WindowModal)
+        dlg.setMinimumDuration(0)
+        dlg.canceled.connect(stop.set)
+        self.progress_dialog = dlg
+        dlg.show()
+
+        def prog(f, m=""):
+            dlg.setValue(int(1000 * min(max(f, 0.0), 1.0)))
+            QApplication.processEvents()
+
+        try:
+            if still:
+                import imageio.v2 as imageio
+
+                tmp = atomic_target(Path(req.path))
+                try:
+                    imageio.imwrite(tmp, frame(0), format="PNG")
+                    tmp.replace(req.path)
+                except BaseException:
+                    tmp.unlink(missing_ok=True)
+                    raise
+                path = req.path
+            else:
+                path = str(write_video(req.path, n, frame, fps=req.fps, progress=prog, cancel=stop.is_set))
+        except CancelledError as exc:
+            dlg.hide()
+            self.error = exc
+            self.note.setText("Export cancelled; no file was written.")
+            return
+        except Exception as exc:  # noqa: BLE001 - shown to the user
+            dlg.hide()
+            self.error = exc
+            QMessageBox.warning(self, "Export failed", str(exc) or type(exc).__name__)
+            return
+        finally:
+            frame.canvas.deleteLater()
+        dlg.hide()
+        self.result_path = path
+        if hasattr(self.window_, "_set_status"):
+            self.window_._set_status(f"Exported {path}")
+        self.accept()
 
 
 def open_export_dialog(window) -> ExportDialog:

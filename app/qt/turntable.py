@@ -26,19 +26,10 @@ def turntable_frames(bundle, epoch_index: int = -1, depth: int | None = None, co
                      azimuth0: float = -55.0, slice_kind: str | None = None, max_cells: int = 20_000,
                      settings=None, cancel=None):
     """(n_frames, frame(i) -> (H, W, 3) uint8) of the 3D slice turning by 360° (one tessellation)."""
-    from PySide6.QtGui import QGuiApplication
-    from PySide6.QtWidgets import QApplication
-
     from app import jobs3d
     from app.view3d_state import Slice3Choice, View3DSettings
 
-    from .view3d import Canvas3D
-
     require_opengl_display()
-    app = QApplication.instance() or QApplication([sys.argv[0]])
-    if QGuiApplication.platformName() in ("offscreen", "minimal"):
-        raise SplineAtlasError(f"a 3D turntable needs OpenGL, which Qt's '{QGuiApplication.platformName()}' platform "
-                               "lacks; run it with a display or under xvfb-run -a.")
     if n_frames < 1:
         raise SplineAtlasError("a turntable needs at least one frame.")
     ei = epoch_index % len(bundle.run)
@@ -50,8 +41,42 @@ def turntable_frames(bundle, epoch_index: int = -1, depth: int | None = None, co
         raise SplineAtlasError(f"layer must be between 1 and {bundle.depth}; got {depth}.")
     s = settings or View3DSettings(max_cells=max_cells)
     scene = jobs3d.scene_arrays(t_by, depth, color, s, box)
-    from PySide6.QtCore import Qt
+    pts = bundle_points3(bundle, sl, box) if s.show_points else None
+    return scene_frames(scene, box, size, n_frames, azimuth0, elevation, pts)
 
+
+def bundle_points3(bundle, slice3, box):
+    """(u (n, 3), colours (n, 4), marker size) of the dataset points inside the 3D box, as the 3D tab draws them."""
+    from geometry.mesh3d import DEFAULT_CLASS_COLORS
+
+    from app import jobs3d
+
+    u, y, _ = jobs3d.points3(bundle, slice3)
+    b = np.asarray(box).reshape(3, 2)
+    inside = np.all((u >= b[:, 0]) & (u <= b[:, 1]), axis=1)
+    col = np.ones((int(inside.sum()), 4), np.float32)
+    col[:, :3] = DEFAULT_CLASS_COLORS[y[inside] % len(DEFAULT_CLASS_COLORS)]
+    return u[inside], col, 7.0 if bundle.input_dim == 3 else 5.0
+
+
+def scene_frames(scene, box, size: tuple[int, int], n_frames: int = 72, azimuth0: float = -55.0,
+                 elevation: float = 22.0, points=None, turn: float = 360.0, camera=None):
+    """(n_frames, frame(i)) rendering a 3D scene (app.jobs3d.Scene3D) in an offscreen Canvas3D of ``size``,
+    the camera at ``azimuth0 + turn * i / n_frames`` (``turn=0``: a still). ``camera``: a TurntableCamera
+    (the 3D tab's) whose centre, zoom, azimuth and elevation are copied, so the picture is the user's view."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtWidgets import QApplication
+
+    from .view3d import Canvas3D
+
+    require_opengl_display()
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    if QGuiApplication.platformName() in ("offscreen", "minimal"):
+        raise SplineAtlasError(f"3D export needs OpenGL, which Qt's '{QGuiApplication.platformName()}' platform "
+                               "lacks; run it with a display or under xvfb-run -a.")
+    if n_frames < 1:
+        raise SplineAtlasError("a 3D video needs at least one frame.")
     canvas = Canvas3D()
     w, h = (int(v) for v in size)
     canvas.resize(w, h)
@@ -59,22 +84,20 @@ def turntable_frames(bundle, epoch_index: int = -1, depth: int | None = None, co
     canvas.show()                    # the GL canvas takes its size (viewport, camera aspect) only once shown
     app.processEvents()
     canvas.set_box(box)
-    canvas.turntable.elevation = elevation
-    canvas.turntable.scale_factor *= 1.2          # room for the box's corners at every azimuth
+    cam = canvas.turntable
+    if camera is not None:
+        cam.center, cam.scale_factor, cam.fov = camera.center, camera.scale_factor, camera.fov
+        azimuth0, cam.elevation = camera.azimuth, camera.elevation
+    else:
+        cam.elevation = elevation
+        cam.scale_factor *= 1.2                   # room for the box's corners at every azimuth
     canvas.show_scene(scene)
-    if s.show_points:
-        from geometry.mesh3d import DEFAULT_CLASS_COLORS
-
-        u, y, _ = jobs3d.points3(bundle, sl)
-        b = np.asarray(box).reshape(3, 2)
-        inside = np.all((u >= b[:, 0]) & (u <= b[:, 1]), axis=1)
-        col = np.ones((int(inside.sum()), 4), np.float32)
-        col[:, :3] = DEFAULT_CLASS_COLORS[y[inside] % len(DEFAULT_CLASS_COLORS)]
-        canvas.set_points(u[inside], col, size=7.0 if bundle.input_dim == 3 else 5.0)
+    if points is not None:
+        canvas.set_points(points[0], points[1], size=points[2])
     app.processEvents()
 
     def frame(i: int) -> np.ndarray:
-        canvas.turntable.azimuth = azimuth0 + 360.0 * i / n_frames
+        canvas.turntable.azimuth = azimuth0 + turn * i / n_frames
         rgba = np.asarray(canvas.canvas.render(alpha=True)).astype(np.float32)
         if rgba.shape[:2] != (h, w):
             raise SplineAtlasError(f"the 3D canvas rendered {rgba.shape[1]}x{rgba.shape[0]} instead of {w}x{h}.")
