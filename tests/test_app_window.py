@@ -162,7 +162,13 @@ def test_a_corrupt_file_shows_an_error_and_the_window_lives(qtbot, window, tmp_p
     win = window
     bad = tmp_path / "broken.pt"
     bad.write_bytes(b"\x00this is not a checkpoint" * 10)
-    win.open_path(bad)
+    from PySide6.QtCore import QMimeData, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(bad))])
+    win.dropEvent(QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                             Qt.KeyboardModifier.NoModifier))      # dropped on the window
     qtbot.waitUntil(lambda: win.last_error is not None, timeout=TIMEOUT)
     assert "broken.pt" in win.last_error and win.isVisible()
     assert win.error_box.isVisible() and "broken.pt" in win.status_label.text()
