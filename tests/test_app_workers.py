@@ -1,0 +1,84 @@
+"""The window's worker pool: newest request first, stale work cancelled, errors delivered, never raised."""
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+pytest.importorskip("pytestqt")
+pytestmark = pytest.mark.gui
+
+
+def _slow(result, started: list, steps: int = 200):
+    def fn(progress, cancel):
+        started.append(result)
+        for i in range(steps):
+            if cancel():
+                from geometry.errors import CancelledError
+
+                raise CancelledError("stopped")
+            progress(i / steps, f"step {i}")
+            time.sleep(0.002)
+        return result
+    return fn
+
+
+def test_newer_jobs_cancel_older_ones_of_the_same_channel(qtbot):
+    from app.qt.workers import WorkManager
+
+    wm = WorkManager(max_threads=1)
+    done, errors, started = [], [], []
+    for k in range(4):
+        wm.submit("tess", f"job {k}", _slow(k, started), on_done=done.append, on_error=errors.append)
+    other = wm.submit("other", "independent", _slow("x", started, 5), on_done=done.append)
+    assert other > 0
+    qtbot.waitUntil(lambda: not wm.busy(), timeout=20_000)
+    wm.wait()
+    qtbot.wait(50)
+    assert done.count(3) == 1 and not any(k in done for k in (0, 1, 2))   # only the newest result is delivered
+    assert "x" in done and errors == []                                     # other channels are untouched
+    assert set(started) <= {0, 3, "x"}                                      # queued stale jobs never started
+
+
+def test_errors_go_to_the_callback_or_the_error_signal(qtbot):
+    from app.qt.workers import WorkManager
+    from geometry.errors import BudgetExceededError
+
+    wm = WorkManager(max_threads=2)
+    caught, signalled = [], []
+    wm.error.connect(lambda desc, exc, tb: signalled.append((desc, type(exc).__name__, bool(tb))))
+
+    def boom(progress, cancel):
+        raise BudgetExceededError("too many regions")
+
+    def bug(progress, cancel):
+        return 1 / 0
+
+    wm.submit("a", "budget", boom, on_error=caught.append)
+    wm.submit("b", "buggy", bug)
+    qtbot.waitUntil(lambda: bool(caught and signalled), timeout=10_000)
+    assert isinstance(caught[0], BudgetExceededError)
+    assert signalled == [("buggy", "ZeroDivisionError", True)]           # a bug carries its traceback
+
+
+def test_cancel_all_and_activity_reports(qtbot):
+    from app.qt.workers import WorkManager
+
+    wm = WorkManager(max_threads=1)
+    states = []
+    wm.activity.connect(lambda busy, frac, msg: states.append((busy, msg)))
+    release = threading.Event()
+
+    def waiting(progress, cancel):
+        progress(0.5, "halfway")
+        while not cancel() and not release.is_set():
+            time.sleep(0.005)
+        return 1
+
+    done = []
+    wm.submit("c", "waiting job", waiting, on_done=done.append)
+    qtbot.waitUntil(lambda: any("halfway" in m for _, m in states), timeout=10_000)
+    assert wm.cancel() == 1
+    qtbot.waitUntil(lambda: not wm.pending(), timeout=10_000)
+    assert done == [] and states[-1] == (False, "")
