@@ -207,9 +207,11 @@ class ExportDialog(QDialog):
         self.mode.setEnabled(k != "curves")
         exts = KINDS[k][1]
         p = self.path.text().strip()
-        stem = Path(p).with_suffix("") if p else Path.home() / f"spline-atlas-{k}"
-        if not p or Path(p).suffix.lower() not in exts:
-            self.path.setText(str(stem) + exts[0])
+        if not p or p == getattr(self, "_auto_path", None):      # untouched default: follow the kind
+            self._auto_path = str(Path.home() / f"spline-atlas-{k}{exts[0]}")
+            self.path.setText(self._auto_path)
+        elif Path(p).suffix.lower() not in exts:
+            self.path.setText(str(Path(p).with_suffix(exts[0])))
         if video and (self.width_.value() % 2 or self.height_.value() % 2):
             self.width_.setValue(self.width_.value() + self.width_.value() % 2)
             self.height_.setValue(self.height_.value() + self.height_.value() % 2)
