@@ -138,6 +138,7 @@ class MainWindow(QMainWindow):
         self._tess_timer.setInterval(80)
         self._tess_timer.timeout.connect(self._request_tessellation)
         self.view2d.clicked.connect(self._on_view_click)
+        self.view2d.hovered.connect(lambda u, v: self.coord_label.setText(f"u = {u:.4g}, v = {v:.4g}"))
         self.view2d.window_changed.connect(self._on_view_window)
         self.data_browser.slice_requested.connect(self.request_slice)
         self.work.activity.connect(self._on_activity)
@@ -201,6 +202,10 @@ class MainWindow(QMainWindow):
         self.cancel_btn.setVisible(False)
         self.cancel_btn.clicked.connect(lambda: self.work.cancel())
         sb.addPermanentWidget(self.cancel_btn)
+        self.coord_label = QLabel("")
+        self.coord_label.setMinimumWidth(190)
+        self.coord_label.setToolTip("slice coordinates under the mouse")
+        sb.addPermanentWidget(self.coord_label)
         self.info_label = QLabel("")
         sb.addPermanentWidget(self.info_label)
 

@@ -117,6 +117,7 @@ class SliceView(QWidget):
     ``window_changed((umin, umax, vmin, vmax))`` (visible range after zoom/pan, debounced)."""
 
     clicked = Signal(float, float)
+    hovered = Signal(float, float)
     window_changed = Signal(object)
 
     def __init__(self, theme: Theme, parent: QWidget | None = None, debounce_ms: int = 250):
@@ -186,6 +187,7 @@ class SliceView(QWidget):
         self._suppress_range = False
         self.vb.sigRangeChanged.connect(self._on_range_changed)
         self.plot.scene().sigMouseClicked.connect(self._on_click)
+        self.plot.scene().sigMouseMoved.connect(self._on_move)
 
     def _legend_bg(self) -> QColor:
         c = QColor(self.theme.background)
@@ -218,6 +220,11 @@ class SliceView(QWidget):
         if self._debounce.isActive():
             self._debounce.stop()
             self._emit_window()
+
+    def _on_move(self, pos) -> None:
+        if self.vb.sceneBoundingRect().contains(pos):
+            p = self.vb.mapSceneToView(pos)
+            self.hovered.emit(float(p.x()), float(p.y()))
 
     def _on_click(self, ev) -> None:
         if ev.button() != Qt.MouseButton.LeftButton or ev.double():
