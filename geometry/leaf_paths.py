@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from .errors import CancelledError, DatasetError, SplineAtlasError
-from .local_data_matrix import default_rtol, g_spectrum, g_trace, log_prob_jacobian, row_space
+from .local_data_matrix import IncrementalJacobian, default_rtol, g_spectrum, g_trace, log_prob_jacobian, row_space
 
 STATUS_NAMES = ("running", "reached", "stagnated", "budget", "degenerate")
 RUNNING, REACHED, STAGNATED, BUDGET, DEGENERATE = range(5)
@@ -188,15 +188,31 @@ def _as_points(x, dtype, dev, dim: int, what: str) -> torch.Tensor:
 
 
 class _Field:
-    """Evaluates J, p and the row-space basis at a batch of points (with optional patterns)."""
+    """Evaluates J, p and the row-space basis at a batch of points (with optional patterns).
 
-    def __init__(self, model, rtol, method, chunk):
+    With ``reuse`` (piecewise-affine nets), the path positions (``cached=True`` calls, always the same
+    N paths in the same chunks) go through one :class:`IncrementalJacobian` per chunk, so a path whose
+    step stayed inside its linear region skips the backward sweep (same J, exactly)."""
+
+    def __init__(self, model, rtol, method, chunk, reuse: bool):
         self.model, self.rtol, self.method, self.chunk = model, rtol, method, chunk
+        self.incr: dict[int, IncrementalJacobian] | None = {} if reuse else None
 
-    def __call__(self, x: torch.Tensor, with_patterns: bool):
+    @property
+    def reuse_counts(self) -> tuple[int, int]:
+        """(points whose logit Jacobian was computed, points served) over the cached calls."""
+        if not self.incr:
+            return 0, 0
+        return (sum(f.recomputed for f in self.incr.values()), sum(f.calls_points for f in self.incr.values()))
+
+    def __call__(self, x: torch.Tensor, with_patterns: bool, cached: bool = False):
         outs = []
         for s in range(0, x.shape[0], self.chunk):
-            outs.append(log_prob_jacobian(self.model, x[s:s + self.chunk], self.method, with_patterns))
+            if cached and self.incr is not None:
+                f = self.incr.setdefault(s, IncrementalJacobian(self.model))
+                outs.append(f(x[s:s + self.chunk]))
+            else:
+                outs.append(log_prob_jacobian(self.model, x[s:s + self.chunk], self.method, with_patterns))
         probs = torch.cat([o.probs for o in outs])
         jac = torch.cat([o.jacobian for o in outs])
         pats = None
@@ -209,7 +225,8 @@ class _Field:
 def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step_size: float, max_steps: int,
                tol: torch.Tensor | None, integrator: str, rtol: float | None, stop_on_stagnation: bool,
                stagnation_window: int, min_progress: float, clip_steps: bool, record_every: int | None, method: str,
-               chunk_size: int, check_every: int, point_budget_bytes: int, progress, cancel) -> dict:
+               chunk_size: int, check_every: int, point_budget_bytes: int, progress, cancel,
+               reuse_jacobian: bool | None = None) -> dict:
     n, d = x0.shape
     dev, dt = x0.device, x0.dtype
     if chunk_size is None:   # CPU: (C·chunk, widest layer) cotangents of ~8 MB (cache); GPU: ~512 MB
@@ -217,7 +234,12 @@ def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step
         c_out = max(2, int(getattr(model, "output_dim", 10)))
         budget = 128_000_000 if dev.type == "cuda" else 2_000_000
         chunk_size = int(min(max(n, 1), max(1, budget // (c_out * max(widths)))))
-    fld = _Field(model, rtol, method, chunk_size)
+    if reuse_jacobian is None:
+        reuse_jacobian = method in ("auto", "backprop") and IncrementalJacobian.supported(model)
+    elif reuse_jacobian and not IncrementalJacobian.supported(model):
+        raise SplineAtlasError("reuse_jacobian=True needs a spec-built piecewise-affine net (no smooth "
+                               "activations); leave it at None (auto) or False.")
+    fld = _Field(model, rtol, method, chunk_size, bool(reuse_jacobian))
     T = max_steps
     if record_every is None:
         per = n * d * x0.element_size()
@@ -227,7 +249,7 @@ def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step
         point_steps.append(T)
     slot = {s: k for k, s in enumerate(point_steps)}
 
-    probs0, jac0, rs0, pats0 = fld(x0, True)
+    probs0, jac0, rs0, pats0 = fld(x0, True, cached=True)
     C = probs0.shape[1]
     L = len(pats0) if pats0 is not None else 0
     f64 = torch.float64
@@ -310,7 +332,7 @@ def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step
         # ||P(d − x)|| = 0 with rank J > 0: x minimises ||d − x|| on its (locally flat) leaf piece — stuck
         status = torch.where(degenerate, torch.where(rs.rank > 0, torch.full_like(status, STAGNATED),
                                                      torch.full_like(status, DEGENERATE)), status)
-        probs, jac, rs, new_pats = fld(x, True)
+        probs, jac, rs, new_pats = fld(x, True, cached=True)
         if L:
             rec["pattern_changes"][:, t] = torch.stack(
                 [(a != b).reshape(n, -1).sum(1) for a, b in zip(pats, new_pats)], 1).to(torch.int32) \
@@ -359,6 +381,7 @@ def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step
     out["num_steps"] = num_steps
     out["status"] = status
     out["final_points"] = x
+    out["jacobian_counts"] = fld.reuse_counts
     if kind == "horizontal":
         r = tgt64 - x64
         rn = r.norm(dim=1)
@@ -371,7 +394,7 @@ def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step
 
 def _run(net, kind, sources, target, *, step_size, max_steps, tol, integrator, rtol, stop_on_stagnation,
          stagnation_window, min_progress, clip_steps, record_every, dtype, device, jacobian_method, chunk_size, check_every,
-         point_budget_bytes, progress, cancel, settings) -> LeafPaths:
+         point_budget_bytes, progress, cancel, settings, reuse_jacobian=None) -> LeafPaths:
     from .deepfool import prepare_model
 
     _check("step_size", step_size > 0 and math.isfinite(step_size), f"must be a positive number; got {step_size}.")
@@ -400,11 +423,13 @@ def _run(net, kind, sources, target, *, step_size, max_steps, tol, integrator, r
                      clip_steps=clip_steps, record_every=record_every, method=jacobian_method,
                      chunk_size=None if chunk_size is None else int(chunk_size),
                      check_every=int(check_every), point_budget_bytes=int(point_budget_bytes),
-                     progress=progress, cancel=cancel)
+                     progress=progress, cancel=cancel, reuse_jacobian=reuse_jacobian)
+    computed, served = out.pop("jacobian_counts")
     npy = {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
     settings = dict(settings, step_size=float(step_size), max_steps=int(max_steps), integrator=integrator,
                     dtype=str(dtype).replace("torch.", ""), device=str(dev),
-                    rtol=float(default_rtol(dtype, dim) if rtol is None else rtol))
+                    rtol=float(default_rtol(dtype, dim) if rtol is None else rtol),
+                    jacobian_reuse=bool(served), jacobian_sweeps=int(computed), jacobian_evaluations=int(served))
     if tol_t is not None:
         settings["tol"] = tol_t.cpu().numpy().tolist() if tol is None else float(tol)
     return LeafPaths(kind=kind, sources=S.cpu().double().numpy(),
@@ -423,7 +448,7 @@ def horizontal_paths(net: nn.Module, sources, destinations, *, step_size: float 
                      stop_on_stagnation: bool = True, stagnation_window: int = 100, min_progress: float = 0.01,
                      clip_steps: bool = True, record_every: int | None = None, dtype: torch.dtype = torch.float64, device=None,
                      jacobian_method: str = "auto", chunk_size: int | None = None, check_every: int = 8,
-                     point_budget_bytes: int = 256 << 20,
+                     point_budget_bytes: int = 256 << 20, reuse_jacobian: bool | None = None,
                      progress: Callable[[float, str], None] | None = None,
                      cancel: Callable[[], bool] | None = None) -> LeafPaths:
     """Horizontal paths from sources (N, D) to destinations (N, D) (either may be a single point).
@@ -436,6 +461,10 @@ def horizontal_paths(net: nn.Module, sources, destinations, *, step_size: float 
     record_every: keep every k-th point (default: as often as ``point_budget_bytes`` allows).
     The net is run as a ``dtype`` copy on ``device``; Jacobians in chunks of ``chunk_size`` points
     (default: sized so one chunk's cotangents take about 8 MB).
+    reuse_jacobian: keep each path's logit Jacobian while its activation pattern is unchanged (exact
+    for piecewise-affine nets, see :class:`~geometry.local_data_matrix.IncrementalJacobian`); None:
+    on whenever the net supports it. settings["jacobian_sweeps"] / ["jacobian_evaluations"] count the
+    path positions whose Jacobian was computed / served.
     """
     return _run(net, "horizontal", sources, destinations, step_size=step_size, max_steps=max_steps, tol=tol,
                 integrator=integrator, rtol=rtol, stop_on_stagnation=stop_on_stagnation,
@@ -443,6 +472,7 @@ def horizontal_paths(net: nn.Module, sources, destinations, *, step_size: float 
                 record_every=record_every,
                 dtype=dtype, device=device, jacobian_method=jacobian_method, chunk_size=chunk_size,
                 check_every=check_every, point_budget_bytes=point_budget_bytes, progress=progress, cancel=cancel,
+                reuse_jacobian=reuse_jacobian,
                 settings={"stagnation_window": int(stagnation_window), "min_progress": float(min_progress),
                           "clip_steps": bool(clip_steps),
                           "stop_on_stagnation": bool(stop_on_stagnation)})
@@ -458,7 +488,7 @@ def normal_paths(net: nn.Module, sources, directions=None, *, seed: int = 0, ste
                  steps: int = 100, integrator: str = "euler", rtol: float | None = None,
                  record_every: int | None = None, dtype: torch.dtype = torch.float64, device=None,
                  jacobian_method: str = "auto", chunk_size: int | None = None, check_every: int = 8,
-                 point_budget_bytes: int = 256 << 20,
+                 point_budget_bytes: int = 256 << 20, reuse_jacobian: bool | None = None,
                  progress: Callable[[float, str], None] | None = None,
                  cancel: Callable[[], bool] | None = None) -> LeafPaths:
     """Normal paths from sources (N, D) along fixed directions w (N, D) (default: seeded random unit
@@ -473,4 +503,4 @@ def normal_paths(net: nn.Module, sources, directions=None, *, seed: int = 0, ste
                 min_progress=0.0, clip_steps=False, record_every=record_every, dtype=dtype, device=device,
                 jacobian_method=jacobian_method, chunk_size=chunk_size, check_every=check_every,
                 point_budget_bytes=point_budget_bytes, progress=progress, cancel=cancel,
-                settings={"seed": int(seed)})
+                reuse_jacobian=reuse_jacobian, settings={"seed": int(seed)})

@@ -160,14 +160,7 @@ def log_prob_jacobian(net: nn.Module, x: torch.Tensor, method: str = "auto",
                 js = torch.stack(rows, 1)
             logits_raw = out.detach()
         js = js.reshape(n, c_out, -1)
-    js, logits_raw = js.detach(), logits_raw.detach()
-    if logits_raw.shape[1] == 1:
-        js = torch.cat([torch.zeros_like(js), js], 1)
-    logits = _two_logits(logits_raw)
-    logp = torch.log_softmax(logits, 1)
-    probs = logp.exp()
-    jac = js - torch.einsum("nc,ncd->nd", probs, js)[:, None, :]          # (I − 1pᵀ) J_s
-    return LogProbJacobian(logits, logp, probs, jac, patterns)
+    return _as_log_prob_jacobian(js, logits_raw, patterns)
 
 
 _ELEMENTWISE_SMOOTH = (nn.GELU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.ELU, nn.SiLU)
@@ -296,14 +289,19 @@ def _backward_sweep(tape: list, g: torch.Tensor, c: int) -> torch.Tensor:
     return g
 
 
-def _backprop_jacobian(net: nn.Module, x: torch.Tensor, with_patterns: bool):
-    """Logit Jacobian (N, C_out, D) by one recorded forward pass and one batched backward sweep."""
-    n = x.shape[0]
+def _backprop_forward(net: nn.Module, x: torch.Tensor, with_patterns: bool):
+    """One recorded forward pass: (tape, raw logits (N, C_out), patterns or None)."""
     patterns: list | None = [] if with_patterns else None
     tape: list = []
     with torch.no_grad():
         xin = net._as_batch(x) if hasattr(net, "_as_batch") else x
         logits = _forward_record(net.layers, xin, tape, patterns)
+    return tape, logits, patterns
+
+
+def _backprop_sweep(tape: list, n: int, logits: torch.Tensor) -> torch.Tensor:
+    """Logit Jacobian (n, C_out, D) from a recorded tape by one batched backward sweep."""
+    with torch.no_grad():
         c_out = logits.shape[1]
         # log_softmax's Jacobian (I − 1pᵀ) J_s is unchanged by subtracting one row from all rows of J_s,
         # so C−1 cotangents e_i − e_last suffice (the last row becomes 0); a single logit needs 1.
@@ -315,7 +313,104 @@ def _backprop_jacobian(net: nn.Module, x: torch.Tensor, with_patterns: bool):
     js = gx.reshape(c, n, -1).transpose(0, 1)
     if c_out > 1:
         js = torch.cat([js, torch.zeros_like(js[:, :1])], 1)
-    return js, logits, patterns
+    return js
+
+
+def _backprop_jacobian(net: nn.Module, x: torch.Tensor, with_patterns: bool):
+    """Logit Jacobian (N, C_out, D) by one recorded forward pass and one batched backward sweep."""
+    tape, logits, patterns = _backprop_forward(net, x, with_patterns)
+    return _backprop_sweep(tape, x.shape[0], logits), logits, patterns
+
+
+def _slice_tape(tape: list, idx: torch.Tensor) -> list:
+    """The tape of the points ``idx`` only (layer inputs, max-pool indices and nested tapes sliced)."""
+    out = []
+    for m, xin, extra in tape:
+        if isinstance(extra, list):
+            extra = _slice_tape(extra, idx)
+        elif isinstance(extra, torch.Tensor):
+            extra = extra[idx]
+        out.append((m, xin[idx], extra))
+    return out
+
+
+def _piecewise_affine_seq(seq: nn.Sequential) -> bool:
+    """Every module affine or piecewise linear with its pieces fully described by the recorded patterns
+    (ReLU / LeakyReLU / Abs masks, max-pool argmax): then the logit Jacobian is a function of the patterns."""
+    from .spec import Residual
+
+    for m in seq.children():
+        if isinstance(m, Residual):
+            if not _piecewise_affine_seq(m.body):
+                return False
+        elif isinstance(m, _ELEMENTWISE_SMOOTH):
+            return False
+    return True
+
+
+def _as_log_prob_jacobian(js: torch.Tensor, logits_raw: torch.Tensor, patterns) -> LogProbJacobian:
+    js, logits_raw = js.detach(), logits_raw.detach()
+    if logits_raw.shape[1] == 1:
+        js = torch.cat([torch.zeros_like(js), js], 1)
+    logits = _two_logits(logits_raw)
+    logp = torch.log_softmax(logits, 1)
+    probs = logp.exp()
+    jac = js - torch.einsum("nc,ncd->nd", probs, js)[:, None, :]          # (I − 1pᵀ) J_s
+    return LogProbJacobian(logits, logp, probs, jac, patterns)
+
+
+class IncrementalJacobian:
+    """J = Jac_x log p at a moving batch of N points, reusing each point's logit Jacobian S while its
+    activation pattern is unchanged.
+
+    For a piecewise-affine net S(x) (C_out×D) is constant on every linear region: the backward sweep
+    reads only the weights, the ReLU/LeakyReLU/Abs masks and the max-pool argmax, so two points with
+    equal patterns have the same S (the same arithmetic, up to the batch composition of the kernels).
+    Each call runs one forward pass for all points, compares the patterns with the cached ones and
+    runs the (C−1)-cotangent backward sweep only for the points whose pattern changed; J = (I − 1pᵀ)S
+    is then formed with the new p. Only for spec-built nets the explicit backprop supports and that are
+    piecewise affine (``IncrementalJacobian.supported(net)``).
+    ``recomputed``: total number of points whose S was (re)computed; ``calls_points``: points served.
+    """
+
+    def __init__(self, net: nn.Module):
+        if not self.supported(net):
+            raise SplineAtlasError("Jacobian reuse needs a spec-built piecewise-affine Sequential net "
+                                   "(ReLU/LeakyReLU/Abs/max-pool, no smooth activations).")
+        self.net = net
+        self._S: torch.Tensor | None = None
+        self._pats: list[torch.Tensor] | None = None
+        self.recomputed = 0
+        self.calls_points = 0
+
+    @staticmethod
+    def supported(net: nn.Module) -> bool:
+        layers = getattr(net, "layers", None)
+        return isinstance(layers, nn.Sequential) and _backprop_supported(layers) and _piecewise_affine_seq(layers)
+
+    def __call__(self, x: torch.Tensor) -> LogProbJacobian:
+        """x: (N, D), the same N points (moved) on every call; returns J with patterns."""
+        x = x.detach()
+        n = x.shape[0]
+        tape, logits, pats = _backprop_forward(self.net, x, True)
+        if self._S is None or self._S.shape[0] != n:
+            changed = torch.ones(n, dtype=torch.bool, device=x.device)
+            S = None
+        else:
+            changed = torch.zeros(n, dtype=torch.bool, device=x.device)
+            for a, b in zip(pats, self._pats):
+                changed |= (a != b).reshape(n, -1).any(1)
+            S = self._S
+        idx = changed.nonzero().flatten()
+        if idx.numel() == n:
+            S = _backprop_sweep(tape, n, logits)
+        elif idx.numel():
+            S = S.clone()
+            S[idx] = _backprop_sweep(_slice_tape(tape, idx), idx.numel(), logits[idx])
+        self._S, self._pats = S, pats
+        self.recomputed += int(idx.numel())
+        self.calls_points += n
+        return _as_log_prob_jacobian(S, logits, pats)
 
 
 def row_space(jacobian: torch.Tensor, rtol: float | None = None, method: str = "gram") -> RowSpace:

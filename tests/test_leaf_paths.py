@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from geometry.datasets import builtin_dataset
-from geometry.errors import CancelledError, DatasetError
+from geometry.errors import CancelledError, DatasetError, SplineAtlasError
 from geometry.leaf_paths import REACHED, STAGNATED, horizontal_paths, normal_paths, random_directions
 from geometry.local_data_matrix import (dense_local_data_matrix, local_data_matrix, log_prob_jacobian, row_space,
                                         trace_over_run)
@@ -375,3 +375,35 @@ def test_bundled_digits_paths_reach_or_end_at_a_verified_local_minimum_of_the_le
             assert (np.linalg.norm(dst[i] - Z, axis=1) > np.linalg.norm(r)).all()
         assert fine.status[i] != REACHED
         assert abs(fine.distance[i, fine.num_steps[i]] - lp.distance[i, n]) <= 0.02 * lp.distance[i, 0]
+
+
+def test_jacobian_reuse_inside_a_region_is_exact_and_skips_backward_sweeps(digits):
+    """A piecewise-affine net's logit Jacobian depends only on the activation pattern (masks, max-pool
+    argmax): reusing it while a path stays in its region must give the same path as recomputing."""
+    torch.manual_seed(3)
+    spec = validate_spec({"input_shape": [1, 8, 8], "layers": [
+        {"type": "conv2d", "in_channels": 1, "out_channels": 3, "kernel_size": 3, "padding": 1}, {"type": "relu"},
+        {"type": "maxpool2d", "kernel_size": 2}, {"type": "flatten"},
+        {"type": "linear", "in_features": 48, "out_features": 12}, {"type": "leaky_relu"},
+        {"type": "linear", "in_features": 12, "out_features": 10}]})
+    net = _train(Network(spec), digits.X_train, digits.y_train, steps=60)
+    S, Dst = digits.X_test[:5], digits.X_test[5:10]
+    kw = dict(step_size=0.1, max_steps=60, clip_steps=False, stop_on_stagnation=False, chunk_size=2)
+    off = horizontal_paths(net, S, Dst, reuse_jacobian=False, **kw)
+    on = horizontal_paths(net, S, Dst, **kw)                                   # auto: on for this net
+    assert on.settings["jacobian_reuse"] and not off.settings["jacobian_reuse"]
+    assert on.settings["jacobian_evaluations"] == 5 * 61
+    # sweeps = first evaluation + one per region-changing step (paths oscillate inside their last region)
+    changed = int((on.pattern_changes.sum(-1) > 0).sum())
+    assert on.settings["jacobian_sweeps"] == 5 + changed < on.settings["jacobian_evaluations"]
+    for k in ("final_points", "distance", "trace", "spectrum", "step_angle", "probs"):
+        np.testing.assert_allclose(getattr(on, k), getattr(off, k), rtol=1e-9, atol=1e-10, err_msg=k)
+    assert (on.pattern_changes == off.pattern_changes).all() and (on.tangent_rank == off.tangent_rank).all()
+    nn_ = normal_paths(net, S, steps=20, step_size=0.05)
+    assert nn_.settings["jacobian_sweeps"] < nn_.settings["jacobian_evaluations"]
+    np.testing.assert_allclose(nn_.final_points, normal_paths(net, S, steps=20, step_size=0.05,
+                                                              reuse_jacobian=False).final_points, atol=1e-10)
+    smooth = Network(mlp_spec([64, 8, 10], activation="tanh"))
+    assert not horizontal_paths(smooth, S[:1], Dst[:1], max_steps=2).settings["jacobian_reuse"]
+    with pytest.raises(SplineAtlasError):
+        horizontal_paths(smooth, S[:1], Dst[:1], max_steps=2, reuse_jacobian=True)
