@@ -10,9 +10,10 @@ Reference ("naive"): the paper's published approach — one path at a time, for 
 torch.autograd.functional.jacobian of log_softmax (C backward passes at batch 1), projection
 pinv(J) J (d − x), x += α v/||v||, and a host sync (.item()) per step.
 "region-changing steps": the share of path-steps after which some activation pattern differs. The logit
-Jacobian S is constant inside a linear region, so only the remaining steps could reuse it; on the MNIST
-CNN at α = 0.1 every step changes the pattern (tens of conv/max-pool flips per step), so caching S
-cannot pay there and is not done.
+Jacobian S is constant inside a linear region and the engine reuses it for the remaining steps
+(geometry.local_data_matrix.IncrementalJacobian); on the MNIST CNN at α = 0.1 every step changes the
+pattern (tens of conv/max-pool flips per step), so the reuse cannot pay there: it pays on paths that
+oscillate inside one region after stalling (the paper's fixed-α steps) and at small step sizes.
 
     .venv/bin/python bench/paths.py [--device cpu|cuda] [--dtype float32|float64] [--threads N] [--quick]
 """

@@ -12,7 +12,10 @@ Normal path (their §4.2, Fig. 3): a fixed random direction w, v = w − P_row(J
 x_{t+1} = x_t + α v/||v||: images get noisier while p(y|x) stays (their eq. 8).
 
 Many paths run at once: the batch stays dense (N paths × D) and finished paths are masked; one host
-sync every ``check_every`` steps. Each path stops on its own: reached (||d − x|| ≤ tol), stagnated
+sync every ``check_every`` steps. On piecewise-affine nets a path's logit Jacobian is reused, exactly,
+while its step stays inside its linear region (one forward pass detects a pattern change); on the
+28×28 MNIST CNN at α = 0.1 every step changes the pattern, so this only pays on stalled paths that
+keep stepping (fixed α, no stagnation stop) and at small step sizes. Each path stops on its own: reached (||d − x|| ≤ tol), stagnated
 (the distance has not dropped by ``min_progress`` of the attainable progress over the last
 ``stagnation_window`` steps, or the destination is orthogonal to the leaf — a noisy start cannot
 reach the data leaf, their Fig. 6; or P(d − x) = 0: a local minimum of the distance on the leaf),
