@@ -148,6 +148,9 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     cases.append(("64-128x3-10 random MLP, plane through 3 images", Network(mlp_spec([64, 128, 128, 128, 10])), sl, None, False))
 
+    torch.manual_seed(0)
+    cases.append(("3-32x3-3 random, 3D box [-1,1]^3 (polyhedra)", Network(mlp_spec([3, 32, 32, 32, 3])),
+                  Slice.input_plane(3), [-1.0, 1.0] * 3, False))
     head = f"{'network':<52} {'device':<6} {'regions':>8} {'seconds':>8} {'regions/s':>10} {'naive s':>9} {'speedup':>8}"
     print(f"torch {torch.__version__}, {args.threads} CPU threads, best of {args.repeats}; full pipeline (all depths, "
           f"patterns, slope norms, classes, decision boundary)")
