@@ -184,6 +184,11 @@ def test_a_corrupt_file_shows_an_error_and_the_window_lives(qtbot, window, tmp_p
     assert seen == [win]
     win.register_exporter("Broken…", lambda w: 1 / 0).trigger()     # an exporter's bug becomes a message
     assert "division by zero" in win.last_error and win.isVisible()
+    # a tessellation over budget is explained in the status bar; the prediction preview stays
+    win.state.update_settings(max_regions=1000)
+    qtbot.waitUntil(lambda: win.tess is None and not win.work.busy(), timeout=TIMEOUT)
+    assert "1000" in win.status_label.text() or "budget" in win.status_label.text().lower()
+    assert win.view2d.preview.isVisible() and win.isVisible()
     bad_session = tmp_path / "s.json"
     bad_session.write_text('{"format": "splineatlas-session", "color_mode": "rainbow"}')
     win.open_path(bad_session)

@@ -226,6 +226,7 @@ class MainWindow(QMainWindow):
         self.view_menu = mb.addMenu("&View")
         a = self.view_menu.addAction("&Reset view", self.state.reset_window)
         a.setShortcut(QKeySequence("Ctrl+0"))
+        self.view_menu.addAction("Region &budget…", self._ask_budget)
         self.view_menu.addSeparator()
         for dock in (self.data_dock, self.inspector_dock, self.controls_dock):
             self.view_menu.addAction(dock.toggleViewAction())
@@ -291,7 +292,7 @@ class MainWindow(QMainWindow):
         ev.epoch_index.connect(lambda _: self._schedule_tessellation())
         ev.depth.connect(lambda _: self._redraw())
         ev.color_mode.connect(self._on_color_mode)
-        ev.settings.connect(lambda _: self._redraw())
+        ev.settings.connect(lambda _: (self._redraw(), self._schedule_tessellation()))
         ev.picks.connect(self.view2d.set_picks)
         ev.inspected.connect(self._on_inspected)
         ev.pick_mode.connect(self._on_pick_mode)
@@ -493,12 +494,13 @@ class MainWindow(QMainWindow):
                          on_done=self._on_preview)
 
     def _on_preview(self, cm: jobs.ClassMap) -> None:
-        if self.tess is not None and self.tess_key is not None and np.allclose(self._tess_window, cm.window):
-            return
         rgba = class_rgba(max(self.bundle.num_classes, 1))[cm.classes].copy()
         rgba[..., 3] = (self.theme.tile_alpha * (0.35 + 0.65 * cm.confidence)).astype(np.uint8)
         self.view2d.set_preview(rgba, cm.window)
-        if self.tess is None:
+        self._preview_window = tuple(cm.window)
+        if self.tess is not None and np.allclose(self._tess_window, cm.window):
+            self.view2d.preview.setVisible(False)  # the exact tiles of this window are already shown
+        else:
             self._redraw_overlays()
 
     def _on_tessellation(self, key: str, tess: list) -> None:
@@ -560,6 +562,8 @@ class MainWindow(QMainWindow):
         self.tess_error = str(exc)
         self.tess, self.tess_key = None, None
         self.view2d.clear_tiles()
+        if np.allclose(getattr(self, "_preview_window", (0, 0, 0, 0)), self.state.window):
+            self.view2d.preview.setVisible(True)  # keep showing the predicted classes
         self._redraw_overlays()
         self._set_status(f"Exact tiles unavailable: {exc}", error=True)
 
@@ -836,6 +840,14 @@ class MainWindow(QMainWindow):
             fn()
         except Exception as exc:  # noqa: BLE001
             self.show_error(f"Could not {what}", exc)
+
+    def _ask_budget(self) -> None:
+        from PySide6.QtWidgets import QInputDialog
+
+        n, ok = QInputDialog.getInt(self, "Region budget", "Stop a tessellation beyond this many regions:",
+                                    self.state.settings.max_regions, 1000, 50_000_000, 10_000)
+        if ok:
+            self.state.update_settings(max_regions=int(n))
 
     def _show_keys(self) -> None:
         QMessageBox.information(self, "Keyboard shortcuts",
