@@ -12,12 +12,19 @@ pytestmark = pytest.mark.gui
 TIMEOUT = 60_000
 
 
-@pytest.fixture
-def window(qtbot, tmp_path, spirals_run_path):
-    from app.qt.main_window import MainWindow
+@pytest.fixture(scope="module")
+def shared_cache():
+    """One in-memory result cache for the module: later windows reuse the demo's first tessellation."""
     from geometry.cache import ResultCache
 
-    win = MainWindow(cache=ResultCache(tmp_path / "cache"),
+    return ResultCache(None)
+
+
+@pytest.fixture
+def window(qtbot, tmp_path, spirals_run_path, shared_cache):
+    from app.qt.main_window import MainWindow
+
+    win = MainWindow(cache=shared_cache,
                      settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
     qtbot.addWidget(win)
     win.resize(1200, 800)
