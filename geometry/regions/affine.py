@@ -14,6 +14,7 @@ layers (linear, conv, batch norm, avg pool, residual sums) and never forms the p
 """
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,12 +85,25 @@ def run_layers(net: Network, x: torch.Tensor, masks: list[torch.Tensor] | None =
     return pres, logits
 
 
+_NET64_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
 def _as_net64(net: Network, device=None) -> Network:
+    """A float64 copy of ``net`` on ``device`` (``net`` itself if it already is), cached per network.
+
+    The cache key includes every parameter's storage pointer and in-place version counter, so a copy is
+    rebuilt after the weights change (e.g. an optimiser step) and never served stale."""
     p = next(net.parameters(), None)
     dev = torch.device(device) if device is not None else (p.device if p is not None else torch.device("cpu"))
-    if p is not None and p.dtype == torch.float64 and p.device == dev:
+    if p is None or (p.dtype == torch.float64 and p.device == dev):
         return net
-    return net.to_dtype_device(torch.float64, dev)
+    key = (str(dev), tuple((t.data_ptr(), t._version) for t in net.state_dict(keep_vars=True).values()))
+    hit = _NET64_CACHE.get(net)
+    if hit is not None and hit[0] == key:
+        return hit[1]
+    copy = net.to_dtype_device(torch.float64, dev)
+    _NET64_CACHE[net] = (key, copy)
+    return copy
 
 
 def patterns_of(net: Network, X, device=None, batch_size: int = 8192) -> np.ndarray:
