@@ -139,6 +139,7 @@ class SliceView(QWidget):
         self.vb = pi.getViewBox()
         self.vb.setAspectLocked(True)
         self.vb.setDefaultPadding(0.0)
+        self.vb.setLimits(minXRange=1e-9, minYRange=1e-9, maxXRange=1e6, maxYRange=1e6)  # no degenerate windows
 
         self.preview = pg.ImageItem()
         self.preview.setZValue(-20)
