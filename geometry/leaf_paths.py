@@ -29,7 +29,8 @@ different-class sklearn-digits test pairs per net) on the bundled digits CNN (ep
 64-256-256-10 MLP (Adam, epochs 1 and 60) and the digits CNN trained as in the paper (SGD lr 0.01,
 batch 60, 95 % test accuracy): 0 of 40 pairs reached on every net, for α = 0.1 and 0.02 (and 0.005
 on the bundled run), Euler and RK4, budgets up to 5000 steps. The final distance is 65-88 % of the
-initial one (median per net and pair type) and moves by < 0.2 % between step sizes and integrators.
+initial one (median per net and pair type; the median moves by ≤ 0.015 between step sizes and
+integrators; reproduce with bench/leaf_reach.py).
 Every stall is a true local minimum, neither chattering nor a step-size artefact: P_row(J)(d − x) = 0
 to rounding (≤ 1e-14 relative with Euler, ≤ 1e-9 with RK4) at a point inside a linear region (on the
 CNNs the last step never leaves the region). The paper's fixed-α steps (clip_steps=False, no
