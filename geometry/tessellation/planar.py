@@ -17,6 +17,7 @@ grazing a piece never create empty or degenerate pieces, and no area is ever dro
 """
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -185,16 +186,18 @@ def subdivide(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor, H: torch.Tens
         if cancel is not None and cancel():
             raise CancelledError("tessellation cancelled.")
         # the next W candidate lines of each piece; cut by the first one that really crosses it
-        jj = ptr[:, None] + win[None, :]                               # (Q, W)
+        Wt = max(1, min(W, int((nc - ptr).max())))                     # no wider than the longest remainder
+        jj = ptr[:, None] + win[None, :Wt]                             # (Q, Wt)
         inwin = jj < nc[:, None]
-        ln = flat_lines.index_select(0, (owner[:, None] * J + jj.clamp_max(J - 1)).reshape(-1)).view(-1, W, 3)
+        ln = flat_lines.index_select(0, (owner[:, None] * J + jj.clamp_max(J - 1)).reshape(-1)).view(-1, Wt, 3)
         Q, P = V.shape[:2]
-        s = torch.baddbmm(ln[..., 2:], ln[..., :2], V.transpose(1, 2))   # (Q, W, P)
-        valid = (torch.arange(P, device=dev)[None, :] < cnt[:, None]).unsqueeze(1)
-        crosses = ((s > eps) & valid).any(2) & ((s < -eps) & valid).any(2) & inwin
+        s = torch.baddbmm(ln[..., 2:], ln[..., :2], V.transpose(1, 2))   # (Q, Wt, P)
+        invalid = (torch.arange(P, device=dev)[None, :] >= cnt[:, None]).unsqueeze(1)
+        crosses = ((s.masked_fill(invalid, -math.inf).amax(2) > eps)
+                   & (s.masked_fill(invalid, math.inf).amin(2) < -eps) & inwin)
         has = crosses.any(1)
         first = crosses.to(torch.int8).argmax(1)
-        ptr = torch.where(has, ptr + first + 1, ptr + W)
+        ptr = torch.where(has, ptr + first + 1, ptr + Wt)
         idx = has.nonzero().squeeze(1)
         n_cut = idx.numel()
         if n_cut:

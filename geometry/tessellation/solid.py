@@ -9,6 +9,7 @@ sides, so nothing degenerate is created and no volume is lost.
 """
 from __future__ import annotations
 
+import math
 import time
 from typing import Callable
 
@@ -152,15 +153,18 @@ def subdivide_cells(V, fc, FL, H, eps: float, label: int, max_regions=None, laye
         if cancel is not None and cancel():
             raise CancelledError("tessellation cancelled.")
         Q, F, P, _ = V.shape
-        jj = ptr[:, None] + win[None, :]
-        inwin = jj < ncross[owner][:, None]
-        ln = chosen[owner[:, None], jj.clamp_max(J - 1)]                        # (Q, W, 4)
-        s = torch.baddbmm(ln[..., 3:], ln[..., :3], V.reshape(Q, F * P, 3).transpose(1, 2))  # (Q, W, F*P)
-        vm = _valid(fc, P).reshape(Q, 1, F * P)
-        crosses = ((s > eps) & vm).any(2) & ((s < -eps) & vm).any(2) & inwin
+        nco = ncross[owner]
+        Wt = max(1, min(W, int((nco - ptr).max())))
+        jj = ptr[:, None] + win[None, :Wt]
+        inwin = jj < nco[:, None]
+        ln = chosen[owner[:, None], jj.clamp_max(J - 1)]                        # (Q, Wt, 4)
+        s = torch.baddbmm(ln[..., 3:], ln[..., :3], V.reshape(Q, F * P, 3).transpose(1, 2))  # (Q, Wt, F*P)
+        invalid = ~_valid(fc, P).reshape(Q, 1, F * P)
+        crosses = ((s.masked_fill(invalid, -math.inf).amax(2) > eps)
+                   & (s.masked_fill(invalid, math.inf).amin(2) < -eps) & inwin)
         has = crosses.any(1)
         first = crosses.to(torch.int8).argmax(1)
-        ptr = torch.where(has, ptr + first + 1, ptr + W)
+        ptr = torch.where(has, ptr + first + 1, ptr + Wt)
         idx = has.nonzero().squeeze(1)
         if idx.numel():
             pl = ln[idx, first[idx]]
