@@ -30,7 +30,7 @@ def window(qtbot, tmp_path, spirals_run_path, shared_cache):
     win.resize(1200, 800)
     win.show()
     win.open_path(spirals_run_path)
-    qtbot.waitUntil(lambda: win.tess is not None and not win.work.busy("tessellation"), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: win.tess is not None and not win.work.busy(), timeout=TIMEOUT)
     yield win
     win.work.shutdown()
 

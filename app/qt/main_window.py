@@ -30,12 +30,13 @@ from .data_browser import DataBrowser
 from .inspector import Inspector
 from .sliders import EpochLayerControls
 from .theme import BOUNDARY_COLOR, CLASS_COLORS, Theme, class_color, class_rgba, hash_palette, layer_rgba
-from .view2d import SliceView, cosmetic_pen
+from .view2d import SliceView, cosmetic_pen, edge_groups, prepare_tiles
 
 ORG, APP = "SplineAtlas", "Spline Atlas"
 MAX_RECENT = 10
 MAX_POINTS_SHOWN = 4000
 SLOPE_LEVELS = 64
+ASYNC_TILES = 6000  # above this many tiles + cells, painter paths are built in a worker thread
 COLOR_MODE_LABELS = {"class": "Predicted class", "slope": "‖A_ω‖ (slope norm)",
                      "hash": "Activation-pattern hash", "layer": "Layer of origin"}
 PICK_LABELS = {"inspect": ("Inspect", "Click a point to inspect it"),
@@ -608,7 +609,17 @@ class MainWindow(QMainWindow):
             org = jobs.layer_of_origin(tess, depth)
             rgba = layer_rgba(self.bundle.depth)[org].copy()
             rgba[:, 3] = alpha
-        self.view2d.set_tiles(fv, fo, rgba, t.vertices, t.offsets, t.edge_layer, depth, st.settings.show_edges)
+        theme, show_edges = self.theme, st.settings.show_edges
+
+        def prepare(progress=None, cancel=None):
+            groups = edge_groups(theme, t.vertices, t.offsets, t.edge_layer, depth, show_edges)
+            return prepare_tiles(fv, fo, rgba, groups)
+
+        if len(fo) - 1 + t.num_regions > ASYNC_TILES:   # build the paths off the GUI thread
+            self.work.submit("draw", "Drawing the tiles", prepare, on_done=self.view2d.tiles.set_prepared)
+        else:
+            self.work.cancel("draw")
+            self.view2d.tiles.set_prepared(prepare())
         self.view2d.set_boundary(full.boundary_segments if st.settings.show_boundary else None)
         self.view2d.set_colorbar(levels)
         self._redraw_overlays()

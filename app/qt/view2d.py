@@ -8,6 +8,8 @@ edges by at most three paths (newest layer, older layers, domain) — so 10k+ re
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, QTimer, Signal
@@ -41,6 +43,68 @@ def segments_path(segments: np.ndarray) -> QPainterPath:
     return pg.arrayToQPath(pts[:, 0], pts[:, 1], connect="pairs", finiteCheck=False)
 
 
+@dataclass(frozen=True)
+class PreparedTiles:
+    """Paths ready to paint: fills (path, colour) per distinct colour, lines (path, pen) per edge style."""
+
+    fills: list
+    lines: list
+    rect: QRectF
+    num_tiles: int
+
+
+def prepare_tiles(vertices: np.ndarray, offsets: np.ndarray, rgba: np.ndarray,
+                  edge_groups: list[tuple[np.ndarray, QPen]] = ()) -> PreparedTiles:
+    """Build the painter paths of a tessellation (thread-safe: QPainterPath/QPen/QColor are value types).
+
+    vertices (V, 2), offsets (R+1,), rgba (R, 4) uint8 tile colours; edge_groups: (segments (E,2,2), pen).
+    One path per distinct colour, gathered with numpy (no Python loop over polygons).
+    """
+    vertices = np.asarray(vertices, np.float64)
+    offsets = np.asarray(offsets, np.int64)
+    fills, lines = [], []
+    R = len(offsets) - 1
+    if R > 0:
+        rgba = np.ascontiguousarray(rgba, dtype=np.uint8)
+        keys = rgba.view(np.uint32).reshape(-1)
+        uniq, inverse = np.unique(keys, return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        bounds = np.searchsorted(inverse[order], np.arange(len(uniq) + 1))
+        counts = np.diff(offsets)
+        for k in range(len(uniq)):
+            sel = order[bounds[k]:bounds[k + 1]]
+            sub_counts = counts[sel]
+            sub_off = np.concatenate([[0], np.cumsum(sub_counts)])
+            vidx = np.repeat(offsets[sel] - sub_off[:-1], sub_counts) + np.arange(sub_off[-1])
+            fills.append((polygons_path(vertices[vidx], sub_off), QColor(*[int(c) for c in rgba[sel[0]]])))
+    for seg, pen in edge_groups:
+        if len(seg):
+            lines.append((segments_path(seg), pen))
+    if len(vertices):
+        lo, hi = vertices.min(0), vertices.max(0)
+        rect = QRectF(lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1])
+    else:
+        rect = QRectF()
+    return PreparedTiles(fills, lines, rect, max(R, 0))
+
+
+def edge_groups(theme: Theme, vertices, offsets, edge_layer, depth: int, show_edges: bool) -> list:
+    """(segments (E, 2, 2), pen) per edge style: layer depth-1 dark, earlier layers grey, domain outline."""
+    if edge_layer is None or vertices is None or len(vertices) == 0:
+        return []
+    ev, eo = np.asarray(vertices, np.float64), np.asarray(offsets, np.int64)
+    nxt = np.arange(1, len(ev) + 1)
+    nxt[eo[1:] - 1] = eo[:-1]
+    seg = np.stack([ev, ev[nxt]], axis=1)
+    el = np.asarray(edge_layer)
+    groups = []
+    if show_edges:
+        groups.append((seg[(el >= 0) & (el < depth - 1)], cosmetic_pen(theme.edge_old, 0.6)))
+        groups.append((seg[el == depth - 1], cosmetic_pen(theme.edge_new, 0.8)))
+    groups.append((seg[el < 0], cosmetic_pen(theme.edge_domain, 1.3)))
+    return groups
+
+
 class TilesItem(pg.GraphicsObject):
     """All tiles and edges of one tessellation: one filled path per colour, one stroked path per edge style.
 
@@ -58,30 +122,12 @@ class TilesItem(pg.GraphicsObject):
     def set_data(self, vertices: np.ndarray, offsets: np.ndarray, rgba: np.ndarray,
                  edge_groups: list[tuple[np.ndarray, QPen]] = ()) -> None:
         """vertices (V, 2), offsets (R+1,), rgba (R, 4) uint8 tile colours; edge_groups: (segments (E,2,2), pen)."""
+        self.set_prepared(prepare_tiles(vertices, offsets, rgba, edge_groups))
+
+    def set_prepared(self, prep: PreparedTiles) -> None:
+        """Show paths built by :func:`prepare_tiles` (possibly in a worker thread)."""
         self.prepareGeometryChange()
-        self._fills, self._lines = [], []
-        R = len(offsets) - 1
-        self.num_tiles = R
-        if R > 0:
-            rgba = np.ascontiguousarray(rgba, dtype=np.uint8)
-            keys = rgba.view(np.uint32).reshape(-1)
-            uniq, inverse = np.unique(keys, return_inverse=True)
-            counts = np.diff(offsets)
-            for k, key in enumerate(uniq):
-                sel = np.flatnonzero(inverse == k)
-                sub_counts = counts[sel]
-                sub_off = np.concatenate([[0], np.cumsum(sub_counts)])
-                vidx = np.repeat(offsets[sel] - sub_off[:-1], sub_counts) + np.arange(sub_off[-1])
-                col = QColor(*[int(c) for c in rgba[sel[0]]])
-                self._fills.append((polygons_path(vertices[vidx], sub_off), col))
-        for seg, pen in edge_groups:
-            if len(seg):
-                self._lines.append((segments_path(seg), pen))
-        if len(vertices):
-            lo, hi = vertices.min(0), vertices.max(0)
-            self._rect = QRectF(lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1])
-        else:
-            self._rect = QRectF()
+        self._fills, self._lines, self._rect, self.num_tiles = prep.fills, prep.lines, prep.rect, prep.num_tiles
         self.update()
 
     def clear(self) -> None:
@@ -253,19 +299,8 @@ class SliceView(QWidget):
         """Fill polygons (vertices (V,2), offsets (R+1,), rgba (R,4) uint8) and draw the edges of the polygons
         (edge_vertices, edge_offsets, edge_layer (V',) 0-based layer per edge, -1 domain): layer depth-1
         dark, earlier layers grey, the domain outline always."""
-        groups = []
-        if edge_layer is not None and edge_vertices is not None and len(edge_vertices):
-            ev, eo = np.asarray(edge_vertices, np.float64), np.asarray(edge_offsets, np.int64)
-            nxt = np.arange(1, len(ev) + 1)
-            nxt[eo[1:] - 1] = eo[:-1]
-            seg = np.stack([ev, ev[nxt]], axis=1)
-            el = np.asarray(edge_layer)
-            th = self.theme
-            if show_edges:
-                groups.append((seg[(el >= 0) & (el < depth - 1)], cosmetic_pen(th.edge_old, 0.6)))
-                groups.append((seg[el == depth - 1], cosmetic_pen(th.edge_new, 0.8)))
-            groups.append((seg[el < 0], cosmetic_pen(th.edge_domain, 1.3)))
-        self.tiles.set_data(np.asarray(vertices, np.float64), np.asarray(offsets, np.int64), rgba, groups)
+        groups = edge_groups(self.theme, edge_vertices, edge_offsets, edge_layer, depth, show_edges)
+        self.tiles.set_data(vertices, offsets, rgba, groups)
 
     def clear_tiles(self) -> None:
         self.tiles.clear()
