@@ -64,12 +64,13 @@ def clip(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor, s: torch.Tensor, e
         mask = mask & (c[:, None] > 0)
     Pn = max(int(c.max()) if N else 1, 1)
     slot = mask.cumsum(1) - 1
-    flat = (torch.arange(N, device=dev)[:, None] * Pn + slot)[mask]
-    Vo = torch.zeros(N * Pn, k, dtype=V.dtype, device=dev)
-    Eo = torch.full((N * Pn,), -1, dtype=E.dtype, device=dev)
-    Vo[flat] = torch.stack([V, X], dim=2).reshape(N, 2 * P, k)[mask]
-    Eo[flat] = labs[mask]
-    return Vo.view(N, Pn, k), Eo.view(N, Pn), c
+    # scatter every candidate to its slot; dropped ones all go to one spare row past the end
+    flat = torch.where(mask, torch.arange(N, device=dev)[:, None] * Pn + slot, N * Pn).reshape(-1)
+    Vo = torch.zeros(N * Pn + 1, k, dtype=V.dtype, device=dev)
+    Eo = torch.full((N * Pn + 1,), -1, dtype=E.dtype, device=dev)
+    Vo.index_copy_(0, flat, torch.stack([V, X], dim=2).reshape(N * 2 * P, k))
+    Eo.index_copy_(0, flat, labs.reshape(-1))
+    return Vo[:N * Pn].view(N, Pn, k), Eo[:N * Pn].view(N, Pn), c
 
 
 def split(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor, s: torch.Tensor, eps: float, label: int):
