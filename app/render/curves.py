@@ -20,7 +20,8 @@ PANEL_TITLES = {"accuracy": "accuracy", "local_complexity": "local complexity (h
 
 def _epoch_axis(ax, epochs: np.ndarray) -> None:
     ax.set_xscale("symlog", linthresh=max(1.0, float(np.min(epochs[epochs > 0], initial=1))))
-    ax.set_xlim(float(epochs.min()), float(max(epochs.max(), 1)))
+    lo, hi = float(epochs.min()), float(max(epochs.max(), 1))
+    ax.set_xlim(lo, hi if hi > lo else lo + 1)
     ax.set_xlabel("epoch")
     ax.grid(True, which="major", alpha=0.25, lw=0.5)
 
