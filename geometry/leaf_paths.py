@@ -33,7 +33,11 @@ initial one (median per net and pair type; the median moves by ≤ 0.015 between
 integrators; reproduce with bench/leaf_reach.py).
 Every stall is a true local minimum, neither chattering nor a step-size artefact: P_row(J)(d − x) = 0
 to rounding (≤ 1e-14 relative with Euler, ≤ 1e-9 with RK4) at a point inside a linear region (on the
-CNNs the last step never leaves the region). The paper's fixed-α steps (clip_steps=False, no
+CNNs the last step never leaves the region). The exception, 15-30 % of the trained MLP's Euler paths,
+chatter across a region boundary; they end at the same distance (to 0.01) for α from 0.1 down to
+0.001, i.e. Euler's discretisation of the Filippov sliding mode along the boundary (a convex
+combination of the two regions' projected fields, inside the union of their row spaces) stalls too,
+so a boundary-union variant of Algorithm 1 would not reach either and is not offered. The paper's fixed-α steps (clip_steps=False, no
 stagnation stop, 5000 steps) do not escape either: the path oscillates inside that one region (no
 region change over the last 50 steps). Around such a point, every region within radius 0.2 carries
 at most 6-31 % of d − x in its row space, while the union of their row spaces spans 50-64 of the 64
