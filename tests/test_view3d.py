@@ -200,6 +200,23 @@ def test_canvas_renders_a_tessellation_and_picks_surfaces(gl, qtbot, ref):
     c.set_clip(True, 2, float(hit[2]) + 0.05)
     hit2 = c.pick(x, y)
     assert hit2 is None or hit2[2] >= hit[2] + 0.05 - 1e-9
+    # Ctrl+drag moves the clipping plane (upwards drag: larger position), the camera stays put meanwhile
+    from vispy.util import keys
+
+    c.set_clip(True, 2, 0.0)
+    moved = []
+    c.plane_dragged.connect(moved.append)
+    c.canvas.events.mouse_press(pos=(x, y), button=1, modifiers=(keys.CONTROL,))
+    assert not c.view.camera.interactive
+    c.canvas.events.mouse_move(pos=(x, y - 48), button=1, modifiers=(keys.CONTROL,))
+    c.canvas.events.mouse_release(pos=(x, y - 48), button=1, modifiers=(keys.CONTROL,))
+    assert c.view.camera.interactive and len(moved) == 1 and 0.0 < moved[0] <= 1.0
+    c.set_clip(False)
+    # the fly camera sees the scene too
+    c.set_camera("fly")
+    assert c.view.camera is c.fly
+    assert len(np.unique(c.render_image((640, 480))[..., :3].reshape(-1, 3), axis=0)) > 50
+    c.set_camera("turntable")
     # exploded view: the pick is reported in tessellation coordinates (explosion undone)
     c.set_clip(False)
     ex = jobs3d.scene_arrays([t], 1, "class", View3DSettings(explode=0.5), BOX)

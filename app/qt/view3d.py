@@ -118,6 +118,14 @@ class Canvas3D(QWidget):
             clip = PlanesClipper()
             getattr(self, name).attach(clip)
             self._clippers[name] = clip
+        # every visual gets (hidden) data now: switching cameras computes the bounds of all of them
+        dummy = np.zeros((2, 3), np.float32)
+        self.points.set_data(pos=dummy)
+        self.marker.set_data(pos=dummy)
+        self.paths.set_data(pos=dummy)
+        self.edges.set_data(pos=dummy)
+        self.plane_outline.set_data(pos=dummy)
+        self.box.set_data(pos=dummy)
         for v in (self.boundary, self.points, self.paths, self.marker, self.faces, self.edges, self.plane,
                   self.plane_outline):
             v.visible = False
