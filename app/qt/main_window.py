@@ -228,6 +228,7 @@ class MainWindow(QMainWindow):
         a = self.view_menu.addAction("&Reset view", self.state.reset_window)
         a.setShortcut(QKeySequence("Ctrl+0"))
         self.view_menu.addAction("Region &budget…", self._ask_budget)
+        self.view_menu.addAction("&Path settings…", self._ask_path_settings)
         self.view_menu.addSeparator()
         for dock in (self.data_dock, self.inspector_dock, self.controls_dock):
             self.view_menu.addAction(dock.toggleViewAction())
@@ -859,6 +860,19 @@ class MainWindow(QMainWindow):
                                     self.state.settings.max_regions, 1000, 50_000_000, 10_000)
         if ok:
             self.state.update_settings(max_regions=int(n))
+
+    def _ask_path_settings(self) -> None:
+        """Step budget and relative step size of new leaf paths (a fraction of the start-end distance)."""
+        from PySide6.QtWidgets import QInputDialog
+
+        st = self.state.settings
+        steps, ok = QInputDialog.getInt(self, "Path settings", "Step budget of new leaf paths:", st.path_steps, 1, 100_000)
+        if not ok:
+            return
+        size, ok = QInputDialog.getDouble(self, "Path settings", "Step size (fraction of the start–end distance; "
+                                          "absolute for normal paths):", st.path_step_size, 1e-6, 10.0, 4)
+        if ok:
+            self.state.update_settings(path_steps=int(steps), path_step_size=float(size))
 
     def _show_keys(self) -> None:
         QMessageBox.information(self, "Keyboard shortcuts",
