@@ -291,3 +291,27 @@ def scene_arrays(tess_by_depth: list, depth: int, color_mode: str, settings, box
                    np.concatenate(pick_t) if pick_t else np.zeros((0, 3, 3)),
                    np.concatenate(pick_o) if pick_o else np.zeros((0, 3)), counts,
                    cull_back=not s.near_boundary)
+
+
+def section_arrays(tess_by_depth: list, depth: int, color_mode: str, clip: ClipPlane,
+                   class_colors: np.ndarray | None = None, alpha: float = 0.75):
+    """The clipping plane's exact cross-section of the cells at ``depth``, as a coloured cap mesh.
+
+    Returns positions (n, 3) float32, triangles (T, 3) uint32, per-triangle RGBA (T, 4) -- or None when the
+    plane cuts no cell. Colours: the cells' class (slope: ||A_w||; hash: pattern hash; layer: class).
+    """
+    from geometry import mesh3d
+
+    depth = min(max(int(depth), 1), len(tess_by_depth))
+    t = tess_by_depth[depth - 1]
+    P, off, cells = mesh3d.plane_section(t, clip.axis, clip.position)
+    if cells.shape[0] == 0:
+        return None
+    if color_mode == "hash":
+        rgba = mesh3d.colorize(mesh3d.pattern_hashes(t)[cells], "hash", alpha=alpha)
+    else:
+        cls, slope = mesh3d.descendant_values(tess_by_depth, depth)
+        mode = "slope" if color_mode == "slope" else "class"
+        rgba = mesh3d.colorize((slope if mode == "slope" else cls)[cells], mode, alpha=alpha, class_colors=class_colors)
+    tris, poly = mesh3d.triangulate_faces(np.arange(P.shape[0]), off)
+    return P.astype(np.float32), tris.astype(np.uint32), rgba[poly]

@@ -62,12 +62,13 @@ class View3DSettings:
 @dataclass(frozen=True)
 class ClipPlane:
     """Axis-aligned clipping plane ``u[axis] = position`` in slice coordinates; the half ``u[axis] >= position``
-    (``keep_above``) or ``<=`` is drawn when ``enabled``. ``link_2d``: the 2D view shows this plane."""
+    (``keep_above``) or ``<=`` (default: the camera looks down onto the cut) is drawn when ``enabled``.
+    ``link_2d``: the 2D view shows this plane."""
 
     enabled: bool = False
     axis: int = 2
     position: float = 0.0
-    keep_above: bool = True
+    keep_above: bool = False
     link_2d: bool = True
 
 

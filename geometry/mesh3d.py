@@ -598,3 +598,51 @@ def descendant_values(tess_by_depth: list, depth: int) -> tuple[np.ndarray, np.n
     with np.errstate(invalid="ignore", divide="ignore"):
         slopes = np.where(den > 0, num / den, np.nan)
     return classes.astype(np.int64), slopes
+
+
+# -- cross-section by an axis-aligned plane ------------------------------------------------------------
+def plane_section(tess, axis: int, position: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact cross-section of the cells by the plane ``u[axis] = position``.
+
+    Each convex cell the plane cuts gives one convex polygon: the points where the cell's edges cross the
+    plane, ordered by angle around their mean. Returns ``vertices (n, 3)``, ``offsets (P + 1,)`` and
+    ``cells (P,)`` (the cell of each polygon). Cells merely touching the plane (no interior crossing) are skipped.
+    """
+    a, b, _ = _face_edges(tess.face_indices, tess.face_offsets)
+    keep = a < b                                            # each edge of a closed cell once
+    a, b = a[keep], b[keep]
+    V = tess.vertices
+    d = V[:, axis] - float(position)
+    da, db = d[a], d[b]
+    cross = ((da < 0) & (db > 0)) | ((da > 0) & (db < 0))
+    on = d == 0
+    a, b, da, db = a[cross], b[cross], da[cross], db[cross]
+    t = da / (da - db)
+    P = V[a] + t[:, None] * (V[b] - V[a])
+    cell = vertex_cells(tess)[a]
+    # vertices lying exactly on the plane belong to the polygon too (once per cell)
+    von = np.flatnonzero(on)
+    P = np.concatenate([P, V[von]])
+    cell = np.concatenate([cell, vertex_cells(tess)[von]])
+    P[:, axis] = position
+    cut = np.zeros(tess.num_regions, dtype=bool)
+    cut[vertex_cells(tess)[a]] = True                       # a real crossing: the plane enters the interior
+    sel = cut[cell]
+    P, cell = P[sel], cell[sel]
+    if P.shape[0] == 0:
+        return np.zeros((0, 3)), np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    others = [k for k in range(3) if k != axis]
+    R = tess.num_regions
+    cnt = np.bincount(cell, minlength=R)
+    mean = np.zeros((R, 2))
+    np.add.at(mean, cell, P[:, others])
+    mean /= np.maximum(cnt, 1)[:, None]
+    rel = P[:, others] - mean[cell]
+    ang = np.arctan2(rel[:, 1], rel[:, 0])
+    order = np.lexsort((ang, cell))
+    P, cell = P[order], cell[order]
+    cells, counts = np.unique(cell, return_counts=True)
+    ok = counts >= 3
+    keep_pts = np.repeat(ok, counts)
+    P, counts, cells = P[keep_pts], counts[ok], cells[ok]
+    return P, np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), cells.astype(np.int64)

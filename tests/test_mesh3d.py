@@ -309,3 +309,26 @@ def test_engine_agrees_with_the_reference_on_a_two_layer_net():
     be, br = mesh3d.boundary_mesh(eng[-1]), mesh3d.boundary_mesh(ref_by[-1])
     np.testing.assert_allclose(be.area, br.area, rtol=1e-6)
     assert be.area > 0
+
+
+def test_plane_section_is_the_exact_2d_tessellation_of_the_plane():
+    try:
+        from geometry.slices import Slice
+        from geometry.tessellation import tessellate, tessellate_all_depths
+
+        net = _net([3, 6, 5, 3], 1)
+        t = tessellate_all_depths(net, Slice.input_plane(3), BOX)[-1]
+    except (ImportError, ModuleNotFoundError) as exc:
+        pytest.skip(f"the 3D tessellation engine is not available yet ({exc})")
+    for axis, pos in [(2, 0.137), (0, -0.31), (1, 0.5)]:
+        P, off, cells = mesh3d.plane_section(t, axis, pos)
+        assert np.allclose(P[:, axis], pos)
+        others = [k for k in range(3) if k != axis]
+        area = 0.5 * np.linalg.norm(mesh3d.polygon_normals(P, off), axis=1)
+        np.testing.assert_allclose(area.sum(), 4.0, rtol=1e-9)           # the box's cross-section
+        u = np.zeros(3)
+        u[axis] = pos
+        t2 = tessellate(net, Slice(u, np.eye(3)[:, others]), BOX[[2 * others[0], 2 * others[0] + 1,
+                                                                   2 * others[1], 2 * others[1] + 1]])
+        assert len(cells) == t2.num_regions                              # one polygon per 2D region
+        np.testing.assert_allclose(np.sort(area), np.sort(t2.areas()), rtol=1e-7, atol=1e-12)

@@ -289,6 +289,10 @@ def test_window_3d_tab_linked_to_the_2d_view_and_the_inspector(gl, qtbot, tmp_pa
     _, window2 = jobs3d.clip_slice(sl, box, tab.state3d.clip)
     t2 = tessellate(b.run.network(len(b.run) - 1), win.state.slice, np.array(window2))
     assert t2.num_regions == int(((lo < pos) & (hi > pos)).sum())
+    # and the 3D view draws that same cross-section on the plane (one polygon per cut cell)
+    qtbot.waitUntil(lambda: tab.canvas.cap.visible, timeout=TIMEOUT)
+    _, _, cut_cells = mesh3d.plane_section(t, 2, pos)
+    assert len(cut_cells) == t2.num_regions
     assert win.tess[-1].slice is win.state.slice and win.tess[-1].num_regions >= t2.num_regions
     # picking a surface point: the plane moves through it, the 2D slice follows, and the inspector shows it
     bm = mesh3d.boundary_mesh(t)

@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--explode", type=float, default=0.0, help="exploded view: push cells out by this factor")
     p.add_argument("--opacity", type=float, default=0.12, help="alpha of the region faces")
     p.add_argument("--clip", nargs=2, metavar=("AXIS", "POS"), default=None,
-                   help="clip at u|v|w = POS (slice coordinate), keeping the upper side")
+                   help="clip at u|v|w = POS (slice coordinate), keeping the lower side (the camera looks down "
+                        "on the cut, drawn as the plane's exact cross-section)")
     p.add_argument("--no-faces", action="store_true")
     p.add_argument("--no-edges", action="store_true")
     p.add_argument("--no-boundary", action="store_true")
@@ -104,7 +105,9 @@ def cmd_render3d(args) -> int:
     if args.clip:
         axis = "uvw".index(args.clip[0]) if args.clip[0] in "uvw" else int(args.clip[0])
         clip = ClipPlane(True, axis, float(args.clip[1]))
-        canvas.set_clip(True, clip.axis, clip.position, True)
+        canvas.set_clip(True, clip.axis, clip.position, False)
+        cap = jobs3d.section_arrays(t_by, depth, args.color, clip)
+        canvas.set_cap(*(cap if cap is not None else (None,)))
     app.processEvents()
     img = canvas.render_image((w, h))
     canvas.hide()

@@ -104,6 +104,9 @@ class Canvas3D(QWidget):
         self.plane = S.Mesh(parent=self.view.scene, color=PLANE_RGBA)
         self.plane.set_gl_state("translucent", depth_test=True, depth_mask=False, cull_face=False)
         self.plane.order = 12
+        self.cap = S.Mesh(parent=self.view.scene)
+        self.cap.set_gl_state("translucent", depth_test=True, depth_mask=False, cull_face=False)
+        self.cap.order = 9
         self.plane_outline = S.Line(parent=self.view.scene, method="gl", connect="strip", width=2.0,
                                     color=(0.35, 0.35, 0.45, 0.9))
         self.plane_outline.order = 13
@@ -127,7 +130,7 @@ class Canvas3D(QWidget):
         self.plane_outline.set_data(pos=dummy)
         self.box.set_data(pos=dummy)
         for v in (self.boundary, self.points, self.paths, self.marker, self.faces, self.edges, self.plane,
-                  self.plane_outline):
+                  self.plane_outline, self.cap):
             v.visible = False
 
         self._box = np.array([-1.0, 1.0, -1.0, 1.0, -1.0, 1.0])
@@ -278,7 +281,22 @@ class Canvas3D(QWidget):
             self.plane_outline.set_data(pos=np.vstack([quad, quad[:1]]).astype(np.float32))
         for clip in self._clippers.values():
             clip.clipping_planes = planes
-        self.plane.visible = self.plane_outline.visible = bool(enabled)
+        self.plane_outline.visible = bool(enabled)
+        self.plane.visible = bool(enabled) and not self.cap.visible
+        if not enabled:
+            self.cap.visible = False
+        self.canvas.update()
+
+    def set_cap(self, positions: np.ndarray | None, triangles: np.ndarray | None = None,
+                tri_colors: np.ndarray | None = None) -> None:
+        """The clipping plane's cross-section of the cells (drawn on the plane instead of its grey fill)."""
+        if positions is None or triangles is None or len(triangles) == 0:
+            self.cap.visible = False
+        else:
+            self.cap.set_data(vertices=np.asarray(positions, np.float32), faces=np.asarray(triangles, np.uint32),
+                              face_colors=np.asarray(tri_colors, np.float32))
+            self.cap.visible = self._clip is not None
+        self.plane.visible = self._clip is not None and not self.cap.visible
         self.canvas.update()
 
     def render_image(self, size: tuple[int, int] | None = None) -> np.ndarray:
@@ -561,6 +579,7 @@ class View3DTab(QWidget):
             return
         self.scene = scene
         self.canvas.show_scene(scene)
+        self._update_cap()
         self.message.setVisible(False)
         self.controls.set_summary(scene.summary())
         self._redraw_points()
@@ -611,9 +630,24 @@ class View3DTab(QWidget):
         self.canvas.set_marker(p)
 
     # -- clipping plane and picking: linked to the 2D view -----------------------------------------------
+    def _update_cap(self) -> None:
+        clip = self.state3d.clip
+        if self.canvas is None:
+            return
+        if not clip.enabled or self.tess3 is None:
+            self.canvas.set_cap(None)
+            return
+        from .theme import class_rgba
+
+        b = self.window_.bundle
+        cap = jobs3d.section_arrays(self.tess3, self.state.depth, self.state.color_mode, clip,
+                                    class_rgba(max(b.num_classes, 1)).astype(np.float64) / 255)
+        self.canvas.set_cap(*(cap if cap is not None else (None,)))
+
     def _on_clip(self, clip) -> None:
         if self.canvas is not None:
             self.canvas.set_clip(clip.enabled, clip.axis, clip.position, clip.keep_above)
+            self._update_cap()
         self.controls.show_clip(clip, self.state3d.box)
         if clip.enabled and clip.link_2d and not self._linking and self.state3d.slice3 is not None:
             self._link_timer.start()

@@ -128,8 +128,8 @@ class View3DControls(QWidget):
         self.pos_label = QLabel("—")
         f.addRow("", self.pos_label)
         self.side = QComboBox()
-        self.side.addItem("keep above", True)
         self.side.addItem("keep below", False)
+        self.side.addItem("keep above", True)
         self.side.currentIndexChanged.connect(lambda i: self.s3.update_clip(keep_above=bool(self.side.itemData(i))))
         f.addRow("side", self.side)
         self.link = QCheckBox("2D tab shows this plane")
@@ -193,7 +193,7 @@ class View3DControls(QWidget):
             lo, hi = box[2 * clip.axis], box[2 * clip.axis + 1]
             self.pos.setValue(int(round((clip.position - lo) / max(hi - lo, 1e-300) * 1000)))
             self.pos_label.setText(f"{'uvw'[clip.axis]} = {clip.position:.4g}")
-            self.side.setCurrentIndex(0 if clip.keep_above else 1)
+            self.side.setCurrentIndex(1 if clip.keep_above else 0)
             self.link.setChecked(clip.link_2d)
         finally:
             self._updating = False
