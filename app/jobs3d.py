@@ -297,8 +297,8 @@ def section_arrays(tess_by_depth: list, depth: int, color_mode: str, clip: ClipP
                    class_colors: np.ndarray | None = None, alpha: float = 0.75):
     """The clipping plane's exact cross-section of the cells at ``depth``, as a coloured cap mesh.
 
-    Returns positions (n, 3) float32, triangles (T, 3) uint32, per-triangle RGBA (T, 4) -- or None when the
-    plane cuts no cell. Colours: the cells' class (slope: ||A_w||; hash: pattern hash; layer: class).
+    Returns positions (n, 3) float32, triangles (T, 3) uint32, per-triangle RGBA (T, 4) and the polygons'
+    outlines as segment end points (2E, 3) -- or None when the plane cuts no cell. Colours: the cells' class (slope: ||A_w||; hash: pattern hash; layer: class).
     """
     from geometry import mesh3d
 
@@ -314,4 +314,13 @@ def section_arrays(tess_by_depth: list, depth: int, color_mode: str, clip: ClipP
         mode = "slope" if color_mode == "slope" else "class"
         rgba = mesh3d.colorize((slope if mode == "slope" else cls)[cells], mode, alpha=alpha, class_colors=class_colors)
     tris, poly = mesh3d.triangulate_faces(np.arange(P.shape[0]), off)
-    return P.astype(np.float32), tris.astype(np.uint32), rgba[poly]
+    return P.astype(np.float32), tris.astype(np.uint32), rgba[poly], _loop_segments(P, off).astype(np.float32)
+
+
+def _loop_segments(P: np.ndarray, off: np.ndarray) -> np.ndarray:
+    """(2E, 3) end points of the edges of ragged polygon loops (for a segments line visual)."""
+    n = np.diff(off)
+    pos = np.arange(P.shape[0])
+    start = np.repeat(off[:-1], n)
+    nxt = np.where(pos + 1 < np.repeat(off[1:], n), pos + 1, start)
+    return np.stack([P, P[nxt]], axis=1).reshape(-1, 3)

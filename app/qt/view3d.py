@@ -107,6 +107,10 @@ class Canvas3D(QWidget):
         self.cap = S.Mesh(parent=self.view.scene)
         self.cap.set_gl_state("translucent", depth_test=True, depth_mask=False, cull_face=False)
         self.cap.order = 9
+        self.cap_edges = S.Line(parent=self.view.scene, method="gl", connect="segments",
+                                color=tuple(fg[:3]) + (0.45,))
+        self.cap_edges.set_gl_state("translucent", depth_test=True, depth_mask=False)
+        self.cap_edges.order = 9.5
         self.plane_outline = S.Line(parent=self.view.scene, method="gl", connect="strip", width=2.0,
                                     color=(0.35, 0.35, 0.45, 0.9))
         self.plane_outline.order = 13
@@ -128,9 +132,10 @@ class Canvas3D(QWidget):
         self.paths.set_data(pos=dummy)
         self.edges.set_data(pos=dummy)
         self.plane_outline.set_data(pos=dummy)
+        self.cap_edges.set_data(pos=dummy)
         self.box.set_data(pos=dummy)
         for v in (self.boundary, self.points, self.paths, self.marker, self.faces, self.edges, self.plane,
-                  self.plane_outline, self.cap):
+                  self.plane_outline, self.cap, self.cap_edges):
             v.visible = False
 
         self._box = np.array([-1.0, 1.0, -1.0, 1.0, -1.0, 1.0])
@@ -284,18 +289,22 @@ class Canvas3D(QWidget):
         self.plane_outline.visible = bool(enabled)
         self.plane.visible = bool(enabled) and not self.cap.visible
         if not enabled:
-            self.cap.visible = False
+            self.cap.visible = self.cap_edges.visible = False
         self.canvas.update()
 
     def set_cap(self, positions: np.ndarray | None, triangles: np.ndarray | None = None,
-                tri_colors: np.ndarray | None = None) -> None:
-        """The clipping plane's cross-section of the cells (drawn on the plane instead of its grey fill)."""
+                tri_colors: np.ndarray | None = None, outline: np.ndarray | None = None) -> None:
+        """The clipping plane's cross-section of the cells (drawn on the plane instead of its grey fill), and
+        the polygons' outlines as segment end points (2E, 3)."""
         if positions is None or triangles is None or len(triangles) == 0:
-            self.cap.visible = False
+            self.cap.visible = self.cap_edges.visible = False
         else:
             self.cap.set_data(vertices=np.asarray(positions, np.float32), faces=np.asarray(triangles, np.uint32),
                               face_colors=np.asarray(tri_colors, np.float32))
             self.cap.visible = self._clip is not None
+            if outline is not None and len(outline):
+                self.cap_edges.set_data(pos=np.asarray(outline, np.float32))
+            self.cap_edges.visible = self.cap.visible and outline is not None and len(outline) > 0
         self.plane.visible = self._clip is not None and not self.cap.visible
         self.canvas.update()
 
