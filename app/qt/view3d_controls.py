@@ -56,7 +56,7 @@ class View3DControls(QWidget):
         f = QFormLayout(g)
         self.camera = QComboBox()
         self.camera.addItem("Turntable", "turntable")
-        self.camera.addItem("Fly (WASD, arrows)", "fly")
+        self.camera.addItem("Fly (W A S D, mouse)", "fly")
         self.camera.currentIndexChanged.connect(lambda i: self.s3.update_settings(camera=self.camera.itemData(i)))
         f.addRow("camera", self.camera)
         self.checks: dict[str, QCheckBox] = {}
