@@ -57,8 +57,8 @@ class Network(nn.Module):
         self.input_dim = int(torch.tensor(self.input_shape).prod())
         self.output_dim = int(self.spec["output_dim"])
         self.num_classes = int(self.spec["num_classes"])
+        self.eval()  # before the dry run: batch norm in training mode refuses a batch of one
         self.layer_infos: list[LayerInfo] = self._describe_layers()
-        self.eval()
 
     # -- description -------------------------------------------------------------------------
     def _describe_layers(self) -> list[LayerInfo]:
