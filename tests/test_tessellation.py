@@ -135,6 +135,24 @@ def test_other_activations(activation):
     assert t.areas().sum() == pytest.approx(4.0, rel=1e-12)
 
 
+def test_batchnorm_network():
+    torch.manual_seed(6)
+    net = Network(mlp_spec([2, 10, 10, 3], batchnorm=True))
+    with torch.no_grad():   # non-trivial running statistics (eval-mode batch norm is affine)
+        for m in net.layers:
+            if isinstance(m, torch.nn.BatchNorm1d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.3, 0.3)
+    t = tessellate(net, Slice.input_plane(2), BOX)
+    _check_patterns(t, net, n=1500)
+    c = t.centroids()
+    with torch.no_grad():
+        want = net.to_dtype_device(torch.float64)(torch.tensor(c)).numpy()
+    assert np.allclose(np.einsum("rck,rk->rc", t.out_linear, c) + t.out_offset, want, atol=1e-9)
+
+
 def test_k_lines_in_general_position_give_1_plus_k_plus_k_choose_2():
     K = 12
     rng = np.random.default_rng(0)
