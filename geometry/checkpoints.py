@@ -58,9 +58,24 @@ def _tensor_dict(obj) -> bool:
     return isinstance(obj, dict) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
+def _module_spec(module: torch.nn.Module, path: Path) -> tuple[dict, dict]:
+    """Canonicalise a saved module; its input shape comes from the module or an architecture.json beside it."""
+    beside = find_architecture_file(path.parent)
+    shape = None
+    if beside is not None:
+        try:
+            shape = json.loads(beside.read_text()).get("input_shape")
+        except (json.JSONDecodeError, AttributeError, OSError):
+            raise InputFileError(f"{beside} is not a JSON object with an 'input_shape'.") from None
+    try:
+        return spec_from_module(module, input_shape=shape)
+    except ArchitectureError as exc:
+        raise ArchitectureError(f"{path}: {exc}") from None
+
+
 def _from_loaded(obj, path: Path) -> RawCheckpoint:
     if isinstance(obj, torch.nn.Module):
-        spec, state = spec_from_module(obj)
+        spec, state = _module_spec(obj, path)
         return RawCheckpoint(state, spec)
     if not isinstance(obj, dict):
         raise InputFileError(f"{path} holds a {type(obj).__name__}, not a state dict or model; save model.state_dict().")
@@ -76,7 +91,7 @@ def _from_loaded(obj, path: Path) -> RawCheckpoint:
                 f"expected tensors at the top level or under one of {', '.join(NESTED_KEYS)}."
             )
         if isinstance(nested, torch.nn.Module):
-            spec2, state = spec_from_module(nested)
+            spec2, state = _module_spec(nested, path)
             spec = spec or spec2
         else:
             state = nested
@@ -100,7 +115,7 @@ def read_checkpoint(path: str | Path, trust_pickle: bool = False) -> RawCheckpoi
             module = torch.jit.load(str(path), map_location="cpu")
         except Exception as exc:  # torch raises RuntimeError subclasses of many kinds here
             raise InputFileError(f"{path} looks like TorchScript but cannot be loaded ({str(exc).splitlines()[0]}).") from None
-        spec, state = spec_from_module(module)
+        spec, state = _module_spec(module, path)
         return RawCheckpoint(state, spec, {"format": "torchscript"})
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
@@ -163,7 +178,7 @@ def resolve_spec(raw: RawCheckpoint, path: Path, spec: dict | str | Path | None)
     if beside is not None:
         return load_spec_file(beside)
     raise ArchitectureError(
-        f"{path} holds weights but no architecture; put an architecture.json beside it or pass --arch FILE (see README)."
+        f"{path} holds weights but no architecture; put an architecture.json beside it (README: 'Architecture spec')."
     )
 
 

@@ -281,7 +281,11 @@ def spec_from_module(module: nn.Module, input_shape: list[int] | None = None) ->
         if first.get("type") == "linear":
             input_shape = [first["in_features"]]
         else:
-            raise ArchitectureError("cannot infer the input shape of this model; pass it (e.g. --input-shape 1,28,28).")
+            raise ArchitectureError(
+                f"cannot infer the input shape of a model whose first layer is {first.get('type', 'missing')}; "
+                f"give it: an architecture.json beside the file with e.g. \"input_shape\": [1, 28, 28] "
+                f"(in Python: spec_from_module(module, input_shape=[1, 28, 28]))."
+            )
     spec = validate_spec({"input_shape": list(input_shape), "layers": entries})
     if dropped:
         spec["dropped_output_transform"] = dropped

@@ -56,6 +56,20 @@ def test_torchscript(tmp_path):
         assert torch.allclose(loaded(x), m(x))
 
 
+def test_torchscript_cnn_takes_its_input_shape_from_architecture_json_beside(tmp_path):
+    torch.manual_seed(3)
+    m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 6 * 6, 4)).eval()
+    torch.jit.script(m).save(str(tmp_path / "cnn.pt"))
+    with pytest.raises(ArchitectureError, match="input_shape"):
+        load_checkpoint(tmp_path / "cnn.pt")
+    (tmp_path / "architecture.json").write_text(json.dumps({"input_shape": [1, 8, 8], "layers": []}))
+    loaded = load_checkpoint(tmp_path / "cnn.pt")
+    assert loaded.spec["input_shape"] == [1, 8, 8]
+    x = torch.randn(3, 1, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x.reshape(3, -1)).reshape(3, -1), m(x), atol=1e-6)
+
+
 class _Payload:
     def __reduce__(self):
         return (os.system, (f"touch {self.marker}",))
