@@ -34,6 +34,22 @@ def test_folder_run_with_embedded_specs_and_epoch_lookup(tmp_path):
     assert run.checkpoint_hash(0) != run.checkpoint_hash(1)
 
 
+def test_folder_of_plain_state_dicts_beside_architecture_json(tmp_path):
+    spec = mlp_spec([2, 4, 3])
+    (tmp_path / "architecture.json").write_text(json.dumps(spec))
+    nets = {}
+    for e in (0, 1, 2):
+        torch.manual_seed(10 + e)
+        nets[e] = Network(spec)
+        torch.save(nets[e].layers.state_dict(), tmp_path / f"step_{e:03d}.pth")
+    run = open_run(tmp_path)
+    assert run.epochs == [0, 1, 2]
+    x = torch.randn(7, 2)
+    with torch.no_grad():
+        for i, e in enumerate(run.epochs):
+            assert torch.allclose(run.network(i)(x), nets[e](x))
+
+
 def test_folder_with_gaps_is_reported(tmp_path):
     _folder(tmp_path, [0, 5, 10, 20, 25])
     with pytest.raises(RunError, match=r"gaps: no checkpoint for epoch\(s\) 15"):
