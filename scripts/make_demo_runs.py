@@ -27,6 +27,9 @@ def spirals_schedule(epochs: int) -> list[int]:
     return sorted(set(save_schedule(epochs, log_points=30)) | set(range(0, epochs + 1, 100)))
 
 
+RUNS = ("spirals", "digits")  # assets/runs/rings3d comes from scripts/make_rings3d_run.py
+
+
 def make(out: Path) -> None:
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
@@ -39,8 +42,9 @@ def make(out: Path) -> None:
 
 
 def tree_hash(folder: Path) -> dict[str, str]:
+    """sha256 of every file of the runs this script makes (other runs beside them are not its own)."""
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+            for name in RUNS for p in sorted((folder / name).rglob("*")) if p.is_file()}
 
 
 def main() -> int:
@@ -54,8 +58,9 @@ def main() -> int:
             same = tree_hash(Path(tmp)) == tree_hash(target)
         print("identical" if same else "DIFFERENT")
         return 0 if same else 1
-    if target.exists():
-        shutil.rmtree(target)
+    for name in RUNS:
+        if (target / name).exists():
+            shutil.rmtree(target / name)
     make(target)
     print(f"wrote {target}")
     return 0
