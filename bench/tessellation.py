@@ -5,9 +5,12 @@ Usage::
     .venv/bin/python bench/tessellation.py              # full table (CPU, and CUDA when present)
     .venv/bin/python bench/tessellation.py --quick      # a few rows
     .venv/bin/python bench/tessellation.py --threads 2 --repeats 3 --max-seconds 60
+    .venv/bin/python bench/tessellation.py --trained    # + trained grid nets (2-64x3, 2-64x4, 2-128x4, 2-256x4)
+    .venv/bin/python bench/tessellation.py --trained-only --repeats 1   # just those rows
 
 Rows: random default-initialised MLPs ``2-w^d-1`` (domain [-1, 1]^2) for widths 32..256 and depths 2..6,
-the bundled trained spirals MLP, and slices through 64-D input nets (the bundled digits CNN and a random
+the bundled trained spirals MLP, with ``--trained`` the same grid shapes trained here deterministically
+(fixed seed, a short full-batch Adam run on 3-arm spirals scaled into [-1, 1]^2), and slices through 64-D input nets (the bundled digits CNN and a random
 64-128x3-10 MLP, plane through three training images). Every row is the full computation: all depths
 1..L in one pass, patterns, logits maps, slope norms, classes, argmax cells and the decision boundary.
 The naive baseline (same run, smaller nets only) cuts each region by each neuron in a Python loop with
@@ -88,6 +91,32 @@ def naive_tessellation(net: Network, domain=(-1, 1, -1, 1), eps: float = 1e-9, m
     return len(regions)
 
 
+# -- trained grid nets -----------------------------------------------------------------------------
+TRAINED_GRID = [(64, 3), (64, 4), (128, 4), (256, 4)]
+
+
+def trained_mlp(width: int, depth: int, steps: int = 300, seed: int = 0) -> Network:
+    """A ``2-width^depth-3`` MLP trained deterministically: fixed seed, full-batch Adam (lr 1e-2, ``steps``
+    steps) with cross-entropy on 3-arm spirals (1000 points, seed 0) scaled into [-1, 1]^2, the bench domain."""
+    ds = builtin_dataset("spirals", n=1000, seed=0)
+    X = ds.X_train / np.abs(ds.X_train).max()
+    torch.manual_seed(seed)
+    net = Network(mlp_spec([2] + [width] * depth + [3]))
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    Xt, yt = torch.tensor(X, dtype=torch.float32), torch.as_tensor(ds.y_train)
+    net.train()
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(net(Xt), yt)
+        loss.backward()
+        opt.step()
+    net.eval()
+    with torch.no_grad():
+        acc = float((net(Xt).argmax(1) == yt).float().mean())
+    net.train_accuracy = acc
+    return net
+
+
 # -- rows -------------------------------------------------------------------------------------------
 def _timed(net, sl, domain, device, repeats: int, max_regions: int):
     tessellate_all_depths(net, sl, domain, device=device, max_regions=max_regions)   # warm-up
@@ -114,20 +143,35 @@ def main(argv=None) -> int:
     ap.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128, 256], help="MLP widths of the grid")
     ap.add_argument("--depths", type=int, nargs="+", default=[2, 3, 4, 5, 6], help="MLP depths of the grid")
     ap.add_argument("--no-grid", action="store_true", help="only the trained / 64-D rows")
+    ap.add_argument("--trained", action="store_true",
+                    help="add MLPs trained here on spirals (deterministic): 2-64x3, 2-64x4, 2-128x4, 2-256x4")
+    ap.add_argument("--trained-only", action="store_true", help="only the --trained rows")
+    ap.add_argument("--trained-steps", type=int, default=300, help="full-batch Adam steps for --trained (default 300)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    rows = []
     if args.quick:
         grid = [(64, 3), (64, 4), (128, 4)]
     else:
         grid = [] if args.no_grid else [(w, d) for w in args.widths for d in args.depths]
     cases = []
     box = [-1.0, 1.0, -1.0, 1.0]
+    if args.trained_only:
+        grid = []
     for w, d in grid:
         torch.manual_seed(0)
         net = Network(mlp_spec([2] + [w] * d + [1]))
         cases.append((f"2-{w}x{d}-1 random", net, Slice.input_plane(2), box, w <= args.naive_max_width))
+    if args.trained or args.trained_only:
+        for w, d in TRAINED_GRID:
+            t0 = time.perf_counter()
+            net = trained_mlp(w, d, steps=args.trained_steps)
+            print(f"(trained 2-{w}x{d}-3: {args.trained_steps} Adam steps, train accuracy {net.train_accuracy:.0%}, "
+                  f"{time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+            cases.append((f"2-{w}x{d}-3 trained (spirals, {args.trained_steps} steps)", net, Slice.input_plane(2), box,
+                          w <= args.naive_max_width))
+    if args.trained_only:
+        return _run_cases(cases, devices, args)
     torch.manual_seed(0)
     cases.append(("2-64x3-3 random (3 classes)", Network(mlp_spec([2, 64, 64, 64, 3])), Slice.input_plane(2), box, True))
     runs = ROOT / "assets" / "runs"
@@ -151,6 +195,11 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     cases.append(("3-32x3-3 random, 3D box [-1,1]^3 (polyhedra)", Network(mlp_spec([3, 32, 32, 32, 3])),
                   Slice.input_plane(3), [-1.0, 1.0] * 3, False))
+    return _run_cases(cases, devices, args)
+
+
+def _run_cases(cases, devices, args) -> int:
+    rows = []
     head = f"{'network':<52} {'device':<6} {'regions':>8} {'seconds':>8} {'regions/s':>10} {'naive s':>9} {'speedup':>8}"
     print(f"torch {torch.__version__}, {args.threads} CPU threads, best of {args.repeats}; full pipeline (all depths, "
           f"patterns, slope norms, classes, decision boundary)")

@@ -79,6 +79,11 @@ class Slice:
     def from_directions(cls, origin: np.ndarray, directions: np.ndarray, anchors=None, description: str = "") -> "Slice":
         """Slice through ``origin`` spanned by the rows of ``directions`` (k x D), orthonormalised (Gram-Schmidt)."""
         d = np.asarray(directions, dtype=np.float64)
+        if d.ndim != 2 or d.shape[0] > d.shape[1]:
+            # QR of a tall (D < k) system would quietly return a D-dimensional basis: a 3D request on a
+            # 2D-input net became a 2D slice
+            raise SplineAtlasError(f"{d.shape[0]} slice directions need at least {d.shape[0]} input dimensions; "
+                                   f"this space has {d.shape[-1]}.")
         q, r = np.linalg.qr(d.T)
         if np.min(np.abs(np.diag(r))) < 1e-10 * max(1.0, np.abs(r).max()):
             raise SplineAtlasError("the slice directions are (nearly) linearly dependent; pick other points or directions.")

@@ -411,3 +411,45 @@ def test_json_export():
     v = np.array(reg["vertices"])
     assert 0.5 * np.sum(v[:, 0] * np.roll(v[:, 1], -1) - np.roll(v[:, 0], -1) * v[:, 1]) > 0
     assert len(js["decision_boundary"]) == len(t.boundary_segments)
+
+
+def _assert_same_tessellation(ta, tb, rtol=1e-9):
+    """Two tessellations of the same slice are the same up to the order of their regions: each region of
+    ``tb`` (located by an interior point in ``ta``) maps to a distinct region of ``ta`` with the same
+    patterns, size, class and slope norm, and the decision boundaries have the same number of pieces."""
+    assert ta.num_regions == tb.num_regions
+    perm = ta.region_of(tb.centroids())
+    assert np.array_equal(np.sort(perm), np.arange(ta.num_regions)), "a bijection between the regions"
+    for j in range(ta.depth):
+        assert np.array_equal(ta.pattern(j)[perm], tb.pattern(j)), f"layer {j} patterns"
+    size_a, size_b = (ta.areas(), tb.areas()) if ta.slice.dim == 2 else (ta.volumes(), tb.volumes())
+    assert np.allclose(size_a[perm], size_b, rtol=rtol, atol=1e-12)
+    assert np.array_equal(ta.classes[perm], tb.classes)
+    if ta.full_depth:
+        assert np.allclose(ta.slope_norm[perm], tb.slope_norm, rtol=1e-7)
+        assert len(ta.boundary_classes) == len(tb.boundary_classes)
+
+
+def test_equivalence_helper_can_fail(trained3):
+    """The CPU/CUDA comparison below is not vacuous: it accepts a re-run and rejects a different net."""
+    ta = tessellate(trained3, Slice.input_plane(2), BOX, device="cpu")
+    _assert_same_tessellation(ta, tessellate(trained3, Slice.input_plane(2), BOX, device="cpu"))
+    other = _net([2, 16, 16, 3], seed=4)
+    with pytest.raises(AssertionError):
+        _assert_same_tessellation(ta, tessellate(other, Slice.input_plane(2), BOX, device="cpu"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(),
+                    reason="CPU vs CUDA equivalence needs a CUDA device (torch.cuda.is_available() is False)")
+@pytest.mark.parametrize("dim", [2, 3])
+def test_cpu_and_cuda_give_the_same_tessellation(trained3, dim):
+    if dim == 2:
+        net, sl, dom = trained3, Slice.input_plane(2), BOX
+    else:
+        net, sl, dom = _net([3, 10, 10, 3], seed=1), Slice.input_plane(3), [-1.0, 1.0] * 3
+    cpu = tessellate_all_depths(net, sl, dom, device="cpu")
+    gpu = tessellate_all_depths(net, sl, dom, device="cuda")
+    assert gpu[-1].device.startswith("cuda") and cpu[-1].device == "cpu"
+    assert [t.num_regions for t in cpu] == [t.num_regions for t in gpu]
+    for tc, tg in zip(cpu, gpu):
+        _assert_same_tessellation(tc, tg)

@@ -127,6 +127,22 @@ def test_boundary_polygons_are_true_argmax_ties():
             # planar and non-degenerate
             n = np.cross(poly[1] - poly[0], poly[2] - poly[0])
             assert np.linalg.norm(n) > 0
+        # either side of each polygon (off its centroid along its own normal, Newell's method): the
+        # forward pass's classes differ and are exactly the polygon's two classes
+        cen, nrm = [], []
+        for poly in polys:
+            nxt = np.roll(poly, -1, 0)
+            nv = np.array([np.sum((poly[:, 1] - nxt[:, 1]) * (poly[:, 2] + nxt[:, 2])),
+                           np.sum((poly[:, 2] - nxt[:, 2]) * (poly[:, 0] + nxt[:, 0])),
+                           np.sum((poly[:, 0] - nxt[:, 0]) * (poly[:, 1] + nxt[:, 1]))])
+            cen.append(poly.mean(0))
+            nrm.append(nv / np.linalg.norm(nv))
+        cen, nrm = np.array(cen), np.array(nrm)
+        delta = 1e-6
+        a = f(torch.tensor(cen + delta * nrm)).argmax(1).numpy()
+        b = f(torch.tensor(cen - delta * nrm)).argmax(1).numpy()
+        assert np.all(a != b), "the classes on either side of a boundary polygon differ"
+        assert np.array_equal(np.sort(np.stack([a, b], 1), 1), np.sort(t.boundary_classes, 1))
 
 
 def test_three_directions_of_a_higher_dimensional_net():
@@ -145,3 +161,67 @@ def test_three_directions_of_a_higher_dimensional_net():
 def test_budget_3d():
     with pytest.raises(BudgetExceededError, match="layer 1 of 2"):
         tessellate(_net([3, 16, 16, 2]), Slice.input_plane(3), BOX3, max_regions=10)
+
+
+def _arrangement_cells_in_box(W: np.ndarray, b: np.ndarray) -> int:
+    """Independent count of the cells of the arrangement {W x + b = 0} inside [-1, 1]^3: distinct planes
+    (up to scale and orientation; zero rows dropped), then one Chebyshev LP per sign vector (scipy)."""
+    from scipy.optimize import linprog
+
+    planes = []
+    for w, c in zip(W, b):
+        n = np.linalg.norm(w)
+        if n == 0:
+            continue
+        p = np.r_[w, c] / n
+        p = p * np.sign(p[np.flatnonzero(np.abs(p[:3]) > 1e-12)[0]])
+        if not any(np.allclose(p, q) for q in planes):
+            planes.append(p)
+    P = np.array(planes)
+    cells = 0
+    for signs in itertools.product([-1.0, 1.0], repeat=len(P)):
+        s = np.array(signs)[:, None]
+        A = np.vstack([-s * P[:, :3], np.eye(3), -np.eye(3)])       # s (w.x + c) >= r  and the box walls
+        rhs = np.r_[s[:, 0] * P[:, 3], np.ones(6)]
+        A_ub = np.hstack([A, np.ones((A.shape[0], 1))])
+        res = linprog(np.r_[0, 0, 0, -1.0], A_ub=A_ub, b_ub=rhs, bounds=[(None, None)] * 3 + [(None, 1)],
+                      method="highs")
+        cells += int(res.status == 0 and -res.fun > 1e-7)
+    return cells
+
+
+def test_degenerate_3d_coincident_planes_box_corners_and_dead_neurons():
+    W1 = np.array([[1, 0, 0], [2, 0, 0],        # x = 0 twice (coincident, scaled)
+                   [0, 1, 0],                    # y = 0
+                   [0, 0, 1], [0, 0, -1],        # z = 0 with both orientations
+                   [1, 1, -1],                   # through the box corners (1,-1,-1), (-1,1,-1), (1,1,1)
+                   [1, 1, 1],                    # touches the box only at the corner (1, 1, 1)
+                   [0, 0, 0],                    # zero weights, negative bias: dead everywhere
+                   [0, 0, 1]], dtype=np.float64) # z - 5 < 0 on the whole box: dead there
+    b1 = np.array([0, 0, 0, 0, 0, -1, -3, -1, -5], dtype=np.float64)
+    net = _net([3, 9, 5, 2], seed=2)
+    with torch.no_grad():
+        net.layers[0].weight.copy_(torch.tensor(W1))
+        net.layers[0].bias.copy_(torch.tensor(b1))
+        net.layers[2].weight[4] = 0.0            # a layer-2 neuron dead on the whole box
+        net.layers[2].bias[4] = -1.0
+    ts = tessellate_all_depths(net, Slice.input_plane(3), BOX3)
+    t1 = ts[0]
+    # 8 octants; the plane x + y - z = 1 cuts the 4 octants with at least two of x > 0, y > 0, z < 0
+    assert t1.num_regions == 12 == _arrangement_cells_in_box(W1, b1)
+    for t in ts:
+        v = t.volumes()
+        assert np.all(v > 0)
+        assert v.sum() == pytest.approx(8.0, rel=1e-12)
+        _check_patterns_3d(t, net, n=1500)
+    p1 = t1.pattern(0)
+    assert np.array_equal(p1[:, 0], p1[:, 1]), "coincident neurons share their pattern"
+    assert np.array_equal(p1[:, 3], ~p1[:, 4]), "opposite orientations of one plane"
+    assert not p1[:, 6:].any(), "the corner-touching and dead neurons are off on every cell"
+    assert not ts[1].pattern(1)[:, 4].any()
+    # no face lies on the planes that only touch (x + y + z = 3) or miss (z = 5) the box
+    nf = np.diff(ts[1].face_offsets)
+    cen = np.zeros((nf.shape[0], 3))
+    np.add.at(cen, np.repeat(np.arange(nf.shape[0]), nf), ts[1].vertices[ts[1].face_indices])
+    cen /= nf[:, None]
+    assert np.abs(cen.sum(1) - 3).min() > 1e-3 and np.abs(cen[:, 2] - 5).min() > 1

@@ -105,3 +105,142 @@ def test_3d_slice_through_four_points(digits_run, tmp_path):
     v = np.array(reg["vertices"])
     assert v.shape[1] == 3 and len(reg["faces"]) >= 4
     assert all(0 <= i < len(v) for f in reg["faces"] for i in f)
+
+
+@pytest.fixture(scope="module")
+def spirals_run(tmp_path_factory):
+    """A 2-8-8-3 MLP trained 3 epochs on spirals, checkpoints at epochs 1 and 3 only."""
+    from geometry.training import train_run
+
+    ds = builtin_dataset("spirals", n=200, seed=0)
+    out = tmp_path_factory.mktemp("sprun")
+    return train_run(ds, mlp_spec([2, 8, 8, 3]), out, epochs=3, save_epochs=[1, 3], seed=0, lr=0.05)
+
+
+def _regions_match(js, t):
+    assert len(js["regions"]) == t.num_regions
+    for r in range(0, t.num_regions, max(1, t.num_regions // 40)):
+        reg = js["regions"][r]
+        assert np.allclose(reg["vertices"], t.polygon(r), atol=1e-12)
+        assert reg["pattern"] == [t.pattern(j)[r].astype(int).tolist() for j in range(t.depth)]
+
+
+def test_epoch_picks_that_checkpoint_and_refuses_a_missing_one(spirals_run, tmp_path, capsys):
+    from geometry.runs import open_run
+
+    run = open_run(spirals_run)
+    assert run.epochs == [1, 3]
+    out = tmp_path / "e1.json"
+    assert main(["tessellate", str(spirals_run), "--epoch", "1", "--json", str(out)]) == 0
+    js = json.loads(out.read_text())
+    assert js["epoch"] == 1
+    _regions_match(js, tessellate(run.network(0), Slice.input_plane(2), [-1, 1, -1, 1]))
+    assert main(["tessellate", str(spirals_run), "--json", str(out)]) == 0    # default: the last epoch
+    assert json.loads(out.read_text())["epoch"] == 3
+    capsys.readouterr()
+    # an epoch between checkpoints, before the first, after the last: refused, naming what exists
+    for missing, near in ((2, "1 and 3"), (0, "1"), (7, "3")):
+        assert main(["tessellate", str(spirals_run), "--epoch", str(missing), "--json", str(tmp_path / "x.json")]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err
+        assert f"no checkpoint at epoch {missing}" in err and "available epochs (2): 1, 3" in err
+        assert f"(nearest: {near})" in err
+    assert not (tmp_path / "x.json").exists()
+    # 4 points span a 3D slice, which a 2D input space cannot hold (was: silently a 2D slice)
+    assert main(["tessellate", str(spirals_run), "--through", "0,1,2,3"]) == 2
+    assert "3 slice directions need at least 3 input dimensions" in capsys.readouterr().err
+
+
+def test_plane_input_is_the_input_space(mlp_ckpt, digits_run, tmp_path, capsys):
+    path, net = mlp_ckpt
+    out = tmp_path / "p.json"
+    assert main(["tessellate", str(path), "--plane", "input", "--domain", "-2", "1", "-1", "1.5",
+                 "--json", str(out)]) == 0
+    js = json.loads(out.read_text())
+    assert js["basis"] == [[1, 0], [0, 1]] and js["origin"] == [0, 0]
+    assert js["domain"] == [[-2, -1], [1, -1], [1, 1.5], [-2, 1.5]]
+    want = tessellate(net, Slice(np.zeros(2), np.eye(2)), [-2, 1, -1, 1.5])
+    _regions_match(js, want)
+    assert sorted(r["class"] for r in js["regions"]) == sorted(want.classes.tolist())
+    capsys.readouterr()
+    assert main(["tessellate", str(digits_run), "--plane", "input"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "64 inputs" in err
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_pca_slice_is_the_datasets_principal_plane(digits_run, tmp_path, k):
+    from geometry.runs import open_run
+
+    out = tmp_path / "pca.json"
+    assert main(["tessellate", str(digits_run), "--pca", str(k), "--depth", "1", "--no-slope-norm",
+                 "--json", str(out)]) == 0
+    js = json.loads(out.read_text())
+    X = builtin_dataset("digits").X_train
+    sl = Slice.pca(X, k=k)
+    assert np.allclose(js["origin"], sl.origin) and np.allclose(js["basis"], sl.basis)
+    # independent of Slice.pca: the mean, and the top-k eigenvectors of the covariance
+    B = np.array(js["basis"])
+    assert np.allclose(js["origin"], X.mean(0))
+    evals, evecs = np.linalg.eigh(np.cov(X.T))
+    top = evecs[:, ::-1][:, :k]
+    assert np.allclose(np.abs(top.T @ B), np.eye(k), atol=1e-6)
+    run = open_run(digits_run)
+    want = tessellate(run.network(len(run) - 1), sl, None, depth=1, slope_norm=False)
+    assert len(js["regions"]) == want.num_regions and js["dim"] == k
+
+
+def test_deepfool_cross_section_slice(digits_run, tmp_path, capsys):
+    from geometry.cross_sections import cross_sections
+    from geometry.deepfool import deepfool
+    from geometry.runs import open_run
+
+    run = open_run(digits_run)
+    net = run.network(len(run) - 1)
+    X = builtin_dataset("digits").X_train
+    out = tmp_path / "cs.json"
+    assert main(["tessellate", str(digits_run), "--deepfool", "4", "--seed", "7", "--json", str(out)]) == 0
+    js = json.loads(out.read_text())
+    cs = cross_sections(net, X[4][None], seed=7)[0]
+    assert np.allclose(js["origin"], X[4]) and np.allclose(js["basis"], cs.slice.basis)
+    h = cs.domain[1]
+    assert np.allclose(js["domain"], [[-h, -h], [h, -h], [h, h], [-h, h]])
+    # independent of cross_sections: the first axis is DeepFool's r(x); x + r lies at (||r||, 0) and is
+    # classified differently from x
+    df = deepfool(net, X[4][None])
+    r = df.perturbation[0]
+    B = np.array(js["basis"])
+    assert np.allclose(B[:, 0], r / np.linalg.norm(r)) and np.allclose(B.T @ B, np.eye(2))
+    info = js["cross_section"]
+    assert info["point"] == 4 and info["seed"] == 7 and info["kind"] == "random"
+    assert info["perturbation_norm"] == pytest.approx(np.linalg.norm(r))
+    assert info["original_label"] != info["adversarial_label"] == int(df.labels[0])
+    want = tessellate(net, cs.slice, cs.domain)
+    _regions_match(js, want)
+    # the JSON's decision boundary crosses the u-axis between x (u = 0) and x + r (u = ||r||)
+    seg = np.array(js["decision_boundary"])
+    (u0, v0), (u1, v1) = seg[:, 0].T, seg[:, 1].T
+    cross = (v0 * v1 < 0)
+    u_at = u0[cross] + (u1[cross] - u0[cross]) * v0[cross] / (v0[cross] - v1[cross])
+    hit = u_at[(u_at > 0) & (u_at < np.linalg.norm(r))]
+    assert hit.size >= 1
+    with torch.no_grad():
+        ends = net.to_dtype_device(torch.float64)(torch.tensor(np.stack([X[4], X[4] + r]))).argmax(1).tolist()
+    assert ends == [info["original_label"], info["adversarial_label"]]
+    # --second J: the plane holds x_J too
+    assert main(["tessellate", str(digits_run), "--deepfool", "4", "--second", "9", "--depth", "1",
+                 "--json", str(out)]) == 0
+    js = json.loads(out.read_text())
+    B = np.array(js["basis"])
+    d = X[9] - X[4]
+    assert np.linalg.norm(d - B @ (B.T @ d)) < 1e-9 and js["cross_section"]["second"] == 9
+    assert np.allclose(js["anchors"], [[0, 0], [np.linalg.norm(r), 0], B.T @ d])   # x, x + r, x_J
+    assert js["domain"][1][0] >= np.abs(B.T @ d).max()      # the box shows x_J
+    capsys.readouterr()
+    for bad, msg in ((["--deepfool", "4", "--second", "4"], "other than"),
+                     (["--deepfool", "4", "--second", "9", "--seed", "1"], "not both"),
+                     (["--seed", "1"], "only apply to a --deepfool"),
+                     (["--deepfool", "99999"], "out of range")):
+        assert main(["tessellate", str(digits_run), *bad]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and msg in err, err
