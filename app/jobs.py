@@ -410,7 +410,10 @@ def region_geometry_available() -> bool:
 def region_geometry(bundle: RunBundle, epoch_index: int, x: np.ndarray, progress: Progress = None,
                     cancel: Cancel = None) -> dict:
     """Full-input-space facts about the region of x (D,): active bits (non-redundant inequalities, by LP),
-    facet neighbours, Chebyshev radius of region ∩ data box, exact distance to the region's boundary.
+    facet neighbours, Chebyshev radius of region ∩ data box, exact distance to the region's boundary, and
+    the exact smallest perturbation that changes the decision without leaving the region (∩ box; a QP,
+    ``geometry.regions.min_region_perturbation``): ``qp_exists`` (False: the decision boundary does not
+    cross the region; None: not defined for single-output nets), ``qp_distance``, ``qp_target`` (class reached).
 
     The box is the dataset's bounding box grown by half its size (or [-1, 1]^D without data)."""
     describe_region = _engine("regions.stats", "describe_region")
@@ -422,11 +425,25 @@ def region_geometry(bundle: RunBundle, epoch_index: int, x: np.ndarray, progress
     else:
         box = (-np.ones(bundle.input_dim), np.ones(bundle.input_dim))
     net = bundle.network(epoch_index)
-    rep = describe_region(net, np.asarray(x, np.float64), box=box, perturbation=False)
+    x = np.asarray(x, np.float64)
+    if progress:
+        progress(0.0, "active bits, neighbours, Chebyshev ball (LPs)")
+    rep = describe_region(net, x, box=box, perturbation=False)
+    check_cancel(cancel, "region geometry")
+    qp_exists, qp_distance, qp_target = None, None, None
+    if rep.hrep.W.shape[0] >= 2:
+        if progress:
+            progress(0.9, "smallest in-region decision change (QP)")
+        # the active bits describe the same region with fewer rows (the box is passed to the QP as well)
+        pert = _engine("regions.qp", "min_region_perturbation")(rep.hrep, x, box=box, rows=rep.active.bits)
+        qp_exists = bool(pert.exists)
+        qp_distance = float(pert.distance) if pert.exists else None
+        qp_target = int(pert.target) if pert.exists else None
     return {"active_bits": int(rep.active.count), "n_bits": int(rep.hrep.n_bits),
             "neighbours": int(len(rep.neighbours.bits)),
             "chebyshev_radius": None if rep.chebyshev is None else float(rep.chebyshev.radius),
-            "boundary_distance": float(rep.boundary_distance)}
+            "boundary_distance": float(rep.boundary_distance),
+            "qp_exists": qp_exists, "qp_distance": qp_distance, "qp_target": qp_target}
 
 
 def tessellate_every_epoch(bundle: RunBundle, slice_: Slice, window, max_regions: int, cache: ResultCache,

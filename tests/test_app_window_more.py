@@ -141,3 +141,110 @@ def test_regions_tab_computes_the_region_statistics_of_the_current_checkpoint(qt
     win._compute_region_stats({"n": 0, "sets": ("train",), "active": False})
     qtbot.waitUntil(lambda: win.last_error is not None, timeout=TIMEOUT)
     assert "at least one point" in win.status_label.text() and win.isVisible()
+
+
+# -- 2. / 3b. the inspector against the engine ------------------------------------------------------------
+def _region_box(b):
+    """The box of app.jobs.region_geometry: the data's bounding box grown by half its size."""
+    X, _ = b.points()
+    lo, hi = X.min(0), X.max(0)
+    pad = 0.5 * np.maximum(hi - lo, 1e-3)
+    return lo - pad, hi + pad
+
+
+def _inspect_by_click(qtbot, win, u):
+    _click_view(qtbot, win, *u)
+    qtbot.waitUntil(lambda: win.inspector.report is not None and not win.work.busy(), timeout=TIMEOUT)
+    assert win.inspector.fields["qp"].text() != "computing…"
+    return win.inspector.report
+
+
+def _trace_g(net, x):
+    """Tr G(x) = Σ_c p_c ||∇ₓ log p_c||² (Grementieri & Fioresi eq. 11), by plain autograd in float64."""
+    net = net.to_dtype_device(torch.float64)
+    xt = torch.tensor(x[None], dtype=torch.float64)
+    J = torch.autograd.functional.jacobian(lambda z: torch.log_softmax(net(z[None])[0], 0), xt[0])
+    p = torch.softmax(net(xt)[0], 0).detach()
+    return float((p * (J ** 2).sum(1)).sum())
+
+
+def test_inspector_qp_row_inside_and_outside_the_boundary(qtbot, spirals_window):
+    """On the 2D spirals net a tile of the input-plane tessellation is a whole region, so the exact answer is
+    known: the decision boundary crosses a tile iff its vertices disagree on the class, and then the QP distance
+    is the distance from x to the boundary segments inside the tile."""
+    from geometry.regions import hrep_at, min_region_perturbation
+
+    win = spirals_window
+    st, b = win.state, win.bundle
+    assert win.inspector._form_rows.labelForField(win.inspector.fields["qp"]).text() == \
+        "to boundary inside region (QP):"
+    net = b.run.network(st.epoch_index)
+    full = win.tess[-1]
+    V, O = full.vertices, full.offsets
+    with torch.no_grad():
+        vcls = net(torch.as_tensor(V, dtype=torch.float32)).argmax(1).numpy()
+    w = st.window
+    best = {True: (0.0, -1), False: (0.0, -1)}
+    for r in range(full.num_regions):
+        v = V[O[r]:O[r + 1]]
+        if (v[:, 0] <= w[0] + 1e-9).any() or (v[:, 0] >= w[1] - 1e-9).any() or \
+                (v[:, 1] <= w[2] + 1e-9).any() or (v[:, 1] >= w[3] - 1e-9).any():
+            continue    # clipped by the window: not the whole region
+        area = 0.5 * abs(np.dot(v[:, 0], np.roll(v[:, 1], -1)) - np.dot(v[:, 1], np.roll(v[:, 0], -1)))
+        mixed = len(set(vcls[O[r]:O[r + 1]].tolist())) > 1
+        best[mixed] = max(best[mixed], (area, r))
+    box = _region_box(b)
+    seg = full.boundary_segments
+    mids = seg.mean(1)
+    for mixed in (True, False):
+        r = best[mixed][1]
+        assert r >= 0
+        rep = _inspect_by_click(qtbot, win, V[O[r]:O[r + 1]].mean(0))
+        x = np.asarray(rep.x)
+        assert int(full.region_of(np.asarray(rep.u)[None])[0]) == r       # the click landed in that tile
+        ref = min_region_perturbation(hrep_at(net, x), x, box=box)          # every row (the app uses active bits)
+        text = win.inspector.fields["qp"].text()
+        assert ref.exists == mixed
+        if mixed:
+            assert text.startswith(f"{ref.distance:.4g}") and b.class_names[ref.target] in text
+            inside = seg[full.region_of(mids) == r]
+            a, d = inside[:, 0], inside[:, 1] - inside[:, 0]
+            t = np.clip(np.einsum("ij,ij->i", x - a, d) / np.einsum("ij,ij->i", d, d), 0, 1)
+            exact = np.linalg.norm(a + t[:, None] * d - x, axis=1).min()
+            np.testing.assert_allclose(ref.distance, exact, rtol=1e-5, atol=1e-7)
+        else:
+            assert text == "none inside region"
+        # DeepFool's distance sits beside it, from the same point
+        from geometry.deepfool import deepfool
+
+        df = deepfool(net, x[None])
+        np.testing.assert_allclose(rep.deepfool_distance, df.norms[0], rtol=1e-9)
+        assert win.inspector.fields["deepfool"].text() == f"{df.norms[0]:.4g}"
+
+
+def test_inspector_engine_values_on_the_digits_cnn(qtbot, digits_window):
+    """Tr G, DeepFool and the in-region QP of a clicked point of the 64-D CNN's slice, against direct calls."""
+    from geometry.deepfool import deepfool
+    from geometry.local_data_matrix import local_data_matrix
+    from geometry.regions import hrep_at, min_region_perturbation
+
+    win = digits_window
+    st, b = win.state, win.bundle
+    w = st.window
+    rep = _inspect_by_click(qtbot, win, (0.6 * w[0] + 0.4 * w[1], 0.45 * w[2] + 0.55 * w[3]))
+    x = np.asarray(rep.x)
+    np.testing.assert_allclose(x, st.slice.to_input(np.asarray(rep.u)[None])[0])
+    assert x.shape == (64,)
+    net = b.run.network(st.epoch_index)
+    np.testing.assert_allclose(rep.trace_g, local_data_matrix(net, x[None]).trace[0], rtol=1e-9)
+    np.testing.assert_allclose(rep.trace_g, _trace_g(net, x), rtol=1e-6)
+    assert win.inspector.fields["trace"].text() == f"{rep.trace_g:.4g}"
+    df = deepfool(net, x[None])
+    assert bool(df.converged[0])
+    np.testing.assert_allclose(rep.deepfool_distance, df.norms[0], rtol=1e-9)
+    with torch.no_grad():
+        c0, c1 = net.to_dtype_device(torch.float64)(torch.as_tensor(np.stack([x, df.perturbed[0]]))).argmax(1).tolist()
+    assert c0 != c1 and c0 == rep.predicted       # x + r(x) is past the boundary
+    ref = min_region_perturbation(hrep_at(net, x), x, box=_region_box(b))
+    text = win.inspector.fields["qp"].text()
+    assert text == "none inside region" if not ref.exists else text.startswith(f"{ref.distance:.4g}")

@@ -345,6 +345,8 @@ class MainWindow(QMainWindow):
             + (f"<br>dataset: {bundle.dataset.name} ({len(X)} training points)" if bundle.dataset else "<br>no dataset"),
             X, y, bundle.input_dim, bundle.image_shape)
         self.inspector.set_run(bundle.class_names, bundle.image_shape)
+        # smooth networks have no regions: hide the rows (no region job runs, they would say "computing…" forever)
+        self.inspector.enable_region_rows(jobs.region_geometry_available() and bundle.piecewise_affine)
         if self.paths_panel is not None:
             self.paths_panel.set_run(bundle)
         self.training_panel.set_run(bundle)
@@ -794,7 +796,7 @@ class MainWindow(QMainWindow):
                          on_error=lambda exc: self.show_error("Could not inspect that point", exc))
         if jobs.region_geometry_available() and b.piecewise_affine:
             x = sl.to_input(np.asarray(p, np.float64)[None])[0]
-            self.work.submit("inspect-region", "Region geometry (LPs)",
+            self.work.submit("inspect-region", "Region geometry (LPs, QP)",
                              lambda progress, cancel: jobs.region_geometry(b, epoch, x, progress, cancel),
                              on_done=lambda info: self._on_region_info(p, info),
                              on_error=lambda exc: self._on_region_info(p, {"error": str(exc)}))
