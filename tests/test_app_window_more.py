@@ -248,3 +248,151 @@ def test_inspector_engine_values_on_the_digits_cnn(qtbot, digits_window):
     ref = min_region_perturbation(hrep_at(net, x), x, box=_region_box(b))
     text = win.inspector.fields["qp"].text()
     assert text == "none inside region" if not ref.exists else text.startswith(f"{ref.distance:.4g}")
+
+
+# -- 3a. slice choice in the data browser -------------------------------------------------------------------
+def test_slice_through_three_picked_points_and_pca(qtbot, digits_window):
+    from app.state import SliceChoice
+    from geometry.slices import Slice
+
+    win = digits_window
+    st, db = win.state, win.data_browser
+    X, _ = win.bundle.points()
+    assert db.stack.currentWidget() is db.thumbs and db.current_kind() == "points"
+    db.clear_chosen()
+    assert not db.apply_btn.isEnabled()
+    picked = [11, 40, 97]
+    for i in picked:                     # real clicks on the thumbnails
+        it = db.thumbs.item(i)
+        db.thumbs.scrollToItem(it)
+        qtbot.mouseClick(db.thumbs.viewport(), Qt.MouseButton.LeftButton, pos=db.thumbs.visualItemRect(it).center())
+    assert db.chosen == picked and db.apply_btn.isEnabled()
+    qtbot.mouseClick(db.apply_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: st.slice_choice == SliceChoice("points", tuple(picked)) and not win.work.busy(),
+                    timeout=TIMEOUT)
+    sl = st.slice
+    ref = Slice.through_points(X[picked])
+    assert sl.anchors.shape == (3, 2)
+    np.testing.assert_allclose(sl.origin, ref.origin, atol=1e-12)
+    np.testing.assert_allclose(sl.basis, ref.basis, atol=1e-12)
+    np.testing.assert_allclose(sl.to_input(sl.anchors), X[picked], atol=1e-9)   # the plane passes through them
+    np.testing.assert_allclose(sl.basis.T @ sl.basis, np.eye(2), atol=1e-12)
+    np.testing.assert_allclose(win.view2d.anchors.getData()[0], sl.anchors[:, 0])  # drawn as the yellow stars
+    u0, u1, v0, v1 = st.window                                          # the home window holds the three points
+    assert np.all((sl.anchors[:, 0] > u0) & (sl.anchors[:, 0] < u1) & (sl.anchors[:, 1] > v0) & (sl.anchors[:, 1] < v1))
+    # PCA of the data
+    db.kind.setCurrentIndex(db.kind.findData("pca"))
+    assert db.apply_btn.isEnabled()
+    db.apply_btn.click()
+    qtbot.waitUntil(lambda: st.slice_choice.kind == "pca" and not win.work.busy(), timeout=TIMEOUT)
+    ref = Slice.pca(X)
+    np.testing.assert_allclose(st.slice.origin, X.mean(0), atol=1e-12)
+    np.testing.assert_allclose(st.slice.basis, ref.basis, atol=1e-10)
+    _, _, vt = np.linalg.svd(X - X.mean(0), full_matrices=False)            # top principal directions, up to sign
+    np.testing.assert_allclose(np.abs(np.sum(st.slice.basis * vt[:2].T, axis=0)), 1.0, atol=1e-10)
+    assert len(st.slice.anchors) == 0
+
+
+# -- 3c. the Training tab ---------------------------------------------------------------------------------
+def test_training_tab_accuracy_and_epoch_cursor(qtbot, digits_window):
+    win = digits_window
+    tp, run = win.training_panel, win.bundle.run
+    curves = {c.name(): c for c in tp.p_acc.listDataItems()}
+    assert set(curves) >= {"train accuracy", "test accuracy"}
+    for name in ("train_accuracy", "test_accuracy"):
+        c = curves[name.replace("_", " ")]
+        np.testing.assert_allclose(c.xData, run.epochs)
+        np.testing.assert_allclose(c.yData, [np.nan if v is None else v for v in run.metrics(name)])
+    assert np.nanmax(curves["test accuracy"].yData) > 0.8 and tp.note.text() == ""
+    assert all(c.value() == run.epochs[-1] for c in tp.cursors)
+    for i in (4, 0, len(run) - 2):
+        win.controls.epoch.setValue(i)                         # the epoch slider moves every cursor
+        assert win.state.epoch_index == i
+        assert all(c.value() == run.epochs[i] for c in tp.cursors)
+    tp.cursors[1].setValue(run.epochs[6] + 0.3)                # dragging a cursor moves the epoch
+    tp.cursors[1].sigDragged.emit(tp.cursors[1])
+    assert win.state.epoch_index == 6 and win.controls.epoch.value() == 6
+    qtbot.waitUntil(lambda: not win.work.busy(), timeout=TIMEOUT)
+
+
+# -- 3d. Cancel in the status bar ---------------------------------------------------------------------------
+def test_cancel_button_stops_long_work(qtbot, digits_window):
+    win = digits_window
+    assert not win.cancel_btn.isVisible()
+    win.state.update_settings(max_regions=200_000)   # exact tiles of the CNN slice: minutes per epoch
+    qtbot.mouseClick(win.training_panel.tess_btn, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: win.work.busy("tessellate-all") and win.work.busy("tessellation")
+                    and "Tessellating" in win.status_label.text(), timeout=TIMEOUT)
+    assert win.cancel_btn.isVisible() and win.progress.isVisible()
+    qtbot.mouseClick(win.cancel_btn, Qt.MouseButton.LeftButton)
+    assert not win.work.busy() and not win.cancel_btn.isVisible()
+    assert win.work.wait(TIMEOUT)                  # the worker threads stop (they poll the cancel flag)
+    qtbot.wait(50)                                 # deliver their last (cancelled) signals
+    assert not win.work.busy() and win.work.pending() == []
+    assert win.last_error is None and win.isVisible() and win.tess is None
+    assert not win.cancel_btn.isVisible() and not win.progress.isVisible()
+
+
+# -- 3e. standard shortcuts -----------------------------------------------------------------------------------
+def test_file_actions_have_the_standard_shortcuts(qtbot, digits_window, tmp_path, monkeypatch):
+    from PySide6.QtWidgets import QFileDialog
+
+    win = digits_window
+    acts = {a.text(): a for a in win.file_menu.actions()}
+    assert acts["&Open run or checkpoint…"].shortcut().toString() == "Ctrl+O"
+    assert acts["&Save session…"].shortcut().toString() == "Ctrl+S"
+    export = [a for a in win.export_menu.actions() if a.shortcut().toString() == "Ctrl+E"]
+    assert [a.text() for a in export] == ["Figure or video…"]
+    # and the keys do it
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", staticmethod(lambda *a, **k: asked.append("open") or ("", "")))
+    f = tmp_path / "via-ctrl-s.json"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", staticmethod(lambda *a, **k: (str(f), "")))
+    win.activateWindow()
+    qtbot.waitUntil(win.isActiveWindow, timeout=5000)
+    win.view2d.setFocus()
+    qtbot.keyClick(win.view2d, Qt.Key.Key_O, Qt.KeyboardModifier.ControlModifier)
+    assert asked == ["open"]
+    qtbot.keyClick(win.view2d, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    assert f.is_file() and '"splineatlas-session"' in f.read_text()
+    qtbot.keyClick(win.view2d, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: getattr(win, "export_dialog", None) is not None and win.export_dialog.isVisible(),
+                    timeout=5000)
+    win.export_dialog.close()
+
+
+# -- 3f. slope colour bar, power-diagram sites ----------------------------------------------------------------
+def test_slope_colour_bar_and_power_diagram_sites(qtbot, spirals_window):
+    from geometry.power_diagram import centroids
+
+    win = spirals_window
+    st, b = win.state, win.bundle
+    net = b.run.network(st.epoch_index)
+    full = win.tess[-1]
+    assert not win.view2d.colorbar.isVisible()
+    win.color_combo.setCurrentIndex(win.color_combo.findData("slope"))
+    assert st.color_mode == "slope" and win.view2d.colorbar.isVisible()
+    lo, hi = win.view2d.colorbar.levels()
+    # the colour bar spans the tiles' ‖A_ω‖; the steepest tile's Jacobian (autograd) has that spectral norm
+    k = int(np.nanargmax(full.slope_norm))
+    xk = torch.tensor(full.vertices[full.offsets[k]:full.offsets[k + 1]].mean(0), dtype=torch.float64)
+    J = torch.autograd.functional.jacobian(lambda z: net.to_dtype_device(torch.float64)(z[None])[0], xk)
+    np.testing.assert_allclose(hi, torch.linalg.matrix_norm(J, 2).item(), rtol=1e-6)
+    np.testing.assert_allclose(lo, np.nanmin(full.slope_norm))
+    win.color_combo.setCurrentIndex(win.color_combo.findData("class"))
+    assert not win.view2d.colorbar.isVisible()
+    # sites: μ of every tile of the current layer, projected into the slice, Bᵀ(μ − o)
+    win.toggle_actions["show_sites"].trigger()
+    assert st.settings.show_sites
+    for depth in (2, 1):
+        st.set_depth(depth)
+        t = win.tess[depth - 1]
+        qtbot.waitUntil(lambda: len(win.view2d.sites.getData()[0] if win.view2d.sites.getData()[0] is not None else [])
+                        == t.num_regions and not win.work.busy(), timeout=TIMEOUT)
+        xs, ys = win.view2d.sites.getData()
+        inner = np.stack([t.vertices[t.offsets[r]:t.offsets[r + 1]].mean(0) for r in range(t.num_regions)])
+        mu = centroids(net, st.slice.to_input(inner), [depth - 1]).centroids[0]
+        ref = (mu - st.slice.origin) @ st.slice.basis
+        np.testing.assert_allclose(np.c_[xs, ys], ref, rtol=1e-7, atol=1e-9)
+    win.toggle_actions["show_sites"].trigger()
+    assert len(win.view2d.sites.getData()[0]) == 0
