@@ -410,7 +410,10 @@ def region_geometry_available() -> bool:
 def region_geometry(bundle: RunBundle, epoch_index: int, x: np.ndarray, progress: Progress = None,
                     cancel: Cancel = None) -> dict:
     """Full-input-space facts about the region of x (D,): active bits (non-redundant inequalities, by LP),
-    facet neighbours, Chebyshev radius of region ∩ data box, exact distance to the region's boundary.
+    facet neighbours, Chebyshev radius of region ∩ data box, exact distance to the region's boundary, and
+    the exact smallest perturbation that changes the decision without leaving the region (∩ box; a QP,
+    ``geometry.regions.min_region_perturbation``): ``qp_exists`` (False: the decision boundary does not
+    cross the region; None: not defined for single-output nets), ``qp_distance``, ``qp_target`` (class reached).
 
     The box is the dataset's bounding box grown by half its size (or [-1, 1]^D without data)."""
     describe_region = _engine("regions.stats", "describe_region")
@@ -422,11 +425,25 @@ def region_geometry(bundle: RunBundle, epoch_index: int, x: np.ndarray, progress
     else:
         box = (-np.ones(bundle.input_dim), np.ones(bundle.input_dim))
     net = bundle.network(epoch_index)
-    rep = describe_region(net, np.asarray(x, np.float64), box=box, perturbation=False)
+    x = np.asarray(x, np.float64)
+    if progress:
+        progress(0.0, "active bits, neighbours, Chebyshev ball (LPs)")
+    rep = describe_region(net, x, box=box, perturbation=False)
+    check_cancel(cancel, "region geometry")
+    qp_exists, qp_distance, qp_target = None, None, None
+    if rep.hrep.W.shape[0] >= 2:
+        if progress:
+            progress(0.9, "smallest in-region decision change (QP)")
+        # the active bits describe the same region with fewer rows (the box is passed to the QP as well)
+        pert = _engine("regions.qp", "min_region_perturbation")(rep.hrep, x, box=box, rows=rep.active.bits)
+        qp_exists = bool(pert.exists)
+        qp_distance = float(pert.distance) if pert.exists else None
+        qp_target = int(pert.target) if pert.exists else None
     return {"active_bits": int(rep.active.count), "n_bits": int(rep.hrep.n_bits),
             "neighbours": int(len(rep.neighbours.bits)),
             "chebyshev_radius": None if rep.chebyshev is None else float(rep.chebyshev.radius),
-            "boundary_distance": float(rep.boundary_distance)}
+            "boundary_distance": float(rep.boundary_distance),
+            "qp_exists": qp_exists, "qp_distance": qp_distance, "qp_target": qp_target}
 
 
 def tessellate_every_epoch(bundle: RunBundle, slice_: Slice, window, max_regions: int, cache: ResultCache,
@@ -456,3 +473,80 @@ def cached_region_counts(bundle: RunBundle, slice_: Slice, window, max_regions: 
         if hit is not None:
             out[i] = hit[-1].num_regions
     return out
+
+
+# -- region statistics (the Regions tab) -------------------------------------------------------------
+REGION_SETS = ("train", "test", "adversarial")
+
+
+@dataclass(frozen=True)
+class RegionStatsResult:
+    """What the Regions tab shows: ``stats`` (geometry.regions.RegionStats) for the points of ``sets`` at
+    checkpoint ``epoch_index`` (epoch ``epoch``); ``n`` points per set; ``box`` the Chebyshev LP's box;
+    ``active``: whether active bits were computed (else their count is -1)."""
+
+    stats: object
+    epoch_index: int
+    epoch: int
+    sets: tuple[str, ...]
+    n: int
+    box: tuple
+    active: bool
+    seed: int
+
+
+def region_stat_sets(bundle: RunBundle, epoch_index: int, n: int, sets=REGION_SETS, seed: int = 0,
+                     overshoot: float = 0.02, cancel: Cancel = None) -> tuple[dict[str, np.ndarray], tuple]:
+    """The point sets and box of ``splineatlas region-stats`` (same sampling and box, so the numbers agree):
+    ``n`` random train and test points (fixed ``seed``; test drawn first), DeepFool(test) with ``overshoot``
+    for "adversarial"; box = value range of the training data and all set points, 10% margin."""
+    ds = bundle.dataset
+    if ds is None:
+        raise SplineAtlasError("region statistics need the run's dataset; this run names none.")
+    names = [s for s in sets]
+    bad = [s for s in names if s not in REGION_SETS]
+    if bad or not names:
+        raise SplineAtlasError(f"region statistics: sets must be among {', '.join(REGION_SETS)}; got {names}.")
+    if int(n) < 1:
+        raise SplineAtlasError(f"region statistics need at least one point per set; got n = {n}.")
+    rng = np.random.default_rng(seed)
+
+    def pick(X):
+        X = np.asarray(X, np.float64)
+        return X[np.sort(rng.choice(len(X), size=min(int(n), len(X)), replace=False))]
+
+    out: dict[str, np.ndarray] = {}
+    Xtest = pick(ds.X_test)
+    for s in names:
+        if s == "train":
+            out[s] = pick(ds.X_train)
+        elif s == "test":
+            out[s] = Xtest
+        else:
+            deepfool = _engine("deepfool", "deepfool")
+            out[s] = deepfool(bundle.network(epoch_index), Xtest, overshoot=overshoot, cancel=cancel).perturbed
+    D = bundle.input_dim
+    pts = [np.asarray(ds.X_train, np.float64)] + [v.reshape(-1, D) for v in out.values()]
+    lo, hi = min(float(p.min()) for p in pts), max(float(p.max()) for p in pts)
+    pad = 0.1 * (hi - lo if hi > lo else 1.0)
+    return out, (lo - pad, hi + pad)
+
+
+def region_stats(bundle: RunBundle, epoch_index: int, n: int, sets=REGION_SETS, active: bool = True, seed: int = 0,
+                 overshoot: float = 0.02, progress: Progress = None, cancel: Cancel = None) -> RegionStatsResult:
+    """Chebyshev radius, active-bit count and boundary distance of the regions of train / test /
+    DeepFool-adversarial points at one checkpoint (``geometry.regions.region_stats``; see
+    :func:`region_stat_sets`). Active bits cost hundreds of LPs per point on image inputs."""
+    from geometry.regions import check_supported
+    from geometry.regions import region_stats as engine_region_stats
+
+    net = bundle.network(epoch_index)
+    check_supported(net)
+    if progress:
+        progress(0.0, "sampling the points" + (" and running DeepFool" if "adversarial" in sets else ""))
+    point_sets, box = region_stat_sets(bundle, epoch_index, n, sets, seed, overshoot, cancel)
+    check_cancel(cancel, "region statistics")
+    inner = None if progress is None else (lambda f, m: progress(0.05 + 0.95 * f, m))
+    st = engine_region_stats(net, point_sets, box, active=active, progress=inner, cancel=cancel)
+    i = epoch_index % len(bundle.run)
+    return RegionStatsResult(st, i, int(bundle.epochs[i]), tuple(point_sets), int(n), box, bool(active), int(seed))

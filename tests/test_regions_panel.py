@@ -35,3 +35,22 @@ def test_panel_histograms_and_table(qtbot):
     assert panel.table.rowCount() == 0 and not panel.radius_plot.getPlotItem().listDataItems()
     with pytest.raises(ValueError):
         panel.set_data({"a": [1.0]}, {"b": [1]})
+
+
+def test_panel_controls_ask_for_the_computation(qtbot):
+    panel = RegionsPanel()
+    qtbot.addWidget(panel)
+    asked = []
+    panel.compute_requested.connect(asked.append)
+    panel.n_spin.setValue(7)
+    panel.set_checks["test"].setChecked(False)
+    panel.active_check.setChecked(False)
+    panel.compute_btn.click()
+    assert asked == [{"n": 7, "sets": ("train", "adversarial"), "active": False}]
+    for cb in panel.set_checks.values():           # no set chosen: nothing to ask for
+        cb.setChecked(False)
+    assert not panel.compute_btn.isEnabled()
+    panel.set_checks["train"].setChecked(True)
+    assert panel.compute_btn.isEnabled()
+    panel.set_available(False, "no dataset")
+    assert not panel.compute_btn.isEnabled() and panel.title.text() == "no dataset"

@@ -227,7 +227,7 @@ def test_canvas_renders_a_tessellation_and_picks_surfaces(gl, qtbot, ref):
     assert mesh3d.points_to_triangles_distance(np.repeat(h3[None], len(sc.pick_tris), 0), sc.pick_tris).min() < 1e-5
 
 
-def _tiny_run(tmp_path):
+def _tiny_run(tmp_path, widths=(3, 8, 2), save_epochs=(0, 2)):
     from geometry.datasets import load_npz
     from geometry.training import train_run
 
@@ -236,7 +236,8 @@ def _tiny_run(tmp_path):
     y = (X @ np.array([1.0, 0.6, -0.4]) + 0.5 * X[:, 0] ** 2 > 0.1).astype(np.int64)
     np.savez(tmp_path / "d.npz", X=X, y=y)
     ds = load_npz(tmp_path / "d.npz")
-    return train_run(ds, mlp_spec([3, 8, 2]), tmp_path / "run", epochs=2, save_epochs=[0, 2], lr=3e-2, seed=0)
+    return train_run(ds, mlp_spec(list(widths)), tmp_path / "run", epochs=max(save_epochs),
+                     save_epochs=list(save_epochs), lr=3e-2, seed=0)
 
 
 @pytest.mark.gui
@@ -316,6 +317,82 @@ def test_window_3d_tab_linked_to_the_2d_view_and_the_inspector(gl, qtbot, tmp_pa
 
         t0 = tessellate(b.run.network(0), sl, np.asarray(box))
         assert tab.tess3[-1].num_regions == t0.num_regions == tab.scene.counts["cells"]
+    win.work.shutdown()
+
+
+@pytest.mark.gui
+def test_window_3d_tab_follows_the_layer_slider_and_its_controls(gl, qtbot, tmp_path):
+    """Two hidden layers: the layer slider shows the cells after layer 1 or 2 (independent reference), and the
+    face filters / exploded view of the 3D controls reach the view's settings and its scene."""
+    from PySide6.QtCore import QSettings
+
+    from app.qt.main_window import MainWindow
+    from geometry.cache import ResultCache
+
+    from reference_tess3d import reference_tessellations
+
+    if not jobs3d.engine3d_available():
+        pytest.skip("the 3D tessellation engine is not available")
+    run = _tiny_run(tmp_path, widths=(3, 6, 5, 2), save_epochs=(1,))
+    win = MainWindow(cache=ResultCache(None),
+                     settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(win)
+    win.resize(1300, 850)
+    win.show()
+    win.open_path(run)
+    qtbot.waitUntil(lambda: win.bundle is not None and win.state.slice is not None, timeout=TIMEOUT)
+    tab, st = win.view3d, win.state
+    win.tabs.setCurrentWidget(tab)
+    idle = lambda: tab.scene is not None and not win.work.busy()  # noqa: E731
+    qtbot.waitUntil(lambda: tab.tess3 is not None and idle(), timeout=TIMEOUT)
+    assert st.depth == 2 and len(tab.tess3) == 2
+    ref = reference_tessellations(win.bundle.run.network(0), np.asarray(tab.state3d.box))
+    assert [t.num_regions for t in tab.tess3] == [t.num_regions for t in ref]
+    inner = [int((np.asarray(t.face_layer) >= 0).sum()) for t in tab.tess3]   # faces made by the neurons
+    assert tab.scene.counts["cells"] == ref[1].num_regions and tab.scene.counts["faces_shown"] == inner[1]
+    # the layer slider: the scene of depth 1 (fewer cells, fewer faces), then back
+    before = tab.scene
+    win.controls.layer.setValue(1)
+    qtbot.waitUntil(lambda: tab.scene is not before and idle(), timeout=TIMEOUT)
+    assert st.depth == 1 and tab.scene.counts["cells"] == ref[0].num_regions < ref[1].num_regions
+    assert tab.scene.counts["faces_shown"] == inner[0] < inner[1]
+    assert tab.scene.triangles.shape[0] < before.triangles.shape[0]
+    before = tab.scene
+    win.controls.layer.setValue(2)
+    qtbot.waitUntil(lambda: tab.scene is not before and idle(), timeout=TIMEOUT)
+    assert tab.scene.counts["faces_shown"] == inner[1]
+    # "faces of": layer 1 only
+    c, s3 = tab.controls, tab.state3d
+    before = tab.scene
+    c.layer.setCurrentIndex(c.layer.findData(1))
+    assert s3.settings.only_layer == 1
+    qtbot.waitUntil(lambda: tab.scene is not before and idle(), timeout=TIMEOUT)
+    own = int((np.asarray(tab.tess3[1].face_layer) == 0).sum())
+    assert 0 < tab.scene.counts["faces_shown"] == own < inner[1]
+    c.layer.setCurrentIndex(c.layer.findData(0))
+    assert s3.settings.only_layer == 0
+    # only near the boundary: a subset of the faces
+    before = tab.scene
+    c.near.setChecked(True)
+    assert s3.settings.near_boundary
+    qtbot.waitUntil(lambda: tab.scene is not before and idle(), timeout=TIMEOUT)
+    from geometry import mesh3d
+
+    d = s3.settings.near_distance * float(np.linalg.norm(np.diff(np.asarray(s3.box).reshape(3, 2), axis=1)))
+    near = mesh3d.near_boundary_face_mask(tab.tess3[1], d) & (np.asarray(tab.tess3[1].face_layer) >= 0)
+    assert tab.scene.counts["faces_shown"] == int(near.sum()) < inner[1]
+    c.near.setChecked(False)
+    assert not s3.settings.near_boundary
+    # exploded view: slider 0..100 -> explode 0..1.5; every cell is pushed out
+    before = tab.scene
+    c.explode.setValue(50)
+    assert s3.settings.explode == pytest.approx(0.75)
+    qtbot.waitUntil(lambda: tab.scene is not before and idle() and tab.scene.counts["faces_shown"] == inner[1],
+                    timeout=TIMEOUT)
+    assert np.abs(tab.scene.pick_offsets).max() > 0.1
+    c.explode.setValue(0)
+    assert s3.settings.explode == 0.0
+    qtbot.waitUntil(lambda: idle() and np.abs(tab.scene.pick_offsets).max() == 0, timeout=TIMEOUT)
     win.work.shutdown()
 
 

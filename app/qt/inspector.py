@@ -12,6 +12,9 @@ from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 from .theme import Theme, class_color
 
 
+REGION_ROWS = ("qp", "bits", "neigh", "cheb", "rdist")  # filled by app.jobs.region_geometry (LPs, a QP)
+
+
 def _fmt(v: float, digits: int = 4) -> str:
     return "—" if v is None or not np.isfinite(v) else f"{v:.{digits}g}"
 
@@ -39,6 +42,8 @@ class Inspector(QWidget):
             ("slope", "‖A_ω‖₂", "spectral norm of the network's Jacobian on this region (full input space)"),
             ("bdist", "to boundary (slice)", "distance in the slice to the nearest exact decision-boundary segment"),
             ("deepfool", "to boundary (DeepFool)", "‖r(x)‖ of DeepFool's minimal perturbation in the full input space"),
+            ("qp", "to boundary inside region (QP)", "exact smallest ‖δ‖ with x + δ still in x's region (∩ data box) "
+             "and a different predicted class (a QP); none when the decision boundary does not cross the region"),
             ("trace", "Tr G", "trace of the local data matrix G(x) = Jᵀ diag(p) J"),
             ("centroid", "centroid μ", "power-diagram centroid of the point's cell at the current layer "
              "(∇ₓ Σₖ z_l,k(x), Balestriero et al. eq. 20)"),
@@ -124,7 +129,7 @@ class Inspector(QWidget):
         f["bdist"].setText(_fmt(r.boundary_distance_slice))
         f["deepfool"].setText(_fmt(r.deepfool_distance))
         f["trace"].setText(_fmt(r.trace_g))
-        for k in ("bits", "neigh", "cheb", "rdist"):
+        for k in REGION_ROWS:
             f[k].setText("computing…" if self._region_rows else "—")
         x = np.arange(len(r.probs))
         brushes = [pg.mkBrush(class_color(i)) for i in x]
@@ -153,17 +158,25 @@ class Inspector(QWidget):
 
     def enable_region_rows(self, on: bool) -> None:
         self._region_rows = on
-        for k in ("bits", "neigh", "cheb", "rdist"):
+        for k in REGION_ROWS:
             self.set_row_visible(k, on)
 
     def set_region_info(self, info: dict) -> None:
         """Fill the full-input-space rows from :func:`app.jobs.region_geometry` (or an 'error')."""
         f = self.fields
         if "error" in info:
-            for k in ("bits", "neigh", "cheb", "rdist"):
+            for k in REGION_ROWS:
                 f[k].setText("—")
             f["bits"].setText(info["error"])
             return
+        names = self._class_names
+        if info.get("qp_exists") is None:
+            f["qp"].setText("—")
+        elif not info["qp_exists"]:
+            f["qp"].setText("none inside region")
+        else:
+            t = info["qp_target"]
+            f["qp"].setText(f"{_fmt(info['qp_distance'])}  (to {names[t] if t < len(names) else t})")
         f["bits"].setText(f"{info['active_bits']} of {info['n_bits']}")
         f["neigh"].setText(str(info["neighbours"]))
         f["cheb"].setText(_fmt(info.get("chebyshev_radius")))

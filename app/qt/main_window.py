@@ -120,6 +120,12 @@ class MainWindow(QMainWindow):
         self.add_tab(self.training_panel, "Training")
         self.training_panel.tessellate_all_requested.connect(self._tessellate_every_epoch)
         self.training_panel.trace_requested.connect(self._trace_over_run)
+        from .regions_panel import RegionsPanel
+
+        self.regions_panel = RegionsPanel(background=self.theme.background)
+        self.regions_panel.set_available(False, "Regions: open a run with a dataset to compute the statistics.")
+        self.add_tab(self.regions_panel, "Regions")
+        self.regions_panel.compute_requested.connect(self._compute_region_stats)
         from .view3d import install_view3d  # the 3D tab (creates its OpenGL canvas only when first shown)
 
         self.view3d = install_view3d(self)
@@ -339,9 +345,14 @@ class MainWindow(QMainWindow):
             + (f"<br>dataset: {bundle.dataset.name} ({len(X)} training points)" if bundle.dataset else "<br>no dataset"),
             X, y, bundle.input_dim, bundle.image_shape)
         self.inspector.set_run(bundle.class_names, bundle.image_shape)
+        # smooth networks have no regions: hide the rows (no region job runs, they would say "computing…" forever)
+        self.inspector.enable_region_rows(jobs.region_geometry_available() and bundle.piecewise_affine)
         if self.paths_panel is not None:
             self.paths_panel.set_run(bundle)
         self.training_panel.set_run(bundle)
+        self.work.cancel("region-stats")
+        self.regions_panel.clear()
+        self.regions_panel.set_available(*self._region_stats_available(bundle))
         self.setWindowTitle(f"{bundle.name} — {APP}")
         if not bundle.piecewise_affine:
             self._set_status("This network has smooth layers: exact tiles are not available; showing predictions.")
@@ -560,6 +571,42 @@ class MainWindow(QMainWindow):
                          on_done=self.training_panel.set_trace,
                          on_error=lambda exc: self.show_error("Could not compute Tr G over training", exc))
 
+    def _region_stats_available(self, bundle: jobs.RunBundle) -> tuple[bool, str]:
+        if not jobs.region_geometry_available():
+            return False, "Regions: the region engine (geometry.regions) is not available in this build."
+        if not bundle.piecewise_affine:
+            return False, "Regions: this network has smooth layers, so it has no linear regions."
+        if bundle.dataset is None:
+            return False, "Regions: this run names no dataset (the statistics need train and test points)."
+        return True, "Regions: no statistics yet. Choose the sets and press Compute (current checkpoint)."
+
+    def _compute_region_stats(self, req: dict) -> None:
+        """Region statistics (Chebyshev radii, active bits) of train / test / DeepFool points, current checkpoint."""
+        b = self.bundle
+        if b is None:
+            return
+        epoch, n, sets, active = self.state.epoch_index, int(req["n"]), tuple(req["sets"]), bool(req["active"])
+        panel = self.regions_panel
+        panel.set_computing(f"Computing the regions of {n} points per set at epoch {b.epochs[epoch]} …")
+
+        def failed(exc):
+            panel.set_computing(f"Region statistics failed: {exc}")
+            self.show_error("Could not compute the region statistics", exc)
+
+        self.work.submit("region-stats", f"Region statistics, epoch {b.epochs[epoch]}",
+                         lambda progress, cancel: jobs.region_stats(b, epoch, n, sets, active, progress=progress,
+                                                                    cancel=cancel),
+                         on_done=lambda res: self._on_region_stats(b, res), on_error=failed)
+
+    def _on_region_stats(self, bundle, res) -> None:
+        if bundle is not self.bundle:
+            return  # another run was opened meanwhile
+        self.regions_panel.set_result(res)
+        s = res.stats.summary()
+        self._set_status("Region statistics: " + ", ".join(
+            f"{k} mean radius {v['radius']['mean']:.3g}" if v["radius"]["mean"] is not None else f"{k}: no radius"
+            for k, v in s.items()))
+
     def _on_tessellation_error(self, key: str, exc: BaseException) -> None:
         self.tess_error = str(exc)
         self.tess, self.tess_key = None, None
@@ -701,7 +748,8 @@ class MainWindow(QMainWindow):
         self.theme.__init__()
         self.theme.apply_pyqtgraph()
         bg = self.theme.background
-        for w in (self.view2d.plot, self.inspector.bars, self.data_browser.scatter_w):
+        for w in (self.view2d.plot, self.inspector.bars, self.data_browser.scatter_w, self.regions_panel.radius_plot,
+                  self.regions_panel.active_plot):
             w.setBackground(bg)
         for w in (self.inspector.images, getattr(self.paths_panel, "plots", None), self.training_panel.plots):
             if w is not None:
@@ -748,7 +796,7 @@ class MainWindow(QMainWindow):
                          on_error=lambda exc: self.show_error("Could not inspect that point", exc))
         if jobs.region_geometry_available() and b.piecewise_affine:
             x = sl.to_input(np.asarray(p, np.float64)[None])[0]
-            self.work.submit("inspect-region", "Region geometry (LPs)",
+            self.work.submit("inspect-region", "Region geometry (LPs, QP)",
                              lambda progress, cancel: jobs.region_geometry(b, epoch, x, progress, cancel),
                              on_done=lambda info: self._on_region_info(p, info),
                              on_error=lambda exc: self._on_region_info(p, {"error": str(exc)}))

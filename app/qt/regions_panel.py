@@ -2,29 +2,65 @@
 train / test / adversarial points (Liu et al. Fig. 6, Tables 6-7), plus a summary table.
 
 Self-contained: it computes nothing. Push data with :meth:`RegionsPanel.set_stats` (a
-:class:`geometry.regions.RegionStats`) or :meth:`RegionsPanel.set_data` (plain arrays per set);
-:meth:`clear` empties it. The engine call that produces the data is
-``geometry.regions.region_stats(net, {"train": X1, "test": X2, "adversarial": X3}, box)`` (run it in a
-worker: a few hundred LPs per point on 64-D inputs).
+:class:`geometry.regions.RegionStats`), :meth:`RegionsPanel.set_result` (an :class:`app.jobs.RegionStatsResult`)
+or :meth:`RegionsPanel.set_data` (plain arrays per set); :meth:`clear` empties it. Its "Compute" row asks
+for the data: ``compute_requested`` carries ``{"n": points per set, "sets": (names...), "active": bool}``
+and the window runs :func:`app.jobs.region_stats` (``geometry.regions.region_stats`` on train / test /
+DeepFool points) in a worker: a few hundred LPs per point on 64-D inputs when active bits are asked for.
 """
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QHeaderView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSpinBox, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWidget)
 
 SET_COLORS = {"train": "#0072B2", "test": "#E69F00", "adversarial": "#D55E00"}
 _FALLBACK = ["#009E73", "#CC79A7", "#56B4E9", "#7f7f7f"]
 
 
 class RegionsPanel(QWidget):
-    """Two histograms (Chebyshev radius, active bits) with one coloured series per point set."""
+    """Two histograms (Chebyshev radius, active bits) with one coloured series per point set, and a row
+    of controls whose "Compute" button emits ``compute_requested(dict)``."""
+
+    compute_requested = Signal(object)
 
     def __init__(self, parent: QWidget | None = None, background=None, bins: int = 20):
         super().__init__(parent)
         self.bins = int(bins)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
+        row = QHBoxLayout()
+        self.n_spin = QSpinBox()
+        self.n_spin.setRange(1, 5000)
+        self.n_spin.setValue(20)
+        self.n_spin.setSuffix(" points per set")
+        self.n_spin.setToolTip("Random sample (fixed seed) of the training and test points; the adversarial set "
+                               "is DeepFool applied to the test sample")
+        row.addWidget(self.n_spin)
+        self.set_checks: dict[str, QCheckBox] = {}
+        for name, tip in (("train", "training points"), ("test", "test points"),
+                          ("adversarial", "DeepFool-perturbed test points (just past the decision boundary)")):
+            cb = QCheckBox(name)
+            cb.setChecked(True)
+            cb.setToolTip(tip)
+            cb.toggled.connect(self._update_button)
+            row.addWidget(cb)
+            self.set_checks[name] = cb
+        self.active_check = QCheckBox("active bits")
+        self.active_check.setChecked(True)
+        self.active_check.setToolTip("Also count each region's active bits (facets): hundreds of LPs per point on "
+                                     "image inputs. Off: Chebyshev radii only (one LP per point)")
+        row.addWidget(self.active_check)
+        self.compute_btn = QPushButton("Compute")
+        self.compute_btn.setToolTip("Region statistics of the current checkpoint, in the background "
+                                    "(progress and Cancel in the status bar)")
+        self.compute_btn.clicked.connect(self._request)
+        row.addWidget(self.compute_btn)
+        row.addStretch(1)
+        lay.addLayout(row)
+        self._available, self._why = True, ""
         self.title = QLabel("Regions: no statistics yet")
         self.title.setWordWrap(True)
         lay.addWidget(self.title)
@@ -39,6 +75,7 @@ class RegionsPanel(QWidget):
         self.table.setMaximumHeight(140)
         lay.addWidget(self.table)
         self.series: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.result = None
 
     @staticmethod
     def _plot(background, xlabel: str, ylabel: str) -> pg.PlotWidget:
@@ -52,7 +89,38 @@ class RegionsPanel(QWidget):
         w.setMinimumHeight(150)
         return w
 
+    # -- controls ------------------------------------------------------------------------------
+    def request(self) -> dict:
+        """What the controls ask for: {"n": int, "sets": tuple of names, "active": bool}."""
+        return {"n": int(self.n_spin.value()), "sets": tuple(k for k, cb in self.set_checks.items() if cb.isChecked()),
+                "active": bool(self.active_check.isChecked())}
+
+    def set_available(self, ok: bool, why: str = "") -> None:
+        """Enable the Compute button (``why``: shown as the title when it is not available)."""
+        self._available, self._why = bool(ok), why
+        self._update_button()
+        if not ok and why:
+            self.title.setText(why)
+
+    def set_computing(self, text: str) -> None:
+        self.title.setText(text)
+
+    def _update_button(self, *_) -> None:
+        self.compute_btn.setEnabled(self._available and any(cb.isChecked() for cb in self.set_checks.values()))
+
+    def _request(self) -> None:
+        req = self.request()
+        if req["sets"]:
+            self.compute_requested.emit(req)
+
     # -- data in -------------------------------------------------------------------------------
+    def set_result(self, res) -> None:
+        """Show an :class:`app.jobs.RegionStatsResult` (its title names the epoch and the sample)."""
+        self.result = res
+        self.set_stats(res.stats, f"Regions of {res.n} points per set at epoch {res.epoch} "
+                                  f"(checkpoint {res.epoch_index + 1}): " + ", ".join(res.sets)
+                       + ("" if res.active else " (radii only)"))
+
     def set_stats(self, stats, title: str | None = None) -> None:
         """Show a :class:`geometry.regions.RegionStats` (fields set_names, radius, active; active -1 = not computed)."""
         names = list(dict.fromkeys(np.asarray(stats.set_names).tolist()))
@@ -74,6 +142,7 @@ class RegionsPanel(QWidget):
 
     def clear(self) -> None:
         self.series = {}
+        self.result = None
         self._redraw()
         self.title.setText("Regions: no statistics yet")
 
