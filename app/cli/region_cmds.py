@@ -131,7 +131,7 @@ def cmd_region(args) -> int:
     js = rep.to_json()
     js.update({"run": str(run.source), "epoch": run.epochs[i], "split": args.split, "point": args.point,
                "label": int(y[args.point]), "seconds": secs, "box": [np.asarray(box[0]).tolist(), np.asarray(box[1]).tolist()], "lp_solver": "HiGHS (scipy.optimize.linprog)",
-               "qp_solver": "CLARABEL (cvxpy)"})
+               "qp_solver": "CLARABEL (working-set QPs, clarabel directly; cvxpy fallback)"})
     print(f"{run.name} epoch {run.epochs[i]}, {args.split} point {args.point} (label {int(y[args.point])}, "
           f"predicted {rep.predicted})")
     print(f"  units {rep.hrep.n_bits}, on {int(rep.hrep.pattern.sum())}; active bits {rep.active.count} "
