@@ -16,6 +16,11 @@ pattern (tens of conv/max-pool flips per step), so the reuse cannot pay there: i
 oscillate inside one region after stalling (the paper's fixed-α steps) and at small step sizes.
 
     .venv/bin/python bench/paths.py [--device cpu|cuda] [--dtype float32|float64] [--threads N] [--quick]
+                                    [--steps N] [--paths 1,16,256] [--nets digits,mnist] [--projection svd|gram]
+
+"seconds" is the measured wall time of the timed engine call (N paths, up to ``steps`` steps each);
+path-steps/s = path-steps taken / seconds. --steps N times every engine case for N steps (the CPU
+defaults are short: the 256-path MNIST case takes only 2).
 """
 from __future__ import annotations
 
@@ -78,12 +83,14 @@ def naive_steps_per_second(net: Network, dev, dtype, steps: int, alpha: float, s
     return steps / (time.perf_counter() - t0)
 
 
-def engine_steps_per_second(net: Network, dev, dtype, n: int, steps: int, alpha: float, seed: int = 0) -> float:
+def engine_steps_per_second(net: Network, dev, dtype, n: int, steps: int, alpha: float, seed: int = 0,
+                            projection: str = "svd") -> tuple[float, float, float]:
+    """(path-steps/s, share of region-changing steps, measured wall seconds of the timed call)."""
     g = torch.Generator().manual_seed(seed)
     S = torch.rand(n, net.input_dim, generator=g, dtype=torch.float64).numpy()
     D = torch.rand(n, net.input_dim, generator=g, dtype=torch.float64).numpy()
     kw = dict(step_size=alpha, tol=0.0, stop_on_stagnation=False, clip_steps=False, dtype=dtype, device=dev,
-              record_every=steps)
+              record_every=steps, projection=projection)
     horizontal_paths(net, S[: min(n, 4)], D[: min(n, 4)], max_steps=1, **kw)      # warm-up
     if dev.type == "cuda":
         torch.cuda.synchronize()
@@ -96,7 +103,12 @@ def engine_steps_per_second(net: Network, dev, dtype, n: int, steps: int, alpha:
     changed = sum(int((lp.pattern_changes[i, : lp.num_steps[i]].sum(-1) > 0).sum()) for i in range(len(lp)))
     # path-steps actually taken (a stalled path stops early), and the fraction of them that changed the
     # activation pattern (a step inside one linear region could reuse the logit Jacobian S exactly)
-    return taken / dt, changed / max(taken, 1)
+    return taken / dt, changed / max(taken, 1), dt
+
+
+def _pick(table: dict[int, int], n: int) -> int:
+    """Default step count for n paths: the entry of the largest tabulated count <= n."""
+    return table[max([k for k in table if k <= n] or [min(table)])]
 
 
 def main() -> None:
@@ -105,14 +117,25 @@ def main() -> None:
     ap.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     ap.add_argument("--quick", action="store_true", help="fewer steps (a smoke run)")
+    ap.add_argument("--steps", type=int, default=None, help="steps per engine case (default: per-case, see the source)")
+    ap.add_argument("--paths", default="1,16,256", help="comma list of simultaneous path counts")
+    ap.add_argument("--nets", default="digits,mnist", help="comma list: digits, mnist")
+    ap.add_argument("--projection", choices=["svd", "gram"], default="svd", help="row-space projection of the engine")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.steps is not None and args.steps < 1:
+        ap.error("--steps must be at least 1")
+    paths = [int(v) for v in args.paths.split(",") if v.strip()]
+    nets = {v.strip() for v in args.nets.split(",") if v.strip()}
+    if not paths or min(paths) < 1 or not nets or nets - {"digits", "mnist"}:
+        ap.error("--paths needs positive integers; --nets a comma list of digits, mnist")
     dev = resolve_device(args.device)
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     big = dev.type == "cuda"
-    cases = [digits_net(), ("MNIST CNN 28x28 (random)", Network(mnist_cnn_spec()))]
-    print(f"device {dev}, dtype {args.dtype}, torch threads {torch.get_num_threads()}")
+    cases = ([digits_net()] if "digits" in nets else []) + \
+        ([("MNIST CNN 28x28 (random)", Network(mnist_cnn_spec()))] if "mnist" in nets else [])
+    print(f"device {dev}, dtype {args.dtype}, torch threads {torch.get_num_threads()}, projection {args.projection}")
     print(f"{'net':<28} {'paths':>6} {'steps':>6} {'seconds':>8} {'path-steps/s':>13} {'naive steps/s':>14} {'speed-up':>9}"
           f" {'region-changing steps':>22}")
     for name, net in cases:
@@ -120,15 +143,17 @@ def main() -> None:
         alpha = 0.1
         naive_steps = (4 if mnist else 20) if args.quick else (10 if mnist else 60)
         naive = naive_steps_per_second(net, dev, dtype, naive_steps, alpha)
-        for n in (1, 16, 256):
-            if big:
-                steps = 1000 if n == 256 else 200
+        for n in paths:
+            if args.steps is not None:
+                steps = args.steps
+            elif big:
+                steps = 1000 if n >= 256 else 200
             elif mnist:
-                steps = {1: 10, 16: 4, 256: 2}[n] if not args.quick else {1: 3, 16: 2, 256: 1}[n]
+                steps = _pick({1: 10, 16: 4, 256: 2} if not args.quick else {1: 3, 16: 2, 256: 1}, n)
             else:
-                steps = {1: 60, 16: 30, 256: 8}[n] if not args.quick else {1: 10, 16: 5, 256: 2}[n]
-            rate, changed = engine_steps_per_second(net, dev, dtype, n, steps, alpha)
-            print(f"{name:<28} {n:>6} {steps:>6} {n * steps / rate:>8.2f} {rate:>13.1f} {naive:>14.1f} {rate / naive:>8.1f}x"
+                steps = _pick({1: 60, 16: 30, 256: 8} if not args.quick else {1: 10, 16: 5, 256: 2}, n)
+            rate, changed, secs = engine_steps_per_second(net, dev, dtype, n, steps, alpha, projection=args.projection)
+            print(f"{name:<28} {n:>6} {steps:>6} {secs:>8.2f} {rate:>13.1f} {naive:>14.1f} {rate / naive:>8.1f}x"
                   f" {100 * changed:>21.1f}%", flush=True)
 
 

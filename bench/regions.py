@@ -6,10 +6,17 @@ Naive (Liu et al.'s toolbox): active bits by one fresh cvxpy problem per inequal
 all other rows), Chebyshev centre by one fresh cvxpy problem per region (their LP 8); cvxpy's default
 LP solver (CLARABEL here). Both on the same regions; the active sets are checked to be identical.
 
+In-region QP (geometry.regions.qp.min_region_perturbation, the smallest decision-changing perturbation
+that stays in the region, C-1 QPs per region): ours = exact constraint generation ("working-set":
+closed-form hyperplane projection, then CLARABEL called directly on the rows violated so far) against
+"full" = what it did before: one fresh cvxpy problem per region on all rows (CLARABEL), its class row a
+cvxpy Parameter re-solved per class. Same regions, box BOX; |dd| = the largest difference of the
+per-class distances.
+
 Networks: MLPs 64-w-w-10 trained briefly on sklearn digits for widths w (the article's Fig. 3 varies
 width), plus the bundled digits CNN run when present.
 
-    .venv/bin/python bench/regions.py [--widths 16 32 64 128] [--regions 6] [--naive-regions 1]
+    .venv/bin/python bench/regions.py [--widths 16 32 64 128] [--regions 6] [--naive-regions 1] [--qp-regions 4]
 """
 from __future__ import annotations
 
@@ -23,7 +30,7 @@ import torch
 
 from geometry.datasets import builtin_dataset
 from geometry.network import Network
-from geometry.regions import active_bits, chebyshev, hreps_from_patterns, patterns_of
+from geometry.regions import active_bits, chebyshev, hreps_from_patterns, min_region_perturbation, patterns_of
 from geometry.regions.lp import _normalised
 from geometry.spec import mlp_spec
 
@@ -72,6 +79,24 @@ def naive_chebyshev(h, box) -> float:
     return float(r.value)
 
 
+def bench_qp(net: Network, X: np.ndarray, n_regions: int) -> dict:
+    """CPU seconds per region of min_region_perturbation, working set vs one full cvxpy QP per region."""
+    P = patterns_of(net, X[:n_regions])
+    hs = hreps_from_patterns(net, P)
+    out = {}
+    for method in ("working-set", "full"):
+        t0 = time.process_time()
+        out[method] = [min_region_perturbation(h, x, box=BOX, method=method) for h, x in zip(hs, X)]
+        out["t_" + method] = (time.process_time() - t0) / len(hs)
+    a, b = out["working-set"], out["full"]
+    fin = lambda v: np.where(np.isfinite(v), v, 0.0)  # noqa: E731
+    err = max(float(np.nanmax(np.abs(fin(p.per_class) - fin(q.per_class)))) for p, q in zip(a, b))
+    same = all(np.array_equal(np.isfinite(p.per_class), np.isfinite(q.per_class)) and p.target == q.target
+               for p, q in zip(a, b))
+    return {"t_ws": out["t_working-set"], "t_full": out["t_full"], "err": err, "same": same,
+            "fallback": sum(p.method != "working-set" for p in a), "n": len(hs)}
+
+
 def bench_net(name: str, net: Network, X: np.ndarray, n_regions: int, n_naive: int) -> dict:
     P = patterns_of(net, X[:n_regions])
     hs = hreps_from_patterns(net, P)
@@ -104,6 +129,8 @@ def main() -> None:
     ap.add_argument("--naive-regions", type=int, default=1, help="regions per network for the naive cvxpy method")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-cnn", action="store_true")
+    ap.add_argument("--qp-regions", type=int, default=4, help="regions per network for the in-region QP rows (0: skip)")
+    ap.add_argument("--no-lp", action="store_true", help="skip the active-bit / Chebyshev table (QP rows only)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ds = builtin_dataset("digits", seed=0)
@@ -115,6 +142,20 @@ def main() -> None:
 
         run = open_run(run_path)
         nets.append(("digits CNN (assets)", run.network(len(run) - 1)))
+    if not args.no_lp:
+        lp_table(nets, X, args)
+    if args.qp_regions > 0:
+        print(f"\n{'network':<22} {'regions':>7} | {'in-region QP: working set s':>27} {'full cvxpy s':>12} {'x':>6} "
+              f"{'regions/s':>9} | same  |dd|     fallbacks")
+        for name, net in nets:
+            q = bench_qp(net, X, args.qp_regions)
+            print(f"{name:<22} {q['n']:>7} | {q['t_ws']:>27.4f} {q['t_full']:>12.4f} {q['t_full'] / q['t_ws']:>6.1f} "
+                  f"{1 / q['t_ws']:>9.2f} | {str(q['same']):<5} {q['err']:.1e}  {q['fallback']}", flush=True)
+        print("in-region QP: CPU seconds per region (C-1 QPs each, box BOX); solver CLARABEL in both (working set: "
+              "clarabel directly; full: through cvxpy); x = full / working set")
+
+
+def lp_table(nets, X, args) -> None:
     print(f"{'network':<22} {'rows':>5} {'facets':>7} {'LPs':>6} | {'active: ours s':>14} {'naive s':>9} {'x':>6} "
           f"{'regions/s':>9} | {'Chebyshev: ours s':>17} {'on facets s':>11} {'naive s':>8} {'x':>6} {'regions/s':>9} | same  |dr|")
     for name, net in nets:

@@ -59,6 +59,7 @@ from torch import nn
 from .errors import CancelledError, DatasetError, SplineAtlasError
 from .local_data_matrix import IncrementalJacobian, default_rtol, g_spectrum, g_trace, log_prob_jacobian, row_space
 
+PROJECTIONS = ("svd", "gram")
 STATUS_NAMES = ("running", "reached", "stagnated", "budget", "degenerate")
 RUNNING, REACHED, STAGNATED, BUDGET, DEGENERATE = range(5)
 
@@ -203,8 +204,9 @@ class _Field:
     N paths in the same chunks) go through one :class:`IncrementalJacobian` per chunk, so a path whose
     step stayed inside its linear region skips the backward sweep (same J, exactly)."""
 
-    def __init__(self, model, rtol, method, chunk, reuse: bool):
+    def __init__(self, model, rtol, method, chunk, reuse: bool, projection: str = "svd"):
         self.model, self.rtol, self.method, self.chunk = model, rtol, method, chunk
+        self.projection = projection
         self.incr: dict[int, IncrementalJacobian] | None = {} if reuse else None
 
     @property
@@ -227,7 +229,7 @@ class _Field:
         pats = None
         if with_patterns and outs[0].patterns is not None:
             pats = [torch.cat([o.patterns[l] for o in outs]) for l in range(len(outs[0].patterns))]
-        rs = row_space(jac, self.rtol)
+        rs = row_space(jac, self.rtol, method=self.projection)
         return probs, jac, rs, pats
 
 
@@ -235,7 +237,7 @@ def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step
                tol: torch.Tensor | None, integrator: str, rtol: float | None, stop_on_stagnation: bool,
                stagnation_window: int, min_progress: float, clip_steps: bool, record_every: int | None, method: str,
                chunk_size: int, check_every: int, point_budget_bytes: int, progress, cancel,
-               reuse_jacobian: bool | None = None) -> dict:
+               reuse_jacobian: bool | None = None, projection: str = "svd") -> dict:
     n, d = x0.shape
     dev, dt = x0.device, x0.dtype
     if chunk_size is None:   # CPU: (C·chunk, widest layer) cotangents of ~8 MB (cache); GPU: ~512 MB
@@ -248,7 +250,7 @@ def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step
     elif reuse_jacobian and not IncrementalJacobian.supported(model):
         raise SplineAtlasError("reuse_jacobian=True needs a spec-built piecewise-affine net (no smooth "
                                "activations); leave it at None (auto) or False.")
-    fld = _Field(model, rtol, method, chunk_size, bool(reuse_jacobian))
+    fld = _Field(model, rtol, method, chunk_size, bool(reuse_jacobian), projection)
     T = max_steps
     if record_every is None:
         per = n * d * x0.element_size()
@@ -403,12 +405,13 @@ def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step
 
 def _run(net, kind, sources, target, *, step_size, max_steps, tol, integrator, rtol, stop_on_stagnation,
          stagnation_window, min_progress, clip_steps, record_every, dtype, device, jacobian_method, chunk_size, check_every,
-         point_budget_bytes, progress, cancel, settings, reuse_jacobian=None) -> LeafPaths:
+         point_budget_bytes, progress, cancel, settings, reuse_jacobian=None, projection="svd") -> LeafPaths:
     from .deepfool import prepare_model
 
     _check("step_size", step_size > 0 and math.isfinite(step_size), f"must be a positive number; got {step_size}.")
     _check("steps", int(max_steps) >= 0, f"must be >= 0; got {max_steps}.")
     _check("integrator", integrator in ("euler", "rk4"), f"use 'euler' or 'rk4'; got {integrator!r}.")
+    _check("projection", projection in PROJECTIONS, f"use 'svd' or 'gram'; got {projection!r}.")
     model = prepare_model(net, dtype, device)
     dev = next(model.parameters()).device
     dim = int(getattr(model, "input_dim", sources.shape[-1]))
@@ -432,11 +435,11 @@ def _run(net, kind, sources, target, *, step_size, max_steps, tol, integrator, r
                      clip_steps=clip_steps, record_every=record_every, method=jacobian_method,
                      chunk_size=None if chunk_size is None else int(chunk_size),
                      check_every=int(check_every), point_budget_bytes=int(point_budget_bytes),
-                     progress=progress, cancel=cancel, reuse_jacobian=reuse_jacobian)
+                     progress=progress, cancel=cancel, reuse_jacobian=reuse_jacobian, projection=projection)
     computed, served = out.pop("jacobian_counts")
     npy = {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
     settings = dict(settings, step_size=float(step_size), max_steps=int(max_steps), integrator=integrator,
-                    dtype=str(dtype).replace("torch.", ""), device=str(dev),
+                    dtype=str(dtype).replace("torch.", ""), device=str(dev), projection=projection,
                     rtol=float(default_rtol(dtype, dim) if rtol is None else rtol),
                     jacobian_reuse=bool(served), jacobian_sweeps=int(computed), jacobian_evaluations=int(served))
     if tol_t is not None:
@@ -458,7 +461,7 @@ def horizontal_paths(net: nn.Module, sources, destinations, *, step_size: float 
                      clip_steps: bool = True, record_every: int | None = None, dtype: torch.dtype = torch.float64, device=None,
                      jacobian_method: str = "auto", chunk_size: int | None = None, check_every: int = 8,
                      point_budget_bytes: int = 256 << 20, reuse_jacobian: bool | None = None,
-                     progress: Callable[[float, str], None] | None = None,
+                     projection: str = "svd", progress: Callable[[float, str], None] | None = None,
                      cancel: Callable[[], bool] | None = None) -> LeafPaths:
     """Horizontal paths from sources (N, D) to destinations (N, D) (either may be a single point).
 
@@ -474,6 +477,9 @@ def horizontal_paths(net: nn.Module, sources, destinations, *, step_size: float 
     for piecewise-affine nets, see :class:`~geometry.local_data_matrix.IncrementalJacobian`); None:
     on whenever the net supports it. settings["jacobian_sweeps"] / ["jacobian_evaluations"] count the
     path positions whose Jacobian was computed / served.
+    projection: how P_row(J) is formed — "svd" (default: SVD of J with the rtol cut, orthonormal to
+    rounding at any conditioning) or "gram" (eigh of J Jᵀ: squares the condition number, so at
+    σ_min/σ_max = 1e-6 the basis is off-orthonormal by ~1e-4; see :func:`row_space`).
     """
     return _run(net, "horizontal", sources, destinations, step_size=step_size, max_steps=max_steps, tol=tol,
                 integrator=integrator, rtol=rtol, stop_on_stagnation=stop_on_stagnation,
@@ -481,7 +487,7 @@ def horizontal_paths(net: nn.Module, sources, destinations, *, step_size: float 
                 record_every=record_every,
                 dtype=dtype, device=device, jacobian_method=jacobian_method, chunk_size=chunk_size,
                 check_every=check_every, point_budget_bytes=point_budget_bytes, progress=progress, cancel=cancel,
-                reuse_jacobian=reuse_jacobian,
+                reuse_jacobian=reuse_jacobian, projection=projection,
                 settings={"stagnation_window": int(stagnation_window), "min_progress": float(min_progress),
                           "clip_steps": bool(clip_steps),
                           "stop_on_stagnation": bool(stop_on_stagnation)})
@@ -498,10 +504,11 @@ def normal_paths(net: nn.Module, sources, directions=None, *, seed: int = 0, ste
                  record_every: int | None = None, dtype: torch.dtype = torch.float64, device=None,
                  jacobian_method: str = "auto", chunk_size: int | None = None, check_every: int = 8,
                  point_budget_bytes: int = 256 << 20, reuse_jacobian: bool | None = None,
-                 progress: Callable[[float, str], None] | None = None,
+                 projection: str = "svd", progress: Callable[[float, str], None] | None = None,
                  cancel: Callable[[], bool] | None = None) -> LeafPaths:
     """Normal paths from sources (N, D) along fixed directions w (N, D) (default: seeded random unit
-    vectors), each step α (w − P_row(J) w)/||·||: across leaves, toward noise (their §4.2)."""
+    vectors), each step α (w − P_row(J) w)/||·||: across leaves, toward noise (their §4.2).
+    projection: "svd" | "gram", as in :func:`horizontal_paths`."""
     S = np.asarray(sources.detach().cpu() if isinstance(sources, torch.Tensor) else sources, dtype=np.float64)
     if S.ndim == 1:
         S = S[None]
@@ -512,4 +519,4 @@ def normal_paths(net: nn.Module, sources, directions=None, *, seed: int = 0, ste
                 min_progress=0.0, clip_steps=False, record_every=record_every, dtype=dtype, device=device,
                 jacobian_method=jacobian_method, chunk_size=chunk_size, check_every=check_every,
                 point_budget_bytes=point_budget_bytes, progress=progress, cancel=cancel,
-                reuse_jacobian=reuse_jacobian, settings={"seed": int(seed)})
+                reuse_jacobian=reuse_jacobian, projection=projection, settings={"seed": int(seed)})

@@ -416,8 +416,13 @@ class IncrementalJacobian:
 def row_space(jacobian: torch.Tensor, rtol: float | None = None, method: str = "gram") -> RowSpace:
     """Orthonormal basis of row(J) for J: (N, C, D), robust when rank J < C (tolerance, not QR).
 
-    method "gram": eigh of the C×C Gram matrix J Jᵀ in float64; rows of U_kᵀ J / σ_k for
-    σ_k > rtol·σ_max. method "svd": torch.linalg.svd of J (float64). Both return float64 bases.
+    method "svd": torch.linalg.svd of J (float64), rows of Vᵀ for σ_k > rtol·σ_max: orthonormal to
+    rounding at any conditioning. method "gram": eigh of the C×C Gram matrix J Jᵀ in float64, rows of
+    U_kᵀ J / σ_k; forming J Jᵀ squares the condition number (at σ_min/σ_max = 1e-6 these rows are off
+    unit length by ~1e-4), so a second pass re-orthonormalises them (Cholesky of their own C×C Gram
+    matrix, "CholeskyQR2"; the span is unchanged). Both return float64 bases; gram is ~3-5× cheaper
+    than svd (CPU), and its singular values are resolved only down to ~sqrt(eps)·σ_max (hence the
+    1e-7 floor of :func:`default_rtol`).
     """
     J = jacobian.to(torch.float64)
     n, c, d = J.shape
@@ -436,6 +441,15 @@ def row_space(jacobian: torch.Tensor, rtol: float | None = None, method: str = "
         keep = sv > rtol * sv[:, :1]
         inv = torch.where(keep, 1.0 / sv.clamp_min(torch.finfo(torch.float64).tiny), torch.zeros_like(sv))
         basis = torch.einsum("nck,ncd->nkd", U, J) * inv[..., None]       # (N, C, D)
+        # second pass: the kept rows span the right space but carry the squared conditioning in their
+        # lengths/angles; their Gram matrix is ≈ I (well conditioned), so Cholesky of it is exact to
+        # rounding. Dropped rows are zero: put 1 on their diagonal (block diagonal, no mixing).
+        G2 = basis @ basis.transpose(1, 2) + torch.diag_embed((~keep).to(torch.float64))
+        L, info = torch.linalg.cholesky_ex(G2)
+        ok = info == 0
+        if not bool(ok.all()):
+            L = torch.where(ok[:, None, None], L, torch.eye(c, dtype=torch.float64, device=J.device).expand(n, c, c))
+        basis = torch.linalg.solve_triangular(L, basis, upper=False)
     else:
         raise SplineAtlasError(f"unknown row-space method {method!r}; use 'gram' or 'svd'.")
     keep = keep & (sv[:, :1] > 0)

@@ -22,12 +22,14 @@ from .runs import RUN_FORMAT
 
 
 def save_schedule(epochs: int, save_every: int | None = None, log_points: int | None = None) -> list[int]:
-    """Epochs at which to save: every ``save_every`` epochs, or ``log_points`` log-spaced ones (always 0 and the last)."""
+    """Epochs at which to save (always 0 and the last): every ``save_every`` epochs, ``log_points`` log-spaced
+    ones, or the union of both when both are given (neither: every epoch)."""
+    at = {0, epochs}
     if log_points:
-        pts = np.unique(np.round(np.geomspace(1, epochs, log_points - 1)).astype(int))
-        return sorted({0, *pts.tolist(), epochs})
-    step = max(1, save_every or 1)
-    return sorted({*range(0, epochs + 1, step), epochs})
+        at |= set(np.unique(np.round(np.geomspace(1, epochs, log_points - 1)).astype(int)).tolist())
+    if save_every or not log_points:
+        at |= set(range(0, epochs + 1, max(1, save_every or 1)))
+    return sorted(at)
 
 
 @torch.no_grad()

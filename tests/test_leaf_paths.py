@@ -154,6 +154,58 @@ def test_row_space_is_robust_to_rank_deficiency():
         np.testing.assert_allclose(pr[0], 0)
 
 
+def _graded(n, c, d, svals, seed=0):
+    """(n, c, d) float64 matrices U diag(svals) Vᵀ with random orthonormal U, V (singular values known)."""
+    g = torch.Generator().manual_seed(seed)
+    U, _ = torch.linalg.qr(torch.randn(n, c, c, dtype=torch.float64, generator=g))
+    V, _ = torch.linalg.qr(torch.randn(n, d, c, dtype=torch.float64, generator=g))
+    S = torch.zeros(c, dtype=torch.float64)
+    S[: len(svals)] = torch.tensor(svals, dtype=torch.float64)
+    return U @ torch.diag(S) @ V.transpose(1, 2)
+
+
+@pytest.mark.parametrize("method", ["svd", "gram"])
+@pytest.mark.parametrize("case", ["graded", "graded_rank_deficient", "duplicate_row"])
+def test_row_space_projection_with_graded_singular_values_matches_lstsq(method, case):
+    # singular values 1, 1e-3, 1e-6 (J Jᵀ: 1 .. 1e-12, so a plain Gram route is off-orthonormal by ~1e-4)
+    if case == "graded":
+        J, rank = _graded(4, 3, 30, [1.0, 1e-3, 1e-6]), 3
+    elif case == "graded_rank_deficient":                  # a 4th singular value that is exactly zero
+        J, rank = _graded(4, 4, 30, [1.0, 1e-3, 1e-6, 0.0], seed=1), 3
+    else:                                                  # exactly rank deficient: row 3 is a copy of row 0
+        J = _graded(4, 4, 30, [1.0, 1e-3, 1e-6, 1e-2], seed=2)
+        J[:, 3] = J[:, 0]
+        rank = 3
+    rs = row_space(J, method=method)
+    assert rs.rank.tolist() == [rank] * 4
+    Q = rs.basis.numpy()
+    r = np.random.default_rng(0).standard_normal((4, 30))
+    pr = rs.project(torch.as_tensor(r)).numpy()
+    for i in range(4):
+        q = Q[i][:rank]
+        np.testing.assert_allclose(q @ q.T, np.eye(rank), atol=1e-12)
+        assert np.abs(Q[i][rank:]).max(initial=0.0) == 0.0
+        Ji = J[i].numpy()
+        coef, *_ = np.linalg.lstsq(Ji.T, r[i], rcond=None)       # min ||Jᵀ c − r||: Jᵀ c is the projection
+        np.testing.assert_allclose(pr[i], Ji.T @ coef, atol=1e-8)
+        np.testing.assert_allclose(pr[i], np.linalg.pinv(Ji, rcond=1e-9) @ (Ji @ r[i]), atol=1e-8)
+        # the residual is orthogonal to every row of J
+        np.testing.assert_allclose(Ji @ (r[i] - pr[i]), 0.0, atol=1e-12)
+
+
+def test_path_projection_choice(digits_mlp, digits):
+    X = digits.X_test
+    kw = dict(step_size=0.1, max_steps=6, record_every=1)
+    a = horizontal_paths(digits_mlp, X[:2], X[2:4], projection="svd", **kw)
+    b = horizontal_paths(digits_mlp, X[:2], X[2:4], projection="gram", **kw)
+    assert a.settings["projection"] == "svd" and b.settings["projection"] == "gram"
+    np.testing.assert_allclose(a.points, b.points, atol=1e-8)
+    n = normal_paths(digits_mlp, X[:2], steps=4, projection="gram", seed=1)
+    assert n.settings["projection"] == "gram" and np.all(np.abs(n.step_angle - 90) < 1e-3)
+    with pytest.raises(SplineAtlasError, match="projection"):
+        horizontal_paths(digits_mlp, X[:1], X[1:2], projection="qr", max_steps=1)
+
+
 def test_horizontal_steps_lie_in_row_space_and_normal_steps_are_orthogonal(digits_mlp, digits):
     X = digits.X_test
     hp = horizontal_paths(digits_mlp, X[:3], X[3:6], step_size=0.1, max_steps=12, record_every=1)

@@ -80,3 +80,18 @@ def test_convex_and_trace_g(digits_run_path, tmp_path):
     assert main(["trace-g", str(digits_run_path), "--points", "16", "--json", str(out)]) == 0
     tg = json.loads(out.read_text())
     assert len(tg["epochs"]) == len(tg["mean_trace"]) > 1 and all(r <= 9 for r in tg["mean_rank"])
+
+
+def test_path_projection_flag(digits_run_path, tmp_path, capsys):
+    if not digits_run_path.exists():
+        pytest.skip("bundled digits run not present")
+    outs = {}
+    for proj in ("svd", "gram"):
+        out = tmp_path / proj
+        assert main(["path", str(digits_run_path), "--kind", "horizontal", "--from", "0", "--to", "5", "--steps", "5",
+                     "--projection", proj, "--out", str(out)]) == 0
+        assert json.loads((out / "summary.json").read_text())["settings"]["projection"] == proj
+        outs[proj] = np.load(out / "path.npz")["points"]
+    np.testing.assert_allclose(outs["svd"], outs["gram"], atol=1e-8)   # same path, either projection
+    with pytest.raises(SystemExit):
+        main(["path", str(digits_run_path), "--kind", "normal", "--from", "0", "--projection", "qr", "--out", str(tmp_path)])

@@ -212,6 +212,41 @@ def test_min_perturbation_matches_dense_sampling_in_2d():
     assert checked >= 3
 
 
+def test_min_perturbation_working_set_equals_full_qp():
+    """Constraint generation (default) against one cvxpy QP on every row: same per-class distances,
+    same infeasible classes, same target; including a tight box (most classes infeasible) and
+    hyperplane projections that violate many rows (several rounds)."""
+    net = _net([6, 24, 24, 5], seed=4)
+    rng = np.random.default_rng(5)
+    X = rng.uniform(-1, 1, (8, 6))
+    hs = hreps_from_patterns(net, patterns_of(net, X))
+    rounds = 0
+    for h, x in zip(hs, X):
+        An, cn, valid = _normalised(h)
+        f = h.logits(x)
+        i = int(np.argmax(f))
+        for j in range(5):                           # the closed-form hyperplane projection leaves the region?
+            if j != i:
+                wd = h.W[i] - h.W[j]
+                d0 = -(f[i] - f[j]) / (wd @ wd) * wd
+                rounds += int(np.any(An[valid] @ (x + d0) > cn[valid] + 1e-9))
+        for box in (None, (-1.5, 1.5), (x - 0.05, x + 0.05)):
+            a = min_region_perturbation(h, x, box=box)
+            b = min_region_perturbation(h, x, box=box, method="full")
+            assert a.method == "working-set" and b.method == "full"
+            assert np.array_equal(np.isfinite(a.per_class), np.isfinite(b.per_class)) and a.target == b.target
+            fin = np.isfinite(b.per_class)
+            np.testing.assert_allclose(a.per_class[fin], b.per_class[fin], atol=1e-6)
+            if a.exists:
+                z = x + a.delta
+                assert h.contains(z, tol=1e-6)
+                fz = h.logits(z)
+                assert fz[a.target] >= fz[i] - 1e-6
+    assert rounds > 10                               # the working set really had rows to add
+    with pytest.raises(SplineAtlasError, match="QP method"):
+        min_region_perturbation(hs[0], X[0], method="simplex")
+
+
 def test_line_walk_crossings_match_forward_passes():
     net = _net([2, 12, 12, 3], seed=7)
     a, b = np.array([-1.5, -1.0]), np.array([1.3, 1.6])

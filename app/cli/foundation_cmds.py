@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--arch", required=True, help="MLP widths like 2-64-64-3, 'digits-cnn', or an architecture .json")
     t.add_argument("--epochs", type=int, default=200)
     t.add_argument("--save-every", type=int, default=None, help="save every N epochs (default 1)")
-    t.add_argument("--log-checkpoints", type=int, default=None, help="save N log-spaced checkpoints instead")
+    t.add_argument("--log-checkpoints", type=int, default=None, help="save N log-spaced checkpoints (with --save-every: both schedules)")
     t.add_argument("--out", required=True, help="output folder of the run")
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--batch-size", type=int, default=64)

@@ -29,6 +29,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "or of the source's norm for normal paths)")
     p.add_argument("--tol", type=float, default=None, help="reached when ||d − x|| ≤ tol (default 1e-3·||d − s||)")
     p.add_argument("--integrator", choices=["euler", "rk4"], default="euler")
+    p.add_argument("--projection", choices=["svd", "gram"], default="svd",
+                   help="how the row space of J is formed: svd (default; orthonormal at any conditioning) or "
+                        "gram (eigh of J Jᵀ + a re-orthonormalisation pass; cheaper, singular values only "
+                        "resolved to ~1e-8·σ_max)")
     p.add_argument("--no-stagnation-stop", action="store_true", help="follow stalled paths to the step budget")
     p.add_argument("--seed", type=int, default=0, help="seed of the normal paths' random directions")
     p.add_argument("--margin", type=float, default=0.25,
@@ -205,10 +209,11 @@ def cmd_path(args) -> int:
             lp = horizontal_paths(net, S, D, step_size=alpha, max_steps=1000 if args.steps is None else args.steps,
                                   tol=args.tol, integrator=args.integrator,
                                   stop_on_stagnation=not args.no_stagnation_stop, dtype=dtype, device=args.device,
-                                  progress=progress)
+                                  projection=args.projection, progress=progress)
         else:
             lp = normal_paths(net, S, seed=args.seed, step_size=alpha, steps=100 if args.steps is None else args.steps,
-                              integrator=args.integrator, dtype=dtype, device=args.device, progress=progress)
+                              integrator=args.integrator, dtype=dtype, device=args.device,
+                              projection=args.projection, progress=progress)
         print(file=sys.stderr)
         np.savez(out / "path.npz", **lp.to_npz_dict(), epoch=run.epochs[ei], from_indices=np.array(src),
                  to_indices=np.array(dst))

@@ -70,6 +70,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--out", required=True, metavar="DIR", help="output folder (points.csv, summary.csv, PNG plots)")
     s.set_defaults(func=cmd_region_stats)
 
+    d = sub.add_parser("dual", help="dual space of a 2D net's region maps (W_ω, b_ω) over a run's epochs: "
+                                    "npz, PNG, animation; --compare: linear map to a second net")
+    d.add_argument("path", help="run.json or run folder (a 2D-input network)")
+    d.add_argument("--out", required=True, metavar="DIR", help="folder for dual.npz, dual_last.png, dual.mp4|gif")
+    d.add_argument("--epochs", default="all", help="all, or a comma list of checkpoint epochs (default all)")
+    d.add_argument("--fps", type=float, default=4.0, help="animation frames per second (default 4)")
+    d.add_argument("--format", choices=["mp4", "gif"], default="mp4", help="animation format (default mp4)")
+    d.add_argument("--size", type=int, nargs=2, metavar=("W", "H"), default=[960, 540],
+                   help="animation and PNG size in pixels (default 960 540)")
+    d.add_argument("--resolution", type=int, default=101, help="grid points per axis (their Fig. 4: 101)")
+    _box_arg(d, "the square sampled by the grid (default: the data range with a 10%% margin, else -1 1)")
+    d.add_argument("--compare", metavar="PATH2", help="second run/checkpoint trained on the same problem: fit the "
+                   "least-squares maps M_j between the two nets' region functions (Sattelberg eq. 8)")
+    d.add_argument("--fit", choices=["train", "grid"], default="train",
+                   help="points the maps are fitted on: the training set (their Table 2) or the grid (their Fig. 6)")
+    d.add_argument("--device", default=None, help="cpu | cuda (default: cpu)")
+    d.add_argument("--trust-pickle", action="store_true", help="allow full pickles (can execute code: trusted files only)")
+    d.set_defaults(func=cmd_dual)
+
 
 def _load(args):
     from geometry.regions import check_supported
@@ -131,7 +150,7 @@ def cmd_region(args) -> int:
     js = rep.to_json()
     js.update({"run": str(run.source), "epoch": run.epochs[i], "split": args.split, "point": args.point,
                "label": int(y[args.point]), "seconds": secs, "box": [np.asarray(box[0]).tolist(), np.asarray(box[1]).tolist()], "lp_solver": "HiGHS via highspy (Chebyshev LP: interior point + crossover; facet LPs warm-started), scipy.optimize.linprog(method=\"highs\") for one-off redundancy LPs",
-               "qp_solver": "CLARABEL (cvxpy)"})
+               "qp_solver": "CLARABEL (working-set QPs, clarabel directly; cvxpy fallback)"})
     print(f"{run.name} epoch {run.epochs[i]}, {args.split} point {args.point} (label {int(y[args.point])}, "
           f"predicted {rep.predicted})")
     print(f"  units {rep.hrep.n_bits}, on {int(rep.hrep.pattern.sum())}; active bits {rep.active.count} "
@@ -310,3 +329,226 @@ def _plots(st, ham, radius, out: Path) -> None:
     fig.tight_layout()
     fig.savefig(out / "hamming_at_distance.png")
     plt.close(fig)
+
+
+def _dual_epochs(run, spec: str) -> list[int]:
+    from geometry.errors import RunError
+
+    if spec.strip().lower() == "all":
+        return list(range(len(run)))
+    try:
+        wanted = [int(v) for v in spec.split(",") if v.strip()]
+    except ValueError:
+        raise SplineAtlasError(f"--epochs takes 'all' or a comma list of integers; got {spec!r}.") from None
+    if not wanted:
+        raise SplineAtlasError("--epochs names no epoch.")
+    missing = [e for e in wanted if e not in run.epochs]
+    if missing:
+        raise RunError(f"run {run.name!r} has no checkpoint at epoch {missing[0]} (it has {run.epochs[0]}..{run.epochs[-1]}: "
+                       f"{', '.join(map(str, run.epochs[:12]))}{' ...' if len(run.epochs) > 12 else ''}).")
+    return [run.epochs.index(e) for e in wanted]
+
+
+def cmd_dual(args) -> int:
+    """Sattelberg et al.: region affine maps as points of R^{D+1}, per epoch, and the two-network map."""
+    from app.export.video import check_video_size, write_video
+    from geometry.regions import check_supported
+    from geometry.regions.dual import dual_points, grid_dual_over_epochs
+    from geometry.runs import open_run
+
+    run = open_run(args.path, trust_pickle=args.trust_pickle)
+    net = run.network(len(run) - 1)
+    check_supported(net)
+    if net.input_dim != 2:
+        raise SplineAtlasError(f"the dual-space view is for 2D-input networks; this one has {net.input_dim} inputs.")
+    if not 3 <= args.resolution <= 1001:
+        raise SplineAtlasError(f"--resolution must be 3..1001; got {args.resolution}.")
+    suffix = "." + args.format
+    W, H = args.size
+    check_video_size(W, H, suffix)
+    if not 0.1 <= args.fps <= 120:
+        raise SplineAtlasError(f"--fps {args.fps:g} is out of range (0.1..120).")
+    idx = _dual_epochs(run, args.epochs)
+    box = _grid_box(args, run)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    grids = grid_dual_over_epochs(run, idx, box, args.resolution, device=args.device,
+                                  progress=lambda f, m: print(f"\r  dual points: {m} ({100 * f:.0f}%)   ", end="",
+                                                              file=sys.stderr))
+    print("", file=sys.stderr)
+    epochs = [run.epochs[i] for i in idx]
+    # the regions holding training points (red in their Fig. 4), at most 2000 points
+    data = None
+    if run.dataset is not None:
+        Xd = np.asarray(run.dataset.X_train, np.float64)
+        Xd = Xd[np.random.default_rng(0).choice(len(Xd), size=min(len(Xd), 2000), replace=False)]
+        data = []
+        for i in idx:
+            C = dual_points(run.network(i), Xd, device=args.device)
+            _, first = np.unique(C.reshape(len(C), -1), axis=0, return_index=True)
+            data.append(C[np.sort(first)])
+    offsets = np.concatenate([[0], np.cumsum([len(g.duals) for g in grids])]).astype(np.int64)
+    arrays = {"epochs": np.asarray(epochs, np.int64), "offsets": offsets,
+              "duals": np.concatenate([g.duals for g in grids]), "points": np.concatenate([g.points for g in grids]),
+              "counts": np.concatenate([g.counts for g in grids]), "labels": np.concatenate([g.labels for g in grids]),
+              "n_regions": np.diff(offsets), "box_lo": np.broadcast_to(np.asarray(box[0], np.float64), (2,)).copy(),
+              "box_hi": np.broadcast_to(np.asarray(box[1], np.float64), (2,)).copy(),
+              "resolution": np.int64(args.resolution)}
+    if data is not None:
+        arrays["data_offsets"] = np.concatenate([[0], np.cumsum([len(c) for c in data])]).astype(np.int64)
+        arrays["data_duals"] = np.concatenate(data)
+    _atomic_npz(out / "dual.npz", arrays)
+    names = list(run.class_names or []) or [str(j) for j in range(grids[0].duals.shape[1])]
+    fig, frame = _dual_frames(grids, data, epochs, names, W, H, run.name)
+    from app.render.slice_figure import save_figure
+
+    frame(len(grids) - 1)
+    save_figure(fig, out / "dual_last.png")
+    video = out / f"dual{suffix}"
+    write_video(video, len(grids), frame, fps=args.fps,
+                progress=lambda f, m: print(f"\r  animation: {m}   ", end="", file=sys.stderr))
+    print("", file=sys.stderr)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    secs = time.perf_counter() - t0
+    print(f"{run.name}: {len(grids)} epochs ({epochs[0]}..{epochs[-1]}), {args.resolution}x{args.resolution} grid; "
+          f"regions met per epoch {int(arrays['n_regions'].min())}..{int(arrays['n_regions'].max())} "
+          f"(last {int(arrays['n_regions'][-1])}); {secs:.1f} s")
+    print(f"wrote {out}/dual.npz, dual_last.png, {video.name} ({len(grids)} frames, {W}x{H}, {args.fps:g} fps)",
+          file=sys.stderr)
+    if args.compare:
+        _dual_compare(args, run, net, grids[-1], out)
+    return 0
+
+
+def _dual_compare(args, run, net, grid, out: Path) -> None:
+    from geometry.regions import check_supported
+    from geometry.regions.dual import map_between
+    from geometry.runs import open_run
+
+    run2 = open_run(args.compare, trust_pickle=args.trust_pickle)
+    net2 = run2.network(len(run2) - 1)
+    check_supported(net2)
+    if net2.input_dim != net.input_dim:
+        raise SplineAtlasError(f"--compare: the second net takes {net2.input_dim} inputs, the first {net.input_dim}.")
+    if net2.output_dim != net.output_dim:
+        raise SplineAtlasError(f"--compare: the second net has {net2.output_dim} outputs, the first {net.output_dim}.")
+    ds = run.dataset
+    if ds is None:
+        raise DatasetError("--compare needs labelled test points: the first run names no dataset.")
+    Xfit = np.asarray(ds.X_train, np.float64) if args.fit == "train" else _grid_points(_grid_box(args, run), args.resolution)
+    Xev, yev = np.asarray(ds.X_test, np.float64), np.asarray(ds.y_test)
+    res = {}
+    for key, (a, b) in (("net1_to_net2", (net, net2)), ("net2_to_net1", (net2, net))):
+        m = map_between(a, b, Xfit, Xev, yev, device=args.device)
+        res[key] = {"acc_source": m.acc_net1, "acc_target": m.acc_net2, "acc_mapped": m.acc_mapped,
+                    "residual": m.residual, "M": m.M.tolist()}
+    js = {"net1": str(run.source), "epoch1": run.epochs[-1], "net2": str(run2.source), "epoch2": run2.epochs[-1],
+          "fit": args.fit, "n_fit": len(Xfit), "n_eval": len(Xev), "eval": "test split of the first run's dataset",
+          **res}
+    _write_json(out / "compare.json", js)
+    f, r = res["net1_to_net2"], res["net2_to_net1"]
+    print(f"compare (maps fitted on {len(Xfit)} {args.fit} points, accuracy on {len(Xev)} test points):")
+    print(f"  net1 {f['acc_source']:.4f}  net2 {f['acc_target']:.4f}")
+    print(f"  net1 mapped to net2: {f['acc_mapped']:.4f} (relative residual {f['residual']:.3g})")
+    print(f"  net2 mapped to net1: {r['acc_mapped']:.4f} (relative residual {r['residual']:.3g})")
+
+
+def _grid_box(args, run):
+    return _box(args, run, 2) if (args.box or run.dataset is not None) else (-1.0, 1.0)
+
+
+def _grid_points(box, resolution: int) -> np.ndarray:
+    """The grid of :func:`geometry.regions.dual.grid_dual` (same order)."""
+    lo, hi = (np.broadcast_to(np.asarray(b, np.float64), (2,)) for b in box)
+    gx, gy = np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution)
+    return np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)
+
+
+def _atomic_npz(path: Path, arrays: dict) -> None:
+    import os
+
+    from app.render.slice_figure import atomic_target
+
+    tmp = atomic_target(path)
+    try:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _dual_frames(grids, data, epochs, names, W: int, H: int, title: str):
+    """Figure and ``frame(i) -> (H, W, 3)`` uint8: one panel per output j, scatter of the grid regions'
+    (w_j1, w_j2) coloured by b_j (size ∝ sqrt of grid points per region), training-data regions in red;
+    axis and colour limits fixed over all frames."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    C = grids[0].duals.shape[1]
+    everything = np.concatenate([g.duals for g in grids] + (list(data) if data else []))   # (M, C, 3)
+    lims = []
+    for j in range(C):
+        lo, hi = everything[:, j, :2].min(0), everything[:, j, :2].max(0)
+        pad = 0.06 * np.maximum(hi - lo, 1e-9)
+        lims.append((lo - pad, hi + pad))
+    blo, bhi = float(everything[:, :, 2].min()), float(everything[:, :, 2].max())
+    if bhi <= blo:
+        blo, bhi = blo - 1.0, bhi + 1.0
+    dpi = 100
+    fig = plt.figure(figsize=(W / dpi, H / dpi), dpi=dpi)
+    ncol = min(C, 5)
+    nrow = -(-C // ncol)
+    fs = 9 if W >= 800 else 7
+    fig.subplots_adjust(left=0.09, right=0.87, bottom=0.2, top=0.82, wspace=0.32, hspace=0.5)
+    norm = matplotlib.colors.Normalize(blo, bhi)
+    total = float(sum(grids[0].counts))
+    scat, red = [], []
+    for j in range(C):
+        ax = fig.add_subplot(nrow, ncol, j + 1)
+        ax.set_xlim(lims[j][0][0], lims[j][1][0])
+        ax.set_ylim(lims[j][0][1], lims[j][1][1])
+        ax.set_xlabel("$w_1$ (∂f/∂x₁)", fontsize=fs)
+        ax.set_ylabel("$w_2$ (∂f/∂x₂)", fontsize=fs)
+        ax.set_title(f"output {j}: {names[j]}" if C > 1 else "the single logit", fontsize=fs)
+        ax.tick_params(labelsize=fs - 1)
+        ax.grid(alpha=0.3)
+        scat.append(ax.scatter([], [], c=[], cmap="viridis", norm=norm, s=[], edgecolors="none", alpha=0.85))
+        red.append(ax.scatter([], [], s=10, facecolors="none", edgecolors="red", linewidths=0.8))
+    cax = fig.add_axes([0.89, 0.2, 0.018, 0.62])                   # after the panels: fig.axes[:C] are the panels
+    cb = fig.colorbar(matplotlib.cm.ScalarMappable(norm, "viridis"), cax=cax)
+    cb.set_label("$b$ (bias of the region's map)", fontsize=fs)
+    cb.ax.tick_params(labelsize=fs - 1)
+    sup = fig.text(0.5, 0.975, "", ha="center", va="top", fontsize=fs + 2)
+    sub = fig.text(0.5, 0.915, "", ha="center", va="top", fontsize=fs)
+    if data:
+        from matplotlib.lines import Line2D
+
+        fig.legend(handles=[Line2D([], [], ls="none", marker="o", mfc="none", mec="red", ms=5),
+                            Line2D([], [], ls="none", marker="o", color=matplotlib.colormaps["viridis"](0.5), ms=5)],
+                   labels=["regions of training points", "regions met by the grid (size: area)"],
+                   loc="lower center", fontsize=fs - 1, frameon=False, ncols=2, bbox_to_anchor=(0.5, 0.0))
+
+    def frame(i: int) -> np.ndarray:
+        g = grids[i]
+        size = 6.0 + 400.0 * np.sqrt(g.counts / total)
+        for j in range(C):
+            scat[j].set_offsets(g.duals[:, j, :2])
+            scat[j].set_array(g.duals[:, j, 2])
+            scat[j].set_sizes(size)
+            red[j].set_offsets(data[i][:, j, :2] if data else np.zeros((0, 2)))
+        sup.set_text(f"{title}: epoch {epochs[i]}")
+        sub.set_text(f"dual space of the region maps (W_ω, b_ω): {len(g.duals)} regions on the grid")
+        fig.canvas.draw()
+        img = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+        if img.shape[:2] != (H, W):
+            raise SplineAtlasError(f"rendered {img.shape[1]}x{img.shape[0]} instead of {W}x{H}.")
+        return img.copy()
+
+    return fig, frame

@@ -4,7 +4,7 @@ neural networks"; Sattelberg et al. "Locally linear attributes of ReLU neural ne
 Patterns, H-representations (eq. 5), active bits (eq. 6, exact and fast), neighbours, Chebyshev
 centres (LP 8), boundary distances, minimal in-region decision-changing perturbations (QP), traversal
 enumeration (Algorithm 1), exact line walks (and their bisection, Algorithm 2), region statistics
-and the dual space of region affine maps. LPs: HiGHS (scipy); QPs: CLARABEL (cvxpy).
+and the dual space of region affine maps. LPs: HiGHS (highspy, scipy for one-off LPs); QPs: CLARABEL (called directly, cvxpy fallback).
 """
 from .affine import (HRep, RegionMaps, boundary_distance, check_supported, hamming, hrep_at, hreps_from_patterns,
                      layer_offsets, pairwise_hamming, patterns_of, region_maps)

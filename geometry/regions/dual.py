@@ -32,12 +32,14 @@ class GridDual:
     """Dual points of the regions met by a uniform grid on a box (their Fig. 4: 101x101 on [-1, 1]^2).
 
     duals: (R, C, D+1) one row per region and output; patterns: (R, n_bits) bool; counts: (R,) grid
-    points per region; labels: (R,) predicted class at the region's first grid point."""
+    points per region; labels: (R,) predicted class at the region's first grid point; points: (R, 2)
+    that first grid point (``dual_points(net, points) == duals``)."""
 
     duals: np.ndarray
     patterns: np.ndarray
     counts: np.ndarray
     labels: np.ndarray
+    points: np.ndarray | None = None
 
 
 def grid_dual(net, box=(-1.0, 1.0), resolution: int = 101, device=None) -> GridDual:
@@ -54,8 +56,23 @@ def grid_dual(net, box=(-1.0, 1.0), resolution: int = 101, device=None) -> GridD
                                          return_counts=True)
     maps = region_maps(net, P[first], device=device)
     duals = np.concatenate([maps.W, maps.b[:, :, None]], axis=2)
-    labels = np.argmax(np.einsum("rcd,rd->rc", maps.W, X[first]) + maps.b, axis=1)
-    return GridDual(duals, P[first], counts.astype(np.int64), labels.astype(np.int64))
+    labels = _decide(np.einsum("rcd,rd->rc", maps.W, X[first]) + maps.b)
+    return GridDual(duals, P[first], counts.astype(np.int64), labels.astype(np.int64), X[first].copy())
+
+
+def grid_dual_over_epochs(run, indices=None, box=(-1.0, 1.0), resolution: int = 101, device=None,
+                          progress=None, cancel=None) -> list[GridDual]:
+    """:func:`grid_dual` at the checkpoints ``indices`` of ``run`` (default: all), for the training
+    animation of the dual space (Sattelberg Section 3.1): the regions met by the grid at each epoch."""
+    idx = list(range(len(run.epochs))) if indices is None else list(indices)
+    out = []
+    for k, i in enumerate(idx):
+        if cancel is not None and cancel():
+            raise CancelledError("dual-space sweep was cancelled.")
+        out.append(grid_dual(run.network(i), box, resolution, device=device))
+        if progress is not None:
+            progress((k + 1) / len(idx), f"epoch {run.epochs[i]}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -87,10 +104,15 @@ def dual_over_epochs(run, X, device=None, progress=None, cancel=None) -> DualMot
     return DualMotion(np.asarray(run.epochs), np.stack(out), np.asarray(nreg, np.int64))
 
 
+def _decide(logits: np.ndarray) -> np.ndarray:
+    """(N, C) logits -> (N,) class: argmax, or logit > 0 for single-logit (binary) nets."""
+    return (logits[:, 0] > 0).astype(np.int64) if logits.shape[1] == 1 else np.argmax(logits, axis=1)
+
+
 def _predict_with_rows(rows: np.ndarray, X: np.ndarray) -> np.ndarray:
-    """rows (N, C, D+1) affine maps applied to their own points X (N, D) -> (N,) argmax class."""
+    """rows (N, C, D+1) affine maps applied to their own points X (N, D) -> (N,) predicted class."""
     Xh = np.hstack([X, np.ones((len(X), 1))])
-    return np.argmax(np.einsum("ncd,nd->nc", rows, Xh), axis=1)
+    return _decide(np.einsum("ncd,nd->nc", rows, Xh))
 
 
 @dataclass(frozen=True)
