@@ -2,7 +2,7 @@
 
     python -m app.qt.screenshot OUT.png [PATH] [--mode class|slope|hash|layer] [--depth L] [--epoch-index I]
         [--inspect U,V] [--path KIND:U0,V0[:U1,V1]] [--window=UMIN,UMAX,VMIN,VMAX] [--sites] [--tab NAME]
-        [--size 1600x1000] [--dark] [--colors N]
+        [--size 1600x1000] [--dark] [--colors N] [--region-stats N]
 
 The README's docs/screenshot.png: ``--size 1440x900 --path horizontal:-0.75,-0.6:0.8,0.55
 --path segment:-0.8,0.8:0.8,-0.85 --inspect 0.31,-0.21 --colors 128`` under ``xvfb-run``.
@@ -37,6 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tab", default="2D slice")
     ap.add_argument("--size", default="1600x1000")
     ap.add_argument("--dark", action="store_true")
+    ap.add_argument("--region-stats", type=int, metavar="N",
+                    help="compute the Regions tab's statistics for N points per set first")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--colors", type=int, default=0, help="quantise to this many colours (smaller PNG; needs Pillow)")
     args = ap.parse_args(argv)
@@ -94,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         st.add_path(kind, _floats(pts[0]), _floats(pts[1]) if len(pts) > 1 else None)
     if args.inspect:
         st.set_inspected(args.inspect)
+    if args.region_stats:
+        win.regions_panel.n_spin.setValue(args.region_stats)
+        win.regions_panel.compute_btn.click()
     settle()
     for i in range(win.tabs.count()):
         if win.tabs.tabText(i) == args.tab:
