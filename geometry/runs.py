@@ -210,7 +210,7 @@ def _open_manifest(path: Path, trust_pickle: bool, allow_gaps: bool) -> Run:
     refs.sort(key=lambda r: r.epoch)
     if len({r.epoch for r in refs}) != len(refs):
         raise RunError(f"run manifest {path} lists the same epoch twice; epochs must be unique.")
-    run = Run(data.get("name", folder.name), path, spec, refs, data.get("dataset"), data.get("class_names"),
+    run = Run(data.get("name") or folder.name, path, spec, refs, data.get("dataset"), data.get("class_names"),
               trust_pickle, allow_gaps)
     _check_checkpoints(run, allow_missing_last=True)
     return run

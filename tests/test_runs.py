@@ -50,6 +50,15 @@ def test_folder_of_plain_state_dicts_beside_architecture_json(tmp_path):
             assert torch.allclose(run.network(i)(x), nets[e](x))
 
 
+def test_manifest_with_an_empty_name_takes_the_folder_name(tmp_path):
+    run_dir = tmp_path / "my-run"
+    run_dir.mkdir()
+    _folder(run_dir, [0])
+    (run_dir / "run.json").write_text(json.dumps({"format": "splineatlas-run/1", "name": "", "architecture": mlp_spec([2, 4, 3]),
+                                                 "checkpoints": [{"path": "epoch_0000.pt", "epoch": 0}]}))
+    assert open_run(run_dir).name == "my-run"
+
+
 def test_folder_with_gaps_is_reported(tmp_path):
     _folder(tmp_path, [0, 5, 10, 20, 25])
     with pytest.raises(RunError, match=r"gaps: no checkpoint for epoch\(s\) 15"):
