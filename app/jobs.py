@@ -476,7 +476,7 @@ def cached_region_counts(bundle: RunBundle, slice_: Slice, window, max_regions: 
 
 
 # -- region statistics (the Regions tab) -------------------------------------------------------------
-REGION_SETS = ("train", "test", "adversarial")
+REGION_SETS = ("train", "test", "adversarial")  # geometry.regions.REGION_SETS; importing it here would load cvxpy
 
 
 @dataclass(frozen=True)
@@ -503,33 +503,10 @@ def region_stat_sets(bundle: RunBundle, epoch_index: int, n: int, sets=REGION_SE
     ds = bundle.dataset
     if ds is None:
         raise SplineAtlasError("region statistics need the run's dataset; this run names none.")
-    names = [s for s in sets]
-    bad = [s for s in names if s not in REGION_SETS]
-    if bad or not names:
-        raise SplineAtlasError(f"region statistics: sets must be among {', '.join(REGION_SETS)}; got {names}.")
-    if int(n) < 1:
-        raise SplineAtlasError(f"region statistics need at least one point per set; got n = {n}.")
-    rng = np.random.default_rng(seed)
+    from geometry.regions import data_box, sample_region_sets
 
-    def pick(X):
-        X = np.asarray(X, np.float64)
-        return X[np.sort(rng.choice(len(X), size=min(int(n), len(X)), replace=False))]
-
-    out: dict[str, np.ndarray] = {}
-    Xtest = pick(ds.X_test)
-    for s in names:
-        if s == "train":
-            out[s] = pick(ds.X_train)
-        elif s == "test":
-            out[s] = Xtest
-        else:
-            deepfool = _engine("deepfool", "deepfool")
-            out[s] = deepfool(bundle.network(epoch_index), Xtest, overshoot=overshoot, cancel=cancel).perturbed
-    D = bundle.input_dim
-    pts = [np.asarray(ds.X_train, np.float64)] + [v.reshape(-1, D) for v in out.values()]
-    lo, hi = min(float(p.min()) for p in pts), max(float(p.max()) for p in pts)
-    pad = 0.1 * (hi - lo if hi > lo else 1.0)
-    return out, (lo - pad, hi + pad)
+    out = sample_region_sets(bundle.network(epoch_index), ds, sets, n, seed=seed, overshoot=overshoot, cancel=cancel)
+    return out, data_box(ds.X_train, list(out.values()))
 
 
 def region_stats(bundle: RunBundle, epoch_index: int, n: int, sets=REGION_SETS, active: bool = True, seed: int = 0,

@@ -125,10 +125,9 @@ def _box(args, run, D: int, extra: list | None = None):
     ds = run.dataset
     if ds is None:
         raise DatasetError("no dataset to derive a box from; pass --box LO HI.")
-    pts = [np.asarray(ds.X_train, np.float64)] + [np.asarray(e, np.float64).reshape(-1, D) for e in (extra or [])]
-    lo, hi = min(float(p.min()) for p in pts), max(float(p.max()) for p in pts)
-    pad = 0.1 * (hi - lo if hi > lo else 1.0)
-    return lo - pad, hi + pad
+    from geometry.regions import data_box
+
+    return data_box(ds.X_train, extra or [])
 
 
 def _write_json(path, obj) -> None:
@@ -217,29 +216,15 @@ def cmd_enumerate(args) -> int:
 
 
 def cmd_region_stats(args) -> int:
-    from geometry.regions import hamming_at_distance, region_stats
+    from geometry.regions import hamming_at_distance, region_stats, sample_region_sets
 
     run, i, net = _load(args)
     ds = run.dataset
     if ds is None:
         raise DatasetError("region-stats needs the run's dataset.")
     names = [s.strip() for s in args.sets.split(",") if s.strip()]
-    bad = [s for s in names if s not in ("train", "test", "adversarial")]
-    if bad:
-        raise SplineAtlasError(f"unknown set {bad[0]!r}; use train, test, adversarial.")
-    rng = np.random.default_rng(args.seed)
-    pick = lambda X: np.asarray(X, np.float64)[np.sort(rng.choice(len(X), size=min(args.n, len(X)), replace=False))]  # noqa: E731
-    sets = {}
-    Xtest = pick(ds.X_test)
-    for s in names:
-        if s == "train":
-            sets[s] = pick(ds.X_train)
-        elif s == "test":
-            sets[s] = Xtest
-        else:
-            from geometry.deepfool import deepfool
-
-            sets[s] = deepfool(net, Xtest, overshoot=args.overshoot).perturbed
+    sets = sample_region_sets(net, ds, names, args.n, seed=args.seed, overshoot=args.overshoot)
+    Xtest = sample_region_sets(net, ds, ["test"], args.n, seed=args.seed)["test"] if "adversarial" in sets else None
     box = _box(args, run, net.input_dim, extra=list(sets.values()))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -275,6 +260,7 @@ def cmd_region_stats(args) -> int:
             for k in range(len(pd.euclidean)):
                 fh.write(f"{s_name},{k},{pd.euclidean[k]:.6g},{pd.hamming[k]},{pd.regions[k]},{pd.max_step[k]}\n")
     nn_acc = {}
+    rng = np.random.default_rng(args.seed)  # the <= 500-point subsample of the 1-NN agreement
     for s_name, (Xs, ys) in (("train", (ds.X_train, ds.y_train)), ("test", (ds.X_test, ds.y_test))):
         if s_name in sets:
             sub = np.sort(rng.choice(len(Xs), size=min(len(Xs), 500), replace=False))

@@ -13,8 +13,9 @@ from .dual import (DualMapping, DualMotion, GridDual, cluster_accuracy, dual_ove
 from .linewalk import Bisection, LineWalk, bisection_walk, line_walk
 from .lp import ActiveBits, Chebyshev, Neighbours, active_bits, as_box, chebyshev, neighbours
 from .qp import RegionPerturbation, min_region_perturbation
-from .stats import (PairDistances, RegionReport, RegionStats, describe_region, hamming_at_distance,
-                    nearest_neighbour_agreement, pair_distances, region_stats, walk_counts)
+from .stats import (REGION_SETS, PairDistances, RegionReport, RegionStats, data_box, describe_region,
+                    hamming_at_distance, nearest_neighbour_agreement, pair_distances, region_stats,
+                    sample_region_sets, walk_counts)
 from .traversal import Enumeration, enumerate_regions
 
 __all__ = [
@@ -25,5 +26,5 @@ __all__ = [
     "ActiveBits", "Chebyshev", "Neighbours", "active_bits", "as_box", "chebyshev", "neighbours",
     "RegionPerturbation", "min_region_perturbation",
     "PairDistances", "pair_distances", "RegionReport", "RegionStats", "describe_region", "hamming_at_distance", "nearest_neighbour_agreement",
-    "region_stats", "walk_counts", "Enumeration", "enumerate_regions",
+    "region_stats", "walk_counts", "REGION_SETS", "data_box", "sample_region_sets", "Enumeration", "enumerate_regions",
 ]

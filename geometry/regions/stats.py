@@ -15,11 +15,55 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CancelledError
+from ..errors import CancelledError, SplineAtlasError
 from .affine import HRep, boundary_distance, hreps_from_patterns, pairwise_hamming, patterns_of
 from .linewalk import line_walk
 from .lp import ActiveBits, Chebyshev, Neighbours, active_bits, as_box, chebyshev, neighbours
 from .qp import RegionPerturbation, min_region_perturbation
+
+
+REGION_SETS = ("train", "test", "adversarial")
+
+
+def sample_region_sets(net, dataset, names, n: int, seed: int = 0, overshoot: float = 0.02,
+                       cancel=None) -> dict[str, np.ndarray]:
+    """The point sets of a region-statistics study (Liu et al. Tables 6-7): ``n`` random training and test
+    points (fixed ``seed``, test drawn first) and "adversarial" = DeepFool(test points) with ``overshoot``.
+    One sampling for the CLI and the app, so their numbers agree. Returns name -> (n, D) float64."""
+    names = list(names)
+    bad = [s for s in names if s not in REGION_SETS]
+    if bad or not names:
+        raise SplineAtlasError(f"region statistics: sets must be among {', '.join(REGION_SETS)}; got {names}.")
+    if int(n) < 1:
+        raise SplineAtlasError(f"region statistics need at least one point per set; got n = {n}.")
+    rng = np.random.default_rng(seed)
+
+    def pick(X):
+        X = np.asarray(X, np.float64)
+        return X[np.sort(rng.choice(len(X), size=min(int(n), len(X)), replace=False))]
+
+    X_test = pick(dataset.X_test)
+    out: dict[str, np.ndarray] = {}
+    for s in names:
+        if s == "train":
+            out[s] = pick(dataset.X_train)
+        elif s == "test":
+            out[s] = X_test
+        else:
+            from ..deepfool import deepfool
+
+            out[s] = deepfool(net, X_test, overshoot=overshoot, cancel=cancel).perturbed
+    return out
+
+
+def data_box(X_train, extra=(), margin: float = 0.1) -> tuple[float, float]:
+    """A box (lo, hi, same for every coordinate) around the training data and ``extra`` point sets, with a
+    ``margin`` of the value range on each side: the default domain of the region LPs."""
+    pts = [np.asarray(X_train, np.float64).reshape(len(X_train), -1)]
+    pts += [np.asarray(e, np.float64).reshape(len(e), -1) for e in extra if len(e)]
+    lo, hi = min(float(p.min()) for p in pts), max(float(p.max()) for p in pts)
+    pad = margin * (hi - lo if hi > lo else 1.0)
+    return lo - pad, hi + pad
 
 
 @dataclass(frozen=True)
