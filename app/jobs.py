@@ -7,6 +7,7 @@ Results are small frozen dataclasses; nothing here draws. Heavy results are cach
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import threading
 import zlib
@@ -190,21 +191,13 @@ def make_slice(bundle: RunBundle, choice: SliceChoice, epoch_index: int = -1,
         span = max(float((hi - lo).max()), 1e-3)
         win = (lo[0] - 0.35 * span, hi[0] + 0.35 * span, lo[1] - 0.35 * span, hi[1] + 0.35 * span)
     elif kind == "deepfool":
-        from geometry.deepfool import deepfool
-
         if len(choice.indices) != 1 or len(X) == 0:
             raise SplineAtlasError("a DeepFool slice needs one dataset point; pick it in the data browser.")
-        x = X[choice.indices[0]]
-        net = bundle.network(epoch_index)
-        res = deepfool(net, x[None], cancel=cancel)
-        r = res.perturbation[0]
-        if not np.linalg.norm(r) > 0:
-            raise SplineAtlasError("DeepFool found no boundary direction at this point; pick another point.")
-        w = np.random.default_rng(choice.seed).standard_normal(x.shape[0])
-        sl = Slice.from_directions(x, np.stack([r, w]), anchors=np.stack([x, x + r]),
-                                   description=f"point {choice.indices[0]} + DeepFool direction + random direction")
-        s = 2.5 * float(np.linalg.norm(r))
-        win = (-s, s, -s, s)
+        cross_sections = _engine("cross_sections", "cross_sections")
+        cs = cross_sections(bundle.network(epoch_index), X[choice.indices[0]][None], seed=choice.seed,
+                            extent=2.5, cancel=cancel)[0]
+        sl = dataclasses.replace(cs.slice, description=f"point {choice.indices[0]} + DeepFool direction + random direction")
+        win = tuple(float(v) for v in cs.domain)
     elif kind == "pca":
         if len(X) < 3:
             raise SplineAtlasError("a PCA slice needs the run's dataset; this run has none.")

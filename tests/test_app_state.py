@@ -128,3 +128,24 @@ def test_memory_cache_is_bounded_lru():
     for i in range(5):
         cache.put(str(i), np.zeros(1000))
     assert cache.peek("0") is None and cache.peek("4") is not None
+
+
+def test_deepfool_slice_of_the_window_is_the_engine_cross_section(digits_run_path):
+    """The 2D tab's "point + DeepFool direction + random direction" is geometry.cross_sections' plane."""
+    from app import jobs
+    from geometry.deepfool import deepfool
+
+    b = jobs.open_run_bundle(digits_run_path)
+    sl, win = jobs.make_slice(b, SliceChoice("deepfool", (7,), seed=3), epoch_index=-1)
+    net = b.network(-1)
+    x = b.points()[0][7]
+    r = deepfool(net, x[None]).perturbation[0]
+    np.testing.assert_allclose(sl.origin, x)
+    np.testing.assert_allclose(sl.basis[:, 0], r / np.linalg.norm(r), atol=1e-9)   # first axis: r(x)
+    np.testing.assert_allclose(sl.basis.T @ sl.basis, np.eye(2), atol=1e-12)
+    w = np.random.default_rng(3).normal(size=(1, x.size))[0]
+    w_in_plane = sl.basis @ (sl.basis.T @ w)
+    np.testing.assert_allclose(w_in_plane, w, atol=1e-9)                          # second: the seeded direction
+    np.testing.assert_allclose(sl.anchors[1], [np.linalg.norm(r), 0.0], atol=1e-9)
+    half = 2.5 * np.linalg.norm(r)
+    np.testing.assert_allclose(win, (-half, half, -half, half), rtol=1e-9)
