@@ -63,3 +63,36 @@ def test_bad_points_give_one_line_errors(tmp_path, capsys):
     assert "out of range" in capsys.readouterr().err
     assert main(["centroids", str(SPIRALS), "--layer", "9", "--points", "0", "--out", str(tmp_path)]) == 2
     assert main(["curvature", str(SPIRALS), "--points", "a,b"]) == 2
+
+
+def test_distances_per_layer_and_epoch(tmp_path, capsys):
+    """Fig. 5 twin: layer 1 against the closed form min_k |w_k.x + b_k| / ||w_k||, deeper layers against
+    the engine at that checkpoint; the CSV summarises the npz; a missing epoch is one line."""
+    from geometry.power_diagram import boundary_distances
+    from geometry.runs import open_run
+
+    out = tmp_path / "d"
+    assert main(["distances", str(SPIRALS), "--epochs", "0,3000", "--points", "3,10,77", "--out", str(out)]) == 0
+    data = np.load(out / "distances.npz")
+    assert data["distances"].shape == (2, 3, 3) and list(data["epochs"]) == [0, 3000]
+    assert list(data["layers"]) == [1, 2, 3]
+    run = open_run(SPIRALS)
+    X = np.asarray(run.dataset.X_train, np.float64)[[3, 10, 77]]
+    for e, epoch in enumerate((0, 3000)):
+        net = run.network(run.epochs.index(epoch))
+        W = net.layers[0].weight.detach().double().numpy()
+        b = net.layers[0].bias.detach().double().numpy()
+        closed = np.min(np.abs(X @ W.T + b) / np.linalg.norm(W, axis=1), axis=1)
+        np.testing.assert_allclose(data["distances"][e, 0], closed, rtol=1e-9)
+        np.testing.assert_allclose(data["distances"][e, 2], boundary_distances(net, X, [2])[0], rtol=1e-9)
+    rows = (out / "distances.csv").read_text().splitlines()
+    assert rows[0].startswith("epoch,layer,points,median") and len(rows) == 1 + 2 * 3
+    last = rows[-1].split(",")
+    assert last[:3] == ["3000", "3", "3"]
+    assert float(last[3]) == pytest.approx(np.median(data["distances"][1, 2]), rel=1e-5)
+    from PIL import Image
+
+    assert Image.open(out / "distances.png").size[0] > 1000
+    assert main(["distances", str(SPIRALS), "--epochs", "4,1234", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("error: no checkpoint at epoch 1234")

@@ -67,6 +67,21 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="also run on the DeepFool-perturbed points and report detection rates")
     t.set_defaults(func=cmd_detect)
 
+    ds_ = sub.add_parser("distances", help="distance of data points to the nearest region boundary, per layer and "
+                                           "epoch (power-diagram paper Fig. 5): npz, CSV and a figure")
+    ds_.add_argument("path", help="run.json or run folder (or one checkpoint)")
+    ds_.add_argument("--epochs", default="all", help="'all' (default) or comma-separated epochs of the run")
+    ds_.add_argument("--layer", default="all", help="layer 1..L, comma-separated layers, or 'all' (default)")
+    ds_.add_argument("--points", metavar="I,J,...", default=None, help="dataset indices (default: --n random points)")
+    ds_.add_argument("--n", type=int, default=256, help="random points of the split when --points is not given")
+    ds_.add_argument("--seed", type=int, default=0, help="seed of the random points")
+    ds_.add_argument("--split", choices=["train", "test"], default="train")
+    ds_.add_argument("--bins", type=int, default=40, help="histogram bins of log10 distance")
+    ds_.add_argument("--out", required=True, metavar="DIR", help="folder for distances.npz, distances.csv, distances.png")
+    ds_.add_argument("--device", default=None, help="cpu | cuda (default: CUDA when present)")
+    ds_.add_argument("--trust-pickle", action="store_true", help="allow full pickles (can execute code: trusted files only)")
+    ds_.set_defaults(func=cmd_distances)
+
     from app.cli.tessellate_cmd import add_slice_arguments
 
     a = sub.add_parser("angles", help="dihedral angles between adjacent decision-boundary pieces of a 2D slice "
@@ -169,6 +184,94 @@ def cmd_centroids(args) -> int:
               f"radius median {np.median(res.radii[j]):.4g}, distance to nearest cut median {np.median(dist[j]):.4g}")
     print(f"wrote {out / 'centroids.npz'}" + (f" and {pngs} centroid PNGs" if pngs else ""), file=sys.stderr)
     return 0
+
+
+def _run_epochs(run, text: str) -> list[int]:
+    if text.strip() == "all":
+        return list(run.epochs)
+    try:
+        want = [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise SplineAtlasError(f"--epochs expects 'all' or comma-separated integers; got {text!r}.") from None
+    missing = [e for e in want if e not in run.epochs]
+    if missing or not want:
+        raise SplineAtlasError(f"no checkpoint at epoch {missing[0] if missing else '(none given)'}; "
+                               f"the run has epochs {run.epochs[0]}..{run.epochs[-1]} ({len(run)} checkpoints).")
+    return want
+
+
+def cmd_distances(args) -> int:
+    from geometry.power_diagram import distance_distributions
+    from geometry.runs import open_run
+
+    run = open_run(args.path, trust_pickle=args.trust_pickle)
+    epochs = _run_epochs(run, args.epochs)
+    net = run.network(-1)
+    if args.points is None:
+        if run.dataset is None:
+            raise DatasetError("the run names no dataset to take points from.")
+        Xs = run.dataset.X_train if args.split == "train" else run.dataset.X_test
+        if args.n < 1:
+            raise SplineAtlasError(f"--n must be at least 1; got {args.n}.")
+        idx = np.sort(np.random.default_rng(args.seed).choice(len(Xs), size=min(args.n, len(Xs)), replace=False))
+        args.points = ",".join(map(str, idx))
+    args.points_file = None
+    X, idx, _ = _points(args, run, net)
+    layers = _parse_layers(args.layer, net.depth)
+    dd = distance_distributions(run, X, layers, epochs, device=args.device,
+                                progress=lambda f, m: print(f"\r  {m} ({100 * f:.0f}%)   ", end="", file=sys.stderr))
+    print("", file=sys.stderr)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    counts, edges = dd.log_histograms(bins=args.bins)
+    np.savez(out / "distances.npz", epochs=dd.epochs, layers=np.array(dd.layers) + 1, distances=dd.distances,
+             indices=np.array(idx), split=args.split, log10_histograms=counts, log10_edges=edges)
+    with open(out / "distances.csv", "w") as fh:
+        fh.write("epoch,layer,points,median,mean,q10,q90,no_cut\n")
+        for e, epoch in enumerate(dd.epochs):
+            for j, layer in enumerate(dd.layers):
+                d = dd.distances[e, j]
+                f = d[np.isfinite(d)]
+                q = (np.median(f), f.mean(), *np.quantile(f, [0.1, 0.9])) if len(f) else (np.nan,) * 4
+                fh.write(f"{epoch},{layer + 1},{len(d)},{q[0]:.6g},{q[1]:.6g},{q[2]:.6g},{q[3]:.6g},{len(d) - len(f)}\n")
+    _distance_figure(dd, counts, edges, out / "distances.png", f"{run.name}: {len(X)} {args.split} points")
+    print(f"{run.name}: {len(X)} {args.split} points x {len(dd.layers)} layers x {len(dd.epochs)} epochs")
+    for j, layer in enumerate(dd.layers):
+        med = [float(np.median(dd.distances[e, j][np.isfinite(dd.distances[e, j])])) for e in (0, -1)]
+        print(f"  layer {layer + 1}: median distance to the nearest cut {med[0]:.4g} (epoch {dd.epochs[0]}) -> "
+              f"{med[1]:.4g} (epoch {dd.epochs[-1]})")
+    print(f"wrote {out}/distances.npz, distances.csv, distances.png", file=sys.stderr)
+    return 0
+
+
+def _distance_figure(dd, counts, edges, path: Path, title: str) -> None:
+    """One panel per layer: the distribution of log10 distance, one line per epoch coloured by epoch."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm, Normalize
+
+    L = len(dd.layers)
+    fig, axes = plt.subplots(1, L, figsize=(3.6 * L + 1.2, 3.6), squeeze=False, sharey=True, layout="constrained")
+    ep = dd.epochs.astype(float)
+    norm = LogNorm(max(ep.min(), 1.0), max(ep.max(), 2.0)) if ep.max() > 10 * max(ep.min(), 1) else Normalize(ep.min(), ep.max() or 1)
+    cmap = plt.get_cmap("viridis")
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    for j, ax in enumerate(axes[0]):
+        for e in range(len(ep)):
+            total = max(counts[e, j].sum(), 1)
+            ax.plot(10 ** centres, counts[e, j] / total, color=cmap(norm(max(ep[e], norm.vmin))), lw=1.2)
+        ax.set_xscale("log")
+        ax.set_title(f"layer {dd.layers[j] + 1}")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("fraction of points")
+    sm = plt.cm.ScalarMappable(norm=norm, cmap=cmap)
+    fig.colorbar(sm, ax=axes[0].tolist(), label="epoch (epoch 0 drawn as 1)" if isinstance(norm, LogNorm) else "epoch")
+    fig.supxlabel("distance from a point to the nearest cut of the layer on its region (input units, log scale)")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=150)
+    plt.close(fig)
 
 
 def _save_image(path: Path, img: np.ndarray, signed: bool) -> None:
