@@ -233,6 +233,8 @@ def _entries_and_params(module: nn.Module, path: str) -> tuple[list[dict], list[
         return entries, tensors
     cls = type(module) if type(module) in _MODULE_TO_ENTRY else _SCRIPT_NAMES.get(cls_name)
     if cls is None:
+        if not isinstance(module, torch.jit.ScriptModule):
+            return _entries_from_fx(module, path, cls_name)
         where = path or "the top-level module"
         raise ArchitectureError(
             f"layer {where} of type {cls_name} is not supported; express the model as nn.Sequential of "
@@ -242,6 +244,113 @@ def _entries_and_params(module: nn.Module, path: str) -> tuple[list[dict], list[
         module = _rebuild_scripted(cls, module)
     tensors = list(module.state_dict().values())
     return [_MODULE_TO_ENTRY[cls](module)], tensors
+
+
+def _function_entry(node) -> dict | None:
+    """The spec entry of a traced functional call / tensor method on the chain's value, or None if unknown."""
+    import torch.nn.functional as F
+
+    t, args, kw = node.target, node.args, node.kwargs
+    arg = lambda i, name, default=None: args[i] if len(args) > i else kw.get(name, default)  # noqa: E731
+    simple = {"relu": "relu", "abs": "abs", "sigmoid": "sigmoid", "tanh": "tanh", "gelu": "gelu",
+              "softplus": "softplus", "elu": "elu", "silu": "silu"}
+    name = t if node.op == "call_method" else getattr(t, "__name__", "")
+    if node.op == "call_function" and t not in (torch.relu, F.relu, torch.abs, torch.sigmoid, torch.tanh, F.gelu,
+                                                 F.softplus, F.elu, F.silu, F.leaky_relu, torch.flatten,
+                                                 F.max_pool2d, F.avg_pool2d, F.dropout, torch.softmax, F.softmax):
+        return None
+    if name in simple:
+        return {"type": simple[name]}
+    if name == "leaky_relu":
+        return {"type": "leaky_relu", "negative_slope": float(arg(1, "negative_slope", 0.01))}
+    if name == "flatten" and int(arg(1, "start_dim", 0)) == 1 and int(arg(2, "end_dim", -1)) == -1:
+        return {"type": "flatten"}
+    if name in ("view", "reshape") and len(args) == 3 and args[2] == -1 and _is_batch_size(args[1]):
+        return {"type": "flatten"}
+    if name in ("max_pool2d", "avg_pool2d"):
+        k = arg(1, "kernel_size")
+        stride = arg(2, "stride") or k
+        if arg(3, "padding", 0) not in (0, (0, 0)):
+            return None
+        return {"type": "maxpool2d" if name == "max_pool2d" else "avgpool2d", "kernel_size": k, "stride": stride}
+    if name == "dropout":
+        return {"type": "identity"}
+    if name == "softmax" and arg(1, "dim") in (1, -1):
+        return {"type": "softmax"}
+    return None
+
+
+def _is_batch_size(node) -> bool:
+    """``x.size(0)`` or ``x.shape[0]`` in a traced graph."""
+    import operator
+
+    return (getattr(node, "op", None) == "call_method" and node.target == "size" and node.args[1:] == (0,)) or \
+        (getattr(node, "op", None) == "call_function" and node.target is operator.getitem and node.args[1] == 0)
+
+
+def _entries_from_fx(module: nn.Module, path: str, cls_name: str) -> tuple[list[dict], list[torch.Tensor]]:
+    """Canonicalise a custom module by tracing its forward with torch.fx: a chain of supported layers and
+    functional calls, with ``x + f(x)`` sums as residual entries. Anything else is refused by name."""
+    import operator
+
+    import torch.fx as fx
+
+    where = path or "the top-level module"
+
+    def refuse(what: str) -> ArchitectureError:
+        return ArchitectureError(
+            f"layer {where} of type {cls_name}: its forward {what}, which the canonical form cannot express "
+            f"(a chain of Linear/Conv2d/BatchNorm/pooling/Flatten layers and ReLU/LeakyReLU/Abs activations, "
+            f"optionally with residual sums x + f(x)); see README."
+        )
+
+    try:
+        graph = fx.symbolic_trace(module).graph
+    except Exception as exc:  # tracing runs user code: any error means "not traceable"
+        raise refuse(f"cannot be traced by torch.fx ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
+    entries: list[dict] = []
+    tensors: list[torch.Tensor] = []
+    position: dict = {}          # chain node -> len(entries) when it held the chain's value
+    current = None
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            if current is not None:
+                raise refuse("takes more than one input")
+            current = node
+        elif node.op == "output":
+            if node.args[0] is not current:
+                raise refuse("returns something other than the end of its layer chain")
+            return entries, tensors
+        elif (node.op == "call_method" and node.target == "size") or _is_batch_size(node) or \
+                (node.op == "call_function" and node.target is getattr and node.args[1:] == ("shape",)):
+            continue             # batch-size bookkeeping of view/reshape
+        elif node.op == "call_function" and node.target in (operator.add, torch.add):
+            a, b = node.args[:2]
+            skip = b if a is current else a if b is current else None
+            if skip is None or skip not in position or len(node.args) > 2 or node.kwargs:
+                raise refuse("adds two branches that are not a residual x + f(x)")
+            start = position[skip]
+            entries[start:] = [{"type": "residual", "body": entries[start:]}]
+        elif node.op == "call_module":
+            if node.args[:1] != (current,) or len(node.args) > 1 or node.kwargs:
+                raise refuse(f"calls {node.target} on something other than the chain's current value")
+            sub = module.get_submodule(node.target)
+            e, t = _entries_and_params(sub, f"{path}.{node.target}" if path else node.target)
+            entries += e
+            tensors += t
+        elif node.op in ("call_function", "call_method"):
+            name = getattr(node.target, "__name__", node.target)
+            entry = _function_entry(node)
+            if entry is None:
+                raise refuse(f"uses {name}")
+            if node.args[0] is not current:
+                raise refuse(f"applies {name} off the layer chain")
+            entries.append(entry)
+        else:
+            raise refuse(f"reads {node.target} directly ({node.op})")
+        position[node] = len(entries)
+        current = node
+    raise refuse("has no output")
 
 
 def _rebuild_scripted(cls: type, scripted: nn.Module) -> nn.Module:

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from geometry.errors import ArchitectureError, NonFiniteWeightsError, NotPiecewiseAffineError
 from geometry.network import Network
@@ -134,3 +135,85 @@ def test_float64_copy_of_float64_network_keeps_precision():
         n64.layers[0].weight[0, 0] = 1 / 3
     again = n64.to_dtype_device(torch.float64)
     assert again.layers[0].weight[0, 0].item() == 1 / 3
+
+
+class _OutOfOrderMLP(nn.Module):
+    """Registered out of forward order, functional activations: only tracing gets the order right."""
+
+    def __init__(self):
+        super().__init__()
+        self.out = nn.Linear(5, 3)
+        self.hidden = nn.Linear(4, 5)
+        self.inp = nn.Linear(2, 4)
+
+    def forward(self, x):
+        x = torch.relu(self.inp(x))
+        x = F.leaky_relu(self.hidden(x), 0.2)
+        return self.out(x)
+
+
+class _ResidualNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Linear(2, 6)
+        self.fc1 = nn.Linear(6, 6)
+        self.fc2 = nn.Linear(6, 6)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x):
+        x = F.relu(self.inp(x))
+        x = x + self.fc2(F.relu(self.fc1(x)))
+        return self.head(x.abs())
+
+
+class _SmallCNN(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 3, 3)
+        self.fc = nn.Linear(3 * 3 * 3, 4)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv(x)), 2)
+        return self.fc(x.view(x.size(0), -1))
+
+
+@pytest.mark.parametrize("make, shape, types", [
+    (_OutOfOrderMLP, None, ["linear", "relu", "linear", "leaky_relu", "linear"]),
+    (_ResidualNet, None, ["linear", "relu", "residual", "abs", "linear"]),
+    (_SmallCNN, [1, 8, 8], ["conv2d", "relu", "maxpool2d", "flatten", "linear"]),
+])
+def test_custom_modules_are_canonicalised_by_tracing(make, shape, types):
+    torch.manual_seed(5)
+    m = make().eval()
+    spec, state = spec_from_module(m, input_shape=shape)
+    assert [e["type"] for e in spec["layers"]] == types
+    net = Network(spec)
+    net.load_weights(state)
+    x = torch.randn(16, *(shape or [2]))
+    with torch.no_grad():
+        assert torch.allclose(net(x.reshape(16, -1)), m(x), atol=1e-6)
+    assert net.is_piecewise_affine
+
+
+def test_custom_module_with_an_unsupported_op_is_refused_naming_it():
+    class Gated(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = nn.Linear(2, 3), nn.Linear(2, 3)
+
+        def forward(self, x):
+            return self.a(x) * torch.sigmoid(self.b(x))
+
+    with pytest.raises(ArchitectureError, match="type Gated: its forward calls b on something other than"):
+        spec_from_module(Gated())
+
+    class Cat(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(2, 3)
+
+        def forward(self, x):
+            return torch.cat([self.a(x), x], dim=1)
+
+    with pytest.raises(ArchitectureError, match="uses cat"):
+        spec_from_module(Cat())
