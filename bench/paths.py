@@ -28,7 +28,6 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from geometry.device import resolve_device

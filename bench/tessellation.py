@@ -184,7 +184,7 @@ def main(argv=None) -> int:
         dg = open_run(runs / "digits")
         X = dg.dataset.X_train
         sl = Slice.through_points(X[[0, 1, 2]])
-        cases.append((f"digits CNN trained, plane through 3 images (D=64)", dg.network(len(dg) - 1), sl, None, False))
+        cases.append(("digits CNN trained, plane through 3 images (D=64)", dg.network(len(dg) - 1), sl, None, False))
     except Exception as exc:  # the bundled runs are optional for the benchmark
         print(f"(bundled runs unavailable: {exc})", file=sys.stderr)
     ds = builtin_dataset("digits")

@@ -20,6 +20,19 @@ def pytest_configure(config):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+@pytest.fixture
+def one_torch_thread():
+    """One torch thread for the test (restored after): on tiny nets extra intra-op threads only add
+    contention on the shared 2-core machine. Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 ROOT = Path(__file__).resolve().parents[1]
 DEMO_RUNS = ROOT / "assets" / "runs"
 

@@ -204,7 +204,6 @@ def reference_tessellations(net, box, min_volume: float = 1e-12) -> list:
     mods = list(net.layers)
     cells = [_box_faces(box)]
     maps = [(np.eye(3), np.zeros(3))]             # per cell: current z = A x + c
-    codes: list = []                              # per cell: list of patterns so far
     cell_codes = [[]]
     records = []
     widths = [m.out_features for i, m in enumerate(mods) if isinstance(m, nn.Linear) and i + 1 < len(mods)

@@ -19,12 +19,7 @@ from geometry.spec import mlp_spec
 from geometry.tessellation import tessellate
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _kinked_ckpt(path, a, b):

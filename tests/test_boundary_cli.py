@@ -6,23 +6,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from app.cli.main import main
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny nets: extra intra-op threads only add contention on a shared machine (restored after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
 ROOT = Path(__file__).resolve().parents[1]
 SPIRALS = ROOT / "assets" / "runs" / "spirals"
 DIGITS = ROOT / "assets" / "runs" / "digits"
-pytestmark = pytest.mark.skipif(not (SPIRALS.exists() and DIGITS.exists()), reason="demo runs not bundled")
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
+              pytest.mark.skipif(not (SPIRALS.exists() and DIGITS.exists()), reason="demo runs not bundled")]
 
 
 def test_centroids_writes_npz_and_one_png_per_centroid(tmp_path, capsys):

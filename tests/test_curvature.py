@@ -12,13 +12,7 @@ from geometry.network import Network
 from geometry.spec import mlp_spec
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny nets: extra intra-op threads only add contention on a shared machine (restored after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class Paraboloid(nn.Module):

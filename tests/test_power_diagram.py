@@ -15,13 +15,7 @@ from geometry.slices import Slice
 from geometry.spec import digits_cnn_spec, mlp_spec
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny nets: extra intra-op threads only add contention on a shared machine (restored after)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SLOPE = {"relu": (0.0, 1.0), "leaky_relu": (0.1, 1.0), "abs": (-1.0, 1.0)}   # unit slope for code 0 / 1
 

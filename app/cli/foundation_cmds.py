@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from geometry.datasets import BUILTIN, builtin_dataset, load_npz
 from geometry.errors import ArchitectureError

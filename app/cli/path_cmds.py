@@ -134,7 +134,6 @@ def _frames_of_leaf_path(lp, i: int, frames: int) -> np.ndarray:
 
 
 def cmd_path(args) -> int:
-    import torch
 
     from geometry.runs import open_run
 

@@ -160,7 +160,7 @@ def cmd_region(args) -> int:
     print(f"  distance to region boundary {rep.boundary_distance:.6g} (bit {rep.nearest_bit})")
     if rep.perturbation is not None:
         p = rep.perturbation
-        print(f"  smallest in-region decision change: " + (f"{p.distance:.6g} to class {p.target}" if p.exists
+        print("  smallest in-region decision change: " + (f"{p.distance:.6g} to class {p.target}" if p.exists
                                                           else "none (the decision boundary does not cross this region)"))
     print(f"  time {secs:.2f} s")
     if args.json:

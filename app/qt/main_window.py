@@ -8,7 +8,6 @@ registers), :meth:`MainWindow.add_dock`.
 """
 from __future__ import annotations
 
-import json
 import traceback
 from pathlib import Path
 from typing import Callable
@@ -29,7 +28,7 @@ from ..state import PATH_NAMES, SliceChoice, ViewerState, read_session, save_ses
 from .data_browser import DataBrowser
 from .inspector import Inspector
 from .sliders import EpochLayerControls
-from .theme import BOUNDARY_COLOR, CLASS_COLORS, Theme, class_color, class_rgba, hash_palette, layer_rgba
+from .theme import BOUNDARY_COLOR, Theme, class_color, class_rgba, hash_palette, layer_rgba
 from .view2d import SliceView, cosmetic_pen, edge_groups, prepare_tiles
 
 ORG, APP = "SplineAtlas", "Spline Atlas"

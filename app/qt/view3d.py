@@ -700,7 +700,7 @@ def _hex_f(c: str) -> tuple[float, float, float, float]:
 def install_view3d(window) -> View3DTab:
     """Add the 3D tab to a :class:`app.qt.main_window.MainWindow` (called once by the window)."""
     tab = View3DTab(window)
-    idx = window.add_tab(tab, "3D slice")
+    window.add_tab(tab, "3D slice")
     window.tabs.currentChanged.connect(lambda i: tab.set_active(window.tabs.widget(i) is tab))
     window.view3d = tab
     return tab

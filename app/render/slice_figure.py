@@ -305,7 +305,7 @@ def draw_slice(fig, ax, scene: SliceScene, opt: FigureOptions) -> None:
             ax.add_collection(lc)
         legend.append(Line2D([], [], color=style.EDGE_NEW, lw=1.2, label=f"cuts of layer {t.depth}"))
         if t.depth > 1:
-            legend.append(Line2D([], [], color=style.EDGE_OLD, lw=1.2, label=f"cuts of layer 1" if t.depth == 2 else f"cuts of layers 1–{t.depth - 1}"))
+            legend.append(Line2D([], [], color=style.EDGE_OLD, lw=1.2, label="cuts of layer 1" if t.depth == 2 else f"cuts of layers 1–{t.depth - 1}"))
     if opt.mode == "layer":
         cols = style.layer_rgba(len(scene.full.layers))
         legend += [Patch(facecolor=cols[j], label=f"tile last cut by layer {j}") for j in range(1, t.depth + 1)]

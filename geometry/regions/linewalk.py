@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..errors import CancelledError, SplineAtlasError
-from .affine import _as_net64, check_supported, hamming, layer_offsets, patterns_of, run_layers
+from .affine import _as_net64, check_supported, hamming, patterns_of, run_layers
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from ..errors import SplineAtlasError
 from ..network import Network
 from ..slices import Slice, box_domain
 from . import planar
-from .affine import PL_MODULES, StopWalk, activate, maxpool_pairs, walk
+from .affine import StopWalk, activate, maxpool_pairs, walk
 from .boundary import class_cells_2d, propagate_classes, slope_norms
 from .types import LayerSummary, Tessellation2D, Tessellation3D, pack_pattern
 
