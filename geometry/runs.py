@@ -87,6 +87,22 @@ class Run:
             raise RunError(f"run {self.name!r} has no checkpoint at or before epoch {epoch} (first is {eps[0]}).")
         return earlier[-1]
 
+    def exact_index(self, epoch: int | None) -> int:
+        """Index of the checkpoint at exactly ``epoch`` (None: the last). What a user names with --epoch: an
+        epoch the run does not hold is refused (not silently replaced), naming the available epochs."""
+        if epoch is None:
+            return len(self) - 1
+        eps = list(self.epochs)
+        if epoch in eps:
+            return eps.index(epoch)
+        shown = ", ".join(map(str, eps)) if len(eps) <= 12 else (
+            ", ".join(map(str, eps[:5])) + ", ..., " + ", ".join(map(str, eps[-5:])))
+        before = [e for e in eps if e < epoch]
+        after = [e for e in eps if e > epoch]
+        near = " and ".join(str(e) for e in (before[-1:] + after[:1]))
+        raise RunError(f"run {self.name!r} has no checkpoint at epoch {epoch}; available epochs ({len(eps)}): "
+                       f"{shown} (nearest: {near}).")
+
     def network(self, i: int) -> Network:
         """The i-th checkpoint as a float32 CPU Network (a small LRU cache keeps recent ones)."""
         if not -len(self) <= i < len(self):

@@ -87,4 +87,24 @@ def test_distances_per_layer_and_epoch(tmp_path, capsys):
     assert Image.open(out / "distances.png").size[0] > 1000
     assert main(["distances", str(SPIRALS), "--epochs", "4,1234", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert err.startswith("error: no checkpoint at epoch 1234")
+    assert err.startswith("error: run 'spirals (2-64-64-64-3)' has no checkpoint at epoch 1234;")
+
+
+@pytest.mark.parametrize("argv", [
+    ["centroids", "--points", "0", "--out", "{tmp}/c"],
+    ["deepfool", "--points", "0"],
+    ["curvature", "--points", "0"],
+    ["detect", "--points", "0"],
+    ["region", "--point", "0"],
+    ["walk", "--from", "0", "--to", "1"],
+    ["path", "--kind", "normal", "--from", "0", "--out", "{tmp}/p"],
+    ["export-figure", "--out", "{tmp}/f.png"],
+    ["tessellate", "--summary"],
+])
+def test_every_epoch_option_refuses_an_epoch_the_run_lacks(argv, tmp_path, capsys):
+    """--epoch names a checkpoint: 1250 is not one of the spirals run's (1200 and 1272 are), so every
+    command says so in one line instead of quietly using epoch 1200."""
+    args = [argv[0], str(SPIRALS), "--epoch", "1250"] + [a.replace("{tmp}", str(tmp_path)) for a in argv[1:]]
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "has no checkpoint at epoch 1250" in err[0] and "nearest: 1200 and 1272" in err[0]

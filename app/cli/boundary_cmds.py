@@ -101,7 +101,7 @@ def _load(args):
     from geometry.runs import open_run
 
     run = open_run(args.path, trust_pickle=args.trust_pickle)
-    i = len(run) - 1 if args.epoch is None else run.index_of_epoch(args.epoch)
+    i = run.exact_index(args.epoch)
     return run, i, run.network(i)
 
 
@@ -187,17 +187,16 @@ def cmd_centroids(args) -> int:
 
 
 def _run_epochs(run, text: str) -> list[int]:
+    """'all' or comma-separated epochs, each one the run holds (else a one-line RunError)."""
     if text.strip() == "all":
         return list(run.epochs)
     try:
         want = [int(t) for t in text.split(",") if t.strip()]
     except ValueError:
         raise SplineAtlasError(f"--epochs expects 'all' or comma-separated integers; got {text!r}.") from None
-    missing = [e for e in want if e not in run.epochs]
-    if missing or not want:
-        raise SplineAtlasError(f"no checkpoint at epoch {missing[0] if missing else '(none given)'}; "
-                               f"the run has epochs {run.epochs[0]}..{run.epochs[-1]} ({len(run)} checkpoints).")
-    return want
+    if not want:
+        raise SplineAtlasError("--epochs names no epoch.")
+    return [run.epochs[run.exact_index(e)] for e in want]
 
 
 def cmd_distances(args) -> int:

@@ -49,7 +49,7 @@ def cmd_dynamics(args) -> int:
     idx = None
     if args.epochs:
         try:
-            idx = sorted({run.index_of_epoch(int(t)) for t in args.epochs.split(",")})
+            idx = sorted({run.exact_index(int(t)) for t in args.epochs.split(",")})
         except ValueError:
             raise SplineAtlasError(f"--epochs {args.epochs!r}: give comma-separated integers.") from None
     if args.points < 1:

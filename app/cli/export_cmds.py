@@ -109,7 +109,7 @@ def _setup(args):
     bundle = jobs.open_run_bundle(args.path)
     if not bundle.piecewise_affine:
         raise SplineAtlasError("this network is not piecewise affine, so it has no exact tiles to draw.")
-    ei = len(bundle.run) - 1 if args.epoch is None else bundle.run.index_of_epoch(args.epoch)
+    ei = bundle.run.exact_index(args.epoch)
     choice = parse_slice_choice(args.slice, bundle)
     slice_, home = jobs.make_slice(bundle, choice, ei)
     window = tuple(args.window) if args.window else home
@@ -169,7 +169,7 @@ def _parse_epochs(text: str | None, run) -> list[int]:
             step = parts[2] if len(parts) > 2 else 1
             wanted = [e for e in run.epochs if a <= e <= b][::max(step, 1)]
             return [run.epochs.index(e) for e in wanted]
-        return sorted({run.index_of_epoch(int(t)) for t in text.split(",")})
+        return sorted({run.exact_index(int(t)) for t in text.split(",")})
     except ValueError:
         raise SplineAtlasError(f"--epochs {text!r}: use A:B[:STEP] or E1,E2,... (integers).") from None
 
@@ -223,7 +223,7 @@ def _turntable(args, opt, out: Path) -> int:
 
     require_opengl_display()
     bundle = jobs.open_run_bundle(args.path)
-    ei = len(bundle.run) - 1 if args.epoch is None else bundle.run.index_of_epoch(args.epoch)
+    ei = bundle.run.exact_index(args.epoch)
     frames = turntable_frames(bundle, ei, args.layer, args.color, (opt.width, opt.height), args.frames or 72,
                               slice_kind=args.slice3)
     export_video(out, frames, fps=args.fps, progress=_progress_printer("rendering"))

@@ -138,7 +138,7 @@ def cmd_path(args) -> int:
     from geometry.runs import open_run
 
     run = open_run(args.path, trust_pickle=args.trust_pickle)
-    ei = len(run) - 1 if args.epoch is None else run.index_of_epoch(args.epoch)
+    ei = run.exact_index(args.epoch)
     net = run.network(ei)
     ds = run.dataset
     if ds is None:
@@ -263,7 +263,7 @@ def cmd_convex(args) -> int:
     from geometry.runs import open_run
 
     run = open_run(args.path, trust_pickle=args.trust_pickle)
-    ei = len(run) - 1 if args.epoch is None else run.index_of_epoch(args.epoch)
+    ei = run.exact_index(args.epoch)
     ds = run.dataset
     if ds is None:
         raise DatasetError("the run names no dataset; attach one to run.json.")

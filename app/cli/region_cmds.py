@@ -95,7 +95,7 @@ def _load(args):
     from geometry.runs import open_run
 
     run = open_run(args.path, trust_pickle=args.trust_pickle)
-    i = len(run) - 1 if args.epoch is None else run.index_of_epoch(args.epoch)
+    i = run.exact_index(args.epoch)
     net = run.network(i)
     check_supported(net)
     return run, i, net

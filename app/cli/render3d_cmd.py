@@ -60,7 +60,7 @@ def cmd_render3d(args) -> int:
     t0 = time.perf_counter()
     bundle = open_run_bundle(args.path)
     run = bundle.run
-    idx = len(run) - 1 if args.epoch is None else run.index_of_epoch(args.epoch)
+    idx = run.exact_index(args.epoch)
     kind = args.slice or jobs3d.default_choice(bundle.input_dim).kind
     sl, box = jobs3d.make_slice3(bundle, Slice3Choice(kind, args.point, args.seed), idx)
     t_by = jobs3d.tessellate3_all(bundle, idx, sl, box, args.max_cells)

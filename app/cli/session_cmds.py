@@ -71,7 +71,7 @@ def cmd_create(args) -> int:
 
     bundle = jobs.open_run_bundle(args.run)
     st = ViewerState()
-    epoch_index = len(bundle.run) - 1 if args.epoch is None else bundle.run.index_of_epoch(args.epoch)
+    epoch_index = bundle.run.exact_index(args.epoch)
     st.set_run(str(Path(args.run).resolve()), len(bundle.run), bundle.depth, epoch_index)
     if args.depth is not None:
         if not 1 <= args.depth <= bundle.depth:

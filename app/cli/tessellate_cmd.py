@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geometry.errors import DatasetError, InputFileError, RunError, SplineAtlasError
+from geometry.errors import DatasetError, InputFileError, SplineAtlasError
 
 
 def add_slice_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,29 +53,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_tessellate)
 
 
-def checkpoint_index(run, epoch: int | None) -> int:
-    """Index of the checkpoint at exactly ``epoch`` (None: the last). An epoch the run does not hold is
-    refused (rather than silently replaced by the nearest earlier one), naming the available epochs."""
-    if epoch is None:
-        return len(run) - 1
-    eps = list(run.epochs)
-    if epoch in eps:
-        return eps.index(epoch)
-    shown = ", ".join(map(str, eps)) if len(eps) <= 12 else (
-        ", ".join(map(str, eps[:5])) + ", ..., " + ", ".join(map(str, eps[-5:])))
-    before = [e for e in eps if e < epoch]
-    after = [e for e in eps if e > epoch]
-    near = " and ".join(str(e) for e in (before[-1:] + after[:1]))
-    raise RunError(f"run {run.name!r} has no checkpoint at epoch {epoch}; available epochs ({len(eps)}): {shown}"
-                   f" (nearest: {near}).")
-
-
 def load_checkpoint_network(args):
     """(run, checkpoint index, network) for PATH and --epoch."""
     from geometry.runs import open_run
 
     run = open_run(args.path, trust_pickle=args.trust_pickle)
-    i = checkpoint_index(run, args.epoch)
+    i = run.exact_index(args.epoch)
     return run, i, run.network(i)
 
 
