@@ -383,9 +383,12 @@ def validate_session(data) -> dict:
     return data
 
 
-def save_session(state: ViewerState, path: str | Path) -> None:
-    """Write the state as pretty JSON (run path stored absolute)."""
+def save_session(state: ViewerState, path: str | Path, view3d: dict | None = None) -> None:
+    """Write the state as pretty JSON (run path stored absolute); ``view3d``: the 3D tab's
+    :meth:`app.view3d_state.View3DState.to_dict`, when there is one."""
     data = state.to_session()
+    if view3d is not None:
+        data["view3d"] = view3d
     Path(path).write_text(json.dumps(data, indent=1))
 
 

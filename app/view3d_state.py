@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from psygnal import Signal, SignalGroup
 
+from geometry.errors import InputFileError
 from geometry.slices import Slice
 
 SLICE3_KINDS = ("input", "pca", "deepfool")
@@ -96,6 +97,7 @@ class View3DState:
         self._settings = View3DSettings()
         self._clip = ClipPlane()
         self._picked: tuple[float, float, float] | None = None
+        self._pending_clip: ClipPlane | None = None    # a session's plane, applied when its slice arrives
 
     choice = property(lambda self: self._choice)
     slice3 = property(lambda self: self._slice3)
@@ -124,6 +126,10 @@ class View3DState:
         self._picked = None
         a = self._clip.axis
         self._clip = replace(self._clip, position=(self._box[2 * a] + self._box[2 * a + 1]) / 2)
+        if slice3 is not None and self._pending_clip is not None:
+            pending, self._pending_clip = self._pending_clip, None
+            lo, hi = self._box[2 * pending.axis], self._box[2 * pending.axis + 1]
+            self._clip = replace(pending, position=min(max(float(pending.position), lo), hi))
         self.events.slice3.emit(slice3)
         self.events.clip.emit(self._clip)
         self.events.picked.emit(None)
@@ -160,6 +166,31 @@ class View3DState:
         if p != self._picked:
             self._picked = p
             self.events.picked.emit(p)
+
+    def apply_dict(self, data: dict) -> None:
+        """Restore what :meth:`to_dict` saved (sessions): the slice choice (the slice itself is rebuilt from
+        it), the drawing settings, and the clipping plane (applied once that slice arrives; at once when the
+        choice is the current one). Unknown keys are ignored; malformed values raise InputFileError."""
+        if not isinstance(data, dict):
+            raise InputFileError("the session's 3D view must be a JSON object.")
+        ch = data.get("choice") or {}
+        settings = {k: v for k, v in (data.get("settings") or {}).items() if k in View3DSettings.__dataclass_fields__}
+        clip = {k: v for k, v in (data.get("clip") or {}).items() if k in ClipPlane.__dataclass_fields__}
+        try:
+            choice = Slice3Choice(str(ch.get("kind", self._choice.kind)), int(ch.get("index", 0)), int(ch.get("seed", 0)))
+            if choice.kind not in SLICE3_KINDS:
+                raise ValueError(f"3D slice kind must be one of {SLICE3_KINDS}, got {choice.kind!r}")
+            plane = replace(ClipPlane(), **clip)
+            if plane.axis not in (0, 1, 2):
+                raise ValueError(f"clip axis must be 0, 1 or 2, got {plane.axis}")
+            self.update_settings(**settings)
+        except (TypeError, ValueError) as exc:
+            raise InputFileError(f"the session's 3D view is malformed ({exc}).") from None
+        if choice == self._choice and self._slice3 is not None:
+            self.update_clip(**{k: getattr(plane, k) for k in ClipPlane.__dataclass_fields__})
+        else:
+            self._pending_clip = plane
+            self.set_choice(choice)
 
     def to_dict(self) -> dict:
         """JSON-able snapshot (for sessions)."""

@@ -89,6 +89,32 @@ def test_view3d_state_validates_and_emits_once():
         s.set_choice(Slice3Choice("nope"))
 
 
+def test_view3d_state_round_trips_through_a_session_dict():
+    """to_dict -> apply_dict restores choice, settings and the clipping plane; the plane waits for its slice
+    (a new slice otherwise re-centres it); malformed input is one InputFileError."""
+    from geometry.errors import InputFileError
+
+    a = View3DState()
+    a.set_choice(Slice3Choice("deepfool", index=4, seed=2))
+    a.set_slice3(Slice.input_plane(3), (0, 4, -1, 1, 10, 12))
+    a.update_settings(only_layer=2, near_boundary=True, explode=0.5, camera="fly", opacity=0.3)
+    a.update_clip(enabled=True, axis=1, position=0.25, keep_above=True)
+    saved = a.to_dict()
+    b = View3DState()
+    b.apply_dict(saved)
+    assert b.choice == a.choice and b.settings == a.settings
+    assert b.clip != a.clip                                   # no slice yet: the plane is pending
+    b.set_slice3(Slice.input_plane(3), (0, 4, -1, 1, 10, 12))
+    assert b.clip == a.clip
+    b.set_slice3(Slice.input_plane(3), (0, 4, -1, 1, 10, 12))
+    assert b.clip.position == 0.0                             # applied once; later slices re-centre
+    b.apply_dict({"choice": saved["choice"], "clip": {**saved["clip"], "position": 0.5}})
+    assert b.clip.position == 0.5                             # same choice, slice present: at once
+    for bad in ({"choice": {"kind": "nope"}}, {"clip": {"axis": 7}}, {"settings": {"camera": "orbit"}}, [1]):
+        with pytest.raises(InputFileError, match="3D view"):
+            View3DState().apply_dict(bad)
+
+
 def test_scene_arrays_counts_and_filters(ref):
     _, t = ref
     tb = [t]
@@ -393,6 +419,17 @@ def test_window_3d_tab_follows_the_layer_slider_and_its_controls(gl, qtbot, tmp_
     c.explode.setValue(0)
     assert s3.settings.explode == 0.0
     qtbot.waitUntil(lambda: idle() and np.abs(tab.scene.pick_offsets).max() == 0, timeout=TIMEOUT)
+    # sessions keep the 3D tab: settings, slice choice and the clipping plane come back
+    s3.update_settings(only_layer=1, opacity=0.4)
+    s3.update_clip(enabled=True, axis=0, position=0.2)
+    want = (s3.choice, s3.settings, s3.clip)
+    f = tmp_path / "s.json"
+    win.save_session(f)
+    s3.update_settings(only_layer=0, opacity=0.12)
+    s3.update_clip(enabled=False, axis=2)
+    win.open_path(f)
+    qtbot.waitUntil(lambda: (s3.choice, s3.settings, s3.clip) == want and idle(), timeout=TIMEOUT)
+    assert c.layer.currentData() == 1 and c.opacity.value() == 40 and c.clip_on.isChecked()
     win.work.shutdown()
 
 

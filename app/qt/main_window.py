@@ -359,6 +359,11 @@ class MainWindow(QMainWindow):
         if session is not None and session.get("slice"):
             self.state.apply_session(session)
             self.data_browser.set_choice(self.state.slice_choice)
+            if session.get("view3d"):
+                try:
+                    self.view3d.state3d.apply_dict(session["view3d"])
+                except SplineAtlasError as exc:
+                    self.show_error("The session's 3D view could not be restored", exc)
         else:
             self.request_slice(jobs.default_slice_choice(bundle))
 
@@ -390,7 +395,7 @@ class MainWindow(QMainWindow):
     def save_session(self, path: str | Path) -> None:
         self.view2d.flush_window()
         try:
-            save_session(self.state, path)
+            save_session(self.state, path, self.view3d.state3d.to_dict())
         except OSError as exc:
             self.show_error("Could not save the session", exc)
             return

@@ -152,6 +152,7 @@ class View3DControls(QWidget):
         lay.addStretch(1)
         self._updating = False
         self.s3.events.choice.connect(self._show_choice)
+        self.s3.events.settings.connect(self.show_settings)
 
     # -- from the state -------------------------------------------------------------------------------
     def set_run(self, input_dim: int, depth: int, n_points: int) -> None:
@@ -184,6 +185,26 @@ class View3DControls(QWidget):
             self.seed.setEnabled(dl)
         finally:
             self._updating = False
+
+    def show_settings(self, st) -> None:
+        """Show ``st`` (View3DSettings) without sending it back (e.g. after a session restored it)."""
+        widgets = [self.camera, self.layer, self.near, self.near_d, self.explode, self.opacity, self.budget,
+                   *self.checks.values()]
+        for w in widgets:
+            w.blockSignals(True)
+        try:
+            self.camera.setCurrentIndex(max(self.camera.findData(st.camera), 0))
+            self.layer.setCurrentIndex(max(self.layer.findData(st.only_layer), 0))
+            self.near.setChecked(st.near_boundary)
+            self.near_d.setValue(st.near_distance)
+            self.explode.setValue(int(round(st.explode / 1.5 * 100)))
+            self.opacity.setValue(int(round(st.opacity * 100)))
+            self.budget.setValue(st.max_cells)
+            for key, cb in self.checks.items():
+                cb.setChecked(getattr(st, key))
+        finally:
+            for w in widgets:
+                w.blockSignals(False)
 
     def show_clip(self, clip, box) -> None:
         self._updating = True
