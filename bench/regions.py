@@ -151,7 +151,7 @@ def main() -> None:
             q = bench_qp(net, X, args.qp_regions)
             print(f"{name:<22} {q['n']:>7} | {q['t_ws']:>27.4f} {q['t_full']:>12.4f} {q['t_full'] / q['t_ws']:>6.1f} "
                   f"{1 / q['t_ws']:>9.2f} | {str(q['same']):<5} {q['err']:.1e}  {q['fallback']}", flush=True)
-        print("in-region QP: CPU seconds per region (C-1 QPs each, box BOX); solver CLARABEL in both (working set: "
+        print(f"in-region QP: CPU seconds per region (C-1 QPs each, box {BOX}); solver CLARABEL in both (working set: "
               "clarabel directly; full: through cvxpy); x = full / working set")
 
 

@@ -396,3 +396,44 @@ def test_slope_colour_bar_and_power_diagram_sites(qtbot, spirals_window):
         np.testing.assert_allclose(np.c_[xs, ys], ref, rtol=1e-7, atol=1e-9)
     win.toggle_actions["show_sites"].trigger()
     assert len(win.view2d.sites.getData()[0]) == 0
+
+
+def test_leaf_and_region_paths_traced_in_the_window_equal_the_engine(qtbot, digits_window, spirals_window):
+    """Horizontal and normal leaf paths on the digits slice, a same-class region path on spirals: what the
+    window draws is the engine's path for the same start, end, step size and budget."""
+    from geometry.leaf_paths import horizontal_paths, normal_paths
+    from geometry.region_paths import region_path
+
+    win, st = digits_window, digits_window.state
+    sl = st.slice
+    h = st.add_path("horizontal", (-0.5, -0.4), (0.6, 0.5))
+    n = st.add_path("normal", (0.2, -0.3))
+    qtbot.waitUntil(lambda: h.id in win.path_results and n.id in win.path_results and not win.work.busy(),
+                    timeout=TIMEOUT)
+    net = win.bundle.network(h.epoch_index)
+    s, d = sl.to_input(np.array([h.start]))[0], sl.to_input(np.array([h.end]))[0]
+    ref = horizontal_paths(net, s[None], d[None], step_size=h.step_size * np.linalg.norm(d - s), max_steps=h.steps)
+    k = int(ref.num_steps[0])
+    got = win.path_results[h.id]
+    np.testing.assert_allclose(got.X[-1], ref.points[0][ref.point_steps <= k][-1], atol=1e-8)
+    np.testing.assert_allclose(got.distance, ref.distance[0, :k + 1], rtol=1e-9)
+    np.testing.assert_allclose(got.u, sl.project(got.X), atol=1e-12)
+    s2 = sl.to_input(np.array([n.start]))[0]
+    ref_n = normal_paths(net, s2[None], step_size=n.step_size, steps=n.steps, seed=n.id)
+    got_n = win.path_results[n.id]
+    np.testing.assert_allclose(got_n.probs, ref_n.probs[0, :int(ref_n.num_steps[0]) + 1], atol=1e-9)
+    assert got_n.off_plane.max() > 0                  # a normal path leaves the slice plane
+    win.tabs.setCurrentWidget(win.paths_panel)
+    win.paths_panel.list.setCurrentRow(0)
+    assert win.paths_panel.strip.isVisible()          # image data: the strip of intermediate inputs
+
+    win, st = spirals_window, spirals_window.state
+    X, y = win.bundle.points()
+    pred = win.bundle.network(st.epoch_index)(torch.as_tensor(X, dtype=torch.float32)).argmax(1).numpy()
+    a, b = np.flatnonzero(pred == pred[0])[[0, 5]]
+    r = st.add_path("region", tuple(st.slice.project(X[[a]])[0]), tuple(st.slice.project(X[[b]])[0]))
+    qtbot.waitUntil(lambda: r.id in win.path_results and not win.work.busy(), timeout=TIMEOUT)
+    eng = region_path(win.bundle.network(r.epoch_index), X[a], X[b])
+    got_r = win.path_results[r.id]
+    assert eng.success and f"(class {eng.label}), {len(eng.anchors)} anchors" in got_r.summary
+    assert np.all(got_r.probs.argmax(1) == eng.label)  # every drawn point keeps the class
