@@ -204,7 +204,18 @@ def cmd_enumerate(args) -> int:
                                f"pass an explicit small --box if you really want it (may be huge).")
     box = _box(args, run, net.input_dim) if (args.box or run.dataset is not None) else (-1.0, 1.0)
     t0 = time.perf_counter()
-    e = enumerate_regions(net, box, max_regions=args.max_regions, device=args.device)
+    last = [0.0]
+    print(f"  enumerating the regions of a {net.input_dim}-D box (budget {args.max_regions} regions) ...",
+          file=sys.stderr, flush=True)
+
+    def progress(frac: float, msg: str) -> None:   # at most ~4 lines a second: a large box can take hours
+        now = time.perf_counter()
+        if now - last[0] > 0.25:
+            last[0] = now
+            print(f"\r  {msg} ({now - t0:.0f} s; Ctrl+C stops)   ", end="", file=sys.stderr, flush=True)
+
+    e = enumerate_regions(net, box, max_regions=args.max_regions, device=args.device, progress=progress)
+    print("", file=sys.stderr)
     secs = time.perf_counter() - t0
     print(f"{run.name} epoch {run.epochs[i]}: {e.n_regions} regions in the box, {len(e.adjacency)} facet adjacencies, "
           f"{e.lps} LPs, {secs:.2f} s")
