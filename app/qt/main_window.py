@@ -78,6 +78,7 @@ class MainWindow(QMainWindow):
         self.path_results: dict[int, object] = {}
         self._sites: dict = {}                 # (tessellation key, depth) -> (R, 2) projected sites
         self._pending_session: dict | None = None
+        self._pending_region_info: tuple | None = None   # (u, info) that arrived before its point's report
         self._exporters: list[QAction] = []
         self.last_error: str | None = None
         self.setWindowTitle(APP)
@@ -793,10 +794,11 @@ class MainWindow(QMainWindow):
             return
         epoch, sl, depth = st.epoch_index, st.slice, st.depth
         tess = self.tess
+        self._pending_region_info = None
         self.inspector.set_busy(p)
         self.work.submit("inspect", "Inspecting the point",
                          lambda progress, cancel: jobs.inspect_point(b, epoch, sl, p, depth, tess, progress, cancel),
-                         on_done=self.inspector.set_report,
+                         on_done=self._on_inspect_report,
                          on_error=lambda exc: self.show_error("Could not inspect that point", exc))
         if jobs.region_geometry_available() and b.piecewise_affine:
             x = sl.to_input(np.asarray(p, np.float64)[None])[0]
@@ -805,13 +807,18 @@ class MainWindow(QMainWindow):
                              on_done=lambda info: self._on_region_info(p, info),
                              on_error=lambda exc: self._on_region_info(p, {"error": str(exc)}))
 
-    def _on_region_info(self, p, info: dict, tries: int = 100) -> None:
+    def _on_inspect_report(self, rep) -> None:
+        self.inspector.set_report(rep)
+        pending, self._pending_region_info = self._pending_region_info, None
+        if pending is not None and tuple(pending[0]) == tuple(rep.u):
+            self.inspector.set_region_info(pending[1])   # the slow part finished first
+
+    def _on_region_info(self, p, info: dict) -> None:
         if self.state.inspected != p:
             return  # stale: the user clicked elsewhere
         rep = self.inspector.report
         if rep is None or tuple(rep.u) != tuple(p):
-            if tries > 0:  # the fast part of this inspection has not arrived yet
-                QTimer.singleShot(100, lambda: self._on_region_info(p, info, tries - 1))
+            self._pending_region_info = (p, info)       # shown when the fast part of this inspection arrives
             return
         self.inspector.set_region_info(info)
 
