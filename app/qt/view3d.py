@@ -436,14 +436,14 @@ class View3DTab(QWidget):
         st.epoch_index.connect(lambda _: self._schedule())
         st.depth.connect(lambda _: self._redraw())
         st.color_mode.connect(lambda _: self._redraw())
-        st.paths.connect(lambda _: QTimer.singleShot(0, self._redraw_paths))
+        st.paths.connect(lambda _: QTimer.singleShot(0, self, self._redraw_paths))
         st.inspected.connect(lambda _: self._redraw_marker())
         s3.choice.connect(lambda _: self._request_slice())
         s3.slice3.connect(lambda _: self._on_slice3())
         s3.settings.connect(self._on_settings)
         s3.clip.connect(self._on_clip)
         s3.picked.connect(lambda _: self._redraw_marker())
-        window.work.activity.connect(lambda busy, *_: QTimer.singleShot(0, self._redraw_paths) if not busy else None)
+        window.work.activity.connect(lambda busy, *_: QTimer.singleShot(0, self, self._redraw_paths) if not busy else None)
         self.controls.reset_camera.connect(
             lambda: self.canvas.reset_camera(1.0 + self.state3d.settings.explode) if self.canvas else None)
 
