@@ -20,9 +20,9 @@ def pytest_configure(config):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def one_torch_thread():
-    """One torch thread for the test (restored after): on tiny nets extra intra-op threads only add
+    """One torch thread for a test module (restored after): on tiny nets extra intra-op threads only add
     contention on the shared 2-core machine. Modules opt in with
     ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
     import torch

@@ -17,13 +17,7 @@ from geometry.tessellation import Tessellation2D, tessellate, tessellate_all_dep
 BOX = [-1.0, 1.0, -1.0, 1.0]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread is much faster on the shared 2-core machine (restored after)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _train(net: Network, X: np.ndarray, y: np.ndarray, steps: int = 300, seed: int = 0) -> Network:

@@ -18,12 +18,7 @@ from geometry.tessellation.locate import cell_planes
 BOX3 = [-1.0, 1.0, -1.0, 1.0, -1.0, 1.0]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _net(widths, seed=0):
