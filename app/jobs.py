@@ -314,8 +314,9 @@ class PointReport:
     """What the inspector shows for one point of the slice.
 
     u: (2,) slice coordinates; x: (D,) input point; probs: (C,); predicted: int.
-    active: per layer (number of active units, width). region: index of the tile at the current depth
-    (-1 if no tessellation); region_count: number of tiles; pattern_hash: 8 hex digits of the pattern.
+    active: per layer (number of active units, width; -1 for a max-pool, -2 for a smooth layer). region:
+    index of the tile at the current depth (-1 if no tessellation); region_count: number of tiles;
+    pattern_hash: 8 hex digits of the pattern ("—" for a network with smooth layers).
     slope_norm: ||A_w|| of the full-depth region (NaN if unknown); boundary_distance_slice: distance in u
     to the nearest exact decision-boundary segment of the slice (NaN if none); deepfool_distance:
     ||r(x)|| of DeepFool in the full input space (NaN if unavailable); trace_g: Tr G(x) (NaN if unavailable);
@@ -347,9 +348,11 @@ def inspect_point(bundle: RunBundle, epoch_index: int, slice_: Slice, u, depth: 
     with torch.no_grad():
         tr = net.trace(torch.as_tensor(x[None], dtype=torch.float32))
     probs = _probs(tr.logits)[0]
-    active = tuple((int(p.sum()) if p.dtype == torch.bool else -1, int(p.shape[1])) for p in tr.patterns)
+    # per nonlinearity (active units, width); -1: a max-pool (an argmax, no on/off), -2: smooth (no pattern)
+    active = tuple((-2 if not info.piecewise_linear else int(p.sum()) if p.dtype == torch.bool else -1,
+                    int(p.shape[1])) for p, info in zip(tr.patterns, net.layer_infos))
     pats = [p[0].numpy().astype(np.uint8).tobytes() for p in tr.patterns[:depth]]
-    phash = f"{zlib.crc32(b''.join(pats)):08x}"
+    phash = f"{zlib.crc32(b''.join(pats)):08x}" if bundle.piecewise_affine else "—"
     region, count, slope, bdist = -1, 0, float("nan"), float("nan")
     if tess_by_depth:
         t = tess_by_depth[depth - 1]

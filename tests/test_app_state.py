@@ -149,3 +149,26 @@ def test_deepfool_slice_of_the_window_is_the_engine_cross_section(digits_run_pat
     np.testing.assert_allclose(sl.anchors[1], [np.linalg.norm(r), 0.0], atol=1e-9)
     half = 2.5 * np.linalg.norm(r)
     np.testing.assert_allclose(win, (-half, half, -half, half), rtol=1e-9)
+
+
+def test_inspecting_a_smooth_network_reports_no_activation_pattern(tmp_path):
+    """Softplus layers have no on/off pattern: the inspector's report says so instead of '0 of 8 active'."""
+    import torch
+
+    from app import jobs
+    from geometry.checkpoints import save_checkpoint
+    from geometry.network import Network
+
+    spec = {"input_shape": [2], "layers": [{"type": "linear", "in_features": 2, "out_features": 8}, {"type": "softplus"},
+                                           {"type": "linear", "in_features": 8, "out_features": 6}, {"type": "relu"},
+                                           {"type": "linear", "in_features": 6, "out_features": 3}]}
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "smooth.pt", Network(spec))
+    b = jobs.open_run_bundle(tmp_path / "smooth.pt")
+    assert not b.piecewise_affine
+    rep = jobs.inspect_point(b, 0, Slice.input_plane(2), (0.3, -0.2), depth=2)
+    assert rep.active[0] == (-2, 8) and rep.active[1][1] == 6 and rep.active[1][0] >= 0
+    assert rep.pattern_hash == "—" and rep.centroid is None
+    with torch.no_grad():
+        p = torch.softmax(b.network(0)(torch.tensor([[0.3, -0.2]])), 1)[0].numpy()
+    np.testing.assert_allclose(rep.probs, p, rtol=1e-5)

@@ -123,8 +123,8 @@ class Inspector(QWidget):
                            f"(p = {r.probs[r.predicted]:.3f})")
         f["region"].setText("—" if r.region < 0 else f"#{r.region} of {r.region_count}")
         f["hash"].setText(r.pattern_hash)
-        f["active"].setText("  ".join(f"L{i + 1}: {a}/{w}" if a >= 0 else f"L{i + 1}: argmax"
-                                      for i, (a, w) in enumerate(r.active)))
+        f["active"].setText("  ".join(f"L{i + 1}: {a}/{w}" if a >= 0 else f"L{i + 1}: argmax" if a == -1
+                                      else f"L{i + 1}: smooth" for i, (a, w) in enumerate(r.active)))
         f["slope"].setText(_fmt(r.slope_norm))
         f["bdist"].setText(_fmt(r.boundary_distance_slice))
         f["deepfool"].setText(_fmt(r.deepfool_distance))
