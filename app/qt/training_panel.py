@@ -16,6 +16,12 @@ from ..state import ViewerState
 from .theme import Theme
 
 
+REG_TITLE = "regions in the current slice window (full depth)"
+REG_HINT = ": cached epochs only"
+TR_TITLE = "mean Tr G over test points"
+TR_HINT = ": not computed yet"
+
+
 class TrainingPanel(QWidget):
     """Plots against epoch with a cursor linked to the state's epoch. Buttons ask the window for work:
     ``tessellate_all_requested`` and ``trace_requested``."""
@@ -45,10 +51,10 @@ class TrainingPanel(QWidget):
         self.plots = pg.GraphicsLayoutWidget()
         lay.addWidget(self.plots, 1)
         self.p_acc = self.plots.addPlot(row=0, col=0, title="accuracy")
-        self.p_acc.addLegend(offset=(-10, 10))
+        self.p_acc.addLegend(offset=(-10, -10), colCount=2)   # one row, bottom right: trained curves sit near 1
         self.p_acc.setYRange(0, 1.02, padding=0)
-        self.p_reg = self.plots.addPlot(row=1, col=0, title="regions in the current slice window (full depth)")
-        self.p_tr = self.plots.addPlot(row=2, col=0, title="mean Tr G over test points")
+        self.p_reg = self.plots.addPlot(row=1, col=0, title=REG_TITLE + REG_HINT)
+        self.p_tr = self.plots.addPlot(row=2, col=0, title=TR_TITLE + TR_HINT)
         self.p_tr.setLabel("bottom", "epoch")
         self.cursors = []
         for p in (self.p_acc, self.p_reg, self.p_tr):
@@ -85,6 +91,8 @@ class TrainingPanel(QWidget):
         self.note.setText("" if shown else "this run recorded no accuracy")
         self.reg_curve.setData([], [])
         self.tr_curve.setData([], [])
+        self.p_reg.setTitle(REG_TITLE + REG_HINT)
+        self.p_tr.setTitle(TR_TITLE + TR_HINT)
         if len(self.epochs):
             lo, hi = float(self.epochs.min()), float(self.epochs.max())
             self.p_acc.setXRange(lo, hi if hi > lo else lo + 1, padding=0.02)
@@ -96,12 +104,15 @@ class TrainingPanel(QWidget):
         """(E,) regions per epoch (NaN where not computed)."""
         ok = np.isfinite(counts)
         self.reg_curve.setData(self.epochs[ok], counts[ok])
-        self.p_reg.enableAutoRange(axis="y")
+        if ok.any():                                   # counts from 0: one cached epoch gets a readable axis
+            self.p_reg.setYRange(0, 1.08 * float(counts[ok].max()), padding=0)
+        self.p_reg.setTitle(REG_TITLE + ("" if ok.all() else REG_HINT))
 
     def set_trace(self, curve) -> None:
         """A ``TraceCurve`` (mean_trace per checkpoint)."""
         self.tr_curve.setData(np.asarray(curve.epochs, np.float64), np.asarray(curve.mean_trace))
         self.p_tr.enableAutoRange(axis="y")
+        self.p_tr.setTitle(TR_TITLE)
 
     def _on_epoch(self, i: int) -> None:
         if len(self.epochs):
