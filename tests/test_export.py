@@ -209,6 +209,23 @@ def test_cli_export_figure_and_video(tiny, tmp_path, capsys):
     assert _files(tmp_path) == ["a.png", "e.gif", "p.mp4"]
 
 
+def test_epoch_ranges_of_the_video_sweep(tiny, tmp_path, capsys):
+    """--epochs A:B every checkpoint in A..B; A:B:STEP the checkpoints nearest to A, A+STEP, ..., B (the
+    tiny run holds epochs 0, 2, 6); a range with no checkpoint is one line."""
+    from app.cli.main import main
+
+    run = str(tiny["root"] / "spirals")
+    for spec, frames in (("0:6:6", 2), ("1:6", 2), ("0:6:3", 3)):
+        out = tmp_path / f"{spec.replace(':', '_')}.gif"
+        assert main(["export-video", run, "--sweep", "epochs", "--epochs", spec, "--size", "200", "160",
+                     "--out", str(out)]) == 0
+        assert len(imageio.mimread(out)) == frames, spec
+    assert main(["export-video", run, "--sweep", "epochs", "--epochs", "10:20", "--out", str(tmp_path / "x.gif")]) == 2
+    assert "no checkpoint between epochs 10 and 20" in capsys.readouterr().err
+    assert main(["export-video", run, "--sweep", "epochs", "--epochs", "0:6:0", "--out", str(tmp_path / "x.gif")]) == 2
+    assert not (tmp_path / "x.gif").exists()
+
+
 def test_3d_turntable_video(tmp_path):
     """Needs OpenGL (pytest-xvfb or a display): frames of the requested size, and the view turns."""
     import os

@@ -57,12 +57,21 @@ def test_gui_figure_equals_cli_figure(qtbot, fake_window, run_path, tmp_path):
     from app.cli.main import main
     from app.qt.export_dialog import ExportDialog
 
+    from app.render.style import fit_dpi
+
     dlg = ExportDialog(fake_window)
     qtbot.addWidget(dlg)
     assert dlg.mode.currentData() == "slope"                       # defaults follow the window
+    dlg.width_.setValue(800)
+    dlg.height_.setValue(600)
+    assert dlg.dpi.value() == fit_dpi(800, 600) == 125              # the dpi follows the size (6.4 x 4.8 in) ...
     dlg.width_.setValue(500)
     dlg.height_.setValue(400)
+    assert dlg.dpi.value() == fit_dpi(500, 400) == 78
     dlg.dpi.setValue(100)
+    dlg.width_.setValue(501)
+    dlg.width_.setValue(500)
+    assert dlg.dpi.value() == 100                                   # ... until the user sets one
     dlg.path.setText(str(tmp_path / "gui.png"))
     dlg.start_export()
     qtbot.waitUntil(lambda: dlg.result_path is not None or dlg.error is not None, timeout=60000)

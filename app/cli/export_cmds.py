@@ -23,7 +23,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--color", choices=["class", "slope", "hash", "layer"], default="class",
                    help="tile colouring: predicted class, ||A_w|| slope norm, activation-pattern hash, layer of origin")
     p.add_argument("--size", type=int, nargs=2, metavar=("W", "H"), default=None, help="size in pixels")
-    p.add_argument("--dpi", type=int, default=200, help="dots per inch (fonts scale with it; default 200)")
+    p.add_argument("--dpi", type=int, default=None,
+                   help="dots per inch: fonts scale with it (default: fit the size, min(W/6.4, H/4.8))")
     p.add_argument("--font-scale", type=float, default=1.0, help="multiply all font sizes")
     p.add_argument("--no-edges", action="store_true", help="do not draw the tiles' edges")
     p.add_argument("--no-boundary", action="store_true", help="do not draw the decision boundary")
@@ -51,7 +52,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--epoch", type=int, default=None,
                    help="layers/path sweeps: the checkpoint (default: last)")
     v.add_argument("--epochs", type=str, default=None, metavar="A:B[:STEP]|E1,E2,...",
-                   help="epochs sweep: which epochs (default: every checkpoint)")
+                   help="epochs sweep: which epochs (default: every checkpoint). A:B every checkpoint from epoch "
+                        "A to B; A:B:STEP the checkpoints nearest to epochs A, A+STEP, ..., B; or a list of epochs")
     v.add_argument("--fps", type=float, default=4.0, help="frames per second (default 4)")
     v.add_argument("--path-kind", choices=["straight", "horizontal", "normal"], default="horizontal",
                    help="path sweep: the kind of path (default: horizontal leaf path)")
@@ -96,8 +98,11 @@ def parse_slice_choice(text: str | None, bundle):
 def _options(args):
     from app.render.slice_figure import FigureOptions
 
+    from app.render.style import fit_dpi
+
     w, h = args.size if args.size else (1200, 1000)
-    return FigureOptions(mode=args.color, width=w, height=h, dpi=args.dpi, show_edges=not args.no_edges,
+    dpi = args.dpi if args.dpi is not None else fit_dpi(w, h)
+    return FigureOptions(mode=args.color, width=w, height=h, dpi=dpi, show_edges=not args.no_edges,
                          show_boundary=not args.no_boundary, show_points=not args.no_points,
                          show_legend=not args.no_legend, show_title=not args.no_title,
                          font_scale=args.font_scale).check()
@@ -165,13 +170,23 @@ def _parse_epochs(text: str | None, run) -> list[int]:
     try:
         if ":" in text:
             parts = [int(t) for t in text.split(":")]
+            if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] < 1):
+                raise ValueError
             a, b = parts[0], parts[1]
-            step = parts[2] if len(parts) > 2 else 1
-            wanted = [e for e in run.epochs if a <= e <= b][::max(step, 1)]
-            return [run.epochs.index(e) for e in wanted]
+            inside = [i for i, e in enumerate(run.epochs) if a <= e <= b]
+            if not inside:
+                raise SplineAtlasError(f"--epochs {text}: the run has no checkpoint between epochs {a} and {b} "
+                                       f"(it has {run.epochs[0]}..{run.epochs[-1]}).")
+            if len(parts) == 2:
+                return inside
+            # every STEP epochs: the checkpoint nearest to each of A, A + STEP, ..., B (runs are often log-spaced)
+            import numpy as np
+
+            eps = np.asarray([run.epochs[i] for i in inside])
+            return sorted({inside[int(np.argmin(np.abs(eps - t)))] for t in range(a, b + 1, parts[2])})
         return sorted({run.exact_index(int(t)) for t in text.split(",")})
     except ValueError:
-        raise SplineAtlasError(f"--epochs {text!r}: use A:B[:STEP] or E1,E2,... (integers).") from None
+        raise SplineAtlasError(f"--epochs {text!r}: use A:B[:STEP] (STEP >= 1) or E1,E2,... (integers).") from None
 
 
 def cmd_export_video(args) -> int:

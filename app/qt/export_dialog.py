@@ -160,10 +160,16 @@ class ExportDialog(QDialog):
         size = QHBoxLayout()
         self.width_ = QSpinBox(); self.width_.setRange(16, 8192); self.width_.setValue(1200)   # noqa: E702
         self.height_ = QSpinBox(); self.height_.setRange(16, 8192); self.height_.setValue(1000)  # noqa: E702
-        self.dpi = QSpinBox(); self.dpi.setRange(10, 1200); self.dpi.setValue(200)  # noqa: E702
+        self.dpi = QSpinBox(); self.dpi.setRange(10, 1200)  # noqa: E702
+        self.dpi.setToolTip("Fonts scale with the dpi; it follows the size (at least 6.4 x 4.8 inches) until you set it")
         for w, suffix in ((self.width_, " px wide"), (self.height_, " px high"), (self.dpi, " dpi")):
             w.setSuffix(suffix)
             size.addWidget(w)
+        self._dpi_set_by_user = False
+        self._fit_dpi()
+        self.width_.valueChanged.connect(self._fit_dpi)
+        self.height_.valueChanged.connect(self._fit_dpi)
+        self.dpi.valueChanged.connect(self._on_dpi_edited)
         form.addRow("Size", size)
         self.fps = QDoubleSpinBox(); self.fps.setRange(0.5, 60); self.fps.setValue(4.0); self.fps.setSuffix(" fps")  # noqa: E702
         form.addRow("Frame rate", self.fps)
@@ -200,6 +206,18 @@ class ExportDialog(QDialog):
         self._on_kind()
 
     # -- widgets --------------------------------------------------------------------------------
+    def _fit_dpi(self, *_) -> None:
+        """Keep the dpi fitted to the pixel size (see app.render.style.fit_dpi) until the user sets one."""
+        if not self._dpi_set_by_user:
+            from app.render.style import fit_dpi
+
+            self.dpi.blockSignals(True)
+            self.dpi.setValue(fit_dpi(self.width_.value(), self.height_.value()))
+            self.dpi.blockSignals(False)
+
+    def _on_dpi_edited(self, *_) -> None:
+        self._dpi_set_by_user = True
+
     def _on_kind(self) -> None:
         k = self.kind.currentData()
         video = k in ("epochs", "layers", "path", "turntable")

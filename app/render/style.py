@@ -26,6 +26,13 @@ RC = {
 }
 
 
+def fit_dpi(width: int, height: int) -> int:
+    """The dpi at which a ``width`` x ``height`` px figure is at least 6.4 x 4.8 inches (matplotlib's own
+    default page): fonts, legend and title then keep their proportions at any pixel size (a small video
+    frame at a fixed 200 dpi crowds its title and legend)."""
+    return int(min(max(round(min(width / 6.4, height / 4.8)), 50), 1200))
+
+
 @contextmanager
 def figure_style(font_scale: float = 1.0):
     """matplotlib rc context with the export defaults (fonts scaled by ``font_scale``)."""
