@@ -10,7 +10,9 @@ Per checkpoint (:func:`checkpoint_dynamics`), on fixed seeded point sets shared 
     of the slice window — "tiles migrating from the data to the decision boundary" (delayed robustness,
     Humayun et al. 2024) shows as the boundary/data ratio growing long after train accuracy saturates;
     plus the slice's total region count. 2D-input nets use the input plane over the data box; higher-D
-    nets use ``slices`` planes through three training points each (data squares on the three anchors);
+    nets use ``slices`` planes through three training points each for the boundary and random squares,
+    and for the data squares ``data_squares`` training points x, each in its own plane through x and two
+    other random training points (a SplineCam plane), so the data density is a mean over many points;
   * mean Tr G(x) over test points (Grementieri & Fioresi Fig. 2; :mod:`geometry.local_data_matrix`);
   * mean distance of training points to the nearest region boundary of each layer (power-diagram
     paper Fig. 5; :func:`geometry.power_diagram.boundary_distances`).
@@ -39,7 +41,7 @@ from .slices import Slice
 Progress = Callable[[float, str], None] | None
 Cancel = Callable[[], bool] | None
 
-DYNAMICS_VERSION = 1
+DYNAMICS_VERSION = 2   # 2: per-point data squares for inputs above 2D
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class DynamicsSettings:
     lc_radius: orthoplex radius r (None: 0.05 x the data's RMS distance to its mean); lc_dims: frame
     directions P; square_half_width: h of the exact-count squares (None: = the LC radius);
     boundary_points: squares on the decision boundary; slices: planes used when the input is not 2D;
+    data_squares: training points with their own square when the input is not 2D;
     max_regions: tessellation budget per slice; with_trace_g / with_boundary_distance: optional columns.
     """
 
@@ -60,6 +63,7 @@ class DynamicsSettings:
     square_half_width: float | None = None
     boundary_points: int = 256
     slices: int = 2
+    data_squares: int = 32
     max_regions: int = 400_000
     with_trace_g: bool = True
     with_boundary_distance: bool = True
@@ -161,6 +165,7 @@ class _Points:
     radius: float
     half_width: float
     slices: tuple[tuple[Slice, np.ndarray, np.ndarray], ...]   # (slice, box domain (4,), data centres (n, 2))
+    data_planes: tuple[tuple[Slice, np.ndarray], ...] = ()     # D > 2: (plane through x_k, its centre u_k (2,))
 
 
 def _subset(X, y, n, rng):
@@ -181,7 +186,7 @@ def _points(dataset, settings: DynamicsSettings) -> _Points:
     radius = settings.lc_radius if settings.lc_radius is not None else 0.05 * scale
     h = settings.square_half_width if settings.square_half_width is not None else radius
     D = Xall.shape[1]
-    slices = []
+    slices, data_planes = [], []
     if D == 2:
         sl = Slice.input_plane(2)
         span = hi - lo
@@ -196,8 +201,17 @@ def _points(dataset, settings: DynamicsSettings) -> _Points:
             sl = Slice.through_points(P, description=f"plane through training points {idx}")
             u = sl.project(P)
             box = _box(u, 0.3)
-            slices.append((sl, box, u))
-    return _Points(Xtr, ytr, Xte, yte, Xr, float(radius), float(h), tuple(slices))
+            slices.append((sl, box, np.zeros((0, 2))))
+        for k in range(min(settings.data_squares, len(Xtr))):
+            for _ in range(10):                       # two partners off the point (duplicates make no plane)
+                pair = Xall[rng.choice(len(Xall), 2, replace=False)]
+                try:
+                    sl = Slice.through_points(np.concatenate([Xtr[k:k + 1], pair]))
+                except SplineAtlasError:
+                    continue
+                data_planes.append((sl, sl.project(Xtr[k:k + 1])[0]))
+                break
+    return _Points(Xtr, ytr, Xte, yte, Xr, float(radius), float(h), tuple(slices), tuple(data_planes))
 
 
 def _box(u: np.ndarray, margin: float) -> np.ndarray:
@@ -248,6 +262,11 @@ def checkpoint_dynamics(net, epoch: int, pts: _Points, settings: DynamicsSetting
         for name, C in (("data", centres), ("boundary", bpts), ("random", rpts)):
             if len(C):
                 dens[name].append(square_region_counts(net, sl, C, h, tessellations=[t]).counts[-1])
+    for j, (sl, u) in enumerate(pts.data_planes):      # D > 2: each data point's own square
+        tick(0.7 + 0.05 * j / len(pts.data_planes), f"exact regions around data point {j + 1}/{len(pts.data_planes)}")
+        square = np.array([u[0] - h, u[0] + h, u[1] - h, u[1] + h])
+        dens["data"].append(np.array([tessellate(net, sl, square, device=device, max_regions=settings.max_regions,
+                                                 cancel=cancel).num_regions]))
     dmean = {k: float(np.concatenate(v).mean()) if v and sum(len(a) for a in v) else float("nan")
              for k, v in dens.items()}
     trg = float("nan")

@@ -98,6 +98,24 @@ def test_high_dimensional_input_uses_planes_through_points(tmp_path):
     p = c.points[0]
     assert np.isfinite(p.density_data) and p.density_data >= 1 and p.regions_slice >= 1
     assert np.isnan(p.mean_trace_g) and len(p.lc_train) == 1
+    # data squares: one per training point, each in its own plane through that point; the mean equals
+    # counting the regions that meet each square in a 3x larger exact tessellation
+    from geometry.dynamics import _points
+    from geometry.local_complexity import square_region_counts
+    from geometry.tessellation import tessellate
+
+    settings = DynamicsSettings(max_points=40, random_points=20, boundary_points=20, slices=1, lc_dims=3,
+                                data_squares=6, with_trace_g=False)
+    pts = _points(r.dataset, settings)
+    assert len(pts.data_planes) == 6
+    net, h = r.network(0), pts.half_width
+    counts = []
+    for k, (sl, u) in enumerate(pts.data_planes):
+        assert sl.distance_to_plane(pts.X_train[k:k + 1])[0] < 1e-9
+        big = tessellate(net, sl, np.array([u[0] - 3 * h, u[0] + 3 * h, u[1] - 3 * h, u[1] + 3 * h]))
+        counts.append(square_region_counts(net, sl, u[None], h, tessellations=[big]).counts[-1][0])
+    q = run_dynamics(r, settings, cache_dir=None).points[0]
+    assert q.density_data == pytest.approx(np.mean(counts))
 
 
 def test_cli_dynamics_writes_csv_and_figures(run, tmp_path, capsys):

@@ -25,7 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--radius", type=float, default=None,
                    help="LC orthoplex radius r and square half-width (default: 0.05 x the data's RMS radius)")
     p.add_argument("--frame-dims", type=int, default=16, help="orthoplex directions P (default 16)")
-    p.add_argument("--slices", type=int, default=2, help="slices used for region density when the input is not 2D")
+    p.add_argument("--slices", type=int, default=2,
+                   help="planes for the boundary and random squares when the input is not 2D (default 2)")
+    p.add_argument("--data-squares", type=int, default=32,
+                   help="training points with their own exact square (own plane) when the input is not 2D (default 32)")
     p.add_argument("--no-trace-g", action="store_true", help="skip mean Tr G")
     p.add_argument("--no-boundary-distance", action="store_true", help="skip distances to region boundaries")
     p.add_argument("--no-cache", action="store_true", help="recompute every checkpoint (no disk cache)")
@@ -56,7 +59,7 @@ def cmd_dynamics(args) -> int:
         raise SplineAtlasError("--points must be at least 1.")
     settings = DynamicsSettings(max_points=args.points, random_points=args.points, lc_radius=args.radius,
                                 lc_dims=args.frame_dims, square_half_width=args.radius,
-                                boundary_points=args.points, slices=args.slices,
+                                boundary_points=args.points, slices=args.slices, data_squares=args.data_squares,
                                 with_trace_g=not args.no_trace_g, with_boundary_distance=not args.no_boundary_distance)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
