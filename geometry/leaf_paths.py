@@ -233,7 +233,7 @@ class _Field:
         return probs, jac, rs, pats
 
 
-def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step_size: float, max_steps: int,
+def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step_size: torch.Tensor, max_steps: int,
                tol: torch.Tensor | None, integrator: str, rtol: float | None, stop_on_stagnation: bool,
                stagnation_window: int, min_progress: float, clip_steps: bool, record_every: int | None, method: str,
                chunk_size: int, check_every: int, point_budget_bytes: int, progress, cancel,
@@ -319,9 +319,9 @@ def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step
         scale = dist if kind == "horizontal" else torch.ones_like(dist)
         degenerate = active & (vn <= 1e-9 * scale.clamp_min(1e-300))
         if kind == "horizontal" and clip_steps:
-            h = torch.minimum(torch.full_like(vn, step_size), vn)
+            h = torch.minimum(step_size, vn)
         else:
-            h = torch.full_like(vn, step_size)
+            h = step_size.clone()
         if integrator == "rk4":
             k1 = unit
             k2, _ = direction(x64 + 0.5 * h[:, None] * k1, fld((x64 + 0.5 * h[:, None] * k1).to(dt), False)[2])
@@ -354,7 +354,7 @@ def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step
             status = torch.where(moving & (new_dist <= tol), torch.full_like(status, REACHED), status)
             if stop_on_stagnation and t + 1 >= stagnation_window:
                 old = rec["distance"][:, t + 1 - stagnation_window]
-                attainable = torch.minimum(old, torch.full_like(old, stagnation_window * step_size))
+                attainable = torch.minimum(old, stagnation_window * step_size.to(old.dtype))
                 stuck = (status == RUNNING) & (old - new_dist < min_progress * attainable)
                 status = torch.where(stuck, torch.full_like(status, STAGNATED), status)
         if progress is not None and (t % 16 == 0):
@@ -408,7 +408,9 @@ def _run(net, kind, sources, target, *, step_size, max_steps, tol, integrator, r
          point_budget_bytes, progress, cancel, settings, reuse_jacobian=None, projection="svd") -> LeafPaths:
     from .deepfool import prepare_model
 
-    _check("step_size", step_size > 0 and math.isfinite(step_size), f"must be a positive number; got {step_size}.")
+    alpha = np.asarray(step_size, dtype=np.float64).reshape(-1)
+    _check("step_size", alpha.size > 0 and bool(np.all(np.isfinite(alpha) & (alpha > 0))),
+           f"must be a positive number (or one per path); got {step_size}.")
     _check("steps", int(max_steps) >= 0, f"must be >= 0; got {max_steps}.")
     _check("integrator", integrator in ("euler", "rk4"), f"use 'euler' or 'rk4'; got {integrator!r}.")
     _check("projection", projection in PROJECTIONS, f"use 'svd' or 'gram'; got {projection!r}.")
@@ -425,11 +427,14 @@ def _run(net, kind, sources, target, *, step_size, max_steps, tol, integrator, r
         raise DatasetError(f"{S.shape[0]} sources but {Tg.shape[0]} {'destinations' if kind == 'horizontal' else 'directions'}; give one each (or one to broadcast).")
     if S.shape[0] == 0:
         raise DatasetError("no paths requested (0 sources).")
+    if alpha.size not in (1, S.shape[0]):
+        raise DatasetError(f"{alpha.size} step sizes for {S.shape[0]} paths; give one, or one per path.")
+    alpha_t = torch.as_tensor(np.broadcast_to(alpha, (S.shape[0],)).copy(), dtype=torch.float64, device=dev)
     tol_t = None
     if kind == "horizontal":
         d0 = (Tg.double() - S.double()).norm(dim=1)
         tol_t = (1e-3 * d0 if tol is None else torch.full_like(d0, float(tol)))
-    out = _integrate(model, kind, S, Tg, step_size=float(step_size), max_steps=int(max_steps), tol=tol_t,
+    out = _integrate(model, kind, S, Tg, step_size=alpha_t, max_steps=int(max_steps), tol=tol_t,
                      integrator=integrator, rtol=rtol, stop_on_stagnation=stop_on_stagnation,
                      stagnation_window=int(stagnation_window), min_progress=float(min_progress),
                      clip_steps=clip_steps, record_every=record_every, method=jacobian_method,
@@ -438,7 +443,8 @@ def _run(net, kind, sources, target, *, step_size, max_steps, tol, integrator, r
                      progress=progress, cancel=cancel, reuse_jacobian=reuse_jacobian, projection=projection)
     computed, served = out.pop("jacobian_counts")
     npy = {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
-    settings = dict(settings, step_size=float(step_size), max_steps=int(max_steps), integrator=integrator,
+    settings = dict(settings, step_size=float(alpha[0]) if alpha.size == 1 else alpha.tolist(),
+                    max_steps=int(max_steps), integrator=integrator,
                     dtype=str(dtype).replace("torch.", ""), device=str(dev), projection=projection,
                     rtol=float(default_rtol(dtype, dim) if rtol is None else rtol),
                     jacobian_reuse=bool(served), jacobian_sweeps=int(computed), jacobian_evaluations=int(served))
@@ -465,8 +471,9 @@ def horizontal_paths(net: nn.Module, sources, destinations, *, step_size: float 
                      cancel: Callable[[], bool] | None = None) -> LeafPaths:
     """Horizontal paths from sources (N, D) to destinations (N, D) (either may be a single point).
 
-    step_size: α, the step length away from the destination; max_steps: step budget; tol: reached when
-    ||d − x|| ≤ tol (default 1e-3·||d − s|| per path); integrator: "euler" (their Algorithm 1) or "rk4";
+    step_size: α, the step length away from the destination (one, or (N,) one per path); max_steps: step
+    budget; tol: reached when ||d − x|| ≤ tol (default 1e-3·||d − s|| per path); integrator: "euler"
+    (their Algorithm 1) or "rk4";
     rtol: relative singular-value tolerance of row(J); stagnation: stop a path when over the last
     ``stagnation_window`` steps its distance dropped by less than ``min_progress`` × min(window·α,
     distance) (set ``stop_on_stagnation=False`` to follow it to the budget, as in their Fig. 6).
@@ -507,7 +514,8 @@ def normal_paths(net: nn.Module, sources, directions=None, *, seed: int = 0, ste
                  projection: str = "svd", progress: Callable[[float, str], None] | None = None,
                  cancel: Callable[[], bool] | None = None) -> LeafPaths:
     """Normal paths from sources (N, D) along fixed directions w (N, D) (default: seeded random unit
-    vectors), each step α (w − P_row(J) w)/||·||: across leaves, toward noise (their §4.2).
+    vectors), each step α (w − P_row(J) w)/||·|| (α: one, or (N,) one per path): across leaves, toward
+    noise (their §4.2).
     projection: "svd" | "gram", as in :func:`horizontal_paths`."""
     S = np.asarray(sources.detach().cpu() if isinstance(sources, torch.Tensor) else sources, dtype=np.float64)
     if S.ndim == 1:

@@ -311,6 +311,30 @@ def test_batched_paths_equal_one_at_a_time(digits):
     np.testing.assert_allclose(n0.points[0], nb.points[2], atol=1e-10)
 
 
+def test_one_step_size_per_path_equals_each_path_on_its_own(digits):
+    """A batch with a step size per path (the window batches clicked paths of different lengths) traces
+    every path exactly as alone; a wrong number of step sizes is one clear error."""
+    torch.manual_seed(3)
+    net = Network(digits_cnn_spec(channels=2, hidden=8))
+    S, Dst = digits.X_test[:3], digits.X_test[3:6]
+    alphas = np.array([0.05, 0.1, 0.2])
+    both = horizontal_paths(net, S, Dst, step_size=alphas, max_steps=15, stagnation_window=4)
+    assert both.settings["step_size"] == alphas.tolist()
+    for i, a in enumerate(alphas):
+        one = horizontal_paths(net, S[i], Dst[i], step_size=float(a), max_steps=15, stagnation_window=4)
+        n = int(one.num_steps[0])
+        assert n == both.num_steps[i] and one.status[0] == both.status[i]
+        np.testing.assert_allclose(one.distance[0, : n + 1], both.distance[i, : n + 1], atol=1e-10)
+        assert np.all(both.step_length[i, :n] <= a + 1e-12)
+    nb = normal_paths(net, S, random_directions(3, 64, seed=4), step_size=alphas, steps=6)
+    for i, a in enumerate(alphas):
+        np.testing.assert_allclose(nb.step_length[i, :6], a, rtol=1e-9)
+    with pytest.raises(DatasetError, match="2 step sizes for 3 paths"):
+        horizontal_paths(net, S, Dst, step_size=[0.1, 0.2], max_steps=2)
+    with pytest.raises(SplineAtlasError, match="step_size"):
+        horizontal_paths(net, S, Dst, step_size=[0.1, -1.0, 0.2], max_steps=2)
+
+
 def test_rk4_tracks_the_field_more_accurately_on_a_smooth_net():
     """On a smooth net the horizontal path is an ODE; RK4 stays tangent better than Euler at the same step."""
     torch.manual_seed(0)
