@@ -274,15 +274,23 @@ class ViewerState:
 
     def add_path(self, kind: str, start, end=None) -> PathSpec:
         """Keep a new path definition (computed by the window); returns it with its id."""
+        return self.add_paths(kind, [start], None if end is None else [end])[0]
+
+    def add_paths(self, kind: str, starts, ends=None) -> tuple[PathSpec, ...]:
+        """Keep several new paths of one kind in one change (the window traces them in one batch)."""
         if kind not in PATH_KINDS:
             raise ValueError(f"path kind must be one of {PATH_KINDS}, got {kind!r}")
-        spec = PathSpec(self._next_path_id, kind, (float(start[0]), float(start[1])),
-                        None if end is None else (float(end[0]), float(end[1])), self._epoch_index,
-                        True, self._settings.path_steps, self._settings.path_step_size)
-        self._next_path_id += 1
-        self._paths = self._paths + (spec,)
+        ends = [None] * len(starts) if ends is None else list(ends)
+        if len(ends) != len(starts):
+            raise ValueError(f"{len(starts)} starts but {len(ends)} ends")
+        new = tuple(PathSpec(self._next_path_id + k, kind, (float(a[0]), float(a[1])),
+                             None if b is None else (float(b[0]), float(b[1])), self._epoch_index,
+                             True, self._settings.path_steps, self._settings.path_step_size)
+                    for k, (a, b) in enumerate(zip(starts, ends)))
+        self._next_path_id += len(new)
+        self._paths = self._paths + new
         self.events.paths.emit(self._paths)
-        return spec
+        return new
 
     def set_path_visible(self, path_id: int, visible: bool) -> None:
         new = tuple(replace(p, visible=bool(visible)) if p.id == path_id else p for p in self._paths)

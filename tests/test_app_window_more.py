@@ -437,3 +437,34 @@ def test_leaf_and_region_paths_traced_in_the_window_equal_the_engine(qtbot, digi
     got_r = win.path_results[r.id]
     assert eng.success and f"(class {eng.label}), {len(eng.anchors)} anchors" in got_r.summary
     assert np.all(got_r.probs.argmax(1) == eng.label)  # every drawn point keeps the class
+
+
+def test_paths_added_together_trace_in_one_batch_and_equal_each_alone(qtbot, digits_window, monkeypatch):
+    """Several leaf paths added in one change (a session, or Shift+click's fan of normal paths) are traced
+    by one engine call; each equals the same path traced alone."""
+    from PySide6.QtWidgets import QApplication
+
+    from app.qt import main_window as mw
+    from app.qt.paths_panel import compute_path
+
+    win, st = digits_window, digits_window.state
+    jobs = []
+    submit = win.work.submit
+    monkeypatch.setattr(win.work, "submit", lambda ch, *a, **k: (jobs.append(ch), submit(ch, *a, **k))[1])
+    hs = st.add_paths("horizontal", [(-0.5, -0.4), (0.2, 0.9), (1.0, -0.8)], [(0.6, 0.5), (-0.9, -0.2), (0.1, 0.3)])
+    st.set_pick_mode("normal")
+    monkeypatch.setattr(QApplication, "keyboardModifiers", staticmethod(lambda: Qt.KeyboardModifier.ShiftModifier))
+    _click_view(qtbot, win, 0.2, -0.3)
+    fan = [p for p in st.paths if p.kind == "normal"]
+    assert len(fan) == mw.NORMAL_FAN and len({p.id for p in fan}) == mw.NORMAL_FAN
+    qtbot.waitUntil(lambda: all(win.path_results.get(p.id) is not None for p in st.paths) and not win.work.busy(),
+                    timeout=TIMEOUT)
+    assert len([j for j in jobs if j.startswith("path-")]) == 2      # one batch per kind
+    for spec in (hs[1], fan[3]):
+        alone = compute_path(win.bundle, st.slice, spec)
+        got = win.path_results[spec.id]
+        np.testing.assert_allclose(got.X, alone.X, atol=1e-9)
+        np.testing.assert_allclose(got.probs, alone.probs, atol=1e-9)
+        assert got.summary == alone.summary
+    ends = np.array([win.path_results[p.id].X[-1] for p in fan])
+    assert len(np.unique(ends.round(6), axis=0)) == mw.NORMAL_FAN    # eight different directions

@@ -40,9 +40,10 @@ COLOR_MODE_LABELS = {"class": "Predicted class", "slope": "‖A_ω‖ (slope nor
                      "hash": "Activation-pattern hash", "layer": "Layer of origin"}
 PICK_LABELS = {"inspect": ("Inspect", "Click a point to inspect it"),
                "horizontal": ("Horizontal path", "Click a start and an end: horizontal leaf path"),
-               "normal": ("Normal path", "Click a start: normal leaf path"),
+               "normal": ("Normal path", "Click a start: normal leaf path (Shift+click: a fan of 8, one batch)"),
                "region": ("Region path", "Click two points of the same class: same-class region path"),
                "segment": ("Segment", "Click two points: straight segment")}
+NORMAL_FAN = 8  # Shift+click with the normal-path tool traces this many normal paths from the point
 PATH_COLORS = ["#ff00aa", "#00b3b3", "#ff7f0e", "#7b3fe4", "#2ca02c", "#8c564b"]
 
 
@@ -771,7 +772,9 @@ class MainWindow(QMainWindow):
         if done is None or self.state.pick_mode == "inspect":
             return
         mode = self.state.pick_mode
-        if mode in ("horizontal", "normal", "region", "segment"):
+        if mode == "normal" and QApplication.keyboardModifiers() & Qt.KeyboardModifier.ShiftModifier:
+            self.state.add_paths(mode, [done[0]] * NORMAL_FAN)    # a fan: each id seeds its own direction
+        elif mode in ("horizontal", "normal", "region", "segment"):
             self.state.add_path(mode, done[0], done[1] if len(done) > 1 else None)
 
     def _on_pick_mode(self, mode: str) -> None:
@@ -829,29 +832,51 @@ class MainWindow(QMainWindow):
         for pid in list(self.path_results):
             if pid not in live:
                 del self.path_results[pid]
+        if self.bundle is None or self.state.slice is None:
+            self._redraw_paths()
+            return
+        from .paths_panel import LEAF_KINDS
+
+        batches: dict[tuple, list] = {}
         for spec in paths:
-            if spec.id not in self.path_results and self.bundle is not None and self.state.slice is not None:
-                self._compute_path(spec)
+            if spec.id in self.path_results:
+                continue
+            if spec.kind in LEAF_KINDS:        # leaf paths of one kind, epoch and budget: one engine batch
+                batches.setdefault((spec.kind, spec.epoch_index, spec.steps), []).append(spec)
+            else:
+                self._compute_paths([spec])
+        for specs in batches.values():
+            self._compute_paths(specs)
         self._redraw_paths()
 
-    def _compute_path(self, spec) -> None:
+    def _compute_paths(self, specs: list) -> None:
+        """Trace ``specs`` in a worker: one leaf-path batch, or one path of another kind."""
         from . import paths_panel
 
         b, sl = self.bundle, self.state.slice
-        self.path_results[spec.id] = None
-        self.work.submit(f"path-{spec.id}", f"Tracing {PATH_NAMES[spec.kind]} #{spec.id}",
-                         lambda progress, cancel: paths_panel.compute_path(b, sl, spec, progress, cancel),
-                         on_done=lambda res, pid=spec.id: self._on_path_done(pid, res),
-                         on_error=lambda exc, pid=spec.id: self._on_path_error(pid, exc), supersede=False)
+        ids = [sp.id for sp in specs]
+        for pid in ids:
+            self.path_results[pid] = None
+        if len(specs) == 1:
+            spec = specs[0]
+            fn = lambda progress, cancel: {spec.id: paths_panel.compute_path(b, sl, spec, progress, cancel)}  # noqa: E731
+            what = f"{PATH_NAMES[spec.kind]} #{spec.id}"
+        else:
+            fn = lambda progress, cancel: paths_panel.compute_leaf_paths(b, sl, specs, progress, cancel)  # noqa: E731
+            what = f"{len(specs)} {PATH_NAMES[specs[0].kind]}s #{ids[0]}–#{ids[-1]}"
+        self.work.submit(f"path-{ids[0]}", f"Tracing {what}", fn,
+                         on_done=lambda res: [self._on_path_done(pid, r) for pid, r in res.items()],
+                         on_error=lambda exc: self._on_paths_error(ids, exc), supersede=False)
 
     def _on_path_done(self, pid: int, res) -> None:
         if any(p.id == pid for p in self.state.paths):
             self.path_results[pid] = res
             self._redraw_paths()
 
-    def _on_path_error(self, pid: int, exc: BaseException) -> None:
-        self.state.remove_path(pid)
-        self.show_error("Could not trace that path", exc)
+    def _on_paths_error(self, ids: list, exc: BaseException) -> None:
+        for pid in ids:
+            self.state.remove_path(pid)
+        self.show_error("Could not trace that path" if len(ids) == 1 else f"Could not trace those {len(ids)} paths", exc)
 
     def _redraw_paths(self) -> None:
         items = []
@@ -936,7 +961,8 @@ class MainWindow(QMainWindow):
     def _show_keys(self) -> None:
         QMessageBox.information(self, "Keyboard shortcuts",
                                 "←/→  previous/next epoch\n↑/↓  more/fewer layers\nSpace  play/pause the epoch sweep\n"
-                                "Esc  cancel the current pick\nCtrl+O  open · Ctrl+S  save session · Ctrl+E  export\n"
+                                "Esc  cancel the current pick\nShift+click (normal-path tool)  a fan of 8 normal paths\n"
+                                "Ctrl+O  open · Ctrl+S  save session · Ctrl+E  export\n"
                                 "Ctrl+0  reset the view\nMouse: drag to pan, wheel to zoom (re-tessellates the window)")
 
     def _about(self) -> None:

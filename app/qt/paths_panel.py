@@ -67,12 +67,50 @@ def path_kind_available(kind: str) -> bool:
     return False
 
 
+LEAF_KINDS = ("horizontal", "normal")
+
+
+def compute_leaf_paths(bundle, slice_, specs, progress=None, cancel=None) -> dict[int, PathResult]:
+    """Trace leaf paths ``specs`` (one kind, one epoch, one step budget) in a single batched engine call;
+    returns {spec.id: PathResult}. Each path is what it would be alone: its own step size and, for a
+    normal path, the random direction seeded by its id."""
+    lp = _module("geometry.leaf_paths")
+    if lp is None:
+        raise SplineAtlasError("leaf paths are not available in this build.")
+    kinds = {(sp.kind, sp.epoch_index, sp.steps) for sp in specs}
+    if len(kinds) != 1 or next(iter(kinds))[0] not in LEAF_KINDS:
+        raise SplineAtlasError("a batch of leaf paths needs one kind, epoch and step budget.")
+    kind, epoch_index, steps = next(iter(kinds))
+    net = bundle.network(epoch_index)
+    S = slice_.to_input(np.array([sp.start for sp in specs], np.float64))
+    if kind == "horizontal":
+        Dst = slice_.to_input(np.array([sp.end for sp in specs], np.float64))
+        alpha = np.array([sp.step_size for sp in specs]) * np.maximum(np.linalg.norm(Dst - S, axis=1), 1e-12)
+        res = lp.horizontal_paths(net, S, Dst, step_size=alpha, max_steps=steps, progress=progress, cancel=cancel)
+    else:
+        alpha = np.array([sp.step_size for sp in specs], np.float64)
+        W = np.concatenate([lp.random_directions(1, S.shape[1], seed=sp.id) for sp in specs])
+        res = lp.normal_paths(net, S, W, step_size=alpha, steps=steps, progress=progress, cancel=cancel)
+    out = {}
+    for i, sp in enumerate(specs):
+        n = int(res.num_steps[i])
+        X = np.asarray(res.points[i][res.point_steps <= n], np.float64)
+        summary = (f"{kind} leaf path, {n} steps of {alpha[i]:.3g}, {lp.STATUS_NAMES[int(res.status[i])]}, "
+                   f"classes {_class_sequence(res.predicted[i, :n + 1])}")
+        dist = res.distance[i, :n + 1] if kind == "horizontal" else np.full(n + 1, np.nan)
+        out[sp.id] = PathResult(X, slice_.project(X), slice_.distance_to_plane(X), np.arange(n + 1),
+                                res.probs[i, :n + 1], res.trace[i, :n + 1], dist, summary)
+    return out
+
+
 def compute_path(bundle, slice_, spec: PathSpec, progress=None, cancel=None) -> PathResult:
     """Trace ``spec`` on the run's checkpoint ``spec.epoch_index`` (worker thread; engine calls only).
 
-    Step sizes are relative: ``spec.step_size`` times the picked segment's length (horizontal paths) or
-    times the slice window's size (normal paths), so a path makes sense at any zoom.
+    Step sizes: ``spec.step_size`` times the picked segment's length for horizontal paths (so a path
+    makes sense at any zoom), in input units for normal paths.
     """
+    if spec.kind in LEAF_KINDS:
+        return compute_leaf_paths(bundle, slice_, [spec], progress, cancel)[spec.id]
     net = bundle.network(spec.epoch_index)
     s = slice_.to_input(np.asarray(spec.start, np.float64)[None])[0]
     d = None if spec.end is None else slice_.to_input(np.asarray(spec.end, np.float64)[None])[0]
@@ -97,27 +135,6 @@ def compute_path(bundle, slice_, spec: PathSpec, progress=None, cancel=None) -> 
         return PathResult(X, slice_.project(X), slice_.distance_to_plane(X), np.arange(len(X)), ldm.probs,
                           ldm.trace, np.linalg.norm(X - d[None], axis=1),
                           f"straight segment, classes {classes}{walk_text}", marks)
-    if spec.kind in ("horizontal", "normal"):
-        lp = _module("geometry.leaf_paths")
-        if lp is None:
-            raise SplineAtlasError("leaf paths are not available in this build.")
-        if spec.kind == "horizontal":
-            alpha = spec.step_size * max(float(np.linalg.norm(d - s)), 1e-12)
-            res = lp.horizontal_paths(net, s[None], d[None], step_size=alpha, max_steps=spec.steps,
-                                      progress=progress, cancel=cancel)
-        else:
-            alpha = spec.step_size
-            res = lp.normal_paths(net, s[None], step_size=alpha, steps=spec.steps, seed=spec.id,
-                                  progress=progress, cancel=cancel)
-        n = int(res.num_steps[0])
-        keep = res.point_steps <= n
-        X = np.asarray(res.points[0][keep], np.float64)
-        status = lp.STATUS_NAMES[int(res.status[0])]
-        summary = (f"{spec.kind} leaf path, {n} steps of {alpha:.3g}, {status}, "
-                   f"classes {_class_sequence(res.predicted[0, :n + 1])}")
-        dist = res.distance[0, :n + 1] if spec.kind == "horizontal" else np.full(n + 1, np.nan)
-        return PathResult(X, slice_.project(X), slice_.distance_to_plane(X), np.arange(n + 1),
-                          res.probs[0, :n + 1], res.trace[0, :n + 1], dist, summary)
     if spec.kind == "region":
         rp = _module("geometry.region_paths")
         if rp is None:
