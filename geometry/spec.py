@@ -61,6 +61,34 @@ def _int_pair(v: Any) -> int | tuple[int, int]:
     return tuple(v) if isinstance(v, (list, tuple)) else int(v)
 
 
+MAX_PARAMETERS = 250_000_000  # ~1 GB of float32 weights (2 GB as the exact tools' float64 copy)
+
+
+def count_parameters(layers) -> int:
+    """Parameters the spec's ``layers`` would allocate, counted before anything is built (an absurd spec
+    is refused by :func:`validate_spec` instead of exhausting memory). Malformed entries count 0 here;
+    :func:`build_layer` reports them."""
+    total = 0
+    for e in layers if isinstance(layers, list) else []:
+        if not isinstance(e, dict):
+            continue
+        try:
+            kind = e.get("type")
+            if kind == "linear":
+                total += int(e["in_features"]) * int(e["out_features"]) + int(e["out_features"])
+            elif kind == "conv2d":
+                k = e["kernel_size"]
+                kk = int(k[0]) * int(k[1]) if isinstance(k, (list, tuple)) else int(k) ** 2
+                total += int(e["in_channels"]) * int(e["out_channels"]) * kk + int(e["out_channels"])
+            elif kind in ("batchnorm1d", "batchnorm2d"):
+                total += 4 * int(e["num_features"])
+            elif kind == "residual":
+                total += count_parameters(e.get("body"))
+        except (KeyError, TypeError, ValueError):
+            continue
+    return total
+
+
 def build_layer(entry: dict) -> nn.Module:
     """Build one torch module from one spec entry."""
     kind = entry.get("type")
@@ -100,8 +128,9 @@ def build_layer(entry: dict) -> nn.Module:
                 "elu": nn.ELU, "silu": nn.SiLU}.get(kind, lambda: nn.Softmax(dim=-1))()
     except KeyError as exc:
         raise ArchitectureError(f"layer {kind!r} in architecture spec is missing the parameter {exc.args[0]!r}.") from None
-    except (TypeError, ValueError) as exc:
-        raise ArchitectureError(f"layer {kind!r} in architecture spec has a bad parameter: {exc}.") from None
+    except (TypeError, ValueError, RuntimeError) as exc:   # torch: RuntimeError for negative sizes
+        raise ArchitectureError(f"layer {kind!r} in architecture spec has a bad parameter: "
+                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}.") from None
 
 
 def build_sequential(layers: list[dict]) -> nn.Sequential:
@@ -121,6 +150,10 @@ def validate_spec(spec: dict) -> dict:
         raise ArchitectureError("architecture spec needs 'input_shape', a list of positive ints such as [2] or [1, 8, 8].")
     if int(torch.tensor(shape).prod()) > 10_000_000:
         raise ArchitectureError(f"input_shape {shape} is absurdly large (over 10 million features).")
+    n_params = count_parameters(spec.get("layers"))
+    if n_params > MAX_PARAMETERS:
+        raise ArchitectureError(f"the architecture has {n_params:,} parameters (over {MAX_PARAMETERS:,}); Spline "
+                                f"Atlas is for networks that fit a desktop's memory many times over.")
     model = build_sequential(spec.get("layers"))
     try:
         with torch.no_grad():

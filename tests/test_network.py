@@ -217,3 +217,24 @@ def test_custom_module_with_an_unsupported_op_is_refused_naming_it():
 
     with pytest.raises(ArchitectureError, match="uses cat"):
         spec_from_module(Cat())
+
+
+def test_absurd_or_malformed_layer_sizes_are_refused_before_allocating():
+    """A spec whose weights would not fit in memory is refused from its counted parameters (nothing is
+    allocated: 10^10 float32 weights would be 40 GB); negative sizes are an ArchitectureError too."""
+    from geometry.spec import MAX_PARAMETERS, count_parameters
+
+    huge = [{"type": "linear", "in_features": 2, "out_features": 100_000}, {"type": "relu"},
+            {"type": "linear", "in_features": 100_000, "out_features": 100_000}]
+    assert count_parameters(huge) == 2 * 100_000 + 100_000 + 100_000 ** 2 + 100_000 > MAX_PARAMETERS
+    with pytest.raises(ArchitectureError, match="10,000,400,000 parameters"):
+        validate_spec({"input_shape": [2], "layers": huge})
+    with pytest.raises(ArchitectureError, match="bad parameter.*negative dimension"):
+        validate_spec({"input_shape": [2], "layers": [{"type": "linear", "in_features": 2, "out_features": -5}]})
+    cnn = digits_cnn_spec()
+    assert count_parameters(cnn["layers"]) == Network(cnn).num_parameters()
+    res = [{"type": "linear", "in_features": 3, "out_features": 4},
+           {"type": "residual", "body": [{"type": "linear", "in_features": 4, "out_features": 4}, {"type": "relu"}]},
+           {"type": "batchnorm1d", "num_features": 4}]
+    net = Network({"input_shape": [3], "layers": res})
+    assert count_parameters(res) == net.num_parameters() + 2 * 4   # + batch norm's running mean and variance
