@@ -103,6 +103,19 @@ class Run:
         raise RunError(f"run {self.name!r} has no checkpoint at epoch {epoch}; available epochs ({len(eps)}): "
                        f"{shown} (nearest: {near}).")
 
+    def epoch_indices(self, text: str) -> list[int]:
+        """Checkpoint indices of a user's epoch list: 'all', or comma-separated epochs the run holds (each
+        through :meth:`exact_index`). Anything else is a one-line SplineAtlasError."""
+        if text.strip().lower() == "all":
+            return list(range(len(self)))
+        try:
+            wanted = [int(t) for t in text.split(",") if t.strip()]
+        except ValueError:
+            raise SplineAtlasError(f"--epochs expects 'all' or comma-separated integers; got {text!r}.") from None
+        if not wanted:
+            raise SplineAtlasError("--epochs names no epoch.")
+        return [self.exact_index(e) for e in wanted]
+
     def network(self, i: int) -> Network:
         """The i-th checkpoint as a float32 CPU Network (a small LRU cache keeps recent ones)."""
         if not -len(self) <= i < len(self):

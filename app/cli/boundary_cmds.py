@@ -186,25 +186,12 @@ def cmd_centroids(args) -> int:
     return 0
 
 
-def _run_epochs(run, text: str) -> list[int]:
-    """'all' or comma-separated epochs, each one the run holds (else a one-line RunError)."""
-    if text.strip() == "all":
-        return list(run.epochs)
-    try:
-        want = [int(t) for t in text.split(",") if t.strip()]
-    except ValueError:
-        raise SplineAtlasError(f"--epochs expects 'all' or comma-separated integers; got {text!r}.") from None
-    if not want:
-        raise SplineAtlasError("--epochs names no epoch.")
-    return [run.epochs[run.exact_index(e)] for e in want]
-
-
 def cmd_distances(args) -> int:
     from geometry.power_diagram import distance_distributions
     from geometry.runs import open_run
 
     run = open_run(args.path, trust_pickle=args.trust_pickle)
-    epochs = _run_epochs(run, args.epochs)
+    epochs = [run.epochs[i] for i in run.epoch_indices(args.epochs)]
     net = run.network(-1)
     if args.points is None:
         if run.dataset is None:

@@ -51,10 +51,7 @@ def cmd_dynamics(args) -> int:
         raise SplineAtlasError(f"{args.path} holds no checkpoints.")
     idx = None
     if args.epochs:
-        try:
-            idx = sorted({run.exact_index(int(t)) for t in args.epochs.split(",")})
-        except ValueError:
-            raise SplineAtlasError(f"--epochs {args.epochs!r}: give comma-separated integers.") from None
+        idx = sorted(set(run.epoch_indices(args.epochs)))
     if args.points < 1:
         raise SplineAtlasError("--points must be at least 1.")
     settings = DynamicsSettings(max_points=args.points, random_points=args.points, lc_radius=args.radius,

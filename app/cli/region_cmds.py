@@ -328,24 +328,6 @@ def _plots(st, ham, radius, out: Path) -> None:
     plt.close(fig)
 
 
-def _dual_epochs(run, spec: str) -> list[int]:
-    from geometry.errors import RunError
-
-    if spec.strip().lower() == "all":
-        return list(range(len(run)))
-    try:
-        wanted = [int(v) for v in spec.split(",") if v.strip()]
-    except ValueError:
-        raise SplineAtlasError(f"--epochs takes 'all' or a comma list of integers; got {spec!r}.") from None
-    if not wanted:
-        raise SplineAtlasError("--epochs names no epoch.")
-    missing = [e for e in wanted if e not in run.epochs]
-    if missing:
-        raise RunError(f"run {run.name!r} has no checkpoint at epoch {missing[0]} (it has {run.epochs[0]}..{run.epochs[-1]}: "
-                       f"{', '.join(map(str, run.epochs[:12]))}{' ...' if len(run.epochs) > 12 else ''}).")
-    return [run.epochs.index(e) for e in wanted]
-
-
 def cmd_dual(args) -> int:
     """Sattelberg et al.: region affine maps as points of R^{D+1}, per epoch, and the two-network map."""
     from app.export.video import check_video_size, write_video
@@ -365,7 +347,7 @@ def cmd_dual(args) -> int:
     check_video_size(W, H, suffix)
     if not 0.1 <= args.fps <= 120:
         raise SplineAtlasError(f"--fps {args.fps:g} is out of range (0.1..120).")
-    idx = _dual_epochs(run, args.epochs)
+    idx = run.epoch_indices(args.epochs)
     box = _grid_box(args, run)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
