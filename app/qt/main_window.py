@@ -865,13 +865,14 @@ class MainWindow(QMainWindow):
             fn = lambda progress, cancel: paths_panel.compute_leaf_paths(b, sl, specs, progress, cancel)  # noqa: E731
             what = f"{len(specs)} {PATH_NAMES[specs[0].kind]}s #{ids[0]}–#{ids[-1]}"
         self.work.submit(f"path-{ids[0]}", f"Tracing {what}", fn,
-                         on_done=lambda res: [self._on_path_done(pid, r) for pid, r in res.items()],
+                         on_done=self._on_paths_done,
                          on_error=lambda exc: self._on_paths_error(ids, exc), supersede=False)
 
-    def _on_path_done(self, pid: int, res) -> None:
-        if any(p.id == pid for p in self.state.paths):
-            self.path_results[pid] = res
-            self._redraw_paths()
+    def _on_paths_done(self, results: dict) -> None:
+        """{path id: PathResult} of one job; paths deleted meanwhile are dropped; one redraw."""
+        live = {p.id for p in self.state.paths}
+        self.path_results.update({pid: r for pid, r in results.items() if pid in live})
+        self._redraw_paths()
 
     def _on_paths_error(self, ids: list, exc: BaseException) -> None:
         for pid in ids:
