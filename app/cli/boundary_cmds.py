@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.cli.tessellate_cmd import load_checkpoint_network
 from geometry.errors import DatasetError, InputFileError, SplineAtlasError
 
 
@@ -97,14 +98,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 # -- shared helpers ------------------------------------------------------------------------------
-def _load(args):
-    from geometry.runs import open_run
-
-    run = open_run(args.path, trust_pickle=args.trust_pickle)
-    i = run.exact_index(args.epoch)
-    return run, i, run.network(i)
-
-
 def _points(args, run, net) -> tuple[np.ndarray, list[int] | None, np.ndarray | None]:
     """(X (N, D), indices or None, labels or None) for --points / --points-file."""
     if args.points_file:
@@ -158,7 +151,7 @@ def _parse_layers(text: str, depth: int) -> list[int]:
 def cmd_centroids(args) -> int:
     from geometry.power_diagram import boundary_distances, centroids
 
-    run, i, net = _load(args)
+    run, i, net = load_checkpoint_network(args)
     X, idx, labels = _points(args, run, net)
     layers = _parse_layers(args.layer, net.depth)
     res = centroids(net, X, layers, device=args.device)
@@ -286,7 +279,7 @@ def _save_image(path: Path, img: np.ndarray, signed: bool) -> None:
 def cmd_deepfool(args) -> int:
     from geometry.deepfool import deepfool
 
-    run, i, net = _load(args)
+    run, i, net = load_checkpoint_network(args)
     X, idx, labels = _points(args, run, net)
     res = deepfool(net, X, target=args.target, overshoot=args.overshoot, max_iter=args.max_iter, device=args.device)
     names = run.class_names
@@ -310,7 +303,7 @@ def cmd_curvature(args) -> int:
     from geometry.curvature import needs_scale, principal_curvatures
     from geometry.deepfool import deepfool
 
-    run, i, net = _load(args)
+    run, i, net = load_checkpoint_network(args)
     X, idx, labels = _points(args, run, net)
     scale = args.fd_scale
     if scale is None and needs_scale(net, args.mode):
@@ -335,7 +328,7 @@ def cmd_detect(args) -> int:
     from geometry.deepfool import deepfool
     from geometry.detection import calibrate_threshold, detect_perturbed, detection_rates
 
-    run, i, net = _load(args)
+    run, i, net = load_checkpoint_network(args)
     X, idx, labels = _points(args, run, net)
     kw = dict(mode=args.mode, num_samples=args.samples, perturbed_when=args.perturbed_when, device=args.device)
     cal = None
@@ -382,7 +375,7 @@ def cmd_detect(args) -> int:
 
 # -- angles ------------------------------------------------------------------------------------------------
 def cmd_angles(args) -> int:
-    from app.cli.tessellate_cmd import load_checkpoint_network, resolve_slice
+    from app.cli.tessellate_cmd import resolve_slice
     from geometry.boundary_angles import boundary_angles
     from geometry.tessellation import tessellate
 

@@ -91,12 +91,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _load(args):
+    """(run, checkpoint index, network) for PATH and --epoch, refusing a network the region tools cannot take."""
+    from app.cli.tessellate_cmd import load_checkpoint_network
     from geometry.regions import check_supported
-    from geometry.runs import open_run
 
-    run = open_run(args.path, trust_pickle=args.trust_pickle)
-    i = run.exact_index(args.epoch)
-    net = run.network(i)
+    run, i, net = load_checkpoint_network(args)
     check_supported(net)
     return run, i, net
 
