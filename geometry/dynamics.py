@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
 from .errors import CancelledError, DatasetError, SplineAtlasError
 from .local_complexity import local_complexity, sample_boundary_points, square_region_counts
 from .slices import Slice
+from .training import accuracy
 
 Progress = Callable[[float, str], None] | None
 Cancel = Callable[[], bool] | None
@@ -220,13 +220,6 @@ def _box(u: np.ndarray, margin: float) -> np.ndarray:
     return np.array([lo[0] - margin * span[0], hi[0] + margin * span[0], lo[1] - margin * span[1], hi[1] + margin * span[1]])
 
 
-def _accuracy(net, X, y) -> float:
-    with torch.no_grad():
-        out = net(torch.as_tensor(X, dtype=torch.float32))
-    pred = (out[:, 0] > 0).long() if out.shape[1] == 1 else out.argmax(1)
-    return float((pred.numpy() == np.asarray(y)).mean()) if len(y) else float("nan")
-
-
 def checkpoint_dynamics(net, epoch: int, pts: _Points, settings: DynamicsSettings, device=None,
                         progress: Progress = None, cancel: Cancel = None) -> CheckpointDynamics:
     """All numbers of one checkpoint (``pts`` from the run's dataset; see :func:`run_dynamics`)."""
@@ -240,7 +233,7 @@ def checkpoint_dynamics(net, epoch: int, pts: _Points, settings: DynamicsSetting
 
     tick(0.0, "accuracy")
     L = net.depth
-    acc_tr, acc_te = _accuracy(net, pts.X_train, pts.y_train), _accuracy(net, pts.X_test, pts.y_test)
+    acc_tr, acc_te = accuracy(net, pts.X_train, pts.y_train), accuracy(net, pts.X_test, pts.y_test)
     lcs = []
     for k, X in enumerate((pts.X_train, pts.X_test, pts.X_random)):
         tick(0.05 + 0.05 * k, "local complexity")

@@ -46,6 +46,15 @@ class ForwardTrace:
     logits: torch.Tensor
 
 
+def predicted_classes(logits):
+    """(N, C) logits (torch or numpy) -> (N,) int64 classes: the argmax, or for a single-logit (binary)
+    network class 1 where the logit is > 0."""
+    if logits.shape[1] == 1:
+        pos = logits[:, 0] > 0
+        return pos.long() if isinstance(logits, torch.Tensor) else pos.astype("int64")
+    return logits.argmax(1) if isinstance(logits, torch.Tensor) else logits.argmax(axis=1).astype("int64")
+
+
 class Network(nn.Module):
     """A canonical network built from an architecture spec (see :mod:`geometry.spec`)."""
 

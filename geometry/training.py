@@ -17,7 +17,7 @@ from torch import nn
 from .checkpoints import save_checkpoint
 from .datasets import Dataset
 from .errors import CancelledError, NonFiniteWeightsError
-from .network import Network
+from .network import Network, predicted_classes
 from .runs import RUN_FORMAT
 
 
@@ -40,8 +40,7 @@ def accuracy(net: Network, X: np.ndarray, y: np.ndarray, batch: int = 4096) -> f
     correct = 0
     for s in range(0, len(X), batch):
         out = net(torch.as_tensor(X[s:s + batch], dtype=torch.float32))
-        pred = (out[:, 0] > 0).long() if out.shape[1] == 1 else out.argmax(1)
-        correct += int((pred.numpy() == y[s:s + batch]).sum())
+        correct += int((predicted_classes(out).numpy() == y[s:s + batch]).sum())
     return correct / len(X)
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import CancelledError, SplineAtlasError
+from ..network import predicted_classes
 from .affine import patterns_of, region_maps
 from .lp import as_box
 
@@ -56,7 +57,7 @@ def grid_dual(net, box=(-1.0, 1.0), resolution: int = 101, device=None) -> GridD
                                          return_counts=True)
     maps = region_maps(net, P[first], device=device)
     duals = np.concatenate([maps.W, maps.b[:, :, None]], axis=2)
-    labels = _decide(np.einsum("rcd,rd->rc", maps.W, X[first]) + maps.b)
+    labels = predicted_classes(np.einsum("rcd,rd->rc", maps.W, X[first]) + maps.b)
     return GridDual(duals, P[first], counts.astype(np.int64), labels.astype(np.int64), X[first].copy())
 
 
@@ -104,15 +105,10 @@ def dual_over_epochs(run, X, device=None, progress=None, cancel=None) -> DualMot
     return DualMotion(np.asarray(run.epochs), np.stack(out), np.asarray(nreg, np.int64))
 
 
-def _decide(logits: np.ndarray) -> np.ndarray:
-    """(N, C) logits -> (N,) class: argmax, or logit > 0 for single-logit (binary) nets."""
-    return (logits[:, 0] > 0).astype(np.int64) if logits.shape[1] == 1 else np.argmax(logits, axis=1)
-
-
 def _predict_with_rows(rows: np.ndarray, X: np.ndarray) -> np.ndarray:
     """rows (N, C, D+1) affine maps applied to their own points X (N, D) -> (N,) predicted class."""
     Xh = np.hstack([X, np.ones((len(X), 1))])
-    return _decide(np.einsum("ncd,nd->nc", rows, Xh))
+    return predicted_classes(np.einsum("ncd,nd->nc", rows, Xh))
 
 
 @dataclass(frozen=True)
