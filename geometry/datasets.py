@@ -4,6 +4,8 @@ A :class:`Dataset` holds a train and a test split as float32 features ``(N, D)``
 """
 from __future__ import annotations
 
+import math
+import os
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DatasetError
+from .safe_io import MAX_DATASET_BYTES, check_zip_members, checked_file, name, printable, resolve_member
 
 BUILTIN = ("moons", "circles", "spirals", "star", "digits")
 
@@ -101,6 +104,11 @@ def make_star(n: int, noise: float, rng, points: int = 5) -> tuple[np.ndarray, n
 def builtin_dataset(name: str, n: int = 1000, noise: float | None = None, seed: int = 0,
                     test_fraction: float = 0.2, **params) -> Dataset:
     """Create a built-in dataset deterministically from its parameters."""
+    from .schemas import BuiltinDataset, validate_document
+
+    validate_document(BuiltinDataset, {"builtin": name, "n": n, "seed": seed, "test_fraction": test_fraction,
+                                       **({"noise": noise} if noise is not None else {}), **params},
+                      f"built-in dataset {printable(name, 30)!r}", DatasetError)
     rng = np.random.default_rng(seed)
     ref = {"builtin": name, "n": n, "seed": seed, "test_fraction": test_fraction, **params}
     if noise is not None:
@@ -128,43 +136,123 @@ def builtin_dataset(name: str, n: int = 1000, noise: float | None = None, seed: 
     raise DatasetError(f"unknown built-in dataset {name!r}; choose one of {', '.join(BUILTIN)} or give an .npz file.")
 
 
-def load_npz(path: str | Path, test_fraction: float = 0.2, seed: int = 0) -> Dataset:
-    """Load ``X`` (N, ...) and ``y`` (N,) (optional ``X_test``, ``y_test``, ``image_shape``, ``class_names``)."""
-    path = Path(path)
-    if not path.exists():
-        raise DatasetError(f"dataset file {path} does not exist.")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            data = {k: f[k] for k in f.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
-        raise DatasetError(f"dataset file {path} is not a readable .npz ({type(exc).__name__}: {exc}); re-export it with numpy.savez.") from None
-    if "X" not in data or "y" not in data:
-        raise DatasetError(f"dataset file {path} needs arrays 'X' and 'y'; it has {sorted(data)}.")
-    X, y = data["X"], data["y"]
-    if len(X) != len(y) or len(X) == 0:
-        raise DatasetError(f"dataset file {path}: X has {len(X)} rows but y has {len(y)}; they must match and be non-empty.")
-    image_shape = tuple(int(s) for s in data["image_shape"]) if "image_shape" in data else (tuple(X.shape[1:]) if X.ndim > 2 else None)
+NPZ_MEMBERS = ("X", "y", "X_test", "y_test", "image_shape", "class_names")
+MAX_CLASSES = 100_000
+
+
+def _read_npz_arrays(path: Path, root: Path | None) -> dict[str, np.ndarray]:
+    """The known members of an .npz, each checked from its header before its data is read: plain numeric
+    (or, for class_names, string) dtypes, and no more data claimed than the archive holds."""
+    real = checked_file(path, "dataset file", MAX_DATASET_BYTES, root, DatasetError)
+    data: dict[str, np.ndarray] = {}
+    with check_zip_members(real, "dataset file", MAX_DATASET_BYTES, DatasetError) as z:
+        for info in z.infolist():
+            key = info.filename[:-4] if info.filename.endswith(".npy") else None
+            if key not in NPZ_MEMBERS:
+                continue
+            try:
+                with z.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                    shape, _, dtype = reader(fh)
+                    header_len = fh.tell()
+                if dtype.hasobject or dtype.kind not in ("b", "i", "u", "f") + (("U",) if key == "class_names" else ()):
+                    raise DatasetError(f"dataset file {name(path)}: array {key!r} has dtype {dtype}; it must be numeric"
+                                       f"{' (or strings, for class_names)' if key == 'class_names' else ''}.")
+                nbytes = math.prod(shape) * dtype.itemsize
+                if nbytes > info.file_size - header_len:
+                    raise DatasetError(f"dataset file {name(path)}: array {key!r} claims {nbytes:,} bytes but its member "
+                                       f"holds {info.file_size - header_len:,}; the file is damaged.")
+                with z.open(info) as fh:
+                    data[key] = np.lib.format.read_array(fh, allow_pickle=False)
+            except DatasetError:
+                raise
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError, TypeError) as exc:
+                raise DatasetError(f"dataset file {name(path)}: array {key!r} cannot be read ({printable(exc, 80)}); "
+                                   f"re-export it with numpy.savez.") from None
+    return data
+
+
+def _features(path: Path, key: str, X: np.ndarray) -> np.ndarray:
+    if X.ndim < 2 or len(X) == 0 or math.prod(X.shape[1:]) == 0:
+        raise DatasetError(f"dataset file {name(path)}: {key} has shape {X.shape}; it must be (N, features) or "
+                           f"(N, C, H, W) with N > 0.")
     X = X.reshape(len(X), -1).astype(np.float32)
     if not np.isfinite(X).all():
-        raise DatasetError(f"dataset file {path} has NaN/Inf features; clean them before loading.")
-    y = y.astype(np.int64)
+        raise DatasetError(f"dataset file {name(path)}: {key} has NaN/Inf features (or values beyond float32); "
+                           f"clean them before loading.")
+    return X
+
+
+def _labels(path: Path, key: str, y: np.ndarray, n: int) -> np.ndarray:
+    if y.ndim != 1:
+        raise DatasetError(f"dataset file {name(path)}: {key} has shape {y.shape}; labels must be one class index "
+                           f"per sample, shape (N,).")
+    if len(y) != n:
+        raise DatasetError(f"dataset file {name(path)}: {key} has {len(y)} labels for {n} samples; they must match.")
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all() or not np.array_equal(y, np.round(y)):
+            raise DatasetError(f"dataset file {name(path)}: {key} holds non-integer values (float targets); a "
+                               f"classifier needs class indices 0, 1, ... — round them or train a regression model.")
+    if len(y) and (y.min() < 0 or y.max() >= MAX_CLASSES):
+        raise DatasetError(f"dataset file {name(path)}: {key} has labels from {y.min()} to {y.max()}; class indices "
+                           f"must be in 0..{MAX_CLASSES - 1}.")
+    return y.astype(np.int64)
+
+
+def load_npz(path: str | Path, test_fraction: float = 0.2, seed: int = 0, root: Path | None = None) -> Dataset:
+    """Load ``X`` (N, ...) and ``y`` (N,) (optional ``X_test``, ``y_test``, ``image_shape``, ``class_names``).
+    ``root``: the folder the file must stay inside."""
+    path = Path(path)
+    if not os.path.lexists(path):
+        raise DatasetError(f"dataset file {name(path)} does not exist.")
+    data = _read_npz_arrays(path, root)
+    if "X" not in data or "y" not in data:
+        raise DatasetError(f"dataset file {name(path)} needs arrays 'X' and 'y'; it has {sorted(data) or 'none of them'}.")
+    X_raw = data["X"]
+    X = _features(path, "X", X_raw)
+    y = _labels(path, "y", data["y"], len(X))
+    image_shape = None
+    if "image_shape" in data:
+        s = data["image_shape"]
+        if s.ndim != 1 or not 1 <= len(s) <= 3 or s.dtype.kind not in "iu" or (s <= 0).any() or math.prod(int(v) for v in s) != X.shape[1]:
+            raise DatasetError(f"dataset file {name(path)}: image_shape must list 1-3 positive ints whose product is "
+                               f"the {X.shape[1]} features per sample.")
+        image_shape = tuple(int(v) for v in s)
+    elif X_raw.ndim > 2:
+        image_shape = tuple(X_raw.shape[1:])
     n_cls = int(y.max()) + 1
-    names = [str(s) for s in data["class_names"]] if "class_names" in data else [str(i) for i in range(n_cls)]
+    if "class_names" in data:
+        c = data["class_names"]
+        if c.ndim != 1 or c.dtype.kind != "U" or len(c) > MAX_CLASSES or len(c) < n_cls:
+            raise DatasetError(f"dataset file {name(path)}: class_names must be a 1-D string array with at least "
+                               f"{n_cls} names (one per label).")
+        names = [printable(str(v), 80) for v in c]
+    else:
+        names = [str(i) for i in range(n_cls)]
     ref = {"npz": str(path)}
     if "X_test" in data and "y_test" in data:
-        Xt = data["X_test"].reshape(len(data["X_test"]), -1).astype(np.float32)
-        return Dataset(path.stem, X, y, Xt, data["y_test"].astype(np.int64), names, image_shape, ref)
+        Xt = _features(path, "X_test", data["X_test"])
+        if Xt.shape[1] != X.shape[1]:
+            raise DatasetError(f"dataset file {name(path)}: X_test has {Xt.shape[1]} features per sample but X has "
+                               f"{X.shape[1]}.")
+        return Dataset(path.stem, X, y, Xt, _labels(path, "y_test", data["y_test"], len(Xt)), names, image_shape, ref)
     return _split(path.stem, X, y, test_fraction, seed, names, image_shape, ref)
 
 
 def dataset_from_reference(ref: dict, base_dir: Path | None = None) -> Dataset:
-    """Recreate a dataset from a run manifest's ``dataset`` entry."""
+    """Recreate a dataset from a run manifest's ``dataset`` entry (checked against its schema; an .npz
+    must lie inside ``base_dir``)."""
+    from .schemas import BuiltinDataset, NpzDataset, validate_document
+
+    if not isinstance(ref, dict) or ("npz" not in ref and "builtin" not in ref):
+        raise DatasetError(f"dataset entry {printable(ref, 80)} needs 'builtin' (one of {', '.join(BUILTIN)}) or 'npz'.")
+    checked = validate_document(BuiltinDataset if "builtin" in ref else NpzDataset, ref, "dataset entry", DatasetError)
     if "npz" in ref:
         p = Path(ref["npz"])
-        if not p.is_absolute() and base_dir is not None:
-            p = base_dir / p
-        return load_npz(p, float(ref.get("test_fraction", 0.2)), int(ref.get("seed", 0)))
-    if "builtin" in ref:
-        params = {k: v for k, v in ref.items() if k != "builtin"}
-        return builtin_dataset(ref["builtin"], **params)
-    raise DatasetError(f"dataset entry {ref} needs 'builtin' (one of {', '.join(BUILTIN)}) or 'npz'.")
+        if base_dir is not None:
+            p = resolve_member(base_dir, ref["npz"], "dataset.npz", base_dir / "run.json")
+        return load_npz(p, float(checked.test_fraction), int(checked.seed), root=base_dir)
+    params = {k: v for k, v in ref.items() if k != "builtin"}
+    return builtin_dataset(ref["builtin"], **params)
+

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .errors import ArchitectureError, NonFiniteWeightsError, NotPiecewiseAffineError
+from .safe_io import printable
 from .spec import PIECEWISE_LINEAR, SMOOTH, Abs, Residual, build_sequential, validate_spec
 
 _PL_MODULES = (nn.ReLU, nn.LeakyReLU, Abs, nn.MaxPool2d)
@@ -122,7 +123,9 @@ class Network(nn.Module):
     def load_weights(self, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
         """Load a state dict for ``self.layers``; mismatches are explained key by key."""
         target = self.layers.state_dict()
-        missing = [k for k in target if k not in state]
+        # BatchNorm's step counter does not change the function; checkpoints often drop it.
+        optional = {k for k in target if k.endswith("num_batches_tracked")}
+        missing = [k for k in target if k not in state and k not in optional]
         unexpected = [k for k in state if k not in target]
         misshaped = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in target.items()
                      if k in state and tuple(state[k].shape) != tuple(v.shape)]
@@ -131,21 +134,34 @@ class Network(nn.Module):
             if missing:
                 parts.append("missing " + ", ".join(missing[:6]) + (" ..." if len(missing) > 6 else ""))
             if unexpected:
-                parts.append("unexpected " + ", ".join(unexpected[:6]) + (" ..." if len(unexpected) > 6 else ""))
+                parts.append("unexpected " + ", ".join(printable(k, 60) for k in unexpected[:6])
+                             + (" ..." if len(unexpected) > 6 else ""))
             if misshaped:
-                parts.append("mis-shaped " + "; ".join(misshaped[:4]) + (" ..." if len(misshaped) > 4 else ""))
+                parts.append("mis-shaped " + "; ".join(printable(m, 80) for m in misshaped[:4])
+                             + (" ..." if len(misshaped) > 4 else ""))
             raise ArchitectureError(
                 f"{source} does not match the architecture: {'; '.join(parts)}. "
                 f"Check that the architecture spec is the one the weights were trained with."
             )
-        bad = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        cast = {}
+        for k, v in target.items():
+            if k not in state:
+                continue
+            value = state[k]
+            if value.is_complex() or (v.is_floating_point() and not value.is_floating_point()):
+                raise NonFiniteWeightsError(f"{source}: {k} has dtype {str(value.dtype).replace('torch.', '')}; "
+                                            f"weights must be real floating-point numbers.")
+            cast[k] = value.to(v.dtype)
+        # Checked after the cast: a float64 1e300 becomes inf in float32.
+        bad = [k for k, v in cast.items() if v.is_floating_point() and not torch.isfinite(v).all()]
         if bad:
             raise NonFiniteWeightsError(
-                f"{source} holds NaN/Inf values in {', '.join(bad[:5])}; the training diverged at or before this checkpoint."
+                f"{source} holds NaN/Inf values in {', '.join(bad[:5])} (as float32); the training diverged at or "
+                f"before this checkpoint, or the values are beyond float32's range."
             )
         with torch.no_grad():
-            for k, v in target.items():
-                v.copy_(state[k].to(v.dtype))
+            for k, v in cast.items():
+                target[k].copy_(v)
 
     # -- forward -----------------------------------------------------------------------------
     def _as_batch(self, x: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ run.json::
 from __future__ import annotations
 
 import hashlib
-import json
+import os
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -26,6 +26,7 @@ from .checkpoints import find_architecture_file, read_checkpoint, resolve_spec
 from .datasets import Dataset, dataset_from_reference
 from .errors import ArchitectureError, InputFileError, RunError, SplineAtlasError
 from .network import Network
+from .safe_io import name, printable, read_json, resolve_member
 from .spec import load_spec_file, validate_spec
 
 RUN_FORMAT = "splineatlas-run/1"
@@ -47,14 +48,14 @@ class Run:
 
     def __init__(self, name: str, source: Path, spec: dict, checkpoints: list[CheckpointRef],
                  dataset_ref: dict | None = None, class_names: list[str] | None = None,
-                 trust_pickle: bool = False, allow_gaps: bool = False, cache_size: int = 8):
+                 trust_code: bool = False, allow_gaps: bool = False, cache_size: int = 8):
         self.name = name
         self.source = source
         self.spec = spec
         self.checkpoints = checkpoints
         self.dataset_ref = dataset_ref
         self._class_names = class_names
-        self.trust_pickle = trust_pickle
+        self.trust_code = trust_code
         self.allow_gaps = allow_gaps
         self.warnings: list[str] = []
         self._networks: OrderedDict[int, Network] = OrderedDict()
@@ -125,9 +126,9 @@ class Run:
             self._networks.move_to_end(i)
             return self._networks[i]
         ref = self.checkpoints[i]
-        raw = read_checkpoint(ref.path, self.trust_pickle)
+        raw = read_checkpoint(ref.path, self.trust_code, root=self.folder)
         net = Network(self.spec)
-        net.load_weights(raw.state, source=f"checkpoint {ref.path.name} (epoch {ref.epoch})")
+        net.load_weights(raw.state, source=f"checkpoint {name(ref.path.name)} (epoch {ref.epoch})")
         self._networks[i] = net
         while len(self._networks) > self._cache_size:
             self._networks.popitem(last=False)
@@ -170,7 +171,7 @@ class Run:
 
     def reload(self) -> int:
         """Re-read the source; return how many checkpoints were added."""
-        fresh = open_run(self.source, trust_pickle=self.trust_pickle, allow_gaps=self.allow_gaps)
+        fresh = open_run(self.source, trust_code=self.trust_code, allow_gaps=self.allow_gaps)
         added = len(fresh) - len(self)
         known = {c.path: c for c in self.checkpoints}
         if any(known.get(c.path, c).epoch != c.epoch for c in fresh.checkpoints):
@@ -179,27 +180,30 @@ class Run:
         return added
 
 
-def open_run(path: str | Path, trust_pickle: bool = False, allow_gaps: bool = False) -> Run:
+def open_run(path: str | Path, trust_code: bool = False, allow_gaps: bool = False) -> Run:
     """Open ``path``: a run.json, a folder (with run.json, or epoch_*.pt files), or one checkpoint."""
     path = Path(path)
     if not path.exists():
-        raise InputFileError(f"{path} does not exist; give a run.json, a run folder or a checkpoint file.")
+        raise InputFileError(f"{name(path)} does not exist; give a run.json, a run folder or a checkpoint file.")
     if path.is_dir():
         if (path / "run.json").exists():
-            return _open_manifest(path / "run.json", trust_pickle, allow_gaps)
-        return _open_folder(path, trust_pickle, allow_gaps)
+            return _open_manifest(path / "run.json", trust_code, allow_gaps)
+        return _open_folder(path, trust_code, allow_gaps)
     if path.suffix == ".json":
-        return _open_manifest(path, trust_pickle, allow_gaps)
-    return _open_single(path, trust_pickle)
+        return _open_manifest(path, trust_code, allow_gaps)
+    return _open_single(path, trust_code)
 
 
-def _open_single(path: Path, trust_pickle: bool) -> Run:
-    raw = read_checkpoint(path, trust_pickle)
+def _open_single(path: Path, trust_code: bool) -> Run:
+    raw = read_checkpoint(path, trust_code)
     spec = resolve_spec(raw, path, None)
     net = Network(spec)
-    net.load_weights(raw.state, source=str(path))
-    epoch = int(raw.meta.get("epoch", 0))
-    run = Run(path.stem, path, spec, [CheckpointRef(epoch, path, _metrics(raw.meta))], trust_pickle=trust_pickle)
+    net.load_weights(raw.state, source=name(path))
+    epoch = raw.meta.get("epoch", 0)
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch <= 10**15:
+        raise InputFileError(f"checkpoint {name(path)}: its 'epoch' entry ({printable(repr(epoch), 30)}) is not a "
+                             f"whole number >= 0; re-save it with an integer epoch.")
+    run = Run(path.stem, path, spec, [CheckpointRef(epoch, path, _metrics(raw.meta))], trust_code=trust_code)
     run._networks[0] = net
     return run
 
@@ -208,60 +212,74 @@ def _metrics(meta: dict) -> dict:
     return {k: v for k, v in meta.items() if k not in ("epoch", "format", "path")}
 
 
-def _open_manifest(path: Path, trust_pickle: bool, allow_gaps: bool) -> Run:
-    try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise RunError(f"run manifest {path} is not valid JSON ({exc}); fix or regenerate it.") from None
-    if not isinstance(data, dict) or not isinstance(data.get("checkpoints"), list):
-        raise RunError(f"run manifest {path} needs a 'checkpoints' list (see README, 'Runs').")
+def _open_manifest(path: Path, trust_code: bool, allow_gaps: bool) -> Run:
+    from .schemas import RunManifest, validate_document
+
     folder = path.parent
+    data = read_json(path, "run manifest", allow_nan=True, error=RunError)
+    if not isinstance(data, dict) or not isinstance(data.get("checkpoints"), list):
+        raise RunError(f"run manifest {name(path)} needs a 'checkpoints' list (see README, 'Runs').")
+    manifest = validate_document(RunManifest, data, f"run manifest {name(path)}", RunError)
     arch = data.get("architecture")
     if isinstance(arch, str):
-        spec = load_spec_file(folder / arch)
+        spec = load_spec_file(resolve_member(folder, arch, "'architecture'", path), root=folder)
     elif isinstance(arch, dict):
-        spec = validate_spec(arch)
+        try:
+            spec = validate_spec(arch)
+        except ArchitectureError as exc:
+            raise ArchitectureError(f"run manifest {name(path)}: {exc}") from None
     else:
         beside = find_architecture_file(folder)
         if beside is None:
-            raise RunError(f"run manifest {path} names no 'architecture' and there is no architecture.json beside it.")
-        spec = load_spec_file(beside)
+            raise RunError(f"run manifest {name(path)} names no 'architecture' and there is no architecture.json beside it.")
+        spec = load_spec_file(beside, root=folder)
     refs = []
-    for i, entry in enumerate(data["checkpoints"]):
-        if not isinstance(entry, dict) or "path" not in entry:
-            raise RunError(f"run manifest {path}: checkpoint entry {i} needs a 'path' (and an 'epoch').")
-        p = Path(entry["path"])
-        p = p if p.is_absolute() else folder / p
-        epoch = int(entry.get("epoch", entry.get("step", i)))
-        refs.append(CheckpointRef(epoch, p, {k: v for k, v in entry.items() if k not in ("path", "epoch")}))
+    for i, entry in enumerate(manifest.checkpoints):
+        p = resolve_member(folder, entry.path, f"checkpoints[{i}].path", path)
+        epoch = entry.epoch if entry.epoch is not None else entry.step if entry.step is not None else i
+        metrics = {k: v for k, v in (entry.model_extra or {}).items()
+                   if isinstance(k, str) and isinstance(v, (int, float, str, type(None))) and not isinstance(v, bool)}
+        refs.append(CheckpointRef(epoch, p, metrics))
     if not refs:
-        raise RunError(f"run manifest {path} lists no checkpoints yet; wait for the first one or check the path.")
+        raise RunError(f"run manifest {name(path)} lists no checkpoints yet; wait for the first one or check the path.")
+    epochs = [r.epoch for r in refs]
+    if len(set(epochs)) != len(refs):
+        dup = sorted({e for e in epochs if epochs.count(e) > 1})[:3]
+        raise RunError(f"run manifest {name(path)} lists epoch {', '.join(map(str, dup))} twice; epochs must be unique.")
     refs.sort(key=lambda r: r.epoch)
-    if len({r.epoch for r in refs}) != len(refs):
-        raise RunError(f"run manifest {path} lists the same epoch twice; epochs must be unique.")
-    run = Run(data.get("name") or folder.name, path, spec, refs, data.get("dataset"), data.get("class_names"),
-              trust_pickle, allow_gaps)
+    if manifest.dataset is not None and "npz" in data["dataset"]:
+        resolve_member(folder, data["dataset"]["npz"], "dataset.npz", path)
+    run = Run(manifest.name or folder.name, path, spec, refs, data.get("dataset"), manifest.class_names,
+              trust_code, allow_gaps)
     _check_checkpoints(run, allow_missing_last=True)
     return run
 
 
-def _open_folder(folder: Path, trust_pickle: bool, allow_gaps: bool) -> Run:
-    files = sorted(p for p in folder.iterdir() if CHECKPOINT_NAME.match(p.name))
+def _open_folder(folder: Path, trust_code: bool, allow_gaps: bool) -> Run:
+    try:
+        entries = list(folder.iterdir())
+    except OSError as exc:
+        raise InputFileError(f"folder {name(folder)} cannot be listed ({exc.strerror or type(exc).__name__}).") from None
+    if len(entries) > 1_000_000:
+        raise RunError(f"folder {name(folder)} holds {len(entries):,} entries; that is not a run folder.")
+    files = sorted(p for p in entries if CHECKPOINT_NAME.match(p.name))
     if not files:
-        others = [p.name for p in folder.iterdir() if p.suffix in CHECKPOINT_SUFFIXES]
+        others = [name(p.name) for p in entries if p.suffix in CHECKPOINT_SUFFIXES]
         hint = f" (found {', '.join(others[:4])}: rename them like epoch_0007.pt or write a run.json)" if others else ""
-        raise RunError(f"folder {folder} has no run.json and no checkpoints named like epoch_0007.pt{hint}.")
+        raise RunError(f"folder {name(folder)} has no run.json and no checkpoints named like epoch_0007.pt{hint}.")
     refs = sorted((CheckpointRef(int(CHECKPOINT_NAME.match(p.name).group(1)), p) for p in files), key=lambda r: r.epoch)
     if len({r.epoch for r in refs}) != len(refs):
-        raise RunError(f"folder {folder} has two checkpoints with the same epoch number; keep one of each.")
+        raise RunError(f"folder {name(folder)} has two checkpoints with the same epoch number; keep one of each.")
     arch_file = find_architecture_file(folder)
-    raw0 = read_checkpoint(refs[0].path, trust_pickle)
-    spec = load_spec_file(arch_file) if arch_file else resolve_spec(raw0, refs[0].path, None)
-    run = Run(folder.name, folder, spec, refs, trust_pickle=trust_pickle, allow_gaps=allow_gaps)
+    if arch_file:
+        spec = load_spec_file(arch_file, root=folder)
+    else:
+        spec = resolve_spec(read_checkpoint(refs[0].path, trust_code, root=folder), refs[0].path, None)
+    run = Run(folder.name, folder, spec, refs, trust_code=trust_code, allow_gaps=allow_gaps)
     missing = _missing_epochs([r.epoch for r in refs])
     if missing and not allow_gaps:
         shown = ", ".join(map(str, missing[:8])) + (" ..." if len(missing) > 8 else "")
-        raise RunError(f"run folder {folder} has gaps: no checkpoint for epoch(s) {shown}; restore them or pass --allow-gaps.")
+        raise RunError(f"run folder {name(folder)} has gaps: no checkpoint for epoch(s) {shown}; restore them or pass --allow-gaps.")
     if missing:
         run.warnings.append(f"gaps in the run: epochs {missing[:8]} are missing")
     _check_checkpoints(run, allow_missing_last=True)
@@ -293,14 +311,14 @@ def _check_checkpoints(run: Run, allow_missing_last: bool) -> None:
     for i, ref in enumerate(run.checkpoints):
         last = i == len(run.checkpoints) - 1
         try:
-            if not ref.path.exists():
-                raise InputFileError(f"checkpoint {ref.path} listed for epoch {ref.epoch} does not exist")
-            raw = read_checkpoint(ref.path, run.trust_pickle)
+            if not os.path.lexists(ref.path):
+                raise InputFileError(f"checkpoint {name(ref.path)} listed for epoch {ref.epoch} does not exist")
+            raw = read_checkpoint(ref.path, run.trust_code, root=run.folder)
         except SplineAtlasError as exc:
             if last and allow_missing_last and len(run.checkpoints) > 1 and not isinstance(exc, ArchitectureError):
                 run.warnings.append(f"newest checkpoint skipped (still being written?): {exc}")
                 continue
-            raise RunError(f"run {run.name!r}: {exc}") from None
+            raise RunError(f"run {printable(run.name, 60)!r}: {exc}") from None
         shapes = {k: tuple(v.shape) for k, v in raw.state.items() if not k.endswith("num_batches_tracked")}
         if shapes != target:
             diff = sorted(set(shapes.items()) ^ set(target.items()))[:3]

@@ -22,7 +22,8 @@ The state_dict keys are those of the equivalent ``nn.Sequential`` ("0.weight", .
 from __future__ import annotations
 
 import copy
-import json
+import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -139,34 +140,74 @@ def build_sequential(layers: list[dict]) -> nn.Sequential:
     return nn.Sequential(*[build_layer(e) for e in layers])
 
 
+MAX_ACTIVATIONS = 64_000_000  # units summed over all layers, per sample (~256 MB of float32 each)
+
+
 def validate_spec(spec: dict) -> dict:
-    """Check a spec's top-level fields and shapes by a dry forward pass; return a normalised copy."""
+    """Check a spec's fields (typed schema), its size budgets and its shapes (a dry forward pass on torch's
+    meta device, so nothing is allocated); return a normalised copy."""
+    from .schemas import ArchitectureSpec, validate_document
+
     if not isinstance(spec, dict):
         raise ArchitectureError("architecture spec must be a JSON object with 'input_shape' and 'layers'.")
+    validate_document(ArchitectureSpec, spec, "architecture spec", ArchitectureError)
     spec = copy.deepcopy(spec)
     spec.setdefault("format", SPEC_FORMAT)
-    shape = spec.get("input_shape")
-    if not isinstance(shape, list) or not shape or not all(isinstance(s, int) and s > 0 for s in shape):
-        raise ArchitectureError("architecture spec needs 'input_shape', a list of positive ints such as [2] or [1, 8, 8].")
-    if int(torch.tensor(shape).prod()) > 10_000_000:
+    shape = spec["input_shape"]
+    n_inputs = math.prod(shape)
+    if n_inputs > 10_000_000:
         raise ArchitectureError(f"input_shape {shape} is absurdly large (over 10 million features).")
     n_params = count_parameters(spec.get("layers"))
     if n_params > MAX_PARAMETERS:
         raise ArchitectureError(f"the architecture has {n_params:,} parameters (over {MAX_PARAMETERS:,}); Spline "
                                 f"Atlas is for networks that fit a desktop's memory many times over.")
-    model = build_sequential(spec.get("layers"))
-    try:
-        with torch.no_grad():
-            out = model.eval()(torch.zeros(1, *shape))
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise ArchitectureError(f"architecture spec layers do not fit together for input_shape {shape}: {first}") from None
-    if out.ndim != 2:
-        raise ArchitectureError(f"the network's output must be (batch, classes); got shape {tuple(out.shape)}: end with a flatten/linear layer.")
-    n_out = int(out.shape[1])
-    spec.setdefault("num_classes", n_out if n_out > 1 else 2)
+    out_shape = _dry_run_shapes(spec["layers"], shape)
+    if len(out_shape) != 2:
+        raise ArchitectureError(f"the network's output must be (batch, classes); got shape {tuple(out_shape)}: end with a flatten/linear layer.")
+    n_out = int(out_shape[1])
+    expected = n_out if n_out > 1 else 2
+    if spec.get("num_classes") is not None and spec["num_classes"] != expected:
+        raise ArchitectureError(f"architecture spec: num_classes is {spec['num_classes']:,} but the network has "
+                                f"{n_out} output{'s' if n_out > 1 else ''} ({expected} classes); fix num_classes "
+                                f"or remove it.")
+    if spec.get("output_dim") is not None and spec["output_dim"] != n_out:
+        raise ArchitectureError(f"architecture spec: output_dim is {spec['output_dim']:,} but the layers give {n_out}; "
+                                f"fix output_dim or remove it.")
+    spec["num_classes"] = expected
     spec["output_dim"] = n_out
     return spec
+
+
+def _dry_run_shapes(layers: list[dict], shape: list[int]) -> tuple[int, ...]:
+    """The output shape of the layer list for one sample, computed on the meta device (no memory), with
+    every layer's activation size summed against :data:`MAX_ACTIVATIONS`."""
+    total = 0
+
+    def count(module, inputs, output):
+        nonlocal total
+        if isinstance(output, torch.Tensor) and not list(module.children()):
+            total += output.numel()
+
+    try:
+        with torch.device("meta"):
+            model = build_sequential(layers).eval()
+            handles = [m.register_forward_hook(count) for m in model.modules()]
+            with torch.no_grad():
+                out = model(torch.zeros(1, *shape))
+        for h in handles:
+            h.remove()
+    except (RuntimeError, ValueError, IndexError, NotImplementedError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ArchitectureError(f"architecture spec layers do not fit together for input_shape {shape}: "
+                                f"{first[:200]}") from None
+    if total > MAX_ACTIVATIONS:
+        raise ArchitectureError(f"the architecture computes {total:,} activations per sample (over "
+                                f"{MAX_ACTIVATIONS:,}); use a smaller input_shape or narrower layers.")
+    # Within budget: the real dry run as before. Building the layers draws their initial weights from
+    # torch's global generator, and seeded training (the bundled runs) depends on that draw.
+    with torch.no_grad():
+        out = build_sequential(layers).eval()(torch.zeros(1, *shape))
+    return tuple(out.shape)
 
 
 def mlp_spec(widths: list[int], activation: str = "relu", batchnorm: bool = False, negative_slope: float = 0.01) -> dict:
@@ -216,16 +257,18 @@ def digits_cnn_spec(channels: int = 8, hidden: int = 32) -> dict:
     })
 
 
-def load_spec_file(path: str | Path) -> dict:
-    """Read and validate an architecture JSON file."""
+def load_spec_file(path: str | Path, root: Path | None = None) -> dict:
+    """Read and validate an architecture JSON file (``root``: the folder it must stay inside)."""
+    from .safe_io import name, read_json
+
     path = Path(path)
-    if not path.exists():
-        raise InputFileError(f"architecture file {path} does not exist; write one (see README, 'Architecture spec').")
+    if not os.path.lexists(path):
+        raise InputFileError(f"architecture file {name(path)} does not exist; write one (see README, 'Architecture spec').")
+    data = read_json(path, "architecture file", root)
     try:
-        data = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"architecture file {path} is not valid JSON ({exc}); fix or regenerate it.") from None
-    return validate_spec(data)
+        return validate_spec(data)
+    except ArchitectureError as exc:
+        raise ArchitectureError(f"{name(path)}: {exc}") from None
 
 
 _MODULE_TO_ENTRY = {

@@ -17,6 +17,7 @@ from torch import nn
 from .checkpoints import save_checkpoint
 from .datasets import Dataset
 from .errors import CancelledError, NonFiniteWeightsError
+from .safe_io import MAX_DATASET_BYTES, read_bytes, write_bytes, write_text
 from .network import Network, predicted_classes
 from .runs import RUN_FORMAT
 
@@ -44,6 +45,18 @@ def accuracy(net: Network, X: np.ndarray, y: np.ndarray, batch: int = 4096) -> f
     return correct / len(X)
 
 
+def _dataset_inside(reference: dict, out: Path) -> dict:
+    """The run's dataset reference, with an .npz from elsewhere copied into the run folder: a run's files
+    stay inside its folder (paths in run.json that leave it are refused when it is opened)."""
+    if "npz" not in reference:
+        return reference
+    src = Path(reference["npz"])
+    inside = out / "dataset.npz"
+    if src.resolve() != inside.resolve():
+        write_bytes(inside, read_bytes(src, "dataset file", MAX_DATASET_BYTES))
+    return {**reference, "npz": inside.name}
+
+
 def train_run(dataset: Dataset, spec: dict, out_dir: str | Path, epochs: int = 200, save_epochs: list[int] | None = None,
               lr: float = 1e-3, batch_size: int = 64, weight_decay: float = 0.0, seed: int = 0, name: str | None = None,
               progress: Callable[[float, str], None] | None = None, cancel: Callable[[], bool] | None = None) -> Path:
@@ -65,7 +78,7 @@ def train_run(dataset: Dataset, spec: dict, out_dir: str | Path, epochs: int = 2
     gen = torch.Generator().manual_seed(seed)
     entries: list[dict] = []
     manifest = {"format": RUN_FORMAT, "name": name or out.name, "architecture": net.spec, "checkpoints": entries,
-                "dataset": dataset.reference, "class_names": dataset.class_names,
+                "dataset": _dataset_inside(dataset.reference, out), "class_names": dataset.class_names,
                 "training": {"optimizer": "adam", "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay,
                              "seed": seed, "epochs": epochs}}
 
@@ -77,9 +90,7 @@ def train_run(dataset: Dataset, spec: dict, out_dir: str | Path, epochs: int = 2
         fname = f"epoch_{epoch:04d}.pt"
         save_checkpoint(out / fname, net, **metrics)
         entries.append({"path": fname, **metrics})
-        tmp = out / "run.json.tmp"
-        tmp.write_text(json.dumps(manifest, indent=1))
-        tmp.replace(out / "run.json")
+        write_text(out / "run.json", json.dumps(manifest, indent=1))
 
     loss_value = float("nan")
     if 0 in save_at:

@@ -46,14 +46,21 @@ def test_trainer_formats_nested_and_prefixed(tmp_path, net, wrap):
     assert _same(load_checkpoint(tmp_path / "c.pt", spec=net.spec), net)
 
 
-def test_torchscript(tmp_path):
+def test_torchscript_is_code_its_weights_are_read_safely_with_a_sidecar(tmp_path):
     torch.manual_seed(2)
     m = nn.Sequential(nn.Linear(2, 5), nn.ReLU(), nn.Linear(5, 3)).eval()
     torch.jit.script(m).save(str(tmp_path / "m.pt"))
-    loaded = load_checkpoint(tmp_path / "m.pt")
+    with pytest.raises(ArchitectureError, match="TorchScript.*--trust-code"):
+        load_checkpoint(tmp_path / "m.pt")
     x = torch.randn(4, 2)
+    trusted = load_checkpoint(tmp_path / "m.pt", trust_code=True)
+    spec = {"input_shape": [2], "layers": [{"type": "linear", "in_features": 2, "out_features": 5}, {"type": "relu"},
+                                           {"type": "linear", "in_features": 5, "out_features": 3}]}
+    (tmp_path / "architecture.json").write_text(json.dumps(spec))
+    safe = load_checkpoint(tmp_path / "m.pt")          # no code ran: weights by the restricted unpickler
     with torch.no_grad():
-        assert torch.allclose(loaded(x), m(x))
+        assert torch.allclose(trusted(x), m(x))
+        assert torch.equal(safe(x), trusted(x))
 
 
 def test_torchscript_cnn_takes_its_input_shape_from_architecture_json_beside(tmp_path):
@@ -61,9 +68,9 @@ def test_torchscript_cnn_takes_its_input_shape_from_architecture_json_beside(tmp
     m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 6 * 6, 4)).eval()
     torch.jit.script(m).save(str(tmp_path / "cnn.pt"))
     with pytest.raises(ArchitectureError, match="input_shape"):
-        load_checkpoint(tmp_path / "cnn.pt")
-    (tmp_path / "architecture.json").write_text(json.dumps({"input_shape": [1, 8, 8], "layers": []}))
-    loaded = load_checkpoint(tmp_path / "cnn.pt")
+        load_checkpoint(tmp_path / "cnn.pt", trust_code=True)
+    (tmp_path / "architecture.json").write_text(json.dumps({"input_shape": [1, 8, 8], "layers": [{"type": "identity"}]}))
+    loaded = load_checkpoint(tmp_path / "cnn.pt", trust_code=True)
     assert loaded.spec["input_shape"] == [1, 8, 8]
     x = torch.randn(3, 1, 8, 8)
     with torch.no_grad():
@@ -81,7 +88,7 @@ def test_malicious_pickle_is_refused_and_never_runs(tmp_path):
     payload.marker = marker
     torch.save({"state_dict": {}, "evil": payload}, tmp_path / "evil.pt")
     assert not marker.exists()
-    with pytest.raises(UnsafePickleError, match="--trust-pickle"):
+    with pytest.raises(UnsafePickleError, match="posix.system.*--trust-code"):
         load_checkpoint(tmp_path / "evil.pt")
     assert not marker.exists(), "the pickle payload ran"
 
@@ -91,7 +98,7 @@ def test_full_pickled_model_needs_opt_in(tmp_path):
     torch.save(m, tmp_path / "full.pt")
     with pytest.raises(UnsafePickleError):
         load_checkpoint(tmp_path / "full.pt")
-    assert load_checkpoint(tmp_path / "full.pt", trust_pickle=True).input_dim == 2
+    assert load_checkpoint(tmp_path / "full.pt", trust_code=True).input_dim == 2
 
 
 def test_missing_empty_truncated_and_not_a_checkpoint(tmp_path, net):

@@ -33,7 +33,7 @@ def test_npz_roundtrip_and_errors(tmp_path):
     with pytest.raises(DatasetError, match="must match"):
         load_npz(tmp_path / "mismatch.npz")
     (tmp_path / "bad.npz").write_bytes(b"garbage")
-    with pytest.raises(DatasetError, match="not a readable"):
+    with pytest.raises(DatasetError, match="damaged archive"):
         load_npz(tmp_path / "bad.npz")
     Xn = X.copy()
     Xn[0, 0, 0, 0] = np.nan

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from app.cli.tessellate_cmd import load_checkpoint_network
+from app.cli.common import add_trust_argument
 from geometry.errors import DatasetError, InputFileError, SplineAtlasError
 
 
@@ -24,7 +25,7 @@ def _common(p: argparse.ArgumentParser, out_kind: str = "json") -> None:
     p.add_argument("--points-file", metavar="FILE.npz", default=None,
                    help="use the rows of 'X' in this npz instead of dataset indices")
     p.add_argument("--device", default=None, help="cpu | cuda (default: CUDA when present)")
-    p.add_argument("--trust-pickle", action="store_true", help="allow full pickles (can execute code: trusted files only)")
+    add_trust_argument(p)
     if out_kind == "json":
         p.add_argument("--json", metavar="OUT.json", default=None, help="write the results as JSON")
 
@@ -80,7 +81,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     ds_.add_argument("--bins", type=int, default=40, help="histogram bins of log10 distance")
     ds_.add_argument("--out", required=True, metavar="DIR", help="folder for distances.npz, distances.csv, distances.png")
     ds_.add_argument("--device", default=None, help="cpu | cuda (default: CUDA when present)")
-    ds_.add_argument("--trust-pickle", action="store_true", help="allow full pickles (can execute code: trusted files only)")
+    add_trust_argument(ds_)
     ds_.set_defaults(func=cmd_distances)
 
     from app.cli.tessellate_cmd import add_slice_arguments
@@ -183,7 +184,7 @@ def cmd_distances(args) -> int:
     from geometry.power_diagram import distance_distributions
     from geometry.runs import open_run
 
-    run = open_run(args.path, trust_pickle=args.trust_pickle)
+    run = open_run(args.path, trust_code=args.trust_code)
     epochs = [run.epochs[i] for i in run.epoch_indices(args.epochs)]
     net = run.network(-1)
     if args.points is None:

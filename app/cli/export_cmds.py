@@ -164,6 +164,22 @@ def cmd_export_figure(args) -> int:
     return 0
 
 
+def nearest_to_targets(epochs: list[int], a: int, b: int, step: int) -> list[int]:
+    """Indices j of the sorted ``epochs`` that are the nearest (the earlier on a tie) to at least one target
+    a, a + step, ..., <= b. Computed per checkpoint from the interval of targets it wins, so the cost does
+    not grow with the number of targets (``0:10**18:1`` is instant)."""
+    chosen = []
+    for j, e in enumerate(epochs):
+        # epoch e wins targets t with 2t > e_prev + e (strictly: ties go to the earlier) and 2t <= e + e_next
+        lo2 = epochs[j - 1] + e if j > 0 else 2 * a - 1
+        hi2 = e + epochs[j + 1] if j + 1 < len(epochs) else 2 * b
+        lo2, hi2 = max(lo2, 2 * a - 1), min(hi2, 2 * b)
+        k = max(0, (lo2 - 2 * a) // (2 * step) + 1)   # the first k with 2(a + k step) > lo2
+        if 2 * (a + k * step) <= hi2:
+            chosen.append(j)
+    return chosen
+
+
 def _parse_epochs(text: str | None, run) -> list[int]:
     if text is None:
         return list(range(len(run)))
@@ -180,10 +196,8 @@ def _parse_epochs(text: str | None, run) -> list[int]:
             if len(parts) == 2:
                 return inside
             # every STEP epochs: the checkpoint nearest to each of A, A + STEP, ..., B (runs are often log-spaced)
-            import numpy as np
-
-            eps = np.asarray([run.epochs[i] for i in inside])
-            return sorted({inside[int(np.argmin(np.abs(eps - t)))] for t in range(a, b + 1, parts[2])})
+            eps = [run.epochs[i] for i in inside]
+            return [inside[j] for j in nearest_to_targets(eps, a, b, parts[2])]
         return sorted({run.exact_index(int(t)) for t in text.split(",")})
     except ValueError:
         raise SplineAtlasError(f"--epochs {text!r}: use A:B[:STEP] (STEP >= 1) or E1,E2,... (integers).") from None

@@ -5,6 +5,7 @@ import argparse
 import sys
 
 from geometry.datasets import BUILTIN, builtin_dataset, load_npz
+from app.cli.common import add_trust_argument
 from geometry.errors import ArchitectureError
 from geometry.runs import open_run
 from geometry.spec import load_spec_file, parse_arch_string, validate_spec
@@ -13,7 +14,7 @@ from geometry.spec import load_spec_file, parse_arch_string, validate_spec
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="print a run's or checkpoint's architecture, epochs and accuracy")
     p.add_argument("path", help="run.json, run folder, or checkpoint file")
-    p.add_argument("--trust-pickle", action="store_true", help="allow full pickles (can execute code: trusted files only)")
+    add_trust_argument(p)
     p.add_argument("--allow-gaps", action="store_true", help="open a run folder even if epochs are missing")
     p.add_argument("--dataset", help="built-in dataset name or .npz to measure accuracy on (default: the run's)")
     p.add_argument("--no-accuracy", action="store_true", help="skip evaluating every checkpoint")
@@ -91,7 +92,7 @@ def cmd_train(args) -> int:
 def cmd_info(args) -> int:
     from geometry.training import accuracy
 
-    run = open_run(args.path, trust_pickle=args.trust_pickle, allow_gaps=args.allow_gaps)
+    run = open_run(args.path, trust_code=args.trust_code, allow_gaps=args.allow_gaps)
     net = run.network(len(run) - 1)
     print(f"run:          {run.name}  ({run.source})")
     print(f"input shape:  {list(net.input_shape)}  (D = {net.input_dim})")

@@ -6,10 +6,16 @@ Each command module exposes ``register(subparsers)`` that adds its subparsers an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import os
+import signal
 import sys
+import traceback
 
+from app.cli.common import check_argument_budgets
 from geometry.errors import SplineAtlasError
+from geometry.safe_io import CHECKPOINT_LIMIT_ENV, printable
 
 # Command modules (app/cli/<name>.py). Add a new command group by adding its module here.
 COMMAND_MODULES = [
@@ -33,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for command in sub.choices.values():     # options every command takes
+        command.add_argument("--verbose", action="store_true", help="on an error, also print the technical cause")
+        command.add_argument("--max-checkpoint-mb", type=float, default=None, metavar="MB",
+                             help="refuse checkpoint files larger than this (default 4096)")
     return parser
 
 
@@ -40,6 +50,29 @@ def _open_app(argv: list[str]) -> int:
     from app.qt.launch import launch  # Qt is imported only here
 
     return launch(argv)
+
+
+class _EscapingStream:
+    """A text stream that escapes control characters (ANSI sequences in a run name, say) and undecodable
+    file-name bytes before they reach the terminal; newlines and tabs pass."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write("\n".join(printable(line, 1 << 20).replace("\\x0d", "\r")
+                                            for line in text.split("\n")))
+
+    def __getattr__(self, attr):
+        return getattr(self._stream, attr)
+
+
+def _on_sigterm(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _report(message: str) -> None:
+    print(f"error: {printable(message, 600)}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,10 +85,20 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if args.max_checkpoint_mb is not None:
+        os.environ[CHECKPOINT_LIMIT_ENV] = str(args.max_checkpoint_mb)
+    restore = sys.stdout
+    if not isinstance(sys.stdout, _EscapingStream):
+        sys.stdout = _EscapingStream(sys.stdout)
+    with contextlib.suppress(ValueError):          # not in the main thread (tests): keep the default
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        check_argument_budgets(args)
         return int(args.func(args) or 0)
     except SplineAtlasError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        _report(str(exc))
+        if args.verbose:
+            traceback.print_exception(exc.__cause__ or exc, file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -63,6 +106,17 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` & co.
         sys.stderr.close()
         return 0
+    except MemoryError:
+        _report(f"{args.command} ran out of memory; use smaller sizes (see --help) or a smaller network.")
+        return 2
+    except Exception as exc:   # a defect of ours: still one line, the traceback on --verbose
+        _report(f"{args.command} failed unexpectedly ({type(exc).__name__}: {exc}); this is a bug in Spline Atlas "
+                f"— rerun with --verbose and report the traceback.")
+        if args.verbose:
+            traceback.print_exception(exc, file=sys.stderr)
+        return 1
+    finally:
+        sys.stdout = restore
 
 
 if __name__ == "__main__":

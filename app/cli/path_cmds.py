@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.cli.common import add_trust_argument
 from geometry.errors import DatasetError, SplineAtlasError
 
 
@@ -40,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frames", type=int, default=12, help="images per path in the PNG strip")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     p.add_argument("--device", default=None, help="cpu | cuda (default: CUDA when present)")
-    p.add_argument("--trust-pickle", action="store_true", help="allow full pickles (can execute code: trusted files only)")
+    add_trust_argument(p)
     p.add_argument("--out", required=True, metavar="DIR", help="folder for path.npz, summary.json and strip.png")
     p.set_defaults(func=cmd_path)
 
@@ -52,7 +53,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--samples", type=int, default=1000, help="combinations drawn per k")
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", default=None)
-    c.add_argument("--trust-pickle", action="store_true")
+    add_trust_argument(c)
     c.add_argument("--json", metavar="OUT.json", default=None, help="write the result as JSON")
     c.set_defaults(func=cmd_convex)
 
@@ -62,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--points", type=int, default=256, help="number of points (a seeded subset of the split)")
     t.add_argument("--dtype", choices=["float32", "float64"], default="float32")
     t.add_argument("--device", default=None)
-    t.add_argument("--trust-pickle", action="store_true")
+    add_trust_argument(t)
     t.add_argument("--json", metavar="OUT.json", default=None, help="write the curve as JSON")
     t.set_defaults(func=cmd_trace_g)
 
@@ -137,7 +138,7 @@ def cmd_path(args) -> int:
 
     from geometry.runs import open_run
 
-    run = open_run(args.path, trust_pickle=args.trust_pickle)
+    run = open_run(args.path, trust_code=args.trust_code)
     ei = run.exact_index(args.epoch)
     net = run.network(ei)
     ds = run.dataset
@@ -241,7 +242,7 @@ def cmd_trace_g(args) -> int:
     from geometry.local_data_matrix import trace_over_run
     from geometry.runs import open_run
 
-    run = open_run(args.path, trust_pickle=args.trust_pickle)
+    run = open_run(args.path, trust_code=args.trust_code)
 
     def progress(frac: float, msg: str) -> None:
         print(f"\r{msg}", end="", file=sys.stderr, flush=True)
@@ -262,7 +263,7 @@ def cmd_convex(args) -> int:
     from geometry.region_paths import convex_combination_probability
     from geometry.runs import open_run
 
-    run = open_run(args.path, trust_pickle=args.trust_pickle)
+    run = open_run(args.path, trust_code=args.trust_code)
     ei = run.exact_index(args.epoch)
     ds = run.dataset
     if ds is None:

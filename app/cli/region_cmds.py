@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.cli.common import add_trust_argument
 from geometry.errors import DatasetError, SplineAtlasError
 
 
@@ -23,7 +24,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epoch", type=int, default=None, help="epoch of the run (default: the last checkpoint)")
     p.add_argument("--split", choices=["train", "test"], default="train", help="dataset split the point indices refer to")
     p.add_argument("--device", default=None, help="cpu | cuda (default: cpu)")
-    p.add_argument("--trust-pickle", action="store_true", help="allow full pickles (can execute code: trusted files only)")
+    add_trust_argument(p)
 
 
 def _box_arg(p: argparse.ArgumentParser, what: str) -> None:
@@ -86,7 +87,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--fit", choices=["train", "grid"], default="train",
                    help="points the maps are fitted on: the training set (their Table 2) or the grid (their Fig. 6)")
     d.add_argument("--device", default=None, help="cpu | cuda (default: cpu)")
-    d.add_argument("--trust-pickle", action="store_true", help="allow full pickles (can execute code: trusted files only)")
+    add_trust_argument(d)
     d.set_defaults(func=cmd_dual)
 
 
@@ -334,7 +335,7 @@ def cmd_dual(args) -> int:
     from geometry.regions.dual import dual_points, grid_dual_over_epochs
     from geometry.runs import open_run
 
-    run = open_run(args.path, trust_pickle=args.trust_pickle)
+    run = open_run(args.path, trust_code=args.trust_code)
     net = run.network(len(run) - 1)
     check_supported(net)
     if net.input_dim != 2:
@@ -406,7 +407,7 @@ def _dual_compare(args, run, net, grid, out: Path) -> None:
     from geometry.regions.dual import map_between
     from geometry.runs import open_run
 
-    run2 = open_run(args.compare, trust_pickle=args.trust_pickle)
+    run2 = open_run(args.compare, trust_code=args.trust_code)
     net2 = run2.network(len(run2) - 1)
     check_supported(net2)
     if net2.input_dim != net.input_dim:

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
+from app.cli.common import add_trust_argument
 from geometry.errors import DatasetError, InputFileError, SplineAtlasError
 
 
 def add_slice_arguments(p: argparse.ArgumentParser) -> None:
-    """PATH, --epoch, the slice choice and its options, --domain, --device, --max-regions, --trust-pickle:
+    """PATH, --epoch, the slice choice and its options, --domain, --device, --max-regions, --trust-code:
     shared by ``tessellate`` and ``angles`` (app/cli/boundary_cmds.py)."""
     p.add_argument("path", help="checkpoint file, run.json or run folder")
     p.add_argument("--epoch", type=int, default=None,
@@ -39,7 +40,7 @@ def add_slice_arguments(p: argparse.ArgumentParser) -> None:
                    help="XMIN XMAX YMIN YMAX [ZMIN ZMAX] in slice coordinates (default: [-1,1]^k, or the anchors' box)")
     p.add_argument("--device", default=None, help="cpu | cuda (default: CUDA when present)")
     p.add_argument("--max-regions", type=int, default=None, help="stop with an error beyond this many regions (default: 1M, less for wide nets: ~4 GiB)")
-    p.add_argument("--trust-pickle", action="store_true", help="allow full pickles (can execute code: trusted files only)")
+    add_trust_argument(p)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -57,7 +58,7 @@ def load_checkpoint_network(args):
     """(run, checkpoint index, network) for PATH and --epoch."""
     from geometry.runs import open_run
 
-    run = open_run(args.path, trust_pickle=args.trust_pickle)
+    run = open_run(args.path, trust_code=args.trust_code)
     i = run.exact_index(args.epoch)
     return run, i, run.network(i)
 

@@ -1,0 +1,181 @@
+"""Typed schemas (pydantic) for every JSON document Spline Atlas reads: architecture specs, run
+manifests and dataset references. Session files have theirs in ``app.state``.
+
+The models check types (no strings for ints, no bools for numbers), ranges and allowed keys, and
+:func:`validate_document` turns pydantic's report into one line naming the file, the field and the
+fix. The validated documents stay plain dicts: the rest of the code reads them as before.
+"""
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal, Union
+
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr,
+                      ValidationError)
+
+from .errors import SplineAtlasError
+from .safe_io import printable
+
+MAX_WIDTH = 100_000_000          # any one size (features, channels)
+MAX_CLASSES = 100_000
+MAX_SAMPLES = 10_000_000         # generated dataset size
+MAX_CHECKPOINTS = 100_000
+MAX_NAME = 200
+
+
+def _finite(v: float) -> float:
+    if not math.isfinite(v):
+        raise ValueError("must be a finite number")
+    return v
+
+
+def _printable_text(v: str) -> str:
+    if printable(v, 10_000) != v:
+        raise ValueError("must not contain control characters")
+    return v
+
+
+PosInt = Annotated[StrictInt, Field(ge=1, le=MAX_WIDTH)]
+NonNegInt = Annotated[StrictInt, Field(ge=0, le=MAX_WIDTH)]
+Finite = Annotated[StrictFloat, AfterValidator(_finite)]
+Text = Annotated[StrictStr, Field(max_length=MAX_NAME), AfterValidator(_printable_text)]
+Pair = Union[PosInt, tuple[PosInt, PosInt]]
+NonNegPair = Union[NonNegInt, tuple[NonNegInt, NonNegInt]]
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Linear(_Entry):
+    type: Literal["linear"]
+    in_features: PosInt
+    out_features: PosInt
+    bias: StrictBool = True
+
+
+class Conv2d(_Entry):
+    type: Literal["conv2d"]
+    in_channels: PosInt
+    out_channels: PosInt
+    kernel_size: Pair
+    stride: Pair = 1
+    padding: NonNegPair = 0
+    bias: StrictBool = True
+
+
+class BatchNorm(_Entry):
+    type: Literal["batchnorm1d", "batchnorm2d"]
+    num_features: PosInt
+    eps: Annotated[Finite, Field(gt=0, le=1)] = 1e-5
+    affine: StrictBool = True
+
+
+class Pool(_Entry):
+    type: Literal["avgpool2d", "maxpool2d"]
+    kernel_size: Pair
+    stride: Pair | None = None
+
+
+class LeakyReLU(_Entry):
+    type: Literal["leaky_relu"]
+    negative_slope: Annotated[Finite, Field(ge=-1e6, le=1e6)] = 0.01
+
+
+class Plain(_Entry):
+    type: Literal["flatten", "identity", "relu", "abs", "gelu", "sigmoid", "tanh", "softplus", "elu", "silu",
+                  "softmax"]
+
+
+class Residual(_Entry):
+    type: Literal["residual"]
+    body: Annotated[list[Layer], Field(min_length=1, max_length=10_000)]
+
+
+Layer = Annotated[Union[Linear, Conv2d, BatchNorm, Pool, LeakyReLU, Plain, Residual], Field(discriminator="type")]
+Residual.model_rebuild()
+
+
+class ArchitectureSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format: Literal["splineatlas-arch/1"] = "splineatlas-arch/1"
+    name: Text | None = None
+    input_shape: Annotated[list[PosInt], Field(min_length=1, max_length=4)]
+    layers: Annotated[list[Layer], Field(min_length=1, max_length=10_000)]
+    num_classes: Annotated[StrictInt, Field(ge=1, le=MAX_CLASSES)] | None = None
+    output_dim: Annotated[StrictInt, Field(ge=1, le=MAX_WIDTH)] | None = None
+    dropped_output_transform: Literal["softmax", "log_softmax"] | None = None
+
+
+class BuiltinDataset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    builtin: Literal["moons", "circles", "spirals", "star", "digits"]
+    n: Annotated[StrictInt, Field(ge=1, le=MAX_SAMPLES)] = 1000
+    seed: Annotated[StrictInt, Field(ge=0, le=2**32 - 1)] = 0
+    test_fraction: Annotated[Finite, Field(ge=0, lt=1)] = 0.2
+    noise: Annotated[Finite, Field(ge=0, le=100)] | None = None
+    arms: Annotated[StrictInt, Field(ge=1, le=1000)] | None = None
+    turns: Annotated[Finite, Field(gt=0, le=100)] | None = None
+    points: Annotated[StrictInt, Field(ge=1, le=1000)] | None = None
+    factor: Annotated[Finite, Field(gt=0, lt=1)] | None = None
+
+
+class NpzDataset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    npz: Annotated[StrictStr, Field(min_length=1, max_length=4096)]
+    seed: Annotated[StrictInt, Field(ge=0, le=2**32 - 1)] = 0
+    test_fraction: Annotated[Finite, Field(ge=0, lt=1)] = 0.2
+
+
+DatasetRef = Union[BuiltinDataset, NpzDataset]
+
+
+class CheckpointEntry(BaseModel):
+    model_config = ConfigDict(extra="allow")       # recorded metrics (train_accuracy, loss, ...)
+    path: Annotated[StrictStr, Field(min_length=1, max_length=4096)]
+    epoch: Annotated[StrictInt, Field(ge=0, le=10**15)] | None = None
+    step: Annotated[StrictInt, Field(ge=0, le=10**15)] | None = None
+
+
+class RunManifest(BaseModel):
+    model_config = ConfigDict(extra="allow")       # e.g. "training": the recorded hyper-parameters
+    format: Literal["splineatlas-run/1"] = "splineatlas-run/1"
+    name: Text | None = None
+    architecture: Annotated[StrictStr, Field(min_length=1, max_length=4096)] | dict | None = None
+    checkpoints: Annotated[list[CheckpointEntry], Field(max_length=MAX_CHECKPOINTS)]
+    dataset: DatasetRef | None = None
+    class_names: Annotated[list[Text], Field(max_length=MAX_CLASSES)] | None = None
+
+
+def _where(loc: tuple) -> str:
+    parts = []
+    for p in loc:
+        if isinstance(p, int):
+            parts.append(f"[{p}]")
+        elif p in ("linear", "conv2d", "batchnorm1d", "batchnorm2d", "avgpool2d", "maxpool2d", "leaky_relu",
+                   "flatten", "identity", "relu", "abs", "gelu", "sigmoid", "tanh", "softplus", "elu", "silu",
+                   "softmax", "residual", "BuiltinDataset", "NpzDataset", "function-after[_finite(), float]",
+                   "str", "dict[any,any]", "int", "tuple[int,int]", "nullable[int]") or \
+                str(p).startswith(("tuple[", "function-", "constrained-", "union[")):
+            continue
+        else:
+            parts.append(("." if parts else "") + str(p))
+    return "".join(parts) or "(top level)"
+
+
+def validate_document(model: type[BaseModel], data: object, what: str, error: type[SplineAtlasError]) -> BaseModel:
+    """``model`` validated from ``data``; any problem is one ``error`` naming ``what``, the field and the fix."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = _where(tuple(first.get("loc", ())))
+        msg = first.get("msg", "is invalid")
+        got = first.get("input")
+        shown = "" if isinstance(got, (dict, list)) else f" (got {printable(repr(got), 40)})"
+        more = len(exc.errors()) - 1
+        tail = f"; {more} more problem{'s' if more > 1 else ''}" if more > 0 else ""
+        raise error(f"{what}: field {printable(field, 100)}: {printable(msg, 140)}{shown}{tail}; fix that field "
+                    f"(README: 'Opening networks').") from None
+    except RecursionError:
+        raise error(f"{what} is nested too deeply.") from None
