@@ -21,6 +21,7 @@ from psygnal import Signal, SignalGroup
 
 from geometry.errors import InputFileError
 from geometry.slices import Slice
+from geometry.safe_io import name, read_json, write_text
 
 SESSION_VERSION = 1
 
@@ -370,24 +371,103 @@ class ViewerState:
         self.events.paths.emit(self._paths)
 
 
-def validate_session(data) -> dict:
-    """Check a session dict's shape; raise InputFileError with what is wrong."""
+MAX_SESSION_PATHS = 256
+"""Paths a session may hold: each is traced when the session opens, so the count is bounded."""
+
+
+def _session_models():
+    """The pydantic models of a session file (built on first use; pydantic is imported lazily)."""
+    from typing import Annotated, Literal
+
+    from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+    def finite(v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+    Num = Annotated[StrictFloat, AfterValidator(finite)]
+    Point = tuple[Num, Num]
+
+    def window(v):
+        _window_tuple(v)
+        return v
+
+    Window = Annotated[tuple[Num, Num, Num, Num], AfterValidator(window)]
+
+    class Loose(BaseModel):
+        model_config = ConfigDict(extra="ignore")
+
+    class SliceModel(Loose):
+        origin: Annotated[list[Num], Field(min_length=2, max_length=10_000_000)]
+        basis: Annotated[list[Annotated[list[Num], Field(min_length=2, max_length=3)]], Field(min_length=2)]
+        anchors: Annotated[list[list[Num]], Field(max_length=16)] = []
+        description: Annotated[StrictStr, Field(max_length=500)] = ""
+
+        def model_post_init(self, _ctx) -> None:
+            if len(self.basis) != len(self.origin) or len({len(r) for r in self.basis}) != 1:
+                raise ValueError("slice basis must have one row of 2 or 3 numbers per input of origin")
+
+    class ChoiceModel(Loose):
+        kind: Literal[SLICE_KINDS] = "input"  # type: ignore[valid-type]
+        indices: Annotated[list[Annotated[StrictInt, Field(ge=0, le=10**9)]], Field(max_length=4)] = []
+        seed: Annotated[StrictInt, Field(ge=0, le=2**32 - 1)] = 0
+
+    class PathModel(Loose):
+        id: Annotated[StrictInt, Field(ge=0, le=10**9)]
+        kind: Literal[PATH_KINDS]  # type: ignore[valid-type]
+        start: Point
+        end: Point | None = None
+        epoch_index: Annotated[StrictInt, Field(ge=0, le=10**6)] = 0
+        visible: StrictBool = True
+        steps: Annotated[StrictInt, Field(ge=1, le=10_000)] = 200
+        step_size: Annotated[Num, Field(gt=0, le=1e6)] = 0.02
+
+    class SettingsModel(Loose):
+        show_points: StrictBool = True
+        show_sites: StrictBool = False
+        show_boundary: StrictBool = True
+        show_edges: StrictBool = True
+        max_regions: Annotated[StrictInt, Field(ge=1, le=100_000_000)] = 200_000
+        play_fps: Annotated[Num, Field(ge=0.1, le=240)] = 4.0
+        path_steps: Annotated[StrictInt, Field(ge=1, le=10_000)] = 200
+        path_step_size: Annotated[Num, Field(gt=0, le=1e6)] = 0.02
+
+    class SessionModel(Loose):
+        format: Literal["splineatlas-session"]
+        version: Annotated[StrictInt, Field(ge=0, le=SESSION_VERSION)] = SESSION_VERSION
+        run: Annotated[StrictStr, Field(max_length=4096)] | None = None
+        epoch_index: Annotated[StrictInt, Field(ge=0, le=10**6)] = 0
+        depth: Annotated[StrictInt, Field(ge=1, le=10_000)] = 1
+        slice: SliceModel | None = None
+        slice_choice: ChoiceModel | None = None
+        home_window: Window | None = None
+        window: Window | None = None
+        color_mode: Literal[COLOR_MODES] = "class"  # type: ignore[valid-type]
+        pick_mode: Literal[PICK_MODES] = "inspect"  # type: ignore[valid-type]
+        inspected: Point | None = None
+        paths: Annotated[list[PathModel], Field(max_length=MAX_SESSION_PATHS)] = []
+        settings: SettingsModel | None = None
+        view3d: dict | None = None
+
+    return SessionModel
+
+
+def validate_session(data, where: str = "session") -> dict:
+    """Check a session dict field by field (types, ranges, allowed values, at most MAX_SESSION_PATHS paths);
+    raise InputFileError naming the field."""
+    from geometry.schemas import validate_document
+
     if not isinstance(data, dict) or data.get("format") != "splineatlas-session":
-        raise InputFileError("not a Spline Atlas session file (no \"format\": \"splineatlas-session\"); "
+        raise InputFileError(f"{where} is not a Spline Atlas session file (no \"format\": \"splineatlas-session\"); "
                              "open a file saved with File > Save Session.")
-    if int(data.get("version", 0)) > SESSION_VERSION:
-        raise InputFileError(f"session version {data.get('version')} is newer than this Spline Atlas "
+    version = data.get("version", 0)
+    if isinstance(version, int) and not isinstance(version, bool) and version > SESSION_VERSION:
+        raise InputFileError(f"session version {version} is newer than this Spline Atlas "
                              f"understands ({SESSION_VERSION}); update Spline Atlas.")
-    if data.get("color_mode", "class") not in COLOR_MODES:
-        raise InputFileError(f"session colour mode {data.get('color_mode')!r} is not one of {COLOR_MODES}.")
-    for p in data.get("paths") or []:
-        if p.get("kind") not in PATH_KINDS:
-            raise InputFileError(f"session path kind {p.get('kind')!r} is not one of {PATH_KINDS}.")
-    try:
-        if data.get("window") is not None:
-            _window_tuple(data["window"])
-    except (ValueError, TypeError) as exc:
-        raise InputFileError(f"session view window is invalid: {exc}") from None
+    validate_document(_session_models(), data, where, InputFileError)
+    if data.get("slice") is not None and data.get("window") is None:
+        raise InputFileError(f"{where}: field window: a session with a slice needs its view window.")
     return data
 
 
@@ -397,16 +477,11 @@ def save_session(state: ViewerState, path: str | Path, view3d: dict | None = Non
     data = state.to_session()
     if view3d is not None:
         data["view3d"] = view3d
-    Path(path).write_text(json.dumps(data, indent=1))
+    write_text(path, json.dumps(data, indent=1))
 
 
 def read_session(path: str | Path) -> dict:
     """Read and validate a session file."""
     p = Path(path)
-    try:
-        data = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise InputFileError(f"session file {p} does not exist.") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputFileError(f"session file {p} is not valid JSON ({exc}); was it saved by Spline Atlas?") from None
-    return validate_session(data)
+    data = read_json(p, "session file")
+    return validate_session(data, f"session file {name(p)}")

@@ -16,13 +16,13 @@ import hashlib
 import importlib
 import json
 import os
-import tempfile
 import threading
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from .safe_io import atomic_open
 
 _FORMAT = "splineatlas-cache-1"
 
@@ -147,15 +147,8 @@ def dump_result(obj: Any, path: str | Path) -> None:
     desc = _flatten(obj, arrays)
     arrays["__meta__"] = np.frombuffer(json.dumps({"format": _FORMAT, "value": desc}).encode(), dtype=np.uint8)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as fh:
+        np.savez(fh, **arrays)
 
 
 def load_result(path: str | Path) -> Any:

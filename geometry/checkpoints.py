@@ -25,7 +25,7 @@ import torch
 from . import pickle_scan
 from .errors import ArchitectureError, InputFileError, UnsafePickleError
 from .network import Network
-from .safe_io import (MAX_JSON_BYTES, check_zip_members, checked_file, max_checkpoint_bytes, name, parse_json,
+from .safe_io import (MAX_JSON_BYTES, atomic_output, check_zip_members, checked_file, max_checkpoint_bytes, name, parse_json,
                       printable, read_json)
 from .spec import load_spec_file, spec_from_module, validate_spec
 from .torchscript_weights import read_torchscript_weights
@@ -347,12 +347,12 @@ def save_checkpoint(path: str | Path, network: Network, **meta) -> None:
     ``.safetensors`` stores the spec in its metadata; anything else is a weights-only torch file.
     """
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     state = {k: v.detach().cpu().contiguous() for k, v in network.layers.state_dict().items()}
-    if path.suffix == ".safetensors":
-        from safetensors.torch import save_file
+    with atomic_output(path) as tmp:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import save_file
 
-        save_file(state, str(tmp), metadata={"splineatlas_arch": json.dumps(network.spec), **{k: str(v) for k, v in meta.items()}})
-    else:
-        torch.save({"state_dict": state, "arch": network.spec, **meta}, tmp)
-    os.replace(tmp, path)
+            save_file(state, str(tmp), metadata={"splineatlas_arch": json.dumps(network.spec),
+                                                 **{k: str(v) for k, v in meta.items()}})
+        else:
+            torch.save({"state_dict": state, "arch": network.spec, **meta}, tmp)

@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import math
 import os
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from .errors import DatasetError
-from .safe_io import MAX_DATASET_BYTES, check_zip_members, checked_file, name, printable, resolve_member
+from .safe_io import MAX_DATASET_BYTES, name, printable, read_npz, resolve_member
 
 BUILTIN = ("moons", "circles", "spirals", "star", "digits")
 
@@ -141,36 +140,7 @@ MAX_CLASSES = 100_000
 
 
 def _read_npz_arrays(path: Path, root: Path | None) -> dict[str, np.ndarray]:
-    """The known members of an .npz, each checked from its header before its data is read: plain numeric
-    (or, for class_names, string) dtypes, and no more data claimed than the archive holds."""
-    real = checked_file(path, "dataset file", MAX_DATASET_BYTES, root, DatasetError)
-    data: dict[str, np.ndarray] = {}
-    with check_zip_members(real, "dataset file", MAX_DATASET_BYTES, DatasetError) as z:
-        for info in z.infolist():
-            key = info.filename[:-4] if info.filename.endswith(".npy") else None
-            if key not in NPZ_MEMBERS:
-                continue
-            try:
-                with z.open(info) as fh:
-                    version = np.lib.format.read_magic(fh)
-                    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-                    shape, _, dtype = reader(fh)
-                    header_len = fh.tell()
-                if dtype.hasobject or dtype.kind not in ("b", "i", "u", "f") + (("U",) if key == "class_names" else ()):
-                    raise DatasetError(f"dataset file {name(path)}: array {key!r} has dtype {dtype}; it must be numeric"
-                                       f"{' (or strings, for class_names)' if key == 'class_names' else ''}.")
-                nbytes = math.prod(shape) * dtype.itemsize
-                if nbytes > info.file_size - header_len:
-                    raise DatasetError(f"dataset file {name(path)}: array {key!r} claims {nbytes:,} bytes but its member "
-                                       f"holds {info.file_size - header_len:,}; the file is damaged.")
-                with z.open(info) as fh:
-                    data[key] = np.lib.format.read_array(fh, allow_pickle=False)
-            except DatasetError:
-                raise
-            except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError, TypeError) as exc:
-                raise DatasetError(f"dataset file {name(path)}: array {key!r} cannot be read ({printable(exc, 80)}); "
-                                   f"re-export it with numpy.savez.") from None
-    return data
+    return read_npz(path, "dataset file", NPZ_MEMBERS, MAX_DATASET_BYTES, root, DatasetError, strings=("class_names",))
 
 
 def _features(path: Path, key: str, X: np.ndarray) -> np.ndarray:

@@ -25,8 +25,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -37,6 +35,7 @@ from .errors import CancelledError, DatasetError, SplineAtlasError
 from .local_complexity import local_complexity, sample_boundary_points, square_region_counts
 from .slices import Slice
 from .training import accuracy
+from .safe_io import atomic_open
 
 Progress = Callable[[float, str], None] | None
 Cancel = Callable[[], bool] | None
@@ -139,18 +138,12 @@ class DynamicsCurves:
         """Write the table as CSV (written to a temporary file, then renamed)."""
         header, rows = self.table()
         path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".csv", dir=str(path.parent) or ".")
-        try:
-            with os.fdopen(fd, "w", newline="") as f:
-                w = csv.writer(f)
-                w.writerow(header)
-                for r in rows:
-                    w.writerow([int(v) if h in ("epoch", "regions_slice") and np.isfinite(v) else
-                                (f"{v:.6g}" if np.isfinite(v) else "nan") for h, v in zip(header, r)])
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_open(path, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(header)
+            for r in rows:
+                w.writerow([int(v) if h in ("epoch", "regions_slice") and np.isfinite(v) else
+                            (f"{v:.6g}" if np.isfinite(v) else "nan") for h, v in zip(header, r)])
         return path
 
 
@@ -303,11 +296,8 @@ def _load(path: Path) -> CheckpointDynamics | None:
 
 
 def _store(path: Path, value: CheckpointDynamics) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=str(path.parent))
-    with os.fdopen(fd, "w") as f:
+    with atomic_open(path, "w") as f:
         json.dump(asdict(value), f, allow_nan=True)
-    os.replace(tmp, path)
 
 
 def run_dynamics(run, settings: DynamicsSettings | None = None, indices: list[int] | None = None,

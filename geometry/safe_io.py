@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import secrets
@@ -25,7 +26,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import BudgetExceededError, InputFileError
+from .errors import BudgetExceededError, InputFileError, SplineAtlasError
 
 MiB = 1 << 20
 GiB = 1 << 30
@@ -83,7 +84,7 @@ def _describe_kind(mode: int) -> str | None:
     return "not a regular file"
 
 
-def check_inside(path: Path, root: Path, what: str, error: type[InputFileError] = InputFileError) -> Path:
+def check_inside(path: Path, root: Path, what: str, error: type[SplineAtlasError] = InputFileError) -> Path:
     """``path`` resolved (symlinks followed); refused unless it lies inside ``root``."""
     try:
         real, base = path.resolve(), root.resolve()
@@ -109,7 +110,7 @@ def resolve_member(folder: Path, relative: str, what: str, manifest: Path) -> Pa
 
 
 def checked_file(path: str | Path, what: str, limit: int, root: Path | None = None,
-                 error: type[InputFileError] = InputFileError) -> Path:
+                 error: type[SplineAtlasError] = InputFileError) -> Path:
     """Check ``path`` before reading: exists, a regular file (after following links), inside ``root``
     if given, and at most ``limit`` bytes. Returns the resolved path."""
     path = Path(path)
@@ -133,7 +134,7 @@ def checked_file(path: str | Path, what: str, limit: int, root: Path | None = No
 
 
 def read_bytes(path: str | Path, what: str, limit: int, root: Path | None = None,
-               error: type[InputFileError] = InputFileError) -> bytes:
+               error: type[SplineAtlasError] = InputFileError) -> bytes:
     """The bytes of a checked file (see :func:`checked_file`), read with a hard cap."""
     real = checked_file(path, what, limit, root, error)
     try:
@@ -167,7 +168,7 @@ def _depth(obj, limit: int) -> int:
 
 
 def parse_json(text: bytes | str, what: str, where: object, allow_nan: bool = False,
-               error: type[InputFileError] = InputFileError) -> object:
+               error: type[SplineAtlasError] = InputFileError) -> object:
     """Parse JSON from an untrusted source: UTF-8, nesting at most MAX_JSON_DEPTH, and no NaN/Infinity
     unless ``allow_nan`` (run manifests record a NaN loss for epoch 0; their schema checks the fields
     that must be finite)."""
@@ -191,12 +192,12 @@ def parse_json(text: bytes | str, what: str, where: object, allow_nan: bool = Fa
 
 
 def read_json(path: str | Path, what: str, root: Path | None = None, limit: int = MAX_JSON_BYTES,
-              allow_nan: bool = False, error: type[InputFileError] = InputFileError) -> object:
+              allow_nan: bool = False, error: type[SplineAtlasError] = InputFileError) -> object:
     """Read and parse a JSON file with the checks of :func:`checked_file` and :func:`parse_json`."""
     return parse_json(read_bytes(path, what, limit, root, error), what, path, allow_nan, error)
 
 
-def check_zip_members(path: Path, what: str, limit: int, error: type[InputFileError] = InputFileError) -> zipfile.ZipFile:
+def check_zip_members(path: Path, what: str, limit: int, error: type[SplineAtlasError] = InputFileError) -> zipfile.ZipFile:
     """Open a zip archive and refuse it unless its members' declared sizes add up to at most ``limit``
     (the guard against zip bombs: inflating stops at the declared size). The caller closes it."""
     try:
@@ -219,6 +220,44 @@ def check_zip_members(path: Path, what: str, limit: int, error: type[InputFileEr
         z.close()
         raise
     return z
+
+
+def read_npz(path: str | Path, what: str, members: tuple[str, ...], limit: int, root: Path | None = None,
+             error: type[SplineAtlasError] = InputFileError, strings: tuple[str, ...] = ()) -> dict:
+    """The arrays ``members`` of an .npz (others are not read), each checked from its header before its data
+    is read: numeric dtypes (strings for the names in ``strings``; never objects, so nothing is unpickled),
+    and no more data claimed than the archive holds (an "npz bomb" declares a huge shape)."""
+    import numpy as np
+
+    real = checked_file(path, what, limit, root, error)
+    data: dict = {}
+    with check_zip_members(real, what, limit, error) as z:
+        for info in z.infolist():
+            key = info.filename[:-4] if info.filename.endswith(".npy") else None
+            if key not in members:
+                continue
+            try:
+                with z.open(info) as fh:
+                    version = np.lib.format.read_magic(fh)
+                    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                    shape, _, dtype = reader(fh)
+                    header_len = fh.tell()
+                allowed = ("b", "i", "u", "f") + (("U",) if key in strings else ())
+                if dtype.hasobject or dtype.kind not in allowed:
+                    raise error(f"{what} {name(path)}: array {key!r} has dtype {dtype}; it must be numeric"
+                                f"{' (or strings)' if key in strings else ''}.")
+                nbytes = math.prod(shape) * dtype.itemsize
+                if nbytes > info.file_size - header_len:
+                    raise error(f"{what} {name(path)}: array {key!r} claims {nbytes:,} bytes but its member holds "
+                                f"{info.file_size - header_len:,}; the file is damaged.")
+                with z.open(info) as fh:
+                    data[key] = np.lib.format.read_array(fh, allow_pickle=False)
+            except SplineAtlasError:
+                raise
+            except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError, TypeError) as exc:
+                raise error(f"{what} {name(path)}: array {key!r} cannot be read ({printable(exc, 80)}); "
+                            f"re-export it with numpy.savez.") from None
+    return data
 
 
 # -- writing --------------------------------------------------------------------------------------
@@ -255,6 +294,19 @@ def partial_name(target: Path) -> Path:
     return target.with_name(f".{target.name}.partial-{os.getpid()}-{secrets.token_hex(4)}{target.suffix}")
 
 
+def new_partial(target: str | Path) -> Path:
+    """Create (empty, with the user's umask) the temporary that will replace ``target``, after removing
+    temporaries of ``target`` left by killed processes. The caller renames or removes it."""
+    target = Path(target)
+    if target.exists() and not target.is_file():
+        raise InputFileError(f"output {name(target)} exists and is not a regular file; choose another name.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(target)
+    tmp = partial_name(target)
+    os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+    return tmp
+
+
 @contextlib.contextmanager
 def atomic_output(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; when the block completes it replaces ``target``.
@@ -262,14 +314,8 @@ def atomic_output(target: str | Path) -> Iterator[Path]:
     The temporary is created empty with the user's umask (so the result has the same permissions as
     any file the user creates); on any exception (Ctrl+C included) it is removed and ``target`` is
     left as it was."""
+    tmp = new_partial(target)
     target = Path(target)
-    if target.exists() and not target.is_file():
-        raise InputFileError(f"output {name(target)} exists and is not a regular file; choose another name.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_partials(target)
-    tmp = partial_name(target)
-    fd = os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
-    os.close(fd)
     try:
         yield tmp
         with open(tmp, "rb+") as fh:
@@ -297,3 +343,18 @@ def atomic_open(target: str | Path, mode: str = "w", **kwargs) -> Iterator:
     """``open()`` for writing, atomically: the file appears under its name only once closed cleanly."""
     with atomic_output(target) as tmp, open(tmp, mode, **kwargs) as fh:
         yield fh
+
+
+def atomic_save(target: str | Path, save) -> None:
+    """Call ``save(temporary_path)`` (e.g. ``fig.savefig``, ``imageio.imwrite``) and move the result onto
+    ``target`` atomically. The temporary keeps ``target``'s suffix, so libraries pick the same format."""
+    with atomic_output(target) as tmp:
+        save(tmp)
+
+
+def write_npz(target: str | Path, **arrays) -> None:
+    """``numpy.savez`` to ``target`` atomically (no ``.npz`` is appended to the name)."""
+    import numpy as np
+
+    with atomic_open(target, "wb") as fh:
+        np.savez(fh, **arrays)

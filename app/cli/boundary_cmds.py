@@ -14,6 +14,7 @@ import numpy as np
 from app.cli.tessellate_cmd import load_checkpoint_network
 from app.cli.common import add_trust_argument
 from geometry.errors import DatasetError, InputFileError, SplineAtlasError
+from geometry.safe_io import atomic_open, atomic_save, write_npz, write_text
 
 
 def _common(p: argparse.ArgumentParser, out_kind: str = "json") -> None:
@@ -102,14 +103,16 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _points(args, run, net) -> tuple[np.ndarray, list[int] | None, np.ndarray | None]:
     """(X (N, D), indices or None, labels or None) for --points / --points-file."""
     if args.points_file:
+        from geometry.safe_io import MAX_DATASET_BYTES, read_npz
+
         path = Path(args.points_file)
-        if not path.exists():
-            raise InputFileError(f"{path} does not exist; write an npz with 'X' (N, D).")
-        try:
-            X = np.asarray(np.load(path)["X"], dtype=np.float64)
-        except (KeyError, ValueError, OSError) as exc:
-            raise InputFileError(f"{path} must be an npz with 'X' (N, D): {exc}.") from None
+        arrays = read_npz(path, "--points-file", ("X",), MAX_DATASET_BYTES)
+        if "X" not in arrays or arrays["X"].ndim < 2 or len(arrays["X"]) == 0:
+            raise InputFileError(f"{path} must be an npz with 'X' (N, D), N > 0.")
+        X = np.asarray(arrays["X"], dtype=np.float64)
         X = X.reshape(X.shape[0], -1)
+        if not np.isfinite(X).all():
+            raise InputFileError(f"{path}: 'X' holds NaN/Inf values.")
         if X.shape[1] != net.input_dim:
             raise InputFileError(f"{path}: 'X' has {X.shape[1]} features but the network takes {net.input_dim}.")
         return X, None, None
@@ -130,7 +133,7 @@ def _points(args, run, net) -> tuple[np.ndarray, list[int] | None, np.ndarray | 
 def _write_json(path: str | None, payload: dict) -> None:
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        Path(path).write_text(json.dumps(payload))
+        write_text(path, json.dumps(payload))
         print(f"wrote {path}", file=sys.stderr)
 
 
@@ -160,7 +163,7 @@ def cmd_centroids(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     names = [str(j) for j in idx] if idx is not None else [str(j) for j in range(len(X))]
-    np.savez(out / "centroids.npz", centroids=res.centroids, radii=res.radii, boundary_distance=dist,
+    write_npz(out / "centroids.npz", centroids=res.centroids, radii=res.radii, boundary_distance=dist,
              layers=np.array(res.layers) + 1, points=X, indices=np.array(idx if idx is not None else []),
              input_shape=np.array(res.input_shape), epoch=run.epochs[i])
     pngs = 0
@@ -204,9 +207,9 @@ def cmd_distances(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     counts, edges = dd.log_histograms(bins=args.bins)
-    np.savez(out / "distances.npz", epochs=dd.epochs, layers=np.array(dd.layers) + 1, distances=dd.distances,
+    write_npz(out / "distances.npz", epochs=dd.epochs, layers=np.array(dd.layers) + 1, distances=dd.distances,
              indices=np.array(idx), split=args.split, log10_histograms=counts, log10_edges=edges)
-    with open(out / "distances.csv", "w") as fh:
+    with atomic_open(out / "distances.csv", "w") as fh:
         fh.write("epoch,layer,points,median,mean,q10,q90,no_cut\n")
         for e, epoch in enumerate(dd.epochs):
             for j, layer in enumerate(dd.layers):
@@ -250,7 +253,7 @@ def _distance_figure(dd, counts, edges, path: Path, title: str) -> None:
     fig.colorbar(sm, ax=axes[0].tolist(), label="epoch (epoch 0 drawn as 1)" if isinstance(norm, LogNorm) else "epoch")
     fig.supxlabel("distance from a point to the nearest cut of the layer on its region (input units, log scale)")
     fig.suptitle(title)
-    fig.savefig(path, dpi=150)
+    atomic_save(path, lambda p: fig.savefig(p, dpi=150))
     plt.close(fig)
 
 
@@ -426,5 +429,5 @@ def _angle_histogram_png(path: Path, counts: np.ndarray, edges: np.ndarray, titl
     ax.set_ylabel("boundary vertices (count)")
     ax.set_title(f"{title}: {int(counts.sum())} vertices", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_save(path, fig.savefig)
     plt.close(fig)

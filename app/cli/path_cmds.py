@@ -11,6 +11,7 @@ import numpy as np
 
 from app.cli.common import add_trust_argument
 from geometry.errors import DatasetError, SplineAtlasError
+from geometry.safe_io import atomic_save, write_npz, write_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -119,7 +120,7 @@ def write_strip(path: Path, rows: list[np.ndarray], shape: tuple[int, ...], scal
             rgb = np.repeat(img, 3, 0) if c == 1 else img[:3]
             y0, x0 = i * (h * scale + gap), j * (w * scale + gap)
             canvas[y0:y0 + h * scale, x0:x0 + w * scale] = (rgb.transpose(1, 2, 0) * 255).astype(np.uint8)
-    iio.imwrite(path, canvas)
+    atomic_save(path, lambda p: iio.imwrite(p, canvas))
 
 
 def _frames_of_leaf_path(lp, i: int, frames: int) -> np.ndarray:
@@ -185,7 +186,7 @@ def cmd_path(args) -> int:
             seg = np.clip(np.searchsorted(L, s, side="right") - 1, 0, len(L) - 2)
             w = ((s - L[seg]) / np.maximum(L[seg + 1] - L[seg], 1e-300))[:, None]
             rows.append(rp.anchors[seg] * (1 - w) + rp.anchors[seg + 1] * w)
-        np.savez(out / "path.npz", **{f"anchors_{k}": r.anchors for k, r in enumerate(results)},
+        write_npz(out / "path.npz", **{f"anchors_{k}": r.anchors for k, r in enumerate(results)},
                  labels=np.array([r.label for r in results]), success=np.array([r.success for r in results]),
                  sources=S, destinations=D, epoch=run.epochs[ei])
         summary = dict(header, paths=[dict(r.to_json(), class_name=names[r.label] if r.label < len(names) else str(r.label))
@@ -215,7 +216,7 @@ def cmd_path(args) -> int:
                               integrator=args.integrator, dtype=dtype, device=args.device,
                               projection=args.projection, progress=progress)
         print(file=sys.stderr)
-        np.savez(out / "path.npz", **lp.to_npz_dict(), epoch=run.epochs[ei], from_indices=np.array(src),
+        write_npz(out / "path.npz", **lp.to_npz_dict(), epoch=run.epochs[ei], from_indices=np.array(src),
                  to_indices=np.array(dst))
         paths = []
         for k in range(len(lp)):
@@ -232,7 +233,7 @@ def cmd_path(args) -> int:
         ok = True
     if shape is not None:
         write_strip(out / "strip.png", rows, shape)
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=float))
+    write_text(out / "summary.json", json.dumps(summary, indent=1, default=float))
     print(f"wrote {out / 'path.npz'}, {out / 'summary.json'}" + (f", {out / 'strip.png'}" if shape else ""),
           file=sys.stderr)
     return 0 if ok else 1
@@ -255,7 +256,7 @@ def cmd_trace_g(args) -> int:
         print(f"{e:>7}  {m:>10.4g}  {md:>10.4g}  {r:>7.2f}  {a:>8.4f}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(dict(curve.to_json(), run=str(run.source))))
+        write_text(args.json, json.dumps(dict(curve.to_json(), run=str(run.source))))
     return 0
 
 
@@ -282,5 +283,5 @@ def cmd_convex(args) -> int:
         print(f"{k:>4}  {p:>13.4f}  {e:>7.4f}")
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(dict(res.to_json(), run=str(run.source), epoch=run.epochs[ei])))
+        write_text(args.json, json.dumps(dict(res.to_json(), run=str(run.source), epoch=run.epochs[ei])))
     return 0

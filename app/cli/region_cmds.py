@@ -17,6 +17,7 @@ import numpy as np
 
 from app.cli.common import add_trust_argument
 from geometry.errors import DatasetError, SplineAtlasError
+from geometry.safe_io import atomic_open, atomic_save, write_npz, write_text
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -131,7 +132,7 @@ def _box(args, run, D: int, extra: list | None = None):
 
 
 def _write_json(path, obj) -> None:
-    Path(path).write_text(json.dumps(obj, indent=1))
+    write_text(path, json.dumps(obj, indent=1))
     print(f"wrote {path}", file=sys.stderr)
 
 
@@ -248,7 +249,7 @@ def cmd_region_stats(args) -> int:
     st.write_summary_csv(out / "summary.csv")
     radius = float(0.1 * (np.max(ds.X_train) - np.min(ds.X_train)))
     ham = {s: hamming_at_distance(net, X, radius, samples=5, seed=args.seed).mean(axis=1) for s, X in sets.items()}
-    with open(out / "hamming_at_distance.csv", "w") as fh:
+    with atomic_open(out / "hamming_at_distance.csv", "w") as fh:
         fh.write(f"set,index,mean_hamming_at_euclidean_{radius:.4g}\n")
         for s, v in ham.items():
             for k, val in enumerate(v):
@@ -265,7 +266,7 @@ def cmd_region_stats(args) -> int:
             d2 = ((Xs[:, None, :] - Xs[None, :, :]) ** 2).sum(-1)
             np.fill_diagonal(d2, np.inf)
             pairs[s_name] = pair_distances(net, Xs, Xs[np.argmin(d2, axis=1)], device=args.device)
-    with open(out / "pairs.csv", "w") as fh:
+    with atomic_open(out / "pairs.csv", "w") as fh:
         fh.write("set,index,euclidean,hamming,regions_crossed,max_hamming_step\n")
         for s_name, pd in pairs.items():
             for k in range(len(pd.euclidean)):
@@ -291,7 +292,7 @@ def cmd_region_stats(args) -> int:
     for s_name, acc in nn_acc.items():
         print(f"  1-NN label agreement ({s_name}, <=500 points): Euclidean {acc['euclidean']:.3f}, "
               f"Hamming {acc['hamming']:.3f}")
-    (out / "nearest_neighbour.json").write_text(json.dumps(nn_acc, indent=1))
+    write_text(out / "nearest_neighbour.json", json.dumps(nn_acc, indent=1))
     print(f"wrote {out}/points.csv, summary.csv, pairs.csv, hamming_at_distance.csv, nearest_neighbour.json, "
           f"radii.png, active_bits.png, hamming_at_distance.png", file=sys.stderr)
     return 0
@@ -317,14 +318,14 @@ def _plots(st, ham, radius, out: Path) -> None:
         ax.set_ylabel("number of points")
         ax.legend()
         fig.tight_layout()
-        fig.savefig(out / fname)
+        atomic_save(out / fname, fig.savefig)
         plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     ax.boxplot([ham[s] for s in sets], tick_labels=sets)
     ax.set_ylabel(f"Hamming distance at Euclidean distance {radius:.3g}")
     ax.set_xlabel("set")
     fig.tight_layout()
-    fig.savefig(out / "hamming_at_distance.png")
+    atomic_save(out / "hamming_at_distance.png", fig.savefig)
     plt.close(fig)
 
 
@@ -447,18 +448,7 @@ def _grid_points(box, resolution: int) -> np.ndarray:
 
 
 def _atomic_npz(path: Path, arrays: dict) -> None:
-    import os
-
-    from app.render.slice_figure import atomic_target
-
-    tmp = atomic_target(path)
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_npz(path, **arrays)
 
 
 def _dual_frames(grids, data, epochs, names, W: int, H: int, title: str):

@@ -11,6 +11,7 @@ import sys
 import time
 
 from geometry.errors import SplineAtlasError
+from geometry.safe_io import atomic_save
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -113,7 +114,7 @@ def cmd_render3d(args) -> int:
     canvas.hide()
     import imageio.v3 as iio
 
-    iio.imwrite(args.out, img)
+    atomic_save(args.out, lambda p: iio.imwrite(p, img))
     print(f"{args.out}: {w}x{h}; {scene.summary()}; epoch {run.epochs[idx]}, {sl.description}; "
           f"tessellation {t_tess:.2f} s, total {time.perf_counter() - t0:.2f} s")
     canvas.deleteLater()

@@ -14,6 +14,7 @@ from pathlib import Path
 from geometry.errors import SplineAtlasError
 
 from ..state import COLOR_MODES, PATH_KINDS, SliceChoice, ViewerState, read_session, save_session
+from geometry.safe_io import write_text
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -100,7 +101,7 @@ def cmd_create(args) -> int:
 
         data = json.loads(Path(args.out).read_text())
         data["run"] = os.path.relpath(Path(args.run).resolve(), Path(args.out).resolve().parent)
-        Path(args.out).write_text(json.dumps(data, indent=1))
+        write_text(args.out, json.dumps(data, indent=1))
     print(f"wrote {args.out}: {bundle.name}, epoch {bundle.epochs[st.epoch_index]}, layers 1..{st.depth}, "
           f"{sl.description}, window {[round(w, 4) for w in st.window]}, {len(st.paths)} path(s)")
     return 0

@@ -11,6 +11,7 @@ import numpy as np
 
 from app.cli.common import add_trust_argument
 from geometry.errors import DatasetError, InputFileError, SplineAtlasError
+from geometry.safe_io import write_text
 
 
 def add_slice_arguments(p: argparse.ArgumentParser) -> None:
@@ -97,16 +98,17 @@ def resolve_slice(args, net, run):
         raise SplineAtlasError("--second and --seed only apply to a --deepfool cross-section.")
     sl, domain, info = None, None, {}
     if args.origin_and_directions:
+        from geometry.safe_io import MAX_DATASET_BYTES, name, read_npz
+
         path = Path(args.origin_and_directions)
-        if not path.exists():
-            raise InputFileError(f"{path} does not exist; write an npz with 'origin' (D,) and 'directions' (k, D).")
-        try:
-            data = np.load(path)
-            origin, dirs = np.asarray(data["origin"], dtype=np.float64), np.asarray(data["directions"], dtype=np.float64)
-        except (KeyError, ValueError, OSError) as exc:
-            raise InputFileError(f"{path} must be an npz with 'origin' (D,) and 'directions' (k, D): {exc}.") from None
+        data = read_npz(path, "--origin-and-directions file", ("origin", "directions"), MAX_DATASET_BYTES)
+        if "origin" not in data or "directions" not in data:
+            raise InputFileError(f"{name(path)} must be an npz with 'origin' (D,) and 'directions' (k, D).")
+        origin, dirs = np.asarray(data["origin"], dtype=np.float64), np.asarray(data["directions"], dtype=np.float64)
         if origin.shape != (D,) or dirs.ndim != 2 or dirs.shape[1] != D or dirs.shape[0] not in (2, 3):
-            raise InputFileError(f"{path}: origin must be ({D},) and directions (2|3, {D}); got {origin.shape} and {dirs.shape}.")
+            raise InputFileError(f"{name(path)}: origin must be ({D},) and directions (2|3, {D}); got {origin.shape} and {dirs.shape}.")
+        if not (np.isfinite(origin).all() and np.isfinite(dirs).all()):
+            raise InputFileError(f"{name(path)}: origin and directions must be finite numbers.")
         sl = Slice.from_directions(origin, dirs, description=f"origin and directions from {path.name}")
     elif args.plane == "input" or (args.through is None and args.pca is None and deepfool_point is None
                                    and D in (2, 3)):
@@ -177,7 +179,7 @@ def cmd_tessellate(args) -> int:
         out["epoch"] = run.epochs[i]
         out["region_counts"] = [t.num_regions for t in results]
         out.update(info)
-        Path(args.json).write_text(json.dumps(out))
+        write_text(args.json, json.dumps(out))
     if args.summary or not args.json:
         print(f"{run.name} epoch {run.epochs[i]}: {sl.description or 'slice'} (D = {net.input_dim}, k = {sl.dim}), "
               f"device {final.device}")

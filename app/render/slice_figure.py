@@ -9,7 +9,6 @@ frames). In vector output the tiles are one ``<path>`` per region inside the SVG
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 from geometry.errors import SplineAtlasError
 
 from . import style
+from geometry.safe_io import new_partial
 
 COLOR_MODES = ("class", "slope", "hash", "layer")
 MODE_LABELS = {"class": "predicted class", "slope": "‖A_ω‖₂ (slope norm)", "hash": "activation-pattern hash",
@@ -364,11 +364,9 @@ def figure_to_rgb(fig) -> np.ndarray:
 
 
 def atomic_target(path: Path):
-    """A temporary file beside ``path`` with the same suffix (renamed onto ``path`` when complete)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.partial-", suffix=path.suffix, dir=str(path.parent))
-    os.close(fd)
-    return Path(tmp)
+    """A temporary file beside ``path`` with the same suffix (renamed onto ``path`` when complete), created
+    with the user's umask (see geometry.safe_io.new_partial)."""
+    return new_partial(path)
 
 
 def save_figure(fig, path: str | Path, dpi: int | None = None) -> Path:

@@ -20,6 +20,7 @@ from .affine import HRep, boundary_distance, hreps_from_patterns, pairwise_hammi
 from .linewalk import line_walk
 from .lp import ActiveBits, Chebyshev, Neighbours, active_bits, as_box, chebyshev, neighbours
 from .qp import RegionPerturbation, min_region_perturbation
+from ..safe_io import atomic_open
 
 
 REGION_SETS = ("train", "test", "adversarial")
@@ -153,14 +154,14 @@ class RegionStats:
         return out
 
     def write_csv(self, path) -> None:
-        with open(Path(path), "w", newline="") as fh:
+        with atomic_open(Path(path), "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["set", "index", "predicted", "chebyshev_radius", "active_bits", "boundary_distance"])
             for row in zip(self.set_names, self.index, self.predicted, self.radius, self.active, self.boundary):
                 w.writerow([row[0], int(row[1]), int(row[2]), f"{row[3]:.9g}", int(row[4]), f"{row[5]:.9g}"])
 
     def write_summary_csv(self, path) -> None:
-        with open(Path(path), "w", newline="") as fh:
+        with atomic_open(Path(path), "w", newline="") as fh:
             w = csv.writer(fh)
             w.writerow(["set", "quantity", "mean", "sd", "max", "min", "n"])
             for s, qs in self.summary().items():
