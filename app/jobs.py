@@ -114,13 +114,15 @@ class _LockedRun:
         return getattr(self._run, name)
 
 
-def open_run_bundle(path: str | Path, progress: Progress = None, cancel: Cancel = None) -> RunBundle:
-    """Open a run, checkpoint or run folder, load its last network and dataset. Raises SplineAtlasError."""
+def open_run_bundle(path: str | Path, progress: Progress = None, cancel: Cancel = None,
+                    trust_code: bool = False) -> RunBundle:
+    """Open a run, checkpoint or run folder, load its last network and dataset. Raises SplineAtlasError.
+    ``trust_code``: the user explicitly trusts this file to run code (full pickles, TorchScript)."""
     from geometry.runs import open_run
 
     if progress:
         progress(0.1, f"reading {Path(path).name}")
-    run = open_run(path)
+    run = open_run(path, trust_code=trust_code)
     if len(run) == 0:
         raise SplineAtlasError(f"{path} holds no checkpoints.")
     if progress:

@@ -324,7 +324,7 @@ def resolve_spec(raw: RawCheckpoint, path: Path, spec: dict | str | Path | None)
     if raw.meta.get("format") == "torchscript":
         classes = raw.meta.get("script_classes") or []
         seen = ", ".join(dict.fromkeys(classes[1:]))[:120]
-        raise ArchitectureError(
+        raise UnsafePickleError(
             f"{name(path)} is a TorchScript archive{f' ({seen})' if seen else ''}: its weights were read safely, "
             f"but its structure is stored as code, which Spline Atlas does not run. Put an architecture.json "
             f"beside it (README: 'Architecture spec'), or pass --trust-code if you trust the file.")

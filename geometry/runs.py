@@ -24,7 +24,7 @@ from pathlib import Path
 
 from .checkpoints import find_architecture_file, read_checkpoint, resolve_spec
 from .datasets import Dataset, dataset_from_reference
-from .errors import ArchitectureError, InputFileError, RunError, SplineAtlasError
+from .errors import ArchitectureError, InputFileError, RunError, SplineAtlasError, UnsafePickleError
 from .network import Network
 from .safe_io import name, printable, read_json, resolve_member
 from .spec import load_spec_file, validate_spec
@@ -318,7 +318,8 @@ def _check_checkpoints(run: Run, allow_missing_last: bool) -> None:
             if last and allow_missing_last and len(run.checkpoints) > 1 and not isinstance(exc, ArchitectureError):
                 run.warnings.append(f"newest checkpoint skipped (still being written?): {exc}")
                 continue
-            raise RunError(f"run {printable(run.name, 60)!r}: {exc}") from None
+            kind = UnsafePickleError if isinstance(exc, UnsafePickleError) else RunError   # the app offers trust
+            raise kind(f"run {printable(run.name, 60)!r}: {exc}") from None
         shapes = {k: tuple(v.shape) for k, v in raw.state.items() if not k.endswith("num_batches_tracked")}
         if shapes != target:
             diff = sorted(set(shapes.items()) ^ set(target.items()))[:3]

@@ -50,7 +50,7 @@ def test_torchscript_is_code_its_weights_are_read_safely_with_a_sidecar(tmp_path
     torch.manual_seed(2)
     m = nn.Sequential(nn.Linear(2, 5), nn.ReLU(), nn.Linear(5, 3)).eval()
     torch.jit.script(m).save(str(tmp_path / "m.pt"))
-    with pytest.raises(ArchitectureError, match="TorchScript.*--trust-code"):
+    with pytest.raises(UnsafePickleError, match="TorchScript.*--trust-code"):
         load_checkpoint(tmp_path / "m.pt")
     x = torch.randn(4, 2)
     trusted = load_checkpoint(tmp_path / "m.pt", trust_code=True)

@@ -21,7 +21,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QAbstractSlider, QAbstractSpin
                                QProgressBar, QPushButton, QTabWidget, QTextEdit, QToolBar, QWidget)
 
 from geometry.cache import ResultCache, default_cache_dir
-from geometry.errors import SplineAtlasError
+from geometry.errors import SplineAtlasError, UnsafePickleError
+from geometry.safe_io import printable
 
 from .. import jobs
 from ..state import PATH_NAMES, SliceChoice, ViewerState, read_session, save_session
@@ -52,8 +53,9 @@ def is_session_file(path: str | Path) -> bool:
     if p.suffix.lower() != ".json" or not p.is_file():
         return False
     try:
-        head = p.read_text()[:4000]
-    except (OSError, UnicodeDecodeError):
+        with open(p, "rb") as fh:           # the head only: the file is not trusted yet
+            head = fh.read(4000).decode("utf-8", "replace")
+    except OSError:
         return False
     return '"splineatlas-session"' in head
 
@@ -316,18 +318,38 @@ class MainWindow(QMainWindow):
         if path:
             self.open_path(path)
 
-    def open_path(self, path: str | Path) -> None:
-        """Open a run (run.json, folder), a checkpoint or a session file, in the background."""
+    def open_path(self, path: str | Path, trust_code: bool = False) -> None:
+        """Open a run (run.json, folder), a checkpoint or a session file, in the background. A file whose
+        loading would run code is opened only after the user says Yes to :meth:`confirm_trust`; whatever
+        fails, the run already open stays."""
         path = str(path)
         if is_session_file(path):
             self.open_session(path)
             return
         self.settings.setValue("last_dir", str(Path(path).parent))
-        self._set_status(f"Opening {path} …")
-        self.work.submit("open", f"Opening {Path(path).name}",
-                         lambda progress, cancel: jobs.open_run_bundle(path, progress, cancel),
-                         on_done=self._on_run_opened,
-                         on_error=lambda exc: self.show_error(f"Could not open {path}", exc))
+        self._set_status(f"Opening {printable(path, 120)} …")
+
+        def failed(exc) -> None:
+            if isinstance(exc, UnsafePickleError) and not trust_code and self.confirm_trust(path, exc):
+                self.open_path(path, trust_code=True)
+            else:
+                self.show_error(f"Could not open {printable(path, 120)}", exc)
+
+        self.work.submit("open", f"Opening {printable(Path(path).name, 60)}",
+                         lambda progress, cancel: jobs.open_run_bundle(path, progress, cancel, trust_code),
+                         on_done=self._on_run_opened, on_error=failed)
+
+    def confirm_trust(self, path: str, exc) -> bool:
+        """Ask whether to run the code stored in ``path`` (default No)."""
+        box = QMessageBox(QMessageBox.Icon.Warning, "Trust this file?",
+                          f"{printable(path, 200)}\n\nOpening this file runs code stored in it (a full pickle or a "
+                          f"TorchScript archive). Code from a file can do anything your user account can: read, "
+                          f"change or send your files. Open it only if you trust where it came from.\n\n"
+                          f"{printable(exc, 400)}",
+                          QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, self)
+        box.setDefaultButton(QMessageBox.StandardButton.No)
+        box.button(QMessageBox.StandardButton.Yes).setText("Trust and open")
+        return box.exec() == QMessageBox.StandardButton.Yes
 
     def _on_run_opened(self, bundle: jobs.RunBundle) -> None:
         self.bundle = bundle
@@ -336,8 +358,10 @@ class MainWindow(QMainWindow):
         self.view2d.clear_tiles()
         self.view2d.set_preview(None)
         self._add_recent(bundle.path)
-        self.state.set_run(str(Path(bundle.path).resolve()), len(bundle.run), bundle.depth)
+        # The controls learn the new run's epochs before the state announces its epoch index: a run with
+        # more checkpoints than the open one used to index the old epoch list and leave the window broken.
         self.controls.set_run(bundle.epochs, bundle.depth)
+        self.state.set_run(str(Path(bundle.path).resolve()), len(bundle.run), bundle.depth)
         X, y = bundle.points()
         self.data_browser.set_dataset(
             f"<b>{bundle.name}</b><br>{len(bundle.run)} checkpoint{'s' if len(bundle.run) != 1 else ''} · "
@@ -919,7 +943,7 @@ class MainWindow(QMainWindow):
 
     def show_error(self, title: str, exc, tb: str = "") -> None:
         """User errors (SplineAtlasError) in one line in the status bar and a dialog; bugs with details."""
-        text = str(exc) if str(exc) else type(exc).__name__
+        text = printable(str(exc) if str(exc) else type(exc).__name__, 1000)
         if not isinstance(exc, (SplineAtlasError, str)) and not tb:
             tb = "".join(traceback.format_exception(exc)) if isinstance(exc, BaseException) else ""
         self.last_error = f"{title}: {text}"

@@ -88,7 +88,7 @@ class EpochLayerControls(QWidget):
 
     def _on_epoch(self, i: int) -> None:
         self._set_quiet(self.epoch, i)
-        if self.epochs:
+        if 0 <= i < len(self.epochs):
             self.epoch_label.setText(f"epoch {self.epochs[i]}  ({i + 1}/{len(self.epochs)})")
 
     def _on_playing(self, playing: bool) -> None:
