@@ -128,10 +128,7 @@ def open_run_bundle(path: str | Path, progress: Progress = None, cancel: Cancel 
     if progress:
         progress(0.5, "loading the last checkpoint")
     net = run.network(len(run) - 1)
-    try:
-        ds = run.dataset
-    except SplineAtlasError:
-        ds = None
+    ds = run.dataset          # a broken dataset is refused in one line, as in the CLI
     img = tuple(ds.image_shape) if ds is not None and ds.image_shape else (
         tuple(net.input_shape) if len(net.input_shape) == 3 else None)
     names = tuple(f"{i + 1}: {li.kind} ({li.width})" for i, li in enumerate(net.layer_infos))

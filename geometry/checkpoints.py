@@ -14,6 +14,7 @@ import io
 import json
 import os
 import pickle
+import shutil
 import struct
 import warnings
 import zipfile
@@ -96,6 +97,7 @@ def _from_loaded(obj, path: Path) -> RawCheckpoint:
             spec = spec or spec2
         else:
             state = nested
+    _check_tensors(state, path)
     state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     return RawCheckpoint(_strip_prefixes(dict(state)), spec if isinstance(spec, dict) else None, meta)
 
@@ -354,5 +356,12 @@ def save_checkpoint(path: str | Path, network: Network, **meta) -> None:
 
             save_file(state, str(tmp), metadata={"splineatlas_arch": json.dumps(network.spec),
                                                  **{k: str(v) for k, v in meta.items()}})
-        else:
-            torch.save({"state_dict": state, "arch": network.spec, **meta}, tmp)
+        else:   # torch names the archive's folder after the file: save under the final name, then move
+            staging = tmp.with_name(tmp.name + ".d")
+            staging.mkdir()
+            try:
+                staged = staging / (path.name + ".tmp")   # the archive folder is then "<name>.pt", as always
+                torch.save({"state_dict": state, "arch": network.spec, **meta}, staged)
+                os.replace(staged, tmp)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)

@@ -148,7 +148,7 @@ class Run:
             self._dataset_loaded = True
             if self.dataset_ref:
                 ds = dataset_from_reference(self.dataset_ref, self.folder)
-                ds.check_fits(Network(self.spec).input_dim)
+                ds.check_fits(int(Network(self.spec).input_dim), self.spec.get("num_classes"))
                 self._dataset = ds
         return self._dataset
 

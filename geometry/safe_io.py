@@ -21,6 +21,7 @@ import math
 import os
 import re
 import secrets
+import shutil
 import stat
 import zipfile
 from collections.abc import Iterator
@@ -286,7 +287,10 @@ def _remove_stale_partials(target: Path) -> None:
         if m and m.group("target") == target.name and int(m.group("pid")) != os.getpid() \
                 and not _pid_alive(int(m.group("pid"))):
             with contextlib.suppress(OSError):
-                p.unlink()
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
 
 
 def partial_name(target: Path) -> Path:
