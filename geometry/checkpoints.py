@@ -124,7 +124,7 @@ def read_checkpoint(path: str | Path, trust_code: bool = False, root: Path | Non
         elif _is_tar(head):
             raise InputFileError(f"{name(path)} is in the legacy .tar checkpoint format of torch < 0.4, which cannot "
                                  f"be read safely; re-save it with a current torch (torch.save(state_dict)).")
-        elif head[:1] == b"\x80" and 2 <= head[1] <= 5:
+        elif len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
             raw = _read_legacy_pickle(real, path, trust_code)
         else:
             raise InputFileError(f"{name(path)} is not a checkpoint ({_what_it_looks_like(head, path)}); give a "
