@@ -165,7 +165,8 @@ def lp_table(nets, X, args) -> None:
               f"{r['t_cheb_act']:>11.4f} {r['t_ncheb']:>8.4f} {r['t_ncheb'] / r['t_cheb']:>6.1f} {1 / r['t_cheb']:>9.1f} | "
               f"{str(r['same']):<5} "
               f"{r['rad_err']:.1e}", flush=True)
-    print("CPU seconds (process time; the machine is shared) per region; 'on facets' = LP 8 on the active rows only (same optimum); x = naive / ours; LP solvers: ours HiGHS (highspy warm start + scipy), "
+    print("CPU seconds (process time; the machine is shared) per region; 'on facets' = LP 8 on the active rows only (same optimum); "
+          "x = naive / ours; LP solvers: ours HiGHS (highspy warm start + scipy), "
           "naive cvxpy default (CLARABEL)")
 
 

@@ -1,4 +1,4 @@
-"""Training dynamics: geometric curves over the checkpoints of a run (DESIGN.md, "Local complexity
+"""Training dynamics: geometric curves over the checkpoints of a run ("Local complexity
 and training dynamics").
 
 Per checkpoint (:func:`checkpoint_dynamics`), on fixed seeded point sets shared by all epochs:

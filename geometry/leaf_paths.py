@@ -424,7 +424,8 @@ def _run(net, kind, sources, target, *, step_size, max_steps, tol, integrator, r
     if S.shape[0] == 1 and Tg.shape[0] > 1:
         S = S.expand(Tg.shape[0], -1)
     if S.shape[0] != Tg.shape[0]:
-        raise DatasetError(f"{S.shape[0]} sources but {Tg.shape[0]} {'destinations' if kind == 'horizontal' else 'directions'}; give one each (or one to broadcast).")
+        what = "destinations" if kind == "horizontal" else "directions"
+        raise DatasetError(f"{S.shape[0]} sources but {Tg.shape[0]} {what}; give one each (or one to broadcast).")
     if S.shape[0] == 0:
         raise DatasetError("no paths requested (0 sources).")
     if alpha.size not in (1, S.shape[0]):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the GUI tests need on a fresh machine: a virtual X server for Qt's xcb platform
 # and vispy's OpenGL (Mesa llvmpipe), and two xcb libraries the Qt xcb plugin loads (its error
-# message wrongly blames libxcb-cursor0; see PLATFORM-NOTES.md). Installs only what is missing.
+# message wrongly blames libxcb-cursor0). Installs only what is missing.
 set -euo pipefail
 pkgs=(xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libgl1-mesa-dri libegl1 libxkbcommon-x11-0)
 missing=()

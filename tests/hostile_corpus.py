@@ -211,7 +211,7 @@ def _stack_global_pickle(module: str, name: str, arg: str) -> bytes:
     def s(x: str) -> bytes:
         b = x.encode()
         return b"\x8c" + bytes([len(b)]) + b
-    return b"\x80\x04" + s(module) + s(name) + b"\x93" + s(arg) + b"\x85R." 
+    return b"\x80\x04" + s(module) + s(name) + b"\x93" + s(arg) + b"\x85R."
 
 
 def build_corpus(root: Path, marker_dir: Path, valid_run: Path) -> list[Case]:

@@ -22,7 +22,8 @@ from geometry.safe_io import atomic_open, atomic_output, partial_name, printable
 from geometry.spec import validate_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-FUZZ = settings(max_examples=int(os.environ.get("SPLINEATLAS_FUZZ_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=int(os.environ.get("SPLINEATLAS_FUZZ_EXAMPLES", "150")), deadline=None,
+                suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 json_trees = st.recursive(
     st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats(allow_nan=False) | st.text(max_size=20),

@@ -149,7 +149,9 @@ def cmd_region(args) -> int:
     secs = time.perf_counter() - t0
     js = rep.to_json()
     js.update({"run": str(run.source), "epoch": run.epochs[i], "split": args.split, "point": args.point,
-               "label": int(y[args.point]), "seconds": secs, "box": [np.asarray(box[0]).tolist(), np.asarray(box[1]).tolist()], "lp_solver": "HiGHS via highspy (Chebyshev LP: interior point + crossover; facet LPs warm-started), scipy.optimize.linprog(method=\"highs\") for one-off redundancy LPs",
+               "label": int(y[args.point]), "seconds": secs, "box": [np.asarray(box[0]).tolist(), np.asarray(box[1]).tolist()],
+               "lp_solver": "HiGHS via highspy (Chebyshev LP: interior point + crossover; facet LPs warm-started), "
+                             "scipy.optimize.linprog(method=\"highs\") for one-off redundancy LPs",
                "qp_solver": "CLARABEL (working-set QPs, clarabel directly; cvxpy fallback)"})
     print(f"{run.name} epoch {run.epochs[i]}, {args.split} point {args.point} (label {int(y[args.point])}, "
           f"predicted {rep.predicted})")

@@ -1,6 +1,6 @@
 """The Spline Atlas main window: wires the viewer state, the engine (in workers) and the widgets.
 
-Layout (DESIGN.md "The application"): data browser (left dock), central tabs (2D slice, paths, ...),
+Layout: data browser (left dock), central tabs (2D slice, paths, ...),
 inspector (right dock), epoch/layer controls (bottom dock), progress + cancel in the status bar.
 Other parts of the app extend it with small calls: :meth:`MainWindow.add_tab` for a new central tab,
 :meth:`MainWindow.register_exporter` for an entry of File > Export (the menu exists only once one

@@ -1,4 +1,4 @@
-"""Exact tessellation of a 2D slice, layer by layer (DESIGN.md, "Exact tessellation of a slice").
+"""Exact tessellation of a 2D slice, layer by layer.
 
 On every region of layers ``0..l-1`` the pre-activations of layer l are affine in the slice
 coordinates u, so layer l's neurons are lines per region; every region is cut by all of them at once

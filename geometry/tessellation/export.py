@@ -2,7 +2,8 @@
 
 Schema (``format: "splineatlas-tessellation/1"``): ``domain`` (2D: CCW polygon vertices; 3D: box
 [umin, umax, vmin, vmax, wmin, wmax]), ``origin`` (D,), ``basis`` (D x k, rows = input coordinates),
-``anchors`` (slice coordinates of the points that defined the slice), ``depth``, ``num_layers``, ``layers`` [{kind, width}], ``regions``: [{"vertices": [[u, v], ...] (CCW),
+``anchors`` (slice coordinates of the points that defined the slice), ``depth``, ``num_layers``, ``layers`` [{kind, width}],
+``regions``: [{"vertices": [[u, v], ...] (CCW),
 "pattern": [[0/1 per neuron of layer 1], ...] (maxpool layers: argmax indices), "class": int (-1: not
 constant), "slope_norm": float | null, "edge_layer": [...] (2D; 0-based layer of the edge from vertex
 i to i+1, -1 = domain)} or in 3D {"vertices": [[u, v, w], ...], "faces": [[i, j, k, ...], ...],
