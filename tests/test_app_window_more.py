@@ -328,7 +328,8 @@ def test_cancel_button_stops_long_work(qtbot, digits_window):
     assert not win.work.busy() and not win.cancel_btn.isVisible()
     assert win.work.wait(TIMEOUT)                  # the worker threads stop (they poll the cancel flag)
     qtbot.wait(50)                                 # deliver their last (cancelled) signals
-    assert not win.work.busy() and win.work.pending() == []
+    assert not win.work.busy() and win.work.pending() == [], [(r.channel, r.description, r.token.cancelled)
+                                                              for r in win.work._jobs.values()]
     assert win.last_error is None and win.isVisible() and win.tess is None
     assert not win.cancel_btn.isVisible() and not win.progress.isVisible()
 

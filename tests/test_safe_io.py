@@ -187,3 +187,17 @@ def test_ctrl_c_exits_130_within_a_second_and_leaves_no_output(tmp_path):
     assert time.monotonic() - sent < 1.5
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_exported_figure_follows_the_umask(tmp_path, spirals_run_path):
+    """Exports used to be created mode 0600 (mkstemp) whatever the umask."""
+    from app.cli.main import main
+
+    old = os.umask(0o022)
+    try:
+        assert main(["export-figure", str(spirals_run_path), "--epoch", "0", "--size", "320", "240",
+                     "--out", str(tmp_path / "f.png")]) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "f.png").stat().st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["f.png"]

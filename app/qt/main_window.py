@@ -210,7 +210,7 @@ class MainWindow(QMainWindow):
         self.cancel_btn = QPushButton("Cancel")
         self.cancel_btn.setToolTip("Cancel the running computation")
         self.cancel_btn.setVisible(False)
-        self.cancel_btn.clicked.connect(lambda: self.work.cancel())
+        self.cancel_btn.clicked.connect(self.cancel_all)
         sb.addPermanentWidget(self.cancel_btn)
         self.coord_label = QLabel("")
         self.coord_label.setMinimumWidth(190)
@@ -504,6 +504,12 @@ class MainWindow(QMainWindow):
                     self._on_tessellation(key, hit)
                 return
         self._tess_timer.start()
+
+    def cancel_all(self) -> None:
+        """Cancel: every running job, and the debounced tessellation that has not started yet (it would
+        otherwise start a new job right after the user pressed Cancel)."""
+        self._tess_timer.stop()
+        self.work.cancel()
 
     def _request_tessellation(self) -> None:
         """Compute (or fetch from the cache) the tiles of the visible window at the current epoch."""

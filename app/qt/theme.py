@@ -38,8 +38,10 @@ def class_color(c: int, alpha: int = 255) -> QColor:
 
 
 def class_rgba(n: int) -> np.ndarray:
-    """(n, 4) uint8 class colours."""
-    return np.array([class_color(i).getRgb() for i in range(n)], dtype=np.uint8)
+    """(n, 4) uint8 class colours: the palette's cycle built once and repeated with numpy, so the cost on
+    the GUI thread does not grow with a file's class count beyond one array of n rows."""
+    cycle = np.array([class_color(i).getRgb() for i in range(len(CLASS_COLORS))], dtype=np.uint8)
+    return cycle[np.arange(int(n)) % len(cycle)]
 
 
 def slope_colormap() -> pg.ColorMap:

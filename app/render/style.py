@@ -52,7 +52,8 @@ def hex_rgba(color: str, alpha: float = 1.0) -> tuple[float, float, float, float
 
 def class_rgba(n: int, alpha: float = 1.0) -> np.ndarray:
     """(n, 4) float RGBA class colours."""
-    return np.array([hex_rgba(CLASS_COLORS[i % len(CLASS_COLORS)], alpha) for i in range(n)])
+    cycle = np.array([hex_rgba(c, alpha) for c in CLASS_COLORS])
+    return cycle[np.arange(int(n)) % len(cycle)]
 
 
 def hash_palette(n: int = 48) -> np.ndarray:
