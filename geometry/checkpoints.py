@@ -157,7 +157,7 @@ def _refuse_code(path: Path, what: str) -> UnsafePickleError:
     return UnsafePickleError(
         f"{name(path)} {what}; loading it would run code stored in the file. Re-save the weights with "
         f"torch.save(model.state_dict()) or, only if you trust its source, pass --trust-code "
-        f"(in the app: answer Yes when asked to trust the file)."
+        f"(in the app: answer \"Trust and open\")."
     )
 
 
@@ -329,7 +329,8 @@ def resolve_spec(raw: RawCheckpoint, path: Path, spec: dict | str | Path | None)
         raise UnsafePickleError(
             f"{name(path)} is a TorchScript archive{f' ({seen})' if seen else ''}: its weights were read safely, "
             f"but its structure is stored as code, which Spline Atlas does not run. Put an architecture.json "
-            f"beside it (README: 'Architecture spec'), or pass --trust-code if you trust the file.")
+            f"beside it (README: 'Architecture spec'), or, only if you trust the file, pass --trust-code (in the app: "
+            f"answer \"Trust and open\").")
     raise ArchitectureError(
         f"{name(path)} holds weights but no architecture; put an architecture.json beside it (README: 'Architecture spec')."
     )
