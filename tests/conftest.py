@@ -47,3 +47,29 @@ def spirals_run_path() -> Path:
 def digits_run_path() -> Path:
     """The bundled digits run (small CNN on 1x8x8 images)."""
     return DEMO_RUNS / "digits"
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path):
+    """A factory of real main windows: ``make_window(run, cache=None, size=(1300, 850))`` shows one with its
+    own settings file and starts opening ``run`` (callers wait for what they need)."""
+    from PySide6.QtCore import QSettings
+
+    from app.qt.main_window import MainWindow
+    from geometry.cache import ResultCache
+
+    made = []
+
+    def make(run, cache=None, size=(1300, 850)):
+        win = MainWindow(cache=cache if cache is not None else ResultCache(None),
+                         settings=QSettings(str(tmp_path / f"settings{len(made)}.ini"), QSettings.Format.IniFormat))
+        qtbot.addWidget(win)
+        win.resize(*size)
+        win.show()
+        win.open_path(run)
+        made.append(win)
+        return win
+
+    yield make
+    for win in made:
+        win.work.shutdown()

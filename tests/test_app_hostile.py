@@ -6,7 +6,6 @@ import pytest
 import torch
 
 pytest.importorskip("pytestqt")
-from PySide6.QtCore import QSettings  # noqa: E402
 
 pytestmark = pytest.mark.gui
 TIMEOUT = 60_000
@@ -32,19 +31,10 @@ def corpus(tmp_path):
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, spirals_run_path):
-    from app.qt.main_window import MainWindow
-    from geometry.cache import ResultCache
-
-    win = MainWindow(cache=ResultCache(None),
-                     settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(win)
-    win.resize(1280, 720)
-    win.show()
-    win.open_path(spirals_run_path)
+def window(qtbot, make_window, spirals_run_path):
+    win = make_window(spirals_run_path, size=(1280, 720))
     qtbot.waitUntil(lambda: win.tess is not None and not win.work.busy(), timeout=TIMEOUT)
-    yield win
-    win.work.shutdown()
+    return win
 
 
 def test_hostile_files_are_refused_and_the_open_run_stays(qtbot, window, corpus, capfd):

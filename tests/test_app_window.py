@@ -6,7 +6,7 @@ import pytest
 import torch
 
 pytest.importorskip("pytestqt")
-from PySide6.QtCore import QPoint, QPointF, QSettings, Qt  # noqa: E402
+from PySide6.QtCore import QPoint, QPointF, Qt  # noqa: E402
 
 pytestmark = pytest.mark.gui
 TIMEOUT = 60_000
@@ -21,18 +21,10 @@ def shared_cache():
 
 
 @pytest.fixture
-def window(qtbot, tmp_path, spirals_run_path, shared_cache):
-    from app.qt.main_window import MainWindow
-
-    win = MainWindow(cache=shared_cache,
-                     settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    win.open_path(spirals_run_path)
+def window(qtbot, make_window, spirals_run_path, shared_cache):
+    win = make_window(spirals_run_path, cache=shared_cache, size=(1200, 800))
     qtbot.waitUntil(lambda: win.tess is not None and not win.work.busy(), timeout=TIMEOUT)
-    yield win
-    win.work.shutdown()
+    return win
 
 
 def _click_view(qtbot, win, u, v):

@@ -267,28 +267,20 @@ def _tiny_run(tmp_path, widths=(3, 8, 2), save_epochs=(0, 2)):
 
 
 @pytest.mark.gui
-def _window_on(qtbot, tmp_path, run, cache_dir=None):
+def _window_on(qtbot, make_window, run, cache_dir=None):
     """The real main window (1300x850) with ``run`` opened and its slice made."""
-    from PySide6.QtCore import QSettings
-
-    from app.qt.main_window import MainWindow
     from geometry.cache import ResultCache
 
-    win = MainWindow(cache=ResultCache(cache_dir),
-                     settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
-    qtbot.addWidget(win)
-    win.resize(1300, 850)
-    win.show()
-    win.open_path(run)
+    win = make_window(run, cache=ResultCache(cache_dir))
     qtbot.waitUntil(lambda: win.bundle is not None and win.state.slice is not None, timeout=TIMEOUT)
     return win
 
 
-def test_window_3d_tab_linked_to_the_2d_view_and_the_inspector(gl, qtbot, tmp_path):
+def test_window_3d_tab_linked_to_the_2d_view_and_the_inspector(gl, qtbot, tmp_path, make_window):
     from app.jobs import open_run_bundle
 
     run = _tiny_run(tmp_path)
-    win = _window_on(qtbot, tmp_path, run, cache_dir=tmp_path / "cache")
+    win = _window_on(qtbot, make_window, run, cache_dir=tmp_path / "cache")
     tab = win.view3d
     # the exact 3D cells of this network, from the independent reference, put where the tab looks first;
     # with the engine present the tab would compute the same thing in a worker
@@ -354,7 +346,7 @@ def test_window_3d_tab_linked_to_the_2d_view_and_the_inspector(gl, qtbot, tmp_pa
 
 
 @pytest.mark.gui
-def test_window_3d_tab_follows_the_layer_slider_and_its_controls(gl, qtbot, tmp_path):
+def test_window_3d_tab_follows_the_layer_slider_and_its_controls(gl, qtbot, tmp_path, make_window):
     """Two hidden layers: the layer slider shows the cells after layer 1 or 2 (independent reference), and the
     face filters / exploded view of the 3D controls reach the view's settings and its scene."""
     from reference_tess3d import reference_tessellations
@@ -362,7 +354,7 @@ def test_window_3d_tab_follows_the_layer_slider_and_its_controls(gl, qtbot, tmp_
     if not jobs3d.engine3d_available():
         pytest.skip("the 3D tessellation engine is not available")
     run = _tiny_run(tmp_path, widths=(3, 6, 5, 2), save_epochs=(1,))
-    win = _window_on(qtbot, tmp_path, run)
+    win = _window_on(qtbot, make_window, run)
     tab, st = win.view3d, win.state
     win.tabs.setCurrentWidget(tab)
     idle = lambda: tab.scene is not None and not win.work.busy()  # noqa: E731
