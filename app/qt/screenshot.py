@@ -104,12 +104,16 @@ def main(argv: list[str] | None = None) -> int:
         if win.tabs.tabText(i) == args.tab:
             win.tabs.setCurrentIndex(i)
     settle()
-    win.grab().save(args.out)
-    if args.colors:
-        from PIL import Image
+    from geometry.safe_io import atomic_output
 
-        im = Image.open(args.out).convert("RGB")
-        im.quantize(colors=args.colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(args.out, optimize=True)
+    with atomic_output(args.out) as tmp:
+        win.grab().save(str(tmp))
+        if args.colors:
+            from PIL import Image
+
+            im = Image.open(tmp).convert("RGB")
+            im.quantize(colors=args.colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
+                tmp, format="PNG", optimize=True)
     print(f"saved {args.out}" + (f"; last error: {win.last_error}" if win.last_error else ""))
     win.close()
     return 0
