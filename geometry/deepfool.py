@@ -6,8 +6,11 @@ curvature is measured at x + r(x), and Algorithm 1 (region paths) uses the *targ
 
 Multiclass untargeted step (DeepFool, Algorithm 2 of the DeepFool paper), at the current iterate x_i
 with original label k0:  w_k = ∇f_k(x_i) − ∇f_k0(x_i),  f'_k = f_k(x_i) − f_k0(x_i),
-l = argmin_{k≠k0} |f'_k| / ||w_k||,  r_i = (|f'_l| + eps) / ||w_l||² · w_l,  r ← r + r_i,
-x_{i+1} = x + (1 + overshoot) r, until the label changes.  Targeted step towards class t: among the
+l = argmin_{k≠k0} |f'_k| / ||w_k||,  r_i = (|f'_l| / ||w_l|| + 1e-4) · w_l / ||w_l||,  r ← r + r_i,
+x_{i+1} = x + (1 + overshoot) r, until the label changes. The 1e-4 is the reference implementation's margin
+added to each step's *length* (the paper's Algorithm 2 steps exactly |f'_l| / ||w_l||); adding it to the
+function gap instead would lengthen a step by 1e-4 / ||w_l||, 17x the margin when ||w|| = 0.06.
+Targeted step towards class t: among the
 classes k that still beat t, project onto the *farthest* linearised half-space f_t − f_k ≥ 0
 (necessary for t to win), until t is the top class.
 
@@ -29,7 +32,7 @@ from torch import nn
 from .device import resolve_device
 from .errors import CancelledError, SplineAtlasError
 
-_EPS_STEP = 1e-4  # the reference implementation's additive margin on each step length
+_EPS_STEP = 1e-4  # the reference implementation's additive margin on each step's length (not on the gap)
 
 
 @dataclass(frozen=True)
@@ -215,7 +218,7 @@ def _untargeted_step(logits, xi, k0, cand, keep):
     wl = w[torch.arange(m), best]
     fl = fdiff[torch.arange(m), best].abs()
     wln = wn[torch.arange(m), best].clamp_min(torch.finfo(w.dtype).tiny)
-    step = ((fl + _EPS_STEP) / wln ** 2)[:, None] * wl
+    step = (fl / wln + _EPS_STEP)[:, None] * wl / wln[:, None]
     return step, ok
 
 
@@ -241,5 +244,5 @@ def _targeted_step(logits, xi, tgt, keep):
     wl = -w[torch.arange(m), best]                                    # ∇(f_t − f_k): direction that raises t
     fl = gap[torch.arange(m), best]
     wln = wn[torch.arange(m), best].clamp_min(torch.finfo(w.dtype).tiny)
-    step = ((fl + _EPS_STEP) / wln ** 2)[:, None] * wl
+    step = (fl / wln + _EPS_STEP)[:, None] * wl / wln[:, None]
     return step, ok
