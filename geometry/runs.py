@@ -306,7 +306,9 @@ def _check_checkpoints(run: Run, allow_missing_last: bool) -> None:
     A missing or unreadable *newest* checkpoint is dropped with a warning (it may still be being
     written); any other problem is an error that names the file.
     """
-    target = {k: tuple(v.shape) for k, v in Network(run.spec).layers.state_dict().items()}
+    # BatchNorm's step counter is optional (the loader and Network.load_weights do not need it).
+    target = {k: tuple(v.shape) for k, v in Network(run.spec).layers.state_dict().items()
+              if not k.endswith("num_batches_tracked")}
     good = []
     for i, ref in enumerate(run.checkpoints):
         last = i == len(run.checkpoints) - 1
@@ -322,10 +324,16 @@ def _check_checkpoints(run: Run, allow_missing_last: bool) -> None:
             raise kind(f"run {printable(run.name, 60)!r}: {exc}") from None
         shapes = {k: tuple(v.shape) for k, v in raw.state.items() if not k.endswith("num_batches_tracked")}
         if shapes != target:
-            diff = sorted(set(shapes.items()) ^ set(target.items()))[:3]
-            raise RunError(
-                f"run {run.name!r} mixes architectures: {ref.path.name} (epoch {ref.epoch}) does not match the "
-                f"run's architecture (differs at {', '.join(f'{k}{s}' for k, s in diff)}); keep one architecture per run."
-            )
+            missing = [k for k in target if k not in shapes]
+            unexpected = [printable(k, 60) for k in shapes if k not in target]
+            misshaped = [f"{k} {shapes[k]} vs {target[k]}" for k in target if k in shapes and shapes[k] != target[k]]
+            parts = [f"{what} {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}"
+                     for what, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped))
+                     if keys]
+            where = f"{name(ref.path.name)} (epoch {ref.epoch}) does not match the run's architecture: {'; '.join(parts)}"
+            if good:      # earlier checkpoints matched: this one is of another network
+                raise RunError(f"run {printable(run.name, 60)!r} mixes architectures: {where}; keep one architecture per run.")
+            raise RunError(f"run {printable(run.name, 60)!r}: {where}; check that the architecture spec is the one the "
+                           f"weights were trained with.")
         good.append(ref)
     run.checkpoints = good

@@ -118,3 +118,18 @@ def test_training_is_deterministic(tmp_path):
     for name in ("a", "b"):
         train_run(ds, mlp_spec([2, 6, 2]), tmp_path / name, epochs=3, save_epochs=[3], seed=4)
     assert (tmp_path / "a" / "epoch_0003.pt").read_bytes() == (tmp_path / "b" / "epoch_0003.pt").read_bytes()
+
+
+def test_a_batchnorm_run_reopens_and_a_lone_mismatch_is_not_called_mixed(tmp_path):
+    """The loader drops BatchNorm's num_batches_tracked; the run check used to demand it, so a BN run
+    written by `splineatlas train --batchnorm` could not be reopened."""
+    ds = builtin_dataset("moons", n=80, seed=0)
+    train_run(ds, mlp_spec([2, 6, 2], batchnorm=True), tmp_path / "bn", epochs=2, save_epochs=[0, 2])
+    run = open_run(tmp_path / "bn")
+    assert len(run) == 2 and run.network(1).num_parameters() > 0
+    manifest = json.loads((tmp_path / "bn" / "run.json").read_text())
+    manifest["architecture"] = mlp_spec([2, 7, 2], batchnorm=True)
+    (tmp_path / "bn" / "run.json").write_text(json.dumps(manifest))
+    with pytest.raises(RunError) as exc:
+        open_run(tmp_path / "bn")
+    assert "mixes" not in str(exc.value) and "mis-shaped 0.weight (6, 2) vs (7, 2)" in str(exc.value)
