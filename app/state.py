@@ -465,7 +465,7 @@ def validate_session(data, where: str = "session") -> dict:
     if isinstance(version, int) and not isinstance(version, bool) and version > SESSION_VERSION:
         raise InputFileError(f"session version {version} is newer than this Spline Atlas "
                              f"understands ({SESSION_VERSION}); update Spline Atlas.")
-    validate_document(_session_models(), data, where, InputFileError)
+    validate_document(_session_models(), data, where, InputFileError, "a file saved by File > Save Session has it right")
     if data.get("slice") is not None and data.get("window") is None:
         raise InputFileError(f"{where}: field window: a session with a slice needs its view window.")
     return data

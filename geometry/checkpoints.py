@@ -148,6 +148,8 @@ def _what_it_looks_like(head: bytes, path: Path) -> str:
         text = head.decode("utf-8")
     except UnicodeDecodeError:
         return "its bytes match no checkpoint format"
+    if "\x00" in text:
+        return "its bytes match no checkpoint format"
     if text.lstrip().startswith(("{", "[")):
         return "it is JSON text; open the run folder or run.json instead"
     return "it is text"
@@ -169,8 +171,10 @@ def _scan_problem(path: Path, scans: list) -> str | None:
     if unsafe:
         shown = ", ".join(printable(u, 80) for u in unsafe[:4]) + (" ..." if len(unsafe) > 4 else "")
         return f"holds Python objects that are not plain data ({shown})"
-    if problem:
+    if problem and not problem.startswith(("is not a valid pickle", "ends without STOP")):
         return f"holds a pickle that {problem}"
+    if problem:
+        raise InputFileError(f"{name(path)} is truncated or damaged (its pickle {problem}); re-download or re-save it.")
     return None
 
 
@@ -319,7 +323,10 @@ def resolve_spec(raw: RawCheckpoint, path: Path, spec: dict | str | Path | None)
     if isinstance(spec, dict):
         return validate_spec(spec)
     if raw.spec is not None:
-        return validate_spec(raw.spec)
+        try:
+            return validate_spec(raw.spec)
+        except ArchitectureError as exc:
+            raise ArchitectureError(f"{name(path)} (its embedded architecture): {exc}") from None
     beside = find_architecture_file(Path(path).parent)
     if beside is not None:
         return load_spec_file(beside, root=Path(path).parent)

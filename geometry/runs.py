@@ -219,7 +219,7 @@ def _open_manifest(path: Path, trust_code: bool, allow_gaps: bool) -> Run:
     data = read_json(path, "run manifest", allow_nan=True, error=RunError)
     if not isinstance(data, dict) or not isinstance(data.get("checkpoints"), list):
         raise RunError(f"run manifest {name(path)} needs a 'checkpoints' list (see README, 'Runs').")
-    manifest = validate_document(RunManifest, data, f"run manifest {name(path)}", RunError)
+    manifest = validate_document(RunManifest, data, f"run manifest {name(path)}", RunError, "README: 'run.json'")
     arch = data.get("architecture")
     if isinstance(arch, str):
         spec = load_spec_file(resolve_member(folder, arch, "'architecture'", path), root=folder)

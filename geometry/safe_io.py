@@ -183,7 +183,8 @@ def parse_json(text: bytes | str, what: str, where: object, allow_nan: bool = Fa
     except UnicodeDecodeError:
         raise error(f"{what} {name(where)} is not UTF-8 text; save it as UTF-8 JSON.") from None
     except (ValueError, RecursionError) as exc:
-        msg = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+        msg = exc.msg if isinstance(exc, json.JSONDecodeError) else \
+            f"nested deeper than {MAX_JSON_DEPTH} levels" if isinstance(exc, RecursionError) else str(exc)
         pos = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise error(f"{what} {name(where)} is not valid JSON ({printable(msg, 80)}{pos}); fix or "
                              f"regenerate it.") from None

@@ -163,7 +163,8 @@ def _where(loc: tuple) -> str:
     return "".join(parts) or "(top level)"
 
 
-def validate_document(model: type[BaseModel], data: object, what: str, error: type[SplineAtlasError]) -> BaseModel:
+def validate_document(model: type[BaseModel], data: object, what: str, error: type[SplineAtlasError],
+                      hint: str = "README: 'Opening networks'") -> BaseModel:
     """``model`` validated from ``data``; any problem is one ``error`` naming ``what``, the field and the fix."""
     try:
         return model.model_validate(data)
@@ -176,6 +177,6 @@ def validate_document(model: type[BaseModel], data: object, what: str, error: ty
         more = len(exc.errors()) - 1
         tail = f"; {more} more problem{'s' if more > 1 else ''}" if more > 0 else ""
         raise error(f"{what}: field {printable(field, 100)}: {printable(msg, 140)}{shown}{tail}; fix that field "
-                    f"(README: 'Opening networks').") from None
+                    f"({hint}).") from None
     except RecursionError:
         raise error(f"{what} is nested too deeply.") from None

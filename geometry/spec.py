@@ -150,7 +150,7 @@ def validate_spec(spec: dict) -> dict:
 
     if not isinstance(spec, dict):
         raise ArchitectureError("architecture spec must be a JSON object with 'input_shape' and 'layers'.")
-    validate_document(ArchitectureSpec, spec, "architecture spec", ArchitectureError)
+    validate_document(ArchitectureSpec, spec, "architecture spec", ArchitectureError, "README: 'Architecture spec'")
     spec = copy.deepcopy(spec)
     spec.setdefault("format", SPEC_FORMAT)
     shape = spec["input_shape"]

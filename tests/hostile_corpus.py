@@ -33,6 +33,7 @@ class Case:
     target: str                                  # the path the commands open
     commands: list[list[str]] = field(default_factory=list)
     app_loader: str = "run"                      # "run": app.jobs.open_run_bundle; "session": read_session; "": none
+    expect: str | None = None                    # a phrase the error line must contain (why it was refused)
 
 
 def _state(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -141,8 +142,8 @@ class _Builder:
         p.write_text(raw if raw is not None else json.dumps(data))
         self.cases.append(Case(name, str(p), [["session", "show", str(p)]], app_loader="session"))
 
-    def cli(self, name: str, argv: list[str]) -> None:
-        self.cases.append(Case(name, "", [argv], app_loader=""))
+    def cli(self, name: str, argv: list[str], expect: str) -> None:
+        self.cases.append(Case(name, "", [argv], app_loader="", expect=expect))
 
 
 def _zip_with_declared_sizes(members: dict[str, bytes], declared: int) -> bytes:
@@ -163,17 +164,17 @@ def _zip_with_declared_sizes(members: dict[str, bytes], declared: int) -> bytes:
     return bytes(raw)
 
 
-def _npy_header_bomb() -> bytes:
-    """An .npz whose X.npy header declares 10^10 float64 values and holds 16 bytes."""
+def _npy_header_bomb(member: str = "X", other: str = "y") -> bytes:
+    """An .npz whose ``member``.npy header declares 2 x 10^10 float64 values and holds 16 bytes."""
     header = "{'descr': '<f8', 'fortran_order': False, 'shape': (10000000000, 2), }"
     header += " " * (63 - (len(header) + 10) % 64) + "\n"
     npy = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + b"\x00" * 16
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("X.npy", npy)
+        z.writestr(f"{member}.npy", npy)
         ybuf = io.BytesIO()
         np.save(ybuf, np.zeros(3, dtype=np.int64))
-        z.writestr("y.npy", ybuf.getvalue())
+        z.writestr(f"{other}.npy", ybuf.getvalue())
     return buf.getvalue()
 
 
@@ -575,41 +576,49 @@ def build_corpus(root: Path, marker_dir: Path, valid_run: Path) -> list[Case]:
     v = str(valid_run)
     out = root / "cli_out"
     out.mkdir(exist_ok=True)
-    for n, argv in {
-        "cli_epochs_range_1e18": ["export-video", v, "--epochs", "0:1000000000000000000:1", "--out", str(out / "v.gif")],
-        "cli_epochs_step_zero": ["export-video", v, "--epochs", "0:10:0", "--out", str(out / "v.gif")],
-        "cli_points_1e10": ["dynamics", v, "--points", "10000000000"],
-        "cli_size_huge": ["export-figure", v, "--size", "100000", "100000", "--out", str(out / "f.png")],
-        "cli_size_negative": ["export-figure", v, "--size", "-5", "10", "--out", str(out / "f.png")],
-        "cli_dpi_huge": ["export-figure", v, "--dpi", "1000000", "--out", str(out / "f.png")],
-        "cli_steps_huge": ["path", v, "--steps", "1000000000", "--out", str(out / "p")],
-        "cli_steps_negative": ["path", v, "--steps", "-1", "--out", str(out / "p")],
-        "cli_depth_huge": ["tessellate", v, "--depth", "1000000000"],
-        "cli_max_regions_negative": ["tessellate", v, "--max-regions", "-1"],
-        "cli_domain_nan": ["tessellate", v, "--domain", "nan", "1", "0", "1"],
-        "cli_domain_inf": ["tessellate", v, "--domain", "-inf", "inf", "0", "1"],
-        "cli_domain_inverted": ["tessellate", v, "--domain", "1", "0", "0", "1"],
-        "cli_epoch_missing": ["tessellate", v, "--epoch", "123456789"],
-        "cli_epoch_not_int": ["tessellate", v, "--epoch", "five"],
-        "cli_unknown_option": ["tessellate", v, "--frobnicate"],
-        "cli_resolution_huge": ["dual", v, "--resolution", "1000000", "--out", str(out / "d")],
-        "cli_n_huge": ["region-stats", v, "--n", "1000000000", "--out", str(out / "r")],
-        "cli_fps_zero": ["export-video", v, "--fps", "0", "--out", str(out / "v.gif")],
-        "cli_train_epochs_huge": ["train", "--dataset", "moons", "--arch", "2-4-2", "--epochs", "10000000000",
-                                  "--out", str(out / "t")],
-        "cli_train_samples_huge": ["train", "--dataset", "moons", "--arch", "2-4-2", "--samples", "10000000000",
-                                   "--out", str(out / "t")],
-        "cli_train_arch_huge": ["train", "--dataset", "moons", "--arch", "2-100000-100000-2", "--out", str(out / "t")],
-        "cli_train_arch_negative": ["train", "--dataset", "moons", "--arch", "2--4-2", "--out", str(out / "t")],
-        "cli_deepfool_points_bad": ["deepfool", v, "--points", "0,x"],
-        "cli_deepfool_points_out_of_range": ["deepfool", v, "--points", "999999999"],
-        "cli_through_bad": ["tessellate", v, "--through", "a,b,c"],
-        "cli_origin_dirs_fifo": ["tessellate", v, "--origin-and-directions", str(root / "ckpt_special" / "fifo.pt")],
-        "cli_origin_dirs_bomb": ["tessellate", v, "--origin-and-directions", str(root / "npz_header_bomb" / "data.npz")],
-        "cli_points_file_zero": ["deepfool", v, "--points-file", str(root / "ckpt_special" / "zero.pt")],
-        "cli_max_checkpoint_mb_negative": ["info", v, "--max-checkpoint-mb", "-1"],
-        "cli_json_out_is_dir": ["tessellate", v, "--json", str(out)],
-        "cli_session_show_fifo": ["session", "show", str(root / "ckpt_special" / "fifo.pt")],
+    (out / "origin_bomb.npz").write_bytes(_npy_header_bomb("origin", "directions"))
+    for n, (argv, expect) in {
+        "cli_epochs_step_zero": (["export-video", v, "--sweep", "epochs", "--epochs", "0:10:0", "--out", str(out / "v.gif")],
+                                 "--epochs"),
+        "cli_points_1e10": (["dynamics", v, "--points", "10000000000", "--out", str(out / "dyn")], "--points 10,000,000,000"),
+        "cli_size_huge": (["export-figure", v, "--size", "100000", "100000", "--out", str(out / "f.png")], "--size 100,000"),
+        "cli_size_negative": (["export-figure", v, "--size", "-5", "10", "--out", str(out / "f.png")], "--size -5"),
+        "cli_dpi_huge": (["export-figure", v, "--dpi", "1000000", "--out", str(out / "f.png")], "--dpi"),
+        "cli_steps_huge": (["path", v, "--kind", "horizontal", "--from", "0", "--to", "1", "--steps", "1000000000",
+                            "--out", str(out / "p")], "--steps"),
+        "cli_steps_negative": (["path", v, "--kind", "normal", "--from", "0", "--steps", "-1", "--out", str(out / "p")],
+                               "--steps -1"),
+        "cli_depth_huge": (["tessellate", v, "--depth", "1000000000"], "--depth"),
+        "cli_max_regions_negative": (["tessellate", v, "--max-regions", "-1"], "--max-regions -1"),
+        "cli_domain_nan": (["tessellate", v, "--domain", "nan", "1", "0", "1"], "finite"),
+        "cli_domain_inf": (["tessellate", v, "--domain", "0", "inf", "0", "1"], "finite"),
+        "cli_domain_inverted": (["tessellate", v, "--domain", "1", "0", "0", "1"], "empty"),
+        "cli_epoch_missing": (["tessellate", v, "--epoch", "123456789"], "no checkpoint at epoch"),
+        "cli_epoch_not_int": (["tessellate", v, "--epoch", "five"], "invalid int"),
+        "cli_unknown_option": (["tessellate", v, "--frobnicate"], "unrecognized"),
+        "cli_resolution_huge": (["dual", v, "--resolution", "1000000", "--out", str(out / "d")], "--resolution"),
+        "cli_n_huge": (["region-stats", v, "--n", "1000000000", "--out", str(out / "r")], "--n 1,000,000,000"),
+        "cli_fps_zero": (["export-video", v, "--sweep", "epochs", "--fps", "0", "--out", str(out / "v.gif")], "--fps"),
+        "cli_train_epochs_huge": (["train", "--dataset", "moons", "--arch", "2-4-2", "--epochs", "10000000000",
+                                   "--out", str(out / "t")], "--epochs"),
+        "cli_train_samples_huge": (["train", "--dataset", "moons", "--arch", "2-4-2", "--samples", "10000000000",
+                                    "--out", str(out / "t")], "--samples"),
+        "cli_train_arch_huge": (["train", "--dataset", "moons", "--arch", "2-100000-100000-2", "--out", str(out / "t")],
+                                "parameters"),
+        "cli_train_arch_negative": (["train", "--dataset", "moons", "--arch", "2--4-2", "--out", str(out / "t")],
+                                    "--arch"),
+        "cli_deepfool_points_bad": (["deepfool", v, "--points", "0,x"], "--points"),
+        "cli_deepfool_points_out_of_range": (["deepfool", v, "--points", "999999999"], "out of range"),
+        "cli_through_bad": (["tessellate", v, "--through", "a,b,c"], "--through"),
+        "cli_origin_dirs_fifo": (["tessellate", v, "--origin-and-directions", str(root / "ckpt_special" / "fifo.pt")],
+                                 "FIFO"),
+        "cli_origin_dirs_bomb": (["tessellate", v, "--origin-and-directions", str(out / "origin_bomb.npz")],
+                                 "claims"),
+        "cli_points_file_zero": (["deepfool", v, "--points-file", str(root / "ckpt_special" / "zero.pt")],
+                                 "character device"),
+        "cli_max_checkpoint_mb_negative": (["info", v, "--max-checkpoint-mb", "-1"], "--max-checkpoint-mb"),
+        "cli_json_out_is_dir": (["tessellate", v, "--json", str(out)], "not a regular file"),
+        "cli_session_show_fifo": (["session", "show", str(root / "ckpt_special" / "fifo.pt")], "FIFO"),
     }.items():
-        b.cli(n, argv)
+        b.cli(n, argv, expect)
     return b.cases

@@ -76,6 +76,7 @@ def test_hostile_input_is_refused_in_one_line(outcomes, case):
         assert len(lines) == 1 and lines[0].startswith("error: "), shown
         assert "failed unexpectedly" not in lines[0] and "ran out of memory" not in lines[0], shown
         assert "\x1b" not in text and len(lines[0]) < 1200, shown
+        assert case.expect is None or case.expect in lines[0], f"refused for another reason than {case.expect!r}: {shown}"
     if case.app_loader:
         app = res["app"]
         assert str(app["outcome"]).startswith("refused: "), f"app loader on {case.name}: {app}"
