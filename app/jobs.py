@@ -285,6 +285,7 @@ class ClassMap:
     classes: np.ndarray
     confidence: np.ndarray
     window: tuple[float, float, float, float]
+    epoch_index: int = -1          # the checkpoint it predicts for (the window compares it with the tiles')
 
 
 def class_map(bundle: RunBundle, epoch_index: int, slice_: Slice, window, n: int = 160) -> ClassMap:
@@ -295,7 +296,7 @@ def class_map(bundle: RunBundle, epoch_index: int, slice_: Slice, window, n: int
     with torch.no_grad():
         logits = net(torch.as_tensor(slice_.to_input(U), dtype=torch.float32))
         p = _probs(logits)
-    return ClassMap(p.argmax(1).reshape(n, n), p.max(1).reshape(n, n), tuple(window))
+    return ClassMap(p.argmax(1).reshape(n, n), p.max(1).reshape(n, n), tuple(window), int(epoch_index))
 
 
 def _probs(logits: torch.Tensor) -> np.ndarray:

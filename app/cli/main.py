@@ -28,6 +28,7 @@ COMMAND_MODULES = [
     "app.cli.export_cmds",
     "app.cli.dynamics_cmds",
     "app.cli.session_cmds",
+    "app.cli.screenshot_cmd",
 ]
 
 

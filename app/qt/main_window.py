@@ -77,6 +77,8 @@ class MainWindow(QMainWindow):
         self.bundle: jobs.RunBundle | None = None
         self.tess: list | None = None          # tessellation of the current (epoch, slice, window), all depths
         self.tess_key: str | None = None
+        self._tess_epoch: int | None = None     # epoch index and window of the exact tiles last shown
+        self._tess_window: tuple | None = None
         self.tess_error: str | None = None
         self.path_results: dict[int, object] = {}
         self._sites: dict = {}                 # (tessellation key, depth) -> (R, 2) projected sites
@@ -354,6 +356,7 @@ class MainWindow(QMainWindow):
     def _on_run_opened(self, bundle: jobs.RunBundle) -> None:
         self.bundle = bundle
         self.tess, self.tess_key, self.tess_error = None, None, None
+        self._tess_epoch, self._tess_window = None, None
         self.path_results.clear()
         self.view2d.clear_tiles()
         self.view2d.set_preview(None)
@@ -458,6 +461,7 @@ class MainWindow(QMainWindow):
     # == tessellation ==============================================================================
     def _on_slice(self, sl) -> None:
         self.tess, self.tess_key = None, None
+        self._tess_epoch, self._tess_window = None, None
         self.view2d.clear_tiles()
         self.path_results.clear()
         if self.bundle is None or sl is None:
@@ -510,6 +514,11 @@ class MainWindow(QMainWindow):
         otherwise start a new job right after the user pressed Cancel)."""
         self._tess_timer.stop()
         self.work.cancel()
+        st = self.state
+        if self.tess is None and self._tess_epoch is not None and self._tess_epoch != st.epoch_index \
+                and self._tess_window is not None and np.allclose(self._tess_window, st.window):
+            # the exact tiles shown last were of another epoch: go back to it (the slider follows), from the cache
+            st.set_epoch_index(self._tess_epoch)
 
     def _request_tessellation(self) -> None:
         """Compute (or fetch from the cache) the tiles of the visible window at the current epoch."""
@@ -528,12 +537,18 @@ class MainWindow(QMainWindow):
         if hit is not None:
             self._on_tessellation(key, hit)
             return
+        if self.tess is not None and self._tess_epoch != epoch:
+            # the tiles on screen are another epoch's: take them down, so the view shows this epoch's
+            # preview (labelled in the status bar) until its exact tiles arrive, never the old picture
+            self.tess, self.tess_key = None, None
+            self.view2d.clear_tiles()
+            self._redraw_overlays()
         self._request_preview(epoch, sl, window)
         cache = self.cache
         self.work.submit("tessellation", f"Tessellating epoch {b.epochs[epoch]}",
                          lambda progress, cancel: jobs.tessellate_all(b, epoch, sl, window, budget, cache,
                                                                       progress, cancel),
-                         on_done=lambda res: self._on_tessellation(key, res),
+                         on_done=lambda res: self._on_tessellation(key, res, epoch),
                          on_error=lambda exc: self._on_tessellation_error(key, exc))
 
     def _request_preview(self, epoch, sl, window) -> None:
@@ -547,14 +562,15 @@ class MainWindow(QMainWindow):
         rgba[..., 3] = (self.theme.tile_alpha * (0.35 + 0.65 * cm.confidence)).astype(np.uint8)
         self.view2d.set_preview(rgba, cm.window)
         self._preview_window = tuple(cm.window)
-        if self.tess is not None and np.allclose(self._tess_window, cm.window):
+        if self.tess is not None and np.allclose(self._tess_window, cm.window) and self._tess_epoch == cm.epoch_index:
             self.view2d.preview.setVisible(False)  # the exact tiles of this window are already shown
         else:
             self._redraw_overlays()
 
-    def _on_tessellation(self, key: str, tess: list) -> None:
+    def _on_tessellation(self, key: str, tess: list, epoch: int | None = None) -> None:
         self.tess, self.tess_key, self.tess_error = tess, key, None
         self._tess_window = tuple(self.state.window)
+        self._tess_epoch = self.state.epoch_index if epoch is None else epoch
         self.view2d.set_preview(None)
         self._redraw()
         self._update_region_counts()

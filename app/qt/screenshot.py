@@ -22,6 +22,23 @@ def _floats(text: str) -> tuple[float, ...]:
     return tuple(float(v) for v in text.split(","))
 
 
+def wait_until(app, cond, timeout: float) -> None:
+    """Process Qt events until ``cond()`` or ``timeout`` seconds."""
+    t0 = time.time()
+    while not cond() and time.time() - t0 < timeout:
+        app.processEvents()
+        time.sleep(0.02)
+
+
+def settle_window(app, win, timeout: float) -> None:
+    """Wait until the window has no job running or pending and its last redraws are painted."""
+    for _ in range(3):
+        wait_until(app, lambda: not win.work.busy() and not win._tess_timer.isActive(), timeout)
+        for _ in range(15):
+            app.processEvents()
+            time.sleep(0.02)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m app.qt.screenshot", description=__doc__.split("\n\n")[0])
     ap.add_argument("out")
@@ -65,17 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     win.show()
 
     def wait(cond) -> None:
-        t0 = time.time()
-        while not cond() and time.time() - t0 < args.timeout:
-            app.processEvents()
-            time.sleep(0.02)
+        wait_until(app, cond, args.timeout)
 
     def settle() -> None:
-        for _ in range(3):
-            wait(lambda: not win.work.busy() and not win._tess_timer.isActive())
-            for _ in range(15):
-                app.processEvents()
-                time.sleep(0.02)
+        settle_window(app, win, args.timeout)
 
     win.open_path(args.path or str(DEMO_RUN))
     wait(lambda: win.tess is not None or win.last_error is not None)

@@ -108,7 +108,8 @@ def edge_groups(theme: Theme, vertices, offsets, edge_layer, depth: int, show_ed
 class TilesItem(pg.GraphicsObject):
     """All tiles and edges of one tessellation: one filled path per colour, one stroked path per edge style.
 
-    The item caches its rendering in device coordinates, so pans and overlay changes do not re-fill tiles."""
+    No render cache: a device-coordinate cache outlived the zoom it was made at and showed a patchwork of
+    rectangles from earlier zoom levels that contradicted the exact boundary (tests/test_view_truth.py)."""
 
     def __init__(self):
         super().__init__()
@@ -116,8 +117,6 @@ class TilesItem(pg.GraphicsObject):
         self._lines: list[tuple[QPainterPath, QPen]] = []
         self._rect = QRectF()
         self.num_tiles = 0
-        # pans only translate the item: reuse the rendered pixmap instead of re-filling every polygon
-        self.setCacheMode(pg.QtWidgets.QGraphicsItem.CacheMode.DeviceCoordinateCache)
 
     def set_data(self, vertices: np.ndarray, offsets: np.ndarray, rgba: np.ndarray,
                  edge_groups: list[tuple[np.ndarray, QPen]] = ()) -> None:
