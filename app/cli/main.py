@@ -128,5 +128,17 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = restore
 
 
+def run() -> None:
+    """The console entry point: ``main()``, then exit. After Ctrl+C the process ends at once: every output
+    was written atomically (its temporary is already removed), so the second or so torch needs to tear
+    down its state on a normal interpreter exit is skipped."""
+    code = main()
+    if code == 130:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
