@@ -380,7 +380,7 @@ def cmd_dual(args) -> int:
     if data is not None:
         arrays["data_offsets"] = np.concatenate([[0], np.cumsum([len(c) for c in data])]).astype(np.int64)
         arrays["data_duals"] = np.concatenate(data)
-    _atomic_npz(out / "dual.npz", arrays)
+    write_npz(out / "dual.npz", **arrays)
     names = list(run.class_names or []) or [str(j) for j in range(grids[0].duals.shape[1])]
     fig, frame = _dual_frames(grids, data, epochs, names, W, H, run.name)
     from app.render.slice_figure import save_figure
@@ -448,9 +448,6 @@ def _grid_points(box, resolution: int) -> np.ndarray:
     gx, gy = np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution)
     return np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)
 
-
-def _atomic_npz(path: Path, arrays: dict) -> None:
-    write_npz(path, **arrays)
 
 
 def _dual_frames(grids, data, epochs, names, W: int, H: int, title: str):

@@ -7,13 +7,14 @@ failed export never leaves a partial file. :mod:`app.export.sweeps` builds the f
 """
 from __future__ import annotations
 
-import os
+import contextlib
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
 from geometry.errors import CancelledError, SplineAtlasError
+from geometry.safe_io import atomic_output
 
 Progress = Callable[[float, str], None] | None
 Cancel = Callable[[], bool] | None
@@ -46,43 +47,36 @@ def write_video(path: str | Path, n_frames: int, frame: Callable[[int], np.ndarr
         raise SplineAtlasError("a video needs at least one frame.")
     if not 0.1 <= fps <= 120:
         raise SplineAtlasError(f"frame rate {fps} is out of range (0.1..120 fps).")
-    from app.render.slice_figure import atomic_target
-
-    tmp = atomic_target(path)
-    writer = None
-    try:
-        size = None
-        for i in range(n_frames):
-            if cancel is not None and cancel():
-                raise CancelledError(f"video export cancelled at frame {i + 1}/{n_frames}; nothing was written.")
-            img = np.ascontiguousarray(frame(i), dtype=np.uint8)
-            if img.ndim != 3 or img.shape[2] != 3:
-                raise SplineAtlasError(f"frame {i} has shape {img.shape}; expected (H, W, 3).")
-            if size is None:
-                size = img.shape[:2]
-                check_video_size(size[1], size[0], suffix)
-                if suffix == ".mp4":
-                    writer = imageio.get_writer(str(tmp), format="FFMPEG", mode="I", fps=fps, codec="libx264",
-                                                quality=quality, pixelformat="yuv420p", macro_block_size=1,
-                                                ffmpeg_log_level="error")
-                else:
-                    writer = imageio.get_writer(str(tmp), format="GIF", mode="I", duration=1000.0 / fps, loop=0)
-            elif img.shape[:2] != size:
-                raise SplineAtlasError(f"frame {i} is {img.shape[1]}x{img.shape[0]}, the first was {size[1]}x{size[0]}.")
-            writer.append_data(img)
-            if progress is not None:
-                progress((i + 1) / n_frames, f"frame {i + 1}/{n_frames}")
-        writer.close()
+    with atomic_output(path) as tmp:
         writer = None
-        os.replace(tmp, path)
-    except BaseException:
-        if writer is not None:
-            try:
-                writer.close()
-            except Exception:
-                pass
-        tmp.unlink(missing_ok=True)
-        raise
+        try:
+            size = None
+            for i in range(n_frames):
+                if cancel is not None and cancel():
+                    raise CancelledError(f"video export cancelled at frame {i + 1}/{n_frames}; nothing was written.")
+                img = np.ascontiguousarray(frame(i), dtype=np.uint8)
+                if img.ndim != 3 or img.shape[2] != 3:
+                    raise SplineAtlasError(f"frame {i} has shape {img.shape}; expected (H, W, 3).")
+                if size is None:
+                    size = img.shape[:2]
+                    check_video_size(size[1], size[0], suffix)
+                    if suffix == ".mp4":
+                        writer = imageio.get_writer(str(tmp), format="FFMPEG", mode="I", fps=fps, codec="libx264",
+                                                    quality=quality, pixelformat="yuv420p", macro_block_size=1,
+                                                    ffmpeg_log_level="error")
+                    else:
+                        writer = imageio.get_writer(str(tmp), format="GIF", mode="I", duration=1000.0 / fps, loop=0)
+                elif img.shape[:2] != size:
+                    raise SplineAtlasError(f"frame {i} is {img.shape[1]}x{img.shape[0]}, the first was {size[1]}x{size[0]}.")
+                writer.append_data(img)
+                if progress is not None:
+                    progress((i + 1) / n_frames, f"frame {i + 1}/{n_frames}")
+        except BaseException:
+            if writer is not None:          # stop ffmpeg before the temporary is removed
+                with contextlib.suppress(Exception):
+                    writer.close()
+            raise
+        writer.close()
     return path
 
 

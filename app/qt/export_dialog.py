@@ -333,7 +333,7 @@ class ExportDialog(QDialog):
         from PySide6.QtWidgets import QApplication
 
         from app.export.video import write_video
-        from app.render.slice_figure import atomic_target
+        from geometry.safe_io import atomic_save
 
         from .turntable import bundle_points3, scene_frames
 
@@ -367,13 +367,7 @@ class ExportDialog(QDialog):
             if still:
                 import imageio.v2 as imageio
 
-                tmp = atomic_target(Path(req.path))
-                try:
-                    imageio.imwrite(tmp, frame(0), format="PNG")
-                    tmp.replace(req.path)
-                except BaseException:
-                    tmp.unlink(missing_ok=True)
-                    raise
+                atomic_save(req.path, lambda tmp: imageio.imwrite(tmp, frame(0), format="PNG"))
                 path = req.path
             else:
                 path = str(write_video(req.path, n, frame, fps=req.fps, progress=prog, cancel=stop.is_set))

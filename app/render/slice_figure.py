@@ -8,7 +8,6 @@ frames). In vector output the tiles are one ``<path>`` per region inside the SVG
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 from geometry.errors import SplineAtlasError
 
 from . import style
-from geometry.safe_io import new_partial
+from geometry.safe_io import atomic_output
 
 COLOR_MODES = ("class", "slope", "hash", "layer")
 MODE_LABELS = {"class": "predicted class", "slope": "‖A_ω‖₂ (slope norm)", "hash": "activation-pattern hash",
@@ -363,24 +362,13 @@ def figure_to_rgb(fig) -> np.ndarray:
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
-def atomic_target(path: Path):
-    """A temporary file beside ``path`` with the same suffix (renamed onto ``path`` when complete), created
-    with the user's umask (see geometry.safe_io.new_partial)."""
-    return new_partial(path)
-
-
 def save_figure(fig, path: str | Path, dpi: int | None = None) -> Path:
     """Write ``fig`` as PNG/SVG/PDF (by suffix) to a temporary file, then rename: never a partial file."""
     path = Path(path)
     if path.suffix.lower() not in FIGURE_FORMATS:
         raise SplineAtlasError(f"figure format {path.suffix or '(none)'} is not supported; use .png, .svg or .pdf.")
-    tmp = atomic_target(path)
-    try:
+    with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=dpi or fig.dpi, format=path.suffix.lower()[1:])
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return path
 
 
