@@ -56,6 +56,18 @@ def predicted_classes(logits):
     return logits.argmax(1) if isinstance(logits, torch.Tensor) else logits.argmax(axis=1).astype("int64")
 
 
+def state_mismatch(target: dict[str, tuple], given: dict[str, tuple]) -> list[str]:
+    """How tensor shapes ``given`` (a checkpoint's) differ from ``target`` (the architecture's), as message
+    parts ("missing ...", "unexpected ...", "mis-shaped ..."); empty when they fit. BatchNorm's step
+    counter ``num_batches_tracked`` may be absent: it does not change the function, and loaders drop it."""
+    missing = [k for k in target if k not in given and not k.endswith("num_batches_tracked")]
+    unexpected = [printable(k, 60) for k in given if k not in target]
+    misshaped = [printable(f"{k} {given[k]} vs {s}", 80) for k, s in target.items() if k in given and given[k] != s]
+    return [f"{what} {sep.join(keys[:cap])}{' ...' if len(keys) > cap else ''}"
+            for what, keys, sep, cap in (("missing", missing, ", ", 6), ("unexpected", unexpected, ", ", 6),
+                                         ("mis-shaped", misshaped, "; ", 4)) if keys]
+
+
 class Network(nn.Module):
     """A canonical network built from an architecture spec (see :mod:`geometry.spec`)."""
 
@@ -123,22 +135,9 @@ class Network(nn.Module):
     def load_weights(self, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
         """Load a state dict for ``self.layers``; mismatches are explained key by key."""
         target = self.layers.state_dict()
-        # BatchNorm's step counter does not change the function; checkpoints often drop it.
-        optional = {k for k in target if k.endswith("num_batches_tracked")}
-        missing = [k for k in target if k not in state and k not in optional]
-        unexpected = [k for k in state if k not in target]
-        misshaped = [f"{k} {tuple(state[k].shape)} vs {tuple(v.shape)}" for k, v in target.items()
-                     if k in state and tuple(state[k].shape) != tuple(v.shape)]
-        if missing or unexpected or misshaped:
-            parts = []
-            if missing:
-                parts.append("missing " + ", ".join(missing[:6]) + (" ..." if len(missing) > 6 else ""))
-            if unexpected:
-                parts.append("unexpected " + ", ".join(printable(k, 60) for k in unexpected[:6])
-                             + (" ..." if len(unexpected) > 6 else ""))
-            if misshaped:
-                parts.append("mis-shaped " + "; ".join(printable(m, 80) for m in misshaped[:4])
-                             + (" ..." if len(misshaped) > 4 else ""))
+        parts = state_mismatch({k: tuple(v.shape) for k, v in target.items()},
+                               {k: tuple(v.shape) for k, v in state.items()})
+        if parts:
             raise ArchitectureError(
                 f"{source} does not match the architecture: {'; '.join(parts)}. "
                 f"Check that the architecture spec is the one the weights were trained with."

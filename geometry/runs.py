@@ -25,7 +25,7 @@ from pathlib import Path
 from .checkpoints import find_architecture_file, read_checkpoint, resolve_spec
 from .datasets import Dataset, dataset_from_reference
 from .errors import ArchitectureError, InputFileError, RunError, SplineAtlasError, UnsafePickleError
-from .network import Network
+from .network import Network, state_mismatch
 from .safe_io import name, printable, read_json, resolve_member
 from .spec import load_spec_file, validate_spec
 
@@ -306,9 +306,7 @@ def _check_checkpoints(run: Run, allow_missing_last: bool) -> None:
     A missing or unreadable *newest* checkpoint is dropped with a warning (it may still be being
     written); any other problem is an error that names the file.
     """
-    # BatchNorm's step counter is optional (the loader and Network.load_weights do not need it).
-    target = {k: tuple(v.shape) for k, v in Network(run.spec).layers.state_dict().items()
-              if not k.endswith("num_batches_tracked")}
+    target = {k: tuple(v.shape) for k, v in Network(run.spec).layers.state_dict().items()}
     good = []
     for i, ref in enumerate(run.checkpoints):
         last = i == len(run.checkpoints) - 1
@@ -322,14 +320,8 @@ def _check_checkpoints(run: Run, allow_missing_last: bool) -> None:
                 continue
             kind = UnsafePickleError if isinstance(exc, UnsafePickleError) else RunError   # the app offers trust
             raise kind(f"run {printable(run.name, 60)!r}: {exc}") from None
-        shapes = {k: tuple(v.shape) for k, v in raw.state.items() if not k.endswith("num_batches_tracked")}
-        if shapes != target:
-            missing = [k for k in target if k not in shapes]
-            unexpected = [printable(k, 60) for k in shapes if k not in target]
-            misshaped = [f"{k} {shapes[k]} vs {target[k]}" for k in target if k in shapes and shapes[k] != target[k]]
-            parts = [f"{what} {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}"
-                     for what, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped))
-                     if keys]
+        parts = state_mismatch(target, {k: tuple(v.shape) for k, v in raw.state.items()})
+        if parts:
             where = f"{name(ref.path.name)} (epoch {ref.epoch}) does not match the run's architecture: {'; '.join(parts)}"
             if good:      # earlier checkpoints matched: this one is of another network
                 raise RunError(f"run {printable(run.name, 60)!r} mixes architectures: {where}; keep one architecture per run.")
