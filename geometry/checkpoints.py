@@ -10,6 +10,7 @@ Trainer formats that nest the state dict under ``state_dict``/``model``/... and 
 """
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -224,7 +225,7 @@ def _torch_load(real: Path, path: Path, weights_only: bool):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            with torch.serialization.safe_globals(allowed):
+            with torch.serialization.safe_globals(list(allowed)):
                 return torch.load(real, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise _refuse_code(path, "holds Python objects that are not plain data") from exc
@@ -233,8 +234,9 @@ def _torch_load(real: Path, path: Path, weights_only: bool):
         raise InputFileError(f"{name(path)} is truncated or damaged; re-download or re-save it.") from exc
 
 
-def _importable_safe_globals() -> list:
-    """The objects behind pickle_scan.EXTRA_SAFE_GLOBALS that exist in this Python."""
+@functools.cache
+def _importable_safe_globals() -> tuple:
+    """The objects behind pickle_scan.EXTRA_SAFE_GLOBALS that exist in this Python (looked up once)."""
     import importlib
 
     found = []
@@ -248,7 +250,7 @@ def _importable_safe_globals() -> list:
 
     found += [type(np.dtype(t)) for t in ("float16", "float32", "float64", "int8", "int16", "int32", "int64",
                                           "uint8", "bool", "complex64", "complex128")]
-    return found
+    return tuple(found)
 
 
 def _load_trusted_torchscript(real: Path, path: Path) -> RawCheckpoint:

@@ -139,10 +139,6 @@ NPZ_MEMBERS = ("X", "y", "X_test", "y_test", "image_shape", "class_names")
 MAX_CLASSES = 100_000
 
 
-def _read_npz_arrays(path: Path, root: Path | None) -> dict[str, np.ndarray]:
-    return read_npz(path, "dataset file", NPZ_MEMBERS, MAX_DATASET_BYTES, root, DatasetError, strings=("class_names",))
-
-
 def _features(path: Path, key: str, X: np.ndarray) -> np.ndarray:
     if X.ndim < 2 or len(X) == 0 or math.prod(X.shape[1:]) == 0:
         raise DatasetError(f"dataset file {name(path)}: {key} has shape {X.shape}; it must be (N, features) or "
@@ -176,7 +172,7 @@ def load_npz(path: str | Path, test_fraction: float = 0.2, seed: int = 0, root: 
     path = Path(path)
     if not os.path.lexists(path):
         raise DatasetError(f"dataset file {name(path)} does not exist.")
-    data = _read_npz_arrays(path, root)
+    data = read_npz(path, "dataset file", NPZ_MEMBERS, MAX_DATASET_BYTES, root, DatasetError, strings=("class_names",))
     if "X" not in data or "y" not in data:
         raise DatasetError(f"dataset file {name(path)} needs arrays 'X' and 'y'; it has {sorted(data) or 'none of them'}.")
     X_raw = data["X"]
@@ -213,12 +209,12 @@ def load_npz(path: str | Path, test_fraction: float = 0.2, seed: int = 0, root: 
 def dataset_from_reference(ref: dict, base_dir: Path | None = None) -> Dataset:
     """Recreate a dataset from a run manifest's ``dataset`` entry (checked against its schema; an .npz
     must lie inside ``base_dir``)."""
-    from .schemas import BuiltinDataset, NpzDataset, validate_document
+    from .schemas import NpzDataset, validate_document
 
     if not isinstance(ref, dict) or ("npz" not in ref and "builtin" not in ref):
         raise DatasetError(f"dataset entry {printable(ref, 80)} needs 'builtin' (one of {', '.join(BUILTIN)}) or 'npz'.")
-    checked = validate_document(BuiltinDataset if "builtin" in ref else NpzDataset, ref, "dataset entry", DatasetError)
-    if "npz" in ref:
+    if "npz" in ref:           # a built-in entry is checked by builtin_dataset itself
+        checked = validate_document(NpzDataset, ref, "dataset entry", DatasetError)
         p = Path(ref["npz"])
         if base_dir is not None:
             p = resolve_member(base_dir, ref["npz"], "dataset.npz", base_dir / "run.json")

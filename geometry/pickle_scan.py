@@ -7,6 +7,7 @@ also gives the user a plain answer ("holds a Python object of type mylib.Trainer
 """
 from __future__ import annotations
 
+import functools
 import io
 import pickletools
 from dataclasses import dataclass
@@ -84,8 +85,9 @@ def scan(data: bytes | memoryview | io.BufferedIOBase, start: int = 0) -> Pickle
     return PickleScan(tuple(found), "ends without STOP (truncated)", stream.tell())
 
 
+@functools.cache
 def allowed_globals() -> frozenset[str]:
-    """Torch's weights-only allowlist plus :data:`EXTRA_SAFE_GLOBALS`."""
+    """Torch's weights-only allowlist plus :data:`EXTRA_SAFE_GLOBALS` (built once per process)."""
     names = set(EXTRA_SAFE_GLOBALS)
     try:
         from torch import _weights_only_unpickler as wou
