@@ -11,6 +11,7 @@ The whole state round-trips through a JSON session file (:meth:`to_session` / :m
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import asdict, dataclass, replace
@@ -375,18 +376,15 @@ MAX_SESSION_PATHS = 256
 """Paths a session may hold: each is traced when the session opens, so the count is bounded."""
 
 
+@functools.cache
 def _session_models():
-    """The pydantic models of a session file (built on first use; pydantic is imported lazily)."""
+    """The pydantic model of a session file (built once, on first use: pydantic is imported lazily)."""
     from typing import Annotated, Literal
 
-    from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+    from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-    def finite(v: float) -> float:
-        if not math.isfinite(v):
-            raise ValueError("must be a finite number")
-        return v
+    from geometry.schemas import Finite as Num
 
-    Num = Annotated[StrictFloat, AfterValidator(finite)]
     Point = tuple[Num, Num]
 
     def window(v):
