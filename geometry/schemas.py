@@ -14,6 +14,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, 
                       ValidationError)
 
 from .errors import SplineAtlasError
+from .spec import ALL_TYPES
 from .safe_io import printable
 
 MAX_WIDTH = 100_000_000          # any one size (features, channels)
@@ -147,18 +148,18 @@ class RunManifest(BaseModel):
     class_names: Annotated[list[Text], Field(max_length=MAX_CLASSES)] | None = None
 
 
+# Parts of pydantic's error locations that name a union member or a type, not a field: layer type tags,
+# model names, and bare type names (anything else that is not a plain identifier is a type descriptor).
+_UNION_TAGS = frozenset(ALL_TYPES) | {"str", "int", "float", "bool"} | {BuiltinDataset.__name__, NpzDataset.__name__}
+
+
 def _where(loc: tuple) -> str:
+    """A pydantic error location as the field a user would write: ``layers[0].in_features``."""
     parts = []
     for p in loc:
         if isinstance(p, int):
             parts.append(f"[{p}]")
-        elif p in ("linear", "conv2d", "batchnorm1d", "batchnorm2d", "avgpool2d", "maxpool2d", "leaky_relu",
-                   "flatten", "identity", "relu", "abs", "gelu", "sigmoid", "tanh", "softplus", "elu", "silu",
-                   "softmax", "residual", "BuiltinDataset", "NpzDataset", "function-after[_finite(), float]",
-                   "str", "dict[any,any]", "int", "tuple[int,int]", "nullable[int]") or \
-                str(p).startswith(("tuple[", "function-", "constrained-", "union[")):
-            continue
-        else:
+        elif str(p).isidentifier() and p not in _UNION_TAGS:
             parts.append(("." if parts else "") + str(p))
     return "".join(parts) or "(top level)"
 
