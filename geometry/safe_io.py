@@ -93,7 +93,7 @@ def check_inside(path: Path, root: Path, what: str, error: type[SplineAtlasError
         raise error(f"{what} {name(path)} cannot be resolved ({type(exc).__name__}); fix the link.") from None
     if real != base and base not in real.parents:
         raise error(f"{what} {name(path)} points outside its folder {name(base)} "
-                             f"(to {name(real)}); keep the files of a run inside the run's folder.")
+                    f"(to {name(real)}); keep the files of a run inside the run's folder.")
     return real
 
 
@@ -187,7 +187,7 @@ def parse_json(text: bytes | str, what: str, where: object, allow_nan: bool = Fa
             f"nested deeper than {MAX_JSON_DEPTH} levels" if isinstance(exc, RecursionError) else str(exc)
         pos = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise error(f"{what} {name(where)} is not valid JSON ({printable(msg, 80)}{pos}); fix or "
-                             f"regenerate it.") from None
+                    f"regenerate it.") from None
     if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise error(f"{what} {name(where)} is nested deeper than {MAX_JSON_DEPTH} levels.")
     return data
@@ -217,7 +217,7 @@ def check_zip_members(path: Path, what: str, limit: int, error: type[SplineAtlas
         bad = next((i for i in infos if i.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)), None)
         if bad is not None:
             raise error(f"{what} {name(path)}: member {printable(bad.filename, 60)} uses an unsupported "
-                                 f"compression; re-save the file.")
+                        f"compression; re-save the file.")
     except BaseException:
         z.close()
         raise
