@@ -17,6 +17,10 @@ from .errors import SplineAtlasError
 from .slices import Slice
 
 
+DEFAULT_EXTENT = 3.0
+"""Half-width of a cross-section's box, in units of ||r(x)|| (the boundary crossing at 1 sits inside)."""
+
+
 @dataclass(frozen=True)
 class CrossSection:
     """One cross-section. slice: origin x, basis (D, 2) = orthonormalised (r(x), second direction);
@@ -33,7 +37,7 @@ class CrossSection:
     kind: str
 
 
-def cross_sections(net: nn.Module, x, second=None, *, extent: float = 3.0, seed: int = 0,
+def cross_sections(net: nn.Module, x, second=None, *, extent: float = DEFAULT_EXTENT, seed: int = 0,
                    deepfool_result: DeepFoolResult | None = None, **deepfool_kwargs) -> list[CrossSection]:
     """Fawzi cross-sections through each point of ``x (N, D)``.
 

@@ -3,8 +3,8 @@
 A 3D view draws three things, all built here as plain numpy arrays so they can be tested and
 benchmarked without a screen (the vispy view only uploads them):
 
-* the cells' faces, fan-triangulated (every face of a convex cell is a convex polygon), with a
-  value per face for colouring (cell class, cell ||A_w||, face layer, cell pattern hash), optionally
+* the cells' faces, fan-triangulated (every face of a convex cell is a convex polygon) (coloured by
+  the viewer, per face or cell), optionally
   filtered to the faces of one layer or to faces near the decision boundary, and optionally
   *exploded* (each cell translated away from the domain centre so the cells separate);
 * the exact decision boundary: the per-cell convex polygons welded into one triangle mesh, oriented
@@ -18,23 +18,9 @@ Face loops index the tessellation's GLOBAL vertex array; every vertex is owned b
 """
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
 
 import numpy as np
-
-FACE_COLOR_MODES = ("class", "slope", "layer", "hash")
-
-# viridis at 9 evenly spaced stops (matplotlib's table), interpolated linearly
-_VIRIDIS = np.array([[0.267004, 0.004874, 0.329415], [0.282623, 0.140926, 0.457517], [0.253935, 0.265254, 0.529983],
-                     [0.206756, 0.371758, 0.553117], [0.163625, 0.471133, 0.558148], [0.127568, 0.566949, 0.550556],
-                     [0.134692, 0.658636, 0.517649], [0.266941, 0.748751, 0.440573], [0.477504, 0.821444, 0.318195],
-                     [0.741388, 0.873449, 0.149561], [0.993248, 0.906157, 0.143936]])
-# Okabe-Ito then Tableau: the same qualitative order as the 2D view's class colours
-DEFAULT_CLASS_COLORS = np.array([[0x00, 0x72, 0xB2], [0xE6, 0x9F, 0x00], [0x00, 0x9E, 0x73], [0xCC, 0x79, 0xA7],
-                                 [0x56, 0xB4, 0xE9], [0xD5, 0x5E, 0x00], [0xF0, 0xE4, 0x42], [0x7f, 0x7f, 0x7f],
-                                 [0x8c, 0x56, 0x4b], [0x17, 0xbe, 0xcf], [0xbc, 0xbd, 0x22], [0x94, 0x67, 0xbd]],
-                                dtype=np.float64) / 255.0
 
 
 # -- topology ----------------------------------------------------------------------------------------
@@ -133,98 +119,6 @@ def triangle_mesh_euler(tess) -> np.ndarray:
     E = np.bincount(vcell[und // n], minlength=R)
     F = np.bincount(vcell[tris[:, 0]], minlength=R)
     return (V - E + F).astype(np.int64)
-
-
-# -- per-face values and colours --------------------------------------------------------------------
-def pattern_hashes(tess) -> np.ndarray:
-    """(R,) uint32 CRC32 of every cell's activation codes of layers 1..depth (same as the 2D view)."""
-    R = tess.num_regions
-    codes = [np.ascontiguousarray(c).view(np.uint8).reshape(R, -1) for c in tess.codes]
-    joined = np.ascontiguousarray(np.concatenate(codes, axis=1)) if codes else np.zeros((R, 1), np.uint8)
-    return np.array([zlib.crc32(row.tobytes()) for row in joined], dtype=np.uint32)
-
-
-def face_values(tess, mode: str) -> np.ndarray:
-    """(F,) value per face for colour ``mode``.
-
-    class: the owning cell's class (int, -1 unknown); slope: the cell's ||A_w|| (NaN at partial depth);
-    layer: the 0-based layer that created the face's plane (-1: the domain box); hash: the cell's
-    pattern hash (uint32).
-    """
-    fc = face_cells(tess)
-    if mode == "class":
-        return np.asarray(tess.classes, dtype=np.int64)[fc]
-    if mode == "slope":
-        return np.asarray(tess.slope_norm, dtype=np.float64)[fc]
-    if mode == "layer":
-        return np.asarray(tess.face_layer, dtype=np.int64)
-    if mode == "hash":
-        return pattern_hashes(tess)[fc]
-    raise ValueError(f"face colour mode must be one of {FACE_COLOR_MODES}, got {mode!r}")
-
-
-def viridis(t: np.ndarray) -> np.ndarray:
-    """(n,) values in [0, 1] -> (n, 3) float RGB on the viridis map."""
-    t = np.clip(np.nan_to_num(np.asarray(t, dtype=np.float64)), 0.0, 1.0) * (len(_VIRIDIS) - 1)
-    i = np.minimum(t.astype(np.int64), len(_VIRIDIS) - 2)
-    f = (t - i)[:, None]
-    return _VIRIDIS[i] * (1 - f) + _VIRIDIS[i + 1] * f
-
-
-def colorize(values: np.ndarray, mode: str, alpha: float = 0.35, class_colors: np.ndarray | None = None,
-             layer_colors: np.ndarray | None = None, unknown=(0.5, 0.5, 0.5, 0.25),
-             levels: tuple[float, float] | None = None) -> np.ndarray:
-    """(F,) face values -> (F, 4) float32 RGBA in [0, 1].
-
-    class_colors: (K, 3|4) float palette, indexed modulo K (default: the 2D view's order);
-    layer_colors: (L + 1, 3|4) for layers -1 (domain box, row 0) .. L-1; slope uses viridis over
-    ``levels`` (default: the finite values' min..max); hash uses golden-angle hues.
-    """
-    v = np.asarray(values)
-    n = v.shape[0]
-    rgb = np.zeros((n, 3))
-    a = np.full(n, float(alpha))
-    known = np.ones(n, dtype=bool)
-    if mode == "class":
-        pal = np.asarray(DEFAULT_CLASS_COLORS if class_colors is None else class_colors, dtype=np.float64)[:, :3]
-        known = v >= 0
-        rgb[known] = pal[v[known].astype(np.int64) % len(pal)]
-    elif mode == "slope":
-        known = np.isfinite(v)
-        if known.any():
-            lo, hi = levels if levels is not None else (float(v[known].min()), float(v[known].max()))
-            rgb[known] = viridis((v[known] - lo) / max(hi - lo, 1e-300))
-    elif mode == "layer":
-        L = int(v.max()) + 1 if n else 0
-        if layer_colors is None:
-            pal = np.vstack([[0.78, 0.78, 0.78], viridis(np.linspace(0.05, 0.95, max(L, 1)))[:, :3] if L else
-                             np.zeros((0, 3))])
-        else:
-            pal = np.asarray(layer_colors, dtype=np.float64)[:, :3]
-        rgb = pal[np.clip(v.astype(np.int64) + 1, 0, len(pal) - 1)]
-    elif mode == "hash":
-        h = (v.astype(np.uint64) % np.uint64(997)).astype(np.float64)
-        hue = (h * 0.618033988749895) % 1.0
-        rgb = _hsv_to_rgb(hue, 0.55, 0.9)
-    else:
-        raise ValueError(f"face colour mode must be one of {FACE_COLOR_MODES}, got {mode!r}")
-    out = np.concatenate([rgb, a[:, None]], axis=1)
-    out[~known] = unknown
-    return out.astype(np.float32)
-
-
-def _hsv_to_rgb(h: np.ndarray, s: float, v: float) -> np.ndarray:
-    i = np.floor(h * 6).astype(np.int64) % 6
-    f = h * 6 - np.floor(h * 6)
-    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
-    vv = np.full_like(h, v)
-    pp = np.full_like(h, p)
-    table = [(vv, t, pp), (q, vv, pp), (pp, vv, t), (pp, q, vv), (t, pp, vv), (vv, pp, q)]
-    out = np.zeros((h.shape[0], 3))
-    for k, (r, g, b) in enumerate(table):
-        m = i == k
-        out[m] = np.stack([r[m], g[m], b[m]], axis=1)
-    return out
 
 
 # -- filters -----------------------------------------------------------------------------------------

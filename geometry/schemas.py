@@ -1,5 +1,5 @@
 """Typed schemas (pydantic) for every JSON document Spline Atlas reads: architecture specs, run
-manifests and dataset references. Session files have theirs in ``app.state``.
+manifests and dataset references. Session files have theirs in ``app.model.session``.
 
 The models check types (no strings for ints, no bools for numbers), ranges and allowed keys, and
 :func:`validate_document` turns pydantic's report into one line naming the file, the field and the
@@ -14,7 +14,6 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, 
                       ValidationError)
 
 from .errors import SplineAtlasError
-from .spec import ALL_TYPES
 from .safe_io import printable
 
 MAX_WIDTH = 100_000_000          # any one size (features, channels)
@@ -150,7 +149,8 @@ class RunManifest(BaseModel):
 
 # Parts of pydantic's error locations that name a union member or a type, not a field: layer type tags,
 # model names, and bare type names (anything else that is not a plain identifier is a type descriptor).
-_UNION_TAGS = frozenset(ALL_TYPES) | {"str", "int", "float", "bool"} | {BuiltinDataset.__name__, NpzDataset.__name__}
+_LAYER_TYPES = frozenset(t for m in Layer.__origin__.__args__ for t in m.model_fields["type"].annotation.__args__)
+_UNION_TAGS = _LAYER_TYPES | {"str", "int", "float", "bool"} | {BuiltinDataset.__name__, NpzDataset.__name__}
 
 
 def _where(loc: tuple) -> str:

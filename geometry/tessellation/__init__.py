@@ -5,7 +5,8 @@ Entry points (see :mod:`geometry.tessellation.engine`):
   ``tessellate_all_depths(network, slice, domain=None, ...) -> list`` (one result per depth 1..L, one pass)
 Result types: :class:`Tessellation2D`, :class:`Tessellation3D` (see :mod:`geometry.tessellation.types`).
 """
-from .engine import DEFAULT_MAX_REGIONS, default_max_regions, domain_box3, domain_polygon, tessellate, tessellate_all_depths
+from .engine import DEFAULT_MAX_REGIONS, default_max_regions, tessellate, tessellate_all_depths
+from .prepare import domain_box3, domain_polygon
 from .export import tessellation_to_json
 from .types import LayerSummary, Tessellation, Tessellation2D, Tessellation3D, pack_pattern, unpack_code
 

@@ -25,12 +25,10 @@ def _f(x) -> float | None:
 
 
 def tessellation_to_json(t) -> dict:
-    from .types import Tessellation3D
-
     pats = t.patterns
     R = t.num_regions
     regions = []
-    if isinstance(t, Tessellation3D):
+    if hasattr(t, "face_offsets"):   # a Tessellation3D (this module stays below types, which calls it)
         for r in range(R):
             v, faces = t.polyhedron(r)
             f0, f1 = t.cell_face_offsets[r], t.cell_face_offsets[r + 1]

@@ -18,6 +18,9 @@ import torch
 
 from ..errors import BudgetExceededError, CancelledError, SplineAtlasError
 from . import planar
+from .affine import StopWalk, activate, walk
+from .boundary import propagate_classes, slope_norms, two_class
+from .prepare import domain_box3, layer_lines, layer_pattern, layer_summaries, prepare
 from .types import Tessellation3D, pack_pattern
 
 
@@ -228,9 +231,6 @@ def ragged_cells(V: torch.Tensor, fc: torch.Tensor, FL: torch.Tensor, quantum: f
 def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions, tol, progress, cancel, boundary,
                              slope_norm: bool = True):
     """3D counterpart of :func:`geometry.tessellation.engine.tessellate_all_depths` (same arguments)."""
-    from .affine import StopWalk, activate, walk
-    from .boundary import propagate_classes, slope_norms
-    from .engine import _layer_summaries, _prepare, domain_box3, layer_lines, layer_pattern
 
     t0 = time.perf_counter()
     L = network.depth
@@ -240,11 +240,11 @@ def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions
     if not 1 <= target <= L:
         raise SplineAtlasError(f"depth must be between 1 and {L} (the network's number of nonlinearities); got {depth}.")
     box = domain_box3(slice_, domain)
-    net, dev, X = _prepare(network, slice_, device)
+    net, dev, X = prepare(network, slice_, device)
     dtype = X.dtype
     diam = float(np.linalg.norm(box[1::2] - box[0::2]))
     eps = tol * diam
-    layers = _layer_summaries(network)
+    layers = layer_summaries(network)
     V, fc, FL = _box_faces(box, dtype, dev)
     state = {"V": V, "fc": fc, "FL": FL, "codes": []}
     records: list[dict] = []
@@ -309,7 +309,6 @@ def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions
 
 def class_cells_3d(V, fc, FL, out_linear, out_offset, eps: float, boundary: bool = True) -> dict:
     """Classes per cell and the exact argmax decision boundary polygons (see boundary.class_cells_2d)."""
-    from .boundary import two_class
 
     lin, off = two_class(out_linear, out_offset)
     N, F, P, _ = V.shape
