@@ -16,6 +16,7 @@ import torch
 
 from geometry.errors import SplineAtlasError
 
+from app.model.state import PATH_KINDS, PATH_NAMES
 from app.render.slice_figure import FigureOptions, build_slice_scene, figure_to_rgb, render_slice
 
 from .video import write_video
@@ -25,7 +26,6 @@ Cancel = Callable[[], bool] | None
 Frames = tuple[int, Callable[[int], np.ndarray]]
 
 SWEEPS = ("epochs", "layers", "path")
-PATH_KINDS = ("straight", "horizontal", "normal")
 
 
 def epoch_sweep_frames(bundle, slice_, window, depth: int | None = None, indices: list[int] | None = None,
@@ -81,38 +81,15 @@ def _probs(net, X: np.ndarray) -> np.ndarray:
 
 
 def trace_path(bundle, epoch_index: int, kind: str, start: np.ndarray, end: np.ndarray | None = None,
-               steps: int = 120, step_size: float | None = None, seed: int = 0,
-               progress: Progress = None, cancel: Cancel = None) -> PathData:
-    """Trace a path from ``start`` (D,) to ``end`` (D,): "straight" (segment), "horizontal" (leaf path
-    toward end, geometry.leaf_paths), "normal" (normal leaf path from start, random direction ``seed``)."""
-    net = bundle.run.network(epoch_index)
-    start = np.asarray(start, dtype=np.float64)
-    if kind not in PATH_KINDS:
-        raise SplineAtlasError(f"path kind must be one of {', '.join(PATH_KINDS)}; got {kind!r}.")
-    if kind != "normal" and end is None:
-        raise SplineAtlasError(f"a {kind} path needs an end point.")
-    if kind == "straight":
-        t = np.linspace(0.0, 1.0, steps + 1)[:, None]
-        P = start[None] * (1 - t) + np.asarray(end, dtype=np.float64)[None] * t
-        return PathData("straight segment", P, _probs(net, P))
-    from geometry import leaf_paths
+               steps: int | None = None, seed: int = 0, progress: Progress = None, cancel: Cancel = None) -> PathData:
+    """Trace one path from ``start`` (D,) (to ``end``) with the one path tracer (:mod:`app.jobs.paths`: the
+    window's kinds, step rule and defaults); ``seed`` seeds a normal path's random direction."""
+    from app.jobs.paths import trace_paths
 
-    if kind == "horizontal":
-        d = float(np.linalg.norm(np.asarray(end) - start))
-        a = step_size if step_size is not None else max(d / max(steps, 1) * 1.5, 1e-6)
-        res = leaf_paths.horizontal_paths(net, start[None], np.asarray(end, dtype=np.float64)[None], step_size=a,
-                                          max_steps=steps * 4, record_every=1, progress=progress, cancel=cancel)
-        label = "horizontal leaf path"
-    else:
-        a = step_size if step_size is not None else 0.02 * max(float(np.linalg.norm(start)), 1.0)
-        res = leaf_paths.normal_paths(net, start[None], seed=seed, step_size=a, steps=steps, record_every=1,
-                                      progress=progress, cancel=cancel)
-        label = "normal leaf path"
-    n = int(res.num_steps[0])
-    keep = res.point_steps <= n
-    P = np.asarray(res.points[0][keep], dtype=np.float64)
-    probs = np.asarray(res.probs[0][res.point_steps[keep]], dtype=np.float64)
-    return PathData(label, P, probs)
+    tr = trace_paths(bundle, epoch_index, kind, np.asarray(start, np.float64)[None],
+                     None if end is None else np.asarray(end, np.float64)[None], steps, seeds=[seed],
+                     progress=progress, cancel=cancel)[0]
+    return PathData(PATH_NAMES[kind], tr.X, np.asarray(tr.probs, dtype=np.float64))
 
 
 def path_animation_frames(bundle, epoch_index: int, slice_, window, path: PathData, n_frames: int | None = None,

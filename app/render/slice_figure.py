@@ -15,12 +15,14 @@ import numpy as np
 
 from geometry.errors import SplineAtlasError
 
-from . import style
 from geometry.safe_io import atomic_output
 
-COLOR_MODES = ("class", "slope", "hash", "layer")
-MODE_LABELS = {"class": "predicted class", "slope": "‖A_ω‖₂ (slope norm)", "hash": "activation-pattern hash",
-               "layer": "layer of origin"}
+from ..model.state import COLOR_MODE_LABELS, COLOR_MODES
+from . import style
+from .tiles import TileColours
+from .tiles import tile_colours as shared_tile_colours
+
+MODE_LABELS = {k: v[0].lower() + v[1:] for k, v in COLOR_MODE_LABELS.items()}
 FIGURE_FORMATS = (".png", ".svg", ".pdf")
 
 
@@ -85,14 +87,6 @@ class FigureOptions:
 
 
 # -- gathering the scene -------------------------------------------------------------------------
-def bundle_points(bundle) -> tuple[np.ndarray, np.ndarray]:
-    """(N, D) float64 training inputs and (N,) labels of an app.jobs.RunBundle (empty without a dataset)."""
-    ds = bundle.dataset
-    if ds is None:
-        return np.zeros((0, bundle.input_dim)), np.zeros(0, dtype=np.int64)
-    return np.asarray(ds.X_train, dtype=np.float64), np.asarray(ds.y_train)
-
-
 def build_slice_scene(bundle, epoch_index: int, slice_, window, depth: int | None = None, cache=None,
                       max_regions: int = 200_000, progress=None, cancel=None, title: str | None = None) -> SliceScene:
     """Tessellate ``window`` of ``slice_`` at checkpoint ``epoch_index`` of ``bundle`` (app.jobs.RunBundle)
@@ -109,7 +103,7 @@ def build_slice_scene(bundle, epoch_index: int, slice_, window, depth: int | Non
         raise SplineAtlasError(f"layer must be between 1 and {L}; got {depth}.")
     window = tuple(float(w) for w in window)
     tess = tuple(jobs.tessellate_all(bundle, epoch_index, slice_, window, max_regions, cache, progress, cancel))
-    X, y = bundle_points(bundle)
+    X, y = bundle.points()
     if len(X):
         u = slice_.project(X)
         inside = (u[:, 0] >= window[0]) & (u[:, 0] <= window[1]) & (u[:, 1] >= window[2]) & (u[:, 1] <= window[3])
@@ -129,99 +123,10 @@ def build_slice_scene(bundle, epoch_index: int, slice_, window, depth: int | Non
                       bundle.input_dim == 2, np.asarray(anchors, dtype=np.float64), title=title, axis_labels=labels)
 
 
-# -- colours -------------------------------------------------------------------------------------
-def _ancestor(tess: tuple, depth: int, idx: np.ndarray) -> np.ndarray:
-    """Index at ``depth`` of the ancestor of full-depth regions ``idx``."""
-    idx = np.asarray(idx, dtype=np.int64)
-    for j in range(len(tess), depth, -1):
-        idx = tess[j - 1].parent[idx]
-    return idx
-
-
-def _pattern_hash(t) -> np.ndarray:
-    import zlib
-
-    codes = [np.ascontiguousarray(c).view(np.uint8).reshape(t.num_regions, -1) for c in t.codes]
-    joined = np.concatenate(codes, axis=1) if codes else np.zeros((t.num_regions, 1), np.uint8)
-    return np.array([zlib.crc32(row.tobytes()) for row in joined], dtype=np.uint32)
-
-
-def _layer_of_origin(tess: tuple, depth: int) -> np.ndarray:
-    """(R,) deepest layer (1-based) at which each depth-``depth`` region's ancestor was split (0: never)."""
-    R = tess[depth - 1].num_regions
-    origin = np.zeros(R, dtype=np.int64)
-    idx = np.arange(R)
-    todo = np.ones(R, dtype=bool)
-    for j in range(depth, 0, -1):
-        t = tess[j - 1]
-        if j == 1:
-            split = np.full(t.num_regions, t.num_regions > 1)
-        else:
-            counts = np.bincount(t.parent, minlength=tess[j - 2].num_regions)
-            split = counts[t.parent] > 1
-        hit = todo & split[idx]
-        origin[hit] = j
-        todo &= ~hit
-        if j > 1:
-            idx = t.parent[idx]
-    return origin
-
-
-@dataclass(frozen=True)
-class _Tiles:
-    vertices: np.ndarray
-    offsets: np.ndarray
-    rgba: np.ndarray                      # (R, 4)
-    overlay: tuple | None = None          # (vertices, offsets, rgba) exact class cells where a tile has 2+ classes
-    levels: tuple[float, float] | None = None
-
-
-def tile_colours(scene: SliceScene, mode: str) -> _Tiles:
-    """The tiling drawn in ``mode`` (one polygon per region) and its colours."""
-    tess, depth = scene.tessellations, scene.depth
-    t, full = scene.current, scene.full
-    a = style.TILE_ALPHA
-    if mode == "class":
-        C = max(len(scene.class_names), int(full.classes.max(initial=0)) + 1, 1)
-        cols = style.class_rgba(C, a)
-        cls = np.asarray(t.classes)
-        mixed = cls < 0
-        if t is full:
-            mixed = mixed | np.asarray(full.class_mixed, dtype=bool)
-        rgba = np.where(mixed[:, None], np.array([[0, 0, 0, 0.0]]), cols[np.clip(cls, 0, None)])
-        overlay = None
-        if mixed.any() and full.class_cell_vertices is not None:
-            owner = _ancestor(tess, depth, full.class_cell_region)
-            keep = mixed[owner]
-            cnt = np.diff(full.class_cell_offsets)
-            vmask = np.repeat(keep, cnt)
-            ov = full.class_cell_vertices[vmask]
-            oo = np.concatenate([[0], np.cumsum(cnt[keep])]).astype(np.int64)
-            overlay = (ov, oo, cols[full.class_cell_class[keep]])
-        elif mixed.any():
-            rgba[mixed] = style.UNKNOWN
-        return _Tiles(t.vertices, t.offsets, rgba, overlay)
-    if mode == "slope":
-        import matplotlib
-
-        s = np.asarray(full.slope_norm, dtype=np.float64)
-        fin = np.isfinite(s)
-        lo, hi = (float(s[fin].min()), float(s[fin].max())) if fin.any() else (0.0, 1.0)
-        hi = hi if hi > lo else lo + 1e-9
-        rgba = matplotlib.colormaps[style.SLOPE_CMAP]((s - lo) / (hi - lo))
-        rgba[:, 3] = min(1.0, a + 0.3)
-        rgba[~fin] = style.UNKNOWN
-        return _Tiles(full.vertices, full.offsets, rgba, None, (lo, hi))
-    if mode == "hash":
-        pal = style.hash_palette()
-        rgba = pal[_pattern_hash(t) % len(pal)].copy()
-        rgba[:, 3] = min(1.0, a + 0.15)
-        return _Tiles(t.vertices, t.offsets, rgba)
-    if mode == "layer":
-        rgba = style.layer_rgba(len(full.layers))[_layer_of_origin(tess, depth)].copy()
-        rgba[:, 3] = min(1.0, a + 0.15)
-        return _Tiles(t.vertices, t.offsets, rgba)
-    raise SplineAtlasError(f"colour mode must be one of {', '.join(COLOR_MODES)}; got {mode!r}.")
+# -- colours: the one tile colouring (app.render.tiles), shared with the window's 2D tab -------------------
+def tile_colours(scene: SliceScene, mode: str) -> TileColours:
+    """The tiling drawn in ``mode`` and its colours (:func:`app.render.tiles.tile_colours`)."""
+    return shared_tile_colours(scene.tessellations, scene.depth, mode, len(scene.class_names), style.TILE_ALPHA)
 
 
 def _unique_segments(seg: np.ndarray, scale: float) -> np.ndarray:

@@ -1,121 +1,35 @@
-"""The 3D tab's engine calls, Qt-free: choose a 3D slice, tessellate it (cached), cut it by the clipping plane.
-
-Like :mod:`app.jobs`, each function is a thin wrapper over ``geometry`` that the window runs in a
-worker with ``progress(fraction, message)`` and ``cancel() -> bool``; nothing here draws.
+"""What the 3D tab and ``splineatlas render3d`` draw, Qt-free: the 3D slice (the one slice vocabulary in
+3D), the clipping plane as a 2D slice, and the arrays of one frame (faces, outlines, boundary, cap).
+Tessellations come from :func:`app.jobs.tessellate.tessellate_all`, as in 2D.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-from geometry.cache import ResultCache, cache_key
-from geometry.errors import SplineAtlasError
-from geometry.slices import Slice, box_domain
+from geometry import mesh3d
+from geometry.slices import Slice
 
-from .view3d_state import ClipPlane, Slice3Choice
-
-Progress = Callable[[float, str], None] | None
-Cancel = Callable[[], bool] | None
-
-TESSELLATION3_VERSION = 1
-
-
-def engine3d_available() -> bool:
-    """Whether the engine can tessellate 3D slices (``geometry.tessellation.solid`` has landed)."""
-    try:
-        import geometry.tessellation.solid  # noqa: F401
-    except ImportError:
-        return False
-    return True
+from ..model.view3d import ClipPlane, Slice3Choice
+from ..render import palette
+from ..render.faces import colorize
+from ..render.tiles import pattern_hashes
+from .bundle import Cancel, Progress, RunBundle
+from .slicing import default_slice_choice, make_slice
 
 
-def default_choice(input_dim: int) -> Slice3Choice:
-    """The input space for 3-input nets, else PCA with three components."""
-    return Slice3Choice("input" if input_dim == 3 else "pca")
+def default_choice(bundle: RunBundle) -> Slice3Choice:
+    """The 3D tab's default: the one slice vocabulary's default in 3D (input space for 3-input nets, else PCA,
+    else random)."""
+    return Slice3Choice.from_choice(default_slice_choice(bundle, dim=3))
 
 
-def cube_box(box, pad: float = 0.0) -> tuple[float, ...]:
-    """Grow a box (6,) so all three sides equal the longest (plus ``pad`` of it), keeping its centre."""
-    b = np.asarray(box, dtype=np.float64).reshape(3, 2)
-    c = b.mean(1)
-    half = max(float((b[:, 1] - b[:, 0]).max()), 1e-6) / 2 * (1 + pad)
-    return tuple(np.stack([c - half, c + half], 1).reshape(-1).tolist())
-
-
-def make_slice3(bundle, choice: Slice3Choice, epoch_index: int = -1, progress: Progress = None,
+def make_slice3(bundle: RunBundle, choice: Slice3Choice, epoch_index: int = -1, progress: Progress = None,
                 cancel: Cancel = None) -> tuple[Slice, tuple[float, ...]]:
-    """The 3D slice for ``choice`` and its box (slice coordinates, a cube around the data / defining point).
-
-    kinds: "input" (3-input nets: the input space), "pca" (top 3 principal directions of the run's data),
-    "deepfool" (through dataset point ``choice.index``: its DeepFool direction r(x) and two random
-    directions drawn with ``choice.seed``; box ±2.5 ||r||).
-    """
-    X, _ = bundle.points()
-    if choice.kind == "input":
-        if bundle.input_dim != 3:
-            raise SplineAtlasError(f"the input space is a 3D slice only for 3-input networks; this one has "
-                                   f"{bundle.input_dim} inputs. Use PCA or a DeepFool slice.")
-        sl = Slice.input_plane(3)
-        box = box_domain(sl, X if len(X) else None, margin=0.08)
-    elif choice.kind == "pca":
-        if len(X) < 4:
-            raise SplineAtlasError("a PCA slice needs the run's dataset; this run has none. Use a DeepFool slice.")
-        if bundle.input_dim < 3:
-            raise SplineAtlasError("a 3D slice needs at least 3 input dimensions; this network has "
-                                   f"{bundle.input_dim}.")
-        sl = Slice.pca(X, k=3, description="PCA space (top 3 components)")
-        box = box_domain(sl, X, margin=0.05)
-    elif choice.kind == "deepfool":
-        from geometry.deepfool import deepfool
-
-        if len(X) == 0:
-            raise SplineAtlasError("a DeepFool slice needs a dataset point; this run has no dataset.")
-        if bundle.input_dim < 3:
-            raise SplineAtlasError(f"a 3D slice needs at least 3 input dimensions; this network has {bundle.input_dim}.")
-        i = int(choice.index) % len(X)
-        x = X[i]
-        if progress:
-            progress(0.2, "DeepFool direction")
-        res = deepfool(bundle.run.network(epoch_index), x[None], cancel=cancel)
-        r = res.perturbation[0]
-        if not np.linalg.norm(r) > 0:
-            raise SplineAtlasError("DeepFool found no boundary direction at this point; pick another point.")
-        w = np.random.default_rng(choice.seed).standard_normal((2, x.shape[0]))
-        sl = Slice.from_directions(x, np.vstack([r[None], w]), anchors=np.stack([x, x + r]),
-                                   description=f"point {i} + DeepFool direction + 2 random directions")
-        s = 2.5 * float(np.linalg.norm(r))
-        box = np.array([-s, s, -s, s, -s, s])
-    else:
-        raise SplineAtlasError(f"unknown 3D slice kind {choice.kind!r}.")
-    return sl, cube_box(box)
-
-
-def tessellation3_key(bundle, epoch_index: int, slice3: Slice, box, max_cells: int) -> str:
-    return cache_key("tessellation-3d", TESSELLATION3_VERSION, bundle.run.checkpoint_hash(epoch_index),
-                     slice3.origin, slice3.basis, np.asarray(box, dtype=np.float64), int(max_cells))
-
-
-def tessellate3_all(bundle, epoch_index: int, slice3: Slice, box, max_cells: int, cache: ResultCache | None = None,
-                    progress: Progress = None, cancel: Cancel = None) -> list:
-    """Exact tessellation of the 3D slice's box at every depth 1..L (list of Tessellation3D), cached."""
-    key = tessellation3_key(bundle, epoch_index, slice3, box, max_cells)
-    if cache is not None:
-        hit = cache.get(key)
-        if hit is not None:
-            return hit
-    if not engine3d_available():
-        raise SplineAtlasError("the 3D tessellation engine is not installed in this build "
-                               "(geometry.tessellation.solid is missing); the 3D view needs it.")
-    from geometry.tessellation import tessellate_all_depths
-
-    net = bundle.run.network(epoch_index)
-    result = list(tessellate_all_depths(net, slice3, np.asarray(box, dtype=np.float64), max_regions=int(max_cells),
-                                        progress=progress, cancel=cancel))
-    if cache is not None:
-        cache.put(key, result)
-    return result
+    """The 3D slice for ``choice`` and its box (a cube in slice coordinates): :func:`app.jobs.slicing.make_slice`
+    with ``dim=3``."""
+    return make_slice(bundle, choice.as_choice(), epoch_index, dim=3, progress=progress, cancel=cancel)
 
 
 def clip_slice(slice3: Slice, box, clip: ClipPlane) -> tuple[Slice, tuple[float, float, float, float]]:
@@ -176,6 +90,16 @@ def points3(bundle, slice3: Slice, max_points: int = 4000) -> tuple[np.ndarray, 
     return slice3.project(X), np.asarray(y), slice3.distance_to_plane(X)
 
 
+def points_in_box(bundle, slice3: Slice, box) -> tuple[np.ndarray, np.ndarray, float]:
+    """(u (n, 3), colours (n, 4) float32 in the class palette, marker size) of the dataset points inside the
+    3D box, as the 3D tab and ``splineatlas render3d`` draw them."""
+    u, y, _ = points3(bundle, slice3)
+    b = np.asarray(box).reshape(3, 2)
+    inside = np.all((u >= b[:, 0]) & (u <= b[:, 1]), axis=1)
+    col = palette.class_rgba(int(y.max(initial=0)) + 1, alpha=0.95)[y[inside]].astype(np.float32)
+    return u[inside], col, 7.0 if bundle.input_dim == 3 else 5.0
+
+
 # -- what the 3D view draws (Qt-free: shared by the tab and `splineatlas render3d`) ---------------------
 EDGE_COLORS_LIGHT = ((0.08, 0.08, 0.08, 0.67), (0.35, 0.35, 0.35, 0.3), (0.16, 0.16, 0.16, 0.78))
 """Face outlines: newest layer, earlier layers, the box (RGBA in [0, 1])."""
@@ -215,16 +139,13 @@ class Scene3D:
 
 
 def scene_arrays(tess_by_depth: list, depth: int, color_mode: str, settings, box,
-                 class_colors: np.ndarray | None = None, layer_colors: np.ndarray | None = None,
                  edge_colors=EDGE_COLORS_LIGHT) -> Scene3D:
     """Build everything the 3D view draws for ``depth`` (1-based) from a list of Tessellation3D (depths 1..L).
 
-    settings: :class:`app.view3d_state.View3DSettings` (filters, explode, opacity, what to show).
+    settings: :class:`app.model.view3d.View3DSettings` (filters, explode, opacity, what to show).
     color_mode: class / slope (per cell, from its full-depth descendants at partial depth) / layer (the
     layer that created each face) / hash (activation pattern of the cell).
     """
-    from geometry import mesh3d
-
     t_by = tess_by_depth
     depth = min(max(int(depth), 1), len(t_by))
     t, full = t_by[depth - 1], t_by[-1]
@@ -244,11 +165,11 @@ def scene_arrays(tess_by_depth: list, depth: int, color_mode: str, settings, box
     if color_mode in ("class", "slope"):
         cls, slope = mesh3d.descendant_values(t_by, depth)
         vals = cls[fm.face_cell] if color_mode == "class" else slope[fm.face_cell]
-        rgba = mesh3d.colorize(vals, color_mode, alpha=s.opacity, class_colors=class_colors)
+        rgba = colorize(vals, color_mode, alpha=s.opacity)
     elif color_mode == "layer":
-        rgba = mesh3d.colorize(np.asarray(t.face_layer)[fm.faces], "layer", alpha=s.opacity, layer_colors=layer_colors)
+        rgba = colorize(np.asarray(t.face_layer)[fm.faces], "layer", alpha=s.opacity, depth=len(t_by))
     else:
-        rgba = mesh3d.colorize(mesh3d.pattern_hashes(t)[fm.face_cell], "hash", alpha=s.opacity)
+        rgba = colorize(pattern_hashes(t.codes, t.num_regions)[fm.face_cell], "hash", alpha=s.opacity)
     face_index = np.searchsorted(fm.faces, fm.tri_face)
     tri_rgba = rgba[face_index]
     edge_pos = edge_col = None
@@ -293,26 +214,23 @@ def scene_arrays(tess_by_depth: list, depth: int, color_mode: str, settings, box
                    cull_back=not s.near_boundary)
 
 
-def section_arrays(tess_by_depth: list, depth: int, color_mode: str, clip: ClipPlane,
-                   class_colors: np.ndarray | None = None, alpha: float = 0.75):
+def section_arrays(tess_by_depth: list, depth: int, color_mode: str, clip: ClipPlane, alpha: float = 0.75):
     """The clipping plane's exact cross-section of the cells at ``depth``, as a coloured cap mesh.
 
     Returns positions (n, 3) float32, triangles (T, 3) uint32, per-triangle RGBA (T, 4) and the polygons'
     outlines as segment end points (2E, 3) -- or None when the plane cuts no cell. Colours: the cells' class (slope: ||A_w||; hash: pattern hash; layer: class).
     """
-    from geometry import mesh3d
-
     depth = min(max(int(depth), 1), len(tess_by_depth))
     t = tess_by_depth[depth - 1]
     P, off, cells = mesh3d.plane_section(t, clip.axis, clip.position)
     if cells.shape[0] == 0:
         return None
     if color_mode == "hash":
-        rgba = mesh3d.colorize(mesh3d.pattern_hashes(t)[cells], "hash", alpha=alpha)
+        rgba = colorize(pattern_hashes(t.codes, t.num_regions)[cells], "hash", alpha=alpha)
     else:
         cls, slope = mesh3d.descendant_values(tess_by_depth, depth)
         mode = "slope" if color_mode == "slope" else "class"
-        rgba = mesh3d.colorize((slope if mode == "slope" else cls)[cells], mode, alpha=alpha, class_colors=class_colors)
+        rgba = colorize((slope if mode == "slope" else cls)[cells], mode, alpha=alpha)
     tris, poly = mesh3d.triangulate_faces(np.arange(P.shape[0]), off)
     return P.astype(np.float32), tris.astype(np.uint32), rgba[poly], _loop_segments(P, off).astype(np.float32)
 

@@ -1,12 +1,12 @@
 """Qt-free state of the 3D slice view (what the 3D tab shows), observed by :mod:`app.qt.view3d`.
 
-The 3D tab shares the window's :class:`app.state.ViewerState` (run, epoch, layer depth, colour mode,
+The 3D tab shares the window's :class:`app.model.state.ViewerState` (run, epoch, layer depth, colour mode,
 inspected point, paths) and adds what only it has: which 3D slice of input space, its box, how faces are
 filtered and drawn, the camera, and the clipping plane. Like ViewerState, fields are read-only
 properties changed through ``set_*`` methods that validate and emit one event when the value changes.
 
 The clipping plane is axis-aligned in slice coordinates (``u[axis] = position``); the window's 2D view can
-follow it (``link_2d``): its 2D slice is then exactly that plane (see :func:`app.jobs3d.clip_slice`).
+follow it (``link_2d``): its 2D slice is then exactly that plane (see :func:`app.jobs.scene3d.clip_slice`).
 """
 from __future__ import annotations
 
@@ -19,8 +19,11 @@ from psygnal import Signal, SignalGroup
 from geometry.errors import InputFileError
 from geometry.slices import Slice
 
-SLICE3_KINDS = ("input", "pca", "deepfool")
-"""3D slices: the input space (3-input nets), PCA with 3 components, a point + its DeepFool direction + 2 random."""
+from .state import SliceChoice
+
+SLICE3_KINDS = ("input", "pca", "deepfool", "random")
+"""3D slices: the input space (3-input nets), PCA with 3 components, a point + its DeepFool direction + 2 random,
+three random directions (seed) through the data mean."""
 
 CAMERAS = ("turntable", "fly")
 AXES = ("u", "v", "w")
@@ -33,6 +36,14 @@ class Slice3Choice:
     kind: str = "pca"
     index: int = 0
     seed: int = 0
+
+    def as_choice(self) -> SliceChoice:
+        """The same slice in the one vocabulary of :mod:`app.jobs.slicing` (what ``make_slice`` takes)."""
+        return SliceChoice(self.kind, (int(self.index),) if self.kind == "deepfool" else (), int(self.seed))
+
+    @classmethod
+    def from_choice(cls, choice: SliceChoice) -> "Slice3Choice":
+        return cls(choice.kind, choice.indices[0] if choice.indices else 0, choice.seed)
 
 
 @dataclass(frozen=True)

@@ -7,27 +7,25 @@ live in the result cache) and imports no Qt, so it can be driven and tested head
 
 Every field is a public read-only property; change it through the ``set_*`` methods, which
 validate, clamp and emit one event on :attr:`ViewerState.events` only when the value changes.
-The whole state round-trips through a JSON session file (:meth:`to_session` / :meth:`from_session`).
+The whole state round-trips through a JSON session file (:meth:`to_session` / :meth:`apply_session`,
+read and written by :mod:`app.model.session`).
 """
 from __future__ import annotations
 
-import functools
-import json
 import math
 from dataclasses import asdict, dataclass, replace
-from pathlib import Path
 
 import numpy as np
 from psygnal import Signal, SignalGroup
 
-from geometry.errors import InputFileError
 from geometry.slices import Slice
-from geometry.safe_io import name, read_json, write_text
 
 SESSION_VERSION = 1
 
-COLOR_MODES = ("class", "slope", "hash", "layer")
-"""Tile colourings: predicted class, ||A_w|| (slope norm), activation-pattern hash, layer of origin."""
+COLOR_MODE_LABELS = {"class": "Predicted class", "slope": "‖A_ω‖ (slope norm)",
+                     "hash": "Activation-pattern hash", "layer": "Layer of origin"}
+"""Tile colourings (``app.render.tiles``) and how menus, legends and ``--help`` name them."""
+COLOR_MODES = tuple(COLOR_MODE_LABELS)
 
 PICK_MODES = ("inspect", "slice", "horizontal", "normal", "region", "segment")
 """What a click in the 2D view does: inspect a point, pick 3 points for a slice, or start/end a path."""
@@ -37,7 +35,14 @@ PATH_KINDS = ("horizontal", "normal", "region", "segment")
 PICKS_NEEDED = {"inspect": 1, "slice": 3, "horizontal": 2, "normal": 1, "region": 2, "segment": 2}
 """Number of clicks that complete an action in each pick mode."""
 
-SLICE_KINDS = ("input", "points", "deepfool", "pca")
+SLICE_KINDS = ("input", "points", "deepfool", "pca", "random", "clip3d")
+"""How a slice is chosen (``app.jobs.slicing`` builds and spells them; "clip3d" is the 3D tab's clipping
+plane, made by that tab)."""
+
+DEFAULT_PATH_STEPS = 200
+"""Step budget of a new leaf path (window setting, ``splineatlas path --steps``)."""
+DEFAULT_STEP_FRACTION = 0.02
+"""A leaf path's step as a fraction of its own length scale (see ``app.jobs.paths``)."""
 
 PATH_NAMES = {"horizontal": "horizontal leaf path", "normal": "normal leaf path",
                "region": "same-class region path", "segment": "straight segment"}
@@ -47,12 +52,18 @@ PATH_NAMES = {"horizontal": "horizontal leaf path", "normal": "normal leaf path"
 class SliceChoice:
     """How the current slice was made, so a session can say it in words and rebuild it.
 
-    kind: one of SLICE_KINDS; indices: dataset (train) indices of the defining points.
+    kind: one of SLICE_KINDS; indices: dataset (train) indices of the defining points; seed: of the
+    random directions (deepfool, random).
     """
 
     kind: str = "input"
     indices: tuple[int, ...] = ()
     seed: int = 0
+
+    def __post_init__(self):
+        if self.kind not in SLICE_KINDS:
+            raise ValueError(f"slice kind must be one of {SLICE_KINDS}, got {self.kind!r}")
+        object.__setattr__(self, "indices", tuple(int(i) for i in self.indices))
 
 
 @dataclass(frozen=True)
@@ -69,8 +80,8 @@ class PathSpec:
     end: tuple[float, float] | None
     epoch_index: int
     visible: bool = True
-    steps: int = 200
-    step_size: float = 0.02
+    steps: int = DEFAULT_PATH_STEPS
+    step_size: float = DEFAULT_STEP_FRACTION
 
 
 @dataclass(frozen=True)
@@ -83,8 +94,8 @@ class Settings:
     show_edges: bool = True
     max_regions: int = 200_000
     play_fps: float = 4.0
-    path_steps: int = 200
-    path_step_size: float = 0.02
+    path_steps: int = DEFAULT_PATH_STEPS
+    path_step_size: float = DEFAULT_STEP_FRACTION
 
 
 class StateEvents(SignalGroup):
@@ -346,8 +357,8 @@ class ViewerState:
         }
 
     def apply_session(self, data: dict) -> None:
-        """Restore everything but the run (open the run first with :meth:`set_run`, then call this)."""
-        data = validate_session(data)
+        """Restore everything but the run (open the run first with :meth:`set_run`, then call this). ``data``
+        is a session as :func:`app.model.session.read_session` returns it (validated, defaults filled)."""
         if data["slice"] is not None:
             sc = data.get("slice_choice") or {}
             choice = SliceChoice(sc.get("kind", "input"), tuple(int(i) for i in sc.get("indices", ())),
@@ -370,116 +381,3 @@ class ViewerState:
         self._paths = tuple(paths)
         self._next_path_id = max([p.id for p in paths], default=0) + 1
         self.events.paths.emit(self._paths)
-
-
-MAX_SESSION_PATHS = 256
-"""Paths a session may hold: each is traced when the session opens, so the count is bounded."""
-
-
-@functools.cache
-def _session_models():
-    """The pydantic model of a session file (built once, on first use: pydantic is imported lazily)."""
-    from typing import Annotated, Literal
-
-    from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
-
-    from geometry.schemas import Finite as Num
-
-    Point = tuple[Num, Num]
-
-    def window(v):
-        _window_tuple(v)
-        return v
-
-    Window = Annotated[tuple[Num, Num, Num, Num], AfterValidator(window)]
-
-    class Loose(BaseModel):
-        model_config = ConfigDict(extra="ignore")
-
-    class SliceModel(Loose):
-        origin: Annotated[list[Num], Field(min_length=2, max_length=10_000_000)]
-        basis: Annotated[list[Annotated[list[Num], Field(min_length=2, max_length=3)]], Field(min_length=2)]
-        anchors: Annotated[list[list[Num]], Field(max_length=16)] = []
-        description: Annotated[StrictStr, Field(max_length=500)] = ""
-
-        def model_post_init(self, _ctx) -> None:
-            if len(self.basis) != len(self.origin) or len({len(r) for r in self.basis}) != 1:
-                raise ValueError("slice basis must have one row of 2 or 3 numbers per input of origin")
-
-    class ChoiceModel(Loose):
-        kind: Literal[SLICE_KINDS] = "input"  # type: ignore[valid-type]
-        indices: Annotated[list[Annotated[StrictInt, Field(ge=0, le=10**9)]], Field(max_length=4)] = []
-        seed: Annotated[StrictInt, Field(ge=0, le=2**32 - 1)] = 0
-
-    class PathModel(Loose):
-        id: Annotated[StrictInt, Field(ge=0, le=10**9)]
-        kind: Literal[PATH_KINDS]  # type: ignore[valid-type]
-        start: Point
-        end: Point | None = None
-        epoch_index: Annotated[StrictInt, Field(ge=0, le=10**6)] = 0
-        visible: StrictBool = True
-        steps: Annotated[StrictInt, Field(ge=1, le=10_000)] = 200
-        step_size: Annotated[Num, Field(gt=0, le=1e6)] = 0.02
-
-    class SettingsModel(Loose):
-        show_points: StrictBool = True
-        show_sites: StrictBool = False
-        show_boundary: StrictBool = True
-        show_edges: StrictBool = True
-        max_regions: Annotated[StrictInt, Field(ge=1, le=100_000_000)] = 200_000
-        play_fps: Annotated[Num, Field(ge=0.1, le=240)] = 4.0
-        path_steps: Annotated[StrictInt, Field(ge=1, le=10_000)] = 200
-        path_step_size: Annotated[Num, Field(gt=0, le=1e6)] = 0.02
-
-    class SessionModel(Loose):
-        format: Literal["splineatlas-session"]
-        version: Annotated[StrictInt, Field(ge=0, le=SESSION_VERSION)] = SESSION_VERSION
-        run: Annotated[StrictStr, Field(max_length=4096)] | None = None
-        epoch_index: Annotated[StrictInt, Field(ge=0, le=10**6)] = 0
-        depth: Annotated[StrictInt, Field(ge=1, le=10_000)] = 1
-        slice: SliceModel | None = None
-        slice_choice: ChoiceModel | None = None
-        home_window: Window | None = None
-        window: Window | None = None
-        color_mode: Literal[COLOR_MODES] = "class"  # type: ignore[valid-type]
-        pick_mode: Literal[PICK_MODES] = "inspect"  # type: ignore[valid-type]
-        inspected: Point | None = None
-        paths: Annotated[list[PathModel], Field(max_length=MAX_SESSION_PATHS)] = []
-        settings: SettingsModel | None = None
-        view3d: dict | None = None
-
-    return SessionModel
-
-
-def validate_session(data, where: str = "session") -> dict:
-    """Check a session dict field by field (types, ranges, allowed values, at most MAX_SESSION_PATHS paths);
-    raise InputFileError naming the field."""
-    from geometry.schemas import validate_document
-
-    if not isinstance(data, dict) or data.get("format") != "splineatlas-session":
-        raise InputFileError(f"{where} is not a Spline Atlas session file (no \"format\": \"splineatlas-session\"); "
-                             "open a file saved with File > Save Session.")
-    version = data.get("version", 0)
-    if isinstance(version, int) and not isinstance(version, bool) and version > SESSION_VERSION:
-        raise InputFileError(f"session version {version} is newer than this Spline Atlas "
-                             f"understands ({SESSION_VERSION}); update Spline Atlas.")
-    validate_document(_session_models(), data, where, InputFileError, "a file saved by File > Save Session has it right")
-    if data.get("slice") is not None and data.get("window") is None:
-        raise InputFileError(f"{where}: field window: a session with a slice needs its view window.")
-    return data
-
-
-def save_session(state: ViewerState, path: str | Path, view3d: dict | None = None) -> None:
-    """Write the state as pretty JSON (run path stored absolute); ``view3d``: the 3D tab's
-    :meth:`app.view3d_state.View3DState.to_dict`, when there is one."""
-    data = state.to_session()
-    if view3d is not None:
-        data["view3d"] = view3d
-    write_text(path, json.dumps(data, indent=1))
-
-
-def read_session(path: str | Path) -> dict:
-    """Read and validate a session file."""
-    p = Path(path)
-    data = read_json(p, "session file")
-    return validate_session(data, f"session file {name(p)}")

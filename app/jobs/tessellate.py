@@ -1,0 +1,70 @@
+"""Exact tessellations of a 2D or 3D slice window, cached, for every face (window, 3D tab, CLI, exports).
+
+A tessellation is keyed by (checkpoint content hash, slice, window or box, region budget), so the window,
+a prefetching worker and an export of the same view share one computation.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from geometry.cache import ResultCache, cache_key
+from geometry.errors import CancelledError, SplineAtlasError
+from geometry.slices import Slice
+from geometry.tessellation import tessellate_all_depths
+
+from .bundle import Cancel, Progress, RunBundle, check_cancel
+
+TESSELLATION_VERSION = 1  # bump when what is cached under a tessellation key changes
+
+
+def tessellation_key(bundle: RunBundle, epoch_index: int, slice_: Slice, window, max_regions: int) -> str:
+    return cache_key(f"tessellation-{slice_.dim}d", TESSELLATION_VERSION, bundle.checkpoint_hash(epoch_index),
+                     slice_.origin, slice_.basis, np.asarray(window, dtype=np.float64), int(max_regions))
+
+
+def tessellate_all(bundle: RunBundle, epoch_index: int, slice_: Slice, window, max_regions: int,
+                   cache: ResultCache | None = None, progress: Progress = None, cancel: Cancel = None) -> list:
+    """Exact tessellation of ``window`` ((4,) for a 2D slice, (6,) box for 3D) at every depth 1..L
+    (a list of Tessellation2D / Tessellation3D), cached."""
+    key = tessellation_key(bundle, epoch_index, slice_, window, max_regions)
+    if cache is not None:
+        hit = cache.get(key)
+        if hit is not None:
+            return hit
+    net = bundle.network(epoch_index)
+    result = list(tessellate_all_depths(net, slice_, np.asarray(window, dtype=np.float64), max_regions=int(max_regions),
+                                        progress=progress, cancel=cancel))
+    if cache is not None:
+        cache.put(key, result)
+    return result
+
+
+def tessellate_every_epoch(bundle: RunBundle, slice_: Slice, window, max_regions: int, cache: ResultCache,
+                           progress: Progress = None, cancel: Cancel = None) -> np.ndarray:
+    """Tessellate the window at every checkpoint into the cache (newest checkpoint first); returns the
+    (E,) full-depth region counts (NaN where the budget was exceeded)."""
+    E = len(bundle.run)
+    counts = np.full(E, np.nan)
+    for n, i in enumerate(range(E - 1, -1, -1)):
+        check_cancel(cancel, "tessellating every epoch")
+        if progress:
+            progress(n / E, f"epoch {bundle.epochs[i]} ({n + 1}/{E})")
+        try:
+            counts[i] = tessellate_all(bundle, i, slice_, window, max_regions, cache, cancel=cancel)[-1].num_regions
+        except CancelledError:
+            raise
+        except SplineAtlasError:
+            pass
+    return counts
+
+
+def cached_region_counts(bundle: RunBundle, slice_: Slice, window, max_regions: int, cache: ResultCache) -> np.ndarray:
+    """(E,) full-depth region counts of the window for the epochs whose tessellation is in memory (NaN elsewhere)."""
+    out = np.full(len(bundle.run), np.nan)
+    for i in range(len(out)):
+        hit = cache.peek(tessellation_key(bundle, i, slice_, window, max_regions))
+        if hit is not None:
+            out[i] = hit[-1].num_regions
+    return out
+
+

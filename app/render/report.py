@@ -1,0 +1,71 @@
+"""The inspector's report as text, Qt-free: the rows the window's inspector shows and ``splineatlas inspect``
+prints, from one :class:`app.jobs.PointReport` and its region geometry, so the two read alike."""
+from __future__ import annotations
+
+import numpy as np
+
+INSPECTOR_ROWS = (
+    ("u", "u, v", "slice coordinates of the point"),
+    ("class", "predicted", "argmax of the network's output"),
+    ("region", "region", "tile index in the current slice at the current layer depth, and the number of tiles"),
+    ("hash", "pattern hash", "CRC32 of the activation pattern of layers 1..depth"),
+    ("active", "active units", "active / total units per layer (1-based)"),
+    ("slope", "‖A_ω‖₂", "spectral norm of the network's Jacobian on this region (full input space)"),
+    ("bdist", "to boundary (slice)", "distance in the slice to the nearest exact decision-boundary segment"),
+    ("deepfool", "to boundary (DeepFool)", "‖r(x)‖ of DeepFool's minimal perturbation in the full input space"),
+    ("qp", "to boundary inside region (QP)", "exact smallest ‖δ‖ with x + δ still in x's region (∩ data box) "
+     "and a different predicted class (a QP); none when the decision boundary does not cross the region"),
+    ("trace", "Tr G", "trace of the local data matrix G(x) = Jᵀ diag(p) J"),
+    ("centroid", "centroid μ", "power-diagram centroid of the point's cell at the current layer "
+     "(∇ₓ Σₖ z_l,k(x), Balestriero et al. eq. 20)"),
+    ("bits", "active bits", "non-redundant inequalities of the region in the full input space (LP)"),
+    ("neigh", "neighbours", "regions sharing a facet (flip one active bit)"),
+    ("cheb", "Chebyshev radius", "radius of the largest ball inside the region ∩ data box (LP)"),
+    ("rdist", "to region boundary", "exact distance from x to its region's boundary (full input space)"),
+)
+REGION_ROWS = ("qp", "bits", "neigh", "cheb", "rdist")  # filled by app.jobs.region_geometry (LPs, a QP)
+
+
+def fmt(v, digits: int = 4) -> str:
+    return "—" if v is None or not np.isfinite(v) else f"{v:.{digits}g}"
+
+
+def _name(names, c: int) -> str:
+    return str(names[c]) if 0 <= c < len(names) else str(c)
+
+
+def report_text(r, class_names) -> dict[str, str]:
+    """Text of every row the report fills (the region rows come from :func:`region_text`)."""
+    names = list(class_names) or [str(i) for i in range(len(r.probs))]
+    c = None if r.centroid is None else np.asarray(r.centroid).reshape(-1)
+    return {
+        "u": f"({r.u[0]:.5g}, {r.u[1]:.5g})",
+        "class": f"{_name(names, r.predicted)}  (p = {r.probs[r.predicted]:.3f})",
+        "region": "—" if r.region < 0 else f"#{r.region} of {r.region_count}",
+        "hash": r.pattern_hash,
+        "active": "  ".join(f"L{i + 1}: {a}/{w}" if a >= 0 else f"L{i + 1}: argmax" if a == -1 else f"L{i + 1}: smooth"
+                            for i, (a, w) in enumerate(r.active)),
+        "slope": fmt(r.slope_norm),
+        "bdist": fmt(r.boundary_distance_slice),
+        "deepfool": fmt(r.deepfool_distance),
+        "trace": fmt(r.trace_g),
+        "centroid": "—" if c is None else f"layer {r.centroid_layer}: " + (
+            "(" + ", ".join(f"{v:.4g}" for v in c) + ")" if len(c) <= 4 else "image below"),
+    }
+
+
+def region_text(info: dict, class_names) -> dict[str, str]:
+    """Text of the region rows from :func:`app.jobs.region_geometry` (or its ``error``)."""
+    if "error" in info:
+        return {**{k: "—" for k in REGION_ROWS}, "bits": str(info["error"])}
+    if info.get("qp_exists") is None:
+        qp = "—"
+    elif not info["qp_exists"]:
+        qp = "none inside region"
+    else:
+        qp = f"{fmt(info['qp_distance'])}  (to {_name(list(class_names), info['qp_target'])})"
+    return {"qp": qp, "bits": f"{info['active_bits']} of {info['n_bits']}", "neigh": str(info["neighbours"]),
+            "cheb": fmt(info.get("chebyshev_radius")), "rdist": fmt(info.get("boundary_distance"))}
+
+
+__all__ = ["INSPECTOR_ROWS", "REGION_ROWS", "fmt", "region_text", "report_text"]
