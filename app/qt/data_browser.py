@@ -2,7 +2,7 @@
 
 Clicking data points collects the indices that define a slice: three points (SplineCam plane), one
 point (its DeepFool direction + a random direction), or none (input plane / PCA). ``slice_requested``
-carries the resulting :class:`app.state.SliceChoice`; the window builds the slice in a worker.
+carries the resulting :class:`app.model.state.SliceChoice`; the window builds the slice in a worker.
 """
 from __future__ import annotations
 
@@ -13,12 +13,13 @@ from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
                                QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
 
-from ..state import SliceChoice
+from ..model.state import SliceChoice
 from .theme import Theme, class_color
 
 SLICE_LABELS = {"input": "Input plane (2D inputs)", "points": "Plane through 3 picked points",
-                "deepfool": "Point + DeepFool + random direction", "pca": "PCA of the data"}
-NEEDED = {"input": 0, "points": 3, "deepfool": 1, "pca": 0}
+                "deepfool": "Point + DeepFool + random direction", "pca": "PCA of the data",
+                "random": "Random plane (seed)"}
+NEEDED = {"input": 0, "points": 3, "deepfool": 1, "pca": 0, "random": 0}
 MAX_THUMBS = 400
 
 
@@ -66,7 +67,7 @@ class DataBrowser(QWidget):
         self.seed = QSpinBox()
         self.seed.setRange(0, 10_000)
         self.seed.setPrefix("seed ")
-        self.seed.setToolTip("Seed of the random direction (DeepFool slices)")
+        self.seed.setToolTip("Seed of the random direction(s) (DeepFool and random slices)")
         row2.addWidget(self.seed)
         self.clear_btn = QPushButton("Clear picks")
         self.clear_btn.clicked.connect(self.clear_chosen)
@@ -95,7 +96,8 @@ class DataBrowser(QWidget):
         model.item(0).setEnabled(input_dim == 2)
         for i in (1, 2, 3):
             model.item(i).setEnabled(len(X) >= 3)
-        self.kind.setCurrentIndex(0 if input_dim == 2 else (1 if len(X) >= 3 else 0))
+        model.item(4).setEnabled(input_dim >= 2)
+        self.kind.setCurrentIndex(0 if input_dim == 2 else (1 if len(X) >= 3 else 4))
         if image_shape is not None and len(X):
             self.stack.setCurrentWidget(self.thumbs)
             self._fill_thumbs(image_shape)

@@ -4,8 +4,8 @@ mean distance to the nearest region boundary per layer — against epoch, with a
 epoch slider (drag it to scrub).
 
 The numbers come from :func:`geometry.dynamics.run_dynamics` (cached on disk per checkpoint hash), run
-in the window's worker pool; curves grow as checkpoints finish. ``install_dynamics_plots(window)`` adds
-the widget under the Training tab's plots.
+in the window's worker pool; curves grow as checkpoints finish. The window puts the widget under the
+Training tab's plots.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-CLASS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#7f7f7f"]
-BOUNDARY = "#e0102a"
+from ..render.palette import BOUNDARY_COLOR as BOUNDARY
+from ..render.palette import CLASS_COLORS as CLASS
 
 
 class _Relay(QObject):
@@ -23,13 +23,12 @@ class _Relay(QObject):
 
 
 class DynamicsPlots(QWidget):
-    """LC / region density / boundary-distance curves of the window's run. ``window`` provides
-    ``bundle``, ``state`` and ``work`` (app.qt.workers.WorkManager)."""
+    """LC / region density / boundary-distance curves of the open run; ``ctx``: an :class:`app.qt.context.ViewContext`."""
 
-    def __init__(self, window, parent: QWidget | None = None):
+    def __init__(self, ctx, parent: QWidget | None = None):
         super().__init__(parent)
-        self.window_ = window
-        self.state = window.state
+        self.ctx = ctx
+        self.state = ctx.state
         self.results: dict[int, object] = {}
         self.epochs = np.zeros(0)
         self._relay = _Relay(self)
@@ -44,7 +43,7 @@ class DynamicsPlots(QWidget):
         self.compute_btn.clicked.connect(self.compute)
         self.cancel_btn = QPushButton("Stop")
         self.cancel_btn.setEnabled(False)
-        self.cancel_btn.clicked.connect(lambda: self.window_.work.cancel("dynamics"))
+        self.cancel_btn.clicked.connect(lambda: self.ctx.work.cancel("dynamics"))
         self.note = QLabel("")
         row.addWidget(self.compute_btn)
         row.addWidget(self.cancel_btn)
@@ -87,9 +86,9 @@ class DynamicsPlots(QWidget):
 
     # -- data -----------------------------------------------------------------------------------
     def reset(self) -> None:
-        self.window_.work.cancel("dynamics")
+        self.ctx.work.cancel("dynamics")
         self.results = {}
-        b = getattr(self.window_, "bundle", None)
+        b = self.ctx.results.bundle
         self.epochs = np.asarray(b.epochs, dtype=np.float64) if b is not None else np.zeros(0)
         self._redraw()
         ok = b is not None and b.dataset is not None and b.piecewise_affine
@@ -100,11 +99,11 @@ class DynamicsPlots(QWidget):
         """Compute (or load from the cache) every checkpoint's numbers in the background."""
         from geometry.dynamics import run_dynamics
 
-        b = self.window_.bundle
+        b = self.ctx.results.bundle
         if b is None:
             return
         self.epochs = np.asarray(b.epochs, dtype=np.float64)
-        run = b.locked_run() if hasattr(b, "locked_run") else b.run
+        run = b.locked_run()
         relay = self._relay
         self.cancel_btn.setEnabled(True)
         self.note.setText("computing…")
@@ -122,7 +121,7 @@ class DynamicsPlots(QWidget):
             self.cancel_btn.setEnabled(False)
             self.note.setText(f"stopped: {exc}")
 
-        self.window_.work.submit("dynamics", "Training dynamics (LC, region density)", job, on_done=done,
+        self.ctx.work.submit("dynamics", "Training dynamics (LC, region density)", job, on_done=done,
                                  on_error=failed)
 
     def _on_point(self, i: int, res) -> None:
@@ -168,15 +167,3 @@ class DynamicsPlots(QWidget):
     def _on_drag(self, line) -> None:
         if len(self.epochs):
             self.state.set_epoch_index(int(np.argmin(np.abs(self.epochs - line.value()))))
-
-
-def install_dynamics_plots(window) -> DynamicsPlots:
-    """Put the dynamics plots under the Training tab's plots (or in their own tab if there is none)."""
-    w = DynamicsPlots(window)
-    panel = getattr(window, "training_panel", None)
-    if panel is not None and panel.layout() is not None:
-        panel.layout().addWidget(w, 1)
-    else:
-        window.add_tab(w, "Dynamics")
-    window.dynamics_plots = w
-    return w

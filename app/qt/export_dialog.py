@@ -54,16 +54,13 @@ class ExportRequest:
     show_legend: bool
 
 
-def run_export(window, req: ExportRequest, progress=None, cancel=None) -> str:
-    """Do the export ``req`` from ``window``'s current state (worker thread: no widgets touched).
-
-    ``window`` needs ``bundle``, ``state`` (app.state.ViewerState), ``cache`` and, for path
-    animations, ``path_results``. Returns the written path.
-    """
+def run_export(ctx, req: ExportRequest, progress=None, cancel=None) -> str:
+    """Do the export ``req`` of the view in ``ctx`` (state, results, cache: an :class:`app.qt.context.ViewContext`;
+    worker thread, no widgets touched). Returns the written path."""
     from app.export import sweeps
     from app.render.slice_figure import FigureOptions, build_slice_scene, export_slice_figure
 
-    b, st = window.bundle, window.state
+    b, st = ctx.results.bundle, ctx.state
     if b is None or st.slice is None:
         raise SplineAtlasError("open a run first (File > Open).")
     opt = FigureOptions(mode=req.mode, width=req.width, height=req.height, dpi=req.dpi, show_edges=req.show_edges,
@@ -73,24 +70,24 @@ def run_export(window, req: ExportRequest, progress=None, cancel=None) -> str:
     maxr = st.settings.max_regions
     ei = st.epoch_index
     if req.kind == "figure":
-        scene = build_slice_scene(b, ei, st.slice, win, st.depth, cache=window.cache, max_regions=maxr,
+        scene = build_slice_scene(b, ei, st.slice, win, st.depth, cache=ctx.cache, max_regions=maxr,
                                   progress=progress, cancel=cancel)
         return str(export_slice_figure(scene, req.path, opt))
     if req.kind == "epochs":
-        frames = sweeps.epoch_sweep_frames(b, st.slice, win, st.depth, None, opt, window.cache, maxr, cancel)
+        frames = sweeps.epoch_sweep_frames(b, st.slice, win, st.depth, None, opt, ctx.cache, maxr, cancel)
     elif req.kind == "layers":
-        frames = sweeps.layer_sweep_frames(b, ei, st.slice, win, opt, window.cache, maxr, cancel)
+        frames = sweeps.layer_sweep_frames(b, ei, st.slice, win, opt, ctx.cache, maxr, cancel)
     elif req.kind == "path":
-        pd, pei = last_path(window)
-        frames = sweeps.path_animation_frames(b, pei, st.slice, win, pd, None, opt, window.cache, maxr, cancel)
+        pd, pei = last_path(ctx)
+        frames = sweeps.path_animation_frames(b, pei, st.slice, win, pd, None, opt, ctx.cache, maxr, cancel)
     elif req.kind == "curves":
         return export_curves(b, req, progress, cancel, cursor_epoch=b.epochs[ei])
     elif req.kind == "pathfig":
         from app.render.path_figure import render_path_figure
         from app.render.slice_figure import save_figure
 
-        pd, pei = last_path(window)
-        scene = build_slice_scene(b, pei, st.slice, win, st.depth, cache=window.cache, max_regions=maxr,
+        pd, pei = last_path(ctx)
+        scene = build_slice_scene(b, pei, st.slice, win, st.depth, cache=ctx.cache, max_regions=maxr,
                                   progress=progress, cancel=cancel)
         fig = render_path_figure(scene, st.slice, pd.points, pd.probs, pd.label, b.class_names, b.image_shape,
                                  options=opt)
@@ -115,19 +112,19 @@ def export_curves(bundle, req: ExportRequest, progress=None, cancel=None, cursor
     return str(out)
 
 
-def last_path(window):
-    """(PathData, checkpoint index) of the most recent visible traced path of the window."""
+def last_path(ctx):
+    """(PathData, checkpoint index) of the most recent visible traced path of the view."""
     from app.export.sweeps import PathData, _probs
 
-    for spec in reversed(window.state.paths):
-        res = window.path_results.get(spec.id)
+    bundle = ctx.results.bundle
+    for spec in reversed(ctx.state.paths):
+        res = ctx.results.paths.get(spec.id)
         if res is None or not spec.visible:
             continue
         X = np.asarray(res.X, dtype=np.float64)
         probs = np.asarray(res.probs, dtype=np.float64)
         if probs.shape[0] != X.shape[0]:
-            probs = _probs(window.bundle.network(spec.epoch_index) if hasattr(window.bundle, "network")
-                           else window.bundle.run.network(spec.epoch_index), X)
+            probs = _probs(bundle.network(spec.epoch_index), X)
         return PathData(f"path #{spec.id} ({spec.kind})", X, probs), spec.epoch_index
     raise SplineAtlasError("trace a path first (pick a path tool and click in the 2D view).")
 
@@ -139,9 +136,9 @@ class _Relay(QObject):
 class ExportDialog(QDialog):
     """Choose what to export, the size and the file; Export runs it with a progress dialog."""
 
-    def __init__(self, window, parent: QWidget | None = None):
-        super().__init__(parent if parent is not None else (window if isinstance(window, QWidget) else None))
-        self.window_ = window
+    def __init__(self, ctx, view3d=None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.ctx, self.view3d = ctx, view3d
         self.setWindowTitle("Export")
         self.result_path: str | None = None
         self.error: BaseException | None = None
@@ -153,9 +150,7 @@ class ExportDialog(QDialog):
         self.mode = QComboBox()
         for k, label in MODE_LABELS.items():
             self.mode.addItem(label, k)
-        st = getattr(window, "state", None)
-        if st is not None:
-            self.mode.setCurrentIndex(max(0, self.mode.findData(st.color_mode)))
+        self.mode.setCurrentIndex(max(0, self.mode.findData(ctx.state.color_mode)))
         form.addRow("Tile colours", self.mode)
         size = QHBoxLayout()
         self.width_ = QSpinBox(); self.width_.setRange(16, 8192); self.width_.setValue(1200)   # noqa: E702
@@ -177,7 +172,7 @@ class ExportDialog(QDialog):
         self.font_scale.setValue(1.0)
         form.addRow("Font scale", self.font_scale)
         shows = QHBoxLayout()
-        s = getattr(st, "settings", None)
+        s = ctx.state.settings
         self.edges = QCheckBox("edges"); self.edges.setChecked(getattr(s, "show_edges", True))  # noqa: E702
         self.boundary = QCheckBox("decision boundary"); self.boundary.setChecked(getattr(s, "show_boundary", True))  # noqa: E702
         self.points = QCheckBox("data points"); self.points.setChecked(getattr(s, "show_points", True))  # noqa: E702
@@ -294,7 +289,7 @@ class ExportDialog(QDialog):
                 relay.progressed.emit(float(f), str(m))
                 progress(f, m)
 
-            return run_export(self.window_, req, prog, lambda: stop.is_set() or cancel())
+            return run_export(self.ctx, req, prog, lambda: stop.is_set() or cancel())
 
         state = {"over": False}
 
@@ -302,8 +297,7 @@ class ExportDialog(QDialog):
             state["over"] = True
             dlg.hide()
             self.result_path = path
-            if hasattr(self.window_, "_set_status"):
-                self.window_._set_status(f"Exported {path}")
+            self.ctx.set_status(f"Exported {path}")
             self.accept()
 
         def failed(exc):
@@ -319,7 +313,7 @@ class ExportDialog(QDialog):
             QMessageBox.warning(self, "Export failed", str(exc) or type(exc).__name__)
 
         dlg.show()
-        work = self.window_.work
+        work = self.ctx.work
         jid = work.submit("export", f"Exporting {Path(req.path).name}", job, on_done=done, on_error=failed,
                           supersede=False)
         # cancellations do not reach on_error (the pool drops them): close the dialog ourselves
@@ -335,14 +329,16 @@ class ExportDialog(QDialog):
         from app.export.video import write_video
         from geometry.safe_io import atomic_save
 
-        from .turntable import bundle_points3, scene_frames
+        from app.jobs.scene3d import points_in_box
 
-        tab = getattr(self.window_, "view3d", None)
+        from .turntable import scene_frames
+
+        tab = self.view3d
         s3 = getattr(tab, "state3d", None)
         try:
             if tab is None or getattr(tab, "scene", None) is None or s3 is None or s3.slice3 is None:
                 raise SplineAtlasError("show the 3D slice tab and let it draw first; the export uses its scene.")
-            pts = bundle_points3(self.window_.bundle, s3.slice3, s3.box) if s3.settings.show_points else None
+            pts = points_in_box(self.ctx.results.bundle, s3.slice3, s3.box) if s3.settings.show_points else None
             cam = tab.canvas.turntable if getattr(tab, "canvas", None) is not None else None
             still = req.kind == "view3d"
             n, frame = scene_frames(tab.scene, s3.box, (req.width, req.height), 1 if still else 72, points=pts,
@@ -385,20 +381,13 @@ class ExportDialog(QDialog):
             frame.canvas.deleteLater()
         dlg.hide()
         self.result_path = path
-        if hasattr(self.window_, "_set_status"):
-            self.window_._set_status(f"Exported {path}")
+        self.ctx.set_status(f"Exported {path}")
         self.accept()
 
 
-def open_export_dialog(window) -> ExportDialog:
+def open_export_dialog(ctx, view3d=None, parent: QWidget | None = None) -> ExportDialog:
     """File > Export…: show the dialog (non-blocking)."""
-    dlg = ExportDialog(window)
+    dlg = ExportDialog(ctx, view3d, parent)
     dlg.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-    window.export_dialog = dlg
     dlg.show()
     return dlg
-
-
-def install_export(window) -> None:
-    """Add File > Export > Figure or video… (Ctrl+E) to a MainWindow."""
-    window.register_exporter("Figure or video…", open_export_dialog)

@@ -9,14 +9,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
 
+from ..render.report import INSPECTOR_ROWS, REGION_ROWS, region_text, report_text
 from .theme import Theme, class_color
-
-
-REGION_ROWS = ("qp", "bits", "neigh", "cheb", "rdist")  # filled by app.jobs.region_geometry (LPs, a QP)
-
-
-def _fmt(v: float, digits: int = 4) -> str:
-    return "—" if v is None or not np.isfinite(v) else f"{v:.{digits}g}"
 
 
 class Inspector(QWidget):
@@ -33,25 +27,7 @@ class Inspector(QWidget):
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         self.fields: dict[str, QLabel] = {}
-        for key, label, tip in [
-            ("u", "u, v", "slice coordinates of the point"),
-            ("class", "predicted", "argmax of the network's output"),
-            ("region", "region", "tile index in the current slice at the current layer depth, and the number of tiles"),
-            ("hash", "pattern hash", "CRC32 of the activation pattern of layers 1..depth"),
-            ("active", "active units", "active / total units per layer (1-based)"),
-            ("slope", "‖A_ω‖₂", "spectral norm of the network's Jacobian on this region (full input space)"),
-            ("bdist", "to boundary (slice)", "distance in the slice to the nearest exact decision-boundary segment"),
-            ("deepfool", "to boundary (DeepFool)", "‖r(x)‖ of DeepFool's minimal perturbation in the full input space"),
-            ("qp", "to boundary inside region (QP)", "exact smallest ‖δ‖ with x + δ still in x's region (∩ data box) "
-             "and a different predicted class (a QP); none when the decision boundary does not cross the region"),
-            ("trace", "Tr G", "trace of the local data matrix G(x) = Jᵀ diag(p) J"),
-            ("centroid", "centroid μ", "power-diagram centroid of the point's cell at the current layer "
-             "(∇ₓ Σₖ z_l,k(x), Balestriero et al. eq. 20)"),
-            ("bits", "active bits", "non-redundant inequalities of the region in the full input space (LP)"),
-            ("neigh", "neighbours", "regions sharing a facet (flip one active bit)"),
-            ("cheb", "Chebyshev radius", "radius of the largest ball inside the region ∩ data box (LP)"),
-            ("rdist", "to region boundary", "exact distance from x to its region's boundary (full input space)"),
-        ]:
+        for key, label, tip in INSPECTOR_ROWS:
             lab = QLabel("—")
             lab.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             lab.setWordWrap(True)
@@ -115,31 +91,15 @@ class Inspector(QWidget):
     def set_report(self, r) -> None:
         """Show an :class:`app.jobs.PointReport`."""
         self.report = r
-        names = self._class_names or [str(i) for i in range(len(r.probs))]
         f = self.fields
         self.hint.setText("Inspected point (click elsewhere to move it; Esc cancels a pick).")
-        f["u"].setText(f"({r.u[0]:.5g}, {r.u[1]:.5g})")
-        f["class"].setText(f"{names[r.predicted] if r.predicted < len(names) else r.predicted}  "
-                           f"(p = {r.probs[r.predicted]:.3f})")
-        f["region"].setText("—" if r.region < 0 else f"#{r.region} of {r.region_count}")
-        f["hash"].setText(r.pattern_hash)
-        f["active"].setText("  ".join(f"L{i + 1}: {a}/{w}" if a >= 0 else f"L{i + 1}: argmax" if a == -1
-                                      else f"L{i + 1}: smooth" for i, (a, w) in enumerate(r.active)))
-        f["slope"].setText(_fmt(r.slope_norm))
-        f["bdist"].setText(_fmt(r.boundary_distance_slice))
-        f["deepfool"].setText(_fmt(r.deepfool_distance))
-        f["trace"].setText(_fmt(r.trace_g))
+        for k, text in report_text(r, self._class_names).items():
+            f[k].setText(text)
         for k in REGION_ROWS:
             f[k].setText("computing…" if self._region_rows else "—")
         x = np.arange(len(r.probs))
         brushes = [pg.mkBrush(class_color(i)) for i in x]
         self.bar_item.setOpts(x=x, height=r.probs, width=0.7, brushes=brushes)
-        if r.centroid is None:
-            f["centroid"].setText("—")
-        else:
-            c = np.asarray(r.centroid).reshape(-1)
-            f["centroid"].setText(f"layer {r.centroid_layer}: " + (
-                "(" + ", ".join(f"{v:.4g}" for v in c) + ")" if len(c) <= 4 else "image below"))
         if self._image_shape is not None:
             shape = self._image_shape[-2:]
             self.img_x.setImage(r.x.reshape(shape).T, autoLevels=True)
@@ -163,21 +123,5 @@ class Inspector(QWidget):
 
     def set_region_info(self, info: dict) -> None:
         """Fill the full-input-space rows from :func:`app.jobs.region_geometry` (or an 'error')."""
-        f = self.fields
-        if "error" in info:
-            for k in REGION_ROWS:
-                f[k].setText("—")
-            f["bits"].setText(info["error"])
-            return
-        names = self._class_names
-        if info.get("qp_exists") is None:
-            f["qp"].setText("—")
-        elif not info["qp_exists"]:
-            f["qp"].setText("none inside region")
-        else:
-            t = info["qp_target"]
-            f["qp"].setText(f"{_fmt(info['qp_distance'])}  (to {names[t] if t < len(names) else t})")
-        f["bits"].setText(f"{info['active_bits']} of {info['n_bits']}")
-        f["neigh"].setText(str(info["neighbours"]))
-        f["cheb"].setText(_fmt(info.get("chebyshev_radius")))
-        f["rdist"].setText(_fmt(info.get("boundary_distance")))
+        for k, text in region_text(info, self._class_names).items():
+            self.fields[k].setText(text)

@@ -33,7 +33,7 @@ def wait_until(app, cond, timeout: float) -> None:
 def settle_window(app, win, timeout: float) -> None:
     """Wait until the window has no job running or pending and its last redraws are painted."""
     for _ in range(3):
-        wait_until(app, lambda: not win.work.busy() and not win._tess_timer.isActive(), timeout)
+        wait_until(app, lambda: not win.work.busy() and not win.controller.tess_timer.isActive(), timeout)
         for _ in range(15):
             app.processEvents()
             time.sleep(0.02)

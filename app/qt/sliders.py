@@ -1,6 +1,6 @@
 """Epoch and layer sliders with play/pause and speed (superqt labelled sliders).
 
-The controls edit the :class:`app.state.ViewerState` and follow its events; playback is a QTimer that
+The controls edit the :class:`app.model.state.ViewerState` and follow its events; playback is a QTimer that
 steps the epoch (it waits for the current epoch's result before stepping when ``wait_for`` says so).
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QLabel, QToolButton, QWidget
 from superqt import QLabeledSlider
 
-from ..state import ViewerState
+from ..model.state import ViewerState
 
 
 class EpochLayerControls(QWidget):

@@ -1,7 +1,7 @@
 """Colours and light/dark theme: follows the system colour scheme, sets pyqtgraph's defaults to match.
 
-Class colours are a colour-blind-friendly qualitative palette (Okabe-Ito, then Tableau);
-continuous values (||A_w||) use the perceptually uniform viridis map.
+Colours come from the one palette (:mod:`app.render.palette`); this module makes Qt colours of them and
+picks the few theme colours (background, edges) of the light or dark scheme.
 """
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QGuiApplication, QPalette
 
-CLASS_COLORS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
-                "#7f7f7f", "#8c564b", "#17becf", "#bcbd22", "#9467bd"]
-BOUNDARY_COLOR = "#e0102a"
+from ..render import palette
+from ..render.palette import BOUNDARY_COLOR, CLASS_COLORS  # noqa: F401  (the one palette, as Qt colours below)
 
 
 def is_dark() -> bool:
@@ -38,32 +37,8 @@ def class_color(c: int, alpha: int = 255) -> QColor:
 
 
 def class_rgba(n: int) -> np.ndarray:
-    """(n, 4) uint8 class colours: the palette's cycle built once and repeated with numpy, so the cost on
-    the GUI thread does not grow with a file's class count beyond one array of n rows."""
-    cycle = np.array([class_color(i).getRgb() for i in range(len(CLASS_COLORS))], dtype=np.uint8)
-    return cycle[np.arange(int(n)) % len(cycle)]
-
-
-def slope_colormap() -> pg.ColorMap:
-    return pg.colormap.get("viridis")
-
-
-def hash_palette(n: int = 48) -> np.ndarray:
-    """(n, 4) uint8 well-separated colours for activation-pattern hashes (golden-angle hues)."""
-    out = []
-    for i in range(n):
-        c = QColor.fromHsvF((i * 0.618033988749895) % 1.0, 0.45 + 0.3 * ((i * 7) % 3) / 2, 0.92 - 0.12 * (i % 2))
-        out.append(c.getRgb())
-    return np.array(out, dtype=np.uint8)
-
-
-def layer_rgba(depth: int) -> np.ndarray:
-    """(depth + 1, 4) uint8 colours for 'layer of origin' 0..depth (0 = never cut: light grey)."""
-    cmap = pg.colormap.get("plasma")
-    cols = [np.array([200, 200, 200, 255], np.uint8)]
-    for j in range(1, depth + 1):
-        cols.append(np.asarray(cmap.map(0.1 + 0.8 * (j - 1) / max(depth - 1, 1), mode="byte"), np.uint8))
-    return np.array(cols)
+    """(n, 4) uint8 class colours of the one palette."""
+    return palette.to_bytes(palette.class_rgba(n))
 
 
 def use_dark_palette(app) -> None:

@@ -12,7 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from ..state import ViewerState
+from ..model.state import ViewerState
 from .theme import Theme
 
 

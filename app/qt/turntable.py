@@ -23,45 +23,33 @@ def require_opengl_display() -> None:
 
 def turntable_frames(bundle, epoch_index: int = -1, depth: int | None = None, color: str = "class",
                      size: tuple[int, int] = (960, 800), n_frames: int = 72, elevation: float = 22.0,
-                     azimuth0: float = -55.0, slice_kind: str | None = None, max_cells: int = 20_000,
+                     azimuth0: float = -55.0, slice_text: str | None = None, max_cells: int = 20_000,
                      settings=None, cancel=None):
-    """(n_frames, frame(i) -> (H, W, 3) uint8) of the 3D slice turning by 360° (one tessellation)."""
-    from app import jobs3d
-    from app.view3d_state import Slice3Choice, View3DSettings
+    """(n_frames, frame(i) -> (H, W, 3) uint8) of the 3D slice ``slice_text`` (the one slice vocabulary;
+    None: the 3D tab's default) turning by 360° (one tessellation)."""
+    from app import jobs
+    from app.jobs import scene3d as jobs3d
+    from app.jobs.slicing import slice_from_text
+    from app.model.view3d import View3DSettings
 
     require_opengl_display()
     if n_frames < 1:
         raise SplineAtlasError("a turntable needs at least one frame.")
     ei = epoch_index % len(bundle.run)
-    kind = slice_kind or jobs3d.default_choice(bundle.input_dim).kind
-    sl, box = jobs3d.make_slice3(bundle, Slice3Choice(kind, 0, 0), ei)
-    t_by = jobs3d.tessellate3_all(bundle, ei, sl, box, max_cells, cancel=cancel)
+    sl, box, _ = slice_from_text(slice_text, bundle, ei, dim=3)
+    t_by = jobs.tessellate_all(bundle, ei, sl, box, max_cells, cancel=cancel)
     depth = bundle.depth if depth is None else int(depth)
     if not 1 <= depth <= bundle.depth:
         raise SplineAtlasError(f"layer must be between 1 and {bundle.depth}; got {depth}.")
     s = settings or View3DSettings(max_cells=max_cells)
     scene = jobs3d.scene_arrays(t_by, depth, color, s, box)
-    pts = bundle_points3(bundle, sl, box) if s.show_points else None
+    pts = jobs3d.points_in_box(bundle, sl, box) if s.show_points else None
     return scene_frames(scene, box, size, n_frames, azimuth0, elevation, pts)
-
-
-def bundle_points3(bundle, slice3, box):
-    """(u (n, 3), colours (n, 4), marker size) of the dataset points inside the 3D box, as the 3D tab draws them."""
-    from geometry.mesh3d import DEFAULT_CLASS_COLORS
-
-    from app import jobs3d
-
-    u, y, _ = jobs3d.points3(bundle, slice3)
-    b = np.asarray(box).reshape(3, 2)
-    inside = np.all((u >= b[:, 0]) & (u <= b[:, 1]), axis=1)
-    col = np.ones((int(inside.sum()), 4), np.float32)
-    col[:, :3] = DEFAULT_CLASS_COLORS[y[inside] % len(DEFAULT_CLASS_COLORS)]
-    return u[inside], col, 7.0 if bundle.input_dim == 3 else 5.0
 
 
 def scene_frames(scene, box, size: tuple[int, int], n_frames: int = 72, azimuth0: float = -55.0,
                  elevation: float = 22.0, points=None, turn: float = 360.0, camera=None):
-    """(n_frames, frame(i)) rendering a 3D scene (app.jobs3d.Scene3D) in an offscreen Canvas3D of ``size``,
+    """(n_frames, frame(i)) rendering a 3D scene (app.jobs.scene3d.Scene3D) in an offscreen Canvas3D of ``size``,
     the camera at ``azimuth0 + turn * i / n_frames`` (``turn=0``: a still). ``camera``: a TurntableCamera
     (the 3D tab's) whose centre, zoom, azimuth and elevation are copied, so the picture is the user's view."""
     from PySide6.QtCore import Qt

@@ -8,8 +8,8 @@ Two layers, napari-style:
   picked point. It reports clicks on a surface (``picked``) and Ctrl+drags of the clipping plane
   (``plane_dragged``).
 * :class:`View3DTab` is the 3D tab of the main window: it observes the window's
-  :class:`app.state.ViewerState` (run, epoch, depth, colour mode, paths) and the Qt-free
-  :class:`app.view3d_state.View3DState` (3D slice, filters, camera, clipping plane), runs the 3D
+  :class:`app.model.state.ViewerState` (run, epoch, depth, colour mode, paths) and the Qt-free
+  :class:`app.model.view3d.View3DState` (3D slice, filters, camera, clipping plane), runs the 3D
   tessellation in the window's worker pool (progress, cancel, cache) and links the clipping plane to the
   2D view: when the plane moves (or a surface point is picked) the window's 2D slice becomes that plane,
   and a picked point becomes the window's inspected point, so the inspector is the same as in 2D.
@@ -26,8 +26,10 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from geometry import mesh3d
 
-from .. import jobs3d
-from ..view3d_state import SLICE3_KINDS, Slice3Choice, View3DState
+from ..jobs import scene3d as jobs3d
+from .. import jobs
+from ..render.palette import path_color
+from ..model.view3d import SLICE3_KINDS, Slice3Choice, View3DState
 
 NO_GL_PLATFORMS = ("offscreen", "minimal", "vnc")
 BOUNDARY_RGBA = (0.88, 0.06, 0.16, 1.0)
@@ -218,7 +220,7 @@ class Canvas3D(QWidget):
         self.canvas.update()
 
     def show_scene(self, scene) -> None:
-        """Push a :class:`app.jobs3d.Scene3D` (faces, outlines, boundary, pickable surfaces)."""
+        """Push a :class:`app.jobs.scene3d.Scene3D` (faces, outlines, boundary, pickable surfaces)."""
         self.set_faces(scene.positions, scene.triangles, scene.tri_colors, scene.edge_pos, scene.edge_colors,
                        scene.cull_back)
         self.set_boundary(scene.boundary_pos, scene.boundary_tris)
@@ -392,16 +394,16 @@ class View3DTab(QWidget):
     """The main window's 3D tab: controls + canvas, observing the window's state and the 3D state.
 
     The canvas is created when the tab is first shown (OpenGL is touched only then); until a 3D slice is
-    computed nothing is tessellated. ``window``: the :class:`app.qt.main_window.MainWindow` (its ``state``,
-    ``work``, ``cache``, ``bundle``, ``theme``, ``path_results``).
+    computed nothing is tessellated. ``ctx``: the :class:`app.qt.context.ViewContext` (state, results, work,
+    cache, theme) it draws from.
     """
 
-    def __init__(self, window, parent: QWidget | None = None):
+    def __init__(self, ctx, parent: QWidget | None = None):
         super().__init__(parent)
         from .view3d_controls import View3DControls
 
-        self.window_ = window
-        self.state = window.state
+        self.ctx = ctx
+        self.state, self.results, self.work, self.cache, self.theme = ctx.state, ctx.results, ctx.work, ctx.cache, ctx.theme
         self.state3d = View3DState()
         self.tess3: list | None = None
         self.tess3_key: str | None = None
@@ -443,7 +445,7 @@ class View3DTab(QWidget):
         s3.settings.connect(self._on_settings)
         s3.clip.connect(self._on_clip)
         s3.picked.connect(lambda _: self._redraw_marker())
-        window.work.activity.connect(lambda busy, *_: QTimer.singleShot(0, self, self._redraw_paths) if not busy else None)
+        ctx.work.activity.connect(lambda busy, *_: QTimer.singleShot(0, self, self._redraw_paths) if not busy else None)
         self.controls.reset_camera.connect(
             lambda: self.canvas.reset_camera(1.0 + self.state3d.settings.explode) if self.canvas else None)
 
@@ -457,8 +459,7 @@ class View3DTab(QWidget):
             self.message.setText(self._gl_why)
             return
         if self.canvas is None:
-            w = self.window_
-            self.canvas = Canvas3D(w.theme.background, w.theme.foreground)
+            self.canvas = Canvas3D(self.theme.background, self.theme.foreground)
             self.body.addWidget(self.canvas, 1)
             self.canvas.picked.connect(self._on_picked)
             self.canvas.plane_dragged.connect(lambda p: self.state3d.update_clip(position=p))
@@ -472,19 +473,19 @@ class View3DTab(QWidget):
 
     def _on_run(self) -> None:
         self.tess3, self.tess3_key, self.error = None, None, None
-        b = self.window_.bundle
+        b = self.results.bundle
         self.state3d.set_slice3(None)
         if b is None:
             return
         self.controls.set_run(b.input_dim, b.depth, len(b.points()[0]))
-        choice = jobs3d.default_choice(b.input_dim)
+        choice = jobs3d.default_choice(b)
         if choice == self.state3d.choice:
             self._request_slice()
         else:
             self.state3d.set_choice(choice)
 
     def _request_slice(self) -> None:
-        b = self.window_.bundle
+        b = self.results.bundle
         if b is None or not self._active:
             return
         if b.input_dim < 3:
@@ -493,7 +494,7 @@ class View3DTab(QWidget):
             return
         choice, epoch = self.state3d.choice, self.state.epoch_index
         self._show_message("Preparing the 3D slice …", busy=True)
-        self.window_.work.submit("slice3d", "Preparing the 3D slice",
+        self.work.submit("slice3d", "Preparing the 3D slice",
                                  lambda progress, cancel: jobs3d.make_slice3(b, choice, epoch, progress, cancel),
                                  on_done=lambda res: self.state3d.set_slice3(*res),
                                  on_error=lambda exc: self._show_message(f"Could not make the 3D slice: {exc}",
@@ -515,30 +516,26 @@ class View3DTab(QWidget):
 
     def _request(self) -> None:
         """Compute (or fetch from the cache) the 3D tessellation at the current epoch, in a worker."""
-        w, b, sl = self.window_, self.window_.bundle, self.state3d.slice3
+        b, sl = self.results.bundle, self.state3d.slice3
         if b is None or sl is None or self.canvas is None:
             return
         if not b.piecewise_affine:
             self._show_message("This network has smooth layers: there is no exact tessellation to show.", error=True)
             return
         epoch, box, budget = self.state.epoch_index, self.state3d.box, self.state3d.settings.max_cells
-        key = jobs3d.tessellation3_key(b, epoch, sl, box, budget)
+        key = jobs.tessellation_key(b, epoch, sl, box, budget)
         if key == self.tess3_key:
             return
-        hit = w.cache.peek(key)
+        hit = self.cache.peek(key)
         if hit is not None:
             self._on_tessellation(key, hit)
             return
-        if not jobs3d.engine3d_available():
-            self._show_message("The 3D tessellation engine (geometry.tessellation.solid) is not available in this "
-                               "build.", error=True)
-            return
         self._show_message(f"Tessellating the 3D slice at epoch {b.epochs[epoch]} …", busy=True)
-        cache = w.cache
-        w.work.submit("tessellation3d", f"3D tessellation, epoch {b.epochs[epoch]}",
-                      lambda progress, cancel: jobs3d.tessellate3_all(b, epoch, sl, box, budget, cache, progress, cancel),
-                      on_done=lambda res: self._on_tessellation(key, res),
-                      on_error=lambda exc: self._on_error(exc))
+        cache = self.cache
+        self.work.submit("tessellation3d", f"3D tessellation, epoch {b.epochs[epoch]}",
+                         lambda progress, cancel: jobs.tessellate_all(b, epoch, sl, box, budget, cache, progress, cancel),
+                         on_done=lambda res: self._on_tessellation(key, res),
+                         on_error=lambda exc: self._on_error(exc))
 
     def _on_tessellation(self, key: str, tess: list) -> None:
         self.tess3, self.tess3_key, self.error = tess, key, None
@@ -560,8 +557,8 @@ class View3DTab(QWidget):
             if s.explode != getattr(self, "_explode", 0.0):
                 self.canvas.reset_camera(1.0 + s.explode)
             self._explode = s.explode
-        if self.tess3 is not None and self.tess3_key != jobs3d.tessellation3_key(
-                self.window_.bundle, self.state.epoch_index, self.state3d.slice3, self.state3d.box, s.max_cells):
+        if self.tess3 is not None and self.tess3_key != jobs.tessellation_key(
+                self.results.bundle, self.state.epoch_index, self.state3d.slice3, self.state3d.box, s.max_cells):
             self._schedule()
         self._redraw()
 
@@ -569,15 +566,11 @@ class View3DTab(QWidget):
         """Build the scene arrays (filters, colours, boundary mesh) in a worker, newest request first."""
         if self.canvas is None or self.tess3 is None:
             return
-        from .theme import class_rgba, layer_rgba
-
-        b, theme = self.window_.bundle, self.window_.theme
+        theme = self.theme
         edge = tuple(tuple(_qcolor_f(c)) for c in (theme.edge_new, theme.edge_old, theme.edge_domain))
-        args = (self.tess3, self.state.depth, self.state.color_mode, self.state3d.settings, self.state3d.box,
-                class_rgba(max(b.num_classes, 1)).astype(np.float64) / 255, layer_rgba(b.depth).astype(np.float64) / 255,
-                edge)
+        args = (self.tess3, self.state.depth, self.state.color_mode, self.state3d.settings, self.state3d.box, edge)
         key = self.tess3_key
-        self.window_.work.submit("scene3d", "Building the 3D scene",
+        self.work.submit("scene3d", "Building the 3D scene",
                                  lambda progress, cancel: jobs3d.scene_arrays(*args),
                                  on_done=lambda scene: self._show_scene(key, scene),
                                  on_error=lambda exc: self._show_message(f"Could not draw the 3D slice: {exc}",
@@ -596,20 +589,12 @@ class View3DTab(QWidget):
     def _redraw_points(self) -> None:
         if self.canvas is None:
             return
-        b, sl, s = self.window_.bundle, self.state3d.slice3, self.state3d.settings
+        b, sl, s = self.results.bundle, self.state3d.slice3, self.state3d.settings
         if b is None or sl is None or not s.show_points:
             self.canvas.set_points(None)
             return
-        u, y, _ = jobs3d.points3(b, sl)
-        box = np.asarray(self.state3d.box).reshape(3, 2)
-        inside = np.all((u >= box[:, 0]) & (u <= box[:, 1]), axis=1)
-        u, y = u[inside], y[inside]
-        from .theme import class_rgba
-
-        pal = class_rgba(max(b.num_classes, 1)).astype(np.float32) / 255
-        col = pal[np.asarray(y, dtype=np.int64) % len(pal)]
-        col[:, 3] = 0.95
-        self.canvas.set_points(u, col, size=7.0 if b.input_dim == 3 else 5.0)
+        u, col, size = jobs3d.points_in_box(b, sl, self.state3d.box)
+        self.canvas.set_points(u, col, size=size)
 
     def _redraw_paths(self) -> None:
         if self.canvas is None:
@@ -618,14 +603,12 @@ class View3DTab(QWidget):
         if sl is None or not s.show_paths:
             self.canvas.set_paths([])
             return
-        from .main_window import PATH_COLORS
-
         lines = []
         for spec in self.state.paths:
-            res = self.window_.path_results.get(spec.id)
+            res = self.results.paths.get(spec.id)
             if res is None or not spec.visible or getattr(res, "X", None) is None or res.X.shape[1] != sl.ambient_dim:
                 continue
-            c = PATH_COLORS[(spec.id - 1) % len(PATH_COLORS)]
+            c = path_color(spec.id)
             lines.append((sl.project(res.X), _hex_f(c)))
         self.canvas.set_paths(lines)
 
@@ -646,11 +629,7 @@ class View3DTab(QWidget):
         if not clip.enabled or self.tess3 is None:
             self.canvas.set_cap(None)
             return
-        from .theme import class_rgba
-
-        b = self.window_.bundle
-        cap = jobs3d.section_arrays(self.tess3, self.state.depth, self.state.color_mode, clip,
-                                    class_rgba(max(b.num_classes, 1)).astype(np.float64) / 255)
+        cap = jobs3d.section_arrays(self.tess3, self.state.depth, self.state.color_mode, clip)
         self.canvas.set_cap(*(cap if cap is not None else (None,)))
 
     def _on_clip(self, clip) -> None:
@@ -664,11 +643,11 @@ class View3DTab(QWidget):
     def _link_2d(self) -> None:
         """Make the window's 2D slice the clipping plane (its exact 2D tessellation appears in the 2D tab)."""
         sl3 = self.state3d.slice3
-        if sl3 is None or self.window_.bundle is None:
+        if sl3 is None or self.results.bundle is None:
             return
         if jobs3d.is_clip_slice(self.state.slice, sl3, self.state3d.clip):
             return
-        from ..state import SliceChoice
+        from ..model.state import SliceChoice
 
         sl2, win = jobs3d.clip_slice(sl3, self.state3d.box, self.state3d.clip)
         self.state.set_slice(sl2, SliceChoice("clip3d"), win)
@@ -697,12 +676,11 @@ def _hex_f(c: str) -> tuple[float, float, float, float]:
     return _hex_rgba(c)
 
 
-def install_view3d(window) -> View3DTab:
-    """Add the 3D tab to a :class:`app.qt.main_window.MainWindow` (called once by the window)."""
-    tab = View3DTab(window)
-    window.add_tab(tab, "3D slice")
-    window.tabs.currentChanged.connect(lambda i: tab.set_active(window.tabs.widget(i) is tab))
-    window.view3d = tab
+def install_view3d(ctx, tabs) -> View3DTab:
+    """The 3D tab, added to the window's central ``tabs`` (created once by the window)."""
+    tab = View3DTab(ctx)
+    tabs.addTab(tab, "3D slice")
+    tabs.currentChanged.connect(lambda i: tab.set_active(tabs.widget(i) is tab))
     return tab
 
 

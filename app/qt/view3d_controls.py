@@ -1,4 +1,4 @@
-"""Side panel of the 3D tab: edits the Qt-free :class:`app.view3d_state.View3DState` (and shows a summary).
+"""Side panel of the 3D tab: edits the Qt-free :class:`app.model.view3d.View3DState` (and shows a summary).
 
 3D slice (input space / PCA / point + DeepFool direction), camera, what is drawn, face filters (one
 layer, near the decision boundary), exploded view, opacity, the clipping plane, and the cell budget.
@@ -9,10 +9,10 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QPushButton,
                                QSlider, QSpinBox, QVBoxLayout, QWidget)
 
-from ..view3d_state import Slice3Choice, View3DState
+from ..model.view3d import Slice3Choice, View3DState
 
 SLICE3_LABELS = {"input": "Input space (3 inputs)", "pca": "PCA (3 components)",
-                 "deepfool": "Point + DeepFool dir. + 2 random"}
+                 "deepfool": "Point + DeepFool dir. + 2 random", "random": "Random directions (seed)"}
 HELP = ("Drag: rotate · Shift+drag: pan · wheel: zoom · Ctrl+drag: move the clipping plane · "
         "click a surface: inspect it (the 2D tab shows the plane through it)")
 
@@ -167,7 +167,7 @@ class View3DControls(QWidget):
             for i in range(self.kind.count()):
                 k = self.kind.itemData(i)
                 ok = (k == "input" and input_dim == 3) or (k == "pca" and input_dim >= 3 and n_points >= 4) or \
-                     (k == "deepfool" and input_dim >= 3 and n_points > 0)
+                     (k == "deepfool" and input_dim >= 3 and n_points > 0) or (k == "random" and input_dim >= 3)
                 model.item(i).setEnabled(ok)
         finally:
             self._updating = False
@@ -180,9 +180,8 @@ class View3DControls(QWidget):
                 self.kind.setCurrentIndex(i)
             self.point.setValue(choice.index)
             self.seed.setValue(choice.seed)
-            dl = choice.kind == "deepfool"
-            self.point.setEnabled(dl)
-            self.seed.setEnabled(dl)
+            self.point.setEnabled(choice.kind == "deepfool")
+            self.seed.setEnabled(choice.kind in ("deepfool", "random"))
         finally:
             self._updating = False
 
@@ -228,9 +227,8 @@ class View3DControls(QWidget):
             return
         kind = self.kind.currentData()
         self.s3.set_choice(Slice3Choice(kind, self.point.value(), self.seed.value()))
-        dl = kind == "deepfool"
-        self.point.setEnabled(dl)
-        self.seed.setEnabled(dl)
+        self.point.setEnabled(kind == "deepfool")
+        self.seed.setEnabled(kind in ("deepfool", "random"))
 
     def _pos_changed(self, v: int) -> None:
         if self._updating:

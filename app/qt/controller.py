@@ -1,0 +1,413 @@
+"""The window's controller: turns changes of the viewer state into engine jobs (in workers) and writes what
+they return into the Qt-free :class:`~app.model.results.Results`.
+
+It owns no widget. The window builds it with the state, the results, the worker pool and the cache, and
+hands the same objects to every widget; widgets draw from state + results and never call the engine.
+Every job it submits is a function of :mod:`app.jobs` with the defaults the CLI twins use.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer
+
+from geometry.errors import SplineAtlasError, UnsafePickleError
+from geometry.local_data_matrix import trace_over_run
+from geometry.power_diagram import slice_power_diagram
+from geometry.safe_io import printable
+
+from .. import jobs
+from ..jobs.paths import LEAF_KINDS
+from ..model.results import Results, Tiles
+from ..model.session import read_session, save_session
+from ..model.state import PATH_NAMES, SliceChoice, ViewerState
+
+TESSELLATE_DEBOUNCE_MS = 80   # a burst of slider/zoom changes starts one tessellation, not many
+TRACE_OVER_RUN_POINTS = 256
+
+
+class Controller(QObject):
+    """State changes in, jobs out, results back. ``confirm_trust(path, exc) -> bool`` asks the user whether a
+    file may run code; ``restore_view3d(dict)`` applies a session's 3D part (both given by the window)."""
+
+    def __init__(self, state: ViewerState, results: Results, work, cache, parent: QObject | None = None,
+                 confirm_trust: Callable[[str, Exception], bool] = lambda path, exc: False,
+                 restore_view3d: Callable[[dict], None] | None = None):
+        super().__init__(parent)
+        self.state, self.results, self.work, self.cache = state, results, work, cache
+        self.confirm_trust = confirm_trust
+        self.restore_view3d = restore_view3d
+        self._pending_session: dict | None = None
+        self._shown: Tiles | None = None      # the exact tiles shown last (kept when another epoch's are pending)
+        self.tess_timer = QTimer(self)
+        self.tess_timer.setSingleShot(True)
+        self.tess_timer.setInterval(TESSELLATE_DEBOUNCE_MS)
+        self.tess_timer.timeout.connect(self.request_tessellation)
+        ev = state.events
+        ev.slice.connect(self._on_slice)
+        ev.epoch_index.connect(lambda _: self.schedule_tessellation())
+        ev.window.connect(lambda _: self.schedule_tessellation())
+        ev.settings.connect(lambda _: (self.schedule_tessellation(), self.update_sites()))
+        ev.depth.connect(lambda _: self.update_sites())
+        ev.inspected.connect(self._on_inspected)
+        ev.paths.connect(self._on_paths)
+
+    # -- the open run ------------------------------------------------------------------------------
+    @property
+    def bundle(self) -> jobs.RunBundle | None:
+        return self.results.bundle
+
+    def set_status(self, text: str, error: bool = False) -> None:
+        self.results.set_status(text, error)
+
+    def open_path(self, path: str | Path, trust_code: bool = False) -> None:
+        """Open a run, checkpoint or run folder in a worker; a file whose loading would run code is opened
+        only after ``confirm_trust`` says yes; whatever fails, the run already open stays."""
+        path = str(path)
+        self.set_status(f"Opening {printable(path, 120)} …")
+
+        def failed(exc) -> None:
+            if isinstance(exc, UnsafePickleError) and not trust_code and self.confirm_trust(path, exc):
+                self.open_path(path, trust_code=True)
+            else:
+                self.results.report_error(f"Could not open {printable(path, 120)}", exc)
+
+        self.work.submit("open", f"Opening {printable(Path(path).name, 60)}",
+                         lambda progress, cancel: jobs.open_run_bundle(path, progress, cancel, trust_code),
+                         on_done=self._on_run_opened, on_error=failed)
+
+    def open_session(self, path: str | Path) -> bool:
+        """Read a session file, open its run, then restore slice, sliders, paths and view settings."""
+        try:
+            data = read_session(path)
+        except SplineAtlasError as exc:
+            self.results.report_error(f"Could not open session {path}", exc)
+            return False
+        if not data.get("run"):
+            self.results.report_error("Session has no run", "This session file names no run to open.")
+            return False
+        run = Path(data["run"])
+        if not run.is_absolute():
+            run = (Path(path).parent / run).resolve()
+        self._pending_session = data
+        self.work.submit("open", f"Opening {run.name}",
+                         lambda progress, cancel: jobs.open_run_bundle(run, progress, cancel),
+                         on_done=self._on_run_opened,
+                         on_error=lambda exc: self.results.report_error(f"Could not open the session's run {run}", exc))
+        return True
+
+    def save_session(self, path: str | Path, view3d: dict | None = None) -> bool:
+        try:
+            save_session(self.state, path, view3d)
+        except OSError as exc:
+            self.results.report_error("Could not save the session", exc)
+            return False
+        self.set_status(f"Session saved to {path}")
+        return True
+
+    def _on_run_opened(self, bundle: jobs.RunBundle) -> None:
+        self.work.cancel("region-stats")
+        self._shown = None
+        # results first: the widgets learn the new run's epochs before the state announces its epoch index
+        self.results.set_bundle(bundle)
+        self.state.set_run(str(Path(bundle.path).resolve()), len(bundle.run), bundle.depth)
+        if not bundle.piecewise_affine:
+            self.set_status("This network has smooth layers: exact tiles are not available; showing predictions.")
+        session, self._pending_session = self._pending_session, None
+        if session is not None and session.get("slice"):
+            self.state.apply_session(session)
+            if session.get("view3d") and self.restore_view3d is not None:
+                try:
+                    self.restore_view3d(session["view3d"])
+                except SplineAtlasError as exc:
+                    self.results.report_error("The session's 3D view could not be restored", exc)
+        else:
+            self.request_slice(jobs.default_slice_choice(bundle))
+
+    def request_slice(self, choice: SliceChoice) -> None:
+        """Build the slice for ``choice`` in a worker (:func:`app.jobs.make_slice`), then make it current."""
+        bundle, epoch = self.bundle, self.state.epoch_index
+        if bundle is None:
+            return
+        self.work.submit("slice", "Preparing the slice",
+                         lambda progress, cancel: jobs.make_slice(bundle, choice, epoch, progress=progress, cancel=cancel),
+                         on_done=lambda res: self.state.set_slice(res[0], choice, res[1]),
+                         on_error=lambda exc: self.results.report_error("Could not make that slice", exc))
+
+    def _on_slice(self, sl) -> None:
+        self._shown = None
+        self.results.set_tiles(None)
+        self.results.set_paths({})     # a new slice drops its paths (their endpoints are slice coordinates)
+
+    # -- tessellation ------------------------------------------------------------------------------
+    def _key(self, epoch_index: int) -> str:
+        st = self.state
+        return jobs.tessellation_key(self.bundle, epoch_index, st.slice, st.window, st.settings.max_regions)
+
+    def _exact(self) -> bool:
+        b = self.bundle
+        return b is not None and self.state.slice is not None and b.piecewise_affine
+
+    def schedule_tessellation(self) -> None:
+        """Show the tiles at once from the memory cache when possible (instant scrubbing); else compute them
+        after a short debounce."""
+        if self._exact():
+            key = self._key(self.state.epoch_index)
+            hit = self.cache.peek(key)
+            if hit is not None:
+                self.tess_timer.stop()
+                self.work.cancel("tessellation")
+                if self.results.tiles is None or key != self.results.tiles.key:
+                    self._on_tessellation(key, hit, self.state.epoch_index, tuple(self.state.window))
+                return
+        self.tess_timer.start()
+
+    def playback_ready(self) -> bool:
+        """Playback steps only when the current frame is drawn and the next one is pre-computed."""
+        return not (self.work.busy("tessellation") or self.work.busy("prefetch") or self.tess_timer.isActive())
+
+    def cancel_all(self) -> None:
+        """Cancel every running job and the debounced tessellation that has not started yet; when the tiles of
+        another epoch were taken down for this one, go back to that epoch (the slider follows)."""
+        self.tess_timer.stop()
+        self.work.cancel()
+        st, shown = self.state, self._shown
+        if self.results.tiles is None and shown is not None and shown.epoch_index != st.epoch_index \
+                and np.allclose(shown.window, st.window):
+            st.set_epoch_index(shown.epoch_index)
+
+    def request_tessellation(self) -> None:
+        """Compute (or fetch from the cache) the exact tiles of the visible window at the current epoch."""
+        b, st = self.bundle, self.state
+        if b is None or st.slice is None:
+            return
+        epoch, sl, window, budget = st.epoch_index, st.slice, tuple(st.window), st.settings.max_regions
+        if not b.piecewise_affine:
+            self._request_preview(epoch, sl, window)
+            return
+        key = self._key(epoch)
+        tiles = self.results.tiles
+        if tiles is not None and key == tiles.key:
+            return
+        hit = self.cache.peek(key)
+        if hit is not None:
+            self._on_tessellation(key, hit, epoch, window)
+            return
+        if tiles is not None and tiles.epoch_index != epoch:
+            # another epoch's tiles are on screen: take them down, so the view shows this epoch's preview
+            # (labelled in the status bar) until its exact tiles arrive, never the old picture
+            self.results.set_tiles(None)
+        self._request_preview(epoch, sl, window)
+        cache = self.cache
+        self.work.submit("tessellation", f"Tessellating epoch {b.epochs[epoch]}",
+                         lambda progress, cancel: jobs.tessellate_all(b, epoch, sl, window, budget, cache,
+                                                                      progress, cancel),
+                         on_done=lambda res: self._on_tessellation(key, res, epoch, window),
+                         on_error=self._on_tessellation_error)
+
+    def _request_preview(self, epoch, sl, window) -> None:
+        b = self.bundle
+        self.work.submit("preview", "Predicting classes",
+                         lambda progress, cancel: jobs.class_map(b, epoch, sl, window),
+                         on_done=self.results.set_preview)
+
+    def _on_tessellation(self, key: str, tess: list, epoch: int, window) -> None:
+        if self.state.slice is None or key != self._key(epoch):
+            return    # a slice, window or budget that is no longer the view's
+        tiles = Tiles(key, tess, epoch, tuple(float(w) for w in window))
+        self._shown = tiles
+        self.results.set_tiles(tiles)
+        self.update_region_counts()
+        self._prefetch_next()
+        t = tess[-1]
+        self.set_status(f"{t.num_regions:,} regions at full depth · {len(t.boundary_segments):,} boundary "
+                        f"segments · {t.seconds:.2f} s ({t.device})")
+        self.update_sites()
+        if self.state.inspected is not None and self.results.point_report is not None:
+            self.inspect(self.state.inspected)   # the report's region and tile count follow the new tiles
+
+    def _on_tessellation_error(self, exc: BaseException) -> None:
+        self.results.set_tiles(None, str(exc))
+        self.set_status(f"Exact tiles unavailable: {exc}", error=True)
+
+    def _prefetch_next(self) -> None:
+        """While playing, tessellate the next epoch into the cache (the second worker) so the next frame is a hit."""
+        b, st = self.bundle, self.state
+        if not st.playing or b is None or st.slice is None or st.epoch_index + 1 >= st.n_epochs:
+            return
+        nxt, sl, window, budget, cache = st.epoch_index + 1, st.slice, st.window, st.settings.max_regions, self.cache
+        if cache.peek(self._key(nxt)) is not None:
+            return
+        self.work.submit("prefetch", f"Pre-computing epoch {b.epochs[nxt]}",
+                         lambda progress, cancel: jobs.tessellate_all(b, nxt, sl, window, budget, cache,
+                                                                      progress, cancel))
+
+    def update_region_counts(self) -> None:
+        b, st = self.bundle, self.state
+        if b is not None and st.slice is not None:
+            self.results.set_region_counts(
+                jobs.cached_region_counts(b, st.slice, st.window, st.settings.max_regions, self.cache))
+
+    def tessellate_every_epoch(self) -> None:
+        b, st = self.bundle, self.state
+        if b is None or st.slice is None:
+            return
+        sl, window, budget, cache = st.slice, st.window, st.settings.max_regions, self.cache
+        self.work.submit("tessellate-all", "Tessellating every epoch",
+                         lambda progress, cancel: jobs.tessellate_every_epoch(b, sl, window, budget, cache,
+                                                                              progress, cancel),
+                         on_done=lambda counts: self.update_region_counts(),
+                         on_error=lambda exc: self.results.report_error("Could not tessellate every epoch", exc))
+
+    def trace_over_run(self) -> None:
+        b = self.bundle
+        if b is None:
+            return
+        self.work.submit("trace-over-run", "Mean Tr G over training",
+                         lambda progress, cancel: trace_over_run(b.locked_run(), max_points=TRACE_OVER_RUN_POINTS,
+                                                                 progress=progress, cancel=cancel),
+                         on_done=self.results.events.trace_over_run.emit,
+                         on_error=lambda exc: self.results.report_error("Could not compute Tr G over training", exc))
+
+    # -- power-diagram sites -----------------------------------------------------------------------
+    def update_sites(self) -> None:
+        """Power-diagram sites of layer ``depth`` for the tiles at that depth (computed once, in a worker)."""
+        st, tiles, b = self.state, self.results.tiles, self.bundle
+        if not st.settings.show_sites or tiles is None or b is None or not b.piecewise_affine:
+            self.results.events.sites.emit(None)
+            return
+        depth = min(st.depth, len(tiles.by_depth))
+        key = (tiles.key, depth)
+        if key in self.results.sites:
+            self.results.events.sites.emit(self.results.sites[key])
+            return
+        self.results.events.sites.emit(None)
+        t, epoch = tiles.by_depth[depth - 1], tiles.epoch_index
+
+        def done(sites) -> None:
+            cur = self.results.tiles
+            if cur is not None and (cur.key, min(self.state.depth, len(cur.by_depth))) == key:
+                self.results.add_sites(key, sites)
+
+        self.work.submit("sites", f"Power-diagram sites of layer {depth}",
+                         lambda progress, cancel: slice_power_diagram(b.network(epoch), t, [depth - 1], progress=progress,
+                                                                      cancel=cancel).sites[0],
+                         on_done=done)
+
+    # -- the inspected point -----------------------------------------------------------------------
+    def _on_inspected(self, p) -> None:
+        self.results.set_point_report(None)
+        self.results.set_region_info(None)
+        if p is not None:
+            self.inspect(p)
+
+    def inspect(self, p) -> None:
+        """The inspector's report (fast) and the region's geometry (LPs, QP: slow) of slice point ``p``."""
+        b, st = self.bundle, self.state
+        if b is None or st.slice is None:
+            return
+        epoch, sl, depth = st.epoch_index, st.slice, st.depth
+        tiles = self.results.tiles
+        tess = tiles.by_depth if tiles is not None and tiles.epoch_index == epoch else None
+        self.work.submit("inspect", "Inspecting the point",
+                         lambda progress, cancel: jobs.inspect_point(b, epoch, sl, p, depth, tess, progress, cancel),
+                         on_done=lambda rep: self._on_report(p, rep),
+                         on_error=lambda exc: self.results.report_error("Could not inspect that point", exc))
+        if b.piecewise_affine:
+            x = sl.to_input(np.asarray(p, np.float64)[None])[0]
+            self.work.submit("inspect-region", "Region geometry (LPs, QP)",
+                             lambda progress, cancel: jobs.region_geometry(b, epoch, x, progress, cancel),
+                             on_done=lambda info: self._on_region_info(p, info),
+                             on_error=lambda exc: self._on_region_info(p, {"error": str(exc)}))
+
+    def _on_report(self, p, rep) -> None:
+        if self.state.inspected == p:
+            self.results.set_point_report(rep)
+
+    def _on_region_info(self, p, info: dict) -> None:
+        if self.state.inspected == p:      # else stale: the user clicked elsewhere
+            self.results.set_region_info(info)
+
+    # -- paths -------------------------------------------------------------------------------------
+    def _on_paths(self, paths) -> None:
+        live = {p.id for p in paths}
+        results = {pid: r for pid, r in self.results.paths.items() if pid in live}
+        if self.bundle is None or self.state.slice is None:
+            self.results.set_paths(results)
+            return
+        batches: dict[tuple, list] = {}
+        for spec in paths:
+            if spec.id in results:
+                continue
+            results[spec.id] = None
+            # leaf paths of one kind, epoch and budget are one engine batch; other kinds are traced one by one
+            key = (spec.kind, spec.epoch_index, spec.steps, spec.step_size) if spec.kind in LEAF_KINDS else (spec.id,)
+            batches.setdefault(key, []).append(spec)
+        self.results.set_paths(results)
+        for specs in batches.values():
+            self._trace(specs)
+
+    def _trace(self, specs: list) -> None:
+        b, sl = self.bundle, self.state.slice
+        ids = [sp.id for sp in specs]
+        what = f"{PATH_NAMES[specs[0].kind]} #{ids[0]}" if len(ids) == 1 else \
+            f"{len(ids)} {PATH_NAMES[specs[0].kind]}s #{ids[0]}–#{ids[-1]}"
+        self.work.submit(f"path-{ids[0]}", f"Tracing {what}",
+                         lambda progress, cancel: jobs.compute_paths(b, sl, specs, progress, cancel),
+                         on_done=lambda res: self._on_traced(sl, res),
+                         on_error=lambda exc: self._on_trace_error(ids, exc), supersede=False)
+
+    def _on_traced(self, sl, res: dict) -> None:
+        """{path id: PathResult} of one job; paths deleted (or traced in another slice) meanwhile are dropped."""
+        if sl is not self.state.slice:
+            return
+        live = {p.id for p in self.state.paths}
+        self.results.set_paths({**self.results.paths, **{pid: r for pid, r in res.items() if pid in live}})
+
+    def _on_trace_error(self, ids: list, exc: BaseException) -> None:
+        for pid in ids:
+            self.state.remove_path(pid)
+        self.results.report_error("Could not trace that path" if len(ids) == 1 else
+                                  f"Could not trace those {len(ids)} paths", exc)
+
+    # -- region statistics -------------------------------------------------------------------------
+    def region_stats_available(self) -> tuple[bool, str]:
+        b = self.bundle
+        if b is None:
+            return False, "Regions: open a run with a dataset to compute the statistics."
+        if not b.piecewise_affine:
+            return False, "Regions: this network has smooth layers, so it has no linear regions."
+        if b.dataset is None:
+            return False, "Regions: this run names no dataset (the statistics need train and test points)."
+        return True, "Regions: no statistics yet. Choose the sets and press Compute (current checkpoint)."
+
+    def compute_region_stats(self, n: int, sets, active: bool, on_failed: Callable[[BaseException], None]) -> None:
+        """Region statistics (Chebyshev radii, active bits) of train / test / DeepFool points, current checkpoint."""
+        b = self.bundle
+        if b is None:
+            return
+        epoch = self.state.epoch_index
+        sets = tuple(sets)
+
+        def failed(exc) -> None:
+            on_failed(exc)
+            self.results.report_error("Could not compute the region statistics", exc)
+
+        def done(res) -> None:
+            if b is not self.bundle:
+                return  # another run was opened meanwhile
+            self.results.set_region_stats(res)
+            s = res.stats.summary()
+            self.set_status("Region statistics: " + ", ".join(
+                f"{k} mean radius {v['radius']['mean']:.3g}" if v["radius"]["mean"] is not None else f"{k}: no radius"
+                for k, v in s.items()))
+
+        self.work.submit("region-stats", f"Region statistics, epoch {b.epochs[epoch]}",
+                         lambda progress, cancel: jobs.region_stats(b, epoch, int(n), sets, bool(active),
+                                                                    progress=progress, cancel=cancel),
+                         on_done=done, on_error=failed)
+
+
+__all__ = ["Controller"]
