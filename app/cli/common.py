@@ -60,3 +60,13 @@ def check_argument_budgets(args: argparse.Namespace) -> None:
     if getattr(args, "command", None) == "train" and isinstance(getattr(args, "epochs", None), int):
         if not 1 <= args.epochs <= TRAIN_EPOCH_LIMIT:
             raise BudgetExceededError(f"--epochs {args.epochs:,} must be between 1 and {TRAIN_EPOCH_LIMIT:,}.")
+
+
+def add_slice_argument(parser: argparse.ArgumentParser, dim: int = 2, flag: str = "--slice") -> None:
+    """``--slice KIND[:I,J,...][@SEED]``: the one slice vocabulary (``app.jobs.slicing``), default as the window."""
+    from app.jobs.slicing import SPELLING
+
+    parser.add_argument(flag, dest="slice" if dim == 2 else "slice3", default=None, metavar="KIND",
+                        help=f"{dim}D slice: {SPELLING} (default: the window's: the input space of {dim}-input nets, "
+                             + ("else the plane through three training points of different classes" if dim == 2
+                                else "else the PCA space") + ", else PCA, else random)")

@@ -11,16 +11,18 @@ from pathlib import Path
 
 from geometry.errors import DatasetError, SplineAtlasError
 
+from ..model.state import COLOR_MODES, PATH_KINDS
+from ..jobs.slicing import slice_from_text
+from .common import add_slice_argument
+
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", help="checkpoint file, run.json or run folder")
-    p.add_argument("--slice", default=None, metavar="KIND",
-                   help="input | points:I,J,K | pca | deepfool:I  (default: the input plane for 2D-input nets, "
-                        "else the plane through three training points of different classes, as the window)")
+    add_slice_argument(p)
     p.add_argument("--window", type=float, nargs=4, metavar=("UMIN", "UMAX", "VMIN", "VMAX"),
                    help="visible window in slice coordinates (default: the slice's home window)")
     p.add_argument("--layer", type=int, default=None, help="show the tessellation after layers 1..L (default: all)")
-    p.add_argument("--color", choices=["class", "slope", "hash", "layer"], default="class",
+    p.add_argument("--color", choices=COLOR_MODES, default="class",
                    help="tile colouring: predicted class, ||A_w|| slope norm, activation-pattern hash, layer of origin")
     p.add_argument("--size", type=int, nargs=2, metavar=("W", "H"), default=None, help="size in pixels")
     p.add_argument("--dpi", type=int, default=None,
@@ -40,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_common(p)
     p.add_argument("--epoch", type=int, default=None, help="epoch of the run (default: the last checkpoint)")
     p.add_argument("--path", dest="trace", default=None, metavar="KIND:I,J",
-                   help="a path figure instead: straight|horizontal|normal path from training point I to J (normal: "
+                   help="a path figure instead: segment|horizontal|normal|region path from training point I to J (normal: "
                         "KIND:I), drawn over the slice with its class probabilities and, for images, an image strip")
     p.set_defaults(func=cmd_export_figure)
 
@@ -55,44 +57,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="epochs sweep: which epochs (default: every checkpoint). A:B every checkpoint from epoch "
                         "A to B; A:B:STEP the checkpoints nearest to epochs A, A+STEP, ..., B; or a list of epochs")
     v.add_argument("--fps", type=float, default=4.0, help="frames per second (default 4)")
-    v.add_argument("--path-kind", choices=["straight", "horizontal", "normal"], default="horizontal",
+    v.add_argument("--path-kind", choices=PATH_KINDS, default="horizontal",
                    help="path sweep: the kind of path (default: horizontal leaf path)")
     v.add_argument("--from", dest="src", type=int, default=None, help="path sweep: start (training index)")
     v.add_argument("--to", dest="dst", type=int, default=None, help="path sweep: end (training index)")
-    v.add_argument("--steps", type=int, default=120, help="path sweep: path steps (default 120)")
+    v.add_argument("--steps", type=int, default=None, help="path sweep: step budget of a leaf path (default: the window's)")
     v.add_argument("--frames", type=int, default=None,
                    help="path sweep: number of frames (default: <= 90); turntable: frames per turn (default 72)")
-    v.add_argument("--slice3", choices=["input", "pca", "deepfool"], default=None,
-                   help="turntable: the 3D slice (default: the input space of 3-input nets, else PCA)")
+    add_slice_argument(v, dim=3, flag="--slice3")
     v.set_defaults(func=cmd_export_video)
-
-
-def parse_slice_choice(text: str | None, bundle):
-    """``input | points:I,J,K | pca | deepfool:I`` -> app.state.SliceChoice (None: the window's default)."""
-    from app import jobs
-    from app.state import SliceChoice
-
-    if text is None:
-        return jobs.default_slice_choice(bundle)
-    kind, _, rest = text.partition(":")
-    kind = kind.strip().lower()
-    try:
-        idx = tuple(int(t) for t in rest.split(",")) if rest.strip() else ()
-    except ValueError:
-        raise SplineAtlasError(f"--slice {text!r}: indices must be integers, e.g. points:0,10,20.") from None
-    if kind not in ("input", "points", "pca", "deepfool"):
-        raise SplineAtlasError(f"--slice {text!r}: use input, points:I,J,K, pca or deepfool:I.")
-    if kind == "points" and len(idx) != 3:
-        raise SplineAtlasError("--slice points:I,J,K needs exactly three training indices.")
-    if kind == "deepfool" and len(idx) != 1:
-        raise SplineAtlasError("--slice deepfool:I needs one training index.")
-    from app.render.slice_figure import bundle_points
-
-    n = len(bundle_points(bundle)[0])
-    bad = [i for i in idx if not 0 <= i < n]
-    if bad:
-        raise DatasetError(f"--slice index {bad[0]} is out of range: the training set has {n} points.")
-    return SliceChoice(kind, idx)
 
 
 def _options(args):
@@ -115,8 +88,7 @@ def _setup(args):
     if not bundle.piecewise_affine:
         raise SplineAtlasError("this network is not piecewise affine, so it has no exact tiles to draw.")
     ei = bundle.run.exact_index(args.epoch)
-    choice = parse_slice_choice(args.slice, bundle)
-    slice_, home = jobs.make_slice(bundle, choice, ei)
+    slice_, home, _ = slice_from_text(args.slice, bundle, ei)
     window = tuple(args.window) if args.window else home
     return bundle, ei, slice_, window
 
@@ -140,14 +112,14 @@ def cmd_export_figure(args) -> int:
     if args.trace:
         from app.export.sweeps import trace_path
         from app.render.path_figure import render_path_figure
-        from app.render.slice_figure import bundle_points, save_figure
+        from app.render.slice_figure import save_figure
 
         kind, _, rest = args.trace.partition(":")
         try:
             idx = [int(t) for t in rest.split(",") if t.strip()]
         except ValueError:
             raise SplineAtlasError(f"--path {args.trace!r}: use KIND:I,J with training indices.") from None
-        X, _ = bundle_points(bundle)
+        X, _ = bundle.points()
         if len(idx) != (1 if kind == "normal" else 2) or any(not 0 <= i < len(X) for i in idx):
             raise DatasetError(f"--path {args.trace!r}: give {'one index' if kind == 'normal' else 'two indices'} "
                                f"of the training set (0..{len(X) - 1}).")
@@ -225,9 +197,7 @@ def cmd_export_video(args) -> int:
     elif args.sweep == "layers":
         frames = sweeps.layer_sweep_frames(bundle, ei, slice_, window, opt, max_regions=args.max_regions)
     else:
-        from app.render.slice_figure import bundle_points
-
-        X, _ = bundle_points(bundle)
+        X, _ = bundle.points()
         if args.src is None or (args.path_kind != "normal" and args.dst is None):
             raise SplineAtlasError("--sweep path needs --from I (and --to J unless --path-kind normal).")
         for i in (args.src, args.dst):
@@ -254,7 +224,7 @@ def _turntable(args, opt, out: Path) -> int:
     bundle = jobs.open_run_bundle(args.path)
     ei = bundle.run.exact_index(args.epoch)
     frames = turntable_frames(bundle, ei, args.layer, args.color, (opt.width, opt.height), args.frames or 72,
-                              slice_kind=args.slice3)
+                              slice_text=args.slice3)
     export_video(out, frames, fps=args.fps, progress=_progress_printer("rendering"))
     if sys.stderr.isatty():
         print(file=sys.stderr)

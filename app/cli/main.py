@@ -21,6 +21,7 @@ from geometry.safe_io import CHECKPOINT_LIMIT_ENV, printable
 COMMAND_MODULES = [
     "app.cli.foundation_cmds",
     "app.cli.tessellate_cmd",
+    "app.cli.inspect_cmd",
     "app.cli.region_cmds",
     "app.cli.boundary_cmds",
     "app.cli.render3d_cmd",

@@ -25,10 +25,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--split", choices=["train", "test"], default="test", help="which split the indices refer to")
     p.add_argument("--epoch", type=int, default=None, help="epoch of the run (default: the last checkpoint)")
     p.add_argument("--steps", type=int, default=None,
-                   help="step budget (horizontal, default 1000), steps (normal, default 100), depth budget (region, default 10)")
+                   help="step budget of a leaf path (default 200, as the window), depth budget (region, default 10)")
     p.add_argument("--step-size", type=float, default=None,
-                   help="step length α in input units (default: 2%% of the source-destination distance, "
-                        "or of the source's norm for normal paths)")
+                   help="step length α in input units (default, as the window: 2%% of each path's source-destination "
+                        "distance, or of max(||source||, 1) for normal paths)")
     p.add_argument("--tol", type=float, default=None, help="reached when ||d − x|| ≤ tol (default 1e-3·||d − s||)")
     p.add_argument("--integrator", choices=["euler", "rk4"], default="euler")
     p.add_argument("--projection", choices=["svd", "gram"], default="svd",
@@ -175,10 +175,12 @@ def cmd_path(args) -> int:
     if args.kind == "region":
         from geometry.region_paths import find_region_path
 
+        from app.jobs.paths import REGION_DEPTH
+
         results = []
         rows = []
         for k in range(len(src)):
-            rp = find_region_path(net, S[k], D[k], max_depth=10 if args.steps is None else args.steps,
+            rp = find_region_path(net, S[k], D[k], max_depth=REGION_DEPTH if args.steps is None else args.steps,
                                   margin=args.margin, dtype=dtype, device=args.device)
             results.append(rp)
             L = np.concatenate([[0], np.cumsum(np.linalg.norm(np.diff(rp.anchors, axis=0), axis=1))])
@@ -198,21 +200,20 @@ def cmd_path(args) -> int:
     else:
         from geometry.leaf_paths import horizontal_paths, normal_paths
 
+        from app.jobs.paths import DEFAULT_STEPS, leaf_step_sizes
+
         if args.step_size is not None:
             alpha = args.step_size
-        elif args.kind == "horizontal":
-            alpha = 0.02 * float(np.median(np.linalg.norm(D - S, axis=1)))
-        else:
-            alpha = 0.02 * float(np.median(np.linalg.norm(S, axis=1)))
-        if not alpha > 0:
-            raise SplineAtlasError("the default step size is 0 (source equals destination); give --step-size.")
+        else:   # the window's step rule (app.jobs.paths), per path
+            alpha = leaf_step_sizes(args.kind, S, D)
+        steps = DEFAULT_STEPS if args.steps is None else args.steps
         if args.kind == "horizontal":
-            lp = horizontal_paths(net, S, D, step_size=alpha, max_steps=1000 if args.steps is None else args.steps,
+            lp = horizontal_paths(net, S, D, step_size=alpha, max_steps=steps,
                                   tol=args.tol, integrator=args.integrator,
                                   stop_on_stagnation=not args.no_stagnation_stop, dtype=dtype, device=args.device,
                                   projection=args.projection, progress=progress)
         else:
-            lp = normal_paths(net, S, seed=args.seed, step_size=alpha, steps=100 if args.steps is None else args.steps,
+            lp = normal_paths(net, S, seed=args.seed, step_size=alpha, steps=steps,
                               integrator=args.integrator, dtype=dtype, device=args.device,
                               projection=args.projection, progress=progress)
         print(file=sys.stderr)

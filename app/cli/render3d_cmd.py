@@ -1,6 +1,6 @@
 """``splineatlas render3d``: the 3D slice view rendered headlessly to a PNG (the 3D tab's CLI twin).
 
-Same engine calls and the same scene arrays as the tab (:mod:`app.jobs3d`); vispy and Qt are imported
+Same engine calls and the same scene arrays as the tab (:mod:`app.jobs.scene3d`); vispy and Qt are imported
 only inside the handler, and OpenGL is needed (a display, or ``xvfb-run -a splineatlas render3d ...``).
 """
 from __future__ import annotations
@@ -13,6 +13,10 @@ import time
 from geometry.errors import SplineAtlasError
 from geometry.safe_io import atomic_save
 
+from ..render.faces import FACE_COLOR_MODES
+from ..jobs.slicing import slice_from_text
+from .common import add_slice_argument
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("render3d", help="render the exact 3D slice view (cells, decision boundary) to a PNG",
@@ -23,12 +27,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layer", type=int, default=None, help="depth: cells after layers 1..L (default: all)")
     p.add_argument("--out", required=True, help="output PNG")
     p.add_argument("--size", type=int, nargs=2, default=(1000, 800), metavar=("W", "H"))
-    p.add_argument("--slice", choices=["input", "pca", "deepfool"], default=None,
-                   help="3D slice: input space (3-input nets, default there), PCA (default otherwise), "
-                        "or a data point + its DeepFool direction + 2 random directions")
-    p.add_argument("--point", type=int, default=0, help="dataset point of a DeepFool slice")
-    p.add_argument("--seed", type=int, default=0, help="seed of the DeepFool slice's random directions")
-    p.add_argument("--color", choices=["class", "slope", "layer", "hash"], default="class",
+    add_slice_argument(p, dim=3)
+    p.add_argument("--color", choices=FACE_COLOR_MODES, default="class",
                    help="face colours: cell class, cell ||A_w||, layer that made the face, pattern hash")
     p.add_argument("--only-layer", type=int, default=0, help="show only the faces made by this layer (1-based)")
     p.add_argument("--near-boundary", type=float, default=None, metavar="FRACTION",
@@ -49,11 +49,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_render3d(args) -> int:
-    import numpy as np
-
-    from .. import jobs3d
+    from .. import jobs
     from ..jobs import open_run_bundle
-    from ..view3d_state import ClipPlane, Slice3Choice, View3DSettings
+    from ..jobs import scene3d as jobs3d
+    from ..model.view3d import ClipPlane, View3DSettings
 
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and sys.platform.startswith("linux"):
         raise SplineAtlasError("render3d needs OpenGL and there is no display; run it under a virtual X server: "
@@ -62,9 +61,8 @@ def cmd_render3d(args) -> int:
     bundle = open_run_bundle(args.path)
     run = bundle.run
     idx = run.exact_index(args.epoch)
-    kind = args.slice or jobs3d.default_choice(bundle.input_dim).kind
-    sl, box = jobs3d.make_slice3(bundle, Slice3Choice(kind, args.point, args.seed), idx)
-    t_by = jobs3d.tessellate3_all(bundle, idx, sl, box, args.max_cells)
+    sl, box, _ = slice_from_text(args.slice3, bundle, idx, dim=3)
+    t_by = jobs.tessellate_all(bundle, idx, sl, box, args.max_cells)
     t_tess = time.perf_counter() - t0
     depth = bundle.depth if args.layer is None else args.layer
     if not 1 <= depth <= bundle.depth:
@@ -95,14 +93,8 @@ def cmd_render3d(args) -> int:
     canvas.turntable.azimuth, canvas.turntable.elevation = args.azimuth, args.elevation
     canvas.show_scene(scene)
     if settings.show_points:
-        u, y, _ = jobs3d.points3(bundle, sl)
-        b = np.asarray(box).reshape(3, 2)
-        inside = np.all((u >= b[:, 0]) & (u <= b[:, 1]), axis=1)
-        from geometry.mesh3d import DEFAULT_CLASS_COLORS
-
-        col = np.ones((int(inside.sum()), 4), np.float32)
-        col[:, :3] = DEFAULT_CLASS_COLORS[y[inside] % len(DEFAULT_CLASS_COLORS)]
-        canvas.set_points(u[inside], col, size=7.0 if bundle.input_dim == 3 else 5.0)
+        u, col, size = jobs3d.points_in_box(bundle, sl, box)
+        canvas.set_points(u, col, size=size)
     if args.clip:
         axis = "uvw".index(args.clip[0]) if args.clip[0] in "uvw" else int(args.clip[0])
         clip = ClipPlane(True, axis, float(args.clip[1]))

@@ -72,8 +72,8 @@ def cmd_screenshot(args) -> int:
         if args.no_points:
             st.update_settings(show_points=False)
         settle_window(app, win, args.timeout)
-        if win.tess_error is not None:
-            raise SplineAtlasError(f"the exact tessellation failed: {win.tess_error}")
+        if win.results.tiles_error is not None:
+            raise SplineAtlasError(f"the exact tessellation failed: {win.results.tiles_error}")
         key = save_view(win, args.out)
     finally:
         win.work.shutdown()

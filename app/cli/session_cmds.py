@@ -13,7 +13,9 @@ from pathlib import Path
 
 from geometry.errors import SplineAtlasError
 
-from ..state import COLOR_MODES, PATH_KINDS, SliceChoice, ViewerState, read_session, save_session
+from ..model.state import COLOR_MODES, PATH_KINDS, SliceChoice, ViewerState
+
+from ..model.session import read_session, save_session
 from geometry.safe_io import write_text
 
 

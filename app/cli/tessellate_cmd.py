@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from app.cli.common import add_trust_argument
+from app.jobs.slicing import SPELLING
+from app.model.state import SliceChoice
+from geometry.cross_sections import DEFAULT_EXTENT
 from geometry.errors import DatasetError, InputFileError, SplineAtlasError
 from geometry.safe_io import write_text
 
@@ -21,6 +24,7 @@ def add_slice_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epoch", type=int, default=None,
                    help="epoch of the run (default: the last checkpoint); must be one of the run's checkpoints")
     g = p.add_mutually_exclusive_group()
+    g.add_argument("--slice", metavar="KIND", default=None, help=f"2D slice in the window's vocabulary: {SPELLING}")
     g.add_argument("--plane", choices=["input"], help="the input space itself (2D/3D-input networks)")
     g.add_argument("--through", metavar="I,J,K[,L]",
                    help="plane through these training points of the run's dataset (4 indices: a 3D slice)")
@@ -35,10 +39,11 @@ def add_slice_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --deepfool: the second axis points to training point J")
     p.add_argument("--seed", type=int, default=None, metavar="S",
                    help="with --deepfool: seed of the random second direction (default 0)")
-    p.add_argument("--extent", type=float, default=3.0, metavar="E",
-                   help="with --deepfool: default box half-width in units of ||r(x)|| (default 3)")
+    p.add_argument("--extent", type=float, default=DEFAULT_EXTENT, metavar="E",
+                   help=f"with --deepfool: default box half-width in units of ||r(x)|| (default {DEFAULT_EXTENT:g})")
     p.add_argument("--domain", type=float, nargs="+", metavar="X",
-                   help="XMIN XMAX YMIN YMAX [ZMIN ZMAX] in slice coordinates (default: [-1,1]^k, or the anchors' box)")
+                   help="XMIN XMAX YMIN YMAX [ZMIN ZMAX] in slice coordinates (default: the slice's home window, as "
+                        "the window opens it: the data or defining points plus a margin, square)")
     p.add_argument("--device", default=None, help="cpu | cuda (default: CUDA when present)")
     p.add_argument("--max-regions", type=int, default=None, help="stop with an error beyond this many regions (default: 1M, less for wide nets: ~4 GiB)")
     add_trust_argument(p)
@@ -64,9 +69,9 @@ def load_checkpoint_network(args):
     return run, i, run.network(i)
 
 
-def _parse_indices(text: str) -> list[int]:
+def _parse_indices(text: str) -> tuple[int, ...]:
     try:
-        idx = [int(t) for t in text.split(",")]
+        idx = tuple(int(t) for t in text.split(","))
     except ValueError:
         raise SplineAtlasError(f"--through expects comma-separated integers like 0,10,20; got {text!r}.") from None
     if len(idx) not in (3, 4) or len(set(idx)) != len(idx):
@@ -74,59 +79,59 @@ def _parse_indices(text: str) -> list[int]:
     return idx
 
 
-def _dataset_index(ds, i: int, flag: str) -> int:
-    n = len(ds.X_train)
-    if not 0 <= i < n:
-        raise DatasetError(f"{flag} index {i} is out of range: the training set has {n} points (0..{n - 1}).")
-    return i
-
-
 def build_slice(args, net, run):
-    """The slice the arguments ask for (default: input space for 2D/3D inputs, else through points 0,1,2)."""
+    """The slice the arguments ask for (default: the window's, see :func:`resolve_slice`)."""
     return resolve_slice(args, net, run)[0]
 
 
-def resolve_slice(args, net, run):
-    """(slice, domain, info): the slice the arguments ask for, the domain to tessellate (--domain, else the
-    slice's own default: None, or ||r||-scaled for a cross-section) and a JSON-ready dict describing how the
-    slice was made (empty except for --deepfool)."""
-    from geometry.slices import Slice
+def slice_choice_from_arguments(args, bundle) -> tuple[SliceChoice, int]:
+    """(choice, dim) in the one slice vocabulary for --slice/--plane/--through/--pca/--deepfool; with none of
+    them, the window's default (in 3D for 3-input networks, which the input space shows whole)."""
+    from app.jobs.slicing import default_slice_choice, parse_slice_choice
 
-    D = net.input_dim
     deepfool_point = getattr(args, "deepfool", None)
     if deepfool_point is None and (getattr(args, "second", None) is not None or getattr(args, "seed", None) is not None):
         raise SplineAtlasError("--second and --seed only apply to a --deepfool cross-section.")
-    sl, domain, info = None, None, {}
-    if args.origin_and_directions:
-        from geometry.safe_io import MAX_DATASET_BYTES, name, read_npz
+    if getattr(args, "slice", None) is not None:
+        return parse_slice_choice(args.slice), 2
+    if args.plane == "input":
+        return SliceChoice("input"), max(2, min(bundle.input_dim, 3))
+    if args.through:
+        idx = _parse_indices(args.through)
+        return SliceChoice("points", idx), len(idx) - 1
+    if args.pca:
+        return SliceChoice("pca"), args.pca
+    if deepfool_point is not None:
+        if args.second is not None and args.seed is not None:
+            raise SplineAtlasError("give --second J or --seed S for the second axis, not both.")
+        idx = (deepfool_point,) if args.second is None else (deepfool_point, args.second)
+        return SliceChoice("deepfool", idx, 0 if args.seed is None else args.seed), 2
+    dim = 3 if bundle.input_dim == 3 else 2
+    return default_slice_choice(bundle, dim), dim
 
-        path = Path(args.origin_and_directions)
-        data = read_npz(path, "--origin-and-directions file", ("origin", "directions"), MAX_DATASET_BYTES)
-        if "origin" not in data or "directions" not in data:
-            raise InputFileError(f"{name(path)} must be an npz with 'origin' (D,) and 'directions' (k, D).")
-        origin, dirs = np.asarray(data["origin"], dtype=np.float64), np.asarray(data["directions"], dtype=np.float64)
-        if origin.shape != (D,) or dirs.ndim != 2 or dirs.shape[1] != D or dirs.shape[0] not in (2, 3):
-            raise InputFileError(f"{name(path)}: origin must be ({D},) and directions (2|3, {D}); got {origin.shape} and {dirs.shape}.")
-        if not (np.isfinite(origin).all() and np.isfinite(dirs).all()):
-            raise InputFileError(f"{name(path)}: origin and directions must be finite numbers.")
-        sl = Slice.from_directions(origin, dirs, description=f"origin and directions from {path.name}")
-    elif args.plane == "input" or (args.through is None and args.pca is None and deepfool_point is None
-                                   and D in (2, 3)):
-        sl = Slice.input_plane(D)
+
+def resolve_slice(args, net, run):
+    """(slice, domain, info): the slice the arguments ask for, built by ``app.jobs.slicing.make_slice`` as the
+    window builds it; the domain (--domain, else the slice's home window, as the window opens it); and a
+    JSON-ready dict of how it was made (``slice``: its spelling, plus ``cross_section`` for DeepFool)."""
+    from app.jobs.bundle import bundle_from_run
+    from app.jobs.slicing import format_slice_choice, make_slice
+
+    D = net.input_dim
+    if args.origin_and_directions:
+        sl = _slice_from_file(Path(args.origin_and_directions), D)
+        domain, info = None, {}
     else:
-        ds = run.dataset
-        if ds is None:
+        bundle = bundle_from_run(run, args.path)
+        choice, dim = slice_choice_from_arguments(args, bundle)
+        if choice.kind != "input" and bundle.dataset is None:
             raise DatasetError(f"this network has {D} inputs and the run names no dataset; "
-                               "give --origin-and-directions FILE.npz.")
-        if args.pca:
-            sl = Slice.pca(ds.X_train, k=args.pca)
-        elif deepfool_point is not None:
-            sl, domain, info = _cross_section(args, net, ds)
-        else:
-            idx = _parse_indices(args.through) if args.through else [0, 1, 2]
-            for i in idx:
-                _dataset_index(ds, i, "--through")
-            sl = Slice.through_points(ds.X_train[idx], description=f"plane through training points {idx}")
+                               "give --origin-and-directions FILE.npz or --slice random@SEED.")
+        i = run.exact_index(args.epoch)
+        sl, home = make_slice(bundle, choice, i, dim=dim, extent=args.extent)
+        domain, info = list(home), {"slice_choice": format_slice_choice(choice)}
+        if choice.kind == "deepfool":
+            info["cross_section"] = _deepfool_facts(net, bundle, choice, args.extent)
     if args.domain is not None:
         if len(args.domain) != 2 * sl.dim:
             raise SplineAtlasError(f"--domain needs {2 * sl.dim} numbers for a {sl.dim}D slice; got {len(args.domain)}.")
@@ -134,33 +139,32 @@ def resolve_slice(args, net, run):
     return sl, domain, info
 
 
-def _cross_section(args, net, ds):
-    """Fawzi cross-section through training point --deepfool I (geometry.cross_sections)."""
-    from geometry.cross_sections import cross_sections
+def _slice_from_file(path: Path, D: int):
+    from geometry.safe_io import MAX_DATASET_BYTES, name, read_npz
     from geometry.slices import Slice
 
-    i = _dataset_index(ds, args.deepfool, "--deepfool")
-    X = np.asarray(ds.X_train, dtype=np.float64).reshape(len(ds.X_train), -1)
-    if args.second is not None and args.seed is not None:
-        raise SplineAtlasError("give --second J or --seed S for the second axis, not both.")
-    second = None
-    if args.second is not None:
-        j = _dataset_index(ds, args.second, "--second")
-        if j == i:
-            raise SplineAtlasError("--second must name a training point other than --deepfool's.")
-        second = X[j][None]
-    seed = 0 if args.seed is None else args.seed
-    if not args.extent > 0:
-        raise SplineAtlasError(f"--extent must be positive; got {args.extent}.")
-    cs = cross_sections(net, X[i][None], second, extent=args.extent, seed=seed, device=args.device)[0]
-    how = f"x_{args.second} - x_{i}" if second is not None else f"a random direction (seed {seed})"
-    sl = Slice(cs.slice.origin, cs.slice.basis, cs.slice.anchors,
-              f"cross-section through training point {i}: r(x) and {how}")
-    info = {"cross_section": {"point": i, "second": args.second, "seed": None if second is not None else seed,
-                              "kind": cs.kind, "perturbation_norm": float(np.linalg.norm(cs.perturbation)),
-                              "original_label": cs.original_label, "adversarial_label": cs.adversarial_label,
-                              "extent": args.extent}}
-    return sl, cs.domain.tolist(), info
+    data = read_npz(path, "--origin-and-directions file", ("origin", "directions"), MAX_DATASET_BYTES)
+    if "origin" not in data or "directions" not in data:
+        raise InputFileError(f"{name(path)} must be an npz with 'origin' (D,) and 'directions' (k, D).")
+    origin, dirs = np.asarray(data["origin"], dtype=np.float64), np.asarray(data["directions"], dtype=np.float64)
+    if origin.shape != (D,) or dirs.ndim != 2 or dirs.shape[1] != D or dirs.shape[0] not in (2, 3):
+        raise InputFileError(f"{name(path)}: origin must be ({D},) and directions (2|3, {D}); got {origin.shape} and {dirs.shape}.")
+    if not (np.isfinite(origin).all() and np.isfinite(dirs).all()):
+        raise InputFileError(f"{name(path)}: origin and directions must be finite numbers.")
+    return Slice.from_directions(origin, dirs, description=f"origin and directions from {path.name}")
+
+
+def _deepfool_facts(net, bundle, choice: SliceChoice, extent: float) -> dict:
+    """What the JSON says about a cross-section: DeepFool's classes and ||r|| at the slice's point."""
+    from geometry.deepfool import deepfool
+
+    X, _ = bundle.points()
+    res = deepfool(net, X[choice.indices[0]][None])
+    second = choice.indices[1] if len(choice.indices) > 1 else None
+    return {"point": choice.indices[0], "second": second, "seed": None if second is not None else choice.seed,
+            "kind": "point" if second is not None else "random", "perturbation_norm": float(res.norms[0]),
+            "original_label": int(res.original_labels[0]), "adversarial_label": int(res.labels[0]),
+            "extent": extent}
 
 
 def cmd_tessellate(args) -> int:
