@@ -104,9 +104,10 @@ def main() -> int:
     if QGuiApplication.platformName() in ("offscreen", "minimal"):
         print("needs OpenGL: run under xvfb-run -a", file=sys.stderr)
         return 2
-    from app import jobs3d
+    from app.jobs import scene3d as jobs3d
+    from app.render import palette
     from app.qt.view3d import Canvas3D
-    from app.view3d_state import View3DSettings
+    from app.model.view3d import View3DSettings
 
     canvas = Canvas3D()
     canvas.resize(*args.size)
@@ -123,24 +124,21 @@ def main() -> int:
         n = max(2, int(round((target / 6) ** (1 / 3))))
         scenes.append((f"grid {n}^3 cells", grid_tessellation(n)))
     if args.engine:
-        if not jobs3d.engine3d_available():
-            print("# --engine: the 3D engine (geometry.tessellation.solid) is not available; skipped")
-        else:
-            import torch
+        import torch
 
-            from geometry.network import Network
-            from geometry.spec import mlp_spec
-            from geometry.tessellation import tessellate_all_depths
+        from geometry.network import Network
+        from geometry.spec import mlp_spec
+        from geometry.tessellation import tessellate_all_depths
 
-            for widths in ([3, 16, 16, 3], [3, 32, 32, 3], [3, 64, 64, 3]):
-                torch.manual_seed(0)
-                net = Network(mlp_spec(widths)).eval()
-                t0 = time.perf_counter()
-                tb = tessellate_all_depths(net, Slice.input_plane(3), np.array([-1.0, 1, -1, 1, -1, 1]),
-                                           max_regions=400_000)
-                print(f"# engine {'-'.join(map(str, widths))}: {tb[-1].num_regions} cells in "
-                      f"{time.perf_counter() - t0:.2f} s")
-                scenes.append(("mlp " + "-".join(map(str, widths)), tb[-1]))
+        for widths in ([3, 16, 16, 3], [3, 32, 32, 3], [3, 64, 64, 3]):
+            torch.manual_seed(0)
+            net = Network(mlp_spec(widths)).eval()
+            t0 = time.perf_counter()
+            tb = tessellate_all_depths(net, Slice.input_plane(3), np.array([-1.0, 1, -1, 1, -1, 1]),
+                                       max_regions=400_000)
+            print(f"# engine {'-'.join(map(str, widths))}: {tb[-1].num_regions} cells in "
+                  f"{time.perf_counter() - t0:.2f} s")
+            scenes.append(("mlp " + "-".join(map(str, widths)), tb[-1]))
     settings = View3DSettings()
     for name, t in scenes:
         t0 = time.perf_counter()
@@ -182,7 +180,7 @@ def main() -> int:
             v, faces = t.polyhedron(r)
             tris = np.array([(f[0], f[q], f[q + 1]) for f in faces for q in range(1, len(f) - 1)])
             m = vscene.visuals.Mesh(vertices=v.astype(np.float32), faces=tris.astype(np.uint32),
-                                    color=tuple(mesh3d.DEFAULT_CLASS_COLORS[cls[r] % 12]) + (0.12,),
+                                    color=tuple(palette.hex_rgba(palette.CLASS_COLORS[cls[r] % 12], 0.12)),
                                     parent=canvas.view.scene)
             m.set_gl_state("translucent", depth_test=True, depth_mask=False, cull_face=False)
             visuals.append(m)

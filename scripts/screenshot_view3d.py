@@ -44,7 +44,8 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
-    from app import jobs3d
+    from app.jobs import scene3d as jobs3d
+    from app import jobs
     from app.qt.main_window import MainWindow
     from geometry.cache import ResultCache
 
@@ -56,14 +57,14 @@ def main() -> int:
     wait(app, lambda: win.bundle is not None and win.tess is not None)
     tab = win.view3d
     b = win.bundle
-    if args.reference and not jobs3d.engine3d_available():
+    if args.reference:
         from reference_tess3d import reference_tessellations
 
-        sl, box = jobs3d.make_slice3(b, jobs3d.default_choice(b.input_dim), len(b.run) - 1)
+        sl, box = jobs3d.make_slice3(b, jobs3d.default_choice(b), len(b.run) - 1)
         t0 = time.time()
         tb = reference_tessellations(b.run.network(len(b.run) - 1), box)
         print(f"reference tessellation: {tb[-1].num_regions} cells in {time.time() - t0:.1f} s")
-        win.cache.put(jobs3d.tessellation3_key(b, len(b.run) - 1, sl, box, tab.state3d.settings.max_cells), tb,
+        win.cache.put(jobs.tessellation_key(b, len(b.run) - 1, sl, box, tab.state3d.settings.max_cells), tb,
                       persist=False)
     win.tabs.setCurrentWidget(tab)
     wait(app, lambda: tab.scene is not None or (tab.error is not None))

@@ -53,7 +53,7 @@ def main() -> None:
     pass  # the caller sets SPLINEATLAS_CACHE
     from app.cli.main import main as cli
     from app.jobs import open_run_bundle
-    from app.state import read_session
+    from app.model.session import read_session
     from geometry.errors import SplineAtlasError
 
     cases = json.loads(open(sys.argv[1]).read())

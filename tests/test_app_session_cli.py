@@ -4,7 +4,8 @@ from __future__ import annotations
 import sys
 
 from app.cli.main import main
-from app.state import ViewerState, read_session
+from app.model.state import ViewerState
+from app.model.session import read_session
 
 
 def test_create_then_show_and_load(tmp_path, spirals_run_path, capsys):

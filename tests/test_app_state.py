@@ -6,7 +6,9 @@ import json
 import numpy as np
 import pytest
 
-from app.state import PathSpec, SliceChoice, ViewerState, read_session, save_session
+from app.model.state import PathSpec, SliceChoice, ViewerState
+
+from app.model.session import read_session, save_session
 from geometry.cache import ResultCache, cache_key, dump_result, load_result
 from geometry.errors import InputFileError
 from geometry.slices import Slice
@@ -147,7 +149,9 @@ def test_deepfool_slice_of_the_window_is_the_engine_cross_section(digits_run_pat
     w_in_plane = sl.basis @ (sl.basis.T @ w)
     np.testing.assert_allclose(w_in_plane, w, atol=1e-9)                          # second: the seeded direction
     np.testing.assert_allclose(sl.anchors[1], [np.linalg.norm(r), 0.0], atol=1e-9)
-    half = 2.5 * np.linalg.norm(r)
+    from geometry.cross_sections import DEFAULT_EXTENT
+
+    half = DEFAULT_EXTENT * np.linalg.norm(r)   # one extent for the window, the CLI and the 3D tab
     np.testing.assert_allclose(win, (-half, half, -half, half), rtol=1e-9)
 
 

@@ -39,7 +39,7 @@ def test_open_scrub_inspect_and_trace(qtbot, window):
     win = window
     st, b = win.state, win.bundle
     assert b.input_dim == 2 and st.n_epochs == len(b.run) and st.depth == b.depth
-    assert win._recent()[0] == str(b.run.source.resolve()) or win._recent()[0].endswith("spirals")
+    assert win.recent.paths()[0] == str(b.run.source.resolve()) or win.recent.paths()[0].endswith("spirals")
     full = win.tess[-1]
     assert win.view2d.tiles.num_tiles == len(full.class_cell_class)  # class mode fills the exact argmax cells
     # layer slider: the edges shown are those of the chosen depth; no recomputation

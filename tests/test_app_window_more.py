@@ -144,12 +144,12 @@ def test_regions_tab_computes_the_region_statistics_of_the_current_checkpoint(qt
 
 
 # -- 2. / 3b. the inspector against the engine ------------------------------------------------------------
-def _region_box(b):
-    """The box of app.jobs.region_geometry: the data's bounding box grown by half its size."""
+def _region_box(b, x):
+    """The box of ``splineatlas region`` (and so of the inspector): training data and the point, 10% margin of
+    their value range on every coordinate."""
     X, _ = b.points()
-    lo, hi = X.min(0), X.max(0)
-    pad = 0.5 * np.maximum(hi - lo, 1e-3)
-    return lo - pad, hi + pad
+    lo, hi = min(X.min(), x.min()), max(X.max(), x.max())
+    return lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo)
 
 
 def _inspect_by_click(qtbot, win, u):
@@ -193,7 +193,6 @@ def test_inspector_qp_row_inside_and_outside_the_boundary(qtbot, spirals_window)
         area = 0.5 * abs(np.dot(v[:, 0], np.roll(v[:, 1], -1)) - np.dot(v[:, 1], np.roll(v[:, 0], -1)))
         mixed = len(set(vcls[O[r]:O[r + 1]].tolist())) > 1
         best[mixed] = max(best[mixed], (area, r))
-    box = _region_box(b)
     seg = full.boundary_segments
     mids = seg.mean(1)
     for mixed in (True, False):
@@ -202,7 +201,7 @@ def test_inspector_qp_row_inside_and_outside_the_boundary(qtbot, spirals_window)
         rep = _inspect_by_click(qtbot, win, V[O[r]:O[r + 1]].mean(0))
         x = np.asarray(rep.x)
         assert int(full.region_of(np.asarray(rep.u)[None])[0]) == r       # the click landed in that tile
-        ref = min_region_perturbation(hrep_at(net, x), x, box=box)          # every row (the app uses active bits)
+        ref = min_region_perturbation(hrep_at(net, x), x, box=_region_box(b, x))   # every row (the app: active bits)
         text = win.inspector.fields["qp"].text()
         assert ref.exists == mixed
         if mixed:
@@ -245,14 +244,14 @@ def test_inspector_engine_values_on_the_digits_cnn(qtbot, digits_window):
     with torch.no_grad():
         c0, c1 = net.to_dtype_device(torch.float64)(torch.as_tensor(np.stack([x, df.perturbed[0]]))).argmax(1).tolist()
     assert c0 != c1 and c0 == rep.predicted       # x + r(x) is past the boundary
-    ref = min_region_perturbation(hrep_at(net, x), x, box=_region_box(b))
+    ref = min_region_perturbation(hrep_at(net, x), x, box=_region_box(b, x))
     text = win.inspector.fields["qp"].text()
     assert text == "none inside region" if not ref.exists else text.startswith(f"{ref.distance:.4g}")
 
 
 # -- 3a. slice choice in the data browser -------------------------------------------------------------------
 def test_slice_through_three_picked_points_and_pca(qtbot, digits_window):
-    from app.state import SliceChoice
+    from app.model.state import SliceChoice
     from geometry.slices import Slice
 
     win = digits_window
@@ -420,7 +419,7 @@ def test_leaf_and_region_paths_traced_in_the_window_equal_the_engine(qtbot, digi
     np.testing.assert_allclose(got.distance, ref.distance[0, :k + 1], rtol=1e-9)
     np.testing.assert_allclose(got.u, sl.project(got.X), atol=1e-12)
     s2 = sl.to_input(np.array([n.start]))[0]
-    ref_n = normal_paths(net, s2[None], step_size=n.step_size, steps=n.steps, seed=n.id)
+    ref_n = normal_paths(net, s2[None], step_size=n.step_size * max(np.linalg.norm(s2), 1.0), steps=n.steps, seed=n.id)
     got_n = win.path_results[n.id]
     np.testing.assert_allclose(got_n.probs, ref_n.probs[0, :int(ref_n.num_steps[0]) + 1], atol=1e-9)
     assert got_n.off_plane.max() > 0                  # a normal path leaves the slice plane
@@ -446,7 +445,7 @@ def test_paths_added_together_trace_in_one_batch_and_equal_each_alone(qtbot, dig
     from PySide6.QtWidgets import QApplication
 
     from app.qt import main_window as mw
-    from app.qt.paths_panel import compute_path
+    from app.jobs.paths import compute_path
 
     win, st = digits_window, digits_window.state
     jobs = []

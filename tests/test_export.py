@@ -119,13 +119,15 @@ def test_path_animation_with_images(tiny, tmp_path):
     from app import jobs
     from app.export.sweeps import export_video, path_animation_frames, trace_path
     from app.export.video import read_video
-    from app.render.slice_figure import FigureOptions, bundle_points
+    from app.render.slice_figure import FigureOptions
 
     b = jobs.open_run_bundle(tiny["root"] / "digits")
     sl, win = jobs.make_slice(b, jobs.default_slice_choice(b))
-    X, _ = bundle_points(b)
-    pd = trace_path(b, -1, "straight", X[0], X[1], steps=20)
-    assert pd.points.shape == (21, 64) and np.allclose(pd.probs.sum(1), 1)
+    X, _ = b.points()
+    from app.jobs.paths import SEGMENT_SAMPLES
+
+    pd = trace_path(b, -1, "segment", X[0], X[1])           # the window's segment: SEGMENT_SAMPLES forward passes
+    assert pd.points.shape == (SEGMENT_SAMPLES, 64) and np.allclose(pd.probs.sum(1), 1)
     n, frame = path_animation_frames(b, -1, sl, win, pd, n_frames=6, options=FigureOptions(width=640, height=400, dpi=80))
     out = export_video(tmp_path / "p.mp4", (n, frame), fps=6)
     fr = read_video(out)
@@ -199,13 +201,13 @@ def test_cli_export_figure_and_video(tiny, tmp_path, capsys):
     assert main(["export-video", run, "--sweep", "epochs", "--epochs", "0:6", "--size", "320", "240", "--dpi", "60",
                  "--fps", "3", "--out", str(tmp_path / "e.gif")]) == 0
     assert len(imageio.mimread(tmp_path / "e.gif")) == 3
-    assert main(["export-video", run, "--sweep", "path", "--path-kind", "straight", "--from", "0", "--to", "3",
+    assert main(["export-video", run, "--sweep", "path", "--path-kind", "segment", "--from", "0", "--to", "3",
                  "--frames", "4", "--size", "480", "320", "--dpi", "60", "--out", str(tmp_path / "p.mp4")]) == 0
     assert imageio.get_reader(tmp_path / "p.mp4").count_frames() == 4
     assert main(["export-figure", run, "--out", str(tmp_path / "a.bmp")]) == 2
     assert main(["export-figure", run, "--slice", "points:1,2", "--out", str(tmp_path / "b.png")]) == 2
     err = capsys.readouterr().err
-    assert "png" in err and "three" in err
+    assert "png" in err and "exactly 3 training indices" in err
     assert _files(tmp_path) == ["a.png", "e.gif", "p.mp4"]
 
 
@@ -263,12 +265,12 @@ def test_path_figure_png_and_svg(tiny, tmp_path):
     from app import jobs
     from app.export.sweeps import trace_path
     from app.render.path_figure import render_path_figure
-    from app.render.slice_figure import FigureOptions, build_slice_scene, bundle_points, save_figure
+    from app.render.slice_figure import FigureOptions, build_slice_scene, save_figure
 
     b = jobs.open_run_bundle(tiny["root"] / "digits")
     sl, win = jobs.make_slice(b, jobs.default_slice_choice(b))
-    X, _ = bundle_points(b)
-    pd = trace_path(b, -1, "straight", X[0], X[1], steps=10)
+    X, _ = b.points()
+    pd = trace_path(b, -1, "segment", X[0], X[1])
     scene = build_slice_scene(b, -1, sl, win)
     opt = FigureOptions(width=900, height=600, dpi=100)
     fig = render_path_figure(scene, sl, pd.points, pd.probs, pd.label, b.class_names, b.image_shape, n_images=5,

@@ -27,30 +27,35 @@ def run_path(tmp_path_factory):
 
 @pytest.fixture
 def fake_window(qtbot, run_path):
-    """The parts of MainWindow the export uses: bundle, state, cache, work, path_results, _set_status."""
+    """What the export dialog is handed: a ViewContext (state, results, work, cache, theme) of an open run,
+    with the status lines it reports collected in ``statuses``."""
     from PySide6.QtWidgets import QWidget
 
     from app import jobs
+    from app.model.results import Results
+    from app.model.state import ViewerState
+    from app.qt.context import ViewContext
+    from app.qt.theme import Theme
     from app.qt.workers import WorkManager
-    from app.state import ViewerState
 
-    w = QWidget()
-    qtbot.addWidget(w)
-    w.bundle = jobs.open_run_bundle(run_path)
-    w.state = ViewerState()
-    w.state.set_run(str(run_path), len(w.bundle.run), w.bundle.depth, epoch_index=1)
-    choice = jobs.default_slice_choice(w.bundle)
-    sl, home = jobs.make_slice(w.bundle, choice)
-    w.state.set_slice(sl, choice, home)
-    w.state.set_depth(2)
-    w.state.set_color_mode("slope")
-    w.cache = ResultCache(None)
-    w.work = WorkManager(w)
-    w.path_results = {}
-    w.statuses = []
-    w._set_status = lambda text, error=False: w.statuses.append(text)
-    yield w
-    w.work.shutdown()
+    owner = QWidget()
+    qtbot.addWidget(owner)
+    results = Results()
+    results.set_bundle(jobs.open_run_bundle(run_path))
+    b = results.bundle
+    state = ViewerState()
+    state.set_run(str(run_path), len(b.run), b.depth, epoch_index=1)
+    choice = jobs.default_slice_choice(b)
+    sl, home = jobs.make_slice(b, choice)
+    state.set_slice(sl, choice, home)
+    state.set_depth(2)
+    state.set_color_mode("slope")
+    ctx = ViewContext(state, results, WorkManager(owner), ResultCache(None), Theme(dark=False))
+    ctx.statuses = []
+    results.events.status.connect(lambda st: ctx.statuses.append(st[0]))
+    ctx.bundle = b
+    yield ctx
+    ctx.work.shutdown()
 
 
 def test_gui_figure_equals_cli_figure(qtbot, fake_window, run_path, tmp_path):
@@ -185,17 +190,18 @@ def test_3d_exports_need_the_3d_scene_and_render_it(qtbot, fake_window, tmp_path
 
     if QGuiApplication.platformName() in ("offscreen", "minimal"):
         pytest.skip("Qt runs offscreen here: no OpenGL")
-    from app import jobs, jobs3d
-    from app.view3d_state import Slice3Choice, View3DSettings
+    from app import jobs
+    from app.jobs import scene3d as jobs3d
+    from app.model.view3d import Slice3Choice, View3DSettings
 
     train_run(builtin_dataset("digits", seed=0), mlp_spec([64, 6, 6, 10]), tmp_path / "r", epochs=1,
               save_epochs=[1], lr=1e-2, batch_size=256, seed=0)
     b = jobs.open_run_bundle(tmp_path / "r")
     sl, box = jobs3d.make_slice3(b, Slice3Choice("pca"), 0)
     s = View3DSettings()
-    scene = jobs3d.scene_arrays(jobs3d.tessellate3_all(b, 0, sl, box, 5000), b.depth, "class", s, box)
-    fake_window.bundle = b
-    fake_window.view3d = SimpleNamespace(scene=scene, canvas=None,
+    scene = jobs3d.scene_arrays(jobs.tessellate_all(b, 0, sl, box, 5000), b.depth, "class", s, box)
+    fake_window.results.set_bundle(b)
+    dlg.view3d = SimpleNamespace(scene=scene, canvas=None,
                                          state3d=SimpleNamespace(slice3=sl, box=box, settings=s))
     dlg.width_.setValue(320)
     dlg.height_.setValue(240)

@@ -214,23 +214,31 @@ def test_boundary_mesh_is_oriented_welded_and_keeps_the_area(ref):
 
 
 def test_colours(ref):
+    """3D faces are coloured from the one palette: a class, layer and pattern hash look as in the 2D view."""
+    from app.render import faces, palette
+    from app.render.tiles import pattern_hashes
+
     _, t = ref
-    v = mesh3d.face_values(t, "class")
-    rgba = mesh3d.colorize(v, "class", alpha=0.4)
-    np.testing.assert_allclose(rgba[:, :3], mesh3d.DEFAULT_CLASS_COLORS[v % 12], atol=1e-6)
+    v = faces.face_values(t, "class")
+    rgba = faces.colorize(v, "class", alpha=0.4)
+    want = np.array([palette.hex_rgba(palette.CLASS_COLORS[c % 12])[:3] for c in v])
+    np.testing.assert_allclose(rgba[:, :3], want, atol=1e-6)
     assert np.allclose(rgba[:, 3], 0.4)
-    unk = mesh3d.colorize(np.array([-1, 0]), "class")
-    assert np.allclose(unk[0], (0.5, 0.5, 0.5, 0.25))
-    s = mesh3d.colorize(np.array([0.0, 1.0, np.nan]), "slope")
-    np.testing.assert_allclose(s[0, :3], mesh3d._VIRIDIS[0], atol=1e-6)
-    np.testing.assert_allclose(s[1, :3], mesh3d._VIRIDIS[-1], atol=1e-6)
-    lay = mesh3d.colorize(mesh3d.face_values(t, "layer"), "layer")
-    assert np.allclose(lay[t.face_layer == -1, :3], 0.78)
-    h = mesh3d.face_values(t, "hash")
+    unk = faces.colorize(np.array([-1, 0]), "class")
+    assert np.allclose(unk[0], palette.UNKNOWN)
+    s = faces.colorize(np.array([0.0, 1.0, np.nan]), "slope")
+    np.testing.assert_allclose(s[:2], palette.colormap("viridis", [0.0, 1.0]) * [1, 1, 1, 0] + [0, 0, 0, 0.35], atol=1e-6)
+    assert np.allclose(s[2], palette.UNKNOWN)
+    lay = faces.colorize(faces.face_values(t, "layer"), "layer", depth=len(t.layers))
+    assert np.allclose(lay[t.face_layer == -1, :3], 200 / 255)
+    first = lay[t.face_layer == 0, :3]
+    np.testing.assert_allclose(first, np.broadcast_to(palette.layer_rgba(len(t.layers))[1, :3], first.shape), atol=1e-6)
+    h = faces.face_values(t, "hash")
     fc = mesh3d.face_cells(t)
+    np.testing.assert_array_equal(h, pattern_hashes(t.codes, t.num_regions)[fc])
     assert len(np.unique(h)) == len(np.unique(h[np.unique(fc, return_index=True)[1]]))
     with pytest.raises(ValueError):
-        mesh3d.face_values(t, "nope")
+        faces.face_values(t, "nope")
 
 
 def test_ray_picking_against_brute_force():

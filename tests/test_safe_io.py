@@ -68,7 +68,7 @@ def test_random_json_specs_are_accepted_or_refused_in_one_line(tree):
 @FUZZ
 @given(tree=json_trees)
 def test_random_json_manifests_and_sessions(tmp_path, tree):
-    from app.state import validate_session
+    from app.model.session import validate_session
     from geometry.runs import open_run
 
     (tmp_path / "run.json").write_text(json.dumps(tree))
@@ -142,8 +142,9 @@ def test_written_files_follow_the_umask_and_stale_temporaries_are_removed(tmp_pa
 
 
 def test_session_save_that_fails_half_way_leaves_the_previous_session(tmp_path, monkeypatch):
-    import app.state as state_mod
-    from app.state import ViewerState, read_session, save_session
+    import app.model.session as state_mod
+    from app.model.state import ViewerState
+    from app.model.session import read_session, save_session
 
     st_ = ViewerState()
     save_session(st_, tmp_path / "s.json")

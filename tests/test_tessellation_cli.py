@@ -120,6 +120,27 @@ def _regions_match(js, t):
         assert reg["pattern"] == [t.pattern(j)[r].astype(int).tolist() for j in range(t.depth)]
 
 
+def _domain_box(js) -> list[float]:
+    """The box the CLI tessellated (its JSON holds the 2D domain as a polygon, the 3D one as a box)."""
+    d = np.asarray(js["domain"], dtype=np.float64)
+    return d.tolist() if d.ndim == 1 else [d[:, 0].min(), d[:, 0].max(), d[:, 1].min(), d[:, 1].max()]
+
+
+def test_default_domain_is_the_windows_home_window(spirals_run, tmp_path):
+    """With no --domain the CLI tessellates the window's home window of the slice (the data's box plus 8%,
+    made square), so ``tessellate`` and the window count the same regions."""
+    from geometry.runs import open_run
+    from geometry.slices import box_domain
+
+    out = tmp_path / "d.json"
+    assert main(["tessellate", str(spirals_run), "--json", str(out)]) == 0
+    X = open_run(spirals_run).dataset.X_train
+    b = box_domain(Slice.input_plane(2), X, margin=0.08).reshape(2, 2)
+    c, half = b.mean(1), (b[:, 1] - b[:, 0]).max() / 2
+    np.testing.assert_allclose(_domain_box(json.loads(out.read_text())),
+                               [c[0] - half, c[0] + half, c[1] - half, c[1] + half], rtol=0, atol=1e-12)
+
+
 def test_epoch_picks_that_checkpoint_and_refuses_a_missing_one(spirals_run, tmp_path, capsys):
     from geometry.runs import open_run
 
@@ -129,7 +150,7 @@ def test_epoch_picks_that_checkpoint_and_refuses_a_missing_one(spirals_run, tmp_
     assert main(["tessellate", str(spirals_run), "--epoch", "1", "--json", str(out)]) == 0
     js = json.loads(out.read_text())
     assert js["epoch"] == 1
-    _regions_match(js, tessellate(run.network(0), Slice.input_plane(2), [-1, 1, -1, 1]))
+    _regions_match(js, tessellate(run.network(0), Slice.input_plane(2), _domain_box(js)))
     assert main(["tessellate", str(spirals_run), "--json", str(out)]) == 0    # default: the last epoch
     assert json.loads(out.read_text())["epoch"] == 3
     capsys.readouterr()
@@ -143,7 +164,7 @@ def test_epoch_picks_that_checkpoint_and_refuses_a_missing_one(spirals_run, tmp_
     assert not (tmp_path / "x.json").exists()
     # 4 points span a 3D slice, which a 2D input space cannot hold (was: silently a 2D slice)
     assert main(["tessellate", str(spirals_run), "--through", "0,1,2,3"]) == 2
-    assert "3 slice directions need at least 3 input dimensions" in capsys.readouterr().err
+    assert "a 3D slice needs at least 3 inputs; this network has 2" in capsys.readouterr().err
 
 
 def test_plane_input_is_the_input_space(mlp_ckpt, digits_run, tmp_path, capsys):
@@ -181,7 +202,7 @@ def test_pca_slice_is_the_datasets_principal_plane(digits_run, tmp_path, k):
     top = evecs[:, ::-1][:, :k]
     assert np.allclose(np.abs(top.T @ B), np.eye(k), atol=1e-6)
     run = open_run(digits_run)
-    want = tessellate(run.network(len(run) - 1), sl, None, depth=1, slope_norm=False)
+    want = tessellate(run.network(len(run) - 1), sl, _domain_box(js), depth=1, slope_norm=False)
     assert len(js["regions"]) == want.num_regions and js["dim"] == k
 
 

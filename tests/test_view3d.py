@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from app import jobs3d
-from app.view3d_state import ClipPlane, Slice3Choice, View3DSettings, View3DState
+from app.jobs import scene3d as jobs3d
+from app import jobs
+from app.model.view3d import ClipPlane, Slice3Choice, View3DSettings, View3DState
 from geometry import mesh3d
 from geometry.network import Network
 from geometry.slices import Slice
@@ -285,9 +286,9 @@ def test_window_3d_tab_linked_to_the_2d_view_and_the_inspector(gl, qtbot, tmp_pa
     # the exact 3D cells of this network, from the independent reference, put where the tab looks first;
     # with the engine present the tab would compute the same thing in a worker
     b = open_run_bundle(run)
-    sl, box = jobs3d.make_slice3(b, jobs3d.default_choice(3), len(b.run) - 1)
+    sl, box = jobs3d.make_slice3(b, jobs3d.default_choice(b), len(b.run) - 1)
     t = reference_tessellation(b.run.network(len(b.run) - 1), box)
-    win.cache.put(jobs3d.tessellation3_key(win.bundle, len(b.run) - 1, sl, box, tab.state3d.settings.max_cells), [t],
+    win.cache.put(jobs.tessellation_key(win.bundle, len(b.run) - 1, sl, box, tab.state3d.settings.max_cells), [t],
                   persist=False)
     win.tabs.setCurrentWidget(tab)
     qtbot.waitUntil(lambda: tab.tess3 is not None and tab.scene is not None, timeout=TIMEOUT)
@@ -333,15 +334,14 @@ def test_window_3d_tab_linked_to_the_2d_view_and_the_inspector(gl, qtbot, tmp_pa
     win.state.add_path("segment", (box[0] * 0.5, box[2] * 0.5), (box[1] * 0.5, box[3] * 0.5))
     qtbot.waitUntil(lambda: tab.canvas.paths.visible, timeout=TIMEOUT)
     # the epoch slider drives the 3D view: another checkpoint, another exact tessellation (engine, worker)
-    if jobs3d.engine3d_available():
-        key = tab.tess3_key
-        win.state.set_epoch_index(0)
-        qtbot.waitUntil(lambda: tab.tess3_key != key and tab.scene is not None
-                        and not win.work.busy("scene3d"), timeout=TIMEOUT)
-        from geometry.tessellation import tessellate
+    key = tab.tess3_key
+    win.state.set_epoch_index(0)
+    qtbot.waitUntil(lambda: tab.tess3_key != key and tab.scene is not None
+                    and not win.work.busy("scene3d"), timeout=TIMEOUT)
+    from geometry.tessellation import tessellate
 
-        t0 = tessellate(b.run.network(0), sl, np.asarray(box))
-        assert tab.tess3[-1].num_regions == t0.num_regions == tab.scene.counts["cells"]
+    t0 = tessellate(b.run.network(0), sl, np.asarray(box))
+    assert tab.tess3[-1].num_regions == t0.num_regions == tab.scene.counts["cells"]
     win.work.shutdown()
 
 
@@ -351,8 +351,6 @@ def test_window_3d_tab_follows_the_layer_slider_and_its_controls(gl, qtbot, tmp_
     face filters / exploded view of the 3D controls reach the view's settings and its scene."""
     from reference_tess3d import reference_tessellations
 
-    if not jobs3d.engine3d_available():
-        pytest.skip("the 3D tessellation engine is not available")
     run = _tiny_run(tmp_path, widths=(3, 6, 5, 2), save_epochs=(1,))
     win = _window_on(qtbot, make_window, run)
     tab, st = win.view3d, win.state
@@ -424,8 +422,6 @@ def test_window_3d_tab_follows_the_layer_slider_and_its_controls(gl, qtbot, tmp_
 def test_render3d_cli(gl, tmp_path, capsys, monkeypatch):
     from app.cli.main import main
 
-    if not jobs3d.engine3d_available():
-        pytest.skip("the 3D tessellation engine is not available")
     run = _tiny_run(tmp_path)
     out = tmp_path / "v.png"
     assert main(["render3d", str(run), "--out", str(out), "--size", "320", "240", "--clip", "w", "0.1",

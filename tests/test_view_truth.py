@@ -94,8 +94,8 @@ def test_window_pixels_stay_exact_after_wheel_zooms_and_pans(qtbot, tmp_path, ma
             vb = view.vb
             vb.translateBy(x=pan[0] * vb.viewPixelSize()[0], y=pan[1] * vb.viewPixelSize()[1])
         view.flush_window()
-        qtbot.waitUntil(lambda: not win.work.busy() and not win._tess_timer.isActive() and win.tess is not None
-                        and np.allclose(win._tess_window, win.state.window), timeout=TIMEOUT)
+        qtbot.waitUntil(lambda: not win.work.busy() and not win.controller.tess_timer.isActive() and win.tess is not None
+                        and win.results.tiles.shows(win.state.epoch_index, win.state.window), timeout=TIMEOUT)
         qtbot.wait(100)
         key = save_view(win, tmp_path / f"zoom{step}.png")
         assert key["exact"]
