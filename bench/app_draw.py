@@ -26,7 +26,7 @@ from PySide6.QtWidgets import QApplication, QGraphicsPolygonItem  # noqa: E402
 def main() -> None:
     from app.qt.theme import Theme, class_rgba
     from app.qt.view2d import TilesItem, edge_groups, prepare_tiles
-    from geometry.runs import open_run
+    from geometry.networks.runs import open_run
     from geometry.slices import Slice
     from geometry.tessellation.engine import tessellate_all_depths
 

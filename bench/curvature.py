@@ -17,8 +17,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from power_diagram import models  # noqa: E402
 
-from geometry.curvature import principal_curvatures  # noqa: E402
-from geometry.detection import detect_perturbed  # noqa: E402
+from geometry.boundary.curvature import principal_curvatures  # noqa: E402
+from geometry.boundary.detection import detect_perturbed  # noqa: E402
 
 
 def main():

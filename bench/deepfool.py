@@ -17,7 +17,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from power_diagram import models  # noqa: E402  (same demo models)
 
-from geometry.deepfool import deepfool  # noqa: E402
+from geometry.boundary.deepfool import deepfool  # noqa: E402
 
 
 def main():

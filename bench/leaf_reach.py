@@ -5,7 +5,7 @@ and prints, per checkpoint / step size / integrator: reach rate, median and rang
 distance ratio ||d − x_T|| / ||d − s||, how the stalled paths stopped (LeafPaths.stall_kind), the
 median ||P_row(J)(d − x_T)|| / ||d − x_T|| at the end point, the share of paths whose last step left
 its linear region, median steps and seconds. Not a timing benchmark: a reproducible measurement
-behind the note in geometry/leaf_paths.py.
+behind the note in geometry/foliation/leaf_paths.py.
 
     .venv/bin/python bench/leaf_reach.py assets/runs/digits --epochs 5,60 --alphas 0.1,0.02 \\
         --integrators euler,rk4 --pairs 20 --steps 5000 [--fixed-steps] [--threads 1]
@@ -18,8 +18,8 @@ import time
 import numpy as np
 import torch
 
-from geometry.leaf_paths import horizontal_paths
-from geometry.runs import open_run
+from geometry.foliation.leaf_paths import horizontal_paths
+from geometry.networks.runs import open_run
 
 
 def random_pairs(y: np.ndarray, n: int, same: bool, seed: int) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from geometry.local_complexity import local_complexity, local_complexity_loop
-from geometry.runs import open_run
+from geometry.networks.runs import open_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,7 +3,7 @@
 Nets: the digits CNN (bundled assets/runs/digits when present, else digits_cnn_spec with random
 weights; D = 64) and the 28×28 MNIST CNN of Grementieri & Fioresi (conv 32, conv 64, max-pool,
 9216→128→10; random weights; D = 784).
-Engine: geometry.leaf_paths.horizontal_paths with N paths at once (all per-step diagnostics on: Tr G,
+Engine: geometry.foliation.leaf_paths.horizontal_paths with N paths at once (all per-step diagnostics on: Tr G,
 spectrum, rank, angle, activation-pattern changes; fixed steps α v/||v|| as the paper, stagnation
 stop off; the rate counts the path-steps actually taken).
 Reference ("naive"): the paper's published approach — one path at a time, for every step a full
@@ -11,7 +11,7 @@ torch.autograd.functional.jacobian of log_softmax (C backward passes at batch 1)
 pinv(J) J (d − x), x += α v/||v||, and a host sync (.item()) per step.
 "region-changing steps": the share of path-steps after which some activation pattern differs. The logit
 Jacobian S is constant inside a linear region and the engine reuses it for the remaining steps
-(geometry.local_data_matrix.IncrementalJacobian); on the MNIST CNN at α = 0.1 every step changes the
+(geometry.foliation.local_data_matrix.IncrementalJacobian); on the MNIST CNN at α = 0.1 every step changes the
 pattern (tens of conv/max-pool flips per step), so the reuse cannot pay there: it pays on paths that
 oscillate inside one region after stalling (the paper's fixed-α steps) and at small step sizes.
 
@@ -30,10 +30,10 @@ from pathlib import Path
 
 import torch
 
-from geometry.device import resolve_device
-from geometry.leaf_paths import horizontal_paths
-from geometry.network import Network
-from geometry.spec import digits_cnn_spec, validate_spec
+from geometry.networks.device import resolve_device
+from geometry.foliation.leaf_paths import horizontal_paths
+from geometry.networks.network import Network
+from geometry.networks.spec import digits_cnn_spec, validate_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,7 +51,7 @@ def digits_net() -> tuple[str, Network]:
     run_dir = ROOT / "assets" / "runs" / "digits"
     if run_dir.exists():
         try:
-            from geometry.runs import open_run
+            from geometry.networks.runs import open_run
 
             run = open_run(run_dir)
             return "digits CNN (bundled run)", run.network(len(run) - 1)

@@ -19,14 +19,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def models():
-    from geometry.network import Network
-    from geometry.spec import digits_cnn_spec, mlp_spec
+    from geometry.networks.network import Network
+    from geometry.networks.spec import digits_cnn_spec, mlp_spec
 
     out = []
     for name, spec, D in [("spirals", mlp_spec([2, 64, 64, 64, 3]), 2), ("digits", digits_cnn_spec(), 64)]:
         run_dir = ROOT / "assets" / "runs" / name
         if run_dir.exists():
-            from geometry.runs import open_run
+            from geometry.networks.runs import open_run
 
             run = open_run(run_dir)
             net = run.network(len(run) - 1)

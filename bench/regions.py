@@ -28,11 +28,11 @@ import cvxpy as cp
 import numpy as np
 import torch
 
-from geometry.datasets import builtin_dataset
-from geometry.network import Network
+from geometry.networks.datasets import builtin_dataset
+from geometry.networks.network import Network
 from geometry.regions import active_bits, chebyshev, hreps_from_patterns, min_region_perturbation, patterns_of
 from geometry.regions.lp import _normalised
-from geometry.spec import mlp_spec
+from geometry.networks.spec import mlp_spec
 
 BOX = (-0.1, 1.1)
 
@@ -138,7 +138,7 @@ def main() -> None:
     nets = [(f"MLP 64-{w}-{w}-10", train_mlp(w, ds)) for w in args.widths]
     run_path = Path(__file__).resolve().parents[1] / "assets" / "runs" / "digits"
     if not args.no_cnn and run_path.exists():
-        from geometry.runs import open_run
+        from geometry.networks.runs import open_run
 
         run = open_run(run_path)
         nets.append(("digits CNN (assets)", run.network(len(run) - 1)))

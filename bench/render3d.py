@@ -126,8 +126,8 @@ def main() -> int:
     if args.engine:
         import torch
 
-        from geometry.network import Network
-        from geometry.spec import mlp_spec
+        from geometry.networks.network import Network
+        from geometry.networks.spec import mlp_spec
         from geometry.tessellation import tessellate_all_depths
 
         for widths in ([3, 16, 16, 3], [3, 32, 32, 3], [3, 64, 64, 3]):

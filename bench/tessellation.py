@@ -31,11 +31,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from geometry.datasets import builtin_dataset  # noqa: E402
+from geometry.networks.datasets import builtin_dataset  # noqa: E402
 from geometry.errors import BudgetExceededError  # noqa: E402
-from geometry.network import Network  # noqa: E402
+from geometry.networks.network import Network  # noqa: E402
 from geometry.slices import Slice  # noqa: E402
-from geometry.spec import mlp_spec  # noqa: E402
+from geometry.networks.spec import mlp_spec  # noqa: E402
 from geometry.tessellation import tessellate_all_depths  # noqa: E402
 
 
@@ -176,7 +176,7 @@ def main(argv=None) -> int:
     cases.append(("2-64x3-3 random (3 classes)", Network(mlp_spec([2, 64, 64, 64, 3])), Slice.input_plane(2), box, True))
     runs = ROOT / "assets" / "runs"
     try:
-        from geometry.runs import open_run
+        from geometry.networks.runs import open_run
 
         sp = open_run(runs / "spirals")
         cases.append((f"spirals trained 2-64x3-3 (epoch {sp.epochs[-1]})", sp.network(len(sp) - 1),

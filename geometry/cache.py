@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from .safe_io import atomic_open
+from geometry.safe_io import atomic_open
 
 _FORMAT = "splineatlas-cache-1"
 

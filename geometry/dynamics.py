@@ -13,7 +13,7 @@ Per checkpoint (:func:`checkpoint_dynamics`), on fixed seeded point sets shared 
     nets use ``slices`` planes through three training points each for the boundary and random squares,
     and for the data squares ``data_squares`` training points x, each in its own plane through x and two
     other random training points (a SplineCam plane), so the data density is a mean over many points;
-  * mean Tr G(x) over test points (Grementieri & Fioresi Fig. 2; :mod:`geometry.local_data_matrix`);
+  * mean Tr G(x) over test points (Grementieri & Fioresi Fig. 2; :mod:`geometry.foliation.local_data_matrix`);
   * mean distance of training points to the nearest region boundary of each layer (power-diagram
     paper Fig. 5; :func:`geometry.power_diagram.boundary_distances`).
 Each checkpoint's numbers are cached on disk as a small JSON file keyed by (checkpoint content hash,
@@ -31,11 +31,11 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import CancelledError, DatasetError, SplineAtlasError
-from .local_complexity import local_complexity, sample_boundary_points, square_region_counts
-from .slices import Slice
-from .training import accuracy
-from .safe_io import atomic_open
+from geometry.errors import CancelledError, DatasetError, SplineAtlasError
+from geometry.local_complexity import local_complexity, sample_boundary_points, square_region_counts
+from geometry.slices import Slice
+from geometry.networks.training import accuracy
+from geometry.safe_io import atomic_open
 
 Progress = Callable[[float, str], None] | None
 Cancel = Callable[[], bool] | None
@@ -216,7 +216,7 @@ def _box(u: np.ndarray, margin: float) -> np.ndarray:
 def checkpoint_dynamics(net, epoch: int, pts: _Points, settings: DynamicsSettings, device=None,
                         progress: Progress = None, cancel: Cancel = None) -> CheckpointDynamics:
     """All numbers of one checkpoint (``pts`` from the run's dataset; see :func:`run_dynamics`)."""
-    from .tessellation import tessellate
+    from geometry.tessellation import tessellate
 
     def tick(f, msg):
         if cancel is not None and cancel():
@@ -258,13 +258,13 @@ def checkpoint_dynamics(net, epoch: int, pts: _Points, settings: DynamicsSetting
     trg = float("nan")
     if settings.with_trace_g:
         tick(0.75, "trace of the local data matrix")
-        from .local_data_matrix import local_data_matrix
+        from geometry.foliation.local_data_matrix import local_data_matrix
 
         trg = float(local_data_matrix(net, pts.X_test, device=device, cancel=cancel).trace.mean())
     bd = (float("nan"),) * L
     if settings.with_boundary_distance:
         tick(0.9, "distance to region boundaries")
-        from .power_diagram import boundary_distances
+        from geometry.power_diagram import boundary_distances
 
         d = boundary_distances(net, pts.X_train, device=device, cancel=cancel)
         bd = tuple(float(np.mean(r[np.isfinite(r)])) if np.isfinite(r).any() else float("nan") for r in d)
@@ -274,7 +274,7 @@ def checkpoint_dynamics(net, epoch: int, pts: _Points, settings: DynamicsSetting
 
 
 def default_dynamics_cache() -> Path:
-    from .cache import default_cache_dir
+    from geometry.cache import default_cache_dir
 
     return default_cache_dir() / "dynamics"
 
@@ -304,7 +304,7 @@ def run_dynamics(run, settings: DynamicsSettings | None = None, indices: list[in
                  cache_dir: str | Path | None = "default", device=None, dataset=None,
                  progress: Progress = None, cancel: Cancel = None,
                  on_checkpoint: Callable[[int, CheckpointDynamics], None] | None = None) -> DynamicsCurves:
-    """Curves over the checkpoints of ``run`` (geometry.runs.Run), one cached entry per checkpoint.
+    """Curves over the checkpoints of ``run`` (geometry.networks.runs.Run), one cached entry per checkpoint.
 
     indices: checkpoint indices (default all); cache_dir: folder of per-checkpoint JSON files
     ("default": :func:`default_dynamics_cache`; None: no disk cache); dataset: overrides the run's;

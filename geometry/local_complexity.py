@@ -26,10 +26,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .device import resolve_device
-from .errors import CancelledError, DatasetError, SplineAtlasError
-from .network import Network
-from .slices import Slice
+from geometry.networks.device import resolve_device
+from geometry.errors import CancelledError, DatasetError, SplineAtlasError
+from geometry.networks.network import Network
+from geometry.slices import Slice
 
 Progress = Callable[[float, str], None] | None
 Cancel = Callable[[], bool] | None
@@ -242,7 +242,7 @@ def square_region_counts(net: Network, slice_: Slice, centers, half_width: float
     (a list of Tessellation2D of depths 1..depth covering the squares, e.g. from
     ``tessellate_all_depths``) is given, then counts the convex regions meeting each square.
     """
-    from .tessellation import DEFAULT_MAX_REGIONS, tessellate_all_depths
+    from geometry.tessellation import DEFAULT_MAX_REGIONS, tessellate_all_depths
 
     if slice_.dim != 2:
         raise SplineAtlasError("exact square region counts need a 2D slice.")

@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .deepfool import _as_tensor, _module_device, prepare_model
-from .errors import CancelledError, NotPiecewiseAffineError, SplineAtlasError
-from .slices import Slice
+from geometry.networks.torch_utils import as_tensor, module_device, prepare_model
+from geometry.errors import CancelledError, NotPiecewiseAffineError, SplineAtlasError
+from geometry.slices import Slice
 
 Progress = Callable[[float, str], None] | None
 Cancel = Callable[[], bool] | None
@@ -53,7 +53,7 @@ class _LayerTap:
     def __init__(self, model: nn.Module, stop_after: int | None = None):
         infos = getattr(model, "layer_infos", None)
         if infos is None:
-            raise SplineAtlasError("power-diagram tools need a geometry.network.Network (it names its layers).")
+            raise SplineAtlasError("power-diagram tools need a geometry.networks.network.Network (it names its layers).")
         self.model = model
         self.infos = infos
         self.stop_after = stop_after
@@ -143,7 +143,7 @@ def centroids(net: nn.Module, x, layers=None, *, dtype: torch.dtype = torch.floa
     """
     model = prepare_model(net, dtype, device)
     layers = _check_layers(model, layers)
-    X = _as_tensor(x, dtype, _module_device(model))
+    X = as_tensor(x, dtype, module_device(model))
     n, D = X.shape
     if D != model.input_dim:
         raise SplineAtlasError(f"points have {D} coordinates but the network takes {model.input_dim} inputs.")
@@ -232,7 +232,7 @@ def layer_affine(net: nn.Module, x, layer: int, *, dtype: torch.dtype = torch.fl
     """Layer ``layer``'s pre-activation affine map on each point's region (Jacobian by vmap'd autodiff)."""
     model = prepare_model(net, dtype, device)
     _check_layers(model, [layer])
-    X = _as_tensor(x, dtype, _module_device(model))
+    X = as_tensor(x, dtype, module_device(model))
     pres, jacs = [], []
     for s in range(0, X.shape[0], batch_size):
         pre, jac = _jacobian_pre(model, X[s:s + batch_size], layer)
@@ -255,7 +255,7 @@ def boundary_distances(net: nn.Module, x, layers=None, *, dtype: torch.dtype = t
     """
     model = prepare_model(net, dtype, device)
     layers = _check_layers(model, layers)
-    X = _as_tensor(x, dtype, _module_device(model))
+    X = as_tensor(x, dtype, module_device(model))
     n = X.shape[0]
     out = np.full((len(layers), n), np.inf)
     steps = len(layers) * ((n + batch_size - 1) // batch_size)

@@ -27,7 +27,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import BudgetExceededError, InputFileError, SplineAtlasError
+from geometry.errors import BudgetExceededError, InputFileError, SplineAtlasError
 
 MiB = 1 << 20
 GiB = 1 << 30

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import SplineAtlasError
+from geometry.errors import SplineAtlasError
 
 
 @dataclass(frozen=True)

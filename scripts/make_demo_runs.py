@@ -17,9 +17,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from geometry.datasets import builtin_dataset  # noqa: E402
-from geometry.spec import digits_cnn_spec, mlp_spec  # noqa: E402
-from geometry.training import save_schedule, train_run  # noqa: E402
+from geometry.networks.datasets import builtin_dataset  # noqa: E402
+from geometry.networks.spec import digits_cnn_spec, mlp_spec  # noqa: E402
+from geometry.networks.training import save_schedule, train_run  # noqa: E402
 
 
 def spirals_schedule(epochs: int) -> list[int]:

@@ -18,9 +18,9 @@ SESSIONS = ["session_3000_paths", "session_max_regions_huge", "session_deep_nest
 
 @pytest.fixture
 def corpus(tmp_path):
-    from geometry.datasets import builtin_dataset
-    from geometry.spec import mlp_spec
-    from geometry.training import train_run
+    from geometry.networks.datasets import builtin_dataset
+    from geometry.networks.spec import mlp_spec
+    from geometry.networks.training import train_run
     from tests.hostile_corpus import build_corpus
 
     markers = tmp_path / "markers"
@@ -75,7 +75,7 @@ def test_yes_to_trust_opens_a_full_pickle(qtbot, window, tmp_path):
 
 def test_a_run_with_more_checkpoints_opens_after_a_one_checkpoint_run(qtbot, window, tmp_path, spirals_run_path):
     """It used to index the old epoch list and leave the window broken until restart."""
-    from geometry.checkpoints import save_checkpoint
+    from geometry.networks.checkpoints import save_checkpoint
 
     save_checkpoint(tmp_path / "one.pt", window.bundle.run.network(3))
     window.open_path(tmp_path / "one.pt")

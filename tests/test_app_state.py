@@ -92,8 +92,8 @@ def test_cache_keys_depend_on_every_bit_of_the_inputs():
 def test_tessellation_results_survive_the_disk_cache_without_pickle(tmp_path):
     import torch
 
-    from geometry.network import Network
-    from geometry.spec import mlp_spec
+    from geometry.networks.network import Network
+    from geometry.networks.spec import mlp_spec
     from geometry.tessellation.engine import tessellate_all_depths
 
     torch.manual_seed(0)
@@ -133,9 +133,9 @@ def test_memory_cache_is_bounded_lru():
 
 
 def test_deepfool_slice_of_the_window_is_the_engine_cross_section(digits_run_path):
-    """The 2D tab's "point + DeepFool direction + random direction" is geometry.cross_sections' plane."""
+    """The 2D tab's "point + DeepFool direction + random direction" is geometry.boundary.cross_sections' plane."""
     from app import jobs
-    from geometry.deepfool import deepfool
+    from geometry.boundary.deepfool import deepfool
 
     b = jobs.open_run_bundle(digits_run_path)
     sl, win = jobs.make_slice(b, SliceChoice("deepfool", (7,), seed=3), epoch_index=-1)
@@ -149,7 +149,7 @@ def test_deepfool_slice_of_the_window_is_the_engine_cross_section(digits_run_pat
     w_in_plane = sl.basis @ (sl.basis.T @ w)
     np.testing.assert_allclose(w_in_plane, w, atol=1e-9)                          # second: the seeded direction
     np.testing.assert_allclose(sl.anchors[1], [np.linalg.norm(r), 0.0], atol=1e-9)
-    from geometry.cross_sections import DEFAULT_EXTENT
+    from geometry.boundary.cross_sections import DEFAULT_EXTENT
 
     half = DEFAULT_EXTENT * np.linalg.norm(r)   # one extent for the window, the CLI and the 3D tab
     np.testing.assert_allclose(win, (-half, half, -half, half), rtol=1e-9)
@@ -160,8 +160,8 @@ def test_inspecting_a_smooth_network_reports_no_activation_pattern(tmp_path):
     import torch
 
     from app import jobs
-    from geometry.checkpoints import save_checkpoint
-    from geometry.network import Network
+    from geometry.networks.checkpoints import save_checkpoint
+    from geometry.networks.network import Network
 
     spec = {"input_shape": [2], "layers": [{"type": "linear", "in_features": 2, "out_features": 8}, {"type": "softplus"},
                                            {"type": "linear", "in_features": 8, "out_features": 6}, {"type": "relu"},

@@ -64,7 +64,7 @@ def _click_view(qtbot, win, u, v):
 
 def _cli_sets(b, epoch_index, n, names, seed=0, overshoot=0.02):
     """The sampling of ``splineatlas region-stats`` (app/cli/region_cmds.py), written out again."""
-    from geometry.deepfool import deepfool
+    from geometry.boundary.deepfool import deepfool
 
     ds = b.dataset
     rng = np.random.default_rng(seed)
@@ -214,7 +214,7 @@ def test_inspector_qp_row_inside_and_outside_the_boundary(qtbot, spirals_window)
         else:
             assert text == "none inside region"
         # DeepFool's distance sits beside it, from the same point
-        from geometry.deepfool import deepfool
+        from geometry.boundary.deepfool import deepfool
 
         df = deepfool(net, x[None])
         np.testing.assert_allclose(rep.deepfool_distance, df.norms[0], rtol=1e-9)
@@ -223,8 +223,8 @@ def test_inspector_qp_row_inside_and_outside_the_boundary(qtbot, spirals_window)
 
 def test_inspector_engine_values_on_the_digits_cnn(qtbot, digits_window):
     """Tr G, DeepFool and the in-region QP of a clicked point of the 64-D CNN's slice, against direct calls."""
-    from geometry.deepfool import deepfool
-    from geometry.local_data_matrix import local_data_matrix
+    from geometry.boundary.deepfool import deepfool
+    from geometry.foliation.local_data_matrix import local_data_matrix
     from geometry.regions import hrep_at, min_region_perturbation
 
     win = digits_window
@@ -401,8 +401,8 @@ def test_slope_colour_bar_and_power_diagram_sites(qtbot, spirals_window):
 def test_leaf_and_region_paths_traced_in_the_window_equal_the_engine(qtbot, digits_window, spirals_window):
     """Horizontal and normal leaf paths on the digits slice, a same-class region path on spirals: what the
     window draws is the engine's path for the same start, end, step size and budget."""
-    from geometry.leaf_paths import horizontal_paths, normal_paths
-    from geometry.region_paths import region_path
+    from geometry.foliation.leaf_paths import horizontal_paths, normal_paths
+    from geometry.boundary.region_paths import region_path
 
     win, st = digits_window, digits_window.state
     sl = st.slice

@@ -5,12 +5,12 @@ import numpy as np
 import pytest
 import torch
 
-from geometry.boundary_angles import angle_histogram, boundary_angles
-from geometry.cross_sections import cross_sections
+from geometry.boundary.boundary_angles import angle_histogram, boundary_angles
+from geometry.boundary.cross_sections import cross_sections
 from geometry.errors import SplineAtlasError
-from geometry.network import Network
+from geometry.networks.network import Network
 from geometry.slices import Slice
-from geometry.spec import mlp_spec
+from geometry.networks.spec import mlp_spec
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -64,7 +64,7 @@ def test_dihedral_angle_uses_the_full_input_space():
 
 
 def _trained(widths=(2, 16, 16, 3), steps=150):
-    from geometry.datasets import builtin_dataset
+    from geometry.networks.datasets import builtin_dataset
 
     torch.manual_seed(0)
     ds = builtin_dataset("spirals", n=300, seed=0)

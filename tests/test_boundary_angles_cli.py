@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from app.cli.main import main
-from geometry.boundary_angles import boundary_angles
-from geometry.checkpoints import save_checkpoint
-from geometry.datasets import builtin_dataset
-from geometry.network import Network
-from geometry.runs import open_run
+from geometry.boundary.boundary_angles import boundary_angles
+from geometry.networks.checkpoints import save_checkpoint
+from geometry.networks.datasets import builtin_dataset
+from geometry.networks.network import Network
+from geometry.networks.runs import open_run
 from geometry.slices import Slice
-from geometry.spec import mlp_spec
+from geometry.networks.spec import mlp_spec
 from geometry.tessellation import tessellate
 
 
@@ -87,8 +87,8 @@ def test_cli_equals_the_python_function_on_an_oblique_slice(tmp_path):
 
 
 def test_angles_on_a_deepfool_cross_section(tmp_path):
-    from geometry.cross_sections import cross_sections
-    from geometry.training import train_run
+    from geometry.boundary.cross_sections import cross_sections
+    from geometry.networks.training import train_run
 
     ds = builtin_dataset("digits")
     run_json = train_run(ds, mlp_spec([64, 6, 6, 10]), tmp_path / "run", epochs=1, save_epochs=[1], seed=0)

@@ -61,7 +61,7 @@ def test_distances_per_layer_and_epoch(tmp_path, capsys):
     """Fig. 5 twin: layer 1 against the closed form min_k |w_k.x + b_k| / ||w_k||, deeper layers against
     the engine at that checkpoint; the CSV summarises the npz; a missing epoch is one line."""
     from geometry.power_diagram import boundary_distances
-    from geometry.runs import open_run
+    from geometry.networks.runs import open_run
 
     out = tmp_path / "d"
     assert main(["distances", str(SPIRALS), "--epochs", "0,3000", "--points", "3,10,77", "--out", str(out)]) == 0

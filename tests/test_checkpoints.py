@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from geometry.checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
+from geometry.networks.checkpoints import load_checkpoint, read_checkpoint, save_checkpoint
 from geometry.errors import ArchitectureError, InputFileError, NonFiniteWeightsError, UnsafePickleError
-from geometry.network import Network
-from geometry.spec import mlp_spec
+from geometry.networks.network import Network
+from geometry.networks.spec import mlp_spec
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ import os
 import torch
 
 from app.cli.main import main
-from geometry.network import Network
-from geometry.runs import open_run
-from geometry.spec import mlp_spec
-from geometry.training import save_schedule
+from geometry.networks.network import Network
+from geometry.networks.runs import open_run
+from geometry.networks.spec import mlp_spec
+from geometry.networks.training import save_schedule
 
 
 def test_info_on_demo_run(spirals_run_path, capsys):
@@ -35,7 +35,7 @@ def test_info_bad_inputs_one_line_nonzero(tmp_path, capsys):
 
 
 def test_info_dataset_mismatch(tmp_path, capsys):
-    from geometry.checkpoints import save_checkpoint
+    from geometry.networks.checkpoints import save_checkpoint
 
     save_checkpoint(tmp_path / "n.pt", Network(mlp_spec([2, 4, 3])))
     assert main(["info", str(tmp_path / "n.pt"), "--dataset", "digits"]) == 2

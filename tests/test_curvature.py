@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from geometry.curvature import curvatures_at, principal_curvatures, project_to_boundary
+from geometry.boundary.curvature import curvatures_at, principal_curvatures, project_to_boundary
 from geometry.errors import SplineAtlasError
-from geometry.network import Network
-from geometry.spec import mlp_spec
+from geometry.networks.network import Network
+from geometry.networks.spec import mlp_spec
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from geometry.datasets import BUILTIN, builtin_dataset, dataset_from_reference, load_npz
+from geometry.networks.datasets import BUILTIN, builtin_dataset, dataset_from_reference, load_npz
 from geometry.errors import DatasetError
 
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from geometry.datasets import builtin_dataset
-from geometry.deepfool import deepfool
+from geometry.networks.datasets import builtin_dataset
+from geometry.boundary.deepfool import deepfool
 from geometry.errors import SplineAtlasError
-from geometry.network import Network
-from geometry.spec import mlp_spec
+from geometry.networks.network import Network
+from geometry.networks.spec import mlp_spec
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -215,7 +215,7 @@ def _reference_deepfool(net, x, num_classes=10, overshoot=0.02, max_iter=50):
 
 
 def test_matches_a_straightforward_implementation_of_the_published_algorithm_on_a_cnn():
-    from geometry.spec import digits_cnn_spec
+    from geometry.networks.spec import digits_cnn_spec
 
     torch.manual_seed(5)
     net = Network(digits_cnn_spec()).to(torch.float64).eval()

@@ -6,12 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from geometry.datasets import builtin_dataset
-from geometry.deepfool import deepfool
-from geometry.detection import calibrate_threshold, detect_perturbed, detection_rates
+from geometry.networks.datasets import builtin_dataset
+from geometry.boundary.deepfool import deepfool
+from geometry.boundary.detection import calibrate_threshold, detect_perturbed, detection_rates
 from geometry.errors import SplineAtlasError
-from geometry.network import Network
-from geometry.spec import mlp_spec
+from geometry.networks.network import Network
+from geometry.networks.spec import mlp_spec
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -11,13 +11,13 @@ from torch import nn
 
 from app.cli.main import main
 from app.export.video import read_video
-from geometry.datasets import builtin_dataset
-from geometry.network import Network
+from geometry.networks.datasets import builtin_dataset
+from geometry.networks.network import Network
 from geometry.regions import patterns_of
 from geometry.regions.dual import dual_points, grid_dual, map_between
-from geometry.runs import open_run
-from geometry.spec import mlp_spec
-from geometry.training import train_run
+from geometry.networks.runs import open_run
+from geometry.networks.spec import mlp_spec
+from geometry.networks.training import train_run
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from geometry.datasets import builtin_dataset
+from geometry.networks.datasets import builtin_dataset
 from geometry.dynamics import DynamicsSettings, run_dynamics
 from geometry.errors import CancelledError
 from geometry.local_complexity import local_complexity
-from geometry.runs import open_run
+from geometry.networks.runs import open_run
 from geometry.slices import Slice
-from geometry.spec import mlp_spec
+from geometry.networks.spec import mlp_spec
 from geometry.tessellation import tessellate
-from geometry.training import train_run
+from geometry.networks.training import train_run
 
 FAST = DynamicsSettings(max_points=1000, random_points=40, boundary_points=40, lc_dims=2)
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from geometry.datasets import builtin_dataset
+from geometry.networks.datasets import builtin_dataset
 from geometry.errors import CancelledError, SplineAtlasError
-from geometry.spec import mlp_spec
-from geometry.training import train_run
+from geometry.networks.spec import mlp_spec
+from geometry.networks.training import train_run
 
 SVG = "{http://www.w3.org/2000/svg}"
 

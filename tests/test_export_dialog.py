@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from geometry.cache import ResultCache
-from geometry.datasets import builtin_dataset
-from geometry.spec import mlp_spec
-from geometry.training import train_run
+from geometry.networks.datasets import builtin_dataset
+from geometry.networks.spec import mlp_spec
+from geometry.networks.training import train_run
 
 pytest.importorskip("PySide6")
 

@@ -37,9 +37,9 @@ def test_the_corpus_is_large_enough():
 
 @pytest.fixture(scope="module")
 def outcomes():
-    from geometry.datasets import builtin_dataset
-    from geometry.spec import mlp_spec
-    from geometry.training import train_run
+    from geometry.networks.datasets import builtin_dataset
+    from geometry.networks.spec import mlp_spec
+    from geometry.networks.training import train_run
 
     train_run(builtin_dataset("moons", n=60, seed=0), mlp_spec([2, 4, 2]), _VALID, epochs=1, save_epochs=[0, 1])
     batches = [CASES[i::WORKERS] for i in range(WORKERS)]

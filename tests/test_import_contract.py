@@ -142,7 +142,19 @@ def test_the_contract_checker_sees_a_violation(tmp_path):
 def test_the_schema_and_the_spec_know_the_same_layer_types():
     """The schema reads its layer vocabulary from its own models (so it need not import the spec); the two
     lists must not drift apart."""
-    from geometry.schemas import _LAYER_TYPES
-    from geometry.spec import ALL_TYPES
+    from geometry.networks.schemas import _LAYER_TYPES
+    from geometry.networks.spec import ALL_TYPES
 
     assert _LAYER_TYPES == frozenset(ALL_TYPES)
+
+
+def test_the_public_names_resolve_and_the_stub_names_them_all():
+    """Every lazy name of ``geometry`` imports from the module it names, and ``__init__.pyi`` (what type
+    checkers read) declares exactly those names, each from that module."""
+    import geometry
+
+    stub = ast.parse((ROOT / "geometry" / "__init__.pyi").read_text())
+    declared = {(n.module, a.name) for n in stub.body if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert declared == {(f"geometry.{m}", name) for m, names in geometry._EXPORTS.items() for name in names}
+    for name in geometry.__all__:
+        assert getattr(geometry, name) is not None

@@ -6,13 +6,13 @@ import pytest
 import torch
 from torch import nn
 
-from geometry.datasets import builtin_dataset
+from geometry.networks.datasets import builtin_dataset
 from geometry.errors import CancelledError, DatasetError, SplineAtlasError
-from geometry.leaf_paths import REACHED, STAGNATED, horizontal_paths, normal_paths, random_directions
-from geometry.local_data_matrix import (dense_local_data_matrix, local_data_matrix, log_prob_jacobian, row_space,
+from geometry.foliation.leaf_paths import REACHED, STAGNATED, horizontal_paths, normal_paths, random_directions
+from geometry.foliation.local_data_matrix import (dense_local_data_matrix, local_data_matrix, log_prob_jacobian, row_space,
                                         trace_over_run)
-from geometry.network import Network
-from geometry.spec import digits_cnn_spec, mlp_spec, validate_spec
+from geometry.networks.network import Network
+from geometry.networks.spec import digits_cnn_spec, mlp_spec, validate_spec
 
 
 def _train(net, X, y, steps, lr=1e-2, batch=128, seed=0):
@@ -362,7 +362,7 @@ def test_errors_and_cancel(digits_mlp, digits):
 
 
 class _FakeRun:
-    """The part of geometry.runs.Run that trace_over_run uses (name, epochs, len, network(i), dataset)."""
+    """The part of geometry.networks.runs.Run that trace_over_run uses (name, epochs, len, network(i), dataset)."""
 
     def __init__(self, nets, epochs):
         self._nets, self.epochs, self.name, self.dataset = nets, epochs, "fake", None
@@ -408,13 +408,13 @@ def _unit(a: np.ndarray) -> np.ndarray:
 @pytest.mark.skipif(not (BUNDLED_DIGITS / "run.json").exists(), reason="bundled digits run not present")
 def test_bundled_digits_paths_reach_or_end_at_a_verified_local_minimum_of_the_leaf():
     """Issue 8 asks that a horizontal path between two digits of the bundled run reaches its destination.
-    On this ReLU CNN it does not (see geometry/leaf_paths.py: measured on 40 pairs, every step size and
+    On this ReLU CNN it does not (see geometry/foliation/leaf_paths.py: measured on 40 pairs, every step size and
     integrator): each path ends where P_row(J)(d − x) = 0 inside a linear region, i.e. at the closest
     point to d of its flat leaf piece. This test holds the engine to that account: every path either
     reaches d, or its reported "local minimum" is verified independently (autograd Jacobian + lstsq
     projection, strict activation pattern, every nearby point of the leaf piece is farther from d), and
     the end point does not depend on the step size (not an artefact of α)."""
-    from geometry.runs import open_run
+    from geometry.networks.runs import open_run
 
     run = open_run(BUNDLED_DIGITS)
     net = run.network(len(run) - 1)

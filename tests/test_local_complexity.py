@@ -8,9 +8,9 @@ import torch
 from geometry.errors import CancelledError, DatasetError, SplineAtlasError
 from geometry.local_complexity import (count_polygons_in_squares, local_complexity, local_complexity_loop,
                                        orthoplex_directions, sample_boundary_points, square_region_counts)
-from geometry.network import Network
+from geometry.networks.network import Network
 from geometry.slices import Slice
-from geometry.spec import digits_cnn_spec, mlp_spec
+from geometry.networks.spec import digits_cnn_spec, mlp_spec
 from geometry.tessellation import tessellate, tessellate_all_depths
 
 

@@ -1,4 +1,4 @@
-"""Render meshes from 3D tessellations (geometry/mesh3d.py): topology, counts, filters, exploded view,
+"""Render meshes from 3D tessellations (geometry/tessellation/mesh3d.py): topology, counts, filters, exploded view,
 decision-boundary mesh, picking. The tessellations come from an independent reference (plain polyhedron
 clipping, tests/reference_tess3d.py) and, when it is present, from the engine."""
 from __future__ import annotations
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from geometry import mesh3d
-from geometry.network import Network
-from geometry.spec import mlp_spec
+from geometry.tessellation import mesh3d
+from geometry.networks.network import Network
+from geometry.networks.spec import mlp_spec
 
 from reference_tess3d import reference_tessellation
 

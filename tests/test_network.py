@@ -6,8 +6,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from geometry.errors import ArchitectureError, NonFiniteWeightsError, NotPiecewiseAffineError
-from geometry.network import Network
-from geometry.spec import Abs, Residual, digits_cnn_spec, mlp_spec, spec_from_module, validate_spec
+from geometry.networks.network import Network
+from geometry.networks.spec import Abs, Residual, digits_cnn_spec, mlp_spec, spec_from_module, validate_spec
 
 
 def test_trace_patterns_match_manual_forward():
@@ -226,7 +226,7 @@ def test_custom_module_with_an_unsupported_op_is_refused_naming_it():
 def test_absurd_or_malformed_layer_sizes_are_refused_before_allocating():
     """A spec whose weights would not fit in memory is refused from its counted parameters (nothing is
     allocated: 10^10 float32 weights would be 40 GB); negative sizes are an ArchitectureError too."""
-    from geometry.spec import MAX_PARAMETERS, count_parameters
+    from geometry.networks.spec import MAX_PARAMETERS, count_parameters
 
     huge = [{"type": "linear", "in_features": 2, "out_features": 100_000}, {"type": "relu"},
             {"type": "linear", "in_features": 100_000, "out_features": 100_000}]

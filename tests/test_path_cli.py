@@ -40,7 +40,7 @@ def test_path_horizontal_and_normal(digits_run_path, tmp_path):
 def test_path_region_and_errors(digits_run_path, tmp_path, capsys):
     if not digits_run_path.exists():
         pytest.skip("bundled digits run not present")
-    from geometry.runs import open_run
+    from geometry.networks.runs import open_run
     import torch
 
     run = open_run(digits_run_path)

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from geometry.errors import NotPiecewiseAffineError, SplineAtlasError
-from geometry.network import Network
+from geometry.networks.network import Network
 from geometry.power_diagram import (boundary_distances, centroids, distance_distributions, laguerre_argmin, layer_affine,
                                     project_sites, slice_power_diagram)
 from geometry.slices import Slice
-from geometry.spec import digits_cnn_spec, mlp_spec
+from geometry.networks.spec import digits_cnn_spec, mlp_spec
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -180,7 +180,7 @@ def test_errors():
 
 
 def test_maxpool_boundary_distance_matches_window_pairs_and_is_inscribed():
-    from geometry.spec import validate_spec
+    from geometry.networks.spec import validate_spec
 
     spec = validate_spec({"input_shape": [1, 4, 4], "num_classes": 3, "layers": [
         {"type": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3, "padding": 1},
@@ -213,7 +213,7 @@ def test_maxpool_boundary_distance_matches_window_pairs_and_is_inscribed():
 def test_distance_distributions_over_a_run():
     from pathlib import Path
 
-    from geometry.runs import open_run
+    from geometry.networks.runs import open_run
 
     path = Path(__file__).resolve().parents[1] / "assets" / "runs" / "spirals"
     if not path.exists():

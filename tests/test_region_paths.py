@@ -5,11 +5,11 @@ import numpy as np
 import pytest
 import torch
 
-from geometry.datasets import builtin_dataset
+from geometry.networks.datasets import builtin_dataset
 from geometry.errors import DatasetError
-from geometry.network import Network
-from geometry.region_paths import convex_combination_probability, find_region_path
-from geometry.spec import mlp_spec, validate_spec
+from geometry.networks.network import Network
+from geometry.boundary.region_paths import convex_combination_probability, find_region_path
+from geometry.networks.spec import mlp_spec, validate_spec
 
 
 def _diamond_net():

@@ -7,14 +7,14 @@ import torch
 from scipy.optimize import linprog
 
 from geometry.errors import ArchitectureError, SplineAtlasError
-from geometry.network import Network
+from geometry.networks.network import Network
 from geometry.regions import (active_bits, bisection_walk, boundary_distance, chebyshev, describe_region, dual_points,
                               enumerate_regions, grid_dual, hamming, hamming_at_distance, hrep_at, hreps_from_patterns,
                               line_walk, map_between, min_region_perturbation, nearest_neighbour_agreement, neighbours,
                               patterns_of, region_stats, walk_counts)
 from geometry.regions.affine import run_layers
 from geometry.regions.lp import _normalised
-from geometry.spec import mlp_spec, validate_spec
+from geometry.networks.spec import mlp_spec, validate_spec
 
 
 def _net(widths, seed=0, activation="relu"):
@@ -369,7 +369,7 @@ def test_dual_over_epochs_and_clustering():
 def test_region_qp_equals_deepfool_on_one_region_net():
     """On an affine net (one region) DeepFool's linearised step is exact up to its small extra push (the reference
     implementation adds 1e-4 to each step): same direction, distance equal to ~1e-4 relative."""
-    from geometry.deepfool import deepfool
+    from geometry.boundary.deepfool import deepfool
 
     net = _net([4, 3], seed=5)
     X = np.random.default_rng(3).standard_normal((6, 4))

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from app.cli.main import main
-from geometry.datasets import builtin_dataset
+from geometry.networks.datasets import builtin_dataset
 from geometry.regions import enumerate_regions, line_walk, patterns_of
-from geometry.runs import open_run
-from geometry.spec import mlp_spec
-from geometry.training import train_run
+from geometry.networks.runs import open_run
+from geometry.networks.spec import mlp_spec
+from geometry.networks.training import train_run
 
 
 @pytest.fixture(scope="module")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from geometry.network import Network
+from geometry.networks.network import Network
 from geometry.regions import enumerate_regions, line_walk, patterns_of
 from geometry.slices import Slice
-from geometry.spec import mlp_spec
+from geometry.networks.spec import mlp_spec
 
 tess = pytest.importorskip("geometry.tessellation")
 

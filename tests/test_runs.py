@@ -4,13 +4,13 @@ import json
 import pytest
 import torch
 
-from geometry.checkpoints import save_checkpoint
-from geometry.datasets import builtin_dataset
+from geometry.networks.checkpoints import save_checkpoint
+from geometry.networks.datasets import builtin_dataset
 from geometry.errors import DatasetError, RunError
-from geometry.network import Network
-from geometry.runs import open_run
-from geometry.spec import mlp_spec
-from geometry.training import save_schedule, train_run
+from geometry.networks.network import Network
+from geometry.networks.runs import open_run
+from geometry.networks.spec import mlp_spec
+from geometry.networks.training import save_schedule, train_run
 
 
 def _folder(tmp_path, epochs, widths=(2, 4, 3)):

@@ -15,11 +15,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from geometry import pickle_scan
-from geometry.checkpoints import read_checkpoint
+from geometry.networks import pickle_scan
+from geometry.networks.checkpoints import read_checkpoint
 from geometry.errors import SplineAtlasError
 from geometry.safe_io import atomic_open, atomic_output, partial_name, printable, write_text
-from geometry.spec import validate_spec
+from geometry.networks.spec import validate_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 FUZZ = settings(max_examples=int(os.environ.get("SPLINEATLAS_FUZZ_EXAMPLES", "150")), deadline=None,
@@ -69,7 +69,7 @@ def test_random_json_specs_are_accepted_or_refused_in_one_line(tree):
 @given(tree=json_trees)
 def test_random_json_manifests_and_sessions(tmp_path, tree):
     from app.model.session import validate_session
-    from geometry.runs import open_run
+    from geometry.networks.runs import open_run
 
     (tmp_path / "run.json").write_text(json.dumps(tree))
     for load in (lambda: open_run(tmp_path), lambda: validate_session(tree)):
@@ -100,11 +100,11 @@ def test_trainer_checkpoint_with_plain_python_objects_opens_without_trust(tmp_pa
 
     import numpy as np
 
-    from geometry.checkpoints import load_checkpoint
-    from geometry.spec import mlp_spec
+    from geometry.networks.checkpoints import load_checkpoint
+    from geometry.networks.spec import mlp_spec
 
     spec = mlp_spec([2, 4, 3])
-    from geometry.network import Network
+    from geometry.networks.network import Network
 
     net = Network(spec)
     torch.save({"model": net.layers.state_dict(), "args": argparse.Namespace(lr=0.1, out=pathlib.Path("/runs/a")),
@@ -169,9 +169,9 @@ def test_printable_escapes_terminal_controls_and_undecodable_bytes():
 @pytest.mark.slow
 def test_ctrl_c_exits_130_and_leaves_no_output(tmp_path):
     """SIGINT during a long computation: exit code 130, and no file under the output's final name."""
-    from geometry.network import Network
-    from geometry.checkpoints import save_checkpoint
-    from geometry.spec import mlp_spec
+    from geometry.networks.network import Network
+    from geometry.networks.checkpoints import save_checkpoint
+    from geometry.networks.spec import mlp_spec
 
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "wide.pt", Network(mlp_spec([2, 256, 256, 256, 256, 256, 256, 2])))

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
-from geometry.datasets import builtin_dataset
+from geometry.networks.datasets import builtin_dataset
 from geometry.errors import BudgetExceededError, CancelledError, NotPiecewiseAffineError, SplineAtlasError
-from geometry.network import Network
+from geometry.networks.network import Network
 from geometry.slices import Slice
-from geometry.spec import digits_cnn_spec, mlp_spec, validate_spec
+from geometry.networks.spec import digits_cnn_spec, mlp_spec, validate_spec
 from geometry.tessellation import Tessellation2D, tessellate, tessellate_all_depths
 
 BOX = [-1.0, 1.0, -1.0, 1.0]

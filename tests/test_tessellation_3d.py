@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from geometry.errors import BudgetExceededError
-from geometry.network import Network
+from geometry.networks.network import Network
 from geometry.slices import Slice
-from geometry.spec import mlp_spec
+from geometry.networks.spec import mlp_spec
 from geometry.tessellation import Tessellation3D, tessellate, tessellate_all_depths
 from geometry.tessellation.locate import cell_planes
 

@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from app.cli.main import main
-from geometry.checkpoints import save_checkpoint
-from geometry.datasets import builtin_dataset
-from geometry.network import Network
+from geometry.networks.checkpoints import save_checkpoint
+from geometry.networks.datasets import builtin_dataset
+from geometry.networks.network import Network
 from geometry.slices import Slice
-from geometry.spec import mlp_spec
+from geometry.networks.spec import mlp_spec
 from geometry.tessellation import tessellate
 
 
@@ -30,7 +30,7 @@ def mlp_ckpt(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
-    from geometry.training import train_run
+    from geometry.networks.training import train_run
 
     ds = builtin_dataset("digits")
     out = tmp_path_factory.mktemp("run")
@@ -105,7 +105,7 @@ def test_3d_slice_through_four_points(digits_run, tmp_path):
 @pytest.fixture(scope="module")
 def spirals_run(tmp_path_factory):
     """A 2-8-8-3 MLP trained 3 epochs on spirals, checkpoints at epochs 1 and 3 only."""
-    from geometry.training import train_run
+    from geometry.networks.training import train_run
 
     ds = builtin_dataset("spirals", n=200, seed=0)
     out = tmp_path_factory.mktemp("sprun")
@@ -129,7 +129,7 @@ def _domain_box(js) -> list[float]:
 def test_default_domain_is_the_windows_home_window(spirals_run, tmp_path):
     """With no --domain the CLI tessellates the window's home window of the slice (the data's box plus 8%,
     made square), so ``tessellate`` and the window count the same regions."""
-    from geometry.runs import open_run
+    from geometry.networks.runs import open_run
     from geometry.slices import box_domain
 
     out = tmp_path / "d.json"
@@ -142,7 +142,7 @@ def test_default_domain_is_the_windows_home_window(spirals_run, tmp_path):
 
 
 def test_epoch_picks_that_checkpoint_and_refuses_a_missing_one(spirals_run, tmp_path, capsys):
-    from geometry.runs import open_run
+    from geometry.networks.runs import open_run
 
     run = open_run(spirals_run)
     assert run.epochs == [1, 3]
@@ -186,7 +186,7 @@ def test_plane_input_is_the_input_space(mlp_ckpt, digits_run, tmp_path, capsys):
 
 @pytest.mark.parametrize("k", [2, 3])
 def test_pca_slice_is_the_datasets_principal_plane(digits_run, tmp_path, k):
-    from geometry.runs import open_run
+    from geometry.networks.runs import open_run
 
     out = tmp_path / "pca.json"
     assert main(["tessellate", str(digits_run), "--pca", str(k), "--depth", "1", "--no-slope-norm",
@@ -207,9 +207,9 @@ def test_pca_slice_is_the_datasets_principal_plane(digits_run, tmp_path, k):
 
 
 def test_deepfool_cross_section_slice(digits_run, tmp_path, capsys):
-    from geometry.cross_sections import cross_sections
-    from geometry.deepfool import deepfool
-    from geometry.runs import open_run
+    from geometry.boundary.cross_sections import cross_sections
+    from geometry.boundary.deepfool import deepfool
+    from geometry.networks.runs import open_run
 
     run = open_run(digits_run)
     net = run.network(len(run) - 1)

@@ -145,9 +145,9 @@ def test_a_many_input_checkpoint_without_a_dataset_opens_on_a_random_slice(qtbot
     import torch
 
     from app.jobs.slicing import default_slice_choice
-    from geometry.network import Network
-    from geometry.checkpoints import save_checkpoint
-    from geometry.spec import mlp_spec
+    from geometry.networks.network import Network
+    from geometry.networks.checkpoints import save_checkpoint
+    from geometry.networks.spec import mlp_spec
 
     torch.manual_seed(0)
     net = Network(mlp_spec([5, 8, 3]))

@@ -10,10 +10,10 @@ import torch
 from app.jobs import scene3d as jobs3d
 from app import jobs
 from app.model.view3d import ClipPlane, Slice3Choice, View3DSettings, View3DState
-from geometry import mesh3d
-from geometry.network import Network
+from geometry.tessellation import mesh3d
+from geometry.networks.network import Network
 from geometry.slices import Slice
-from geometry.spec import mlp_spec
+from geometry.networks.spec import mlp_spec
 
 from reference_tess3d import reference_tessellation
 
@@ -60,7 +60,7 @@ def test_make_slice3_kinds(digits_run_path):
     u = sl.project(b.points()[0])
     assert (np.abs(u - np.asarray(box).reshape(3, 2).mean(1)) <= side[0] / 2 + 1e-9).mean() > 0.99
     sl, box = jobs3d.make_slice3(b, Slice3Choice("deepfool", index=5, seed=1))
-    from geometry.deepfool import deepfool
+    from geometry.boundary.deepfool import deepfool
 
     r = deepfool(b.run.network(-1), b.points()[0][5][None]).perturbation[0]
     np.testing.assert_allclose(sl.basis[:, 0], r / np.linalg.norm(r), atol=1e-8)  # first axis: DeepFool direction
@@ -255,8 +255,8 @@ def test_canvas_renders_a_tessellation_and_picks_surfaces(gl, qtbot, ref):
 
 
 def _tiny_run(tmp_path, widths=(3, 8, 2), save_epochs=(0, 2)):
-    from geometry.datasets import load_npz
-    from geometry.training import train_run
+    from geometry.networks.datasets import load_npz
+    from geometry.networks.training import train_run
 
     rng = np.random.default_rng(0)
     X = rng.uniform(-1, 1, size=(300, 3)).astype(np.float32)
@@ -388,7 +388,7 @@ def test_window_3d_tab_follows_the_layer_slider_and_its_controls(gl, qtbot, tmp_
     c.near.setChecked(True)
     assert s3.settings.near_boundary
     qtbot.waitUntil(lambda: tab.scene is not before and idle(), timeout=TIMEOUT)
-    from geometry import mesh3d
+    from geometry.tessellation import mesh3d
 
     d = s3.settings.near_distance * float(np.linalg.norm(np.diff(np.asarray(s3.box).reshape(3, 2), axis=1)))
     near = mesh3d.near_boundary_face_mask(tab.tess3[1], d) & (np.asarray(tab.tess3[1].face_layer) >= 0)

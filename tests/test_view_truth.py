@@ -49,7 +49,7 @@ def agreement(png, key: dict, network) -> tuple[float, int]:
 @pytest.mark.parametrize("run_name", ["spirals", "digits", "rings3d"])
 def test_screenshot_pixels_equal_the_forward_pass(qtbot, tmp_path, run_name):
     from app.cli.main import main
-    from geometry.runs import open_run
+    from geometry.networks.runs import open_run
     from tests.conftest import DEMO_RUNS
 
     path = DEMO_RUNS / run_name

@@ -1,7 +1,7 @@
 """``splineatlas centroids | deepfool | curvature | detect | angles``: power-diagram centroids and
 decision-boundary analysis of a run's checkpoint at chosen data points or on a tessellated slice (CLI twins
-of geometry.power_diagram, geometry.deepfool, geometry.curvature, geometry.detection and
-geometry.boundary_angles)."""
+of geometry.power_diagram, geometry.boundary.deepfool, geometry.boundary.curvature, geometry.boundary.detection and
+geometry.boundary.boundary_angles)."""
 from __future__ import annotations
 
 import argparse
@@ -185,7 +185,7 @@ def cmd_centroids(args) -> int:
 
 def cmd_distances(args) -> int:
     from geometry.power_diagram import distance_distributions
-    from geometry.runs import open_run
+    from geometry.networks.runs import open_run
 
     run = open_run(args.path, trust_code=args.trust_code)
     epochs = [run.epochs[i] for i in run.epoch_indices(args.epochs)]
@@ -281,7 +281,7 @@ def _save_image(path: Path, img: np.ndarray, signed: bool) -> None:
 
 # -- deepfool ----------------------------------------------------------------------------------------
 def cmd_deepfool(args) -> int:
-    from geometry.deepfool import deepfool
+    from geometry.boundary.deepfool import deepfool
 
     run, i, net = load_checkpoint_network(args)
     X, idx, labels = _points(args, run, net)
@@ -304,8 +304,8 @@ def _cls(names, k) -> str:
 
 # -- curvature -----------------------------------------------------------------------------------------
 def cmd_curvature(args) -> int:
-    from geometry.curvature import needs_scale, principal_curvatures
-    from geometry.deepfool import deepfool
+    from geometry.boundary.curvature import needs_scale, principal_curvatures
+    from geometry.boundary.deepfool import deepfool
 
     run, i, net = load_checkpoint_network(args)
     X, idx, labels = _points(args, run, net)
@@ -328,9 +328,9 @@ def cmd_curvature(args) -> int:
 
 # -- detect ----------------------------------------------------------------------------------------------
 def cmd_detect(args) -> int:
-    from geometry.curvature import needs_scale
-    from geometry.deepfool import deepfool
-    from geometry.detection import calibrate_threshold, detect_perturbed, detection_rates
+    from geometry.boundary.curvature import needs_scale
+    from geometry.boundary.deepfool import deepfool
+    from geometry.boundary.detection import calibrate_threshold, detect_perturbed, detection_rates
 
     run, i, net = load_checkpoint_network(args)
     X, idx, labels = _points(args, run, net)
@@ -380,7 +380,7 @@ def cmd_detect(args) -> int:
 # -- angles ------------------------------------------------------------------------------------------------
 def cmd_angles(args) -> int:
     from app.cli.tessellate_cmd import resolve_slice
-    from geometry.boundary_angles import boundary_angles
+    from geometry.boundary.boundary_angles import boundary_angles
     from geometry.tessellation import tessellate
 
     if args.bins < 1:

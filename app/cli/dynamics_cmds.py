@@ -39,9 +39,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_dynamics(args) -> int:
-    from geometry.device import resolve_device
+    from geometry.networks.device import resolve_device
     from geometry.dynamics import DynamicsSettings, run_dynamics
-    from geometry.runs import open_run
+    from geometry.networks.runs import open_run
 
     from app.render.curves import render_curves
     from app.render.slice_figure import save_figure

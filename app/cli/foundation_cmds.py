@@ -4,11 +4,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from geometry.datasets import BUILTIN, builtin_dataset, load_npz
+from geometry.networks.datasets import BUILTIN, builtin_dataset, load_npz
 from app.cli.common import add_trust_argument
 from geometry.errors import ArchitectureError
-from geometry.runs import open_run
-from geometry.spec import load_spec_file, parse_arch_string, validate_spec
+from geometry.networks.runs import open_run
+from geometry.networks.spec import load_spec_file, parse_arch_string, validate_spec
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -53,7 +53,7 @@ def _spec(arch: str, batchnorm: bool, activation: str) -> dict:
         return load_spec_file(arch)
     spec = parse_arch_string(arch)
     if arch != "digits-cnn" and (batchnorm or activation != "relu"):
-        from geometry.spec import mlp_spec
+        from geometry.networks.spec import mlp_spec
 
         spec = mlp_spec([int(w) for w in arch.split("-")], activation=activation, batchnorm=batchnorm)
     return validate_spec(spec)
@@ -62,7 +62,7 @@ def _spec(arch: str, batchnorm: bool, activation: str) -> dict:
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
-    from geometry.training import save_schedule, train_run
+    from geometry.networks.training import save_schedule, train_run
 
     ds = _dataset(args.dataset, args.samples, args.noise, args.seed, args.arms)
     spec = _spec(args.arch, args.batchnorm, args.activation)
@@ -90,7 +90,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from geometry.training import accuracy
+    from geometry.networks.training import accuracy
 
     run = open_run(args.path, trust_code=args.trust_code, allow_gaps=args.allow_gaps)
     net = run.network(len(run) - 1)

@@ -1,5 +1,5 @@
 """``splineatlas path``, ``convex`` and ``trace-g``: leaf paths, region paths, convex combinations and
-Tr G over training (CLI twins of geometry.leaf_paths, geometry.region_paths, geometry.local_data_matrix)."""
+Tr G over training (CLI twins of geometry.foliation.leaf_paths, geometry.boundary.region_paths, geometry.foliation.local_data_matrix)."""
 from __future__ import annotations
 
 import argparse
@@ -137,7 +137,7 @@ def _frames_of_leaf_path(lp, i: int, frames: int) -> np.ndarray:
 
 def cmd_path(args) -> int:
 
-    from geometry.runs import open_run
+    from geometry.networks.runs import open_run
 
     run = open_run(args.path, trust_code=args.trust_code)
     ei = run.exact_index(args.epoch)
@@ -173,7 +173,7 @@ def cmd_path(args) -> int:
         print(f"\r{msg} ({frac:.0%})", end="", file=sys.stderr, flush=True)
 
     if args.kind == "region":
-        from geometry.region_paths import find_region_path
+        from geometry.boundary.region_paths import find_region_path
 
         from app.jobs.paths import REGION_DEPTH
 
@@ -198,7 +198,7 @@ def cmd_path(args) -> int:
             print(f"path {src[k]} -> {dst[k]}: {'found' if r.success else 'NOT found'}, {len(r.anchors)} anchors, "
                   f"depth {r.depth}, {r.projections} projections ({r.message})")
     else:
-        from geometry.leaf_paths import horizontal_paths, normal_paths
+        from geometry.foliation.leaf_paths import horizontal_paths, normal_paths
 
         from app.jobs.paths import DEFAULT_STEPS, leaf_step_sizes
 
@@ -241,8 +241,8 @@ def cmd_path(args) -> int:
 
 
 def cmd_trace_g(args) -> int:
-    from geometry.local_data_matrix import trace_over_run
-    from geometry.runs import open_run
+    from geometry.foliation.local_data_matrix import trace_over_run
+    from geometry.networks.runs import open_run
 
     run = open_run(args.path, trust_code=args.trust_code)
 
@@ -262,8 +262,8 @@ def cmd_trace_g(args) -> int:
 
 
 def cmd_convex(args) -> int:
-    from geometry.region_paths import convex_combination_probability
-    from geometry.runs import open_run
+    from geometry.boundary.region_paths import convex_combination_probability
+    from geometry.networks.runs import open_run
 
     run = open_run(args.path, trust_code=args.trust_code)
     ei = run.exact_index(args.epoch)

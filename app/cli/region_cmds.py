@@ -336,7 +336,7 @@ def cmd_dual(args) -> int:
     from app.export.video import check_video_size, write_video
     from geometry.regions import check_supported
     from geometry.regions.dual import dual_points, grid_dual_over_epochs
-    from geometry.runs import open_run
+    from geometry.networks.runs import open_run
 
     run = open_run(args.path, trust_code=args.trust_code)
     net = run.network(len(run) - 1)
@@ -408,7 +408,7 @@ def cmd_dual(args) -> int:
 def _dual_compare(args, run, net, grid, out: Path) -> None:
     from geometry.regions import check_supported
     from geometry.regions.dual import map_between
-    from geometry.runs import open_run
+    from geometry.networks.runs import open_run
 
     run2 = open_run(args.compare, trust_code=args.trust_code)
     net2 = run2.network(len(run2) - 1)

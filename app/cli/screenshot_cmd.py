@@ -47,7 +47,7 @@ def cmd_screenshot(args) -> int:
     from app.qt.screenshot import settle_window, wait_until
     from app.qt.view_key import save_view
     from geometry.cache import ResultCache
-    from geometry.runs import open_run
+    from geometry.networks.runs import open_run
 
     run = open_run(args.path)              # refuse bad input (and a missing --epoch) before any window
     index = run.exact_index(args.epoch)

@@ -12,7 +12,7 @@ import numpy as np
 from app.cli.common import add_trust_argument
 from app.jobs.slicing import SPELLING
 from app.model.state import SliceChoice
-from geometry.cross_sections import DEFAULT_EXTENT
+from geometry.boundary.cross_sections import DEFAULT_EXTENT
 from geometry.errors import DatasetError, InputFileError, SplineAtlasError
 from geometry.safe_io import write_text
 
@@ -62,7 +62,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def load_checkpoint_network(args):
     """(run, checkpoint index, network) for PATH and --epoch."""
-    from geometry.runs import open_run
+    from geometry.networks.runs import open_run
 
     run = open_run(args.path, trust_code=args.trust_code)
     i = run.exact_index(args.epoch)
@@ -156,7 +156,7 @@ def _slice_from_file(path: Path, D: int):
 
 def _deepfool_facts(net, bundle, choice: SliceChoice, extent: float) -> dict:
     """What the JSON says about a cross-section: DeepFool's classes and ||r|| at the slice's point."""
-    from geometry.deepfool import deepfool
+    from geometry.boundary.deepfool import deepfool
 
     X, _ = bundle.points()
     res = deepfool(net, X[choice.indices[0]][None])

@@ -12,9 +12,9 @@ from typing import Callable
 
 import numpy as np
 
-from geometry.datasets import Dataset
+from geometry.networks.datasets import Dataset
 from geometry.errors import CancelledError, SplineAtlasError
-from geometry.runs import open_run
+from geometry.networks.runs import open_run
 
 Progress = Callable[[float, str], None] | None
 Cancel = Callable[[], bool] | None
@@ -32,7 +32,7 @@ def check_cancel(cancel: Cancel, what: str) -> None:
 class RunBundle:
     """An opened run plus the facts the window shows without touching the engine again.
 
-    run: geometry.runs.Run; dataset: Dataset | None; input_dim D; depth L (number of nonlinearities);
+    run: geometry.networks.runs.Run; dataset: Dataset | None; input_dim D; depth L (number of nonlinearities);
     num_classes C; class_names (C,); image_shape: e.g. (1, 8, 8) when inputs are images, else None.
     piecewise_affine: whether exact tessellation applies.
     """

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from geometry.deepfool import deepfool
-from geometry.local_data_matrix import local_data_matrix
+from geometry.boundary.deepfool import deepfool
+from geometry.foliation.local_data_matrix import local_data_matrix
 from geometry.power_diagram import centroids
 from geometry.slices import Slice
 from geometry.tessellation import pack_pattern

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geometry import leaf_paths
+from geometry.foliation import leaf_paths
 from geometry.errors import SplineAtlasError
-from geometry.local_data_matrix import local_data_matrix
+from geometry.foliation.local_data_matrix import local_data_matrix
 from geometry.slices import Slice
 
 from ..model.state import DEFAULT_PATH_STEPS as DEFAULT_STEPS
@@ -155,7 +155,7 @@ def _segment(net, bundle, s, d, _steps, progress, cancel) -> PathTrace:
 
 
 def _region_path(net, _bundle, s, d, depth, progress, cancel) -> PathTrace:
-    from geometry.region_paths import find_region_path
+    from geometry.boundary.region_paths import find_region_path
 
     res = find_region_path(net, s, d, max_depth=depth, progress=progress, cancel=cancel)
     A = np.asarray(res.anchors, np.float64)

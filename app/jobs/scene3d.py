@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geometry import mesh3d
+from geometry.tessellation import mesh3d
 from geometry.slices import Slice
 
 from ..model.view3d import ClipPlane, Slice3Choice

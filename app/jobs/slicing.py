@@ -20,8 +20,8 @@ import dataclasses
 
 import numpy as np
 
-from geometry.cross_sections import DEFAULT_EXTENT, cross_sections
-from geometry.deepfool import deepfool
+from geometry.boundary.cross_sections import DEFAULT_EXTENT, cross_sections
+from geometry.boundary.deepfool import deepfool
 from geometry.errors import DatasetError, SplineAtlasError
 from geometry.slices import Slice, box_domain
 

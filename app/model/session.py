@@ -25,7 +25,7 @@ def _session_models():
 
     from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
-    from geometry.schemas import Finite as Num
+    from geometry.networks.schemas import Finite as Num
 
     Point = tuple[Num, Num]
 
@@ -96,7 +96,7 @@ def _session_models():
 def validate_session(data, where: str = "session") -> dict:
     """Check a session dict field by field (types, ranges, allowed values, at most MAX_SESSION_PATHS paths);
     raise InputFileError naming the field."""
-    from geometry.schemas import validate_document
+    from geometry.networks.schemas import validate_document
 
     if not isinstance(data, dict) or data.get("format") != "splineatlas-session":
         raise InputFileError(f"{where} is not a Spline Atlas session file (no \"format\": \"splineatlas-session\"); "

@@ -14,7 +14,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer
 
 from geometry.errors import SplineAtlasError, UnsafePickleError
-from geometry.local_data_matrix import trace_over_run
+from geometry.foliation.local_data_matrix import trace_over_run
 from geometry.power_diagram import slice_power_diagram
 from geometry.safe_io import printable
 

@@ -3,7 +3,7 @@
 A vertical cursor follows the epoch slider (drag it to scrub). Accuracy comes from the run's recorded
 metrics; the region count fills in for every epoch whose exact tessellation of the current window is
 in the cache (scrub, or press "Tessellate every epoch", which also makes scrubbing instant);
-mean Tr G over up to 256 test points is computed on request (``geometry.local_data_matrix.trace_over_run``).
+mean Tr G over up to 256 test points is computed on request (``geometry.foliation.local_data_matrix.trace_over_run``).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Two layers, napari-style:
 
 * :class:`Canvas3D` draws and computes nothing of its own: ``set_*`` methods push arrays (built by
-  :mod:`geometry.mesh3d`) into vispy visuals — translucent region faces with their outlines, the opaque
+  :mod:`geometry.tessellation.mesh3d`) into vispy visuals — translucent region faces with their outlines, the opaque
   decision-boundary surface, dataset points, paths as 3D polylines, the box, the clipping plane and the
   picked point. It reports clicks on a surface (``picked``) and Ctrl+drags of the clipping plane
   (``plane_dragged``).
@@ -24,7 +24,7 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from geometry import mesh3d
+from geometry.tessellation import mesh3d
 
 from ..jobs import scene3d as jobs3d
 from .. import jobs

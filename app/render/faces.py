@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from geometry.mesh3d import face_cells
+from geometry.tessellation.mesh3d import face_cells
 
 from . import palette
 from .tiles import pattern_hashes

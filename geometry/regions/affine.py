@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import ArchitectureError, BudgetExceededError
-from ..network import Network
-from ..spec import Abs, Residual
+from geometry.errors import ArchitectureError, BudgetExceededError
+from geometry.networks.network import Network
+from geometry.networks.spec import Abs, Residual
 
 _RELU_LIKE = (nn.ReLU, nn.LeakyReLU, Abs)
 _SMOOTH = (nn.GELU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.ELU, nn.SiLU, nn.Softmax)

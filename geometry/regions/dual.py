@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import CancelledError, SplineAtlasError
-from ..network import predicted_classes
-from .affine import patterns_of, region_maps
-from .lp import as_box
+from geometry.errors import CancelledError, SplineAtlasError
+from geometry.networks.network import predicted_classes
+from geometry.regions.affine import patterns_of, region_maps
+from geometry.regions.lp import as_box
 
 
 def dual_points(net, X, device=None) -> np.ndarray:
@@ -90,7 +90,7 @@ class DualMotion:
 
 def dual_over_epochs(run, X, device=None, progress=None, cancel=None) -> DualMotion:
     """Dual points of samples X (N, D) at every checkpoint of ``run`` (an object with ``epochs`` and
-    ``network(i)``, e.g. :func:`geometry.runs.open_run`'s Run)."""
+    ``network(i)``, e.g. :func:`geometry.networks.runs.open_run`'s Run)."""
     X = np.asarray(X, np.float64)
     out, nreg = [], []
     E = len(run.epochs)

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..errors import CancelledError, SplineAtlasError
-from .affine import _as_net64, check_supported, hamming, patterns_of, run_layers
+from geometry.errors import CancelledError, SplineAtlasError
+from geometry.regions.affine import _as_net64, check_supported, hamming, patterns_of, run_layers
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ import numpy as np
 import torch
 from scipy.optimize import linprog
 
-from ..errors import CancelledError, SplineAtlasError
-from .affine import HRep, hreps_from_patterns, patterns_of
+from geometry.errors import CancelledError, SplineAtlasError
+from geometry.regions.affine import HRep, hreps_from_patterns, patterns_of
 
 Box = tuple[np.ndarray, np.ndarray]
 

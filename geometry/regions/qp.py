@@ -33,9 +33,9 @@ from dataclasses import dataclass
 import cvxpy as cp
 import numpy as np
 
-from ..errors import SplineAtlasError
-from .affine import HRep
-from .lp import _normalised, as_box
+from geometry.errors import SplineAtlasError
+from geometry.regions.affine import HRep
+from geometry.regions.lp import _normalised, as_box
 
 
 @dataclass(frozen=True)

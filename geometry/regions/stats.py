@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import CancelledError, SplineAtlasError
-from .affine import HRep, boundary_distance, hreps_from_patterns, pairwise_hamming, patterns_of
-from .linewalk import line_walk
-from .lp import ActiveBits, Chebyshev, Neighbours, active_bits, as_box, chebyshev, neighbours
-from .qp import RegionPerturbation, min_region_perturbation
-from ..safe_io import atomic_open
+from geometry.errors import CancelledError, SplineAtlasError
+from geometry.regions.affine import HRep, boundary_distance, hreps_from_patterns, pairwise_hamming, patterns_of
+from geometry.regions.linewalk import line_walk
+from geometry.regions.lp import ActiveBits, Chebyshev, Neighbours, active_bits, as_box, chebyshev, neighbours
+from geometry.regions.qp import RegionPerturbation, min_region_perturbation
+from geometry.safe_io import atomic_open
 
 
 REGION_SETS = ("train", "test", "adversarial")
@@ -51,7 +51,7 @@ def sample_region_sets(net, dataset, names, n: int, seed: int = 0, overshoot: fl
         elif s == "test":
             out[s] = X_test
         else:
-            from ..deepfool import deepfool
+            from geometry.boundary.deepfool import deepfool
 
             out[s] = deepfool(net, X_test, overshoot=overshoot, cancel=cancel).perturbed
     return out

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import BudgetExceededError, CancelledError, SplineAtlasError
-from .affine import check_supported, hreps_from_patterns, patterns_of
-from .lp import _step_across, active_bits, as_box, chebyshev
+from geometry.errors import BudgetExceededError, CancelledError, SplineAtlasError
+from geometry.regions.affine import check_supported, hreps_from_patterns, patterns_of
+from geometry.regions.lp import _step_across, active_bits, as_box, chebyshev
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from ..spec import Abs, Residual
+from geometry.networks.spec import Abs, Residual
 
 PL_MODULES = (nn.ReLU, nn.LeakyReLU, Abs, nn.MaxPool2d)
 SMOOTH_MODULES = (nn.GELU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.ELU, nn.SiLU, nn.Softmax)
@@ -120,7 +120,7 @@ def maxpool_pairs(module: nn.MaxPool2d, C: int, H: int, W: int, device) -> torch
     The max of a window is affine where the order of its members does not change, so the window's
     cut lines are the pairwise differences. Padding/dilation other than the defaults are refused.
     """
-    from ..errors import NotPiecewiseAffineError
+    from geometry.errors import NotPiecewiseAffineError
 
     if _pair(module.padding) != (0, 0) or _pair(module.dilation) != (1, 1) or module.ceil_mode:
         raise NotPiecewiseAffineError("exact tessellation supports MaxPool2d without padding, dilation or ceil_mode only.")

@@ -12,9 +12,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import planar
-from .affine import activate, walk
-from .types import unpack_code
+from geometry.tessellation import planar
+from geometry.tessellation.affine import activate, walk
+from geometry.tessellation.types import unpack_code
 
 
 def _vertex_mask(cnt: torch.Tensor, P: int) -> torch.Tensor:

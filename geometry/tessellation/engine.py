@@ -18,15 +18,15 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..errors import SplineAtlasError
-from ..network import Network
-from ..slices import Slice
-from . import planar
-from .affine import StopWalk, activate, walk
-from .boundary import class_cells_2d, propagate_classes, slope_norms
-from .prepare import domain_polygon, layer_lines, layer_pattern, layer_summaries, prepare
-from .solid import tessellate_all_depths_3d
-from .types import Tessellation2D, Tessellation3D, pack_pattern
+from geometry.errors import SplineAtlasError
+from geometry.networks.network import Network
+from geometry.slices import Slice
+from geometry.tessellation import planar
+from geometry.tessellation.affine import StopWalk, activate, walk
+from geometry.tessellation.boundary import class_cells_2d, propagate_classes, slope_norms
+from geometry.tessellation.prepare import domain_polygon, layer_lines, layer_pattern, layer_summaries, prepare
+from geometry.tessellation.solid import tessellate_all_depths_3d
+from geometry.tessellation.types import Tessellation2D, Tessellation3D, pack_pattern
 
 DEFAULT_MAX_REGIONS = 1_000_000
 MEMORY_BUDGET_BYTES = 4 * 2**30

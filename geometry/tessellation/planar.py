@@ -22,7 +22,7 @@ from typing import Callable
 
 import torch
 
-from ..errors import BudgetExceededError, CancelledError
+from geometry.errors import BudgetExceededError, CancelledError
 
 
 def _next_index(cnt: torch.Tensor, P: int) -> torch.Tensor:

@@ -8,12 +8,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..device import resolve_device
-from ..errors import SplineAtlasError
-from ..network import Network
-from ..slices import Slice, box_domain
-from .affine import maxpool_pairs
-from .types import LayerSummary
+from geometry.networks.device import resolve_device
+from geometry.errors import SplineAtlasError
+from geometry.networks.network import Network
+from geometry.slices import Slice, box_domain
+from geometry.tessellation.affine import maxpool_pairs
+from geometry.tessellation.types import LayerSummary
 
 
 def domain_polygon(slice_: Slice, domain) -> np.ndarray:
@@ -81,7 +81,7 @@ def prepare(network: Network, slice_: Slice, device, dtype=torch.float64):
     """Check the network and slice, copy the layers to ``dtype`` on ``device``, and give the one region of
     depth 0: the slice's affine map ``X0 (1, k+1, *input_shape)`` (origin, then the basis rows)."""
     if not isinstance(network, Network):
-        raise SplineAtlasError("tessellate needs a geometry.network.Network (load one with open_run/load_checkpoint).")
+        raise SplineAtlasError("tessellate needs a geometry.networks.network.Network (load one with open_run/load_checkpoint).")
     network.require_piecewise_affine("exact tessellation")
     if slice_.ambient_dim != network.input_dim:
         raise SplineAtlasError(

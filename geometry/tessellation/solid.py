@@ -16,12 +16,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..errors import BudgetExceededError, CancelledError, SplineAtlasError
-from . import planar
-from .affine import StopWalk, activate, walk
-from .boundary import propagate_classes, slope_norms, two_class
-from .prepare import domain_box3, layer_lines, layer_pattern, layer_summaries, prepare
-from .types import Tessellation3D, pack_pattern
+from geometry.errors import BudgetExceededError, CancelledError, SplineAtlasError
+from geometry.tessellation import planar
+from geometry.tessellation.affine import StopWalk, activate, walk
+from geometry.tessellation.boundary import propagate_classes, slope_norms, two_class
+from geometry.tessellation.prepare import domain_box3, layer_lines, layer_pattern, layer_summaries, prepare
+from geometry.tessellation.types import Tessellation3D, pack_pattern
 
 
 def _box_faces(box: np.ndarray, dtype, device):

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..slices import Slice
+from geometry.slices import Slice
 
 
 def unpack_code(code: np.ndarray, width: int, kind: str) -> np.ndarray:
@@ -166,7 +166,7 @@ class Tessellation2D:
         Points on a shared edge get one of the adjacent regions. Pure geometry (grid bucketing of the
         polygons' bounding boxes + half-plane tests), independent of the network.
         """
-        from .locate import locate_points
+        from geometry.tessellation.locate import locate_points
 
         return locate_points(self.vertices, self.offsets, np.asarray(u, dtype=np.float64),
                              self.tolerance if tol is None else tol)
@@ -185,7 +185,7 @@ class Tessellation2D:
     def to_json(self) -> dict:
         """JSON-ready dict: domain, origin, basis, regions [{vertices (CCW), pattern, class, slope_norm}],
         decision_boundary [[[u0, v0], [u1, v1]], ...] (see also :func:`geometry.tessellation.export`)."""
-        from .export import tessellation_to_json
+        from geometry.tessellation.export import tessellation_to_json
 
         return tessellation_to_json(self)
 
@@ -297,7 +297,7 @@ class Tessellation3D:
 
     def region_of(self, u: np.ndarray, tol: float | None = None) -> np.ndarray:
         """(n,) int64 index of the cell containing each point of ``u (n, 3)``; -1 outside the domain."""
-        from .locate import locate_points_3d
+        from geometry.tessellation.locate import locate_points_3d
 
         return locate_points_3d(self, u, self.tolerance if tol is None else tol)
 
@@ -305,7 +305,7 @@ class Tessellation3D:
         return np.split(self.boundary_vertices, self.boundary_offsets[1:-1])
 
     def to_json(self) -> dict:
-        from .export import tessellation_to_json
+        from geometry.tessellation.export import tessellation_to_json
 
         return tessellation_to_json(self)
 

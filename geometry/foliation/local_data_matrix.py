@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import BudgetExceededError, CancelledError, DatasetError, SplineAtlasError
+from geometry.errors import BudgetExceededError, CancelledError, DatasetError, SplineAtlasError
 
 JACOBIAN_METHODS = ("auto", "backprop", "vjp", "loop", "jacrev")
 
@@ -167,7 +167,7 @@ _ELEMENTWISE_SMOOTH = (nn.GELU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.ELU, nn.SiL
 
 
 def _backprop_supported(seq: nn.Sequential) -> bool:
-    from .spec import Abs, Residual
+    from geometry.networks.spec import Abs, Residual
 
     for m in seq.children():
         if isinstance(m, Residual):
@@ -182,7 +182,7 @@ def _backprop_supported(seq: nn.Sequential) -> bool:
 
 def _forward_record(seq: nn.Sequential, x: torch.Tensor, tape: list, patterns: list | None) -> torch.Tensor:
     """Forward pass that appends (module, input, extra) to ``tape`` (extra: maxpool indices / nested tape)."""
-    from .spec import Abs, Residual
+    from geometry.networks.spec import Abs, Residual
 
     for m in seq.children():
         if isinstance(m, Residual):
@@ -221,7 +221,7 @@ def _simple_pool(m: nn.AvgPool2d, xin: torch.Tensor) -> bool:
 
 def _backward_sweep(tape: list, g: torch.Tensor, c: int) -> torch.Tensor:
     """Pull cotangents g: (C·N, *out_shape) (class-major) back through a recorded tape."""
-    from .spec import Abs, Residual
+    from geometry.networks.spec import Abs, Residual
 
     def rep(t: torch.Tensor) -> torch.Tensor:            # (N, ...) -> (C·N, ...) matching g's layout
         return t.unsqueeze(0).expand(c, *t.shape).reshape(c * t.shape[0], *t.shape[1:])
@@ -337,7 +337,7 @@ def _slice_tape(tape: list, idx: torch.Tensor) -> list:
 def _piecewise_affine_seq(seq: nn.Sequential) -> bool:
     """Every module affine or piecewise linear with its pieces fully described by the recorded patterns
     (ReLU / LeakyReLU / Abs masks, max-pool argmax): then the logit Jacobian is a function of the patterns."""
-    from .spec import Residual
+    from geometry.networks.spec import Residual
 
     for m in seq.children():
         if isinstance(m, Residual):
@@ -475,7 +475,7 @@ def numerical_rank(eigenvalues: torch.Tensor, rtol: float) -> torch.Tensor:
 
 
 def _prepare(net: nn.Module, dtype, device):
-    from .deepfool import prepare_model
+    from geometry.networks.torch_utils import prepare_model
 
     return prepare_model(net, dtype, device)
 
@@ -569,7 +569,7 @@ def trace_over_run(run, X=None, y=None, *, max_points: int = 512, split: str = "
                    dtype: torch.dtype = torch.float32, device=None, method: str = "auto",
                    progress: Callable[[float, str], None] | None = None,
                    cancel: Callable[[], bool] | None = None) -> TraceCurve:
-    """Mean Tr G(x, w_e) over a fixed point set for every checkpoint e of ``run`` (geometry.runs.Run).
+    """Mean Tr G(x, w_e) over a fixed point set for every checkpoint e of ``run`` (geometry.networks.runs.Run).
 
     X: (N, D) points (default: the run's dataset ``split``, a seeded subset of ``max_points``);
     y: (N,) labels for the accuracy column (optional). The same points are used at every epoch.

@@ -13,8 +13,8 @@ from typing import Annotated, Literal, Union
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr,
                       ValidationError)
 
-from .errors import SplineAtlasError
-from .safe_io import printable
+from geometry.errors import SplineAtlasError
+from geometry.safe_io import printable
 
 MAX_WIDTH = 100_000_000          # any one size (features, channels)
 MAX_CLASSES = 100_000

@@ -21,7 +21,6 @@ Points stop individually (converged, stuck on a zero gradient, or the iteration 
 """
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Callable
 
@@ -29,8 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .device import resolve_device
-from .errors import CancelledError, SplineAtlasError
+from geometry.networks.torch_utils import as_tensor, module_device, prepare_model
+from geometry.errors import CancelledError, SplineAtlasError
 
 _EPS_STEP = 1e-4  # the reference implementation's additive margin on each step's length (not on the gap)
 
@@ -71,32 +70,6 @@ class DeepFoolResult:
                 "perturbation": self.perturbation.tolist()}
 
 
-def prepare_model(net: nn.Module, dtype: torch.dtype = torch.float64, device=None) -> nn.Module:
-    """An eval-mode copy of ``net`` in ``dtype`` on ``device`` (the original is untouched).
-
-    Works for :class:`geometry.network.Network` and any ``nn.Module`` taking flat (N, D) inputs.
-    """
-    dev = resolve_device(device) if device is not None else _module_device(net)
-    # deepcopy, not Network.to_dtype_device: that one reloads weights through a float32 clone
-    model = copy.deepcopy(net).to(device=dev, dtype=dtype)
-    model.requires_grad_(False)          # gradients are taken w.r.t. inputs only
-    return model.eval()
-
-
-def _module_device(net: nn.Module) -> torch.device:
-    p = next(iter(net.parameters()), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
-def _as_tensor(x, dtype, device) -> torch.Tensor:
-    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
-    if t.ndim == 1:
-        t = t[None]
-    if t.ndim != 2:
-        raise SplineAtlasError(f"DeepFool takes flat points of shape (N, D); got shape {tuple(t.shape)}.")
-    return t.detach().to(device=device, dtype=dtype)
-
-
 def deepfool(net: nn.Module, x, *, target=None, overshoot: float = 0.02, max_iter: int = 50,
              candidates: int | None = None, dtype: torch.dtype = torch.float64, device=None,
              batch_size: int = 4096, progress: Callable[[float, str], None] | None = None,
@@ -116,8 +89,8 @@ def deepfool(net: nn.Module, x, *, target=None, overshoot: float = 0.02, max_ite
     if max_iter < 1:
         raise SplineAtlasError(f"max_iter must be >= 1; got {max_iter}.")
     model = prepare_model(net, dtype, device)
-    dev = _module_device(model)
-    X = _as_tensor(x, dtype, dev)
+    dev = module_device(model)
+    X = as_tensor(x, dtype, dev)
     n = X.shape[0]
     tgt = None
     if target is not None:

@@ -21,8 +21,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .deepfool import deepfool, prepare_model
-from .errors import CancelledError, DatasetError, SplineAtlasError
+from geometry.boundary.deepfool import deepfool
+
+from geometry.networks.torch_utils import prepare_model
+from geometry.errors import CancelledError, DatasetError, SplineAtlasError
 
 
 @dataclass(frozen=True)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .errors import ArchitectureError, NonFiniteWeightsError, NotPiecewiseAffineError
-from .safe_io import printable
-from .spec import PIECEWISE_LINEAR, SMOOTH, Abs, Residual, build_sequential, validate_spec
+from geometry.errors import ArchitectureError, NonFiniteWeightsError, NotPiecewiseAffineError
+from geometry.safe_io import printable
+from geometry.networks.spec import PIECEWISE_LINEAR, SMOOTH, Abs, Residual, build_sequential, validate_spec
 
 _PL_MODULES = (nn.ReLU, nn.LeakyReLU, Abs, nn.MaxPool2d)
 _SMOOTH_MODULES = (nn.GELU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.ELU, nn.SiLU, nn.Softmax)
@@ -69,7 +69,7 @@ def state_mismatch(target: dict[str, tuple], given: dict[str, tuple]) -> list[st
 
 
 class Network(nn.Module):
-    """A canonical network built from an architecture spec (see :mod:`geometry.spec`)."""
+    """A canonical network built from an architecture spec (see :mod:`geometry.networks.spec`)."""
 
     def __init__(self, spec: dict):
         super().__init__()

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
-from .deepfool import DeepFoolResult, deepfool
-from .errors import SplineAtlasError
-from .slices import Slice
+from geometry.boundary.deepfool import DeepFoolResult, deepfool
+from geometry.errors import SplineAtlasError
+from geometry.slices import Slice
 
 
 DEFAULT_EXTENT = 3.0

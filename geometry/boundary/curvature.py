@@ -16,7 +16,7 @@ Hessian-vector products:
   this finite-difference Hessian, symmetrised, in the Lanczos (Krylov) basis of the tangent space. For piecewise-linear networks the Hessian is
   zero almost everywhere, so this "curvature at scale h" (how the boundary bends across the linear
   regions within distance h) is the meaningful quantity; results carry ``scale = h``.
-``auto`` picks secant for a piecewise-affine :class:`~geometry.network.Network` (then ``fd_scale`` is
+``auto`` picks secant for a piecewise-affine :class:`~geometry.networks.network.Network` (then ``fd_scale`` is
 required) and exact otherwise.
 """
 from __future__ import annotations
@@ -28,8 +28,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .deepfool import _as_tensor, _module_device, deepfool, prepare_model
-from .errors import CancelledError, SplineAtlasError
+from geometry.boundary.deepfool import deepfool
+
+from geometry.networks.torch_utils import as_tensor, module_device, prepare_model
+from geometry.errors import CancelledError, SplineAtlasError
 
 Progress = Callable[[float, str], None] | None
 Cancel = Callable[[], bool] | None
@@ -140,8 +142,8 @@ def project_to_boundary(net_or_model, z, base, other, *, steps: int = 8, prepare
     """(N, D) Newton steps z ← z − F(z) ∇F(z) / ||∇F(z)||² onto {f_other = f_base} (exact in one step
     inside a linear region of a piecewise-linear net)."""
     model = net_or_model if prepared else prepare_model(net_or_model, dtype, device)
-    dev = _module_device(model)
-    Z = _as_tensor(z, _model_dtype(model), dev)
+    dev = module_device(model)
+    Z = as_tensor(z, _model_dtype(model), dev)
     ci = torch.as_tensor(np.asarray(other), device=dev).long()
     cj = torch.as_tensor(np.asarray(base), device=dev).long()
     for _ in range(steps):
@@ -162,8 +164,8 @@ def curvatures_at(net: nn.Module, z, base, other, *, num: int | None = None, mod
     """
     model = prepare_model(net, dtype, device)
     mode, scale = resolve_mode(model, mode, fd_scale)
-    dev = _module_device(model)
-    Z = _as_tensor(z, dtype, dev)
+    dev = module_device(model)
+    Z = as_tensor(z, dtype, dev)
     N, D = Z.shape
     if D < 2:
         raise SplineAtlasError("curvature needs at least 2 input dimensions.")

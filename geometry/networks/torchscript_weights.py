@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import InputFileError
-from .safe_io import name, printable
+from geometry.errors import InputFileError
+from geometry.safe_io import name, printable
 
 _STORAGE_DTYPES = {
     "FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from .errors import SplineAtlasError
+from geometry.errors import SplineAtlasError
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:

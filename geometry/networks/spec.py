@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ArchitectureError, InputFileError
+from geometry.errors import ArchitectureError, InputFileError
 
 SPEC_FORMAT = "splineatlas-arch/1"
 
@@ -146,7 +146,7 @@ MAX_ACTIVATIONS = 64_000_000  # units summed over all layers, per sample (~256 M
 def validate_spec(spec: dict) -> dict:
     """Check a spec's fields (typed schema), its size budgets and its shapes (a dry forward pass on torch's
     meta device, so nothing is allocated); return a normalised copy."""
-    from .schemas import ArchitectureSpec, validate_document
+    from geometry.networks.schemas import ArchitectureSpec, validate_document
 
     if not isinstance(spec, dict):
         raise ArchitectureError("architecture spec must be a JSON object with 'input_shape' and 'layers'.")
@@ -259,7 +259,7 @@ def digits_cnn_spec(channels: int = 8, hidden: int = 32) -> dict:
 
 def load_spec_file(path: str | Path, root: Path | None = None) -> dict:
     """Read and validate an architecture JSON file (``root``: the folder it must stay inside)."""
-    from .safe_io import name, read_json
+    from geometry.safe_io import name, read_json
 
     path = Path(path)
     if not os.path.lexists(path):

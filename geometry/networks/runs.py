@@ -22,12 +22,12 @@ from dataclasses import dataclass, field
 from math import gcd
 from pathlib import Path
 
-from .checkpoints import find_architecture_file, read_checkpoint, resolve_spec
-from .datasets import Dataset, dataset_from_reference
-from .errors import ArchitectureError, InputFileError, RunError, SplineAtlasError, UnsafePickleError
-from .network import Network, state_mismatch
-from .safe_io import name, printable, read_json, resolve_member
-from .spec import load_spec_file, validate_spec
+from geometry.networks.checkpoints import find_architecture_file, read_checkpoint, resolve_spec
+from geometry.networks.datasets import Dataset, dataset_from_reference
+from geometry.errors import ArchitectureError, InputFileError, RunError, SplineAtlasError, UnsafePickleError
+from geometry.networks.network import Network, state_mismatch
+from geometry.safe_io import name, printable, read_json, resolve_member
+from geometry.networks.spec import load_spec_file, validate_spec
 
 RUN_FORMAT = "splineatlas-run/1"
 CHECKPOINT_NAME = re.compile(r"^(?:epoch|step|ckpt|checkpoint|iter)[_\-]?(\d+)\.(?:pt|pth|safetensors)$", re.I)
@@ -213,7 +213,7 @@ def _metrics(meta: dict) -> dict:
 
 
 def _open_manifest(path: Path, trust_code: bool, allow_gaps: bool) -> Run:
-    from .schemas import RunManifest, validate_document
+    from geometry.networks.schemas import RunManifest, validate_document
 
     folder = path.parent
     data = read_json(path, "run manifest", allow_nan=True, error=RunError)

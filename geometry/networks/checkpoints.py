@@ -24,13 +24,13 @@ from pathlib import Path
 
 import torch
 
-from . import pickle_scan
-from .errors import ArchitectureError, InputFileError, UnsafePickleError
-from .network import Network
-from .safe_io import (MAX_JSON_BYTES, atomic_output, check_zip_members, checked_file, max_checkpoint_bytes, name, parse_json,
+from geometry.networks import pickle_scan
+from geometry.errors import ArchitectureError, InputFileError, UnsafePickleError
+from geometry.networks.network import Network
+from geometry.safe_io import (MAX_JSON_BYTES, atomic_output, check_zip_members, checked_file, max_checkpoint_bytes, name, parse_json,
                       printable, read_json)
-from .spec import load_spec_file, spec_from_module, validate_spec
-from .torchscript_weights import read_torchscript_weights
+from geometry.networks.spec import load_spec_file, spec_from_module, validate_spec
+from geometry.networks.torchscript_weights import read_torchscript_weights
 
 NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "weights", "params", "module")
 PREFIXES = ("module.", "model.", "net.", "network.", "_orig_mod.", "layers.")

@@ -17,7 +17,7 @@ perturbed point is the class with the most NEGATIVE score, i.e. Table II's sign.
 (Algorithm 2 as printed: perturbed iff ρ ≥ t, label = argmax_i score). ρ is not centred at 0 on
 small nets, so pick t with :func:`calibrate_threshold` on clean points and their DeepFool versions.
 Hessian-vector products are exact for smooth nets and secant at a labelled scale for piecewise-linear
-nets (see :mod:`geometry.curvature`).
+nets (see :mod:`geometry.boundary.curvature`).
 """
 from __future__ import annotations
 
@@ -28,9 +28,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from .curvature import _grad_F, _hvp, _project, resolve_mode
-from .deepfool import _as_tensor, _module_device, prepare_model
-from .errors import CancelledError, SplineAtlasError
+from geometry.boundary.curvature import _grad_F, _hvp, _project, resolve_mode
+from geometry.networks.torch_utils import as_tensor, module_device, prepare_model
+from geometry.errors import CancelledError, SplineAtlasError
 
 Progress = Callable[[float, str], None] | None
 Cancel = Callable[[], bool] | None
@@ -98,8 +98,8 @@ def detect_perturbed(net: nn.Module, x, *, threshold: float = 0.0, perturbed_whe
     _check_rule(perturbed_when)
     model = prepare_model(net, dtype, device)
     mode, scale = resolve_mode(model, mode, fd_scale)
-    dev = _module_device(model)
-    X = _as_tensor(x, dtype, dev)
+    dev = module_device(model)
+    X = as_tensor(x, dtype, dev)
     N, D = X.shape
     with torch.no_grad():
         logits = model(X)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DatasetError
-from .safe_io import MAX_DATASET_BYTES, name, printable, read_npz, resolve_member
+from geometry.errors import DatasetError
+from geometry.safe_io import MAX_DATASET_BYTES, name, printable, read_npz, resolve_member
 
 BUILTIN = ("moons", "circles", "spirals", "star", "digits")
 
@@ -103,7 +103,7 @@ def make_star(n: int, noise: float, rng, points: int = 5) -> tuple[np.ndarray, n
 def builtin_dataset(name: str, n: int = 1000, noise: float | None = None, seed: int = 0,
                     test_fraction: float = 0.2, **params) -> Dataset:
     """Create a built-in dataset deterministically from its parameters."""
-    from .schemas import BuiltinDataset, validate_document
+    from geometry.networks.schemas import BuiltinDataset, validate_document
 
     validate_document(BuiltinDataset, {"builtin": name, "n": n, "seed": seed, "test_fraction": test_fraction,
                                        **({"noise": noise} if noise is not None else {}), **params},
@@ -209,7 +209,7 @@ def load_npz(path: str | Path, test_fraction: float = 0.2, seed: int = 0, root: 
 def dataset_from_reference(ref: dict, base_dir: Path | None = None) -> Dataset:
     """Recreate a dataset from a run manifest's ``dataset`` entry (checked against its schema; an .npz
     must lie inside ``base_dir``)."""
-    from .schemas import NpzDataset, validate_document
+    from geometry.networks.schemas import NpzDataset, validate_document
 
     if not isinstance(ref, dict) or ("npz" not in ref and "builtin" not in ref):
         raise DatasetError(f"dataset entry {printable(ref, 80)} needs 'builtin' (one of {', '.join(BUILTIN)}) or 'npz'.")

@@ -14,12 +14,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoints import save_checkpoint
-from .datasets import Dataset
-from .errors import CancelledError, NonFiniteWeightsError
-from .safe_io import MAX_DATASET_BYTES, read_bytes, write_bytes, write_text
-from .network import Network, predicted_classes
-from .runs import RUN_FORMAT
+from geometry.networks.checkpoints import save_checkpoint
+from geometry.networks.datasets import Dataset
+from geometry.errors import CancelledError, NonFiniteWeightsError
+from geometry.safe_io import MAX_DATASET_BYTES, read_bytes, write_bytes, write_text
+from geometry.networks.network import Network, predicted_classes
+from geometry.networks.runs import RUN_FORMAT
 
 
 def save_schedule(epochs: int, save_every: int | None = None, log_points: int | None = None) -> list[int]:

@@ -18,8 +18,8 @@ import torch
 from scipy.spatial import cKDTree
 from torch import nn
 
-from .deepfool import _module_device, prepare_model
-from .errors import SplineAtlasError
+from geometry.networks.torch_utils import module_device, prepare_model
+from geometry.errors import SplineAtlasError
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def _segment_normals(model, tess) -> np.ndarray:
     S = tess.boundary_segments.shape[0]
     if S == 0:
         return np.zeros((0, tess.slice.ambient_dim))
-    dev = _module_device(model)
+    dev = module_device(model)
     dtype = next(model.parameters()).dtype
     u = tess.centroids()[tess.boundary_region]
     X = torch.as_tensor(tess.slice.to_input(u), dtype=dtype, device=dev).requires_grad_(True)

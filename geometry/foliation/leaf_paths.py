@@ -56,8 +56,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .errors import CancelledError, DatasetError, SplineAtlasError
-from .local_data_matrix import IncrementalJacobian, default_rtol, g_spectrum, g_trace, log_prob_jacobian, row_space
+from geometry.errors import CancelledError, DatasetError, SplineAtlasError
+from geometry.foliation.local_data_matrix import IncrementalJacobian, default_rtol, g_spectrum, g_trace, log_prob_jacobian, row_space
 
 PROJECTIONS = ("svd", "gram")
 STATUS_NAMES = ("running", "reached", "stagnated", "budget", "degenerate")
@@ -406,7 +406,7 @@ def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step
 def _run(net, kind, sources, target, *, step_size, max_steps, tol, integrator, rtol, stop_on_stagnation,
          stagnation_window, min_progress, clip_steps, record_every, dtype, device, jacobian_method, chunk_size, check_every,
          point_budget_bytes, progress, cancel, settings, reuse_jacobian=None, projection="svd") -> LeafPaths:
-    from .deepfool import prepare_model
+    from geometry.networks.torch_utils import prepare_model
 
     alpha = np.asarray(step_size, dtype=np.float64).reshape(-1)
     _check("step_size", alpha.size > 0 and bool(np.all(np.isfinite(alpha) & (alpha > 0))),
@@ -482,7 +482,7 @@ def horizontal_paths(net: nn.Module, sources, destinations, *, step_size: float 
     The net is run as a ``dtype`` copy on ``device``; Jacobians in chunks of ``chunk_size`` points
     (default: sized so one chunk's cotangents take about 8 MB).
     reuse_jacobian: keep each path's logit Jacobian while its activation pattern is unchanged (exact
-    for piecewise-affine nets, see :class:`~geometry.local_data_matrix.IncrementalJacobian`); None:
+    for piecewise-affine nets, see :class:`~geometry.foliation.local_data_matrix.IncrementalJacobian`); None:
     on whenever the net supports it. settings["jacobian_sweeps"] / ["jacobian_evaluations"] count the
     path positions whose Jacobian was computed / served.
     projection: how P_row(J) is formed — "svd" (default: SVD of J with the rtol cut, orthonormal to
