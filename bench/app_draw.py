@@ -6,6 +6,7 @@ Tessellates the bundled spirals run's last checkpoint (input plane) at a few win
 size: regions, seconds to build the graphics, seconds for a first paint and a repaint of a 900x700 view,
 for Spline Atlas's TilesItem and for the naive approach (a QGraphicsPolygonItem per region) in the same run.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,8 +35,7 @@ def main() -> None:
     run = open_run(Path(__file__).resolve().parents[1] / "assets" / "runs" / "spirals")
     net = run.network(len(run) - 1)
     theme = Theme(dark=False)
-    print(f"{'window':>8} {'regions':>8} | {'tiles build':>11} {'1st paint':>9} {'repaint':>8} | "
-          f"{'naive build':>11} {'1st paint':>9} {'repaint':>8}")
+    print(f"{'window':>8} {'regions':>8} | {'tiles build':>11} {'1st paint':>9} {'repaint':>8} | {'naive build':>11} {'1st paint':>9} {'repaint':>8}")
     for half in (0.25, 0.6, 1.2):
         t = tessellate_all_depths(net, Slice.input_plane(2), [-half, half, -half, half])[-1]
         rgba = class_rgba(3)[np.clip(t.classes, 0, None)]
@@ -49,8 +49,7 @@ def main() -> None:
             t0 = time.perf_counter()
             if kind == "tiles":
                 item = TilesItem()
-                item.set_prepared(prepare_tiles(t.vertices, t.offsets, rgba,
-                                                edge_groups(theme, t.vertices, t.offsets, t.edge_layer, 3, True)))
+                item.set_prepared(prepare_tiles(t.vertices, t.offsets, rgba, edge_groups(theme, t.vertices, t.offsets, t.edge_layer, 3, True)))
                 w.addItem(item)
             else:
                 pen = pg.mkPen(QColor(20, 20, 20, 170), width=0.8)

@@ -4,6 +4,7 @@ top 10) and the Algorithm-2 detector, batched vs one point at a time, on the bun
     .venv/bin/python bench/curvature.py [--device cpu|cuda] [--n 200] [--loop 10]
 Prints: model, task, method, points, seconds, points/s, speed-up.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,16 +34,17 @@ def main():
     print(f"{'model':<34} {'task':<28} {'method':<16} {'points':>7} {'seconds':>9} {'points/s':>9} {'speed-up':>9}")
     for name, net, X in models():
         Xn = np.resize(X, (args.n, X.shape[1]))
-        tasks = [("curvatures (top 10)", lambda x: principal_curvatures(net, x, num=10, fd_scale=0.2, device=args.device)),
-                 ("detector (T=20, all classes)", lambda x: detect_perturbed(net, x, fd_scale=0.2, device=args.device))]
+        tasks = [
+            ("curvatures (top 10)", lambda x: principal_curvatures(net, x, num=10, fd_scale=0.2, device=args.device)),
+            ("detector (T=20, all classes)", lambda x: detect_perturbed(net, x, fd_scale=0.2, device=args.device)),
+        ]
         if net.input_dim > 2:
-            tasks.insert(1, ("curvatures (all D-1)",
-                             lambda x: principal_curvatures(net, x, fd_scale=0.2, device=args.device)))
+            tasks.insert(1, ("curvatures (all D-1)", lambda x: principal_curvatures(net, x, fd_scale=0.2, device=args.device)))
         for task, fn in tasks:
             fn(Xn[:2])
             t = time.perf_counter()
             for i in range(args.loop):
-                fn(Xn[i:i + 1])
+                fn(Xn[i : i + 1])
             t_loop = time.perf_counter() - t
             t = time.perf_counter()
             fn(Xn)

@@ -5,6 +5,7 @@ batched (:func:`geometry.local_complexity.local_complexity`) vs the per-point lo
 Prints: model, device, dtype, frame vertices per point, points, seconds, points/s, speed-up vs the loop
 (the loop is timed on the first ``--loop`` points and checked for equal results).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,28 +42,25 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     print(f"torch threads {torch.get_num_threads()}, devices {devices}")
-    print(f"{'model':<26} {'method':<22} {'device':<6} {'dtype':<8} {'verts/pt':>8} {'points':>7} {'seconds':>9} "
-          f"{'points/s':>10} {'speed-up':>9}")
+    print(f"{'model':<26} {'method':<22} {'device':<6} {'dtype':<8} {'verts/pt':>8} {'points':>7} {'seconds':>9} {'points/s':>10} {'speed-up':>9}")
     for name, radius in (("digits", 0.5), ("spirals", 0.03)):
         run = open_run(ROOT / "assets" / "runs" / name)
         net = run.network(len(run) - 1)
         X = np.resize(run.dataset.X_train.astype(np.float64), (args.n, net.input_dim))
         P = min(args.dims, net.input_dim)
-        t_loop, ref = _time(lambda: local_complexity_loop(net, X[:args.loop], radius, args.dims), repeat=1)
+        t_loop, ref = _time(lambda: local_complexity_loop(net, X[: args.loop], radius, args.dims), repeat=1)
         loop_rate = args.loop / t_loop
         label = f"{name} ({net.depth} layers, D={net.input_dim})"
-        print(f"{label:<26} {'per-point loop':<22} {'cpu':<6} {'float64':<8} {2 * P:>8} {args.loop:>7} {t_loop:>9.3f} "
-              f"{loop_rate:>10.1f} {1.0:>9.1f}")
+        print(f"{label:<26} {'per-point loop':<22} {'cpu':<6} {'float64':<8} {2 * P:>8} {args.loop:>7} {t_loop:>9.3f} {loop_rate:>10.1f} {1.0:>9.1f}")
         for dev in devices:
             for dtype in (torch.float64, torch.float32):
                 if dev == "cuda":
-                    local_complexity(net, X[:64], radius, args.dims, device=dev, dtype=dtype)   # warm-up
+                    local_complexity(net, X[:64], radius, args.dims, device=dev, dtype=dtype)  # warm-up
                 t, res = _time(lambda: local_complexity(net, X, radius, args.dims, device=dev, dtype=dtype))
-                same = np.array_equal(res.per_layer[:, :args.loop], ref.per_layer)
+                same = np.array_equal(res.per_layer[:, : args.loop], ref.per_layer)
                 rate = args.n / t
                 tag = "" if same else "  (differs from loop: float32 sign ties)" if dtype == torch.float32 else "  MISMATCH"
-                print(f"{label:<26} {'batched':<22} {dev:<6} {str(dtype)[6:]:<8} {2 * P:>8} {args.n:>7} {t:>9.3f} "
-                      f"{rate:>10.1f} {rate / loop_rate:>9.1f}{tag}")
+                print(f"{label:<26} {'batched':<22} {dev:<6} {str(dtype)[6:]:<8} {2 * P:>8} {args.n:>7} {t:>9.3f} {rate:>10.1f} {rate / loop_rate:>9.1f}{tag}")
 
 
 if __name__ == "__main__":

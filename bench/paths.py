@@ -22,6 +22,7 @@ oscillate inside one region after stalling (the paper's fixed-α steps) and at s
 path-steps/s = path-steps taken / seconds. --steps N times every engine case for N steps (the CPU
 defaults are short: the 256-path MNIST case takes only 2).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,12 +40,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def mnist_cnn_spec() -> dict:
-    return validate_spec({"input_shape": [1, 28, 28], "layers": [
-        {"type": "conv2d", "in_channels": 1, "out_channels": 32, "kernel_size": 3}, {"type": "relu"},
-        {"type": "conv2d", "in_channels": 32, "out_channels": 64, "kernel_size": 3}, {"type": "relu"},
-        {"type": "maxpool2d", "kernel_size": 2}, {"type": "flatten"},
-        {"type": "linear", "in_features": 9216, "out_features": 128}, {"type": "relu"},
-        {"type": "linear", "in_features": 128, "out_features": 10}]})
+    return validate_spec(
+        {
+            "input_shape": [1, 28, 28],
+            "layers": [
+                {"type": "conv2d", "in_channels": 1, "out_channels": 32, "kernel_size": 3},
+                {"type": "relu"},
+                {"type": "conv2d", "in_channels": 32, "out_channels": 64, "kernel_size": 3},
+                {"type": "relu"},
+                {"type": "maxpool2d", "kernel_size": 2},
+                {"type": "flatten"},
+                {"type": "linear", "in_features": 9216, "out_features": 128},
+                {"type": "relu"},
+                {"type": "linear", "in_features": 128, "out_features": 10},
+            ],
+        }
+    )
 
 
 def digits_net() -> tuple[str, Network]:
@@ -55,7 +66,7 @@ def digits_net() -> tuple[str, Network]:
 
             run = open_run(run_dir)
             return "digits CNN (bundled run)", run.network(len(run) - 1)
-        except Exception:                      # noqa: BLE001 - fall back to random weights
+        except Exception:  # noqa: BLE001 - fall back to random weights
             pass
     torch.manual_seed(0)
     return "digits CNN (random)", Network(digits_cnn_spec())
@@ -71,26 +82,24 @@ def naive_steps_per_second(net: Network, dev, dtype, steps: int, alpha: float, s
     def f(z):
         return torch.log_softmax(model(z), 1)[0]
 
-    for _ in range(2):                                      # warm-up
+    for _ in range(2):  # warm-up
         torch.autograd.functional.jacobian(f, x)
     t0 = time.perf_counter()
     for _ in range(steps):
         J = torch.autograd.functional.jacobian(f, x).reshape(-1, model.input_dim)
         v = torch.linalg.pinv(J) @ (J @ (d - x)[0])
         x = x + alpha * v / v.norm()
-        float((d - x).norm())                               # host sync, as the reference does
+        float((d - x).norm())  # host sync, as the reference does
     return steps / (time.perf_counter() - t0)
 
 
-def engine_steps_per_second(net: Network, dev, dtype, n: int, steps: int, alpha: float, seed: int = 0,
-                            projection: str = "svd") -> tuple[float, float, float]:
+def engine_steps_per_second(net: Network, dev, dtype, n: int, steps: int, alpha: float, seed: int = 0, projection: str = "svd") -> tuple[float, float, float]:
     """(path-steps/s, share of region-changing steps, measured wall seconds of the timed call)."""
     g = torch.Generator().manual_seed(seed)
     S = torch.rand(n, net.input_dim, generator=g, dtype=torch.float64).numpy()
     D = torch.rand(n, net.input_dim, generator=g, dtype=torch.float64).numpy()
-    kw = dict(step_size=alpha, tol=0.0, stop_on_stagnation=False, clip_steps=False, dtype=dtype, device=dev,
-              record_every=steps, projection=projection)
-    horizontal_paths(net, S[: min(n, 4)], D[: min(n, 4)], max_steps=1, **kw)      # warm-up
+    kw = dict(step_size=alpha, tol=0.0, stop_on_stagnation=False, clip_steps=False, dtype=dtype, device=dev, record_every=steps, projection=projection)
+    horizontal_paths(net, S[: min(n, 4)], D[: min(n, 4)], max_steps=1, **kw)  # warm-up
     if dev.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -132,11 +141,9 @@ def main() -> None:
     dev = resolve_device(args.device)
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     big = dev.type == "cuda"
-    cases = ([digits_net()] if "digits" in nets else []) + \
-        ([("MNIST CNN 28x28 (random)", Network(mnist_cnn_spec()))] if "mnist" in nets else [])
+    cases = ([digits_net()] if "digits" in nets else []) + ([("MNIST CNN 28x28 (random)", Network(mnist_cnn_spec()))] if "mnist" in nets else [])
     print(f"device {dev}, dtype {args.dtype}, torch threads {torch.get_num_threads()}, projection {args.projection}")
-    print(f"{'net':<28} {'paths':>6} {'steps':>6} {'seconds':>8} {'path-steps/s':>13} {'naive steps/s':>14} {'speed-up':>9}"
-          f" {'region-changing steps':>22}")
+    print(f"{'net':<28} {'paths':>6} {'steps':>6} {'seconds':>8} {'path-steps/s':>13} {'naive steps/s':>14} {'speed-up':>9} {'region-changing steps':>22}")
     for name, net in cases:
         mnist = "MNIST" in name
         alpha = 0.1
@@ -152,8 +159,7 @@ def main() -> None:
             else:
                 steps = _pick({1: 60, 16: 30, 256: 8} if not args.quick else {1: 10, 16: 5, 256: 2}, n)
             rate, changed, secs = engine_steps_per_second(net, dev, dtype, n, steps, alpha, projection=args.projection)
-            print(f"{name:<28} {n:>6} {steps:>6} {secs:>8.2f} {rate:>13.1f} {naive:>14.1f} {rate / naive:>8.1f}x"
-                  f" {100 * changed:>21.1f}%", flush=True)
+            print(f"{name:<28} {n:>6} {steps:>6} {secs:>8.2f} {rate:>13.1f} {naive:>14.1f} {rate / naive:>8.1f}x {100 * changed:>21.1f}%", flush=True)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ one-point-at-a-time loop, on the bundled demo runs (or small random nets if they
     .venv/bin/python bench/power_diagram.py [--device cpu|cuda] [--n 2000] [--loop 100]
 Prints: model, task, method, points, seconds, points/s, speed-up over the loop.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,7 @@ def models():
 
 
 def timed(fn, reps=1):
-    fn()                                         # warm-up (torch.func / autograd initialisation)
+    fn()  # warm-up (torch.func / autograd initialisation)
     t = time.perf_counter()
     for _ in range(reps):
         fn()
@@ -60,10 +61,12 @@ def main():
     print(f"{'model':<34} {'task':<20} {'method':<16} {'points':>7} {'seconds':>9} {'points/s':>10} {'speed-up':>9}")
     for name, net, X in models():
         Xn = np.resize(X, (args.n, X.shape[1]))
-        for task, fn in [("centroids+radii", lambda x: centroids(net, x, device=args.device)),
-                         ("boundary distance", lambda x: boundary_distances(net, x, device=args.device))]:
+        for task, fn in [
+            ("centroids+radii", lambda x: centroids(net, x, device=args.device)),
+            ("boundary distance", lambda x: boundary_distances(net, x, device=args.device)),
+        ]:
             loop_n = args.loop
-            t_loop = timed(lambda: [fn(Xn[i:i + 1]) for i in range(loop_n)])
+            t_loop = timed(lambda: [fn(Xn[i : i + 1]) for i in range(loop_n)])
             t_batch = timed(lambda: fn(Xn))
             r_loop, r_batch = loop_n / t_loop, args.n / t_batch
             print(f"{name:<34} {task:<20} {'loop (1 point)':<16} {loop_n:>7} {t_loop:>9.3f} {r_loop:>10.0f} {1.0:>9.1f}")

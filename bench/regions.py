@@ -18,6 +18,7 @@ width), plus the bundled digits CNN run when present.
 
     .venv/bin/python bench/regions.py [--widths 16 32 64 128] [--regions 6] [--naive-regions 1] [--qp-regions 4]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,7 @@ def train_mlp(width: int, ds, epochs: int = 30, seed: int = 0) -> Network:
     for _ in range(epochs):
         perm = torch.randperm(len(X))
         for s in range(0, len(X), 128):
-            idx = perm[s:s + 128]
+            idx = perm[s : s + 128]
             opt.zero_grad()
             torch.nn.functional.cross_entropy(net(X[idx]), y[idx]).backward()
             opt.step()
@@ -91,10 +92,15 @@ def bench_qp(net: Network, X: np.ndarray, n_regions: int) -> dict:
     a, b = out["working-set"], out["full"]
     fin = lambda v: np.where(np.isfinite(v), v, 0.0)  # noqa: E731
     err = max(float(np.nanmax(np.abs(fin(p.per_class) - fin(q.per_class)))) for p, q in zip(a, b))
-    same = all(np.array_equal(np.isfinite(p.per_class), np.isfinite(q.per_class)) and p.target == q.target
-               for p, q in zip(a, b))
-    return {"t_ws": out["t_working-set"], "t_full": out["t_full"], "err": err, "same": same,
-            "fallback": sum(p.method != "working-set" for p in a), "n": len(hs)}
+    same = all(np.array_equal(np.isfinite(p.per_class), np.isfinite(q.per_class)) and p.target == q.target for p, q in zip(a, b))
+    return {
+        "t_ws": out["t_working-set"],
+        "t_full": out["t_full"],
+        "err": err,
+        "same": same,
+        "fallback": sum(p.method != "working-set" for p in a),
+        "n": len(hs),
+    }
 
 
 def bench_net(name: str, net: Network, X: np.ndarray, n_regions: int, n_naive: int) -> dict:
@@ -117,9 +123,19 @@ def bench_net(name: str, net: Network, X: np.ndarray, n_regions: int, n_naive: i
     t_ncheb = (time.process_time() - t0) / max(1, n_naive)
     same = all(np.array_equal(a.bits, b) for a, b in zip(acts, nacts))
     rad_err = max([abs(c.radius - r) for c, r in zip(cheb, ncheb)] + [abs(c.radius - d.radius) for c, d in zip(cheb, cheb_act)])
-    return {"name": name, "rows": hs[0].n_bits, "facets": float(np.mean([a.count for a in acts])),
-            "lps": float(np.mean([a.n_lps for a in acts])), "t_act": t_act, "t_nact": t_nact, "t_cheb": t_cheb,
-            "t_ncheb": t_ncheb, "t_cheb_act": t_cheb_act, "same": same, "rad_err": rad_err}
+    return {
+        "name": name,
+        "rows": hs[0].n_bits,
+        "facets": float(np.mean([a.count for a in acts])),
+        "lps": float(np.mean([a.n_lps for a in acts])),
+        "t_act": t_act,
+        "t_nact": t_nact,
+        "t_cheb": t_cheb,
+        "t_ncheb": t_ncheb,
+        "t_cheb_act": t_cheb_act,
+        "same": same,
+        "rad_err": rad_err,
+    }
 
 
 def main() -> None:
@@ -145,29 +161,42 @@ def main() -> None:
     if not args.no_lp:
         lp_table(nets, X, args)
     if args.qp_regions > 0:
-        print(f"\n{'network':<22} {'regions':>7} | {'in-region QP: working set s':>27} {'full cvxpy s':>12} {'x':>6} "
-              f"{'regions/s':>9} | same  |dd|     fallbacks")
+        print(
+            f"\n{'network':<22} {'regions':>7} | {'in-region QP: working set s':>27} {'full cvxpy s':>12} {'x':>6} {'regions/s':>9} | same  |dd|     fallbacks"
+        )
         for name, net in nets:
             q = bench_qp(net, X, args.qp_regions)
-            print(f"{name:<22} {q['n']:>7} | {q['t_ws']:>27.4f} {q['t_full']:>12.4f} {q['t_full'] / q['t_ws']:>6.1f} "
-                  f"{1 / q['t_ws']:>9.2f} | {str(q['same']):<5} {q['err']:.1e}  {q['fallback']}", flush=True)
-        print(f"in-region QP: CPU seconds per region (C-1 QPs each, box {BOX}); solver CLARABEL in both (working set: "
-              "clarabel directly; full: through cvxpy); x = full / working set")
+            print(
+                f"{name:<22} {q['n']:>7} | {q['t_ws']:>27.4f} {q['t_full']:>12.4f} {q['t_full'] / q['t_ws']:>6.1f} "
+                f"{1 / q['t_ws']:>9.2f} | {str(q['same']):<5} {q['err']:.1e}  {q['fallback']}",
+                flush=True,
+            )
+        print(
+            f"in-region QP: CPU seconds per region (C-1 QPs each, box {BOX}); solver CLARABEL in both (working set: "
+            "clarabel directly; full: through cvxpy); x = full / working set"
+        )
 
 
 def lp_table(nets, X, args) -> None:
-    print(f"{'network':<22} {'rows':>5} {'facets':>7} {'LPs':>6} | {'active: ours s':>14} {'naive s':>9} {'x':>6} "
-          f"{'regions/s':>9} | {'Chebyshev: ours s':>17} {'on facets s':>11} {'naive s':>8} {'x':>6} {'regions/s':>9} | same  |dr|")
+    print(
+        f"{'network':<22} {'rows':>5} {'facets':>7} {'LPs':>6} | {'active: ours s':>14} {'naive s':>9} {'x':>6} "
+        f"{'regions/s':>9} | {'Chebyshev: ours s':>17} {'on facets s':>11} {'naive s':>8} {'x':>6} {'regions/s':>9} | same  |dr|"
+    )
     for name, net in nets:
         r = bench_net(name, net, X, args.regions, args.naive_regions)
-        print(f"{r['name']:<22} {r['rows']:>5} {r['facets']:>7.1f} {r['lps']:>6.0f} | {r['t_act']:>14.3f} "
-              f"{r['t_nact']:>9.3f} {r['t_nact'] / r['t_act']:>6.1f} {1 / r['t_act']:>9.2f} | {r['t_cheb']:>17.4f} "
-              f"{r['t_cheb_act']:>11.4f} {r['t_ncheb']:>8.4f} {r['t_ncheb'] / r['t_cheb']:>6.1f} {1 / r['t_cheb']:>9.1f} | "
-              f"{str(r['same']):<5} "
-              f"{r['rad_err']:.1e}", flush=True)
-    print("CPU seconds (process time; the machine is shared) per region; 'on facets' = LP 8 on the active rows only (same optimum); "
-          "x = naive / ours; LP solvers: ours HiGHS (highspy warm start + scipy), "
-          "naive cvxpy default (CLARABEL)")
+        print(
+            f"{r['name']:<22} {r['rows']:>5} {r['facets']:>7.1f} {r['lps']:>6.0f} | {r['t_act']:>14.3f} "
+            f"{r['t_nact']:>9.3f} {r['t_nact'] / r['t_act']:>6.1f} {1 / r['t_act']:>9.2f} | {r['t_cheb']:>17.4f} "
+            f"{r['t_cheb_act']:>11.4f} {r['t_ncheb']:>8.4f} {r['t_ncheb'] / r['t_cheb']:>6.1f} {1 / r['t_cheb']:>9.1f} | "
+            f"{str(r['same']):<5} "
+            f"{r['rad_err']:.1e}",
+            flush=True,
+        )
+    print(
+        "CPU seconds (process time; the machine is shared) per region; 'on facets' = LP 8 on the active rows only (same optimum); "
+        "x = naive / ours; LP solvers: ours HiGHS (highspy warm start + scipy), "
+        "naive cvxpy default (CLARABEL)"
+    )
 
 
 if __name__ == "__main__":

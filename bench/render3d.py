@@ -11,6 +11,7 @@ turntable camera rotates (on-screen draws, glFinish after each), and render() to
 The naive approach in the same run: one vispy Mesh per cell (what a per-polyhedron implementation does)
 and a per-face Python loop for the triangulation; only up to 10^4 faces (beyond that it is too slow).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -45,24 +46,40 @@ def grid_tessellation(n: int) -> Tessellation3D:
     cross = np.abs(f) < h
     rc = np.flatnonzero(cross)
     sq = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], float)
-    bv = np.concatenate([np.column_stack([lo[r, 0] + h * sq[:, 0], lo[r, 1] + h * sq[:, 1],
-                                          np.full(4, c[r, 2] - f[r])]) for r in rc]) if len(rc) else np.zeros((0, 3))
+    bv = (
+        np.concatenate([np.column_stack([lo[r, 0] + h * sq[:, 0], lo[r, 1] + h * sq[:, 1], np.full(4, c[r, 2] - f[r])]) for r in rc])
+        if len(rc)
+        else np.zeros((0, 3))
+    )
     layer = np.tile(np.array([-1, 0, 1, 1, 0, 0]), R).astype(np.int16)
     return Tessellation3D(
-        slice=Slice.input_plane(3), domain=np.array([-1.0, 1, -1, 1, -1, 1]), depth=2,
-        layers=(LayerSummary(0, "relu", 8), LayerSummary(1, "relu", 8)), vertices=V,
-        vertex_offsets=np.arange(R + 1, dtype=np.int64) * 8, face_indices=fi.astype(np.int64),
-        face_offsets=np.arange(6 * R + 1, dtype=np.int64) * 4, cell_face_offsets=np.arange(R + 1, dtype=np.int64) * 6,
-        face_layer=layer, codes=(np.zeros((R, 1), np.uint8), np.zeros((R, 1), np.uint8)),
-        parent=np.arange(R), classes=cls, class_mixed=cross, slope_norm=np.abs(f),
-        boundary_vertices=bv, boundary_offsets=np.arange(len(rc) + 1, dtype=np.int64) * 4,
-        boundary_classes=np.tile([0, 1], (len(rc), 1)), boundary_region=rc.astype(np.int64), num_classes=2)
+        slice=Slice.input_plane(3),
+        domain=np.array([-1.0, 1, -1, 1, -1, 1]),
+        depth=2,
+        layers=(LayerSummary(0, "relu", 8), LayerSummary(1, "relu", 8)),
+        vertices=V,
+        vertex_offsets=np.arange(R + 1, dtype=np.int64) * 8,
+        face_indices=fi.astype(np.int64),
+        face_offsets=np.arange(6 * R + 1, dtype=np.int64) * 4,
+        cell_face_offsets=np.arange(R + 1, dtype=np.int64) * 6,
+        face_layer=layer,
+        codes=(np.zeros((R, 1), np.uint8), np.zeros((R, 1), np.uint8)),
+        parent=np.arange(R),
+        classes=cls,
+        class_mixed=cross,
+        slope_norm=np.abs(f),
+        boundary_vertices=bv,
+        boundary_offsets=np.arange(len(rc) + 1, dtype=np.int64) * 4,
+        boundary_classes=np.tile([0, 1], (len(rc), 1)),
+        boundary_region=rc.astype(np.int64),
+        num_classes=2,
+    )
 
 
 def naive_triangulate(t) -> np.ndarray:
     out = []
     for f in range(t.face_offsets.shape[0] - 1):
-        loop = t.face_indices[t.face_offsets[f]:t.face_offsets[f + 1]]
+        loop = t.face_indices[t.face_offsets[f] : t.face_offsets[f + 1]]
         for q in range(1, len(loop) - 1):
             out.append((loop[0], loop[q], loop[q + 1]))
     return np.array(out)
@@ -117,8 +134,7 @@ def main() -> int:
 
     renderer = gl.glGetParameter(gl.GL_RENDERER)
     print(f"# renderer: {renderer}; window {args.size[0]}x{args.size[1]}; {args.frames} frames per size")
-    print(f"{'scene':>22} {'faces':>8} {'triangles':>9} {'build s':>8} {'upload s':>8} {'fps':>7} "
-          f"{'render() fps':>12}")
+    print(f"{'scene':>22} {'faces':>8} {'triangles':>9} {'build s':>8} {'upload s':>8} {'fps':>7} {'render() fps':>12}")
     scenes = []
     for target in args.sizes:
         n = max(2, int(round((target / 6) ** (1 / 3))))
@@ -134,10 +150,8 @@ def main() -> int:
             torch.manual_seed(0)
             net = Network(mlp_spec(widths)).eval()
             t0 = time.perf_counter()
-            tb = tessellate_all_depths(net, Slice.input_plane(3), np.array([-1.0, 1, -1, 1, -1, 1]),
-                                       max_regions=400_000)
-            print(f"# engine {'-'.join(map(str, widths))}: {tb[-1].num_regions} cells in "
-                  f"{time.perf_counter() - t0:.2f} s")
+            tb = tessellate_all_depths(net, Slice.input_plane(3), np.array([-1.0, 1, -1, 1, -1, 1]), max_regions=400_000)
+            print(f"# engine {'-'.join(map(str, widths))}: {tb[-1].num_regions} cells in {time.perf_counter() - t0:.2f} s")
             scenes.append(("mlp " + "-".join(map(str, widths)), tb[-1]))
     settings = View3DSettings()
     for name, t in scenes:
@@ -152,8 +166,7 @@ def main() -> int:
         upload = time.perf_counter() - t0
         f = fps(app, canvas, args.frames)
         r = render_fps(canvas, max(3, args.frames // 3))
-        print(f"{name:>22} {sc.counts['faces_shown']:>8} {sc.counts['triangles']:>9} {build:>8.3f} {upload:>8.3f} "
-              f"{f:>7.1f} {r:>12.1f}", flush=True)
+        print(f"{name:>22} {sc.counts['faces_shown']:>8} {sc.counts['triangles']:>9} {build:>8.3f} {upload:>8.3f} {f:>7.1f} {r:>12.1f}", flush=True)
 
     # naive: one Mesh visual per cell and a Python-loop triangulation
     from vispy import scene as vscene
@@ -179,9 +192,12 @@ def main() -> int:
         for r in range(t.num_regions):
             v, faces = t.polyhedron(r)
             tris = np.array([(f[0], f[q], f[q + 1]) for f in faces for q in range(1, len(f) - 1)])
-            m = vscene.visuals.Mesh(vertices=v.astype(np.float32), faces=tris.astype(np.uint32),
-                                    color=tuple(palette.hex_rgba(palette.CLASS_COLORS[cls[r] % 12], 0.12)),
-                                    parent=canvas.view.scene)
+            m = vscene.visuals.Mesh(
+                vertices=v.astype(np.float32),
+                faces=tris.astype(np.uint32),
+                color=tuple(palette.hex_rgba(palette.CLASS_COLORS[cls[r] % 12], 0.12)),
+                parent=canvas.view.scene,
+            )
             m.set_gl_state("translucent", depth_test=True, depth_mask=False, cull_face=False)
             visuals.append(m)
         canvas.canvas.native.repaint()

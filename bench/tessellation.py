@@ -18,6 +18,7 @@ numpy polygon clipping: what a straightforward implementation of the same algori
 For reference, the issue quotes the fastest published exact method (edge subdivision, ICML 2023, edge
 skeleton only): ~0.5 s for 2-64x4-1 (~7.9k regions), ~5 s for 2-128x4-1 (~30k) on 2 CPU cores.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,8 +68,8 @@ def naive_tessellation(net: Network, domain=(-1, 1, -1, 1), eps: float = 1e-9, m
         if i + 1 >= len(mods):
             break
         new = []
-        for poly, M, m in regions:                       # z(u) = M u + m on this region (M: (w, 2))
-            A, B = W @ M, W @ m + c                       # pre-activations h(u) = A u + B
+        for poly, M, m in regions:  # z(u) = M u + m on this region (M: (w, 2))
+            A, B = W @ M, W @ m + c  # pre-activations h(u) = A u + B
             pieces = [poly]
             for k in range(A.shape[0]):
                 nxt = []
@@ -119,7 +120,7 @@ def trained_mlp(width: int, depth: int, steps: int = 300, seed: int = 0) -> Netw
 
 # -- rows -------------------------------------------------------------------------------------------
 def _timed(net, sl, domain, device, repeats: int, max_regions: int):
-    tessellate_all_depths(net, sl, domain, device=device, max_regions=max_regions)   # warm-up
+    tessellate_all_depths(net, sl, domain, device=device, max_regions=max_regions)  # warm-up
     best = float("inf")
     for _ in range(repeats):
         if device == "cuda":
@@ -143,8 +144,7 @@ def main(argv=None) -> int:
     ap.add_argument("--widths", type=int, nargs="+", default=[32, 64, 128, 256], help="MLP widths of the grid")
     ap.add_argument("--depths", type=int, nargs="+", default=[2, 3, 4, 5, 6], help="MLP depths of the grid")
     ap.add_argument("--no-grid", action="store_true", help="only the trained / 64-D rows")
-    ap.add_argument("--trained", action="store_true",
-                    help="add MLPs trained here on spirals (deterministic): 2-64x3, 2-64x4, 2-128x4, 2-256x4")
+    ap.add_argument("--trained", action="store_true", help="add MLPs trained here on spirals (deterministic): 2-64x3, 2-64x4, 2-128x4, 2-256x4")
     ap.add_argument("--trained-only", action="store_true", help="only the --trained rows")
     ap.add_argument("--trained-steps", type=int, default=300, help="full-batch Adam steps for --trained (default 300)")
     args = ap.parse_args(argv)
@@ -166,10 +166,11 @@ def main(argv=None) -> int:
         for w, d in TRAINED_GRID:
             t0 = time.perf_counter()
             net = trained_mlp(w, d, steps=args.trained_steps)
-            print(f"(trained 2-{w}x{d}-3: {args.trained_steps} Adam steps, train accuracy {net.train_accuracy:.0%}, "
-                  f"{time.perf_counter() - t0:.1f} s)", file=sys.stderr)
-            cases.append((f"2-{w}x{d}-3 trained (spirals, {args.trained_steps} steps)", net, Slice.input_plane(2), box,
-                          w <= args.naive_max_width))
+            print(
+                f"(trained 2-{w}x{d}-3: {args.trained_steps} Adam steps, train accuracy {net.train_accuracy:.0%}, {time.perf_counter() - t0:.1f} s)",
+                file=sys.stderr,
+            )
+            cases.append((f"2-{w}x{d}-3 trained (spirals, {args.trained_steps} steps)", net, Slice.input_plane(2), box, w <= args.naive_max_width))
     if args.trained_only:
         return _run_cases(cases, devices, args)
     torch.manual_seed(0)
@@ -179,8 +180,7 @@ def main(argv=None) -> int:
         from geometry.networks.runs import open_run
 
         sp = open_run(runs / "spirals")
-        cases.append((f"spirals trained 2-64x3-3 (epoch {sp.epochs[-1]})", sp.network(len(sp) - 1),
-                      Slice.input_plane(2), box, True))
+        cases.append((f"spirals trained 2-64x3-3 (epoch {sp.epochs[-1]})", sp.network(len(sp) - 1), Slice.input_plane(2), box, True))
         dg = open_run(runs / "digits")
         X = dg.dataset.X_train
         sl = Slice.through_points(X[[0, 1, 2]])
@@ -193,16 +193,17 @@ def main(argv=None) -> int:
     cases.append(("64-128x3-10 random MLP, plane through 3 images", Network(mlp_spec([64, 128, 128, 128, 10])), sl, None, False))
 
     torch.manual_seed(0)
-    cases.append(("3-32x3-3 random, 3D box [-1,1]^3 (polyhedra)", Network(mlp_spec([3, 32, 32, 32, 3])),
-                  Slice.input_plane(3), [-1.0, 1.0] * 3, False))
+    cases.append(("3-32x3-3 random, 3D box [-1,1]^3 (polyhedra)", Network(mlp_spec([3, 32, 32, 32, 3])), Slice.input_plane(3), [-1.0, 1.0] * 3, False))
     return _run_cases(cases, devices, args)
 
 
 def _run_cases(cases, devices, args) -> int:
     rows = []
     head = f"{'network':<52} {'device':<6} {'regions':>8} {'seconds':>8} {'regions/s':>10} {'naive s':>9} {'speedup':>8}"
-    print(f"torch {torch.__version__}, {args.threads} CPU threads, best of {args.repeats}; full pipeline (all depths, "
-          f"patterns, slope norms, classes, decision boundary)")
+    print(
+        f"torch {torch.__version__}, {args.threads} CPU threads, best of {args.repeats}; full pipeline (all depths, "
+        f"patterns, slope norms, classes, decision boundary)"
+    )
     print(head)
     print("-" * len(head))
     for name, net, sl, dom, naive_ok in cases:

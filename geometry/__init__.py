@@ -11,14 +11,24 @@ names them for type checkers). Each lives in a module with one job, grouped in w
   foliation/     the local data matrix and its leaf paths
   slices, power_diagram, local_complexity, dynamics, cache, safe_io, errors   (shared, at the top)
 """
+
 from __future__ import annotations
 
 import importlib
 
 _EXPORTS = {
-    "errors": ["SplineAtlasError", "InputFileError", "UnsafePickleError", "ArchitectureError",
-               "NonFiniteWeightsError", "NotPiecewiseAffineError", "RunError", "DatasetError",
-               "BudgetExceededError", "CancelledError"],
+    "errors": [
+        "SplineAtlasError",
+        "InputFileError",
+        "UnsafePickleError",
+        "ArchitectureError",
+        "NonFiniteWeightsError",
+        "NotPiecewiseAffineError",
+        "RunError",
+        "DatasetError",
+        "BudgetExceededError",
+        "CancelledError",
+    ],
     "networks.network": ["Network", "ForwardTrace", "LayerInfo"],
     "networks.spec": ["mlp_spec", "digits_cnn_spec", "validate_spec", "spec_from_module", "load_spec_file"],
     "networks.checkpoints": ["load_checkpoint", "save_checkpoint", "read_checkpoint"],

@@ -9,6 +9,7 @@ On disk a result is stored as one ``.npz`` written with ``allow_pickle=False``: 
 named arrays plus a JSON description of the structure. Only dataclasses defined in ``geometry.``
 modules are rebuilt on load, so a cache file cannot make the app import or run arbitrary code.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -88,9 +89,10 @@ def _flatten(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
         return {"$array": name, "torch": not isinstance(obj, np.ndarray)}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         cls = type(obj)
-        return {"$dataclass": f"{cls.__module__}:{cls.__qualname__}",
-                "fields": {f.name: _flatten(getattr(obj, f.name), arrays) for f in dataclasses.fields(obj)
-                           if f.init}}
+        return {
+            "$dataclass": f"{cls.__module__}:{cls.__qualname__}",
+            "fields": {f.name: _flatten(getattr(obj, f.name), arrays) for f in dataclasses.fields(obj) if f.init},
+        }
     if isinstance(obj, tuple):
         return {"$tuple": [_flatten(v, arrays) for v in obj]}
     if isinstance(obj, list):
@@ -179,8 +181,7 @@ class ResultCache:
     treated as misses.
     """
 
-    def __init__(self, folder: str | Path | None = None, max_bytes: int = 512 * 2**20,
-                 max_disk_bytes: int = 2 * 2**30):
+    def __init__(self, folder: str | Path | None = None, max_bytes: int = 512 * 2**20, max_disk_bytes: int = 2 * 2**30):
         self.folder = None if folder is None else Path(folder)
         self.max_bytes = int(max_bytes)
         self.max_disk_bytes = int(max_disk_bytes)

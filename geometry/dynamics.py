@@ -20,6 +20,7 @@ Each checkpoint's numbers are cached on disk as a small JSON file keyed by (chec
 dataset reference, settings), so re-running or re-opening the Training tab is instant.
 :func:`run_dynamics` computes a whole run with progress/cancel; :class:`DynamicsCurves` writes CSV.
 """
+
 from __future__ import annotations
 
 import csv
@@ -40,7 +41,7 @@ from geometry.safe_io import atomic_open
 Progress = Callable[[float, str], None] | None
 Cancel = Callable[[], bool] | None
 
-DYNAMICS_VERSION = 2   # 2: per-point data squares for inputs above 2D
+DYNAMICS_VERSION = 2  # 2: per-point data squares for inputs above 2D
 
 
 @dataclass(frozen=True)
@@ -142,8 +143,9 @@ class DynamicsCurves:
             w = csv.writer(f)
             w.writerow(header)
             for r in rows:
-                w.writerow([int(v) if h in ("epoch", "regions_slice") and np.isfinite(v) else
-                            (f"{v:.6g}" if np.isfinite(v) else "nan") for h, v in zip(header, r)])
+                w.writerow(
+                    [int(v) if h in ("epoch", "regions_slice") and np.isfinite(v) else (f"{v:.6g}" if np.isfinite(v) else "nan") for h, v in zip(header, r)]
+                )
         return path
 
 
@@ -157,8 +159,8 @@ class _Points:
     X_random: np.ndarray
     radius: float
     half_width: float
-    slices: tuple[tuple[Slice, np.ndarray, np.ndarray], ...]   # (slice, box domain (4,), data centres (n, 2))
-    data_planes: tuple[tuple[Slice, np.ndarray], ...] = ()     # D > 2: (plane through x_k, its centre u_k (2,))
+    slices: tuple[tuple[Slice, np.ndarray, np.ndarray], ...]  # (slice, box domain (4,), data centres (n, 2))
+    data_planes: tuple[tuple[Slice, np.ndarray], ...] = ()  # D > 2: (plane through x_k, its centre u_k (2,))
 
 
 def _subset(X, y, n, rng):
@@ -196,13 +198,13 @@ def _points(dataset, settings: DynamicsSettings) -> _Points:
             box = _box(u, 0.3)
             slices.append((sl, box, np.zeros((0, 2))))
         for k in range(min(settings.data_squares, len(Xtr))):
-            for _ in range(10):                       # two partners off the point (duplicates make no plane)
+            for _ in range(10):  # two partners off the point (duplicates make no plane)
                 pair = Xall[rng.choice(len(Xall), 2, replace=False)]
                 try:
-                    sl = Slice.through_points(np.concatenate([Xtr[k:k + 1], pair]))
+                    sl = Slice.through_points(np.concatenate([Xtr[k : k + 1], pair]))
                 except SplineAtlasError:
                     continue
-                data_planes.append((sl, sl.project(Xtr[k:k + 1])[0]))
+                data_planes.append((sl, sl.project(Xtr[k : k + 1])[0]))
                 break
     return _Points(Xtr, ytr, Xte, yte, Xr, float(radius), float(h), tuple(slices), tuple(data_planes))
 
@@ -213,8 +215,9 @@ def _box(u: np.ndarray, margin: float) -> np.ndarray:
     return np.array([lo[0] - margin * span[0], hi[0] + margin * span[0], lo[1] - margin * span[1], hi[1] + margin * span[1]])
 
 
-def checkpoint_dynamics(net, epoch: int, pts: _Points, settings: DynamicsSettings, device=None,
-                        progress: Progress = None, cancel: Cancel = None) -> CheckpointDynamics:
+def checkpoint_dynamics(
+    net, epoch: int, pts: _Points, settings: DynamicsSettings, device=None, progress: Progress = None, cancel: Cancel = None
+) -> CheckpointDynamics:
     """All numbers of one checkpoint (``pts`` from the run's dataset; see :func:`run_dynamics`)."""
     from geometry.tessellation import tessellate
 
@@ -230,8 +233,7 @@ def checkpoint_dynamics(net, epoch: int, pts: _Points, settings: DynamicsSetting
     lcs = []
     for k, X in enumerate((pts.X_train, pts.X_test, pts.X_random)):
         tick(0.05 + 0.05 * k, "local complexity")
-        lcs.append(tuple(float(v) for v in local_complexity(net, X, pts.radius, settings.lc_dims, settings.seed,
-                                                            device=device, cancel=cancel).mean_per_layer))
+        lcs.append(tuple(float(v) for v in local_complexity(net, X, pts.radius, settings.lc_dims, settings.seed, device=device, cancel=cancel).mean_per_layer))
     dens = {"data": [], "boundary": [], "random": []}
     regions = 0
     rng = np.random.default_rng(settings.seed + 1)
@@ -240,21 +242,18 @@ def checkpoint_dynamics(net, epoch: int, pts: _Points, settings: DynamicsSetting
         tick(0.2 + 0.5 * j / len(pts.slices), f"exact tessellation of slice {j + 1}/{len(pts.slices)}")
         t = tessellate(net, sl, box, device=device, max_regions=settings.max_regions, cancel=cancel)
         regions += t.num_regions
-        inner = box + np.array([h, -h, h, -h])            # keep squares inside the tessellated window
+        inner = box + np.array([h, -h, h, -h])  # keep squares inside the tessellated window
         bpts = sample_boundary_points(t.boundary_segments, settings.boundary_points, settings.seed + j)
         bpts = bpts[(bpts[:, 0] > inner[0]) & (bpts[:, 0] < inner[1]) & (bpts[:, 1] > inner[2]) & (bpts[:, 1] < inner[3])]
-        rpts = np.stack([rng.uniform(inner[0], inner[1], settings.random_points),
-                         rng.uniform(inner[2], inner[3], settings.random_points)], axis=1)
+        rpts = np.stack([rng.uniform(inner[0], inner[1], settings.random_points), rng.uniform(inner[2], inner[3], settings.random_points)], axis=1)
         for name, C in (("data", centres), ("boundary", bpts), ("random", rpts)):
             if len(C):
                 dens[name].append(square_region_counts(net, sl, C, h, tessellations=[t]).counts[-1])
-    for j, (sl, u) in enumerate(pts.data_planes):      # D > 2: each data point's own square
+    for j, (sl, u) in enumerate(pts.data_planes):  # D > 2: each data point's own square
         tick(0.7 + 0.05 * j / len(pts.data_planes), f"exact regions around data point {j + 1}/{len(pts.data_planes)}")
         square = np.array([u[0] - h, u[0] + h, u[1] - h, u[1] + h])
-        dens["data"].append(np.array([tessellate(net, sl, square, device=device, max_regions=settings.max_regions,
-                                                 cancel=cancel).num_regions]))
-    dmean = {k: float(np.concatenate(v).mean()) if v and sum(len(a) for a in v) else float("nan")
-             for k, v in dens.items()}
+        dens["data"].append(np.array([tessellate(net, sl, square, device=device, max_regions=settings.max_regions, cancel=cancel).num_regions]))
+    dmean = {k: float(np.concatenate(v).mean()) if v and sum(len(a) for a in v) else float("nan") for k, v in dens.items()}
     trg = float("nan")
     if settings.with_trace_g:
         tick(0.75, "trace of the local data matrix")
@@ -269,8 +268,9 @@ def checkpoint_dynamics(net, epoch: int, pts: _Points, settings: DynamicsSetting
         d = boundary_distances(net, pts.X_train, device=device, cancel=cancel)
         bd = tuple(float(np.mean(r[np.isfinite(r)])) if np.isfinite(r).any() else float("nan") for r in d)
     tick(1.0, "done")
-    return CheckpointDynamics(int(epoch), acc_tr, acc_te, lcs[0], lcs[1], lcs[2], dmean["data"],
-                              dmean["boundary"], dmean["random"], int(regions), trg, bd, pts.radius, h)
+    return CheckpointDynamics(
+        int(epoch), acc_tr, acc_te, lcs[0], lcs[1], lcs[2], dmean["data"], dmean["boundary"], dmean["random"], int(regions), trg, bd, pts.radius, h
+    )
 
 
 def default_dynamics_cache() -> Path:
@@ -280,8 +280,7 @@ def default_dynamics_cache() -> Path:
 
 
 def _key(checkpoint_hash: str, dataset_ref, settings: DynamicsSettings, device) -> str:
-    blob = json.dumps({"v": DYNAMICS_VERSION, "ckpt": checkpoint_hash, "data": dataset_ref,
-                       "settings": asdict(settings)}, sort_keys=True, default=str)
+    blob = json.dumps({"v": DYNAMICS_VERSION, "ckpt": checkpoint_hash, "data": dataset_ref, "settings": asdict(settings)}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
@@ -300,10 +299,17 @@ def _store(path: Path, value: CheckpointDynamics) -> None:
         json.dump(asdict(value), f, allow_nan=True)
 
 
-def run_dynamics(run, settings: DynamicsSettings | None = None, indices: list[int] | None = None,
-                 cache_dir: str | Path | None = "default", device=None, dataset=None,
-                 progress: Progress = None, cancel: Cancel = None,
-                 on_checkpoint: Callable[[int, CheckpointDynamics], None] | None = None) -> DynamicsCurves:
+def run_dynamics(
+    run,
+    settings: DynamicsSettings | None = None,
+    indices: list[int] | None = None,
+    cache_dir: str | Path | None = "default",
+    device=None,
+    dataset=None,
+    progress: Progress = None,
+    cancel: Cancel = None,
+    on_checkpoint: Callable[[int, CheckpointDynamics], None] | None = None,
+) -> DynamicsCurves:
     """Curves over the checkpoints of ``run`` (geometry.networks.runs.Run), one cached entry per checkpoint.
 
     indices: checkpoint indices (default all); cache_dir: folder of per-checkpoint JSON files
@@ -329,8 +335,7 @@ def run_dynamics(run, settings: DynamicsSettings | None = None, indices: list[in
         if res is None:
             if pts is None:
                 pts = _points(ds, settings)
-            sub = None if progress is None else (
-                lambda f, m, n=n, e=run.epochs[i]: progress((n + f) / len(idx), f"epoch {e}: {m}"))
+            sub = None if progress is None else (lambda f, m, n=n, e=run.epochs[i]: progress((n + f) / len(idx), f"epoch {e}: {m}"))
             res = checkpoint_dynamics(run.network(i), run.epochs[i], pts, settings, device, sub, cancel)
             if path is not None:
                 _store(path, res)
@@ -342,5 +347,4 @@ def run_dynamics(run, settings: DynamicsSettings | None = None, indices: list[in
     return DynamicsCurves(run.name, tuple(out), settings)
 
 
-__all__ = ["CheckpointDynamics", "DynamicsCurves", "DynamicsSettings", "checkpoint_dynamics",
-           "default_dynamics_cache", "run_dynamics"]
+__all__ = ["CheckpointDynamics", "DynamicsCurves", "DynamicsSettings", "checkpoint_dynamics", "default_dynamics_cache", "run_dynamics"]

@@ -3,6 +3,7 @@
 Every error carries a one-line message that says what is wrong and what to do;
 the CLI prints ``str(error)`` and exits non-zero, the app shows it in a dialog.
 """
+
 from __future__ import annotations
 
 

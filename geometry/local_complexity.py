@@ -18,6 +18,7 @@ The exact count (2D slices only): :func:`square_region_counts` counts, for squar
 around points of a 2D slice, the linear regions of depth 1..L that meet each square with positive
 area, from the exact tessellation (:mod:`geometry.tessellation`) — the quantity LC only estimates.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -91,10 +92,19 @@ def _check(net: Network, X, radius: float) -> np.ndarray:
     return X
 
 
-def local_complexity(net: Network, X, radius: float = 0.02, dims: int | None = 16, seed: int = 0,
-                     directions: np.ndarray | None = None, device=None, dtype: torch.dtype = torch.float64,
-                     max_vertices_per_batch: int = 65536, progress: Progress = None,
-                     cancel: Cancel = None) -> LocalComplexity:
+def local_complexity(
+    net: Network,
+    X,
+    radius: float = 0.02,
+    dims: int | None = 16,
+    seed: int = 0,
+    directions: np.ndarray | None = None,
+    device=None,
+    dtype: torch.dtype = torch.float64,
+    max_vertices_per_batch: int = 65536,
+    progress: Progress = None,
+    cancel: Cancel = None,
+) -> LocalComplexity:
     """Local complexity of every row of ``X (N, D)`` (see the module docstring), batched.
 
     radius: frame radius r in input units; dims: P frame directions (min(P, D); default 16, the
@@ -109,7 +119,7 @@ def local_complexity(net: Network, X, radius: float = 0.02, dims: int | None = 1
     p2 = 2 * V.shape[0]
     dev = resolve_device(device)
     model = net.to_dtype_device(dtype, dev)
-    offs = torch.as_tensor(radius * np.concatenate([V, -V]), dtype=dtype, device=dev)     # (2P, D)
+    offs = torch.as_tensor(radius * np.concatenate([V, -V]), dtype=dtype, device=dev)  # (2P, D)
     Xt = torch.as_tensor(X, dtype=dtype, device=dev)
     L = net.depth
     out = np.zeros((L, n), dtype=np.int64)
@@ -118,7 +128,7 @@ def local_complexity(net: Network, X, radius: float = 0.02, dims: int | None = 1
         for s in range(0, n, step):
             if cancel is not None and cancel():
                 raise CancelledError("local complexity was cancelled.")
-            xb = Xt[s:s + step]
+            xb = Xt[s : s + step]
             m = xb.shape[0]
             verts = (xb[:, None, :] + offs[None]).reshape(m * p2, d)
             tr = model.trace(verts)
@@ -129,14 +139,13 @@ def local_complexity(net: Network, X, radius: float = 0.02, dims: int | None = 1
                 else:
                     pre = tr.preactivations[l].reshape(m, p2, -1)
                     changed = (pre > 0).any(dim=1) & (pre <= 0).any(dim=1)
-                out[l, s:s + m] = changed.sum(dim=1).cpu().numpy()
+                out[l, s : s + m] = changed.sum(dim=1).cpu().numpy()
             if progress is not None:
                 progress(min(n, s + step) / n, f"local complexity {min(n, s + step)}/{n} points")
     return LocalComplexity(out, out.sum(axis=0), float(radius), int(V.shape[0]))
 
 
-def local_complexity_loop(net: Network, X, radius: float = 0.02, dims: int | None = 16, seed: int = 0,
-                          directions: np.ndarray | None = None) -> LocalComplexity:
+def local_complexity_loop(net: Network, X, radius: float = 0.02, dims: int | None = 16, seed: int = 0, directions: np.ndarray | None = None) -> LocalComplexity:
     """Reference implementation: one point at a time, one frame vertex at a time (slow; for tests and
     the benchmark's baseline). Same definition as :func:`local_complexity`."""
     X = _check(net, X, radius)
@@ -185,12 +194,20 @@ class SquareRegionCounts:
 def _polygon_bboxes(vertices: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """(R, 4) [umin, umax, vmin, vmax] of every ragged polygon."""
     st = offsets[:-1]
-    return np.stack([np.minimum.reduceat(vertices[:, 0], st), np.maximum.reduceat(vertices[:, 0], st),
-                     np.minimum.reduceat(vertices[:, 1], st), np.maximum.reduceat(vertices[:, 1], st)], axis=1)
+    return np.stack(
+        [
+            np.minimum.reduceat(vertices[:, 0], st),
+            np.maximum.reduceat(vertices[:, 0], st),
+            np.minimum.reduceat(vertices[:, 1], st),
+            np.maximum.reduceat(vertices[:, 1], st),
+        ],
+        axis=1,
+    )
 
 
-def count_polygons_in_squares(vertices: np.ndarray, offsets: np.ndarray, centers: np.ndarray, half_width: float,
-                              tol: float = 1e-12, chunk: int = 256) -> np.ndarray:
+def count_polygons_in_squares(
+    vertices: np.ndarray, offsets: np.ndarray, centers: np.ndarray, half_width: float, tol: float = 1e-12, chunk: int = 256
+) -> np.ndarray:
     """(N,) int64 number of convex CCW polygons (ragged ``vertices (V, 2)``, ``offsets (R+1,)``) whose
     interior meets the open square of half-width h around each centre (N, 2).
 
@@ -207,13 +224,17 @@ def count_polygons_in_squares(vertices: np.ndarray, offsets: np.ndarray, centers
     eps = tol * max(1.0, h)
     nxt = np.arange(1, vertices.shape[0] + 1)
     nxt[offsets[1:] - 1] = offsets[:-1]
-    edge = vertices[nxt] - vertices                                        # (V, 2)
+    edge = vertices[nxt] - vertices  # (V, 2)
     corners = np.array([[-h, -h], [h, -h], [h, h], [-h, h]])
     cnt = np.diff(offsets)
     for s in range(0, n, chunk):
-        c = centers[s:s + chunk]
-        ov = ((bb[None, :, 0] < c[:, None, 0] + h - eps) & (bb[None, :, 1] > c[:, None, 0] - h + eps)
-              & (bb[None, :, 2] < c[:, None, 1] + h - eps) & (bb[None, :, 3] > c[:, None, 1] - h + eps))
+        c = centers[s : s + chunk]
+        ov = (
+            (bb[None, :, 0] < c[:, None, 0] + h - eps)
+            & (bb[None, :, 1] > c[:, None, 0] - h + eps)
+            & (bb[None, :, 2] < c[:, None, 1] + h - eps)
+            & (bb[None, :, 3] > c[:, None, 1] - h + eps)
+        )
         qi, ri = np.nonzero(ov)
         if qi.size == 0:
             continue
@@ -222,19 +243,28 @@ def count_polygons_in_squares(vertices: np.ndarray, offsets: np.ndarray, centers
         vid = np.repeat(offsets[ri], k) + (np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k))
         a = vertices[vid]
         e = edge[vid]
-        q = c[qi][pair][:, None, :] + corners[None]                        # (P*, 4, 2)
+        q = c[qi][pair][:, None, :] + corners[None]  # (P*, 4, 2)
         cross = e[:, None, 0] * (q[..., 1] - a[:, None, 1]) - e[:, None, 1] * (q[..., 0] - a[:, None, 0])
         scale = np.hypot(e[:, 0], e[:, 1])[:, None]
-        separated = np.all(cross <= eps * scale, axis=1)                  # all corners right of (outside) the edge
+        separated = np.all(cross <= eps * scale, axis=1)  # all corners right of (outside) the edge
         sep_pair = np.zeros(qi.size, dtype=bool)
         np.logical_or.at(sep_pair, pair, separated)
         np.add.at(out, s + qi[~sep_pair], 1)
     return out
 
 
-def square_region_counts(net: Network, slice_: Slice, centers, half_width: float, depth: int | None = None,
-                         tessellations: list | None = None, device=None, max_regions: int | None = None,
-                         progress: Progress = None, cancel: Cancel = None) -> SquareRegionCounts:
+def square_region_counts(
+    net: Network,
+    slice_: Slice,
+    centers,
+    half_width: float,
+    depth: int | None = None,
+    tessellations: list | None = None,
+    device=None,
+    max_regions: int | None = None,
+    progress: Progress = None,
+    cancel: Cancel = None,
+) -> SquareRegionCounts:
     """Exact region counts of depth 1..``depth`` inside squares of half-width h around ``centers (N, 2)``
     (slice coordinates) of a 2D slice.
 
@@ -254,13 +284,16 @@ def square_region_counts(net: Network, slice_: Slice, centers, half_width: float
         if C.shape[0] == 0:
             raise SplineAtlasError("no square centres given.")
         box = [C[:, 0].min() - h, C[:, 0].max() + h, C[:, 1].min() - h, C[:, 1].max() + h]
-        tessellations = tessellate_all_depths(net, slice_, box, depth=depth, device=device,
-                                              max_regions=max_regions or DEFAULT_MAX_REGIONS,
-                                              progress=progress, cancel=cancel)
+        tessellations = tessellate_all_depths(
+            net, slice_, box, depth=depth, device=device, max_regions=max_regions or DEFAULT_MAX_REGIONS, progress=progress, cancel=cancel
+        )
     elif depth is not None:
         tessellations = tessellations[:depth]
-    counts = np.stack([count_polygons_in_squares(t.vertices, t.offsets, C, h, tol=t.tolerance)
-                       for t in tessellations]) if len(tessellations) else np.zeros((0, C.shape[0]), np.int64)
+    counts = (
+        np.stack([count_polygons_in_squares(t.vertices, t.offsets, C, h, tol=t.tolerance) for t in tessellations])
+        if len(tessellations)
+        else np.zeros((0, C.shape[0]), np.int64)
+    )
     return SquareRegionCounts(counts, C, h)
 
 
@@ -278,6 +311,14 @@ def sample_boundary_points(segments: np.ndarray, n: int, seed: int = 0) -> np.nd
     return seg[idx, 0] * (1 - t) + seg[idx, 1] * t
 
 
-__all__ = ["LocalComplexity", "SquareRegionCounts", "count_polygons_in_squares", "frame_vertices",
-           "local_complexity", "local_complexity_loop", "orthoplex_directions", "sample_boundary_points",
-           "square_region_counts"]
+__all__ = [
+    "LocalComplexity",
+    "SquareRegionCounts",
+    "count_polygons_in_squares",
+    "frame_vertices",
+    "local_complexity",
+    "local_complexity_loop",
+    "orthoplex_directions",
+    "sample_boundary_points",
+    "square_region_counts",
+]

@@ -22,6 +22,7 @@ The per-layer distance to the nearest boundary of the layer-l subdivision (paper
 min_k |h_{l,k}(x)| / ||∇_x h_{l,k}(x)|| (max-pool: min over the window's other members j of
 (h_max − h_j) / ||∇h_max − ∇h_j||).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -70,6 +71,7 @@ class _LayerTap:
             self.post[i] = out
             if i == self.stop_after:
                 raise _StopForward
+
         return fn
 
     def __enter__(self):
@@ -100,11 +102,12 @@ def _check_layers(model, layers) -> list[int]:
         if not 0 <= l < L:
             raise SplineAtlasError(f"layer {l + 1} does not exist: this network has layers 1..{L}.")
     deepest = max(layers)
-    bad = next((li for li in model.layer_infos[:deepest + 1] if not li.piecewise_linear), None)
+    bad = next((li for li in model.layer_infos[: deepest + 1] if not li.piecewise_linear), None)
     if bad is not None:
         raise NotPiecewiseAffineError(
             f"power diagrams need piecewise-linear layers up to layer {deepest + 1}, but layer {bad.index + 1} "
-            f"({bad.path}) is {bad.kind}; pick an earlier layer or a piecewise-affine network.")
+            f"({bad.path}) is {bad.kind}; pick an earlier layer or a piecewise-affine network."
+        )
     return layers
 
 
@@ -133,8 +136,9 @@ class Centroids:
         return np.einsum("nd,nd->n", d, d) - self.radii[layer_pos]
 
 
-def centroids(net: nn.Module, x, layers=None, *, dtype: torch.dtype = torch.float64, device=None,
-              batch_size: int = 4096, progress: Progress = None, cancel: Cancel = None) -> Centroids:
+def centroids(
+    net: nn.Module, x, layers=None, *, dtype: torch.dtype = torch.float64, device=None, batch_size: int = 4096, progress: Progress = None, cancel: Cancel = None
+) -> Centroids:
     """μ_l(x) = ∇_x Σ_k z_{l,k}(x) and rad_l(x) for every point and requested layer (0-based).
 
     x: (N, D) or (D,). One forward pass per chunk and one backward pass per layer (the points are
@@ -157,8 +161,8 @@ def centroids(net: nn.Module, x, layers=None, *, dtype: torch.dtype = torch.floa
             xb = X[s:e].clone().requires_grad_(True)
             tap.run(xb)
             for j, l in enumerate(layers):
-                z = tap.post[l].reshape(e - s, -1).sum(1)                       # (m,)
-                mu, = torch.autograd.grad(z.sum(), xb, retain_graph=j + 1 < len(layers))
+                z = tap.post[l].reshape(e - s, -1).sum(1)  # (m,)
+                (mu,) = torch.autograd.grad(z.sum(), xb, retain_graph=j + 1 < len(layers))
                 mu = mu.detach()
                 rad = (mu * mu).sum(1) + 2.0 * (z.detach() - (mu * xb.detach()).sum(1))
                 mus[j, s:e] = mu.to("cpu", torch.float64).numpy()
@@ -186,10 +190,12 @@ class LayerAffine:
 
 def _pre_fn(model, l):
     """x (D,) -> layer l's pre-activations, flattened (K,)."""
+
     def f(xs):
         with _LayerTap(model, stop_after=l) as tap:
             tap.run(xs[None])
             return tap.pre[l].reshape(-1)
+
     return f
 
 
@@ -221,21 +227,20 @@ def _pre_grad_norms(model, X: torch.Tensor, l: int, chunk: int = 16) -> tuple[to
     sq = torch.zeros_like(pre)
     eye = torch.eye(D, dtype=X.dtype, device=X.device)
     for s in range(0, D, chunk):
-        dirs = eye[s:s + chunk][:, None, :].expand(-1, m, D)               # (c, m, D)
-        cols = torch.func.vmap(lambda v: torch.func.jvp(f, (X,), (v,))[1])(dirs)   # (c, m, K)
+        dirs = eye[s : s + chunk][:, None, :].expand(-1, m, D)  # (c, m, D)
+        cols = torch.func.vmap(lambda v: torch.func.jvp(f, (X,), (v,))[1])(dirs)  # (c, m, K)
         sq += (cols * cols).sum(0)
     return pre, sq.sqrt()
 
 
-def layer_affine(net: nn.Module, x, layer: int, *, dtype: torch.dtype = torch.float64, device=None,
-                 batch_size: int = 512) -> LayerAffine:
+def layer_affine(net: nn.Module, x, layer: int, *, dtype: torch.dtype = torch.float64, device=None, batch_size: int = 512) -> LayerAffine:
     """Layer ``layer``'s pre-activation affine map on each point's region (Jacobian by vmap'd autodiff)."""
     model = prepare_model(net, dtype, device)
     _check_layers(model, [layer])
     X = as_tensor(x, dtype, module_device(model))
     pres, jacs = [], []
     for s in range(0, X.shape[0], batch_size):
-        pre, jac = _jacobian_pre(model, X[s:s + batch_size], layer)
+        pre, jac = _jacobian_pre(model, X[s : s + batch_size], layer)
         pres.append(pre)
         jacs.append(jac)
     pre = torch.cat(pres).to("cpu", torch.float64).numpy()
@@ -245,8 +250,9 @@ def layer_affine(net: nn.Module, x, layer: int, *, dtype: torch.dtype = torch.fl
 
 
 # -- distance to the nearest region boundary (Fig. 5) ------------------------------------------
-def boundary_distances(net: nn.Module, x, layers=None, *, dtype: torch.dtype = torch.float64, device=None,
-                       batch_size: int = 256, progress: Progress = None, cancel: Cancel = None) -> np.ndarray:
+def boundary_distances(
+    net: nn.Module, x, layers=None, *, dtype: torch.dtype = torch.float64, device=None, batch_size: int = 256, progress: Progress = None, cancel: Cancel = None
+) -> np.ndarray:
     """(L', N) float64 distance from each point to the nearest cut of layer l on its region (paper Fig. 5).
 
     d_l(x) = min_k |h_{l,k}(x)| / ||∇_x h_{l,k}(x)|| over the layer's units (units with a zero gradient
@@ -265,14 +271,14 @@ def boundary_distances(net: nn.Module, x, layers=None, *, dtype: torch.dtype = t
         for s in range(0, n, batch_size):
             if cancel is not None and cancel():
                 raise CancelledError("boundary-distance computation was cancelled.")
-            xb = X[s:s + batch_size]
+            xb = X[s : s + batch_size]
             if isinstance(module, nn.MaxPool2d):
                 pre, jac = _jacobian_pre(model, xb, l)
                 d = _maxpool_distances(model, module, l, xb, pre, jac)
             else:
                 pre, gn = _pre_grad_norms(model, xb, l)
                 d = torch.where(gn > 0, pre.abs() / gn, torch.full_like(gn, float("inf"))).min(1).values
-            out[j, s:s + xb.shape[0]] = d.to("cpu", torch.float64).numpy()
+            out[j, s : s + xb.shape[0]] = d.to("cpu", torch.float64).numpy()
             done += 1
             if progress is not None:
                 progress(done / steps, f"boundary distances, layer {l + 1}")
@@ -283,7 +289,7 @@ def _maxpool_distances(model, module, l, xb, pre, jac):
     """Distance to the nearest argmax change of any pooling window (see boundary_distances)."""
     with torch.no_grad(), _LayerTap(model, stop_after=l) as tap:
         tap.run(xb)
-        shape = tap.pre[l].shape[1:]                      # (C, H, W) of the pool's input
+        shape = tap.pre[l].shape[1:]  # (C, H, W) of the pool's input
     C, H, W = shape
     ks = module.kernel_size if isinstance(module.kernel_size, tuple) else (module.kernel_size,) * 2
     st = module.stride if module.stride is not None else ks
@@ -297,12 +303,12 @@ def _maxpool_distances(model, module, l, xb, pre, jac):
     ox = torch.arange(wo, device=xb.device) * st[1]
     ys = oy[:, None, None, None] + torch.arange(ks[0], device=xb.device)[None, None, :, None]
     xs = ox[None, :, None, None] + torch.arange(ks[1], device=xb.device)[None, None, None, :]
-    members = (ys * W + xs).reshape(ho * wo, -1)                                     # (P, kk) within a channel
+    members = (ys * W + xs).reshape(ho * wo, -1)  # (P, kk) within a channel
     members = (members[None] + (torch.arange(C, device=xb.device) * H * W)[:, None, None]).reshape(-1, members.shape[1])
-    vals = pre[:, members]                                                           # (m, U, kk)
+    vals = pre[:, members]  # (m, U, kk)
     top = vals.argmax(2, keepdim=True)
     vmax = vals.gather(2, top)
-    gm = jac[:, members]                                                             # (m, U, kk, D)
+    gm = jac[:, members]  # (m, U, kk, D)
     gtop = gm.gather(2, top[..., None].expand(-1, -1, 1, gm.shape[3]))
     gap = vmax - vals
     gn = (gtop - gm).norm(dim=3)
@@ -342,8 +348,9 @@ class SlicePowerDiagram:
     site_radii: np.ndarray
 
 
-def slice_power_diagram(net: nn.Module, tess, layers=None, *, dtype: torch.dtype = torch.float64, device=None,
-                        progress: Progress = None, cancel: Cancel = None) -> SlicePowerDiagram:
+def slice_power_diagram(
+    net: nn.Module, tess, layers=None, *, dtype: torch.dtype = torch.float64, device=None, progress: Progress = None, cancel: Cancel = None
+) -> SlicePowerDiagram:
     """Centroids and radii of every region of a tessellation (``Tessellation2D``/``3D``), projected to the slice.
 
     μ and rad are constant on a region for layers < tess.depth, so they are evaluated at one interior
@@ -400,8 +407,9 @@ class DistanceDistributions:
         return counts, edges
 
 
-def distance_distributions(run, x, layers=None, epochs=None, *, dtype: torch.dtype = torch.float64, device=None,
-                           progress: Progress = None, cancel: Cancel = None) -> DistanceDistributions:
+def distance_distributions(
+    run, x, layers=None, epochs=None, *, dtype: torch.dtype = torch.float64, device=None, progress: Progress = None, cancel: Cancel = None
+) -> DistanceDistributions:
     """:func:`boundary_distances` of the points ``x (N, D)`` at every checkpoint of a run (or the given
     epochs): how training moves the region boundaries relative to the data (paper Fig. 5)."""
     idx = list(range(len(run))) if epochs is None else [run.index_of_epoch(int(e)) for e in epochs]
@@ -414,5 +422,4 @@ def distance_distributions(run, x, layers=None, epochs=None, *, dtype: torch.dty
         out.append(boundary_distances(net, x, lay, dtype=dtype, device=device, cancel=cancel))
         if progress is not None:
             progress((n + 1) / len(idx), f"boundary distances, epoch {run.epochs[i]}")
-    return DistanceDistributions(np.array([run.epochs[i] for i in idx], dtype=np.int64), tuple(lay or ()),
-                                 np.stack(out) if out else np.zeros((0, 0, 0)))
+    return DistanceDistributions(np.array([run.epochs[i] for i in idx], dtype=np.int64), tuple(lay or ()), np.stack(out) if out else np.zeros((0, 0, 0)))

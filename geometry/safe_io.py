@@ -13,6 +13,7 @@ killed process are removed by the next write to the same target.
 Messages: :func:`printable` makes any text safe for one terminal line (control characters and
 undecodable bytes escaped, long text shortened).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,9 +32,9 @@ from geometry.errors import BudgetExceededError, InputFileError, SplineAtlasErro
 
 MiB = 1 << 20
 GiB = 1 << 30
-MAX_JSON_BYTES = 8 * MiB              # manifests, specs, sessions
-MAX_JSON_DEPTH = 48                   # nesting of any JSON document we read
-MAX_DATASET_BYTES = 2 * GiB           # an .npz dataset, uncompressed
+MAX_JSON_BYTES = 8 * MiB  # manifests, specs, sessions
+MAX_JSON_DEPTH = 48  # nesting of any JSON document we read
+MAX_DATASET_BYTES = 2 * GiB  # an .npz dataset, uncompressed
 DEFAULT_MAX_CHECKPOINT_BYTES = 4 * GiB
 CHECKPOINT_LIMIT_ENV = "SPLINEATLAS_MAX_CHECKPOINT_MB"
 
@@ -45,8 +46,12 @@ def printable(text: object, limit: int = 240) -> str:
     (surrogate escapes of non-UTF-8 file names) shown as ``\\xNN``; over ``limit`` characters the
     middle is cut."""
     s = str(text)
-    s = _CONTROL.sub(lambda m: f"\\x{ord(m.group()) & 0xFF:02x}" if ord(m.group()) < 0xD800
-                     else f"\\x{ord(m.group()) - 0xDC00:02x}" if ord(m.group()) >= 0xDC80 else "\\ufffd", s)
+    s = _CONTROL.sub(
+        lambda m: (
+            f"\\x{ord(m.group()) & 0xFF:02x}" if ord(m.group()) < 0xD800 else f"\\x{ord(m.group()) - 0xDC00:02x}" if ord(m.group()) >= 0xDC80 else "\\ufffd"
+        ),
+        s,
+    )
     s = s.replace("\n", "\\n").replace("\t", " ")
     if len(s) > limit:
         keep = max(limit // 2 - 2, 8)
@@ -77,9 +82,13 @@ def max_checkpoint_bytes() -> int:
 def _describe_kind(mode: int) -> str | None:
     if stat.S_ISREG(mode):
         return None
-    for test, what in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-                       (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device")):
+    for test, what in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
         if test(mode):
             return what
     return "not a regular file"
@@ -89,11 +98,10 @@ def check_inside(path: Path, root: Path, what: str, error: type[SplineAtlasError
     """``path`` resolved (symlinks followed); refused unless it lies inside ``root``."""
     try:
         real, base = path.resolve(), root.resolve()
-    except (OSError, RuntimeError) as exc:   # symlink loops
+    except (OSError, RuntimeError) as exc:  # symlink loops
         raise error(f"{what} {name(path)} cannot be resolved ({type(exc).__name__}); fix the link.") from None
     if real != base and base not in real.parents:
-        raise error(f"{what} {name(path)} points outside its folder {name(base)} "
-                    f"(to {name(real)}); keep the files of a run inside the run's folder.")
+        raise error(f"{what} {name(path)} points outside its folder {name(base)} (to {name(real)}); keep the files of a run inside the run's folder.")
     return real
 
 
@@ -105,13 +113,14 @@ def resolve_member(folder: Path, relative: str, what: str, manifest: Path) -> Pa
         raise InputFileError(f"{name(manifest)}: {what} {printable(relative, 80)} contains a NUL byte.")
     p = Path(relative)
     if p.is_absolute() or ".." in p.parts:
-        raise InputFileError(f"{name(manifest)}: {what} {printable(relative, 80)} must be a path inside the run "
-                             f"folder (no absolute paths, no '..'); move the file into {name(folder)}.")
+        raise InputFileError(
+            f"{name(manifest)}: {what} {printable(relative, 80)} must be a path inside the run "
+            f"folder (no absolute paths, no '..'); move the file into {name(folder)}."
+        )
     return folder / p
 
 
-def checked_file(path: str | Path, what: str, limit: int, root: Path | None = None,
-                 error: type[SplineAtlasError] = InputFileError) -> Path:
+def checked_file(path: str | Path, what: str, limit: int, root: Path | None = None, error: type[SplineAtlasError] = InputFileError) -> Path:
     """Check ``path`` before reading: exists, a regular file (after following links), inside ``root``
     if given, and at most ``limit`` bytes. Returns the resolved path."""
     path = Path(path)
@@ -128,14 +137,14 @@ def checked_file(path: str | Path, what: str, limit: int, root: Path | None = No
     if kind is not None:
         raise error(f"{what} {name(path)} is {kind}, not a file; give a regular file.")
     if st.st_size > limit:
-        raise BudgetExceededError(f"{what} {name(path)} is {st.st_size / MiB:,.1f} MB, over the limit of "
-                                  f"{limit / MiB:,.0f} MB" + ("; raise it with --max-checkpoint-mb if you trust the "
-                                                              "file's size" if what == "checkpoint" else "") + ".")
+        raise BudgetExceededError(
+            f"{what} {name(path)} is {st.st_size / MiB:,.1f} MB, over the limit of "
+            f"{limit / MiB:,.0f} MB" + ("; raise it with --max-checkpoint-mb if you trust the file's size" if what == "checkpoint" else "") + "."
+        )
     return real
 
 
-def read_bytes(path: str | Path, what: str, limit: int, root: Path | None = None,
-               error: type[SplineAtlasError] = InputFileError) -> bytes:
+def read_bytes(path: str | Path, what: str, limit: int, root: Path | None = None, error: type[SplineAtlasError] = InputFileError) -> bytes:
     """The bytes of a checked file (see :func:`checked_file`), read with a hard cap."""
     real = checked_file(path, what, limit, root, error)
     try:
@@ -143,7 +152,7 @@ def read_bytes(path: str | Path, what: str, limit: int, root: Path | None = None
     except OSError as exc:
         raise error(f"{what} {name(path)} cannot be opened ({exc.strerror or type(exc).__name__}).") from None
     with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):   # replaced between the check and the open
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):  # replaced between the check and the open
             raise error(f"{what} {name(path)} is not a regular file.")
         data = fh.read(limit + 1)
     if len(data) > limit:
@@ -168,8 +177,7 @@ def _depth(obj, limit: int) -> int:
     return deepest
 
 
-def parse_json(text: bytes | str, what: str, where: object, allow_nan: bool = False,
-               error: type[SplineAtlasError] = InputFileError) -> object:
+def parse_json(text: bytes | str, what: str, where: object, allow_nan: bool = False, error: type[SplineAtlasError] = InputFileError) -> object:
     """Parse JSON from an untrusted source: UTF-8, nesting at most MAX_JSON_DEPTH, and no NaN/Infinity
     unless ``allow_nan`` (run manifests record a NaN loss for epoch 0; their schema checks the fields
     that must be finite)."""
@@ -183,18 +191,19 @@ def parse_json(text: bytes | str, what: str, where: object, allow_nan: bool = Fa
     except UnicodeDecodeError:
         raise error(f"{what} {name(where)} is not UTF-8 text; save it as UTF-8 JSON.") from None
     except (ValueError, RecursionError) as exc:
-        msg = exc.msg if isinstance(exc, json.JSONDecodeError) else \
-            f"nested deeper than {MAX_JSON_DEPTH} levels" if isinstance(exc, RecursionError) else str(exc)
+        msg = (
+            exc.msg if isinstance(exc, json.JSONDecodeError) else f"nested deeper than {MAX_JSON_DEPTH} levels" if isinstance(exc, RecursionError) else str(exc)
+        )
         pos = f" at line {exc.lineno} column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
-        raise error(f"{what} {name(where)} is not valid JSON ({printable(msg, 80)}{pos}); fix or "
-                    f"regenerate it.") from None
+        raise error(f"{what} {name(where)} is not valid JSON ({printable(msg, 80)}{pos}); fix or regenerate it.") from None
     if _depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
         raise error(f"{what} {name(where)} is nested deeper than {MAX_JSON_DEPTH} levels.")
     return data
 
 
-def read_json(path: str | Path, what: str, root: Path | None = None, limit: int = MAX_JSON_BYTES,
-              allow_nan: bool = False, error: type[SplineAtlasError] = InputFileError) -> object:
+def read_json(
+    path: str | Path, what: str, root: Path | None = None, limit: int = MAX_JSON_BYTES, allow_nan: bool = False, error: type[SplineAtlasError] = InputFileError
+) -> object:
     """Read and parse a JSON file with the checks of :func:`checked_file` and :func:`parse_json`."""
     return parse_json(read_bytes(path, what, limit, root, error), what, path, allow_nan, error)
 
@@ -212,20 +221,25 @@ def check_zip_members(path: Path, what: str, limit: int, error: type[SplineAtlas
             raise BudgetExceededError(f"{what} {name(path)} has {len(infos):,} members; that is not a checkpoint.")
         total = sum(i.file_size for i in infos)
         if total > limit:
-            raise BudgetExceededError(f"{what} {name(path)} would inflate to {total / MiB:,.0f} MB, over the limit "
-                                      f"of {limit / MiB:,.0f} MB.")
+            raise BudgetExceededError(f"{what} {name(path)} would inflate to {total / MiB:,.0f} MB, over the limit of {limit / MiB:,.0f} MB.")
         bad = next((i for i in infos if i.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)), None)
         if bad is not None:
-            raise error(f"{what} {name(path)}: member {printable(bad.filename, 60)} uses an unsupported "
-                        f"compression; re-save the file.")
+            raise error(f"{what} {name(path)}: member {printable(bad.filename, 60)} uses an unsupported compression; re-save the file.")
     except BaseException:
         z.close()
         raise
     return z
 
 
-def read_npz(path: str | Path, what: str, members: tuple[str, ...], limit: int, root: Path | None = None,
-             error: type[SplineAtlasError] = InputFileError, strings: tuple[str, ...] = ()) -> dict:
+def read_npz(
+    path: str | Path,
+    what: str,
+    members: tuple[str, ...],
+    limit: int,
+    root: Path | None = None,
+    error: type[SplineAtlasError] = InputFileError,
+    strings: tuple[str, ...] = (),
+) -> dict:
     """The arrays ``members`` of an .npz (others are not read), each checked from its header before its data
     is read: numeric dtypes (strings for the names in ``strings``; never objects, so nothing is unpickled),
     and no more data claimed than the archive holds (an "npz bomb" declares a huge shape)."""
@@ -246,19 +260,18 @@ def read_npz(path: str | Path, what: str, members: tuple[str, ...], limit: int, 
                     header_len = fh.tell()
                 allowed = ("b", "i", "u", "f") + (("U",) if key in strings else ())
                 if dtype.hasobject or dtype.kind not in allowed:
-                    raise error(f"{what} {name(path)}: array {key!r} has dtype {dtype}; it must be numeric"
-                                f"{' (or strings)' if key in strings else ''}.")
+                    raise error(f"{what} {name(path)}: array {key!r} has dtype {dtype}; it must be numeric{' (or strings)' if key in strings else ''}.")
                 nbytes = math.prod(shape) * dtype.itemsize
                 if nbytes > info.file_size - header_len:
-                    raise error(f"{what} {name(path)}: array {key!r} claims {nbytes:,} bytes but its member holds "
-                                f"{info.file_size - header_len:,}; the file is damaged.")
+                    raise error(
+                        f"{what} {name(path)}: array {key!r} claims {nbytes:,} bytes but its member holds {info.file_size - header_len:,}; the file is damaged."
+                    )
                 with z.open(info) as fh:
                     data[key] = np.lib.format.read_array(fh, allow_pickle=False)
             except SplineAtlasError:
                 raise
             except (ValueError, OSError, EOFError, zipfile.BadZipFile, SyntaxError, TypeError) as exc:
-                raise error(f"{what} {name(path)}: array {key!r} cannot be read ({printable(exc, 80)}); "
-                            f"re-export it with numpy.savez.") from None
+                raise error(f"{what} {name(path)}: array {key!r} cannot be read ({printable(exc, 80)}); re-export it with numpy.savez.") from None
     return data
 
 
@@ -285,8 +298,7 @@ def _remove_stale_partials(target: Path) -> None:
         return
     for p in entries:
         m = _PARTIAL.match(p.name)
-        if m and m.group("target") == target.name and int(m.group("pid")) != os.getpid() \
-                and not _pid_alive(int(m.group("pid"))):
+        if m and m.group("target") == target.name and int(m.group("pid")) != os.getpid() and not _pid_alive(int(m.group("pid"))):
             with contextlib.suppress(OSError):
                 if p.is_dir() and not p.is_symlink():
                     shutil.rmtree(p)

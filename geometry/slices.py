@@ -3,6 +3,7 @@
 A slice also carries its domain in slice coordinates: an axis-aligned box by default
 (``[umin, umax, vmin, vmax(, wmin, wmax)]``) or, in 2D, any convex polygon (CCW vertices).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -58,14 +59,12 @@ class Slice:
         return np.linalg.norm(x - self.to_input(self.project(x)), axis=1)
 
     def to_json(self) -> dict:
-        return {"origin": self.origin.tolist(), "basis": self.basis.tolist(),
-                "anchors": self.anchors.tolist(), "description": self.description}
+        return {"origin": self.origin.tolist(), "basis": self.basis.tolist(), "anchors": self.anchors.tolist(), "description": self.description}
 
     @classmethod
     def from_json(cls, data: dict) -> "Slice":
         k = len(data["basis"][0])
-        return cls(np.array(data["origin"]), np.array(data["basis"]),
-                   np.array(data.get("anchors", [])).reshape(-1, k), data.get("description", ""))
+        return cls(np.array(data["origin"]), np.array(data["basis"]), np.array(data.get("anchors", [])).reshape(-1, k), data.get("description", ""))
 
     # -- constructors ------------------------------------------------------------------------
     @classmethod
@@ -82,8 +81,7 @@ class Slice:
         if d.ndim != 2 or d.shape[0] > d.shape[1]:
             # QR of a tall (D < k) system would quietly return a D-dimensional basis: a 3D request on a
             # 2D-input net became a 2D slice
-            raise SplineAtlasError(f"{d.shape[0]} slice directions need at least {d.shape[0]} input dimensions; "
-                                   f"this space has {d.shape[-1]}.")
+            raise SplineAtlasError(f"{d.shape[0]} slice directions need at least {d.shape[0]} input dimensions; this space has {d.shape[-1]}.")
         q, r = np.linalg.qr(d.T)
         if np.min(np.abs(np.diag(r))) < 1e-10 * max(1.0, np.abs(r).max()):
             raise SplineAtlasError("the slice directions are (nearly) linearly dependent; pick other points or directions.")

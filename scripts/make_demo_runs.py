@@ -1,8 +1,9 @@
 """Regenerate the bundled demo runs in assets/runs/ bit-for-bit (deterministic seeds, 1 thread).
 
-    .venv/bin/python scripts/make_demo_runs.py          # writes assets/runs/{spirals,digits}
-    .venv/bin/python scripts/make_demo_runs.py --check  # regenerate into a temp dir and compare hashes
+.venv/bin/python scripts/make_demo_runs.py          # writes assets/runs/{spirals,digits}
+.venv/bin/python scripts/make_demo_runs.py --check  # regenerate into a temp dir and compare hashes
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,17 +35,34 @@ def make(out: Path) -> None:
     torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
     spirals = builtin_dataset("spirals", n=1000, seed=0, arms=3)
-    train_run(spirals, mlp_spec([2, 64, 64, 64, 3]), out / "spirals", epochs=3000,
-              save_epochs=spirals_schedule(3000), lr=2e-3, batch_size=64, seed=0, name="spirals (2-64-64-64-3)")
+    train_run(
+        spirals,
+        mlp_spec([2, 64, 64, 64, 3]),
+        out / "spirals",
+        epochs=3000,
+        save_epochs=spirals_schedule(3000),
+        lr=2e-3,
+        batch_size=64,
+        seed=0,
+        name="spirals (2-64-64-64-3)",
+    )
     digits = builtin_dataset("digits", seed=0)
-    train_run(digits, digits_cnn_spec(), out / "digits", epochs=60, save_epochs=save_schedule(60, log_points=20),
-              lr=3e-3, batch_size=64, seed=0, name="digits (small CNN)")
+    train_run(
+        digits,
+        digits_cnn_spec(),
+        out / "digits",
+        epochs=60,
+        save_epochs=save_schedule(60, log_points=20),
+        lr=3e-3,
+        batch_size=64,
+        seed=0,
+        name="digits (small CNN)",
+    )
 
 
 def tree_hash(folder: Path) -> dict[str, str]:
     """sha256 of every file of the runs this script makes (other runs beside them are not its own)."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for name in RUNS for p in sorted((folder / name).rglob("*")) if p.is_file()}
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for name in RUNS for p in sorted((folder / name).rglob("*")) if p.is_file()}
 
 
 def main() -> int:

@@ -7,6 +7,7 @@ Data: two interlocking rings (tori of radius 1, tube noise 0.12) in R^3 — ring
 
     .venv/bin/python scripts/make_rings3d_run.py
 """
+
 from __future__ import annotations
 
 import os
@@ -48,8 +49,25 @@ def main() -> int:
     cwd = os.getcwd()
     os.chdir(OUT)  # the run refers to its data file by a path relative to the run folder
     try:
-        return cli(["train", "--dataset", "rings3d.npz", "--arch", "3-16-16-3", "--epochs", "300",
-                    "--log-checkpoints", "12", "--lr", "3e-3", "--seed", "0", "--out", "."])
+        return cli(
+            [
+                "train",
+                "--dataset",
+                "rings3d.npz",
+                "--arch",
+                "3-16-16-3",
+                "--epochs",
+                "300",
+                "--log-checkpoints",
+                "12",
+                "--lr",
+                "3e-3",
+                "--seed",
+                "0",
+                "--out",
+                ".",
+            ]
+        )
     finally:
         os.chdir(cwd)
 

@@ -8,6 +8,7 @@ tests (tests/reference_tess3d.py, Linear/ReLU MLPs only) and hand the result to 
 where the tab looks before asking the engine. Shots: default view, clipping plane + the linked 2D tab,
 exploded view, faces of layer 1 only coloured by layer, faces near the decision boundary.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,8 +65,7 @@ def main() -> int:
         t0 = time.time()
         tb = reference_tessellations(b.run.network(len(b.run) - 1), box)
         print(f"reference tessellation: {tb[-1].num_regions} cells in {time.time() - t0:.1f} s")
-        win.cache.put(jobs.tessellation_key(b, len(b.run) - 1, sl, box, tab.state3d.settings.max_cells), tb,
-                      persist=False)
+        win.cache.put(jobs.tessellation_key(b, len(b.run) - 1, sl, box, tab.state3d.settings.max_cells), tb, persist=False)
     win.tabs.setCurrentWidget(tab)
     wait(app, lambda: tab.scene is not None or (tab.error is not None))
     if tab.scene is None:

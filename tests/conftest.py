@@ -4,6 +4,7 @@ Qt platform: pytest-xvfb starts a virtual X server when Xvfb is installed (scrip
 installs it), so Qt uses xcb there and vispy gets OpenGL (Mesa llvmpipe). Without any display we
 fall back to Qt's offscreen platform, where pyqtgraph works and OpenGL (vispy) tests skip.
 """
+
 from __future__ import annotations
 
 import os
@@ -61,8 +62,9 @@ def make_window(qtbot, tmp_path):
     made = []
 
     def make(run, cache=None, size=(1300, 850)):
-        win = MainWindow(cache=cache if cache is not None else ResultCache(None),
-                         settings=QSettings(str(tmp_path / f"settings{len(made)}.ini"), QSettings.Format.IniFormat))
+        win = MainWindow(
+            cache=cache if cache is not None else ResultCache(None), settings=QSettings(str(tmp_path / f"settings{len(made)}.ini"), QSettings.Format.IniFormat)
+        )
         qtbot.addWidget(win)
         win.resize(*size)
         win.show()

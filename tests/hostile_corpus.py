@@ -5,6 +5,7 @@ something Spline Atlas must refuse in one line with exit code 2: code-execution 
 a marker file or prints a marker if it ever runs), files outside their folder, special files, bombs,
 absurd sizes, wrong types, and hostile text. ``tests/test_hostile_inputs.py`` runs them.
 """
+
 from __future__ import annotations
 
 import io
@@ -23,17 +24,19 @@ from torch import nn
 
 PRINTED_MARKER = "PWNED-MARKER"
 
-SPEC = {"input_shape": [2], "layers": [{"type": "linear", "in_features": 2, "out_features": 4}, {"type": "relu"},
-                                       {"type": "linear", "in_features": 4, "out_features": 3}]}
+SPEC = {
+    "input_shape": [2],
+    "layers": [{"type": "linear", "in_features": 2, "out_features": 4}, {"type": "relu"}, {"type": "linear", "in_features": 4, "out_features": 3}],
+}
 
 
 @dataclass
 class Case:
     name: str
-    target: str                                  # the path the commands open
+    target: str  # the path the commands open
     commands: list[list[str]] = field(default_factory=list)
-    app_loader: str = "run"                      # "run": app.jobs.open_run_bundle; "session": read_session; "": none
-    expect: str | None = None                    # a phrase the error line must contain (why it was refused)
+    app_loader: str = "run"  # "run": app.jobs.open_run_bundle; "session": read_session; "": none
+    expect: str | None = None  # a phrase the error line must contain (why it was refused)
 
 
 def _state(seed: int = 0) -> dict[str, torch.Tensor]:
@@ -112,8 +115,7 @@ class _Builder:
         return d
 
     def manifest(self, **changes) -> dict:
-        m = {"format": "splineatlas-run/1", "name": "r", "architecture": SPEC,
-             "checkpoints": [{"path": "epoch_0000.pt", "epoch": 0}]}
+        m = {"format": "splineatlas-run/1", "name": "r", "architecture": SPEC, "checkpoints": [{"path": "epoch_0000.pt", "epoch": 0}]}
         m.update(changes)
         return m
 
@@ -133,8 +135,7 @@ class _Builder:
         (d / "run.json").write_text(json.dumps(self.manifest(dataset={"npz": "data.npz"})))
         t = str(d)
         # info reads the dataset (accuracy); tessellate --through needs it
-        self.cases.append(Case(name, t, [["info", t], ["tessellate", t, "--through", "0,1,2"],
-                                         ["deepfool", t, "--points", "0"]]))
+        self.cases.append(Case(name, t, [["info", t], ["tessellate", t, "--through", "0,1,2"], ["deepfool", t, "--points", "0"]]))
 
     def session(self, name: str, data, raw: str | None = None) -> None:
         d = self.folder(name)
@@ -154,11 +155,11 @@ def _zip_with_declared_sizes(members: dict[str, bytes], declared: int) -> bytes:
             z.writestr(n, data)
     raw = bytearray(buf.getvalue())
     pos = 0
-    while (pos := raw.find(b"PK\x01\x02", pos)) >= 0:          # central directory entries
+    while (pos := raw.find(b"PK\x01\x02", pos)) >= 0:  # central directory entries
         struct.pack_into("<I", raw, pos + 24, declared)
         pos += 4
     pos = 0
-    while (pos := raw.find(b"PK\x03\x04", pos)) >= 0:          # local headers
+    while (pos := raw.find(b"PK\x03\x04", pos)) >= 0:  # local headers
         struct.pack_into("<I", raw, pos + 22, declared)
         pos += 4
     return bytes(raw)
@@ -209,9 +210,11 @@ def _torchscript_with_setstate(path: Path) -> None:
 
 def _stack_global_pickle(module: str, name: str, arg: str) -> bytes:
     """A protocol-4 pickle that builds ``module.name(arg)`` with STACK_GLOBAL (no GLOBAL opcode to spot)."""
+
     def s(x: str) -> bytes:
         b = x.encode()
         return b"\x8c" + bytes([len(b)]) + b
+
     return b"\x80\x04" + s(module) + s(name) + b"\x93" + s(arg) + b"\x85R."
 
 
@@ -293,9 +296,9 @@ def build_corpus(root: Path, marker_dir: Path, valid_run: Path) -> list[Case]:
     b.raw_file("truncated_checkpoint", full.getvalue()[: len(full.getvalue()) // 2])
     b.raw_file("truncated_legacy", pickle.dumps({"a": 1}, protocol=2)[:5])
     b.raw_file("zip_garbage_datapkl", _zip_with_declared_sizes({"archive/data.pkl": b"\x80\x02garbage"}, 20))
-    b.raw_file("zip_bomb_declared_sizes", _zip_with_declared_sizes({f"archive/data/{i}": b"\x00" * 1000
-                                                                    for i in range(4)} | {"archive/data.pkl": b"x"},
-                                                                   0xF0000000))
+    b.raw_file(
+        "zip_bomb_declared_sizes", _zip_with_declared_sizes({f"archive/data/{i}": b"\x00" * 1000 for i in range(4)} | {"archive/data.pkl": b"x"}, 0xF0000000)
+    )
     b.raw_file("safetensors_garbage", b"\xff" * 64, "model.safetensors")
     b.raw_file("safetensors_huge_header", struct.pack("<Q", 10**15) + b"{}", "model.safetensors")
     b.raw_file("safetensors_bad_json", struct.pack("<Q", 5) + b"{x: 1", "model.safetensors")
@@ -326,8 +329,11 @@ def build_corpus(root: Path, marker_dir: Path, valid_run: Path) -> list[Case]:
     b.checkpoint("epoch_huge_meta", {"state_dict": good, "arch": SPEC, "epoch": 10**30}, spec=False)
     b.checkpoint("no_architecture", good, spec=False)
     b.checkpoint("embedded_bad_arch", {"state_dict": good, "arch": {"input_shape": "two", "layers": []}}, spec=False)
-    b.checkpoint("embedded_arch_huge", {"state_dict": good, "arch": {"input_shape": [2], "layers": [
-        {"type": "linear", "in_features": 2, "out_features": 10**8}]}}, spec=False)
+    b.checkpoint(
+        "embedded_arch_huge",
+        {"state_dict": good, "arch": {"input_shape": [2], "layers": [{"type": "linear", "in_features": 2, "out_features": 10**8}]}},
+        spec=False,
+    )
 
     # -- architecture.json beside a valid state dict ---------------------------------------------------
     lin = lambda i, o: {"type": "linear", "in_features": i, "out_features": o}  # noqa: E731
@@ -342,10 +348,11 @@ def build_corpus(root: Path, marker_dir: Path, valid_run: Path) -> list[Case]:
         "arch_zero": {"input_shape": [2], "layers": [lin(2, 0)]},
         "arch_huge_linear": {"input_shape": [2], "layers": [lin(2, 100_000), lin(100_000, 100_000)]},
         "arch_huge_input": {"input_shape": [100000, 100000], "layers": [{"type": "flatten"}]},
-        "arch_huge_activations": {"input_shape": [3, 1000, 1000], "layers": [
-            {"type": "conv2d", "in_channels": 3, "out_channels": 64, "kernel_size": 3, "padding": 1}, {"type": "flatten"}]},
-        "arch_huge_kernel": {"input_shape": [1, 8, 8], "layers": [
-            {"type": "conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 10**6}]},
+        "arch_huge_activations": {
+            "input_shape": [3, 1000, 1000],
+            "layers": [{"type": "conv2d", "in_channels": 3, "out_channels": 64, "kernel_size": 3, "padding": 1}, {"type": "flatten"}],
+        },
+        "arch_huge_kernel": {"input_shape": [1, 8, 8], "layers": [{"type": "conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 10**6}]},
         "arch_unknown_type": {"input_shape": [2], "layers": [{"type": "evil"}]},
         "arch_type_not_string": {"input_shape": [2], "layers": [{"type": 3}]},
         "arch_extra_key": {"input_shape": [2], "layers": [{**lin(2, 4), "__class__": "os.system"}]},
@@ -357,13 +364,11 @@ def build_corpus(root: Path, marker_dir: Path, valid_run: Path) -> list[Case]:
         "arch_input_shape_negative": {"input_shape": [-2], "layers": [lin(2, 4)]},
         "arch_input_shape_5d": {"input_shape": [1, 1, 1, 1, 2], "layers": [{"type": "flatten"}]},
         "arch_layers_do_not_fit": {"input_shape": [2], "layers": [lin(5, 4)]},
-        "arch_output_3d": {"input_shape": [1, 4, 4], "layers": [
-            {"type": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3}]},
+        "arch_output_3d": {"input_shape": [1, 4, 4], "layers": [{"type": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3}]},
         "arch_eps_negative": {"input_shape": [2], "layers": [lin(2, 4), {"type": "batchnorm1d", "num_features": 4, "eps": -1}]},
         "arch_residual_empty": {"input_shape": [2], "layers": [{"type": "residual", "body": []}]},
         "arch_residual_bad_body": {"input_shape": [2], "layers": [{"type": "residual", "body": "x"}]},
-        "arch_deep_residual": {"input_shape": [2], "layers": [json.loads('{"type": "residual", "body": [' * 60 +
-                                                                         '{"type": "relu"}' + ']}' * 60)]},
+        "arch_deep_residual": {"input_shape": [2], "layers": [json.loads('{"type": "residual", "body": [' * 60 + '{"type": "relu"}' + "]}" * 60)]},
         "arch_not_object": [1, 2, 3],
         "arch_wrong_format": {**SPEC, "format": "something-else/9"},
         "arch_long_name": {**SPEC, "name": "n" * 100_000},
@@ -385,10 +390,14 @@ def build_corpus(root: Path, marker_dir: Path, valid_run: Path) -> list[Case]:
     torch.save(good, d / "model.pt")
     (d / "architecture.json").write_text('{"input_shape": [2], "layers": [' + '{"type": "relu"},' * 600_000 + '{"type": "relu"}]}')
     b.file_case("arch_too_large", d / "model.pt")
-    for n, make in (("arch_fifo", lambda p: os.mkfifo(p)), ("arch_dev_zero", lambda p: os.symlink("/dev/zero", p)),
-                    ("arch_dir", lambda p: p.mkdir()), ("arch_symlink_passwd", lambda p: os.symlink("/etc/passwd", p)),
-                    ("arch_symlink_loop", lambda p: os.symlink(p, p)), ("arch_dangling_symlink",
-                                                                        lambda p: os.symlink("/nonexistent/x", p))):
+    for n, make in (
+        ("arch_fifo", lambda p: os.mkfifo(p)),
+        ("arch_dev_zero", lambda p: os.symlink("/dev/zero", p)),
+        ("arch_dir", lambda p: p.mkdir()),
+        ("arch_symlink_passwd", lambda p: os.symlink("/etc/passwd", p)),
+        ("arch_symlink_loop", lambda p: os.symlink(p, p)),
+        ("arch_dangling_symlink", lambda p: os.symlink("/nonexistent/x", p)),
+    ):
         d = b.folder(n)
         torch.save(good, d / "model.pt")
         make(d / "architecture.json")
@@ -410,7 +419,7 @@ def build_corpus(root: Path, marker_dir: Path, valid_run: Path) -> list[Case]:
     for n in ("fifo", "zero", "urandom", "passwd", "dir"):
         b.file_case(f"ckpt_{n}", d / f"{n}.pt")
     big = b.folder("ckpt_over_size_limit")
-    with open(big / "model.pt", "wb") as fh:        # sparse: 5 GB apparent size, no disk used
+    with open(big / "model.pt", "wb") as fh:  # sparse: 5 GB apparent size, no disk used
         fh.truncate(5 * 2**30)
     b.file_case("ckpt_over_size_limit", big / "model.pt")
 
@@ -500,8 +509,7 @@ def build_corpus(root: Path, marker_dir: Path, valid_run: Path) -> list[Case]:
     b.file_case("folder_mixed_pickle", d)
     d = Path(os.fsdecode(bytes(root) + b"/folder_\xff\xfe_not_utf8"))
     d.mkdir()
-    torch.save({"state_dict": {k: torch.full_like(v, float("nan")) for k, v in good.items()}, "arch": SPEC},
-               d / "epoch_0000.pt")
+    torch.save({"state_dict": {k: torch.full_like(v, float("nan")) for k, v in good.items()}, "arch": SPEC}, d / "epoch_0000.pt")
     b.file_case("folder_not_utf8_name", d)
     d = b.folder("folder_empty")
     b.file_case("folder_empty", d)
@@ -532,16 +540,37 @@ def build_corpus(root: Path, marker_dir: Path, valid_run: Path) -> list[Case]:
     b.npz_run("npz_header_bomb", raw=_npy_header_bomb())
     b.npz_run("npz_zip_bomb", raw=_zip_with_declared_sizes({"X.npy": b"\x00" * 100, "y.npy": b"\x00" * 100}, 0xF0000000))
     b.npz_run("npz_not_a_zip", raw=b"not a zip at all")
-    b.npz_run("npz_pickle_payload", raw=_zip_with_declared_sizes(
-        {"X.npy": b"\x93NUMPY\x01\x00v\x00{'descr': '|O', 'fortran_order': False, 'shape': (1,), }" + b" " * 55 + b"\n"
-         + pickle.dumps(_System(_touch(m, "npz_pickle")), protocol=2), "y.npy": b""}, 0))
+    b.npz_run(
+        "npz_pickle_payload",
+        raw=_zip_with_declared_sizes(
+            {
+                "X.npy": b"\x93NUMPY\x01\x00v\x00{'descr': '|O', 'fortran_order': False, 'shape': (1,), }"
+                + b" " * 55
+                + b"\n"
+                + pickle.dumps(_System(_touch(m, "npz_pickle")), protocol=2),
+                "y.npy": b"",
+            },
+            0,
+        ),
+    )
 
     # -- session files ------------------------------------------------------------------------------------
-    base = {"format": "splineatlas-session", "version": 1, "run": str(valid_run), "epoch_index": 0, "depth": 1,
-            "slice": {"origin": [0.0, 0.0], "basis": [[1.0, 0.0], [0.0, 1.0]], "anchors": [], "description": "input"},
-            "slice_choice": {"kind": "input", "indices": [], "seed": 0}, "home_window": [-1, 1, -1, 1],
-            "window": [-1, 1, -1, 1], "color_mode": "class", "pick_mode": "inspect", "inspected": None,
-            "paths": [], "settings": {}}
+    base = {
+        "format": "splineatlas-session",
+        "version": 1,
+        "run": str(valid_run),
+        "epoch_index": 0,
+        "depth": 1,
+        "slice": {"origin": [0.0, 0.0], "basis": [[1.0, 0.0], [0.0, 1.0]], "anchors": [], "description": "input"},
+        "slice_choice": {"kind": "input", "indices": [], "seed": 0},
+        "home_window": [-1, 1, -1, 1],
+        "window": [-1, 1, -1, 1],
+        "color_mode": "class",
+        "pick_mode": "inspect",
+        "inspected": None,
+        "paths": [],
+        "settings": {},
+    }
     path = {"id": 1, "kind": "horizontal", "start": [0.0, 0.0], "end": [0.5, 0.5], "epoch_index": 0}
     sessions = {
         "session_3000_paths": {**base, "paths": [{**path, "id": i} for i in range(3000)]},
@@ -578,16 +607,13 @@ def build_corpus(root: Path, marker_dir: Path, valid_run: Path) -> list[Case]:
     out.mkdir(exist_ok=True)
     (out / "origin_bomb.npz").write_bytes(_npy_header_bomb("origin", "directions"))
     for n, (argv, expect) in {
-        "cli_epochs_step_zero": (["export-video", v, "--sweep", "epochs", "--epochs", "0:10:0", "--out", str(out / "v.gif")],
-                                 "--epochs"),
+        "cli_epochs_step_zero": (["export-video", v, "--sweep", "epochs", "--epochs", "0:10:0", "--out", str(out / "v.gif")], "--epochs"),
         "cli_points_1e10": (["dynamics", v, "--points", "10000000000", "--out", str(out / "dyn")], "--points 10,000,000,000"),
         "cli_size_huge": (["export-figure", v, "--size", "100000", "100000", "--out", str(out / "f.png")], "--size 100,000"),
         "cli_size_negative": (["export-figure", v, "--size", "-5", "10", "--out", str(out / "f.png")], "--size -5"),
         "cli_dpi_huge": (["export-figure", v, "--dpi", "1000000", "--out", str(out / "f.png")], "--dpi"),
-        "cli_steps_huge": (["path", v, "--kind", "horizontal", "--from", "0", "--to", "1", "--steps", "1000000000",
-                            "--out", str(out / "p")], "--steps"),
-        "cli_steps_negative": (["path", v, "--kind", "normal", "--from", "0", "--steps", "-1", "--out", str(out / "p")],
-                               "--steps -1"),
+        "cli_steps_huge": (["path", v, "--kind", "horizontal", "--from", "0", "--to", "1", "--steps", "1000000000", "--out", str(out / "p")], "--steps"),
+        "cli_steps_negative": (["path", v, "--kind", "normal", "--from", "0", "--steps", "-1", "--out", str(out / "p")], "--steps -1"),
         "cli_depth_huge": (["tessellate", v, "--depth", "1000000000"], "--depth"),
         "cli_max_regions_negative": (["tessellate", v, "--max-regions", "-1"], "--max-regions -1"),
         "cli_domain_nan": (["tessellate", v, "--domain", "nan", "1", "0", "1"], "finite"),
@@ -599,23 +625,16 @@ def build_corpus(root: Path, marker_dir: Path, valid_run: Path) -> list[Case]:
         "cli_resolution_huge": (["dual", v, "--resolution", "1000000", "--out", str(out / "d")], "--resolution"),
         "cli_n_huge": (["region-stats", v, "--n", "1000000000", "--out", str(out / "r")], "--n 1,000,000,000"),
         "cli_fps_zero": (["export-video", v, "--sweep", "epochs", "--fps", "0", "--out", str(out / "v.gif")], "--fps"),
-        "cli_train_epochs_huge": (["train", "--dataset", "moons", "--arch", "2-4-2", "--epochs", "10000000000",
-                                   "--out", str(out / "t")], "--epochs"),
-        "cli_train_samples_huge": (["train", "--dataset", "moons", "--arch", "2-4-2", "--samples", "10000000000",
-                                    "--out", str(out / "t")], "--samples"),
-        "cli_train_arch_huge": (["train", "--dataset", "moons", "--arch", "2-100000-100000-2", "--out", str(out / "t")],
-                                "parameters"),
-        "cli_train_arch_negative": (["train", "--dataset", "moons", "--arch", "2--4-2", "--out", str(out / "t")],
-                                    "--arch"),
+        "cli_train_epochs_huge": (["train", "--dataset", "moons", "--arch", "2-4-2", "--epochs", "10000000000", "--out", str(out / "t")], "--epochs"),
+        "cli_train_samples_huge": (["train", "--dataset", "moons", "--arch", "2-4-2", "--samples", "10000000000", "--out", str(out / "t")], "--samples"),
+        "cli_train_arch_huge": (["train", "--dataset", "moons", "--arch", "2-100000-100000-2", "--out", str(out / "t")], "parameters"),
+        "cli_train_arch_negative": (["train", "--dataset", "moons", "--arch", "2--4-2", "--out", str(out / "t")], "--arch"),
         "cli_deepfool_points_bad": (["deepfool", v, "--points", "0,x"], "--points"),
         "cli_deepfool_points_out_of_range": (["deepfool", v, "--points", "999999999"], "out of range"),
         "cli_through_bad": (["tessellate", v, "--through", "a,b,c"], "--through"),
-        "cli_origin_dirs_fifo": (["tessellate", v, "--origin-and-directions", str(root / "ckpt_special" / "fifo.pt")],
-                                 "FIFO"),
-        "cli_origin_dirs_bomb": (["tessellate", v, "--origin-and-directions", str(out / "origin_bomb.npz")],
-                                 "claims"),
-        "cli_points_file_zero": (["deepfool", v, "--points-file", str(root / "ckpt_special" / "zero.pt")],
-                                 "character device"),
+        "cli_origin_dirs_fifo": (["tessellate", v, "--origin-and-directions", str(root / "ckpt_special" / "fifo.pt")], "FIFO"),
+        "cli_origin_dirs_bomb": (["tessellate", v, "--origin-and-directions", str(out / "origin_bomb.npz")], "claims"),
+        "cli_points_file_zero": (["deepfool", v, "--points-file", str(root / "ckpt_special" / "zero.pt")], "character device"),
         "cli_max_checkpoint_mb_negative": (["info", v, "--max-checkpoint-mb", "-1"], "--max-checkpoint-mb"),
         "cli_json_out_is_dir": (["tessellate", v, "--json", str(out)], "not a regular file"),
         "cli_session_show_fifo": (["session", "show", str(root / "ckpt_special" / "fifo.pt")], "FIFO"),

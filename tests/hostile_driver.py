@@ -4,6 +4,7 @@ Used by tests/test_hostile_inputs.py in a subprocess: ``python tests/hostile_dri
 Each command goes through the real CLI entry point (``app.cli.main.main``) with its output captured;
 the app's loaders are called directly. A command that outlives its time bound is interrupted.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,14 +38,13 @@ def _run(fn):
             outcome = fn()
     except TimeBoundExceeded:
         outcome = "timeout"
-    except SystemExit as exc:             # argparse's own exit
+    except SystemExit as exc:  # argparse's own exit
         outcome = exc.code
-    except BaseException as exc:          # escaped the entry point: a defect
+    except BaseException as exc:  # escaped the entry point: a defect
         outcome = f"escaped {type(exc).__name__}: {str(exc)[:200]}"
     finally:
         signal.alarm(0)
-    return {"outcome": outcome, "stdout": out.getvalue()[-2000:], "stderr": err.getvalue()[-4000:],
-            "wall_s": time.perf_counter() - start[1]}
+    return {"outcome": outcome, "stdout": out.getvalue()[-2000:], "stderr": err.getvalue()[-4000:], "wall_s": time.perf_counter() - start[1]}
 
 
 def main() -> None:
@@ -69,6 +69,7 @@ def main() -> None:
                     return "loaded"
                 except SplineAtlasError as exc:
                     return f"refused: {str(exc)[:300]}"
+
             res["app"] = _run(app_load)
         res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         results[case["name"]] = res

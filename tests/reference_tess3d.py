@@ -10,6 +10,7 @@ centroid, and at the end cuts each cell into its exact argmax pieces to get the 
 loops, patterns from interior points, classes, slope norms, and the decision boundary of a two-logit net as
 the cap polygons of each cell cut by the plane ``f_1 = f_0``). It shares no code with the engine.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -61,8 +62,10 @@ def clip_cell(faces: list, labels: list, w: np.ndarray, b: float, layer: int, to
                     out.append(x)
                     cap.append(x)
             out = _dedupe(np.array(out), 1e-12) if out else np.zeros((0, 3))
-            if len(out) >= 3 and np.linalg.norm(np.cross(out[1] - out[0], out[2] - out[0])) + \
-                    np.linalg.norm(np.cross(out[-1] - out[0], out[1] - out[0])) > 1e-14:
+            if (
+                len(out) >= 3
+                and np.linalg.norm(np.cross(out[1] - out[0], out[2] - out[0])) + np.linalg.norm(np.cross(out[-1] - out[0], out[1] - out[0])) > 1e-14
+            ):
                 new_faces.append(out)
                 new_labels.append(lab)
         if len(new_faces) < 3:
@@ -79,8 +82,7 @@ def clip_cell(faces: list, labels: list, w: np.ndarray, b: float, layer: int, to
 
 def _box_faces(box):
     u0, u1, v0, v1, w0, w1 = box
-    P = np.array([[u0, v0, w0], [u1, v0, w0], [u1, v1, w0], [u0, v1, w0],
-                  [u0, v0, w1], [u1, v0, w1], [u1, v1, w1], [u0, v1, w1]], dtype=np.float64)
+    P = np.array([[u0, v0, w0], [u1, v0, w0], [u1, v1, w0], [u0, v1, w0], [u0, v0, w1], [u1, v0, w1], [u1, v1, w1], [u0, v1, w1]], dtype=np.float64)
     loops = [[0, 3, 2, 1], [4, 5, 6, 7], [0, 1, 5, 4], [2, 3, 7, 6], [1, 2, 6, 5], [0, 4, 7, 3]]
     return [P[l] for l in loops], [-1] * 6
 
@@ -152,19 +154,33 @@ def reference_tessellation(net, box, min_volume: float = 1e-12) -> Tessellation3
                 mixed[r] = True
     V = np.concatenate(verts)
     return Tessellation3D(
-        slice=Slice.input_plane(3), domain=np.asarray(box, dtype=np.float64), depth=1,
-        layers=(LayerSummary(0, "relu", W.shape[0]),), vertices=V, vertex_offsets=np.array(voff, np.int64),
-        face_indices=np.array(fidx, np.int64), face_offsets=np.array(foff, np.int64),
-        cell_face_offsets=np.array(cfoff, np.int64), face_layer=np.array(flayer, np.int16),
-        codes=(pack_pattern(pattern, "relu"),), parent=np.zeros(len(cells), np.int64), classes=classes,
-        class_mixed=mixed, slope_norm=slope, out_linear=A, out_offset=a0,
+        slice=Slice.input_plane(3),
+        domain=np.asarray(box, dtype=np.float64),
+        depth=1,
+        layers=(LayerSummary(0, "relu", W.shape[0]),),
+        vertices=V,
+        vertex_offsets=np.array(voff, np.int64),
+        face_indices=np.array(fidx, np.int64),
+        face_offsets=np.array(foff, np.int64),
+        cell_face_offsets=np.array(cfoff, np.int64),
+        face_layer=np.array(flayer, np.int16),
+        codes=(pack_pattern(pattern, "relu"),),
+        parent=np.zeros(len(cells), np.int64),
+        classes=classes,
+        class_mixed=mixed,
+        slope_norm=slope,
+        out_linear=A,
+        out_offset=a0,
         boundary_vertices=np.concatenate(bverts) if bverts else np.zeros((0, 3)),
-        boundary_offsets=np.array(boff, np.int64), boundary_classes=np.array(bcls, np.int64).reshape(-1, 2),
-        boundary_region=np.array(breg, np.int64), num_classes=A.shape[1], tolerance=1e-9)
+        boundary_offsets=np.array(boff, np.int64),
+        boundary_classes=np.array(bcls, np.int64).reshape(-1, 2),
+        boundary_region=np.array(breg, np.int64),
+        num_classes=A.shape[1],
+        tolerance=1e-9,
+    )
 
 
-def _build(cells, layer_codes, parents, depth, L, widths, box, out=None, boundary=None, slope=None, classes=None,
-           mixed=None, nc=0):
+def _build(cells, layer_codes, parents, depth, L, widths, box, out=None, boundary=None, slope=None, classes=None, mixed=None, nc=0):
     verts, voff, fidx, foff, cfoff, flayer = [], [0], [], [0], [0], []
     for faces, labels in cells:
         pts = np.unique(np.round(np.concatenate(faces), 11), axis=0)
@@ -181,20 +197,34 @@ def _build(cells, layer_codes, parents, depth, L, widths, box, out=None, boundar
     kw = {}
     if boundary is not None:
         bverts, boff, bcls, breg = boundary
-        kw = dict(out_linear=out[0], out_offset=out[1],
-                  boundary_vertices=np.concatenate(bverts) if bverts else np.zeros((0, 3)),
-                  boundary_offsets=np.array(boff, np.int64), boundary_classes=np.array(bcls, np.int64).reshape(-1, 2),
-                  boundary_region=np.array(breg, np.int64))
+        kw = dict(
+            out_linear=out[0],
+            out_offset=out[1],
+            boundary_vertices=np.concatenate(bverts) if bverts else np.zeros((0, 3)),
+            boundary_offsets=np.array(boff, np.int64),
+            boundary_classes=np.array(bcls, np.int64).reshape(-1, 2),
+            boundary_region=np.array(breg, np.int64),
+        )
     return Tessellation3D(
-        slice=Slice.input_plane(3), domain=np.asarray(box, dtype=np.float64), depth=depth,
+        slice=Slice.input_plane(3),
+        domain=np.asarray(box, dtype=np.float64),
+        depth=depth,
         layers=tuple(LayerSummary(j, "relu", w) for j, w in enumerate(widths)),
-        vertices=np.concatenate(verts), vertex_offsets=np.array(voff, np.int64),
-        face_indices=np.array(fidx, np.int64), face_offsets=np.array(foff, np.int64),
-        cell_face_offsets=np.array(cfoff, np.int64), face_layer=np.array(flayer, np.int16),
-        codes=tuple(pack_pattern(c, "relu") for c in layer_codes), parent=np.asarray(parents, np.int64),
+        vertices=np.concatenate(verts),
+        vertex_offsets=np.array(voff, np.int64),
+        face_indices=np.array(fidx, np.int64),
+        face_offsets=np.array(foff, np.int64),
+        cell_face_offsets=np.array(cfoff, np.int64),
+        face_layer=np.array(flayer, np.int16),
+        codes=tuple(pack_pattern(c, "relu") for c in layer_codes),
+        parent=np.asarray(parents, np.int64),
         classes=classes if classes is not None else np.full(R, -1, np.int64),
         class_mixed=mixed if mixed is not None else np.zeros(R, bool),
-        slope_norm=slope if slope is not None else np.full(R, np.nan), num_classes=nc, tolerance=1e-9, **kw)
+        slope_norm=slope if slope is not None else np.full(R, np.nan),
+        num_classes=nc,
+        tolerance=1e-9,
+        **kw,
+    )
 
 
 def reference_tessellations(net, box, min_volume: float = 1e-12) -> list:
@@ -203,11 +233,10 @@ def reference_tessellations(net, box, min_volume: float = 1e-12) -> list:
 
     mods = list(net.layers)
     cells = [_box_faces(box)]
-    maps = [(np.eye(3), np.zeros(3))]             # per cell: current z = A x + c
+    maps = [(np.eye(3), np.zeros(3))]  # per cell: current z = A x + c
     cell_codes = [[]]
     records = []
-    widths = [m.out_features for i, m in enumerate(mods) if isinstance(m, nn.Linear) and i + 1 < len(mods)
-              and isinstance(mods[i + 1], nn.ReLU)]
+    widths = [m.out_features for i, m in enumerate(mods) if isinstance(m, nn.Linear) and i + 1 < len(mods) and isinstance(mods[i + 1], nn.ReLU)]
     L = len(widths)
     j = 0
     for m in mods:
@@ -284,6 +313,9 @@ def reference_tessellations(net, box, min_volume: float = 1e-12) -> list:
         if d < L:
             out.append(_build(cs, cc, par, d, L, widths, box, nc=C))
         else:
-            out.append(_build(cs, cc, par, d, L, widths, box, (out_lin, out_off), (bverts, boff, bcls, breg), slope,
-                              np.array(classes, np.int64), np.array(mixed, bool), C))
+            out.append(
+                _build(
+                    cs, cc, par, d, L, widths, box, (out_lin, out_off), (bverts, boff, bcls, breg), slope, np.array(classes, np.int64), np.array(mixed, bool), C
+                )
+            )
     return out

@@ -1,5 +1,6 @@
 """The real window meets hostile files: each is refused with a message naming it, nothing planted runs,
 the run already open stays, and the window keeps working; code runs only after the user says Yes."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,10 +10,25 @@ pytest.importorskip("pytestqt")
 
 pytestmark = pytest.mark.gui
 TIMEOUT = 60_000
-SAMPLE = ["pickle_system", "pickle_system_legacy", "torchscript_setstate", "torchscript_in_run_folder",
-          "readme_as_checkpoint", "zip_bomb_declared_sizes", "arch_num_classes_1e9", "arch_fifo", "arch_dev_zero",
-          "ckpt_fifo", "run_path_dotdot", "run_ckpt_symlink_zero", "run_dataset_builtin_huge_n", "npz_header_bomb",
-          "float64_overflow", "folder_not_utf8_name", "run_name_ansi"]
+SAMPLE = [
+    "pickle_system",
+    "pickle_system_legacy",
+    "torchscript_setstate",
+    "torchscript_in_run_folder",
+    "readme_as_checkpoint",
+    "zip_bomb_declared_sizes",
+    "arch_num_classes_1e9",
+    "arch_fifo",
+    "arch_dev_zero",
+    "ckpt_fifo",
+    "run_path_dotdot",
+    "run_ckpt_symlink_zero",
+    "run_dataset_builtin_huge_n",
+    "npz_header_bomb",
+    "float64_overflow",
+    "folder_not_utf8_name",
+    "run_name_ansi",
+]
 SESSIONS = ["session_3000_paths", "session_max_regions_huge", "session_deep_nesting"]
 
 
@@ -41,7 +57,7 @@ def test_hostile_files_are_refused_and_the_open_run_stays(qtbot, window, corpus,
     cases, markers = corpus
     win = window
     asked = []
-    win.confirm_trust = lambda path, exc: asked.append(path) or False      # the user answers No
+    win.confirm_trust = lambda path, exc: asked.append(path) or False  # the user answers No
     run_before, epochs_before = win.bundle.run.source, win.state.n_epochs
     for name in SAMPLE + SESSIONS:
         win.last_error = None
@@ -68,8 +84,7 @@ def test_yes_to_trust_opens_a_full_pickle(qtbot, window, tmp_path):
     torch.save(nn.Sequential(nn.Linear(2, 6), nn.ReLU(), nn.Linear(6, 3)), tmp_path / "full.pt")
     window.confirm_trust = lambda path, exc: True
     window.open_path(tmp_path / "full.pt")
-    qtbot.waitUntil(lambda: window.bundle.run.source == tmp_path / "full.pt" and not window.work.busy(),
-                    timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: window.bundle.run.source == tmp_path / "full.pt" and not window.work.busy(), timeout=TIMEOUT)
     assert window.state.n_epochs == 1
 
 
@@ -79,11 +94,9 @@ def test_a_run_with_more_checkpoints_opens_after_a_one_checkpoint_run(qtbot, win
 
     save_checkpoint(tmp_path / "one.pt", window.bundle.run.network(3))
     window.open_path(tmp_path / "one.pt")
-    qtbot.waitUntil(lambda: window.state.n_epochs == 1 and window.tess is not None and not window.work.busy(),
-                    timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: window.state.n_epochs == 1 and window.tess is not None and not window.work.busy(), timeout=TIMEOUT)
     window.last_error = None
     window.open_path(spirals_run_path)
-    qtbot.waitUntil(lambda: window.state.n_epochs > 1 and window.tess is not None and not window.work.busy(),
-                    timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: window.state.n_epochs > 1 and window.tess is not None and not window.work.busy(), timeout=TIMEOUT)
     assert window.last_error is None
     assert window.controls.epoch.maximum() == window.state.n_epochs - 1

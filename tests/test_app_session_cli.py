@@ -1,4 +1,5 @@
 """``splineatlas session create|show``: the CLI twin of the app's session files (no Qt)."""
+
 from __future__ import annotations
 
 import sys
@@ -10,16 +11,43 @@ from app.model.session import read_session
 
 def test_create_then_show_and_load(tmp_path, spirals_run_path, capsys):
     out = tmp_path / "s.json"
-    rc = main(["session", "create", str(spirals_run_path), "--out", str(out), "--depth", "2", "--epoch", "100",
-               "--window", "-0.5", "0.5", "-0.5", "0.5", "--color-mode", "slope",
-               "--path", "segment", "-0.4", "-0.4", "0.4", "0.3", "--path", "normal", "0", "0"])
+    rc = main(
+        [
+            "session",
+            "create",
+            str(spirals_run_path),
+            "--out",
+            str(out),
+            "--depth",
+            "2",
+            "--epoch",
+            "100",
+            "--window",
+            "-0.5",
+            "0.5",
+            "-0.5",
+            "0.5",
+            "--color-mode",
+            "slope",
+            "--path",
+            "segment",
+            "-0.4",
+            "-0.4",
+            "0.4",
+            "0.3",
+            "--path",
+            "normal",
+            "0",
+            "0",
+        ]
+    )
     assert rc == 0
     data = read_session(out)
     assert data["depth"] == 2 and data["color_mode"] == "slope" and data["window"] == [-0.5, 0.5, -0.5, 0.5]
     assert [p["kind"] for p in data["paths"]] == ["segment", "normal"] and data["paths"][1]["end"] is None
     st = ViewerState()
     st.set_run(data["run"], 57, 3)
-    st.apply_session(data)                     # what the window does after opening the run
+    st.apply_session(data)  # what the window does after opening the run
     assert st.depth == 2 and len(st.paths) == 2 and st.slice.description.startswith("input space")
     capsys.readouterr()
     assert main(["session", "show", str(out), "--tessellate"]) == 0
@@ -40,7 +68,6 @@ def test_bad_arguments_give_one_line_errors(tmp_path, spirals_run_path, capsys):
 def test_cli_does_not_import_qt():
     import subprocess
 
-    code = ("import sys; from app.cli.main import build_parser; build_parser(); "
-            "import app.cli.session_cmds; print('PySide6' in sys.modules)")
+    code = "import sys; from app.cli.main import build_parser; build_parser(); import app.cli.session_cmds; print('PySide6' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "False"

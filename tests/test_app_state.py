@@ -1,4 +1,5 @@
 """The Qt-free viewer state (events, clamping, sessions) and the result cache (no Qt here)."""
+
 from __future__ import annotations
 
 import json
@@ -27,13 +28,13 @@ def test_events_fire_once_per_change_and_values_are_clamped():
     st.events.epoch_index.connect(lambda i: seen.append(("epoch", i)))
     st.events.depth.connect(lambda d: seen.append(("depth", d)))
     st.set_epoch_index(2)
-    st.set_epoch_index(2)          # no change, no event
-    st.set_epoch_index(99)         # clamped to the last checkpoint
-    st.set_depth(0)                # clamped to 1
+    st.set_epoch_index(2)  # no change, no event
+    st.set_epoch_index(99)  # clamped to the last checkpoint
+    st.set_depth(0)  # clamped to 1
     st.step_epoch(-1)
     assert seen == [("epoch", 2), ("epoch", 4), ("depth", 1), ("epoch", 3)]
     with pytest.raises(AttributeError):
-        st.epoch_index = 1         # fields are read-only
+        st.epoch_index = 1  # fields are read-only
 
 
 def test_picks_complete_after_the_tool_has_enough_and_escape_cancels():
@@ -71,8 +72,10 @@ def test_session_round_trip(tmp_path):
     np.testing.assert_array_equal(st2.slice.basis, st.slice.basis)
 
 
-@pytest.mark.parametrize("text, msg", [("{not json", "not valid JSON"), ('{"a": 1}', "not a Spline Atlas session"),
-                                       ('{"format": "splineatlas-session", "window": [1, 0, 0, 1]}', "window")])
+@pytest.mark.parametrize(
+    "text, msg",
+    [("{not json", "not valid JSON"), ('{"a": 1}', "not a Spline Atlas session"), ('{"format": "splineatlas-session", "window": [1, 0, 0, 1]}', "window")],
+)
 def test_bad_session_files_raise_input_file_errors(tmp_path, text, msg):
     f = tmp_path / "bad.json"
     f.write_text(text)
@@ -102,7 +105,7 @@ def test_tessellation_results_survive_the_disk_cache_without_pickle(tmp_path):
     cache = ResultCache(tmp_path)
     key = cache_key("x", 1)
     cache.put(key, res)
-    fresh = ResultCache(tmp_path)          # a new process: memory empty, disk hit
+    fresh = ResultCache(tmp_path)  # a new process: memory empty, disk hit
     back = fresh.get(key)
     assert fresh.hits == 1 and len(back) == len(res)
     for t0, t1 in zip(res, back):
@@ -143,15 +146,15 @@ def test_deepfool_slice_of_the_window_is_the_engine_cross_section(digits_run_pat
     x = b.points()[0][7]
     r = deepfool(net, x[None]).perturbation[0]
     np.testing.assert_allclose(sl.origin, x)
-    np.testing.assert_allclose(sl.basis[:, 0], r / np.linalg.norm(r), atol=1e-9)   # first axis: r(x)
+    np.testing.assert_allclose(sl.basis[:, 0], r / np.linalg.norm(r), atol=1e-9)  # first axis: r(x)
     np.testing.assert_allclose(sl.basis.T @ sl.basis, np.eye(2), atol=1e-12)
     w = np.random.default_rng(3).normal(size=(1, x.size))[0]
     w_in_plane = sl.basis @ (sl.basis.T @ w)
-    np.testing.assert_allclose(w_in_plane, w, atol=1e-9)                          # second: the seeded direction
+    np.testing.assert_allclose(w_in_plane, w, atol=1e-9)  # second: the seeded direction
     np.testing.assert_allclose(sl.anchors[1], [np.linalg.norm(r), 0.0], atol=1e-9)
     from geometry.boundary.cross_sections import DEFAULT_EXTENT
 
-    half = DEFAULT_EXTENT * np.linalg.norm(r)   # one extent for the window, the CLI and the 3D tab
+    half = DEFAULT_EXTENT * np.linalg.norm(r)  # one extent for the window, the CLI and the 3D tab
     np.testing.assert_allclose(win, (-half, half, -half, half), rtol=1e-9)
 
 
@@ -163,9 +166,16 @@ def test_inspecting_a_smooth_network_reports_no_activation_pattern(tmp_path):
     from geometry.networks.checkpoints import save_checkpoint
     from geometry.networks.network import Network
 
-    spec = {"input_shape": [2], "layers": [{"type": "linear", "in_features": 2, "out_features": 8}, {"type": "softplus"},
-                                           {"type": "linear", "in_features": 8, "out_features": 6}, {"type": "relu"},
-                                           {"type": "linear", "in_features": 6, "out_features": 3}]}
+    spec = {
+        "input_shape": [2],
+        "layers": [
+            {"type": "linear", "in_features": 2, "out_features": 8},
+            {"type": "softplus"},
+            {"type": "linear", "in_features": 8, "out_features": 6},
+            {"type": "relu"},
+            {"type": "linear", "in_features": 6, "out_features": 3},
+        ],
+    }
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "smooth.pt", Network(spec))
     b = jobs.open_run_bundle(tmp_path / "smooth.pt")

@@ -1,4 +1,5 @@
 """The real window, driven offscreen with pytest-qt: open the demo run, scrub, inspect, trace, sessions, errors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,7 +55,7 @@ def test_open_scrub_inspect_and_trace(qtbot, window):
     qtbot.waitUntil(lambda: win.tess_key is not None and win.tess_key != key, timeout=TIMEOUT)
     assert win.tess[-1].num_regions != full.num_regions
     win.controls.epoch.setValue(st.n_epochs - 1)
-    assert win.tess_key == key and not win.work.busy("tessellation")   # cache hit, drawn synchronously
+    assert win.tess_key == key and not win.work.busy("tessellation")  # cache hit, drawn synchronously
     qtbot.keyClick(win, Qt.Key.Key_Left)
     assert st.epoch_index == st.n_epochs - 2
     qtbot.keyClick(win, Qt.Key.Key_Right)
@@ -75,8 +76,7 @@ def test_open_scrub_inspect_and_trace(qtbot, window):
     win.view2d.vb.scaleBy((0.25, 0.25))
     qtbot.waitUntil(lambda: win.tess_key != key and not win.work.busy("tessellation"), timeout=TIMEOUT)
     dom = win.tess[-1].domain
-    np.testing.assert_allclose([dom[:, 0].min(), dom[:, 0].max(), dom[:, 1].min(), dom[:, 1].max()],
-                               win.view2d.visible_window(), rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose([dom[:, 0].min(), dom[:, 0].max(), dom[:, 1].min(), dom[:, 1].max()], win.view2d.visible_window(), rtol=1e-9, atol=1e-9)
     assert st.window == pytest.approx(win.view2d.visible_window())
     st.reset_window()
     qtbot.waitUntil(lambda: win.tess_key == key, timeout=TIMEOUT)
@@ -86,7 +86,7 @@ def test_open_scrub_inspect_and_trace(qtbot, window):
     _click_view(qtbot, win, *u)
     qtbot.waitUntil(lambda: win.inspector.report is not None and not win.work.busy("inspect"), timeout=TIMEOUT)
     r = win.inspector.report
-    np.testing.assert_allclose(r.u, u, atol=0.02)     # the click landed where we aimed (pixel rounding)
+    np.testing.assert_allclose(r.u, u, atol=0.02)  # the click landed where we aimed (pixel rounding)
     x = torch.tensor(np.asarray(r.u)[None], dtype=torch.float64)
     net = b.run.network(st.epoch_index).to_dtype_device(torch.float64)
     p = torch.softmax(net(x), 1)[0].detach().numpy()
@@ -108,7 +108,7 @@ def test_open_scrub_inspect_and_trace(qtbot, window):
     win.pick_actions["segment"].trigger()
     assert st.pick_mode == "segment"
     _click_view(qtbot, win, -0.5, -0.5)
-    qtbot.keyClick(win, Qt.Key.Key_Escape)              # Esc drops the half-made pick
+    qtbot.keyClick(win, Qt.Key.Key_Escape)  # Esc drops the half-made pick
     assert st.picks == () and st.paths == ()
     _click_view(qtbot, win, -0.5, -0.5)
     _click_view(qtbot, win, 0.5, 0.4)
@@ -121,14 +121,14 @@ def test_open_scrub_inspect_and_trace(qtbot, window):
     np.testing.assert_allclose(res.probs, p_path, atol=1e-6)
     np.testing.assert_allclose(res.u[[0, -1]], [[-0.5, -0.5], [0.5, 0.4]], atol=0.02)
     assert win.paths_panel.list.count() == 1 and len(win.view2d._path_items) >= 3
-    if res.marks is not None:   # exact crossings of the segment: the tile changes across every one of them
+    if res.marks is not None:  # exact crossings of the segment: the tile changes across every one of them
         u0, u1 = res.u[0], res.u[-1]
         tc = np.sort(np.linalg.norm(res.marks - u0, axis=1) / np.linalg.norm(u1 - u0))
         edges = np.concatenate([[0.0], tc, [1.0]])
         mids = u0 + ((edges[:-1] + edges[1:]) / 2)[:, None] * (u1 - u0)
         reg = win.tess[-1].region_of(mids)
         assert len(tc) > 10 and np.all(reg[1:] != reg[:-1])
-    win.paths_panel.list.item(0).setCheckState(Qt.CheckState.Unchecked)   # hide it
+    win.paths_panel.list.item(0).setCheckState(Qt.CheckState.Unchecked)  # hide it
     assert st.paths[0].visible is False and win.view2d._path_items == []
     win.paths_panel.list.setCurrentRow(0)
     win.paths_panel.delete_btn.click()
@@ -149,7 +149,7 @@ def test_session_save_and_reload(qtbot, window, tmp_path):
     st.set_depth(3)
     st.set_color_mode("class")
     st.clear_paths()
-    win.open_path(f)                    # sessions are recognised by content
+    win.open_path(f)  # sessions are recognised by content
     qtbot.waitUntil(lambda: len(st.paths) == 1 and st.depth == 2, timeout=TIMEOUT)
     assert st.to_session()["window"] == pytest.approx(saved["window"], abs=1e-9)
     assert st.color_mode == "hash" and win.color_combo.currentData() == "hash"
@@ -166,12 +166,11 @@ def test_a_corrupt_file_shows_an_error_and_the_window_lives(qtbot, window, tmp_p
 
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(bad))])
-    win.dropEvent(QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
-                             Qt.KeyboardModifier.NoModifier))      # dropped on the window
+    win.dropEvent(QDropEvent(QPointF(20, 20), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier))  # dropped on the window
     qtbot.waitUntil(lambda: win.last_error is not None, timeout=TIMEOUT)
     assert "broken.pt" in win.last_error and win.isVisible()
     assert win.error_box.isVisible() and "broken.pt" in win.status_label.text()
-    assert win.bundle is not None and win.tess is not None       # the open run is untouched
+    assert win.bundle is not None and win.tess is not None  # the open run is untouched
     # File > Export is created with the first registered exporter (only it gets Ctrl+E); entries add to it
     first = not win._exporters
     seen = []
@@ -181,7 +180,7 @@ def test_a_corrupt_file_shows_an_error_and_the_window_lives(qtbot, window, tmp_p
     assert (act.shortcut().toString() == "Ctrl+E") == first
     act.trigger()
     assert seen == [win]
-    win.register_exporter("Broken…", lambda w: 1 / 0).trigger()     # an exporter's bug becomes a message
+    win.register_exporter("Broken…", lambda w: 1 / 0).trigger()  # an exporter's bug becomes a message
     assert "division by zero" in win.last_error and win.isVisible()
     # a tessellation over budget is explained in the status bar; the prediction preview stays
     win.state.update_settings(max_regions=1000)

@@ -2,6 +2,7 @@
 choice in the data browser, the Training tab, cancelling, shortcuts, colour bar and power-diagram sites.
 
 Every number the window shows is compared with an independent call of the engine (``geometry``)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,8 +42,7 @@ def _window(qtbot, tmp_path, cache, run_path, **settings):
 @pytest.fixture
 def digits_window(qtbot, tmp_path, digits_run_path, shared_cache):
     win = _window(qtbot, tmp_path, shared_cache, digits_run_path, max_regions=DIGITS_BUDGET)
-    qtbot.waitUntil(lambda: win.bundle is not None and win.state.slice is not None and not win.work.busy(),
-                    timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: win.bundle is not None and win.state.slice is not None and not win.work.busy(), timeout=TIMEOUT)
     yield win
     win.work.shutdown()
 
@@ -93,9 +93,9 @@ def test_regions_tab_computes_the_region_statistics_of_the_current_checkpoint(qt
     assert win.tabs.tabText(win.tabs.indexOf(panel)) == "Regions"
     win.tabs.setCurrentWidget(panel)
     assert panel.compute_btn.isEnabled() and panel.result is None
-    st.set_epoch_index(3)                          # the statistics are those of the checkpoint on the slider
+    st.set_epoch_index(3)  # the statistics are those of the checkpoint on the slider
     panel.n_spin.setValue(3)
-    panel.active_check.setChecked(False)           # radii only: one LP per point
+    panel.active_check.setChecked(False)  # radii only: one LP per point
     qtbot.mouseClick(panel.compute_btn, Qt.MouseButton.LeftButton)
     assert win.work.busy("region-stats")
     qtbot.waitUntil(lambda: panel.result is not None and not win.work.busy("region-stats"), timeout=TIMEOUT)
@@ -165,7 +165,7 @@ def _trace_g(net, x):
     xt = torch.tensor(x[None], dtype=torch.float64)
     J = torch.autograd.functional.jacobian(lambda z: torch.log_softmax(net(z[None])[0], 0), xt[0])
     p = torch.softmax(net(xt)[0], 0).detach()
-    return float((p * (J ** 2).sum(1)).sum())
+    return float((p * (J**2).sum(1)).sum())
 
 
 def test_inspector_qp_row_inside_and_outside_the_boundary(qtbot, spirals_window):
@@ -176,8 +176,7 @@ def test_inspector_qp_row_inside_and_outside_the_boundary(qtbot, spirals_window)
 
     win = spirals_window
     st, b = win.state, win.bundle
-    assert win.inspector._form_rows.labelForField(win.inspector.fields["qp"]).text() == \
-        "to boundary inside region (QP):"
+    assert win.inspector._form_rows.labelForField(win.inspector.fields["qp"]).text() == "to boundary inside region (QP):"
     net = b.run.network(st.epoch_index)
     full = win.tess[-1]
     V, O = full.vertices, full.offsets
@@ -186,22 +185,21 @@ def test_inspector_qp_row_inside_and_outside_the_boundary(qtbot, spirals_window)
     w = st.window
     best = {True: (0.0, -1), False: (0.0, -1)}
     for r in range(full.num_regions):
-        v = V[O[r]:O[r + 1]]
-        if (v[:, 0] <= w[0] + 1e-9).any() or (v[:, 0] >= w[1] - 1e-9).any() or \
-                (v[:, 1] <= w[2] + 1e-9).any() or (v[:, 1] >= w[3] - 1e-9).any():
-            continue    # clipped by the window: not the whole region
+        v = V[O[r] : O[r + 1]]
+        if (v[:, 0] <= w[0] + 1e-9).any() or (v[:, 0] >= w[1] - 1e-9).any() or (v[:, 1] <= w[2] + 1e-9).any() or (v[:, 1] >= w[3] - 1e-9).any():
+            continue  # clipped by the window: not the whole region
         area = 0.5 * abs(np.dot(v[:, 0], np.roll(v[:, 1], -1)) - np.dot(v[:, 1], np.roll(v[:, 0], -1)))
-        mixed = len(set(vcls[O[r]:O[r + 1]].tolist())) > 1
+        mixed = len(set(vcls[O[r] : O[r + 1]].tolist())) > 1
         best[mixed] = max(best[mixed], (area, r))
     seg = full.boundary_segments
     mids = seg.mean(1)
     for mixed in (True, False):
         r = best[mixed][1]
         assert r >= 0
-        rep = _inspect_by_click(qtbot, win, V[O[r]:O[r + 1]].mean(0))
+        rep = _inspect_by_click(qtbot, win, V[O[r] : O[r + 1]].mean(0))
         x = np.asarray(rep.x)
-        assert int(full.region_of(np.asarray(rep.u)[None])[0]) == r       # the click landed in that tile
-        ref = min_region_perturbation(hrep_at(net, x), x, box=_region_box(b, x))   # every row (the app: active bits)
+        assert int(full.region_of(np.asarray(rep.u)[None])[0]) == r  # the click landed in that tile
+        ref = min_region_perturbation(hrep_at(net, x), x, box=_region_box(b, x))  # every row (the app: active bits)
         text = win.inspector.fields["qp"].text()
         assert ref.exists == mixed
         if mixed:
@@ -243,7 +241,7 @@ def test_inspector_engine_values_on_the_digits_cnn(qtbot, digits_window):
     np.testing.assert_allclose(rep.deepfool_distance, df.norms[0], rtol=1e-9)
     with torch.no_grad():
         c0, c1 = net.to_dtype_device(torch.float64)(torch.as_tensor(np.stack([x, df.perturbed[0]]))).argmax(1).tolist()
-    assert c0 != c1 and c0 == rep.predicted       # x + r(x) is past the boundary
+    assert c0 != c1 and c0 == rep.predicted  # x + r(x) is past the boundary
     ref = min_region_perturbation(hrep_at(net, x), x, box=_region_box(b, x))
     text = win.inspector.fields["qp"].text()
     assert text == "none inside region" if not ref.exists else text.startswith(f"{ref.distance:.4g}")
@@ -261,23 +259,22 @@ def test_slice_through_three_picked_points_and_pca(qtbot, digits_window):
     db.clear_chosen()
     assert not db.apply_btn.isEnabled()
     picked = [11, 40, 97]
-    for i in picked:                     # real clicks on the thumbnails
+    for i in picked:  # real clicks on the thumbnails
         it = db.thumbs.item(i)
         db.thumbs.scrollToItem(it)
         qtbot.mouseClick(db.thumbs.viewport(), Qt.MouseButton.LeftButton, pos=db.thumbs.visualItemRect(it).center())
     assert db.chosen == picked and db.apply_btn.isEnabled()
     qtbot.mouseClick(db.apply_btn, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: st.slice_choice == SliceChoice("points", tuple(picked)) and not win.work.busy(),
-                    timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: st.slice_choice == SliceChoice("points", tuple(picked)) and not win.work.busy(), timeout=TIMEOUT)
     sl = st.slice
     ref = Slice.through_points(X[picked])
     assert sl.anchors.shape == (3, 2)
     np.testing.assert_allclose(sl.origin, ref.origin, atol=1e-12)
     np.testing.assert_allclose(sl.basis, ref.basis, atol=1e-12)
-    np.testing.assert_allclose(sl.to_input(sl.anchors), X[picked], atol=1e-9)   # the plane passes through them
+    np.testing.assert_allclose(sl.to_input(sl.anchors), X[picked], atol=1e-9)  # the plane passes through them
     np.testing.assert_allclose(sl.basis.T @ sl.basis, np.eye(2), atol=1e-12)
     np.testing.assert_allclose(win.view2d.anchors.getData()[0], sl.anchors[:, 0])  # drawn as the yellow stars
-    u0, u1, v0, v1 = st.window                                          # the home window holds the three points
+    u0, u1, v0, v1 = st.window  # the home window holds the three points
     assert np.all((sl.anchors[:, 0] > u0) & (sl.anchors[:, 0] < u1) & (sl.anchors[:, 1] > v0) & (sl.anchors[:, 1] < v1))
     # PCA of the data
     db.kind.setCurrentIndex(db.kind.findData("pca"))
@@ -287,7 +284,7 @@ def test_slice_through_three_picked_points_and_pca(qtbot, digits_window):
     ref = Slice.pca(X)
     np.testing.assert_allclose(st.slice.origin, X.mean(0), atol=1e-12)
     np.testing.assert_allclose(st.slice.basis, ref.basis, atol=1e-10)
-    _, _, vt = np.linalg.svd(X - X.mean(0), full_matrices=False)            # top principal directions, up to sign
+    _, _, vt = np.linalg.svd(X - X.mean(0), full_matrices=False)  # top principal directions, up to sign
     np.testing.assert_allclose(np.abs(np.sum(st.slice.basis * vt[:2].T, axis=0)), 1.0, atol=1e-10)
     assert len(st.slice.anchors) == 0
 
@@ -305,10 +302,10 @@ def test_training_tab_accuracy_and_epoch_cursor(qtbot, digits_window):
     assert np.nanmax(curves["test accuracy"].yData) > 0.8 and tp.note.text() == ""
     assert all(c.value() == run.epochs[-1] for c in tp.cursors)
     for i in (4, 0, len(run) - 2):
-        win.controls.epoch.setValue(i)                         # the epoch slider moves every cursor
+        win.controls.epoch.setValue(i)  # the epoch slider moves every cursor
         assert win.state.epoch_index == i
         assert all(c.value() == run.epochs[i] for c in tp.cursors)
-    tp.cursors[1].setValue(run.epochs[6] + 0.3)                # dragging a cursor moves the epoch
+    tp.cursors[1].setValue(run.epochs[6] + 0.3)  # dragging a cursor moves the epoch
     tp.cursors[1].sigDragged.emit(tp.cursors[1])
     assert win.state.epoch_index == 6 and win.controls.epoch.value() == 6
     qtbot.waitUntil(lambda: not win.work.busy(), timeout=TIMEOUT)
@@ -318,17 +315,15 @@ def test_training_tab_accuracy_and_epoch_cursor(qtbot, digits_window):
 def test_cancel_button_stops_long_work(qtbot, digits_window):
     win = digits_window
     assert not win.cancel_btn.isVisible()
-    win.state.update_settings(max_regions=200_000)   # exact tiles of the CNN slice: minutes per epoch
+    win.state.update_settings(max_regions=200_000)  # exact tiles of the CNN slice: minutes per epoch
     qtbot.mouseClick(win.training_panel.tess_btn, Qt.MouseButton.LeftButton)
-    qtbot.waitUntil(lambda: win.work.busy("tessellate-all") and win.work.busy("tessellation")
-                    and "Tessellating" in win.status_label.text(), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: win.work.busy("tessellate-all") and win.work.busy("tessellation") and "Tessellating" in win.status_label.text(), timeout=TIMEOUT)
     assert win.cancel_btn.isVisible() and win.progress.isVisible()
     qtbot.mouseClick(win.cancel_btn, Qt.MouseButton.LeftButton)
     assert not win.work.busy() and not win.cancel_btn.isVisible()
-    assert win.work.wait(TIMEOUT)                  # the worker threads stop (they poll the cancel flag)
-    qtbot.wait(50)                                 # deliver their last (cancelled) signals
-    assert not win.work.busy() and win.work.pending() == [], [(r.channel, r.description, r.token.cancelled)
-                                                              for r in win.work._jobs.values()]
+    assert win.work.wait(TIMEOUT)  # the worker threads stop (they poll the cancel flag)
+    qtbot.wait(50)  # deliver their last (cancelled) signals
+    assert not win.work.busy() and win.work.pending() == [], [(r.channel, r.description, r.token.cancelled) for r in win.work._jobs.values()]
     assert win.last_error is None and win.isVisible() and win.tess is None
     assert not win.cancel_btn.isVisible() and not win.progress.isVisible()
 
@@ -356,8 +351,7 @@ def test_file_actions_have_the_standard_shortcuts(qtbot, digits_window, tmp_path
     qtbot.keyClick(win.view2d, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     assert f.is_file() and '"splineatlas-session"' in f.read_text()
     qtbot.keyClick(win.view2d, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
-    qtbot.waitUntil(lambda: getattr(win, "export_dialog", None) is not None and win.export_dialog.isVisible(),
-                    timeout=5000)
+    qtbot.waitUntil(lambda: getattr(win, "export_dialog", None) is not None and win.export_dialog.isVisible(), timeout=5000)
     win.export_dialog.close()
 
 
@@ -375,7 +369,7 @@ def test_slope_colour_bar_and_power_diagram_sites(qtbot, spirals_window):
     lo, hi = win.view2d.colorbar.levels()
     # the colour bar spans the tiles' ‖A_ω‖; the steepest tile's Jacobian (autograd) has that spectral norm
     k = int(np.nanargmax(full.slope_norm))
-    xk = torch.tensor(full.vertices[full.offsets[k]:full.offsets[k + 1]].mean(0), dtype=torch.float64)
+    xk = torch.tensor(full.vertices[full.offsets[k] : full.offsets[k + 1]].mean(0), dtype=torch.float64)
     J = torch.autograd.functional.jacobian(lambda z: net.to_dtype_device(torch.float64)(z[None])[0], xk)
     np.testing.assert_allclose(hi, torch.linalg.matrix_norm(J, 2).item(), rtol=1e-6)
     np.testing.assert_allclose(lo, np.nanmin(full.slope_norm))
@@ -387,10 +381,12 @@ def test_slope_colour_bar_and_power_diagram_sites(qtbot, spirals_window):
     for depth in (2, 1):
         st.set_depth(depth)
         t = win.tess[depth - 1]
-        qtbot.waitUntil(lambda: len(win.view2d.sites.getData()[0] if win.view2d.sites.getData()[0] is not None else [])
-                        == t.num_regions and not win.work.busy(), timeout=TIMEOUT)
+        qtbot.waitUntil(
+            lambda: len(win.view2d.sites.getData()[0] if win.view2d.sites.getData()[0] is not None else []) == t.num_regions and not win.work.busy(),
+            timeout=TIMEOUT,
+        )
         xs, ys = win.view2d.sites.getData()
-        inner = np.stack([t.vertices[t.offsets[r]:t.offsets[r + 1]].mean(0) for r in range(t.num_regions)])
+        inner = np.stack([t.vertices[t.offsets[r] : t.offsets[r + 1]].mean(0) for r in range(t.num_regions)])
         mu = centroids(net, st.slice.to_input(inner), [depth - 1]).centroids[0]
         ref = (mu - st.slice.origin) @ st.slice.basis
         np.testing.assert_allclose(np.c_[xs, ys], ref, rtol=1e-7, atol=1e-9)
@@ -408,24 +404,23 @@ def test_leaf_and_region_paths_traced_in_the_window_equal_the_engine(qtbot, digi
     sl = st.slice
     h = st.add_path("horizontal", (-0.5, -0.4), (0.6, 0.5))
     n = st.add_path("normal", (0.2, -0.3))
-    qtbot.waitUntil(lambda: h.id in win.path_results and n.id in win.path_results and not win.work.busy(),
-                    timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: h.id in win.path_results and n.id in win.path_results and not win.work.busy(), timeout=TIMEOUT)
     net = win.bundle.network(h.epoch_index)
     s, d = sl.to_input(np.array([h.start]))[0], sl.to_input(np.array([h.end]))[0]
     ref = horizontal_paths(net, s[None], d[None], step_size=h.step_size * np.linalg.norm(d - s), max_steps=h.steps)
     k = int(ref.num_steps[0])
     got = win.path_results[h.id]
     np.testing.assert_allclose(got.X[-1], ref.points[0][ref.point_steps <= k][-1], atol=1e-8)
-    np.testing.assert_allclose(got.distance, ref.distance[0, :k + 1], rtol=1e-9)
+    np.testing.assert_allclose(got.distance, ref.distance[0, : k + 1], rtol=1e-9)
     np.testing.assert_allclose(got.u, sl.project(got.X), atol=1e-12)
     s2 = sl.to_input(np.array([n.start]))[0]
     ref_n = normal_paths(net, s2[None], step_size=n.step_size * max(np.linalg.norm(s2), 1.0), steps=n.steps, seed=n.id)
     got_n = win.path_results[n.id]
-    np.testing.assert_allclose(got_n.probs, ref_n.probs[0, :int(ref_n.num_steps[0]) + 1], atol=1e-9)
-    assert got_n.off_plane.max() > 0                  # a normal path leaves the slice plane
+    np.testing.assert_allclose(got_n.probs, ref_n.probs[0, : int(ref_n.num_steps[0]) + 1], atol=1e-9)
+    assert got_n.off_plane.max() > 0  # a normal path leaves the slice plane
     win.tabs.setCurrentWidget(win.paths_panel)
     win.paths_panel.list.setCurrentRow(0)
-    assert win.paths_panel.strip.isVisible()          # image data: the strip of intermediate inputs
+    assert win.paths_panel.strip.isVisible()  # image data: the strip of intermediate inputs
 
     win, st = spirals_window, spirals_window.state
     X, y = win.bundle.points()
@@ -457,9 +452,8 @@ def test_paths_added_together_trace_in_one_batch_and_equal_each_alone(qtbot, dig
     _click_view(qtbot, win, 0.2, -0.3)
     fan = [p for p in st.paths if p.kind == "normal"]
     assert len(fan) == mw.NORMAL_FAN and len({p.id for p in fan}) == mw.NORMAL_FAN
-    qtbot.waitUntil(lambda: all(win.path_results.get(p.id) is not None for p in st.paths) and not win.work.busy(),
-                    timeout=TIMEOUT)
-    assert len([j for j in jobs if j.startswith("path-")]) == 2      # one batch per kind
+    qtbot.waitUntil(lambda: all(win.path_results.get(p.id) is not None for p in st.paths) and not win.work.busy(), timeout=TIMEOUT)
+    assert len([j for j in jobs if j.startswith("path-")]) == 2  # one batch per kind
     for spec in (hs[1], fan[3]):
         alone = compute_path(win.bundle, st.slice, spec)
         got = win.path_results[spec.id]
@@ -467,4 +461,4 @@ def test_paths_added_together_trace_in_one_batch_and_equal_each_alone(qtbot, dig
         np.testing.assert_allclose(got.probs, alone.probs, atol=1e-9)
         assert got.summary == alone.summary
     ends = np.array([win.path_results[p.id].X[-1] for p in fan])
-    assert len(np.unique(ends.round(6), axis=0)) == mw.NORMAL_FAN    # eight different directions
+    assert len(np.unique(ends.round(6), axis=0)) == mw.NORMAL_FAN  # eight different directions

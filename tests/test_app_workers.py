@@ -1,4 +1,5 @@
 """The window's worker pool: newest request first, stale work cancelled, errors delivered, never raised."""
+
 from __future__ import annotations
 
 import threading
@@ -21,6 +22,7 @@ def _slow(result, started: list, steps: int = 200):
             progress(i / steps, f"step {i}")
             time.sleep(0.002)
         return result
+
     return fn
 
 
@@ -31,16 +33,16 @@ def test_newer_jobs_cancel_older_ones_of_the_same_channel(qtbot):
     done, errors, started = [], [], []
     gate = threading.Event()
     wm.submit("block", "occupies the only thread", lambda progress, cancel: gate.wait(10))
-    for k in range(4):                       # all four queue up behind the blocker
+    for k in range(4):  # all four queue up behind the blocker
         wm.submit("tess", f"job {k}", _slow(k, started), on_done=done.append, on_error=errors.append)
     wm.submit("other", "independent", _slow("x", started, 5), on_done=done.append)
     gate.set()
     qtbot.waitUntil(lambda: not wm.busy(), timeout=20_000)
     wm.wait()
     qtbot.wait(50)
-    assert done.count(3) == 1 and not any(k in done for k in (0, 1, 2))   # only the newest result is delivered
-    assert "x" in done and errors == []                                     # other channels are untouched
-    assert started[0] == "x" and sorted(map(str, started)) == ["3", "x"]    # newest first; stale never started
+    assert done.count(3) == 1 and not any(k in done for k in (0, 1, 2))  # only the newest result is delivered
+    assert "x" in done and errors == []  # other channels are untouched
+    assert started[0] == "x" and sorted(map(str, started)) == ["3", "x"]  # newest first; stale never started
 
 
 def test_errors_go_to_the_callback_or_the_error_signal(qtbot):
@@ -61,7 +63,7 @@ def test_errors_go_to_the_callback_or_the_error_signal(qtbot):
     wm.submit("b", "buggy", bug)
     qtbot.waitUntil(lambda: bool(caught and signalled), timeout=10_000)
     assert isinstance(caught[0], BudgetExceededError)
-    assert signalled == [("buggy", "ZeroDivisionError", True)]           # a bug carries its traceback
+    assert signalled == [("buggy", "ZeroDivisionError", True)]  # a bug carries its traceback
 
 
 def test_cancel_all_and_activity_reports(qtbot):

@@ -1,4 +1,5 @@
 """Theorem-8 dihedral angles on hand-built nets with closed-form boundaries; cross-section slices."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,7 +43,7 @@ def test_angle_on_input_plane_matches_closed_form(a, b):
     expected = np.degrees(np.arccos(abs(1 - a * b) / np.sqrt((a * a + 1) * (b * b + 1))))
     assert res.angles.shape == (1,)
     assert res.angles[0] == pytest.approx(expected, abs=1e-9)
-    assert res.slice_angles[0] == pytest.approx(expected, abs=1e-6)    # the slice is the input plane
+    assert res.slice_angles[0] == pytest.approx(expected, abs=1e-6)  # the slice is the input plane
     assert np.allclose(res.vertices[0], [0.0, 0.0], atol=1e-9)
     counts, edges = res.histogram()
     assert counts.sum() == 1 and edges[0] == 0 and edges[-1] == 90
@@ -88,7 +89,7 @@ def test_angles_on_trained_net_and_pooled_histogram():
     tess = engine.tessellate(net, Slice.input_plane(2), domain=[-3, 3, -3, 3])
     res = boundary_angles(net, tess)
     assert len(res.angles) > 0 and np.all((res.angles >= 0) & (res.angles <= 90))
-    assert np.allclose(res.angles, res.slice_angles, atol=1e-5)        # 2D input: both the same
+    assert np.allclose(res.angles, res.slice_angles, atol=1e-5)  # 2D input: both the same
     # every vertex is an endpoint of both its segments
     for v, (s, t) in zip(res.vertices, res.segments):
         for k in (s, t):
@@ -117,5 +118,4 @@ def test_cross_sections_plug_into_tessellation():
     two = cross_sections(net, X[:2], X[1:3])
     assert two[0].kind == "point" and np.allclose(two[0].slice.to_input(two[0].slice.anchors[2:3])[0], X[1])
     with pytest.raises(SplineAtlasError):
-        cross_sections(net, X[:1], {"directions": secs[0].perturbation[None]},
-                       deepfool_result=None)
+        cross_sections(net, X[:1], {"directions": secs[0].perturbation[None]}, deepfool_result=None)

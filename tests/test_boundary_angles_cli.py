@@ -1,5 +1,6 @@
 """``splineatlas angles``: Theorem-8 dihedral angles of a tessellated slice from the CLI, against the closed
 form and the Python function; histogram JSON and PNG."""
+
 from __future__ import annotations
 
 import json
@@ -67,8 +68,7 @@ def test_cli_equals_the_python_function_on_an_oblique_slice(tmp_path):
     np.savez(npz, origin=origin, directions=dirs)
     out = tmp_path / "a.json"
     dom = ["-3", "3", "-3", "3"]
-    assert main(["angles", str(ck), "--origin-and-directions", str(npz), "--domain", *dom, "--bins", "9",
-                 "--json", str(out)]) == 0
+    assert main(["angles", str(ck), "--origin-and-directions", str(npz), "--domain", *dom, "--bins", "9", "--json", str(out)]) == 0
     js = json.loads(out.read_text())
     loaded = open_run(ck).network(0)
     sl = Slice.from_directions(origin, dirs)
@@ -106,8 +106,7 @@ def test_refusals_are_one_line(tmp_path, capsys):
     torch.manual_seed(0)
     ck = tmp_path / "epoch_0002.pt"
     save_checkpoint(ck, Network(mlp_spec([3, 6, 3])), epoch=2)
-    for argv, msg in ((["--plane", "input"], "2D slices"), (["--bins", "0"], "--bins"),
-                      (["--epoch", "4"], "available epochs (1): 2")):
+    for argv, msg in ((["--plane", "input"], "2D slices"), (["--bins", "0"], "--bins"), (["--epoch", "4"], "available epochs (1): 2")):
         assert main(["angles", str(ck), *argv, "--json", str(tmp_path / "x.json")]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and msg in err, err

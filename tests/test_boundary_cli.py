@@ -1,4 +1,5 @@
 """CLI twins: splineatlas centroids | deepfool | curvature | detect on the bundled demo runs."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,7 @@ from app.cli.main import main
 ROOT = Path(__file__).resolve().parents[1]
 SPIRALS = ROOT / "assets" / "runs" / "spirals"
 DIGITS = ROOT / "assets" / "runs" / "digits"
-pytestmark = [pytest.mark.usefixtures("one_torch_thread"),
-              pytest.mark.skipif(not (SPIRALS.exists() and DIGITS.exists()), reason="demo runs not bundled")]
+pytestmark = [pytest.mark.usefixtures("one_torch_thread"), pytest.mark.skipif(not (SPIRALS.exists() and DIGITS.exists()), reason="demo runs not bundled")]
 
 
 def test_centroids_writes_npz_and_one_png_per_centroid(tmp_path, capsys):
@@ -23,8 +23,7 @@ def test_centroids_writes_npz_and_one_png_per_centroid(tmp_path, capsys):
     assert data["centroids"].shape == (2, 2, 64) and list(data["layers"]) == [1, 3]
     assert data["boundary_distance"].shape == (2, 2) and np.all(data["boundary_distance"] > 0)
     pngs = sorted(p.name for p in tmp_path.glob("*_centroid.png"))
-    assert pngs == ["point4_layer1_centroid.png", "point4_layer3_centroid.png",
-                    "point7_layer1_centroid.png", "point7_layer3_centroid.png"]
+    assert pngs == ["point4_layer1_centroid.png", "point4_layer3_centroid.png", "point7_layer1_centroid.png", "point7_layer3_centroid.png"]
     # 2D data: npz only
     out2 = tmp_path / "sp"
     assert main(["centroids", str(SPIRALS), "--points", "0", "--out", str(out2)]) == 0
@@ -43,8 +42,7 @@ def test_deepfool_curvature_detect_json(tmp_path, capsys):
     cv = json.loads(c.read_text())
     assert cv["mode"] == "secant" and cv["scale"] == 0.1 and len(cv["curvatures"]) == 2
     d = tmp_path / "det.json"
-    assert main(["detect", str(SPIRALS), "--points", "0,1,2", "--threshold", "0.5", "--fd-scale", "0.1",
-                 "--samples", "4", "--json", str(d)]) == 0
+    assert main(["detect", str(SPIRALS), "--points", "0,1,2", "--threshold", "0.5", "--fd-scale", "0.1", "--samples", "4", "--json", str(d)]) == 0
     det = json.loads(d.read_text())
     assert det["threshold"] == 0.5 and det["threshold_source"] == "given" and len(det["rho"]) == 3
     assert det["perturbed"] == [r < 0.5 for r in det["rho"]]
@@ -90,17 +88,20 @@ def test_distances_per_layer_and_epoch(tmp_path, capsys):
     assert err.startswith("error: run 'spirals (2-64-64-64-3)' has no checkpoint at epoch 1234;")
 
 
-@pytest.mark.parametrize("argv", [
-    ["centroids", "--points", "0", "--out", "{tmp}/c"],
-    ["deepfool", "--points", "0"],
-    ["curvature", "--points", "0"],
-    ["detect", "--points", "0"],
-    ["region", "--point", "0"],
-    ["walk", "--from", "0", "--to", "1"],
-    ["path", "--kind", "normal", "--from", "0", "--out", "{tmp}/p"],
-    ["export-figure", "--out", "{tmp}/f.png"],
-    ["tessellate", "--summary"],
-])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["centroids", "--points", "0", "--out", "{tmp}/c"],
+        ["deepfool", "--points", "0"],
+        ["curvature", "--points", "0"],
+        ["detect", "--points", "0"],
+        ["region", "--point", "0"],
+        ["walk", "--from", "0", "--to", "1"],
+        ["path", "--kind", "normal", "--from", "0", "--out", "{tmp}/p"],
+        ["export-figure", "--out", "{tmp}/f.png"],
+        ["tessellate", "--summary"],
+    ],
+)
 def test_every_epoch_option_refuses_an_epoch_the_run_lacks(argv, tmp_path, capsys):
     """--epoch names a checkpoint: 1250 is not one of the spirals run's (1200 and 1272 are), so every
     command says so in one line instead of quietly using epoch 1200."""

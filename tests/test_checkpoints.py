@@ -1,4 +1,5 @@
 """Checkpoint loading: every format and every kind of bad input."""
+
 import json
 import os
 
@@ -54,10 +55,12 @@ def test_torchscript_is_code_its_weights_are_read_safely_with_a_sidecar(tmp_path
         load_checkpoint(tmp_path / "m.pt")
     x = torch.randn(4, 2)
     trusted = load_checkpoint(tmp_path / "m.pt", trust_code=True)
-    spec = {"input_shape": [2], "layers": [{"type": "linear", "in_features": 2, "out_features": 5}, {"type": "relu"},
-                                           {"type": "linear", "in_features": 5, "out_features": 3}]}
+    spec = {
+        "input_shape": [2],
+        "layers": [{"type": "linear", "in_features": 2, "out_features": 5}, {"type": "relu"}, {"type": "linear", "in_features": 5, "out_features": 3}],
+    }
     (tmp_path / "architecture.json").write_text(json.dumps(spec))
-    safe = load_checkpoint(tmp_path / "m.pt")          # no code ran: weights by the restricted unpickler
+    safe = load_checkpoint(tmp_path / "m.pt")  # no code ran: weights by the restricted unpickler
     with torch.no_grad():
         assert torch.allclose(trusted(x), m(x))
         assert torch.equal(safe(x), trusted(x))

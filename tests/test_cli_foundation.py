@@ -1,4 +1,5 @@
 """`splineatlas info` / `train`: output on good input, one-line errors and non-zero exits on bad input."""
+
 import os
 
 import torch
@@ -44,8 +45,7 @@ def test_info_dataset_mismatch(tmp_path, capsys):
 
 def test_train_writes_a_run(tmp_path, capsys):
     out = tmp_path / "r"
-    assert main(["train", "--dataset", "moons", "--arch", "2-8-2", "--epochs", "4", "--save-every", "2",
-                 "--out", str(out), "--samples", "100"]) == 0
+    assert main(["train", "--dataset", "moons", "--arch", "2-8-2", "--epochs", "4", "--save-every", "2", "--out", str(out), "--samples", "100"]) == 0
     assert sorted(p.name for p in out.glob("epoch_*.pt")) == ["epoch_0000.pt", "epoch_0002.pt", "epoch_0004.pt"]
     assert "final train accuracy" in capsys.readouterr().out
     assert main(["train", "--dataset", "moons", "--arch", "2-x-2", "--epochs", "1", "--out", str(out)]) == 2
@@ -55,8 +55,28 @@ def test_train_saves_union_of_log_and_every_schedules(tmp_path):
     # --log-checkpoints 4 over 20 epochs: 0, geomspace(1, 20, 3) = 1, 4.47, 20 -> {0, 1, 4, 20};
     # --save-every 10 -> {0, 10, 20}; both given: the union (earlier --save-every was silently dropped)
     out = tmp_path / "u"
-    assert main(["train", "--dataset", "moons", "--arch", "2-4-2", "--epochs", "20", "--save-every", "10",
-                 "--log-checkpoints", "4", "--out", str(out), "--samples", "40"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--dataset",
+                "moons",
+                "--arch",
+                "2-4-2",
+                "--epochs",
+                "20",
+                "--save-every",
+                "10",
+                "--log-checkpoints",
+                "4",
+                "--out",
+                str(out),
+                "--samples",
+                "40",
+            ]
+        )
+        == 0
+    )
     assert sorted(int(p.stem.split("_")[1]) for p in out.glob("epoch_*.pt")) == [0, 1, 4, 10, 20]
     assert open_run(out).epochs == [0, 1, 4, 10, 20]
     assert save_schedule(20, 10) == [0, 10, 20] and save_schedule(20, log_points=4) == [0, 1, 4, 20]

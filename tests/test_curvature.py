@@ -1,4 +1,5 @@
 """Principal curvatures (Fawzi eq. 1) on boundaries with known curvature, exact and secant HVPs."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,7 +38,7 @@ class Sphere(nn.Module):
         self.R = R
 
     def forward(self, x):
-        f = 0.5 * (self.R ** 2 - ((x - self.m) ** 2).sum(1))
+        f = 0.5 * (self.R**2 - ((x - self.m) ** 2).sum(1))
         return torch.stack([torch.zeros_like(f), f], 1)
 
 
@@ -92,7 +93,7 @@ def test_piecewise_linear_net_needs_a_scale_and_labels_it():
     assert res.mode == "secant" and res.scale == 0.2 and "0.2" in res.label
     assert np.all(res.boundary_residual < 1e-8)
     assert np.all(np.isfinite(res.curvatures))
-    exact = principal_curvatures(net, x, mode="exact")        # zero Hessian almost everywhere
+    exact = principal_curvatures(net, x, mode="exact")  # zero Hessian almost everywhere
     assert np.allclose(exact.curvatures, 0.0, atol=1e-12)
 
 
@@ -119,5 +120,5 @@ def test_secant_matches_exact_for_small_scale_on_a_smooth_net():
         n = g / np.linalg.norm(g)
         P = np.eye(5) - np.outer(n, n)
         ev = np.sort(np.linalg.eigvalsh(P @ H @ P / np.linalg.norm(g)))[::-1]
-        ev = np.delete(ev, np.argmin(np.abs(ev)))            # drop the normal direction's zero
+        ev = np.delete(ev, np.argmin(np.abs(ev)))  # drop the normal direction's zero
         assert np.allclose(ex.curvatures[i], ev, atol=1e-9)

@@ -1,4 +1,5 @@
 """Datasets: built-ins are deterministic and well-formed; .npz problems get clear errors."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """DeepFool: closed forms on linear classifiers, label flips with small ||r|| on a trained net."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,7 +33,7 @@ def _trained_mlp(seed=0, widths=(2, 24, 24, 3), smooth=False, steps=250):
     y = torch.as_tensor(ds.y_train, dtype=torch.int64)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)            # tiny net: threads only add contention; restored below
+    torch.set_num_threads(1)  # tiny net: threads only add contention; restored below
     try:
         net.train()
         for _ in range(steps):
@@ -53,7 +54,7 @@ def test_binary_linear_matches_closed_form():
     x = rng.normal(size=(40, 5))
     res = deepfool(net, x, overshoot=0.0)
     w = W[1] - W[0]
-    f = x @ w + (b[1] - b[0])                                  # f > 0 <=> class 1
+    f = x @ w + (b[1] - b[0])  # f > 0 <=> class 1
     # closed form: orthogonal projection onto the hyperplane, plus the reference's 1e-4 on the step length
     expected = -(f / (w @ w) + 1e-4 * np.sign(f) / np.linalg.norm(w))[:, None] * w[None]
     assert np.allclose(res.perturbation, expected, atol=1e-10)
@@ -72,8 +73,7 @@ def test_multiclass_linear_projects_onto_nearest_hyperplane():
     k0 = np.argmax(x @ W.T + b, axis=1)
     for i in range(len(x)):
         # brute force: the nearest hyperplane f_k = f_k0 (the first DeepFool step is exactly this projection)
-        d = [(abs((x[i] @ (W[k] - W[k0[i]])) + b[k] - b[k0[i]]) / np.linalg.norm(W[k] - W[k0[i]]), k)
-             for k in range(4) if k != k0[i]]
+        d = [(abs((x[i] @ (W[k] - W[k0[i]])) + b[k] - b[k0[i]]) / np.linalg.norm(W[k] - W[k0[i]]), k) for k in range(4) if k != k0[i]]
         dmin, kmin = min(d)
         if res.iterations[i] == 1:
             assert res.norms[i] == pytest.approx(1.02 * (dmin + 1e-4), rel=1e-9)
@@ -107,7 +107,7 @@ def test_trained_net_flips_labels_with_small_perturbations(relu_net):
         ratios.append(res.norms[i] / max(bf, h))
     assert np.median(ratios) < 1.3
     # batched equals one-at-a-time
-    one = [deepfool(net, x[i:i + 1]).perturbation[0] for i in range(0, 80, 16)]
+    one = [deepfool(net, x[i : i + 1]).perturbation[0] for i in range(0, 80, 16)]
     assert np.allclose(np.stack(one), res.perturbation[::16], atol=1e-10)
 
 
@@ -198,10 +198,10 @@ def _reference_deepfool(net, x, num_classes=10, overshoot=0.02, max_iter=50):
     while k_i == label and loops < max_iter:
         xg = (x + (1 + overshoot) * r_tot).requires_grad_(True)
         fs = net(xg)[0]
-        grad_orig, = torch.autograd.grad(fs[order[0]], xg, retain_graph=True)
+        (grad_orig,) = torch.autograd.grad(fs[order[0]], xg, retain_graph=True)
         best, w = float("inf"), None
         for k in range(1, len(order)):
-            grad_k, = torch.autograd.grad(fs[order[k]], xg, retain_graph=True)
+            (grad_k,) = torch.autograd.grad(fs[order[k]], xg, retain_graph=True)
             w_k = grad_k - grad_orig
             f_k = (fs[order[k]] - fs[order[0]]).detach()
             pert_k = float(f_k.abs() / w_k.norm())

@@ -1,4 +1,5 @@
 """Fawzi Algorithm 2 curvature detector: separates clean from DeepFool-perturbed digits better than chance."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -35,8 +36,7 @@ def _digits_net(activation):
     return net.eval(), ds
 
 
-@pytest.mark.parametrize("activation,kw,min_auc,min_bal,min_rec",
-                         [("softplus", {}, 0.62, 0.58, 0.3), ("relu", {"fd_scale": 0.3}, 0.6, 0.58, 0.15)])
+@pytest.mark.parametrize("activation,kw,min_auc,min_bal,min_rec", [("softplus", {}, 0.62, 0.58, 0.3), ("relu", {"fd_scale": 0.3}, 0.6, 0.58, 0.15)])
 def test_detector_beats_chance_on_held_out_points(activation, kw, min_auc, min_bal, min_rec):
     net, ds = _digits_net(activation)
     kw = dict(kw, num_samples=12)
@@ -51,12 +51,14 @@ def test_detector_beats_chance_on_held_out_points(activation, kw, min_auc, min_b
     clean = detect_perturbed(net, x, threshold=t, **kw)
     pert = detect_perturbed(net, df.perturbed, threshold=t, **kw)
     rates = detection_rates(clean, pert, df.original_labels)
-    print(f"\n{activation} {clean.mode} scale={clean.scale} t={t:.4g}: clean kept {rates.clean_accuracy:.2f}, "
-          f"perturbed detected {rates.perturbed_detection:.2f}, balanced {rates.balanced_accuracy:.2f}, "
-          f"AUC {rates.auc:.2f}, label recovery {rates.label_recovery}")
+    print(
+        f"\n{activation} {clean.mode} scale={clean.scale} t={t:.4g}: clean kept {rates.clean_accuracy:.2f}, "
+        f"perturbed detected {rates.perturbed_detection:.2f}, balanced {rates.balanced_accuracy:.2f}, "
+        f"AUC {rates.auc:.2f}, label recovery {rates.label_recovery}"
+    )
     assert rates.auc > min_auc
     assert rates.balanced_accuracy > min_bal
-    assert rates.label_recovery is not None and rates.label_recovery > min_rec     # chance: 1/9
+    assert rates.label_recovery is not None and rates.label_recovery > min_rec  # chance: 1/9
     # the perturbed points' predicted class is the DeepFool class, and the recovered label differs from it
     assert np.array_equal(pert.predicted, df.labels)
     assert np.all(pert.labels[pert.perturbed] != pert.predicted[pert.perturbed])
@@ -66,7 +68,7 @@ def test_detector_beats_chance_on_held_out_points(activation, kw, min_auc, min_b
 def test_statistic_is_the_mean_tangent_curvature_on_a_sphere():
     class Sphere(nn.Module):
         def forward(self, x):
-            f = 0.5 * (4.0 - (x ** 2).sum(1))
+            f = 0.5 * (4.0 - (x**2).sum(1))
             return torch.stack([torch.zeros_like(f), f, -torch.ones_like(f) * 100], 1)
 
     # class 1 inside the sphere of radius 2 (class 2 never wins); at a point x inside, F_0 = f_0 - f_1 has

@@ -1,5 +1,6 @@
 """Sattelberg et al. dual space: `splineatlas dual` (npz, PNG, animation, --compare) and map_between
 against an independent Jacobian + least-squares computation on two nets trained on moons."""
+
 from __future__ import annotations
 
 import json
@@ -34,19 +35,18 @@ def runs(tmp_path_factory):
 
 def _slices(npz, key="duals", offsets="offsets"):
     off = npz[offsets]
-    return [npz[key][off[k]:off[k + 1]] for k in range(len(off) - 1)]
+    return [npz[key][off[k] : off[k + 1]] for k in range(len(off) - 1)]
 
 
 def test_dual_command_gif_npz_png(runs, tmp_path):
     run_path, _ = runs
     out = tmp_path / "d"
-    assert main(["dual", str(run_path), "--out", str(out), "--format", "gif", "--size", "320", "240",
-                 "--resolution", "31", "--fps", "5"]) == 0
+    assert main(["dual", str(run_path), "--out", str(out), "--format", "gif", "--size", "320", "240", "--resolution", "31", "--fps", "5"]) == 0
     run = open_run(run_path)
     frames = read_video(out / "dual.gif")
-    assert len(frames) == len(run.epochs) == 4                        # one frame per epoch
-    assert all(f.shape == (240, 320, 3) for f in frames)               # the requested size
-    assert not np.array_equal(frames[0], frames[-1])                   # the points move (and the title changes)
+    assert len(frames) == len(run.epochs) == 4  # one frame per epoch
+    assert all(f.shape == (240, 320, 3) for f in frames)  # the requested size
+    assert not np.array_equal(frames[0], frames[-1])  # the points move (and the title changes)
     from PIL import Image
 
     assert Image.open(out / "dual_last.png").size == (320, 240)
@@ -56,10 +56,10 @@ def test_dual_command_gif_npz_png(runs, tmp_path):
     g = np.stack(np.meshgrid(np.linspace(lo[0], hi[0], 31), np.linspace(lo[1], hi[1], 31)), -1).reshape(-1, 2)
     for k, (duals, pts) in enumerate(zip(_slices(z), _slices(z, "points"))):
         net = run.network(k)
-        np.testing.assert_allclose(duals, dual_points(net, pts), rtol=0, atol=1e-12)   # the npz points are dual_points
-        P = patterns_of(net, g)                                        # independent count of grid regions
+        np.testing.assert_allclose(duals, dual_points(net, pts), rtol=0, atol=1e-12)  # the npz points are dual_points
+        P = patterns_of(net, g)  # independent count of grid regions
         assert len(duals) == len(np.unique(np.packbits(P, axis=1), axis=0)) == z["n_regions"][k]
-        assert z["counts"][z["offsets"][k]:z["offsets"][k + 1]].sum() == 31 * 31
+        assert z["counts"][z["offsets"][k] : z["offsets"][k + 1]].sum() == 31 * 31
     # training-data regions: each is the dual point of some training point
     data = _slices(z, "data_duals", "data_offsets")[-1]
     every = dual_points(run.network(3), run.dataset.X_train).reshape(len(run.dataset.X_train), -1)
@@ -73,14 +73,14 @@ def test_dual_frames_have_fixed_limits():
     for s, n in enumerate(nets):
         torch.manual_seed(s)
         for p in n.parameters():
-            nn.init.normal_(p, std=0.5 + s)                            # the dual cloud grows over "epochs"
+            nn.init.normal_(p, std=0.5 + s)  # the dual cloud grows over "epochs"
     grids = [grid_dual(n, (-1, 1), resolution=21) for n in nets]
     fig, frame = _dual_frames(grids, None, [0, 1, 2], ["a", "b", "c"], 400, 300, "t")
     lims = []
     for i in range(3):
         assert frame(i).shape == (300, 400, 3)
         lims.append([(ax.get_xlim(), ax.get_ylim()) for ax in fig.axes[:3]])
-        for j, ax in enumerate(fig.axes[:3]):                          # every frame's points are inside
+        for j, ax in enumerate(fig.axes[:3]):  # every frame's points are inside
             (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
             d = grids[i].duals[:, j]
             assert (d[:, 0] >= x0).all() and (d[:, 0] <= x1).all() and (d[:, 1] >= y0).all() and (d[:, 1] <= y1).all()
@@ -91,8 +91,7 @@ def test_dual_frames_have_fixed_limits():
 def test_dual_command_mp4_epoch_subset_and_errors(runs, tmp_path, capsys):
     run_path, _ = runs
     out = tmp_path / "m"
-    assert main(["dual", str(run_path), "--out", str(out), "--epochs", "1,3", "--size", "322", "242",
-                 "--resolution", "21"]) == 0
+    assert main(["dual", str(run_path), "--out", str(out), "--epochs", "1,3", "--size", "322", "242", "--resolution", "21"]) == 0
     frames = read_video(out / "dual.mp4")
     assert len(frames) == 2 and frames[0].shape == (242, 322, 3)
     assert np.load(out / "dual.npz")["epochs"].tolist() == [1, 3]
@@ -100,15 +99,14 @@ def test_dual_command_mp4_epoch_subset_and_errors(runs, tmp_path, capsys):
     assert main(["dual", str(run_path), "--out", str(out), "--epochs", "1,7"]) != 0
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "epoch 7" in err and len(err.splitlines()) == 1
-    assert main(["dual", str(run_path), "--out", str(out), "--size", "321", "240"]) != 0   # odd size for H.264
+    assert main(["dual", str(run_path), "--out", str(out), "--size", "321", "240"]) != 0  # odd size for H.264
     assert "even" in capsys.readouterr().err
 
 
 def test_dual_compare_command(runs, tmp_path, capsys):
     a, b = runs
     out = tmp_path / "c"
-    assert main(["dual", str(a), "--out", str(out), "--epochs", "3", "--resolution", "21", "--format", "gif",
-                 "--size", "320", "240", "--compare", str(b)]) == 0
+    assert main(["dual", str(a), "--out", str(out), "--epochs", "3", "--resolution", "21", "--format", "gif", "--size", "320", "240", "--compare", str(b)]) == 0
     js = json.loads((out / "compare.json").read_text())
     ra, rb = open_run(a), open_run(b)
     ds = ra.dataset
@@ -162,10 +160,10 @@ def test_map_between_two_trained_nets_matches_independent_accuracy():
         acc1 = float(np.mean(n1(torch.as_tensor(Xte, dtype=torch.float32)).argmax(1).numpy() == yte))
         acc2 = float(np.mean(n2(torch.as_tensor(Xte, dtype=torch.float32)).argmax(1).numpy() == yte))
     np.testing.assert_allclose(m.M, M, atol=1e-6 * max(1.0, np.abs(M).max()))
-    assert abs(m.acc_mapped - acc_mapped) <= 1.0 / len(yte)            # at most one borderline point differs
+    assert abs(m.acc_mapped - acc_mapped) <= 1.0 / len(yte)  # at most one borderline point differs
     assert m.acc_net1 == pytest.approx(acc1) and m.acc_net2 == pytest.approx(acc2)
     assert acc1 > 0.9 and acc2 > 0.9
-    assert m.acc_mapped > 0.8                                          # chance is 0.5
+    assert m.acc_mapped > 0.8  # chance is 0.5
     assert m.residual < 1.0
 
 

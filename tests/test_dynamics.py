@@ -1,4 +1,5 @@
 """Training-dynamics curves: values against independent computations, disk cache, CSV, cancel, CLI."""
+
 from __future__ import annotations
 
 import csv
@@ -25,8 +26,7 @@ def run(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("dyn")
     ds = builtin_dataset("moons", n=120, seed=1)
-    train_run(ds, mlp_spec([2, 10, 10, 2]), root / "moons", epochs=8, save_epochs=[0, 3, 8], lr=2e-2,
-              batch_size=32, seed=0)
+    train_run(ds, mlp_spec([2, 10, 10, 2]), root / "moons", epochs=8, save_epochs=[0, 3, 8], lr=2e-2, batch_size=32, seed=0)
     return open_run(root / "moons")
 
 
@@ -68,8 +68,8 @@ def test_disk_cache_and_csv(run, tmp_path, monkeypatch):
     seen = []
     b = run_dynamics(run, FAST, cache_dir=tmp_path / "cache", on_checkpoint=lambda i, r: seen.append(i))
     assert seen == [0, 1, 2]
-    assert np.array_equal(a.table()[1], b.table()[1], equal_nan=True)     # exact round trip through JSON
-    with pytest.raises(AssertionError):                    # other settings are another cache entry
+    assert np.array_equal(a.table()[1], b.table()[1], equal_nan=True)  # exact round trip through JSON
+    with pytest.raises(AssertionError):  # other settings are another cache entry
         run_dynamics(run, DynamicsSettings(max_points=50, lc_dims=2), cache_dir=tmp_path / "cache")
     path = a.to_csv(tmp_path / "d.csv")
     rows = list(csv.reader(path.open()))
@@ -93,8 +93,7 @@ def test_high_dimensional_input_uses_planes_through_points(tmp_path):
     ds = builtin_dataset("digits", seed=0)
     train_run(ds, mlp_spec([64, 8, 10]), tmp_path / "d", epochs=1, save_epochs=[1], lr=1e-2, batch_size=256, seed=0)
     r = open_run(tmp_path / "d")
-    c = run_dynamics(r, DynamicsSettings(max_points=40, random_points=20, boundary_points=20, slices=1, lc_dims=3,
-                                         with_trace_g=False), cache_dir=None)
+    c = run_dynamics(r, DynamicsSettings(max_points=40, random_points=20, boundary_points=20, slices=1, lc_dims=3, with_trace_g=False), cache_dir=None)
     p = c.points[0]
     assert np.isfinite(p.density_data) and p.density_data >= 1 and p.regions_slice >= 1
     assert np.isnan(p.mean_trace_g) and len(p.lc_train) == 1
@@ -104,14 +103,13 @@ def test_high_dimensional_input_uses_planes_through_points(tmp_path):
     from geometry.local_complexity import square_region_counts
     from geometry.tessellation import tessellate
 
-    settings = DynamicsSettings(max_points=40, random_points=20, boundary_points=20, slices=1, lc_dims=3,
-                                data_squares=6, with_trace_g=False)
+    settings = DynamicsSettings(max_points=40, random_points=20, boundary_points=20, slices=1, lc_dims=3, data_squares=6, with_trace_g=False)
     pts = _points(r.dataset, settings)
     assert len(pts.data_planes) == 6
     net, h = r.network(0), pts.half_width
     counts = []
     for k, (sl, u) in enumerate(pts.data_planes):
-        assert sl.distance_to_plane(pts.X_train[k:k + 1])[0] < 1e-9
+        assert sl.distance_to_plane(pts.X_train[k : k + 1])[0] < 1e-9
         big = tessellate(net, sl, np.array([u[0] - 3 * h, u[0] + 3 * h, u[1] - 3 * h, u[1] + 3 * h]))
         counts.append(square_region_counts(net, sl, u[None], h, tessellations=[big]).counts[-1][0])
     q = run_dynamics(r, settings, cache_dir=None).points[0]
@@ -122,7 +120,6 @@ def test_cli_dynamics_writes_csv_and_figures(run, tmp_path, capsys):
     from app.cli.main import main
 
     out = tmp_path / "out"
-    assert main(["dynamics", str(run.source), "--out", str(out), "--points", "30", "--frame-dims", "2",
-                 "--no-cache", "--dpi", "60"]) == 0
+    assert main(["dynamics", str(run.source), "--out", str(out), "--points", "30", "--frame-dims", "2", "--no-cache", "--dpi", "60"]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["dynamics.csv", "dynamics.png", "dynamics.svg"]
     assert "boundary/data" in capsys.readouterr().out

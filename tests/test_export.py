@@ -1,5 +1,6 @@
 """Figure and video export: sizes, frame counts, one vector polygon per region, frames equal the figure
 renderer's picture, no partial file on cancel or error, the headless CLI."""
+
 from __future__ import annotations
 
 import re
@@ -25,8 +26,7 @@ def tiny(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("runs")
     sp = builtin_dataset("spirals", n=150, seed=0, arms=3)
-    train_run(sp, mlp_spec([2, 12, 12, 3]), root / "spirals", epochs=6, save_epochs=[0, 2, 6], lr=1e-2,
-              batch_size=32, seed=0)
+    train_run(sp, mlp_spec([2, 12, 12, 3]), root / "spirals", epochs=6, save_epochs=[0, 2, 6], lr=1e-2, batch_size=32, seed=0)
     dg = builtin_dataset("digits", seed=0)
     train_run(dg, mlp_spec([64, 10, 10]), root / "digits", epochs=2, save_epochs=[2], lr=1e-2, batch_size=128, seed=0)
     from app import jobs
@@ -50,7 +50,7 @@ def test_png_has_requested_pixel_size(tiny, tmp_path):
         out = export_slice_figure(sc, tmp_path / f"f{w}.png", FigureOptions(mode="slope", width=w, height=h, dpi=dpi))
         img = imageio.imread(out)
         assert img.shape[:2] == (h, w)
-        assert img[..., :3].std() > 10          # not blank
+        assert img[..., :3].std() > 10  # not blank
 
 
 @pytest.mark.parametrize("mode,depth", [("class", None), ("hash", 1), ("layer", 2), ("slope", 1)])
@@ -63,13 +63,13 @@ def test_svg_has_one_polygon_per_region(tiny, tmp_path, mode, depth):
     groups = {g.get("id"): g for g in root.iter(f"{SVG}g") if g.get("id")}
     tiles = groups["tiles"]
     n_paths = len(list(tiles.iter(f"{SVG}path")))
-    expected = sc.full.num_regions if mode == "slope" else sc.current.num_regions   # slope lives on full-depth tiles
+    expected = sc.full.num_regions if mode == "slope" else sc.current.num_regions  # slope lives on full-depth tiles
     assert n_paths == expected
     assert "decision-boundary" in groups and len(sc.full.boundary_segments) > 0
     text = out.read_text()
-    assert "x₁" in text and "x₂" in text                                           # axis labels as text
+    assert "x₁" in text and "x₂" in text  # axis labels as text
     if mode == "slope":
-        assert "spectral norm" in text                                             # colour bar label
+        assert "spectral norm" in text  # colour bar label
 
 
 def test_pdf_has_requested_physical_size(tiny, tmp_path):
@@ -94,10 +94,10 @@ def test_epoch_video_frames_equal_the_figure_of_each_epoch(tiny, tmp_path):
     frames = read_video(out)
     assert len(frames) == 3 and frames[0].shape == (400, 480, 3)
     for k in (0, 2):
-        direct = figure_to_rgb(render_slice(_scene(tiny, k), opt))       # what File > Export draws for epoch k
+        direct = figure_to_rgb(render_slice(_scene(tiny, k), opt))  # what File > Export draws for epoch k
         assert np.array_equal(frame(k), direct)
-        assert np.abs(frames[k].astype(float) - direct).mean() < 4.0       # H.264 is lossy, but close
-    assert np.abs(frames[0].astype(float) - frames[2]).mean() > 1.0        # the epochs differ
+        assert np.abs(frames[k].astype(float) - direct).mean() < 4.0  # H.264 is lossy, but close
+    assert np.abs(frames[0].astype(float) - frames[2]).mean() > 1.0  # the epochs differ
 
 
 def test_layer_sweep_gif_frames_and_timing(tiny, tmp_path):
@@ -106,8 +106,7 @@ def test_layer_sweep_gif_frames_and_timing(tiny, tmp_path):
     from app.export.sweeps import export_video, layer_sweep_frames
     from app.render.slice_figure import FigureOptions
 
-    frames = layer_sweep_frames(tiny["bundle"], -1, tiny["slice"], tiny["window"],
-                                FigureOptions(mode="layer", width=320, height=300, dpi=60))
+    frames = layer_sweep_frames(tiny["bundle"], -1, tiny["slice"], tiny["window"], FigureOptions(mode="layer", width=320, height=300, dpi=60))
     out = export_video(tmp_path / "l.gif", frames, fps=2)
     im = Image.open(out)
     assert im.n_frames == tiny["bundle"].depth == 2
@@ -126,15 +125,15 @@ def test_path_animation_with_images(tiny, tmp_path):
     X, _ = b.points()
     from app.jobs.paths import SEGMENT_SAMPLES
 
-    pd = trace_path(b, -1, "segment", X[0], X[1])           # the window's segment: SEGMENT_SAMPLES forward passes
+    pd = trace_path(b, -1, "segment", X[0], X[1])  # the window's segment: SEGMENT_SAMPLES forward passes
     assert pd.points.shape == (SEGMENT_SAMPLES, 64) and np.allclose(pd.probs.sum(1), 1)
     n, frame = path_animation_frames(b, -1, sl, win, pd, n_frames=6, options=FigureOptions(width=640, height=400, dpi=80))
     out = export_video(tmp_path / "p.mp4", (n, frame), fps=6)
     fr = read_video(out)
     assert len(fr) == 6 and fr[0].shape == (400, 640, 3)
     a, z = frame(0), frame(5)
-    assert np.abs(a.astype(float) - z).mean() > 0.05                       # the point, image and bars moved
-    assert np.array_equal(frame(0), a)                                     # blitting is repeatable
+    assert np.abs(a.astype(float) - z).mean() > 0.05  # the point, image and bars moved
+    assert np.array_equal(frame(0), a)  # blitting is repeatable
 
 
 def _files(folder: Path) -> list[str]:
@@ -195,14 +194,46 @@ def test_cli_export_figure_and_video(tiny, tmp_path, capsys):
     from app.cli.main import main
 
     run = str(tiny["root"] / "spirals")
-    assert main(["export-figure", run, "--epoch", "2", "--layer", "1", "--color", "hash", "--size", "500", "400",
-                 "--dpi", "100", "--out", str(tmp_path / "a.png")]) == 0
+    assert (
+        main(
+            ["export-figure", run, "--epoch", "2", "--layer", "1", "--color", "hash", "--size", "500", "400", "--dpi", "100", "--out", str(tmp_path / "a.png")]
+        )
+        == 0
+    )
     assert imageio.imread(tmp_path / "a.png").shape[:2] == (400, 500)
-    assert main(["export-video", run, "--sweep", "epochs", "--epochs", "0:6", "--size", "320", "240", "--dpi", "60",
-                 "--fps", "3", "--out", str(tmp_path / "e.gif")]) == 0
+    assert (
+        main(
+            ["export-video", run, "--sweep", "epochs", "--epochs", "0:6", "--size", "320", "240", "--dpi", "60", "--fps", "3", "--out", str(tmp_path / "e.gif")]
+        )
+        == 0
+    )
     assert len(imageio.mimread(tmp_path / "e.gif")) == 3
-    assert main(["export-video", run, "--sweep", "path", "--path-kind", "segment", "--from", "0", "--to", "3",
-                 "--frames", "4", "--size", "480", "320", "--dpi", "60", "--out", str(tmp_path / "p.mp4")]) == 0
+    assert (
+        main(
+            [
+                "export-video",
+                run,
+                "--sweep",
+                "path",
+                "--path-kind",
+                "segment",
+                "--from",
+                "0",
+                "--to",
+                "3",
+                "--frames",
+                "4",
+                "--size",
+                "480",
+                "320",
+                "--dpi",
+                "60",
+                "--out",
+                str(tmp_path / "p.mp4"),
+            ]
+        )
+        == 0
+    )
     assert imageio.get_reader(tmp_path / "p.mp4").count_frames() == 4
     assert main(["export-figure", run, "--out", str(tmp_path / "a.bmp")]) == 2
     assert main(["export-figure", run, "--slice", "points:1,2", "--out", str(tmp_path / "b.png")]) == 2
@@ -219,8 +250,7 @@ def test_epoch_ranges_of_the_video_sweep(tiny, tmp_path, capsys):
     run = str(tiny["root"] / "spirals")
     for spec, frames in (("0:6:6", 2), ("1:6", 2), ("0:6:3", 3)):
         out = tmp_path / f"{spec.replace(':', '_')}.gif"
-        assert main(["export-video", run, "--sweep", "epochs", "--epochs", spec, "--size", "200", "160",
-                     "--out", str(out)]) == 0
+        assert main(["export-video", run, "--sweep", "epochs", "--epochs", spec, "--size", "200", "160", "--out", str(out)]) == 0
         assert len(imageio.mimread(out)) == frames, spec
     assert main(["export-video", run, "--sweep", "epochs", "--epochs", "10:20", "--out", str(tmp_path / "x.gif")]) == 2
     assert "no checkpoint between epochs 10 and 20" in capsys.readouterr().err
@@ -273,13 +303,11 @@ def test_path_figure_png_and_svg(tiny, tmp_path):
     pd = trace_path(b, -1, "segment", X[0], X[1])
     scene = build_slice_scene(b, -1, sl, win)
     opt = FigureOptions(width=900, height=600, dpi=100)
-    fig = render_path_figure(scene, sl, pd.points, pd.probs, pd.label, b.class_names, b.image_shape, n_images=5,
-                             options=opt)
-    assert len(fig.axes) == 2 + 5                                  # slice, probabilities, 5 images
+    fig = render_path_figure(scene, sl, pd.points, pd.probs, pd.label, b.class_names, b.image_shape, n_images=5, options=opt)
+    assert len(fig.axes) == 2 + 5  # slice, probabilities, 5 images
     png = save_figure(fig, tmp_path / "p.png", 100)
     assert imageio.imread(png).shape[:2] == (600, 900)
     svg = save_figure(fig, tmp_path / "p.svg", 100)
     root = ET.parse(svg).getroot()
     assert any(g.get("id") == "path" for g in root.iter(f"{SVG}g"))
-    assert len(list(next(g for g in root.iter(f"{SVG}g") if g.get("id") == "tiles").iter(f"{SVG}path"))) == \
-        scene.full.num_regions
+    assert len(list(next(g for g in root.iter(f"{SVG}g") if g.get("id") == "tiles").iter(f"{SVG}path"))) == scene.full.num_regions

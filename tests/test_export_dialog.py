@@ -1,5 +1,6 @@
 """File > Export… dialog (pytest-qt, offscreen): the GUI export writes the same picture as the CLI,
 runs in the worker pool with a progress dialog, and Cancel leaves no file."""
+
 from __future__ import annotations
 
 import imageio.v2 as imageio
@@ -20,8 +21,7 @@ def run_path(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("gui-export")
     ds = builtin_dataset("spirals", n=150, seed=0, arms=3)
-    train_run(ds, mlp_spec([2, 12, 12, 3]), root / "spirals", epochs=4, save_epochs=[0, 2, 4], lr=1e-2,
-              batch_size=32, seed=0)
+    train_run(ds, mlp_spec([2, 12, 12, 3]), root / "spirals", epochs=4, save_epochs=[0, 2, 4], lr=1e-2, batch_size=32, seed=0)
     return root / "spirals"
 
 
@@ -66,26 +66,47 @@ def test_gui_figure_equals_cli_figure(qtbot, fake_window, run_path, tmp_path):
 
     dlg = ExportDialog(fake_window)
     qtbot.addWidget(dlg)
-    assert dlg.mode.currentData() == "slope"                       # defaults follow the window
+    assert dlg.mode.currentData() == "slope"  # defaults follow the window
     dlg.width_.setValue(800)
     dlg.height_.setValue(600)
-    assert dlg.dpi.value() == fit_dpi(800, 600) == 125              # the dpi follows the size (6.4 x 4.8 in) ...
+    assert dlg.dpi.value() == fit_dpi(800, 600) == 125  # the dpi follows the size (6.4 x 4.8 in) ...
     dlg.width_.setValue(500)
     dlg.height_.setValue(400)
     assert dlg.dpi.value() == fit_dpi(500, 400) == 78
     dlg.dpi.setValue(100)
     dlg.width_.setValue(501)
     dlg.width_.setValue(500)
-    assert dlg.dpi.value() == 100                                   # ... until the user sets one
+    assert dlg.dpi.value() == 100  # ... until the user sets one
     dlg.path.setText(str(tmp_path / "gui.png"))
     dlg.start_export()
     qtbot.waitUntil(lambda: dlg.result_path is not None or dlg.error is not None, timeout=60000)
     assert dlg.error is None and (tmp_path / "gui.png").exists()
     assert any("Exported" in s for s in fake_window.statuses)
     w = fake_window.state.window
-    assert main(["export-figure", str(run_path), "--epoch", "2", "--layer", "2", "--color", "slope",
-                 "--window", *map(str, w), "--size", "500", "400", "--dpi", "100",
-                 "--out", str(tmp_path / "cli.png")]) == 0
+    assert (
+        main(
+            [
+                "export-figure",
+                str(run_path),
+                "--epoch",
+                "2",
+                "--layer",
+                "2",
+                "--color",
+                "slope",
+                "--window",
+                *map(str, w),
+                "--size",
+                "500",
+                "400",
+                "--dpi",
+                "100",
+                "--out",
+                str(tmp_path / "cli.png"),
+            ]
+        )
+        == 0
+    )
     a, b = imageio.imread(tmp_path / "gui.png"), imageio.imread(tmp_path / "cli.png")
     assert a.shape[:2] == (400, 500)
     assert np.array_equal(a, b)
@@ -106,7 +127,7 @@ def test_cancel_leaves_no_file(qtbot, fake_window, tmp_path):
     from PySide6.QtCore import Qt
     from PySide6.QtWidgets import QPushButton
 
-    button = dlg.progress_dialog.findChild(QPushButton)               # the user presses Cancel
+    button = dlg.progress_dialog.findChild(QPushButton)  # the user presses Cancel
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: dlg.error is not None, timeout=5000)
     fake_window.work.wait(60000)
@@ -129,7 +150,7 @@ def test_epoch_video_from_dialog_and_bad_input(qtbot, fake_window, tmp_path, mon
     dlg.dpi.setValue(60)
     dlg.path.setText(str(tmp_path / "layers.txt"))
     dlg.start_export()
-    assert warnings and ".mp4" in warnings[0]                      # wrong suffix: a message, no job
+    assert warnings and ".mp4" in warnings[0]  # wrong suffix: a message, no job
     dlg.path.setText(str(tmp_path / "layers.gif"))
     dlg.start_export()
     qtbot.waitUntil(lambda: dlg.result_path is not None or dlg.error is not None, timeout=60000)
@@ -182,7 +203,7 @@ def test_3d_exports_need_the_3d_scene_and_render_it(qtbot, fake_window, tmp_path
     qtbot.addWidget(dlg)
     dlg.kind.setCurrentIndex(dlg.kind.findData("view3d"))
     assert dlg.path.text().endswith(".png")
-    dlg.start_export()                                               # no 3D tab: a message, nothing written
+    dlg.start_export()  # no 3D tab: a message, nothing written
     assert warnings and "3D slice tab" in warnings[0]
     if not os.environ.get("DISPLAY"):
         pytest.skip("rendering the 3D scene needs OpenGL (Xvfb)")
@@ -194,15 +215,13 @@ def test_3d_exports_need_the_3d_scene_and_render_it(qtbot, fake_window, tmp_path
     from app.jobs import scene3d as jobs3d
     from app.model.view3d import Slice3Choice, View3DSettings
 
-    train_run(builtin_dataset("digits", seed=0), mlp_spec([64, 6, 6, 10]), tmp_path / "r", epochs=1,
-              save_epochs=[1], lr=1e-2, batch_size=256, seed=0)
+    train_run(builtin_dataset("digits", seed=0), mlp_spec([64, 6, 6, 10]), tmp_path / "r", epochs=1, save_epochs=[1], lr=1e-2, batch_size=256, seed=0)
     b = jobs.open_run_bundle(tmp_path / "r")
     sl, box = jobs3d.make_slice3(b, Slice3Choice("pca"), 0)
     s = View3DSettings()
     scene = jobs3d.scene_arrays(jobs.tessellate_all(b, 0, sl, box, 5000), b.depth, "class", s, box)
     fake_window.results.set_bundle(b)
-    dlg.view3d = SimpleNamespace(scene=scene, canvas=None,
-                                         state3d=SimpleNamespace(slice3=sl, box=box, settings=s))
+    dlg.view3d = SimpleNamespace(scene=scene, canvas=None, state3d=SimpleNamespace(slice3=sl, box=box, settings=s))
     dlg.width_.setValue(320)
     dlg.height_.setValue(240)
     dlg.path.setText(str(tmp_path / "v.png"))

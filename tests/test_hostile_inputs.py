@@ -5,6 +5,7 @@ app's loader, in subprocesses with an address-space limit and a time bound per c
 run no planted code (no marker file, no printed marker), print no traceback, exit with code 2 and
 one line that is neither the out-of-memory nor the internal-error fallback, and stay within memory.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,8 @@ import pytest
 from tests.hostile_corpus import PRINTED_MARKER, build_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
-PEAK_RSS_MB = 2500                 # per driver process, over all its cases
-ADDRESS_SPACE = 8 << 30            # RLIMIT_AS of each driver (torch alone maps ~2 GB of address space)
+PEAK_RSS_MB = 2500  # per driver process, over all its cases
+ADDRESS_SPACE = 8 << 30  # RLIMIT_AS of each driver (torch alone maps ~2 GB of address space)
 WORKERS = 2
 
 _TMP = Path(tempfile.mkdtemp(prefix="splineatlas-hostile-"))
@@ -44,14 +45,26 @@ def outcomes():
     train_run(builtin_dataset("moons", n=60, seed=0), mlp_spec([2, 4, 2]), _VALID, epochs=1, save_epochs=[0, 1])
     batches = [CASES[i::WORKERS] for i in range(WORKERS)]
     procs = []
-    env = {**os.environ, "HOSTILE_ADDRESS_SPACE_BYTES": str(ADDRESS_SPACE), "SPLINEATLAS_CACHE": str(_TMP / "cache"),
-           "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "HOSTILE_ADDRESS_SPACE_BYTES": str(ADDRESS_SPACE),
+        "SPLINEATLAS_CACHE": str(_TMP / "cache"),
+        "PYTHONPATH": str(ROOT),
+        "OMP_NUM_THREADS": "1",
+    }
     for i, batch in enumerate(batches):
         f = _TMP / f"batch{i}.json"
-        f.write_text(json.dumps([{"name": c.name, "target": c.target, "commands": c.commands,
-                                  "app_loader": c.app_loader} for c in batch]))
-        procs.append(subprocess.Popen([sys.executable, str(ROOT / "tests" / "hostile_driver.py"), str(f)],
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=_TMP, text=True))
+        f.write_text(json.dumps([{"name": c.name, "target": c.target, "commands": c.commands, "app_loader": c.app_loader} for c in batch]))
+        procs.append(
+            subprocess.Popen(
+                [sys.executable, str(ROOT / "tests" / "hostile_driver.py"), str(f)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                cwd=_TMP,
+                text=True,
+            )
+        )
     results = {}
     for p in procs:
         out, err = p.communicate(timeout=1800)

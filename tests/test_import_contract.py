@@ -7,6 +7,7 @@
 * no module imports itself through others: there is no import cycle, counting imports inside functions
   too (a lazy import that closes a circle is still a circle).
 """
+
 from __future__ import annotations
 
 import ast
@@ -38,7 +39,7 @@ def _imports(path: Path) -> set[str]:
                 mod = ".".join(base + ([node.module] if node.module else []))
             else:
                 mod = node.module or ""
-            for a in node.names:   # "from pkg import module" imports pkg.module; "from mod import name", mod
+            for a in node.names:  # "from pkg import module" imports pkg.module; "from mod import name", mod
                 sub = f"{mod}.{a.name}"
                 out.add(sub if _is_module(sub) else mod)
     return out
@@ -66,8 +67,11 @@ def _within(mod: str, prefix: str) -> bool:
 
 
 def _all_imports(mod: str) -> set[str]:
-    return _imports(ROOT / Path(*mod.split(".")).with_suffix(".py")) if (ROOT / Path(*mod.split(".")).with_suffix(".py")).exists() \
+    return (
+        _imports(ROOT / Path(*mod.split(".")).with_suffix(".py"))
+        if (ROOT / Path(*mod.split(".")).with_suffix(".py")).exists()
         else _imports(ROOT / Path(*mod.split(".")) / "__init__.py")
+    )
 
 
 def test_the_engine_never_imports_the_app():
@@ -79,8 +83,7 @@ def test_model_jobs_render_and_export_are_qt_free_and_below_the_faces():
     bad = {}
     for m in GRAPH:
         if any(_within(m, p) for p in QT_FREE):
-            wrong = sorted(i for i in _all_imports(m) if _within(i, "app.qt") or _within(i, "app.cli")
-                           or any(_within(i, g) for g in GUI))
+            wrong = sorted(i for i in _all_imports(m) if _within(i, "app.qt") or _within(i, "app.cli") or any(_within(i, g) for g in GUI))
             if wrong:
                 bad[m] = wrong
     assert not bad

@@ -1,4 +1,5 @@
 """Local data matrix and leaf paths: brute-force checks against dense G and independent autograd Jacobians."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +10,7 @@ from torch import nn
 from geometry.networks.datasets import builtin_dataset
 from geometry.errors import CancelledError, DatasetError, SplineAtlasError
 from geometry.foliation.leaf_paths import REACHED, STAGNATED, horizontal_paths, normal_paths, random_directions
-from geometry.foliation.local_data_matrix import (dense_local_data_matrix, local_data_matrix, log_prob_jacobian, row_space,
-                                        trace_over_run)
+from geometry.foliation.local_data_matrix import dense_local_data_matrix, local_data_matrix, log_prob_jacobian, row_space, trace_over_run
 from geometry.networks.network import Network
 from geometry.networks.spec import digits_cnn_spec, mlp_spec, validate_spec
 
@@ -70,27 +70,53 @@ def _row_residual(J: np.ndarray, s: np.ndarray) -> float:
 
 def test_jacobian_methods_agree_with_autograd_functional():
     torch.manual_seed(1)
-    specs = [digits_cnn_spec(channels=2, hidden=8), mlp_spec([5, 7, 7, 4], activation="leaky_relu"), mlp_spec([3, 6, 1]),
-             validate_spec({"input_shape": [1, 6, 6], "layers": [
-                 {"type": "conv2d", "in_channels": 1, "out_channels": 3, "kernel_size": 3}, {"type": "relu"},
-                 {"type": "maxpool2d", "kernel_size": 2}, {"type": "flatten"},
-                 {"type": "residual", "body": [{"type": "linear", "in_features": 12, "out_features": 12},
-                                               {"type": "abs"}]},
-                 {"type": "linear", "in_features": 12, "out_features": 3}, {"type": "softplus"},
-                 {"type": "linear", "in_features": 3, "out_features": 3}]}),
-             validate_spec({"input_shape": [1, 7, 7], "layers": [     # odd size: pooling drops a row/column
-                 {"type": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3, "padding": 1},
-                 {"type": "relu"}, {"type": "avgpool2d", "kernel_size": 2}, {"type": "flatten"},
-                 {"type": "linear", "in_features": 18, "out_features": 4}]}),
-             validate_spec({"input_shape": [1, 8, 8], "layers": [      # strided first conv (col2im route)
-                 {"type": "conv2d", "in_channels": 1, "out_channels": 3, "kernel_size": 3, "stride": 2},
-                 {"type": "relu"}, {"type": "flatten"},
-                 {"type": "linear", "in_features": 27, "out_features": 3}]})]
+    specs = [
+        digits_cnn_spec(channels=2, hidden=8),
+        mlp_spec([5, 7, 7, 4], activation="leaky_relu"),
+        mlp_spec([3, 6, 1]),
+        validate_spec(
+            {
+                "input_shape": [1, 6, 6],
+                "layers": [
+                    {"type": "conv2d", "in_channels": 1, "out_channels": 3, "kernel_size": 3},
+                    {"type": "relu"},
+                    {"type": "maxpool2d", "kernel_size": 2},
+                    {"type": "flatten"},
+                    {"type": "residual", "body": [{"type": "linear", "in_features": 12, "out_features": 12}, {"type": "abs"}]},
+                    {"type": "linear", "in_features": 12, "out_features": 3},
+                    {"type": "softplus"},
+                    {"type": "linear", "in_features": 3, "out_features": 3},
+                ],
+            }
+        ),
+        validate_spec(
+            {
+                "input_shape": [1, 7, 7],
+                "layers": [  # odd size: pooling drops a row/column
+                    {"type": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3, "padding": 1},
+                    {"type": "relu"},
+                    {"type": "avgpool2d", "kernel_size": 2},
+                    {"type": "flatten"},
+                    {"type": "linear", "in_features": 18, "out_features": 4},
+                ],
+            }
+        ),
+        validate_spec(
+            {
+                "input_shape": [1, 8, 8],
+                "layers": [  # strided first conv (col2im route)
+                    {"type": "conv2d", "in_channels": 1, "out_channels": 3, "kernel_size": 3, "stride": 2},
+                    {"type": "relu"},
+                    {"type": "flatten"},
+                    {"type": "linear", "in_features": 27, "out_features": 3},
+                ],
+            }
+        ),
+    ]
     for spec in specs:
         net = Network(spec).to_dtype_device(torch.float64)
         X = torch.randn(4, net.input_dim, dtype=torch.float64)
-        ref = np.stack([_indep_jacobian(net, x) if net.output_dim > 1 else None for x in X]) \
-            if net.output_dim > 1 else None
+        ref = np.stack([_indep_jacobian(net, x) if net.output_dim > 1 else None for x in X]) if net.output_dim > 1 else None
         outs = {m: log_prob_jacobian(net, X, m, with_patterns=True) for m in ("backprop", "vjp", "loop", "jacrev")}
         for m, o in outs.items():
             if ref is not None:
@@ -113,16 +139,16 @@ def test_local_data_matrix_matches_dense_G_and_rank_bound(digits_mlp, digits):
     rng = np.random.default_rng(0)
     X = np.concatenate([digits.X_test[:20], rng.uniform(-1, 2, (20, 64))]).astype(np.float64)
     ldm = local_data_matrix(digits_mlp, X, keep_jacobian=True)
-    G = dense_local_data_matrix(digits_mlp, X)                       # (N, 64, 64), independent route
+    G = dense_local_data_matrix(digits_mlp, X)  # (N, 64, 64), independent route
     np.testing.assert_allclose(ldm.trace, np.trace(G, axis1=1, axis2=2), rtol=1e-9, atol=1e-12)
     ev_dense = np.sort(np.linalg.eigvalsh(G), axis=1)[:, ::-1]
     np.testing.assert_allclose(ldm.eigenvalues, ev_dense[:, :10], atol=1e-9 * ev_dense[:, :1].max())
-    assert (ev_dense[:, 10:] < 1e-9 * ev_dense[:, :1]).all()       # nothing beyond the C×C spectrum
+    assert (ev_dense[:, 10:] < 1e-9 * ev_dense[:, :1]).all()  # nothing beyond the C×C spectrum
     C = 10
     assert (ldm.rank <= C - 1).all() and (ldm.jacobian_rank <= C - 1).all()
-    for g in G:                                                      # numpy's own rank of the dense matrix
+    for g in G:  # numpy's own rank of the dense matrix
         assert np.linalg.matrix_rank(g, tol=1e-8 * np.abs(g).max()) <= C - 1
-    assert (ldm.jacobian_rank == C - 1).mean() > 0.9                 # generic points: the bound is attained
+    assert (ldm.jacobian_rank == C - 1).mean() > 0.9  # generic points: the bound is attained
     # probabilities weighted rows sum to zero (their eq. 4)
     np.testing.assert_allclose(np.einsum("nc,ncd->nd", ldm.probs, ldm.jacobian), 0, atol=1e-10)
 
@@ -131,8 +157,8 @@ def test_row_space_is_robust_to_rank_deficiency():
     torch.manual_seed(0)
     B = torch.randn(6, 3, 40, dtype=torch.float64)
     mix = torch.randn(6, 5, 3, dtype=torch.float64)
-    J = mix @ B                                                      # (6, 5, 40) of rank 3
-    J[0] = 0.0                                                        # and one zero matrix
+    J = mix @ B  # (6, 5, 40) of rank 3
+    J[0] = 0.0  # and one zero matrix
     for method in ("gram", "svd"):
         rs = row_space(J, method=method)
         assert rs.rank.tolist() == [0, 3, 3, 3, 3, 3]
@@ -164,9 +190,9 @@ def test_row_space_projection_with_graded_singular_values_matches_lstsq(method, 
     # singular values 1, 1e-3, 1e-6 (J Jᵀ: 1 .. 1e-12, so a plain Gram route is off-orthonormal by ~1e-4)
     if case == "graded":
         J, rank = _graded(4, 3, 30, [1.0, 1e-3, 1e-6]), 3
-    elif case == "graded_rank_deficient":                  # a 4th singular value that is exactly zero
+    elif case == "graded_rank_deficient":  # a 4th singular value that is exactly zero
         J, rank = _graded(4, 4, 30, [1.0, 1e-3, 1e-6, 0.0], seed=1), 3
-    else:                                                  # exactly rank deficient: row 3 is a copy of row 0
+    else:  # exactly rank deficient: row 3 is a copy of row 0
         J = _graded(4, 4, 30, [1.0, 1e-3, 1e-6, 1e-2], seed=2)
         J[:, 3] = J[:, 0]
         rank = 3
@@ -180,7 +206,7 @@ def test_row_space_projection_with_graded_singular_values_matches_lstsq(method, 
         np.testing.assert_allclose(q @ q.T, np.eye(rank), atol=1e-12)
         assert np.abs(Q[i][rank:]).max(initial=0.0) == 0.0
         Ji = J[i].numpy()
-        coef, *_ = np.linalg.lstsq(Ji.T, r[i], rcond=None)       # min ||Jᵀ c − r||: Jᵀ c is the projection
+        coef, *_ = np.linalg.lstsq(Ji.T, r[i], rcond=None)  # min ||Jᵀ c − r||: Jᵀ c is the projection
         np.testing.assert_allclose(pr[i], Ji.T @ coef, atol=1e-8)
         np.testing.assert_allclose(pr[i], np.linalg.pinv(Ji, rcond=1e-9) @ (Ji @ r[i]), atol=1e-8)
         # the residual is orthogonal to every row of J
@@ -214,7 +240,7 @@ def test_horizontal_steps_lie_in_row_space_and_normal_steps_are_orthogonal(digit
                 J = _indep_jacobian(digits_mlp, P[t])
                 if tangent:
                     assert _row_residual(J, step) <= 1e-8 * np.linalg.norm(step)
-                else:   # orthogonal to every ∇ log p_i
+                else:  # orthogonal to every ∇ log p_i
                     assert np.abs(J @ step).max() <= 1e-8 * np.linalg.norm(J) * np.linalg.norm(step)
                 assert np.linalg.norm(step) == pytest.approx(lp.step_length[i, t], rel=1e-9)
             ang = lp.step_angle[i, :n]
@@ -227,7 +253,7 @@ def test_normal_path_keeps_the_prediction(digits_mlp, digits):
     lp = normal_paths(digits_mlp, X, step_size=0.02, steps=25)
     # and a random (non-projected) walk of the same length for contrast
     assert (lp.predicted == lp.predicted[:, :1]).all()
-    dp_normal = np.abs(lp.probs[:, 1:] - lp.probs[:, :-1]).max(-1)               # (N, T)
+    dp_normal = np.abs(lp.probs[:, 1:] - lp.probs[:, :-1]).max(-1)  # (N, T)
     # per-step change is tiny unless an activation region was crossed (logit differences are
     # exactly constant along ker J inside one linear region)
     same_region = lp.pattern_changes.sum(-1) == 0
@@ -250,7 +276,7 @@ def test_horizontal_path_reaches_a_destination_on_its_leaf(digits_mlp, digits):
     w = rs.project(torch.as_tensor(random_directions(6, 64, seed=4))).numpy()
     w /= np.linalg.norm(w, axis=1, keepdims=True)
     dest = X.copy()
-    for i in range(6):       # longest move (≤ 1) along the leaf that stays in the source's linear region
+    for i in range(6):  # longest move (≤ 1) along the leaf that stays in the source's linear region
         for r in (1.0, 0.5, 0.25, 0.12, 0.06, 0.03):
             pats = net64.trace(torch.as_tensor(X[i] + r * w[i])[None]).patterns
             if all(torch.equal(p[0], q[i]) for p, q in zip(pats, lj.patterns)):
@@ -343,8 +369,7 @@ def test_rk4_tracks_the_field_more_accurately_on_a_smooth_net():
     d = s + 3 * random_directions(2, 6, seed=1)
     fine = horizontal_paths(net, s, d, step_size=0.005, max_steps=100, stop_on_stagnation=False, clip_steps=False)
     e = horizontal_paths(net, s, d, step_size=0.25, max_steps=2, stop_on_stagnation=False, clip_steps=False)
-    r = horizontal_paths(net, s, d, step_size=0.25, max_steps=2, integrator="rk4", stop_on_stagnation=False,
-                         clip_steps=False)
+    r = horizontal_paths(net, s, d, step_size=0.25, max_steps=2, integrator="rk4", stop_on_stagnation=False, clip_steps=False)
     err_e = np.linalg.norm(e.final_points - fine.final_points, axis=1)
     err_r = np.linalg.norm(r.final_points - fine.final_points, axis=1)
     assert (err_r < err_e).all()
@@ -357,7 +382,7 @@ def test_errors_and_cancel(digits_mlp, digits):
         horizontal_paths(digits_mlp, np.zeros((2, 64)), np.zeros((3, 64)))
     with pytest.raises(CancelledError):
         horizontal_paths(digits_mlp, digits.X_test[:2], digits.X_test[2:4], cancel=lambda: True)
-    lp = horizontal_paths(digits_mlp, digits.X_test[0], digits.X_test[0])   # already there
+    lp = horizontal_paths(digits_mlp, digits.X_test[0], digits.X_test[0])  # already there
     assert lp.status[0] == REACHED and lp.num_steps[0] == 0
 
 
@@ -389,8 +414,7 @@ def test_trace_over_run_is_per_checkpoint_mean_trace(digits):
     seen = []
     curve = trace_over_run(run, X, digits.y_test[:40], dtype=torch.float64, progress=lambda f, m: seen.append(f))
     for i, n in enumerate(nets):
-        assert curve.mean_trace[i] == pytest.approx(np.trace(dense_local_data_matrix(n, X), axis1=1, axis2=2).mean(),
-                                                    rel=1e-9)
+        assert curve.mean_trace[i] == pytest.approx(np.trace(dense_local_data_matrix(n, X), axis1=1, axis2=2).mean(), rel=1e-9)
     assert curve.accuracy[2] > curve.accuracy[0] and seen[-1] == 1.0
     with pytest.raises(DatasetError):
         trace_over_run(run)
@@ -434,12 +458,12 @@ def test_bundled_digits_paths_reach_or_end_at_a_verified_local_minimum_of_the_le
         x = lp.final_points[i]
         r = dst[i] - x
         J = _indep_jacobian(net, x)
-        assert np.linalg.norm(r) - _row_residual(J, r) <= 1e-8 * np.linalg.norm(r)   # r ⟂ row(J)
+        assert np.linalg.norm(r) - _row_residual(J, r) <= 1e-8 * np.linalg.norm(r)  # r ⟂ row(J)
         with torch.no_grad():
             tx = net64.trace(torch.as_tensor(x)[None])
-            assert min(float(p.abs().min()) for p in tx.preactivations) > 0         # strictly inside a region
+            assert min(float(p.abs().min()) for p in tx.preactivations) > 0  # strictly inside a region
             basis = np.linalg.svd(J, full_matrices=False)[2][:9]
-            Z = x + 1e-4 * _unit(rng.standard_normal((8, 9)) @ basis)             # leaf-piece neighbours
+            Z = x + 1e-4 * _unit(rng.standard_normal((8, 9)) @ basis)  # leaf-piece neighbours
             tz = net64.trace(torch.as_tensor(Z))
             assert all(bool((pz == px).all()) for pz, px in zip(tz.patterns, tx.patterns))
             assert (np.linalg.norm(dst[i] - Z, axis=1) > np.linalg.norm(r)).all()
@@ -451,16 +475,25 @@ def test_jacobian_reuse_inside_a_region_is_exact_and_skips_backward_sweeps(digit
     """A piecewise-affine net's logit Jacobian depends only on the activation pattern (masks, max-pool
     argmax): reusing it while a path stays in its region must give the same path as recomputing."""
     torch.manual_seed(3)
-    spec = validate_spec({"input_shape": [1, 8, 8], "layers": [
-        {"type": "conv2d", "in_channels": 1, "out_channels": 3, "kernel_size": 3, "padding": 1}, {"type": "relu"},
-        {"type": "maxpool2d", "kernel_size": 2}, {"type": "flatten"},
-        {"type": "linear", "in_features": 48, "out_features": 12}, {"type": "leaky_relu"},
-        {"type": "linear", "in_features": 12, "out_features": 10}]})
+    spec = validate_spec(
+        {
+            "input_shape": [1, 8, 8],
+            "layers": [
+                {"type": "conv2d", "in_channels": 1, "out_channels": 3, "kernel_size": 3, "padding": 1},
+                {"type": "relu"},
+                {"type": "maxpool2d", "kernel_size": 2},
+                {"type": "flatten"},
+                {"type": "linear", "in_features": 48, "out_features": 12},
+                {"type": "leaky_relu"},
+                {"type": "linear", "in_features": 12, "out_features": 10},
+            ],
+        }
+    )
     net = _train(Network(spec), digits.X_train, digits.y_train, steps=60)
     S, Dst = digits.X_test[:5], digits.X_test[5:10]
     kw = dict(step_size=0.1, max_steps=60, clip_steps=False, stop_on_stagnation=False, chunk_size=2)
     off = horizontal_paths(net, S, Dst, reuse_jacobian=False, **kw)
-    on = horizontal_paths(net, S, Dst, **kw)                                   # auto: on for this net
+    on = horizontal_paths(net, S, Dst, **kw)  # auto: on for this net
     assert on.settings["jacobian_reuse"] and not off.settings["jacobian_reuse"]
     assert on.settings["jacobian_evaluations"] == 5 * 61
     # sweeps = first evaluation + one per region-changing step (paths oscillate inside their last region)
@@ -471,8 +504,7 @@ def test_jacobian_reuse_inside_a_region_is_exact_and_skips_backward_sweeps(digit
     assert (on.pattern_changes == off.pattern_changes).all() and (on.tangent_rank == off.tangent_rank).all()
     nn_ = normal_paths(net, S, steps=20, step_size=0.05)
     assert nn_.settings["jacobian_sweeps"] < nn_.settings["jacobian_evaluations"]
-    np.testing.assert_allclose(nn_.final_points, normal_paths(net, S, steps=20, step_size=0.05,
-                                                              reuse_jacobian=False).final_points, atol=1e-10)
+    np.testing.assert_allclose(nn_.final_points, normal_paths(net, S, steps=20, step_size=0.05, reuse_jacobian=False).final_points, atol=1e-10)
     smooth = Network(mlp_spec([64, 8, 10], activation="tanh"))
     assert not horizontal_paths(smooth, S[:1], Dst[:1], max_steps=2).settings["jacobian_reuse"]
     with pytest.raises(SplineAtlasError):

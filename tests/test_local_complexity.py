@@ -1,4 +1,5 @@
 """Local complexity (orthoplex frame) and exact square region counts, against independent brute force."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,14 @@ import pytest
 import torch
 
 from geometry.errors import CancelledError, DatasetError, SplineAtlasError
-from geometry.local_complexity import (count_polygons_in_squares, local_complexity, local_complexity_loop,
-                                       orthoplex_directions, sample_boundary_points, square_region_counts)
+from geometry.local_complexity import (
+    count_polygons_in_squares,
+    local_complexity,
+    local_complexity_loop,
+    orthoplex_directions,
+    sample_boundary_points,
+    square_region_counts,
+)
 from geometry.networks.network import Network
 from geometry.slices import Slice
 from geometry.networks.spec import digits_cnn_spec, mlp_spec
@@ -95,7 +102,7 @@ def test_polygons_in_squares_on_a_grid():
     off = np.arange(0, 4 * 17, 4)
     C = np.array([[2.0, 2.0], [1.5, 1.5], [1.5, 1.5], [0.0, 0.0], [2.0, 1.5]])
     H = [0.1, 0.1, 0.5, 0.3, 0.7]
-    got = [int(count_polygons_in_squares(V, off, C[k:k + 1], H[k])[0]) for k in range(len(C))]
+    got = [int(count_polygons_in_squares(V, off, C[k : k + 1], H[k])[0]) for k in range(len(C))]
     assert got == [4, 1, 1, 1, 6]
 
 
@@ -107,7 +114,7 @@ def test_square_counts_equal_direct_tessellation_and_bound_sampling():
     h = 0.12
     res = square_region_counts(net, sl, C, h)
     assert res.counts.shape == (net.depth, 6)
-    assert np.all(np.diff(res.counts, axis=0) >= 0)          # deeper layers only refine
+    assert np.all(np.diff(res.counts, axis=0) >= 0)  # deeper layers only refine
     g = np.linspace(-h, h, 121)
     uu, vv = np.meshgrid(g, g)
     close = 0
@@ -140,7 +147,7 @@ def test_boundary_samples_lie_on_segments():
     p = sample_boundary_points(seg, 400, seed=1)
     assert p.shape == (400, 2)
     assert np.all((np.abs(p[:, 0]) < 1e-12) | (np.abs(p[:, 1]) < 1e-12))
-    assert 0.6 < np.mean(p[:, 1] > 0) < 0.9                   # ~3/4 by length
+    assert 0.6 < np.mean(p[:, 1] > 0) < 0.9  # ~3/4 by length
     assert sample_boundary_points(np.zeros((0, 2, 2)), 5).shape == (0, 2)
 
 

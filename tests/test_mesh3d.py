@@ -1,6 +1,7 @@
 """Render meshes from 3D tessellations (geometry/tessellation/mesh3d.py): topology, counts, filters, exploded view,
 decision-boundary mesh, picking. The tessellations come from an independent reference (plain polyhedron
 clipping, tests/reference_tess3d.py) and, when it is present, from the engine."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -43,7 +44,7 @@ def test_fan_triangulation_matches_a_loop():
     tris, tri_face = mesh3d.triangulate_faces(idx, offsets)
     expect, expect_face = [], []
     for f in range(len(sizes)):
-        loop = idx[offsets[f]:offsets[f + 1]]
+        loop = idx[offsets[f] : offsets[f + 1]]
         for k in range(1, len(loop) - 1):
             expect.append([loop[0], loop[k], loop[k + 1]])
             expect_face.append(f)
@@ -69,11 +70,10 @@ def test_topology_checks_catch_a_missing_face_and_a_flipped_face(ref):
     # drop the last face of cell r
     cut0, cut1 = t.face_offsets[f1 - 1], t.face_offsets[f1]
     fi = np.delete(t.face_indices, np.arange(cut0, cut1))
-    fo = np.concatenate([t.face_offsets[:f1], t.face_offsets[f1 + 1:] - (cut1 - cut0)])
+    fo = np.concatenate([t.face_offsets[:f1], t.face_offsets[f1 + 1 :] - (cut1 - cut0)])
     cfo = t.cell_face_offsets.copy()
-    cfo[r + 1:] -= 1
-    broken = dataclasses.replace(t, face_indices=fi, face_offsets=fo, cell_face_offsets=cfo,
-                                 face_layer=np.delete(t.face_layer, f1 - 1))
+    cfo[r + 1 :] -= 1
+    broken = dataclasses.replace(t, face_indices=fi, face_offsets=fo, cell_face_offsets=cfo, face_layer=np.delete(t.face_layer, f1 - 1))
     w = mesh3d.cell_watertight(broken)
     assert not w[r] and w[np.arange(t.num_regions) != r].all()
     assert mesh3d.cell_euler_characteristic(broken)[r] != 2
@@ -100,7 +100,7 @@ def test_face_mesh_counts_and_area_match_the_tessellation(ref):
     # each triangle's vertices are vertices of its source face
     for k in np.random.default_rng(1).integers(0, m.triangles.shape[0], 50):
         f = m.tri_face[k]
-        loop = t.vertices[t.face_indices[t.face_offsets[f]:t.face_offsets[f + 1]]]
+        loop = t.vertices[t.face_indices[t.face_offsets[f] : t.face_offsets[f + 1]]]
         for v in m.positions[m.triangles[k]]:
             assert np.min(np.linalg.norm(loop - v, axis=1)) < 1e-6
 
@@ -120,7 +120,7 @@ def test_outline_deduplication(ref):
         p = np.sort(p.view([("x", float), ("y", float), ("z", float)]).reshape(-1, 2), axis=1)
         return {tuple(map(tuple, q.tolist())) for q in p}
 
-    assert segs(geo) == segs(per_cell) == segs(per_face)       # same picture
+    assert segs(geo) == segs(per_cell) == segs(per_face)  # same picture
     assert geo.edges.shape[0] == len(segs(per_face)) < per_cell.edges.shape[0]
     # a segment keeps the newest layer among the faces it borders
     lay = np.asarray(t.face_layer)
@@ -133,7 +133,7 @@ def test_outline_deduplication(ref):
     for k, f in zip(keyed(per_face), per_face.edge_face):
         newest[k] = max(newest.get(k, -2), int(lay[f]))
     assert all(newest[k] == lay[f] for k, f in zip(keyed(geo), geo.edge_face))
-    assert mesh3d.face_mesh(t, explode=0.3).edges.shape[0] == per_cell.edges.shape[0]   # exploded: per cell
+    assert mesh3d.face_mesh(t, explode=0.3).edges.shape[0] == per_cell.edges.shape[0]  # exploded: per cell
 
 
 def test_layer_filter(ref):
@@ -145,8 +145,7 @@ def test_layer_filter(ref):
     assert mesh3d.layer_face_mask(t, 0, include_domain=True).sum() == len(t.face_layer)
     m = mesh3d.face_mesh(t, only)
     assert m.num_faces == int(only.sum()) and set(np.unique(t.face_layer[m.tri_face])) == {0}
-    np.testing.assert_allclose(_face_area_sum(t, m.faces),
-                               _face_area_sum(t, np.flatnonzero(only)), rtol=1e-12)
+    np.testing.assert_allclose(_face_area_sum(t, m.faces), _face_area_sum(t, np.flatnonzero(only)), rtol=1e-12)
 
 
 def test_exploded_view_moves_each_cell_rigidly_away_from_the_centre(ref):
@@ -165,7 +164,7 @@ def test_point_triangle_distance_against_sampling():
     T = rng.normal(size=(200, 3, 3))
     P = rng.normal(size=(200, 3)) * 2
     d = mesh3d.points_to_triangles_distance(P, T)
-    s = rng.dirichlet(np.ones(3), size=4000)        # barycentric samples
+    s = rng.dirichlet(np.ones(3), size=4000)  # barycentric samples
     samples = np.einsum("sk,tkd->tsd", s, T)
     brute = np.linalg.norm(samples - P[:, None], axis=2).min(1)
     assert (d <= brute + 1e-12).all()
@@ -186,8 +185,8 @@ def test_near_boundary_filter_against_brute_force(ref):
     fc = mesh3d.face_cells(t)
     for dist in (0.0, 0.1, 0.3):
         m = mesh3d.near_boundary_face_mask(t, dist)
-        assert m[crossed[fc]].all()                       # every face of a crossed cell
-        assert m[(brute <= dist)].all()                   # everything surely within the distance
+        assert m[crossed[fc]].all()  # every face of a crossed cell
+        assert m[(brute <= dist)].all()  # everything surely within the distance
         exact_far = ~m & ~crossed[fc]
         assert (brute[exact_far] > dist - 1e-12).all()
     assert mesh3d.near_boundary_face_mask(t, 0.0).sum() < mesh3d.near_boundary_face_mask(t, 0.3).sum()
@@ -333,10 +332,9 @@ def test_plane_section_is_the_exact_2d_tessellation_of_the_plane():
         assert np.allclose(P[:, axis], pos)
         others = [k for k in range(3) if k != axis]
         area = 0.5 * np.linalg.norm(mesh3d.polygon_normals(P, off), axis=1)
-        np.testing.assert_allclose(area.sum(), 4.0, rtol=1e-9)           # the box's cross-section
+        np.testing.assert_allclose(area.sum(), 4.0, rtol=1e-9)  # the box's cross-section
         u = np.zeros(3)
         u[axis] = pos
-        t2 = tessellate(net, Slice(u, np.eye(3)[:, others]), BOX[[2 * others[0], 2 * others[0] + 1,
-                                                                   2 * others[1], 2 * others[1] + 1]])
-        assert len(cells) == t2.num_regions                              # one polygon per 2D region
+        t2 = tessellate(net, Slice(u, np.eye(3)[:, others]), BOX[[2 * others[0], 2 * others[0] + 1, 2 * others[1], 2 * others[1] + 1]])
+        assert len(cells) == t2.num_regions  # one polygon per 2D region
         np.testing.assert_allclose(np.sort(area), np.sort(t2.areas()), rtol=1e-7, atol=1e-12)

@@ -1,4 +1,5 @@
 """Canonical network form: specs, module canonicalisation, traces, piecewise-affine checks."""
+
 import numpy as np
 import pytest
 import torch
@@ -33,10 +34,18 @@ def test_cnn_takes_flat_inputs_and_reports_all_layers():
 
 
 def test_smooth_layer_is_named():
-    spec = validate_spec({"input_shape": [3], "layers": [
-        {"type": "linear", "in_features": 3, "out_features": 4}, {"type": "relu"},
-        {"type": "linear", "in_features": 4, "out_features": 4}, {"type": "gelu"},
-        {"type": "linear", "in_features": 4, "out_features": 2}]})
+    spec = validate_spec(
+        {
+            "input_shape": [3],
+            "layers": [
+                {"type": "linear", "in_features": 3, "out_features": 4},
+                {"type": "relu"},
+                {"type": "linear", "in_features": 4, "out_features": 4},
+                {"type": "gelu"},
+                {"type": "linear", "in_features": 4, "out_features": 2},
+            ],
+        }
+    )
     net = Network(spec)
     assert not net.is_piecewise_affine and net.first_smooth_layer.path == "3"
     with pytest.raises(NotPiecewiseAffineError, match="layer 3 is gelu"):
@@ -44,12 +53,19 @@ def test_smooth_layer_is_named():
 
 
 def test_residual_leaky_abs_maxpool_trace():
-    spec = validate_spec({"input_shape": [1, 4, 4], "layers": [
-        {"type": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3, "padding": 1},
-        {"type": "leaky_relu", "negative_slope": 0.1},
-        {"type": "residual", "body": [{"type": "conv2d", "in_channels": 2, "out_channels": 2, "kernel_size": 1}, {"type": "abs"}]},
-        {"type": "maxpool2d", "kernel_size": 2},
-        {"type": "flatten"}, {"type": "linear", "in_features": 8, "out_features": 3}]})
+    spec = validate_spec(
+        {
+            "input_shape": [1, 4, 4],
+            "layers": [
+                {"type": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3, "padding": 1},
+                {"type": "leaky_relu", "negative_slope": 0.1},
+                {"type": "residual", "body": [{"type": "conv2d", "in_channels": 2, "out_channels": 2, "kernel_size": 1}, {"type": "abs"}]},
+                {"type": "maxpool2d", "kernel_size": 2},
+                {"type": "flatten"},
+                {"type": "linear", "in_features": 8, "out_features": 3},
+            ],
+        }
+    )
     net = Network(spec)
     assert [li.kind for li in net.layer_infos] == ["leaky_relu", "abs", "maxpool2d"]
     assert net.layer_infos[1].path == "2.body.1"
@@ -61,8 +77,14 @@ def test_residual_leaky_abs_maxpool_trace():
 
 def test_spec_from_module_roundtrip_nested_and_trailing_softmax():
     torch.manual_seed(1)
-    m = nn.Sequential(nn.Linear(3, 6), nn.ReLU(), nn.Sequential(nn.Linear(6, 4), nn.LeakyReLU(0.2)),
-                      Residual(nn.Sequential(nn.Linear(4, 4), Abs())), nn.Linear(4, 2), nn.Softmax(-1)).eval()
+    m = nn.Sequential(
+        nn.Linear(3, 6),
+        nn.ReLU(),
+        nn.Sequential(nn.Linear(6, 4), nn.LeakyReLU(0.2)),
+        Residual(nn.Sequential(nn.Linear(4, 4), Abs())),
+        nn.Linear(4, 2),
+        nn.Softmax(-1),
+    ).eval()
     spec, state = spec_from_module(m)
     net = Network(spec)
     net.load_weights(state)
@@ -97,15 +119,18 @@ def test_load_weights_names_missing_unexpected_misshaped_and_nan():
         net.load_weights(nan)
 
 
-@pytest.mark.parametrize("layers, match", [
-    ([{"type": "linear", "in_features": 3, "out_features": 2}], "do not fit"),
-    ([{"type": "bogus"}], r"layers\[0\].*tag 'bogus'"),
-    ([{"type": "linear", "in_features": 2}], r"layers\[0\]\.out_features: Field required"),
-    ([{"type": "linear", "in_features": "2", "out_features": 2}], r"in_features: Input should be a valid integer"),
-    ([{"type": "linear", "in_features": True, "out_features": 2}], r"in_features: Input should be a valid integer"),
-    ([{"type": "leaky_relu", "negative_slope": float("nan")}], r"negative_slope.*finite"),
-    ([{"type": "linear", "in_features": 2, "out_features": 2, "bias": True, "extra": 1}], r"extra: Extra inputs"),
-])
+@pytest.mark.parametrize(
+    "layers, match",
+    [
+        ([{"type": "linear", "in_features": 3, "out_features": 2}], "do not fit"),
+        ([{"type": "bogus"}], r"layers\[0\].*tag 'bogus'"),
+        ([{"type": "linear", "in_features": 2}], r"layers\[0\]\.out_features: Field required"),
+        ([{"type": "linear", "in_features": "2", "out_features": 2}], r"in_features: Input should be a valid integer"),
+        ([{"type": "linear", "in_features": True, "out_features": 2}], r"in_features: Input should be a valid integer"),
+        ([{"type": "leaky_relu", "negative_slope": float("nan")}], r"negative_slope.*finite"),
+        ([{"type": "linear", "in_features": 2, "out_features": 2, "bias": True, "extra": 1}], r"extra: Extra inputs"),
+    ],
+)
 def test_bad_specs(layers, match):
     with pytest.raises(ArchitectureError, match=match):
         validate_spec({"input_shape": [2], "layers": layers})
@@ -181,11 +206,14 @@ class _SmallCNN(nn.Module):
         return self.fc(x.view(x.size(0), -1))
 
 
-@pytest.mark.parametrize("make, shape, types", [
-    (_OutOfOrderMLP, None, ["linear", "relu", "linear", "leaky_relu", "linear"]),
-    (_ResidualNet, None, ["linear", "relu", "residual", "abs", "linear"]),
-    (_SmallCNN, [1, 8, 8], ["conv2d", "relu", "maxpool2d", "flatten", "linear"]),
-])
+@pytest.mark.parametrize(
+    "make, shape, types",
+    [
+        (_OutOfOrderMLP, None, ["linear", "relu", "linear", "leaky_relu", "linear"]),
+        (_ResidualNet, None, ["linear", "relu", "residual", "abs", "linear"]),
+        (_SmallCNN, [1, 8, 8], ["conv2d", "relu", "maxpool2d", "flatten", "linear"]),
+    ],
+)
 def test_custom_modules_are_canonicalised_by_tracing(make, shape, types):
     torch.manual_seed(5)
     m = make().eval()
@@ -228,23 +256,27 @@ def test_absurd_or_malformed_layer_sizes_are_refused_before_allocating():
     allocated: 10^10 float32 weights would be 40 GB); negative sizes are an ArchitectureError too."""
     from geometry.networks.spec import MAX_PARAMETERS, count_parameters
 
-    huge = [{"type": "linear", "in_features": 2, "out_features": 100_000}, {"type": "relu"},
-            {"type": "linear", "in_features": 100_000, "out_features": 100_000}]
-    assert count_parameters(huge) == 2 * 100_000 + 100_000 + 100_000 ** 2 + 100_000 > MAX_PARAMETERS
+    huge = [
+        {"type": "linear", "in_features": 2, "out_features": 100_000},
+        {"type": "relu"},
+        {"type": "linear", "in_features": 100_000, "out_features": 100_000},
+    ]
+    assert count_parameters(huge) == 2 * 100_000 + 100_000 + 100_000**2 + 100_000 > MAX_PARAMETERS
     with pytest.raises(ArchitectureError, match="10,000,400,000 parameters"):
         validate_spec({"input_shape": [2], "layers": huge})
     with pytest.raises(ArchitectureError, match=r"out_features: Input should be greater than or equal to 1 \(got -5\)"):
         validate_spec({"input_shape": [2], "layers": [{"type": "linear", "in_features": 2, "out_features": -5}]})
     wide = [{"type": "conv2d", "in_channels": 3, "out_channels": 100, "kernel_size": 3, "padding": 1}]
-    with pytest.raises(ArchitectureError, match="100,000,000 activations per sample"):   # shapes on the meta device
+    with pytest.raises(ArchitectureError, match="100,000,000 activations per sample"):  # shapes on the meta device
         validate_spec({"input_shape": [3, 1000, 1000], "layers": wide})
     with pytest.raises(ArchitectureError, match="num_classes is 7 but the network has 2 outputs"):
-        validate_spec({"input_shape": [2], "num_classes": 7,
-                       "layers": [{"type": "linear", "in_features": 2, "out_features": 2}]})
+        validate_spec({"input_shape": [2], "num_classes": 7, "layers": [{"type": "linear", "in_features": 2, "out_features": 2}]})
     cnn = digits_cnn_spec()
     assert count_parameters(cnn["layers"]) == Network(cnn).num_parameters()
-    res = [{"type": "linear", "in_features": 3, "out_features": 4},
-           {"type": "residual", "body": [{"type": "linear", "in_features": 4, "out_features": 4}, {"type": "relu"}]},
-           {"type": "batchnorm1d", "num_features": 4}]
+    res = [
+        {"type": "linear", "in_features": 3, "out_features": 4},
+        {"type": "residual", "body": [{"type": "linear", "in_features": 4, "out_features": 4}, {"type": "relu"}]},
+        {"type": "batchnorm1d", "num_features": 4},
+    ]
     net = Network({"input_shape": [3], "layers": res})
-    assert count_parameters(res) == net.num_parameters() + 2 * 4   # + batch norm's running mean and variance
+    assert count_parameters(res) == net.num_parameters() + 2 * 4  # + batch norm's running mean and variance

@@ -1,4 +1,5 @@
 """Power-diagram centroids/radii (Balestriero et al. 2019) against brute force over ALL codes."""
+
 from __future__ import annotations
 
 import itertools
@@ -9,15 +10,14 @@ import torch
 
 from geometry.errors import NotPiecewiseAffineError, SplineAtlasError
 from geometry.networks.network import Network
-from geometry.power_diagram import (boundary_distances, centroids, distance_distributions, laguerre_argmin, layer_affine,
-                                    project_sites, slice_power_diagram)
+from geometry.power_diagram import boundary_distances, centroids, distance_distributions, laguerre_argmin, layer_affine, project_sites, slice_power_diagram
 from geometry.slices import Slice
 from geometry.networks.spec import digits_cnn_spec, mlp_spec
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
-SLOPE = {"relu": (0.0, 1.0), "leaky_relu": (0.1, 1.0), "abs": (-1.0, 1.0)}   # unit slope for code 0 / 1
+SLOPE = {"relu": (0.0, 1.0), "leaky_relu": (0.1, 1.0), "abs": (-1.0, 1.0)}  # unit slope for code 0 / 1
 
 
 def _net(widths, activation="relu", seed=0):
@@ -70,7 +70,7 @@ def test_deeper_layer_restricted_to_region_matches_brute_force():
     (W1, b1), (W2, b2), (W3, b3), _ = _weights(net)
     x = np.random.default_rng(2).normal(size=(20, 3))
     tr = net.trace(torch.as_tensor(x))
-    c = centroids(net, x)                                       # all three layers at once
+    c = centroids(net, x)  # all three layers at once
     la = layer_affine(net, x, 2)
     for i in range(len(x)):
         p1, p2 = tr.patterns[0][i].numpy(), tr.patterns[1][i].numpy()
@@ -117,7 +117,7 @@ def test_slice_projected_diagram_reproduces_sampled_cells():
     sites, srad = project_sites(c.centroids, c.radii, sl)
     # one site per distinct code of layers 0..l, taken from one point of each cell
     for layer in range(2):
-        key = np.concatenate(pats[:layer + 1], axis=1)
+        key = np.concatenate(pats[: layer + 1], axis=1)
         _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
         parent_key = np.concatenate(pats[:layer], axis=1) if layer else np.zeros((len(u), 0))
         for pk in np.unique(parent_key, axis=0):
@@ -147,7 +147,7 @@ def test_slice_projected_diagram_reproduces_tessellation():
     parent = np.unique(code0, axis=0, return_inverse=True)[1]
     for i in range(0, len(u), 7):
         sib = np.nonzero(parent == parent[reg[i]])[0]
-        j = sib[laguerre_argmin(u[i:i + 1], pd.sites[1, sib], pd.site_radii[1, sib])[0]]
+        j = sib[laguerre_argmin(u[i : i + 1], pd.sites[1, sib], pd.site_radii[1, sib])[0]]
         assert np.array_equal(codes[j], codes[reg[i]])
 
 
@@ -155,16 +155,18 @@ def test_boundary_distance_is_the_exact_inscribed_radius():
     net = _net([2, 8, 8, 3])
     x = np.random.default_rng(5).normal(size=(12, 2))
     d = boundary_distances(net, x)
-    dmin = np.minimum.accumulate(d, axis=0)       # region of layers 0..l: nearest of all its cuts
+    dmin = np.minimum.accumulate(d, axis=0)  # region of layers 0..l: nearest of all its cuts
     theta = np.linspace(0, 2 * np.pi, 4000, endpoint=False)
     circle = np.stack([np.cos(theta), np.sin(theta)], 1)
     for i in range(len(x)):
-        p0 = [p[0].numpy() for p in net.trace(torch.as_tensor(x[i:i + 1])).patterns]
+        p0 = [p[0].numpy() for p in net.trace(torch.as_tensor(x[i : i + 1])).patterns]
         for layer in range(2):
+
             def same(rho):
                 pts = x[i] + rho * circle
                 tr = net.trace(torch.as_tensor(pts)).patterns
                 return np.all([np.all(tr[j].numpy() == p0[j], axis=1) for j in range(layer + 1)], axis=0)
+
             assert same(0.999 * dmin[layer, i]).all()
             assert not same(1.001 * dmin[layer, i]).all()
 
@@ -182,18 +184,26 @@ def test_errors():
 def test_maxpool_boundary_distance_matches_window_pairs_and_is_inscribed():
     from geometry.networks.spec import validate_spec
 
-    spec = validate_spec({"input_shape": [1, 4, 4], "num_classes": 3, "layers": [
-        {"type": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3, "padding": 1},
-        {"type": "maxpool2d", "kernel_size": 2}, {"type": "flatten"},
-        {"type": "linear", "in_features": 8, "out_features": 3}]})
+    spec = validate_spec(
+        {
+            "input_shape": [1, 4, 4],
+            "num_classes": 3,
+            "layers": [
+                {"type": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3, "padding": 1},
+                {"type": "maxpool2d", "kernel_size": 2},
+                {"type": "flatten"},
+                {"type": "linear", "in_features": 8, "out_features": 3},
+            ],
+        }
+    )
     torch.manual_seed(0)
     net = Network(spec).to_dtype_device(torch.float64)
     rng = np.random.default_rng(6)
     x = rng.normal(size=(6, 16))
     d = boundary_distances(net, x)[0]
-    la = layer_affine(net, x, 0)                       # the pool's inputs (2 x 4 x 4) and their gradients
+    la = layer_affine(net, x, 0)  # the pool's inputs (2 x 4 x 4) and their gradients
     for i in range(len(x)):
-        v = la.pre[i].reshape(2, 2, 2, 2, 2).transpose(0, 1, 3, 2, 4).reshape(2, 4, 4)   # (C, window, member)
+        v = la.pre[i].reshape(2, 2, 2, 2, 2).transpose(0, 1, 3, 2, 4).reshape(2, 4, 4)  # (C, window, member)
         g = la.weight[i].reshape(2, 2, 2, 2, 2, 16).transpose(0, 1, 3, 2, 4, 5).reshape(2, 4, 4, 16)
         best = np.inf
         for c in range(2):
@@ -207,7 +217,7 @@ def test_maxpool_boundary_distance_matches_window_pairs_and_is_inscribed():
         u = rng.normal(size=(500, 16))
         u /= np.linalg.norm(u, axis=1, keepdims=True)
         pats = net.trace(torch.as_tensor(x[i] + 0.999 * d[i] * u)).patterns[0].numpy()
-        assert np.all(pats == net.trace(torch.as_tensor(x[i:i + 1])).patterns[0].numpy())
+        assert np.all(pats == net.trace(torch.as_tensor(x[i : i + 1])).patterns[0].numpy())
 
 
 def test_distance_distributions_over_a_run():

@@ -1,4 +1,5 @@
 """Fawzi region paths (Algorithm 1) and the convex-combination experiment, on nets with known regions."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,9 +15,14 @@ from geometry.networks.spec import mlp_spec, validate_spec
 
 def _diamond_net():
     """Class 0 outside the diamond |x| + |y| < 1 (a non-convex region), class 1 inside."""
-    net = Network(validate_spec({"input_shape": [2], "layers": [
-        {"type": "linear", "in_features": 2, "out_features": 2}, {"type": "abs"},
-        {"type": "linear", "in_features": 2, "out_features": 2}]})).to_dtype_device(torch.float64)
+    net = Network(
+        validate_spec(
+            {
+                "input_shape": [2],
+                "layers": [{"type": "linear", "in_features": 2, "out_features": 2}, {"type": "abs"}, {"type": "linear", "in_features": 2, "out_features": 2}],
+            }
+        )
+    ).to_dtype_device(torch.float64)
     with torch.no_grad():
         net.layers[0].weight.copy_(torch.eye(2, dtype=torch.float64))
         net.layers[0].bias.zero_()
@@ -32,8 +38,8 @@ def _outside(P):
 def test_region_path_goes_around_the_hole():
     net = _diamond_net()
     x1, x2 = np.array([2.0, 0.35]), np.array([-1.9, 0.25])
-    paper = find_region_path(net, x1, x2, samples_per_segment=32, max_depth=8, margin=0.0)     # minimal projections
-    assert not paper.success and "budget" in paper.message      # stalls at the hole's corner (0, 1)
+    paper = find_region_path(net, x1, x2, samples_per_segment=32, max_depth=8, margin=0.0)  # minimal projections
+    assert not paper.success and "budget" in paper.message  # stalls at the hole's corner (0, 1)
     assert _outside(paper.anchors).all()
     rp = find_region_path(net, x1, x2, samples_per_segment=32, margin=0.25)
     assert rp.success and rp.label == 0 and rp.projections >= 1
@@ -41,7 +47,7 @@ def test_region_path_goes_around_the_hole():
     np.testing.assert_allclose(rp.anchors[0], x1)
     np.testing.assert_allclose(rp.anchors[-1], x2)
     assert _outside(rp.anchors).all()
-    dense = rp.sample(per_segment=400)                 # 12× the resolution the search checked
+    dense = rp.sample(per_segment=400)  # 12× the resolution the search checked
     assert _outside(dense).all()
     with torch.no_grad():
         assert (net(torch.as_tensor(dense)).argmax(1) == 0).all()
@@ -51,10 +57,10 @@ def test_region_path_goes_around_the_hole():
 
 def test_region_path_straight_when_convex_and_errors():
     net = _diamond_net()
-    rp = find_region_path(net, [0.1, 0.2], [-0.3, 0.1])            # inside the convex diamond
+    rp = find_region_path(net, [0.1, 0.2], [-0.3, 0.1])  # inside the convex diamond
     assert rp.success and len(rp.anchors) == 2 and rp.projections == 0
     with pytest.raises(DatasetError):
-        find_region_path(net, [0.0, 0.1], [3.0, 3.0])               # different classes
+        find_region_path(net, [0.0, 0.1], [3.0, 3.0])  # different classes
     rp0 = find_region_path(net, [2.0, 0.35], [-1.9, 0.25], max_depth=0)
     assert not rp0.success and "budget" in rp0.message
 
@@ -90,11 +96,10 @@ def test_convex_combinations_convex_vs_nonconvex_region():
     net = _diamond_net()
     rng = np.random.default_rng(0)
     ang = rng.uniform(0, 2 * np.pi, 400)
-    ring = np.stack([np.cos(ang), np.sin(ang)], 1) * 1.5           # outside: class 0
-    core = rng.uniform(-0.35, 0.35, (200, 2))                       # inside: class 1 (convex)
-    res = convex_combination_probability(net, np.concatenate([ring, core]), ks=(1, 2, 5, 10), samples=2000,
-                                         dtype=torch.float64)
-    assert res.per_class[:, 1] == pytest.approx(1.0)                 # convex class: always kept
+    ring = np.stack([np.cos(ang), np.sin(ang)], 1) * 1.5  # outside: class 0
+    core = rng.uniform(-0.35, 0.35, (200, 2))  # inside: class 1 (convex)
+    res = convex_combination_probability(net, np.concatenate([ring, core]), ks=(1, 2, 5, 10), samples=2000, dtype=torch.float64)
+    assert res.per_class[:, 1] == pytest.approx(1.0)  # convex class: always kept
     outer = res.per_class[:, 0]
     assert outer[0] == 1.0 and outer[1] < 0.95 and outer[3] < outer[1]
     # closed form check for k = 1 mixtures is trivial; for k = 2 compare to a direct Monte Carlo

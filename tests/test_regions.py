@@ -1,4 +1,5 @@
 """Region toolbox (geometry/regions) against brute force and closed forms on small nets."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,10 +9,28 @@ from scipy.optimize import linprog
 
 from geometry.errors import ArchitectureError, SplineAtlasError
 from geometry.networks.network import Network
-from geometry.regions import (active_bits, bisection_walk, boundary_distance, chebyshev, describe_region, dual_points,
-                              enumerate_regions, grid_dual, hamming, hamming_at_distance, hrep_at, hreps_from_patterns,
-                              line_walk, map_between, min_region_perturbation, nearest_neighbour_agreement, neighbours,
-                              patterns_of, region_stats, walk_counts)
+from geometry.regions import (
+    active_bits,
+    bisection_walk,
+    boundary_distance,
+    chebyshev,
+    describe_region,
+    dual_points,
+    enumerate_regions,
+    grid_dual,
+    hamming,
+    hamming_at_distance,
+    hrep_at,
+    hreps_from_patterns,
+    line_walk,
+    map_between,
+    min_region_perturbation,
+    nearest_neighbour_agreement,
+    neighbours,
+    patterns_of,
+    region_stats,
+    walk_counts,
+)
 from geometry.regions.affine import run_layers
 from geometry.regions.lp import _normalised
 from geometry.networks.spec import mlp_spec, validate_spec
@@ -24,15 +43,27 @@ def _net(widths, seed=0, activation="relu"):
 
 def _cnn(seed=0):
     torch.manual_seed(seed)
-    return Network(validate_spec({"input_shape": [1, 4, 4], "layers": [
-        {"type": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3, "padding": 1},
-        {"type": "relu"}, {"type": "avgpool2d", "kernel_size": 2},
-        {"type": "residual", "body": [{"type": "conv2d", "in_channels": 2, "out_channels": 2, "kernel_size": 1}]},
-        {"type": "relu"}, {"type": "flatten"}, {"type": "linear", "in_features": 8, "out_features": 3}]}))
+    return Network(
+        validate_spec(
+            {
+                "input_shape": [1, 4, 4],
+                "layers": [
+                    {"type": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3, "padding": 1},
+                    {"type": "relu"},
+                    {"type": "avgpool2d", "kernel_size": 2},
+                    {"type": "residual", "body": [{"type": "conv2d", "in_channels": 2, "out_channels": 2, "kernel_size": 1}]},
+                    {"type": "relu"},
+                    {"type": "flatten"},
+                    {"type": "linear", "in_features": 8, "out_features": 3},
+                ],
+            }
+        )
+    )
 
 
-@pytest.mark.parametrize("make", [lambda: _net([3, 8, 8, 4]), lambda: _net([3, 8, 8, 4], activation="leaky_relu"),
-                                  lambda: _net([3, 8, 8, 4], activation="abs"), _cnn])
+@pytest.mark.parametrize(
+    "make", [lambda: _net([3, 8, 8, 4]), lambda: _net([3, 8, 8, 4], activation="leaky_relu"), lambda: _net([3, 8, 8, 4], activation="abs"), _cnn]
+)
 def test_hrep_matches_forward_pass_inside_region(make):
     net = make()
     rng = np.random.default_rng(1)
@@ -61,9 +92,19 @@ def test_hrep_matches_forward_pass_inside_region(make):
 
 def test_maxpool_and_smooth_nets_are_refused_clearly():
     torch.manual_seed(0)
-    mp = Network(validate_spec({"input_shape": [1, 4, 4], "layers": [
-        {"type": "conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 3, "padding": 1}, {"type": "maxpool2d", "kernel_size": 2},
-        {"type": "flatten"}, {"type": "linear", "in_features": 4, "out_features": 2}]}))
+    mp = Network(
+        validate_spec(
+            {
+                "input_shape": [1, 4, 4],
+                "layers": [
+                    {"type": "conv2d", "in_channels": 1, "out_channels": 1, "kernel_size": 3, "padding": 1},
+                    {"type": "maxpool2d", "kernel_size": 2},
+                    {"type": "flatten"},
+                    {"type": "linear", "in_features": 4, "out_features": 2},
+                ],
+            }
+        )
+    )
     with pytest.raises(ArchitectureError, match="maxpool2d"):
         hrep_at(mp, np.zeros(16))
     with pytest.raises(SplineAtlasError, match="piecewise-affine"):
@@ -87,8 +128,7 @@ def _eq6_brute(h, box=None, tol=1e-9):
     return np.array(act, np.int64)
 
 
-@pytest.mark.parametrize("widths,box", [([2, 12, 12, 3], None), ([2, 12, 12, 3], (-1.0, 1.0)), ([5, 10, 10, 3], None),
-                                        ([4, 16, 3], (-0.5, 0.5))])
+@pytest.mark.parametrize("widths,box", [([2, 12, 12, 3], None), ([2, 12, 12, 3], (-1.0, 1.0)), ([5, 10, 10, 3], None), ([4, 16, 3], (-0.5, 0.5))])
 def test_active_bits_equal_eq6_lps(widths, box):
     net = _net(widths, seed=3)
     rng = np.random.default_rng(0)
@@ -114,8 +154,7 @@ def _adjacency_margin(hp, hq, k):
     A_ub = np.vstack([np.hstack([Ap[rows_p], np.ones((rows_p.sum(), 1))]), np.hstack([Aq[rows_q], np.ones((rows_q.sum(), 1))])])
     b_ub = np.r_[cp_[rows_p], cq[rows_q]]
     A_eq = np.hstack([Ap[k], [0.0]])[None, :]
-    res = linprog(np.r_[np.zeros(D), -1.0], A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=[cp_[k]],
-                  bounds=[(-50, 50)] * D + [(None, 1.0)], method="highs")
+    res = linprog(np.r_[np.zeros(D), -1.0], A_ub=A_ub, b_ub=b_ub, A_eq=A_eq, b_eq=[cp_[k]], bounds=[(-50, 50)] * D + [(None, 1.0)], method="highs")
     return -res.fun if res.status == 0 else -np.inf
 
 
@@ -225,7 +264,7 @@ def test_min_perturbation_working_set_equals_full_qp():
         An, cn, valid = _normalised(h)
         f = h.logits(x)
         i = int(np.argmax(f))
-        for j in range(5):                           # the closed-form hyperplane projection leaves the region?
+        for j in range(5):  # the closed-form hyperplane projection leaves the region?
             if j != i:
                 wd = h.W[i] - h.W[j]
                 d0 = -(f[i] - f[j]) / (wd @ wd) * wd
@@ -242,7 +281,7 @@ def test_min_perturbation_working_set_equals_full_qp():
                 assert h.contains(z, tol=1e-6)
                 fz = h.logits(z)
                 assert fz[a.target] >= fz[i] - 1e-6
-    assert rounds > 10                               # the working set really had rows to add
+    assert rounds > 10  # the working set really had rows to add
     with pytest.raises(SplineAtlasError, match="QP method"):
         min_region_perturbation(hs[0], X[0], method="simplex")
 

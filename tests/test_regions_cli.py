@@ -1,4 +1,5 @@
 """CLI twins: splineatlas region | walk | enumerate | region-stats on a tiny trained run."""
+
 from __future__ import annotations
 
 import csv
@@ -60,8 +61,7 @@ def test_region_stats_command(run_path, tmp_path):
     rows = list(csv.DictReader(open(d / "points.csv")))
     assert [r["set"] for r in rows] == ["train"] * 4 + ["test"] * 4 + ["adversarial"] * 4
     assert all(float(r["chebyshev_radius"]) > 0 for r in rows)
-    for f in ("summary.csv", "radii.png", "active_bits.png", "hamming_at_distance.csv", "hamming_at_distance.png",
-              "pairs.csv", "nearest_neighbour.json"):
+    for f in ("summary.csv", "radii.png", "active_bits.png", "hamming_at_distance.csv", "hamming_at_distance.png", "pairs.csv", "nearest_neighbour.json"):
         assert (d / f).stat().st_size > 0
 
 

@@ -1,4 +1,5 @@
 """Regions panel (app/qt/regions_panel.py): draws what it is given, with labelled axes."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,15 @@ def test_panel_histograms_and_table(qtbot):
     assert [int(np.sum(c.yData)) for c in curves] == [40, 30, 30]
     assert panel.table.rowCount() == 3 and panel.table.item(2, 0).text() == "adversarial"
     assert panel.table.item(0, 1).text() == "40"
-    st = RegionStats(np.array(["train"] * 3 + ["test"] * 2), np.arange(5), np.array([0.1, 0.2, np.nan, 0.3, 0.4]),
-                     np.array([5, 6, 7, 8, 9]), np.ones(5), np.zeros(5, int), (0.0, 1.0))
+    st = RegionStats(
+        np.array(["train"] * 3 + ["test"] * 2),
+        np.arange(5),
+        np.array([0.1, 0.2, np.nan, 0.3, 0.4]),
+        np.array([5, 6, 7, 8, 9]),
+        np.ones(5),
+        np.zeros(5, int),
+        (0.0, 1.0),
+    )
     panel.set_stats(st)
     curves = panel.active_plot.getPlotItem().listDataItems()
     assert [int(np.sum(c.yData)) for c in curves] == [3, 2]
@@ -47,7 +55,7 @@ def test_panel_controls_ask_for_the_computation(qtbot):
     panel.active_check.setChecked(False)
     panel.compute_btn.click()
     assert asked == [{"n": 7, "sets": ("train", "adversarial"), "active": False}]
-    for cb in panel.set_checks.values():           # no set chosen: nothing to ask for
+    for cb in panel.set_checks.values():  # no set chosen: nothing to ask for
         cb.setChecked(False)
     assert not panel.compute_btn.isEnabled()
     panel.set_checks["train"].setChecked(True)

@@ -1,5 +1,6 @@
 """Cross-check of two independent methods: traversal enumeration (geometry.regions, LPs in input space)
 vs the exact slice tessellation (geometry.tessellation, polygon clipping) on 2D/3D-input nets."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -24,8 +25,7 @@ def _tess_patterns(t) -> set[bytes]:
     return {p.tobytes() for p in full}
 
 
-@pytest.mark.parametrize("widths,seed,activation", [([2, 8, 8, 3], 0, "relu"), ([2, 6, 6, 6, 2], 3, "relu"),
-                                                    ([2, 8, 8, 3], 1, "leaky_relu")])
+@pytest.mark.parametrize("widths,seed,activation", [([2, 8, 8, 3], 0, "relu"), ([2, 6, 6, 6, 2], 3, "relu"), ([2, 8, 8, 3], 1, "leaky_relu")])
 def test_enumeration_equals_tessellation_2d(widths, seed, activation):
     net = _net(widths, seed, activation)
     t = tess.tessellate(net, Slice.input_plane(2), [-1.0, 1.0, -1.0, 1.0])
@@ -34,8 +34,7 @@ def test_enumeration_equals_tessellation_2d(widths, seed, activation):
     assert e.n_regions == t.num_regions
     assert mine == _tess_patterns(t)
     # each tessellation polygon's area centroid lies in the enumerated region with that pattern
-    np.testing.assert_array_equal(
-        np.sort([p.tobytes() for p in patterns_of(net, t.centroids())]), np.sort(list(mine)))
+    np.testing.assert_array_equal(np.sort([p.tobytes() for p in patterns_of(net, t.centroids())]), np.sort(list(mine)))
 
 
 def test_enumeration_equals_tessellation_3d():

@@ -1,4 +1,5 @@
 """Runs: manifests, folders, single files, reload while training, gaps and mixed architectures."""
+
 import json
 
 import pytest
@@ -54,8 +55,9 @@ def test_manifest_with_an_empty_name_takes_the_folder_name(tmp_path):
     run_dir = tmp_path / "my-run"
     run_dir.mkdir()
     _folder(run_dir, [0])
-    (run_dir / "run.json").write_text(json.dumps({"format": "splineatlas-run/1", "name": "", "architecture": mlp_spec([2, 4, 3]),
-                                                 "checkpoints": [{"path": "epoch_0000.pt", "epoch": 0}]}))
+    (run_dir / "run.json").write_text(
+        json.dumps({"format": "splineatlas-run/1", "name": "", "architecture": mlp_spec([2, 4, 3]), "checkpoints": [{"path": "epoch_0000.pt", "epoch": 0}]})
+    )
     assert open_run(run_dir).name == "my-run"
 
 

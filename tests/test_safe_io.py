@@ -1,4 +1,5 @@
 """Safe reading and writing: fuzzed loaders, atomic writes, permissions, Ctrl+C, escaped text."""
+
 from __future__ import annotations
 
 import json
@@ -22,16 +23,39 @@ from geometry.safe_io import atomic_open, atomic_output, partial_name, printable
 from geometry.networks.spec import validate_spec
 
 ROOT = Path(__file__).resolve().parents[1]
-FUZZ = settings(max_examples=int(os.environ.get("SPLINEATLAS_FUZZ_EXAMPLES", "150")), deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=int(os.environ.get("SPLINEATLAS_FUZZ_EXAMPLES", "150")), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
 json_trees = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**20, 10**20) | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=5) | st.dictionaries(
-        st.sampled_from(["type", "layers", "input_shape", "in_features", "out_features", "checkpoints", "path",
-                         "epoch", "format", "num_classes", "body", "kernel_size", "x"]) | st.text(max_size=8),
-        children, max_size=6),
-    max_leaves=30)
+    st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=5)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "type",
+                    "layers",
+                    "input_shape",
+                    "in_features",
+                    "out_features",
+                    "checkpoints",
+                    "path",
+                    "epoch",
+                    "format",
+                    "num_classes",
+                    "body",
+                    "kernel_size",
+                    "x",
+                ]
+            )
+            | st.text(max_size=8),
+            children,
+            max_size=6,
+        )
+    ),
+    max_leaves=30,
+)
 
 
 @FUZZ
@@ -107,9 +131,18 @@ def test_trainer_checkpoint_with_plain_python_objects_opens_without_trust(tmp_pa
     from geometry.networks.network import Network
 
     net = Network(spec)
-    torch.save({"model": net.layers.state_dict(), "args": argparse.Namespace(lr=0.1, out=pathlib.Path("/runs/a")),
-                "epoch": 3, "best": np.float64(0.93), "dtype": np.dtype("float32"), "hist": np.zeros(3),
-                "sched": collections.OrderedDict(step=1)}, tmp_path / "trainer.pt")
+    torch.save(
+        {
+            "model": net.layers.state_dict(),
+            "args": argparse.Namespace(lr=0.1, out=pathlib.Path("/runs/a")),
+            "epoch": 3,
+            "best": np.float64(0.93),
+            "dtype": np.dtype("float32"),
+            "hist": np.zeros(3),
+            "sched": collections.OrderedDict(step=1),
+        },
+        tmp_path / "trainer.pt",
+    )
     loaded = load_checkpoint(tmp_path / "trainer.pt", spec=spec)
     x = torch.randn(5, 2)
     assert torch.equal(loaded(x), net(x))
@@ -152,6 +185,7 @@ def test_session_save_that_fails_half_way_leaves_the_previous_session(tmp_path, 
 
     def broken(obj, **kw):
         raise OSError("no space left on device")
+
     monkeypatch.setattr(state_mod.json, "dumps", broken)
     with pytest.raises(OSError):
         save_session(st_, tmp_path / "s.json")
@@ -176,13 +210,17 @@ def test_ctrl_c_exits_130_and_leaves_no_output(tmp_path):
     torch.manual_seed(0)
     save_checkpoint(tmp_path / "wide.pt", Network(mlp_spec([2, 256, 256, 256, 256, 256, 256, 2])))
     out = tmp_path / "regions.json"
-    proc = subprocess.Popen([sys.executable, "-m", "app.cli.main", "tessellate", str(tmp_path / "wide.pt"),
-                             "--json", str(out)], cwd=ROOT, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)})
-    time.sleep(6)                           # imports done, tessellating (it takes far longer than this)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "app.cli.main", "tessellate", str(tmp_path / "wide.pt"), "--json", str(out)],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    time.sleep(6)  # imports done, tessellating (it takes far longer than this)
     assert proc.poll() is None, proc.stderr.read()
     proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=60)       # long before the tessellation could end (no timing bound: the machine is shared)
+    proc.wait(timeout=60)  # long before the tessellation could end (no timing bound: the machine is shared)
     assert proc.returncode == 130
     assert not out.exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
@@ -194,8 +232,7 @@ def test_exported_figure_follows_the_umask(tmp_path, spirals_run_path):
 
     old = os.umask(0o022)
     try:
-        assert main(["export-figure", str(spirals_run_path), "--epoch", "0", "--size", "320", "240",
-                     "--out", str(tmp_path / "f.png")]) == 0
+        assert main(["export-figure", str(spirals_run_path), "--epoch", "0", "--size", "320", "240", "--out", str(tmp_path / "f.png")]) == 0
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "f.png").stat().st_mode) == 0o644

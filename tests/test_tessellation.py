@@ -1,4 +1,5 @@
 """Exact 2D tessellation: invariants checked against forward passes and independent brute force."""
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,7 @@ def _train(net: Network, X: np.ndarray, y: np.ndarray, steps: int = 300, seed: i
     for _ in range(steps):
         opt.zero_grad()
         out = net(Xt)
-        loss = (torch.nn.functional.binary_cross_entropy_with_logits(out[:, 0], yt.float()) if out.shape[1] == 1
-                else torch.nn.functional.cross_entropy(out, yt))
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(out[:, 0], yt.float()) if out.shape[1] == 1 else torch.nn.functional.cross_entropy(out, yt)
         loss.backward()
         opt.step()
     return net.eval()
@@ -54,10 +54,10 @@ def _dist_to_edges(t: Tessellation2D, u: np.ndarray) -> np.ndarray:
     L2 = np.maximum((ab * ab).sum(1), 1e-300)
     d = np.full(len(u), np.inf)
     for i in range(0, len(u), 256):
-        p = u[i:i + 256, None, :]
+        p = u[i : i + 256, None, :]
         s = np.clip(((p - a) * ab).sum(2) / L2, 0, 1)
         q = a + s[..., None] * ab
-        d[i:i + 256] = np.sqrt(((p - q) ** 2).sum(2)).min(1)
+        d[i : i + 256] = np.sqrt(((p - q) ** 2).sum(2)).min(1)
     return d
 
 
@@ -132,7 +132,7 @@ def test_other_activations(activation):
 def test_batchnorm_network():
     torch.manual_seed(6)
     net = Network(mlp_spec([2, 10, 10, 3], batchnorm=True))
-    with torch.no_grad():   # non-trivial running statistics (eval-mode batch norm is affine)
+    with torch.no_grad():  # non-trivial running statistics (eval-mode batch norm is affine)
         for m in net.layers:
             if isinstance(m, torch.nn.BatchNorm1d):
                 m.running_mean.uniform_(-0.5, 0.5)
@@ -151,13 +151,13 @@ def test_k_lines_in_general_position_give_1_plus_k_plus_k_choose_2():
     K = 12
     rng = np.random.default_rng(0)
     theta = np.linspace(0, 0.6 * np.pi, K) + 0.02 * rng.uniform(size=K)
-    rad = 0.25 + 0.01 * rng.uniform(size=K)     # lines tangent to ~a circle: all crossings well inside
+    rad = 0.25 + 0.01 * rng.uniform(size=K)  # lines tangent to ~a circle: all crossings well inside
     net = _net([2, K, 1])
     with torch.no_grad():
         net.layers[0].weight.copy_(torch.tensor(np.stack([np.cos(theta), np.sin(theta)], 1)))
         net.layers[0].bias.copy_(torch.tensor(-rad))
     W, b = np.stack([np.cos(theta), np.sin(theta)], 1), -rad
-    for i in range(K):   # the premise: every pairwise intersection lies inside the domain
+    for i in range(K):  # the premise: every pairwise intersection lies inside the domain
         for j in range(i + 1, K):
             p = np.linalg.solve(W[[i, j]], -b[[i, j]])
             assert np.all(np.abs(p) < 1)
@@ -193,13 +193,13 @@ def test_dense_sampling_agrees_with_region_count():
 
 def test_degenerate_lines_coincident_concurrent_dead_and_through_a_corner():
     W = np.array([[1, 0], [0, 1], [1, 0], [1, 1], [1, -1], [0, 0], [2, 0]], dtype=np.float64)
-    b = np.array([0, 0, 0, 0, -2, -1, 0], dtype=np.float64)   # x=0, y=0, x=0 again, x+y=0, corner, dead, 2x=0
+    b = np.array([0, 0, 0, 0, -2, -1, 0], dtype=np.float64)  # x=0, y=0, x=0 again, x+y=0, corner, dead, 2x=0
     net = _net([2, 7, 2])
     with torch.no_grad():
         net.layers[0].weight.copy_(torch.tensor(W))
         net.layers[0].bias.copy_(torch.tensor(b))
     t = tessellate(net, Slice.input_plane(2), BOX)
-    assert t.num_regions == 6                         # three concurrent distinct lines through the origin
+    assert t.num_regions == 6  # three concurrent distinct lines through the origin
     _check_tiling(t)
     _check_patterns(t, net, n=2000)
     # a tiny tolerance-scale sliver: a line just inside the domain edge must not lose area
@@ -288,8 +288,7 @@ def test_decision_boundary_is_the_true_argmax_boundary(trained3):
     clear = srt[:, -1] - srt[:, -2] > 1e-7
     assert np.array_equal(t.class_cell_class[cell][clear], logits.argmax(1)[clear])
     # cells tile each region
-    cell_area = np.bincount(t.class_cell_region,
-                            Tessellation2D.areas.__get__(_CellView(t))(), minlength=t.num_regions)
+    cell_area = np.bincount(t.class_cell_region, Tessellation2D.areas.__get__(_CellView(t))(), minlength=t.num_regions)
     assert np.allclose(cell_area, t.areas(), atol=1e-12)
     assert t.class_mixed.sum() == len(np.unique(t.boundary_region))
 
@@ -338,19 +337,31 @@ def test_cnn_slice_through_three_digit_images():
     # slope norm w.r.t. the FULL 64-D input (not just the slice)
     c = torch.tensor(sl.to_input(t.centroids()[:10]))
     f = net.to_dtype_device(torch.float64)
-    J = torch.autograd.functional.jacobian(lambda x: f(x).sum(0), c).permute(1, 0, 2)   # (n, 10, 64)
+    J = torch.autograd.functional.jacobian(lambda x: f(x).sum(0), c).permute(1, 0, 2)  # (n, 10, 64)
     assert np.allclose(t.slope_norm[:10], torch.linalg.matrix_norm(J, ord=2).numpy(), rtol=1e-9)
 
 
 def test_maxpool_and_residual_networks():
-    spec = validate_spec({"input_shape": [1, 4, 4], "layers": [
-        {"type": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3, "padding": 1},
-        {"type": "maxpool2d", "kernel_size": 2},
-        {"type": "flatten"},
-        {"type": "residual", "body": [{"type": "linear", "in_features": 8, "out_features": 8}, {"type": "relu"},
-                                      {"type": "linear", "in_features": 8, "out_features": 8}]},
-        {"type": "relu"},
-        {"type": "linear", "in_features": 8, "out_features": 3}]})
+    spec = validate_spec(
+        {
+            "input_shape": [1, 4, 4],
+            "layers": [
+                {"type": "conv2d", "in_channels": 1, "out_channels": 2, "kernel_size": 3, "padding": 1},
+                {"type": "maxpool2d", "kernel_size": 2},
+                {"type": "flatten"},
+                {
+                    "type": "residual",
+                    "body": [
+                        {"type": "linear", "in_features": 8, "out_features": 8},
+                        {"type": "relu"},
+                        {"type": "linear", "in_features": 8, "out_features": 8},
+                    ],
+                },
+                {"type": "relu"},
+                {"type": "linear", "in_features": 8, "out_features": 3},
+            ],
+        }
+    )
     torch.manual_seed(1)
     net = Network(spec)
     rng = np.random.default_rng(0)
@@ -433,8 +444,7 @@ def test_equivalence_helper_can_fail(trained3):
         _assert_same_tessellation(ta, tessellate(other, Slice.input_plane(2), BOX, device="cpu"))
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(),
-                    reason="CPU vs CUDA equivalence needs a CUDA device (torch.cuda.is_available() is False)")
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CPU vs CUDA equivalence needs a CUDA device (torch.cuda.is_available() is False)")
 @pytest.mark.parametrize("dim", [2, 3])
 def test_cpu_and_cuda_give_the_same_tessellation(trained3, dim):
     if dim == 2:

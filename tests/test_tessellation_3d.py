@@ -1,4 +1,5 @@
 """Exact 3D tessellation (convex polyhedra): volumes, patterns, 2D/3D agreement, boundary polygons."""
+
 from __future__ import annotations
 
 import itertools
@@ -75,7 +76,7 @@ def test_k_planes_in_general_position():
     Wt = rng.normal(size=(K, 3))
     Wt /= np.linalg.norm(Wt, axis=1, keepdims=True)
     b = rng.uniform(-0.1, 0.1, K)
-    for i, j, k in itertools.combinations(range(K), 3):   # the premise: all triple points inside the box
+    for i, j, k in itertools.combinations(range(K), 3):  # the premise: all triple points inside the box
         assert np.all(np.abs(np.linalg.solve(Wt[[i, j, k]], -b[[i, j, k]])) < 1)
     net = _net([3, K, 1])
     with torch.no_grad():
@@ -107,7 +108,7 @@ def test_2d_and_3d_agree_on_a_plane():
 
 def test_boundary_polygons_are_true_argmax_ties():
     net = _net([3, 12, 12, 3], seed=3)
-    with torch.no_grad():   # make all three classes appear in the box
+    with torch.no_grad():  # make all three classes appear in the box
         net.layers[-1].bias.zero_()
     t = tessellate(net, Slice.input_plane(3), BOX3)
     polys = t.boundary_polygons()
@@ -127,9 +128,13 @@ def test_boundary_polygons_are_true_argmax_ties():
         cen, nrm = [], []
         for poly in polys:
             nxt = np.roll(poly, -1, 0)
-            nv = np.array([np.sum((poly[:, 1] - nxt[:, 1]) * (poly[:, 2] + nxt[:, 2])),
-                           np.sum((poly[:, 2] - nxt[:, 2]) * (poly[:, 0] + nxt[:, 0])),
-                           np.sum((poly[:, 0] - nxt[:, 0]) * (poly[:, 1] + nxt[:, 1]))])
+            nv = np.array(
+                [
+                    np.sum((poly[:, 1] - nxt[:, 1]) * (poly[:, 2] + nxt[:, 2])),
+                    np.sum((poly[:, 2] - nxt[:, 2]) * (poly[:, 0] + nxt[:, 0])),
+                    np.sum((poly[:, 0] - nxt[:, 0]) * (poly[:, 1] + nxt[:, 1])),
+                ]
+            )
             cen.append(poly.mean(0))
             nrm.append(nv / np.linalg.norm(nv))
         cen, nrm = np.array(cen), np.array(nrm)
@@ -176,29 +181,35 @@ def _arrangement_cells_in_box(W: np.ndarray, b: np.ndarray) -> int:
     cells = 0
     for signs in itertools.product([-1.0, 1.0], repeat=len(P)):
         s = np.array(signs)[:, None]
-        A = np.vstack([-s * P[:, :3], np.eye(3), -np.eye(3)])       # s (w.x + c) >= r  and the box walls
+        A = np.vstack([-s * P[:, :3], np.eye(3), -np.eye(3)])  # s (w.x + c) >= r  and the box walls
         rhs = np.r_[s[:, 0] * P[:, 3], np.ones(6)]
         A_ub = np.hstack([A, np.ones((A.shape[0], 1))])
-        res = linprog(np.r_[0, 0, 0, -1.0], A_ub=A_ub, b_ub=rhs, bounds=[(None, None)] * 3 + [(None, 1)],
-                      method="highs")
+        res = linprog(np.r_[0, 0, 0, -1.0], A_ub=A_ub, b_ub=rhs, bounds=[(None, None)] * 3 + [(None, 1)], method="highs")
         cells += int(res.status == 0 and -res.fun > 1e-7)
     return cells
 
 
 def test_degenerate_3d_coincident_planes_box_corners_and_dead_neurons():
-    W1 = np.array([[1, 0, 0], [2, 0, 0],        # x = 0 twice (coincident, scaled)
-                   [0, 1, 0],                    # y = 0
-                   [0, 0, 1], [0, 0, -1],        # z = 0 with both orientations
-                   [1, 1, -1],                   # through the box corners (1,-1,-1), (-1,1,-1), (1,1,1)
-                   [1, 1, 1],                    # touches the box only at the corner (1, 1, 1)
-                   [0, 0, 0],                    # zero weights, negative bias: dead everywhere
-                   [0, 0, 1]], dtype=np.float64) # z - 5 < 0 on the whole box: dead there
+    W1 = np.array(
+        [
+            [1, 0, 0],
+            [2, 0, 0],  # x = 0 twice (coincident, scaled)
+            [0, 1, 0],  # y = 0
+            [0, 0, 1],
+            [0, 0, -1],  # z = 0 with both orientations
+            [1, 1, -1],  # through the box corners (1,-1,-1), (-1,1,-1), (1,1,1)
+            [1, 1, 1],  # touches the box only at the corner (1, 1, 1)
+            [0, 0, 0],  # zero weights, negative bias: dead everywhere
+            [0, 0, 1],
+        ],
+        dtype=np.float64,
+    )  # z - 5 < 0 on the whole box: dead there
     b1 = np.array([0, 0, 0, 0, 0, -1, -3, -1, -5], dtype=np.float64)
     net = _net([3, 9, 5, 2], seed=2)
     with torch.no_grad():
         net.layers[0].weight.copy_(torch.tensor(W1))
         net.layers[0].bias.copy_(torch.tensor(b1))
-        net.layers[2].weight[4] = 0.0            # a layer-2 neuron dead on the whole box
+        net.layers[2].weight[4] = 0.0  # a layer-2 neuron dead on the whole box
         net.layers[2].bias[4] = -1.0
     ts = tessellate_all_depths(net, Slice.input_plane(3), BOX3)
     t1 = ts[0]

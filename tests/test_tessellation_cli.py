@@ -1,4 +1,5 @@
 """``splineatlas tessellate``: JSON schema, summary, slices, errors."""
+
 from __future__ import annotations
 
 import json
@@ -53,7 +54,7 @@ def test_json_schema_and_summary(mlp_ckpt, tmp_path, capsys):
     for reg in js["regions"][:50]:
         v = np.array(reg["vertices"])
         assert v.shape[1] == 2 and v.shape[0] >= 3
-        assert 0.5 * np.sum(v[:, 0] * np.roll(v[:, 1], -1) - np.roll(v[:, 0], -1) * v[:, 1]) > 0   # CCW
+        assert 0.5 * np.sum(v[:, 0] * np.roll(v[:, 1], -1) - np.roll(v[:, 0], -1) * v[:, 1]) > 0  # CCW
         assert [len(p) for p in reg["pattern"]] == [8, 8] and set(sum(reg["pattern"], [])) <= {0, 1}
         assert isinstance(reg["class"], int) and 0 <= reg["class"] < 3
         assert reg["slope_norm"] > 0
@@ -137,8 +138,7 @@ def test_default_domain_is_the_windows_home_window(spirals_run, tmp_path):
     X = open_run(spirals_run).dataset.X_train
     b = box_domain(Slice.input_plane(2), X, margin=0.08).reshape(2, 2)
     c, half = b.mean(1), (b[:, 1] - b[:, 0]).max() / 2
-    np.testing.assert_allclose(_domain_box(json.loads(out.read_text())),
-                               [c[0] - half, c[0] + half, c[1] - half, c[1] + half], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(_domain_box(json.loads(out.read_text())), [c[0] - half, c[0] + half, c[1] - half, c[1] + half], rtol=0, atol=1e-12)
 
 
 def test_epoch_picks_that_checkpoint_and_refuses_a_missing_one(spirals_run, tmp_path, capsys):
@@ -151,7 +151,7 @@ def test_epoch_picks_that_checkpoint_and_refuses_a_missing_one(spirals_run, tmp_
     js = json.loads(out.read_text())
     assert js["epoch"] == 1
     _regions_match(js, tessellate(run.network(0), Slice.input_plane(2), _domain_box(js)))
-    assert main(["tessellate", str(spirals_run), "--json", str(out)]) == 0    # default: the last epoch
+    assert main(["tessellate", str(spirals_run), "--json", str(out)]) == 0  # default: the last epoch
     assert json.loads(out.read_text())["epoch"] == 3
     capsys.readouterr()
     # an epoch between checkpoints, before the first, after the last: refused, naming what exists
@@ -170,8 +170,7 @@ def test_epoch_picks_that_checkpoint_and_refuses_a_missing_one(spirals_run, tmp_
 def test_plane_input_is_the_input_space(mlp_ckpt, digits_run, tmp_path, capsys):
     path, net = mlp_ckpt
     out = tmp_path / "p.json"
-    assert main(["tessellate", str(path), "--plane", "input", "--domain", "-2", "1", "-1", "1.5",
-                 "--json", str(out)]) == 0
+    assert main(["tessellate", str(path), "--plane", "input", "--domain", "-2", "1", "-1", "1.5", "--json", str(out)]) == 0
     js = json.loads(out.read_text())
     assert js["basis"] == [[1, 0], [0, 1]] and js["origin"] == [0, 0]
     assert js["domain"] == [[-2, -1], [1, -1], [1, 1.5], [-2, 1.5]]
@@ -189,8 +188,7 @@ def test_pca_slice_is_the_datasets_principal_plane(digits_run, tmp_path, k):
     from geometry.networks.runs import open_run
 
     out = tmp_path / "pca.json"
-    assert main(["tessellate", str(digits_run), "--pca", str(k), "--depth", "1", "--no-slope-norm",
-                 "--json", str(out)]) == 0
+    assert main(["tessellate", str(digits_run), "--pca", str(k), "--depth", "1", "--no-slope-norm", "--json", str(out)]) == 0
     js = json.loads(out.read_text())
     X = builtin_dataset("digits").X_train
     sl = Slice.pca(X, k=k)
@@ -236,7 +234,7 @@ def test_deepfool_cross_section_slice(digits_run, tmp_path, capsys):
     # the JSON's decision boundary crosses the u-axis between x (u = 0) and x + r (u = ||r||)
     seg = np.array(js["decision_boundary"])
     (u0, v0), (u1, v1) = seg[:, 0].T, seg[:, 1].T
-    cross = (v0 * v1 < 0)
+    cross = v0 * v1 < 0
     u_at = u0[cross] + (u1[cross] - u0[cross]) * v0[cross] / (v0[cross] - v1[cross])
     hit = u_at[(u_at > 0) & (u_at < np.linalg.norm(r))]
     assert hit.size >= 1
@@ -244,19 +242,20 @@ def test_deepfool_cross_section_slice(digits_run, tmp_path, capsys):
         ends = net.to_dtype_device(torch.float64)(torch.tensor(np.stack([X[4], X[4] + r]))).argmax(1).tolist()
     assert ends == [info["original_label"], info["adversarial_label"]]
     # --second J: the plane holds x_J too
-    assert main(["tessellate", str(digits_run), "--deepfool", "4", "--second", "9", "--depth", "1",
-                 "--json", str(out)]) == 0
+    assert main(["tessellate", str(digits_run), "--deepfool", "4", "--second", "9", "--depth", "1", "--json", str(out)]) == 0
     js = json.loads(out.read_text())
     B = np.array(js["basis"])
     d = X[9] - X[4]
     assert np.linalg.norm(d - B @ (B.T @ d)) < 1e-9 and js["cross_section"]["second"] == 9
-    assert np.allclose(js["anchors"], [[0, 0], [np.linalg.norm(r), 0], B.T @ d])   # x, x + r, x_J
-    assert js["domain"][1][0] >= np.abs(B.T @ d).max()      # the box shows x_J
+    assert np.allclose(js["anchors"], [[0, 0], [np.linalg.norm(r), 0], B.T @ d])  # x, x + r, x_J
+    assert js["domain"][1][0] >= np.abs(B.T @ d).max()  # the box shows x_J
     capsys.readouterr()
-    for bad, msg in ((["--deepfool", "4", "--second", "4"], "other than"),
-                     (["--deepfool", "4", "--second", "9", "--seed", "1"], "not both"),
-                     (["--seed", "1"], "only apply to a --deepfool"),
-                     (["--deepfool", "99999"], "out of range")):
+    for bad, msg in (
+        (["--deepfool", "4", "--second", "4"], "other than"),
+        (["--deepfool", "4", "--second", "9", "--seed", "1"], "not both"),
+        (["--seed", "1"], "only apply to a --deepfool"),
+        (["--deepfool", "99999"], "out of range"),
+    ):
         assert main(["tessellate", str(digits_run), *bad]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and msg in err, err

@@ -6,6 +6,7 @@ inspect`` give; a path traced in the window equals ``splineatlas path`` between 
 window is driven like a user drives it (it opens the run, tiles arrive from its workers); the CLI runs
 through ``app.cli.main.main`` and writes files that the test reads back.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,7 @@ RUNS = ["spirals", "digits"]
 def _settled(win) -> bool:
     """Nothing running or pending, and the exact tiles on screen are those of the view's epoch and window."""
     tiles, st = win.results.tiles, win.state
-    return (not win.work.busy() and not win.controller.tess_timer.isActive() and tiles is not None
-            and tiles.shows(st.epoch_index, st.window))
+    return not win.work.busy() and not win.controller.tess_timer.isActive() and tiles is not None and tiles.shows(st.epoch_index, st.window)
 
 
 def _open(qtbot, make_window, name):
@@ -44,9 +44,8 @@ def test_default_slice_and_tessellation_equal_the_cli(qtbot, make_window, name, 
     assert main(["tessellate", str(DEMO_RUNS / name), "--json", str(out)]) == 0
     cli = json.loads(out.read_text())
     # the CLI tessellated the window's home window of the same slice: same regions at every depth
-    assert cli["slice_choice"] == ("input" if win.bundle.input_dim == 2 else
-                            "points:" + ",".join(map(str, st.slice_choice.indices)))
-    d = np.asarray(cli["domain"])                     # the domain polygon: the window's home box
+    assert cli["slice_choice"] == ("input" if win.bundle.input_dim == 2 else "points:" + ",".join(map(str, st.slice_choice.indices)))
+    d = np.asarray(cli["domain"])  # the domain polygon: the window's home box
     np.testing.assert_allclose([d[:, 0].min(), d[:, 0].max(), d[:, 1].min(), d[:, 1].max()], home, rtol=0, atol=1e-12)
     # the view shows a little more than the home window on one side (its 1:1 aspect): the CLI, asked for
     # the window the view tessellated, gives its regions at every depth
@@ -64,19 +63,17 @@ def test_window_tiles_are_coloured_like_the_exported_figure(qtbot, make_window, 
 
     drawn = []
     real = slice_tab.prepare_tiles
-    monkeypatch.setattr(slice_tab, "prepare_tiles", lambda v, o, rgba, groups: drawn.append((v, o, rgba)) or
-                        real(v, o, rgba, groups))
+    monkeypatch.setattr(slice_tab, "prepare_tiles", lambda v, o, rgba, groups: drawn.append((v, o, rgba)) or real(v, o, rgba, groups))
     win = _open(qtbot, make_window, "spirals")
     st = win.state
     st.set_depth(2)
     drawn.clear()
     st.set_color_mode(mode)
-    if mode == "class":          # already the mode: redraw explicitly
+    if mode == "class":  # already the mode: redraw explicitly
         win.slice_tab.redraw()
     qtbot.waitUntil(lambda: bool(drawn) and _settled(win), timeout=TIMEOUT)
     v, o, rgba = drawn[-1]
-    scene = build_slice_scene(win.bundle, st.epoch_index, st.slice, st.window, 2, cache=win.cache,
-                              max_regions=st.settings.max_regions)
+    scene = build_slice_scene(win.bundle, st.epoch_index, st.slice, st.window, 2, cache=win.cache, max_regions=st.settings.max_regions)
     ev, eo, ergba = tile_colours(scene, mode).polygons()
     np.testing.assert_array_equal(o, eo)
     np.testing.assert_allclose(v, ev, rtol=0, atol=0)
@@ -92,15 +89,13 @@ def test_inspector_report_equals_splineatlas_inspect(qtbot, make_window, name, t
     w = st.window
     u = (0.61 * w[0] + 0.39 * w[1], 0.43 * w[2] + 0.57 * w[3])
     st.set_inspected(u)
-    qtbot.waitUntil(lambda: win.results.point_report is not None and win.results.region_info is not None
-                    and not win.work.busy(), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: win.results.point_report is not None and win.results.region_info is not None and not win.work.busy(), timeout=TIMEOUT)
     shown = {k: lab.text() for k, lab in win.inspector.fields.items()}
     out = tmp_path / "i.json"
-    assert main(["inspect", str(DEMO_RUNS / name), f"--point={u[0]!r},{u[1]!r}", "--window", *map(repr, w),
-                 "--json", str(out)]) == 0
+    assert main(["inspect", str(DEMO_RUNS / name), f"--point={u[0]!r},{u[1]!r}", "--window", *map(repr, w), "--json", str(out)]) == 0
     cli = json.loads(out.read_text())
     assert cli["rows"] == {k: v for k, v in shown.items() if k in cli["rows"]}
-    assert set(cli["rows"]) == set(shown)            # every row the window shows, the CLI prints
+    assert set(cli["rows"]) == set(shown)  # every row the window shows, the CLI prints
 
 
 def test_inspector_pattern_hash_is_the_hash_colour_of_its_tile(qtbot, make_window, spirals_run_path):
@@ -130,8 +125,7 @@ def test_horizontal_path_in_the_window_equals_splineatlas_path(qtbot, make_windo
     qtbot.waitUntil(lambda: win.path_results.get(spec.id) is not None and not win.work.busy(), timeout=TIMEOUT)
     got = win.path_results[spec.id]
     out = tmp_path / "p"
-    assert main(["path", str(spirals_run_path), "--kind", "horizontal", "--from", str(i), "--to", str(j),
-                 "--split", "train", "--out", str(out)]) == 0
+    assert main(["path", str(spirals_run_path), "--kind", "horizontal", "--from", str(i), "--to", str(j), "--split", "train", "--out", str(out)]) == 0
     ref = np.load(out / "path.npz")
     summary = json.loads((out / "summary.json").read_text())["paths"][0]
     n = summary["steps"]

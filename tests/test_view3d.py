@@ -1,6 +1,7 @@
 """The 3D slice view: Qt-free state and scene arrays, the vispy canvas (render, pick), and the real window's
 3D tab linked to the 2D view. OpenGL tests skip, saying why, on Qt platforms without OpenGL (offscreen);
 under Xvfb (pytest-xvfb or ``xvfb-run -a``) with Mesa's llvmpipe they run."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -56,7 +57,7 @@ def test_make_slice3_kinds(digits_run_path):
     assert sl.dim == 3 and sl.ambient_dim == 64
     np.testing.assert_allclose(sl.basis.T @ sl.basis, np.eye(3), atol=1e-10)
     side = np.diff(np.asarray(box).reshape(3, 2), axis=1).ravel()
-    np.testing.assert_allclose(side, side[0])                   # a cube
+    np.testing.assert_allclose(side, side[0])  # a cube
     u = sl.project(b.points()[0])
     assert (np.abs(u - np.asarray(box).reshape(3, 2).mean(1)) <= side[0] / 2 + 1e-9).mean() > 0.99
     sl, box = jobs3d.make_slice3(b, Slice3Choice("deepfool", index=5, seed=1))
@@ -81,11 +82,11 @@ def test_view3d_state_validates_and_emits_once():
     with pytest.raises(ValueError):
         s.set_slice3(Slice.input_plane(2))
     s.set_slice3(Slice.input_plane(3), (0, 4, -1, 1, 10, 12))
-    assert s.clip.position == 11.0                      # centred on the w range of the box
+    assert s.clip.position == 11.0  # centred on the w range of the box
     s.update_clip(position=100)
-    assert s.clip.position == 12.0                      # clamped
+    assert s.clip.position == 12.0  # clamped
     s.update_clip(axis=0)
-    assert s.clip.position == 2.0                       # a new axis starts at the box centre
+    assert s.clip.position == 2.0  # a new axis starts at the box centre
     with pytest.raises(ValueError):
         s.set_choice(Slice3Choice("nope"))
 
@@ -104,13 +105,13 @@ def test_view3d_state_round_trips_through_a_session_dict():
     b = View3DState()
     b.apply_dict(saved)
     assert b.choice == a.choice and b.settings == a.settings
-    assert b.clip != a.clip                                   # no slice yet: the plane is pending
+    assert b.clip != a.clip  # no slice yet: the plane is pending
     b.set_slice3(Slice.input_plane(3), (0, 4, -1, 1, 10, 12))
     assert b.clip == a.clip
     b.set_slice3(Slice.input_plane(3), (0, 4, -1, 1, 10, 12))
-    assert b.clip.position == 0.0                             # applied once; later slices re-centre
+    assert b.clip.position == 0.0  # applied once; later slices re-centre
     b.apply_dict({"choice": saved["choice"], "clip": {**saved["clip"], "position": 0.5}})
-    assert b.clip.position == 0.5                             # same choice, slice present: at once
+    assert b.clip.position == 0.5  # same choice, slice present: at once
     for bad in ({"choice": {"kind": "nope"}}, {"clip": {"axis": 7}}, {"settings": {"camera": "orbit"}}, [1]):
         with pytest.raises(InputFileError, match="3D view"):
             View3DState().apply_dict(bad)
@@ -170,7 +171,7 @@ def test_canvas_renders_a_tessellation_and_picks_surfaces(gl, qtbot, ref):
     c.show()
     c.set_box(t.domain)
     blank = c.render_image((640, 480))
-    assert blank[..., :3].std() > 0      # the box and axis labels
+    assert blank[..., :3].std() > 0  # the box and axis labels
     sc = jobs3d.scene_arrays([t], 1, "class", View3DSettings(), BOX)
     c.show_scene(sc)
     img = c.render_image((640, 480))
@@ -180,16 +181,15 @@ def test_canvas_renders_a_tessellation_and_picks_surfaces(gl, qtbot, ref):
     c.set_boundary(None, None)
     no_b = c.render_image((640, 480))[..., :3].astype(int)
     redder = (rgb[..., 0] - no_b[..., 0] > 30) & (no_b[..., 2] - rgb[..., 2] > 30)
-    assert redder.sum() > 200                                    # the opaque red decision boundary is drawn
+    assert redder.sum() > 200  # the opaque red decision boundary is drawn
     c.set_faces(None, None, None)
     c.set_boundary(sc.boundary_pos, sc.boundary_tris)
     only_b = c.render_image((640, 480))[..., :3].astype(int)
     assert ((only_b[..., 0] > 150) & (only_b[..., 1] < 90) & (only_b[..., 2] < 110)).sum() > 200
-    assert np.abs(only_b - rgb).sum() > 0                        # the faces changed the picture
+    assert np.abs(only_b - rgb).sum() > 0  # the faces changed the picture
     c.show_scene(sc)
     # back-face culling keeps the faces seen from outside: an opaque cube shows its near face's colour
-    P = np.array([[-1, -1, -1], [1, -1, -1], [1, 1, -1], [-1, 1, -1], [-1, -1, 1], [1, -1, 1], [1, 1, 1], [-1, 1, 1]],
-                 float) * 0.5
+    P = np.array([[-1, -1, -1], [1, -1, -1], [1, 1, -1], [-1, 1, -1], [-1, -1, 1], [1, -1, 1], [1, 1, 1], [-1, 1, 1]], float) * 0.5
     loops = np.array([[0, 3, 2, 1], [4, 5, 6, 7], [0, 1, 5, 4], [2, 3, 7, 6], [1, 2, 6, 5], [0, 4, 7, 3]])
     tris = np.concatenate([loops[:, [0, 1, 2]], loops[:, [0, 2, 3]]])
     face_rgb = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 1], [1, 1, 0], [0, 1, 1], [1, 0, 1]], float)
@@ -202,7 +202,7 @@ def test_canvas_renders_a_tessellation_and_picks_surfaces(gl, qtbot, ref):
     img = c.render_image((640, 480))
     px = img[int(round(y0)), int(round(x0)), :3] / 255
     np.testing.assert_allclose(px, face_rgb[k % 6], atol=0.03)
-    c.set_faces(P, tris[:, ::-1], cols, cull_back=True)          # inside-out loops: the far face shows
+    c.set_faces(P, tris[:, ::-1], cols, cull_back=True)  # inside-out loops: the far face shows
     px2 = c.render_image((640, 480))[int(round(y0)), int(round(x0)), :3] / 255
     assert np.abs(px2 - face_rgb[k % 6]).max() > 0.5
     c.show_scene(sc)
@@ -211,7 +211,7 @@ def test_canvas_renders_a_tessellation_and_picks_surfaces(gl, qtbot, ref):
     target = bm.positions[bm.triangles[0]].mean(0)
     x, y = _project(c, target)
     o, d = c.ray_at(x, y)
-    assert np.linalg.norm(np.cross(target - o, d)) < 1e-6       # the ray passes through the target
+    assert np.linalg.norm(np.cross(target - o, d)) < 1e-6  # the ray passes through the target
     hit = c.pick(x, y)
     assert hit is not None and np.dot(hit - o, d) <= np.dot(target - o, d) + 1e-6
     assert np.linalg.norm(np.cross(hit - o, d)) < 1e-6
@@ -263,8 +263,7 @@ def _tiny_run(tmp_path, widths=(3, 8, 2), save_epochs=(0, 2)):
     y = (X @ np.array([1.0, 0.6, -0.4]) + 0.5 * X[:, 0] ** 2 > 0.1).astype(np.int64)
     np.savez(tmp_path / "d.npz", X=X, y=y)
     ds = load_npz(tmp_path / "d.npz")
-    return train_run(ds, mlp_spec(list(widths)), tmp_path / "run", epochs=max(save_epochs),
-                     save_epochs=list(save_epochs), lr=3e-2, seed=0)
+    return train_run(ds, mlp_spec(list(widths)), tmp_path / "run", epochs=max(save_epochs), save_epochs=list(save_epochs), lr=3e-2, seed=0)
 
 
 @pytest.mark.gui
@@ -288,8 +287,7 @@ def test_window_3d_tab_linked_to_the_2d_view_and_the_inspector(gl, qtbot, tmp_pa
     b = open_run_bundle(run)
     sl, box = jobs3d.make_slice3(b, jobs3d.default_choice(b), len(b.run) - 1)
     t = reference_tessellation(b.run.network(len(b.run) - 1), box)
-    win.cache.put(jobs.tessellation_key(win.bundle, len(b.run) - 1, sl, box, tab.state3d.settings.max_cells), [t],
-                  persist=False)
+    win.cache.put(jobs.tessellation_key(win.bundle, len(b.run) - 1, sl, box, tab.state3d.settings.max_cells), [t], persist=False)
     win.tabs.setCurrentWidget(tab)
     qtbot.waitUntil(lambda: tab.tess3 is not None and tab.scene is not None, timeout=TIMEOUT)
     assert tab.state3d.slice3.description == sl.description and np.allclose(tab.state3d.box, box)
@@ -336,8 +334,7 @@ def test_window_3d_tab_linked_to_the_2d_view_and_the_inspector(gl, qtbot, tmp_pa
     # the epoch slider drives the 3D view: another checkpoint, another exact tessellation (engine, worker)
     key = tab.tess3_key
     win.state.set_epoch_index(0)
-    qtbot.waitUntil(lambda: tab.tess3_key != key and tab.scene is not None
-                    and not win.work.busy("scene3d"), timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: tab.tess3_key != key and tab.scene is not None and not win.work.busy("scene3d"), timeout=TIMEOUT)
     from geometry.tessellation import tessellate
 
     t0 = tessellate(b.run.network(0), sl, np.asarray(box))
@@ -360,7 +357,7 @@ def test_window_3d_tab_follows_the_layer_slider_and_its_controls(gl, qtbot, tmp_
     assert st.depth == 2 and len(tab.tess3) == 2
     ref = reference_tessellations(win.bundle.run.network(0), np.asarray(tab.state3d.box))
     assert [t.num_regions for t in tab.tess3] == [t.num_regions for t in ref]
-    inner = [int((np.asarray(t.face_layer) >= 0).sum()) for t in tab.tess3]   # faces made by the neurons
+    inner = [int((np.asarray(t.face_layer) >= 0).sum()) for t in tab.tess3]  # faces made by the neurons
     assert tab.scene.counts["cells"] == ref[1].num_regions and tab.scene.counts["faces_shown"] == inner[1]
     # the layer slider: the scene of depth 1 (fewer cells, fewer faces), then back
     before = tab.scene
@@ -399,8 +396,7 @@ def test_window_3d_tab_follows_the_layer_slider_and_its_controls(gl, qtbot, tmp_
     before = tab.scene
     c.explode.setValue(50)
     assert s3.settings.explode == pytest.approx(0.75)
-    qtbot.waitUntil(lambda: tab.scene is not before and idle() and tab.scene.counts["faces_shown"] == inner[1],
-                    timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: tab.scene is not before and idle() and tab.scene.counts["faces_shown"] == inner[1], timeout=TIMEOUT)
     assert np.abs(tab.scene.pick_offsets).max() > 0.1
     c.explode.setValue(0)
     assert s3.settings.explode == 0.0
@@ -424,8 +420,7 @@ def test_render3d_cli(gl, tmp_path, capsys, monkeypatch):
 
     run = _tiny_run(tmp_path)
     out = tmp_path / "v.png"
-    assert main(["render3d", str(run), "--out", str(out), "--size", "320", "240", "--clip", "w", "0.1",
-                 "--color", "slope"]) == 0
+    assert main(["render3d", str(run), "--out", str(out), "--size", "320", "240", "--clip", "w", "0.1", "--color", "slope"]) == 0
     import imageio.v3 as iio
 
     img = iio.imread(out)

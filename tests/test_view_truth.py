@@ -2,6 +2,7 @@
 boundary and overlays) has the colour of the forward pass's argmax at that pixel's slice point.
 Checked on screenshots with their JSON key (``splineatlas screenshot``), for each bundled run, and in
 the real window after wheel zooms and pans (a render cache once left tiles of old zoom levels)."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,7 @@ from PySide6.QtCore import QPoint, QPointF, Qt  # noqa: E402
 
 pytestmark = pytest.mark.gui
 TIMEOUT = 120_000
-TOLERANCE = 3            # per channel, for the compositor's rounding
+TOLERANCE = 3  # per channel, for the compositor's rounding
 
 
 def agreement(png, key: dict, network) -> tuple[float, int]:
@@ -25,14 +26,15 @@ def agreement(png, key: dict, network) -> tuple[float, int]:
     colors = np.asarray(key["class_colors"])
     x0, y0, x1, y1 = (int(v) for v in key["plot_rect"])
     sub = img[y0:y1, x0:x1]
-    diff = np.abs(sub[:, :, None, :] - colors[None, None]).max(-1)          # (H, W, C)
+    diff = np.abs(sub[:, :, None, :] - colors[None, None]).max(-1)  # (H, W, C)
     cls = np.where(diff.min(-1) <= TOLERANCE, diff.argmin(-1), -1)
     clean = cls >= 0
-    for dy in (-1, 0, 1):                      # the whole 3x3 neighbourhood shows the same class
+    for dy in (-1, 0, 1):  # the whole 3x3 neighbourhood shows the same class
         for dx in (-1, 0, 1):
             shifted = np.full_like(cls, -2)
-            shifted[max(dy, 0):cls.shape[0] + min(dy, 0), max(dx, 0):cls.shape[1] + min(dx, 0)] = \
-                cls[max(-dy, 0):cls.shape[0] - max(dy, 0), max(-dx, 0):cls.shape[1] - max(dx, 0)]
+            shifted[max(dy, 0) : cls.shape[0] + min(dy, 0), max(dx, 0) : cls.shape[1] + min(dx, 0)] = cls[
+                max(-dy, 0) : cls.shape[0] - max(dy, 0), max(-dx, 0) : cls.shape[1] - max(dx, 0)
+            ]
             clean &= shifted == cls
     py, px = np.nonzero(clean)
     (a, b, c), (d, e, f) = key["pixel_to_slice"]
@@ -70,8 +72,16 @@ def _wheel(qtbot, view, u, v, steps):
     from PySide6.QtGui import QWheelEvent
 
     for _ in range(abs(steps)):
-        ev = QWheelEvent(QPointF(pos), QPointF(vp.mapToGlobal(pos)), QPoint(0, 0), QPoint(0, 120 if steps > 0 else -120),
-                         Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier, Qt.ScrollPhase.NoScrollPhase, False)
+        ev = QWheelEvent(
+            QPointF(pos),
+            QPointF(vp.mapToGlobal(pos)),
+            QPoint(0, 0),
+            QPoint(0, 120 if steps > 0 else -120),
+            Qt.MouseButton.NoButton,
+            Qt.KeyboardModifier.NoModifier,
+            Qt.ScrollPhase.NoScrollPhase,
+            False,
+        )
         from PySide6.QtWidgets import QApplication
 
         QApplication.sendEvent(vp, ev)
@@ -87,15 +97,21 @@ def test_window_pixels_stay_exact_after_wheel_zooms_and_pans(qtbot, tmp_path, ma
     win.state.update_settings(show_points=False)
     view = win.view2d
     net = win.bundle.run.network(win.state.epoch_index)
-    for step, (u, v, clicks, pan) in enumerate([(0.2, 0.1, 3, None), (0.25, 0.05, 2, (40, -25)),
-                                                (0.0, 0.0, -2, (-60, 30)), (0.3, -0.2, 4, None)]):
+    for step, (u, v, clicks, pan) in enumerate([(0.2, 0.1, 3, None), (0.25, 0.05, 2, (40, -25)), (0.0, 0.0, -2, (-60, 30)), (0.3, -0.2, 4, None)]):
         _wheel(qtbot, view, u, v, clicks)
         if pan is not None:
             vb = view.vb
             vb.translateBy(x=pan[0] * vb.viewPixelSize()[0], y=pan[1] * vb.viewPixelSize()[1])
         view.flush_window()
-        qtbot.waitUntil(lambda: not win.work.busy() and not win.controller.tess_timer.isActive() and win.tess is not None
-                        and win.results.tiles.shows(win.state.epoch_index, win.state.window), timeout=TIMEOUT)
+        qtbot.waitUntil(
+            lambda: (
+                not win.work.busy()
+                and not win.controller.tess_timer.isActive()
+                and win.tess is not None
+                and win.results.tiles.shows(win.state.epoch_index, win.state.window)
+            ),
+            timeout=TIMEOUT,
+        )
         qtbot.wait(100)
         key = save_view(win, tmp_path / f"zoom{step}.png")
         assert key["exact"]
@@ -103,8 +119,7 @@ def test_window_pixels_stay_exact_after_wheel_zooms_and_pans(qtbot, tmp_path, ma
         assert n > 20_000 and frac >= 0.995, f"after zoom/pan {step}: {frac:.4f} of {n} pixels agree"
 
 
-def test_a_new_epoch_never_shows_the_old_tiles_and_cancel_returns_to_the_epoch_shown(qtbot, make_window,
-                                                                                      digits_run_path, monkeypatch):
+def test_a_new_epoch_never_shows_the_old_tiles_and_cancel_returns_to_the_epoch_shown(qtbot, make_window, digits_run_path, monkeypatch):
     """The slider said epoch 5 while the tiles, boundary and status were still epoch 60's, during the
     computation and after Cancel."""
     import time
@@ -116,7 +131,7 @@ def test_a_new_epoch_never_shows_the_old_tiles_and_cancel_returns_to_the_epoch_s
     qtbot.waitUntil(lambda: win.tess is not None and not win.work.busy(), timeout=TIMEOUT)
     last, shown = win.state.epoch_index, win.tess_key
 
-    def slow(bundle, epoch, *args, **kw):          # an exact tessellation that takes until it is cancelled
+    def slow(bundle, epoch, *args, **kw):  # an exact tessellation that takes until it is cancelled
         cancel = args[-1] if args else kw.get("cancel")
         t0 = time.time()
         while time.time() - t0 < 60:
@@ -124,11 +139,12 @@ def test_a_new_epoch_never_shows_the_old_tiles_and_cancel_returns_to_the_epoch_s
                 raise CancelledError("cancelled")
             time.sleep(0.01)
         raise CancelledError("test timeout")
+
     monkeypatch.setattr(jobs, "tessellate_all", slow)
     win.controls.epoch.setValue(5)
     qtbot.waitUntil(lambda: win.work.busy("tessellation"), timeout=TIMEOUT)
-    assert win.tess is None and win.view2d.tiles.num_tiles == 0          # the old epoch's picture is gone
-    qtbot.waitUntil(lambda: win.view2d.preview.isVisible(), timeout=TIMEOUT)   # this epoch's preview instead
+    assert win.tess is None and win.view2d.tiles.num_tiles == 0  # the old epoch's picture is gone
+    qtbot.waitUntil(lambda: win.view2d.preview.isVisible(), timeout=TIMEOUT)  # this epoch's preview instead
     assert "Tessellating epoch" in win.status_label.text()
     win.cancel_btn.click()
     qtbot.waitUntil(lambda: win.tess is not None and not win.work.busy(), timeout=TIMEOUT)

@@ -2,6 +2,7 @@
 decision-boundary analysis of a run's checkpoint at chosen data points or on a tessellated slice (CLI twins
 of geometry.power_diagram, geometry.boundary.deepfool, geometry.boundary.curvature, geometry.boundary.detection and
 geometry.boundary.boundary_angles)."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,11 +21,9 @@ from geometry.safe_io import atomic_open, atomic_save, write_npz, write_text
 def _common(p: argparse.ArgumentParser, out_kind: str = "json") -> None:
     p.add_argument("path", help="checkpoint file, run.json or run folder")
     p.add_argument("--epoch", type=int, default=None, help="epoch of the run (default: the last checkpoint)")
-    p.add_argument("--points", metavar="I,J,...", default=None,
-                   help="indices into the run's dataset (default: 0..7)")
+    p.add_argument("--points", metavar="I,J,...", default=None, help="indices into the run's dataset (default: 0..7)")
     p.add_argument("--split", choices=["train", "test"], default="train", help="which split --points indexes")
-    p.add_argument("--points-file", metavar="FILE.npz", default=None,
-                   help="use the rows of 'X' in this npz instead of dataset indices")
+    p.add_argument("--points-file", metavar="FILE.npz", default=None, help="use the rows of 'X' in this npz instead of dataset indices")
     p.add_argument("--device", default=None, help="cpu | cuda (default: CUDA when present)")
     add_trust_argument(p)
     if out_kind == "json":
@@ -47,31 +46,35 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     k = sub.add_parser("curvature", help="principal curvatures of the decision boundary near data points (Fawzi eq. 1)")
     _common(k)
-    k.add_argument("--mode", choices=["auto", "exact", "secant"], default="auto",
-                   help="Hessian-vector products: exact (smooth nets) or secant (piecewise-linear nets; auto picks)")
-    k.add_argument("--fd-scale", type=float, default=None,
-                   help="secant scale in input units (default: the median DeepFool distance of the points)")
+    k.add_argument(
+        "--mode",
+        choices=["auto", "exact", "secant"],
+        default="auto",
+        help="Hessian-vector products: exact (smooth nets) or secant (piecewise-linear nets; auto picks)",
+    )
+    k.add_argument("--fd-scale", type=float, default=None, help="secant scale in input units (default: the median DeepFool distance of the points)")
     k.add_argument("--num", type=int, default=None, help="number of curvatures (Lanczos steps; default D-1 = all)")
     k.set_defaults(func=cmd_curvature)
 
     t = sub.add_parser("detect", help="curvature-sign detector of perturbed samples (Fawzi Algorithm 2)")
     _common(t)
-    t.add_argument("--threshold", type=float, default=None,
-                   help="detection threshold on rho (default: calibrated on --calibrate training points)")
-    t.add_argument("--calibrate", type=int, default=100, metavar="N",
-                   help="calibrate the threshold on the first N training points and their DeepFool versions")
-    t.add_argument("--perturbed-when", choices=["below", "above"], default="below",
-                   help="below: rho < t means perturbed (the paper's Table II sign, default); above: Algorithm 2 as printed")
+    t.add_argument("--threshold", type=float, default=None, help="detection threshold on rho (default: calibrated on --calibrate training points)")
+    t.add_argument("--calibrate", type=int, default=100, metavar="N", help="calibrate the threshold on the first N training points and their DeepFool versions")
+    t.add_argument(
+        "--perturbed-when",
+        choices=["below", "above"],
+        default="below",
+        help="below: rho < t means perturbed (the paper's Table II sign, default); above: Algorithm 2 as printed",
+    )
     t.add_argument("--mode", choices=["auto", "exact", "secant"], default="auto")
-    t.add_argument("--fd-scale", type=float, default=None,
-                   help="secant scale (default: median DeepFool distance of the calibration points)")
+    t.add_argument("--fd-scale", type=float, default=None, help="secant scale (default: median DeepFool distance of the calibration points)")
     t.add_argument("--samples", type=int, default=20, help="random directions per class (T)")
-    t.add_argument("--with-perturbed", action="store_true",
-                   help="also run on the DeepFool-perturbed points and report detection rates")
+    t.add_argument("--with-perturbed", action="store_true", help="also run on the DeepFool-perturbed points and report detection rates")
     t.set_defaults(func=cmd_detect)
 
-    ds_ = sub.add_parser("distances", help="distance of data points to the nearest region boundary, per layer and "
-                                           "epoch (power-diagram paper Fig. 5): npz, CSV and a figure")
+    ds_ = sub.add_parser(
+        "distances", help="distance of data points to the nearest region boundary, per layer and epoch (power-diagram paper Fig. 5): npz, CSV and a figure"
+    )
     ds_.add_argument("path", help="run.json or run folder (or one checkpoint)")
     ds_.add_argument("--epochs", default="all", help="'all' (default) or comma-separated epochs of the run")
     ds_.add_argument("--layer", default="all", help="layer 1..L, comma-separated layers, or 'all' (default)")
@@ -87,15 +90,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     from app.cli.tessellate_cmd import add_slice_arguments
 
-    a = sub.add_parser("angles", help="dihedral angles between adjacent decision-boundary pieces of a 2D slice "
-                                      "(power-diagram paper, Theorem 8), with a histogram")
+    a = sub.add_parser(
+        "angles", help="dihedral angles between adjacent decision-boundary pieces of a 2D slice (power-diagram paper, Theorem 8), with a histogram"
+    )
     add_slice_arguments(a)
-    a.add_argument("--json", metavar="OUT.json", required=True,
-                   help="write every boundary vertex with its angle, and the histogram")
+    a.add_argument("--json", metavar="OUT.json", required=True, help="write every boundary vertex with its angle, and the histogram")
     a.add_argument("--png", metavar="HIST.png", default=None, help="also draw the histogram of the angles (degrees)")
     a.add_argument("--bins", type=int, default=18, help="histogram bins over [0, 90] degrees (default 18: 5 degrees each)")
-    a.add_argument("--tol", type=float, default=None,
-                   help="slice distance under which two boundary endpoints are one vertex (default: from the tessellation)")
+    a.add_argument("--tol", type=float, default=None, help="slice distance under which two boundary endpoints are one vertex (default: from the tessellation)")
     a.set_defaults(func=cmd_angles)
 
 
@@ -163,9 +165,17 @@ def cmd_centroids(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     names = [str(j) for j in idx] if idx is not None else [str(j) for j in range(len(X))]
-    write_npz(out / "centroids.npz", centroids=res.centroids, radii=res.radii, boundary_distance=dist,
-             layers=np.array(res.layers) + 1, points=X, indices=np.array(idx if idx is not None else []),
-             input_shape=np.array(res.input_shape), epoch=run.epochs[i])
+    write_npz(
+        out / "centroids.npz",
+        centroids=res.centroids,
+        radii=res.radii,
+        boundary_distance=dist,
+        layers=np.array(res.layers) + 1,
+        points=X,
+        indices=np.array(idx if idx is not None else []),
+        input_shape=np.array(res.input_shape),
+        epoch=run.epochs[i],
+    )
     pngs = 0
     shape = res.input_shape
     is_image = len(shape) == 3 or (len(shape) == 2 and min(shape) > 1)
@@ -177,8 +187,10 @@ def cmd_centroids(args) -> int:
                 pngs += 1
     print(f"{run.name} epoch {run.epochs[i]}: {len(X)} points x {len(res.layers)} layers")
     for j, layer in enumerate(res.layers):
-        print(f"  layer {layer + 1}: |centroid| median {np.median(np.linalg.norm(res.centroids[j], axis=1)):.4g}, "
-              f"radius median {np.median(res.radii[j]):.4g}, distance to nearest cut median {np.median(dist[j]):.4g}")
+        print(
+            f"  layer {layer + 1}: |centroid| median {np.median(np.linalg.norm(res.centroids[j], axis=1)):.4g}, "
+            f"radius median {np.median(res.radii[j]):.4g}, distance to nearest cut median {np.median(dist[j]):.4g}"
+        )
     print(f"wrote {out / 'centroids.npz'}" + (f" and {pngs} centroid PNGs" if pngs else ""), file=sys.stderr)
     return 0
 
@@ -201,14 +213,23 @@ def cmd_distances(args) -> int:
     args.points_file = None
     X, idx, _ = _points(args, run, net)
     layers = _parse_layers(args.layer, net.depth)
-    dd = distance_distributions(run, X, layers, epochs, device=args.device,
-                                progress=lambda f, m: print(f"\r  {m} ({100 * f:.0f}%)   ", end="", file=sys.stderr))
+    dd = distance_distributions(
+        run, X, layers, epochs, device=args.device, progress=lambda f, m: print(f"\r  {m} ({100 * f:.0f}%)   ", end="", file=sys.stderr)
+    )
     print("", file=sys.stderr)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     counts, edges = dd.log_histograms(bins=args.bins)
-    write_npz(out / "distances.npz", epochs=dd.epochs, layers=np.array(dd.layers) + 1, distances=dd.distances,
-             indices=np.array(idx), split=args.split, log10_histograms=counts, log10_edges=edges)
+    write_npz(
+        out / "distances.npz",
+        epochs=dd.epochs,
+        layers=np.array(dd.layers) + 1,
+        distances=dd.distances,
+        indices=np.array(idx),
+        split=args.split,
+        log10_histograms=counts,
+        log10_edges=edges,
+    )
     with atomic_open(out / "distances.csv", "w") as fh:
         fh.write("epoch,layer,points,median,mean,q10,q90,no_cut\n")
         for e, epoch in enumerate(dd.epochs):
@@ -221,8 +242,7 @@ def cmd_distances(args) -> int:
     print(f"{run.name}: {len(X)} {args.split} points x {len(dd.layers)} layers x {len(dd.epochs)} epochs")
     for j, layer in enumerate(dd.layers):
         med = [float(np.median(dd.distances[e, j][np.isfinite(dd.distances[e, j])])) for e in (0, -1)]
-        print(f"  layer {layer + 1}: median distance to the nearest cut {med[0]:.4g} (epoch {dd.epochs[0]}) -> "
-              f"{med[1]:.4g} (epoch {dd.epochs[-1]})")
+        print(f"  layer {layer + 1}: median distance to the nearest cut {med[0]:.4g} (epoch {dd.epochs[0]}) -> {med[1]:.4g} (epoch {dd.epochs[-1]})")
     print(f"wrote {out}/distances.npz, distances.csv, distances.png", file=sys.stderr)
     return 0
 
@@ -244,7 +264,7 @@ def _distance_figure(dd, counts, edges, path: Path, title: str) -> None:
     for j, ax in enumerate(axes[0]):
         for e in range(len(ep)):
             total = max(counts[e, j].sum(), 1)
-            ax.plot(10 ** centres, counts[e, j] / total, color=cmap(norm(max(ep[e], norm.vmin))), lw=1.2)
+            ax.plot(10**centres, counts[e, j] / total, color=cmap(norm(max(ep[e], norm.vmin))), lw=1.2)
         ax.set_xscale("log")
         ax.set_title(f"layer {dd.layers[j] + 1}")
         ax.grid(alpha=0.3)
@@ -269,7 +289,7 @@ def _save_image(path: Path, img: np.ndarray, signed: bool) -> None:
         a = a[0] if a.shape[0] == 1 else np.moveaxis(a, 0, -1)
     up = max(1, 128 // max(a.shape[0], a.shape[1]))
     a = np.repeat(np.repeat(a, up, axis=0), up, axis=1)
-    if a.ndim == 3:                                  # RGB: rescale to [0, 1]
+    if a.ndim == 3:  # RGB: rescale to [0, 1]
         lo, hi = a.min(), a.max()
         plt.imsave(path, (a - lo) / (hi - lo if hi > lo else 1.0))
     elif signed:
@@ -290,8 +310,10 @@ def cmd_deepfool(args) -> int:
     print(f"{run.name} epoch {run.epochs[i]}: DeepFool on {len(X)} points (overshoot {args.overshoot})")
     for n in range(len(X)):
         tag = idx[n] if idx is not None else n
-        print(f"  point {tag}: {_cls(names, res.original_labels[n])} -> {_cls(names, res.labels[n])}  "
-              f"||r|| = {res.norms[n]:.4g}  ({res.iterations[n]} steps{'' if res.converged[n] else ', NOT converged'})")
+        print(
+            f"  point {tag}: {_cls(names, res.original_labels[n])} -> {_cls(names, res.labels[n])}  "
+            f"||r|| = {res.norms[n]:.4g}  ({res.iterations[n]} steps{'' if res.converged[n] else ', NOT converged'})"
+        )
     payload = _header(run, i, net) | {"indices": idx, "true_labels": None if labels is None else labels.tolist()} | res.to_json()
     _write_json(args.json, payload)
     return 0
@@ -320,8 +342,9 @@ def cmd_curvature(args) -> int:
         tag = idx[n] if idx is not None else n
         kap = res.curvatures[n]
         mean = res.mean_curvature[n]
-        print(f"  point {tag}: boundary {res.base[n]}|{res.other[n]}  max {kap[0]:+.4g}  min {kap[-1]:+.4g}"
-              + ("" if np.isnan(mean) else f"  mean {mean:+.4g}"))
+        print(
+            f"  point {tag}: boundary {res.base[n]}|{res.other[n]}  max {kap[0]:+.4g}  min {kap[-1]:+.4g}" + ("" if np.isnan(mean) else f"  mean {mean:+.4g}")
+        )
     _write_json(args.json, _header(run, i, net) | {"indices": idx} | res.to_json())
     return 0
 
@@ -340,7 +363,7 @@ def cmd_detect(args) -> int:
         ds = run.dataset
         if ds is None:
             raise DatasetError("the run names no dataset to calibrate on: give --threshold and --fd-scale.")
-        cal = np.asarray(ds.X_train[:max(2, args.calibrate)], dtype=np.float64).reshape(-1, net.input_dim)
+        cal = np.asarray(ds.X_train[: max(2, args.calibrate)], dtype=np.float64).reshape(-1, net.input_dim)
         dfc = deepfool(net, cal, device=args.device)
     scale = args.fd_scale
     if scale is None and needs_scale(net, args.mode):
@@ -354,9 +377,11 @@ def cmd_detect(args) -> int:
         threshold = calibrate_threshold(c0.rho, p0.rho, args.perturbed_when)
     res = detect_perturbed(net, X, threshold=threshold, **kw)
     how = "calibrated" if args.threshold is None else "given"
-    print(f"{run.name} epoch {run.epochs[i]}: curvature detector, threshold {threshold:.4g} ({how}), "
-          f"perturbed when rho {'<' if args.perturbed_when == 'below' else '>='} t, "
-          f"{'exact Hessian' if res.mode == 'exact' else f'secant Hessian at scale {res.scale:.4g}'}")
+    print(
+        f"{run.name} epoch {run.epochs[i]}: curvature detector, threshold {threshold:.4g} ({how}), "
+        f"perturbed when rho {'<' if args.perturbed_when == 'below' else '>='} t, "
+        f"{'exact Hessian' if res.mode == 'exact' else f'secant Hessian at scale {res.scale:.4g}'}"
+    )
     for n in range(len(X)):
         tag = idx[n] if idx is not None else n
         verdict = f"PERTURBED, recovered label {res.labels[n]}" if res.perturbed[n] else "clean"
@@ -368,9 +393,11 @@ def cmd_detect(args) -> int:
         pert = detect_perturbed(net, df.perturbed[ok], threshold=threshold, **kw)
         clean_ok = detect_perturbed(net, X[ok], threshold=threshold, **kw) if not ok.all() else res
         rates = detection_rates(clean_ok, pert, df.original_labels[ok])
-        print(f"  on DeepFool-perturbed versions: detected {rates.perturbed_detection:.0%}, clean kept "
-              f"{rates.clean_accuracy:.0%}, balanced accuracy {rates.balanced_accuracy:.0%}, AUC {rates.auc:.2f}, "
-              f"label recovery {'-' if rates.label_recovery is None else f'{rates.label_recovery:.0%}'}")
+        print(
+            f"  on DeepFool-perturbed versions: detected {rates.perturbed_detection:.0%}, clean kept "
+            f"{rates.clean_accuracy:.0%}, balanced accuracy {rates.balanced_accuracy:.0%}, AUC {rates.auc:.2f}, "
+            f"label recovery {'-' if rates.label_recovery is None else f'{rates.label_recovery:.0%}'}"
+        )
         payload["perturbed"] = pert.to_json()
         payload["rates"] = rates.__dict__
     _write_json(args.json, payload)
@@ -388,26 +415,38 @@ def cmd_angles(args) -> int:
     run, i, net = load_checkpoint_network(args)
     sl, domain, info = resolve_slice(args, net, run)
     if sl.dim != 2:
-        raise SplineAtlasError("boundary angles are defined on 2D slices; give a plane (3 --through points, "
-                               "--pca 2, two directions, or --deepfool I).")
+        raise SplineAtlasError("boundary angles are defined on 2D slices; give a plane (3 --through points, --pca 2, two directions, or --deepfool I).")
     tess = tessellate(net, sl, domain, device=args.device, max_regions=args.max_regions, slope_norm=False)
     res = boundary_angles(net, tess, tol=args.tol, device=args.device)
     counts, edges = res.histogram(bins=args.bins)
-    payload = _header(run, i, net) | info | {
-        "slice": sl.to_json(), "domain": tess.domain.tolist(), "num_regions": tess.num_regions,
-        "num_boundary_segments": int(tess.boundary_segments.shape[0]),
-        "angle_units": "degrees",
-        "vertices": res.vertices.tolist(), "segments": res.segments.tolist(), "classes": res.classes.tolist(),
-        "angles": res.angles.tolist(), "slice_angles": res.slice_angles.tolist(),
-        "junctions": res.junctions.tolist(),
-        "histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
-    }
-    print(f"{run.name} epoch {run.epochs[i]}: {sl.description or 'slice'}: {tess.num_regions} regions, "
-          f"{tess.boundary_segments.shape[0]} boundary segments, {len(res.angles)} boundary vertices, "
-          f"{len(res.junctions)} three-class junctions")
+    payload = (
+        _header(run, i, net)
+        | info
+        | {
+            "slice": sl.to_json(),
+            "domain": tess.domain.tolist(),
+            "num_regions": tess.num_regions,
+            "num_boundary_segments": int(tess.boundary_segments.shape[0]),
+            "angle_units": "degrees",
+            "vertices": res.vertices.tolist(),
+            "segments": res.segments.tolist(),
+            "classes": res.classes.tolist(),
+            "angles": res.angles.tolist(),
+            "slice_angles": res.slice_angles.tolist(),
+            "junctions": res.junctions.tolist(),
+            "histogram": {"edges": edges.tolist(), "counts": counts.tolist()},
+        }
+    )
+    print(
+        f"{run.name} epoch {run.epochs[i]}: {sl.description or 'slice'}: {tess.num_regions} regions, "
+        f"{tess.boundary_segments.shape[0]} boundary segments, {len(res.angles)} boundary vertices, "
+        f"{len(res.junctions)} three-class junctions"
+    )
     if len(res.angles):
-        print(f"  dihedral angle (Theorem 8, full input space): median {np.median(res.angles):.3g} deg, "
-              f"mean {res.angles.mean():.3g} deg, max {res.angles.max():.3g} deg")
+        print(
+            f"  dihedral angle (Theorem 8, full input space): median {np.median(res.angles):.3g} deg, "
+            f"mean {res.angles.mean():.3g} deg, max {res.angles.max():.3g} deg"
+        )
     _write_json(args.json, payload)
     if args.png:
         _angle_histogram_png(Path(args.png), counts, edges, f"{run.name} epoch {run.epochs[i]}")

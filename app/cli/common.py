@@ -4,6 +4,7 @@ Budgets are checked once, in ``main``, before a command runs: an argument that w
 allocate or loop without bound (``--points 10**10``, ``--size 100000 100000``) is refused in one line
 naming the value and the limit, instead of exhausting memory or time.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -13,28 +14,69 @@ from geometry.errors import BudgetExceededError, SplineAtlasError
 
 # argument (dest) -> (smallest, largest) allowed value; checked for every command that has the argument.
 ARGUMENT_BUDGETS: dict[str, tuple[float, float]] = {
-    "points": (1, 100_000), "steps": (1, 100_000), "depth": (1, 10_000), "n": (1, 1_000_000),
-    "samples": (1, 10_000_000), "frames": (1, 10_000), "resolution": (2, 4096), "size": (16, 8192),
-    "dpi": (10, 1200), "fps": (0.1, 240), "bins": (1, 10_000), "max_iter": (1, 100_000),
-    "calibrate": (1, 100_000), "num": (1, 1_000_000), "frame_dims": (1, 10_000), "slices": (1, 1_000),
-    "data_squares": (1, 10_000), "max_regions": (1, 100_000_000), "max_cells": (1, 10_000_000),
-    "batch_size": (1, 10_000_000), "save_every": (1, 10_000_000), "log_checkpoints": (1, 100_000),
-    "arms": (1, 1_000), "font_scale": (0.1, 10), "opacity": (0, 1), "explode": (0, 100),
-    "seed": (0, 2**32 - 1), "epoch": (0, 10**15), "only_layer": (0, 10_000), "layer": (0, 10_000),
-    "extent": (1e-9, 1e9), "overshoot": (0, 10), "lr": (0, 1e3), "weight_decay": (0, 1e3), "noise": (0, 1e3),
-    "tol": (0, 1e6), "step_size": (0, 1e6), "margin": (0, 1e6), "radius": (0, 1e9), "threshold": (-1e12, 1e12),
-    "fd_scale": (0, 1e6), "near_boundary": (0, 1), "max_checkpoint_mb": (1, 1 << 30),
-    "point": (0, 10**9), "target": (0, 10**6), "second": (0, 10**9), "deepfool": (0, 10**9),
-    "src": (0, 10**15), "dst": (0, 10**15), "threads": (1, 4096),
+    "points": (1, 100_000),
+    "steps": (1, 100_000),
+    "depth": (1, 10_000),
+    "n": (1, 1_000_000),
+    "samples": (1, 10_000_000),
+    "frames": (1, 10_000),
+    "resolution": (2, 4096),
+    "size": (16, 8192),
+    "dpi": (10, 1200),
+    "fps": (0.1, 240),
+    "bins": (1, 10_000),
+    "max_iter": (1, 100_000),
+    "calibrate": (1, 100_000),
+    "num": (1, 1_000_000),
+    "frame_dims": (1, 10_000),
+    "slices": (1, 1_000),
+    "data_squares": (1, 10_000),
+    "max_regions": (1, 100_000_000),
+    "max_cells": (1, 10_000_000),
+    "batch_size": (1, 10_000_000),
+    "save_every": (1, 10_000_000),
+    "log_checkpoints": (1, 100_000),
+    "arms": (1, 1_000),
+    "font_scale": (0.1, 10),
+    "opacity": (0, 1),
+    "explode": (0, 100),
+    "seed": (0, 2**32 - 1),
+    "epoch": (0, 10**15),
+    "only_layer": (0, 10_000),
+    "layer": (0, 10_000),
+    "extent": (1e-9, 1e9),
+    "overshoot": (0, 10),
+    "lr": (0, 1e3),
+    "weight_decay": (0, 1e3),
+    "noise": (0, 1e3),
+    "tol": (0, 1e6),
+    "step_size": (0, 1e6),
+    "margin": (0, 1e6),
+    "radius": (0, 1e9),
+    "threshold": (-1e12, 1e12),
+    "fd_scale": (0, 1e6),
+    "near_boundary": (0, 1),
+    "max_checkpoint_mb": (1, 1 << 30),
+    "point": (0, 10**9),
+    "target": (0, 10**6),
+    "second": (0, 10**9),
+    "deepfool": (0, 10**9),
+    "src": (0, 10**15),
+    "dst": (0, 10**15),
+    "threads": (1, 4096),
 }
 TRAIN_EPOCH_LIMIT = 1_000_000
 
 
 def add_trust_argument(parser: argparse.ArgumentParser) -> None:
     """``--trust-code`` (alias ``--trust-pickle``): allow files whose loading runs code stored in them."""
-    parser.add_argument("--trust-code", "--trust-pickle", dest="trust_code", action="store_true",
-                        help="allow full pickles and TorchScript archives, which run code stored in the file when "
-                             "loaded: only for files you trust")
+    parser.add_argument(
+        "--trust-code",
+        "--trust-pickle",
+        dest="trust_code",
+        action="store_true",
+        help="allow full pickles and TorchScript archives, which run code stored in the file when loaded: only for files you trust",
+    )
 
 
 def _values(value):
@@ -66,7 +108,12 @@ def add_slice_argument(parser: argparse.ArgumentParser, dim: int = 2, flag: str 
     """``--slice KIND[:I,J,...][@SEED]``: the one slice vocabulary (``app.jobs.slicing``), default as the window."""
     from app.jobs.slicing import SPELLING
 
-    parser.add_argument(flag, dest="slice" if dim == 2 else "slice3", default=None, metavar="KIND",
-                        help=f"{dim}D slice: {SPELLING} (default: the window's: the input space of {dim}-input nets, "
-                             + ("else the plane through three training points of different classes" if dim == 2
-                                else "else the PCA space") + ", else PCA, else random)")
+    parser.add_argument(
+        flag,
+        dest="slice" if dim == 2 else "slice3",
+        default=None,
+        metavar="KIND",
+        help=f"{dim}D slice: {SPELLING} (default: the window's: the input space of {dim}-input nets, "
+        + ("else the plane through three training points of different classes" if dim == 2 else "else the PCA space")
+        + ", else PCA, else random)",
+    )

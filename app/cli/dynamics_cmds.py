@@ -5,6 +5,7 @@ train/test/random points, exact region density near data / boundary / random poi
 distance to the nearest region boundary per layer) and ``DIR/dynamics.png`` + ``.svg`` (all panels).
 Per-checkpoint results are cached on disk, so a second run over the same checkpoints is instant.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,13 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder (created)")
     p.add_argument("--epochs", type=str, default=None, metavar="E1,E2,...", help="only these epochs (default: all)")
     p.add_argument("--points", type=int, default=256, help="train/test/random points per checkpoint (default 256)")
-    p.add_argument("--radius", type=float, default=None,
-                   help="LC orthoplex radius r and square half-width (default: 0.05 x the data's RMS radius)")
+    p.add_argument("--radius", type=float, default=None, help="LC orthoplex radius r and square half-width (default: 0.05 x the data's RMS radius)")
     p.add_argument("--frame-dims", type=int, default=16, help="orthoplex directions P (default 16)")
-    p.add_argument("--slices", type=int, default=2,
-                   help="planes for the boundary and random squares when the input is not 2D (default 2)")
-    p.add_argument("--data-squares", type=int, default=32,
-                   help="training points with their own exact square (own plane) when the input is not 2D (default 32)")
+    p.add_argument("--slices", type=int, default=2, help="planes for the boundary and random squares when the input is not 2D (default 2)")
+    p.add_argument("--data-squares", type=int, default=32, help="training points with their own exact square (own plane) when the input is not 2D (default 32)")
     p.add_argument("--no-trace-g", action="store_true", help="skip mean Tr G")
     p.add_argument("--no-boundary-distance", action="store_true", help="skip distances to region boundaries")
     p.add_argument("--no-cache", action="store_true", help="recompute every checkpoint (no disk cache)")
@@ -54,10 +52,18 @@ def cmd_dynamics(args) -> int:
         idx = sorted(set(run.epoch_indices(args.epochs)))
     if args.points < 1:
         raise SplineAtlasError("--points must be at least 1.")
-    settings = DynamicsSettings(max_points=args.points, random_points=args.points, lc_radius=args.radius,
-                                lc_dims=args.frame_dims, square_half_width=args.radius,
-                                boundary_points=args.points, slices=args.slices, data_squares=args.data_squares,
-                                with_trace_g=not args.no_trace_g, with_boundary_distance=not args.no_boundary_distance)
+    settings = DynamicsSettings(
+        max_points=args.points,
+        random_points=args.points,
+        lc_radius=args.radius,
+        lc_dims=args.frame_dims,
+        square_half_width=args.radius,
+        boundary_points=args.points,
+        slices=args.slices,
+        data_squares=args.data_squares,
+        with_trace_g=not args.no_trace_g,
+        with_boundary_distance=not args.no_boundary_distance,
+    )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cache = None if args.no_cache else (args.cache_dir or "default")
@@ -76,10 +82,11 @@ def cmd_dynamics(args) -> int:
     save_figure(fig, out / "dynamics.svg", args.dpi)
     e = curves.epochs
     ratio = curves.column("density_boundary") / curves.column("density_data")
-    print(f"wrote {csv_path}, {out / 'dynamics.png'}, {out / 'dynamics.svg'} ({len(e)} checkpoints, "
-          f"epochs {e.min()}..{e.max()})")
+    print(f"wrote {csv_path}, {out / 'dynamics.png'}, {out / 'dynamics.svg'} ({len(e)} checkpoints, epochs {e.min()}..{e.max()})")
     if np.isfinite(ratio).any():
         k = int(np.nanargmin(ratio))
-        print(f"boundary/data region-density ratio: first {ratio[0]:.2f}, min {ratio[k]:.2f} (epoch {e[k]}), "
-              f"last {ratio[-1]:.2f}" + (" (nan: no decision boundary in the slice yet)" if np.isnan(ratio).any() else ""))
+        print(
+            f"boundary/data region-density ratio: first {ratio[0]:.2f}, min {ratio[k]:.2f} (epoch {e[k]}), "
+            f"last {ratio[-1]:.2f}" + (" (nan: no decision boundary in the slice yet)" if np.isnan(ratio).any() else "")
+        )
     return 0

@@ -1,4 +1,5 @@
 """``splineatlas info`` and ``splineatlas train``."""
+
 from __future__ import annotations
 
 import argparse
@@ -77,15 +78,23 @@ def cmd_train(args) -> int:
         bar.refresh()
 
     try:
-        manifest = train_run(ds, spec, args.out, epochs=args.epochs, save_epochs=schedule, lr=args.lr,
-                             batch_size=args.batch_size, weight_decay=args.weight_decay, seed=args.seed,
-                             progress=progress)
+        manifest = train_run(
+            ds,
+            spec,
+            args.out,
+            epochs=args.epochs,
+            save_epochs=schedule,
+            lr=args.lr,
+            batch_size=args.batch_size,
+            weight_decay=args.weight_decay,
+            seed=args.seed,
+            progress=progress,
+        )
     finally:
         bar.close()
     run = open_run(manifest)
     last = run.checkpoints[-1].metrics
-    print(f"wrote {manifest} ({len(run)} checkpoints); final train accuracy {last.get('train_accuracy'):.3f}, "
-          f"test accuracy {last.get('test_accuracy'):.3f}")
+    print(f"wrote {manifest} ({len(run)} checkpoints); final train accuracy {last.get('train_accuracy'):.3f}, test accuracy {last.get('test_accuracy'):.3f}")
     return 0
 
 

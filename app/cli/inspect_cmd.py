@@ -4,6 +4,7 @@ The slice, window, tessellation, report and region geometry come from the same :
 window makes, with its defaults, and the rows are the inspector's own text (:mod:`app.render.report`); with
 ``--sites`` the power-diagram sites of the slice's tiles at the chosen depth are written too.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,13 +25,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", help="checkpoint file, run.json or run folder")
     where = p.add_mutually_exclusive_group(required=True)
     where.add_argument("--point", metavar="U,V", help="slice coordinates of the point (a negative U: --point=-0.5,0.2)")
-    where.add_argument("--index", type=int, metavar="I",
-                       help="training point I, projected into the slice (the slice point nearest to it)")
+    where.add_argument("--index", type=int, metavar="I", help="training point I, projected into the slice (the slice point nearest to it)")
     add_slice_argument(p)
     p.add_argument("--epoch", type=int, default=None, help="epoch of the run (default: the last checkpoint)")
     p.add_argument("--layer", type=int, default=None, help="layer depth 1..L of the report (default: all layers)")
-    p.add_argument("--window", type=float, nargs=4, metavar=("UMIN", "UMAX", "VMIN", "VMAX"),
-                   help="the tessellated window (default: the slice's home window, as the window opens it)")
+    p.add_argument(
+        "--window",
+        type=float,
+        nargs=4,
+        metavar=("UMIN", "UMAX", "VMIN", "VMAX"),
+        help="the tessellated window (default: the slice's home window, as the window opens it)",
+    )
     p.add_argument("--max-regions", type=int, default=None, help="region budget (default: the window's)")
     p.add_argument("--no-region", action="store_true", help="skip the region's LPs and QP (the slow rows)")
     p.add_argument("--sites", metavar="OUT.csv", help="write the power-diagram sites of the tiles at this depth")
@@ -54,8 +59,7 @@ def _point(args, sl, bundle) -> np.ndarray:
     return sl.project(X[args.index][None])[0]
 
 
-def inspect_report(bundle, epoch_index: int, sl, window, u, depth: int, max_regions: int, region: bool = True,
-                   sites: bool = False) -> dict:
+def inspect_report(bundle, epoch_index: int, sl, window, u, depth: int, max_regions: int, region: bool = True, sites: bool = False) -> dict:
     """Everything the window's inspector shows for slice point ``u``, computed as the window computes it."""
     from app import jobs
     from app.render.report import region_text, report_text
@@ -102,15 +106,28 @@ def cmd_inspect(args) -> int:
     if args.json:
         from app.jobs.slicing import format_slice_choice
 
-        doc = {"run": str(bundle.run.source), "epoch": int(bundle.epochs[ei]), "slice": format_slice_choice(choice),
-               "window": list(window), "depth": depth, "rows": rows,
-               "u": list(rep.u), "x": np.asarray(rep.x).tolist(), "probs": np.asarray(rep.probs).tolist(),
-               "predicted": rep.predicted, "region_index": rep.region, "region_count": rep.region_count,
-               "pattern_hash": rep.pattern_hash, "slope_norm": rep.slope_norm,
-               "boundary_distance_slice": rep.boundary_distance_slice, "deepfool_distance": rep.deepfool_distance,
-               "trace_g": rep.trace_g, "active": [list(a) for a in rep.active],
-               "centroid": None if rep.centroid is None else np.asarray(rep.centroid).tolist(),
-               "region": res["region"]}
+        doc = {
+            "run": str(bundle.run.source),
+            "epoch": int(bundle.epochs[ei]),
+            "slice": format_slice_choice(choice),
+            "window": list(window),
+            "depth": depth,
+            "rows": rows,
+            "u": list(rep.u),
+            "x": np.asarray(rep.x).tolist(),
+            "probs": np.asarray(rep.probs).tolist(),
+            "predicted": rep.predicted,
+            "region_index": rep.region,
+            "region_count": rep.region_count,
+            "pattern_hash": rep.pattern_hash,
+            "slope_norm": rep.slope_norm,
+            "boundary_distance_slice": rep.boundary_distance_slice,
+            "deepfool_distance": rep.deepfool_distance,
+            "trace_g": rep.trace_g,
+            "active": [list(a) for a in rep.active],
+            "centroid": None if rep.centroid is None else np.asarray(rep.centroid).tolist(),
+            "region": res["region"],
+        }
         write_text(args.json, json.dumps(_finite(doc), indent=1))
         print(f"wrote {args.json}", file=sys.stderr)
     return 0

@@ -3,6 +3,7 @@
 Each command module exposes ``register(subparsers)`` that adds its subparsers and sets
 ``func=handler(args) -> int``. Errors of type SplineAtlasError print one line and exit non-zero.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,10 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
-    for command in sub.choices.values():     # options every command takes
+    for command in sub.choices.values():  # options every command takes
         command.add_argument("--verbose", action="store_true", help="on an error, also print the technical cause")
-        command.add_argument("--max-checkpoint-mb", type=float, default=None, metavar="MB",
-                             help="refuse checkpoint files larger than this (default 4096)")
+        command.add_argument("--max-checkpoint-mb", type=float, default=None, metavar="MB", help="refuse checkpoint files larger than this (default 4096)")
     return parser
 
 
@@ -70,8 +70,7 @@ class _EscapingStream:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        return self._stream.write("\n".join(printable(line, 1 << 20).replace("\\x0d", "\r")
-                                            for line in text.split("\n")))
+        return self._stream.write("\n".join(printable(line, 1 << 20).replace("\\x0d", "\r") for line in text.split("\n")))
 
     def __getattr__(self, attr):
         return getattr(self._stream, attr)
@@ -100,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     restore = sys.stdout
     if not isinstance(sys.stdout, _EscapingStream):
         sys.stdout = _EscapingStream(sys.stdout)
-    with contextlib.suppress(ValueError):          # not in the main thread (tests): keep the default
+    with contextlib.suppress(ValueError):  # not in the main thread (tests): keep the default
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         check_argument_budgets(args)
@@ -119,9 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         _report(f"{args.command} ran out of memory; use smaller sizes (see --help) or a smaller network.")
         return 2
-    except Exception as exc:   # a defect of ours: still one line, the traceback on --verbose
-        _report(f"{args.command} failed unexpectedly ({type(exc).__name__}: {exc}); this is a bug in Spline Atlas "
-                f"— rerun with --verbose and report the traceback.")
+    except Exception as exc:  # a defect of ours: still one line, the traceback on --verbose
+        _report(
+            f"{args.command} failed unexpectedly ({type(exc).__name__}: {exc}); this is a bug in Spline Atlas — rerun with --verbose and report the traceback."
+        )
         if args.verbose:
             traceback.print_exception(exc, file=sys.stderr)
         return 1

@@ -1,5 +1,6 @@
 """``splineatlas path``, ``convex`` and ``trace-g``: leaf paths, region paths, convex combinations and
 Tr G over training (CLI twins of geometry.foliation.leaf_paths, geometry.boundary.region_paths, geometry.foliation.local_data_matrix)."""
+
 from __future__ import annotations
 
 import argparse
@@ -18,27 +19,32 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("path", help="trace horizontal/normal leaf paths or a same-class region path between data points")
     p.add_argument("path", help="checkpoint file, run.json or run folder")
     p.add_argument("--kind", choices=["horizontal", "normal", "region"], required=True)
-    p.add_argument("--from", dest="src", required=True, metavar="I[,I2,...]",
-                   help="dataset index of the source (comma-separated for several paths at once)")
-    p.add_argument("--to", dest="dst", default=None, metavar="J[,J2,...]",
-                   help="dataset index of the destination (horizontal, region); one per source or one for all")
+    p.add_argument("--from", dest="src", required=True, metavar="I[,I2,...]", help="dataset index of the source (comma-separated for several paths at once)")
+    p.add_argument(
+        "--to", dest="dst", default=None, metavar="J[,J2,...]", help="dataset index of the destination (horizontal, region); one per source or one for all"
+    )
     p.add_argument("--split", choices=["train", "test"], default="test", help="which split the indices refer to")
     p.add_argument("--epoch", type=int, default=None, help="epoch of the run (default: the last checkpoint)")
-    p.add_argument("--steps", type=int, default=None,
-                   help="step budget of a leaf path (default 200, as the window), depth budget (region, default 10)")
-    p.add_argument("--step-size", type=float, default=None,
-                   help="step length α in input units (default, as the window: 2%% of each path's source-destination "
-                        "distance, or of max(||source||, 1) for normal paths)")
+    p.add_argument("--steps", type=int, default=None, help="step budget of a leaf path (default 200, as the window), depth budget (region, default 10)")
+    p.add_argument(
+        "--step-size",
+        type=float,
+        default=None,
+        help="step length α in input units (default, as the window: 2%% of each path's source-destination distance, or of max(||source||, 1) for normal paths)",
+    )
     p.add_argument("--tol", type=float, default=None, help="reached when ||d − x|| ≤ tol (default 1e-3·||d − s||)")
     p.add_argument("--integrator", choices=["euler", "rk4"], default="euler")
-    p.add_argument("--projection", choices=["svd", "gram"], default="svd",
-                   help="how the row space of J is formed: svd (default; orthonormal at any conditioning) or "
-                        "gram (eigh of J Jᵀ + a re-orthonormalisation pass; cheaper, singular values only "
-                        "resolved to ~1e-8·σ_max)")
+    p.add_argument(
+        "--projection",
+        choices=["svd", "gram"],
+        default="svd",
+        help="how the row space of J is formed: svd (default; orthonormal at any conditioning) or "
+        "gram (eigh of J Jᵀ + a re-orthonormalisation pass; cheaper, singular values only "
+        "resolved to ~1e-8·σ_max)",
+    )
     p.add_argument("--no-stagnation-stop", action="store_true", help="follow stalled paths to the step budget")
     p.add_argument("--seed", type=int, default=0, help="seed of the normal paths' random directions")
-    p.add_argument("--margin", type=float, default=0.25,
-                   help="region paths: extra push of projected midpoints (× segment length); 0 = the paper")
+    p.add_argument("--margin", type=float, default=0.25, help="region paths: extra push of projected midpoints (× segment length); 0 = the paper")
     p.add_argument("--frames", type=int, default=12, help="images per path in the PNG strip")
     p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
     p.add_argument("--device", default=None, help="cpu | cuda (default: CUDA when present)")
@@ -119,7 +125,7 @@ def write_strip(path: Path, rows: list[np.ndarray], shape: tuple[int, ...], scal
             img = np.repeat(np.repeat(img, scale, 1), scale, 2)
             rgb = np.repeat(img, 3, 0) if c == 1 else img[:3]
             y0, x0 = i * (h * scale + gap), j * (w * scale + gap)
-            canvas[y0:y0 + h * scale, x0:x0 + w * scale] = (rgb.transpose(1, 2, 0) * 255).astype(np.uint8)
+            canvas[y0 : y0 + h * scale, x0 : x0 + w * scale] = (rgb.transpose(1, 2, 0) * 255).astype(np.uint8)
     atomic_save(path, lambda p: iio.imwrite(p, canvas))
 
 
@@ -163,8 +169,15 @@ def cmd_path(args) -> int:
     D = np.asarray(Xs[dst], dtype=np.float64).reshape(len(dst), -1) if dst else None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    header = {"run": str(run.source), "epoch": run.epochs[ei], "checkpoint": run.checkpoint_hash(ei),
-              "kind": args.kind, "split": args.split, "from": src, "to": dst or None}
+    header = {
+        "run": str(run.source),
+        "epoch": run.epochs[ei],
+        "checkpoint": run.checkpoint_hash(ei),
+        "kind": args.kind,
+        "split": args.split,
+        "from": src,
+        "to": dst or None,
+    }
     shape = _image_shape(run, net)
     names = run.class_names
     dtype = _dtype(args.dtype)
@@ -180,23 +193,31 @@ def cmd_path(args) -> int:
         results = []
         rows = []
         for k in range(len(src)):
-            rp = find_region_path(net, S[k], D[k], max_depth=REGION_DEPTH if args.steps is None else args.steps,
-                                  margin=args.margin, dtype=dtype, device=args.device)
+            rp = find_region_path(
+                net, S[k], D[k], max_depth=REGION_DEPTH if args.steps is None else args.steps, margin=args.margin, dtype=dtype, device=args.device
+            )
             results.append(rp)
             L = np.concatenate([[0], np.cumsum(np.linalg.norm(np.diff(rp.anchors, axis=0), axis=1))])
             s = np.linspace(0, L[-1], max(2, args.frames))
             seg = np.clip(np.searchsorted(L, s, side="right") - 1, 0, len(L) - 2)
             w = ((s - L[seg]) / np.maximum(L[seg + 1] - L[seg], 1e-300))[:, None]
             rows.append(rp.anchors[seg] * (1 - w) + rp.anchors[seg + 1] * w)
-        write_npz(out / "path.npz", **{f"anchors_{k}": r.anchors for k, r in enumerate(results)},
-                 labels=np.array([r.label for r in results]), success=np.array([r.success for r in results]),
-                 sources=S, destinations=D, epoch=run.epochs[ei])
-        summary = dict(header, paths=[dict(r.to_json(), class_name=names[r.label] if r.label < len(names) else str(r.label))
-                                      for r in results])
+        write_npz(
+            out / "path.npz",
+            **{f"anchors_{k}": r.anchors for k, r in enumerate(results)},
+            labels=np.array([r.label for r in results]),
+            success=np.array([r.success for r in results]),
+            sources=S,
+            destinations=D,
+            epoch=run.epochs[ei],
+        )
+        summary = dict(header, paths=[dict(r.to_json(), class_name=names[r.label] if r.label < len(names) else str(r.label)) for r in results])
         ok = all(r.success for r in results)
         for k, r in enumerate(results):
-            print(f"path {src[k]} -> {dst[k]}: {'found' if r.success else 'NOT found'}, {len(r.anchors)} anchors, "
-                  f"depth {r.depth}, {r.projections} projections ({r.message})")
+            print(
+                f"path {src[k]} -> {dst[k]}: {'found' if r.success else 'NOT found'}, {len(r.anchors)} anchors, "
+                f"depth {r.depth}, {r.projections} projections ({r.message})"
+            )
     else:
         from geometry.foliation.leaf_paths import horizontal_paths, normal_paths
 
@@ -204,39 +225,57 @@ def cmd_path(args) -> int:
 
         if args.step_size is not None:
             alpha = args.step_size
-        else:   # the window's step rule (app.jobs.paths), per path
+        else:  # the window's step rule (app.jobs.paths), per path
             alpha = leaf_step_sizes(args.kind, S, D)
         steps = DEFAULT_STEPS if args.steps is None else args.steps
         if args.kind == "horizontal":
-            lp = horizontal_paths(net, S, D, step_size=alpha, max_steps=steps,
-                                  tol=args.tol, integrator=args.integrator,
-                                  stop_on_stagnation=not args.no_stagnation_stop, dtype=dtype, device=args.device,
-                                  projection=args.projection, progress=progress)
+            lp = horizontal_paths(
+                net,
+                S,
+                D,
+                step_size=alpha,
+                max_steps=steps,
+                tol=args.tol,
+                integrator=args.integrator,
+                stop_on_stagnation=not args.no_stagnation_stop,
+                dtype=dtype,
+                device=args.device,
+                projection=args.projection,
+                progress=progress,
+            )
         else:
-            lp = normal_paths(net, S, seed=args.seed, step_size=alpha, steps=steps,
-                              integrator=args.integrator, dtype=dtype, device=args.device,
-                              projection=args.projection, progress=progress)
+            lp = normal_paths(
+                net,
+                S,
+                seed=args.seed,
+                step_size=alpha,
+                steps=steps,
+                integrator=args.integrator,
+                dtype=dtype,
+                device=args.device,
+                projection=args.projection,
+                progress=progress,
+            )
         print(file=sys.stderr)
-        write_npz(out / "path.npz", **lp.to_npz_dict(), epoch=run.epochs[ei], from_indices=np.array(src),
-                 to_indices=np.array(dst))
+        write_npz(out / "path.npz", **lp.to_npz_dict(), epoch=run.epochs[ei], from_indices=np.array(src), to_indices=np.array(dst))
         paths = []
         for k in range(len(lp)):
             s = lp.summary(k)
-            s["class_sequence"] = [dict(c, name=names[c["class"]] if c["class"] < len(names) else str(c["class"]))
-                                   for c in s["class_sequence"]]
+            s["class_sequence"] = [dict(c, name=names[c["class"]] if c["class"] < len(names) else str(c["class"])) for c in s["class_sequence"]]
             paths.append(dict(s, source=src[k], destination=dst[k] if dst else None))
             seq = " -> ".join(c["name"] for c in s["class_sequence"])
             stall = f" ({s['stall']})" if s.get("stall") else ""
-            print(f"path {src[k]}{' -> ' + str(dst[k]) if dst else ''}: {s['status']}{stall} after {s['steps']} steps, "
-                  f"distance {s['initial_distance']:.4g} -> {s['final_distance']:.4g}, classes {seq}")
+            print(
+                f"path {src[k]}{' -> ' + str(dst[k]) if dst else ''}: {s['status']}{stall} after {s['steps']} steps, "
+                f"distance {s['initial_distance']:.4g} -> {s['final_distance']:.4g}, classes {seq}"
+            )
         summary = dict(header, settings=lp.settings, paths=paths)
         rows = [_frames_of_leaf_path(lp, k, args.frames) for k in range(len(lp))]
         ok = True
     if shape is not None:
         write_strip(out / "strip.png", rows, shape)
     write_text(out / "summary.json", json.dumps(summary, indent=1, default=float))
-    print(f"wrote {out / 'path.npz'}, {out / 'summary.json'}" + (f", {out / 'strip.png'}" if shape else ""),
-          file=sys.stderr)
+    print(f"wrote {out / 'path.npz'}, {out / 'summary.json'}" + (f", {out / 'strip.png'}" if shape else ""), file=sys.stderr)
     return 0 if ok else 1
 
 
@@ -249,8 +288,7 @@ def cmd_trace_g(args) -> int:
     def progress(frac: float, msg: str) -> None:
         print(f"\r{msg}", end="", file=sys.stderr, flush=True)
 
-    curve = trace_over_run(run, max_points=args.points, split=args.split, dtype=_dtype(args.dtype),
-                           device=args.device, progress=progress)
+    curve = trace_over_run(run, max_points=args.points, split=args.split, dtype=_dtype(args.dtype), device=args.device, progress=progress)
     print(file=sys.stderr)
     print(f"{'epoch':>7}  {'mean Tr G':>10}  {'median':>10}  {'rank G':>7}  {'accuracy':>8}")
     for e, m, md, r, a in zip(curve.epochs, curve.mean_trace, curve.median_trace, curve.mean_rank, curve.accuracy):
@@ -277,8 +315,7 @@ def cmd_convex(args) -> int:
         raise SplineAtlasError(f"--ks expects integers like 2,3,5; got {args.ks!r}.") from None
     if not ks or min(ks) < 1 or args.samples < 1:
         raise SplineAtlasError("--ks must be positive integers and --samples at least 1.")
-    res = convex_combination_probability(run.network(ei), X, ks, samples=args.samples, seed=args.seed,
-                                         device=args.device)
+    res = convex_combination_probability(run.network(ei), X, ks, samples=args.samples, seed=args.seed, device=args.device)
     print(f"{'k':>4}  {'P(class kept)':>13}  {'± s.e.':>7}")
     for k, p, e in zip(res.ks, res.probability, res.stderr):
         print(f"{k:>4}  {p:>13.4f}  {e:>7.4f}")

@@ -5,6 +5,7 @@ H-representation, active bits, neighbours, Chebyshev ball, exact boundary distan
 decision change), exact line walks between two points, traversal enumeration inside a box, and the
 distributions of Chebyshev radii / active-bit counts for train, test and DeepFool-adversarial points.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,14 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def _box_arg(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("--box", type=float, nargs="+", metavar="X",
-                   help=f"{what}: LO HI (same for every coordinate) or LO_1 HI_1 ... LO_D HI_D "
-                        "(default: the value range of the training data and the points analysed, with a 10%% margin)")
+    p.add_argument(
+        "--box",
+        type=float,
+        nargs="+",
+        metavar="X",
+        help=f"{what}: LO HI (same for every coordinate) or LO_1 HI_1 ... LO_D HI_D "
+        "(default: the value range of the training data and the points analysed, with a 10%% margin)",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -63,8 +69,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s = sub.add_parser("region-stats", help="Chebyshev radii and active-bit counts for train/test/adversarial points (CSV + plots)")
     _common(s)
     s.add_argument("--sets", default="train,test,adversarial", help="comma list of train, test, adversarial (DeepFool on test)")
-    s.add_argument("--n", type=int, default=20, help="points per set (random sample, fixed seed); a 64-D CNN region "
-                   "takes seconds (its active bits: hundreds of LPs)")
+    s.add_argument(
+        "--n", type=int, default=20, help="points per set (random sample, fixed seed); a 64-D CNN region takes seconds (its active bits: hundreds of LPs)"
+    )
     s.add_argument("--radius-only", action="store_true", help="skip the active bits (Chebyshev radii only: one LP per point)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--overshoot", type=float, default=0.02, help="DeepFool overshoot for the adversarial set")
@@ -72,21 +79,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--out", required=True, metavar="DIR", help="output folder (points.csv, summary.csv, PNG plots)")
     s.set_defaults(func=cmd_region_stats)
 
-    d = sub.add_parser("dual", help="dual space of a 2D net's region maps (W_ω, b_ω) over a run's epochs: "
-                                    "npz, PNG, animation; --compare: linear map to a second net")
+    d = sub.add_parser(
+        "dual", help="dual space of a 2D net's region maps (W_ω, b_ω) over a run's epochs: npz, PNG, animation; --compare: linear map to a second net"
+    )
     d.add_argument("path", help="run.json or run folder (a 2D-input network)")
     d.add_argument("--out", required=True, metavar="DIR", help="folder for dual.npz, dual_last.png, dual.mp4|gif")
     d.add_argument("--epochs", default="all", help="all, or a comma list of checkpoint epochs (default all)")
     d.add_argument("--fps", type=float, default=4.0, help="animation frames per second (default 4)")
     d.add_argument("--format", choices=["mp4", "gif"], default="mp4", help="animation format (default mp4)")
-    d.add_argument("--size", type=int, nargs=2, metavar=("W", "H"), default=[960, 540],
-                   help="animation and PNG size in pixels (default 960 540)")
+    d.add_argument("--size", type=int, nargs=2, metavar=("W", "H"), default=[960, 540], help="animation and PNG size in pixels (default 960 540)")
     d.add_argument("--resolution", type=int, default=101, help="grid points per axis (their Fig. 4: 101)")
     _box_arg(d, "the square sampled by the grid (default: the data range with a 10%% margin, else -1 1)")
-    d.add_argument("--compare", metavar="PATH2", help="second run/checkpoint trained on the same problem: fit the "
-                   "least-squares maps M_j between the two nets' region functions (Sattelberg eq. 8)")
-    d.add_argument("--fit", choices=["train", "grid"], default="train",
-                   help="points the maps are fitted on: the training set (their Table 2) or the grid (their Fig. 6)")
+    d.add_argument(
+        "--compare",
+        metavar="PATH2",
+        help="second run/checkpoint trained on the same problem: fit the least-squares maps M_j between the two nets' region functions (Sattelberg eq. 8)",
+    )
+    d.add_argument(
+        "--fit", choices=["train", "grid"], default="train", help="points the maps are fitted on: the training set (their Table 2) or the grid (their Fig. 6)"
+    )
     d.add_argument("--device", default=None, help="cpu | cuda (default: cpu)")
     add_trust_argument(d)
     d.set_defaults(func=cmd_dual)
@@ -144,27 +155,40 @@ def cmd_region(args) -> int:
     x = _point(X, args.point, args.split)
     box = _box(args, run, net.input_dim, extra=[x])
     t0 = time.perf_counter()
-    rep = describe_region(net, x, box=box, active_box=args.active_in_box, check_neighbours=args.check_neighbours,
-                          perturbation=not args.no_qp, device=args.device)
+    rep = describe_region(
+        net, x, box=box, active_box=args.active_in_box, check_neighbours=args.check_neighbours, perturbation=not args.no_qp, device=args.device
+    )
     secs = time.perf_counter() - t0
     js = rep.to_json()
-    js.update({"run": str(run.source), "epoch": run.epochs[i], "split": args.split, "point": args.point,
-               "label": int(y[args.point]), "seconds": secs, "box": [np.asarray(box[0]).tolist(), np.asarray(box[1]).tolist()],
-               "lp_solver": "HiGHS via highspy (Chebyshev LP: interior point + crossover; facet LPs warm-started), "
-                             "scipy.optimize.linprog(method=\"highs\") for one-off redundancy LPs",
-               "qp_solver": "CLARABEL (working-set QPs, clarabel directly; cvxpy fallback)"})
-    print(f"{run.name} epoch {run.epochs[i]}, {args.split} point {args.point} (label {int(y[args.point])}, "
-          f"predicted {rep.predicted})")
-    print(f"  units {rep.hrep.n_bits}, on {int(rep.hrep.pattern.sum())}; active bits {rep.active.count} "
-          f"per layer {js['active_per_layer']} ({rep.active.n_lps} LPs)")
+    js.update(
+        {
+            "run": str(run.source),
+            "epoch": run.epochs[i],
+            "split": args.split,
+            "point": args.point,
+            "label": int(y[args.point]),
+            "seconds": secs,
+            "box": [np.asarray(box[0]).tolist(), np.asarray(box[1]).tolist()],
+            "lp_solver": "HiGHS via highspy (Chebyshev LP: interior point + crossover; facet LPs warm-started), "
+            'scipy.optimize.linprog(method="highs") for one-off redundancy LPs',
+            "qp_solver": "CLARABEL (working-set QPs, clarabel directly; cvxpy fallback)",
+        }
+    )
+    print(f"{run.name} epoch {run.epochs[i]}, {args.split} point {args.point} (label {int(y[args.point])}, predicted {rep.predicted})")
+    print(
+        f"  units {rep.hrep.n_bits}, on {int(rep.hrep.pattern.sum())}; active bits {rep.active.count} "
+        f"per layer {js['active_per_layer']} ({rep.active.n_lps} LPs)"
+    )
     print(f"  neighbours verified {int(rep.neighbours.verified.sum())}/{len(rep.neighbours.bits)}")
     if rep.chebyshev is not None:
         print(f"  Chebyshev radius {rep.chebyshev.radius:.6g} (region ∩ box)")
     print(f"  distance to region boundary {rep.boundary_distance:.6g} (bit {rep.nearest_bit})")
     if rep.perturbation is not None:
         p = rep.perturbation
-        print("  smallest in-region decision change: " + (f"{p.distance:.6g} to class {p.target}" if p.exists
-                                                          else "none (the decision boundary does not cross this region)"))
+        print(
+            "  smallest in-region decision change: "
+            + (f"{p.distance:.6g} to class {p.target}" if p.exists else "none (the decision boundary does not cross this region)")
+        )
     print(f"  time {secs:.2f} s")
     if args.json:
         _write_json(args.json, js)
@@ -183,16 +207,22 @@ def cmd_walk(args) -> int:
     js = w.to_json()
     js.update({"run": str(run.source), "epoch": run.epochs[i], "from": args.src, "to": args.dst, "seconds": secs})
     print(f"{run.name} epoch {run.epochs[i]}: {args.split} {args.src} -> {args.dst}, |B - A| = {w.euclidean:.4g}")
-    print(f"  regions crossed {w.n_regions}; Hamming(A, B) = {js['endpoint_hamming']}; "
-          f"crossings with Hamming > 1: {int(np.sum(w.hamming > 1))}; time {secs:.3f} s")
+    print(
+        f"  regions crossed {w.n_regions}; Hamming(A, B) = {js['endpoint_hamming']}; "
+        f"crossings with Hamming > 1: {int(np.sum(w.hamming > 1))}; time {secs:.3f} s"
+    )
     if args.bisection:
         t0 = time.perf_counter()
         bi = bisection_walk(net, a, b, device=args.device)
         bsecs = time.perf_counter() - t0
-        js["bisection"] = {"delta": bi.delta.tolist(), "regions": len(bi.patterns), "forward_passes": bi.forward_passes,
-                           "unresolved": bi.unresolved, "seconds": bsecs}
-        print(f"  bisection (Algorithm 2): {len(bi.patterns)} regions, {bi.forward_passes} forward passes, "
-              f"{bi.unresolved} unresolved steps, {bsecs:.3f} s")
+        js["bisection"] = {
+            "delta": bi.delta.tolist(),
+            "regions": len(bi.patterns),
+            "forward_passes": bi.forward_passes,
+            "unresolved": bi.unresolved,
+            "seconds": bsecs,
+        }
+        print(f"  bisection (Algorithm 2): {len(bi.patterns)} regions, {bi.forward_passes} forward passes, {bi.unresolved} unresolved steps, {bsecs:.3f} s")
     if args.json:
         _write_json(args.json, js)
     return 0
@@ -203,15 +233,15 @@ def cmd_enumerate(args) -> int:
 
     run, i, net = _load(args)
     if net.input_dim > 3 and not args.box:
-        raise SplineAtlasError(f"enumeration is meant for 2D/3D inputs; this network has {net.input_dim}: "
-                               f"pass an explicit small --box if you really want it (may be huge).")
+        raise SplineAtlasError(
+            f"enumeration is meant for 2D/3D inputs; this network has {net.input_dim}: pass an explicit small --box if you really want it (may be huge)."
+        )
     box = _box(args, run, net.input_dim) if (args.box or run.dataset is not None) else (-1.0, 1.0)
     t0 = time.perf_counter()
     last = [0.0]
-    print(f"  enumerating the regions of a {net.input_dim}-D box (budget {args.max_regions} regions) ...",
-          file=sys.stderr, flush=True)
+    print(f"  enumerating the regions of a {net.input_dim}-D box (budget {args.max_regions} regions) ...", file=sys.stderr, flush=True)
 
-    def progress(frac: float, msg: str) -> None:   # at most ~4 lines a second: a large box can take hours
+    def progress(frac: float, msg: str) -> None:  # at most ~4 lines a second: a large box can take hours
         now = time.perf_counter()
         if now - last[0] > 0.25:
             last[0] = now
@@ -220,8 +250,7 @@ def cmd_enumerate(args) -> int:
     e = enumerate_regions(net, box, max_regions=args.max_regions, device=args.device, progress=progress)
     print("", file=sys.stderr)
     secs = time.perf_counter() - t0
-    print(f"{run.name} epoch {run.epochs[i]}: {e.n_regions} regions in the box, {len(e.adjacency)} facet adjacencies, "
-          f"{e.lps} LPs, {secs:.2f} s")
+    print(f"{run.name} epoch {run.epochs[i]}: {e.n_regions} regions in the box, {len(e.adjacency)} facet adjacencies, {e.lps} LPs, {secs:.2f} s")
     if args.json:
         js = e.to_json()
         js.update({"run": str(run.source), "epoch": run.epochs[i], "seconds": secs})
@@ -243,8 +272,9 @@ def cmd_region_stats(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    st = region_stats(net, sets, box, device=args.device, active=not args.radius_only,
-                      progress=lambda f, m: print(f"\r  {m} ({100 * f:.0f}%)   ", end="", file=sys.stderr))
+    st = region_stats(
+        net, sets, box, device=args.device, active=not args.radius_only, progress=lambda f, m: print(f"\r  {m} ({100 * f:.0f}%)   ", end="", file=sys.stderr)
+    )
     print("", file=sys.stderr)
     secs = time.perf_counter() - t0
     st.write_csv(out / "points.csv")
@@ -286,17 +316,20 @@ def cmd_region_stats(args) -> int:
     for s in sets:
         r, a = summ[s]["radius"], summ[s]["active"]
         fmt = lambda v, f: "-" if v is None else format(v, f)  # noqa: E731
-        print(f"  {s:<12} {fmt(r['mean'], '>12.4g')} {fmt(r['sd'], '>10.3g')} {fmt(r['max'], '>10.4g')} "
-              f"{fmt(r['min'], '>10.4g')} {fmt(a['mean'], '>12.1f')} {float(np.mean(ham[s])):>10.1f}")
+        print(
+            f"  {s:<12} {fmt(r['mean'], '>12.4g')} {fmt(r['sd'], '>10.3g')} {fmt(r['max'], '>10.4g')} "
+            f"{fmt(r['min'], '>10.4g')} {fmt(a['mean'], '>12.1f')} {float(np.mean(ham[s])):>10.1f}"
+        )
     print(f"  {'pairs':<12} {'Euclidean':>10} {'Hamming':>9} {'regions crossed':>16}   (means)")
     for s_name, pd in pairs.items():
         print(f"  {s_name:<12} {pd.euclidean.mean():>10.4g} {pd.hamming.mean():>9.1f} {pd.regions.mean():>16.1f}")
     for s_name, acc in nn_acc.items():
-        print(f"  1-NN label agreement ({s_name}, <=500 points): Euclidean {acc['euclidean']:.3f}, "
-              f"Hamming {acc['hamming']:.3f}")
+        print(f"  1-NN label agreement ({s_name}, <=500 points): Euclidean {acc['euclidean']:.3f}, Hamming {acc['hamming']:.3f}")
     write_text(out / "nearest_neighbour.json", json.dumps(nn_acc, indent=1))
-    print(f"wrote {out}/points.csv, summary.csv, pairs.csv, hamming_at_distance.csv, nearest_neighbour.json, "
-          f"radii.png, active_bits.png, hamming_at_distance.png", file=sys.stderr)
+    print(
+        f"wrote {out}/points.csv, summary.csv, pairs.csv, hamming_at_distance.csv, nearest_neighbour.json, radii.png, active_bits.png, hamming_at_distance.png",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -307,9 +340,10 @@ def _plots(st, ham, radius, out: Path) -> None:
     import matplotlib.pyplot as plt
 
     sets = list(dict.fromkeys(st.set_names.tolist()))
-    for fname, values, xlabel in (("radii.png", st.radius, "Chebyshev radius of the region (∩ box)"),
-                                  ("active_bits.png", np.where(st.active >= 0, st.active, np.nan),
-                                   "active bits (facets) of the region")):
+    for fname, values, xlabel in (
+        ("radii.png", st.radius, "Chebyshev radius of the region (∩ box)"),
+        ("active_bits.png", np.where(st.active >= 0, st.active, np.nan), "active bits (facets) of the region"),
+    ):
         fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
         finite = values[np.isfinite(values)]
         bins = np.histogram_bin_edges(finite, bins=20) if len(finite) else 10
@@ -355,9 +389,9 @@ def cmd_dual(args) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    grids = grid_dual_over_epochs(run, idx, box, args.resolution, device=args.device,
-                                  progress=lambda f, m: print(f"\r  dual points: {m} ({100 * f:.0f}%)   ", end="",
-                                                              file=sys.stderr))
+    grids = grid_dual_over_epochs(
+        run, idx, box, args.resolution, device=args.device, progress=lambda f, m: print(f"\r  dual points: {m} ({100 * f:.0f}%)   ", end="", file=sys.stderr)
+    )
     print("", file=sys.stderr)
     epochs = [run.epochs[i] for i in idx]
     # the regions holding training points (red in their Fig. 4), at most 2000 points
@@ -371,12 +405,18 @@ def cmd_dual(args) -> int:
             _, first = np.unique(C.reshape(len(C), -1), axis=0, return_index=True)
             data.append(C[np.sort(first)])
     offsets = np.concatenate([[0], np.cumsum([len(g.duals) for g in grids])]).astype(np.int64)
-    arrays = {"epochs": np.asarray(epochs, np.int64), "offsets": offsets,
-              "duals": np.concatenate([g.duals for g in grids]), "points": np.concatenate([g.points for g in grids]),
-              "counts": np.concatenate([g.counts for g in grids]), "labels": np.concatenate([g.labels for g in grids]),
-              "n_regions": np.diff(offsets), "box_lo": np.broadcast_to(np.asarray(box[0], np.float64), (2,)).copy(),
-              "box_hi": np.broadcast_to(np.asarray(box[1], np.float64), (2,)).copy(),
-              "resolution": np.int64(args.resolution)}
+    arrays = {
+        "epochs": np.asarray(epochs, np.int64),
+        "offsets": offsets,
+        "duals": np.concatenate([g.duals for g in grids]),
+        "points": np.concatenate([g.points for g in grids]),
+        "counts": np.concatenate([g.counts for g in grids]),
+        "labels": np.concatenate([g.labels for g in grids]),
+        "n_regions": np.diff(offsets),
+        "box_lo": np.broadcast_to(np.asarray(box[0], np.float64), (2,)).copy(),
+        "box_hi": np.broadcast_to(np.asarray(box[1], np.float64), (2,)).copy(),
+        "resolution": np.int64(args.resolution),
+    }
     if data is not None:
         arrays["data_offsets"] = np.concatenate([[0], np.cumsum([len(c) for c in data])]).astype(np.int64)
         arrays["data_duals"] = np.concatenate(data)
@@ -388,18 +428,18 @@ def cmd_dual(args) -> int:
     frame(len(grids) - 1)
     save_figure(fig, out / "dual_last.png")
     video = out / f"dual{suffix}"
-    write_video(video, len(grids), frame, fps=args.fps,
-                progress=lambda f, m: print(f"\r  animation: {m}   ", end="", file=sys.stderr))
+    write_video(video, len(grids), frame, fps=args.fps, progress=lambda f, m: print(f"\r  animation: {m}   ", end="", file=sys.stderr))
     print("", file=sys.stderr)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
     secs = time.perf_counter() - t0
-    print(f"{run.name}: {len(grids)} epochs ({epochs[0]}..{epochs[-1]}), {args.resolution}x{args.resolution} grid; "
-          f"regions met per epoch {int(arrays['n_regions'].min())}..{int(arrays['n_regions'].max())} "
-          f"(last {int(arrays['n_regions'][-1])}); {secs:.1f} s")
-    print(f"wrote {out}/dual.npz, dual_last.png, {video.name} ({len(grids)} frames, {W}x{H}, {args.fps:g} fps)",
-          file=sys.stderr)
+    print(
+        f"{run.name}: {len(grids)} epochs ({epochs[0]}..{epochs[-1]}), {args.resolution}x{args.resolution} grid; "
+        f"regions met per epoch {int(arrays['n_regions'].min())}..{int(arrays['n_regions'].max())} "
+        f"(last {int(arrays['n_regions'][-1])}); {secs:.1f} s"
+    )
+    print(f"wrote {out}/dual.npz, dual_last.png, {video.name} ({len(grids)} frames, {W}x{H}, {args.fps:g} fps)", file=sys.stderr)
     if args.compare:
         _dual_compare(args, run, net, grids[-1], out)
     return 0
@@ -425,11 +465,18 @@ def _dual_compare(args, run, net, grid, out: Path) -> None:
     res = {}
     for key, (a, b) in (("net1_to_net2", (net, net2)), ("net2_to_net1", (net2, net))):
         m = map_between(a, b, Xfit, Xev, yev, device=args.device)
-        res[key] = {"acc_source": m.acc_net1, "acc_target": m.acc_net2, "acc_mapped": m.acc_mapped,
-                    "residual": m.residual, "M": m.M.tolist()}
-    js = {"net1": str(run.source), "epoch1": run.epochs[-1], "net2": str(run2.source), "epoch2": run2.epochs[-1],
-          "fit": args.fit, "n_fit": len(Xfit), "n_eval": len(Xev), "eval": "test split of the first run's dataset",
-          **res}
+        res[key] = {"acc_source": m.acc_net1, "acc_target": m.acc_net2, "acc_mapped": m.acc_mapped, "residual": m.residual, "M": m.M.tolist()}
+    js = {
+        "net1": str(run.source),
+        "epoch1": run.epochs[-1],
+        "net2": str(run2.source),
+        "epoch2": run2.epochs[-1],
+        "fit": args.fit,
+        "n_fit": len(Xfit),
+        "n_eval": len(Xev),
+        "eval": "test split of the first run's dataset",
+        **res,
+    }
     _write_json(out / "compare.json", js)
     f, r = res["net1_to_net2"], res["net2_to_net1"]
     print(f"compare (maps fitted on {len(Xfit)} {args.fit} points, accuracy on {len(Xev)} test points):")
@@ -449,7 +496,6 @@ def _grid_points(box, resolution: int) -> np.ndarray:
     return np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)
 
 
-
 def _dual_frames(grids, data, epochs, names, W: int, H: int, title: str):
     """Figure and ``frame(i) -> (H, W, 3)`` uint8: one panel per output j, scatter of the grid regions'
     (w_j1, w_j2) coloured by b_j (size ∝ sqrt of grid points per region), training-data regions in red;
@@ -460,7 +506,7 @@ def _dual_frames(grids, data, epochs, names, W: int, H: int, title: str):
     import matplotlib.pyplot as plt
 
     C = grids[0].duals.shape[1]
-    everything = np.concatenate([g.duals for g in grids] + (list(data) if data else []))   # (M, C, 3)
+    everything = np.concatenate([g.duals for g in grids] + (list(data) if data else []))  # (M, C, 3)
     lims = []
     for j in range(C):
         lo, hi = everything[:, j, :2].min(0), everything[:, j, :2].max(0)
@@ -489,7 +535,7 @@ def _dual_frames(grids, data, epochs, names, W: int, H: int, title: str):
         ax.grid(alpha=0.3)
         scat.append(ax.scatter([], [], c=[], cmap="viridis", norm=norm, s=[], edgecolors="none", alpha=0.85))
         red.append(ax.scatter([], [], s=10, facecolors="none", edgecolors="red", linewidths=0.8))
-    cax = fig.add_axes([0.89, 0.2, 0.018, 0.62])                   # after the panels: fig.axes[:C] are the panels
+    cax = fig.add_axes([0.89, 0.2, 0.018, 0.62])  # after the panels: fig.axes[:C] are the panels
     cb = fig.colorbar(matplotlib.cm.ScalarMappable(norm, "viridis"), cax=cax)
     cb.set_label("$b$ (bias of the region's map)", fontsize=fs)
     cb.ax.tick_params(labelsize=fs - 1)
@@ -498,10 +544,18 @@ def _dual_frames(grids, data, epochs, names, W: int, H: int, title: str):
     if data:
         from matplotlib.lines import Line2D
 
-        fig.legend(handles=[Line2D([], [], ls="none", marker="o", mfc="none", mec="red", ms=5),
-                            Line2D([], [], ls="none", marker="o", color=matplotlib.colormaps["viridis"](0.5), ms=5)],
-                   labels=["regions of training points", "regions met by the grid (size: area)"],
-                   loc="lower center", fontsize=fs - 1, frameon=False, ncols=2, bbox_to_anchor=(0.5, 0.0))
+        fig.legend(
+            handles=[
+                Line2D([], [], ls="none", marker="o", mfc="none", mec="red", ms=5),
+                Line2D([], [], ls="none", marker="o", color=matplotlib.colormaps["viridis"](0.5), ms=5),
+            ],
+            labels=["regions of training points", "regions met by the grid (size: area)"],
+            loc="lower center",
+            fontsize=fs - 1,
+            frameon=False,
+            ncols=2,
+            bbox_to_anchor=(0.5, 0.0),
+        )
 
     def frame(i: int) -> np.ndarray:
         g = grids[i]

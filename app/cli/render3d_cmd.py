@@ -3,6 +3,7 @@
 Same engine calls and the same scene arrays as the tab (:mod:`app.jobs.scene3d`); vispy and Qt are imported
 only inside the handler, and OpenGL is needed (a display, or ``xvfb-run -a splineatlas render3d ...``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,25 +20,31 @@ from .common import add_slice_argument
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("render3d", help="render the exact 3D slice view (cells, decision boundary) to a PNG",
-                       description="Tessellate a 3D slice exactly and render it like the app's 3D tab. Needs "
-                                   "OpenGL: run with a display or under `xvfb-run -a`.")
+    p = sub.add_parser(
+        "render3d",
+        help="render the exact 3D slice view (cells, decision boundary) to a PNG",
+        description="Tessellate a 3D slice exactly and render it like the app's 3D tab. Needs OpenGL: run with a display or under `xvfb-run -a`.",
+    )
     p.add_argument("path", help="run.json, run folder or checkpoint")
     p.add_argument("--epoch", type=int, default=None, help="epoch to show (default: the last)")
     p.add_argument("--layer", type=int, default=None, help="depth: cells after layers 1..L (default: all)")
     p.add_argument("--out", required=True, help="output PNG")
     p.add_argument("--size", type=int, nargs=2, default=(1000, 800), metavar=("W", "H"))
     add_slice_argument(p, dim=3)
-    p.add_argument("--color", choices=FACE_COLOR_MODES, default="class",
-                   help="face colours: cell class, cell ||A_w||, layer that made the face, pattern hash")
+    p.add_argument("--color", choices=FACE_COLOR_MODES, default="class", help="face colours: cell class, cell ||A_w||, layer that made the face, pattern hash")
     p.add_argument("--only-layer", type=int, default=0, help="show only the faces made by this layer (1-based)")
-    p.add_argument("--near-boundary", type=float, default=None, metavar="FRACTION",
-                   help="show only faces near the decision boundary (within FRACTION of the box diagonal)")
+    p.add_argument(
+        "--near-boundary", type=float, default=None, metavar="FRACTION", help="show only faces near the decision boundary (within FRACTION of the box diagonal)"
+    )
     p.add_argument("--explode", type=float, default=0.0, help="exploded view: push cells out by this factor")
     p.add_argument("--opacity", type=float, default=0.12, help="alpha of the region faces")
-    p.add_argument("--clip", nargs=2, metavar=("AXIS", "POS"), default=None,
-                   help="clip at u|v|w = POS (slice coordinate), keeping the lower side (the camera looks down "
-                        "on the cut, drawn as the plane's exact cross-section)")
+    p.add_argument(
+        "--clip",
+        nargs=2,
+        metavar=("AXIS", "POS"),
+        default=None,
+        help="clip at u|v|w = POS (slice coordinate), keeping the lower side (the camera looks down on the cut, drawn as the plane's exact cross-section)",
+    )
     p.add_argument("--no-faces", action="store_true")
     p.add_argument("--no-edges", action="store_true")
     p.add_argument("--no-boundary", action="store_true")
@@ -55,8 +62,7 @@ def cmd_render3d(args) -> int:
     from ..model.view3d import ClipPlane, View3DSettings
 
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and sys.platform.startswith("linux"):
-        raise SplineAtlasError("render3d needs OpenGL and there is no display; run it under a virtual X server: "
-                               "xvfb-run -a splineatlas render3d ...")
+        raise SplineAtlasError("render3d needs OpenGL and there is no display; run it under a virtual X server: xvfb-run -a splineatlas render3d ...")
     t0 = time.perf_counter()
     bundle = open_run_bundle(args.path)
     run = bundle.run
@@ -67,11 +73,18 @@ def cmd_render3d(args) -> int:
     depth = bundle.depth if args.layer is None else args.layer
     if not 1 <= depth <= bundle.depth:
         raise SplineAtlasError(f"--layer must be between 1 and {bundle.depth}; got {args.layer}.")
-    settings = View3DSettings(show_faces=not args.no_faces, show_edges=not args.no_edges,
-                              show_boundary=not args.no_boundary, show_points=not args.no_points,
-                              only_layer=max(args.only_layer, 0), near_boundary=args.near_boundary is not None,
-                              near_distance=args.near_boundary or 0.0, explode=max(args.explode, 0.0),
-                              opacity=min(max(args.opacity, 0.0), 1.0), max_cells=args.max_cells)
+    settings = View3DSettings(
+        show_faces=not args.no_faces,
+        show_edges=not args.no_edges,
+        show_boundary=not args.no_boundary,
+        show_points=not args.no_points,
+        only_layer=max(args.only_layer, 0),
+        near_boundary=args.near_boundary is not None,
+        near_distance=args.near_boundary or 0.0,
+        explode=max(args.explode, 0.0),
+        opacity=min(max(args.opacity, 0.0), 1.0),
+        max_cells=args.max_cells,
+    )
     scene = jobs3d.scene_arrays(t_by, depth, args.color, settings, box)
 
     from PySide6.QtGui import QGuiApplication
@@ -79,8 +92,9 @@ def cmd_render3d(args) -> int:
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     if QGuiApplication.platformName() in ("offscreen", "minimal"):
-        raise SplineAtlasError(f"render3d needs OpenGL, which Qt's '{QGuiApplication.platformName()}' platform lacks; "
-                               "run it with a display or under xvfb-run -a.")
+        raise SplineAtlasError(
+            f"render3d needs OpenGL, which Qt's '{QGuiApplication.platformName()}' platform lacks; run it with a display or under xvfb-run -a."
+        )
     from ..qt.view3d import Canvas3D
 
     canvas = Canvas3D()
@@ -107,7 +121,9 @@ def cmd_render3d(args) -> int:
     import imageio.v3 as iio
 
     atomic_save(args.out, lambda p: iio.imwrite(p, img))
-    print(f"{args.out}: {w}x{h}; {scene.summary()}; epoch {run.epochs[idx]}, {sl.description}; "
-          f"tessellation {t_tess:.2f} s, total {time.perf_counter() - t0:.2f} s")
+    print(
+        f"{args.out}: {w}x{h}; {scene.summary()}; epoch {run.epochs[idx]}, {sl.description}; "
+        f"tessellation {t_tess:.2f} s, total {time.perf_counter() - t0:.2f} s"
+    )
     canvas.deleteLater()
     return 0

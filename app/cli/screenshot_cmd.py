@@ -1,6 +1,7 @@
 """``splineatlas screenshot``: the real 2D view rendered offscreen to a PNG, with a JSON key beside it
 (pixel -> slice coordinates, plot rectangle, class colours as drawn), so the picture can be checked
 against the forward pass. The twin of what the window shows."""
+
 from __future__ import annotations
 
 import argparse
@@ -49,7 +50,7 @@ def cmd_screenshot(args) -> int:
     from geometry.cache import ResultCache
     from geometry.networks.runs import open_run
 
-    run = open_run(args.path)              # refuse bad input (and a missing --epoch) before any window
+    run = open_run(args.path)  # refuse bad input (and a missing --epoch) before any window
     index = run.exact_index(args.epoch)
     app = QApplication.instance() or QApplication([sys.argv[0]])
     tmp = tempfile.mkdtemp(prefix="splineatlas-screenshot-")
@@ -78,6 +79,7 @@ def cmd_screenshot(args) -> int:
     finally:
         win.work.shutdown()
         win.close()
-    print(f"wrote {args.out} and {os.path.splitext(args.out)[0]}.json (epoch {key['epoch']}, layers 1-{key['depth']}, "
-          f"{'exact' if key['exact'] else 'PREVIEW'})")
+    print(
+        f"wrote {args.out} and {os.path.splitext(args.out)[0]}.json (epoch {key['epoch']}, layers 1-{key['depth']}, {'exact' if key['exact'] else 'PREVIEW'})"
+    )
     return 0

@@ -4,6 +4,7 @@
 app opens with ``splineatlas FILE``; ``show`` validates one and prints what it holds, and with
 ``--tessellate`` computes the exact tessellation the window would draw for it (region counts per depth).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,13 +33,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     g.add_argument("--through", help="plane through three training points I,J,K")
     g.add_argument("--deepfool", type=int, metavar="I", help="point I + its DeepFool direction + a random direction")
     c.add_argument("--seed", type=int, default=0, help="seed of the random direction (--deepfool)")
-    c.add_argument("--window", type=float, nargs=4, metavar=("UMIN", "UMAX", "VMIN", "VMAX"),
-                   help="visible window in slice coordinates (default: around the data / defining points)")
+    c.add_argument(
+        "--window",
+        type=float,
+        nargs=4,
+        metavar=("UMIN", "UMAX", "VMIN", "VMAX"),
+        help="visible window in slice coordinates (default: around the data / defining points)",
+    )
     c.add_argument("--color-mode", choices=COLOR_MODES, default="class")
-    c.add_argument("--relative", action="store_true",
-                   help="store the run's path relative to the session file (for sessions shipped beside runs)")
-    c.add_argument("--path", action="append", nargs="+", default=[], metavar="ARG",
-                   help="KIND U0 V0 [U1 V1]: keep a path (kind: " + ", ".join(PATH_KINDS) + ")")
+    c.add_argument("--relative", action="store_true", help="store the run's path relative to the session file (for sessions shipped beside runs)")
+    c.add_argument(
+        "--path", action="append", nargs="+", default=[], metavar="ARG", help="KIND U0 V0 [U1 V1]: keep a path (kind: " + ", ".join(PATH_KINDS) + ")"
+    )
     c.set_defaults(func=cmd_create)
     s = ss.add_parser("show", help="validate a session file and print what it holds")
     s.add_argument("file")
@@ -104,8 +110,10 @@ def cmd_create(args) -> int:
         data = json.loads(Path(args.out).read_text())
         data["run"] = os.path.relpath(Path(args.run).resolve(), Path(args.out).resolve().parent)
         write_text(args.out, json.dumps(data, indent=1))
-    print(f"wrote {args.out}: {bundle.name}, epoch {bundle.epochs[st.epoch_index]}, layers 1..{st.depth}, "
-          f"{sl.description}, window {[round(w, 4) for w in st.window]}, {len(st.paths)} path(s)")
+    print(
+        f"wrote {args.out}: {bundle.name}, epoch {bundle.epochs[st.epoch_index]}, layers 1..{st.depth}, "
+        f"{sl.description}, window {[round(w, 4) for w in st.window]}, {len(st.paths)} path(s)"
+    )
     return 0
 
 
@@ -136,10 +144,8 @@ def cmd_show(args) -> int:
         bundle = jobs.open_run_bundle(run_path)
         i = min(int(data.get("epoch_index", 0)), len(bundle.run) - 1)
         t0 = time.perf_counter()
-        tess = jobs.tessellate_all(bundle, i, Slice.from_json(data["slice"]), data["window"],
-                                   int((data.get("settings") or {}).get("max_regions", 200_000)))
+        tess = jobs.tessellate_all(bundle, i, Slice.from_json(data["slice"]), data["window"], int((data.get("settings") or {}).get("max_regions", 200_000)))
         dt = time.perf_counter() - t0
         counts = ", ".join(f"{t.num_regions}" for t in tess)
-        print(f"  regions per depth 1..{len(tess)}: {counts}; {len(tess[-1].boundary_segments)} decision-boundary "
-              f"segments; {dt:.2f} s")
+        print(f"  regions per depth 1..{len(tess)}: {counts}; {len(tess[-1].boundary_segments)} decision-boundary segments; {dt:.2f} s")
     return 0

@@ -1,4 +1,5 @@
 """``splineatlas tessellate``: the exact linear regions of a 2D/3D slice, as JSON and/or a summary."""
+
 from __future__ import annotations
 
 import argparse
@@ -21,29 +22,38 @@ def add_slice_arguments(p: argparse.ArgumentParser) -> None:
     """PATH, --epoch, the slice choice and its options, --domain, --device, --max-regions, --trust-code:
     shared by ``tessellate`` and ``angles`` (app/cli/boundary_cmds.py)."""
     p.add_argument("path", help="checkpoint file, run.json or run folder")
-    p.add_argument("--epoch", type=int, default=None,
-                   help="epoch of the run (default: the last checkpoint); must be one of the run's checkpoints")
+    p.add_argument("--epoch", type=int, default=None, help="epoch of the run (default: the last checkpoint); must be one of the run's checkpoints")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--slice", metavar="KIND", default=None, help=f"2D slice in the window's vocabulary: {SPELLING}")
     g.add_argument("--plane", choices=["input"], help="the input space itself (2D/3D-input networks)")
-    g.add_argument("--through", metavar="I,J,K[,L]",
-                   help="plane through these training points of the run's dataset (4 indices: a 3D slice)")
-    g.add_argument("--origin-and-directions", metavar="FILE.npz",
-                   help="npz with 'origin' (D,) and 'directions' (k, D), k = 2 or 3")
+    g.add_argument("--through", metavar="I,J,K[,L]", help="plane through these training points of the run's dataset (4 indices: a 3D slice)")
+    g.add_argument("--origin-and-directions", metavar="FILE.npz", help="npz with 'origin' (D,) and 'directions' (k, D), k = 2 or 3")
     g.add_argument("--pca", type=int, choices=[2, 3], metavar="K", help="PCA plane (K = 2 or 3) of the run's dataset")
-    g.add_argument("--deepfool", type=int, metavar="I",
-                   help="Fawzi cross-section through training point I: spanned by its DeepFool perturbation r(x) "
-                        "and a random direction (--seed) or x_J - x_I (--second J); default domain "
-                        "[-E, E]^2 x ||r|| (--extent E)")
-    p.add_argument("--second", type=int, metavar="J", default=None,
-                   help="with --deepfool: the second axis points to training point J")
-    p.add_argument("--seed", type=int, default=None, metavar="S",
-                   help="with --deepfool: seed of the random second direction (default 0)")
-    p.add_argument("--extent", type=float, default=DEFAULT_EXTENT, metavar="E",
-                   help=f"with --deepfool: default box half-width in units of ||r(x)|| (default {DEFAULT_EXTENT:g})")
-    p.add_argument("--domain", type=float, nargs="+", metavar="X",
-                   help="XMIN XMAX YMIN YMAX [ZMIN ZMAX] in slice coordinates (default: the slice's home window, as "
-                        "the window opens it: the data or defining points plus a margin, square)")
+    g.add_argument(
+        "--deepfool",
+        type=int,
+        metavar="I",
+        help="Fawzi cross-section through training point I: spanned by its DeepFool perturbation r(x) "
+        "and a random direction (--seed) or x_J - x_I (--second J); default domain "
+        "[-E, E]^2 x ||r|| (--extent E)",
+    )
+    p.add_argument("--second", type=int, metavar="J", default=None, help="with --deepfool: the second axis points to training point J")
+    p.add_argument("--seed", type=int, default=None, metavar="S", help="with --deepfool: seed of the random second direction (default 0)")
+    p.add_argument(
+        "--extent",
+        type=float,
+        default=DEFAULT_EXTENT,
+        metavar="E",
+        help=f"with --deepfool: default box half-width in units of ||r(x)|| (default {DEFAULT_EXTENT:g})",
+    )
+    p.add_argument(
+        "--domain",
+        type=float,
+        nargs="+",
+        metavar="X",
+        help="XMIN XMAX YMIN YMAX [ZMIN ZMAX] in slice coordinates (default: the slice's home window, as "
+        "the window opens it: the data or defining points plus a margin, square)",
+    )
     p.add_argument("--device", default=None, help="cpu | cuda (default: CUDA when present)")
     p.add_argument("--max-regions", type=int, default=None, help="stop with an error beyond this many regions (default: 1M, less for wide nets: ~4 GiB)")
     add_trust_argument(p)
@@ -53,8 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("tessellate", help="exact linear regions, activation codes and decision boundary of a slice")
     add_slice_arguments(p)
     p.add_argument("--depth", type=int, default=None, help="use layers 1..L only (default: all)")
-    p.add_argument("--no-slope-norm", action="store_true",
-                   help="skip ||A_w|| per region (null in the JSON); the slow part for high-dimensional inputs")
+    p.add_argument("--no-slope-norm", action="store_true", help="skip ||A_w|| per region (null in the JSON); the slow part for high-dimensional inputs")
     p.add_argument("--json", metavar="OUT.json", help="write regions, patterns, classes, slope norms and boundary")
     p.add_argument("--summary", action="store_true", help="print region counts per depth and the time taken")
     p.set_defaults(func=cmd_tessellate)
@@ -125,8 +134,7 @@ def resolve_slice(args, net, run):
         bundle = bundle_from_run(run, args.path)
         choice, dim = slice_choice_from_arguments(args, bundle)
         if choice.kind != "input" and bundle.dataset is None:
-            raise DatasetError(f"this network has {D} inputs and the run names no dataset; "
-                               "give --origin-and-directions FILE.npz or --slice random@SEED.")
+            raise DatasetError(f"this network has {D} inputs and the run names no dataset; give --origin-and-directions FILE.npz or --slice random@SEED.")
         i = run.exact_index(args.epoch)
         sl, home = make_slice(bundle, choice, i, dim=dim, extent=args.extent)
         domain, info = list(home), {"slice_choice": format_slice_choice(choice)}
@@ -161,10 +169,16 @@ def _deepfool_facts(net, bundle, choice: SliceChoice, extent: float) -> dict:
     X, _ = bundle.points()
     res = deepfool(net, X[choice.indices[0]][None])
     second = choice.indices[1] if len(choice.indices) > 1 else None
-    return {"point": choice.indices[0], "second": second, "seed": None if second is not None else choice.seed,
-            "kind": "point" if second is not None else "random", "perturbation_norm": float(res.norms[0]),
-            "original_label": int(res.original_labels[0]), "adversarial_label": int(res.labels[0]),
-            "extent": extent}
+    return {
+        "point": choice.indices[0],
+        "second": second,
+        "seed": None if second is not None else choice.seed,
+        "kind": "point" if second is not None else "random",
+        "perturbation_norm": float(res.norms[0]),
+        "original_label": int(res.original_labels[0]),
+        "adversarial_label": int(res.labels[0]),
+        "extent": extent,
+    }
 
 
 def cmd_tessellate(args) -> int:
@@ -173,8 +187,7 @@ def cmd_tessellate(args) -> int:
     run, i, net = load_checkpoint_network(args)
     sl, domain, info = resolve_slice(args, net, run)
     t0 = time.perf_counter()
-    results = tessellate_all_depths(net, sl, domain, depth=args.depth, device=args.device,
-                                    max_regions=args.max_regions, slope_norm=not args.no_slope_norm)
+    results = tessellate_all_depths(net, sl, domain, depth=args.depth, device=args.device, max_regions=args.max_regions, slope_norm=not args.no_slope_norm)
     seconds = time.perf_counter() - t0
     final = results[-1]
     if args.json:
@@ -185,18 +198,15 @@ def cmd_tessellate(args) -> int:
         out.update(info)
         write_text(args.json, json.dumps(out))
     if args.summary or not args.json:
-        print(f"{run.name} epoch {run.epochs[i]}: {sl.description or 'slice'} (D = {net.input_dim}, k = {sl.dim}), "
-              f"device {final.device}")
+        print(f"{run.name} epoch {run.epochs[i]}: {sl.description or 'slice'} (D = {net.input_dim}, k = {sl.dim}), device {final.device}")
         if info.get("cross_section"):
             c = info["cross_section"]
-            print(f"  DeepFool: class {c['original_label']} -> {c['adversarial_label']}, "
-                  f"||r|| = {c['perturbation_norm']:.4g}")
+            print(f"  DeepFool: class {c['original_label']} -> {c['adversarial_label']}, ||r|| = {c['perturbation_norm']:.4g}")
         for t in results:
             print(f"  depth {t.depth}: {t.num_regions:>8} regions  ({t.seconds:.3f} s)")
         if final.full_depth:
             nb = final.boundary_segments.shape[0] if sl.dim == 2 else final.boundary_classes.shape[0]
-            print(f"  decision boundary: {nb} {'segments' if sl.dim == 2 else 'polygons'}; "
-                  f"classes present: {sorted(set(np.unique(final.classes).tolist()))}")
+            print(f"  decision boundary: {nb} {'segments' if sl.dim == 2 else 'polygons'}; classes present: {sorted(set(np.unique(final.classes).tolist()))}")
         print(f"time: {seconds:.3f} s")
     if args.json:
         print(f"wrote {args.json} ({final.num_regions} regions)", file=sys.stderr)

@@ -5,6 +5,7 @@ temporary file beside the target and renames it only when every frame is written
 failed export never leaves a partial file. :mod:`app.export.sweeps` builds the frame functions
 (epoch sweep, layer sweep, path animation) on the figure renderers of :mod:`app.render`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,8 +31,9 @@ def check_video_size(width: int, height: int, suffix: str) -> None:
         raise SplineAtlasError(f"MP4 (H.264) needs an even width and height; got {width}x{height}.")
 
 
-def write_video(path: str | Path, n_frames: int, frame: Callable[[int], np.ndarray], fps: float = 8.0,
-                progress: Progress = None, cancel: Cancel = None, quality: int = 8) -> Path:
+def write_video(
+    path: str | Path, n_frames: int, frame: Callable[[int], np.ndarray], fps: float = 8.0, progress: Progress = None, cancel: Cancel = None, quality: int = 8
+) -> Path:
     """Write ``n_frames`` frames ``frame(i)`` ((H, W, 3) uint8, all the same size) to ``path`` (.mp4/.gif).
 
     fps: frames per second; quality: H.264 quality 0..10 (imageio's scale). Raises CancelledError when
@@ -61,9 +63,17 @@ def write_video(path: str | Path, n_frames: int, frame: Callable[[int], np.ndarr
                     size = img.shape[:2]
                     check_video_size(size[1], size[0], suffix)
                     if suffix == ".mp4":
-                        writer = imageio.get_writer(str(tmp), format="FFMPEG", mode="I", fps=fps, codec="libx264",
-                                                    quality=quality, pixelformat="yuv420p", macro_block_size=1,
-                                                    ffmpeg_log_level="error")
+                        writer = imageio.get_writer(
+                            str(tmp),
+                            format="FFMPEG",
+                            mode="I",
+                            fps=fps,
+                            codec="libx264",
+                            quality=quality,
+                            pixelformat="yuv420p",
+                            macro_block_size=1,
+                            ffmpeg_log_level="error",
+                        )
                     else:
                         writer = imageio.get_writer(str(tmp), format="GIF", mode="I", duration=1000.0 / fps, loop=0)
                 elif img.shape[:2] != size:
@@ -72,7 +82,7 @@ def write_video(path: str | Path, n_frames: int, frame: Callable[[int], np.ndarr
                 if progress is not None:
                     progress((i + 1) / n_frames, f"frame {i + 1}/{n_frames}")
         except BaseException:
-            if writer is not None:          # stop ffmpeg before the temporary is removed
+            if writer is not None:  # stop ffmpeg before the temporary is removed
                 with contextlib.suppress(Exception):
                     writer.close()
             raise

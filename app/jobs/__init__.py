@@ -11,6 +11,7 @@ scene3d      what the 3D tab draws
 
 The names below are the ones the window and the CLI use; import the modules for the rest.
 """
+
 from .bundle import Cancel, Progress, RunBundle, check_cancel, open_run_bundle
 from .inspect import ClassMap, PointReport, class_map, inspect_point, pattern_hash, region_box, region_geometry
 from .paths import PathResult, PathTrace, compute_path, compute_paths, trace_paths
@@ -18,9 +19,35 @@ from .region_stats import REGION_SETS, RegionStatsResult, region_stat_sets, regi
 from .slicing import default_slice_choice, format_slice_choice, make_slice, parse_slice_choice, square_window
 from .tessellate import cached_region_counts, tessellate_all, tessellate_every_epoch, tessellation_key
 
-__all__ = ["REGION_SETS", "Cancel", "ClassMap", "PathResult", "PathTrace", "PointReport", "Progress",
-           "RegionStatsResult", "RunBundle", "cached_region_counts", "check_cancel", "class_map", "compute_path",
-           "compute_paths", "default_slice_choice", "format_slice_choice", "inspect_point", "make_slice",
-           "open_run_bundle", "parse_slice_choice", "pattern_hash", "region_box", "region_geometry",
-           "region_stat_sets", "region_stats", "square_window", "tessellate_all", "tessellate_every_epoch",
-           "tessellation_key", "trace_paths"]
+__all__ = [
+    "REGION_SETS",
+    "Cancel",
+    "ClassMap",
+    "PathResult",
+    "PathTrace",
+    "PointReport",
+    "Progress",
+    "RegionStatsResult",
+    "RunBundle",
+    "cached_region_counts",
+    "check_cancel",
+    "class_map",
+    "compute_path",
+    "compute_paths",
+    "default_slice_choice",
+    "format_slice_choice",
+    "inspect_point",
+    "make_slice",
+    "open_run_bundle",
+    "parse_slice_choice",
+    "pattern_hash",
+    "region_box",
+    "region_geometry",
+    "region_stat_sets",
+    "region_stats",
+    "square_window",
+    "tessellate_all",
+    "tessellate_every_epoch",
+    "tessellation_key",
+    "trace_paths",
+]

@@ -3,6 +3,7 @@
 ``open_run_bundle`` is the one way a run is opened for viewing: the window's File > Open, every CLI
 command that draws or inspects a slice, and the export dialog all call it.
 """
+
 from __future__ import annotations
 
 import threading
@@ -97,8 +98,7 @@ class _LockedRun:
         return getattr(self._run, name)
 
 
-def open_run_bundle(path: str | Path, progress: Progress = None, cancel: Cancel = None,
-                    trust_code: bool = False) -> RunBundle:
+def open_run_bundle(path: str | Path, progress: Progress = None, cancel: Cancel = None, trust_code: bool = False) -> RunBundle:
     """Open a run, checkpoint or run folder, load its last network and dataset. Raises SplineAtlasError.
     ``trust_code``: the user explicitly trusts this file to run code (full pickles, TorchScript)."""
     if progress:
@@ -114,9 +114,9 @@ def bundle_from_run(run, path: str | Path) -> RunBundle:
     if len(run) == 0:
         raise SplineAtlasError(f"{path} holds no checkpoints.")
     net = run.network(len(run) - 1)
-    ds = run.dataset          # a broken dataset is refused in one line, as in the CLI
-    img = tuple(ds.image_shape) if ds is not None and ds.image_shape else (
-        tuple(net.input_shape) if len(net.input_shape) == 3 else None)
+    ds = run.dataset  # a broken dataset is refused in one line, as in the CLI
+    img = tuple(ds.image_shape) if ds is not None and ds.image_shape else (tuple(net.input_shape) if len(net.input_shape) == 3 else None)
     names = tuple(f"{i + 1}: {li.kind} ({li.width})" for i, li in enumerate(net.layer_infos))
-    return RunBundle(str(path), run, ds, net.input_dim, net.depth, net.num_classes if net.num_classes > 1 else 2,
-                     tuple(run.class_names), img, names, net.is_piecewise_affine)
+    return RunBundle(
+        str(path), run, ds, net.input_dim, net.depth, net.num_classes if net.num_classes > 1 else 2, tuple(run.class_names), img, names, net.is_piecewise_affine
+    )

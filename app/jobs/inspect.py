@@ -1,6 +1,7 @@
 """What the window shows about the point under the cursor, Qt-free: the preview class map, the inspector's
 report and the region's full-input-space geometry. ``splineatlas inspect`` prints exactly these.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -51,7 +52,7 @@ class ClassMap:
     classes: np.ndarray
     confidence: np.ndarray
     window: tuple[float, float, float, float]
-    epoch_index: int = -1          # the checkpoint it predicts for (the window compares it with the tiles')
+    epoch_index: int = -1  # the checkpoint it predicts for (the window compares it with the tiles')
 
 
 def class_map(bundle: RunBundle, epoch_index: int, slice_: Slice, window, n: int = 160) -> ClassMap:
@@ -104,8 +105,9 @@ class PointReport:
     centroid_layer: int
 
 
-def inspect_point(bundle: RunBundle, epoch_index: int, slice_: Slice, u, depth: int,
-                  tess_by_depth: list | None = None, progress: Progress = None, cancel: Cancel = None) -> PointReport:
+def inspect_point(
+    bundle: RunBundle, epoch_index: int, slice_: Slice, u, depth: int, tess_by_depth: list | None = None, progress: Progress = None, cancel: Cancel = None
+) -> PointReport:
     """Everything the inspector shows for the point ``u`` (2,) of the slice, at the given epoch and depth."""
     u = np.asarray(u, dtype=np.float64).reshape(2)
     x = slice_.to_input(u[None])[0]
@@ -114,10 +116,10 @@ def inspect_point(bundle: RunBundle, epoch_index: int, slice_: Slice, u, depth: 
         tr = net.trace(torch.as_tensor(x[None], dtype=torch.float32))
     probs = _probs(tr.logits)[0]
     # per nonlinearity (active units, width); -1: a max-pool (an argmax, no on/off), -2: smooth (no pattern)
-    active = tuple((-2 if not info.piecewise_linear else int(p.sum()) if p.dtype == torch.bool else -1,
-                    int(p.shape[1])) for p, info in zip(tr.patterns, net.layer_infos))
-    phash = pattern_hash([pack_pattern(p.numpy(), info.kind) for p, info in zip(tr.patterns[:depth], net.layer_infos)]) \
-        if bundle.piecewise_affine else "—"
+    active = tuple(
+        (-2 if not info.piecewise_linear else int(p.sum()) if p.dtype == torch.bool else -1, int(p.shape[1])) for p, info in zip(tr.patterns, net.layer_infos)
+    )
+    phash = pattern_hash([pack_pattern(p.numpy(), info.kind) for p, info in zip(tr.patterns[:depth], net.layer_infos)]) if bundle.piecewise_affine else "—"
     region, count, slope, bdist = -1, 0, float("nan"), float("nan")
     if tess_by_depth:
         t = tess_by_depth[depth - 1]
@@ -141,8 +143,7 @@ def inspect_point(bundle: RunBundle, epoch_index: int, slice_: Slice, u, depth: 
     if bundle.piecewise_affine:
         c = centroids(net, x[None], [depth - 1], cancel=cancel)
         centroid = np.asarray(c.centroids[0, 0])
-    return PointReport((float(u[0]), float(u[1])), x, probs, int(probs.argmax()), active, region, count, phash,
-                       slope, bdist, df, trace_g, centroid, clayer)
+    return PointReport((float(u[0]), float(u[1])), x, probs, int(probs.argmax()), active, region, count, phash, slope, bdist, df, trace_g, centroid, clayer)
 
 
 def _point_segment_distance(p: np.ndarray, seg: np.ndarray) -> np.ndarray:
@@ -153,8 +154,7 @@ def _point_segment_distance(p: np.ndarray, seg: np.ndarray) -> np.ndarray:
     return np.linalg.norm(a + t[:, None] * ab - p, axis=1)
 
 
-def region_geometry(bundle: RunBundle, epoch_index: int, x: np.ndarray, progress: Progress = None,
-                    cancel: Cancel = None) -> dict:
+def region_geometry(bundle: RunBundle, epoch_index: int, x: np.ndarray, progress: Progress = None, cancel: Cancel = None) -> dict:
     """Full-input-space facts about the region of x (D,): active bits (non-redundant inequalities, by LP),
     facet neighbours, Chebyshev radius of region ∩ data box, exact distance to the region's boundary, and
     the exact smallest perturbation that changes the decision without leaving the region (∩ box; a QP,
@@ -180,8 +180,13 @@ def region_geometry(bundle: RunBundle, epoch_index: int, x: np.ndarray, progress
         qp_exists = bool(pert.exists)
         qp_distance = float(pert.distance) if pert.exists else None
         qp_target = int(pert.target) if pert.exists else None
-    return {"active_bits": int(rep.active.count), "n_bits": int(rep.hrep.n_bits),
-            "neighbours": int(len(rep.neighbours.bits)),
-            "chebyshev_radius": None if rep.chebyshev is None else float(rep.chebyshev.radius),
-            "boundary_distance": float(rep.boundary_distance),
-            "qp_exists": qp_exists, "qp_distance": qp_distance, "qp_target": qp_target}
+    return {
+        "active_bits": int(rep.active.count),
+        "n_bits": int(rep.hrep.n_bits),
+        "neighbours": int(len(rep.neighbours.bits)),
+        "chebyshev_radius": None if rep.chebyshev is None else float(rep.chebyshev.radius),
+        "boundary_distance": float(rep.boundary_distance),
+        "qp_exists": qp_exists,
+        "qp_distance": qp_distance,
+        "qp_target": qp_target,
+    }

@@ -7,6 +7,7 @@ for a normal path (which has no end). The step budget is ``DEFAULT_STEPS`` unles
 path's random direction is seeded by its path id in the window (``splineatlas path --seed S`` draws the
 n directions of one batch from seed S).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -23,8 +24,8 @@ from ..model.state import DEFAULT_STEP_FRACTION as STEP_FRACTION
 from ..model.state import PATH_KINDS, PATH_NAMES, PathSpec
 from .bundle import Cancel, Progress, RunBundle
 
-REGION_DEPTH = 10            # how many times a region path may halve a segment
-SEGMENT_SAMPLES = 200        # forward passes along a straight segment
+REGION_DEPTH = 10  # how many times a region path may halve a segment
+SEGMENT_SAMPLES = 200  # forward passes along a straight segment
 LEAF_KINDS = ("horizontal", "normal")
 
 
@@ -58,8 +59,9 @@ class PathTrace:
     def in_slice(self, slice_: Slice) -> "PathResult":
         """This path as the window draws it: projected into ``slice_`` with its distance from the plane."""
         marks = None if self.crossings is None else slice_.project(self.crossings)
-        return PathResult(self.X, slice_.project(self.X), slice_.distance_to_plane(self.X), self.steps, self.probs,
-                          self.trace_g, self.distance, self.summary, marks)
+        return PathResult(
+            self.X, slice_.project(self.X), slice_.distance_to_plane(self.X), self.steps, self.probs, self.trace_g, self.distance, self.summary, marks
+        )
 
 
 @dataclass(frozen=True)
@@ -88,9 +90,18 @@ def class_sequence(pred) -> str:
     return " → ".join(seq if len(seq) <= 8 else seq[:4] + ["…"] + seq[-3:])
 
 
-def trace_paths(bundle: RunBundle, epoch_index: int, kind: str, S, D=None, steps: int | None = None,
-                step_fraction: float = STEP_FRACTION, seeds=None, progress: Progress = None,
-                cancel: Cancel = None) -> list[PathTrace]:
+def trace_paths(
+    bundle: RunBundle,
+    epoch_index: int,
+    kind: str,
+    S,
+    D=None,
+    steps: int | None = None,
+    step_fraction: float = STEP_FRACTION,
+    seeds=None,
+    progress: Progress = None,
+    cancel: Cancel = None,
+) -> list[PathTrace]:
     """Trace n paths of one ``kind`` from S (n, D) (to D (n, D) where the kind has an end) on checkpoint
     ``epoch_index``. Leaf paths are one batched engine call; ``seeds`` (n,) seed each normal path's random
     direction (default 0..n-1)."""
@@ -105,8 +116,17 @@ def trace_paths(bundle: RunBundle, epoch_index: int, kind: str, S, D=None, steps
             raise SplineAtlasError(f"{len(S)} starts but {len(D)} ends; give one end per start.")
     net = bundle.network(epoch_index)
     if kind in LEAF_KINDS:
-        return _leaf_paths(net, kind, S, D, DEFAULT_STEPS if steps is None else int(steps), step_fraction,
-                           np.arange(len(S)) if seeds is None else np.asarray(seeds), progress, cancel)
+        return _leaf_paths(
+            net,
+            kind,
+            S,
+            D,
+            DEFAULT_STEPS if steps is None else int(steps),
+            step_fraction,
+            np.arange(len(S)) if seeds is None else np.asarray(seeds),
+            progress,
+            cancel,
+        )
     out = []
     for k in range(len(S)):
         fn = _segment if kind == "segment" else _region_path
@@ -117,20 +137,19 @@ def trace_paths(bundle: RunBundle, epoch_index: int, kind: str, S, D=None, steps
 def _leaf_paths(net, kind, S, D, steps, fraction, seeds, progress, cancel) -> list[PathTrace]:
     alpha = leaf_step_sizes(kind, S, D, fraction)
     if kind == "horizontal":
-        res = leaf_paths.horizontal_paths(net, S, D, step_size=alpha, max_steps=steps, record_every=1,
-                                          progress=progress, cancel=cancel)
+        res = leaf_paths.horizontal_paths(net, S, D, step_size=alpha, max_steps=steps, record_every=1, progress=progress, cancel=cancel)
     else:
         W = np.concatenate([leaf_paths.random_directions(1, S.shape[1], seed=int(s)) for s in seeds])
-        res = leaf_paths.normal_paths(net, S, W, step_size=alpha, steps=steps, record_every=1, progress=progress,
-                                      cancel=cancel)
+        res = leaf_paths.normal_paths(net, S, W, step_size=alpha, steps=steps, record_every=1, progress=progress, cancel=cancel)
     out = []
     for i in range(len(S)):
         n = int(res.num_steps[i])
         X = np.asarray(res.points[i][res.point_steps <= n], np.float64)
-        summary = (f"{kind} leaf path, {n} steps of {alpha[i]:.3g}, {leaf_paths.STATUS_NAMES[int(res.status[i])]}, "
-                   f"classes {class_sequence(res.predicted[i, :n + 1])}")
-        dist = res.distance[i, :n + 1] if kind == "horizontal" else np.full(n + 1, np.nan)
-        out.append(PathTrace(kind, X, np.arange(n + 1), res.probs[i, :n + 1], res.trace[i, :n + 1], dist, summary))
+        summary = (
+            f"{kind} leaf path, {n} steps of {alpha[i]:.3g}, {leaf_paths.STATUS_NAMES[int(res.status[i])]}, classes {class_sequence(res.predicted[i, : n + 1])}"
+        )
+        dist = res.distance[i, : n + 1] if kind == "horizontal" else np.full(n + 1, np.nan)
+        out.append(PathTrace(kind, X, np.arange(n + 1), res.probs[i, : n + 1], res.trace[i, : n + 1], dist, summary))
     return out
 
 
@@ -148,10 +167,8 @@ def _segment(net, bundle, s, d, _steps, progress, cancel) -> PathTrace:
             walk_text = f"; no exact line walk ({exc})"
         else:
             crossings = np.asarray(walk.points[1:-1], np.float64)
-            walk_text = (f"; exact line walk: {walk.n_regions} regions, "
-                         f"mean Hamming step {float(np.mean(walk.hamming)) if len(walk.hamming) else 0:.2f}")
-    return PathTrace("segment", X, np.arange(len(X)), ldm.probs, ldm.trace, np.linalg.norm(X - d[None], axis=1),
-                     f"straight segment, classes {class_sequence(ldm.predicted)}{walk_text}", crossings)
+            walk_text = f"; exact line walk: {walk.n_regions} regions, mean Hamming step {float(np.mean(walk.hamming)) if len(walk.hamming) else 0:.2f}"
+    return _forward_trace("segment", X, d, ldm, f"straight segment, classes {class_sequence(ldm.predicted)}{walk_text}", crossings)
 
 
 def _region_path(net, _bundle, s, d, depth, progress, cancel) -> PathTrace:
@@ -163,12 +180,16 @@ def _region_path(net, _bundle, s, d, depth, progress, cancel) -> PathTrace:
     t = np.linspace(0.0, 1.0, per, endpoint=False)[:, None]
     X = np.concatenate([a0[None] * (1 - t) + a1[None] * t for a0, a1 in zip(A[:-1], A[1:])] + [A[-1:]])
     ldm = local_data_matrix(net, X, cancel=cancel)
-    return PathTrace("region", X, np.arange(len(X)), ldm.probs, ldm.trace, np.linalg.norm(X - d[None], axis=1),
-                     f"same-class region path (class {res.label}), {len(A)} anchors, depth {res.depth}: {res.message}")
+    summary = f"same-class region path (class {res.label}), {len(A)} anchors, depth {res.depth}: {res.message}"
+    return _forward_trace("region", X, d, ldm, summary)
 
 
-def compute_paths(bundle: RunBundle, slice_: Slice, specs: list[PathSpec], progress: Progress = None,
-                  cancel: Cancel = None) -> dict[int, PathResult]:
+def _forward_trace(kind: str, X: np.ndarray, d: np.ndarray, ldm, summary: str, crossings=None) -> PathTrace:
+    """A path sampled at the points X (one step per point) with the local data matrix's diagnostics there."""
+    return PathTrace(kind, X, np.arange(len(X)), ldm.probs, ldm.trace, np.linalg.norm(X - d[None], axis=1), summary, crossings)
+
+
+def compute_paths(bundle: RunBundle, slice_: Slice, specs: list[PathSpec], progress: Progress = None, cancel: Cancel = None) -> dict[int, PathResult]:
     """The window's paths ``specs`` (one kind, epoch and step budget; endpoints in slice coordinates), each
     what it would be alone: its own step rule and, for a normal path, the direction seeded by its id."""
     if len({(sp.kind, sp.epoch_index, sp.steps, sp.step_size) for sp in specs}) != 1:
@@ -177,16 +198,24 @@ def compute_paths(bundle: RunBundle, slice_: Slice, specs: list[PathSpec], progr
     S = slice_.to_input(np.array([sp.start for sp in specs], np.float64))
     D = None if sp0.kind == "normal" else slice_.to_input(np.array([sp.end for sp in specs], np.float64))
     steps = sp0.steps if sp0.kind in LEAF_KINDS else None
-    traces = trace_paths(bundle, sp0.epoch_index, sp0.kind, S, D, steps, sp0.step_size, [sp.id for sp in specs],
-                         progress, cancel)
+    traces = trace_paths(bundle, sp0.epoch_index, sp0.kind, S, D, steps, sp0.step_size, [sp.id for sp in specs], progress, cancel)
     return {sp.id: tr.in_slice(slice_) for sp, tr in zip(specs, traces)}
 
 
-def compute_path(bundle: RunBundle, slice_: Slice, spec: PathSpec, progress: Progress = None,
-                 cancel: Cancel = None) -> PathResult:
+def compute_path(bundle: RunBundle, slice_: Slice, spec: PathSpec, progress: Progress = None, cancel: Cancel = None) -> PathResult:
     """One path of the window (see :func:`compute_paths`)."""
     return compute_paths(bundle, slice_, [spec], progress, cancel)[spec.id]
 
 
-__all__ = ["DEFAULT_STEPS", "LEAF_KINDS", "PathResult", "PathTrace", "STEP_FRACTION", "class_sequence",
-           "compute_path", "compute_paths", "leaf_step_sizes", "trace_paths"]
+__all__ = [
+    "DEFAULT_STEPS",
+    "LEAF_KINDS",
+    "PathResult",
+    "PathTrace",
+    "STEP_FRACTION",
+    "class_sequence",
+    "compute_path",
+    "compute_paths",
+    "leaf_step_sizes",
+    "trace_paths",
+]

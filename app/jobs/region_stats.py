@@ -1,4 +1,5 @@
 """The Regions tab's statistics, Qt-free: the same sampling and box as ``splineatlas region-stats``."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,8 +30,9 @@ class RegionStatsResult:
     seed: int
 
 
-def region_stat_sets(bundle: RunBundle, epoch_index: int, n: int, sets=REGION_SETS, seed: int = 0,
-                     overshoot: float = 0.02, cancel: Cancel = None) -> tuple[dict[str, np.ndarray], tuple]:
+def region_stat_sets(
+    bundle: RunBundle, epoch_index: int, n: int, sets=REGION_SETS, seed: int = 0, overshoot: float = 0.02, cancel: Cancel = None
+) -> tuple[dict[str, np.ndarray], tuple]:
     """The point sets and box of ``splineatlas region-stats`` (same sampling and box, so the numbers agree):
     ``n`` random train and test points (fixed ``seed``; test drawn first), DeepFool(test) with ``overshoot``
     for "adversarial"; box = value range of the training data and all set points, 10% margin."""
@@ -43,8 +45,17 @@ def region_stat_sets(bundle: RunBundle, epoch_index: int, n: int, sets=REGION_SE
     return out, region_box(bundle, list(out.values()))
 
 
-def region_stats(bundle: RunBundle, epoch_index: int, n: int, sets=REGION_SETS, active: bool = True, seed: int = 0,
-                 overshoot: float = 0.02, progress: Progress = None, cancel: Cancel = None) -> RegionStatsResult:
+def region_stats(
+    bundle: RunBundle,
+    epoch_index: int,
+    n: int,
+    sets=REGION_SETS,
+    active: bool = True,
+    seed: int = 0,
+    overshoot: float = 0.02,
+    progress: Progress = None,
+    cancel: Cancel = None,
+) -> RegionStatsResult:
     """Chebyshev radius, active-bit count and boundary distance of the regions of train / test /
     DeepFool-adversarial points at one checkpoint (``geometry.regions.region_stats``; see
     :func:`region_stat_sets`). Active bits cost hundreds of LPs per point on image inputs."""

@@ -2,6 +2,7 @@
 3D), the clipping plane as a 2D slice, and the arrays of one frame (faces, outlines, boundary, cap).
 Tessellations come from :func:`app.jobs.tessellate.tessellate_all`, as in 2D.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,8 +26,9 @@ def default_choice(bundle: RunBundle) -> Slice3Choice:
     return Slice3Choice.from_choice(default_slice_choice(bundle, dim=3))
 
 
-def make_slice3(bundle: RunBundle, choice: Slice3Choice, epoch_index: int = -1, progress: Progress = None,
-                cancel: Cancel = None) -> tuple[Slice, tuple[float, ...]]:
+def make_slice3(
+    bundle: RunBundle, choice: Slice3Choice, epoch_index: int = -1, progress: Progress = None, cancel: Cancel = None
+) -> tuple[Slice, tuple[float, ...]]:
     """The 3D slice for ``choice`` and its box (a cube in slice coordinates): :func:`app.jobs.slicing.make_slice`
     with ``dim=3``."""
     return make_slice(bundle, choice.as_choice(), epoch_index, dim=3, progress=progress, cancel=cancel)
@@ -133,13 +135,14 @@ class Scene3D:
 
     def summary(self) -> str:
         c = self.counts
-        return (f"{c['cells']:,} cells at depth {c['depth']} · {c['faces_shown']:,} of {c['faces']:,} faces shown · "
-                f"{c['triangles']:,} triangles · {c['boundary_polygons']:,} boundary polygons · "
-                f"{c['seconds']:.2f} s ({c['device']})")
+        return (
+            f"{c['cells']:,} cells at depth {c['depth']} · {c['faces_shown']:,} of {c['faces']:,} faces shown · "
+            f"{c['triangles']:,} triangles · {c['boundary_polygons']:,} boundary polygons · "
+            f"{c['seconds']:.2f} s ({c['device']})"
+        )
 
 
-def scene_arrays(tess_by_depth: list, depth: int, color_mode: str, settings, box,
-                 edge_colors=EDGE_COLORS_LIGHT) -> Scene3D:
+def scene_arrays(tess_by_depth: list, depth: int, color_mode: str, settings, box, edge_colors=EDGE_COLORS_LIGHT) -> Scene3D:
     """Build everything the 3D view draws for ``depth`` (1-based) from a list of Tessellation3D (depths 1..L).
 
     settings: :class:`app.model.view3d.View3DSettings` (filters, explode, opacity, what to show).
@@ -205,13 +208,29 @@ def scene_arrays(tess_by_depth: list, depth: int, color_mode: str, settings, box
     elif fm.triangles.shape[0]:
         pick_t.append(fm.positions.astype(np.float64)[fm.triangles])
         pick_o.append(fm.offsets[fm.face_cell[face_index]])
-    counts = dict(cells=t.num_regions, depth=depth, faces_shown=fm.num_faces, faces=int(t.face_offsets.shape[0] - 1),
-                  triangles=int(triangles.shape[0]), boundary_polygons=int(full.boundary_offsets.shape[0] - 1),
-                  seconds=float(full.seconds), device=str(full.device))
-    return Scene3D(positions, triangles, tri_rgba, edge_pos, edge_col, bpos, btri,
-                   np.concatenate(pick_t) if pick_t else np.zeros((0, 3, 3)),
-                   np.concatenate(pick_o) if pick_o else np.zeros((0, 3)), counts,
-                   cull_back=not s.near_boundary)
+    counts = dict(
+        cells=t.num_regions,
+        depth=depth,
+        faces_shown=fm.num_faces,
+        faces=int(t.face_offsets.shape[0] - 1),
+        triangles=int(triangles.shape[0]),
+        boundary_polygons=int(full.boundary_offsets.shape[0] - 1),
+        seconds=float(full.seconds),
+        device=str(full.device),
+    )
+    return Scene3D(
+        positions,
+        triangles,
+        tri_rgba,
+        edge_pos,
+        edge_col,
+        bpos,
+        btri,
+        np.concatenate(pick_t) if pick_t else np.zeros((0, 3, 3)),
+        np.concatenate(pick_o) if pick_o else np.zeros((0, 3)),
+        counts,
+        cull_back=not s.near_boundary,
+    )
 
 
 def section_arrays(tess_by_depth: list, depth: int, color_mode: str, clip: ClipPlane, alpha: float = 0.75):

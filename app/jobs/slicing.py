@@ -14,6 +14,7 @@ everywhere. A choice is spelled on the command line as ``KIND[:I,J,...][@SEED]``
 The default (:func:`default_slice_choice`) is the input space where it is 2D (3D), else the plane through
 three training points of different classes (so a decision boundary crosses it), else PCA, else random.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,8 +29,8 @@ from geometry.slices import Slice, box_domain
 from ..model.state import SLICE_KINDS, SliceChoice
 from .bundle import Cancel, Progress, RunBundle
 
-HOME_MARGIN = {"input": 0.08, "pca": 0.05}   # box_domain margin of the data extent
-POINTS_PAD = 0.35                             # a points slice shows its defining points plus 35% of their spread
+HOME_MARGIN = {"input": 0.08, "pca": 0.05}  # box_domain margin of the data extent
+POINTS_PAD = 0.35  # a points slice shows its defining points plus 35% of their spread
 SPELLING = "input, points:I,J,K, deepfool:I[,J][@SEED], pca or random[@SEED]"
 
 
@@ -45,8 +46,7 @@ def parse_slice_choice(text: str, dim: int = 2) -> SliceChoice:
         indices = tuple(int(s) for s in idx_text.split(",") if s.strip()) if idx_text else ()
         seed = int(seed_text) if seed_text else 0
     except ValueError:
-        raise SplineAtlasError(f"slice {text!r}: indices and seed must be integers, e.g. points:0,10,20 or "
-                               f"deepfool:5@1.") from None
+        raise SplineAtlasError(f"slice {text!r}: indices and seed must be integers, e.g. points:0,10,20 or deepfool:5@1.") from None
     choice = SliceChoice(kind, indices, seed)
     _check_arity(choice, dim, f"slice {text!r}")
     return choice
@@ -61,8 +61,9 @@ def format_slice_choice(choice: SliceChoice) -> str:
 def _check_arity(choice: SliceChoice, dim: int, where: str) -> None:
     need = {"points": (dim + 1,), "deepfool": (1, 2) if dim == 2 else (1,)}.get(choice.kind, (0,))
     if len(choice.indices) not in need:
-        what = {"points": f"exactly {dim + 1} training indices", "deepfool": "one training index"
-                + (" (and optionally a second, J)" if dim == 2 else "")}.get(choice.kind, "no indices")
+        what = {"points": f"exactly {dim + 1} training indices", "deepfool": "one training index" + (" (and optionally a second, J)" if dim == 2 else "")}.get(
+            choice.kind, "no indices"
+        )
         raise SplineAtlasError(f"{where}: a {dim}D {choice.kind} slice takes {what}.")
     if choice.seed < 0:
         raise SplineAtlasError(f"{where}: the seed must be 0 or more; got {choice.seed}.")
@@ -93,9 +94,15 @@ def square_window(window, pad: float = 0.0) -> tuple[float, ...]:
     return tuple(float(v) for v in np.stack([c - half, c + half], 1).reshape(-1))
 
 
-def make_slice(bundle: RunBundle, choice: SliceChoice, epoch_index: int = -1, dim: int = 2,
-               progress: Progress = None, cancel: Cancel = None,
-               extent: float = DEFAULT_EXTENT) -> tuple[Slice, tuple[float, ...]]:
+def make_slice(
+    bundle: RunBundle,
+    choice: SliceChoice,
+    epoch_index: int = -1,
+    dim: int = 2,
+    progress: Progress = None,
+    cancel: Cancel = None,
+    extent: float = DEFAULT_EXTENT,
+) -> tuple[Slice, tuple[float, ...]]:
     """The ``dim``-D slice for ``choice`` and its home window ((4,) or (6,) in slice coordinates, square).
     ``extent``: a DeepFool slice's half-width in units of ||r(x)||."""
     X, y = bundle.points()
@@ -106,17 +113,19 @@ def make_slice(bundle: RunBundle, choice: SliceChoice, epoch_index: int = -1, di
         raise SplineAtlasError(f"a {dim}D slice needs at least {dim} inputs; this network has {D}.")
     for i in choice.indices:
         if not 0 <= i < len(X):
-            raise DatasetError(f"slice index {i} is out of range: the training set has {len(X)} points"
-                               + ("" if len(X) else " (the run names no dataset)") + ".")
+            raise DatasetError(
+                f"slice index {i} is out of range: the training set has {len(X)} points" + ("" if len(X) else " (the run names no dataset)") + "."
+            )
     if kind == "input":
         if D != dim:
-            raise SplineAtlasError(f"the input space is a {dim}D slice only for {dim}-input networks; this one has "
-                                   f"{D} inputs. Pick training points, a DeepFool plane, PCA or random.")
+            raise SplineAtlasError(
+                f"the input space is a {dim}D slice only for {dim}-input networks; this one has "
+                f"{D} inputs. Pick training points, a DeepFool plane, PCA or random."
+            )
         sl = Slice.input_plane(dim)
         win = box_domain(sl, X if len(X) else None, margin=HOME_MARGIN["input"])
     elif kind == "points":
-        sl = Slice.through_points(X[list(choice.indices)], description=f"plane through training points "
-                                  f"{', '.join(map(str, choice.indices))}")
+        sl = Slice.through_points(X[list(choice.indices)], description=f"plane through training points {', '.join(map(str, choice.indices))}")
         a = sl.anchors
         lo, hi = a.min(0), a.max(0)
         span = max(float((hi - lo).max()), 1e-3)
@@ -133,8 +142,9 @@ def make_slice(bundle: RunBundle, choice: SliceChoice, epoch_index: int = -1, di
     elif kind == "random":
         origin = X.mean(0) if len(X) else np.zeros(D)
         dirs = np.random.default_rng(choice.seed).standard_normal((dim, D))
-        sl = Slice.from_directions(origin, dirs, description=f"random {'plane' if dim == 2 else 'space'} "
-                                   f"(seed {choice.seed}) through the {'data mean' if len(X) else 'origin'}")
+        sl = Slice.from_directions(
+            origin, dirs, description=f"random {'plane' if dim == 2 else 'space'} (seed {choice.seed}) through the {'data mean' if len(X) else 'origin'}"
+        )
         win = box_domain(sl, X, margin=HOME_MARGIN["pca"]) if len(X) else np.tile([-1.0, 1.0], dim)
     else:  # clip3d: the 3D tab makes it from its clipping plane (app.jobs.scene3d.clip_slice)
         raise SplineAtlasError(f"a {kind!r} slice is made by the 3D tab; use {SPELLING}.")
@@ -156,8 +166,7 @@ def _deepfool_slice(bundle, choice, epoch_index, dim, X, extent, progress, cance
                 raise SplineAtlasError("deepfool:I,J needs a second training point J other than I.")
             second = X[j][None]
         cs = cross_sections(net, X[i][None], second, seed=choice.seed, extent=extent, cancel=cancel)[0]
-        how = f"the direction to point {choice.indices[1]}" if second is not None else \
-            f"a random direction (seed {choice.seed})"
+        how = f"the direction to point {choice.indices[1]}" if second is not None else f"a random direction (seed {choice.seed})"
         sl = dataclasses.replace(cs.slice, description=f"point {i} + DeepFool direction + {how}")
         return sl, np.asarray(cs.domain, dtype=np.float64)
     res = deepfool(net, X[i][None], cancel=cancel)
@@ -165,14 +174,14 @@ def _deepfool_slice(bundle, choice, epoch_index, dim, X, extent, progress, cance
     if not np.linalg.norm(r) > 0:
         raise SplineAtlasError("DeepFool found no boundary direction at this point; pick another point.")
     w = np.random.default_rng(choice.seed).standard_normal((dim - 1, X.shape[1]))
-    sl = Slice.from_directions(X[i], np.vstack([r[None], w]), anchors=np.stack([X[i], X[i] + r]),
-                               description=f"point {i} + DeepFool direction + {dim - 1} random directions")
+    sl = Slice.from_directions(
+        X[i], np.vstack([r[None], w]), anchors=np.stack([X[i], X[i] + r]), description=f"point {i} + DeepFool direction + {dim - 1} random directions"
+    )
     s = extent * float(np.linalg.norm(r))
     return sl, np.tile([-s, s], dim)
 
 
-def slice_from_text(text: str | None, bundle: RunBundle, epoch_index: int = -1,
-                    dim: int = 2) -> tuple[Slice, tuple[float, ...], SliceChoice]:
+def slice_from_text(text: str | None, bundle: RunBundle, epoch_index: int = -1, dim: int = 2) -> tuple[Slice, tuple[float, ...], SliceChoice]:
     """(slice, home window or box, choice) for a spelled choice (None: the window's default), built as the
     window builds it: what every ``--slice`` option of the CLI means."""
     choice = default_slice_choice(bundle, dim) if text is None else parse_slice_choice(text, dim)
@@ -180,5 +189,4 @@ def slice_from_text(text: str | None, bundle: RunBundle, epoch_index: int = -1,
     return sl, home, choice
 
 
-__all__ = ["SPELLING", "slice_from_text", "default_slice_choice", "format_slice_choice", "make_slice", "parse_slice_choice",
-           "square_window"]
+__all__ = ["SPELLING", "slice_from_text", "default_slice_choice", "format_slice_choice", "make_slice", "parse_slice_choice", "square_window"]

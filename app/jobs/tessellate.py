@@ -3,6 +3,7 @@
 A tessellation is keyed by (checkpoint content hash, slice, window or box, region budget), so the window,
 a prefetching worker and an export of the same view share one computation.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,12 +19,27 @@ TESSELLATION_VERSION = 1  # bump when what is cached under a tessellation key ch
 
 
 def tessellation_key(bundle: RunBundle, epoch_index: int, slice_: Slice, window, max_regions: int) -> str:
-    return cache_key(f"tessellation-{slice_.dim}d", TESSELLATION_VERSION, bundle.checkpoint_hash(epoch_index),
-                     slice_.origin, slice_.basis, np.asarray(window, dtype=np.float64), int(max_regions))
+    return cache_key(
+        f"tessellation-{slice_.dim}d",
+        TESSELLATION_VERSION,
+        bundle.checkpoint_hash(epoch_index),
+        slice_.origin,
+        slice_.basis,
+        np.asarray(window, dtype=np.float64),
+        int(max_regions),
+    )
 
 
-def tessellate_all(bundle: RunBundle, epoch_index: int, slice_: Slice, window, max_regions: int,
-                   cache: ResultCache | None = None, progress: Progress = None, cancel: Cancel = None) -> list:
+def tessellate_all(
+    bundle: RunBundle,
+    epoch_index: int,
+    slice_: Slice,
+    window,
+    max_regions: int,
+    cache: ResultCache | None = None,
+    progress: Progress = None,
+    cancel: Cancel = None,
+) -> list:
     """Exact tessellation of ``window`` ((4,) for a 2D slice, (6,) box for 3D) at every depth 1..L
     (a list of Tessellation2D / Tessellation3D), cached."""
     key = tessellation_key(bundle, epoch_index, slice_, window, max_regions)
@@ -32,15 +48,15 @@ def tessellate_all(bundle: RunBundle, epoch_index: int, slice_: Slice, window, m
         if hit is not None:
             return hit
     net = bundle.network(epoch_index)
-    result = list(tessellate_all_depths(net, slice_, np.asarray(window, dtype=np.float64), max_regions=int(max_regions),
-                                        progress=progress, cancel=cancel))
+    result = list(tessellate_all_depths(net, slice_, np.asarray(window, dtype=np.float64), max_regions=int(max_regions), progress=progress, cancel=cancel))
     if cache is not None:
         cache.put(key, result)
     return result
 
 
-def tessellate_every_epoch(bundle: RunBundle, slice_: Slice, window, max_regions: int, cache: ResultCache,
-                           progress: Progress = None, cancel: Cancel = None) -> np.ndarray:
+def tessellate_every_epoch(
+    bundle: RunBundle, slice_: Slice, window, max_regions: int, cache: ResultCache, progress: Progress = None, cancel: Cancel = None
+) -> np.ndarray:
     """Tessellate the window at every checkpoint into the cache (newest checkpoint first); returns the
     (E,) full-depth region counts (NaN where the budget was exceeded)."""
     E = len(bundle.run)
@@ -66,5 +82,3 @@ def cached_region_counts(bundle: RunBundle, slice_: Slice, window, max_regions: 
         if hit is not None:
             out[i] = hit[-1].num_regions
     return out
-
-

@@ -5,6 +5,7 @@ Results live here, not on widgets, so a widget needs only the model objects it i
 can check what the window would show, and an export draws exactly what the window holds. Every field is a
 read-only property; ``set_*`` methods change it and emit the matching event on :attr:`Results.events`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from psygnal import Signal, SignalGroup
 
-MAX_SITE_SETS = 48   # power-diagram site sets kept in memory (one per tessellation and depth)
+MAX_SITE_SETS = 48  # power-diagram site sets kept in memory (one per tessellation and depth)
 
 
 @dataclass(frozen=True, eq=False)
@@ -27,40 +28,39 @@ class Tiles:
 
     def shows(self, epoch_index: int, window) -> bool:
         """Whether these tiles are exactly the ones of ``epoch_index`` and ``window``."""
-        return self.epoch_index == epoch_index and np.allclose(self.window, window, rtol=0,
-                                                               atol=1e-12 * max(1.0, abs(self.window[1] - self.window[0])))
+        return self.epoch_index == epoch_index and np.allclose(self.window, window, rtol=0, atol=1e-12 * max(1.0, abs(self.window[1] - self.window[0])))
 
 
 class ResultEvents(SignalGroup):
-    bundle = Signal(object)        # RunBundle or None: a run was opened
-    tiles = Signal(object)         # Tiles or None
-    tiles_error = Signal(object)   # str or None
-    preview = Signal(object)       # ClassMap or None
-    sites = Signal(object)         # (R, 2) array or None: the sites of the tiles at the current depth
-    paths = Signal(object)         # {path id: PathResult | None (tracing)}
+    bundle = Signal(object)  # RunBundle or None: a run was opened
+    tiles = Signal(object)  # Tiles or None
+    tiles_error = Signal(object)  # str or None
+    preview = Signal(object)  # ClassMap or None
+    sites = Signal(object)  # (R, 2) array or None: the sites of the tiles at the current depth
+    paths = Signal(object)  # {path id: PathResult | None (tracing)}
     point_report = Signal(object)  # PointReport or None
-    region_info = Signal(object)   # dict (LPs, QP) or None
+    region_info = Signal(object)  # dict (LPs, QP) or None
     region_counts = Signal(object)  # (E,) full-depth region counts of the cached epochs
     region_stats = Signal(object)  # RegionStatsResult or None
     trace_over_run = Signal(object)
-    status = Signal(object)        # (text, is_error)
-    error = Signal(object)         # (title, exception, traceback text): something the user must be told
+    status = Signal(object)  # (text, is_error)
+    error = Signal(object)  # (title, exception, traceback text): something the user must be told
 
 
 class Results:
     """Observable results of one window. Fields (read-only properties):
 
-      bundle        RunBundle | None   the opened run
-      tiles         Tiles | None       exact tiles on screen (None while another epoch's would be wrong)
-      tiles_error   str | None         why the exact tiles of the view are unavailable
-      preview       ClassMap | None    the forward-pass class map shown until exact tiles arrive
-      sites         dict               (tiles key, depth) -> (R, 2) projected power-diagram sites
-      paths         dict               path id -> PathResult (None while it is traced)
-      point_report  PointReport | None the inspector's report of the inspected point
-      region_info   dict | None        the inspected point's region geometry
-      region_counts ndarray | None     full-depth region counts per epoch (NaN where not computed)
-      region_stats  RegionStatsResult | None
-      status        (str, bool)        the resting status line and whether it is an error
+    bundle        RunBundle | None   the opened run
+    tiles         Tiles | None       exact tiles on screen (None while another epoch's would be wrong)
+    tiles_error   str | None         why the exact tiles of the view are unavailable
+    preview       ClassMap | None    the forward-pass class map shown until exact tiles arrive
+    sites         dict               (tiles key, depth) -> (R, 2) projected power-diagram sites
+    paths         dict               path id -> PathResult (None while it is traced)
+    point_report  PointReport | None the inspector's report of the inspected point
+    region_info   dict | None        the inspected point's region geometry
+    region_counts ndarray | None     full-depth region counts per epoch (NaN where not computed)
+    region_stats  RegionStatsResult | None
+    status        (str, bool)        the resting status line and whether it is an error
     """
 
     def __init__(self):

@@ -3,6 +3,7 @@
 A session names its run, slice, window, epoch, depth, colouring, inspected point and paths; reading one
 never trusts it (pydantic schema, bounded sizes, finite numbers), and writing is atomic.
 """
+
 from __future__ import annotations
 
 import functools
@@ -99,12 +100,10 @@ def validate_session(data, where: str = "session") -> dict:
     from geometry.networks.schemas import validate_document
 
     if not isinstance(data, dict) or data.get("format") != "splineatlas-session":
-        raise InputFileError(f"{where} is not a Spline Atlas session file (no \"format\": \"splineatlas-session\"); "
-                             "open a file saved with File > Save Session.")
+        raise InputFileError(f'{where} is not a Spline Atlas session file (no "format": "splineatlas-session"); open a file saved with File > Save Session.')
     version = data.get("version", 0)
     if isinstance(version, int) and not isinstance(version, bool) and version > SESSION_VERSION:
-        raise InputFileError(f"session version {version} is newer than this Spline Atlas "
-                             f"understands ({SESSION_VERSION}); update Spline Atlas.")
+        raise InputFileError(f"session version {version} is newer than this Spline Atlas understands ({SESSION_VERSION}); update Spline Atlas.")
     validate_document(_session_models(), data, where, InputFileError, "a file saved by File > Save Session has it right")
     if data.get("slice") is not None and data.get("window") is None:
         raise InputFileError(f"{where}: field window: a session with a slice needs its view window.")
@@ -133,7 +132,7 @@ def is_session_file(path: str | Path) -> bool:
     if p.suffix.lower() != ".json" or not p.is_file():
         return False
     try:
-        with open(p, "rb") as fh:           # the head only: the file is not trusted yet
+        with open(p, "rb") as fh:  # the head only: the file is not trusted yet
             head = fh.read(4000).decode("utf-8", "replace")
     except OSError:
         return False

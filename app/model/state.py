@@ -10,6 +10,7 @@ validate, clamp and emit one event on :attr:`ViewerState.events` only when the v
 The whole state round-trips through a JSON session file (:meth:`to_session` / :meth:`apply_session`,
 read and written by :mod:`app.model.session`).
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,7 @@ from geometry.slices import Slice
 
 SESSION_VERSION = 1
 
-COLOR_MODE_LABELS = {"class": "Predicted class", "slope": "‖A_ω‖ (slope norm)",
-                     "hash": "Activation-pattern hash", "layer": "Layer of origin"}
+COLOR_MODE_LABELS = {"class": "Predicted class", "slope": "‖A_ω‖ (slope norm)", "hash": "Activation-pattern hash", "layer": "Layer of origin"}
 """Tile colourings (``app.render.tiles``) and how menus, legends and ``--help`` name them."""
 COLOR_MODES = tuple(COLOR_MODE_LABELS)
 
@@ -44,8 +44,7 @@ DEFAULT_PATH_STEPS = 200
 DEFAULT_STEP_FRACTION = 0.02
 """A leaf path's step as a fraction of its own length scale (see ``app.jobs.paths``)."""
 
-PATH_NAMES = {"horizontal": "horizontal leaf path", "normal": "normal leaf path",
-               "region": "same-class region path", "segment": "straight segment"}
+PATH_NAMES = {"horizontal": "horizontal leaf path", "normal": "normal leaf path", "region": "same-class region path", "segment": "straight segment"}
 
 
 @dataclass(frozen=True)
@@ -101,17 +100,17 @@ class Settings:
 class StateEvents(SignalGroup):
     """Signals of :class:`ViewerState`; each carries the new value."""
 
-    run = Signal(object)          # run path (str) or None
+    run = Signal(object)  # run path (str) or None
     epoch_index = Signal(int)
     depth = Signal(int)
-    slice = Signal(object)        # Slice or None
-    window = Signal(object)       # (umin, umax, vmin, vmax)
+    slice = Signal(object)  # Slice or None
+    window = Signal(object)  # (umin, umax, vmin, vmax)
     color_mode = Signal(str)
     pick_mode = Signal(str)
-    picks = Signal(object)        # tuple of (u, v)
-    inspected = Signal(object)    # (u, v) or None
-    paths = Signal(object)        # tuple of PathSpec
-    settings = Signal(object)     # Settings
+    picks = Signal(object)  # tuple of (u, v)
+    inspected = Signal(object)  # (u, v) or None
+    paths = Signal(object)  # tuple of PathSpec
+    settings = Signal(object)  # Settings
     playing = Signal(bool)
 
 
@@ -188,8 +187,7 @@ class ViewerState:
         self._run_path = None if path is None else str(path)
         self._n_epochs = max(int(n_epochs), 0)
         self._max_depth = max(int(max_depth), 0)
-        self._epoch_index = min(max(self._n_epochs - 1 if epoch_index is None else int(epoch_index), 0),
-                                max(self._n_epochs - 1, 0))
+        self._epoch_index = min(max(self._n_epochs - 1 if epoch_index is None else int(epoch_index), 0), max(self._n_epochs - 1, 0))
         self._depth = max(self._max_depth, 1)
         self._picks, self._inspected, self._paths = (), None, ()
         self._playing = False
@@ -296,10 +294,19 @@ class ViewerState:
         ends = [None] * len(starts) if ends is None else list(ends)
         if len(ends) != len(starts):
             raise ValueError(f"{len(starts)} starts but {len(ends)} ends")
-        new = tuple(PathSpec(self._next_path_id + k, kind, (float(a[0]), float(a[1])),
-                             None if b is None else (float(b[0]), float(b[1])), self._epoch_index,
-                             True, self._settings.path_steps, self._settings.path_step_size)
-                    for k, (a, b) in enumerate(zip(starts, ends)))
+        new = tuple(
+            PathSpec(
+                self._next_path_id + k,
+                kind,
+                (float(a[0]), float(a[1])),
+                None if b is None else (float(b[0]), float(b[1])),
+                self._epoch_index,
+                True,
+                self._settings.path_steps,
+                self._settings.path_step_size,
+            )
+            for k, (a, b) in enumerate(zip(starts, ends))
+        )
         self._next_path_id += len(new)
         self._paths = self._paths + new
         self.events.paths.emit(self._paths)
@@ -344,15 +351,13 @@ class ViewerState:
             "epoch_index": self._epoch_index,
             "depth": self._depth,
             "slice": None if self._slice is None else self._slice.to_json(),
-            "slice_choice": {"kind": self._slice_choice.kind, "indices": list(self._slice_choice.indices),
-                             "seed": self._slice_choice.seed},
+            "slice_choice": {"kind": self._slice_choice.kind, "indices": list(self._slice_choice.indices), "seed": self._slice_choice.seed},
             "home_window": list(self._home_window),
             "window": list(self._window),
             "color_mode": self._color_mode,
             "pick_mode": self._pick_mode,
             "inspected": None if self._inspected is None else list(self._inspected),
-            "paths": [{**asdict(p), "start": list(p.start), "end": None if p.end is None else list(p.end)}
-                      for p in self._paths],
+            "paths": [{**asdict(p), "start": list(p.start), "end": None if p.end is None else list(p.end)} for p in self._paths],
             "settings": asdict(self._settings),
         }
 
@@ -361,12 +366,10 @@ class ViewerState:
         is a session as :func:`app.model.session.read_session` returns it (validated, defaults filled)."""
         if data["slice"] is not None:
             sc = data.get("slice_choice") or {}
-            choice = SliceChoice(sc.get("kind", "input"), tuple(int(i) for i in sc.get("indices", ())),
-                                 int(sc.get("seed", 0)))
+            choice = SliceChoice(sc.get("kind", "input"), tuple(int(i) for i in sc.get("indices", ())), int(sc.get("seed", 0)))
             self.set_slice(Slice.from_json(data["slice"]), choice, data.get("home_window") or data["window"])
             self.set_window(data["window"])
-        self.update_settings(**{k: v for k, v in (data.get("settings") or {}).items()
-                                if k in Settings.__dataclass_fields__})
+        self.update_settings(**{k: v for k, v in (data.get("settings") or {}).items() if k in Settings.__dataclass_fields__})
         self.set_epoch_index(data.get("epoch_index", self._epoch_index))
         self.set_depth(data.get("depth", self._depth))
         self.set_color_mode(data.get("color_mode", "class"))
@@ -374,10 +377,18 @@ class ViewerState:
         self.set_inspected(data.get("inspected"))
         paths = []
         for p in data.get("paths") or []:
-            paths.append(PathSpec(int(p["id"]), str(p["kind"]), tuple(p["start"]),
-                                  None if p.get("end") is None else tuple(p["end"]),
-                                  int(p.get("epoch_index", self._epoch_index)), bool(p.get("visible", True)),
-                                  int(p.get("steps", 200)), float(p.get("step_size", 0.02))))
+            paths.append(
+                PathSpec(
+                    int(p["id"]),
+                    str(p["kind"]),
+                    tuple(p["start"]),
+                    None if p.get("end") is None else tuple(p["end"]),
+                    int(p.get("epoch_index", self._epoch_index)),
+                    bool(p.get("visible", True)),
+                    int(p.get("steps", 200)),
+                    float(p.get("step_size", 0.02)),
+                )
+            )
         self._paths = tuple(paths)
         self._next_path_id = max([p.id for p in paths], default=0) + 1
         self.events.paths.emit(self._paths)

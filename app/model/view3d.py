@@ -8,6 +8,7 @@ properties changed through ``set_*`` methods that validate and emit one event wh
 The clipping plane is axis-aligned in slice coordinates (``u[axis] = position``); the window's 2D view can
 follow it (``link_2d``): its 2D slice is then exactly that plane (see :func:`app.jobs.scene3d.clip_slice`).
 """
+
 from __future__ import annotations
 
 import math
@@ -85,11 +86,11 @@ class ClipPlane:
 
 
 class View3DEvents(SignalGroup):
-    choice = Signal(object)       # Slice3Choice
-    slice3 = Signal(object)       # Slice (k = 3) or None
-    settings = Signal(object)     # View3DSettings
-    clip = Signal(object)         # ClipPlane
-    picked = Signal(object)       # (3,) tuple or None
+    choice = Signal(object)  # Slice3Choice
+    slice3 = Signal(object)  # Slice (k = 3) or None
+    settings = Signal(object)  # View3DSettings
+    clip = Signal(object)  # ClipPlane
+    picked = Signal(object)  # (3,) tuple or None
 
 
 class View3DState:
@@ -108,7 +109,7 @@ class View3DState:
         self._settings = View3DSettings()
         self._clip = ClipPlane()
         self._picked: tuple[float, float, float] | None = None
-        self._pending_clip: ClipPlane | None = None    # a session's plane, applied when its slice arrives
+        self._pending_clip: ClipPlane | None = None  # a session's plane, applied when its slice arrives
 
     choice = property(lambda self: self._choice)
     slice3 = property(lambda self: self._slice3)
@@ -207,6 +208,10 @@ class View3DState:
         """JSON-able snapshot (for sessions)."""
         from dataclasses import asdict
 
-        return {"choice": asdict(self._choice), "box": list(self._box), "settings": asdict(self._settings),
-                "clip": asdict(self._clip),
-                "slice3": None if self._slice3 is None else self._slice3.to_json()}
+        return {
+            "choice": asdict(self._choice),
+            "box": list(self._box),
+            "settings": asdict(self._settings),
+            "clip": asdict(self._clip),
+            "slice3": None if self._slice3 is None else self._slice3.to_json(),
+        }

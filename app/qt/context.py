@@ -3,6 +3,7 @@
 Widgets get a :class:`ViewContext`, never the window: they read the viewer state and the results, submit
 work to the worker pool, and look tessellations up in the cache.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,8 +17,8 @@ from .theme import Theme
 class ViewContext:
     state: ViewerState
     results: Results
-    work: object           # app.qt.workers.WorkManager
-    cache: object          # geometry.cache.ResultCache
+    work: object  # app.qt.workers.WorkManager
+    cache: object  # geometry.cache.ResultCache
     theme: Theme
 
     def set_status(self, text: str, error: bool = False) -> None:

@@ -5,6 +5,7 @@ It owns no widget. The window builds it with the state, the results, the worker 
 hands the same objects to every widget; widgets draw from state + results and never call the engine.
 Every job it submits is a function of :mod:`app.jobs` with the defaults the CLI twins use.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,7 +25,7 @@ from ..model.results import Results, Tiles
 from ..model.session import read_session, save_session
 from ..model.state import PATH_NAMES, SliceChoice, ViewerState
 
-TESSELLATE_DEBOUNCE_MS = 80   # a burst of slider/zoom changes starts one tessellation, not many
+TESSELLATE_DEBOUNCE_MS = 80  # a burst of slider/zoom changes starts one tessellation, not many
 TRACE_OVER_RUN_POINTS = 256
 
 
@@ -32,15 +33,22 @@ class Controller(QObject):
     """State changes in, jobs out, results back. ``confirm_trust(path, exc) -> bool`` asks the user whether a
     file may run code; ``restore_view3d(dict)`` applies a session's 3D part (both given by the window)."""
 
-    def __init__(self, state: ViewerState, results: Results, work, cache, parent: QObject | None = None,
-                 confirm_trust: Callable[[str, Exception], bool] = lambda path, exc: False,
-                 restore_view3d: Callable[[dict], None] | None = None):
+    def __init__(
+        self,
+        state: ViewerState,
+        results: Results,
+        work,
+        cache,
+        parent: QObject | None = None,
+        confirm_trust: Callable[[str, Exception], bool] = lambda path, exc: False,
+        restore_view3d: Callable[[dict], None] | None = None,
+    ):
         super().__init__(parent)
         self.state, self.results, self.work, self.cache = state, results, work, cache
         self.confirm_trust = confirm_trust
         self.restore_view3d = restore_view3d
         self._pending_session: dict | None = None
-        self._shown: Tiles | None = None      # the exact tiles shown last (kept when another epoch's are pending)
+        self._shown: Tiles | None = None  # the exact tiles shown last (kept when another epoch's are pending)
         self.tess_timer = QTimer(self)
         self.tess_timer.setSingleShot(True)
         self.tess_timer.setInterval(TESSELLATE_DEBOUNCE_MS)
@@ -74,9 +82,13 @@ class Controller(QObject):
             else:
                 self.results.report_error(f"Could not open {printable(path, 120)}", exc)
 
-        self.work.submit("open", f"Opening {printable(Path(path).name, 60)}",
-                         lambda progress, cancel: jobs.open_run_bundle(path, progress, cancel, trust_code),
-                         on_done=self._on_run_opened, on_error=failed)
+        self.work.submit(
+            "open",
+            f"Opening {printable(Path(path).name, 60)}",
+            lambda progress, cancel: jobs.open_run_bundle(path, progress, cancel, trust_code),
+            on_done=self._on_run_opened,
+            on_error=failed,
+        )
 
     def open_session(self, path: str | Path) -> bool:
         """Read a session file, open its run, then restore slice, sliders, paths and view settings."""
@@ -92,10 +104,13 @@ class Controller(QObject):
         if not run.is_absolute():
             run = (Path(path).parent / run).resolve()
         self._pending_session = data
-        self.work.submit("open", f"Opening {run.name}",
-                         lambda progress, cancel: jobs.open_run_bundle(run, progress, cancel),
-                         on_done=self._on_run_opened,
-                         on_error=lambda exc: self.results.report_error(f"Could not open the session's run {run}", exc))
+        self.work.submit(
+            "open",
+            f"Opening {run.name}",
+            lambda progress, cancel: jobs.open_run_bundle(run, progress, cancel),
+            on_done=self._on_run_opened,
+            on_error=lambda exc: self.results.report_error(f"Could not open the session's run {run}", exc),
+        )
         return True
 
     def save_session(self, path: str | Path, view3d: dict | None = None) -> bool:
@@ -131,15 +146,18 @@ class Controller(QObject):
         bundle, epoch = self.bundle, self.state.epoch_index
         if bundle is None:
             return
-        self.work.submit("slice", "Preparing the slice",
-                         lambda progress, cancel: jobs.make_slice(bundle, choice, epoch, progress=progress, cancel=cancel),
-                         on_done=lambda res: self.state.set_slice(res[0], choice, res[1]),
-                         on_error=lambda exc: self.results.report_error("Could not make that slice", exc))
+        self.work.submit(
+            "slice",
+            "Preparing the slice",
+            lambda progress, cancel: jobs.make_slice(bundle, choice, epoch, progress=progress, cancel=cancel),
+            on_done=lambda res: self.state.set_slice(res[0], choice, res[1]),
+            on_error=lambda exc: self.results.report_error("Could not make that slice", exc),
+        )
 
     def _on_slice(self, sl) -> None:
         self._shown = None
         self.results.set_tiles(None)
-        self.results.set_paths({})     # a new slice drops its paths (their endpoints are slice coordinates)
+        self.results.set_paths({})  # a new slice drops its paths (their endpoints are slice coordinates)
 
     # -- tessellation ------------------------------------------------------------------------------
     def _key(self, epoch_index: int) -> str:
@@ -174,8 +192,7 @@ class Controller(QObject):
         self.tess_timer.stop()
         self.work.cancel()
         st, shown = self.state, self._shown
-        if self.results.tiles is None and shown is not None and shown.epoch_index != st.epoch_index \
-                and np.allclose(shown.window, st.window):
+        if self.results.tiles is None and shown is not None and shown.epoch_index != st.epoch_index and np.allclose(shown.window, st.window):
             st.set_epoch_index(shown.epoch_index)
 
     def request_tessellation(self) -> None:
@@ -201,32 +218,31 @@ class Controller(QObject):
             self.results.set_tiles(None)
         self._request_preview(epoch, sl, window)
         cache = self.cache
-        self.work.submit("tessellation", f"Tessellating epoch {b.epochs[epoch]}",
-                         lambda progress, cancel: jobs.tessellate_all(b, epoch, sl, window, budget, cache,
-                                                                      progress, cancel),
-                         on_done=lambda res: self._on_tessellation(key, res, epoch, window),
-                         on_error=self._on_tessellation_error)
+        self.work.submit(
+            "tessellation",
+            f"Tessellating epoch {b.epochs[epoch]}",
+            lambda progress, cancel: jobs.tessellate_all(b, epoch, sl, window, budget, cache, progress, cancel),
+            on_done=lambda res: self._on_tessellation(key, res, epoch, window),
+            on_error=self._on_tessellation_error,
+        )
 
     def _request_preview(self, epoch, sl, window) -> None:
         b = self.bundle
-        self.work.submit("preview", "Predicting classes",
-                         lambda progress, cancel: jobs.class_map(b, epoch, sl, window),
-                         on_done=self.results.set_preview)
+        self.work.submit("preview", "Predicting classes", lambda progress, cancel: jobs.class_map(b, epoch, sl, window), on_done=self.results.set_preview)
 
     def _on_tessellation(self, key: str, tess: list, epoch: int, window) -> None:
         if self.state.slice is None or key != self._key(epoch):
-            return    # a slice, window or budget that is no longer the view's
+            return  # a slice, window or budget that is no longer the view's
         tiles = Tiles(key, tess, epoch, tuple(float(w) for w in window))
         self._shown = tiles
         self.results.set_tiles(tiles)
         self.update_region_counts()
         self._prefetch_next()
         t = tess[-1]
-        self.set_status(f"{t.num_regions:,} regions at full depth · {len(t.boundary_segments):,} boundary "
-                        f"segments · {t.seconds:.2f} s ({t.device})")
+        self.set_status(f"{t.num_regions:,} regions at full depth · {len(t.boundary_segments):,} boundary segments · {t.seconds:.2f} s ({t.device})")
         self.update_sites()
         if self.state.inspected is not None and self.results.point_report is not None:
-            self.inspect(self.state.inspected)   # the report's region and tile count follow the new tiles
+            self.inspect(self.state.inspected)  # the report's region and tile count follow the new tiles
 
     def _on_tessellation_error(self, exc: BaseException) -> None:
         self.results.set_tiles(None, str(exc))
@@ -240,36 +256,41 @@ class Controller(QObject):
         nxt, sl, window, budget, cache = st.epoch_index + 1, st.slice, st.window, st.settings.max_regions, self.cache
         if cache.peek(self._key(nxt)) is not None:
             return
-        self.work.submit("prefetch", f"Pre-computing epoch {b.epochs[nxt]}",
-                         lambda progress, cancel: jobs.tessellate_all(b, nxt, sl, window, budget, cache,
-                                                                      progress, cancel))
+        self.work.submit(
+            "prefetch",
+            f"Pre-computing epoch {b.epochs[nxt]}",
+            lambda progress, cancel: jobs.tessellate_all(b, nxt, sl, window, budget, cache, progress, cancel),
+        )
 
     def update_region_counts(self) -> None:
         b, st = self.bundle, self.state
         if b is not None and st.slice is not None:
-            self.results.set_region_counts(
-                jobs.cached_region_counts(b, st.slice, st.window, st.settings.max_regions, self.cache))
+            self.results.set_region_counts(jobs.cached_region_counts(b, st.slice, st.window, st.settings.max_regions, self.cache))
 
     def tessellate_every_epoch(self) -> None:
         b, st = self.bundle, self.state
         if b is None or st.slice is None:
             return
         sl, window, budget, cache = st.slice, st.window, st.settings.max_regions, self.cache
-        self.work.submit("tessellate-all", "Tessellating every epoch",
-                         lambda progress, cancel: jobs.tessellate_every_epoch(b, sl, window, budget, cache,
-                                                                              progress, cancel),
-                         on_done=lambda counts: self.update_region_counts(),
-                         on_error=lambda exc: self.results.report_error("Could not tessellate every epoch", exc))
+        self.work.submit(
+            "tessellate-all",
+            "Tessellating every epoch",
+            lambda progress, cancel: jobs.tessellate_every_epoch(b, sl, window, budget, cache, progress, cancel),
+            on_done=lambda counts: self.update_region_counts(),
+            on_error=lambda exc: self.results.report_error("Could not tessellate every epoch", exc),
+        )
 
     def trace_over_run(self) -> None:
         b = self.bundle
         if b is None:
             return
-        self.work.submit("trace-over-run", "Mean Tr G over training",
-                         lambda progress, cancel: trace_over_run(b.locked_run(), max_points=TRACE_OVER_RUN_POINTS,
-                                                                 progress=progress, cancel=cancel),
-                         on_done=self.results.events.trace_over_run.emit,
-                         on_error=lambda exc: self.results.report_error("Could not compute Tr G over training", exc))
+        self.work.submit(
+            "trace-over-run",
+            "Mean Tr G over training",
+            lambda progress, cancel: trace_over_run(b.locked_run(), max_points=TRACE_OVER_RUN_POINTS, progress=progress, cancel=cancel),
+            on_done=self.results.events.trace_over_run.emit,
+            on_error=lambda exc: self.results.report_error("Could not compute Tr G over training", exc),
+        )
 
     # -- power-diagram sites -----------------------------------------------------------------------
     def update_sites(self) -> None:
@@ -291,10 +312,12 @@ class Controller(QObject):
             if cur is not None and (cur.key, min(self.state.depth, len(cur.by_depth))) == key:
                 self.results.add_sites(key, sites)
 
-        self.work.submit("sites", f"Power-diagram sites of layer {depth}",
-                         lambda progress, cancel: slice_power_diagram(b.network(epoch), t, [depth - 1], progress=progress,
-                                                                      cancel=cancel).sites[0],
-                         on_done=done)
+        self.work.submit(
+            "sites",
+            f"Power-diagram sites of layer {depth}",
+            lambda progress, cancel: slice_power_diagram(b.network(epoch), t, [depth - 1], progress=progress, cancel=cancel).sites[0],
+            on_done=done,
+        )
 
     # -- the inspected point -----------------------------------------------------------------------
     def _on_inspected(self, p) -> None:
@@ -311,23 +334,29 @@ class Controller(QObject):
         epoch, sl, depth = st.epoch_index, st.slice, st.depth
         tiles = self.results.tiles
         tess = tiles.by_depth if tiles is not None and tiles.epoch_index == epoch else None
-        self.work.submit("inspect", "Inspecting the point",
-                         lambda progress, cancel: jobs.inspect_point(b, epoch, sl, p, depth, tess, progress, cancel),
-                         on_done=lambda rep: self._on_report(p, rep),
-                         on_error=lambda exc: self.results.report_error("Could not inspect that point", exc))
+        self.work.submit(
+            "inspect",
+            "Inspecting the point",
+            lambda progress, cancel: jobs.inspect_point(b, epoch, sl, p, depth, tess, progress, cancel),
+            on_done=lambda rep: self._on_report(p, rep),
+            on_error=lambda exc: self.results.report_error("Could not inspect that point", exc),
+        )
         if b.piecewise_affine:
             x = sl.to_input(np.asarray(p, np.float64)[None])[0]
-            self.work.submit("inspect-region", "Region geometry (LPs, QP)",
-                             lambda progress, cancel: jobs.region_geometry(b, epoch, x, progress, cancel),
-                             on_done=lambda info: self._on_region_info(p, info),
-                             on_error=lambda exc: self._on_region_info(p, {"error": str(exc)}))
+            self.work.submit(
+                "inspect-region",
+                "Region geometry (LPs, QP)",
+                lambda progress, cancel: jobs.region_geometry(b, epoch, x, progress, cancel),
+                on_done=lambda info: self._on_region_info(p, info),
+                on_error=lambda exc: self._on_region_info(p, {"error": str(exc)}),
+            )
 
     def _on_report(self, p, rep) -> None:
         if self.state.inspected == p:
             self.results.set_point_report(rep)
 
     def _on_region_info(self, p, info: dict) -> None:
-        if self.state.inspected == p:      # else stale: the user clicked elsewhere
+        if self.state.inspected == p:  # else stale: the user clicked elsewhere
             self.results.set_region_info(info)
 
     # -- paths -------------------------------------------------------------------------------------
@@ -352,12 +381,15 @@ class Controller(QObject):
     def _trace(self, specs: list) -> None:
         b, sl = self.bundle, self.state.slice
         ids = [sp.id for sp in specs]
-        what = f"{PATH_NAMES[specs[0].kind]} #{ids[0]}" if len(ids) == 1 else \
-            f"{len(ids)} {PATH_NAMES[specs[0].kind]}s #{ids[0]}–#{ids[-1]}"
-        self.work.submit(f"path-{ids[0]}", f"Tracing {what}",
-                         lambda progress, cancel: jobs.compute_paths(b, sl, specs, progress, cancel),
-                         on_done=lambda res: self._on_traced(sl, res),
-                         on_error=lambda exc: self._on_trace_error(ids, exc), supersede=False)
+        what = f"{PATH_NAMES[specs[0].kind]} #{ids[0]}" if len(ids) == 1 else f"{len(ids)} {PATH_NAMES[specs[0].kind]}s #{ids[0]}–#{ids[-1]}"
+        self.work.submit(
+            f"path-{ids[0]}",
+            f"Tracing {what}",
+            lambda progress, cancel: jobs.compute_paths(b, sl, specs, progress, cancel),
+            on_done=lambda res: self._on_traced(sl, res),
+            on_error=lambda exc: self._on_trace_error(ids, exc),
+            supersede=False,
+        )
 
     def _on_traced(self, sl, res: dict) -> None:
         """{path id: PathResult} of one job; paths deleted (or traced in another slice) meanwhile are dropped."""
@@ -369,8 +401,7 @@ class Controller(QObject):
     def _on_trace_error(self, ids: list, exc: BaseException) -> None:
         for pid in ids:
             self.state.remove_path(pid)
-        self.results.report_error("Could not trace that path" if len(ids) == 1 else
-                                  f"Could not trace those {len(ids)} paths", exc)
+        self.results.report_error("Could not trace that path" if len(ids) == 1 else f"Could not trace those {len(ids)} paths", exc)
 
     # -- region statistics -------------------------------------------------------------------------
     def region_stats_available(self) -> tuple[bool, str]:
@@ -400,14 +431,18 @@ class Controller(QObject):
                 return  # another run was opened meanwhile
             self.results.set_region_stats(res)
             s = res.stats.summary()
-            self.set_status("Region statistics: " + ", ".join(
-                f"{k} mean radius {v['radius']['mean']:.3g}" if v["radius"]["mean"] is not None else f"{k}: no radius"
-                for k, v in s.items()))
+            self.set_status(
+                "Region statistics: "
+                + ", ".join(f"{k} mean radius {v['radius']['mean']:.3g}" if v["radius"]["mean"] is not None else f"{k}: no radius" for k, v in s.items())
+            )
 
-        self.work.submit("region-stats", f"Region statistics, epoch {b.epochs[epoch]}",
-                         lambda progress, cancel: jobs.region_stats(b, epoch, int(n), sets, bool(active),
-                                                                    progress=progress, cancel=cancel),
-                         on_done=done, on_error=failed)
+        self.work.submit(
+            "region-stats",
+            f"Region statistics, epoch {b.epochs[epoch]}",
+            lambda progress, cancel: jobs.region_stats(b, epoch, int(n), sets, bool(active), progress=progress, cancel=cancel),
+            on_done=done,
+            on_error=failed,
+        )
 
 
 __all__ = ["Controller"]

@@ -4,27 +4,31 @@ Clicking data points collects the indices that define a slice: three points (Spl
 point (its DeepFool direction + a random direction), or none (input plane / PCA). ``slice_requested``
 carries the resulting :class:`app.model.state.SliceChoice`; the window builds the slice in a worker.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton,
-                               QSpinBox, QStackedWidget, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QSpinBox, QStackedWidget, QVBoxLayout, QWidget
 
 from ..model.state import SliceChoice
 from .theme import Theme, class_color
 
-SLICE_LABELS = {"input": "Input plane (2D inputs)", "points": "Plane through 3 picked points",
-                "deepfool": "Point + DeepFool + random direction", "pca": "PCA of the data",
-                "random": "Random plane (seed)"}
+SLICE_LABELS = {
+    "input": "Input plane (2D inputs)",
+    "points": "Plane through 3 picked points",
+    "deepfool": "Point + DeepFool + random direction",
+    "pca": "PCA of the data",
+    "random": "Random plane (seed)",
+}
 NEEDED = {"input": 0, "points": 3, "deepfool": 1, "pca": 0, "random": 0}
 MAX_THUMBS = 400
 
 
 class DataBrowser(QWidget):
-    slice_requested = Signal(object)   # SliceChoice
+    slice_requested = Signal(object)  # SliceChoice
 
     def __init__(self, theme: Theme, parent: QWidget | None = None):
         super().__init__(parent)
@@ -42,8 +46,7 @@ class DataBrowser(QWidget):
         self.scatter = pg.ScatterPlotItem(size=5, pxMode=True, hoverable=True)
         self.scatter.sigClicked.connect(self._on_scatter_click)
         self.scatter_w.addItem(self.scatter)
-        self.chosen_marks = pg.ScatterPlotItem(size=15, symbol="star", pen=pg.mkPen(theme.foreground),
-                                               brush=pg.mkBrush("#ffd400"))
+        self.chosen_marks = pg.ScatterPlotItem(size=15, symbol="star", pen=pg.mkPen(theme.foreground), brush=pg.mkBrush("#ffd400"))
         self.scatter_w.addItem(self.chosen_marks)
         self.thumbs = QListWidget()
         self.thumbs.setViewMode(QListWidget.ViewMode.IconMode)
@@ -111,8 +114,7 @@ class DataBrowser(QWidget):
             else:
                 self.xy = X[:, :2] if len(X) else np.zeros((0, 2))
                 self.scatter_w.getPlotItem().setLabels(bottom="x₁", left="x₂")
-            self.scatter.setData(pos=self.xy, data=np.arange(len(self.xy)),
-                                 brush=[pg.mkBrush(class_color(int(c), 200)) for c in y], pen=None)
+            self.scatter.setData(pos=self.xy, data=np.arange(len(self.xy)), brush=[pg.mkBrush(class_color(int(c), 200)) for c in y], pen=None)
         self._show_chosen()
 
     def _fill_thumbs(self, image_shape) -> None:
@@ -125,8 +127,7 @@ class DataBrowser(QWidget):
         for i in range(n):
             arr = np.ascontiguousarray(255 - g[i])
             qimg = QImage(arr.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
-            pm = QPixmap.fromImage(qimg).scaled(40, 40, Qt.AspectRatioMode.KeepAspectRatio,
-                                                Qt.TransformationMode.FastTransformation)
+            pm = QPixmap.fromImage(qimg).scaled(40, 40, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation)
             it = QListWidgetItem(QIcon(pm), str(int(self.y[i])))
             it.setData(Qt.ItemDataRole.UserRole, i)
             it.setToolTip(f"training point {i}, label {int(self.y[i])}")
@@ -180,8 +181,9 @@ class DataBrowser(QWidget):
         k = self.current_kind()
         need = NEEDED.get(k, 0)
         if need:
-            self.hint.setText(f"Click {need} data point{'s' if need > 1 else ''} above "
-                              f"({len(self.chosen)}/{need} chosen: {', '.join(map(str, self.chosen)) or 'none'}).")
+            self.hint.setText(
+                f"Click {need} data point{'s' if need > 1 else ''} above ({len(self.chosen)}/{need} chosen: {', '.join(map(str, self.chosen)) or 'none'})."
+            )
         else:
             self.hint.setText("")
         self.apply_btn.setEnabled(len(self.chosen) >= need)

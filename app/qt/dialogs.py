@@ -1,4 +1,5 @@
 """The window's small dialogs and its recent-files menu (each a function of the state it changes)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,20 +16,23 @@ MAX_RECENT = 10
 
 def ask_trust(parent, path: str, exc) -> bool:
     """Ask whether to run the code stored in ``path`` (default No)."""
-    box = QMessageBox(QMessageBox.Icon.Warning, "Trust this file?",
-                      f"{printable(path, 200)}\n\nOpening this file runs code stored in it (a full pickle or a "
-                      f"TorchScript archive). Code from a file can do anything your user account can: read, "
-                      f"change or send your files. Open it only if you trust where it came from.\n\n"
-                      f"{printable(exc, 400)}",
-                      QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, parent)
+    box = QMessageBox(
+        QMessageBox.Icon.Warning,
+        "Trust this file?",
+        f"{printable(path, 200)}\n\nOpening this file runs code stored in it (a full pickle or a "
+        f"TorchScript archive). Code from a file can do anything your user account can: read, "
+        f"change or send your files. Open it only if you trust where it came from.\n\n"
+        f"{printable(exc, 400)}",
+        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+        parent,
+    )
     box.setDefaultButton(QMessageBox.StandardButton.No)
     box.button(QMessageBox.StandardButton.Yes).setText("Trust and open")
     return box.exec() == QMessageBox.StandardButton.Yes
 
 
 def ask_budget(parent, state: ViewerState) -> None:
-    n, ok = QInputDialog.getInt(parent, "Region budget", "Stop a tessellation beyond this many regions:",
-                                state.settings.max_regions, 1000, 50_000_000, 10_000)
+    n, ok = QInputDialog.getInt(parent, "Region budget", "Stop a tessellation beyond this many regions:", state.settings.max_regions, 1000, 50_000_000, 10_000)
     if ok:
         state.update_settings(max_regions=int(n))
 
@@ -39,8 +43,9 @@ def ask_path_settings(parent, state: ViewerState) -> None:
     steps, ok = QInputDialog.getInt(parent, "Path settings", "Step budget of new leaf paths:", st.path_steps, 1, 100_000)
     if not ok:
         return
-    size, ok = QInputDialog.getDouble(parent, "Path settings", "Step size (fraction of the start–end distance; "
-                                      "of max(‖start‖, 1) for normal paths):", st.path_step_size, 1e-6, 10.0, 4)
+    size, ok = QInputDialog.getDouble(
+        parent, "Path settings", "Step size (fraction of the start–end distance; of max(‖start‖, 1) for normal paths):", st.path_step_size, 1e-6, 10.0, 4
+    )
     if ok:
         state.update_settings(path_steps=int(steps), path_step_size=float(size))
 

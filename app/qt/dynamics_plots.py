@@ -7,6 +7,7 @@ The numbers come from :func:`geometry.dynamics.run_dynamics` (cached on disk per
 in the window's worker pool; curves grow as checkpoints finish. The window puts the widget under the
 Training tab's plots.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -37,9 +38,11 @@ class DynamicsPlots(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         row = QHBoxLayout()
         self.compute_btn = QPushButton("Compute local complexity and region density")
-        self.compute_btn.setToolTip("For every checkpoint: LC at train/test/random points (orthoplex frame), exact "
-                                    "regions per small square around data, on the decision boundary and at random "
-                                    "points, distance to the nearest region boundary. Cached on disk.")
+        self.compute_btn.setToolTip(
+            "For every checkpoint: LC at train/test/random points (orthoplex frame), exact "
+            "regions per small square around data, on the decision boundary and at random "
+            "points, distance to the nearest region boundary. Cached on disk."
+        )
         self.compute_btn.clicked.connect(self.compute)
         self.cancel_btn = QPushButton("Stop")
         self.cancel_btn.setEnabled(False)
@@ -72,14 +75,15 @@ class DynamicsPlots(QWidget):
             p.setXLink(self.p_lc)
         self.curves = {}
         for key, plot, col, style, label in (
-                ("lc_train_total", self.p_lc, CLASS[0], None, "train"), ("lc_test_total", self.p_lc, CLASS[5], None, "test"),
-                ("lc_random_total", self.p_lc, CLASS[7], None, "random"),
-                ("density_data", self.p_den, CLASS[0], None, "around data"),
-                ("density_boundary", self.p_den, BOUNDARY, None, "on the decision boundary"),
-                ("density_random", self.p_den, CLASS[7], None, "random points"),
-                ("ratio", self.p_ratio, "#444444", None, "boundary / data")):
-            self.curves[key] = plot.plot([], [], pen=pg.mkPen(col, width=2), symbol="o", symbolSize=4,
-                                         symbolBrush=col, name=label)
+            ("lc_train_total", self.p_lc, CLASS[0], None, "train"),
+            ("lc_test_total", self.p_lc, CLASS[5], None, "test"),
+            ("lc_random_total", self.p_lc, CLASS[7], None, "random"),
+            ("density_data", self.p_den, CLASS[0], None, "around data"),
+            ("density_boundary", self.p_den, BOUNDARY, None, "on the decision boundary"),
+            ("density_random", self.p_den, CLASS[7], None, "random points"),
+            ("ratio", self.p_ratio, "#444444", None, "boundary / data"),
+        ):
+            self.curves[key] = plot.plot([], [], pen=pg.mkPen(col, width=2), symbol="o", symbolSize=4, symbolBrush=col, name=label)
         self.bd_curves: list = []
         self.state.events.epoch_index.connect(self._on_epoch)
         self.state.events.run.connect(lambda *_: self.reset())
@@ -109,8 +113,7 @@ class DynamicsPlots(QWidget):
         self.note.setText("computing…")
 
         def job(progress, cancel):
-            return run_dynamics(run, progress=progress, cancel=cancel,
-                                on_checkpoint=lambda i, r: relay.point.emit(i, r))
+            return run_dynamics(run, progress=progress, cancel=cancel, on_checkpoint=lambda i, r: relay.point.emit(i, r))
 
         def done(curves):
             self.cancel_btn.setEnabled(False)
@@ -121,8 +124,7 @@ class DynamicsPlots(QWidget):
             self.cancel_btn.setEnabled(False)
             self.note.setText(f"stopped: {exc}")
 
-        self.ctx.work.submit("dynamics", "Training dynamics (LC, region density)", job, on_done=done,
-                                 on_error=failed)
+        self.ctx.work.submit("dynamics", "Training dynamics (LC, region density)", job, on_done=done, on_error=failed)
 
     def _on_point(self, i: int, res) -> None:
         self.results[i] = res

@@ -7,6 +7,7 @@ run, checkpoint, slice, visible window, layer depth and colour mode, so the file
 picture. Work runs in the window's worker pool; files are written atomically (no partial file on
 cancel or error). :func:`install_export` registers the menu entry (Ctrl+E).
 """
+
 from __future__ import annotations
 
 import threading
@@ -15,9 +16,24 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
-                               QFormLayout, QHBoxLayout, QLabel, QLineEdit, QMessageBox, QProgressDialog,
-                               QPushButton, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressDialog,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from geometry.errors import CancelledError, SplineAtlasError
 
@@ -31,9 +47,8 @@ KINDS = {
     "view3d": ("3D view as an image (PNG)", (".png",)),
     "turntable": ("3D turntable video of the 3D view (MP4, GIF)", (".mp4", ".gif")),
 }
-GUI_THREAD_KINDS = ("view3d", "turntable")   # OpenGL renders on the GUI thread
-MODE_LABELS = {"class": "Predicted class", "slope": "‖A_ω‖ (slope norm)", "hash": "Activation-pattern hash",
-               "layer": "Layer of origin"}
+GUI_THREAD_KINDS = ("view3d", "turntable")  # OpenGL renders on the GUI thread
+MODE_LABELS = {"class": "Predicted class", "slope": "‖A_ω‖ (slope norm)", "hash": "Activation-pattern hash", "layer": "Layer of origin"}
 
 
 @dataclass(frozen=True)
@@ -63,15 +78,22 @@ def run_export(ctx, req: ExportRequest, progress=None, cancel=None) -> str:
     b, st = ctx.results.bundle, ctx.state
     if b is None or st.slice is None:
         raise SplineAtlasError("open a run first (File > Open).")
-    opt = FigureOptions(mode=req.mode, width=req.width, height=req.height, dpi=req.dpi, show_edges=req.show_edges,
-                        show_boundary=req.show_boundary, show_points=req.show_points, show_legend=req.show_legend,
-                        font_scale=req.font_scale).check()
+    opt = FigureOptions(
+        mode=req.mode,
+        width=req.width,
+        height=req.height,
+        dpi=req.dpi,
+        show_edges=req.show_edges,
+        show_boundary=req.show_boundary,
+        show_points=req.show_points,
+        show_legend=req.show_legend,
+        font_scale=req.font_scale,
+    ).check()
     win = tuple(st.window)
     maxr = st.settings.max_regions
     ei = st.epoch_index
     if req.kind == "figure":
-        scene = build_slice_scene(b, ei, st.slice, win, st.depth, cache=ctx.cache, max_regions=maxr,
-                                  progress=progress, cancel=cancel)
+        scene = build_slice_scene(b, ei, st.slice, win, st.depth, cache=ctx.cache, max_regions=maxr, progress=progress, cancel=cancel)
         return str(export_slice_figure(scene, req.path, opt))
     if req.kind == "epochs":
         frames = sweeps.epoch_sweep_frames(b, st.slice, win, st.depth, None, opt, ctx.cache, maxr, cancel)
@@ -87,10 +109,8 @@ def run_export(ctx, req: ExportRequest, progress=None, cancel=None) -> str:
         from app.render.slice_figure import save_figure
 
         pd, pei = last_path(ctx)
-        scene = build_slice_scene(b, pei, st.slice, win, st.depth, cache=ctx.cache, max_regions=maxr,
-                                  progress=progress, cancel=cancel)
-        fig = render_path_figure(scene, st.slice, pd.points, pd.probs, pd.label, b.class_names, b.image_shape,
-                                 options=opt)
+        scene = build_slice_scene(b, pei, st.slice, win, st.depth, cache=ctx.cache, max_regions=maxr, progress=progress, cancel=cancel)
+        fig = render_path_figure(scene, st.slice, pd.points, pd.probs, pd.label, b.class_names, b.image_shape, options=opt)
         return str(save_figure(fig, req.path, req.dpi))
     else:
         raise SplineAtlasError(f"unknown export kind {req.kind!r}.")
@@ -105,8 +125,7 @@ def export_curves(bundle, req: ExportRequest, progress=None, cancel=None, cursor
     from app.render.slice_figure import save_figure
 
     curves = run_dynamics(bundle.run, progress=progress, cancel=cancel)
-    fig = render_curves(curves, width=req.width, height=req.height, dpi=req.dpi, cursor_epoch=cursor_epoch,
-                        font_scale=req.font_scale)
+    fig = render_curves(curves, width=req.width, height=req.height, dpi=req.dpi, cursor_epoch=cursor_epoch, font_scale=req.font_scale)
     out = save_figure(fig, req.path, req.dpi)
     curves.to_csv(Path(req.path).with_suffix(".csv"))
     return str(out)
@@ -153,9 +172,14 @@ class ExportDialog(QDialog):
         self.mode.setCurrentIndex(max(0, self.mode.findData(ctx.state.color_mode)))
         form.addRow("Tile colours", self.mode)
         size = QHBoxLayout()
-        self.width_ = QSpinBox(); self.width_.setRange(16, 8192); self.width_.setValue(1200)   # noqa: E702
-        self.height_ = QSpinBox(); self.height_.setRange(16, 8192); self.height_.setValue(1000)  # noqa: E702
-        self.dpi = QSpinBox(); self.dpi.setRange(10, 1200)  # noqa: E702
+        self.width_ = QSpinBox()
+        self.width_.setRange(16, 8192)
+        self.width_.setValue(1200)  # noqa: E702
+        self.height_ = QSpinBox()
+        self.height_.setRange(16, 8192)
+        self.height_.setValue(1000)  # noqa: E702
+        self.dpi = QSpinBox()
+        self.dpi.setRange(10, 1200)  # noqa: E702
         self.dpi.setToolTip("Fonts scale with the dpi; it follows the size (at least 6.4 x 4.8 inches) until you set it")
         for w, suffix in ((self.width_, " px wide"), (self.height_, " px high"), (self.dpi, " dpi")):
             w.setSuffix(suffix)
@@ -166,17 +190,26 @@ class ExportDialog(QDialog):
         self.height_.valueChanged.connect(self._fit_dpi)
         self.dpi.valueChanged.connect(self._on_dpi_edited)
         form.addRow("Size", size)
-        self.fps = QDoubleSpinBox(); self.fps.setRange(0.5, 60); self.fps.setValue(4.0); self.fps.setSuffix(" fps")  # noqa: E702
+        self.fps = QDoubleSpinBox()
+        self.fps.setRange(0.5, 60)
+        self.fps.setValue(4.0)
+        self.fps.setSuffix(" fps")  # noqa: E702
         form.addRow("Frame rate", self.fps)
-        self.font_scale = QDoubleSpinBox(); self.font_scale.setRange(0.5, 3.0); self.font_scale.setSingleStep(0.1)  # noqa: E702
+        self.font_scale = QDoubleSpinBox()
+        self.font_scale.setRange(0.5, 3.0)
+        self.font_scale.setSingleStep(0.1)  # noqa: E702
         self.font_scale.setValue(1.0)
         form.addRow("Font scale", self.font_scale)
         shows = QHBoxLayout()
         s = ctx.state.settings
-        self.edges = QCheckBox("edges"); self.edges.setChecked(getattr(s, "show_edges", True))  # noqa: E702
-        self.boundary = QCheckBox("decision boundary"); self.boundary.setChecked(getattr(s, "show_boundary", True))  # noqa: E702
-        self.points = QCheckBox("data points"); self.points.setChecked(getattr(s, "show_points", True))  # noqa: E702
-        self.legend = QCheckBox("legend"); self.legend.setChecked(True)  # noqa: E702
+        self.edges = QCheckBox("edges")
+        self.edges.setChecked(getattr(s, "show_edges", True))  # noqa: E702
+        self.boundary = QCheckBox("decision boundary")
+        self.boundary.setChecked(getattr(s, "show_boundary", True))  # noqa: E702
+        self.points = QCheckBox("data points")
+        self.points.setChecked(getattr(s, "show_points", True))  # noqa: E702
+        self.legend = QCheckBox("legend")
+        self.legend.setChecked(True)  # noqa: E702
         for w in (self.edges, self.boundary, self.points, self.legend):
             shows.addWidget(w)
         form.addRow("Show", shows)
@@ -220,7 +253,7 @@ class ExportDialog(QDialog):
         self.mode.setEnabled(k != "curves")
         exts = KINDS[k][1]
         p = self.path.text().strip()
-        if not p or p == getattr(self, "_auto_path", None):      # untouched default: follow the kind
+        if not p or p == getattr(self, "_auto_path", None):  # untouched default: follow the kind
             self._auto_path = str(Path.home() / f"spline-atlas-{k}{exts[0]}")
             self.path.setText(self._auto_path)
         elif Path(p).suffix.lower() not in exts:
@@ -228,15 +261,17 @@ class ExportDialog(QDialog):
         if video and (self.width_.value() % 2 or self.height_.value() % 2):
             self.width_.setValue(self.width_.value() + self.width_.value() % 2)
             self.height_.setValue(self.height_.value() + self.height_.value() % 2)
-        self.note.setText({"epochs": "One frame per checkpoint of the run (uncached epochs are tessellated).",
-                           "layers": "One frame per layer depth at the current epoch.",
-                           "path": "Uses the most recently traced visible path.",
-                           "view3d": "The 3D tab's current scene and camera, rendered at the chosen size.",
-                           "turntable": "The 3D tab's current scene, one full turn of the camera (72 frames).",
-                           "pathfig": "The most recently traced visible path over the slice, its class probabilities "
-                                      "and (image data) an image strip.",
-                           "curves": "Computes the curves for every checkpoint (cached on disk); writes a CSV beside "
-                                     "the figure."}.get(k, "The current view: epoch, slice, window and layer depth."))
+        self.note.setText(
+            {
+                "epochs": "One frame per checkpoint of the run (uncached epochs are tessellated).",
+                "layers": "One frame per layer depth at the current epoch.",
+                "path": "Uses the most recently traced visible path.",
+                "view3d": "The 3D tab's current scene and camera, rendered at the chosen size.",
+                "turntable": "The 3D tab's current scene, one full turn of the camera (72 frames).",
+                "pathfig": "The most recently traced visible path over the slice, its class probabilities and (image data) an image strip.",
+                "curves": "Computes the curves for every checkpoint (cached on disk); writes a CSV beside the figure.",
+            }.get(k, "The current view: epoch, slice, window and layer depth.")
+        )
 
     def _browse(self) -> None:
         k = self.kind.currentData()
@@ -255,9 +290,20 @@ class ExportDialog(QDialog):
             raise SplineAtlasError("choose a file to export to.")
         if Path(p).suffix.lower() not in KINDS[k][1]:
             raise SplineAtlasError(f"{Path(p).name}: use one of {', '.join(KINDS[k][1])} for this export.")
-        return ExportRequest(k, p, self.mode.currentData(), self.width_.value(), self.height_.value(),
-                             self.dpi.value(), self.fps.value(), self.font_scale.value(), self.edges.isChecked(),
-                             self.boundary.isChecked(), self.points.isChecked(), self.legend.isChecked())
+        return ExportRequest(
+            k,
+            p,
+            self.mode.currentData(),
+            self.width_.value(),
+            self.height_.value(),
+            self.dpi.value(),
+            self.fps.value(),
+            self.font_scale.value(),
+            self.edges.isChecked(),
+            self.boundary.isChecked(),
+            self.points.isChecked(),
+            self.legend.isChecked(),
+        )
 
     # -- running --------------------------------------------------------------------------------
     def start_export(self) -> None:
@@ -280,8 +326,7 @@ class ExportDialog(QDialog):
         dlg.setAutoClose(False)
         dlg.setAutoReset(False)
         dlg.canceled.connect(stop.set)
-        relay.progressed.connect(lambda f, m: (dlg.setValue(int(1000 * min(max(f, 0.0), 1.0))),
-                                               dlg.setLabelText(f"Exporting {Path(req.path).name}…\n{m}")))
+        relay.progressed.connect(lambda f, m: (dlg.setValue(int(1000 * min(max(f, 0.0), 1.0))), dlg.setLabelText(f"Exporting {Path(req.path).name}…\n{m}")))
         self.progress_dialog = dlg
 
         def job(progress, cancel):
@@ -314,12 +359,10 @@ class ExportDialog(QDialog):
 
         dlg.show()
         work = self.ctx.work
-        jid = work.submit("export", f"Exporting {Path(req.path).name}", job, on_done=done, on_error=failed,
-                          supersede=False)
+        jid = work.submit("export", f"Exporting {Path(req.path).name}", job, on_done=done, on_error=failed, supersede=False)
         # cancellations do not reach on_error (the pool drops them): close the dialog ourselves
         dlg.canceled.connect(lambda: (work.cancel("export"), failed(CancelledError("cancelled"))))
         self.job_id = jid
-
 
     def export_3d(self, req: ExportRequest) -> None:
         """3D still or turntable: OpenGL renders on the GUI thread, so this loops here with a progress
@@ -341,8 +384,7 @@ class ExportDialog(QDialog):
             pts = points_in_box(self.ctx.results.bundle, s3.slice3, s3.box) if s3.settings.show_points else None
             cam = tab.canvas.turntable if getattr(tab, "canvas", None) is not None else None
             still = req.kind == "view3d"
-            n, frame = scene_frames(tab.scene, s3.box, (req.width, req.height), 1 if still else 72, points=pts,
-                                    turn=0.0 if still else 360.0, camera=cam)
+            n, frame = scene_frames(tab.scene, s3.box, (req.width, req.height), 1 if still else 72, points=pts, turn=0.0 if still else 360.0, camera=cam)
         except SplineAtlasError as exc:
             self.error = exc
             QMessageBox.warning(self, "Export", str(exc))

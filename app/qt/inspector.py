@@ -2,6 +2,7 @@
 
 Shows a :class:`app.jobs.PointReport`; it computes nothing itself.
 """
+
 from __future__ import annotations
 
 import numpy as np

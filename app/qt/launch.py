@@ -3,6 +3,7 @@
 ``argv``: optional PATH (run.json, run folder, checkpoint or session .json). With no PATH the bundled
 demo run ``assets/runs/spirals`` opens. High-DPI scaling is on by default in Qt 6.
 """
+
 from __future__ import annotations
 
 import sys
@@ -15,10 +16,8 @@ def launch(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(prog="splineatlas", description="Open the Spline Atlas window.")
-    parser.add_argument("path", nargs="?", help="run.json, run folder, checkpoint or session file "
-                                                "(default: the bundled spirals demo run)")
-    parser.add_argument("--theme", choices=("system", "light", "dark"), default="system",
-                        help="colour theme (default: follow the system)")
+    parser.add_argument("path", nargs="?", help="run.json, run folder, checkpoint or session file (default: the bundled spirals demo run)")
+    parser.add_argument("--theme", choices=("system", "light", "dark"), default="system", help="colour theme (default: follow the system)")
     args, qt_args = parser.parse_known_args(list(argv or []))
 
     from PySide6.QtWidgets import QApplication

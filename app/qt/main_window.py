@@ -10,6 +10,7 @@ Layout: data browser (left dock), central tabs (2D slice, paths, training, regio
 inspector (right dock), epoch/layer controls (bottom dock), progress + cancel in the status bar.
 :meth:`MainWindow.add_tab`, :meth:`MainWindow.add_dock` and :meth:`MainWindow.register_exporter` extend it.
 """
+
 from __future__ import annotations
 
 import traceback
@@ -19,8 +20,19 @@ from typing import Callable
 import pyqtgraph as pg
 from PySide6.QtCore import QByteArray, QSettings, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import (QApplication, QComboBox, QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu,
-                               QMessageBox, QProgressBar, QPushButton, QTabWidget, QToolBar, QWidget)
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QTabWidget,
+    QToolBar,
+    QWidget,
+)
 
 from geometry.cache import ResultCache, default_cache_dir
 from geometry.errors import SplineAtlasError
@@ -39,25 +51,27 @@ from .paths_panel import PathsPanel
 from .regions_panel import RegionsPanel
 from .sliders import EpochLayerControls
 from .slice_tab import SliceTab
+from .status_bar import StatusLine
 from .theme import Theme
 from .training_panel import TrainingPanel
 from .view2d import SliceView
 from .workers import WorkManager
 
 ORG, APP = "SplineAtlas", "Spline Atlas"
-PICK_LABELS = {"inspect": ("Inspect", "Click a point to inspect it"),
-               "horizontal": ("Horizontal path", "Click a start and an end: horizontal leaf path"),
-               "normal": ("Normal path", "Click a start: normal leaf path (Shift+click: a fan of 8, one batch)"),
-               "region": ("Region path", "Click two points of the same class: same-class region path"),
-               "segment": ("Segment", "Click two points: straight segment")}
+PICK_LABELS = {
+    "inspect": ("Inspect", "Click a point to inspect it"),
+    "horizontal": ("Horizontal path", "Click a start and an end: horizontal leaf path"),
+    "normal": ("Normal path", "Click a start: normal leaf path (Shift+click: a fan of 8, one batch)"),
+    "region": ("Region path", "Click two points of the same class: same-class region path"),
+    "segment": ("Segment", "Click two points: straight segment"),
+}
 NORMAL_FAN = 8  # Shift+click with the normal-path tool traces this many normal paths from the point
 
 
 class MainWindow(QMainWindow):
     """The application window. ``state`` and ``results`` are the Qt-free model it shows."""
 
-    def __init__(self, cache: ResultCache | None = None, settings: QSettings | None = None,
-                 theme: Theme | None = None):
+    def __init__(self, cache: ResultCache | None = None, settings: QSettings | None = None, theme: Theme | None = None):
         super().__init__()
         self.theme = theme or Theme()
         self.theme.apply_pyqtgraph()
@@ -67,9 +81,15 @@ class MainWindow(QMainWindow):
         self.results = Results()
         self.work = WorkManager(self)
         self.ctx = ViewContext(self.state, self.results, self.work, self.cache, self.theme)
-        self.controller = Controller(self.state, self.results, self.work, self.cache, self,
-                                     confirm_trust=lambda path, exc: self.confirm_trust(path, exc),
-                                     restore_view3d=self._restore_view3d)
+        self.controller = Controller(
+            self.state,
+            self.results,
+            self.work,
+            self.cache,
+            self,
+            confirm_trust=lambda path, exc: self.confirm_trust(path, exc),
+            restore_view3d=self._restore_view3d,
+        )
         self._exporters: list[QAction] = []
         self.setWindowTitle(APP)
         self.resize(1500, 950)
@@ -102,17 +122,19 @@ class MainWindow(QMainWindow):
         self.view3d = install_view3d(self.ctx, self.tabs)
         from .dynamics_plots import DynamicsPlots
 
-        self.dynamics_plots = DynamicsPlots(self.ctx)      # LC, region density, boundary distance
+        self.dynamics_plots = DynamicsPlots(self.ctx)  # LC, region density, boundary distance
         self.training_panel.layout().addWidget(self.dynamics_plots, 1)
 
-        self._build_status_bar()
+        self.status_line = StatusLine(self.statusBar(), self.results, self.work, self.cancel_all)
+        sl = self.status_line
+        self.status_label, self.progress, self.cancel_btn = sl.label, sl.progress, sl.cancel_btn
+        self.coord_label, self.info_label = sl.coord_label, sl.info_label
         self._build_actions()
         self._build_toolbar()
         self._connect()
         from .export_dialog import open_export_dialog
 
-        self.register_exporter("Figure or video…", lambda w: setattr(
-            w, "export_dialog", open_export_dialog(w.ctx, w.view3d, w)))
+        self.register_exporter("Figure or video…", lambda w: setattr(w, "export_dialog", open_export_dialog(w.ctx, w.view3d, w)))
         if theme is None:  # follow the system's light/dark switch while running
             try:
                 QApplication.instance().styleHints().colorSchemeChanged.connect(self._on_color_scheme)
@@ -127,8 +149,7 @@ class MainWindow(QMainWindow):
     tess = property(lambda self: None if self.results.tiles is None else self.results.tiles.by_depth)
     tess_key = property(lambda self: None if self.results.tiles is None else self.results.tiles.key)
     path_results = property(lambda self: self.results.paths)
-    last_error = property(lambda self: self.results.last_error,
-                          lambda self, value: setattr(self.results, "last_error", value))
+    last_error = property(lambda self: self.results.last_error, lambda self, value: setattr(self.results, "last_error", value))
 
     # == extension points ==========================================================================
     def add_tab(self, widget: QWidget, title: str) -> int:
@@ -144,8 +165,7 @@ class MainWindow(QMainWindow):
             self.view_menu.addAction(dock.toggleViewAction())
         return dock
 
-    def register_exporter(self, label: str, callback: Callable[["MainWindow"], None],
-                          shortcut: str | None = None) -> QAction:
+    def register_exporter(self, label: str, callback: Callable[["MainWindow"], None], shortcut: str | None = None) -> QAction:
         """Add File > Export > ``label``; the Export menu is created with the first exporter, and the first
         exporter registered without a shortcut gets Ctrl+E."""
         if not self._exporters:
@@ -162,29 +182,6 @@ class MainWindow(QMainWindow):
         return act
 
     # == building ==================================================================================
-    def _build_status_bar(self) -> None:
-        sb = self.statusBar()
-        self.status_label = QLabel("Ready")
-        self.status_label.setMinimumWidth(200)
-        sb.addWidget(self.status_label, 1)
-        self.progress = QProgressBar()
-        self.progress.setMaximumWidth(220)
-        self.progress.setRange(0, 1000)
-        self.progress.setTextVisible(False)
-        self.progress.setVisible(False)
-        sb.addPermanentWidget(self.progress)
-        self.cancel_btn = QPushButton("Cancel")
-        self.cancel_btn.setToolTip("Cancel the running computation")
-        self.cancel_btn.setVisible(False)
-        self.cancel_btn.clicked.connect(self.cancel_all)
-        sb.addPermanentWidget(self.cancel_btn)
-        self.coord_label = QLabel("")
-        self.coord_label.setMinimumWidth(190)
-        self.coord_label.setToolTip("slice coordinates under the mouse")
-        sb.addPermanentWidget(self.coord_label)
-        self.info_label = QLabel("")
-        sb.addPermanentWidget(self.info_label)
-
     def _build_actions(self) -> None:
         mb = self.menuBar()
         self.file_menu = mb.addMenu("&File")
@@ -209,9 +206,14 @@ class MainWindow(QMainWindow):
             self.view_menu.addAction(dock.toggleViewAction())
         help_menu = mb.addMenu("&Help")
         help_menu.addAction("&Keyboard shortcuts", lambda: show_keys(self))
-        help_menu.addAction("&About Spline Atlas", lambda: QMessageBox.about(
-            self, "About Spline Atlas", "Spline Atlas: exact tessellations, power diagrams, decision boundaries and "
-            "leaf paths of trained piecewise-affine networks."))
+        help_menu.addAction(
+            "&About Spline Atlas",
+            lambda: QMessageBox.about(
+                self,
+                "About Spline Atlas",
+                "Spline Atlas: exact tessellations, power diagrams, decision boundaries and leaf paths of trained piecewise-affine networks.",
+            ),
+        )
 
     def _build_toolbar(self) -> None:
         tb = QToolBar("View")
@@ -225,11 +227,12 @@ class MainWindow(QMainWindow):
         tb.addWidget(self.color_combo)
         tb.addSeparator()
         self.toggle_actions: dict[str, QAction] = {}
-        for key, label, tip in [("show_points", "Data", "Show the dataset's points (projected into the slice)"),
-                                ("show_edges", "Edges", "Show the tiles' edges (newest layer dark, earlier grey)"),
-                                ("show_boundary", "Boundary", "Show the exact decision boundary (red)"),
-                                ("show_sites", "Sites", "Show the power-diagram sites of the current layer: every tile's "
-                                 "centroid μ projected into the slice, Bᵀ(μ − o)")]:
+        for key, label, tip in [
+            ("show_points", "Data", "Show the dataset's points (projected into the slice)"),
+            ("show_edges", "Edges", "Show the tiles' edges (newest layer dark, earlier grey)"),
+            ("show_boundary", "Boundary", "Show the exact decision boundary (red)"),
+            ("show_sites", "Sites", "Show the power-diagram sites of the current layer: every tile's centroid μ projected into the slice, Bᵀ(μ − o)"),
+        ]:
             act = QAction(label, self)
             act.setCheckable(True)
             act.setChecked(getattr(self.state.settings, key))
@@ -262,12 +265,10 @@ class MainWindow(QMainWindow):
         ev.pick_mode.connect(self._on_pick_mode)
         rev.bundle.connect(self._on_run_opened)
         rev.point_report.connect(self._on_point_report)
-        rev.region_info.connect(lambda info: info is not None and self.results.point_report is not None
-                                and self.inspector.set_region_info(info))
+        rev.region_info.connect(lambda info: info is not None and self.results.point_report is not None and self.inspector.set_region_info(info))
         rev.region_counts.connect(self.training_panel.set_region_counts)
         rev.trace_over_run.connect(self.training_panel.set_trace)
         rev.region_stats.connect(lambda res: res is not None and self.regions_panel.set_result(res))
-        rev.status.connect(self._show_status)
         rev.error.connect(lambda e: self.show_error(*e))
         self.view2d.clicked.connect(self._on_view_click)
         self.view2d.hovered.connect(lambda u, v: self.coord_label.setText(f"u = {u:.4g}, v = {v:.4g}"))
@@ -275,15 +276,14 @@ class MainWindow(QMainWindow):
         self.training_panel.tessellate_all_requested.connect(ctl.tessellate_every_epoch)
         self.training_panel.trace_requested.connect(ctl.trace_over_run)
         self.regions_panel.compute_requested.connect(self._compute_region_stats)
-        self.work.activity.connect(self._on_activity)
         self.work.error.connect(lambda description, exc, tb: self.results.report_error(f"{description} failed", exc, tb))
 
     # == opening and sessions ======================================================================
     def open_dialog(self) -> None:
         start = self.settings.value("last_dir", str(Path.cwd()))
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open a run, checkpoint or session", start,
-            "Runs, checkpoints and sessions (*.json *.pt *.pth *.safetensors *.ts);;All files (*)")
+            self, "Open a run, checkpoint or session", start, "Runs, checkpoints and sessions (*.json *.pt *.pth *.safetensors *.ts);;All files (*)"
+        )
         if path:
             self.open_path(path)
 
@@ -311,7 +311,11 @@ class MainWindow(QMainWindow):
             f"<b>{bundle.name}</b><br>{n} checkpoint{'s' if n != 1 else ''} · {bundle.depth} layers · "
             f"{bundle.input_dim} inputs · {bundle.num_classes} classes"
             + (f"<br>dataset: {bundle.dataset.name} ({len(X)} training points)" if bundle.dataset else "<br>no dataset"),
-            X, y, bundle.input_dim, bundle.image_shape)
+            X,
+            y,
+            bundle.input_dim,
+            bundle.image_shape,
+        )
         self.inspector.set_run(bundle.class_names, bundle.image_shape)
         # smooth networks have no regions: hide the rows (no region job runs, they would say "computing…" forever)
         self.inspector.enable_region_rows(bundle.piecewise_affine)
@@ -371,7 +375,7 @@ class MainWindow(QMainWindow):
             return
         self.inspector.set_report(rep)
         if self.results.region_info is not None:
-            self.inspector.set_region_info(self.results.region_info)   # the slow part finished first
+            self.inspector.set_region_info(self.results.region_info)  # the slow part finished first
 
     def _on_view_click(self, u: float, v: float) -> None:
         if self.bundle is None or self.state.slice is None:
@@ -381,7 +385,7 @@ class MainWindow(QMainWindow):
         if done is None or mode == "inspect":
             return
         if mode == "normal" and QApplication.keyboardModifiers() & Qt.KeyboardModifier.ShiftModifier:
-            self.state.add_paths(mode, [done[0]] * NORMAL_FAN)    # a fan: each id seeds its own direction
+            self.state.add_paths(mode, [done[0]] * NORMAL_FAN)  # a fan: each id seeds its own direction
         elif mode in PATH_KINDS:
             self.state.add_path(mode, done[0], done[1] if len(done) > 1 else None)
 
@@ -389,32 +393,15 @@ class MainWindow(QMainWindow):
         b, panel = self.bundle, self.regions_panel
         if b is None:
             return
-        panel.set_computing(f"Computing the regions of {int(req['n'])} points per set at epoch "
-                            f"{b.epochs[self.state.epoch_index]} …")
-        self.controller.compute_region_stats(req["n"], req["sets"], req["active"],
-                                             on_failed=lambda exc: panel.set_computing(f"Region statistics failed: {exc}"))
+        panel.set_computing(f"Computing the regions of {int(req['n'])} points per set at epoch {b.epochs[self.state.epoch_index]} …")
+        self.controller.compute_region_stats(
+            req["n"], req["sets"], req["active"], on_failed=lambda exc: panel.set_computing(f"Region statistics failed: {exc}")
+        )
 
     def cancel_all(self) -> None:
         self.controller.cancel_all()
 
     # == status, errors ============================================================================
-    def _show_status(self, status) -> None:
-        text, error = status
-        if not self.work.busy():
-            self.status_label.setText(text)
-            self.status_label.setStyleSheet("color: #d0312d;" if error else "")
-
-    def _on_activity(self, busy: bool, frac: float, message: str) -> None:
-        self.progress.setVisible(busy)
-        self.cancel_btn.setVisible(busy)
-        if busy:
-            self.progress.setRange(0, 0) if frac <= 0 else (self.progress.setRange(0, 1000),
-                                                             self.progress.setValue(int(1000 * min(frac, 1.0))))
-            self.status_label.setStyleSheet("")
-            self.status_label.setText(message)
-        else:
-            self._show_status(self.results.status)
-
     def _set_status(self, text: str, error: bool = False) -> None:
         self.results.set_status(text, error)
 
@@ -445,9 +432,16 @@ class MainWindow(QMainWindow):
         self.theme.__init__()
         self.theme.apply_pyqtgraph()
         bg = self.theme.background
-        for w in (self.view2d.plot, self.inspector.bars, self.data_browser.scatter_w, self.regions_panel.radius_plot,
-                  self.regions_panel.active_plot, self.inspector.images, self.paths_panel.plots,
-                  self.training_panel.plots):
+        for w in (
+            self.view2d.plot,
+            self.inspector.bars,
+            self.data_browser.scatter_w,
+            self.regions_panel.radius_plot,
+            self.regions_panel.active_plot,
+            self.inspector.images,
+            self.paths_panel.plots,
+            self.training_panel.plots,
+        ):
             w.setBackground(bg)
         self.view2d._legend_key = None
         self.view2d.legend.setBrush(pg.mkBrush(self.view2d._legend_bg()))

@@ -5,14 +5,14 @@ and drawn over the slice by the 2D view (projected into the plane, labelled with
 probabilities of every class, Tr G and the distance to the target along the path, and for image data
 a strip of intermediate inputs.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QSplitter,
-                               QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QSplitter, QVBoxLayout, QWidget
 
 from ..model.results import Results
 from ..model.state import PATH_NAMES, ViewerState
@@ -135,8 +135,7 @@ class PathsPanel(QWidget):
         t = res.steps
         names = self.bundle.class_names if self.bundle is not None else []
         for c in range(res.probs.shape[1]):
-            self.p_prob.plot(t, res.probs[:, c], pen=pg.mkPen(class_color(c), width=2),
-                             name=names[c] if c < len(names) else str(c))
+            self.p_prob.plot(t, res.probs[:, c], pen=pg.mkPen(class_color(c), width=2), name=names[c] if c < len(names) else str(c))
         if np.isfinite(res.trace_g).any():
             self.p_trace.plot(t, res.trace_g, pen=pg.mkPen(self.theme.foreground, width=1.5))
         if np.isfinite(res.distance).any():

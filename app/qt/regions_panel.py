@@ -8,13 +8,13 @@ for the data: ``compute_requested`` carries ``{"n": points per set, "sets": (nam
 and the window runs :func:`app.jobs.region_stats` (``geometry.regions.region_stats`` on train / test /
 DeepFool points) in a worker: a few hundred LPs per point on 64-D inputs when active bits are asked for.
 """
+
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QCheckBox, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSpinBox, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
 
 SET_COLORS = {"train": "#0072B2", "test": "#E69F00", "adversarial": "#D55E00"}
 _FALLBACK = ["#009E73", "#CC79A7", "#56B4E9", "#7f7f7f"]
@@ -36,12 +36,14 @@ class RegionsPanel(QWidget):
         self.n_spin.setRange(1, 5000)
         self.n_spin.setValue(20)
         self.n_spin.setSuffix(" points per set")
-        self.n_spin.setToolTip("Random sample (fixed seed) of the training and test points; the adversarial set "
-                               "is DeepFool applied to the test sample")
+        self.n_spin.setToolTip("Random sample (fixed seed) of the training and test points; the adversarial set is DeepFool applied to the test sample")
         row.addWidget(self.n_spin)
         self.set_checks: dict[str, QCheckBox] = {}
-        for name, tip in (("train", "training points"), ("test", "test points"),
-                          ("adversarial", "DeepFool-perturbed test points (just past the decision boundary)")):
+        for name, tip in (
+            ("train", "training points"),
+            ("test", "test points"),
+            ("adversarial", "DeepFool-perturbed test points (just past the decision boundary)"),
+        ):
             cb = QCheckBox(name)
             cb.setChecked(True)
             cb.setToolTip(tip)
@@ -50,12 +52,12 @@ class RegionsPanel(QWidget):
             self.set_checks[name] = cb
         self.active_check = QCheckBox("active bits")
         self.active_check.setChecked(True)
-        self.active_check.setToolTip("Also count each region's active bits (facets): hundreds of LPs per point on "
-                                     "image inputs. Off: Chebyshev radii only (one LP per point)")
+        self.active_check.setToolTip(
+            "Also count each region's active bits (facets): hundreds of LPs per point on image inputs. Off: Chebyshev radii only (one LP per point)"
+        )
         row.addWidget(self.active_check)
         self.compute_btn = QPushButton("Compute")
-        self.compute_btn.setToolTip("Region statistics of the current checkpoint, in the background "
-                                    "(progress and Cancel in the status bar)")
+        self.compute_btn.setToolTip("Region statistics of the current checkpoint, in the background (progress and Cancel in the status bar)")
         self.compute_btn.clicked.connect(self._request)
         row.addWidget(self.compute_btn)
         row.addStretch(1)
@@ -92,8 +94,11 @@ class RegionsPanel(QWidget):
     # -- controls ------------------------------------------------------------------------------
     def request(self) -> dict:
         """What the controls ask for: {"n": int, "sets": tuple of names, "active": bool}."""
-        return {"n": int(self.n_spin.value()), "sets": tuple(k for k, cb in self.set_checks.items() if cb.isChecked()),
-                "active": bool(self.active_check.isChecked())}
+        return {
+            "n": int(self.n_spin.value()),
+            "sets": tuple(k for k, cb in self.set_checks.items() if cb.isChecked()),
+            "active": bool(self.active_check.isChecked()),
+        }
 
     def set_available(self, ok: bool, why: str = "") -> None:
         """Enable the Compute button (``why``: shown as the title when it is not available)."""
@@ -117,9 +122,11 @@ class RegionsPanel(QWidget):
     def set_result(self, res) -> None:
         """Show an :class:`app.jobs.RegionStatsResult` (its title names the epoch and the sample)."""
         self.result = res
-        self.set_stats(res.stats, f"Regions of {res.n} points per set at epoch {res.epoch} "
-                                  f"(checkpoint {res.epoch_index + 1}): " + ", ".join(res.sets)
-                       + ("" if res.active else " (radii only)"))
+        self.set_stats(
+            res.stats,
+            f"Regions of {res.n} points per set at epoch {res.epoch} "
+            f"(checkpoint {res.epoch_index + 1}): " + ", ".join(res.sets) + ("" if res.active else " (radii only)"),
+        )
 
     def set_stats(self, stats, title: str | None = None) -> None:
         """Show a :class:`geometry.regions.RegionStats` (fields set_names, radius, active; active -1 = not computed)."""
@@ -134,8 +141,7 @@ class RegionsPanel(QWidget):
         """radii / active: {set name: (n,) array} (same keys). Non-finite values are left out of the plots."""
         if set(radii) != set(active):
             raise ValueError("radii and active must have the same set names")
-        self.series = {s: (np.asarray(radii[s], np.float64).reshape(-1), np.asarray(active[s], np.float64).reshape(-1))
-                       for s in radii}
+        self.series = {s: (np.asarray(radii[s], np.float64).reshape(-1), np.asarray(active[s], np.float64).reshape(-1)) for s in radii}
         self._redraw()
         n = sum(len(r) for r, _ in self.series.values())
         self.title.setText(title or f"Regions of {n} points: " + ", ".join(self.series))
@@ -170,8 +176,7 @@ class RegionsPanel(QWidget):
             col = pg.mkColor(self._color(name, i))
             fill = pg.mkColor(col)
             fill.setAlpha(90)
-            curve = pg.PlotDataItem(edges, counts, stepMode="center", fillLevel=0, brush=fill, pen=pg.mkPen(col, width=2),
-                                    name=f"{name} (n={len(v)})")
+            curve = pg.PlotDataItem(edges, counts, stepMode="center", fillLevel=0, brush=fill, pen=pg.mkPen(col, width=2), name=f"{name} (n={len(v)})")
             item.addItem(curve)
 
     def _redraw(self) -> None:
@@ -180,9 +185,13 @@ class RegionsPanel(QWidget):
         self.table.setRowCount(len(self.series))
         for row, (name, (r, a)) in enumerate(self.series.items()):
             rf = r[np.isfinite(r)]
-            cells = [name, str(len(r)),
-                     f"{rf.mean():.4g}" if rf.size else "-", f"{rf.std():.3g}" if rf.size else "-",
-                     f"{rf.min():.3g} .. {rf.max():.3g}" if rf.size else "-",
-                     f"{np.nanmean(a):.1f}" if np.isfinite(a).any() else "-"]
+            cells = [
+                name,
+                str(len(r)),
+                f"{rf.mean():.4g}" if rf.size else "-",
+                f"{rf.std():.3g}" if rf.size else "-",
+                f"{rf.min():.3g} .. {rf.max():.3g}" if rf.size else "-",
+                f"{np.nanmean(a):.1f}" if np.isfinite(a).any() else "-",
+            ]
             for col, text in enumerate(cells):
                 self.table.setItem(row, col, QTableWidgetItem(text))

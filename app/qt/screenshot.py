@@ -10,6 +10,7 @@ The README's docs/screenshot.png: ``--size 1440x900 --path horizontal:-0.75,-0.6
 Opens PATH (default: the bundled spirals run), waits for the exact tessellation and every job to finish,
 applies the requested state and saves ``window.grab()``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,15 +48,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--depth", type=int)
     ap.add_argument("--epoch-index", type=int)
     ap.add_argument("--inspect", type=_floats)
-    ap.add_argument("--path", dest="paths", action="append", default=[],
-                    help="KIND:U0,V0[:U1,V1] (kind: horizontal, normal, region, segment)")
+    ap.add_argument("--path", dest="paths", action="append", default=[], help="KIND:U0,V0[:U1,V1] (kind: horizontal, normal, region, segment)")
     ap.add_argument("--window", type=_floats, help="UMIN,UMAX,VMIN,VMAX")
     ap.add_argument("--sites", action="store_true")
     ap.add_argument("--tab", default="2D slice")
     ap.add_argument("--size", default="1600x1000")
     ap.add_argument("--dark", action="store_true")
-    ap.add_argument("--region-stats", type=int, metavar="N",
-                    help="compute the Regions tab's statistics for N points per set first")
+    ap.add_argument("--region-stats", type=int, metavar="N", help="compute the Regions tab's statistics for N points per set first")
     ap.add_argument("--timeout", type=float, default=600)
     ap.add_argument("--colors", type=int, default=0, help="quantise to this many colours (smaller PNG; needs Pillow)")
     args = ap.parse_args(argv)
@@ -75,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
         use_dark_palette(app)
     tmp = tempfile.mkdtemp(prefix="splineatlas-shot-")
-    win = MainWindow(cache=ResultCache(None), settings=QSettings(f"{tmp}/s.ini", QSettings.Format.IniFormat),
-                     theme=Theme(dark=True) if args.dark else None)
+    win = MainWindow(cache=ResultCache(None), settings=QSettings(f"{tmp}/s.ini", QSettings.Format.IniFormat), theme=Theme(dark=True) if args.dark else None)
     w, h = (int(v) for v in args.size.split("x"))
     win.resize(w, h)
     win.show()
@@ -122,8 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             from PIL import Image
 
             im = Image.open(tmp).convert("RGB")
-            im.quantize(colors=args.colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
-                tmp, format="PNG", optimize=True)
+            im.quantize(colors=args.colors, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(tmp, format="PNG", optimize=True)
     print(f"saved {args.out}" + (f"; last error: {win.last_error}" if win.last_error else ""))
     win.close()
     return 0

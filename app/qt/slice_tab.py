@@ -4,6 +4,7 @@ Tiles are coloured by :func:`app.render.tiles.tile_colours`, the very function e
 the window and ``splineatlas export-figure`` colour a view alike. Nothing here computes geometry: the
 presenter turns results into pixels, and turns clicks, zoom and pan into state changes.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,8 +27,7 @@ LEGEND_CLASSES = 12
 class SliceTab(QObject):
     """Keeps ``view`` (a SliceView) showing ``state`` and ``results``; ``work`` runs the heavy drawing."""
 
-    def __init__(self, view: SliceView, state: ViewerState, results: Results, work, theme: Theme,
-                 parent: QObject | None = None):
+    def __init__(self, view: SliceView, state: ViewerState, results: Results, work, theme: Theme, parent: QObject | None = None):
         super().__init__(parent)
         self.view, self.state, self.results, self.work, self.theme = view, state, results, work, theme
         self._points_u, self._points_y = np.zeros((0, 2)), np.zeros(0, np.int64)
@@ -96,7 +96,7 @@ class SliceTab(QObject):
             self.view.clear_tiles()
             cm = self.results.preview
             if cm is not None and np.allclose(cm.window, st.window) and cm.epoch_index == st.epoch_index:
-                self.view.preview.setVisible(True)   # keep showing this view's predicted classes
+                self.view.preview.setVisible(True)  # keep showing this view's predicted classes
             self.view.set_colorbar(None)
             self.redraw_overlays()
             return
@@ -113,7 +113,7 @@ class SliceTab(QObject):
             return prepare_tiles(fv, fo, rgba, groups)
 
         self.view.set_preview(None)
-        if len(fo) - 1 + t.num_regions > ASYNC_TILES:   # build the painter paths off the GUI thread
+        if len(fo) - 1 + t.num_regions > ASYNC_TILES:  # build the painter paths off the GUI thread
             self.work.submit("draw", "Drawing the tiles", prepare, on_done=self.view.tiles.set_prepared)
         else:
             self.work.cancel("draw")
@@ -138,8 +138,7 @@ class SliceTab(QObject):
         b, st, tiles = self.results.bundle, self.state, self.results.tiles
         if b is None:
             return
-        entries = [(name, {"brush": pg.mkBrush(class_color(i)), "symbol": "s"})
-                   for i, name in enumerate(b.class_names[:LEGEND_CLASSES])]
+        entries = [(name, {"brush": pg.mkBrush(class_color(i)), "symbol": "s"}) for i, name in enumerate(b.class_names[:LEGEND_CLASSES])]
         if tiles is not None:
             d = min(st.depth, len(tiles.by_depth))
             if st.settings.show_boundary and len(tiles.by_depth[-1].boundary_segments):
@@ -147,15 +146,13 @@ class SliceTab(QObject):
             if st.settings.show_edges:
                 entries.append((f"cuts of layer {d}", {"line": cosmetic_pen(self.theme.edge_new, 1.5)}))
                 if d > 1:
-                    entries.append((f"cuts of layer{'s 1–' if d > 2 else ' '}{d - 1}",
-                                    {"line": cosmetic_pen(self.theme.edge_old, 1.5)}))
+                    entries.append((f"cuts of layer{'s 1–' if d > 2 else ' '}{d - 1}", {"line": cosmetic_pen(self.theme.edge_old, 1.5)}))
             if st.color_mode == "layer":
                 cols = palette.to_bytes(palette.layer_rgba(b.depth))
                 for j in range(1, d + 1):
                     entries.append((f"tile last cut by layer {j}", {"brush": pg.mkBrush(QColor(*cols[j])), "symbol": "s"}))
             if st.settings.show_sites:
-                entries.append((f"power-diagram sites (layer {d})", {"brush": pg.mkBrush(None), "symbol": "x",
-                                                                      "pen": pg.mkPen(self.theme.foreground)}))
+                entries.append((f"power-diagram sites (layer {d})", {"brush": pg.mkBrush(None), "symbol": "x", "pen": pg.mkPen(self.theme.foreground)}))
         if st.slice is not None and len(st.slice.anchors):
             entries.append(("slice's defining points", {"brush": pg.mkBrush(palette.ANCHOR_COLOR), "symbol": "star"}))
         self.view.set_legend(entries)
@@ -167,8 +164,7 @@ class SliceTab(QObject):
             res = self.results.paths.get(spec.id)
             if res is None or not spec.visible:
                 continue
-            items.append((f"#{spec.id}", res.u, float(np.max(res.off_plane)) if len(res.off_plane) else 0.0,
-                          QColor(palette.path_color(spec.id)), res.marks))
+            items.append((f"#{spec.id}", res.u, float(np.max(res.off_plane)) if len(res.off_plane) else 0.0, QColor(palette.path_color(spec.id)), res.marks))
         self.view.set_paths(items)
 
 

@@ -3,6 +3,7 @@
 The controls edit the :class:`app.model.state.ViewerState` and follow its events; playback is a QTimer that
 steps the epoch (it waits for the current epoch's result before stepping when ``wait_for`` says so).
 """
+
 from __future__ import annotations
 
 from typing import Callable

@@ -3,6 +3,7 @@
 Colours come from the one palette (:mod:`app.render.palette`); this module makes Qt colours of them and
 picks the few theme colours (background, edges) of the light or dark scheme.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -46,12 +47,19 @@ def use_dark_palette(app) -> None:
     app.setStyle("Fusion")
     pal = QPalette()
     base, window, text = QColor("#1e1f22"), QColor("#2b2d30"), QColor("#dfe1e5")
-    for role, col in [(QPalette.ColorRole.Window, window), (QPalette.ColorRole.WindowText, text),
-                      (QPalette.ColorRole.Base, base), (QPalette.ColorRole.AlternateBase, window),
-                      (QPalette.ColorRole.Text, text), (QPalette.ColorRole.Button, window),
-                      (QPalette.ColorRole.ButtonText, text), (QPalette.ColorRole.ToolTipBase, window),
-                      (QPalette.ColorRole.ToolTipText, text), (QPalette.ColorRole.Highlight, QColor("#3574f0")),
-                      (QPalette.ColorRole.HighlightedText, QColor("#ffffff"))]:
+    for role, col in [
+        (QPalette.ColorRole.Window, window),
+        (QPalette.ColorRole.WindowText, text),
+        (QPalette.ColorRole.Base, base),
+        (QPalette.ColorRole.AlternateBase, window),
+        (QPalette.ColorRole.Text, text),
+        (QPalette.ColorRole.Button, window),
+        (QPalette.ColorRole.ButtonText, text),
+        (QPalette.ColorRole.ToolTipBase, window),
+        (QPalette.ColorRole.ToolTipText, text),
+        (QPalette.ColorRole.Highlight, QColor("#3574f0")),
+        (QPalette.ColorRole.HighlightedText, QColor("#ffffff")),
+    ]:
         pal.setColor(role, col)
     app.setPalette(pal)
 

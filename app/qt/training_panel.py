@@ -5,6 +5,7 @@ metrics; the region count fills in for every epoch whose exact tessellation of t
 in the cache (scrub, or press "Tessellate every epoch", which also makes scrubbing instant);
 mean Tr G over up to 256 test points is computed on request (``geometry.foliation.local_data_matrix.trace_over_run``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,8 +37,9 @@ class TrainingPanel(QWidget):
         lay = QVBoxLayout(self)
         row = QHBoxLayout()
         self.tess_btn = QPushButton("Tessellate every epoch")
-        self.tess_btn.setToolTip("Compute the exact tiles of the current window at every checkpoint "
-                                 "(in the background; fills the cache so scrubbing is instant)")
+        self.tess_btn.setToolTip(
+            "Compute the exact tiles of the current window at every checkpoint (in the background; fills the cache so scrubbing is instant)"
+        )
         self.tess_btn.clicked.connect(self.tessellate_all_requested)
         self.trace_btn = QPushButton("Compute mean Tr G")
         self.trace_btn.setToolTip("Mean trace of the local data matrix over up to 256 test points, every checkpoint")
@@ -51,7 +53,7 @@ class TrainingPanel(QWidget):
         self.plots = pg.GraphicsLayoutWidget()
         lay.addWidget(self.plots, 1)
         self.p_acc = self.plots.addPlot(row=0, col=0, title="accuracy")
-        self.p_acc.addLegend(offset=(-10, -10), colCount=2)   # one row, bottom right: trained curves sit near 1
+        self.p_acc.addLegend(offset=(-10, -10), colCount=2)  # one row, bottom right: trained curves sit near 1
         self.p_acc.setYRange(0, 1.02, padding=0)
         self.p_reg = self.plots.addPlot(row=1, col=0, title=REG_TITLE + REG_HINT)
         self.p_tr = self.plots.addPlot(row=2, col=0, title=TR_TITLE + TR_HINT)
@@ -85,8 +87,7 @@ class TrainingPanel(QWidget):
         for name, col in (("train_accuracy", "#0072B2"), ("test_accuracy", "#E69F00")):
             vals = np.array([np.nan if v is None else float(v) for v in run.metrics(name)])
             if np.isfinite(vals).any():
-                self.p_acc.plot(self.epochs, vals, pen=pg.mkPen(col, width=2), name=name.replace("_", " "),
-                                connect="finite")
+                self.p_acc.plot(self.epochs, vals, pen=pg.mkPen(col, width=2), name=name.replace("_", " "), connect="finite")
                 shown = True
         self.note.setText("" if shown else "this run recorded no accuracy")
         self.reg_curve.setData([], [])
@@ -104,7 +105,7 @@ class TrainingPanel(QWidget):
         """(E,) regions per epoch (NaN where not computed)."""
         ok = np.isfinite(counts)
         self.reg_curve.setData(self.epochs[ok], counts[ok])
-        if ok.any():                                   # counts from 0: one cached epoch gets a readable axis
+        if ok.any():  # counts from 0: one cached epoch gets a readable axis
             self.p_reg.setYRange(0, 1.08 * float(counts[ok].max()), padding=0)
         self.p_reg.setTitle(REG_TITLE + ("" if ok.all() else REG_HINT))
 

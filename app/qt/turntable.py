@@ -4,6 +4,7 @@ arrays as ``splineatlas render3d``) rendered offscreen while the camera turns 36
 Needs OpenGL (a display, or Xvfb: ``xvfb-run -a splineatlas export-video PATH --sweep turntable ...``).
 Frames are rendered on the calling (GUI) thread; :func:`app.export.video.write_video` encodes them.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,14 +18,25 @@ from geometry.errors import SplineAtlasError
 def require_opengl_display() -> None:
     """Raise a clear SplineAtlasError when no display (hence no OpenGL) is available."""
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and sys.platform.startswith("linux"):
-        raise SplineAtlasError("a 3D turntable needs OpenGL and there is no display; run it under a virtual X "
-                               "server: xvfb-run -a splineatlas export-video ... --sweep turntable")
+        raise SplineAtlasError(
+            "a 3D turntable needs OpenGL and there is no display; run it under a virtual X server: xvfb-run -a splineatlas export-video ... --sweep turntable"
+        )
 
 
-def turntable_frames(bundle, epoch_index: int = -1, depth: int | None = None, color: str = "class",
-                     size: tuple[int, int] = (960, 800), n_frames: int = 72, elevation: float = 22.0,
-                     azimuth0: float = -55.0, slice_text: str | None = None, max_cells: int = 20_000,
-                     settings=None, cancel=None):
+def turntable_frames(
+    bundle,
+    epoch_index: int = -1,
+    depth: int | None = None,
+    color: str = "class",
+    size: tuple[int, int] = (960, 800),
+    n_frames: int = 72,
+    elevation: float = 22.0,
+    azimuth0: float = -55.0,
+    slice_text: str | None = None,
+    max_cells: int = 20_000,
+    settings=None,
+    cancel=None,
+):
     """(n_frames, frame(i) -> (H, W, 3) uint8) of the 3D slice ``slice_text`` (the one slice vocabulary;
     None: the 3D tab's default) turning by 360° (one tessellation)."""
     from app import jobs
@@ -47,8 +59,9 @@ def turntable_frames(bundle, epoch_index: int = -1, depth: int | None = None, co
     return scene_frames(scene, box, size, n_frames, azimuth0, elevation, pts)
 
 
-def scene_frames(scene, box, size: tuple[int, int], n_frames: int = 72, azimuth0: float = -55.0,
-                 elevation: float = 22.0, points=None, turn: float = 360.0, camera=None):
+def scene_frames(
+    scene, box, size: tuple[int, int], n_frames: int = 72, azimuth0: float = -55.0, elevation: float = 22.0, points=None, turn: float = 360.0, camera=None
+):
     """(n_frames, frame(i)) rendering a 3D scene (app.jobs.scene3d.Scene3D) in an offscreen Canvas3D of ``size``,
     the camera at ``azimuth0 + turn * i / n_frames`` (``turn=0``: a still). ``camera``: a TurntableCamera
     (the 3D tab's) whose centre, zoom, azimuth and elevation are copied, so the picture is the user's view."""
@@ -61,15 +74,16 @@ def scene_frames(scene, box, size: tuple[int, int], n_frames: int = 72, azimuth0
     require_opengl_display()
     app = QApplication.instance() or QApplication([sys.argv[0]])
     if QGuiApplication.platformName() in ("offscreen", "minimal"):
-        raise SplineAtlasError(f"3D export needs OpenGL, which Qt's '{QGuiApplication.platformName()}' platform "
-                               "lacks; run it with a display or under xvfb-run -a.")
+        raise SplineAtlasError(
+            f"3D export needs OpenGL, which Qt's '{QGuiApplication.platformName()}' platform lacks; run it with a display or under xvfb-run -a."
+        )
     if n_frames < 1:
         raise SplineAtlasError("a 3D video needs at least one frame.")
     canvas = Canvas3D()
     w, h = (int(v) for v in size)
     canvas.resize(w, h)
     canvas.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
-    canvas.show()                    # the GL canvas takes its size (viewport, camera aspect) only once shown
+    canvas.show()  # the GL canvas takes its size (viewport, camera aspect) only once shown
     app.processEvents()
     canvas.set_box(box)
     cam = canvas.turntable
@@ -78,7 +92,7 @@ def scene_frames(scene, box, size: tuple[int, int], n_frames: int = 72, azimuth0
         azimuth0, cam.elevation = camera.azimuth, camera.elevation
     else:
         cam.elevation = elevation
-        cam.scale_factor *= 1.2                   # room for the box's corners at every azimuth
+        cam.scale_factor *= 1.2  # room for the box's corners at every azimuth
     canvas.show_scene(scene)
     if points is not None:
         canvas.set_points(points[0], points[1], size=points[2])
@@ -90,8 +104,8 @@ def scene_frames(scene, box, size: tuple[int, int], n_frames: int = 72, azimuth0
         if rgba.shape[:2] != (h, w):
             raise SplineAtlasError(f"the 3D canvas rendered {rgba.shape[1]}x{rgba.shape[0]} instead of {w}x{h}.")
         a = rgba[..., 3:4] / 255.0
-        rgb = rgba[..., :3] * a + 255.0 * (1.0 - a)          # composite on white
+        rgb = rgba[..., :3] * a + 255.0 * (1.0 - a)  # composite on white
         return np.clip(np.round(rgb), 0, 255).astype(np.uint8)
 
-    frame.canvas = canvas                                      # keep the canvas alive with the frame source
+    frame.canvas = canvas  # keep the canvas alive with the frame source
     return n_frames, frame

@@ -6,6 +6,7 @@ them into a handful of graphics items. All tiles of a tessellation are drawn by 
 ``pyqtgraph.arrayToQPath`` from the ragged vertex arrays, no Python loop over polygons), and all
 edges by at most three paths (newest layer, older layers, domain) — so 10k+ regions stay one item.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -53,8 +54,7 @@ class PreparedTiles:
     num_tiles: int
 
 
-def prepare_tiles(vertices: np.ndarray, offsets: np.ndarray, rgba: np.ndarray,
-                  edge_groups: list[tuple[np.ndarray, QPen]] = ()) -> PreparedTiles:
+def prepare_tiles(vertices: np.ndarray, offsets: np.ndarray, rgba: np.ndarray, edge_groups: list[tuple[np.ndarray, QPen]] = ()) -> PreparedTiles:
     """Build the painter paths of a tessellation (thread-safe: QPainterPath/QPen/QColor are value types).
 
     vertices (V, 2), offsets (R+1,), rgba (R, 4) uint8 tile colours; edge_groups: (segments (E,2,2), pen).
@@ -72,7 +72,7 @@ def prepare_tiles(vertices: np.ndarray, offsets: np.ndarray, rgba: np.ndarray,
         bounds = np.searchsorted(inverse[order], np.arange(len(uniq) + 1))
         counts = np.diff(offsets)
         for k in range(len(uniq)):
-            sel = order[bounds[k]:bounds[k + 1]]
+            sel = order[bounds[k] : bounds[k + 1]]
             sub_counts = counts[sel]
             sub_off = np.concatenate([[0], np.cumsum(sub_counts)])
             vidx = np.repeat(offsets[sel] - sub_off[:-1], sub_counts) + np.arange(sub_off[-1])
@@ -118,8 +118,7 @@ class TilesItem(pg.GraphicsObject):
         self._rect = QRectF()
         self.num_tiles = 0
 
-    def set_data(self, vertices: np.ndarray, offsets: np.ndarray, rgba: np.ndarray,
-                 edge_groups: list[tuple[np.ndarray, QPen]] = ()) -> None:
+    def set_data(self, vertices: np.ndarray, offsets: np.ndarray, rgba: np.ndarray, edge_groups: list[tuple[np.ndarray, QPen]] = ()) -> None:
         """vertices (V, 2), offsets (R+1,), rgba (R, 4) uint8 tile colours; edge_groups: (segments (E,2,2), pen)."""
         self.set_prepared(prepare_tiles(vertices, offsets, rgba, edge_groups))
 
@@ -198,31 +197,25 @@ class SliceView(QWidget):
         self.points = pg.ScatterPlotItem(size=6, pxMode=True)
         self.points.setZValue(10)
         pi.addItem(self.points)
-        self.sites = pg.ScatterPlotItem(size=7, symbol="x", pxMode=True,
-                                        pen=pg.mkPen(theme.foreground, width=1.2), brush=None)
+        self.sites = pg.ScatterPlotItem(size=7, symbol="x", pxMode=True, pen=pg.mkPen(theme.foreground, width=1.2), brush=None)
         self.sites.setZValue(11)
         pi.addItem(self.sites)
-        self.anchors = pg.ScatterPlotItem(size=16, symbol="star", pxMode=True,
-                                          pen=pg.mkPen(theme.foreground, width=1.2), brush=pg.mkBrush("#ffd400"))
+        self.anchors = pg.ScatterPlotItem(size=16, symbol="star", pxMode=True, pen=pg.mkPen(theme.foreground, width=1.2), brush=pg.mkBrush("#ffd400"))
         self.anchors.setZValue(20)
         pi.addItem(self.anchors)
-        self.picks = pg.ScatterPlotItem(size=14, symbol="o", pxMode=True,
-                                        pen=pg.mkPen("#ff00aa", width=2.5), brush=None)
+        self.picks = pg.ScatterPlotItem(size=14, symbol="o", pxMode=True, pen=pg.mkPen("#ff00aa", width=2.5), brush=None)
         self.picks.setZValue(30)
         pi.addItem(self.picks)
-        self.inspected = pg.ScatterPlotItem(size=18, symbol="crosshair", pxMode=True,
-                                            pen=pg.mkPen(theme.foreground, width=2.2), brush=None)
+        self.inspected = pg.ScatterPlotItem(size=18, symbol="crosshair", pxMode=True, pen=pg.mkPen(theme.foreground, width=2.2), brush=None)
         self.inspected.setZValue(31)
         pi.addItem(self.inspected)
         self._path_items: list = []
 
-        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"),
-                                        label="‖A_ω‖₂", interactive=False, width=14)
+        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"), label="‖A_ω‖₂", interactive=False, width=14)
         pi.layout.addItem(self.colorbar, 2, 5)
         self.colorbar.setVisible(False)
 
-        self.legend = pg.LegendItem(offset=(-8, 8), labelTextSize="9pt", brush=pg.mkBrush(self._legend_bg()),
-                                    pen=pg.mkPen(theme.foreground, width=0.5))
+        self.legend = pg.LegendItem(offset=(-8, 8), labelTextSize="9pt", brush=pg.mkBrush(self._legend_bg()), pen=pg.mkPen(theme.foreground, width=0.5))
         self.legend.setParentItem(self.vb)
         self._legend_entries: list = []
 
@@ -293,8 +286,9 @@ class SliceView(QWidget):
         self.preview.setRect(QRectF(u0, v0, u1 - u0, v1 - v0))
         self.preview.setVisible(True)
 
-    def set_tiles(self, vertices, offsets, rgba, edge_vertices=None, edge_offsets=None,
-                  edge_layer: np.ndarray | None = None, depth: int = 1, show_edges: bool = True) -> None:
+    def set_tiles(
+        self, vertices, offsets, rgba, edge_vertices=None, edge_offsets=None, edge_layer: np.ndarray | None = None, depth: int = 1, show_edges: bool = True
+    ) -> None:
         """Fill polygons (vertices (V,2), offsets (R+1,), rgba (R,4) uint8) and draw the edges of the polygons
         (edge_vertices, edge_offsets, edge_layer (V',) 0-based layer per edge, -1 domain): layer depth-1
         dark, earlier layers grey, the domain outline always."""
@@ -324,7 +318,7 @@ class SliceView(QWidget):
             return
         labels = np.asarray(labels, dtype=np.int64)
         palette = [pg.mkBrush(class_color(int(c), alpha)) for c in range(int(labels.max()) + 1)]
-        brushes = [palette[c] for c in labels]      # shared brush objects: one cached symbol per class
+        brushes = [palette[c] for c in labels]  # shared brush objects: one cached symbol per class
         edge = QColor(self.theme.background)
         edge.setAlpha(min(alpha, 200))
         self.points.setData(u[:, 0], u[:, 1], brush=brushes, pen=pg.mkPen(edge, width=0.8))
@@ -359,16 +353,19 @@ class SliceView(QWidget):
                 continue
             marks = rest[0] if rest else None
             if marks is not None and len(marks):
-                ticks = pg.ScatterPlotItem(marks[:, 0], marks[:, 1], size=5, symbol="o",
-                                           brush=pg.mkBrush(self.theme.background), pen=pg.mkPen(col, width=1.2))
+                ticks = pg.ScatterPlotItem(marks[:, 0], marks[:, 1], size=5, symbol="o", brush=pg.mkBrush(self.theme.background), pen=pg.mkPen(col, width=1.2))
                 ticks.setZValue(26)
                 self.plot_item.addItem(ticks)
                 self._path_items.append(ticks)
-            line = pg.PlotDataItem(u[:, 0], u[:, 1], pen=cosmetic_pen(col, 2.6),
-                                   symbol="o", symbolSize=4, symbolBrush=col, symbolPen=None)
-            ends = pg.ScatterPlotItem([u[0, 0], u[-1, 0]], [u[0, 1], u[-1, 1]], size=11,
-                                      symbol="o", brush=[pg.mkBrush(col), pg.mkBrush(self.theme.background)],
-                                      pen=pg.mkPen(col, width=2))
+            line = pg.PlotDataItem(u[:, 0], u[:, 1], pen=cosmetic_pen(col, 2.6), symbol="o", symbolSize=4, symbolBrush=col, symbolPen=None)
+            ends = pg.ScatterPlotItem(
+                [u[0, 0], u[-1, 0]],
+                [u[0, 1], u[-1, 1]],
+                size=11,
+                symbol="o",
+                brush=[pg.mkBrush(col), pg.mkBrush(self.theme.background)],
+                pen=pg.mkPen(col, width=2),
+            )
             text = pg.TextItem(f"{label}" + (f"  ⟂{off:.2g}" if off > 1e-9 else ""), color=col, anchor=(0, 1))
             text.setPos(u[-1, 0], u[-1, 1])
             for it in (line, ends, text):
@@ -386,8 +383,7 @@ class SliceView(QWidget):
 
     def set_legend(self, entries: list[tuple[str, dict]]) -> None:
         """entries: (label, style) where style has 'line' (pen) or 'brush' (a filled square/circle)."""
-        key = [(label, tuple(sorted((k, str(v.color().name()) if hasattr(v, "color") else str(v))
-                                     for k, v in style.items()))) for label, style in entries]
+        key = [(label, tuple(sorted((k, str(v.color().name()) if hasattr(v, "color") else str(v)) for k, v in style.items()))) for label, style in entries]
         if key == getattr(self, "_legend_key", None):
             return
         self._legend_key = key
@@ -397,7 +393,6 @@ class SliceView(QWidget):
             if "line" in style:
                 item = pg.PlotDataItem([0, 1], [0, 0], pen=style["line"])
             else:
-                item = pg.ScatterPlotItem(symbol=style.get("symbol", "s"), size=10, brush=style["brush"],
-                                          pen=style.get("pen", pg.mkPen(None)))
+                item = pg.ScatterPlotItem(symbol=style.get("symbol", "s"), size=10, brush=style["brush"], pen=style.get("pen", pg.mkPen(None)))
             self._legend_entries.append(item)
             self.legend.addItem(item, label)

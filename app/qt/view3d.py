@@ -17,6 +17,7 @@ Two layers, napari-style:
 vispy needs OpenGL; Qt's ``offscreen`` platform has none, so there the tab shows a message instead of a
 canvas (:func:`opengl_available`). Under Xvfb + Mesa (llvmpipe) it works.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -41,8 +42,10 @@ def opengl_available() -> tuple[bool, str]:
     app = QGuiApplication.instance()
     name = app.platformName() if app is not None else ""
     if name in NO_GL_PLATFORMS:
-        return False, (f"The 3D view needs OpenGL, which Qt's '{name}' platform does not provide. Run with a display "
-                       "(or under Xvfb with QT_QPA_PLATFORM=xcb and Mesa's software renderer).")
+        return False, (
+            f"The 3D view needs OpenGL, which Qt's '{name}' platform does not provide. Run with a display "
+            "(or under Xvfb with QT_QPA_PLATFORM=xcb and Mesa's software renderer)."
+        )
     try:
         import vispy  # noqa: F401
     except ImportError:
@@ -109,15 +112,12 @@ class Canvas3D(QWidget):
         self.cap = S.Mesh(parent=self.view.scene)
         self.cap.set_gl_state("translucent", depth_test=True, depth_mask=False, cull_face=False)
         self.cap.order = 9
-        self.cap_edges = S.Line(parent=self.view.scene, method="gl", connect="segments",
-                                color=tuple(fg[:3]) + (0.45,))
+        self.cap_edges = S.Line(parent=self.view.scene, method="gl", connect="segments", color=tuple(fg[:3]) + (0.45,))
         self.cap_edges.set_gl_state("translucent", depth_test=True, depth_mask=False)
         self.cap_edges.order = 9.5
-        self.plane_outline = S.Line(parent=self.view.scene, method="gl", connect="strip", width=2.0,
-                                    color=(0.35, 0.35, 0.45, 0.9))
+        self.plane_outline = S.Line(parent=self.view.scene, method="gl", connect="strip", width=2.0, color=(0.35, 0.35, 0.45, 0.9))
         self.plane_outline.order = 13
-        self.labels = S.Text("", parent=self.view.scene, color=tuple(fg[:3]) + (0.9,), font_size=11,
-                             anchor_x="center", anchor_y="center")
+        self.labels = S.Text("", parent=self.view.scene, color=tuple(fg[:3]) + (0.9,), font_size=11, anchor_x="center", anchor_y="center")
         self.labels.order = 14
         # translucent visuals turn depth writes off; the last visual drawn turns them back on, or the next
         # frame's clear would leave the depth buffer stale (and hide everything)
@@ -136,15 +136,14 @@ class Canvas3D(QWidget):
         self.plane_outline.set_data(pos=dummy)
         self.cap_edges.set_data(pos=dummy)
         self.box.set_data(pos=dummy)
-        for v in (self.boundary, self.points, self.paths, self.marker, self.faces, self.edges, self.plane,
-                  self.plane_outline, self.cap, self.cap_edges):
+        for v in (self.boundary, self.points, self.paths, self.marker, self.faces, self.edges, self.plane, self.plane_outline, self.cap, self.cap_edges):
             v.visible = False
 
         self._box = np.array([-1.0, 1.0, -1.0, 1.0, -1.0, 1.0])
         self._pick_tris = np.zeros((0, 3, 3))
         self._pick_offsets = np.zeros((0, 3))
         self._pick_cells = np.zeros(0, dtype=np.int64)
-        self._clip = None            # (axis, position, keep_above) or None
+        self._clip = None  # (axis, position, keep_above) or None
         self._press = None
         self._drag_start = None
         self.canvas.events.mouse_press.connect(self._on_press)
@@ -160,8 +159,7 @@ class Canvas3D(QWidget):
         edges = [(0, 1), (2, 3), (4, 5), (6, 7), (0, 2), (1, 3), (4, 6), (5, 7), (0, 4), (1, 5), (2, 6), (3, 7)]
         self.box.set_data(pos=corners[np.array(edges).reshape(-1)].astype(np.float32))
         span = float((b[:, 1] - b[:, 0]).max())
-        lab_pos = np.array([[b[0, 1] + 0.06 * span, b[1, 0], b[2, 0]], [b[0, 0], b[1, 1] + 0.06 * span, b[2, 0]],
-                            [b[0, 0], b[1, 0], b[2, 1] + 0.06 * span]])
+        lab_pos = np.array([[b[0, 1] + 0.06 * span, b[1, 0], b[2, 0]], [b[0, 0], b[1, 1] + 0.06 * span, b[2, 0]], [b[0, 0], b[1, 0], b[2, 1] + 0.06 * span]])
         self.labels.text = ["u", "v", "w"]
         self.labels.pos = lab_pos.astype(np.float32)
         if reset_camera:
@@ -188,19 +186,25 @@ class Canvas3D(QWidget):
             self.view.camera = cam
             self.reset_camera()
 
-    def set_faces(self, positions: np.ndarray | None, triangles: np.ndarray | None, tri_colors: np.ndarray | None,
-                  edge_pos: np.ndarray | None = None, edge_colors: np.ndarray | None = None,
-                  cull_back: bool = False) -> None:
+    def set_faces(
+        self,
+        positions: np.ndarray | None,
+        triangles: np.ndarray | None,
+        tri_colors: np.ndarray | None,
+        edge_pos: np.ndarray | None = None,
+        edge_colors: np.ndarray | None = None,
+        cull_back: bool = False,
+    ) -> None:
         """Region faces: positions (P, 3), triangles (T, 3) counter-clockwise seen from outside their cell,
         per-triangle RGBA (T, 4); outlines as segments edge_pos (2E, 3) with per-vertex RGBA (2E, 4). None hides
         them. ``cull_back``: draw only faces seen from outside (their cell's near side)."""
         if positions is None or triangles is None or len(triangles) == 0:
             self.faces.visible = False
         else:
-            self.faces.set_gl_state("translucent", depth_test=True, depth_mask=False,
-                                    cull_face=bool(cull_back), front_face="ccw")
-            self.faces.set_data(vertices=np.asarray(positions, np.float32), faces=np.asarray(triangles, np.uint32),
-                                face_colors=np.asarray(tri_colors, np.float32))
+            self.faces.set_gl_state("translucent", depth_test=True, depth_mask=False, cull_face=bool(cull_back), front_face="ccw")
+            self.faces.set_data(
+                vertices=np.asarray(positions, np.float32), faces=np.asarray(triangles, np.uint32), face_colors=np.asarray(tri_colors, np.float32)
+            )
             self.faces.visible = True
         if edge_pos is None or len(edge_pos) == 0:
             self.edges.visible = False
@@ -209,20 +213,17 @@ class Canvas3D(QWidget):
             self.edges.visible = True
         self.canvas.update()
 
-    def set_boundary(self, positions: np.ndarray | None, triangles: np.ndarray | None,
-                     color=BOUNDARY_RGBA) -> None:
+    def set_boundary(self, positions: np.ndarray | None, triangles: np.ndarray | None, color=BOUNDARY_RGBA) -> None:
         if positions is None or triangles is None or len(triangles) == 0:
             self.boundary.visible = False
         else:
-            self.boundary.set_data(vertices=np.asarray(positions, np.float32), faces=np.asarray(triangles, np.uint32),
-                                   color=color)
+            self.boundary.set_data(vertices=np.asarray(positions, np.float32), faces=np.asarray(triangles, np.uint32), color=color)
             self.boundary.visible = True
         self.canvas.update()
 
     def show_scene(self, scene) -> None:
         """Push a :class:`app.jobs.scene3d.Scene3D` (faces, outlines, boundary, pickable surfaces)."""
-        self.set_faces(scene.positions, scene.triangles, scene.tri_colors, scene.edge_pos, scene.edge_colors,
-                       scene.cull_back)
+        self.set_faces(scene.positions, scene.triangles, scene.tri_colors, scene.edge_pos, scene.edge_colors, scene.cull_back)
         self.set_boundary(scene.boundary_pos, scene.boundary_tris)
         self.set_pickable(scene.pick_tris, scene.pick_offsets, np.zeros(len(scene.pick_tris), np.int64))
 
@@ -236,8 +237,9 @@ class Canvas3D(QWidget):
         if pos is None or len(pos) == 0:
             self.points.visible = False
         else:
-            self.points.set_data(pos=np.asarray(pos, np.float32), face_color=np.asarray(colors, np.float32),
-                                 edge_color=(0, 0, 0, 0.6), edge_width=0.5, size=size)
+            self.points.set_data(
+                pos=np.asarray(pos, np.float32), face_color=np.asarray(colors, np.float32), edge_color=(0, 0, 0, 0.6), edge_width=0.5, size=size
+            )
             self.points.visible = True
         self.canvas.update()
 
@@ -261,8 +263,9 @@ class Canvas3D(QWidget):
         if u is None:
             self.marker.visible = False
         else:
-            self.marker.set_data(pos=np.asarray(u, np.float32).reshape(1, 3), face_color=(1.0, 0.83, 0.0, 1.0),
-                                 edge_color=(0, 0, 0, 1), edge_width=1.5, size=16, symbol="star")
+            self.marker.set_data(
+                pos=np.asarray(u, np.float32).reshape(1, 3), face_color=(1.0, 0.83, 0.0, 1.0), edge_color=(0, 0, 0, 1), edge_width=1.5, size=16, symbol="star"
+            )
             self.marker.visible = True
         self.canvas.update()
 
@@ -283,8 +286,7 @@ class Canvas3D(QWidget):
                 quad[i, others[0]] = b[others[0], s]
                 quad[i, others[1]] = b[others[1], t]
                 quad[i, axis] = position
-            self.plane.set_data(vertices=quad.astype(np.float32), faces=np.array([[0, 1, 2], [0, 2, 3]], np.uint32),
-                                color=PLANE_RGBA)
+            self.plane.set_data(vertices=quad.astype(np.float32), faces=np.array([[0, 1, 2], [0, 2, 3]], np.uint32), color=PLANE_RGBA)
             self.plane_outline.set_data(pos=np.vstack([quad, quad[:1]]).astype(np.float32))
         for clip in self._clippers.values():
             clip.clipping_planes = planes
@@ -294,15 +296,17 @@ class Canvas3D(QWidget):
             self.cap.visible = self.cap_edges.visible = False
         self.canvas.update()
 
-    def set_cap(self, positions: np.ndarray | None, triangles: np.ndarray | None = None,
-                tri_colors: np.ndarray | None = None, outline: np.ndarray | None = None) -> None:
+    def set_cap(
+        self, positions: np.ndarray | None, triangles: np.ndarray | None = None, tri_colors: np.ndarray | None = None, outline: np.ndarray | None = None
+    ) -> None:
         """The clipping plane's cross-section of the cells (drawn on the plane instead of its grey fill), and
         the polygons' outlines as segment end points (2E, 3)."""
         if positions is None or triangles is None or len(triangles) == 0:
             self.cap.visible = self.cap_edges.visible = False
         else:
-            self.cap.set_data(vertices=np.asarray(positions, np.float32), faces=np.asarray(triangles, np.uint32),
-                              face_colors=np.asarray(tri_colors, np.float32))
+            self.cap.set_data(
+                vertices=np.asarray(positions, np.float32), faces=np.asarray(triangles, np.uint32), face_colors=np.asarray(tri_colors, np.float32)
+            )
             self.cap.visible = self._clip is not None
             if outline is not None and len(outline):
                 self.cap_edges.set_data(pos=np.asarray(outline, np.float32))
@@ -316,7 +320,7 @@ class Canvas3D(QWidget):
             self.canvas.size = size
             from PySide6.QtWidgets import QApplication
 
-            QApplication.processEvents()           # let the view box follow the new size before drawing
+            QApplication.processEvents()  # let the view box follow the new size before drawing
         return np.asarray(self.canvas.render(alpha=True))
 
     # -- picking and dragging --------------------------------------------------------------------------
@@ -386,7 +390,7 @@ class Canvas3D(QWidget):
 
 def _hex_rgba(c: str) -> tuple[float, float, float, float]:
     c = c.lstrip("#")
-    return tuple(int(c[i:i + 2], 16) / 255 for i in (0, 2, 4)) + (1.0,)
+    return tuple(int(c[i : i + 2], 16) / 255 for i in (0, 2, 4)) + (1.0,)
 
 
 # == the tab ==================================================================================================
@@ -446,8 +450,7 @@ class View3DTab(QWidget):
         s3.clip.connect(self._on_clip)
         s3.picked.connect(lambda _: self._redraw_marker())
         ctx.work.activity.connect(lambda busy, *_: QTimer.singleShot(0, self, self._redraw_paths) if not busy else None)
-        self.controls.reset_camera.connect(
-            lambda: self.canvas.reset_camera(1.0 + self.state3d.settings.explode) if self.canvas else None)
+        self.controls.reset_camera.connect(lambda: self.canvas.reset_camera(1.0 + self.state3d.settings.explode) if self.canvas else None)
 
     # -- life cycle -----------------------------------------------------------------------------------
     def set_active(self, active: bool) -> None:
@@ -489,16 +492,17 @@ class View3DTab(QWidget):
         if b is None or not self._active:
             return
         if b.input_dim < 3:
-            self._show_message(f"The 3D view needs at least 3 input dimensions; this network has {b.input_dim}. "
-                               "Use the 2D slice tab.")
+            self._show_message(f"The 3D view needs at least 3 input dimensions; this network has {b.input_dim}. Use the 2D slice tab.")
             return
         choice, epoch = self.state3d.choice, self.state.epoch_index
         self._show_message("Preparing the 3D slice …", busy=True)
-        self.work.submit("slice3d", "Preparing the 3D slice",
-                                 lambda progress, cancel: jobs3d.make_slice3(b, choice, epoch, progress, cancel),
-                                 on_done=lambda res: self.state3d.set_slice3(*res),
-                                 on_error=lambda exc: self._show_message(f"Could not make the 3D slice: {exc}",
-                                                                         error=True))
+        self.work.submit(
+            "slice3d",
+            "Preparing the 3D slice",
+            lambda progress, cancel: jobs3d.make_slice3(b, choice, epoch, progress, cancel),
+            on_done=lambda res: self.state3d.set_slice3(*res),
+            on_error=lambda exc: self._show_message(f"Could not make the 3D slice: {exc}", error=True),
+        )
 
     def _on_slice3(self) -> None:
         self.tess3, self.tess3_key = None, None
@@ -532,10 +536,13 @@ class View3DTab(QWidget):
             return
         self._show_message(f"Tessellating the 3D slice at epoch {b.epochs[epoch]} …", busy=True)
         cache = self.cache
-        self.work.submit("tessellation3d", f"3D tessellation, epoch {b.epochs[epoch]}",
-                         lambda progress, cancel: jobs.tessellate_all(b, epoch, sl, box, budget, cache, progress, cancel),
-                         on_done=lambda res: self._on_tessellation(key, res),
-                         on_error=lambda exc: self._on_error(exc))
+        self.work.submit(
+            "tessellation3d",
+            f"3D tessellation, epoch {b.epochs[epoch]}",
+            lambda progress, cancel: jobs.tessellate_all(b, epoch, sl, box, budget, cache, progress, cancel),
+            on_done=lambda res: self._on_tessellation(key, res),
+            on_error=lambda exc: self._on_error(exc),
+        )
 
     def _on_tessellation(self, key: str, tess: list) -> None:
         self.tess3, self.tess3_key, self.error = tess, key, None
@@ -558,7 +565,8 @@ class View3DTab(QWidget):
                 self.canvas.reset_camera(1.0 + s.explode)
             self._explode = s.explode
         if self.tess3 is not None and self.tess3_key != jobs.tessellation_key(
-                self.results.bundle, self.state.epoch_index, self.state3d.slice3, self.state3d.box, s.max_cells):
+            self.results.bundle, self.state.epoch_index, self.state3d.slice3, self.state3d.box, s.max_cells
+        ):
             self._schedule()
         self._redraw()
 
@@ -570,11 +578,13 @@ class View3DTab(QWidget):
         edge = tuple(tuple(_qcolor_f(c)) for c in (theme.edge_new, theme.edge_old, theme.edge_domain))
         args = (self.tess3, self.state.depth, self.state.color_mode, self.state3d.settings, self.state3d.box, edge)
         key = self.tess3_key
-        self.work.submit("scene3d", "Building the 3D scene",
-                                 lambda progress, cancel: jobs3d.scene_arrays(*args),
-                                 on_done=lambda scene: self._show_scene(key, scene),
-                                 on_error=lambda exc: self._show_message(f"Could not draw the 3D slice: {exc}",
-                                                                         error=True))
+        self.work.submit(
+            "scene3d",
+            "Building the 3D scene",
+            lambda progress, cancel: jobs3d.scene_arrays(*args),
+            on_done=lambda scene: self._show_scene(key, scene),
+            on_error=lambda exc: self._show_message(f"Could not draw the 3D slice: {exc}", error=True),
+        )
 
     def _show_scene(self, key, scene) -> None:
         if key != self.tess3_key or self.canvas is None:
@@ -616,8 +626,7 @@ class View3DTab(QWidget):
         if self.canvas is None:
             return
         p = None
-        if self.state.inspected is not None and jobs3d.is_clip_slice(self.state.slice, self.state3d.slice3,
-                                                                     self.state3d.clip):
+        if self.state.inspected is not None and jobs3d.is_clip_slice(self.state.slice, self.state3d.slice3, self.state3d.clip):
             p = jobs3d.plane_to_3d(self.state3d.clip, self.state.inspected)
         self.canvas.set_marker(p)
 

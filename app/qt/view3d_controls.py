@@ -3,18 +3,21 @@
 3D slice (input space / PCA / point + DeepFool direction), camera, what is drawn, face filters (one
 layer, near the decision boundary), exploded view, opacity, the clipping plane, and the cell budget.
 """
+
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QPushButton,
-                               QSlider, QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget
 
 from ..model.view3d import Slice3Choice, View3DState
 
-SLICE3_LABELS = {"input": "Input space (3 inputs)", "pca": "PCA (3 components)",
-                 "deepfool": "Point + DeepFool dir. + 2 random", "random": "Random directions (seed)"}
-HELP = ("Drag: rotate · Shift+drag: pan · wheel: zoom · Ctrl+drag: move the clipping plane · "
-        "click a surface: inspect it (the 2D tab shows the plane through it)")
+SLICE3_LABELS = {
+    "input": "Input space (3 inputs)",
+    "pca": "PCA (3 components)",
+    "deepfool": "Point + DeepFool dir. + 2 random",
+    "random": "Random directions (seed)",
+}
+HELP = "Drag: rotate · Shift+drag: pan · wheel: zoom · Ctrl+drag: move the clipping plane · click a surface: inspect it (the 2D tab shows the plane through it)"
 
 
 class View3DControls(QWidget):
@@ -35,9 +38,11 @@ class View3DControls(QWidget):
         self.kind = QComboBox()
         for k, label in SLICE3_LABELS.items():
             self.kind.addItem(label, k)
-        self.kind.setToolTip("Which 3D slice of input space: the input space itself (3-input networks), the top 3 "
-                             "principal directions of the data, or a data point with its DeepFool direction r(x) "
-                             "and two random directions")
+        self.kind.setToolTip(
+            "Which 3D slice of input space: the input space itself (3-input networks), the top 3 "
+            "principal directions of the data, or a data point with its DeepFool direction r(x) "
+            "and two random directions"
+        )
         self.point = QSpinBox()
         self.point.setRange(0, 0)
         self.point.setToolTip("Dataset point of the DeepFool slice")
@@ -60,12 +65,14 @@ class View3DControls(QWidget):
         self.camera.currentIndexChanged.connect(lambda i: self.s3.update_settings(camera=self.camera.itemData(i)))
         f.addRow("camera", self.camera)
         self.checks: dict[str, QCheckBox] = {}
-        for key, label, tip in [("show_faces", "region faces", "translucent faces of the cells, coloured like the 2D tiles"),
-                                ("show_edges", "face outlines", "outlines: newest layer dark, earlier layers grey"),
-                                ("show_boundary", "decision boundary", "the exact decision boundary (opaque, red)"),
-                                ("show_points", "data points", "the dataset projected into the 3D slice"),
-                                ("show_paths", "paths", "traced paths, projected into the 3D slice"),
-                                ("show_domain_faces", "box faces", "faces of the box that bounds the slice")]:
+        for key, label, tip in [
+            ("show_faces", "region faces", "translucent faces of the cells, coloured like the 2D tiles"),
+            ("show_edges", "face outlines", "outlines: newest layer dark, earlier layers grey"),
+            ("show_boundary", "decision boundary", "the exact decision boundary (opaque, red)"),
+            ("show_points", "data points", "the dataset projected into the 3D slice"),
+            ("show_paths", "paths", "traced paths, projected into the 3D slice"),
+            ("show_domain_faces", "box faces", "faces of the box that bounds the slice"),
+        ]:
             cb = QCheckBox(label)
             cb.setToolTip(tip)
             cb.setChecked(getattr(self.s3.settings, key))
@@ -166,8 +173,12 @@ class View3DControls(QWidget):
             model = self.kind.model()
             for i in range(self.kind.count()):
                 k = self.kind.itemData(i)
-                ok = (k == "input" and input_dim == 3) or (k == "pca" and input_dim >= 3 and n_points >= 4) or \
-                     (k == "deepfool" and input_dim >= 3 and n_points > 0) or (k == "random" and input_dim >= 3)
+                ok = (
+                    (k == "input" and input_dim == 3)
+                    or (k == "pca" and input_dim >= 3 and n_points >= 4)
+                    or (k == "deepfool" and input_dim >= 3 and n_points > 0)
+                    or (k == "random" and input_dim >= 3)
+                )
                 model.item(i).setEnabled(ok)
         finally:
             self._updating = False
@@ -187,8 +198,7 @@ class View3DControls(QWidget):
 
     def show_settings(self, st) -> None:
         """Show ``st`` (View3DSettings) without sending it back (e.g. after a session restored it)."""
-        widgets = [self.camera, self.layer, self.near, self.near_d, self.explode, self.opacity, self.budget,
-                   *self.checks.values()]
+        widgets = [self.camera, self.layer, self.near, self.near_d, self.explode, self.opacity, self.budget, *self.checks.values()]
         for w in widgets:
             w.blockSignals(True)
         try:

@@ -10,6 +10,7 @@ Key (JSON beside the PNG)::
      "epoch": E, "epoch_index": I, "depth": L, "mode": ..., "window": [umin, umax, vmin, vmax],
      "origin": [...], "basis": [[...], ...], "exact": true}
 """
+
 from __future__ import annotations
 
 import json
@@ -50,13 +51,19 @@ def view_key(win) -> dict:
     drawn = np.rint(alpha * rgba[:, :3] + (1 - alpha) * back).astype(int)
     st = win.state
     sl = st.slice
-    return {"pixel_to_slice": [[a, b, c], [d, e, f]],
-            "plot_rect": [rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1],
-            "class_colors": drawn.tolist(), "epoch": int(win.bundle.epochs[st.epoch_index]),
-            "epoch_index": int(st.epoch_index), "depth": int(st.depth), "mode": st.color_mode,
-            "window": [float(v) for v in st.window],
-            "origin": np.asarray(sl.origin, dtype=float).tolist(), "basis": np.asarray(sl.basis, dtype=float).tolist(),
-            "exact": bool(win.tess is not None and not view.preview.isVisible())}
+    return {
+        "pixel_to_slice": [[a, b, c], [d, e, f]],
+        "plot_rect": [rect.left(), rect.top(), rect.right() + 1, rect.bottom() + 1],
+        "class_colors": drawn.tolist(),
+        "epoch": int(win.bundle.epochs[st.epoch_index]),
+        "epoch_index": int(st.epoch_index),
+        "depth": int(st.depth),
+        "mode": st.color_mode,
+        "window": [float(v) for v in st.window],
+        "origin": np.asarray(sl.origin, dtype=float).tolist(),
+        "basis": np.asarray(sl.basis, dtype=float).tolist(),
+        "exact": bool(win.tess is not None and not view.preview.isVisible()),
+    }
 
 
 def save_view(win, out: str | Path) -> dict:

@@ -6,6 +6,7 @@ other: submitting a new job cancels every older job of that channel (running one
 return True and raise CancelledError; queued ones never start), and the pool runs newer jobs first.
 Results, errors and progress arrive on the GUI thread through Qt signals, so widgets never block.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -112,9 +113,15 @@ class WorkManager(QObject):
         self._ids = itertools.count(1)
 
     # -- API -----------------------------------------------------------------------------------
-    def submit(self, channel: str, description: str, fn: Callable[[Callable, Callable], Any],
-               on_done: Callable[[Any], None] | None = None,
-               on_error: Callable[[BaseException], None] | None = None, supersede: bool = True) -> int:
+    def submit(
+        self,
+        channel: str,
+        description: str,
+        fn: Callable[[Callable, Callable], Any],
+        on_done: Callable[[Any], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+        supersede: bool = True,
+    ) -> int:
         """Queue ``fn(progress, cancel)``; returns the job id. ``supersede`` cancels older jobs of the channel."""
         if supersede:
             self.cancel(channel)

@@ -5,17 +5,22 @@ accuracy, local complexity (train/test/random), exact region density near data /
 random points, their boundary-to-data ratio (tiles migrating to the boundary: delayed robustness), mean Tr G, distance to the nearest region boundary
 per layer. An optional epoch cursor marks the current checkpoint (as in the window's Training tab).
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-from . import style
+from . import palette, style
 
 PANELS = ("accuracy", "local_complexity", "region_density", "migration", "trace_g", "boundary_distance")
-PANEL_TITLES = {"accuracy": "accuracy", "local_complexity": "local complexity (hyperplanes crossing the frame)",
-                "region_density": "exact regions per square (full depth)",
-                "migration": "tiles at the decision boundary vs at the data", "trace_g": "mean Tr G(x) (test points)",
-                "boundary_distance": "mean distance to nearest region boundary"}
+PANEL_TITLES = {
+    "accuracy": "accuracy",
+    "local_complexity": "local complexity (hyperplanes crossing the frame)",
+    "region_density": "exact regions per square (full depth)",
+    "migration": "tiles at the decision boundary vs at the data",
+    "trace_g": "mean Tr G(x) (test points)",
+    "boundary_distance": "mean distance to nearest region boundary",
+}
 
 
 def _epoch_axis(ax, epochs: np.ndarray) -> None:
@@ -30,7 +35,7 @@ def draw_panel(ax, curves, panel: str, cursor_epoch: float | None = None) -> Non
     """Draw one panel of ``curves`` (a DynamicsCurves) into matplotlib axes ``ax``."""
     e = curves.epochs.astype(np.float64)
     L = curves.depth
-    c = style.CLASS_COLORS
+    c = palette.CLASS_COLORS
     if panel == "accuracy":
         ax.plot(e, curves.column("train_accuracy"), color=c[0], lw=1.5, label="train")
         ax.plot(e, curves.column("test_accuracy"), color=c[5], lw=1.5, ls="--", label="test")
@@ -43,7 +48,7 @@ def draw_panel(ax, curves, panel: str, cursor_epoch: float | None = None) -> Non
         ax.set_ylabel(f"LC (r = {r:.3g})")
     elif panel == "region_density":
         ax.plot(e, curves.column("density_data"), color=c[0], lw=1.5, label="around data")
-        ax.plot(e, curves.column("density_boundary"), color=style.BOUNDARY_COLOR, lw=1.5, label="on decision boundary")
+        ax.plot(e, curves.column("density_boundary"), color=palette.BOUNDARY_COLOR, lw=1.5, label="on decision boundary")
         ax.plot(e, curves.column("density_random"), color=c[7], lw=1.2, ls=":", label="random points")
         h = curves.points[0].square_half_width if curves.points else float("nan")
         ax.set_ylabel(f"regions per {2 * h:.2g}×{2 * h:.2g} square")
@@ -60,7 +65,7 @@ def draw_panel(ax, curves, panel: str, cursor_epoch: float | None = None) -> Non
             ax.set_yscale("log")
     elif panel == "boundary_distance":
         bd = curves.column("boundary_distance").reshape(len(curves.points), L)
-        cols = style.layer_rgba(L)
+        cols = palette.layer_rgba(L)
         for l in range(L):
             ax.plot(e, bd[:, l], color=cols[l + 1], lw=1.5, label=f"layer {l + 1}")
         ax.set_ylabel("distance (input units)")
@@ -73,8 +78,16 @@ def draw_panel(ax, curves, panel: str, cursor_epoch: float | None = None) -> Non
     ax.legend(loc="best", frameon=False)
 
 
-def render_curves(curves, panels=PANELS, width: int = 1800, height: int = 1100, dpi: int = 150,
-                  cursor_epoch: float | None = None, font_scale: float = 1.0, title: str | None = None):
+def render_curves(
+    curves,
+    panels=PANELS,
+    width: int = 1800,
+    height: int = 1100,
+    dpi: int = 150,
+    cursor_epoch: float | None = None,
+    font_scale: float = 1.0,
+    title: str | None = None,
+):
     """A Figure with ``panels`` (subset of PANELS) in a grid; pixel size width x height at ``dpi``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure

@@ -1,5 +1,6 @@
 """Colours of a 3D tessellation's faces (the 3D tab and ``splineatlas render3d``), from the one palette, so
 a class, a layer and an activation pattern have the same colour in 3D as in the 2D view."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,8 +32,7 @@ def face_values(tess, mode: str) -> np.ndarray:
     raise ValueError(f"face colour mode must be one of {FACE_COLOR_MODES}, got {mode!r}")
 
 
-def colorize(values: np.ndarray, mode: str, alpha: float = 0.35, depth: int | None = None,
-             levels: tuple[float, float] | None = None) -> np.ndarray:
+def colorize(values: np.ndarray, mode: str, alpha: float = 0.35, depth: int | None = None, levels: tuple[float, float] | None = None) -> np.ndarray:
     """(F,) face values -> (F, 4) float32 RGBA in [0, 1].
 
     class: the class palette; slope: the slope colour map over ``levels`` (default: the finite values'

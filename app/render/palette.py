@@ -3,6 +3,7 @@ the slope colour map, as float RGBA in [0, 1]. The window (``app.qt.theme`` buil
 these), exported figures and videos, and the 3D view all colour from here, so a class has one colour
 everywhere.
 """
+
 from __future__ import annotations
 
 import colorsys
@@ -10,8 +11,7 @@ import functools
 
 import numpy as np
 
-CLASS_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442",
-                "#7f7f7f", "#8c564b", "#17becf", "#bcbd22", "#9467bd")
+CLASS_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#7f7f7f", "#8c564b", "#17becf", "#bcbd22", "#9467bd")
 """Classes: colour-blind-friendly Okabe-Ito first, then Tableau; repeated beyond 12 classes."""
 PATH_COLORS = ("#ff00aa", "#00b3b3", "#ff7f0e", "#7b3fe4", "#2ca02c", "#8c564b")
 """Traced paths, by path id (1-based) modulo the list."""
@@ -20,8 +20,8 @@ ANCHOR_COLOR = "#ffd400"
 UNKNOWN = (0.5, 0.5, 0.5, 0.25)
 """Tiles whose value is unknown (no class, NaN slope)."""
 TILE_ALPHA = 0.45
-SLOPE_CMAP = "viridis"   # perceptually uniform, for ||A_w||
-LAYER_CMAP = "plasma"    # layer of origin 1..L (0: light grey)
+SLOPE_CMAP = "viridis"  # perceptually uniform, for ||A_w||
+LAYER_CMAP = "plasma"  # layer of origin 1..L (0: light grey)
 HASH_COLORS = 48
 
 
@@ -71,5 +71,20 @@ def to_bytes(rgba) -> np.ndarray:
     return np.clip(np.round(np.asarray(rgba, dtype=np.float64) * 255), 0, 255).astype(np.uint8)
 
 
-__all__ = ["ANCHOR_COLOR", "BOUNDARY_COLOR", "CLASS_COLORS", "LAYER_CMAP", "PATH_COLORS", "SLOPE_CMAP", "TILE_ALPHA",
-           "UNKNOWN", "class_rgba", "colormap", "hash_palette", "hex_rgba", "layer_rgba", "path_color", "to_bytes"]
+__all__ = [
+    "ANCHOR_COLOR",
+    "BOUNDARY_COLOR",
+    "CLASS_COLORS",
+    "LAYER_CMAP",
+    "PATH_COLORS",
+    "SLOPE_CMAP",
+    "TILE_ALPHA",
+    "UNKNOWN",
+    "class_rgba",
+    "colormap",
+    "hash_palette",
+    "hex_rgba",
+    "layer_rgba",
+    "path_color",
+    "to_bytes",
+]

@@ -2,18 +2,28 @@
 projected into it, the class probabilities along the path, and — for image data — a strip of the
 images at evenly spaced points of the path.
 """
+
 from __future__ import annotations
 
 from dataclasses import replace
 
 import numpy as np
 
-from . import style
+from . import palette, style
 from .slice_figure import FigureOptions, SliceScene, draw_slice
 
 
-def render_path_figure(scene: SliceScene, slice_, points: np.ndarray, probs: np.ndarray, label: str,
-                       class_names, image_shape=None, n_images: int = 8, options: FigureOptions | None = None):
+def render_path_figure(
+    scene: SliceScene,
+    slice_,
+    points: np.ndarray,
+    probs: np.ndarray,
+    label: str,
+    class_names,
+    image_shape=None,
+    n_images: int = 8,
+    options: FigureOptions | None = None,
+):
     """Figure: slice + path (left), p(class | x_t) against step (right), image strip (bottom, image data).
 
     points: (K, D) the path in input space; probs: (K, C) class probabilities at those points.
@@ -29,8 +39,7 @@ def render_path_figure(scene: SliceScene, slice_, points: np.ndarray, probs: np.
     lab = label + (f" (leaves the plane by ≤ {off.max():.2g})" if off.max() > 1e-9 else "")
     scene = replace(scene, paths=((lab, u, "#111111"),))
     with style.figure_style(opt.font_scale):
-        fig = Figure(figsize=((opt.width + 1e-3) / opt.dpi, (opt.height + 1e-3) / opt.dpi), dpi=opt.dpi,
-                     layout="constrained")
+        fig = Figure(figsize=((opt.width + 1e-3) / opt.dpi, (opt.height + 1e-3) / opt.dpi), dpi=opt.dpi, layout="constrained")
         FigureCanvasAgg(fig)
         rows = 2 if image_shape else 1
         gs = fig.add_gridspec(rows, 2, width_ratios=[1.0, 1.15], height_ratios=[3.0, 1.0][:rows])
@@ -39,7 +48,7 @@ def render_path_figure(scene: SliceScene, slice_, points: np.ndarray, probs: np.
         pa = fig.add_subplot(gs[0, 1])
         C = probs.shape[1]
         names = list(class_names)[:C] + [str(c) for c in range(len(class_names), C)]
-        cols = style.class_rgba(C)
+        cols = palette.class_rgba(C)
         steps = np.arange(probs.shape[0])
         for c in range(C):
             if probs[:, c].max() > 0.02:

@@ -1,5 +1,6 @@
 """The inspector's report as text, Qt-free: the rows the window's inspector shows and ``splineatlas inspect``
 prints, from one :class:`app.jobs.PointReport` and its region geometry, so the two read alike."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,11 +14,14 @@ INSPECTOR_ROWS = (
     ("slope", "‖A_ω‖₂", "spectral norm of the network's Jacobian on this region (full input space)"),
     ("bdist", "to boundary (slice)", "distance in the slice to the nearest exact decision-boundary segment"),
     ("deepfool", "to boundary (DeepFool)", "‖r(x)‖ of DeepFool's minimal perturbation in the full input space"),
-    ("qp", "to boundary inside region (QP)", "exact smallest ‖δ‖ with x + δ still in x's region (∩ data box) "
-     "and a different predicted class (a QP); none when the decision boundary does not cross the region"),
+    (
+        "qp",
+        "to boundary inside region (QP)",
+        "exact smallest ‖δ‖ with x + δ still in x's region (∩ data box) "
+        "and a different predicted class (a QP); none when the decision boundary does not cross the region",
+    ),
     ("trace", "Tr G", "trace of the local data matrix G(x) = Jᵀ diag(p) J"),
-    ("centroid", "centroid μ", "power-diagram centroid of the point's cell at the current layer "
-     "(∇ₓ Σₖ z_l,k(x), Balestriero et al. eq. 20)"),
+    ("centroid", "centroid μ", "power-diagram centroid of the point's cell at the current layer (∇ₓ Σₖ z_l,k(x), Balestriero et al. eq. 20)"),
     ("bits", "active bits", "non-redundant inequalities of the region in the full input space (LP)"),
     ("neigh", "neighbours", "regions sharing a facet (flip one active bit)"),
     ("cheb", "Chebyshev radius", "radius of the largest ball inside the region ∩ data box (LP)"),
@@ -43,14 +47,12 @@ def report_text(r, class_names) -> dict[str, str]:
         "class": f"{_name(names, r.predicted)}  (p = {r.probs[r.predicted]:.3f})",
         "region": "—" if r.region < 0 else f"#{r.region} of {r.region_count}",
         "hash": r.pattern_hash,
-        "active": "  ".join(f"L{i + 1}: {a}/{w}" if a >= 0 else f"L{i + 1}: argmax" if a == -1 else f"L{i + 1}: smooth"
-                            for i, (a, w) in enumerate(r.active)),
+        "active": "  ".join(f"L{i + 1}: {a}/{w}" if a >= 0 else f"L{i + 1}: argmax" if a == -1 else f"L{i + 1}: smooth" for i, (a, w) in enumerate(r.active)),
         "slope": fmt(r.slope_norm),
         "bdist": fmt(r.boundary_distance_slice),
         "deepfool": fmt(r.deepfool_distance),
         "trace": fmt(r.trace_g),
-        "centroid": "—" if c is None else f"layer {r.centroid_layer}: " + (
-            "(" + ", ".join(f"{v:.4g}" for v in c) + ")" if len(c) <= 4 else "image below"),
+        "centroid": "—" if c is None else f"layer {r.centroid_layer}: " + ("(" + ", ".join(f"{v:.4g}" for v in c) + ")" if len(c) <= 4 else "image below"),
     }
 
 
@@ -64,8 +66,13 @@ def region_text(info: dict, class_names) -> dict[str, str]:
         qp = "none inside region"
     else:
         qp = f"{fmt(info['qp_distance'])}  (to {_name(list(class_names), info['qp_target'])})"
-    return {"qp": qp, "bits": f"{info['active_bits']} of {info['n_bits']}", "neigh": str(info["neighbours"]),
-            "cheb": fmt(info.get("chebyshev_radius")), "rdist": fmt(info.get("boundary_distance"))}
+    return {
+        "qp": qp,
+        "bits": f"{info['active_bits']} of {info['n_bits']}",
+        "neigh": str(info["neighbours"]),
+        "cheb": fmt(info.get("chebyshev_radius")),
+        "rdist": fmt(info.get("boundary_distance")),
+    }
 
 
 __all__ = ["INSPECTOR_ROWS", "REGION_ROWS", "fmt", "region_text", "report_text"]

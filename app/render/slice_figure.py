@@ -6,6 +6,7 @@ and the window use the same engine calls and cache); :func:`render_slice` draws 
 PNG (chosen pixel size and DPI), SVG or PDF atomically; :func:`figure_to_rgb` gives the pixels (video
 frames). In vector output the tiles are one ``<path>`` per region inside the SVG group ``id="tiles"``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from geometry.errors import SplineAtlasError
 from geometry.safe_io import atomic_output
 
 from ..model.state import COLOR_MODE_LABELS, COLOR_MODES
-from . import style
+from . import palette, style
 from .tiles import TileColours
 from .tiles import tile_colours as shared_tile_colours
 
@@ -87,8 +88,18 @@ class FigureOptions:
 
 
 # -- gathering the scene -------------------------------------------------------------------------
-def build_slice_scene(bundle, epoch_index: int, slice_, window, depth: int | None = None, cache=None,
-                      max_regions: int = 200_000, progress=None, cancel=None, title: str | None = None) -> SliceScene:
+def build_slice_scene(
+    bundle,
+    epoch_index: int,
+    slice_,
+    window,
+    depth: int | None = None,
+    cache=None,
+    max_regions: int = 200_000,
+    progress=None,
+    cancel=None,
+    title: str | None = None,
+) -> SliceScene:
     """Tessellate ``window`` of ``slice_`` at checkpoint ``epoch_index`` of ``bundle`` (app.jobs.RunBundle)
     and collect the data to draw. Same engine call and cache key as the window (app.jobs.tessellate_all)."""
     from app import jobs
@@ -113,20 +124,33 @@ def build_slice_scene(bundle, epoch_index: int, slice_, window, depth: int | Non
     anchors = slice_.anchors if slice_.anchors.shape[0] and slice_.ambient_dim > 2 else np.zeros((0, 2))
     if anchors.shape[0] and anchors.shape[1] != 2:
         anchors = slice_.project(anchors)
-    labels = ("x₁", "x₂") if bundle.input_dim == 2 and np.allclose(slice_.basis, np.eye(2)) and \
-        np.allclose(slice_.origin, 0) else ("u₁ (slice axis 1, input units)", "u₂ (slice axis 2, input units)")
+    labels = (
+        ("x₁", "x₂")
+        if bundle.input_dim == 2 and np.allclose(slice_.basis, np.eye(2)) and np.allclose(slice_.origin, 0)
+        else ("u₁ (slice axis 1, input units)", "u₂ (slice axis 2, input units)")
+    )
     if title is None:
         t = tess[depth - 1]
         layers = f"layers 1–{depth}" if depth > 1 else "layer 1"
         title = f"{bundle.name} · epoch {bundle.epochs[epoch_index]} · {layers} of {L} · {t.num_regions:,} regions"
-    return SliceScene(tess, depth, window, tuple(bundle.class_names), u, np.asarray(y, dtype=np.int64),
-                      bundle.input_dim == 2, np.asarray(anchors, dtype=np.float64), title=title, axis_labels=labels)
+    return SliceScene(
+        tess,
+        depth,
+        window,
+        tuple(bundle.class_names),
+        u,
+        np.asarray(y, dtype=np.int64),
+        bundle.input_dim == 2,
+        np.asarray(anchors, dtype=np.float64),
+        title=title,
+        axis_labels=labels,
+    )
 
 
 # -- colours: the one tile colouring (app.render.tiles), shared with the window's 2D tab -------------------
 def tile_colours(scene: SliceScene, mode: str) -> TileColours:
     """The tiling drawn in ``mode`` and its colours (:func:`app.render.tiles.tile_colours`)."""
-    return shared_tile_colours(scene.tessellations, scene.depth, mode, len(scene.class_names), style.TILE_ALPHA)
+    return shared_tile_colours(scene.tessellations, scene.depth, mode, len(scene.class_names), palette.TILE_ALPHA)
 
 
 def _unique_segments(seg: np.ndarray, scale: float) -> np.ndarray:
@@ -156,8 +180,7 @@ def render_slice(scene: SliceScene, options: FigureOptions | None = None, side_p
 
     opt = (options or FigureOptions()).check()
     with style.figure_style(opt.font_scale):
-        fig = Figure(figsize=((opt.width + 1e-3) / opt.dpi, (opt.height + 1e-3) / opt.dpi), dpi=opt.dpi,
-                     layout="constrained")
+        fig = Figure(figsize=((opt.width + 1e-3) / opt.dpi, (opt.height + 1e-3) / opt.dpi), dpi=opt.dpi, layout="constrained")
         FigureCanvasAgg(fig)
         if side_panels:
             gs = fig.add_gridspec(side_panels, 2, width_ratios=[1.9, 1.0])
@@ -177,13 +200,11 @@ def draw_slice(fig, ax, scene: SliceScene, opt: FigureOptions) -> None:
     from matplotlib.patches import Patch
 
     tiles = tile_colours(scene, opt.mode)
-    pc = PolyCollection(_split(tiles.vertices, tiles.offsets), facecolors=tiles.rgba, edgecolors="none",
-                        linewidths=0, antialiased=False)
+    pc = PolyCollection(_split(tiles.vertices, tiles.offsets), facecolors=tiles.rgba, edgecolors="none", linewidths=0, antialiased=False)
     pc.set_gid("tiles")
     ax.add_collection(pc)
     if tiles.overlay is not None:
-        oc = PolyCollection(_split(tiles.overlay[0], tiles.overlay[1]), facecolors=tiles.overlay[2],
-                            edgecolors="none", linewidths=0, antialiased=False)
+        oc = PolyCollection(_split(tiles.overlay[0], tiles.overlay[1]), facecolors=tiles.overlay[2], edgecolors="none", linewidths=0, antialiased=False)
         oc.set_gid("class-cells")
         ax.add_collection(oc)
     t = scene.current
@@ -191,14 +212,15 @@ def draw_slice(fig, ax, scene: SliceScene, opt: FigureOptions) -> None:
     scale = max(w[1] - w[0], w[3] - w[2])
     legend = []
     if opt.mode == "class":
-        legend += [Patch(facecolor=style.class_rgba(len(scene.class_names), 0.75)[i], edgecolor="none", label=n)
-                   for i, n in enumerate(scene.class_names[:12])]
+        legend += [
+            Patch(facecolor=palette.class_rgba(len(scene.class_names), 0.75)[i], edgecolor="none", label=n) for i, n in enumerate(scene.class_names[:12])
+        ]
     if opt.show_edges:
         seg = t.edges()
         el = t.edge_layer
         old = _unique_segments(seg[(el >= 0) & (el < t.depth - 1)], scale)
         new = _unique_segments(seg[el == t.depth - 1], scale)
-        lw = 0.4                                              # points: the same at every dpi
+        lw = 0.4  # points: the same at every dpi
         if len(old):
             lc = LineCollection(old, colors=[style.EDGE_OLD], linewidths=lw)
             lc.set_gid("edges-older-layers")
@@ -211,26 +233,51 @@ def draw_slice(fig, ax, scene: SliceScene, opt: FigureOptions) -> None:
         if t.depth > 1:
             legend.append(Line2D([], [], color=style.EDGE_OLD, lw=1.2, label="cuts of layer 1" if t.depth == 2 else f"cuts of layers 1–{t.depth - 1}"))
     if opt.mode == "layer":
-        cols = style.layer_rgba(len(scene.full.layers))
+        cols = palette.layer_rgba(len(scene.full.layers))
         legend += [Patch(facecolor=cols[j], label=f"tile last cut by layer {j}") for j in range(1, t.depth + 1)]
     if opt.show_boundary and len(scene.full.boundary_segments):
-        bc = LineCollection(scene.full.boundary_segments, colors=style.BOUNDARY_COLOR, linewidths=1.6)
+        bc = LineCollection(scene.full.boundary_segments, colors=palette.BOUNDARY_COLOR, linewidths=1.6)
         bc.set_gid("decision-boundary")
         ax.add_collection(bc)
-        legend.append(Line2D([], [], color=style.BOUNDARY_COLOR, lw=1.6, label="decision boundary (exact)"))
+        legend.append(Line2D([], [], color=palette.BOUNDARY_COLOR, lw=1.6, label="decision boundary (exact)"))
     if opt.show_points and len(scene.points_u):
-        cols = style.class_rgba(max(len(scene.class_names), int(scene.points_y.max(initial=0)) + 1),
-                                0.95 if scene.points_on_plane else 0.5)
-        ax.scatter(scene.points_u[:, 0], scene.points_u[:, 1], s=7 if len(scene.points_u) > 300 else 14,
-                   c=cols[scene.points_y], edgecolors=(0, 0, 0, 0.6), linewidths=0.3, zorder=3,
-                   gid="data-points")
-        legend.append(Line2D([], [], ls="none", marker="o", mfc="#bbbbbb", mec="k", mew=0.4, ms=4.5,
-                             label="training data" if scene.points_on_plane else "training data (projected)"))
+        cols = palette.class_rgba(max(len(scene.class_names), int(scene.points_y.max(initial=0)) + 1), 0.95 if scene.points_on_plane else 0.5)
+        ax.scatter(
+            scene.points_u[:, 0],
+            scene.points_u[:, 1],
+            s=7 if len(scene.points_u) > 300 else 14,
+            c=cols[scene.points_y],
+            edgecolors=(0, 0, 0, 0.6),
+            linewidths=0.3,
+            zorder=3,
+            gid="data-points",
+        )
+        legend.append(
+            Line2D(
+                [],
+                [],
+                ls="none",
+                marker="o",
+                mfc="#bbbbbb",
+                mec="k",
+                mew=0.4,
+                ms=4.5,
+                label="training data" if scene.points_on_plane else "training data (projected)",
+            )
+        )
     if len(scene.anchors_u):
-        ax.scatter(scene.anchors_u[:, 0], scene.anchors_u[:, 1], marker="*", s=140, c=style.ANCHOR_COLOR,
-                   edgecolors="k", linewidths=0.7, zorder=5, gid="slice-anchors")
-        legend.append(Line2D([], [], ls="none", marker="*", mfc=style.ANCHOR_COLOR, mec="k", ms=9,
-                             label="slice's defining points"))
+        ax.scatter(
+            scene.anchors_u[:, 0],
+            scene.anchors_u[:, 1],
+            marker="*",
+            s=140,
+            c=palette.ANCHOR_COLOR,
+            edgecolors="k",
+            linewidths=0.7,
+            zorder=5,
+            gid="slice-anchors",
+        )
+        legend.append(Line2D([], [], ls="none", marker="*", mfc=palette.ANCHOR_COLOR, mec="k", ms=9, label="slice's defining points"))
     for label, pu, colour in scene.paths:
         pu = np.asarray(pu)
         ax.plot(pu[:, 0], pu[:, 1], color=colour, lw=1.6, zorder=4, gid="path")
@@ -250,13 +297,13 @@ def draw_slice(fig, ax, scene: SliceScene, opt: FigureOptions) -> None:
         from matplotlib.cm import ScalarMappable
         from matplotlib.colors import Normalize
 
-        sm = ScalarMappable(Normalize(*tiles.levels), matplotlib.colormaps[style.SLOPE_CMAP])
+        sm = ScalarMappable(Normalize(*tiles.levels), matplotlib.colormaps[palette.SLOPE_CMAP])
         cb = fig.colorbar(sm, ax=ax, shrink=0.85, pad=0.02)
         cb.set_label(r"$\|A_\omega\|_2$ (spectral norm of the tile's slope)")
     if opt.mode == "hash":
-        legend.insert(0, Patch(facecolor=style.hash_palette()[3], label="tiles: activation-pattern hash"))
+        legend.insert(0, Patch(facecolor=palette.hash_palette()[3], label="tiles: activation-pattern hash"))
     if opt.show_legend and legend:
-        room = opt.width / opt.dpi * (0.8 if opt.mode == "slope" else 1.0) / opt.font_scale   # inches
+        room = opt.width / opt.dpi * (0.8 if opt.mode == "slope" else 1.0) / opt.font_scale  # inches
         ncol = max(1, min(4, len(legend), int(room / 1.9)))
         fig.legend(handles=legend, loc="outside lower center", ncols=ncol, frameon=False)
 
@@ -284,6 +331,14 @@ def export_slice_figure(scene: SliceScene, path: str | Path, options: FigureOpti
     return save_figure(fig, path, opt.dpi)
 
 
-__all__ = ["COLOR_MODES", "FigureOptions", "SliceScene", "build_slice_scene", "export_slice_figure",
-           "figure_to_rgb", "render_slice", "save_figure", "tile_colours"]
-
+__all__ = [
+    "COLOR_MODES",
+    "FigureOptions",
+    "SliceScene",
+    "build_slice_scene",
+    "export_slice_figure",
+    "figure_to_rgb",
+    "render_slice",
+    "save_figure",
+    "tile_colours",
+]

@@ -1,20 +1,26 @@
 """Shared look of exported figures: publication defaults (fonts, line widths, edge greys); the colours are
-the one palette's (:mod:`app.render.palette`), re-exported here for the figure modules."""
+the one palette's (:mod:`app.render.palette`)."""
+
 from __future__ import annotations
 
 from contextlib import contextmanager
-
-
-from .palette import (ANCHOR_COLOR, BOUNDARY_COLOR, CLASS_COLORS, LAYER_CMAP, SLOPE_CMAP, TILE_ALPHA,  # noqa: F401
-                      UNKNOWN, class_rgba, hash_palette, hex_rgba, layer_rgba)
 
 EDGE_NEW = (0.08, 0.08, 0.08, 0.75)
 EDGE_OLD = (0.35, 0.35, 0.35, 0.35)
 
 RC = {
-    "font.size": 10, "axes.titlesize": 11, "axes.labelsize": 10, "legend.fontsize": 8.5,
-    "xtick.labelsize": 9, "ytick.labelsize": 9, "axes.linewidth": 0.8, "font.family": "DejaVu Sans",
-    "svg.fonttype": "none", "pdf.fonttype": 42, "figure.facecolor": "white", "savefig.facecolor": "white",
+    "font.size": 10,
+    "axes.titlesize": 11,
+    "axes.labelsize": 10,
+    "legend.fontsize": 8.5,
+    "xtick.labelsize": 9,
+    "ytick.labelsize": 9,
+    "axes.linewidth": 0.8,
+    "font.family": "DejaVu Sans",
+    "svg.fonttype": "none",
+    "pdf.fonttype": 42,
+    "figure.facecolor": "white",
+    "savefig.facecolor": "white",
 }
 
 

@@ -10,6 +10,7 @@ tessellation after layers 1..depth:
 * hash: a colour per activation pattern of layers 1..depth (:func:`pattern_hashes`);
 * layer: the deepest layer that cut the tile's ancestor (:func:`layer_of_origin`).
 """
+
 from __future__ import annotations
 
 import zlib
@@ -106,8 +107,11 @@ def tile_colours(tess, depth: int, mode: str, num_classes: int, alpha: float = p
             owner = ancestor(tess, depth, full.class_cell_region)
             keep = mixed[owner]
             cnt = np.diff(full.class_cell_offsets)
-            overlay = (full.class_cell_vertices[np.repeat(keep, cnt)],
-                       np.concatenate([[0], np.cumsum(cnt[keep])]).astype(np.int64), cols[full.class_cell_class[keep]])
+            overlay = (
+                full.class_cell_vertices[np.repeat(keep, cnt)],
+                np.concatenate([[0], np.cumsum(cnt[keep])]).astype(np.int64),
+                cols[full.class_cell_class[keep]],
+            )
         elif mixed.any():
             rgba[mixed] = palette.UNKNOWN
         return TileColours(t.vertices, t.offsets, rgba, overlay)

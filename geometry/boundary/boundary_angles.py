@@ -9,6 +9,7 @@ The slice shows each piece as a segment; a *boundary vertex* is a point where tw
 same class pair in different regions meet. The bias terms β do not enter (the angle is invariant to
 them and to scaling the weights, as the paper notes).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -61,16 +62,15 @@ def _segment_normals(model, tess) -> np.ndarray:
     X = torch.as_tensor(tess.slice.to_input(u), dtype=dtype, device=dev).requires_grad_(True)
     logits = model(X)
     cls = torch.as_tensor(tess.boundary_classes, device=dev)
-    if logits.shape[1] == 1:           # binary single-logit: logits (0, f), boundary f = 0
+    if logits.shape[1] == 1:  # binary single-logit: logits (0, f), boundary f = 0
         diff = logits[:, 0]
     else:
         diff = logits.gather(1, cls[:, 1:2])[:, 0] - logits.gather(1, cls[:, 0:1])[:, 0]
-    g, = torch.autograd.grad(diff.sum(), X)
+    (g,) = torch.autograd.grad(diff.sum(), X)
     return g.to("cpu", torch.float64).numpy()
 
 
-def boundary_angles(net: nn.Module, tess, *, tol: float | None = None, dtype: torch.dtype = torch.float64,
-                    device=None) -> BoundaryAngles:
+def boundary_angles(net: nn.Module, tess, *, tol: float | None = None, dtype: torch.dtype = torch.float64, device=None) -> BoundaryAngles:
     """Theorem-8 dihedral angles at every vertex of the decision boundary of a full-depth 2D tessellation.
 
     tess: a :class:`geometry.tessellation.Tessellation2D` at full depth (it holds the exact boundary).
@@ -85,13 +85,12 @@ def boundary_angles(net: nn.Module, tess, *, tol: float | None = None, dtype: to
     seg = np.asarray(tess.boundary_segments, dtype=np.float64)
     S = seg.shape[0]
     normals = _segment_normals(model, tess)
-    empty = BoundaryAngles(np.zeros((0, 2)), np.zeros((0, 2), np.int64), np.zeros((0, 2), np.int64), np.zeros(0),
-                           np.zeros(0), normals, np.zeros((0, 2)))
+    empty = BoundaryAngles(np.zeros((0, 2)), np.zeros((0, 2), np.int64), np.zeros((0, 2), np.int64), np.zeros(0), np.zeros(0), normals, np.zeros((0, 2)))
     if S < 2:
         return empty
     scale = float(np.ptp(tess.domain, axis=0).max())
     tol = (1e3 * tess.tolerance * max(scale, 1.0)) if tol is None else tol
-    pts = seg.reshape(-1, 2)                                  # endpoint 2s, 2s+1 belong to segment s
+    pts = seg.reshape(-1, 2)  # endpoint 2s, 2s+1 belong to segment s
     pairs = np.array(sorted(cKDTree(pts).query_pairs(tol)), dtype=np.int64).reshape(-1, 2)
     if pairs.shape[0] == 0:
         return empty
@@ -112,9 +111,15 @@ def boundary_angles(net: nn.Module, tess, *, tol: float | None = None, dtype: to
     junction_pts = pts[pairs[keep, 0][~same]] if (~same).any() else np.zeros((0, 2))
     if junction_pts.shape[0]:
         junction_pts = np.unique(np.round(junction_pts / tol) * tol, axis=0)
-    return BoundaryAngles(pts[key[:, 2]], key[:, :2], tess.boundary_classes[key[:, 0]],
-                          np.degrees(np.arccos(cos)), np.degrees(np.arccos(np.clip(cs, 0, 1))), normals,
-                          junction_pts.reshape(-1, 2))
+    return BoundaryAngles(
+        pts[key[:, 2]],
+        key[:, :2],
+        tess.boundary_classes[key[:, 0]],
+        np.degrees(np.arccos(cos)),
+        np.degrees(np.arccos(np.clip(cs, 0, 1))),
+        normals,
+        junction_pts.reshape(-1, 2),
+    )
 
 
 def angle_histogram(angles_deg: np.ndarray, bins: int = 18) -> tuple[np.ndarray, np.ndarray]:

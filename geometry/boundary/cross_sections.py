@@ -5,6 +5,7 @@ either a random direction or the direction to a second point x2 (or a region-pat
 The results are ordinary :class:`geometry.slices.Slice` objects (origin x, first axis along r(x)), so
 they plug straight into the exact tessellation; ``domain`` is a box scaled to ||r(x)|| for them.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -37,8 +38,9 @@ class CrossSection:
     kind: str
 
 
-def cross_sections(net: nn.Module, x, second=None, *, extent: float = DEFAULT_EXTENT, seed: int = 0,
-                   deepfool_result: DeepFoolResult | None = None, **deepfool_kwargs) -> list[CrossSection]:
+def cross_sections(
+    net: nn.Module, x, second=None, *, extent: float = DEFAULT_EXTENT, seed: int = 0, deepfool_result: DeepFoolResult | None = None, **deepfool_kwargs
+) -> list[CrossSection]:
     """Fawzi cross-sections through each point of ``x (N, D)``.
 
     second: None (a Gaussian random direction per point, seeded), an (N, D)/(D,) array of second
@@ -68,18 +70,20 @@ def cross_sections(net: nn.Module, x, second=None, *, extent: float = DEFAULT_EX
         r = res.perturbation[i]
         nr = float(np.linalg.norm(r))
         if not res.converged[i] or nr == 0.0:
-            raise SplineAtlasError(
-                f"point {i}: DeepFool found no decision boundary (raise max_iter, or pick another point).")
+            raise SplineAtlasError(f"point {i}: DeepFool found no decision boundary (raise max_iter, or pick another point).")
         anchors = [X[i], X[i] + r] + ([anchors2[i]] if anchors2 is not None else [])
         try:
-            sl = Slice.from_directions(X[i], np.stack([r, dirs[i]]), anchors=np.stack(anchors),
-                                       description=f"cross-section through point {i}: r(x) and "
-                                                   f"{'a random direction' if kind == 'random' else 'x2 - x' if kind == 'point' else 'a given direction'}")
+            sl = Slice.from_directions(
+                X[i],
+                np.stack([r, dirs[i]]),
+                anchors=np.stack(anchors),
+                description=f"cross-section through point {i}: r(x) and "
+                f"{'a random direction' if kind == 'random' else 'x2 - x' if kind == 'point' else 'a given direction'}",
+            )
         except SplineAtlasError:
             raise SplineAtlasError(f"point {i}: the second direction is parallel to r(x); pick another.") from None
         half = extent * nr
         if anchors2 is not None:
             half = max(half, 1.1 * float(np.abs(sl.anchors[2]).max()))
-        out.append(CrossSection(sl, np.array([-half, half, -half, half]), r.copy(), int(res.original_labels[i]),
-                                int(res.labels[i]), kind))
+        out.append(CrossSection(sl, np.array([-half, half, -half, half]), r.copy(), int(res.original_labels[i]), int(res.labels[i]), kind))
     return out

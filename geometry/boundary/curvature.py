@@ -19,6 +19,7 @@ Hessian-vector products:
 ``auto`` picks secant for a piecewise-affine :class:`~geometry.networks.network.Network` (then ``fd_scale`` is
 required) and exact otherwise.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -54,7 +55,8 @@ def resolve_mode(model: nn.Module, mode: str, fd_scale: float | None) -> tuple[s
         if fd_scale is None or not fd_scale > 0:
             raise SplineAtlasError(
                 "this network is piecewise-linear, so its Hessian is zero almost everywhere: give a finite-difference "
-                "scale (fd_scale / --fd-scale, in input units, e.g. 0.1 x the typical DeepFool distance).")
+                "scale (fd_scale / --fd-scale, in input units, e.g. 0.1 x the typical DeepFool distance)."
+            )
         return "secant", float(fd_scale)
     return "exact", None
 
@@ -66,7 +68,7 @@ def needs_scale(model: nn.Module, mode: str = "auto") -> bool:
 
 def _F(model, X, ci, cj):
     logits = model(X)
-    if logits.shape[1] == 1:                       # binary single-logit net: logits (0, f)
+    if logits.shape[1] == 1:  # binary single-logit net: logits (0, f)
         logits = torch.cat([torch.zeros_like(logits), logits], 1)
     return logits.gather(1, ci[:, None])[:, 0] - logits.gather(1, cj[:, None])[:, 0]
 
@@ -75,7 +77,7 @@ def _grad_F(model, X, ci, cj, create_graph=False):
     X = X.detach().requires_grad_(True)
     with torch.enable_grad():
         F = _F(model, X, ci, cj)
-        g, = torch.autograd.grad(F.sum(), X, create_graph=create_graph)
+        (g,) = torch.autograd.grad(F.sum(), X, create_graph=create_graph)
     return F.detach(), g if create_graph else g.detach(), X
 
 
@@ -84,7 +86,7 @@ def _hvp(model, X, ci, cj, V, mode, scale):
     if mode == "exact":
         with torch.enable_grad():
             _, g, Xg = _grad_F(model, X, ci, cj, create_graph=True)
-            hv, = torch.autograd.grad((g * V).sum(), Xg, allow_unused=True)
+            (hv,) = torch.autograd.grad((g * V).sum(), Xg, allow_unused=True)
         return torch.zeros_like(V) if hv is None else hv.detach()
     gp = _grad_F(model, X + scale * V, ci, cj)[1]
     gm = _grad_F(model, X - scale * V, ci, cj)[1]
@@ -131,14 +133,21 @@ class CurvatureResult:
         return "exact Hessian" if self.mode == "exact" else f"secant Hessian at scale {self.scale:g}"
 
     def to_json(self) -> dict:
-        return {"mode": self.mode, "scale": self.scale, "label": self.label, "complete": self.complete,
-                "base": self.base.tolist(), "other": self.other.tolist(),
-                "curvatures": self.curvatures.tolist(), "mean_curvature": self.mean_curvature.tolist(),
-                "gradient_norm": self.gradient_norm.tolist(), "boundary_residual": self.boundary_residual.tolist()}
+        return {
+            "mode": self.mode,
+            "scale": self.scale,
+            "label": self.label,
+            "complete": self.complete,
+            "base": self.base.tolist(),
+            "other": self.other.tolist(),
+            "curvatures": self.curvatures.tolist(),
+            "mean_curvature": self.mean_curvature.tolist(),
+            "gradient_norm": self.gradient_norm.tolist(),
+            "boundary_residual": self.boundary_residual.tolist(),
+        }
 
 
-def project_to_boundary(net_or_model, z, base, other, *, steps: int = 8, prepared: bool = False,
-                        dtype=torch.float64, device=None) -> np.ndarray:
+def project_to_boundary(net_or_model, z, base, other, *, steps: int = 8, prepared: bool = False, dtype=torch.float64, device=None) -> np.ndarray:
     """(N, D) Newton steps z ← z − F(z) ∇F(z) / ||∇F(z)||² onto {f_other = f_base} (exact in one step
     inside a linear region of a piecewise-linear net)."""
     model = net_or_model if prepared else prepare_model(net_or_model, dtype, device)
@@ -154,9 +163,22 @@ def project_to_boundary(net_or_model, z, base, other, *, steps: int = 8, prepare
     return Z.to("cpu", torch.float64).numpy()
 
 
-def curvatures_at(net: nn.Module, z, base, other, *, num: int | None = None, mode: str = "auto",
-                  fd_scale: float | None = None, seed: int = 0, dtype: torch.dtype = torch.float64, device=None,
-                  batch_size: int = 256, progress: Progress = None, cancel: Cancel = None) -> CurvatureResult:
+def curvatures_at(
+    net: nn.Module,
+    z,
+    base,
+    other,
+    *,
+    num: int | None = None,
+    mode: str = "auto",
+    fd_scale: float | None = None,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    device=None,
+    batch_size: int = 256,
+    progress: Progress = None,
+    cancel: Cancel = None,
+) -> CurvatureResult:
     """Principal curvatures of {f_other = f_base} at the points z (N, D), by batched Lanczos on G.
 
     num: number of Lanczos steps / curvatures (default and maximum D − 1: the full spectrum). The
@@ -198,8 +220,7 @@ def curvatures_at(net: nn.Module, z, base, other, *, num: int | None = None, mod
         resid[s:e] = (F.abs() / gn).to("cpu", torch.float64).numpy()
         if progress is not None:
             progress(e / N, f"curvature {e}/{N} points")
-    return CurvatureResult(Z.to("cpu", torch.float64).numpy(), cj_all.cpu().numpy(), ci_all.cpu().numpy(), curv, dirs,
-                           gnorm, resid, mode, scale, k == D - 1)
+    return CurvatureResult(Z.to("cpu", torch.float64).numpy(), cj_all.cpu().numpy(), ci_all.cpu().numpy(), curv, dirs, gnorm, resid, mode, scale, k == D - 1)
 
 
 def _lanczos(G, n, k, gen, cancel):
@@ -235,11 +256,11 @@ def _lanczos(G, n, k, gen, cancel):
         GQ[:, t] = w
         if t + 1 == k:
             break
-        for _ in range(2):                                       # full reorthogonalisation, twice
-            w = w - torch.einsum("mtd,mt->md", Q[:, :t + 1], torch.einsum("mtd,md->mt", Q[:, :t + 1], w))
+        for _ in range(2):  # full reorthogonalisation, twice
+            w = w - torch.einsum("mtd,mt->md", Q[:, : t + 1], torch.einsum("mtd,md->mt", Q[:, : t + 1], w))
             w = _project(w, n)
         b = w.norm(dim=1)
-        ref = GQ[:, :t + 1].norm(dim=2).amax(1).clamp_min(1e-300)
+        ref = GQ[:, : t + 1].norm(dim=2).amax(1).clamp_min(1e-300)
         broke = b <= 1e-10 * ref
         nxt = w / b.clamp_min(torch.finfo(dt).tiny)[:, None]
         if bool(broke.any()):
@@ -253,21 +274,33 @@ def _lanczos(G, n, k, gen, cancel):
     return theta, Y
 
 
-def principal_curvatures(net: nn.Module, x, *, num: int | None = None, mode: str = "auto",
-                         fd_scale: float | None = None, overshoot: float = 0.02, max_iter: int = 50, seed: int = 0,
-                         dtype: torch.dtype = torch.float64, device=None, progress: Progress = None,
-                         cancel: Cancel = None) -> CurvatureResult:
+def principal_curvatures(
+    net: nn.Module,
+    x,
+    *,
+    num: int | None = None,
+    mode: str = "auto",
+    fd_scale: float | None = None,
+    overshoot: float = 0.02,
+    max_iter: int = 50,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    device=None,
+    progress: Progress = None,
+    cancel: Cancel = None,
+) -> CurvatureResult:
     """Fawzi's principal curvatures of the decision boundary near each point of x (N, D).
 
     z = x + r(x) (DeepFool, batched), projected onto the boundary between x's class and the class DeepFool
     reached; then :func:`curvatures_at`. Points where DeepFool does not converge raise SplineAtlasError.
     """
     model = prepare_model(net, dtype, device)
-    resolve_mode(model, mode, fd_scale)                      # fail early, before DeepFool
+    resolve_mode(model, mode, fd_scale)  # fail early, before DeepFool
     df = deepfool(model, x, overshoot=overshoot, max_iter=max_iter, dtype=dtype, device=device, cancel=cancel)
     if not df.converged.all():
         bad = np.nonzero(~df.converged)[0][:5].tolist()
         raise SplineAtlasError(f"DeepFool found no decision boundary near points {bad}; raise max_iter or drop them.")
     z = project_to_boundary(model, df.perturbed, df.original_labels, df.labels, prepared=True)
-    return curvatures_at(model, z, df.original_labels, df.labels, num=num, mode=mode, fd_scale=fd_scale, seed=seed,
-                         dtype=dtype, device=device, progress=progress, cancel=cancel)
+    return curvatures_at(
+        model, z, df.original_labels, df.labels, num=num, mode=mode, fd_scale=fd_scale, seed=seed, dtype=dtype, device=device, progress=progress, cancel=cancel
+    )

@@ -19,6 +19,7 @@ backward pass per (candidate) class, because the points are independent (eval mo
 batch sum gives every point's own gradient (the reference implementation runs one image at a time).
 Points stop individually (converged, stuck on a zero gradient, or the iteration budget).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -63,17 +64,32 @@ class DeepFoolResult:
         return np.linalg.norm(self.perturbation, axis=1)
 
     def to_json(self) -> dict:
-        return {"overshoot": self.overshoot, "norms": self.norms.tolist(), "iterations": self.iterations.tolist(),
-                "converged": self.converged.tolist(), "original_labels": self.original_labels.tolist(),
-                "labels": self.labels.tolist(),
-                "targets": None if self.targets is None else self.targets.tolist(),
-                "perturbation": self.perturbation.tolist()}
+        return {
+            "overshoot": self.overshoot,
+            "norms": self.norms.tolist(),
+            "iterations": self.iterations.tolist(),
+            "converged": self.converged.tolist(),
+            "original_labels": self.original_labels.tolist(),
+            "labels": self.labels.tolist(),
+            "targets": None if self.targets is None else self.targets.tolist(),
+            "perturbation": self.perturbation.tolist(),
+        }
 
 
-def deepfool(net: nn.Module, x, *, target=None, overshoot: float = 0.02, max_iter: int = 50,
-             candidates: int | None = None, dtype: torch.dtype = torch.float64, device=None,
-             batch_size: int = 4096, progress: Callable[[float, str], None] | None = None,
-             cancel: Callable[[], bool] | None = None) -> DeepFoolResult:
+def deepfool(
+    net: nn.Module,
+    x,
+    *,
+    target=None,
+    overshoot: float = 0.02,
+    max_iter: int = 50,
+    candidates: int | None = None,
+    dtype: torch.dtype = torch.float64,
+    device=None,
+    batch_size: int = 4096,
+    progress: Callable[[float, str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> DeepFoolResult:
     """DeepFool minimal perturbation r(x) for a batch of points (untargeted or targeted).
 
     net: any differentiable module mapping flat inputs (N, D) to logits (N, C) (e.g. a Network; smooth
@@ -100,18 +116,23 @@ def deepfool(net: nn.Module, x, *, target=None, overshoot: float = 0.02, max_ite
         if cancel is not None and cancel():
             raise CancelledError("DeepFool was cancelled.")
         e = min(n, s + batch_size)
-        outs.append(_deepfool_chunk(model, X[s:e], None if tgt is None else tgt[s:e], overshoot, max_iter,
-                                    candidates, cancel))
+        outs.append(_deepfool_chunk(model, X[s:e], None if tgt is None else tgt[s:e], overshoot, max_iter, candidates, cancel))
         if progress is not None:
             progress(e / n, f"DeepFool {e}/{n} points")
     cat = [torch.cat([o[i] for o in outs]) if outs else torch.zeros(0) for i in range(5)]
     r, iters, conv, k0, kfin = cat
     r_np = r.detach().to("cpu", torch.float64).numpy().reshape(n, -1)
     x_np = X.detach().to("cpu", torch.float64).numpy()
-    return DeepFoolResult(perturbation=r_np, perturbed=x_np + r_np, iterations=iters.cpu().numpy().astype(np.int64),
-                          converged=conv.cpu().numpy().astype(bool), original_labels=k0.cpu().numpy().astype(np.int64),
-                          labels=kfin.cpu().numpy().astype(np.int64),
-                          targets=None if tgt is None else tgt.cpu().numpy().astype(np.int64), overshoot=float(overshoot))
+    return DeepFoolResult(
+        perturbation=r_np,
+        perturbed=x_np + r_np,
+        iterations=iters.cpu().numpy().astype(np.int64),
+        converged=conv.cpu().numpy().astype(bool),
+        original_labels=k0.cpu().numpy().astype(np.int64),
+        labels=kfin.cpu().numpy().astype(np.int64),
+        targets=None if tgt is None else tgt.cpu().numpy().astype(np.int64),
+        overshoot=float(overshoot),
+    )
 
 
 def _deepfool_chunk(model, X, tgt, overshoot, max_iter, candidates, cancel):
@@ -124,7 +145,7 @@ def _deepfool_chunk(model, X, tgt, overshoot, max_iter, candidates, cancel):
         raise SplineAtlasError(f"DeepFool targets must be class indices in 0..{C - 1}.")
     k0 = logits0.argmax(1)
     if tgt is None and candidates is not None and candidates < C:
-        cand = logits0.argsort(1, descending=True)[:, :max(2, candidates)]   # (n, m), cand[:, 0] == k0
+        cand = logits0.argsort(1, descending=True)[:, : max(2, candidates)]  # (n, m), cand[:, 0] == k0
     else:
         cand = None
     r_tot = torch.zeros_like(X)
@@ -157,7 +178,7 @@ def _deepfool_chunk(model, X, tgt, overshoot, max_iter, candidates, cancel):
         move = keep & ok
         r_tot[idx[move]] += step[move]
         iters[idx[move]] += 1
-        active[idx[stop | ~ok]] = False          # stuck points (zero gradient) stop unconverged
+        active[idx[stop | ~ok]] = False  # stuck points (zero gradient) stop unconverged
     return (1.0 + overshoot) * r_tot, iters, conv, k0, labels
 
 
@@ -178,11 +199,11 @@ def _untargeted_step(logits, xi, k0, cand, keep):
     for j in classes:
         col = torch.full((m,), j, dtype=torch.int64, device=xi.device) if cand is None else cand[:, j]
         fj = logits.gather(1, col[:, None])[:, 0]
-        g, = torch.autograd.grad((fj - f0)[keep].sum(), xi, retain_graph=True)
+        (g,) = torch.autograd.grad((fj - f0)[keep].sum(), xi, retain_graph=True)
         grads.append((g, (fj - f0).detach(), col))
-    w = torch.stack([g for g, _, _ in grads], 1)                      # (m, K, D)
-    fdiff = torch.stack([f for _, f, _ in grads], 1)                  # (m, K)
-    cols = torch.stack([c for _, _, c in grads], 1)                   # (m, K)
+    w = torch.stack([g for g, _, _ in grads], 1)  # (m, K, D)
+    fdiff = torch.stack([f for _, f, _ in grads], 1)  # (m, K)
+    cols = torch.stack([c for _, _, c in grads], 1)  # (m, K)
     wn = w.norm(dim=2)
     dist = fdiff.abs() / wn
     dist = torch.where((cols == k0[:, None]) | (wn == 0), torch.full_like(dist, float("inf")), dist)
@@ -200,21 +221,20 @@ def _targeted_step(logits, xi, tgt, keep):
     m, C = logits.shape
     ld = logits.detach()
     ft = ld.gather(1, tgt[:, None])
-    gap = ld - ft                                                     # (m, C) > 0 where k beats t
+    gap = ld - ft  # (m, C) > 0 where k beats t
     # the farthest violated half-space needs every ||∇(f_k − f_t)||: one backward pass per class.
     grads = []
     for k in range(C):
-        g, = torch.autograd.grad((logits[:, k] - logits.gather(1, tgt[:, None])[:, 0])[keep].sum(), xi,
-                                 retain_graph=True)
+        (g,) = torch.autograd.grad((logits[:, k] - logits.gather(1, tgt[:, None])[:, 0])[keep].sum(), xi, retain_graph=True)
         grads.append(g)
-    w = torch.stack(grads, 1)                                         # (m, C, D): ∇(f_k − f_t)
+    w = torch.stack(grads, 1)  # (m, C, D): ∇(f_k − f_t)
     wn = w.norm(dim=2)
     dist = gap / wn
     viol = (gap >= 0) & (torch.arange(C, device=xi.device)[None] != tgt[:, None]) & (wn > 0)
     dist = torch.where(viol, dist, torch.full_like(dist, -float("inf")))
     best = dist.argmax(1)
     ok = torch.isfinite(dist.gather(1, best[:, None])[:, 0])
-    wl = -w[torch.arange(m), best]                                    # ∇(f_t − f_k): direction that raises t
+    wl = -w[torch.arange(m), best]  # ∇(f_t − f_k): direction that raises t
     fl = gap[torch.arange(m), best]
     wln = wn[torch.arange(m), best].clamp_min(torch.finfo(w.dtype).tiny)
     step = (fl / wln + _EPS_STEP)[:, None] * wl / wln[:, None]

@@ -19,6 +19,7 @@ small nets, so pick t with :func:`calibrate_threshold` on clean points and their
 Hessian-vector products are exact for smooth nets and secant at a labelled scale for piecewise-linear
 nets (see :mod:`geometry.boundary.curvature`).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -68,15 +69,21 @@ class DetectionResult:
             pert = self.rho >= threshold
             best = np.where(np.isnan(self.class_scores), -np.inf, self.class_scores).argmax(1)
         rec = np.where(pert, best, self.predicted)
-        return DetectionResult(self.rho, self.class_scores, pert, self.predicted, rec, float(threshold), rule,
-                               self.num_samples, self.mode, self.scale)
+        return DetectionResult(self.rho, self.class_scores, pert, self.predicted, rec, float(threshold), rule, self.num_samples, self.mode, self.scale)
 
     def to_json(self) -> dict:
-        return {"threshold": self.threshold, "perturbed_when": self.perturbed_when, "num_samples": self.num_samples,
-                "mode": self.mode, "scale": self.scale,
-                "rho": self.rho.tolist(), "perturbed": self.perturbed.tolist(), "predicted": self.predicted.tolist(),
-                "recovered_labels": self.labels.tolist(),
-                "class_scores": [[None if np.isnan(v) else float(v) for v in row] for row in self.class_scores]}
+        return {
+            "threshold": self.threshold,
+            "perturbed_when": self.perturbed_when,
+            "num_samples": self.num_samples,
+            "mode": self.mode,
+            "scale": self.scale,
+            "rho": self.rho.tolist(),
+            "perturbed": self.perturbed.tolist(),
+            "predicted": self.predicted.tolist(),
+            "recovered_labels": self.labels.tolist(),
+            "class_scores": [[None if np.isnan(v) else float(v) for v in row] for row in self.class_scores],
+        }
 
 
 def _check_rule(rule: str) -> str:
@@ -85,10 +92,22 @@ def _check_rule(rule: str) -> str:
     return rule
 
 
-def detect_perturbed(net: nn.Module, x, *, threshold: float = 0.0, perturbed_when: str = "below",
-                     num_samples: int = 20, mode: str = "auto",
-                     fd_scale: float | None = None, seed: int = 0, dtype: torch.dtype = torch.float64, device=None,
-                     batch_size: int = 2048, progress: Progress = None, cancel: Cancel = None) -> DetectionResult:
+def detect_perturbed(
+    net: nn.Module,
+    x,
+    *,
+    threshold: float = 0.0,
+    perturbed_when: str = "below",
+    num_samples: int = 20,
+    mode: str = "auto",
+    fd_scale: float | None = None,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float64,
+    device=None,
+    batch_size: int = 2048,
+    progress: Progress = None,
+    cancel: Cancel = None,
+) -> DetectionResult:
     """Fawzi Algorithm 2: perturbed/clean per point of x (N, D) and the recovered label.
 
     All N × (C − 1) × T Hessian-vector products run as batched rows (``batch_size`` rows at a time).
@@ -130,7 +149,7 @@ def detect_perturbed(net: nn.Module, x, *, threshold: float = 0.0, perturbed_whe
         wn = w.norm(dim=1)
         wu = w / wn.clamp_min(torch.finfo(dtype).tiny)[:, None]
         hw = _hvp(model, xb, ci, cj, wu, mode, scale)
-        val = wn ** 2 * (wu * hw).sum(1) / gn
+        val = wn**2 * (wu * hw).sum(1) / gn
         vals[s:e] = torch.where(gn > 0, val, torch.zeros_like(val))
         if progress is not None:
             progress(e / M, f"curvature detector {e}/{M} Hessian-vector products")
@@ -138,9 +157,18 @@ def detect_perturbed(net: nn.Module, x, *, threshold: float = 0.0, perturbed_whe
     scores = torch.full((N, C), float("nan"), dtype=dtype, device=dev)
     scores.scatter_(1, others, per.mean(2))
     rho = per.sum((1, 2)) / (C * T)
-    res = DetectionResult(rho.to("cpu", torch.float64).numpy(), scores.to("cpu", torch.float64).numpy(),
-                          np.zeros(N, bool), khat.cpu().numpy().astype(np.int64), khat.cpu().numpy().astype(np.int64),
-                          float(threshold), perturbed_when, T, mode, scale)
+    res = DetectionResult(
+        rho.to("cpu", torch.float64).numpy(),
+        scores.to("cpu", torch.float64).numpy(),
+        np.zeros(N, bool),
+        khat.cpu().numpy().astype(np.int64),
+        khat.cpu().numpy().astype(np.int64),
+        float(threshold),
+        perturbed_when,
+        T,
+        mode,
+        scale,
+    )
     return res.with_threshold(threshold)
 
 
@@ -187,7 +215,7 @@ def detection_rates(clean: DetectionResult, perturbed: DetectionResult, true_lab
     # AUC = P(rho_perturbed > rho_clean) + 0.5 P(tie), by ranks
     allv = np.concatenate([a, b])
     ranks = _average_ranks(allv)
-    auc = float((ranks[len(a):].sum() - len(b) * (len(b) + 1) / 2) / (len(a) * len(b))) if len(a) and len(b) else float("nan")
+    auc = float((ranks[len(a) :].sum() - len(b) * (len(b) + 1) / 2) / (len(a) * len(b))) if len(a) and len(b) else float("nan")
     if clean.perturbed_when == "below":
         auc = 1.0 - auc
     rec = None
@@ -206,6 +234,6 @@ def _average_ranks(v: np.ndarray) -> np.ndarray:
         j = i
         while j + 1 < len(v) and sv[j + 1] == sv[i]:
             j += 1
-        ranks[order[i:j + 1]] = 0.5 * (i + j) + 1
+        ranks[order[i : j + 1]] = 0.5 * (i + j) + 1
         i = j + 1
     return ranks

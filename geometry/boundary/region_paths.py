@@ -12,6 +12,7 @@ Convex combinations (their Fig. 3): probability that a random convex combination
 weights, i.e. uniform on the simplex — the paper does not say which) of k points of one predicted
 class keeps that class.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -63,27 +64,45 @@ class RegionPath:
         return np.concatenate([pts, self.anchors[-1:]])
 
     def to_json(self) -> dict:
-        return {"label": self.label, "success": self.success, "depth": self.depth, "projections": self.projections,
-                "num_anchors": int(len(self.anchors)), "length": self.length,
-                "straight_distance": float(np.linalg.norm(self.anchors[-1] - self.anchors[0])),
-                "segment_valid": self.segment_valid.tolist(), "samples_per_segment": self.samples_per_segment,
-                "message": self.message}
+        return {
+            "label": self.label,
+            "success": self.success,
+            "depth": self.depth,
+            "projections": self.projections,
+            "num_anchors": int(len(self.anchors)),
+            "length": self.length,
+            "straight_distance": float(np.linalg.norm(self.anchors[-1] - self.anchors[0])),
+            "segment_valid": self.segment_valid.tolist(),
+            "samples_per_segment": self.samples_per_segment,
+            "message": self.message,
+        }
 
 
 def _predict(model: nn.Module, X: torch.Tensor, batch: int = 8192) -> torch.Tensor:
     with torch.no_grad():
         outs = []
         for s in range(0, X.shape[0], batch):
-            lo = model(X[s:s + batch])
+            lo = model(X[s : s + batch])
             outs.append((lo[:, 0] > 0).long() if lo.shape[1] == 1 else lo.argmax(1))
         return torch.cat(outs) if outs else torch.zeros(0, dtype=torch.long, device=X.device)
 
 
-def find_region_path(net: nn.Module, x1, x2, *, max_depth: int = 10, samples_per_segment: int = 32,
-                     overshoot: float = 0.02, margin: float = 0.25, deepfool_iters: int = 50, max_anchors: int = 4097,
-                     dtype: torch.dtype = torch.float64, device=None,
-                     progress: Callable[[float, str], None] | None = None,
-                     cancel: Callable[[], bool] | None = None) -> RegionPath:
+def find_region_path(
+    net: nn.Module,
+    x1,
+    x2,
+    *,
+    max_depth: int = 10,
+    samples_per_segment: int = 32,
+    overshoot: float = 0.02,
+    margin: float = 0.25,
+    deepfool_iters: int = 50,
+    max_anchors: int = 4097,
+    dtype: torch.dtype = torch.float64,
+    device=None,
+    progress: Callable[[float, str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> RegionPath:
     """Their Algorithm 1 between x1, x2: (D,) points of the same predicted class.
 
     max_depth: how many times a segment may be halved; samples_per_segment: interior points checked
@@ -104,10 +123,9 @@ def find_region_path(net: nn.Module, x1, x2, *, max_depth: int = 10, samples_per
         raise DatasetError(f"region path endpoints must both be points of R^{getattr(model, 'input_dim', a.numel())}.")
     la, lb = _predict(model, torch.stack([a, b])).tolist()
     if la != lb:
-        raise DatasetError(f"region path endpoints are classified differently ({la} vs {lb}); "
-                           f"a same-class path needs two points of one class.")
+        raise DatasetError(f"region path endpoints are classified differently ({la} vs {lb}); a same-class path needs two points of one class.")
     label = la
-    t = torch.linspace(0, 1, samples_per_segment + 2, dtype=dtype, device=dev)[1:-1]   # interior samples
+    t = torch.linspace(0, 1, samples_per_segment + 2, dtype=dtype, device=dev)[1:-1]  # interior samples
 
     def valid(segs: list[tuple[torch.Tensor, torch.Tensor]]) -> list[bool]:
         if not segs:
@@ -134,11 +152,10 @@ def find_region_path(net: nn.Module, x1, x2, *, max_depth: int = 10, samples_per
         out_mask = _predict(model, mids) != label
         if bool(out_mask.any()):
             idx = out_mask.nonzero(as_tuple=True)[0]
-            df = deepfool(model, mids[idx], target=label, overshoot=overshoot, max_iter=deepfool_iters, dtype=dtype,
-                          device=dev)
+            df = deepfool(model, mids[idx], target=label, overshoot=overshoot, max_iter=deepfool_iters, dtype=dtype, device=dev)
             projections += int(idx.numel())
             proj = torch.as_tensor(df.perturbed, dtype=dtype, device=dev)
-            if margin > 0:   # push further out along r by margin × segment length (kept only if still in class)
+            if margin > 0:  # push further out along r by margin × segment length (kept only if still in class)
                 r = torch.as_tensor(df.perturbation, dtype=dtype, device=dev)
                 seg = torch.stack([(anchors[bad[j] + 1] - anchors[bad[j]]).norm() for j in idx.tolist()])
                 pushed = proj + margin * seg[:, None] * r / r.norm(dim=1, keepdim=True).clamp_min(1e-300)
@@ -149,7 +166,7 @@ def find_region_path(net: nn.Module, x1, x2, *, max_depth: int = 10, samples_per
         new_anchors, new_ok_slots = list(anchors), list(ok)
         for j, i in sorted(enumerate(bad), key=lambda p: -p[1]):
             new_anchors.insert(i + 1, mids[j])
-            new_ok_slots[i:i + 1] = [None, None]
+            new_ok_slots[i : i + 1] = [None, None]
         anchors, ok = new_anchors, new_ok_slots
         todo = [i for i, v in enumerate(ok) if v is None]
         res = valid([(anchors[i], anchors[i + 1]) for i in todo])
@@ -161,11 +178,19 @@ def find_region_path(net: nn.Module, x1, x2, *, max_depth: int = 10, samples_per
     anchors_ok = bool((_predict(model, A) == label).all())
     success = all(ok) and anchors_ok
     if not message:
-        message = "path found" if success else (f"depth budget {max_depth} exhausted" if anchors_ok
-                                                 else "a projected midpoint could not be brought into the class")
-    return RegionPath(anchors=A.detach().cpu().double().numpy(), label=int(label), success=bool(success),
-                      segment_valid=np.asarray(ok, dtype=bool), depth=int(depth), projections=int(projections),
-                      samples_per_segment=int(samples_per_segment), message=message)
+        message = (
+            "path found" if success else (f"depth budget {max_depth} exhausted" if anchors_ok else "a projected midpoint could not be brought into the class")
+        )
+    return RegionPath(
+        anchors=A.detach().cpu().double().numpy(),
+        label=int(label),
+        success=bool(success),
+        segment_valid=np.asarray(ok, dtype=bool),
+        depth=int(depth),
+        projections=int(projections),
+        samples_per_segment=int(samples_per_segment),
+        message=message,
+    )
 
 
 def region_path(net: nn.Module, x1, x2, **kwargs) -> RegionPath:
@@ -186,14 +211,27 @@ class ConvexCombinationResult:
     per_class: np.ndarray
 
     def to_json(self) -> dict:
-        return {"ks": self.ks.tolist(), "probability": self.probability.tolist(), "stderr": self.stderr.tolist(),
-                "samples": self.samples, "per_class": np.where(np.isnan(self.per_class), None, self.per_class).tolist()}
+        return {
+            "ks": self.ks.tolist(),
+            "probability": self.probability.tolist(),
+            "stderr": self.stderr.tolist(),
+            "samples": self.samples,
+            "per_class": np.where(np.isnan(self.per_class), None, self.per_class).tolist(),
+        }
 
 
-def convex_combination_probability(net: nn.Module, X, ks=(2, 3, 4, 5, 7, 10), *, samples: int = 1000, seed: int = 0,
-                                   dtype: torch.dtype = torch.float32, device=None,
-                                   progress: Callable[[float, str], None] | None = None,
-                                   cancel: Callable[[], bool] | None = None) -> ConvexCombinationResult:
+def convex_combination_probability(
+    net: nn.Module,
+    X,
+    ks=(2, 3, 4, 5, 7, 10),
+    *,
+    samples: int = 1000,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device=None,
+    progress: Callable[[float, str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> ConvexCombinationResult:
     """Their Fig. 3: for each k, draw ``samples`` combinations Σ w_j x_j of k distinct points of one
     predicted class (class uniform among those with ≥ k points, weights uniform on the simplex) and
     report how often the combination is classified as that class. X: (N, D) points."""
@@ -217,10 +255,10 @@ def convex_combination_probability(net: nn.Module, X, ks=(2, 3, 4, 5, 7, 10), *,
         if not eligible or k < 1:
             continue
         cls = rng.choice(eligible, size=samples)
-        idx = np.stack([rng.choice(members[c], size=k, replace=False) for c in cls])      # (S, k)
-        w = rng.dirichlet(np.ones(k), size=samples)                                        # (S, k)
+        idx = np.stack([rng.choice(members[c], size=k, replace=False) for c in cls])  # (S, k)
+        w = rng.dirichlet(np.ones(k), size=samples)  # (S, k)
         combo = torch.einsum("sk,skd->sd", torch.as_tensor(w, dtype=dtype, device=dev), Xt[torch.as_tensor(idx, device=dev)])
-        keep = (_predict(model, combo).cpu().numpy() == cls)
+        keep = _predict(model, combo).cpu().numpy() == cls
         prob[ki] = keep.mean()
         err[ki] = np.sqrt(prob[ki] * (1 - prob[ki]) / samples)
         for c in eligible:

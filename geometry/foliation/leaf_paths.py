@@ -46,6 +46,7 @@ greedy descent never does (alternating descents from both ends, s toward d's end
 the gap to a median 45 % (same class) / 29 % (different class) of ||d − s|| after 30 rounds, still
 decreasing slowly). ``LeafPaths.stall_kind`` and ``end_tangent_fraction`` report this per path.
 """
+
 from __future__ import annotations
 
 import math
@@ -133,7 +134,7 @@ class LeafPaths:
             return "local minimum"
         n = int(self.num_steps[i])
         w = min(n, int(self.settings.get("stagnation_window", n) or n))
-        if w and self.pattern_changes.shape[-1] and (self.pattern_changes[i, n - w:n].sum(-1) > 0).mean() >= 0.5:
+        if w and self.pattern_changes.shape[-1] and (self.pattern_changes[i, n - w : n].sum(-1) > 0).mean() >= 0.5:
             return "chattering"
         return "slow"
 
@@ -150,26 +151,48 @@ class LeafPaths:
         """JSON-ready summary of path i (reached?, final distance, steps, class sequence ...)."""
         n = int(self.num_steps[i])
         return {
-            "kind": self.kind, "status": self.status_name(i), "reached": bool(self.status[i] == REACHED),
-            "stagnated": bool(self.status[i] == STAGNATED), "steps": n,
-            "initial_distance": float(self.distance[i, 0]), "final_distance": float(self.distance[i, n]),
+            "kind": self.kind,
+            "status": self.status_name(i),
+            "reached": bool(self.status[i] == REACHED),
+            "stagnated": bool(self.status[i] == STAGNATED),
+            "steps": n,
+            "initial_distance": float(self.distance[i, 0]),
+            "final_distance": float(self.distance[i, n]),
             "path_length": float(self.step_length[i, :n].sum()),
             "class_sequence": [{"class": c, "from_step": s} for c, s in self.class_sequence(i)],
-            "initial_confidence": float(self.probs[i, 0].max()), "final_confidence": float(self.probs[i, n].max()),
+            "initial_confidence": float(self.probs[i, 0].max()),
+            "final_confidence": float(self.probs[i, n].max()),
             "mean_trace": float(self.trace[i, : n + 1].mean()),
             "max_step_angle_deg": float(self.step_angle[i, :n].max()) if n else 0.0,
             "min_step_angle_deg": float(self.step_angle[i, :n].min()) if n else 0.0,
             "region_changes": int((self.pattern_changes[i, :n].sum(-1) > 0).sum()),
             "stall": self.stall_kind(i),
-            "end_tangent_fraction": (None if self.end_tangent_fraction is None
-                                     or not np.isfinite(self.end_tangent_fraction[i])
-                                     else float(self.end_tangent_fraction[i])),
+            "end_tangent_fraction": (
+                None if self.end_tangent_fraction is None or not np.isfinite(self.end_tangent_fraction[i]) else float(self.end_tangent_fraction[i])
+            ),
         }
 
     def to_npz_dict(self) -> dict[str, np.ndarray]:
-        d = {k: getattr(self, k) for k in ("sources", "final_points", "points", "point_steps", "probs", "predicted",
-                                           "trace", "spectrum", "tangent_rank", "distance", "step_angle",
-                                           "step_length", "pattern_changes", "num_steps", "status")}
+        d = {
+            k: getattr(self, k)
+            for k in (
+                "sources",
+                "final_points",
+                "points",
+                "point_steps",
+                "probs",
+                "predicted",
+                "trace",
+                "spectrum",
+                "tangent_rank",
+                "distance",
+                "step_angle",
+                "step_length",
+                "pattern_changes",
+                "num_steps",
+                "status",
+            )
+        }
         if self.destinations is not None:
             d["destinations"] = self.destinations
         if self.directions is not None:
@@ -221,9 +244,9 @@ class _Field:
         for s in range(0, x.shape[0], self.chunk):
             if cached and self.incr is not None:
                 f = self.incr.setdefault(s, IncrementalJacobian(self.model))
-                outs.append(f(x[s:s + self.chunk]))
+                outs.append(f(x[s : s + self.chunk]))
             else:
-                outs.append(log_prob_jacobian(self.model, x[s:s + self.chunk], self.method, with_patterns))
+                outs.append(log_prob_jacobian(self.model, x[s : s + self.chunk], self.method, with_patterns))
         probs = torch.cat([o.probs for o in outs])
         jac = torch.cat([o.jacobian for o in outs])
         pats = None
@@ -233,14 +256,34 @@ class _Field:
         return probs, jac, rs, pats
 
 
-def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step_size: torch.Tensor, max_steps: int,
-               tol: torch.Tensor | None, integrator: str, rtol: float | None, stop_on_stagnation: bool,
-               stagnation_window: int, min_progress: float, clip_steps: bool, record_every: int | None, method: str,
-               chunk_size: int, check_every: int, point_budget_bytes: int, progress, cancel,
-               reuse_jacobian: bool | None = None, projection: str = "svd") -> dict:
+def _integrate(
+    model,
+    kind: str,
+    x0: torch.Tensor,
+    target: torch.Tensor,
+    *,
+    step_size: torch.Tensor,
+    max_steps: int,
+    tol: torch.Tensor | None,
+    integrator: str,
+    rtol: float | None,
+    stop_on_stagnation: bool,
+    stagnation_window: int,
+    min_progress: float,
+    clip_steps: bool,
+    record_every: int | None,
+    method: str,
+    chunk_size: int,
+    check_every: int,
+    point_budget_bytes: int,
+    progress,
+    cancel,
+    reuse_jacobian: bool | None = None,
+    projection: str = "svd",
+) -> dict:
     n, d = x0.shape
     dev, dt = x0.device, x0.dtype
-    if chunk_size is None:   # CPU: (C·chunk, widest layer) cotangents of ~8 MB (cache); GPU: ~512 MB
+    if chunk_size is None:  # CPU: (C·chunk, widest layer) cotangents of ~8 MB (cache); GPU: ~512 MB
         widths = [li.width for li in getattr(model, "layer_infos", [])] + [d]
         c_out = max(2, int(getattr(model, "output_dim", 10)))
         budget = 128_000_000 if dev.type == "cuda" else 2_000_000
@@ -248,8 +291,7 @@ def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step
     if reuse_jacobian is None:
         reuse_jacobian = method in ("auto", "backprop") and IncrementalJacobian.supported(model)
     elif reuse_jacobian and not IncrementalJacobian.supported(model):
-        raise SplineAtlasError("reuse_jacobian=True needs a spec-built piecewise-affine net (no smooth "
-                               "activations); leave it at None (auto) or False.")
+        raise SplineAtlasError("reuse_jacobian=True needs a spec-built piecewise-affine net (no smooth activations); leave it at None (auto) or False.")
     fld = _Field(model, rtol, method, chunk_size, bool(reuse_jacobian), projection)
     T = max_steps
     if record_every is None:
@@ -307,7 +349,7 @@ def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step
         return unit, vn
 
     probs, jac, rs, pats = probs0, jac0, rs0, pats0
-    if kind == "horizontal":   # a source already within tol of its destination is reached at step 0
+    if kind == "horizontal":  # a source already within tol of its destination is reached at step 0
         status = torch.where((tgt64 - x64).norm(dim=1) <= tol, torch.full_like(status, REACHED), status)
     t = 0
     for t in range(T):
@@ -341,13 +383,12 @@ def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step
         x = x64.to(dt)
         num_steps += moving.to(torch.int64)
         # ||P(d − x)|| = 0 with rank J > 0: x minimises ||d − x|| on its (locally flat) leaf piece — stuck
-        status = torch.where(degenerate, torch.where(rs.rank > 0, torch.full_like(status, STAGNATED),
-                                                     torch.full_like(status, DEGENERATE)), status)
+        status = torch.where(degenerate, torch.where(rs.rank > 0, torch.full_like(status, STAGNATED), torch.full_like(status, DEGENERATE)), status)
         probs, jac, rs, new_pats = fld(x, True, cached=True)
         if L:
-            rec["pattern_changes"][:, t] = torch.stack(
-                [(a != b).reshape(n, -1).sum(1) for a, b in zip(pats, new_pats)], 1).to(torch.int32) \
-                * moving[:, None].to(torch.int32)
+            rec["pattern_changes"][:, t] = torch.stack([(a != b).reshape(n, -1).sum(1) for a, b in zip(pats, new_pats)], 1).to(torch.int32) * moving[
+                :, None
+            ].to(torch.int32)
         pats = new_pats
         if kind == "horizontal":
             new_dist = (tgt64 - x64).norm(dim=1)
@@ -369,8 +410,7 @@ def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step
     status = torch.where(status == RUNNING, torch.full_like(status, BUDGET), status)
     last = t
     # fill the tail of every array beyond ``last`` with the final values (truncate to last)
-    out = {k: v[:, : last + 1] if k not in ("step_angle", "step_length", "pattern_changes", "points") else v
-           for k, v in rec.items()}
+    out = {k: v[:, : last + 1] if k not in ("step_angle", "step_length", "pattern_changes", "points") else v for k, v in rec.items()}
     out["step_angle"] = rec["step_angle"][:, :last]
     out["step_length"] = rec["step_length"][:, :last]
     out["pattern_changes"] = rec["pattern_changes"][:, :last]
@@ -396,21 +436,44 @@ def _integrate(model, kind: str, x0: torch.Tensor, target: torch.Tensor, *, step
     if kind == "horizontal":
         r = tgt64 - x64
         rn = r.norm(dim=1)
-        out["end_tangent_fraction"] = torch.where(rn > 0, rs.project(r).norm(dim=1) / rn.clamp_min(torch.finfo(f64).tiny),
-                                                  torch.full_like(rn, float("nan")))
+        out["end_tangent_fraction"] = torch.where(rn > 0, rs.project(r).norm(dim=1) / rn.clamp_min(torch.finfo(f64).tiny), torch.full_like(rn, float("nan")))
     else:
         out["end_tangent_fraction"] = torch.full((n,), float("nan"), dtype=f64, device=dev)
     return out
 
 
-def _run(net, kind, sources, target, *, step_size, max_steps, tol, integrator, rtol, stop_on_stagnation,
-         stagnation_window, min_progress, clip_steps, record_every, dtype, device, jacobian_method, chunk_size, check_every,
-         point_budget_bytes, progress, cancel, settings, reuse_jacobian=None, projection="svd") -> LeafPaths:
+def _run(
+    net,
+    kind,
+    sources,
+    target,
+    *,
+    step_size,
+    max_steps,
+    tol,
+    integrator,
+    rtol,
+    stop_on_stagnation,
+    stagnation_window,
+    min_progress,
+    clip_steps,
+    record_every,
+    dtype,
+    device,
+    jacobian_method,
+    chunk_size,
+    check_every,
+    point_budget_bytes,
+    progress,
+    cancel,
+    settings,
+    reuse_jacobian=None,
+    projection="svd",
+) -> LeafPaths:
     from geometry.networks.torch_utils import prepare_model
 
     alpha = np.asarray(step_size, dtype=np.float64).reshape(-1)
-    _check("step_size", alpha.size > 0 and bool(np.all(np.isfinite(alpha) & (alpha > 0))),
-           f"must be a positive number (or one per path); got {step_size}.")
+    _check("step_size", alpha.size > 0 and bool(np.all(np.isfinite(alpha) & (alpha > 0))), f"must be a positive number (or one per path); got {step_size}.")
     _check("steps", int(max_steps) >= 0, f"must be >= 0; got {max_steps}.")
     _check("integrator", integrator in ("euler", "rk4"), f"use 'euler' or 'rk4'; got {integrator!r}.")
     _check("projection", projection in PROJECTIONS, f"use 'svd' or 'gram'; got {projection!r}.")
@@ -434,42 +497,98 @@ def _run(net, kind, sources, target, *, step_size, max_steps, tol, integrator, r
     tol_t = None
     if kind == "horizontal":
         d0 = (Tg.double() - S.double()).norm(dim=1)
-        tol_t = (1e-3 * d0 if tol is None else torch.full_like(d0, float(tol)))
-    out = _integrate(model, kind, S, Tg, step_size=alpha_t, max_steps=int(max_steps), tol=tol_t,
-                     integrator=integrator, rtol=rtol, stop_on_stagnation=stop_on_stagnation,
-                     stagnation_window=int(stagnation_window), min_progress=float(min_progress),
-                     clip_steps=clip_steps, record_every=record_every, method=jacobian_method,
-                     chunk_size=None if chunk_size is None else int(chunk_size),
-                     check_every=int(check_every), point_budget_bytes=int(point_budget_bytes),
-                     progress=progress, cancel=cancel, reuse_jacobian=reuse_jacobian, projection=projection)
+        tol_t = 1e-3 * d0 if tol is None else torch.full_like(d0, float(tol))
+    out = _integrate(
+        model,
+        kind,
+        S,
+        Tg,
+        step_size=alpha_t,
+        max_steps=int(max_steps),
+        tol=tol_t,
+        integrator=integrator,
+        rtol=rtol,
+        stop_on_stagnation=stop_on_stagnation,
+        stagnation_window=int(stagnation_window),
+        min_progress=float(min_progress),
+        clip_steps=clip_steps,
+        record_every=record_every,
+        method=jacobian_method,
+        chunk_size=None if chunk_size is None else int(chunk_size),
+        check_every=int(check_every),
+        point_budget_bytes=int(point_budget_bytes),
+        progress=progress,
+        cancel=cancel,
+        reuse_jacobian=reuse_jacobian,
+        projection=projection,
+    )
     computed, served = out.pop("jacobian_counts")
     npy = {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
-    settings = dict(settings, step_size=float(alpha[0]) if alpha.size == 1 else alpha.tolist(),
-                    max_steps=int(max_steps), integrator=integrator,
-                    dtype=str(dtype).replace("torch.", ""), device=str(dev), projection=projection,
-                    rtol=float(default_rtol(dtype, dim) if rtol is None else rtol),
-                    jacobian_reuse=bool(served), jacobian_sweeps=int(computed), jacobian_evaluations=int(served))
+    settings = dict(
+        settings,
+        step_size=float(alpha[0]) if alpha.size == 1 else alpha.tolist(),
+        max_steps=int(max_steps),
+        integrator=integrator,
+        dtype=str(dtype).replace("torch.", ""),
+        device=str(dev),
+        projection=projection,
+        rtol=float(default_rtol(dtype, dim) if rtol is None else rtol),
+        jacobian_reuse=bool(served),
+        jacobian_sweeps=int(computed),
+        jacobian_evaluations=int(served),
+    )
     if tol_t is not None:
         settings["tol"] = tol_t.cpu().numpy().tolist() if tol is None else float(tol)
-    return LeafPaths(kind=kind, sources=S.cpu().double().numpy(),
-                     destinations=Tg.cpu().double().numpy() if kind == "horizontal" else None,
-                     directions=Tg.cpu().double().numpy() if kind == "normal" else None,
-                     final_points=npy["final_points"], points=npy["points"], point_steps=npy["point_steps"],
-                     probs=npy["probs"], predicted=npy["predicted"], trace=npy["trace"], spectrum=npy["spectrum"],
-                     tangent_rank=npy["tangent_rank"].astype(np.int64), distance=npy["distance"],
-                     step_angle=npy["step_angle"], step_length=npy["step_length"],
-                     pattern_changes=npy["pattern_changes"], num_steps=npy["num_steps"], status=npy["status"],
-                     settings=settings, end_tangent_fraction=npy["end_tangent_fraction"])
+    return LeafPaths(
+        kind=kind,
+        sources=S.cpu().double().numpy(),
+        destinations=Tg.cpu().double().numpy() if kind == "horizontal" else None,
+        directions=Tg.cpu().double().numpy() if kind == "normal" else None,
+        final_points=npy["final_points"],
+        points=npy["points"],
+        point_steps=npy["point_steps"],
+        probs=npy["probs"],
+        predicted=npy["predicted"],
+        trace=npy["trace"],
+        spectrum=npy["spectrum"],
+        tangent_rank=npy["tangent_rank"].astype(np.int64),
+        distance=npy["distance"],
+        step_angle=npy["step_angle"],
+        step_length=npy["step_length"],
+        pattern_changes=npy["pattern_changes"],
+        num_steps=npy["num_steps"],
+        status=npy["status"],
+        settings=settings,
+        end_tangent_fraction=npy["end_tangent_fraction"],
+    )
 
 
-def horizontal_paths(net: nn.Module, sources, destinations, *, step_size: float = 0.1, max_steps: int = 1000,
-                     tol: float | None = None, integrator: str = "euler", rtol: float | None = None,
-                     stop_on_stagnation: bool = True, stagnation_window: int = 100, min_progress: float = 0.01,
-                     clip_steps: bool = True, record_every: int | None = None, dtype: torch.dtype = torch.float64, device=None,
-                     jacobian_method: str = "auto", chunk_size: int | None = None, check_every: int = 8,
-                     point_budget_bytes: int = 256 << 20, reuse_jacobian: bool | None = None,
-                     projection: str = "svd", progress: Callable[[float, str], None] | None = None,
-                     cancel: Callable[[], bool] | None = None) -> LeafPaths:
+def horizontal_paths(
+    net: nn.Module,
+    sources,
+    destinations,
+    *,
+    step_size: float = 0.1,
+    max_steps: int = 1000,
+    tol: float | None = None,
+    integrator: str = "euler",
+    rtol: float | None = None,
+    stop_on_stagnation: bool = True,
+    stagnation_window: int = 100,
+    min_progress: float = 0.01,
+    clip_steps: bool = True,
+    record_every: int | None = None,
+    dtype: torch.dtype = torch.float64,
+    device=None,
+    jacobian_method: str = "auto",
+    chunk_size: int | None = None,
+    check_every: int = 8,
+    point_budget_bytes: int = 256 << 20,
+    reuse_jacobian: bool | None = None,
+    projection: str = "svd",
+    progress: Callable[[float, str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> LeafPaths:
     """Horizontal paths from sources (N, D) to destinations (N, D) (either may be a single point).
 
     step_size: α, the step length away from the destination (one, or (N,) one per path); max_steps: step
@@ -489,16 +608,38 @@ def horizontal_paths(net: nn.Module, sources, destinations, *, step_size: float 
     rounding at any conditioning) or "gram" (eigh of J Jᵀ: squares the condition number, so at
     σ_min/σ_max = 1e-6 the basis is off-orthonormal by ~1e-4; see :func:`row_space`).
     """
-    return _run(net, "horizontal", sources, destinations, step_size=step_size, max_steps=max_steps, tol=tol,
-                integrator=integrator, rtol=rtol, stop_on_stagnation=stop_on_stagnation,
-                stagnation_window=stagnation_window, min_progress=min_progress, clip_steps=clip_steps,
-                record_every=record_every,
-                dtype=dtype, device=device, jacobian_method=jacobian_method, chunk_size=chunk_size,
-                check_every=check_every, point_budget_bytes=point_budget_bytes, progress=progress, cancel=cancel,
-                reuse_jacobian=reuse_jacobian, projection=projection,
-                settings={"stagnation_window": int(stagnation_window), "min_progress": float(min_progress),
-                          "clip_steps": bool(clip_steps),
-                          "stop_on_stagnation": bool(stop_on_stagnation)})
+    return _run(
+        net,
+        "horizontal",
+        sources,
+        destinations,
+        step_size=step_size,
+        max_steps=max_steps,
+        tol=tol,
+        integrator=integrator,
+        rtol=rtol,
+        stop_on_stagnation=stop_on_stagnation,
+        stagnation_window=stagnation_window,
+        min_progress=min_progress,
+        clip_steps=clip_steps,
+        record_every=record_every,
+        dtype=dtype,
+        device=device,
+        jacobian_method=jacobian_method,
+        chunk_size=chunk_size,
+        check_every=check_every,
+        point_budget_bytes=point_budget_bytes,
+        progress=progress,
+        cancel=cancel,
+        reuse_jacobian=reuse_jacobian,
+        projection=projection,
+        settings={
+            "stagnation_window": int(stagnation_window),
+            "min_progress": float(min_progress),
+            "clip_steps": bool(clip_steps),
+            "stop_on_stagnation": bool(stop_on_stagnation),
+        },
+    )
 
 
 def random_directions(n: int, dim: int, seed: int = 0) -> np.ndarray:
@@ -507,13 +648,28 @@ def random_directions(n: int, dim: int, seed: int = 0) -> np.ndarray:
     return w / np.linalg.norm(w, axis=1, keepdims=True)
 
 
-def normal_paths(net: nn.Module, sources, directions=None, *, seed: int = 0, step_size: float = 0.1,
-                 steps: int = 100, integrator: str = "euler", rtol: float | None = None,
-                 record_every: int | None = None, dtype: torch.dtype = torch.float64, device=None,
-                 jacobian_method: str = "auto", chunk_size: int | None = None, check_every: int = 8,
-                 point_budget_bytes: int = 256 << 20, reuse_jacobian: bool | None = None,
-                 projection: str = "svd", progress: Callable[[float, str], None] | None = None,
-                 cancel: Callable[[], bool] | None = None) -> LeafPaths:
+def normal_paths(
+    net: nn.Module,
+    sources,
+    directions=None,
+    *,
+    seed: int = 0,
+    step_size: float = 0.1,
+    steps: int = 100,
+    integrator: str = "euler",
+    rtol: float | None = None,
+    record_every: int | None = None,
+    dtype: torch.dtype = torch.float64,
+    device=None,
+    jacobian_method: str = "auto",
+    chunk_size: int | None = None,
+    check_every: int = 8,
+    point_budget_bytes: int = 256 << 20,
+    reuse_jacobian: bool | None = None,
+    projection: str = "svd",
+    progress: Callable[[float, str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> LeafPaths:
     """Normal paths from sources (N, D) along fixed directions w (N, D) (default: seeded random unit
     vectors), each step α (w − P_row(J) w)/||·|| (α: one, or (N,) one per path): across leaves, toward
     noise (their §4.2).
@@ -523,9 +679,30 @@ def normal_paths(net: nn.Module, sources, directions=None, *, seed: int = 0, ste
         S = S[None]
     if directions is None:
         directions = random_directions(S.shape[0], S.shape[1], seed)
-    return _run(net, "normal", S, directions, step_size=step_size, max_steps=steps, tol=None,
-                integrator=integrator, rtol=rtol, stop_on_stagnation=False, stagnation_window=1,
-                min_progress=0.0, clip_steps=False, record_every=record_every, dtype=dtype, device=device,
-                jacobian_method=jacobian_method, chunk_size=chunk_size, check_every=check_every,
-                point_budget_bytes=point_budget_bytes, progress=progress, cancel=cancel,
-                reuse_jacobian=reuse_jacobian, projection=projection, settings={"seed": int(seed)})
+    return _run(
+        net,
+        "normal",
+        S,
+        directions,
+        step_size=step_size,
+        max_steps=steps,
+        tol=None,
+        integrator=integrator,
+        rtol=rtol,
+        stop_on_stagnation=False,
+        stagnation_window=1,
+        min_progress=0.0,
+        clip_steps=False,
+        record_every=record_every,
+        dtype=dtype,
+        device=device,
+        jacobian_method=jacobian_method,
+        chunk_size=chunk_size,
+        check_every=check_every,
+        point_budget_bytes=point_budget_bytes,
+        progress=progress,
+        cancel=cancel,
+        reuse_jacobian=reuse_jacobian,
+        projection=projection,
+        settings={"seed": int(seed)},
+    )

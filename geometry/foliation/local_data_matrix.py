@@ -14,6 +14,7 @@ J itself is computed from the logit Jacobian J_s (C_out×D, C_out backward passe
 the N points, or torch.func.vmap(jacrev)) as J = (I − 1 pᵀ) J_s, which is exactly the Jacobian of
 log_softmax. A single-logit binary net is treated as logits (0, s).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -97,8 +98,7 @@ def _two_logits(logits: torch.Tensor) -> torch.Tensor:
     return logits
 
 
-def log_prob_jacobian(net: nn.Module, x: torch.Tensor, method: str = "auto",
-                      with_patterns: bool = False) -> LogProbJacobian:
+def log_prob_jacobian(net: nn.Module, x: torch.Tensor, method: str = "auto", with_patterns: bool = False) -> LogProbJacobian:
     """J = Jac_x log softmax(net(x)) for x: (N, D) (device/dtype of the net).
 
     method: "backprop" — one forward pass storing each layer's input, then one explicit batched
@@ -119,8 +119,7 @@ def log_prob_jacobian(net: nn.Module, x: torch.Tensor, method: str = "auto",
     if method in ("auto", "backprop"):
         ok = isinstance(layers, nn.Sequential) and _backprop_supported(layers)
         if not ok and method == "backprop":
-            raise SplineAtlasError("the explicit backprop Jacobian supports spec-built Sequential nets without "
-                                   "softmax layers; use method='vjp'.")
+            raise SplineAtlasError("the explicit backprop Jacobian supports spec-built Sequential nets without softmax layers; use method='vjp'.")
         method = "backprop" if ok else "vjp"
     if method == "backprop":
         js, logits_raw, patterns = _backprop_jacobian(net, x, with_patterns)
@@ -137,7 +136,7 @@ def log_prob_jacobian(net: nn.Module, x: torch.Tensor, method: str = "auto",
                 logits_raw, patterns = tr.logits, [p.detach() for p in tr.patterns]
             else:
                 logits_raw = net(x)
-        js = vmap(jacrev(f))(x)                                            # (N, C_out, D)
+        js = vmap(jacrev(f))(x)  # (N, C_out, D)
         logits_raw = logits_raw.detach()
     else:
         with torch.enable_grad():
@@ -151,7 +150,7 @@ def log_prob_jacobian(net: nn.Module, x: torch.Tensor, method: str = "auto",
             if method == "vjp" and c_out > 1:
                 eye = torch.eye(c_out, dtype=out.dtype, device=out.device)[:, None, :].expand(c_out, n, c_out)
                 (js,) = torch.autograd.grad(out, xg, grad_outputs=eye, is_grads_batched=True)
-                js = js.transpose(0, 1)                                   # (N, C_out, D)
+                js = js.transpose(0, 1)  # (N, C_out, D)
             else:
                 rows = []
                 for c in range(c_out):
@@ -173,9 +172,11 @@ def _backprop_supported(seq: nn.Sequential) -> bool:
         if isinstance(m, Residual):
             if not _backprop_supported(m.body):
                 return False
-        elif not isinstance(m, (nn.Linear, nn.Conv2d, nn.ReLU, nn.LeakyReLU, Abs, nn.MaxPool2d, nn.AvgPool2d,
-                                nn.Flatten, nn.Identity, nn.BatchNorm1d, nn.BatchNorm2d, nn.Dropout)
-                                + _ELEMENTWISE_SMOOTH):
+        elif not isinstance(
+            m,
+            (nn.Linear, nn.Conv2d, nn.ReLU, nn.LeakyReLU, Abs, nn.MaxPool2d, nn.AvgPool2d, nn.Flatten, nn.Identity, nn.BatchNorm1d, nn.BatchNorm2d, nn.Dropout)
+            + _ELEMENTWISE_SMOOTH,
+        ):
             return False
     return True
 
@@ -193,8 +194,7 @@ def _forward_record(seq: nn.Sequential, x: torch.Tensor, tape: list, patterns: l
             continue
         n = x.shape[0]
         if isinstance(m, nn.MaxPool2d):
-            y, idx = nn.functional.max_pool2d(x, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode,
-                                              return_indices=True)
+            y, idx = nn.functional.max_pool2d(x, m.kernel_size, m.stride, m.padding, m.dilation, m.ceil_mode, return_indices=True)
             tape.append((m, x, idx))
             if patterns is not None:
                 patterns.append(idx.reshape(n, -1))
@@ -223,10 +223,10 @@ def _backward_sweep(tape: list, g: torch.Tensor, c: int) -> torch.Tensor:
     """Pull cotangents g: (C·N, *out_shape) (class-major) back through a recorded tape."""
     from geometry.networks.spec import Abs, Residual
 
-    def rep(t: torch.Tensor) -> torch.Tensor:            # (N, ...) -> (C·N, ...) matching g's layout
+    def rep(t: torch.Tensor) -> torch.Tensor:  # (N, ...) -> (C·N, ...) matching g's layout
         return t.unsqueeze(0).expand(c, *t.shape).reshape(c * t.shape[0], *t.shape[1:])
 
-    def scale(g: torch.Tensor, t: torch.Tensor) -> torch.Tensor:   # g * rep(t) without materialising rep(t)
+    def scale(g: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # g * rep(t) without materialising rep(t)
         return (g.view(c, t.shape[0], *g.shape[1:]) * t).view(g.shape)
 
     for m, xin, extra in reversed(tape):
@@ -241,11 +241,9 @@ def _backward_sweep(tape: list, g: torch.Tensor, c: int) -> torch.Tensor:
                 # generic transposed-convolution kernel several times on CPU
                 b, co = g.shape[0], g.shape[1]
                 cols = m.weight.reshape(co, -1).t() @ g.reshape(b, co, -1)
-                g = nn.functional.fold(cols, xin.shape[2:], m.weight.shape[2:], dilation=m.dilation,
-                                       padding=m.padding, stride=m.stride)
+                g = nn.functional.fold(cols, xin.shape[2:], m.weight.shape[2:], dilation=m.dilation, padding=m.padding, stride=m.stride)
             else:
-                g = torch.nn.grad.conv2d_input((g.shape[0], *xin.shape[1:]), m.weight, g, m.stride, m.padding,
-                                               m.dilation, m.groups)
+                g = torch.nn.grad.conv2d_input((g.shape[0], *xin.shape[1:]), m.weight, g, m.stride, m.padding, m.dilation, m.groups)
         elif isinstance(m, nn.ReLU):
             g = scale(g, (xin > 0).to(g.dtype))
         elif isinstance(m, nn.LeakyReLU):
@@ -355,7 +353,7 @@ def _as_log_prob_jacobian(js: torch.Tensor, logits_raw: torch.Tensor, patterns) 
     logits = _two_logits(logits_raw)
     logp = torch.log_softmax(logits, 1)
     probs = logp.exp()
-    jac = js - torch.einsum("nc,ncd->nd", probs, js)[:, None, :]          # (I − 1pᵀ) J_s
+    jac = js - torch.einsum("nc,ncd->nd", probs, js)[:, None, :]  # (I − 1pᵀ) J_s
     return LogProbJacobian(logits, logp, probs, jac, patterns)
 
 
@@ -375,8 +373,7 @@ class IncrementalJacobian:
 
     def __init__(self, net: nn.Module):
         if not self.supported(net):
-            raise SplineAtlasError("Jacobian reuse needs a spec-built piecewise-affine Sequential net "
-                                   "(ReLU/LeakyReLU/Abs/max-pool, no smooth activations).")
+            raise SplineAtlasError("Jacobian reuse needs a spec-built piecewise-affine Sequential net (ReLU/LeakyReLU/Abs/max-pool, no smooth activations).")
         self.net = net
         self._S: torch.Tensor | None = None
         self._pats: list[torch.Tensor] | None = None
@@ -429,18 +426,18 @@ def row_space(jacobian: torch.Tensor, rtol: float | None = None, method: str = "
     if rtol is None:
         rtol = default_rtol(jacobian.dtype, max(c, d))
     if method == "svd":
-        _, s, vh = torch.linalg.svd(J, full_matrices=False)               # s: (N, k) descending
+        _, s, vh = torch.linalg.svd(J, full_matrices=False)  # s: (N, k) descending
         keep = s > rtol * s[:, :1]
         basis = vh * keep[..., None]
         sv = s
     elif method == "gram":
         K = J @ J.transpose(1, 2)
-        lam, U = torch.linalg.eigh(K)                                      # ascending
+        lam, U = torch.linalg.eigh(K)  # ascending
         lam, U = lam.flip(1), U.flip(2)
         sv = lam.clamp_min(0).sqrt()
         keep = sv > rtol * sv[:, :1]
         inv = torch.where(keep, 1.0 / sv.clamp_min(torch.finfo(torch.float64).tiny), torch.zeros_like(sv))
-        basis = torch.einsum("nck,ncd->nkd", U, J) * inv[..., None]       # (N, C, D)
+        basis = torch.einsum("nck,ncd->nkd", U, J) * inv[..., None]  # (N, C, D)
         # second pass: the kept rows span the right space but carry the squared conditioning in their
         # lengths/angles; their Gram matrix is ≈ I (well conditioned), so Cholesky of it is exact to
         # rounding. Dropped rows are zero: put 1 on their diagonal (block diagonal, no mixing).
@@ -471,7 +468,7 @@ def g_trace(probs: torch.Tensor, jacobian: torch.Tensor) -> torch.Tensor:
 def numerical_rank(eigenvalues: torch.Tensor, rtol: float) -> torch.Tensor:
     """(N,) count of eigenvalues of a PSD matrix above rtol²·λ_max (rtol on singular values)."""
     lam_max = eigenvalues[:, :1]
-    return ((eigenvalues > (rtol ** 2) * lam_max) & (lam_max > 0)).sum(1)
+    return ((eigenvalues > (rtol**2) * lam_max) & (lam_max > 0)).sum(1)
 
 
 def _prepare(net: nn.Module, dtype, device):
@@ -480,10 +477,19 @@ def _prepare(net: nn.Module, dtype, device):
     return prepare_model(net, dtype, device)
 
 
-def local_data_matrix(net: nn.Module, X, *, dtype: torch.dtype = torch.float64, device=None,
-                      rtol: float | None = None, method: str = "auto", keep_jacobian: bool = False,
-                      batch_size: int = 512, progress: Callable[[float, str], None] | None = None,
-                      cancel: Callable[[], bool] | None = None) -> LocalDataMatrix:
+def local_data_matrix(
+    net: nn.Module,
+    X,
+    *,
+    dtype: torch.dtype = torch.float64,
+    device=None,
+    rtol: float | None = None,
+    method: str = "auto",
+    keep_jacobian: bool = False,
+    batch_size: int = 512,
+    progress: Callable[[float, str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> LocalDataMatrix:
     """Trace, spectrum and numerical rank of G(x) for every row of X: (N, D), in chunks.
 
     The net is copied to ``dtype`` on ``device`` (default: the net's device). Never forms D×D.
@@ -498,7 +504,7 @@ def local_data_matrix(net: nn.Module, X, *, dtype: torch.dtype = torch.float64, 
     for s in range(0, n, batch_size):
         if cancel is not None and cancel():
             raise CancelledError("local data matrix computation was cancelled.")
-        lj = log_prob_jacobian(model, X[s:s + batch_size], method)
+        lj = log_prob_jacobian(model, X[s : s + batch_size], method)
         tol = default_rtol(dtype, max(lj.jacobian.shape[1:])) if rtol is None else rtol
         ev = g_spectrum(lj.probs, lj.jacobian)
         parts["p"].append(lj.probs.detach().cpu().double())
@@ -513,11 +519,16 @@ def local_data_matrix(net: nn.Module, X, *, dtype: torch.dtype = torch.float64, 
             progress(e / n, f"local data matrix {e}/{n} points")
     probs = torch.cat(parts["p"]).numpy()
     tol = default_rtol(dtype, X.shape[1]) if rtol is None else rtol
-    return LocalDataMatrix(probs=probs, predicted=probs.argmax(1).astype(np.int64),
-                           trace=torch.cat(parts["tr"]).numpy(), eigenvalues=torch.cat(parts["ev"]).numpy(),
-                           rank=torch.cat(parts["rk"]).numpy().astype(np.int64),
-                           jacobian_rank=torch.cat(parts["jrk"]).numpy().astype(np.int64),
-                           jacobian=torch.cat(parts["jac"]).numpy() if keep_jacobian else None, rtol=float(tol))
+    return LocalDataMatrix(
+        probs=probs,
+        predicted=probs.argmax(1).astype(np.int64),
+        trace=torch.cat(parts["tr"]).numpy(),
+        eigenvalues=torch.cat(parts["ev"]).numpy(),
+        rank=torch.cat(parts["rk"]).numpy().astype(np.int64),
+        jacobian_rank=torch.cat(parts["jrk"]).numpy().astype(np.int64),
+        jacobian=torch.cat(parts["jac"]).numpy() if keep_jacobian else None,
+        rtol=float(tol),
+    )
 
 
 def dense_local_data_matrix(net: nn.Module, x, max_dim: int = 4096) -> np.ndarray:
@@ -532,6 +543,7 @@ def dense_local_data_matrix(net: nn.Module, x, max_dim: int = 4096) -> np.ndarra
         raise BudgetExceededError(f"dense G(x) would be {X.shape[1]}×{X.shape[1]}; use local_data_matrix (works with J only).")
     out = []
     for xi in X:
+
         def f(z):
             return torch.log_softmax(_two_logits(model(z[None])), 1)[0]
 
@@ -559,16 +571,31 @@ class TraceCurve:
     num_points: int
 
     def to_json(self) -> dict:
-        return {"epochs": self.epochs.tolist(), "mean_trace": self.mean_trace.tolist(),
-                "median_trace": self.median_trace.tolist(), "std_trace": self.std_trace.tolist(),
-                "mean_rank": self.mean_rank.tolist(), "accuracy": self.accuracy.tolist(),
-                "num_points": self.num_points}
+        return {
+            "epochs": self.epochs.tolist(),
+            "mean_trace": self.mean_trace.tolist(),
+            "median_trace": self.median_trace.tolist(),
+            "std_trace": self.std_trace.tolist(),
+            "mean_rank": self.mean_rank.tolist(),
+            "accuracy": self.accuracy.tolist(),
+            "num_points": self.num_points,
+        }
 
 
-def trace_over_run(run, X=None, y=None, *, max_points: int = 512, split: str = "test", seed: int = 0,
-                   dtype: torch.dtype = torch.float32, device=None, method: str = "auto",
-                   progress: Callable[[float, str], None] | None = None,
-                   cancel: Callable[[], bool] | None = None) -> TraceCurve:
+def trace_over_run(
+    run,
+    X=None,
+    y=None,
+    *,
+    max_points: int = 512,
+    split: str = "test",
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device=None,
+    method: str = "auto",
+    progress: Callable[[float, str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> TraceCurve:
     """Mean Tr G(x, w_e) over a fixed point set for every checkpoint e of ``run`` (geometry.networks.runs.Run).
 
     X: (N, D) points (default: the run's dataset ``split``, a seeded subset of ``max_points``);
@@ -598,5 +625,4 @@ def trace_over_run(run, X=None, y=None, *, max_points: int = 512, split: str = "
             cols["acc"][i] = float((ldm.predicted == np.asarray(y)).mean())
         if progress is not None:
             progress((i + 1) / E, f"Tr G: checkpoint {i + 1}/{E} (epoch {run.epochs[i]})")
-    return TraceCurve(np.asarray(run.epochs, dtype=np.int64), cols["mean"], cols["median"], cols["std"],
-                      cols["rank"], cols["acc"], int(len(X)))
+    return TraceCurve(np.asarray(run.epochs, dtype=np.int64), cols["mean"], cols["median"], cols["std"], cols["rank"], cols["acc"], int(len(X)))

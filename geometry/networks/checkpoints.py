@@ -8,6 +8,7 @@ the architecture then comes from an ``architecture.json`` beside them; ``trust_c
 Trainer formats that nest the state dict under ``state_dict``/``model``/... and prefix keys with
 ``module.``/``model.`` are unwrapped. Spline Atlas checkpoints embed their architecture spec.
 """
+
 from __future__ import annotations
 
 import functools
@@ -27,8 +28,7 @@ import torch
 from geometry.networks import pickle_scan
 from geometry.errors import ArchitectureError, InputFileError, UnsafePickleError
 from geometry.networks.network import Network
-from geometry.safe_io import (MAX_JSON_BYTES, atomic_output, check_zip_members, checked_file, max_checkpoint_bytes, name, parse_json,
-                      printable, read_json)
+from geometry.safe_io import MAX_JSON_BYTES, atomic_output, check_zip_members, checked_file, max_checkpoint_bytes, name, parse_json, printable, read_json
 from geometry.networks.spec import load_spec_file, spec_from_module, validate_spec
 from geometry.networks.torchscript_weights import read_torchscript_weights
 
@@ -52,7 +52,7 @@ def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         changed = False
         for p in PREFIXES:
             if all(k.startswith(p) for k in state):
-                state = {k[len(p):]: v for k, v in state.items()}
+                state = {k[len(p) :]: v for k, v in state.items()}
                 changed = True
     return state
 
@@ -123,13 +123,17 @@ def read_checkpoint(path: str | Path, trust_code: bool = False, root: Path | Non
         if head[:4] == b"PK\x03\x04":
             raw = _read_zip_checkpoint(real, path, limit, trust_code)
         elif _is_tar(head):
-            raise InputFileError(f"{name(path)} is in the legacy .tar checkpoint format of torch < 0.4, which cannot "
-                                 f"be read safely; re-save it with a current torch (torch.save(state_dict)).")
+            raise InputFileError(
+                f"{name(path)} is in the legacy .tar checkpoint format of torch < 0.4, which cannot "
+                f"be read safely; re-save it with a current torch (torch.save(state_dict))."
+            )
         elif len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
             raw = _read_legacy_pickle(real, path, trust_code)
         else:
-            raise InputFileError(f"{name(path)} is not a checkpoint ({_what_it_looks_like(head, path)}); give a "
-                                 f".pt/.pth state dict, a .safetensors file or a TorchScript archive.")
+            raise InputFileError(
+                f"{name(path)} is not a checkpoint ({_what_it_looks_like(head, path)}); give a "
+                f".pt/.pth state dict, a .safetensors file or a TorchScript archive."
+            )
     _check_tensors(raw.state, path)
     return raw
 
@@ -160,7 +164,7 @@ def _refuse_code(path: Path, what: str) -> UnsafePickleError:
     return UnsafePickleError(
         f"{name(path)} {what}; loading it would run code stored in the file. Re-save the weights with "
         f"torch.save(model.state_dict()) or, only if you trust its source, pass --trust-code "
-        f"(in the app: answer \"Trust and open\")."
+        f'(in the app: answer "Trust and open").'
     )
 
 
@@ -185,8 +189,10 @@ def _read_zip_checkpoint(real: Path, path: Path, limit: int, trust_code: bool) -
         data_pkl = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
         if not data_pkl:
             kind = "an .npz archive" if any(n.endswith(".npy") for n in names) else "a zip archive"
-            raise InputFileError(f"{name(path)} is not a checkpoint ({kind} without a PyTorch data.pkl); give a "
-                                 f".pt/.pth state dict, a .safetensors file or a TorchScript archive.")
+            raise InputFileError(
+                f"{name(path)} is not a checkpoint ({kind} without a PyTorch data.pkl); give a "
+                f".pt/.pth state dict, a .safetensors file or a TorchScript archive."
+            )
         torchscript = any(n.split("/", 1)[-1].startswith("code/") or n.endswith("/constants.pkl") for n in names)
         if torchscript:
             if not trust_code:
@@ -229,8 +235,7 @@ def _torch_load(real: Path, path: Path, weights_only: bool):
                 return torch.load(real, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         raise _refuse_code(path, "holds Python objects that are not plain data") from exc
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, TypeError, AttributeError,
-            IndexError, MemoryError, struct.error) as exc:
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, TypeError, AttributeError, IndexError, MemoryError, struct.error) as exc:
         raise InputFileError(f"{name(path)} is truncated or damaged; re-download or re-save it.") from exc
 
 
@@ -248,8 +253,7 @@ def _importable_safe_globals() -> tuple:
             continue
     import numpy as np
 
-    found += [type(np.dtype(t)) for t in ("float16", "float32", "float64", "int8", "int16", "int32", "int64",
-                                          "uint8", "bool", "complex64", "complex128")]
+    found += [type(np.dtype(t)) for t in ("float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool", "complex64", "complex128")]
     return tuple(found)
 
 
@@ -257,8 +261,9 @@ def _load_trusted_torchscript(real: Path, path: Path) -> RawCheckpoint:
     try:
         module = torch.jit.load(str(real), map_location="cpu")
     except Exception as exc:  # torch raises RuntimeError subclasses of many kinds here
-        raise InputFileError(f"{name(path)} looks like TorchScript but cannot be loaded "
-                             f"({printable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 120)}).") from exc
+        raise InputFileError(
+            f"{name(path)} looks like TorchScript but cannot be loaded ({printable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 120)})."
+        ) from exc
     spec, state = _module_spec(module, path)
     return RawCheckpoint(state, spec, {"format": "torchscript"})
 
@@ -274,29 +279,32 @@ def _check_tensors(state: dict, path: Path) -> None:
         raise InputFileError(f"{name(path)} holds {len(state):,} tensors; that is not a network checkpoint.")
     for key, value in state.items():
         if not isinstance(key, str):
-            raise InputFileError(f"{name(path)}: the state dict has a key of type {type(key).__name__} "
-                                 f"({printable(repr(key), 40)}); state dict keys must be strings.")
+            raise InputFileError(
+                f"{name(path)}: the state dict has a key of type {type(key).__name__} ({printable(repr(key), 40)}); state dict keys must be strings."
+            )
         if len(key) > 512 or printable(key, 10_000) != key:
-            raise InputFileError(f"{name(path)}: the state dict key {printable(key, 60)} is over-long or holds "
-                                 f"control characters; re-save the weights with ordinary module names.")
+            raise InputFileError(
+                f"{name(path)}: the state dict key {printable(key, 60)} is over-long or holds "
+                f"control characters; re-save the weights with ordinary module names."
+            )
         if not isinstance(value, torch.Tensor):
             raise InputFileError(f"{name(path)}: {printable(key, 60)} is a {type(value).__name__}, not a tensor.")
         if value.layout != torch.strided or value.is_quantized or value.is_meta:
             kind = "quantized" if value.is_quantized else "meta (no data)" if value.is_meta else str(value.layout)
-            raise InputFileError(f"{name(path)}: tensor {printable(key, 60)} is {kind}; save dense float weights "
-                                 f"(model.dequantize() / .to_dense()).")
+            raise InputFileError(f"{name(path)}: tensor {printable(key, 60)} is {kind}; save dense float weights (model.dequantize() / .to_dense()).")
         integer_buffer = key.endswith("num_batches_tracked") and not value.is_floating_point() and not value.is_complex()
         if value.dtype not in ALLOWED_DTYPES and not integer_buffer:
-            raise InputFileError(f"{name(path)}: tensor {printable(key, 60)} has dtype {str(value.dtype).replace('torch.', '')}; "
-                                 f"only float16/bfloat16/float32/float64 weights are supported (convert with .float()).")
+            raise InputFileError(
+                f"{name(path)}: tensor {printable(key, 60)} has dtype {str(value.dtype).replace('torch.', '')}; "
+                f"only float16/bfloat16/float32/float64 weights are supported (convert with .float())."
+            )
 
 
 def _load_trusted_pickle(real: Path, path: Path):
     try:
         return torch.load(real, map_location="cpu", weights_only=False)
     except Exception as exc:  # arbitrary user code may raise anything; report it as bad input
-        raise InputFileError(f"{name(path)} could not be unpickled even with --trust-code "
-                             f"({type(exc).__name__}: {printable(exc, 120)}).") from exc
+        raise InputFileError(f"{name(path)} could not be unpickled even with --trust-code ({type(exc).__name__}: {printable(exc, 120)}).") from exc
 
 
 def _read_safetensors(real: Path, path: Path) -> RawCheckpoint:
@@ -339,10 +347,9 @@ def resolve_spec(raw: RawCheckpoint, path: Path, spec: dict | str | Path | None)
             f"{name(path)} is a TorchScript archive{f' ({seen})' if seen else ''}: its weights were read safely, "
             f"but its structure is stored as code, which Spline Atlas does not run. Put an architecture.json "
             f"beside it (README: 'Architecture spec'), or, only if you trust the file, pass --trust-code (in the app: "
-            f"answer \"Trust and open\").")
-    raise ArchitectureError(
-        f"{name(path)} holds weights but no architecture; put an architecture.json beside it (README: 'Architecture spec')."
-    )
+            f'answer "Trust and open").'
+        )
+    raise ArchitectureError(f"{name(path)} holds weights but no architecture; put an architecture.json beside it (README: 'Architecture spec').")
 
 
 def load_checkpoint(path: str | Path, spec: dict | str | Path | None = None, trust_code: bool = False) -> Network:
@@ -364,13 +371,12 @@ def save_checkpoint(path: str | Path, network: Network, **meta) -> None:
         if path.suffix == ".safetensors":
             from safetensors.torch import save_file
 
-            save_file(state, str(tmp), metadata={"splineatlas_arch": json.dumps(network.spec),
-                                                 **{k: str(v) for k, v in meta.items()}})
-        else:   # torch names the archive's folder after the file: save under the final name, then move
+            save_file(state, str(tmp), metadata={"splineatlas_arch": json.dumps(network.spec), **{k: str(v) for k, v in meta.items()}})
+        else:  # torch names the archive's folder after the file: save under the final name, then move
             staging = tmp.with_name(tmp.name + ".d")
             staging.mkdir()
             try:
-                staged = staging / (path.name + ".tmp")   # the archive folder is then "<name>.pt", as always
+                staged = staging / (path.name + ".tmp")  # the archive folder is then "<name>.pt", as always
                 torch.save({"state_dict": state, "arch": network.spec, **meta}, staged)
                 os.replace(staged, tmp)
             finally:

@@ -2,6 +2,7 @@
 
 A :class:`Dataset` holds a train and a test split as float32 features ``(N, D)`` and int64 labels.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,13 +43,10 @@ class Dataset:
         """Raise DatasetError if the features do not fit a network with ``input_dim`` inputs."""
         if self.dim != input_dim:
             raise DatasetError(
-                f"dataset {self.name!r} has {self.dim} features per sample but the network takes {input_dim}; "
-                f"pick the dataset the network was trained on."
+                f"dataset {self.name!r} has {self.dim} features per sample but the network takes {input_dim}; pick the dataset the network was trained on."
             )
         if num_classes is not None and num_classes > 1 and len(self.y_train) and self.y_train.max() >= max(num_classes, 2):
-            raise DatasetError(
-                f"dataset {self.name!r} has labels up to {int(self.y_train.max())} but the network has {num_classes} classes."
-            )
+            raise DatasetError(f"dataset {self.name!r} has labels up to {int(self.y_train.max())} but the network has {num_classes} classes.")
 
 
 def _split(name, X, y, test_fraction, seed, class_names, image_shape=None, reference=None) -> Dataset:
@@ -100,14 +98,16 @@ def make_star(n: int, noise: float, rng, points: int = 5) -> tuple[np.ndarray, n
     return X + noise * rng.standard_normal((n, 2)), y
 
 
-def builtin_dataset(name: str, n: int = 1000, noise: float | None = None, seed: int = 0,
-                    test_fraction: float = 0.2, **params) -> Dataset:
+def builtin_dataset(name: str, n: int = 1000, noise: float | None = None, seed: int = 0, test_fraction: float = 0.2, **params) -> Dataset:
     """Create a built-in dataset deterministically from its parameters."""
     from geometry.networks.schemas import BuiltinDataset, validate_document
 
-    validate_document(BuiltinDataset, {"builtin": name, "n": n, "seed": seed, "test_fraction": test_fraction,
-                                       **({"noise": noise} if noise is not None else {}), **params},
-                      f"built-in dataset {printable(name, 30)!r}", DatasetError)
+    validate_document(
+        BuiltinDataset,
+        {"builtin": name, "n": n, "seed": seed, "test_fraction": test_fraction, **({"noise": noise} if noise is not None else {}), **params},
+        f"built-in dataset {printable(name, 30)!r}",
+        DatasetError,
+    )
     rng = np.random.default_rng(seed)
     ref = {"builtin": name, "n": n, "seed": seed, "test_fraction": test_fraction, **params}
     if noise is not None:
@@ -141,28 +141,26 @@ MAX_CLASSES = 100_000
 
 def _features(path: Path, key: str, X: np.ndarray) -> np.ndarray:
     if X.ndim < 2 or len(X) == 0 or math.prod(X.shape[1:]) == 0:
-        raise DatasetError(f"dataset file {name(path)}: {key} has shape {X.shape}; it must be (N, features) or "
-                           f"(N, C, H, W) with N > 0.")
+        raise DatasetError(f"dataset file {name(path)}: {key} has shape {X.shape}; it must be (N, features) or (N, C, H, W) with N > 0.")
     X = X.reshape(len(X), -1).astype(np.float32)
     if not np.isfinite(X).all():
-        raise DatasetError(f"dataset file {name(path)}: {key} has NaN/Inf features (or values beyond float32); "
-                           f"clean them before loading.")
+        raise DatasetError(f"dataset file {name(path)}: {key} has NaN/Inf features (or values beyond float32); clean them before loading.")
     return X
 
 
 def _labels(path: Path, key: str, y: np.ndarray, n: int) -> np.ndarray:
     if y.ndim != 1:
-        raise DatasetError(f"dataset file {name(path)}: {key} has shape {y.shape}; labels must be one class index "
-                           f"per sample, shape (N,).")
+        raise DatasetError(f"dataset file {name(path)}: {key} has shape {y.shape}; labels must be one class index per sample, shape (N,).")
     if len(y) != n:
         raise DatasetError(f"dataset file {name(path)}: {key} has {len(y)} labels for {n} samples; they must match.")
     if y.dtype.kind == "f":
         if not np.isfinite(y).all() or not np.array_equal(y, np.round(y)):
-            raise DatasetError(f"dataset file {name(path)}: {key} holds non-integer values (float targets); a "
-                               f"classifier needs class indices 0, 1, ... — round them or train a regression model.")
+            raise DatasetError(
+                f"dataset file {name(path)}: {key} holds non-integer values (float targets); a "
+                f"classifier needs class indices 0, 1, ... — round them or train a regression model."
+            )
     if len(y) and (y.min() < 0 or y.max() >= MAX_CLASSES):
-        raise DatasetError(f"dataset file {name(path)}: {key} has labels from {y.min()} to {y.max()}; class indices "
-                           f"must be in 0..{MAX_CLASSES - 1}.")
+        raise DatasetError(f"dataset file {name(path)}: {key} has labels from {y.min()} to {y.max()}; class indices must be in 0..{MAX_CLASSES - 1}.")
     return y.astype(np.int64)
 
 
@@ -182,8 +180,7 @@ def load_npz(path: str | Path, test_fraction: float = 0.2, seed: int = 0, root: 
     if "image_shape" in data:
         s = data["image_shape"]
         if s.ndim != 1 or not 1 <= len(s) <= 3 or s.dtype.kind not in "iu" or (s <= 0).any() or math.prod(int(v) for v in s) != X.shape[1]:
-            raise DatasetError(f"dataset file {name(path)}: image_shape must list 1-3 positive ints whose product is "
-                               f"the {X.shape[1]} features per sample.")
+            raise DatasetError(f"dataset file {name(path)}: image_shape must list 1-3 positive ints whose product is the {X.shape[1]} features per sample.")
         image_shape = tuple(int(v) for v in s)
     elif X_raw.ndim > 2:
         image_shape = tuple(X_raw.shape[1:])
@@ -191,8 +188,7 @@ def load_npz(path: str | Path, test_fraction: float = 0.2, seed: int = 0, root: 
     if "class_names" in data:
         c = data["class_names"]
         if c.ndim != 1 or c.dtype.kind != "U" or len(c) > MAX_CLASSES or len(c) < n_cls:
-            raise DatasetError(f"dataset file {name(path)}: class_names must be a 1-D string array with at least "
-                               f"{n_cls} names (one per label).")
+            raise DatasetError(f"dataset file {name(path)}: class_names must be a 1-D string array with at least {n_cls} names (one per label).")
         names = [printable(str(v), 80) for v in c]
     else:
         names = [str(i) for i in range(n_cls)]
@@ -200,8 +196,7 @@ def load_npz(path: str | Path, test_fraction: float = 0.2, seed: int = 0, root: 
     if "X_test" in data and "y_test" in data:
         Xt = _features(path, "X_test", data["X_test"])
         if Xt.shape[1] != X.shape[1]:
-            raise DatasetError(f"dataset file {name(path)}: X_test has {Xt.shape[1]} features per sample but X has "
-                               f"{X.shape[1]}.")
+            raise DatasetError(f"dataset file {name(path)}: X_test has {Xt.shape[1]} features per sample but X has {X.shape[1]}.")
         return Dataset(path.stem, X, y, Xt, _labels(path, "y_test", data["y_test"], len(Xt)), names, image_shape, ref)
     return _split(path.stem, X, y, test_fraction, seed, names, image_shape, ref)
 
@@ -213,7 +208,7 @@ def dataset_from_reference(ref: dict, base_dir: Path | None = None) -> Dataset:
 
     if not isinstance(ref, dict) or ("npz" not in ref and "builtin" not in ref):
         raise DatasetError(f"dataset entry {printable(ref, 80)} needs 'builtin' (one of {', '.join(BUILTIN)}) or 'npz'.")
-    if "npz" in ref:           # a built-in entry is checked by builtin_dataset itself
+    if "npz" in ref:  # a built-in entry is checked by builtin_dataset itself
         checked = validate_document(NpzDataset, ref, "dataset entry", DatasetError)
         p = Path(ref["npz"])
         if base_dir is not None:
@@ -221,4 +216,3 @@ def dataset_from_reference(ref: dict, base_dir: Path | None = None) -> Dataset:
         return load_npz(p, float(checked.test_fraction), int(checked.seed), root=base_dir)
     params = {k: v for k, v in ref.items() if k != "builtin"}
     return builtin_dataset(ref["builtin"], **params)
-

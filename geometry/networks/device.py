@@ -1,4 +1,5 @@
 """Device choice: CUDA when present, CPU otherwise, overridable by name."""
+
 from __future__ import annotations
 
 import torch

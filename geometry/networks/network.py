@@ -6,6 +6,7 @@ piecewise-linear layer's pre-activations and activation pattern in one pass.
 A *layer* for Spline Atlas is one nonlinearity (ReLU, LeakyReLU, Abs, MaxPool or a
 smooth one); layer ``l`` of the layer slider is the l-th of them, in forward order.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,10 +27,10 @@ _SMOOTH_MODULES = (nn.GELU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.ELU, nn.SiLU, n
 class LayerInfo:
     """One nonlinearity of the network, in forward order."""
 
-    index: int          # 0-based position among nonlinearities
-    path: str           # module path inside the Sequential, e.g. "3" or "4.body.1"
-    kind: str           # spec type: relu, leaky_relu, abs, maxpool2d, or a smooth type
-    width: int          # number of units (flattened output size of the layer)
+    index: int  # 0-based position among nonlinearities
+    path: str  # module path inside the Sequential, e.g. "3" or "4.body.1"
+    kind: str  # spec type: relu, leaky_relu, abs, maxpool2d, or a smooth type
+    width: int  # number of units (flattened output size of the layer)
     piecewise_linear: bool
 
 
@@ -63,9 +64,11 @@ def state_mismatch(target: dict[str, tuple], given: dict[str, tuple]) -> list[st
     missing = [k for k in target if k not in given and not k.endswith("num_batches_tracked")]
     unexpected = [printable(k, 60) for k in given if k not in target]
     misshaped = [printable(f"{k} {given[k]} vs {s}", 80) for k, s in target.items() if k in given and given[k] != s]
-    return [f"{what} {sep.join(keys[:cap])}{' ...' if len(keys) > cap else ''}"
-            for what, keys, sep, cap in (("missing", missing, ", ", 6), ("unexpected", unexpected, ", ", 6),
-                                         ("mis-shaped", misshaped, "; ", 4)) if keys]
+    return [
+        f"{what} {sep.join(keys[:cap])}{' ...' if len(keys) > cap else ''}"
+        for what, keys, sep, cap in (("missing", missing, ", ", 6), ("unexpected", unexpected, ", ", 6), ("mis-shaped", misshaped, "; ", 4))
+        if keys
+    ]
 
 
 class Network(nn.Module):
@@ -135,12 +138,10 @@ class Network(nn.Module):
     def load_weights(self, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
         """Load a state dict for ``self.layers``; mismatches are explained key by key."""
         target = self.layers.state_dict()
-        parts = state_mismatch({k: tuple(v.shape) for k, v in target.items()},
-                               {k: tuple(v.shape) for k, v in state.items()})
+        parts = state_mismatch({k: tuple(v.shape) for k, v in target.items()}, {k: tuple(v.shape) for k, v in state.items()})
         if parts:
             raise ArchitectureError(
-                f"{source} does not match the architecture: {'; '.join(parts)}. "
-                f"Check that the architecture spec is the one the weights were trained with."
+                f"{source} does not match the architecture: {'; '.join(parts)}. Check that the architecture spec is the one the weights were trained with."
             )
         cast = {}
         for k, v in target.items():
@@ -148,8 +149,7 @@ class Network(nn.Module):
                 continue
             value = state[k]
             if value.is_complex() or (v.is_floating_point() and not value.is_floating_point()):
-                raise NonFiniteWeightsError(f"{source}: {k} has dtype {str(value.dtype).replace('torch.', '')}; "
-                                            f"weights must be real floating-point numbers.")
+                raise NonFiniteWeightsError(f"{source}: {k} has dtype {str(value.dtype).replace('torch.', '')}; weights must be real floating-point numbers.")
             cast[k] = value.to(v.dtype)
         # Checked after the cast: a float64 1e300 becomes inf in float32.
         bad = [k for k, v in cast.items() if v.is_floating_point() and not torch.isfinite(v).all()]
@@ -165,9 +165,7 @@ class Network(nn.Module):
     # -- forward -----------------------------------------------------------------------------
     def _as_batch(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 2 or x.shape[1] != self.input_dim:
-            raise ArchitectureError(
-                f"expected inputs of shape (N, {self.input_dim}) (flattened {list(self.input_shape)}), got {tuple(x.shape)}."
-            )
+            raise ArchitectureError(f"expected inputs of shape (N, {self.input_dim}) (flattened {list(self.input_shape)}), got {tuple(x.shape)}.")
         return x.reshape(x.shape[0], *self.input_shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -182,8 +180,9 @@ class Network(nn.Module):
         def record(module, path, x_in, x_out):
             n = x_in.shape[0]
             if isinstance(module, nn.MaxPool2d):
-                out, idx = nn.functional.max_pool2d(x_in, module.kernel_size, module.stride, module.padding,
-                                                    module.dilation, module.ceil_mode, return_indices=True)
+                out, idx = nn.functional.max_pool2d(
+                    x_in, module.kernel_size, module.stride, module.padding, module.dilation, module.ceil_mode, return_indices=True
+                )
                 pres.append(out.reshape(n, -1))
                 pats.append(idx.reshape(n, -1))
             elif isinstance(module, _PL_MODULES):
@@ -206,9 +205,19 @@ class Network(nn.Module):
 
 
 def _kind_of(module: nn.Module) -> str:
-    return {nn.ReLU: "relu", nn.LeakyReLU: "leaky_relu", Abs: "abs", nn.MaxPool2d: "maxpool2d", nn.GELU: "gelu",
-            nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.Softplus: "softplus", nn.ELU: "elu", nn.SiLU: "silu",
-            nn.Softmax: "softmax"}[type(module)]
+    return {
+        nn.ReLU: "relu",
+        nn.LeakyReLU: "leaky_relu",
+        Abs: "abs",
+        nn.MaxPool2d: "maxpool2d",
+        nn.GELU: "gelu",
+        nn.Sigmoid: "sigmoid",
+        nn.Tanh: "tanh",
+        nn.Softplus: "softplus",
+        nn.ELU: "elu",
+        nn.SiLU: "silu",
+        nn.Softmax: "softmax",
+    }[type(module)]
 
 
 def _walk(seq: nn.Sequential, x: torch.Tensor, prefix: str, record) -> torch.Tensor:

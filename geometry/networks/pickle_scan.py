@@ -5,6 +5,7 @@ independent line (it executes nothing: ``pickletools.genops`` only parses opcode
 any unpickler sees a file, so a weakness in one torch release cannot turn a checkpoint into code. It
 also gives the user a plain answer ("holds a Python object of type mylib.Trainer").
 """
+
 from __future__ import annotations
 
 import functools
@@ -16,19 +17,29 @@ from dataclasses import dataclass
 # them calls no user code. Torch's own weights-only allowlist is added at run time.
 EXTRA_SAFE_GLOBALS = (
     "argparse.Namespace",
-    "pathlib.Path", "pathlib.PosixPath", "pathlib.WindowsPath", "pathlib.PurePath",
-    "pathlib.PurePosixPath", "pathlib.PureWindowsPath",
-    "numpy.dtype", "numpy.ndarray",
-    "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar",
-    "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct",
-    "collections.OrderedDict", "collections.defaultdict", "builtins.slice", "builtins.range",
+    "pathlib.Path",
+    "pathlib.PosixPath",
+    "pathlib.WindowsPath",
+    "pathlib.PurePath",
+    "pathlib.PurePosixPath",
+    "pathlib.PureWindowsPath",
+    "numpy.dtype",
+    "numpy.ndarray",
+    "numpy.core.multiarray.scalar",
+    "numpy._core.multiarray.scalar",
+    "numpy.core.multiarray._reconstruct",
+    "numpy._core.multiarray._reconstruct",
+    "collections.OrderedDict",
+    "collections.defaultdict",
+    "builtins.slice",
+    "builtins.range",
 )
-_NUMPY_DTYPE_CLASSES = "numpy.dtypes."   # numpy.dtypes.Float32DType & co. (numpy >= 1.25 pickles these)
+_NUMPY_DTYPE_CLASSES = "numpy.dtypes."  # numpy.dtypes.Float32DType & co. (numpy >= 1.25 pickles these)
 
 _STRING_OPS = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING", "STRING"}
 _MEMO_PUT = {"PUT", "BINPUT", "LONG_BINPUT"}
 _MEMO_GET = {"GET", "BINGET", "LONG_BINGET"}
-_NEVER = {"INST", "OBJ", "EXT1", "EXT2", "EXT4"}   # old-style or registry-based object creation
+_NEVER = {"INST", "OBJ", "EXT1", "EXT2", "EXT4"}  # old-style or registry-based object creation
 
 
 @dataclass(frozen=True)
@@ -37,14 +48,14 @@ class PickleScan:
 
     globals: tuple[str, ...]
     problem: str | None = None
-    end: int = 0          # offset just past the STOP opcode
+    end: int = 0  # offset just past the STOP opcode
 
 
 def scan(data: bytes | memoryview | io.BufferedIOBase, start: int = 0) -> PickleScan:
     """Scan one pickle stream beginning at ``start`` (of bytes, or of a seekable binary file)."""
     found: list[str] = []
     memo: dict[int, object] = {}
-    recent: list[object] = []          # the last two pushed values, as far as strings are concerned
+    recent: list[object] = []  # the last two pushed values, as far as strings are concerned
     memo_index = 0
     stream = data if hasattr(data, "read") else io.BytesIO(bytes(data))
     stream.seek(start)
@@ -93,10 +104,20 @@ def allowed_globals() -> frozenset[str]:
         from torch import _weights_only_unpickler as wou
 
         names.update(wou._get_allowed_globals().keys())
-    except (ImportError, AttributeError):   # an older torch: fall back to the tensor-rebuild essentials
-        names.update({"torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_parameter", "torch.FloatStorage",
-                      "torch.DoubleStorage", "torch.HalfStorage", "torch.LongStorage", "torch.Size",
-                      "torch.storage.UntypedStorage", "_codecs.encode"})
+    except (ImportError, AttributeError):  # an older torch: fall back to the tensor-rebuild essentials
+        names.update(
+            {
+                "torch._utils._rebuild_tensor_v2",
+                "torch._utils._rebuild_parameter",
+                "torch.FloatStorage",
+                "torch.DoubleStorage",
+                "torch.HalfStorage",
+                "torch.LongStorage",
+                "torch.Size",
+                "torch.storage.UntypedStorage",
+                "_codecs.encode",
+            }
+        )
     return frozenset(names)
 
 

@@ -12,6 +12,7 @@ run.json::
      "dataset": {"builtin": "spirals", "n": 1000, "seed": 0, "arms": 3} | {"npz": "data.npz"},
      "class_names": ["arm 0", ...]}
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -46,9 +47,18 @@ class CheckpointRef:
 class Run:
     """An ordered series of checkpoints of one architecture, plus an optional dataset."""
 
-    def __init__(self, name: str, source: Path, spec: dict, checkpoints: list[CheckpointRef],
-                 dataset_ref: dict | None = None, class_names: list[str] | None = None,
-                 trust_code: bool = False, allow_gaps: bool = False, cache_size: int = 8):
+    def __init__(
+        self,
+        name: str,
+        source: Path,
+        spec: dict,
+        checkpoints: list[CheckpointRef],
+        dataset_ref: dict | None = None,
+        class_names: list[str] | None = None,
+        trust_code: bool = False,
+        allow_gaps: bool = False,
+        cache_size: int = 8,
+    ):
         self.name = name
         self.source = source
         self.spec = spec
@@ -96,13 +106,11 @@ class Run:
         eps = list(self.epochs)
         if epoch in eps:
             return eps.index(epoch)
-        shown = ", ".join(map(str, eps)) if len(eps) <= 12 else (
-            ", ".join(map(str, eps[:5])) + ", ..., " + ", ".join(map(str, eps[-5:])))
+        shown = ", ".join(map(str, eps)) if len(eps) <= 12 else (", ".join(map(str, eps[:5])) + ", ..., " + ", ".join(map(str, eps[-5:])))
         before = [e for e in eps if e < epoch]
         after = [e for e in eps if e > epoch]
         near = " and ".join(str(e) for e in (before[-1:] + after[:1]))
-        raise RunError(f"run {self.name!r} has no checkpoint at epoch {epoch}; available epochs ({len(eps)}): "
-                       f"{shown} (nearest: {near}).")
+        raise RunError(f"run {self.name!r} has no checkpoint at epoch {epoch}; available epochs ({len(eps)}): {shown} (nearest: {near}).")
 
     def epoch_indices(self, text: str) -> list[int]:
         """Checkpoint indices of a user's epoch list: 'all', or comma-separated epochs the run holds (each
@@ -201,8 +209,9 @@ def _open_single(path: Path, trust_code: bool) -> Run:
     net.load_weights(raw.state, source=name(path))
     epoch = raw.meta.get("epoch", 0)
     if not isinstance(epoch, int) or isinstance(epoch, bool) or not 0 <= epoch <= 10**15:
-        raise InputFileError(f"checkpoint {name(path)}: its 'epoch' entry ({printable(repr(epoch), 30)}) is not a "
-                             f"whole number >= 0; re-save it with an integer epoch.")
+        raise InputFileError(
+            f"checkpoint {name(path)}: its 'epoch' entry ({printable(repr(epoch), 30)}) is not a whole number >= 0; re-save it with an integer epoch."
+        )
     run = Run(path.stem, path, spec, [CheckpointRef(epoch, path, _metrics(raw.meta))], trust_code=trust_code)
     run._networks[0] = net
     return run
@@ -237,8 +246,11 @@ def _open_manifest(path: Path, trust_code: bool, allow_gaps: bool) -> Run:
     for i, entry in enumerate(manifest.checkpoints):
         p = resolve_member(folder, entry.path, f"checkpoints[{i}].path", path)
         epoch = entry.epoch if entry.epoch is not None else entry.step if entry.step is not None else i
-        metrics = {k: v for k, v in (entry.model_extra or {}).items()
-                   if isinstance(k, str) and isinstance(v, (int, float, str, type(None))) and not isinstance(v, bool)}
+        metrics = {
+            k: v
+            for k, v in (entry.model_extra or {}).items()
+            if isinstance(k, str) and isinstance(v, (int, float, str, type(None))) and not isinstance(v, bool)
+        }
         refs.append(CheckpointRef(epoch, p, metrics))
     if not refs:
         raise RunError(f"run manifest {name(path)} lists no checkpoints yet; wait for the first one or check the path.")
@@ -249,8 +261,7 @@ def _open_manifest(path: Path, trust_code: bool, allow_gaps: bool) -> Run:
     refs.sort(key=lambda r: r.epoch)
     if manifest.dataset is not None and "npz" in data["dataset"]:
         resolve_member(folder, data["dataset"]["npz"], "dataset.npz", path)
-    run = Run(manifest.name or folder.name, path, spec, refs, data.get("dataset"), manifest.class_names,
-              trust_code, allow_gaps)
+    run = Run(manifest.name or folder.name, path, spec, refs, data.get("dataset"), manifest.class_names, trust_code, allow_gaps)
     _check_checkpoints(run, allow_missing_last=True)
     return run
 
@@ -318,14 +329,13 @@ def _check_checkpoints(run: Run, allow_missing_last: bool) -> None:
             if last and allow_missing_last and len(run.checkpoints) > 1 and not isinstance(exc, ArchitectureError):
                 run.warnings.append(f"newest checkpoint skipped (still being written?): {exc}")
                 continue
-            kind = UnsafePickleError if isinstance(exc, UnsafePickleError) else RunError   # the app offers trust
+            kind = UnsafePickleError if isinstance(exc, UnsafePickleError) else RunError  # the app offers trust
             raise kind(f"run {printable(run.name, 60)!r}: {exc}") from None
         parts = state_mismatch(target, {k: tuple(v.shape) for k, v in raw.state.items()})
         if parts:
             where = f"{name(ref.path.name)} (epoch {ref.epoch}) does not match the run's architecture: {'; '.join(parts)}"
-            if good:      # earlier checkpoints matched: this one is of another network
+            if good:  # earlier checkpoints matched: this one is of another network
                 raise RunError(f"run {printable(run.name, 60)!r} mixes architectures: {where}; keep one architecture per run.")
-            raise RunError(f"run {printable(run.name, 60)!r}: {where}; check that the architecture spec is the one the "
-                           f"weights were trained with.")
+            raise RunError(f"run {printable(run.name, 60)!r}: {where}; check that the architecture spec is the one the weights were trained with.")
         good.append(ref)
     run.checkpoints = good

@@ -5,20 +5,20 @@ The models check types (no strings for ints, no bools for numbers), ranges and a
 :func:`validate_document` turns pydantic's report into one line naming the file, the field and the
 fix. The validated documents stay plain dicts: the rest of the code reads them as before.
 """
+
 from __future__ import annotations
 
 import math
 from typing import Annotated, Literal, Union
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr,
-                      ValidationError)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
 
 from geometry.errors import SplineAtlasError
 from geometry.safe_io import printable
 
-MAX_WIDTH = 100_000_000          # any one size (features, channels)
+MAX_WIDTH = 100_000_000  # any one size (features, channels)
 MAX_CLASSES = 100_000
-MAX_SAMPLES = 10_000_000         # generated dataset size
+MAX_SAMPLES = 10_000_000  # generated dataset size
 MAX_CHECKPOINTS = 100_000
 MAX_NAME = 200
 
@@ -83,8 +83,7 @@ class LeakyReLU(_Entry):
 
 
 class Plain(_Entry):
-    type: Literal["flatten", "identity", "relu", "abs", "gelu", "sigmoid", "tanh", "softplus", "elu", "silu",
-                  "softmax"]
+    type: Literal["flatten", "identity", "relu", "abs", "gelu", "sigmoid", "tanh", "softplus", "elu", "silu", "softmax"]
 
 
 class Residual(_Entry):
@@ -131,14 +130,14 @@ DatasetRef = Union[BuiltinDataset, NpzDataset]
 
 
 class CheckpointEntry(BaseModel):
-    model_config = ConfigDict(extra="allow")       # recorded metrics (train_accuracy, loss, ...)
+    model_config = ConfigDict(extra="allow")  # recorded metrics (train_accuracy, loss, ...)
     path: Annotated[StrictStr, Field(min_length=1, max_length=4096)]
     epoch: Annotated[StrictInt, Field(ge=0, le=10**15)] | None = None
     step: Annotated[StrictInt, Field(ge=0, le=10**15)] | None = None
 
 
 class RunManifest(BaseModel):
-    model_config = ConfigDict(extra="allow")       # e.g. "training": the recorded hyper-parameters
+    model_config = ConfigDict(extra="allow")  # e.g. "training": the recorded hyper-parameters
     format: Literal["splineatlas-run/1"] = "splineatlas-run/1"
     name: Text | None = None
     architecture: Annotated[StrictStr, Field(min_length=1, max_length=4096)] | dict | None = None
@@ -164,8 +163,7 @@ def _where(loc: tuple) -> str:
     return "".join(parts) or "(top level)"
 
 
-def validate_document(model: type[BaseModel], data: object, what: str, error: type[SplineAtlasError],
-                      hint: str = "README: 'Opening networks'") -> BaseModel:
+def validate_document(model: type[BaseModel], data: object, what: str, error: type[SplineAtlasError], hint: str = "README: 'Opening networks'") -> BaseModel:
     """``model`` validated from ``data``; any problem is one ``error`` naming ``what``, the field and the fix."""
     try:
         return model.model_validate(data)
@@ -177,7 +175,6 @@ def validate_document(model: type[BaseModel], data: object, what: str, error: ty
         shown = "" if isinstance(got, (dict, list)) else f" (got {printable(repr(got), 40)})"
         more = len(exc.errors()) - 1
         tail = f"; {more} more problem{'s' if more > 1 else ''}" if more > 0 else ""
-        raise error(f"{what}: field {printable(field, 100)}: {printable(msg, 140)}{shown}{tail}; fix that field "
-                    f"({hint}).") from None
+        raise error(f"{what}: field {printable(field, 100)}: {printable(msg, 140)}{shown}{tail}; fix that field ({hint}).") from None
     except RecursionError:
         raise error(f"{what} is nested too deeply.") from None

@@ -19,6 +19,7 @@ smooth (autograd tools only) -- ``gelu``, ``sigmoid``, ``tanh``, ``softplus``,
 ``elu``, ``silu``, ``softmax``.
 The state_dict keys are those of the equivalent ``nn.Sequential`` ("0.weight", ...).
 """
+
 from __future__ import annotations
 
 import copy
@@ -94,16 +95,17 @@ def build_layer(entry: dict) -> nn.Module:
     """Build one torch module from one spec entry."""
     kind = entry.get("type")
     if kind not in ALL_TYPES:
-        raise ArchitectureError(
-            f"unknown layer type {kind!r} in architecture spec; supported: {', '.join(sorted(ALL_TYPES))}."
-        )
+        raise ArchitectureError(f"unknown layer type {kind!r} in architecture spec; supported: {', '.join(sorted(ALL_TYPES))}.")
     try:
         if kind == "linear":
             return nn.Linear(int(entry["in_features"]), int(entry["out_features"]), bias=entry.get("bias", True))
         if kind == "conv2d":
             return nn.Conv2d(
-                int(entry["in_channels"]), int(entry["out_channels"]), _int_pair(entry["kernel_size"]),
-                stride=_int_pair(entry.get("stride", 1)), padding=_int_pair(entry.get("padding", 0)),
+                int(entry["in_channels"]),
+                int(entry["out_channels"]),
+                _int_pair(entry["kernel_size"]),
+                stride=_int_pair(entry.get("stride", 1)),
+                padding=_int_pair(entry.get("padding", 0)),
                 bias=entry.get("bias", True),
             )
         if kind in ("batchnorm1d", "batchnorm2d"):
@@ -125,13 +127,15 @@ def build_layer(entry: dict) -> nn.Module:
             return nn.LeakyReLU(float(entry.get("negative_slope", 0.01)))
         if kind == "abs":
             return Abs()
-        return {"gelu": nn.GELU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "softplus": nn.Softplus,
-                "elu": nn.ELU, "silu": nn.SiLU}.get(kind, lambda: nn.Softmax(dim=-1))()
+        return {"gelu": nn.GELU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "softplus": nn.Softplus, "elu": nn.ELU, "silu": nn.SiLU}.get(
+            kind, lambda: nn.Softmax(dim=-1)
+        )()
     except KeyError as exc:
         raise ArchitectureError(f"layer {kind!r} in architecture spec is missing the parameter {exc.args[0]!r}.") from None
-    except (TypeError, ValueError, RuntimeError) as exc:   # torch: RuntimeError for negative sizes
-        raise ArchitectureError(f"layer {kind!r} in architecture spec has a bad parameter: "
-                                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}.") from None
+    except (TypeError, ValueError, RuntimeError) as exc:  # torch: RuntimeError for negative sizes
+        raise ArchitectureError(
+            f"layer {kind!r} in architecture spec has a bad parameter: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}."
+        ) from None
 
 
 def build_sequential(layers: list[dict]) -> nn.Sequential:
@@ -159,20 +163,22 @@ def validate_spec(spec: dict) -> dict:
         raise ArchitectureError(f"input_shape {shape} is absurdly large (over 10 million features).")
     n_params = count_parameters(spec.get("layers"))
     if n_params > MAX_PARAMETERS:
-        raise ArchitectureError(f"the architecture has {n_params:,} parameters (over {MAX_PARAMETERS:,}); Spline "
-                                f"Atlas is for networks that fit a desktop's memory many times over.")
+        raise ArchitectureError(
+            f"the architecture has {n_params:,} parameters (over {MAX_PARAMETERS:,}); Spline Atlas is for networks that fit a desktop's memory many times over."
+        )
     out_shape = _dry_run_shapes(spec["layers"], shape)
     if len(out_shape) != 2:
         raise ArchitectureError(f"the network's output must be (batch, classes); got shape {tuple(out_shape)}: end with a flatten/linear layer.")
     n_out = int(out_shape[1])
     expected = n_out if n_out > 1 else 2
     if spec.get("num_classes") is not None and spec["num_classes"] != expected:
-        raise ArchitectureError(f"architecture spec: num_classes is {spec['num_classes']:,} but the network has "
-                                f"{n_out} output{'s' if n_out > 1 else ''} ({expected} classes); fix num_classes "
-                                f"or remove it.")
+        raise ArchitectureError(
+            f"architecture spec: num_classes is {spec['num_classes']:,} but the network has "
+            f"{n_out} output{'s' if n_out > 1 else ''} ({expected} classes); fix num_classes "
+            f"or remove it."
+        )
     if spec.get("output_dim") is not None and spec["output_dim"] != n_out:
-        raise ArchitectureError(f"architecture spec: output_dim is {spec['output_dim']:,} but the layers give {n_out}; "
-                                f"fix output_dim or remove it.")
+        raise ArchitectureError(f"architecture spec: output_dim is {spec['output_dim']:,} but the layers give {n_out}; fix output_dim or remove it.")
     spec["num_classes"] = expected
     spec["output_dim"] = n_out
     return spec
@@ -198,11 +204,11 @@ def _dry_run_shapes(layers: list[dict], shape: list[int]) -> tuple[int, ...]:
             h.remove()
     except (RuntimeError, ValueError, IndexError, NotImplementedError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ArchitectureError(f"architecture spec layers do not fit together for input_shape {shape}: "
-                                f"{first[:200]}") from None
+        raise ArchitectureError(f"architecture spec layers do not fit together for input_shape {shape}: {first[:200]}") from None
     if total > MAX_ACTIVATIONS:
-        raise ArchitectureError(f"the architecture computes {total:,} activations per sample (over "
-                                f"{MAX_ACTIVATIONS:,}); use a smaller input_shape or narrower layers.")
+        raise ArchitectureError(
+            f"the architecture computes {total:,} activations per sample (over {MAX_ACTIVATIONS:,}); use a smaller input_shape or narrower layers."
+        )
     # Within budget: the real dry run as before. Building the layers draws their initial weights from
     # torch's global generator, and seeded training (the bundled runs) depends on that draw.
     with torch.no_grad():
@@ -241,20 +247,22 @@ def parse_arch_string(text: str) -> dict:
 def digits_cnn_spec(channels: int = 8, hidden: int = 32) -> dict:
     """A small piecewise-affine CNN for 1x8x8 digits: conv-relu-avgpool-conv-relu-flatten-linear-relu-linear."""
     c = channels
-    return validate_spec({
-        "input_shape": [1, 8, 8],
-        "layers": [
-            {"type": "conv2d", "in_channels": 1, "out_channels": c, "kernel_size": 3, "padding": 1},
-            {"type": "relu"},
-            {"type": "avgpool2d", "kernel_size": 2},
-            {"type": "conv2d", "in_channels": c, "out_channels": 2 * c, "kernel_size": 3, "padding": 1},
-            {"type": "relu"},
-            {"type": "flatten"},
-            {"type": "linear", "in_features": 2 * c * 16, "out_features": hidden},
-            {"type": "relu"},
-            {"type": "linear", "in_features": hidden, "out_features": 10},
-        ],
-    })
+    return validate_spec(
+        {
+            "input_shape": [1, 8, 8],
+            "layers": [
+                {"type": "conv2d", "in_channels": 1, "out_channels": c, "kernel_size": 3, "padding": 1},
+                {"type": "relu"},
+                {"type": "avgpool2d", "kernel_size": 2},
+                {"type": "conv2d", "in_channels": c, "out_channels": 2 * c, "kernel_size": 3, "padding": 1},
+                {"type": "relu"},
+                {"type": "flatten"},
+                {"type": "linear", "in_features": 2 * c * 16, "out_features": hidden},
+                {"type": "relu"},
+                {"type": "linear", "in_features": hidden, "out_features": 10},
+            ],
+        }
+    )
 
 
 def load_spec_file(path: str | Path, root: Path | None = None) -> dict:
@@ -273,9 +281,15 @@ def load_spec_file(path: str | Path, root: Path | None = None) -> dict:
 
 _MODULE_TO_ENTRY = {
     nn.Linear: lambda m: {"type": "linear", "in_features": m.in_features, "out_features": m.out_features, "bias": m.bias is not None},
-    nn.Conv2d: lambda m: {"type": "conv2d", "in_channels": m.in_channels, "out_channels": m.out_channels,
-                          "kernel_size": list(m.kernel_size), "stride": list(m.stride), "padding": list(m.padding),
-                          "bias": m.bias is not None},
+    nn.Conv2d: lambda m: {
+        "type": "conv2d",
+        "in_channels": m.in_channels,
+        "out_channels": m.out_channels,
+        "kernel_size": list(m.kernel_size),
+        "stride": list(m.stride),
+        "padding": list(m.padding),
+        "bias": m.bias is not None,
+    },
     nn.BatchNorm1d: lambda m: {"type": "batchnorm1d", "num_features": m.num_features, "eps": m.eps, "affine": m.affine},
     nn.BatchNorm2d: lambda m: {"type": "batchnorm2d", "num_features": m.num_features, "eps": m.eps, "affine": m.affine},
     nn.AvgPool2d: lambda m: {"type": "avgpool2d", "kernel_size": m.kernel_size, "stride": m.stride},
@@ -286,8 +300,12 @@ _MODULE_TO_ENTRY = {
     nn.ReLU: lambda m: {"type": "relu"},
     nn.LeakyReLU: lambda m: {"type": "leaky_relu", "negative_slope": m.negative_slope},
     Abs: lambda m: {"type": "abs"},
-    nn.GELU: lambda m: {"type": "gelu"}, nn.Sigmoid: lambda m: {"type": "sigmoid"}, nn.Tanh: lambda m: {"type": "tanh"},
-    nn.Softplus: lambda m: {"type": "softplus"}, nn.ELU: lambda m: {"type": "elu"}, nn.SiLU: lambda m: {"type": "silu"},
+    nn.GELU: lambda m: {"type": "gelu"},
+    nn.Sigmoid: lambda m: {"type": "sigmoid"},
+    nn.Tanh: lambda m: {"type": "tanh"},
+    nn.Softplus: lambda m: {"type": "softplus"},
+    nn.ELU: lambda m: {"type": "elu"},
+    nn.SiLU: lambda m: {"type": "silu"},
     nn.Softmax: lambda m: {"type": "softmax"},
 }
 
@@ -328,12 +346,26 @@ def _function_entry(node) -> dict | None:
 
     t, args, kw = node.target, node.args, node.kwargs
     arg = lambda i, name, default=None: args[i] if len(args) > i else kw.get(name, default)  # noqa: E731
-    simple = {"relu": "relu", "abs": "abs", "sigmoid": "sigmoid", "tanh": "tanh", "gelu": "gelu",
-              "softplus": "softplus", "elu": "elu", "silu": "silu"}
+    simple = {"relu": "relu", "abs": "abs", "sigmoid": "sigmoid", "tanh": "tanh", "gelu": "gelu", "softplus": "softplus", "elu": "elu", "silu": "silu"}
     name = t if node.op == "call_method" else getattr(t, "__name__", "")
-    if node.op == "call_function" and t not in (torch.relu, F.relu, torch.abs, torch.sigmoid, torch.tanh, F.gelu,
-                                                 F.softplus, F.elu, F.silu, F.leaky_relu, torch.flatten,
-                                                 F.max_pool2d, F.avg_pool2d, F.dropout, torch.softmax, F.softmax):
+    if node.op == "call_function" and t not in (
+        torch.relu,
+        F.relu,
+        torch.abs,
+        torch.sigmoid,
+        torch.tanh,
+        F.gelu,
+        F.softplus,
+        F.elu,
+        F.silu,
+        F.leaky_relu,
+        torch.flatten,
+        F.max_pool2d,
+        F.avg_pool2d,
+        F.dropout,
+        torch.softmax,
+        F.softmax,
+    ):
         return None
     if name in simple:
         return {"type": simple[name]}
@@ -360,8 +392,9 @@ def _is_batch_size(node) -> bool:
     """``x.size(0)`` or ``x.shape[0]`` in a traced graph."""
     import operator
 
-    return (getattr(node, "op", None) == "call_method" and node.target == "size" and node.args[1:] == (0,)) or \
-        (getattr(node, "op", None) == "call_function" and node.target is operator.getitem and node.args[1] == 0)
+    return (getattr(node, "op", None) == "call_method" and node.target == "size" and node.args[1:] == (0,)) or (
+        getattr(node, "op", None) == "call_function" and node.target is operator.getitem and node.args[1] == 0
+    )
 
 
 def _entries_from_fx(module: nn.Module, path: str, cls_name: str) -> tuple[list[dict], list[torch.Tensor]]:
@@ -386,7 +419,7 @@ def _entries_from_fx(module: nn.Module, path: str, cls_name: str) -> tuple[list[
         raise refuse(f"cannot be traced by torch.fx ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     entries: list[dict] = []
     tensors: list[torch.Tensor] = []
-    position: dict = {}          # chain node -> len(entries) when it held the chain's value
+    position: dict = {}  # chain node -> len(entries) when it held the chain's value
     current = None
     for node in graph.nodes:
         if node.op == "placeholder":
@@ -397,9 +430,12 @@ def _entries_from_fx(module: nn.Module, path: str, cls_name: str) -> tuple[list[
             if node.args[0] is not current:
                 raise refuse("returns something other than the end of its layer chain")
             return entries, tensors
-        elif (node.op == "call_method" and node.target == "size") or _is_batch_size(node) or \
-                (node.op == "call_function" and node.target is getattr and node.args[1:] == ("shape",)):
-            continue             # batch-size bookkeeping of view/reshape
+        elif (
+            (node.op == "call_method" and node.target == "size")
+            or _is_batch_size(node)
+            or (node.op == "call_function" and node.target is getattr and node.args[1:] == ("shape",))
+        ):
+            continue  # batch-size bookkeeping of view/reshape
         elif node.op == "call_function" and node.target in (operator.add, torch.add):
             a, b = node.args[:2]
             skip = b if a is current else a if b is current else None
@@ -438,8 +474,7 @@ def _rebuild_scripted(cls: type, scripted: nn.Module) -> nn.Module:
         m = nn.Linear(w.shape[1], w.shape[0], bias="bias" in sd)
     elif cls is nn.Conv2d:
         w = sd["weight"]
-        m = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=tuple(get("stride", (1, 1))),
-                      padding=tuple(get("padding", (0, 0))), bias="bias" in sd)
+        m = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=tuple(get("stride", (1, 1))), padding=tuple(get("padding", (0, 0))), bias="bias" in sd)
     elif cls in (nn.BatchNorm1d, nn.BatchNorm2d):
         m = cls(sd["running_mean"].shape[0], eps=float(get("eps", 1e-5)), affine="weight" in sd)
     elif cls in (nn.AvgPool2d, nn.MaxPool2d):
@@ -468,7 +503,7 @@ def spec_from_module(module: nn.Module, input_shape: list[int] | None = None) ->
         else:
             raise ArchitectureError(
                 f"cannot infer the input shape of a model whose first layer is {first.get('type', 'missing')}; "
-                f"give it: an architecture.json beside the file with e.g. \"input_shape\": [1, 28, 28] "
+                f'give it: an architecture.json beside the file with e.g. "input_shape": [1, 28, 28] '
                 f"(in Python: spec_from_module(module, input_shape=[1, 28, 28]))."
             )
     spec = validate_spec({"input_shape": list(input_shape), "layers": entries})

@@ -1,5 +1,6 @@
 """Torch plumbing the engine's point-wise analyses share (DeepFool, curvature, detection, power diagram,
 boundary angles, leaf and region paths): an eval-mode float64 copy of a model, its device, flat inputs."""
+
 from __future__ import annotations
 
 import copy
@@ -20,7 +21,7 @@ def prepare_model(net: nn.Module, dtype: torch.dtype = torch.float64, device=Non
     dev = resolve_device(device) if device is not None else module_device(net)
     # deepcopy, not Network.to_dtype_device: that one reloads weights through a float32 clone
     model = copy.deepcopy(net).to(device=dev, dtype=dtype)
-    model.requires_grad_(False)          # gradients are taken w.r.t. inputs only
+    model.requires_grad_(False)  # gradients are taken w.r.t. inputs only
     return model.eval()
 
 

@@ -8,6 +8,7 @@ pattern) turns every ``__torch__`` class into an inert stand-in, rebuilds tensor
 itself (bounds-checked), and refuses every other global. The architecture then comes from a sidecar
 ``architecture.json``; running the archive needs the user's explicit trust.
 """
+
 from __future__ import annotations
 
 import io
@@ -22,9 +23,16 @@ from geometry.errors import InputFileError
 from geometry.safe_io import name, printable
 
 _STORAGE_DTYPES = {
-    "FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
-    "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
-    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8, "BoolStorage": torch.bool,
+    "FloatStorage": torch.float32,
+    "DoubleStorage": torch.float64,
+    "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16,
+    "LongStorage": torch.int64,
+    "IntStorage": torch.int32,
+    "ShortStorage": torch.int16,
+    "CharStorage": torch.int8,
+    "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool,
 }
 
 
@@ -58,7 +66,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         super().__init__(io.BytesIO(data))
         self._archive, self._prefix, self._path = archive, prefix, path
         self._classes: dict[str, type] = {}
-        self._storages: dict[str, torch.Tensor] = {}   # a storage shared by many tensors is read once
+        self._storages: dict[str, torch.Tensor] = {}  # a storage shared by many tensors is read once
 
     def find_class(self, module: str, qualname: str):
         full = f"{module}.{qualname}"
@@ -72,16 +80,26 @@ class _RestrictedUnpickler(pickle.Unpickler):
             return self._rebuild_tensor
         if full == "collections.OrderedDict":
             return OrderedDict
-        if full in ("torch.jit._pickle.build_intlist", "torch.jit._pickle.build_doublelist",
-                    "torch.jit._pickle.build_boollist", "torch.jit._pickle.build_tensorlist"):
+        if full in (
+            "torch.jit._pickle.build_intlist",
+            "torch.jit._pickle.build_doublelist",
+            "torch.jit._pickle.build_boollist",
+            "torch.jit._pickle.build_tensorlist",
+        ):
             return _as_list
         if full == "torch.jit._pickle.restore_type_tag":
             return _restore_type_tag
         raise pickle.UnpicklingError(f"refused global {printable(full, 80)}")
 
     def persistent_load(self, pid):
-        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and isinstance(pid[1], _StorageType)
-                and isinstance(pid[2], str) and isinstance(pid[4], int)):
+        if not (
+            isinstance(pid, tuple)
+            and len(pid) == 5
+            and pid[0] == "storage"
+            and isinstance(pid[1], _StorageType)
+            and isinstance(pid[2], str)
+            and isinstance(pid[4], int)
+        ):
             raise pickle.UnpicklingError("unexpected persistent id")
         _, kind, key, _location, numel = pid
         if key in self._storages:
@@ -94,8 +112,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         itemsize = torch.empty((), dtype=kind.dtype).element_size()
         if numel < 0 or numel * itemsize > len(raw):
             raise pickle.UnpicklingError(f"storage record {printable(key, 40)} is shorter than it claims")
-        storage = torch.empty(0, dtype=kind.dtype) if numel == 0 else \
-            torch.frombuffer(bytearray(raw[: numel * itemsize]), dtype=kind.dtype)
+        storage = torch.empty(0, dtype=kind.dtype) if numel == 0 else torch.frombuffer(bytearray(raw[: numel * itemsize]), dtype=kind.dtype)
         self._storages[key] = storage
         return storage
 
@@ -139,10 +156,8 @@ def read_torchscript_weights(path: Path, archive: zipfile.ZipFile) -> tuple[dict
     unpickler = _RestrictedUnpickler(archive.read(data_pkl[0]), archive, prefix, path)
     try:
         root = unpickler.load()
-    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError,
-            RuntimeError, MemoryError, RecursionError) as exc:
-        raise InputFileError(f"{name(path)}: the TorchScript archive's weights cannot be read safely "
-                             f"({printable(exc, 100)}).") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError, RuntimeError, MemoryError, RecursionError) as exc:
+        raise InputFileError(f"{name(path)}: the TorchScript archive's weights cannot be read safely ({printable(exc, 100)}).") from None
     if not isinstance(root, ScriptObject):
         raise InputFileError(f"{name(path)} looks like TorchScript but holds no module.")
     state: dict[str, torch.Tensor] = {}

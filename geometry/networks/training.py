@@ -4,6 +4,7 @@ Deterministic for a given seed on a given torch build and thread count: data ord
 seeded generator, initialisation from ``torch.manual_seed``. Checkpoints are written atomically and
 ``run.json`` is rewritten after each one, so a run can be opened while it is still training.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,8 @@ def accuracy(net: Network, X: np.ndarray, y: np.ndarray, batch: int = 4096) -> f
         return float("nan")
     correct = 0
     for s in range(0, len(X), batch):
-        out = net(torch.as_tensor(X[s:s + batch], dtype=torch.float32))
-        correct += int((predicted_classes(out).numpy() == y[s:s + batch]).sum())
+        out = net(torch.as_tensor(X[s : s + batch], dtype=torch.float32))
+        correct += int((predicted_classes(out).numpy() == y[s : s + batch]).sum())
     return correct / len(X)
 
 
@@ -57,9 +58,20 @@ def _dataset_inside(reference: dict, out: Path) -> dict:
     return {**reference, "npz": inside.name}
 
 
-def train_run(dataset: Dataset, spec: dict, out_dir: str | Path, epochs: int = 200, save_epochs: list[int] | None = None,
-              lr: float = 1e-3, batch_size: int = 64, weight_decay: float = 0.0, seed: int = 0, name: str | None = None,
-              progress: Callable[[float, str], None] | None = None, cancel: Callable[[], bool] | None = None) -> Path:
+def train_run(
+    dataset: Dataset,
+    spec: dict,
+    out_dir: str | Path,
+    epochs: int = 200,
+    save_epochs: list[int] | None = None,
+    lr: float = 1e-3,
+    batch_size: int = 64,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    name: str | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+) -> Path:
     """Train ``spec`` on ``dataset`` with Adam and cross-entropy, saving a checkpoint at each of ``save_epochs``.
 
     Returns the path of the written ``run.json``.
@@ -77,16 +89,24 @@ def train_run(dataset: Dataset, spec: dict, out_dir: str | Path, epochs: int = 2
     loss_fn = nn.BCEWithLogitsLoss() if binary else nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(seed)
     entries: list[dict] = []
-    manifest = {"format": RUN_FORMAT, "name": name or out.name, "architecture": net.spec, "checkpoints": entries,
-                "dataset": _dataset_inside(dataset.reference, out), "class_names": dataset.class_names,
-                "training": {"optimizer": "adam", "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay,
-                             "seed": seed, "epochs": epochs}}
+    manifest = {
+        "format": RUN_FORMAT,
+        "name": name or out.name,
+        "architecture": net.spec,
+        "checkpoints": entries,
+        "dataset": _dataset_inside(dataset.reference, out),
+        "class_names": dataset.class_names,
+        "training": {"optimizer": "adam", "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay, "seed": seed, "epochs": epochs},
+    }
 
     def checkpoint(epoch: int, loss: float) -> None:
         net.eval()
-        metrics = {"epoch": epoch, "loss": round(loss, 6),
-                   "train_accuracy": round(accuracy(net, dataset.X_train, dataset.y_train), 6),
-                   "test_accuracy": round(accuracy(net, dataset.X_test, dataset.y_test), 6)}
+        metrics = {
+            "epoch": epoch,
+            "loss": round(loss, 6),
+            "train_accuracy": round(accuracy(net, dataset.X_train, dataset.y_train), 6),
+            "test_accuracy": round(accuracy(net, dataset.X_test, dataset.y_test), 6),
+        }
         fname = f"epoch_{epoch:04d}.pt"
         save_checkpoint(out / fname, net, **metrics)
         entries.append({"path": fname, **metrics})
@@ -102,7 +122,7 @@ def train_run(dataset: Dataset, spec: dict, out_dir: str | Path, epochs: int = 2
         perm = torch.randperm(len(X), generator=gen)
         total = 0.0
         for s in range(0, len(X), batch_size):
-            idx = perm[s:s + batch_size]
+            idx = perm[s : s + batch_size]
             out_b = net(X[idx])
             loss = loss_fn(out_b[:, 0], y[idx].float()) if binary else loss_fn(out_b, y[idx])
             opt.zero_grad()

@@ -12,6 +12,7 @@ layers (linear, conv, batch norm, avg pool, residual sums) and never forms the p
 ``W_L diag(s) ... W_1`` explicitly. The region is then (their eq. 5, with their sign vector
 ``s' = -1`` for on-bits, ``+1`` for off-bits) ``A x <= c`` with ``A = s' * G``, ``c = -s' * g``.
 """
+
 from __future__ import annotations
 
 import weakref
@@ -54,8 +55,7 @@ def _slope_factor(module: nn.Module, mask: torch.Tensor, dtype) -> torch.Tensor:
     return on
 
 
-def run_layers(net: Network, x: torch.Tensor, masks: list[torch.Tensor] | None = None
-               ) -> tuple[list[torch.Tensor], torch.Tensor]:
+def run_layers(net: Network, x: torch.Tensor, masks: list[torch.Tensor] | None = None) -> tuple[list[torch.Tensor], torch.Tensor]:
     """Forward pass recording every nonlinearity's flattened input (pre-activation).
 
     x: (N, D). masks: None for the true network, or one (N, width_l) bool tensor per layer: the
@@ -115,9 +115,8 @@ def patterns_of(net: Network, X, device=None, batch_size: int = 8192) -> np.ndar
     out = []
     with torch.no_grad():
         for s in range(0, X.shape[0], batch_size):
-            pres, _ = run_layers(net64, X[s:s + batch_size])
-            out.append(torch.cat([p > 0 for p in pres], dim=1).cpu().numpy() if pres
-                       else np.zeros((min(batch_size, X.shape[0] - s), 0), bool))
+            pres, _ = run_layers(net64, X[s : s + batch_size])
+            out.append(torch.cat([p > 0 for p in pres], dim=1).cpu().numpy() if pres else np.zeros((min(batch_size, X.shape[0] - s), 0), bool))
     return np.concatenate(out) if out else np.zeros((0, int(layer_offsets(net)[-1])), bool)
 
 
@@ -167,16 +166,15 @@ def region_maps(net: Network, patterns: np.ndarray, device=None, max_rows: int =
         raise BudgetExceededError(f"input dimension {D} is too large for region maps (limit {max_rows - 1}).")
     R = P.shape[0]
     per = max(1, max_rows // (D + 1))
-    basis = torch.cat([torch.zeros(1, D, dtype=torch.float64, device=dev),
-                       torch.eye(D, dtype=torch.float64, device=dev)])
+    basis = torch.cat([torch.zeros(1, D, dtype=torch.float64, device=dev), torch.eye(D, dtype=torch.float64, device=dev)])
     Gs, gs, Ws, bs = [], [], [], []
     with torch.no_grad():
         for s in range(0, R, per):
-            Pc = torch.as_tensor(P[s:s + per], device=dev)
+            Pc = torch.as_tensor(P[s : s + per], device=dev)
             r = Pc.shape[0]
             X = basis.repeat(r, 1)
             rep = Pc.repeat_interleave(D + 1, dim=0)
-            masks = [rep[:, offs[l]:offs[l + 1]] for l in range(len(offs) - 1)]
+            masks = [rep[:, offs[l] : offs[l + 1]] for l in range(len(offs) - 1)]
             pres, logits = run_layers(net64, X, masks)
             pre = torch.cat(pres, dim=1) if pres else torch.zeros(r * (D + 1), 0, dtype=torch.float64, device=dev)
             pre = pre.reshape(r, D + 1, -1)

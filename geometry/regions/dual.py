@@ -6,6 +6,7 @@ returns those points (per sample, per grid region, per epoch of a run), the leas
 ``M_j`` between two networks' ``C_j`` (their eq. 8, Section 2.4.2) with the accuracy the mapped functions
 keep (their Table 2), and k-means clustering of the maps (their Section 2.4.1, Table 1).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,23 +47,20 @@ class GridDual:
 def grid_dual(net, box=(-1.0, 1.0), resolution: int = 101, device=None) -> GridDual:
     """Unique region affine maps on a ``resolution``^2 grid over a 2D box (2D-input networks)."""
     if net.input_dim != 2:
-        raise SplineAtlasError(f"the grid dual view is for 2D-input networks; this one has {net.input_dim} inputs "
-                               f"(use dual_points on data samples instead).")
+        raise SplineAtlasError(f"the grid dual view is for 2D-input networks; this one has {net.input_dim} inputs (use dual_points on data samples instead).")
     lo, hi = as_box(box, 2)
     gx = np.linspace(lo[0], hi[0], resolution)
     gy = np.linspace(lo[1], hi[1], resolution)
     X = np.stack(np.meshgrid(gx, gy), -1).reshape(-1, 2)
     P = patterns_of(net, X, device=device)
-    uniq, first, inv, counts = np.unique(np.packbits(P, axis=1), axis=0, return_index=True, return_inverse=True,
-                                         return_counts=True)
+    uniq, first, inv, counts = np.unique(np.packbits(P, axis=1), axis=0, return_index=True, return_inverse=True, return_counts=True)
     maps = region_maps(net, P[first], device=device)
     duals = np.concatenate([maps.W, maps.b[:, :, None]], axis=2)
     labels = predicted_classes(np.einsum("rcd,rd->rc", maps.W, X[first]) + maps.b)
     return GridDual(duals, P[first], counts.astype(np.int64), labels.astype(np.int64), X[first].copy())
 
 
-def grid_dual_over_epochs(run, indices=None, box=(-1.0, 1.0), resolution: int = 101, device=None,
-                          progress=None, cancel=None) -> list[GridDual]:
+def grid_dual_over_epochs(run, indices=None, box=(-1.0, 1.0), resolution: int = 101, device=None, progress=None, cancel=None) -> list[GridDual]:
     """:func:`grid_dual` at the checkpoints ``indices`` of ``run`` (default: all), for the training
     animation of the dual space (Sattelberg Section 3.1): the regions met by the grid at each epoch."""
     idx = list(range(len(run.epochs))) if indices is None else list(indices)

@@ -9,6 +9,7 @@ opposite signs, at ``t* = t_a + (t_b - t_a) h_a / (h_a - h_b)``. Adding all cros
 makes layer l constant on every new interval; after the last layer every interval is one region.
 Cost: one batched forward pass per layer over the breakpoints; exact up to float64 rounding.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -49,9 +50,15 @@ class LineWalk:
         return self.t[1:-1]
 
     def to_json(self) -> dict:
-        return {"t": self.t.tolist(), "hamming": self.hamming.tolist(), "flipped": [f.tolist() for f in self.flipped],
-                "labels": self.labels.tolist(), "n_regions": self.n_regions, "euclidean": self.euclidean,
-                "endpoint_hamming": int(hamming(self.patterns[0], self.patterns[-1]))}
+        return {
+            "t": self.t.tolist(),
+            "hamming": self.hamming.tolist(),
+            "flipped": [f.tolist() for f in self.flipped],
+            "labels": self.labels.tolist(),
+            "n_regions": self.n_regions,
+            "euclidean": self.euclidean,
+            "endpoint_hamming": int(hamming(self.patterns[0], self.patterns[-1])),
+        }
 
 
 def line_walk(net, a, b, device=None, dedup: float = 1e-13, cancel=None) -> LineWalk:

@@ -21,6 +21,7 @@ tolerances are input-space distances; a unit constant on the region is never a f
    for all rows. Otherwise the optimum y* violates row i; the ray from x0 to y* exits P through a new
    facet k (first hit), which joins S, and the LP is repeated. Every LP settles a row or finds a facet.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -111,8 +112,9 @@ def _highs_max(c: np.ndarray, A: np.ndarray, b: np.ndarray, solver: str = "choos
     inf = highspy.kHighsInf
     h.addVars(k, np.full(k, -inf), np.full(k, inf))
     A = np.ascontiguousarray(A, np.float64)
-    h.addRows(n, np.full(n, -inf), np.asarray(b, np.float64), n * k, np.arange(0, n * k, k, dtype=np.int32),
-              np.tile(np.arange(k, dtype=np.int32), n), A.ravel())
+    h.addRows(
+        n, np.full(n, -inf), np.asarray(b, np.float64), n * k, np.arange(0, n * k, k, dtype=np.int32), np.tile(np.arange(k, dtype=np.int32), n), A.ravel()
+    )
     h.changeObjectiveSense(highspy.ObjSense.kMaximize)
     h.changeColsCost(k, np.arange(k, dtype=np.int32), np.asarray(c, np.float64))
     h.run()
@@ -173,10 +175,19 @@ def _first_hits(M: np.ndarray, m: np.ndarray, x0: np.ndarray, dirs: np.ndarray, 
     return row.astype(np.int64), tmin
 
 
-def active_bits(h: HRep, interior: np.ndarray | None = None, box=None, tol: float = 1e-9, n_random: int | None = None,
-                seed: int = 0, method: str = "clarkson", ray_rounds: int = 0, origins_per_round: int = 16,
-                vertex_lps: int | None = None,
-                cancel=None) -> ActiveBits:
+def active_bits(
+    h: HRep,
+    interior: np.ndarray | None = None,
+    box=None,
+    tol: float = 1e-9,
+    n_random: int | None = None,
+    seed: int = 0,
+    method: str = "clarkson",
+    ray_rounds: int = 0,
+    origins_per_round: int = 16,
+    vertex_lps: int | None = None,
+    cancel=None,
+) -> ActiveBits:
     """Active bits of a region, exactly (see module docstring).
 
     interior: a point strictly inside the region (∩ box); default: the Chebyshev centre (needs a box
@@ -215,7 +226,7 @@ def active_bits(h: HRep, interior: np.ndarray | None = None, box=None, tol: floa
     state[~rvalid] = -1
     if bx is not None and method == "clarkson":  # interval bound: hyperplanes that miss the box are redundant
         top = np.maximum(An * bx[0], An * bx[1]).sum(axis=1)
-        state[:h.n_bits][valid & (top <= cn + tol)] = -1
+        state[: h.n_bits][valid & (top <= cn + tol)] = -1
     witness = np.full((n_rows, D), np.nan)
     lps = 0
     vidx = np.flatnonzero(rvalid)
@@ -257,7 +268,7 @@ def active_bits(h: HRep, interior: np.ndarray | None = None, box=None, tol: floa
             val, y = row_lp(k, others)
             if val > m[k] + tol:
                 state[k] = 1
-                witness[k] = x0 + _first_hits(M[k:k + 1], m[k:k + 1], x0, (y - x0)[None, :])[1][0] * (y - x0)
+                witness[k] = x0 + _first_hits(M[k : k + 1], m[k : k + 1], x0, (y - x0)[None, :])[1][0] * (y - x0)
             else:
                 state[k] = -1
     else:
@@ -307,10 +318,17 @@ def active_bits(h: HRep, interior: np.ndarray | None = None, box=None, tol: floa
                     val, y = row_lp(i, others)
                     state[i] = 1 if val > m[i] + tol else -1
                     if state[i] == 1:
-                        witness[i] = x0 + _first_hits(M[i:i + 1], m[i:i + 1], x0, (y - x0)[None, :])[1][0] * (y - x0)
+                        witness[i] = x0 + _first_hits(M[i : i + 1], m[i : i + 1], x0, (y - x0)[None, :])[1][0] * (y - x0)
     facets = np.flatnonzero((state == 1) & ~is_box)
-    return ActiveBits(bits=facets.astype(np.int64), witness=witness[facets], box_facets=int(((state == 1) & is_box).sum()),
-                      n_lps=lps, n_ray_certified=n_ray, interior=x0, stats={"rows": int(rvalid.sum())})
+    return ActiveBits(
+        bits=facets.astype(np.int64),
+        witness=witness[facets],
+        box_facets=int(((state == 1) & is_box).sum()),
+        n_lps=lps,
+        n_ray_certified=n_ray,
+        interior=x0,
+        stats={"rows": int(rvalid.sum())},
+    )
 
 
 def _vertex_certificates(M, m, rvalid, state, witness, tol, rng, max_lps: int, cancel=None, min_gain: int = 2) -> int:
@@ -331,8 +349,7 @@ def _vertex_certificates(M, m, rvalid, state, witness, tol, rng, max_lps: int, c
     inf = highspy.kHighsInf
     h.addVars(D, np.full(D, -inf), np.full(D, inf))
     n = len(vidx)
-    h.addRows(n, np.full(n, -inf), mv, n * D, np.arange(0, n * D, D, dtype=np.int32),
-              np.tile(np.arange(D, dtype=np.int32), n), Mv.ravel())
+    h.addRows(n, np.full(n, -inf), mv, n * D, np.arange(0, n * D, D, dtype=np.int32), np.tile(np.arange(D, dtype=np.int32), n), Mv.ravel())
     h.changeObjectiveSense(highspy.ObjSense.kMaximize)
     cols = np.arange(D, dtype=np.int32)
     lps = 0

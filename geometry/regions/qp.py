@@ -26,6 +26,7 @@ Solvers (``method``):
   problem for every region) was measured 2.5× slower per region than this (cvxpy's DPP mapping of an
   800×64 parameter matrix), so it is not offered.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -56,16 +57,24 @@ class RegionPerturbation:
     method: str = "full"
 
     def to_json(self) -> dict:
-        return {"exists": self.exists, "distance": self.distance if self.exists else None, "target": self.target,
-                "source": self.source, "per_class": [None if not np.isfinite(v) else float(v) for v in self.per_class],
-                "delta": self.delta.tolist() if self.exists else None, "solver": self.solver, "method": self.method}
+        return {
+            "exists": self.exists,
+            "distance": self.distance if self.exists else None,
+            "target": self.target,
+            "source": self.source,
+            "per_class": [None if not np.isfinite(v) else float(v) for v in self.per_class],
+            "delta": self.delta.tolist() if self.exists else None,
+            "solver": self.solver,
+            "method": self.method,
+        }
 
 
 QP_METHODS = ("working-set", "full")
 
 
-def min_region_perturbation(h: HRep, x, box=None, solver: str = "CLARABEL", rows: np.ndarray | None = None,
-                            feas_tol: float = 1e-7, method: str = "working-set") -> RegionPerturbation:
+def min_region_perturbation(
+    h: HRep, x, box=None, solver: str = "CLARABEL", rows: np.ndarray | None = None, feas_tol: float = 1e-7, method: str = "working-set"
+) -> RegionPerturbation:
     """Smallest δ with x + δ in the region of ``h`` (∩ box) and the predicted class changed (see module doc).
 
     x: (D,) a point of the region. rows: optional subset of bits to use (e.g. the active bits: same
@@ -107,7 +116,7 @@ def min_region_perturbation(h: HRep, x, box=None, solver: str = "CLARABEL", rows
             continue  # f_i - f_j is constant (> 0) on the region: never reached here
         g, r = wd / nrm, -(float(f[i] - f[j])) / nrm
         res = _working_set(R, s, g, r, tol) if direct else None
-        if res is None:                               # asked for, or the working set could not settle it
+        if res is None:  # asked for, or the working set could not settle it
             fell_back = fell_back or direct
             if full is None:
                 full = _FullQP(R, s, D, solver)
@@ -157,10 +166,10 @@ def _working_set(R: np.ndarray, s: np.ndarray, g: np.ndarray, r: float, tol: flo
     try:
         import clarabel
         import scipy.sparse as sp
-    except ImportError:                               # pragma: no cover - clarabel ships with cvxpy
+    except ImportError:  # pragma: no cover - clarabel ships with cvxpy
         return None
     D = len(g)
-    d = r * g                                         # the projection onto the hyperplane g·δ = r
+    d = r * g  # the projection onto the hyperplane g·δ = r
     S = np.zeros(len(R), bool)
     settings = clarabel.DefaultSettings()
     settings.verbose = False
@@ -175,7 +184,7 @@ def _working_set(R: np.ndarray, s: np.ndarray, g: np.ndarray, r: float, tol: flo
             return d if float(g @ d - r) <= tol else None
         new = bad & ~S
         if not new.any():
-            return None                               # a row it was given is violated: solver inexactness
+            return None  # a row it was given is violated: solver inexactness
         S |= new
         A = sp.csc_matrix(np.vstack([g[None], R[S]]))
         b = np.concatenate([[r], s[S]])

@@ -7,6 +7,7 @@
 - :func:`hamming_at_distance` (their Table 4), :func:`nearest_neighbour_agreement` (Table 3),
   :func:`walk_counts` (Table 5: Hamming distance vs regions crossed on the segment between two points).
 """
+
 from __future__ import annotations
 
 import csv
@@ -26,8 +27,7 @@ from geometry.safe_io import atomic_open
 REGION_SETS = ("train", "test", "adversarial")
 
 
-def sample_region_sets(net, dataset, names, n: int, seed: int = 0, overshoot: float = 0.02,
-                       cancel=None) -> dict[str, np.ndarray]:
+def sample_region_sets(net, dataset, names, n: int, seed: int = 0, overshoot: float = 0.02, cancel=None) -> dict[str, np.ndarray]:
     """The point sets of a region-statistics study (Liu et al. Tables 6-7): ``n`` random training and test
     points (fixed ``seed``, test drawn first) and "adversarial" = DeepFool(test points) with ``overshoot``.
     One sampling for the CLI and the app, so their numbers agree. Returns name -> (n, D) float64."""
@@ -91,14 +91,13 @@ class RegionReport:
             "n_bits": h.n_bits,
             "active_bits": self.active.bits.tolist(),
             "active_count": self.active.count,
-            "active_per_layer": np.bincount(np.searchsorted(offs, self.active.bits, side="right") - 1,
-                                            minlength=len(offs) - 1).tolist(),
+            "active_per_layer": np.bincount(np.searchsorted(offs, self.active.bits, side="right") - 1, minlength=len(offs) - 1).tolist(),
             "lps_solved": self.active.n_lps,
-            "neighbours": [{"flipped_bit": int(b), "layer": h.layer_of(int(b)), "verified": bool(v),
-                            "chebyshev_radius": None if not np.isfinite(r) else float(r)}
-                           for b, v, r in zip(self.neighbours.bits, self.neighbours.verified, self.neighbours.radius)],
-            "chebyshev": None if self.chebyshev is None else {"centre": self.chebyshev.centre.tolist(),
-                                                              "radius": self.chebyshev.radius},
+            "neighbours": [
+                {"flipped_bit": int(b), "layer": h.layer_of(int(b)), "verified": bool(v), "chebyshev_radius": None if not np.isfinite(r) else float(r)}
+                for b, v, r in zip(self.neighbours.bits, self.neighbours.verified, self.neighbours.radius)
+            ],
+            "chebyshev": None if self.chebyshev is None else {"centre": self.chebyshev.centre.tolist(), "radius": self.chebyshev.radius},
             "boundary_distance": self.boundary_distance,
             "nearest_bit": self.nearest_bit,
             "predicted": self.predicted,
@@ -107,8 +106,7 @@ class RegionReport:
         }
 
 
-def describe_region(net, x, box=None, active_box: bool = False, check_neighbours: bool = False,
-                    perturbation: bool = True, device=None) -> RegionReport:
+def describe_region(net, x, box=None, active_box: bool = False, check_neighbours: bool = False, perturbation: bool = True, device=None) -> RegionReport:
     """Full report on the region of x ((D,) array). box: (lo, hi) for the Chebyshev LP (needed when the
     region is unbounded) and, with ``active_box``, for the active bits too (default: active bits in all
     of R^D, as the article). check_neighbours: also solve each neighbour's Chebyshev LP."""
@@ -145,12 +143,15 @@ class RegionStats:
             m = self.set_names == s
             out[s] = {}
             acts = self.active[m].astype(float)
-            for name, v in (("radius", self.radius[m]), ("active", np.where(acts >= 0, acts, np.nan)),
-                            ("boundary", self.boundary[m])):
+            for name, v in (("radius", self.radius[m]), ("active", np.where(acts >= 0, acts, np.nan)), ("boundary", self.boundary[m])):
                 v = v[np.isfinite(v)]
-                out[s][name] = {"mean": float(v.mean()) if len(v) else None, "sd": float(v.std()) if len(v) else None,
-                                "max": float(v.max()) if len(v) else None, "min": float(v.min()) if len(v) else None,
-                                "n": int(len(v))}
+                out[s][name] = {
+                    "mean": float(v.mean()) if len(v) else None,
+                    "sd": float(v.std()) if len(v) else None,
+                    "max": float(v.max()) if len(v) else None,
+                    "min": float(v.min()) if len(v) else None,
+                    "n": int(len(v)),
+                }
         return out
 
     def write_csv(self, path) -> None:
@@ -169,8 +170,7 @@ class RegionStats:
                     w.writerow([s, q, d["mean"], d["sd"], d["max"], d["min"], d["n"]])
 
 
-def region_stats(net, sets: dict[str, np.ndarray], box, device=None, active: bool = True, progress=None,
-                 cancel=None) -> RegionStats:
+def region_stats(net, sets: dict[str, np.ndarray], box, device=None, active: bool = True, progress=None, cancel=None) -> RegionStats:
     """Chebyshev radius (region ∩ box), active-bit count and boundary distance for the region of every
     point of every named set (e.g. {"train": X1, "test": X2, "adversarial": X3}, each (n, D)).
     active=False skips the active bits (their count is then -1): one LP per point instead of hundreds."""
@@ -200,8 +200,7 @@ def region_stats(net, sets: dict[str, np.ndarray], box, device=None, active: boo
             done += 1
             if progress is not None:
                 progress(done / total, f"{name} {i + 1}/{len(X)}")
-    return RegionStats(np.array(names), np.array(idx, np.int64), np.array(rad), np.array(act, np.int64),
-                       np.array(bd), np.array(pred, np.int64), bx)
+    return RegionStats(np.array(names), np.array(idx, np.int64), np.array(rad), np.array(act, np.int64), np.array(bd), np.array(pred, np.int64), bx)
 
 
 def hamming_at_distance(net, X, radius: float, samples: int = 1, seed: int = 0, device=None) -> np.ndarray:

@@ -8,6 +8,7 @@ Completeness: the facet-adjacency graph of the regions meeting the box's interio
 is convex), and every facet of region ∩ box that is not a box wall leads to a neighbour meeting the
 box's interior, so BFS from the seed reaches them all.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -42,14 +43,19 @@ class Enumeration:
         return int(self.patterns.shape[0])
 
     def to_json(self) -> dict:
-        return {"n_regions": self.n_regions, "box": [self.box[0].tolist(), self.box[1].tolist()],
-                "patterns": ["".join("1" if v else "0" for v in p) for p in self.patterns],
-                "centres": self.centres.tolist(), "radii": self.radii.tolist(),
-                "active_counts": self.active_counts.tolist(), "adjacency": self.adjacency.tolist(), "lps": self.lps}
+        return {
+            "n_regions": self.n_regions,
+            "box": [self.box[0].tolist(), self.box[1].tolist()],
+            "patterns": ["".join("1" if v else "0" for v in p) for p in self.patterns],
+            "centres": self.centres.tolist(),
+            "radii": self.radii.tolist(),
+            "active_counts": self.active_counts.tolist(),
+            "adjacency": self.adjacency.tolist(),
+            "lps": self.lps,
+        }
 
 
-def enumerate_regions(net, box, seed_point=None, max_regions: int = 100_000, device=None, tol: float = 1e-9,
-                      progress=None, cancel=None) -> Enumeration:
+def enumerate_regions(net, box, seed_point=None, max_regions: int = 100_000, device=None, tol: float = 1e-9, progress=None, cancel=None) -> Enumeration:
     """Every region of ``net`` meeting the interior of ``box`` = (lo, hi) (scalars or (D,) arrays).
 
     seed_point: (D,) start (default: the box centre). Meant for low-dimensional inputs (2D/3D); raises
@@ -86,8 +92,7 @@ def enumerate_regions(net, box, seed_point=None, max_regions: int = 100_000, dev
         q, ok, qp = _step_across(net, h, act.bits, act.witness, device=device, box=(lo, hi))
         if not ok.all():
             bad = act.bits[~ok]
-            raise SplineAtlasError(f"could not step across facet(s) {bad[:5].tolist()} of a region (degenerate geometry); "
-                                   f"try another box or seed.")
+            raise SplineAtlasError(f"could not step across facet(s) {bad[:5].tolist()} of a region (degenerate geometry); try another box or seed.")
         for j in range(len(act.bits)):
             k = key(qp[j])
             if k not in index:
@@ -101,5 +106,13 @@ def enumerate_regions(net, box, seed_point=None, max_regions: int = 100_000, dev
         head += 1
         if progress is not None:
             progress(head / len(pats), f"{head} regions done, {len(pats) - head} queued")
-    return Enumeration(np.array(pats), np.array(pts), np.array(centres), np.array(radii), np.array(counts, np.int64),
-                       np.array(sorted(edges), np.int64).reshape(-1, 2), (lo, hi), lps)
+    return Enumeration(
+        np.array(pats),
+        np.array(pts),
+        np.array(centres),
+        np.array(radii),
+        np.array(counts, np.int64),
+        np.array(sorted(edges), np.int64).reshape(-1, 2),
+        (lo, hi),
+        lps,
+    )

@@ -5,11 +5,24 @@ Entry points (see :mod:`geometry.tessellation.engine`):
   ``tessellate_all_depths(network, slice, domain=None, ...) -> list`` (one result per depth 1..L, one pass)
 Result types: :class:`Tessellation2D`, :class:`Tessellation3D` (see :mod:`geometry.tessellation.types`).
 """
+
 from geometry.tessellation.engine import DEFAULT_MAX_REGIONS, default_max_regions, tessellate, tessellate_all_depths
 from geometry.tessellation.prepare import domain_box3, domain_polygon
 from geometry.tessellation.export import tessellation_to_json
 from geometry.tessellation.types import LayerSummary, Tessellation, Tessellation2D, Tessellation3D, pack_pattern, unpack_code
 
-__all__ = ["DEFAULT_MAX_REGIONS", "default_max_regions", "LayerSummary", "Tessellation", "Tessellation2D", "Tessellation3D", "domain_box3",
-           "domain_polygon", "pack_pattern", "tessellate", "tessellate_all_depths", "tessellation_to_json",
-           "unpack_code"]
+__all__ = [
+    "DEFAULT_MAX_REGIONS",
+    "default_max_regions",
+    "LayerSummary",
+    "Tessellation",
+    "Tessellation2D",
+    "Tessellation3D",
+    "domain_box3",
+    "domain_polygon",
+    "pack_pattern",
+    "tessellate",
+    "tessellate_all_depths",
+    "tessellation_to_json",
+    "unpack_code",
+]

@@ -11,6 +11,7 @@ without special cases; Linear/Conv2d get a fast path that skips the bias on the 
 nonlinearity; that callback may subdivide the regions (returning the new X and the index of the parent
 region of each new one), and pending residual branches are re-indexed accordingly.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -52,9 +53,13 @@ def apply_affine(module: nn.Module, X: torch.Tensor) -> torch.Tensor:
     return y
 
 
-def walk(seq: nn.Sequential, X: torch.Tensor,
-         on_nonlinearity: Callable[[nn.Module, int, torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]],
-         counter: list[int] | None = None, pending: list[torch.Tensor] | None = None) -> torch.Tensor:
+def walk(
+    seq: nn.Sequential,
+    X: torch.Tensor,
+    on_nonlinearity: Callable[[nn.Module, int, torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]],
+    counter: list[int] | None = None,
+    pending: list[torch.Tensor] | None = None,
+) -> torch.Tensor:
     """Run ``seq`` on the affine batch X. ``on_nonlinearity(module, layer_index, X) -> (X_new, parent)``
     where ``parent (R_new,) int64`` maps new regions to old ones (None: regions unchanged)."""
     counter = [0] if counter is None else counter

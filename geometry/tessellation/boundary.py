@@ -7,6 +7,7 @@ are exactly the places where c and j tie AND are the top two -- the true argmax 
 every pairwise tie line (SplineCam's over-approximation). A binary single-logit net is treated as the
 two logits ``(0, f)``, whose boundary is the zero level set of f.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,12 +31,10 @@ def two_class(out_linear: torch.Tensor, out_offset: torch.Tensor):
     """Single-logit outputs ``(R, 1, k), (R, 1)`` -> the equivalent two-class logits ``(0, f)``."""
     if out_linear.shape[1] != 1:
         return out_linear, out_offset
-    return (torch.cat([torch.zeros_like(out_linear), out_linear], 1),
-            torch.cat([torch.zeros_like(out_offset), out_offset], 1))
+    return (torch.cat([torch.zeros_like(out_linear), out_linear], 1), torch.cat([torch.zeros_like(out_offset), out_offset], 1))
 
 
-def class_cells_2d(V: torch.Tensor, cnt: torch.Tensor, out_linear: torch.Tensor, out_offset: torch.Tensor,
-                   eps: float, compute_cells: bool = True) -> dict:
+def class_cells_2d(V: torch.Tensor, cnt: torch.Tensor, out_linear: torch.Tensor, out_offset: torch.Tensor, eps: float, compute_cells: bool = True) -> dict:
     """Argmax cells and decision-boundary segments of regions ``V (R, P, 2)`` with logits maps.
 
     Returns numpy arrays: classes (R,) (argmax at an interior point), class_mixed (R,), classes_const
@@ -69,7 +68,7 @@ def class_cells_2d(V: torch.Tensor, cnt: torch.Tensor, out_linear: torch.Tensor,
         pclass = torch.arange(C, device=dev).repeat(Rm)
         preg = midx.repeat_interleave(C, 0)
         for j in range(C):
-            a = lin[preg, pclass] - lin[preg, j]                     # (Q, k)
+            a = lin[preg, pclass] - lin[preg, j]  # (Q, k)
             b = off[preg, pclass] - off[preg, j]
             n = a.norm(dim=1)
             flat = n <= 1e-13 * (n + b.abs() + 1e-300)
@@ -106,8 +105,10 @@ def class_cells_2d(V: torch.Tensor, cnt: torch.Tensor, out_linear: torch.Tensor,
     whole = (~mixed).nonzero().squeeze(1)
     if cells_V is not None:
         keep = mixed[cells_region]
-        parts = [(V[whole], torch.zeros(V[whole].shape[:2], dtype=torch.int16, device=dev), cnt[whole], whole),
-                 (cells_V[keep], cells_E[keep], cells_c[keep], cells_region[keep])]
+        parts = [
+            (V[whole], torch.zeros(V[whole].shape[:2], dtype=torch.int16, device=dev), cnt[whole], whole),
+            (cells_V[keep], cells_E[keep], cells_c[keep], cells_region[keep]),
+        ]
         cV, _, cc, creg = planar.cat_pieces(parts)
         ccls = torch.cat([cls[whole], cells_class[keep]])
     else:
@@ -115,8 +116,12 @@ def class_cells_2d(V: torch.Tensor, cnt: torch.Tensor, out_linear: torch.Tensor,
     vm = _vertex_mask(cc, cV.shape[1])
     offsets = np.zeros(cc.shape[0] + 1, dtype=np.int64)
     np.cumsum(cc.cpu().numpy(), out=offsets[1:])
-    res.update(cell_vertices=cV[vm].cpu().numpy(), cell_offsets=offsets, cell_class=ccls.cpu().numpy().astype(np.int64),
-               cell_region=creg.cpu().numpy().astype(np.int64))
+    res.update(
+        cell_vertices=cV[vm].cpu().numpy(),
+        cell_offsets=offsets,
+        cell_class=ccls.cpu().numpy().astype(np.int64),
+        cell_region=creg.cpu().numpy().astype(np.int64),
+    )
     return res
 
 
@@ -175,20 +180,20 @@ def slope_norms(net, slice_, out_linear: torch.Tensor, codes, dev, chunk_elems: 
     origin = torch.as_tensor(slice_.origin, dtype=dtype, device=dev)
     for a in range(0, R, step):
         b = min(R, a + step)
-        pats = [torch.as_tensor(unpack_code(c[a:b], layers[j].width, layers[j].kind), device=dev)
-                for j, c in enumerate(codes)]
+        pats = [torch.as_tensor(unpack_code(c[a:b], layers[j].width, layers[j].kind), device=dev) for j, c in enumerate(codes)]
         fixed = lambda m, j, Z: (activate(m, Z, pats[j]), None)  # noqa: E731
         if reverse:
             with torch.enable_grad():
                 X = origin.expand(b - a, 1, D).clone().requires_grad_(True)
                 out = walk(net.layers, X.reshape(b - a, 1, *net.input_shape), fixed).reshape(b - a, -1)
-                J = torch.stack([torch.autograd.grad(out[:, c].sum(), X, retain_graph=c + 1 < C)[0].reshape(b - a, D)
-                                 for c in range(C)], 1)                      # (r, C, D): C backward passes
+                J = torch.stack(
+                    [torch.autograd.grad(out[:, c].sum(), X, retain_graph=c + 1 < C)[0].reshape(b - a, D) for c in range(C)], 1
+                )  # (r, C, D): C backward passes
         else:
             X = torch.empty(b - a, D + 1, D, dtype=dtype, device=dev)
             X[:, 0] = origin
             X[:, 1:] = torch.eye(D, dtype=dtype, device=dev)
             out = walk(net.layers, X.reshape(b - a, D + 1, *net.input_shape), fixed)
-            J = out.reshape(b - a, D + 1, -1)[:, 1:, :].transpose(1, 2)      # (r, C, D)
+            J = out.reshape(b - a, D + 1, -1)[:, 1:, :].transpose(1, 2)  # (r, C, D)
         res.append(_spectral_norm(J.detach()))
     return torch.cat(res).cpu().numpy()

@@ -10,6 +10,7 @@ then through the next affine modules (:mod:`geometry.tessellation.affine`). One 
 
 Public entry points: :func:`tessellate` (one depth) and :func:`tessellate_all_depths` (all of them).
 """
+
 from __future__ import annotations
 
 import time
@@ -37,6 +38,8 @@ def default_max_regions(network: Network, k: int) -> int:
     (``(k+1) x width`` float64 per region, about three live copies) stay within ~4 GiB."""
     widest = max([network.input_dim] + [li.width for li in network.layer_infos])
     return int(min(DEFAULT_MAX_REGIONS, MEMORY_BUDGET_BYTES // (8 * (k + 1) * widest * 3)))
+
+
 DEFAULT_TOL = 1e-9
 
 Progress = Callable[[float, str], None] | None
@@ -59,10 +62,19 @@ def _ragged(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor):
     return verts, offsets, labels
 
 
-def tessellate_all_depths(network: Network, slice_: Slice, domain=None, depth: int | None = None, device=None,
-                          max_regions: int | None = None, tol: float = DEFAULT_TOL,
-                          progress: Progress = None, cancel: Cancel = None, boundary: bool = True,
-                          slope_norm: bool = True):
+def tessellate_all_depths(
+    network: Network,
+    slice_: Slice,
+    domain=None,
+    depth: int | None = None,
+    device=None,
+    max_regions: int | None = None,
+    tol: float = DEFAULT_TOL,
+    progress: Progress = None,
+    cancel: Cancel = None,
+    boundary: bool = True,
+    slope_norm: bool = True,
+):
     """Tessellations of the slice after layers 1, 1..2, ..., 1..depth (default: all L), in ONE pass.
 
     Returns a list of ``depth`` :class:`Tessellation2D` (2D slices) or :class:`Tessellation3D` (3D slices),
@@ -80,9 +92,7 @@ def tessellate_all_depths(network: Network, slice_: Slice, domain=None, depth: i
     if max_regions is None:
         max_regions = default_max_regions(network, slice_.dim)
     if slice_.dim == 3:
-
-        return tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions, tol, progress,
-                                        cancel, boundary, slope_norm)
+        return tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions, tol, progress, cancel, boundary, slope_norm)
     t0 = time.perf_counter()
     L = network.depth
     if L == 0:
@@ -106,8 +116,7 @@ def tessellate_all_depths(network: Network, slice_: Slice, domain=None, depth: i
             progress(j / target, f"layer {j + 1}/{target}: cutting {state['V'].shape[0]} regions")
         H = layer_lines(module, X)
         name = f"layer {j + 1} of {L}"
-        V, E, cnt, owner = planar.subdivide(state["V"], state["E"], state["cnt"], H, eps, j,
-                                            max_regions, name, cancel)
+        V, E, cnt, owner = planar.subdivide(state["V"], state["E"], state["cnt"], H, eps, j, max_regions, name, cancel)
         interior = _interior_points(V, cnt)
         Xo = X.index_select(0, owner)
         pattern = layer_pattern(module, Xo, interior)
@@ -115,8 +124,7 @@ def tessellate_all_depths(network: Network, slice_: Slice, domain=None, depth: i
         codes = [c[own_np] for c in state["codes"]] + [pack_pattern(pattern.cpu().numpy(), layers[j].kind)]
         state.update(V=V, E=E, cnt=cnt, codes=codes)
         verts, offsets, labels = _ragged(V, E, cnt)
-        records.append(dict(vertices=verts, offsets=offsets, edge_layer=labels, codes=tuple(codes), parent=own_np,
-                            seconds=time.perf_counter() - t0))
+        records.append(dict(vertices=verts, offsets=offsets, edge_layer=labels, codes=tuple(codes), parent=own_np, seconds=time.perf_counter() - t0))
         if j + 1 == target and target < L:
             raise StopWalk
         return activate(module, Xo, pattern, inplace=True), owner
@@ -136,39 +144,57 @@ def tessellate_all_depths(network: Network, slice_: Slice, domain=None, depth: i
             full = _full_depth_outputs(net, slice_, state, logits, eps, boundary, dev, slope_norm)
     R_full = records[-1]["offsets"].shape[0] - 1
     out = []
-    classes_chain = propagate_classes([r["parent"] for r in records], full.get("classes_const"), R_full) \
-        if full else [np.full(r["offsets"].shape[0] - 1, -1, dtype=np.int64) for r in records]
+    classes_chain = (
+        propagate_classes([r["parent"] for r in records], full.get("classes_const"), R_full)
+        if full
+        else [np.full(r["offsets"].shape[0] - 1, -1, dtype=np.int64) for r in records]
+    )
     device_name = str(dev)
     nc = network.num_classes
     for l, rec in enumerate(records):
         R = rec["offsets"].shape[0] - 1
         is_full = bool(full) and l == len(records) - 1
-        common = dict(slice=slice_, domain=poly, depth=l + 1, layers=layers, vertices=rec["vertices"],
-                      offsets=rec["offsets"], edge_layer=rec["edge_layer"], codes=rec["codes"], parent=rec["parent"],
-                      classes=full["classes"] if is_full else classes_chain[l],
-                      class_mixed=full["class_mixed"] if is_full else np.zeros(R, dtype=bool),
-                      slope_norm=full["slope_norm"] if is_full else np.full(R, np.nan),
-                      num_classes=nc, tolerance=eps, seconds=rec["seconds"], device=device_name)
+        common = dict(
+            slice=slice_,
+            domain=poly,
+            depth=l + 1,
+            layers=layers,
+            vertices=rec["vertices"],
+            offsets=rec["offsets"],
+            edge_layer=rec["edge_layer"],
+            codes=rec["codes"],
+            parent=rec["parent"],
+            classes=full["classes"] if is_full else classes_chain[l],
+            class_mixed=full["class_mixed"] if is_full else np.zeros(R, dtype=bool),
+            slope_norm=full["slope_norm"] if is_full else np.full(R, np.nan),
+            num_classes=nc,
+            tolerance=eps,
+            seconds=rec["seconds"],
+            device=device_name,
+        )
         if full:
-            common.update(boundary_segments=full["segments"], boundary_classes=full["segment_classes"],
-                          boundary_region=full["segment_region"])
+            common.update(boundary_segments=full["segments"], boundary_classes=full["segment_classes"], boundary_region=full["segment_region"])
         if is_full:
-            common.update(out_linear=full["out_linear"], out_offset=full["out_offset"],
-                          class_cell_vertices=full["cell_vertices"], class_cell_offsets=full["cell_offsets"],
-                          class_cell_class=full["cell_class"], class_cell_region=full["cell_region"],
-                          seconds=time.perf_counter() - t0)
+            common.update(
+                out_linear=full["out_linear"],
+                out_offset=full["out_offset"],
+                class_cell_vertices=full["cell_vertices"],
+                class_cell_offsets=full["cell_offsets"],
+                class_cell_class=full["cell_class"],
+                class_cell_region=full["cell_region"],
+                seconds=time.perf_counter() - t0,
+            )
         out.append(Tessellation2D(**common))
     if progress is not None:
         progress(1.0, f"{out[-1].num_regions} regions in {time.perf_counter() - t0:.2f} s")
     return out
 
 
-def _full_depth_outputs(net: Network, slice_: Slice, state: dict, logits: torch.Tensor, eps: float,
-                        boundary: bool, dev, slope_norm: bool = True) -> dict:
+def _full_depth_outputs(net: Network, slice_: Slice, state: dict, logits: torch.Tensor, eps: float, boundary: bool, dev, slope_norm: bool = True) -> dict:
     """Logit maps, classes, slope norms, argmax cells and decision boundary of the final regions."""
-    X = logits.reshape(logits.shape[0], logits.shape[1], -1)         # (R, k+1, C)
+    X = logits.reshape(logits.shape[0], logits.shape[1], -1)  # (R, k+1, C)
     out_offset = X[:, 0, :]
-    out_linear = X[:, 1:, :].transpose(1, 2).contiguous()            # (R, C, k)
+    out_linear = X[:, 1:, :].transpose(1, 2).contiguous()  # (R, C, k)
     V, cnt = state["V"], state["cnt"]
     cells = class_cells_2d(V, cnt, out_linear, out_offset, eps, compute_cells=boundary)
     codes = state["codes"]
@@ -176,14 +202,22 @@ def _full_depth_outputs(net: Network, slice_: Slice, state: dict, logits: torch.
     return dict(out_linear=out_linear.cpu().numpy(), out_offset=out_offset.cpu().numpy(), slope_norm=sn, **cells)
 
 
-def tessellate(network: Network, slice_: Slice, domain=None, depth: int | None = None, device=None,
-               max_regions: int | None = None, tol: float = DEFAULT_TOL,
-               progress: Progress = None, cancel: Cancel = None, boundary: bool = True,
-               slope_norm: bool = True) -> Tessellation2D | Tessellation3D:
+def tessellate(
+    network: Network,
+    slice_: Slice,
+    domain=None,
+    depth: int | None = None,
+    device=None,
+    max_regions: int | None = None,
+    tol: float = DEFAULT_TOL,
+    progress: Progress = None,
+    cancel: Cancel = None,
+    boundary: bool = True,
+    slope_norm: bool = True,
+) -> Tessellation2D | Tessellation3D:
     """The exact tessellation of ``slice_`` (2D or 3D) after ``depth`` layers (default: all).
 
     Equivalent to ``tessellate_all_depths(...)[-1]``; see there for the arguments. With ``depth < L``
     the logits are not computed, so classes are -1, slope norms NaN and the decision boundary empty.
     """
-    return tessellate_all_depths(network, slice_, domain, depth, device, max_regions, tol, progress, cancel,
-                                 boundary, slope_norm)[-1]
+    return tessellate_all_depths(network, slice_, domain, depth, device, max_regions, tol, progress, cancel, boundary, slope_norm)[-1]

@@ -10,6 +10,7 @@ i to i+1, -1 = domain)} or in 3D {"vertices": [[u, v, w], ...], "faces": [[i, j,
 "face_layer": [...], ...}], ``decision_boundary``: 2D segments [[[u0, v0], [u1, v1]], ...] or 3D
 polygons [[[u, v, w], ...], ...], ``boundary_classes`` [[c0, c1], ...].
 """
+
 from __future__ import annotations
 
 import math
@@ -28,22 +29,34 @@ def tessellation_to_json(t) -> dict:
     pats = t.patterns
     R = t.num_regions
     regions = []
-    if hasattr(t, "face_offsets"):   # a Tessellation3D (this module stays below types, which calls it)
+    if hasattr(t, "face_offsets"):  # a Tessellation3D (this module stays below types, which calls it)
         for r in range(R):
             v, faces = t.polyhedron(r)
             f0, f1 = t.cell_face_offsets[r], t.cell_face_offsets[r + 1]
-            regions.append({"vertices": v.tolist(), "faces": [f.tolist() for f in faces],
-                            "face_layer": t.face_layer[f0:f1].tolist(),
-                            "pattern": [p[r].astype(int).tolist() for p in pats],
-                            "class": int(t.classes[r]), "slope_norm": _f(t.slope_norm[r])})
+            regions.append(
+                {
+                    "vertices": v.tolist(),
+                    "faces": [f.tolist() for f in faces],
+                    "face_layer": t.face_layer[f0:f1].tolist(),
+                    "pattern": [p[r].astype(int).tolist() for p in pats],
+                    "class": int(t.classes[r]),
+                    "slope_norm": _f(t.slope_norm[r]),
+                }
+            )
         boundary = [p.tolist() for p in t.boundary_polygons()]
         domain = np.asarray(t.domain).tolist()
     else:
         for r in range(R):
             a, b = t.offsets[r], t.offsets[r + 1]
-            regions.append({"vertices": t.vertices[a:b].tolist(), "edge_layer": t.edge_layer[a:b].tolist(),
-                            "pattern": [p[r].astype(int).tolist() for p in pats],
-                            "class": int(t.classes[r]), "slope_norm": _f(t.slope_norm[r])})
+            regions.append(
+                {
+                    "vertices": t.vertices[a:b].tolist(),
+                    "edge_layer": t.edge_layer[a:b].tolist(),
+                    "pattern": [p[r].astype(int).tolist() for p in pats],
+                    "class": int(t.classes[r]),
+                    "slope_norm": _f(t.slope_norm[r]),
+                }
+            )
         boundary = t.boundary_segments.tolist()
         domain = t.domain.tolist()
     return {

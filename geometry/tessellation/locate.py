@@ -1,11 +1,11 @@
 """Point location in a ragged set of convex polygons (grid bucketing of bounding boxes + half-plane tests)."""
+
 from __future__ import annotations
 
 import numpy as np
 
 
-def locate_points(vertices: np.ndarray, offsets: np.ndarray, u: np.ndarray, tol: float = 1e-9,
-                  chunk: int = 1 << 21) -> np.ndarray:
+def locate_points(vertices: np.ndarray, offsets: np.ndarray, u: np.ndarray, tol: float = 1e-9, chunk: int = 1 << 21) -> np.ndarray:
     """(n,) int64 index of the convex CCW polygon containing each point ``u (n, 2)`` (-1: none).
 
     Polygons: ``vertices (V, 2)``, ``offsets (R+1,)``. A point within ``tol`` of a polygon counts as
@@ -20,7 +20,7 @@ def locate_points(vertices: np.ndarray, offsets: np.ndarray, u: np.ndarray, tol:
     P = int(cnt.max())
     ar = np.arange(P)
     idx = offsets[:-1, None] + np.where(ar[None, :] < cnt[:, None], ar[None, :], 0)
-    pad = vertices[idx]                                   # (R, P, 2), padding repeats vertex 0
+    pad = vertices[idx]  # (R, P, 2), padding repeats vertex 0
     nxt = np.roll(pad, -1, axis=1)
     last = offsets[:-1] + cnt - 1
     # the closing edge of a padded polygon: from its last real vertex back to vertex 0
@@ -50,7 +50,7 @@ def locate_points(vertices: np.ndarray, offsets: np.ndarray, u: np.ndarray, tol:
     ncand = np.where(inside, stop[pkey] - start[pkey], 0)
     result = np.full(n, -1, dtype=np.int64)
     best = np.full(n, -np.inf)
-    edge = nxt - pad                                      # (R, P, 2)
+    edge = nxt - pad  # (R, P, 2)
     elen = np.linalg.norm(edge, axis=2)
     total = np.cumsum(ncand)
     a = 0
@@ -61,7 +61,7 @@ def locate_points(vertices: np.ndarray, offsets: np.ndarray, u: np.ndarray, tol:
         pts = np.repeat(np.arange(a, b), nc)
         kk = np.arange(nc.sum()) - np.repeat(np.cumsum(nc) - nc, nc)
         cand = poly[start[pkey[pts]] + kk]
-        d = u[pts, None, :] - pad[cand]                   # (m, P, 2)
+        d = u[pts, None, :] - pad[cand]  # (m, P, 2)
         e = edge[cand]
         cr = e[..., 0] * d[..., 1] - e[..., 1] * d[..., 0]
         score = np.min(np.where(elen[cand] > 0, cr / np.where(elen[cand] > 0, elen[cand], 1.0), np.inf), axis=1)
@@ -76,8 +76,7 @@ def locate_points(vertices: np.ndarray, offsets: np.ndarray, u: np.ndarray, tol:
     return result
 
 
-def cell_planes(vertices: np.ndarray, face_indices: np.ndarray, face_offsets: np.ndarray,
-                cell_face_offsets: np.ndarray) -> np.ndarray:
+def cell_planes(vertices: np.ndarray, face_indices: np.ndarray, face_offsets: np.ndarray, cell_face_offsets: np.ndarray) -> np.ndarray:
     """(R, Fmax, 4) outward unit normals and offsets ``(n, d)`` (inside: n.x + d <= 0) of each cell's faces;
     padding rows are (0, 0, 0, -1) (always satisfied)."""
     nf = np.diff(face_offsets)
@@ -86,8 +85,7 @@ def cell_planes(vertices: np.ndarray, face_indices: np.ndarray, face_offsets: np
     start = np.repeat(face_offsets[:-1], nf)
     nxt = np.where(pos + 1 < np.repeat(face_offsets[1:], nf), pos + 1, start)
     p, q = vertices[face_indices], vertices[face_indices[nxt]]
-    newell = np.stack([(p[:, 1] - q[:, 1]) * (p[:, 2] + q[:, 2]), (p[:, 2] - q[:, 2]) * (p[:, 0] + q[:, 0]),
-                       (p[:, 0] - q[:, 0]) * (p[:, 1] + q[:, 1])], 1)
+    newell = np.stack([(p[:, 1] - q[:, 1]) * (p[:, 2] + q[:, 2]), (p[:, 2] - q[:, 2]) * (p[:, 0] + q[:, 0]), (p[:, 0] - q[:, 0]) * (p[:, 1] + q[:, 1])], 1)
     n = np.zeros((nf.shape[0], 3))
     np.add.at(n, face_of, newell)
     n /= np.maximum(np.linalg.norm(n, axis=1, keepdims=True), 1e-300)
@@ -115,7 +113,7 @@ def locate_points_3d(t, u: np.ndarray, tol: float = 1e-9, chunk: int = 256) -> n
     hi = np.maximum.reduceat(t.vertices, t.vertex_offsets[:-1], axis=0)
     res = np.full(u.shape[0], -1, dtype=np.int64)
     for a in range(0, u.shape[0], chunk):
-        p = u[a:a + chunk]
+        p = u[a : a + chunk]
         cand = np.all((p[:, None, :] >= lo[None] - tol) & (p[:, None, :] <= hi[None] + tol), axis=2)
         pi, ci = np.nonzero(cand)
         if pi.size == 0:

@@ -16,6 +16,7 @@ benchmarked without a screen (the vispy view only uploads them):
 Face loops index the tessellation's GLOBAL vertex array; every vertex is owned by one cell
 (``vertex_offsets``), so per-cell topology needs no welding.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -162,6 +163,7 @@ def points_to_triangles_distance(P: np.ndarray, T: np.ndarray) -> np.ndarray:
         v = vb / denom
         w = vc / denom
     q = a + v[:, None] * ab + w[:, None] * ac  # interior projection
+
     # edge and vertex regions (later assignments take precedence in Ericson's order)
     def seg(p0, p1):
         d = p1 - p0
@@ -194,9 +196,8 @@ def sample_triangles(T: np.ndarray, h: float) -> tuple[np.ndarray, np.ndarray]:
         idx = np.flatnonzero(k == kk)
         i, j = np.meshgrid(np.arange(kk + 1), np.arange(kk + 1), indexing="ij")
         keep = (i + j) <= kk
-        a, b = i[keep] / kk, j[keep] / kk                      # (q,)
-        P = T[idx, 0][:, None] + a[None, :, None] * (T[idx, 1] - T[idx, 0])[:, None] \
-            + b[None, :, None] * (T[idx, 2] - T[idx, 0])[:, None]
+        a, b = i[keep] / kk, j[keep] / kk  # (q,)
+        P = T[idx, 0][:, None] + a[None, :, None] * (T[idx, 1] - T[idx, 0])[:, None] + b[None, :, None] * (T[idx, 2] - T[idx, 0])[:, None]
         pts.append(P.reshape(-1, 3))
         own.append(np.repeat(idx, a.shape[0]))
     return np.concatenate(pts), np.concatenate(own)
@@ -236,7 +237,7 @@ def near_boundary_face_mask(tess, distance: float, crossed_cells: np.ndarray | N
         approx, _ = tree.query(C)
         near = approx <= distance
         unsure = np.flatnonzero(~near & (approx <= distance + h))
-        if unsure.size:                               # exact distances to the triangles sampled nearby
+        if unsure.size:  # exact distances to the triangles sampled nearby
             lists = tree.query_ball_point(C[unsure], r=float(distance) + 2 * h)
             sizes = np.array([len(x) for x in lists], dtype=np.int64)
             if sizes.sum():
@@ -307,8 +308,9 @@ def face_mesh(tess, mask: np.ndarray | None = None, explode: float = 0.0, edge_m
     tris, tri_local = triangulate_faces(local, sub_off)
     a, b, ef = _face_edges(local, sub_off)
     edges, edge_face = _dedupe_edges(a, b, sel[ef], tess, pos, edge_mode, explode)
-    return FaceMesh(pos.astype(np.float32), tris.astype(np.uint32), sel[tri_local], sel, face_cells(tess)[sel],
-                    vcell, edges.astype(np.uint32), edge_face, offsets)
+    return FaceMesh(
+        pos.astype(np.float32), tris.astype(np.uint32), sel[tri_local], sel, face_cells(tess)[sel], vcell, edges.astype(np.uint32), edge_face, offsets
+    )
 
 
 def _dedupe_edges(a, b, face, tess, pos, mode: str, explode: float):
@@ -333,7 +335,7 @@ def _dedupe_edges(a, b, face, tess, pos, mode: str, explode: float):
     ga, gb = gid[a], gid[b]
     lo, hi = np.minimum(ga, gb), np.maximum(ga, gb)
     layer = np.asarray(tess.face_layer, dtype=np.int64)[face]
-    order = np.lexsort((-layer, hi, lo))               # per segment, the newest layer's face first
+    order = np.lexsort((-layer, hi, lo))  # per segment, the newest layer's face first
     key = np.stack([lo[order], hi[order]], axis=1)
     first = np.ones(order.shape[0], dtype=bool)
     first[1:] = np.any(key[1:] != key[:-1], axis=1)
@@ -368,9 +370,7 @@ def polygon_normals(vertices: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     """(B, 3) Newell normals (length = twice the area) of ragged polygon loops."""
     a, b, face = _face_edges(np.arange(vertices.shape[0]), offsets)
     p, q = vertices[a], vertices[b]
-    n = np.stack([(p[:, 1] - q[:, 1]) * (p[:, 2] + q[:, 2]),
-                  (p[:, 2] - q[:, 2]) * (p[:, 0] + q[:, 0]),
-                  (p[:, 0] - q[:, 0]) * (p[:, 1] + q[:, 1])], axis=1)
+    n = np.stack([(p[:, 1] - q[:, 1]) * (p[:, 2] + q[:, 2]), (p[:, 2] - q[:, 2]) * (p[:, 0] + q[:, 0]), (p[:, 0] - q[:, 0]) * (p[:, 1] + q[:, 1])], axis=1)
     out = np.zeros((offsets.shape[0] - 1, 3))
     np.add.at(out, face, n)
     return out
@@ -417,7 +417,7 @@ def boundary_mesh(tess, out_linear: np.ndarray | None = None, weld_tol: float | 
     pos = V[first]
     tris, tri_poly = triangulate_faces(inv[loop], off)
     p = pos[tris]
-    fn = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])          # length = 2 * area
+    fn = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])  # length = 2 * area
     keep = np.linalg.norm(fn, axis=1) > 0
     tris, tri_poly, fn = tris[keep], tri_poly[keep], fn[keep]
     vn = np.zeros_like(pos)
@@ -503,7 +503,7 @@ def plane_section(tess, axis: int, position: float) -> tuple[np.ndarray, np.ndar
     ``cells (P,)`` (the cell of each polygon). Cells merely touching the plane (no interior crossing) are skipped.
     """
     a, b, _ = _face_edges(tess.face_indices, tess.face_offsets)
-    keep = a < b                                            # each edge of a closed cell once
+    keep = a < b  # each edge of a closed cell once
     a, b = a[keep], b[keep]
     V = tess.vertices
     d = V[:, axis] - float(position)
@@ -520,7 +520,7 @@ def plane_section(tess, axis: int, position: float) -> tuple[np.ndarray, np.ndar
     cell = np.concatenate([cell, vertex_cells(tess)[von]])
     P[:, axis] = position
     cut = np.zeros(tess.num_regions, dtype=bool)
-    cut[vertex_cells(tess)[a]] = True                       # a real crossing: the plane enters the interior
+    cut[vertex_cells(tess)[a]] = True  # a real crossing: the plane enters the interior
     sel = cut[cell]
     P, cell = P[sel], cell[sel]
     if P.shape[0] == 0:

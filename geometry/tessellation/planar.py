@@ -15,6 +15,7 @@ Tolerance ``eps`` (distance): a vertex within eps of a line counts as on it, and
 it has vertices farther than eps on both sides. So a line through a vertex, coincident lines and lines
 grazing a piece never create empty or degenerate pieces, and no area is ever dropped.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,8 +31,7 @@ def _next_index(cnt: torch.Tensor, P: int) -> torch.Tensor:
     return torch.where(ar[None, :] + 1 < cnt[:, None], ar[None, :] + 1, 0)
 
 
-def clip(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor, s: torch.Tensor, eps: float, label: int,
-         drop_empty: bool = True):
+def clip(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor, s: torch.Tensor, eps: float, label: int, drop_empty: bool = True):
     """Keep the part ``s >= -eps`` of each piece, where ``s (N, P)`` are a line's signed values at its vertices.
 
     Returns ``(V (N, P', k), E (N, P'), cnt (N,))``; new edges along the line get ``label``; pieces with
@@ -70,14 +70,13 @@ def clip(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor, s: torch.Tensor, e
     Eo = torch.full((N * Pn + 1,), -1, dtype=E.dtype, device=dev)
     Vo.index_copy_(0, flat, torch.stack([V, X], dim=2).reshape(N * 2 * P, k))
     Eo.index_copy_(0, flat, labs.reshape(-1))
-    return Vo[:N * Pn].view(N, Pn, k), Eo[:N * Pn].view(N, Pn), c
+    return Vo[: N * Pn].view(N, Pn, k), Eo[: N * Pn].view(N, Pn), c
 
 
 def split(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor, s: torch.Tensor, eps: float, label: int):
     """Both halves of pieces cut by a line (values ``s (N, P)``): ``(V (2N, P', k), E, cnt)``, the
     positive parts first. Each piece must have vertices beyond eps on both sides."""
-    return clip(torch.cat([V, V]), torch.cat([E, E]), torch.cat([cnt, cnt]), torch.cat([s, -s]), eps, label,
-                drop_empty=False)
+    return clip(torch.cat([V, V]), torch.cat([E, E]), torch.cat([cnt, cnt]), torch.cat([s, -s]), eps, label, drop_empty=False)
 
 
 def _pad_to(V: torch.Tensor, E: torch.Tensor, P: int):
@@ -106,8 +105,7 @@ def vertex_values(V: torch.Tensor, cnt: torch.Tensor, lines: torch.Tensor) -> to
     return V[..., 0] * lines[:, None, 0] + V[..., 1] * lines[:, None, 1] + lines[:, None, 2]
 
 
-def crossing_table(V: torch.Tensor, cnt: torch.Tensor | None, H: torch.Tensor, eps: float,
-                   valid: torch.Tensor | None = None):
+def crossing_table(V: torch.Tensor, cnt: torch.Tensor | None, H: torch.Tensor, eps: float, valid: torch.Tensor | None = None):
     """The lines crossing each region, as a padded table.
 
     Regions ``V (R, P, k)`` (``cnt`` vertices each); raw lines ``H (R, k+1, n)``: line j of region r has
@@ -130,7 +128,7 @@ def crossing_table(V: torch.Tensor, cnt: torch.Tensor | None, H: torch.Tensor, e
     an = torch.zeros_like(b)
     for i in range(k):
         ai = H[:, 1 + i]
-        hc.addcmul_(ai, center[:, i:i + 1])
+        hc.addcmul_(ai, center[:, i : i + 1])
         an.addcmul_(ai, ai)
     an.sqrt_()
     scale = an.amax(1, keepdim=True) + b.abs().amax(1, keepdim=True) + 1e-300
@@ -138,9 +136,9 @@ def crossing_table(V: torch.Tensor, cnt: torch.Tensor | None, H: torch.Tensor, e
     ri, ni = cand.nonzero(as_tuple=True)
     if ri.numel() == 0:
         return torch.zeros(R, 0, k + 1, dtype=V.dtype, device=dev), torch.zeros(R, dtype=torch.int64, device=dev)
-    raw = H[ri, :, ni]                                                                 # (K, k+1): b, a
+    raw = H[ri, :, ni]  # (K, k+1): b, a
     inv = 1.0 / an[ri, ni]
-    lines = torch.cat([raw[:, 1:], raw[:, :1]], 1) * inv[:, None]                      # (K, k+1): a, b
+    lines = torch.cat([raw[:, 1:], raw[:, :1]], 1) * inv[:, None]  # (K, k+1): a, b
     s = torch.baddbmm(lines[:, k:, None], lines[:, None, :k], V[ri].transpose(1, 2)).squeeze(1)
     vr = valid[ri]
     crosses = ((s > eps) & vr).any(1) & ((s < -eps) & vr).any(1)
@@ -154,10 +152,18 @@ def crossing_table(V: torch.Tensor, cnt: torch.Tensor | None, H: torch.Tensor, e
     return table, ncross
 
 
-def subdivide(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor, H: torch.Tensor, eps: float,
-              label: int,
-              max_regions: int | None = None, layer_name: str = "", cancel: Callable[[], bool] | None = None,
-              window: int = 8):
+def subdivide(
+    V: torch.Tensor,
+    E: torch.Tensor,
+    cnt: torch.Tensor,
+    H: torch.Tensor,
+    eps: float,
+    label: int,
+    max_regions: int | None = None,
+    layer_name: str = "",
+    cancel: Callable[[], bool] | None = None,
+    window: int = 8,
+):
     """Cut every region ``r`` of ``(V, E, cnt)`` (R of them) by all its lines ``H[r] (3, n)`` (see crossing_table).
 
     Returns ``(V', E', cnt', owner)``: the pieces (padded) and the index of the region each came from.
@@ -178,8 +184,8 @@ def subdivide(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor, H: torch.Tens
     done.append((V[~still], E[~still], cnt[~still], owner[~still]))
     V, E, cnt, owner = V[still], E[still], cnt[still], owner[still]
     total = R
-    ptr = torch.zeros(V.shape[0], dtype=torch.int64, device=dev)   # next candidate line of each piece
-    nc = ncross[owner]                                              # number of candidate lines of each piece
+    ptr = torch.zeros(V.shape[0], dtype=torch.int64, device=dev)  # next candidate line of each piece
+    nc = ncross[owner]  # number of candidate lines of each piece
     W = min(window, J)
     win = torch.arange(W, device=dev)
     flat_lines = chosen.reshape(R * J, 3)
@@ -187,15 +193,14 @@ def subdivide(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor, H: torch.Tens
         if cancel is not None and cancel():
             raise CancelledError("tessellation cancelled.")
         # the next W candidate lines of each piece; cut by the first one that really crosses it
-        Wt = max(1, min(W, int((nc - ptr).max())))                     # no wider than the longest remainder
-        jj = ptr[:, None] + win[None, :Wt]                             # (Q, Wt)
+        Wt = max(1, min(W, int((nc - ptr).max())))  # no wider than the longest remainder
+        jj = ptr[:, None] + win[None, :Wt]  # (Q, Wt)
         inwin = jj < nc[:, None]
         ln = flat_lines.index_select(0, (owner[:, None] * J + jj.clamp_max(J - 1)).reshape(-1)).view(-1, Wt, 3)
         Q, P = V.shape[:2]
-        s = torch.baddbmm(ln[..., 2:], ln[..., :2], V.transpose(1, 2))   # (Q, Wt, P)
+        s = torch.baddbmm(ln[..., 2:], ln[..., :2], V.transpose(1, 2))  # (Q, Wt, P)
         invalid = (torch.arange(P, device=dev)[None, :] >= cnt[:, None]).unsqueeze(1)
-        crosses = ((s.masked_fill(invalid, -math.inf).amax(2) > eps)
-                   & (s.masked_fill(invalid, math.inf).amin(2) < -eps) & inwin)
+        crosses = (s.masked_fill(invalid, -math.inf).amax(2) > eps) & (s.masked_fill(invalid, math.inf).amin(2) < -eps) & inwin
         has = crosses.any(1)
         first = crosses.to(torch.int8).argmax(1)
         ptr = torch.where(has, ptr + first + 1, ptr + Wt)
@@ -219,7 +224,8 @@ def subdivide(V: torch.Tensor, E: torch.Tensor, cnt: torch.Tensor, H: torch.Tens
             if max_regions is not None and total > max_regions:
                 raise BudgetExceededError(
                     f"the tessellation reached {total} regions at {layer_name} (over max_regions={max_regions}); "
-                    f"lower the depth, shrink the domain or raise max_regions.")
+                    f"lower the depth, shrink the domain or raise max_regions."
+                )
         fin = ptr >= nc
         nfin = int(fin.sum())
         if nfin == V.shape[0] or nfin * 4 > V.shape[0]:

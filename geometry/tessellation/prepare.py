@@ -1,5 +1,6 @@
 """The skeleton the 2D and 3D drivers share: the domain, the network prepared for the engine, and one
 nonlinearity's cut hyperplanes and pattern on every region (in slice coordinates u, k = 2 or 3)."""
+
 from __future__ import annotations
 
 import copy
@@ -70,7 +71,7 @@ class EngineNet:
             self.layers = network.layers
         else:
             self.layers = copy.deepcopy(network.layers).to(device=device, dtype=dtype)
-            self.layers.requires_grad_(False)   # only input gradients are ever taken (slope norms)
+            self.layers.requires_grad_(False)  # only input gradients are ever taken (slope norms)
         self.layers.eval()
         self.layer_infos = network.layer_infos
         self.input_shape = network.input_shape
@@ -85,8 +86,8 @@ def prepare(network: Network, slice_: Slice, device, dtype=torch.float64):
     network.require_piecewise_affine("exact tessellation")
     if slice_.ambient_dim != network.input_dim:
         raise SplineAtlasError(
-            f"the slice lives in R^{slice_.ambient_dim} but the network takes {network.input_dim} inputs; "
-            f"make the slice from this network's data.")
+            f"the slice lives in R^{slice_.ambient_dim} but the network takes {network.input_dim} inputs; make the slice from this network's data."
+        )
     dev = resolve_device(device)
     net = EngineNet(network, dtype, dev)
     k = slice_.dim
@@ -122,7 +123,6 @@ def layer_pattern(module: nn.Module, X: torch.Tensor, interior: torch.Tensor) ->
     for i in range(k1 - 1):
         h.addcmul_(interior[:, i].view(view), X[:, 1 + i])
     if isinstance(module, nn.MaxPool2d):
-        _, idx = torch.nn.functional.max_pool2d(h, module.kernel_size, module.stride, module.padding,
-                                                module.dilation, module.ceil_mode, return_indices=True)
+        _, idx = torch.nn.functional.max_pool2d(h, module.kernel_size, module.stride, module.padding, module.dilation, module.ceil_mode, return_indices=True)
         return idx.reshape(R, -1)
     return h.reshape(R, -1) > 0

@@ -7,6 +7,7 @@ closes each half with a *cap* face: the on-plane points, ordered by angle around
 points within eps of the plane count as on it, and a cell is cut only with vertices beyond eps on both
 sides, so nothing degenerate is created and no volume is lost.
 """
+
 from __future__ import annotations
 
 import math
@@ -77,8 +78,7 @@ def clip_cells(V: torch.Tensor, fc: torch.Tensor, FL: torch.Tensor, plane: torch
     on = on.reshape(N, F * P2)
     non = on.sum(1)
     center = (pts * on.unsqueeze(-1)).sum(1) / non.clamp_min(1).unsqueeze(-1)
-    helper = torch.where((a[:, :1].abs() < 0.9), torch.tensor([1.0, 0, 0], dtype=V.dtype, device=dev),
-                         torch.tensor([0, 1.0, 0], dtype=V.dtype, device=dev))
+    helper = torch.where((a[:, :1].abs() < 0.9), torch.tensor([1.0, 0, 0], dtype=V.dtype, device=dev), torch.tensor([0, 1.0, 0], dtype=V.dtype, device=dev))
     e1 = torch.linalg.cross(a, helper)
     e1 = e1 / e1.norm(dim=1, keepdim=True)
     e2 = torch.linalg.cross(a, e1)
@@ -130,8 +130,7 @@ def _cat_cells(parts):
     return tuple(torch.cat([o[i] for o in out]) for i in range(len(out[0])))
 
 
-def subdivide_cells(V, fc, FL, H, eps: float, label: int, max_regions=None, layer_name: str = "",
-                    cancel: Callable[[], bool] | None = None, window: int = 8):
+def subdivide_cells(V, fc, FL, H, eps: float, label: int, max_regions=None, layer_name: str = "", cancel: Callable[[], bool] | None = None, window: int = 8):
     """Cut every cell by all its planes ``H[r] (4, n)`` (see planar.crossing_table and planar.subdivide).
 
     Returns ``(V, fc, FL, owner)``.
@@ -160,11 +159,10 @@ def subdivide_cells(V, fc, FL, H, eps: float, label: int, max_regions=None, laye
         Wt = max(1, min(W, int((nco - ptr).max())))
         jj = ptr[:, None] + win[None, :Wt]
         inwin = jj < nco[:, None]
-        ln = chosen[owner[:, None], jj.clamp_max(J - 1)]                        # (Q, Wt, 4)
+        ln = chosen[owner[:, None], jj.clamp_max(J - 1)]  # (Q, Wt, 4)
         s = torch.baddbmm(ln[..., 3:], ln[..., :3], V.reshape(Q, F * P, 3).transpose(1, 2))  # (Q, Wt, F*P)
         invalid = ~_valid(fc, P).reshape(Q, 1, F * P)
-        crosses = ((s.masked_fill(invalid, -math.inf).amax(2) > eps)
-                   & (s.masked_fill(invalid, math.inf).amin(2) < -eps) & inwin)
+        crosses = (s.masked_fill(invalid, -math.inf).amax(2) > eps) & (s.masked_fill(invalid, math.inf).amin(2) < -eps) & inwin
         has = crosses.any(1)
         first = crosses.to(torch.int8).argmax(1)
         ptr = torch.where(has, ptr + first + 1, ptr + Wt)
@@ -175,13 +173,15 @@ def subdivide_cells(V, fc, FL, H, eps: float, label: int, max_regions=None, laye
             Vp, fp, Lp = clip_cells(Vi, fci, FLi, pl, eps, label)
             Vn, fn, Ln = clip_cells(Vi, fci, FLi, -pl, eps, label)
             keep = ~has
-            V, fc, FL, owner, ptr = _cat_cells([(V[keep], fc[keep], FL[keep], owner[keep], ptr[keep]),
-                                                (Vp, fp, Lp, owner[idx], ptr[idx]), (Vn, fn, Ln, owner[idx], ptr[idx])])
+            V, fc, FL, owner, ptr = _cat_cells(
+                [(V[keep], fc[keep], FL[keep], owner[keep], ptr[keep]), (Vp, fp, Lp, owner[idx], ptr[idx]), (Vn, fn, Ln, owner[idx], ptr[idx])]
+            )
             total += int(idx.numel())
             if max_regions is not None and total > max_regions:
                 raise BudgetExceededError(
                     f"the tessellation reached {total} regions at {layer_name} (over max_regions={max_regions}); "
-                    f"lower the depth, shrink the domain or raise max_regions.")
+                    f"lower the depth, shrink the domain or raise max_regions."
+                )
         fin = ptr >= ncross[owner]
         nfin = int(fin.sum())
         if nfin == V.shape[0] or nfin * 4 > V.shape[0]:
@@ -203,7 +203,7 @@ def ragged_cells(V: torch.Tensor, fc: torch.Tensor, FL: torch.Tensor, quantum: f
     with each cell's vertices de-duplicated (coordinates equal up to ``quantum``)."""
     N, F, P, _ = V.shape
     vm = _valid(fc, P)
-    pts = V[vm].cpu().numpy()                                               # rows in (cell, face, vertex) order
+    pts = V[vm].cpu().numpy()  # rows in (cell, face, vertex) order
     cell = torch.arange(N, device=V.device).view(N, 1, 1).expand(N, F, P)[vm].cpu().numpy()
     q = np.round(pts / quantum).astype(np.int64)
     order = np.lexsort((q[:, 2], q[:, 1], q[:, 0], cell))
@@ -228,8 +228,7 @@ def ragged_cells(V: torch.Tensor, fc: torch.Tensor, FL: torch.Tensor, quantum: f
     return vertices, vertex_offsets, inv.reshape(-1).astype(np.int64), face_offsets, cell_face_offsets, face_layer
 
 
-def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions, tol, progress, cancel, boundary,
-                             slope_norm: bool = True):
+def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions, tol, progress, cancel, boundary, slope_norm: bool = True):
     """3D counterpart of :func:`geometry.tessellation.engine.tessellate_all_depths` (same arguments)."""
 
     t0 = time.perf_counter()
@@ -253,8 +252,7 @@ def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions
         if progress is not None:
             progress(j / target, f"layer {j + 1}/{target}: cutting {state['V'].shape[0]} cells")
         H = layer_lines(module, X)
-        V, fc, FL, owner = subdivide_cells(state["V"], state["fc"], state["FL"], H, eps, j, max_regions,
-                                           f"layer {j + 1} of {L}", cancel)
+        V, fc, FL, owner = subdivide_cells(state["V"], state["fc"], state["FL"], H, eps, j, max_regions, f"layer {j + 1} of {L}", cancel)
         Xo = X[owner]
         pattern = layer_pattern(module, Xo, cell_interiors(V, fc))
         own_np = owner.cpu().numpy()
@@ -278,27 +276,47 @@ def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions
             out_offset = Xl[:, 0, :]
             out_linear = Xl[:, 1:, :].transpose(1, 2).contiguous()
             full = class_cells_3d(state["V"], state["fc"], state["FL"], out_linear, out_offset, eps, boundary)
-            full.update(out_linear=out_linear.cpu().numpy(), out_offset=out_offset.cpu().numpy(),
-                        slope_norm=slope_norms(net, slice_, out_linear, state["codes"], dev) if slope_norm
-                        else np.full(out_linear.shape[0], np.nan))
+            full.update(
+                out_linear=out_linear.cpu().numpy(),
+                out_offset=out_offset.cpu().numpy(),
+                slope_norm=slope_norms(net, slice_, out_linear, state["codes"], dev) if slope_norm else np.full(out_linear.shape[0], np.nan),
+            )
     R_full = records[-1]["parent"].shape[0]
-    chain = propagate_classes([r["parent"] for r in records], full.get("classes_const"), R_full) if full else \
-        [np.full(r["parent"].shape[0], -1, dtype=np.int64) for r in records]
+    chain = (
+        propagate_classes([r["parent"] for r in records], full.get("classes_const"), R_full)
+        if full
+        else [np.full(r["parent"].shape[0], -1, dtype=np.int64) for r in records]
+    )
     out = []
     for l, rec in enumerate(records):
         R = rec["parent"].shape[0]
         is_full = bool(full) and l == len(records) - 1
         verts, voff, fidx, foff, cfoff, flayer = rec["geom"]
-        common = dict(slice=slice_, domain=box, depth=l + 1, layers=layers, vertices=verts, vertex_offsets=voff,
-                      face_indices=fidx, face_offsets=foff, cell_face_offsets=cfoff, face_layer=flayer,
-                      codes=rec["codes"], parent=rec["parent"],
-                      classes=full["classes"] if is_full else chain[l],
-                      class_mixed=full["class_mixed"] if is_full else np.zeros(R, dtype=bool),
-                      slope_norm=full["slope_norm"] if is_full else np.full(R, np.nan),
-                      num_classes=network.num_classes, tolerance=eps, seconds=rec["seconds"], device=str(dev))
+        common = dict(
+            slice=slice_,
+            domain=box,
+            depth=l + 1,
+            layers=layers,
+            vertices=verts,
+            vertex_offsets=voff,
+            face_indices=fidx,
+            face_offsets=foff,
+            cell_face_offsets=cfoff,
+            face_layer=flayer,
+            codes=rec["codes"],
+            parent=rec["parent"],
+            classes=full["classes"] if is_full else chain[l],
+            class_mixed=full["class_mixed"] if is_full else np.zeros(R, dtype=bool),
+            slope_norm=full["slope_norm"] if is_full else np.full(R, np.nan),
+            num_classes=network.num_classes,
+            tolerance=eps,
+            seconds=rec["seconds"],
+            device=str(dev),
+        )
         if full:
-            common.update(boundary_vertices=full["bverts"], boundary_offsets=full["boffsets"],
-                          boundary_classes=full["bclasses"], boundary_region=full["bregion"])
+            common.update(
+                boundary_vertices=full["bverts"], boundary_offsets=full["boffsets"], boundary_classes=full["bclasses"], boundary_region=full["bregion"]
+            )
         if is_full:
             common.update(out_linear=full["out_linear"], out_offset=full["out_offset"], seconds=time.perf_counter() - t0)
         out.append(Tessellation3D(**common))
@@ -350,7 +368,7 @@ def class_cells_3d(V, fc, FL, out_linear, out_offset, eps: float, boundary: bool
         # boundary polygons: faces of the cell of class c made by the constraint f_c = f_j, c < j
         isb = (pfc > 0) & (pFL.long() > pclass[:, None]) & (ncell[preg] > 1)[:, None]
         Pp = pV.shape[2]
-        faces = pV[isb]                                                     # (B, Pp, 3)
+        faces = pV[isb]  # (B, Pp, 3)
         sizes = pfc[isb]
         m = torch.arange(Pp, device=dev)[None, :] < sizes[:, None]
         bverts = faces[m].cpu().numpy()
@@ -362,6 +380,5 @@ def class_cells_3d(V, fc, FL, out_linear, out_offset, eps: float, boundary: bool
     res["class_mixed"] = mixed.cpu().numpy()
     const = res["classes"].copy()
     const[res["class_mixed"]] = -1
-    res.update(classes_const=const, bverts=bverts, boffsets=boffsets, bclasses=bclasses.astype(np.int64),
-               bregion=bregion.astype(np.int64))
+    res.update(classes_const=const, bverts=bverts, boffsets=boffsets, bclasses=bclasses.astype(np.int64), bregion=bregion.astype(np.int64))
     return res

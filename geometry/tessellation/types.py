@@ -18,6 +18,7 @@ Conventions shared by :class:`Tessellation2D` and :class:`Tessellation3D`:
   descendants have that class and none is mixed), else ``-1``; ``-1`` everywhere when the full depth
   was not computed.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,7 +48,7 @@ class LayerSummary:
     """What a tessellation needs to know about one nonlinearity: its 0-based index, kind, width."""
 
     index: int
-    kind: str       # relu, leaky_relu, abs, maxpool2d
+    kind: str  # relu, leaky_relu, abs, maxpool2d
     width: int
 
 
@@ -133,7 +134,7 @@ class Tessellation2D:
     # -- per region --------------------------------------------------------------------------
     def polygon(self, r: int) -> np.ndarray:
         """(n, 2) counter-clockwise vertices of region r."""
-        return self.vertices[self.offsets[r]:self.offsets[r + 1]]
+        return self.vertices[self.offsets[r] : self.offsets[r + 1]]
 
     def polygons(self) -> list[np.ndarray]:
         return np.split(self.vertices, self.offsets[1:-1])
@@ -168,8 +169,7 @@ class Tessellation2D:
         """
         from geometry.tessellation.locate import locate_points
 
-        return locate_points(self.vertices, self.offsets, np.asarray(u, dtype=np.float64),
-                             self.tolerance if tol is None else tol)
+        return locate_points(self.vertices, self.offsets, np.asarray(u, dtype=np.float64), self.tolerance if tol is None else tol)
 
     def edges(self, layer: int | None = None) -> np.ndarray:
         """(E, 2, 2) all polygon edges (each interior edge appears once per adjacent region), optionally
@@ -262,8 +262,9 @@ class Tessellation3D:
     def polyhedron(self, r: int) -> tuple[np.ndarray, list[np.ndarray]]:
         """Cell r as (vertices (n, 3), faces: list of LOCAL index loops into those vertices)."""
         v0, v1 = self.vertex_offsets[r], self.vertex_offsets[r + 1]
-        faces = [self.face_indices[self.face_offsets[f]:self.face_offsets[f + 1]] - v0
-                 for f in range(self.cell_face_offsets[r], self.cell_face_offsets[r + 1])]
+        faces = [
+            self.face_indices[self.face_offsets[f] : self.face_offsets[f + 1]] - v0 for f in range(self.cell_face_offsets[r], self.cell_face_offsets[r + 1])
+        ]
         return self.vertices[v0:v1], faces
 
     def volumes(self) -> np.ndarray:
