@@ -105,40 +105,9 @@ def cmd_inspect(args) -> int:
         print(f"wrote {args.sites} ({len(s)} sites of layer {depth})", file=sys.stderr)
     if args.json:
         from app.jobs.slicing import format_slice_choice
+        from app.render.report import finite, report_document
 
-        doc = {
-            "run": str(bundle.run.source),
-            "epoch": int(bundle.epochs[ei]),
-            "slice": format_slice_choice(choice),
-            "window": list(window),
-            "depth": depth,
-            "rows": rows,
-            "u": list(rep.u),
-            "x": np.asarray(rep.x).tolist(),
-            "probs": np.asarray(rep.probs).tolist(),
-            "predicted": rep.predicted,
-            "region_index": rep.region,
-            "region_count": rep.region_count,
-            "pattern_hash": rep.pattern_hash,
-            "slope_norm": rep.slope_norm,
-            "boundary_distance_slice": rep.boundary_distance_slice,
-            "deepfool_distance": rep.deepfool_distance,
-            "trace_g": rep.trace_g,
-            "active": [list(a) for a in rep.active],
-            "centroid": None if rep.centroid is None else np.asarray(rep.centroid).tolist(),
-            "region": res["region"],
-        }
-        write_text(args.json, json.dumps(_finite(doc), indent=1))
+        head = {"run": str(bundle.run.source), "epoch": int(bundle.epochs[ei]), "slice": format_slice_choice(choice), "window": list(window), "depth": depth}
+        write_text(args.json, json.dumps(finite({**head, **report_document(rep, bundle.class_names, res["region"])}), indent=1))
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
-
-
-def _finite(obj):
-    """JSON has no NaN: unknown numbers are written as null."""
-    if isinstance(obj, float):
-        return obj if np.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj

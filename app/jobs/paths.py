@@ -60,7 +60,16 @@ class PathTrace:
         """This path as the window draws it: projected into ``slice_`` with its distance from the plane."""
         marks = None if self.crossings is None else slice_.project(self.crossings)
         return PathResult(
-            self.X, slice_.project(self.X), slice_.distance_to_plane(self.X), self.steps, self.probs, self.trace_g, self.distance, self.summary, marks
+            self.X,
+            slice_.project(self.X),
+            slice_.distance_to_plane(self.X),
+            self.steps,
+            self.probs,
+            self.trace_g,
+            self.distance,
+            self.summary,
+            marks,
+            self.crossings,
         )
 
 
@@ -78,6 +87,11 @@ class PathResult:
     distance: np.ndarray
     summary: str
     marks: np.ndarray | None = None
+    crossings: np.ndarray | None = None
+
+    def in_slice(self, slice_: Slice) -> "PathResult":
+        """The same traced path seen in another slice (a slice change re-projects; nothing is traced again)."""
+        return PathTrace("", self.X, self.steps, self.probs, self.trace_g, self.distance, self.summary, self.crossings).in_slice(slice_)
 
 
 def class_sequence(pred) -> str:
@@ -195,8 +209,12 @@ def compute_paths(bundle: RunBundle, slice_: Slice, specs: list[PathSpec], progr
     if len({(sp.kind, sp.epoch_index, sp.steps, sp.step_size) for sp in specs}) != 1:
         raise SplineAtlasError("a batch of paths needs one kind, epoch, step budget and step size.")
     sp0 = specs[0]
-    S = slice_.to_input(np.array([sp.start for sp in specs], np.float64))
-    D = None if sp0.kind == "normal" else slice_.to_input(np.array([sp.end for sp in specs], np.float64))
+
+    def inputs(us, xs):  # the input-space endpoints when the spec has them (a path made in another slice)
+        return np.array([x if x is not None else slice_.to_input(np.asarray(u, np.float64)[None])[0] for u, x in zip(us, xs)], np.float64)
+
+    S = inputs([sp.start for sp in specs], [sp.x_start for sp in specs])
+    D = None if sp0.kind == "normal" else inputs([sp.end for sp in specs], [sp.x_end for sp in specs])
     steps = sp0.steps if sp0.kind in LEAF_KINDS else None
     traces = trace_paths(bundle, sp0.epoch_index, sp0.kind, S, D, steps, sp0.step_size, [sp.id for sp in specs], progress, cancel)
     return {sp.id: tr.in_slice(slice_) for sp, tr in zip(specs, traces)}

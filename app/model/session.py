@@ -16,6 +16,8 @@ from geometry.safe_io import name, read_json, write_text
 from .state import COLOR_MODES, PATH_KINDS, PICK_MODES, SESSION_VERSION, SLICE_KINDS, ViewerState, _window_tuple
 
 MAX_SESSION_PATHS = 256
+MAX_PATH_INPUTS = 1_000_000
+"""A path's input-space endpoint in a session has at most this many coordinates."""
 """Paths a session may hold: each is traced when the session opens, so the count is bounded."""
 
 
@@ -63,12 +65,15 @@ def _session_models():
         visible: StrictBool = True
         steps: Annotated[StrictInt, Field(ge=1, le=10_000)] = 200
         step_size: Annotated[Num, Field(gt=0, le=1e6)] = 0.02
+        x_start: Annotated[list[Num], Field(min_length=2, max_length=MAX_PATH_INPUTS)] | None = None
+        x_end: Annotated[list[Num], Field(min_length=2, max_length=MAX_PATH_INPUTS)] | None = None
 
     class SettingsModel(Loose):
         show_points: StrictBool = True
         show_sites: StrictBool = False
         show_boundary: StrictBool = True
         show_edges: StrictBool = True
+        show_legend: StrictBool = True
         max_regions: Annotated[StrictInt, Field(ge=1, le=100_000_000)] = 200_000
         play_fps: Annotated[Num, Field(ge=0.1, le=240)] = 4.0
         path_steps: Annotated[StrictInt, Field(ge=1, le=10_000)] = 200

@@ -44,6 +44,9 @@ DEFAULT_PATH_STEPS = 200
 DEFAULT_STEP_FRACTION = 0.02
 """A leaf path's step as a fraction of its own length scale (see ``app.jobs.paths``)."""
 
+MAX_UNDO = 50
+"""Path edits that Ctrl+Z can undo."""
+
 PATH_NAMES = {"horizontal": "horizontal leaf path", "normal": "normal leaf path", "region": "same-class region path", "segment": "straight segment"}
 
 
@@ -81,6 +84,15 @@ class PathSpec:
     visible: bool = True
     steps: int = DEFAULT_PATH_STEPS
     step_size: float = DEFAULT_STEP_FRACTION
+    x_start: tuple[float, ...] | None = None  # the endpoints in input space: what is traced, whatever the slice
+    x_end: tuple[float, ...] | None = None
+
+    def in_slice(self, slice_: Slice) -> "PathSpec":
+        """The same path seen in another slice (its input-space endpoints projected into it)."""
+        if self.x_start is None:
+            return self
+        u = slice_.project(np.asarray([self.x_start] + ([self.x_end] if self.x_end is not None else []), np.float64))
+        return replace(self, start=(float(u[0, 0]), float(u[0, 1])), end=None if self.x_end is None else (float(u[1, 0]), float(u[1, 1])))
 
 
 @dataclass(frozen=True)
@@ -91,6 +103,7 @@ class Settings:
     show_sites: bool = False
     show_boundary: bool = True
     show_edges: bool = True
+    show_legend: bool = True
     max_regions: int = 200_000
     play_fps: float = 4.0
     path_steps: int = DEFAULT_PATH_STEPS
@@ -162,6 +175,7 @@ class ViewerState:
         self._settings = Settings()
         self._playing = False
         self._next_path_id = 1
+        self._undo: list[tuple[PathSpec, ...]] = []
 
     # -- read-only fields ----------------------------------------------------------------------
     run_path = property(lambda self: self._run_path)
@@ -190,6 +204,7 @@ class ViewerState:
         self._epoch_index = min(max(self._n_epochs - 1 if epoch_index is None else int(epoch_index), 0), max(self._n_epochs - 1, 0))
         self._depth = max(self._max_depth, 1)
         self._picks, self._inspected, self._paths = (), None, ()
+        self._undo = []
         self._playing = False
         self.events.run.emit(self._run_path)
         self.events.epoch_index.emit(self._epoch_index)
@@ -219,18 +234,23 @@ class ViewerState:
             self.events.depth.emit(d)
 
     def set_slice(self, slice_: Slice, choice: SliceChoice, home_window) -> None:
-        """A new slice resets the window to ``home_window`` and drops slice-coordinate picks and paths."""
+        """A new slice resets the window to ``home_window`` and drops the pending picks and the inspected
+        point (slice coordinates); the paths stay (they live in input space) and are seen in the new slice.
+        A path without input-space endpoints (an old session's) is dropped, undoably."""
         if slice_.dim != 2:
             raise ValueError("the 2D view needs a 2D slice")
+        kept = tuple(p.in_slice(slice_) for p in self._paths if p.x_start is not None and len(p.x_start) == slice_.ambient_dim)
+        if len(kept) != len(self._paths):
+            self._remember_paths()
         self._slice, self._slice_choice = slice_, choice
         self._home_window = _window_tuple(home_window)
         self._window = self._home_window
-        self._picks, self._inspected, self._paths = (), None, ()
+        self._picks, self._inspected, self._paths = (), None, kept
         self.events.slice.emit(slice_)
         self.events.window.emit(self._window)
         self.events.picks.emit(())
         self.events.inspected.emit(None)
-        self.events.paths.emit(())
+        self.events.paths.emit(self._paths)
 
     def set_window(self, window) -> None:
         w = _window_tuple(window)
@@ -294,6 +314,10 @@ class ViewerState:
         ends = [None] * len(starts) if ends is None else list(ends)
         if len(ends) != len(starts):
             raise ValueError(f"{len(starts)} starts but {len(ends)} ends")
+
+        def to_input(u):
+            return None if u is None or self._slice is None else tuple(float(v) for v in self._slice.to_input(np.asarray(u, np.float64)[None])[0])
+
         new = tuple(
             PathSpec(
                 self._next_path_id + k,
@@ -304,10 +328,13 @@ class ViewerState:
                 True,
                 self._settings.path_steps,
                 self._settings.path_step_size,
+                to_input(a),
+                to_input(b),
             )
             for k, (a, b) in enumerate(zip(starts, ends))
         )
         self._next_path_id += len(new)
+        self._remember_paths()
         self._paths = self._paths + new
         self.events.paths.emit(self._paths)
         return new
@@ -321,13 +348,34 @@ class ViewerState:
     def remove_path(self, path_id: int) -> None:
         new = tuple(p for p in self._paths if p.id != path_id)
         if new != self._paths:
+            self._remember_paths()
             self._paths = new
             self.events.paths.emit(new)
 
     def clear_paths(self) -> None:
         if self._paths:
+            self._remember_paths()
             self._paths = ()
             self.events.paths.emit(())
+
+    def _remember_paths(self) -> None:
+        self._undo.append(self._paths)
+        del self._undo[:-MAX_UNDO]
+
+    def undo(self) -> bool:
+        """Ctrl+Z: drop the last pending pick, else restore the paths before the last path edit (adding,
+        deleting, clearing, or a slice change that dropped paths). Returns whether anything changed."""
+        if self._picks:
+            self._picks = self._picks[:-1]
+            self.events.picks.emit(self._picks)
+            return True
+        if not self._undo:
+            return False
+        self._paths = self._undo.pop()
+        if self._slice is not None:
+            self._paths = tuple(p.in_slice(self._slice) for p in self._paths)
+        self.events.paths.emit(self._paths)
+        return True
 
     def update_settings(self, **changes) -> None:
         new = replace(self._settings, **changes)
@@ -357,7 +405,16 @@ class ViewerState:
             "color_mode": self._color_mode,
             "pick_mode": self._pick_mode,
             "inspected": None if self._inspected is None else list(self._inspected),
-            "paths": [{**asdict(p), "start": list(p.start), "end": None if p.end is None else list(p.end)} for p in self._paths],
+            "paths": [
+                {
+                    **asdict(p),
+                    "start": list(p.start),
+                    "end": None if p.end is None else list(p.end),
+                    "x_start": None if p.x_start is None else list(p.x_start),
+                    "x_end": None if p.x_end is None else list(p.x_end),
+                }
+                for p in self._paths
+            ],
             "settings": asdict(self._settings),
         }
 
@@ -385,10 +442,13 @@ class ViewerState:
                     None if p.get("end") is None else tuple(p["end"]),
                     int(p.get("epoch_index", self._epoch_index)),
                     bool(p.get("visible", True)),
-                    int(p.get("steps", 200)),
-                    float(p.get("step_size", 0.02)),
+                    int(p.get("steps", DEFAULT_PATH_STEPS)),
+                    float(p.get("step_size", DEFAULT_STEP_FRACTION)),
+                    None if p.get("x_start") is None else tuple(float(v) for v in p["x_start"]),
+                    None if p.get("x_end") is None else tuple(float(v) for v in p["x_end"]),
                 )
             )
         self._paths = tuple(paths)
+        self._undo = []
         self._next_path_id = max([p.id for p in paths], default=0) + 1
         self.events.paths.emit(self._paths)

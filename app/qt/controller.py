@@ -27,6 +27,7 @@ from ..model.state import PATH_NAMES, SliceChoice, ViewerState
 
 TESSELLATE_DEBOUNCE_MS = 80  # a burst of slider/zoom changes starts one tessellation, not many
 TRACE_OVER_RUN_POINTS = 256
+MAX_REMOVED = 64  # traced results of deleted paths kept for Ctrl+Z
 
 
 class Controller(QObject):
@@ -48,6 +49,7 @@ class Controller(QObject):
         self.confirm_trust = confirm_trust
         self.restore_view3d = restore_view3d
         self._pending_session: dict | None = None
+        self._removed: dict = {}  # path id -> PathResult of recently deleted paths (for undo)
         self._shown: Tiles | None = None  # the exact tiles shown last (kept when another epoch's are pending)
         self.tess_timer = QTimer(self)
         self.tess_timer.setSingleShot(True)
@@ -157,7 +159,8 @@ class Controller(QObject):
     def _on_slice(self, sl) -> None:
         self._shown = None
         self.results.set_tiles(None)
-        self.results.set_paths({})  # a new slice drops its paths (their endpoints are slice coordinates)
+        if sl is not None:  # the paths stay: they live in input space and are seen in the new slice
+            self.results.set_paths({pid: None if r is None else r.in_slice(sl) for pid, r in self.results.paths.items()})
 
     # -- tessellation ------------------------------------------------------------------------------
     def _key(self, epoch_index: int) -> str:
@@ -362,7 +365,15 @@ class Controller(QObject):
     # -- paths -------------------------------------------------------------------------------------
     def _on_paths(self, paths) -> None:
         live = {p.id for p in paths}
+        for pid, r in self.results.paths.items():
+            if pid not in live and r is not None:
+                self._removed[pid] = r  # an undo brings the path back without tracing it again
+        while len(self._removed) > MAX_REMOVED:
+            self._removed.pop(next(iter(self._removed)))
         results = {pid: r for pid, r in self.results.paths.items() if pid in live}
+        for pid in live - set(results):
+            if pid in self._removed and self.state.slice is not None:
+                results[pid] = self._removed.pop(pid).in_slice(self.state.slice)
         if self.bundle is None or self.state.slice is None:
             self.results.set_paths(results)
             return
@@ -392,11 +403,11 @@ class Controller(QObject):
         )
 
     def _on_traced(self, sl, res: dict) -> None:
-        """{path id: PathResult} of one job; paths deleted (or traced in another slice) meanwhile are dropped."""
-        if sl is not self.state.slice:
-            return
+        """{path id: PathResult} of one job, seen in the current slice; paths deleted meanwhile are dropped."""
+        cur = self.state.slice
         live = {p.id for p in self.state.paths}
-        self.results.set_paths({**self.results.paths, **{pid: r for pid, r in res.items() if pid in live}})
+        new = {pid: (r if cur is sl else r.in_slice(cur)) for pid, r in res.items() if pid in live and cur is not None}
+        self.results.set_paths({**self.results.paths, **new})
 
     def _on_trace_error(self, ids: list, exc: BaseException) -> None:
         for pid in ids:

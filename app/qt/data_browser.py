@@ -24,7 +24,7 @@ SLICE_LABELS = {
     "random": "Random plane (seed)",
 }
 NEEDED = {"input": 0, "points": 3, "deepfool": 1, "pca": 0, "random": 0}
-MAX_THUMBS = 400
+MAX_THUMBS = 20_000  # thumbnails listed (the bundled digits have 1,438; each is a 40 px icon)
 
 
 class DataBrowser(QWidget):
@@ -132,6 +132,8 @@ class DataBrowser(QWidget):
             it.setData(Qt.ItemDataRole.UserRole, i)
             it.setToolTip(f"training point {i}, label {int(self.y[i])}")
             self.thumbs.addItem(it)
+        if n < len(self.X):
+            self.title.setText(self.title.text() + f"<br>showing the first {n:,} of {len(self.X):,} images")
 
     # -- picking -------------------------------------------------------------------------------
     def _on_scatter_click(self, item, points, ev=None) -> None:

@@ -1,17 +1,27 @@
-"""The window's small dialogs and its recent-files menu (each a function of the state it changes)."""
+"""The window's small dialogs, its recent-files menu and its scrolling panels."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
 
-from PySide6.QtWidgets import QInputDialog, QMessageBox
+from PySide6.QtWidgets import QFrame, QInputDialog, QMessageBox, QScrollArea, QWidget
 
 from geometry.safe_io import printable
 
 from ..model.state import ViewerState
 
 MAX_RECENT = 10
+
+
+def scrolling(widget: QWidget) -> QScrollArea:
+    """``widget`` inside a frameless scroll area that gives it all the room there is and scrolls below its
+    minimum size: a tall panel no longer sets the window's minimum height."""
+    area = QScrollArea()
+    area.setWidget(widget)
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    return area
 
 
 def ask_trust(parent, path: str, exc) -> bool:

@@ -209,7 +209,7 @@ class ExportDialog(QDialog):
         self.points = QCheckBox("data points")
         self.points.setChecked(getattr(s, "show_points", True))  # noqa: E702
         self.legend = QCheckBox("legend")
-        self.legend.setChecked(True)  # noqa: E702
+        self.legend.setChecked(getattr(s, "show_legend", True))  # what the view shows
         for w in (self.edges, self.boundary, self.points, self.legend):
             shows.addWidget(w)
         form.addRow("Show", shows)

@@ -5,12 +5,14 @@ Shows a :class:`app.jobs.PointReport`; it computes nothing itself.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFormLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QFormLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from ..render.report import INSPECTOR_ROWS, REGION_ROWS, region_text, report_text
+from ..render.report import INSPECTOR_ROWS, REGION_ROWS, region_text, report_document, report_text
 from .theme import Theme, class_color
 
 
@@ -24,7 +26,14 @@ class Inspector(QWidget):
         lay.setContentsMargins(6, 6, 6, 6)
         self.hint = QLabel("Click a point in the slice to inspect it.")
         self.hint.setWordWrap(True)
-        lay.addWidget(self.hint)
+        top = QHBoxLayout()
+        top.addWidget(self.hint, 1)
+        self.copy_btn = QPushButton("Copy")
+        self.copy_btn.setToolTip("Copy the report (every row and the raw numbers) as JSON, as `splineatlas inspect --json` writes it")
+        self.copy_btn.setEnabled(False)
+        self.copy_btn.clicked.connect(self.copy_report)
+        top.addWidget(self.copy_btn, 0, Qt.AlignmentFlag.AlignTop)
+        lay.addLayout(top)
         form = QFormLayout()
         form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
         self.fields: dict[str, QLabel] = {}
@@ -66,6 +75,7 @@ class Inspector(QWidget):
         lay.addWidget(self.images)
         lay.addStretch(1)
         self.report = None
+        self.region_info = None
         self._region_rows = False
         self._class_names: list[str] = []
         self._image_shape = None
@@ -77,8 +87,18 @@ class Inspector(QWidget):
         ax.setTicks([[(i, n if len(n) <= 8 else n[:7] + "…") for i, n in enumerate(self._class_names)]])
         self.clear()
 
+    def report_json(self) -> str:
+        """The shown report as JSON (the rows and raw numbers; the region rows once they are computed)."""
+        return json.dumps(report_document(self.report, self._class_names, self.region_info), indent=1)
+
+    def copy_report(self) -> None:
+        if self.report is not None:
+            QApplication.clipboard().setText(self.report_json())
+
     def clear(self) -> None:
         self.report = None
+        self.region_info = None
+        self.copy_btn.setEnabled(False)
         for lab in self.fields.values():
             lab.setText("—")
         self.bar_item.setOpts(x=[], height=[])
@@ -91,6 +111,8 @@ class Inspector(QWidget):
 
     def set_report(self, r) -> None:
         """Show an :class:`app.jobs.PointReport`."""
+        self.region_info = None
+        self.copy_btn.setEnabled(True)
         self.report = r
         f = self.fields
         self.hint.setText("Inspected point (click elsewhere to move it; Esc cancels a pick).")
@@ -124,5 +146,6 @@ class Inspector(QWidget):
 
     def set_region_info(self, info: dict) -> None:
         """Fill the full-input-space rows from :func:`app.jobs.region_geometry` (or an 'error')."""
+        self.region_info = info
         for k, text in region_text(info, self._class_names).items():
             self.fields[k].setText(text)

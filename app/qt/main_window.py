@@ -44,7 +44,7 @@ from ..model.state import COLOR_MODE_LABELS, PATH_KINDS, ViewerState
 from .context import ViewContext
 from .controller import Controller
 from .data_browser import DataBrowser
-from .dialogs import RecentFiles, ask_budget, ask_path_settings, ask_trust
+from .dialogs import RecentFiles, ask_budget, ask_path_settings, ask_trust, scrolling
 from .inspector import Inspector
 from .keys import KeyFilter, handle_key, show_keys
 from .paths_panel import PathsPanel
@@ -108,7 +108,7 @@ class MainWindow(QMainWindow):
         self.inspector_dock = self.add_dock(self.inspector, "Inspector", Qt.DockWidgetArea.RightDockWidgetArea)
         self.controls = EpochLayerControls(self.state)
         self.controls.ready = self.controller.playback_ready
-        self.controls_dock = self.add_dock(self.controls, "Epoch and layer", Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.controls_dock = self.add_dock(self.controls, "Epoch and layer", Qt.DockWidgetArea.BottomDockWidgetArea, scroll=False)
         self.controls_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable)
         self.paths_panel = PathsPanel(self.state, self.results, self.theme)
         self.add_tab(self.paths_panel, "Paths")
@@ -156,10 +156,12 @@ class MainWindow(QMainWindow):
         """Add a central tab (3D view, training dynamics, ...); returns its index."""
         return self.tabs.addTab(widget, title)
 
-    def add_dock(self, widget: QWidget, title: str, area=Qt.DockWidgetArea.RightDockWidgetArea) -> QDockWidget:
+    def add_dock(self, widget: QWidget, title: str, area=Qt.DockWidgetArea.RightDockWidgetArea, scroll: bool = True) -> QDockWidget:
+        """A dock holding ``widget``; with ``scroll`` its content scrolls when the window is too small for it
+        (so the window fits a 1280×720 screen and nothing essential leaves it)."""
         dock = QDockWidget(title, self)
         dock.setObjectName(f"dock-{title}")
-        dock.setWidget(widget)
+        dock.setWidget(scrolling(widget) if scroll else widget)
         self.addDockWidget(area, dock)
         if hasattr(self, "view_menu"):
             self.view_menu.addAction(dock.toggleViewAction())
@@ -187,6 +189,10 @@ class MainWindow(QMainWindow):
         self.file_menu = mb.addMenu("&File")
         a = self.file_menu.addAction("&Open run or checkpoint…", self.open_dialog)
         a.setShortcut(QKeySequence.StandardKey.Open)
+        self.file_menu.addAction(
+            "Open run &folder…",
+            lambda: (d := QFileDialog.getExistingDirectory(self, "Open a run folder", self.settings.value("last_dir", str(Path.cwd())))) and self.open_path(d),
+        )
         self.recent = RecentFiles(self.settings, self.file_menu.addMenu("Open &recent"), self.open_path)
         self.recent_menu = self.recent.menu
         self.file_menu.addSeparator()
@@ -196,6 +202,10 @@ class MainWindow(QMainWindow):
         self.file_menu.addSeparator()
         self.act_quit = self.file_menu.addAction("&Quit", self.close)
         self.act_quit.setShortcut(QKeySequence.StandardKey.Quit)
+        edit = mb.addMenu("&Edit")
+        a = edit.addAction("&Undo path or pick", lambda: self.state.undo() or self.results.set_status("Nothing to undo."))
+        a.setShortcut(QKeySequence.StandardKey.Undo)
+        edit.addAction("&Copy the inspector's report", self.inspector.copy_report)
         self.view_menu = mb.addMenu("&View")
         a = self.view_menu.addAction("&Reset view", self.state.reset_window)
         a.setShortcut(QKeySequence("Ctrl+0"))
@@ -231,6 +241,7 @@ class MainWindow(QMainWindow):
             ("show_points", "Data", "Show the dataset's points (projected into the slice)"),
             ("show_edges", "Edges", "Show the tiles' edges (newest layer dark, earlier grey)"),
             ("show_boundary", "Boundary", "Show the exact decision boundary (red)"),
+            ("show_legend", "Legend", "Show the legend of the 2D view"),
             ("show_sites", "Sites", "Show the power-diagram sites of the current layer: every tile's centroid μ projected into the slice, Bᵀ(μ − o)"),
         ]:
             act = QAction(label, self)

@@ -156,6 +156,7 @@ class SliceTab(QObject):
         if st.slice is not None and len(st.slice.anchors):
             entries.append(("slice's defining points", {"brush": pg.mkBrush(palette.ANCHOR_COLOR), "symbol": "star"}))
         self.view.set_legend(entries)
+        self.view.legend.setVisible(st.settings.show_legend)
 
     # -- paths -------------------------------------------------------------------------------------
     def redraw_paths(self) -> None:

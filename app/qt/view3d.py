@@ -418,8 +418,13 @@ class View3DTab(QWidget):
         self._linking = False
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
+        from .dialogs import scrolling
+
         self.controls = View3DControls(self.state3d)
-        lay.addWidget(self.controls)
+        controls = scrolling(self.controls)  # a tall column of controls: it scrolls on a laptop screen
+        controls.setMinimumWidth(self.controls.minimumSizeHint().width() + 16)
+        controls.setMaximumWidth(self.controls.sizeHint().width() + 24)
+        lay.addWidget(controls)
         self.body = QVBoxLayout()
         self.message = QLabel("Open a run to see its 3D slice.")
         self.message.setWordWrap(True)

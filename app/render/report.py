@@ -75,4 +75,42 @@ def region_text(info: dict, class_names) -> dict[str, str]:
     }
 
 
-__all__ = ["INSPECTOR_ROWS", "REGION_ROWS", "fmt", "region_text", "report_text"]
+def report_document(r, class_names, region: dict | None = None) -> dict:
+    """The report as JSON-ready data: every row as shown and the raw numbers (unknown numbers are null). The
+    inspector's Copy button and ``splineatlas inspect --json`` write this."""
+    rows = report_text(r, class_names)
+    if region is not None:
+        rows.update(region_text(region, class_names))
+    doc = {
+        "rows": rows,
+        "u": list(r.u),
+        "x": np.asarray(r.x).tolist(),
+        "probs": np.asarray(r.probs).tolist(),
+        "predicted": r.predicted,
+        "region_index": r.region,
+        "region_count": r.region_count,
+        "pattern_hash": r.pattern_hash,
+        "slope_norm": r.slope_norm,
+        "boundary_distance_slice": r.boundary_distance_slice,
+        "deepfool_distance": r.deepfool_distance,
+        "trace_g": r.trace_g,
+        "active": [list(a) for a in r.active],
+        "centroid": None if r.centroid is None else np.asarray(r.centroid).tolist(),
+        "centroid_layer": r.centroid_layer,
+        "region": region,
+    }
+    return finite(doc)
+
+
+def finite(obj):
+    """JSON has no NaN: unknown numbers become null."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
+
+
+__all__ = ["INSPECTOR_ROWS", "REGION_ROWS", "finite", "fmt", "region_text", "report_document", "report_text"]
