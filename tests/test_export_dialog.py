@@ -3,6 +3,8 @@ runs in the worker pool with a progress dialog, and Cancel leaves no file."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import imageio.v2 as imageio
 import numpy as np
 import pytest
@@ -260,3 +262,32 @@ def test_dynamics_stop_stops_the_worker_and_says_so(qtbot, fake_window, tmp_path
     assert "stopped" in w.note.text() and not w.cancel_btn.isEnabled()
     qtbot.waitUntil(lambda: not fake_window.work.busy("dynamics"), timeout=10000)
     assert len(w.results) < 3
+
+
+def test_the_exported_figure_shows_the_views_paths_inspected_point_and_sites(qtbot, fake_window, tmp_path):
+    """What is drawn over the tiles on screen is in the file: every visible traced path, the inspected point
+    and (when shown) the power-diagram sites of the shown depth; nothing when the view shows nothing."""
+    import re
+
+    from app import jobs
+    from app.model.results import Tiles
+    from app.qt.export_dialog import ExportRequest, run_export
+
+    ctx = fake_window
+    st, res, b = ctx.state, ctx.results, ctx.bundle
+    req = ExportRequest("figure", str(tmp_path / "plain.svg"), "class", 600, 500, 100, 4.0, 1.0, True, True, True, True)
+    plain = Path(run_export(ctx, req)).read_text()
+    assert 'id="path' not in plain and 'id="inspected-point' not in plain and 'id="sites' not in plain
+    w = st.window
+    spec = st.add_path("segment", (0.7 * w[0] + 0.3 * w[1], 0.5 * (w[2] + w[3])), (0.3 * w[0] + 0.7 * w[1], 0.4 * w[2] + 0.6 * w[3]))
+    res.set_paths({spec.id: jobs.compute_path(b, st.slice, spec)})
+    st.set_inspected((0.5 * (w[0] + w[1]), 0.5 * (w[2] + w[3])))
+    tess = jobs.tessellate_all(b, st.epoch_index, st.slice, w, st.settings.max_regions, ctx.cache)
+    key = jobs.tessellation_key(b, st.epoch_index, st.slice, w, st.settings.max_regions)
+    res.set_tiles(Tiles(key, tess, st.epoch_index, tuple(w)))
+    sites = np.array([[0.5 * (w[0] + w[1]), 0.5 * (w[2] + w[3])], [w[0] * 0.9 + w[1] * 0.1, w[2] * 0.9 + w[3] * 0.1]])
+    res.add_sites((key, st.depth), sites)
+    st.update_settings(show_sites=True)
+    shown = Path(run_export(ctx, ExportRequest(*([req.kind, str(tmp_path / "shown.svg")] + list(req.__dict__.values())[2:])))).read_text()
+    assert len(re.findall(r'id="path', shown)) >= 1 and 'id="inspected-point' in shown and 'id="sites' in shown
+    assert f"#{spec.id} straight segment" in shown  # the legend names the path as the window

@@ -39,8 +39,10 @@ def epoch_sweep_frames(
     cache=None,
     max_regions: int = 200_000,
     cancel: Cancel = None,
+    overlays: dict | None = None,
 ) -> Frames:
-    """One frame per checkpoint index in ``indices`` (default: all): the slice figure of that epoch."""
+    """One frame per checkpoint index in ``indices`` (default: all): the slice figure of that epoch, with the
+    view's ``overlays`` (SliceScene fields: paths, marker) drawn on every frame as the window draws them."""
     idx = list(range(len(bundle.run))) if indices is None else [int(i) for i in indices]
     if not idx:
         raise SplineAtlasError("the epoch sweep has no checkpoints.")
@@ -48,17 +50,27 @@ def epoch_sweep_frames(
 
     def frame(i: int) -> np.ndarray:
         scene = build_slice_scene(bundle, idx[i], slice_, window, depth, cache=cache, max_regions=max_regions, cancel=cancel)
-        return figure_to_rgb(render_slice(scene, opt))
+        return figure_to_rgb(render_slice(replace(scene, **(overlays or {})), opt))
 
     return len(idx), frame
 
 
 def layer_sweep_frames(
-    bundle, epoch_index: int, slice_, window, options: FigureOptions | None = None, cache=None, max_regions: int = 200_000, cancel: Cancel = None
+    bundle,
+    epoch_index: int,
+    slice_,
+    window,
+    options: FigureOptions | None = None,
+    cache=None,
+    max_regions: int = 200_000,
+    cancel: Cancel = None,
+    overlays: dict | None = None,
 ) -> Frames:
-    """One frame per depth 1..L at one checkpoint (the subdivision layer by layer); one tessellation pass."""
+    """One frame per depth 1..L at one checkpoint (the subdivision layer by layer); one tessellation pass;
+    ``overlays`` as in :func:`epoch_sweep_frames`."""
     opt = options or FigureOptions()
     base = build_slice_scene(bundle, epoch_index, slice_, window, bundle.depth, cache=cache, max_regions=max_regions, cancel=cancel)
+    base = replace(base, **(overlays or {}))
 
     def frame(i: int) -> np.ndarray:
         t = base.tessellations[i]

@@ -11,7 +11,7 @@ cancel or error). :func:`install_export` registers the menu entry (Ctrl+E).
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +36,9 @@ from PySide6.QtWidgets import (
 )
 
 from geometry.errors import CancelledError, SplineAtlasError
+
+from ..model.state import PATH_NAMES
+from ..render.palette import path_color
 
 KINDS = {
     "figure": ("2D slice figure (PNG, SVG, PDF)", (".png", ".svg", ".pdf")),
@@ -92,13 +95,15 @@ def run_export(ctx, req: ExportRequest, progress=None, cancel=None) -> str:
     win = tuple(st.window)
     maxr = st.settings.max_regions
     ei = st.epoch_index
+    over = view_overlays(ctx)
     if req.kind == "figure":
         scene = build_slice_scene(b, ei, st.slice, win, st.depth, cache=ctx.cache, max_regions=maxr, progress=progress, cancel=cancel)
-        return str(export_slice_figure(scene, req.path, opt))
+        return str(export_slice_figure(replace(scene, **over), req.path, opt))
+    over.pop("sites")  # the sites belong to one epoch and depth: not drawn over a sweep
     if req.kind == "epochs":
-        frames = sweeps.epoch_sweep_frames(b, st.slice, win, st.depth, None, opt, ctx.cache, maxr, cancel)
+        frames = sweeps.epoch_sweep_frames(b, st.slice, win, st.depth, None, opt, ctx.cache, maxr, cancel, overlays=over)
     elif req.kind == "layers":
-        frames = sweeps.layer_sweep_frames(b, ei, st.slice, win, opt, ctx.cache, maxr, cancel)
+        frames = sweeps.layer_sweep_frames(b, ei, st.slice, win, opt, ctx.cache, maxr, cancel, overlays=over)
     elif req.kind == "path":
         pd, pei = last_path(ctx)
         frames = sweeps.path_animation_frames(b, pei, st.slice, win, pd, None, opt, ctx.cache, maxr, cancel)
@@ -115,6 +120,22 @@ def run_export(ctx, req: ExportRequest, progress=None, cancel=None) -> str:
     else:
         raise SplineAtlasError(f"unknown export kind {req.kind!r}.")
     return str(sweeps.export_video(req.path, frames, fps=req.fps, progress=progress, cancel=cancel))
+
+
+def view_overlays(ctx) -> dict:
+    """What the 2D view draws over the tiles, as SliceScene fields: the visible traced paths (label, points in
+    the slice, colour), the inspected point, and the power-diagram sites when they are shown."""
+    st, res = ctx.state, ctx.results
+    paths = tuple(
+        (f"#{spec.id} {PATH_NAMES[spec.kind]}", res.paths[spec.id].u, path_color(spec.id))
+        for spec in st.paths
+        if spec.visible and res.paths.get(spec.id) is not None
+    )
+    marker = None if st.inspected is None else np.asarray(st.inspected, dtype=np.float64)
+    sites = None
+    if st.settings.show_sites and res.tiles is not None:
+        sites = res.sites.get((res.tiles.key, min(st.depth, len(res.tiles.by_depth))))
+    return {"paths": paths, "marker": marker, "sites": sites}
 
 
 def export_curves(bundle, req: ExportRequest, progress=None, cancel=None, cursor_epoch=None) -> str:

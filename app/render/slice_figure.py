@@ -48,6 +48,7 @@ class SliceScene:
     anchors_u: np.ndarray = field(default_factory=lambda: np.zeros((0, 2)))
     paths: tuple = ()
     marker: np.ndarray | None = None
+    sites: np.ndarray | None = None  # (R, 2) power-diagram sites of the shown depth, drawn as on screen
     title: str = ""
     axis_labels: tuple[str, str] = ("u₁", "u₂")
 
@@ -283,8 +284,11 @@ def draw_slice(fig, ax, scene: SliceScene, opt: FigureOptions) -> None:
         ax.plot(pu[:, 0], pu[:, 1], color=colour, lw=1.6, zorder=4, gid="path")
         ax.plot(pu[:1, 0], pu[:1, 1], "o", color=colour, ms=4, zorder=4)
         legend.append(Line2D([], [], color=colour, lw=1.6, label=label))
+    if scene.sites is not None and len(scene.sites):
+        ax.plot(scene.sites[:, 0], scene.sites[:, 1], "x", color="#202020", ms=4, mew=0.9, zorder=5, gid="sites")
+        legend.append(Line2D([], [], ls="none", marker="x", color="#202020", label=f"power-diagram sites (layer {scene.depth})"))
     if scene.marker is not None:
-        ax.plot([scene.marker[0]], [scene.marker[1]], "o", ms=9, mfc="white", mec="k", mew=1.5, zorder=6)
+        ax.plot([scene.marker[0]], [scene.marker[1]], "o", ms=9, mfc="white", mec="k", mew=1.5, zorder=6, gid="inspected-point")
     ax.set_xlim(w[0], w[1])
     ax.set_ylim(w[2], w[3])
     ax.set_aspect("equal", adjustable="box")
