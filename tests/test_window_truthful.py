@@ -130,3 +130,18 @@ def test_the_legend_can_be_hidden_and_the_export_follows(qtbot, make_window, spi
     qtbot.addWidget(dlg)
     assert not dlg.legend.isChecked()  # the exported figure shows what the view shows
     assert win.state.to_session()["settings"]["show_legend"] is False
+
+
+def test_showing_sites_says_how_many_lie_in_the_view(qtbot, make_window, spirals_run_path):
+    """Sites are centroids projected into the slice and mostly lie outside the window: the status line says
+    how many are in view (counted here from the sites themselves), so one visible site is not a mystery."""
+    win = make_window(spirals_run_path)
+    qtbot.waitUntil(lambda: _settled(win), timeout=TIMEOUT)
+    st = win.state
+    win.toggle_actions["show_sites"].trigger()
+    key = (win.results.tiles.key, st.depth)
+    qtbot.waitUntil(lambda: key in win.results.sites and not win.work.busy(), timeout=TIMEOUT)
+    s = win.results.sites[key]
+    u0, u1, v0, v1 = st.window
+    n = int(((s[:, 0] >= u0) & (s[:, 0] <= u1) & (s[:, 1] >= v0) & (s[:, 1] <= v1)).sum())
+    assert f"{n:,} of {len(s):,} power-diagram sites of layer {st.depth} lie in the view" in win.status_label.text()

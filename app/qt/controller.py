@@ -30,6 +30,18 @@ TRACE_OVER_RUN_POINTS = 256
 MAX_REMOVED = 64  # traced results of deleted paths kept for Ctrl+Z
 
 
+def sites_in_view_text(sites, window, depth: int) -> str:
+    """How many power-diagram sites the view shows: a site is a tile's centroid μ projected into the slice, and
+    most lie far outside the window (a view with one site in it is right, not broken)."""
+    s = np.asarray(sites, dtype=np.float64).reshape(-1, 2)
+    u0, u1, v0, v1 = window
+    n = int(((s[:, 0] >= u0) & (s[:, 0] <= u1) & (s[:, 1] >= v0) & (s[:, 1] <= v1)).sum())
+    return (
+        f"{n:,} of {len(s):,} power-diagram sites of layer {depth} lie in the view; a site is its tile's centroid μ "
+        f"projected into the slice, and most lie outside the window (zoom out to see them)"
+    )
+
+
 class Controller(QObject):
     """State changes in, jobs out, results back. ``confirm_trust(path, exc) -> bool`` asks the user whether a
     file may run code; ``restore_view3d(dict)`` applies a session's 3D part (both given by the window)."""
@@ -314,6 +326,7 @@ class Controller(QObject):
             cur = self.results.tiles
             if cur is not None and (cur.key, min(self.state.depth, len(cur.by_depth))) == key:
                 self.results.add_sites(key, sites)
+                self.set_status(sites_in_view_text(sites, self.state.window, depth))
 
         self.work.submit(
             "sites",
