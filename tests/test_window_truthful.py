@@ -145,3 +145,17 @@ def test_showing_sites_says_how_many_lie_in_the_view(qtbot, make_window, spirals
     u0, u1, v0, v1 = st.window
     n = int(((s[:, 0] >= u0) & (s[:, 0] <= u1) & (s[:, 1] >= v0) & (s[:, 1] <= v1)).sum())
     assert f"{n:,} of {len(s):,} power-diagram sites of layer {st.depth} lie in the view" in win.status_label.text()
+
+
+def test_a_normal_path_that_cannot_move_says_why(spirals_run_path):
+    """On a 2-input, 3-class network G(x) has full rank 2 = D, so a normal path (which moves in G's kernel)
+    has nowhere to go: its summary says so instead of showing empty plots (checked against G's rank)."""
+    from app import jobs
+    from app.jobs.paths import trace_paths
+    from geometry.foliation.local_data_matrix import local_data_matrix
+
+    b = jobs.open_run_bundle(spirals_run_path)
+    x = np.array([[0.06, 0.04]])
+    assert int(local_data_matrix(b.network(len(b.run) - 1), x).rank[0]) == 2
+    t = trace_paths(b, -1, "normal", x, seeds=[1])[0]
+    assert len(t.steps) == 1 and "no normal direction here: G(x) has full rank 2 = D" in t.summary

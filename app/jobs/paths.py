@@ -162,9 +162,21 @@ def _leaf_paths(net, kind, S, D, steps, fraction, seeds, progress, cancel) -> li
         summary = (
             f"{kind} leaf path, {n} steps of {alpha[i]:.3g}, {leaf_paths.STATUS_NAMES[int(res.status[i])]}, classes {class_sequence(res.predicted[i, : n + 1])}"
         )
+        if kind == "normal" and n == 0:
+            summary += "; " + _why_no_normal_step(net, S[i])
         dist = res.distance[i, : n + 1] if kind == "horizontal" else np.full(n + 1, np.nan)
         out.append(PathTrace(kind, X, np.arange(n + 1), res.probs[i, : n + 1], res.trace[i, : n + 1], dist, summary))
     return out
+
+
+def _why_no_normal_step(net, x: np.ndarray) -> str:
+    """Why a normal path could not move: it steps in the kernel of G(x) (directions the output ignores), and
+    G's rank (at most C − 1) can fill the whole input space, as on a 2-input, 3-class network."""
+    ldm = local_data_matrix(net, x[None])
+    r, D = int(ldm.rank[0]), int(x.shape[0])
+    if r >= D:
+        return f"no normal direction here: G(x) has full rank {r} = D, so every direction changes the output (try a horizontal path)"
+    return f"it stopped at once although G(x) has rank {r} < D = {D}: try a larger step (View > Path settings)"
 
 
 def _segment(net, bundle, s, d, _steps, progress, cancel) -> PathTrace:
