@@ -44,7 +44,7 @@ class ResultEvents(SignalGroup):
     region_stats = Signal(object)  # RegionStatsResult or None
     trace_over_run = Signal(object)
     status = Signal(object)  # (text, is_error)
-    error = Signal(object)  # (title, exception, traceback text): something the user must be told
+    error = Signal(object)  # (title, one-line text, exception, traceback text): something the user must be told
 
 
 class Results:
@@ -149,7 +149,7 @@ class Results:
         text = printable(str(exc) if str(exc) else type(exc).__name__, 1000)
         self.last_error = f"{title}: {text}"
         self.set_status(self.last_error, error=True)
-        self.events.error.emit((title, exc, tb))
+        self.events.error.emit((title, text, exc, tb))
 
 
 __all__ = ["Results", "Tiles"]

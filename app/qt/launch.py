@@ -45,5 +45,5 @@ def launch(argv: list[str] | None = None) -> int:
     if target:
         win.open_path(target)
     else:
-        win._set_status("Open a run with File > Open (Ctrl+O) or drop a file on the window.")
+        win.results.set_status("Open a run with File > Open (Ctrl+O) or drop a file on the window.")
     return int(app.exec())

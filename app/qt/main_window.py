@@ -36,7 +36,6 @@ from PySide6.QtWidgets import (
 
 from geometry.cache import ResultCache, default_cache_dir
 from geometry.errors import SplineAtlasError
-from geometry.safe_io import printable
 
 from ..model.results import Results
 from ..model.session import is_session_file
@@ -280,7 +279,7 @@ class MainWindow(QMainWindow):
         rev.region_counts.connect(self.training_panel.set_region_counts)
         rev.trace_over_run.connect(self.training_panel.set_trace)
         rev.region_stats.connect(lambda res: res is not None and self.regions_panel.set_result(res))
-        rev.error.connect(lambda e: self.show_error(*e))
+        rev.error.connect(lambda e: self._error_dialog(*e))
         self.view2d.clicked.connect(self._on_view_click)
         self.view2d.hovered.connect(lambda u, v: self.coord_label.setText(f"u = {u:.4g}, v = {v:.4g}"))
         self.data_browser.slice_requested.connect(ctl.request_slice)
@@ -413,17 +412,14 @@ class MainWindow(QMainWindow):
         self.controller.cancel_all()
 
     # == status, errors ============================================================================
-    def _set_status(self, text: str, error: bool = False) -> None:
-        self.results.set_status(text, error)
-
     def show_error(self, title: str, exc, tb: str = "") -> None:
-        """User errors (SplineAtlasError) in one line in the status bar and a dialog; bugs with details."""
-        text = printable(str(exc) if str(exc) else type(exc).__name__, 1000)
+        """Report a failure: one line in the status bar (the results' status) and a dialog."""
+        self.results.report_error(title, exc, tb)
+
+    def _error_dialog(self, title: str, text: str, exc, tb: str) -> None:
+        """The dialog of a reported failure: user errors (SplineAtlasError) in one line; bugs with details."""
         if not isinstance(exc, (SplineAtlasError, str)) and not tb:
             tb = "".join(traceback.format_exception(exc)) if isinstance(exc, BaseException) else ""
-        if self.results.last_error != f"{title}: {text}":
-            self.results.last_error = f"{title}: {text}"
-            self.results.set_status(self.results.last_error, error=True)
         box = QMessageBox(QMessageBox.Icon.Warning, title, text, QMessageBox.StandardButton.Ok, self)
         if tb:
             box.setDetailedText(tb)
