@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-import torch
 
 from geometry.errors import SplineAtlasError
 
@@ -88,15 +87,6 @@ class PathData:
     label: str
     points: np.ndarray
     probs: np.ndarray
-
-
-def _probs(net, X: np.ndarray) -> np.ndarray:
-    with torch.no_grad():
-        out = net.to_dtype_device(torch.float64)(torch.as_tensor(X, dtype=torch.float64))
-    if out.shape[1] == 1:
-        p1 = torch.sigmoid(out[:, 0])
-        return torch.stack([1 - p1, p1], 1).numpy()
-    return torch.softmax(out, 1).numpy()
 
 
 def trace_path(

@@ -122,6 +122,11 @@ class Results:
         self._paths = dict(paths)
         self.events.paths.emit(self._paths)
 
+    def shown_paths(self, specs) -> list:
+        """(spec, PathResult) of the paths that are drawn: visible and traced, in the order of ``specs`` (the
+        state's paths). The 2D and 3D tabs and the exports all draw exactly these."""
+        return [(spec, self._paths[spec.id]) for spec in specs if spec.visible and self._paths.get(spec.id) is not None]
+
     def set_point_report(self, report) -> None:
         self._point_report = report
         self.events.point_report.emit(report)

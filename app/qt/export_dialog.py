@@ -126,11 +126,7 @@ def view_overlays(ctx) -> dict:
     """What the 2D view draws over the tiles, as SliceScene fields: the visible traced paths (label, points in
     the slice, colour), the inspected point, and the power-diagram sites when they are shown."""
     st, res = ctx.state, ctx.results
-    paths = tuple(
-        (f"#{spec.id} {PATH_NAMES[spec.kind]}", res.paths[spec.id].u, path_color(spec.id))
-        for spec in st.paths
-        if spec.visible and res.paths.get(spec.id) is not None
-    )
+    paths = tuple((f"#{spec.id} {PATH_NAMES[spec.kind]}", r.u, path_color(spec.id)) for spec, r in res.shown_paths(st.paths))
     marker = None if st.inspected is None else np.asarray(st.inspected, dtype=np.float64)
     sites = None
     if st.settings.show_sites and res.tiles is not None:
@@ -154,18 +150,12 @@ def export_curves(bundle, req: ExportRequest, progress=None, cancel=None, cursor
 
 def last_path(ctx):
     """(PathData, checkpoint index) of the most recent visible traced path of the view."""
-    from app.export.sweeps import PathData, _probs
+    from app.export.sweeps import PathData
 
-    bundle = ctx.results.bundle
-    for spec in reversed(ctx.state.paths):
-        res = ctx.results.paths.get(spec.id)
-        if res is None or not spec.visible:
-            continue
-        X = np.asarray(res.X, dtype=np.float64)
-        probs = np.asarray(res.probs, dtype=np.float64)
-        if probs.shape[0] != X.shape[0]:
-            probs = _probs(bundle.network(spec.epoch_index), X)
-        return PathData(f"path #{spec.id} ({spec.kind})", X, probs), spec.epoch_index
+    shown = ctx.results.shown_paths(ctx.state.paths)
+    if shown:
+        spec, res = shown[-1]  # the one tracer records the probabilities at every point it keeps
+        return PathData(f"path #{spec.id} ({spec.kind})", np.asarray(res.X, np.float64), np.asarray(res.probs, np.float64)), spec.epoch_index
     raise SplineAtlasError("trace a path first (pick a path tool and click in the 2D view).")
 
 

@@ -161,10 +161,7 @@ class SliceTab(QObject):
     # -- paths -------------------------------------------------------------------------------------
     def redraw_paths(self) -> None:
         items = []
-        for spec in self.state.paths:
-            res = self.results.paths.get(spec.id)
-            if res is None or not spec.visible:
-                continue
+        for spec, res in self.results.shown_paths(self.state.paths):
             items.append((f"#{spec.id}", res.u, float(np.max(res.off_plane)) if len(res.off_plane) else 0.0, QColor(palette.path_color(spec.id)), res.marks))
         self.view.set_paths(items)
 

@@ -619,9 +619,8 @@ class View3DTab(QWidget):
             self.canvas.set_paths([])
             return
         lines = []
-        for spec in self.state.paths:
-            res = self.results.paths.get(spec.id)
-            if res is None or not spec.visible or getattr(res, "X", None) is None or res.X.shape[1] != sl.ambient_dim:
+        for spec, res in self.results.shown_paths(self.state.paths):
+            if res.X.shape[1] != sl.ambient_dim:
                 continue
             c = path_color(spec.id)
             lines.append((sl.project(res.X), _hex_f(c)))
