@@ -60,16 +60,16 @@ def _point(args, sl, bundle) -> np.ndarray:
 
 
 def inspect_report(bundle, epoch_index: int, sl, window, u, depth: int, max_regions: int, region: bool = True, sites: bool = False) -> dict:
-    """Everything the window's inspector shows for slice point ``u``, computed as the window computes it."""
+    """Everything the window's inspector shows for slice point ``u``, computed as the window computes it:
+    ``document`` (the inspector's rows and raw numbers, :func:`app.render.report.report_document`) and the
+    power-diagram ``sites`` of the tiles at ``depth`` when asked."""
     from app import jobs
-    from app.render.report import region_text, report_text
+    from app.render.report import report_document
 
     tess = jobs.tessellate_all(bundle, epoch_index, sl, window, max_regions) if bundle.piecewise_affine else None
     rep = jobs.inspect_point(bundle, epoch_index, sl, u, depth, tess)
-    out = {"report": rep, "rows": report_text(rep, bundle.class_names), "region": None, "sites": None}
-    if region and bundle.piecewise_affine:
-        out["region"] = jobs.region_geometry(bundle, epoch_index, rep.x)
-        out["rows"].update(region_text(out["region"], bundle.class_names))
+    info = jobs.region_geometry(bundle, epoch_index, rep.x) if region and bundle.piecewise_affine else None
+    out = {"document": report_document(rep, bundle.class_names, info), "sites": None}
     if sites and tess is not None:
         from geometry.power_diagram import slice_power_diagram
 
@@ -93,21 +93,20 @@ def cmd_inspect(args) -> int:
     u = _point(args, sl, bundle)
     res = inspect_report(bundle, ei, sl, window, u, depth, budget, region=not args.no_region, sites=bool(args.sites))
     print(f"{bundle.name} epoch {bundle.epochs[ei]}, {sl.description}, layers 1-{depth}")
-    rows = res["rows"]
+    rows = res["document"]["rows"]
     width = max(len(label) for _, label, _ in INSPECTOR_ROWS)
     for key, label, _ in INSPECTOR_ROWS:
         if key in rows:
             print(f"  {label:>{width}}: {rows[key]}")
-    rep = res["report"]
     if args.sites and res["sites"] is not None:
         s = np.asarray(res["sites"], dtype=np.float64)
         write_text(args.sites, "u,v\n" + "".join(f"{a:.17g},{b:.17g}\n" for a, b in s))
         print(f"wrote {args.sites} ({len(s)} sites of layer {depth})", file=sys.stderr)
     if args.json:
         from app.jobs.slicing import format_slice_choice
-        from app.render.report import finite, report_document
+        from app.render.report import finite
 
         head = {"run": str(bundle.run.source), "epoch": int(bundle.epochs[ei]), "slice": format_slice_choice(choice), "window": list(window), "depth": depth}
-        write_text(args.json, json.dumps(finite({**head, **report_document(rep, bundle.class_names, res["region"])}), indent=1))
+        write_text(args.json, json.dumps(finite({**head, **res["document"]}), indent=1))
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
