@@ -239,10 +239,22 @@ def test_canvas_renders_a_tessellation_and_picks_surfaces(gl, qtbot, ref):
     c.canvas.events.mouse_release(pos=(x, y - 48), button=1, modifiers=(keys.CONTROL,))
     assert c.view.camera.interactive and len(moved) == 1 and 0.0 < moved[0] <= 1.0
     c.set_clip(False)
-    # the fly camera sees the scene too
+    # the fly camera looks at the box's centre (it used to aim from a corner of the bounds: a blank canvas),
+    # and Reset camera brings it back after the user turned away
     c.set_camera("fly")
     assert c.view.camera is c.fly
+    centre = np.asarray(t.domain, float).reshape(3, 2).mean(1)
+    np.testing.assert_allclose(_project(c, centre), [320, 240], atol=1.0)
     assert len(np.unique(c.render_image((640, 480))[..., :3].reshape(-1, 3), axis=0)) > 50
+    from vispy.util.quaternion import Quaternion
+
+    c.fly.rotation1 = c.fly.rotation1 * Quaternion.create_from_axis_angle(np.pi / 2, 0, 0, 1)  # a quarter turn about w
+    c.fly.view_changed()
+    c.render_image((640, 480))  # the camera's transform follows at the next draw
+    assert np.linalg.norm(_project(c, centre) - [320, 240]) > 100
+    c.reset_camera()
+    c.render_image((640, 480))
+    np.testing.assert_allclose(_project(c, centre), [320, 240], atol=1.0)
     c.set_camera("turntable")
     # exploded view: the pick is reported in tessellation coordinates (explosion undone)
     c.set_clip(False)

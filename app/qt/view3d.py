@@ -20,6 +20,8 @@ canvas (:func:`opengl_available`). Under Xvfb + Mesa (llvmpipe) it works.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QGuiApplication
@@ -176,8 +178,14 @@ class Canvas3D(QWidget):
         self.turntable.center = tuple(c)
         self.turntable.distance = None
         self.turntable.elevation, self.turntable.azimuth = 22.0, -55.0
-        self.fly.center = tuple(c + np.array([0.0, -1.8 * span, 0.35 * span]))
+        # the fly camera stands in front of the box (towards -v, a little above) and looks at its centre: its
+        # own range fit aims from a corner of every visual's bounds, which left the box out of view
+        eye = np.array([0.0, -2.6, 0.5]) * span
+        self.fly.center = tuple(c + eye)
         self.fly.scale_factor = span
+        self.fly.rotation1 = _fly_rotation_towards(-eye)
+        self.fly.rotation2 = type(self.fly.rotation1)()  # no pending mouse turn
+        self.fly.view_changed()
         self.canvas.update()
 
     def set_camera(self, kind: str) -> None:
@@ -386,6 +394,19 @@ class Canvas3D(QWidget):
         hit = self.pick(float(ev.pos[0]), float(ev.pos[1]))
         if hit is not None:
             self.picked.emit(float(hit[0]), float(hit[1]), float(hit[2]))
+
+
+def _fly_rotation_towards(direction):
+    """vispy FlyCamera orientation looking along ``direction`` with w up: at pitch −90° and yaw 0° it looks
+    along +v (level); yaw turns it about w, and a pitch below −90° looks up, above −90° down."""
+    from vispy.util.quaternion import Quaternion
+
+    d = np.asarray(direction, dtype=np.float64)
+    yaw = math.atan2(-d[0], d[1])
+    elevation = math.atan2(d[2], math.hypot(d[0], d[1]))
+    pitch = Quaternion.create_from_axis_angle(-math.pi / 2 - elevation, 1, 0, 0)
+    turn = Quaternion.create_from_axis_angle(yaw, 0, 0, 1)
+    return (pitch * turn).normalize()
 
 
 def _hex_rgba(c: str) -> tuple[float, float, float, float]:
