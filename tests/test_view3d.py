@@ -442,3 +442,52 @@ def test_render3d_cli(gl, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     assert main(["render3d", str(run), "--out", str(out)]) == 2
     assert "xvfb-run" in capsys.readouterr().err
+
+
+def _on_white(rgba: np.ndarray) -> np.ndarray:
+    a = rgba[..., 3:4].astype(np.float64) / 255.0
+    return np.round(rgba[..., :3] * a + 255.0 * (1.0 - a)).astype(int)
+
+
+@pytest.mark.gui
+def test_3d_png_export_is_the_screen_with_clipping_plane_path_and_marker(gl, qtbot, tmp_path, make_window):
+    """The 3D PNG export draws the tab's whole frame -- clipping plane and its cap, traced path, inspected
+    point, camera -- so it equals the screen's own render pixel for pixel (it used to leave out the plane)."""
+    import imageio.v2 as imageio
+
+    from app.qt.export_dialog import ExportDialog
+
+    run = _tiny_run(tmp_path)
+    win = _window_on(qtbot, make_window, run)
+    tab, st, s3 = win.view3d, win.state, win.view3d.state3d
+    win.tabs.setCurrentWidget(tab)
+    idle = lambda: tab.scene is not None and not win.work.busy()  # noqa: E731
+    qtbot.waitUntil(idle, timeout=TIMEOUT)
+    w = st.window
+    seg = st.add_path("segment", (w[0] * 0.8 + w[1] * 0.2, w[2] * 0.5 + w[3] * 0.5), (w[0] * 0.2 + w[1] * 0.8, w[2] * 0.3 + w[3] * 0.7))
+    qtbot.waitUntil(lambda: win.path_results.get(seg.id) is not None and idle(), timeout=TIMEOUT)
+    s3.update_clip(enabled=True, axis=2, position=0.1)
+    qtbot.waitUntil(lambda: st.slice_choice.kind == "clip3d" and idle(), timeout=TIMEOUT)
+    st.set_inspected((0.1, -0.2))
+    qtbot.waitUntil(idle, timeout=TIMEOUT)
+    d = tab.drawing()
+    assert d.clip.enabled and d.cap is not None and len(d.paths) == 1 and d.marker is not None
+    size = tuple(int(v) for v in tab.canvas.canvas.size)
+    screen = _on_white(tab.canvas.render_image(size))
+    dlg = ExportDialog(win.ctx, tab)
+    qtbot.addWidget(dlg)
+    dlg.kind.setCurrentIndex(dlg.kind.findData("view3d"))
+    dlg.width_.setValue(size[0])
+    dlg.height_.setValue(size[1])
+    dlg.path.setText(str(tmp_path / "v3.png"))
+    dlg.start_export()
+    png = imageio.imread(tmp_path / "v3.png")[..., :3].astype(int)
+    assert png.shape == screen.shape
+    same = np.abs(png - screen).max(axis=2) <= 3
+    assert same.mean() >= 0.995, f"only {same.mean():.2%} of the exported pixels are the screen's"
+    # the marker and the clipping plane are in it: without each, the screen no longer matches the file
+    tab.canvas.set_marker(None)
+    assert (np.abs(png - _on_white(tab.canvas.render_image(size))).max(axis=2) > 30).sum() > 20
+    tab.canvas.set_clip(False)
+    assert (np.abs(png - _on_white(tab.canvas.render_image(size))).max(axis=2) > 30).mean() > 0.02
+    win.work.shutdown()

@@ -11,6 +11,8 @@ import os
 import sys
 import time
 
+import numpy as np
+
 from geometry.errors import SplineAtlasError
 from geometry.safe_io import atomic_save
 
@@ -87,37 +89,19 @@ def cmd_render3d(args) -> int:
     )
     scene = jobs3d.scene_arrays(t_by, depth, args.color, settings, box)
 
-    from PySide6.QtGui import QGuiApplication
-    from PySide6.QtWidgets import QApplication
-
-    app = QApplication.instance() or QApplication([sys.argv[0]])
-    if QGuiApplication.platformName() in ("offscreen", "minimal"):
-        raise SplineAtlasError(
-            f"render3d needs OpenGL, which Qt's '{QGuiApplication.platformName()}' platform lacks; run it with a display or under xvfb-run -a."
-        )
-    from ..qt.view3d import Canvas3D
-
-    canvas = Canvas3D()
-    w, h = args.size
-    canvas.resize(w, h)
-    canvas.canvas.size = (w, h)
-    canvas.show()
-    app.processEvents()
-    canvas.set_box(box)
-    canvas.turntable.azimuth, canvas.turntable.elevation = args.azimuth, args.elevation
-    canvas.show_scene(scene)
-    if settings.show_points:
-        u, col, size = jobs3d.points_in_box(bundle, sl, box)
-        canvas.set_points(u, col, size=size)
+    clip = None
     if args.clip:
         axis = "uvw".index(args.clip[0]) if args.clip[0] in "uvw" else int(args.clip[0])
         clip = ClipPlane(True, axis, float(args.clip[1]))
-        canvas.set_clip(True, clip.axis, clip.position, False)
-        cap = jobs3d.section_arrays(t_by, depth, args.color, clip)
-        canvas.set_cap(*(cap if cap is not None else (None,)))
-    app.processEvents()
-    img = canvas.render_image((w, h))
-    canvas.hide()
+    points = jobs3d.points_in_box(bundle, sl, box) if settings.show_points else None
+    drawing = jobs3d.Drawing3D(
+        box=np.asarray(box, dtype=np.float64), scene=scene, points=points, clip=clip, cap=jobs3d.cap_arrays(t_by, depth, args.color, clip) if clip else None
+    )
+    from ..qt.turntable import scene_frames
+
+    w, h = args.size
+    _, frame = scene_frames(drawing, (w, h), 1, azimuth0=args.azimuth, elevation=args.elevation, turn=0.0)
+    img = frame(0)
     import imageio.v3 as iio
 
     atomic_save(args.out, lambda p: iio.imwrite(p, img))
@@ -125,5 +109,4 @@ def cmd_render3d(args) -> int:
         f"{args.out}: {w}x{h}; {scene.summary()}; epoch {run.epochs[idx]}, {sl.description}; "
         f"tessellation {t_tess:.2f} s, total {time.perf_counter() - t0:.2f} s"
     )
-    canvas.deleteLater()
     return 0

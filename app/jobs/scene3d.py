@@ -261,3 +261,45 @@ def _loop_segments(P: np.ndarray, off: np.ndarray) -> np.ndarray:
     start = np.repeat(off[:-1], n)
     nxt = np.where(pos + 1 < np.repeat(off[1:], n), pos + 1, start)
     return np.stack([P, P[nxt]], axis=1).reshape(-1, 3)
+
+
+# -- one frame of the 3D view, whole: the tab, its exports and `splineatlas render3d` draw this -------------
+@dataclass(frozen=True, eq=False)
+class Drawing3D:
+    """Everything the 3D view draws, Qt-free, so that a PNG or turntable shows what the screen shows.
+
+    box (6,) the slice's box; scene the faces/outlines/boundary (None: nothing computed yet); points
+    (u (n, 3), RGBA (n, 4), size) or None; paths ((points (n, 3), RGBA), ...); marker (3,) the inspected
+    point or None; clip the clipping plane (None or disabled: no cut); cap :func:`section_arrays` of the
+    plane or None.
+    """
+
+    box: np.ndarray
+    scene: Scene3D | None = None
+    points: tuple | None = None
+    paths: tuple = ()
+    marker: np.ndarray | None = None
+    clip: ClipPlane | None = None
+    cap: tuple | None = None
+
+
+def path_lines(slice3: Slice | None, shown_paths, show: bool = True) -> tuple:
+    """The traced paths ((spec, result) pairs, e.g. :meth:`Results.shown_paths`) as 3D polylines in the
+    window's path colours; paths of another input dimension are left out."""
+    if slice3 is None or not show:
+        return ()
+    return tuple((slice3.project(res.X), palette.hex_rgba(palette.path_color(spec.id))) for spec, res in shown_paths if res.X.shape[1] == slice3.ambient_dim)
+
+
+def marker_point(slice2: Slice | None, slice3: Slice | None, clip: ClipPlane, inspected) -> np.ndarray | None:
+    """The inspected 2D point placed in 3D, when the 2D slice is the clipping plane (else None)."""
+    if inspected is None or not is_clip_slice(slice2, slice3, clip):
+        return None
+    return plane_to_3d(clip, inspected)
+
+
+def cap_arrays(tess_by_depth: list | None, depth: int, color_mode: str, clip: ClipPlane):
+    """The clipping plane's cross-section to draw (:func:`section_arrays`), or None when there is no cut."""
+    if not clip.enabled or not tess_by_depth:
+        return None
+    return section_arrays(tess_by_depth, depth, color_mode, clip)

@@ -383,8 +383,6 @@ class ExportDialog(QDialog):
         from app.export.video import write_video
         from geometry.safe_io import atomic_save
 
-        from app.jobs.scene3d import points_in_box
-
         from .turntable import scene_frames
 
         tab = self.view3d
@@ -392,10 +390,10 @@ class ExportDialog(QDialog):
         try:
             if tab is None or getattr(tab, "scene", None) is None or s3 is None or s3.slice3 is None:
                 raise SplineAtlasError("show the 3D slice tab and let it draw first; the export uses its scene.")
-            pts = points_in_box(self.ctx.results.bundle, s3.slice3, s3.box) if s3.settings.show_points else None
-            cam = tab.canvas.turntable if getattr(tab, "canvas", None) is not None else None
             still = req.kind == "view3d"
-            n, frame = scene_frames(tab.scene, s3.box, (req.width, req.height), 1 if still else 72, points=pts, turn=0.0 if still else 360.0, camera=cam)
+            # a still is the view as shown (either camera); a turntable turns the turntable camera
+            cam = tab.canvas.camera_pose(None if still else "turntable") if getattr(tab, "canvas", None) is not None else None
+            n, frame = scene_frames(tab.drawing(), (req.width, req.height), 1 if still else 72, turn=0.0 if still else 360.0, camera=cam)
         except SplineAtlasError as exc:
             self.error = exc
             QMessageBox.warning(self, "Export", str(exc))

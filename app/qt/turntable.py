@@ -56,15 +56,16 @@ def turntable_frames(
     s = settings or View3DSettings(max_cells=max_cells)
     scene = jobs3d.scene_arrays(t_by, depth, color, s, box)
     pts = jobs3d.points_in_box(bundle, sl, box) if s.show_points else None
-    return scene_frames(scene, box, size, n_frames, azimuth0, elevation, pts)
+    return scene_frames(jobs3d.Drawing3D(box=np.asarray(box, float), scene=scene, points=pts), size, n_frames, azimuth0, elevation)
 
 
-def scene_frames(
-    scene, box, size: tuple[int, int], n_frames: int = 72, azimuth0: float = -55.0, elevation: float = 22.0, points=None, turn: float = 360.0, camera=None
-):
-    """(n_frames, frame(i)) rendering a 3D scene (app.jobs.scene3d.Scene3D) in an offscreen Canvas3D of ``size``,
-    the camera at ``azimuth0 + turn * i / n_frames`` (``turn=0``: a still). ``camera``: a TurntableCamera
-    (the 3D tab's) whose centre, zoom, azimuth and elevation are copied, so the picture is the user's view."""
+def scene_frames(drawing, size: tuple[int, int], n_frames: int = 72, azimuth0: float = -55.0, elevation: float = 22.0, turn: float = 360.0, camera=None):
+    """(n_frames, frame(i)) rendering a whole 3D frame (:class:`app.jobs.scene3d.Drawing3D`: faces, boundary,
+    points, paths, marker, clipping plane and its cap) in an offscreen Canvas3D of ``size``, the turntable
+    camera at ``azimuth0 + turn * i / n_frames`` (``turn=0``: a still).
+
+    ``camera``: a pose from :meth:`Canvas3D.camera_pose` (the 3D tab's), so the picture is the user's view;
+    only a turntable pose turns (a fly pose gives the same frame each time)."""
     from PySide6.QtCore import Qt
     from PySide6.QtGui import QGuiApplication
     from PySide6.QtWidgets import QApplication
@@ -85,21 +86,21 @@ def scene_frames(
     canvas.setAttribute(Qt.WidgetAttribute.WA_DontShowOnScreen, True)
     canvas.show()  # the GL canvas takes its size (viewport, camera aspect) only once shown
     app.processEvents()
-    canvas.set_box(box)
-    cam = canvas.turntable
+    canvas.set_box(drawing.box)
     if camera is not None:
-        cam.center, cam.scale_factor, cam.fov = camera.center, camera.scale_factor, camera.fov
-        azimuth0, cam.elevation = camera.azimuth, camera.elevation
+        canvas.set_camera_pose(camera)
+        azimuth0 = camera.get("azimuth", azimuth0)
     else:
-        cam.elevation = elevation
-        cam.scale_factor *= 1.2  # room for the box's corners at every azimuth
-    canvas.show_scene(scene)
-    if points is not None:
-        canvas.set_points(points[0], points[1], size=points[2])
+        canvas.turntable.azimuth, canvas.turntable.elevation = azimuth0, elevation
+        if turn:
+            canvas.turntable.scale_factor *= 1.2  # room for the box's corners at every azimuth
+    canvas.draw(drawing)
     app.processEvents()
+    turning = canvas.view.camera is canvas.turntable
 
     def frame(i: int) -> np.ndarray:
-        canvas.turntable.azimuth = azimuth0 + turn * i / n_frames
+        if turning:
+            canvas.turntable.azimuth = azimuth0 + turn * i / n_frames
         rgba = np.asarray(canvas.canvas.render(alpha=True)).astype(np.float32)
         if rgba.shape[:2] != (h, w):
             raise SplineAtlasError(f"the 3D canvas rendered {rgba.shape[1]}x{rgba.shape[0]} instead of {w}x{h}.")

@@ -31,7 +31,6 @@ from geometry.tessellation import mesh3d
 
 from ..jobs import scene3d as jobs3d
 from .. import jobs
-from ..render.palette import path_color
 from ..model.view3d import SLICE3_KINDS, Slice3Choice, View3DState
 
 NO_GL_PLATFORMS = ("offscreen", "minimal", "vnc")
@@ -99,7 +98,9 @@ class Canvas3D(QWidget):
         self.paths = S.Line(parent=self.view.scene, method="gl", width=3.0, connect="strip")
         self.paths.order = 2
         self.marker = S.Markers(parent=self.view.scene)
-        self.marker.order = 3
+        # the inspected point lies on the plane: always on top; drawn last, so it turns depth writes back on
+        self.marker.set_gl_state("translucent", depth_test=False, depth_mask=True)
+        self.marker.order = 15
         self.box = S.Line(parent=self.view.scene, method="gl", connect="segments", color=tuple(fg[:3]) + (0.55,))
         self.box.order = 4
         self.faces = S.Mesh(parent=self.view.scene)
@@ -193,6 +194,53 @@ class Canvas3D(QWidget):
         if self.view.camera is not cam:
             self.view.camera = cam
             self.reset_camera()
+
+    def camera_pose(self, kind: str | None = None) -> dict:
+        """A camera's pose (kind, centre, zoom, field of view, and azimuth/elevation or the fly camera's
+        rotation), so an offscreen canvas can show exactly this view. ``kind``: "turntable", "fly" or None
+        (the active one)."""
+        cam = {"fly": self.fly, "turntable": self.turntable}.get(kind, self.view.camera)
+        pose = {"kind": "fly" if cam is self.fly else "turntable", "center": tuple(cam.center), "scale_factor": cam.scale_factor, "fov": cam.fov}
+        if cam is self.fly:
+            r = cam.rotation1
+            pose["rotation"] = (r.w, r.x, r.y, r.z)
+        else:
+            pose["azimuth"], pose["elevation"] = cam.azimuth, cam.elevation
+        return pose
+
+    def set_camera_pose(self, pose: dict) -> None:
+        """Take a pose from :meth:`camera_pose` (of this or another canvas)."""
+        from vispy.util.quaternion import Quaternion
+
+        self.set_camera(pose["kind"])
+        cam = self.view.camera
+        cam.center, cam.scale_factor, cam.fov = pose["center"], pose["scale_factor"], pose["fov"]
+        if pose["kind"] == "fly":
+            cam.rotation1 = Quaternion(*pose["rotation"])
+            cam.rotation2 = Quaternion()
+        else:
+            cam.azimuth, cam.elevation = pose["azimuth"], pose["elevation"]
+        cam.view_changed()
+        self.canvas.update()
+
+    def draw(self, d) -> None:
+        """Draw a whole :class:`app.jobs.scene3d.Drawing3D` (the box keeps the current camera)."""
+        self.set_box(d.box, reset_camera=False)
+        if d.scene is None:
+            self.set_faces(None, None, None)
+            self.set_boundary(None, None)
+            self.set_pickable(np.zeros((0, 3, 3)), np.zeros((0, 3)), np.zeros(0, np.int64))
+        else:
+            self.show_scene(d.scene)
+        self.set_points(*(d.points if d.points is not None else (None,)))
+        self.set_paths(list(d.paths))
+        self.set_marker(d.marker)
+        clip = d.clip
+        if clip is not None and clip.enabled:
+            self.set_clip(True, clip.axis, clip.position, clip.keep_above)
+        else:
+            self.set_clip(False)
+        self.set_cap(*(d.cap if d.cap is not None else (None,)))
 
     def set_faces(
         self,
@@ -622,49 +670,50 @@ class View3DTab(QWidget):
         self.controls.set_summary(scene.summary())
         self._redraw_points()
 
-    def _redraw_points(self) -> None:
-        if self.canvas is None:
-            return
+    def drawing(self):
+        """The whole current frame (:class:`app.jobs.scene3d.Drawing3D`): what the canvas shows, and what
+        the 3D PNG and turntable exports render."""
+        return jobs3d.Drawing3D(
+            box=np.asarray(self.state3d.box, dtype=np.float64),
+            scene=self.scene,
+            points=self._points(),
+            paths=self._paths(),
+            marker=self._marker(),
+            clip=self.state3d.clip,
+            cap=self._cap(),
+        )
+
+    def _points(self):
         b, sl, s = self.results.bundle, self.state3d.slice3, self.state3d.settings
         if b is None or sl is None or not s.show_points:
-            self.canvas.set_points(None)
-            return
-        u, col, size = jobs3d.points_in_box(b, sl, self.state3d.box)
-        self.canvas.set_points(u, col, size=size)
+            return None
+        return jobs3d.points_in_box(b, sl, self.state3d.box)
+
+    def _paths(self) -> tuple:
+        return jobs3d.path_lines(self.state3d.slice3, self.results.shown_paths(self.state.paths), self.state3d.settings.show_paths)
+
+    def _marker(self):
+        return jobs3d.marker_point(self.state.slice, self.state3d.slice3, self.state3d.clip, self.state.inspected)
+
+    def _cap(self):
+        return jobs3d.cap_arrays(self.tess3, self.state.depth, self.state.color_mode, self.state3d.clip)
+
+    def _redraw_points(self) -> None:
+        if self.canvas is not None:
+            self.canvas.set_points(*(self._points() or (None,)))
 
     def _redraw_paths(self) -> None:
-        if self.canvas is None:
-            return
-        sl, s = self.state3d.slice3, self.state3d.settings
-        if sl is None or not s.show_paths:
-            self.canvas.set_paths([])
-            return
-        lines = []
-        for spec, res in self.results.shown_paths(self.state.paths):
-            if res.X.shape[1] != sl.ambient_dim:
-                continue
-            c = path_color(spec.id)
-            lines.append((sl.project(res.X), _hex_f(c)))
-        self.canvas.set_paths(lines)
+        if self.canvas is not None:
+            self.canvas.set_paths(list(self._paths()))
 
     def _redraw_marker(self) -> None:
-        if self.canvas is None:
-            return
-        p = None
-        if self.state.inspected is not None and jobs3d.is_clip_slice(self.state.slice, self.state3d.slice3, self.state3d.clip):
-            p = jobs3d.plane_to_3d(self.state3d.clip, self.state.inspected)
-        self.canvas.set_marker(p)
+        if self.canvas is not None:
+            self.canvas.set_marker(self._marker())
 
     # -- clipping plane and picking: linked to the 2D view -----------------------------------------------
     def _update_cap(self) -> None:
-        clip = self.state3d.clip
-        if self.canvas is None:
-            return
-        if not clip.enabled or self.tess3 is None:
-            self.canvas.set_cap(None)
-            return
-        cap = jobs3d.section_arrays(self.tess3, self.state.depth, self.state.color_mode, clip)
-        self.canvas.set_cap(*(cap if cap is not None else (None,)))
+        if self.canvas is not None:
+            self.canvas.set_cap(*(self._cap() or (None,)))
 
     def _on_clip(self, clip) -> None:
         if self.canvas is not None:
@@ -704,10 +753,6 @@ class View3DTab(QWidget):
 
 def _qcolor_f(c) -> np.ndarray:
     return np.array([c.redF(), c.greenF(), c.blueF(), c.alphaF()], dtype=np.float32)
-
-
-def _hex_f(c: str) -> tuple[float, float, float, float]:
-    return _hex_rgba(c)
 
 
 def install_view3d(ctx, tabs) -> View3DTab:
