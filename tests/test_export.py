@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 
 import imageio.v2 as imageio
@@ -311,3 +312,37 @@ def test_path_figure_png_and_svg(tiny, tmp_path):
     root = ET.parse(svg).getroot()
     assert any(g.get("id") == "path" for g in root.iter(f"{SVG}g"))
     assert len(list(next(g for g in root.iter(f"{SVG}g") if g.get("id") == "tiles").iter(f"{SVG}path"))) == scene.full.num_regions
+
+
+def _titles_inside(fig) -> list[str]:
+    """The titles of ``fig`` (after drawing) that run past its left or right edge."""
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    texts = [ax.title for ax in fig.axes] + ([fig._suptitle] if fig._suptitle is not None else [])
+    width = fig.bbox.width
+    return [t.get_text() for t in texts if t.get_text() and not (-1 <= t.get_window_extent(r).x0 and t.get_window_extent(r).x1 <= width + 1)]
+
+
+def test_titles_fit_small_path_figures_and_frames(tiny):
+    """At 480x360 the slice's long title (run · epoch · layers · regions) used to run off the left edge of
+    the path figure and of the path video's frames; it now breaks into lines that fit."""
+    from app import jobs
+    from app.export.sweeps import path_animation_frames, trace_path
+    from app.render.path_figure import render_path_figure
+    from app.render.slice_figure import FigureOptions, build_slice_scene
+
+    b = jobs.open_run_bundle(tiny["root"] / "digits")
+    sl, win = jobs.make_slice(b, jobs.default_slice_choice(b))
+    X, _ = b.points()
+    pd = trace_path(b, -1, "segment", X[0], X[1])
+    scene = build_slice_scene(b, -1, sl, win)
+    scene = replace(scene, title=scene.title + " · a very long run name for a small frame")
+    from app.render.style import fit_dpi
+
+    opt = FigureOptions(width=480, height=360, dpi=fit_dpi(480, 360))  # the CLI's and the dialog's default dpi
+    for mode in ("class", "slope"):
+        fig = render_path_figure(scene, sl, pd.points, pd.probs, pd.label, b.class_names, b.image_shape, n_images=4, options=replace(opt, mode=mode))
+        assert _titles_inside(fig) == []
+    _, frame = path_animation_frames(b, -1, sl, win, pd, n_frames=2, options=opt)
+    frame(0)
+    assert frame.figure is not None and _titles_inside(frame.figure) == []

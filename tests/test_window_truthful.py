@@ -159,3 +159,18 @@ def test_a_normal_path_that_cannot_move_says_why(spirals_run_path):
     assert int(local_data_matrix(b.network(len(b.run) - 1), x).rank[0]) == 2
     t = trace_paths(b, -1, "normal", x, seeds=[1])[0]
     assert len(t.steps) == 1 and "no normal direction here: G(x) has full rank 2 = D" in t.summary
+
+
+def test_the_slope_colour_bar_label_is_beside_the_bar_not_on_it(qtbot, make_window, spirals_run_path):
+    from PySide6.QtWidgets import QGraphicsTextItem
+
+    win = make_window(spirals_run_path, size=(1366, 768))
+    qtbot.waitUntil(lambda: _settled(win), timeout=TIMEOUT)
+    win.state.set_color_mode("slope")
+    qtbot.waitUntil(lambda: _settled(win) and win.view2d.colorbar.isVisible(), timeout=TIMEOUT)
+    qtbot.wait(50)
+    bar = win.view2d.colorbar.bar.sceneBoundingRect()
+    labels = [it for it in win.view2d.plot.scene().items() if isinstance(it, QGraphicsTextItem) and "A_ω" in it.toPlainText() and it.isVisible()]
+    assert labels, "the colour bar has no visible ‖A_ω‖₂ label"
+    for it in labels:
+        assert not it.sceneBoundingRect().intersects(bar), (it.sceneBoundingRect(), bar)

@@ -189,6 +189,7 @@ def path_animation_frames(
         bar_ax.draw_artist(step_text)
         return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
+    frame.figure = fig  # the frames' figure, for callers that check its layout
     return n, frame
 
 

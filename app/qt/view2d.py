@@ -211,9 +211,14 @@ class SliceView(QWidget):
         pi.addItem(self.inspected)
         self._path_items: list = []
 
-        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"), label="‖A_ω‖₂", interactive=False, width=14)
+        # the bar's own axis label was drawn on the bar (its column is as wide as the tick labels only), so the
+        # label is a heading above the bar instead, in the plot's top-axis row
+        self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"), interactive=False, width=14)
         pi.layout.addItem(self.colorbar, 2, 5)
         self.colorbar.setVisible(False)
+        self.colorbar_label = pg.LabelItem("‖A_ω‖₂", size="9pt", color=theme.foreground)
+        pi.layout.addItem(self.colorbar_label, 1, 5)
+        self.colorbar_label.setVisible(False)
 
         self.legend = pg.LegendItem(offset=(-8, 8), labelTextSize="9pt", brush=pg.mkBrush(self._legend_bg()), pen=pg.mkPen(theme.foreground, width=0.5))
         self.legend.setParentItem(self.vb)
@@ -376,10 +381,12 @@ class SliceView(QWidget):
     def set_colorbar(self, levels: tuple[float, float] | None) -> None:
         if levels is None:
             self.colorbar.setVisible(False)
+            self.colorbar_label.setVisible(False)
         else:
             lo, hi = levels
             self.colorbar.setLevels((lo, hi if hi > lo else lo + 1e-9))
             self.colorbar.setVisible(True)
+            self.colorbar_label.setVisible(True)
 
     def set_legend(self, entries: list[tuple[str, dict]]) -> None:
         """entries: (label, style) where style has 'line' (pen) or 'brush' (a filled square/circle)."""

@@ -57,7 +57,7 @@ def render_path_figure(
         pa.set_ylabel("p(class | x)")
         pa.set_ylim(-0.02, 1.02)
         pa.grid(True, alpha=0.25, lw=0.5)
-        pa.set_title("class probabilities along the path")
+        style.fit_text(pa.set_title("class probabilities along the path"), 0.5 * opt.width)
         pa.legend(loc="best", frameon=False, ncols=2 if C > 5 else 1)
         if image_shape:
             k = np.unique(np.round(np.linspace(0, len(points) - 1, n_images)).astype(int))

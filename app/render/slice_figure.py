@@ -295,7 +295,11 @@ def draw_slice(fig, ax, scene: SliceScene, opt: FigureOptions) -> None:
     ax.set_xlabel(scene.axis_labels[0])
     ax.set_ylabel(scene.axis_labels[1])
     if opt.show_title and scene.title:
-        ax.set_title(scene.title)
+        if getattr(fig, "side_axes", None):  # the title spans the figure above the slice and its side panels
+            style.fit_text(fig.suptitle(scene.title, fontsize="large"), 0.96 * opt.width)
+        else:
+            share = _width_share(ax) * (0.78 if opt.mode == "slope" else 0.92)
+            style.fit_text(ax.set_title(scene.title), share * opt.width)
     if opt.mode == "slope" and opt.show_colorbar and tiles.levels is not None:
         import matplotlib
         from matplotlib.cm import ScalarMappable
@@ -310,6 +314,15 @@ def draw_slice(fig, ax, scene: SliceScene, opt: FigureOptions) -> None:
         room = opt.width / opt.dpi * (0.8 if opt.mode == "slope" else 1.0) / opt.font_scale  # inches
         ncol = max(1, min(4, len(legend), int(room / 1.9)))
         fig.legend(handles=legend, loc="outside lower center", ncols=ncol, frameon=False)
+
+
+def _width_share(ax) -> float:
+    """The fraction of the figure's width that ``ax``'s grid cell spans (before any layout)."""
+    spec = ax.get_subplotspec()
+    if spec is None:
+        return 1.0
+    ratios = np.asarray(spec.get_gridspec().get_width_ratios() or [1.0] * spec.get_gridspec().ncols, dtype=float)
+    return float(ratios[spec.colspan.start : spec.colspan.stop].sum() / ratios.sum())
 
 
 def figure_to_rgb(fig) -> np.ndarray:

@@ -41,3 +41,18 @@ def figure_style(font_scale: float = 1.0):
         rc[k] = rc[k] * font_scale
     with mpl.rc_context(rc):
         yield
+
+
+def fit_text(text, width_px: float) -> None:
+    """Wrap a matplotlib Text (a title) at spaces into the longest lines whose measured width fits
+    ``width_px``: a long title on a small video frame would otherwise run off the figure's edge."""
+    import textwrap
+
+    full = text.get_text()
+    renderer = text.figure.canvas.get_renderer()
+    if text.get_window_extent(renderer).width <= width_px:
+        return
+    for chars in range(len(full) - 1, 7, -1):
+        text.set_text(textwrap.fill(full, chars, break_long_words=False))
+        if text.get_window_extent(renderer).width <= width_px:
+            return
