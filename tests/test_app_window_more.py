@@ -85,7 +85,7 @@ def _cli_sets(b, epoch_index, n, names, seed=0, overshoot=0.02):
 
 
 # -- 1. the Regions tab -------------------------------------------------------------------------------
-def test_regions_tab_computes_the_region_statistics_of_the_current_checkpoint(qtbot, digits_window):
+def test_regions_tab_computes_the_region_statistics_of_the_current_checkpoint(qtbot, digits_window, tmp_path):
     from geometry.regions import region_stats
 
     win = digits_window
@@ -137,6 +137,12 @@ def test_regions_tab_computes_the_region_statistics_of_the_current_checkpoint(qt
     assert res1.sets == ("train",) and res1.stats.active.tolist() == ref1.active.tolist() and ref1.active[0] > 0
     assert panel.table.item(0, 5).text() == f"{float(ref1.active[0]):.1f}"
     assert win.last_error is None
+    # Export CSV writes the files `splineatlas region-stats` writes from the same statistics
+    panel.export_csv(tmp_path / "regions.csv")
+    ref1.write_csv(tmp_path / "points.csv")
+    ref1.write_summary_csv(tmp_path / "summary.csv")
+    assert (tmp_path / "regions.csv").read_bytes() == (tmp_path / "points.csv").read_bytes()
+    assert (tmp_path / "regions_summary.csv").read_bytes() == (tmp_path / "summary.csv").read_bytes()
     # a bad request is reported in the status bar (and a dialog), the window lives
     win._compute_region_stats({"n": 0, "sets": ("train",), "active": False})
     qtbot.waitUntil(lambda: win.last_error is not None, timeout=TIMEOUT)
@@ -300,15 +306,53 @@ def test_training_tab_accuracy_and_epoch_cursor(qtbot, digits_window):
         np.testing.assert_allclose(c.xData, run.epochs)
         np.testing.assert_allclose(c.yData, [np.nan if v is None else v for v in run.metrics(name)])
     assert np.nanmax(curves["test accuracy"].yData) > 0.8 and tp.note.text() == ""
-    assert all(c.value() == run.epochs[-1] for c in tp.cursors)
+    assert all(c.value() == run.epochs[-1] for c in tp.axis.cursors)
     for i in (4, 0, len(run) - 2):
         win.controls.epoch.setValue(i)  # the epoch slider moves every cursor
         assert win.state.epoch_index == i
-        assert all(c.value() == run.epochs[i] for c in tp.cursors)
-    tp.cursors[1].setValue(run.epochs[6] + 0.3)  # dragging a cursor moves the epoch
-    tp.cursors[1].sigDragged.emit(tp.cursors[1])
+        assert all(c.value() == run.epochs[i] for c in tp.axis.cursors)
+    tp.axis.cursors[1].setValue(run.epochs[6] + 0.3)  # dragging a cursor moves the epoch
+    tp.axis.cursors[1].sigDragged.emit(tp.axis.cursors[1])
     assert win.state.epoch_index == 6 and win.controls.epoch.value() == 6
+    # the log epoch axis: every plot of the tab (and the dynamics plots) goes logarithmic, epoch 0 at 1,
+    # and the cursors and their drag still mean epochs
+    tp.log_box.setChecked(True)
+    assert win.state.settings.log_epochs
+    for p in (tp.p_acc, tp.p_reg, tp.p_tr, *win.dynamics_plots.axis.plots):
+        assert p.getAxis("bottom").logMode
+    c = {c.name(): c for c in tp.p_acc.listDataItems()}["train accuracy"]
+    np.testing.assert_allclose(c.xData, np.maximum(run.epochs, 1))
+    assert "epoch 0 drawn at 1" in tp.p_tr.getAxis("bottom").labelText
+    assert all(abs(k.value() - np.log10(max(run.epochs[6], 1))) < 1e-12 for k in tp.axis.cursors)
+    tp.axis.cursors[0].setValue(np.log10(run.epochs[2]) + 1e-3)
+    tp.axis.cursors[0].sigDragged.emit(tp.axis.cursors[0])
+    assert win.state.epoch_index == 2
+    tp.log_box.setChecked(False)
+    assert not tp.p_acc.getAxis("bottom").logMode and tp.axis.cursors[0].value() == run.epochs[2]
     qtbot.waitUntil(lambda: not win.work.busy(), timeout=TIMEOUT)
+
+
+def test_training_tab_exports_its_curves_as_csv(qtbot, digits_window, tmp_path, monkeypatch):
+    """Export CSV writes a row per checkpoint with the curves as plotted; the region counts of epochs not
+    tessellated yet are empty cells, not zeros."""
+    import csv
+
+    from PySide6.QtWidgets import QFileDialog
+
+    win = digits_window
+    tp, run = win.training_panel, win.bundle.run
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "curves"), ""))
+    counts = np.full(len(run), np.nan)
+    counts[[0, 3]] = [111, 222]
+    tp.set_region_counts(counts)
+    qtbot.mouseClick(tp.csv_btn, Qt.MouseButton.LeftButton)
+    rows = list(csv.DictReader(open(tmp_path / "curves.csv")))
+    assert [int(r["epoch"]) for r in rows] == list(run.epochs)
+    assert rows[0]["regions_in_window"] == "111" and rows[3]["regions_in_window"] == "222" and rows[1]["regions_in_window"] == ""
+    acc = [np.nan if v is None else v for v in run.metrics("test_accuracy")]
+    np.testing.assert_allclose([float(r["test_accuracy"] or "nan") for r in rows], acc, rtol=1e-8)
+    assert all(r["mean_trace_g"] == "" for r in rows)
+    assert "curves.csv" in win.status_label.text()
 
 
 # -- 3d. Cancel in the status bar ---------------------------------------------------------------------------

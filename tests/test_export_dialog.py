@@ -181,14 +181,20 @@ def test_dynamics_plots_fill_in_and_follow_the_epoch(qtbot, fake_window, tmp_pat
     qtbot.waitUntil(lambda: len(w.results) == 3 and not w.cancel_btn.isEnabled(), timeout=60000)
     x, y = w.curves["lc_train_total"].getData()
     assert list(x) == [0, 2, 4] and np.all(y >= 0)
-    assert np.allclose(y, w.curves_result.column("lc_train_total"))
+    assert np.allclose(y, w.computed().column("lc_train_total"))
     assert len(w.bd_curves) == fake_window.bundle.depth
     assert len(list((tmp_path / "cache").glob("*.json"))) == 3
     fake_window.state.set_epoch_index(0)
-    assert w.cursors[0].value() == 0
-    w.cursors[1].setValue(3.9)
-    w._on_drag(w.cursors[1])
+    assert w.axis.cursors[0].value() == 0
+    w.axis.cursors[1].setValue(3.9)
+    w.axis.cursors[1].sigDragged.emit(w.axis.cursors[1])
     assert fake_window.state.epoch_index == 2
+    # Export CSV is the table `splineatlas dynamics` writes, byte for byte
+    from app.cli.main import main
+
+    w.export_csv(tmp_path / "gui.csv")
+    assert main(["dynamics", str(fake_window.bundle.path), "--out", str(tmp_path / "cli")]) == 0
+    assert (tmp_path / "gui.csv").read_bytes() == (tmp_path / "cli" / "dynamics.csv").read_bytes()
 
 
 def test_3d_exports_need_the_3d_scene_and_render_it(qtbot, fake_window, tmp_path, monkeypatch):

@@ -174,3 +174,28 @@ def test_the_slope_colour_bar_label_is_beside_the_bar_not_on_it(qtbot, make_wind
     assert labels, "the colour bar has no visible ‖A_ω‖₂ label"
     for it in labels:
         assert not it.sceneBoundingRect().intersects(bar), (it.sceneBoundingRect(), bar)
+
+
+def test_a_paths_diagnostics_export_as_csv(qtbot, make_window, spirals_run_path, tmp_path, monkeypatch):
+    """The Paths tab's Export CSV: a row per point of the selected path, the numbers its plots show."""
+    import csv
+
+    from PySide6.QtWidgets import QFileDialog
+
+    win = make_window(spirals_run_path)
+    qtbot.waitUntil(lambda: _settled(win), timeout=TIMEOUT)
+    panel = win.paths_panel
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(tmp_path / "p.csv"), ""))
+    panel.csv_btn.click()  # nothing traced yet: one message, no file
+    assert not (tmp_path / "p.csv").exists() and "select a traced path" in win.status_label.text()
+    w = win.state.window
+    seg = win.state.add_path("segment", (w[0] * 0.7 + w[1] * 0.3, w[2] * 0.5 + w[3] * 0.5), (w[0] * 0.3 + w[1] * 0.7, w[2] * 0.4 + w[3] * 0.6))
+    qtbot.waitUntil(lambda: win.path_results.get(seg.id) is not None and not win.work.busy(), timeout=TIMEOUT)
+    res = win.path_results[seg.id]
+    panel.csv_btn.click()
+    rows = list(csv.DictReader(open(tmp_path / "p.csv")))
+    assert len(rows) == len(res.steps)
+    np.testing.assert_allclose([float(r["u"]) for r in rows], res.u[:, 0], rtol=1e-8, atol=1e-12)
+    names = win.bundle.class_names
+    np.testing.assert_allclose([[float(r[f"p_{n}"]) for n in names] for r in rows], res.probs, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose([float(r["distance_to_target"] or "nan") for r in rows], res.distance, rtol=1e-8, equal_nan=True)

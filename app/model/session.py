@@ -74,6 +74,7 @@ def _session_models():
         show_boundary: StrictBool = True
         show_edges: StrictBool = True
         show_legend: StrictBool = True
+        log_epochs: StrictBool = False
         max_regions: Annotated[StrictInt, Field(ge=1, le=100_000_000)] = 200_000
         play_fps: Annotated[Num, Field(ge=0.1, le=240)] = 4.0
         path_steps: Annotated[StrictInt, Field(ge=1, le=10_000)] = 200

@@ -104,6 +104,7 @@ class Settings:
     show_boundary: bool = True
     show_edges: bool = True
     show_legend: bool = True
+    log_epochs: bool = False  # the Training tab's epoch axis is logarithmic (epoch 0 drawn at 1)
     max_regions: int = 200_000
     play_fps: float = 4.0
     path_steps: int = DEFAULT_PATH_STEPS

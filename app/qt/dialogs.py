@@ -6,10 +6,11 @@ from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QInputDialog, QMessageBox, QScrollArea, QWidget
+from PySide6.QtWidgets import QFileDialog, QFrame, QInputDialog, QMessageBox, QScrollArea, QWidget
 
 from geometry.safe_io import printable
 
+from ..model.results import Results
 from ..model.state import ViewerState
 
 MAX_RECENT = 10
@@ -92,3 +93,22 @@ class RecentFiles:
             self.menu.addSeparator()
             self.menu.addAction("Clear list", self.clear)
         self.menu.setEnabled(bool(rec))
+
+
+def save_csv(parent, results: Results, title: str, default_name: str, write: Callable[[str], str]) -> str | None:
+    """Ask where to save a panel's table, then ``write(path)``; the status line says where it went, and a
+    failure (nothing to export, a folder that cannot be written) is reported once, nothing else changes."""
+    from geometry.errors import SplineAtlasError
+
+    path, _ = QFileDialog.getSaveFileName(parent, title, default_name, "CSV table (*.csv)")
+    if not path:
+        return None
+    if not path.lower().endswith(".csv"):
+        path += ".csv"
+    try:
+        out = write(path)
+    except (SplineAtlasError, OSError, ValueError) as exc:
+        results.report_error(title, exc)
+        return None
+    results.set_status(f"wrote {out}")
+    return out

@@ -15,8 +15,12 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from geometry.errors import SplineAtlasError
+
 from ..render.palette import BOUNDARY_COLOR as BOUNDARY
 from ..render.palette import CLASS_COLORS as CLASS
+from .dialogs import save_csv
+from .epoch_axis import EpochAxis
 
 
 class _Relay(QObject):
@@ -47,9 +51,13 @@ class DynamicsPlots(QWidget):
         self.cancel_btn = QPushButton("Stop")
         self.cancel_btn.setEnabled(False)
         self.cancel_btn.clicked.connect(self.stop)
+        self.csv_btn = QPushButton("Export CSV…")
+        self.csv_btn.setToolTip("These curves as the table splineatlas dynamics writes (dynamics.csv): a row per checkpoint computed")
+        self.csv_btn.clicked.connect(lambda: save_csv(self, self.ctx.results, "Export the dynamics curves", "dynamics.csv", self.export_csv))
         self.note = QLabel("")
         row.addWidget(self.compute_btn)
         row.addWidget(self.cancel_btn)
+        row.addWidget(self.csv_btn)
         row.addStretch(1)
         row.addWidget(self.note)
         lay.addLayout(row)
@@ -59,20 +67,13 @@ class DynamicsPlots(QWidget):
         self.p_den = self.plots.addPlot(row=0, col=1, title="exact regions per square")
         self.p_ratio = self.plots.addPlot(row=1, col=0, title="region density: boundary / data")
         self.p_bd = self.plots.addPlot(row=1, col=1, title="distance to nearest region boundary")
-        self.cursors = []
         for p in (self.p_lc, self.p_den, self.p_ratio, self.p_bd):
             p.setMenuEnabled(False)
             p.hideButtons()
             p.showGrid(x=True, y=True, alpha=0.2)
             p.addLegend(offset=(-10, 10))
-            p.setLabel("bottom", "epoch")
             p.getAxis("bottom").enableAutoSIPrefix(False)
-            c = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen("#e0102a", width=1.5))
-            c.sigDragged.connect(self._on_drag)
-            p.addItem(c)
-            self.cursors.append(c)
-        for p in (self.p_den, self.p_ratio, self.p_bd):
-            p.setXLink(self.p_lc)
+        self.axis = EpochAxis(self.state, (self.p_lc, self.p_den, self.p_ratio, self.p_bd), label_plots=(self.p_ratio, self.p_bd), on_scale=self._redraw)
         self.curves = {}
         for key, plot, col, style, label in (
             ("lc_train_total", self.p_lc, CLASS[0], None, "train"),
@@ -85,7 +86,6 @@ class DynamicsPlots(QWidget):
         ):
             self.curves[key] = plot.plot([], [], pen=pg.mkPen(col, width=2), symbol="o", symbolSize=4, symbolBrush=col, name=label)
         self.bd_curves: list = []
-        self.state.events.epoch_index.connect(self._on_epoch)
         self.state.events.run.connect(lambda *_: self.reset())
 
     # -- data -----------------------------------------------------------------------------------
@@ -125,7 +125,6 @@ class DynamicsPlots(QWidget):
         def done(curves):
             self.cancel_btn.setEnabled(False)
             self.note.setText(f"{len(curves.points)} checkpoints")
-            self.curves_result = curves
 
         def failed(exc):
             self.cancel_btn.setEnabled(False)
@@ -149,7 +148,7 @@ class DynamicsPlots(QWidget):
         for key, curve in self.curves.items():
             y = col("density_boundary") / col("density_data") if key == "ratio" and idx else (col(key) if idx else e)
             ok = np.isfinite(y)
-            curve.setData(e[ok], y[ok])
+            curve.setData(self.axis.x(e[ok]), y[ok])
         for c in self.bd_curves:
             self.p_bd.removeItem(c)
         self.bd_curves = []
@@ -157,22 +156,25 @@ class DynamicsPlots(QWidget):
             bd = np.array([self.results[i].boundary_distance for i in idx], dtype=np.float64)
             for l in range(bd.shape[1]):
                 c = pg.mkColor(pg.colormap.get("plasma").map(0.1 + 0.8 * l / max(bd.shape[1] - 1, 1), mode="qcolor"))
-                self.bd_curves.append(self.p_bd.plot(e, bd[:, l], pen=pg.mkPen(c, width=2), name=f"layer {l + 1}"))
-        if len(self.epochs):
-            lo, hi = float(self.epochs.min()), float(self.epochs.max())
-            self.p_lc.setXRange(lo, hi if hi > lo else lo + 1, padding=0.02)
+                self.bd_curves.append(self.p_bd.plot(self.axis.x(e), bd[:, l], pen=pg.mkPen(c, width=2), name=f"layer {l + 1}"))
         for p in (self.p_lc, self.p_den, self.p_ratio, self.p_bd):
             p.enableAutoRange(axis="y")
-        self._on_epoch(self.state.epoch_index)
+        self.axis.set_epochs(self.epochs)
 
-    # -- cursor ---------------------------------------------------------------------------------
-    def _on_epoch(self, i: int) -> None:
-        if len(self.epochs):
-            for c in self.cursors:
-                c.blockSignals(True)
-                c.setValue(self.epochs[min(i, len(self.epochs) - 1)])
-                c.blockSignals(False)
+    # -- numbers out ------------------------------------------------------------------------------
+    def computed(self):
+        """The checkpoints computed so far as :class:`geometry.dynamics.DynamicsCurves` (all of them once
+        done), or None before any."""
+        from geometry.dynamics import DynamicsCurves
 
-    def _on_drag(self, line) -> None:
-        if len(self.epochs):
-            self.state.set_epoch_index(int(np.argmin(np.abs(self.epochs - line.value()))))
+        b = self.ctx.results.bundle
+        if not self.results or b is None:
+            return None
+        return DynamicsCurves(b.run.name, tuple(self.results[i] for i in sorted(self.results)))
+
+    def export_csv(self, path) -> str:
+        """The same table as ``splineatlas dynamics`` writes (dynamics.csv), of the checkpoints computed."""
+        curves = self.computed()
+        if curves is None:
+            raise SplineAtlasError("compute the local complexity and region density first; there is nothing to export yet.")
+        return str(curves.to_csv(path))

@@ -43,7 +43,7 @@ from ..model.state import COLOR_MODE_LABELS, PATH_KINDS, ViewerState
 from .context import ViewContext
 from .controller import Controller
 from .data_browser import DataBrowser
-from .dialogs import RecentFiles, ask_budget, ask_path_settings, ask_trust, scrolling
+from .dialogs import RecentFiles, ask_budget, ask_path_settings, ask_trust, save_csv, scrolling
 from .inspector import Inspector
 from .keys import KeyFilter, handle_key, show_keys
 from .paths_panel import PathsPanel
@@ -285,6 +285,13 @@ class MainWindow(QMainWindow):
         self.data_browser.slice_requested.connect(ctl.request_slice)
         self.training_panel.tessellate_all_requested.connect(ctl.tessellate_every_epoch)
         self.training_panel.trace_requested.connect(ctl.trace_over_run)
+        self.training_panel.csv_requested.connect(
+            lambda: save_csv(self, self.results, "Export the training curves", "training.csv", self.training_panel.export_csv)
+        )
+        self.regions_panel.csv_requested.connect(
+            lambda: save_csv(self, self.results, "Export the region table", "region_points.csv", self.regions_panel.export_csv)
+        )
+        self.paths_panel.csv_requested.connect(lambda: save_csv(self, self.results, "Export the path's diagnostics", "path.csv", self.paths_panel.export_csv))
         self.regions_panel.compute_requested.connect(self._compute_region_stats)
         self.work.error.connect(lambda description, exc, tb: self.results.report_error(f"{description} failed", exc, tb))
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QSplitter, QVBoxLayout, QWidget
 
+from ..export.tables import path_table, write_csv
 from ..model.results import Results
 from ..model.state import PATH_NAMES, ViewerState
 from ..render.palette import path_color
@@ -23,7 +24,10 @@ STRIP_IMAGES = 10
 
 
 class PathsPanel(QWidget):
-    """List of paths (checkbox = visible, Delete) and plots of the selected path."""
+    """List of paths (checkbox = visible, Delete) and plots of the selected path; ``csv_requested``: the
+    Export CSV button (the window asks where, then calls :meth:`export_csv`)."""
+
+    csv_requested = Signal()
 
     def __init__(self, state: ViewerState, results: Results, theme: Theme, parent: QWidget | None = None):
         super().__init__(parent)
@@ -45,8 +49,12 @@ class PathsPanel(QWidget):
         self.delete_btn.clicked.connect(self._delete)
         self.clear_btn = QPushButton("Delete all")
         self.clear_btn.clicked.connect(state.clear_paths)
+        self.csv_btn = QPushButton("Export CSV…")
+        self.csv_btn.setToolTip("The selected path's diagnostics, a row per point: u, v, distance from the plane and to the target, Tr G, p(class | x)")
+        self.csv_btn.clicked.connect(self.csv_requested)
         row.addWidget(self.delete_btn)
         row.addWidget(self.clear_btn)
+        row.addWidget(self.csv_btn)
         ll.addLayout(row)
         split.addWidget(left)
         right = QWidget()
@@ -113,6 +121,17 @@ class PathsPanel(QWidget):
                 self.list.setCurrentItem(it)
         self.list.blockSignals(False)
         self._show_selected()
+
+    def export_csv(self, path) -> str:
+        """The selected path's diagnostics (:func:`app.export.tables.path_table`) as CSV."""
+        from geometry.errors import SplineAtlasError
+
+        it = self.list.currentItem()
+        res = self.results.get(int(it.data(Qt.ItemDataRole.UserRole))) if it is not None else None
+        if res is None:
+            raise SplineAtlasError("select a traced path first; there is nothing to export yet.")
+        names = self.bundle.class_names if self.bundle is not None else []
+        return str(write_csv(path, *path_table(res, names)))
 
     def _on_item_changed(self, it: QListWidgetItem) -> None:
         self.state.set_path_visible(int(it.data(Qt.ItemDataRole.UserRole)), it.checkState() == Qt.CheckState.Checked)

@@ -25,6 +25,7 @@ class RegionsPanel(QWidget):
     of controls whose "Compute" button emits ``compute_requested(dict)``."""
 
     compute_requested = Signal(object)
+    csv_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None, background=None, bins: int = 20):
         super().__init__(parent)
@@ -60,6 +61,10 @@ class RegionsPanel(QWidget):
         self.compute_btn.setToolTip("Region statistics of the current checkpoint, in the background (progress and Cancel in the status bar)")
         self.compute_btn.clicked.connect(self._request)
         row.addWidget(self.compute_btn)
+        self.csv_btn = QPushButton("Export CSV…")
+        self.csv_btn.setToolTip("The per-point table and its summary, the files splineatlas region-stats writes (points.csv, summary.csv)")
+        self.csv_btn.clicked.connect(self.csv_requested)
+        row.addWidget(self.csv_btn)
         row.addStretch(1)
         lay.addLayout(row)
         self._available, self._why = True, ""
@@ -151,6 +156,21 @@ class RegionsPanel(QWidget):
         self.result = None
         self._redraw()
         self.title.setText("Regions: no statistics yet")
+
+    def export_csv(self, path) -> str:
+        """The statistics shown, as ``splineatlas region-stats`` writes them: a row per point at ``path``
+        and the per-set summary (mean, sd, max, min, n) beside it as ``<name>_summary.csv``."""
+        from pathlib import Path
+
+        from geometry.errors import SplineAtlasError
+
+        if self.result is None:
+            raise SplineAtlasError("compute the region statistics first; there is nothing to export yet.")
+        path = Path(path)
+        summary = path.with_name(path.stem + "_summary.csv")
+        self.result.stats.write_csv(path)
+        self.result.stats.write_summary_csv(summary)
+        return f"{path} and {summary.name}"
 
     # -- drawing -------------------------------------------------------------------------------
     def _color(self, name: str, i: int) -> str:

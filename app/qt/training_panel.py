@@ -11,9 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from ..export.tables import training_table, write_csv
 from ..model.state import ViewerState
+from .epoch_axis import EpochAxis
 from .theme import Theme
 
 
@@ -25,10 +27,12 @@ TR_HINT = ": not computed yet"
 
 class TrainingPanel(QWidget):
     """Plots against epoch with a cursor linked to the state's epoch. Buttons ask the window for work:
-    ``tessellate_all_requested`` and ``trace_requested``."""
+    ``tessellate_all_requested``, ``trace_requested`` and ``csv_requested`` (the window asks where, then
+    calls :meth:`export_csv`)."""
 
     tessellate_all_requested = Signal()
     trace_requested = Signal()
+    csv_requested = Signal()
 
     def __init__(self, state: ViewerState, theme: Theme, parent: QWidget | None = None):
         super().__init__(parent)
@@ -44,8 +48,18 @@ class TrainingPanel(QWidget):
         self.trace_btn = QPushButton("Compute mean Tr G")
         self.trace_btn.setToolTip("Mean trace of the local data matrix over up to 256 test points, every checkpoint")
         self.trace_btn.clicked.connect(self.trace_requested)
+        self.log_box = QCheckBox("Log epoch axis")
+        self.log_box.setToolTip("Logarithmic epoch axis for every plot of this tab (epoch 0 drawn at 1): dense early checkpoints get room")
+        self.log_box.setChecked(state.settings.log_epochs)
+        self.log_box.toggled.connect(lambda on: state.update_settings(log_epochs=bool(on)))
+        state.events.settings.connect(lambda st: self.log_box.setChecked(st.log_epochs))
+        self.csv_btn = QPushButton("Export CSV…")
+        self.csv_btn.setToolTip("These curves as a table: a row per checkpoint (epoch, accuracy, regions in the window, mean Tr G)")
+        self.csv_btn.clicked.connect(self.csv_requested)
         row.addWidget(self.tess_btn)
         row.addWidget(self.trace_btn)
+        row.addWidget(self.log_box)
+        row.addWidget(self.csv_btn)
         row.addStretch(1)
         self.note = QLabel("")
         row.addWidget(self.note)
@@ -57,8 +71,6 @@ class TrainingPanel(QWidget):
         self.p_acc.setYRange(0, 1.02, padding=0)
         self.p_reg = self.plots.addPlot(row=1, col=0, title=REG_TITLE + REG_HINT)
         self.p_tr = self.plots.addPlot(row=2, col=0, title=TR_TITLE + TR_HINT)
-        self.p_tr.setLabel("bottom", "epoch")
-        self.cursors = []
         for p in (self.p_acc, self.p_reg, self.p_tr):
             p.getAxis("bottom").enableAutoSIPrefix(False)
             p.getAxis("left").enableAutoSIPrefix(False)
@@ -66,62 +78,75 @@ class TrainingPanel(QWidget):
             p.setMenuEnabled(False)
             p.hideButtons()
             p.showGrid(x=True, y=True, alpha=0.2)
-            c = pg.InfiniteLine(angle=90, movable=True, pen=pg.mkPen("#e0102a", width=1.5))
-            c.sigDragged.connect(self._on_drag)
-            p.addItem(c)
-            self.cursors.append(c)
-        self.p_reg.setXLink(self.p_acc)
-        self.p_tr.setXLink(self.p_acc)
+        self.axis = EpochAxis(state, (self.p_acc, self.p_reg, self.p_tr), label_plots=(self.p_tr,), on_scale=self._replot)
         self.reg_curve = self.p_reg.plot([], [], pen=pg.mkPen(theme.foreground, width=1.5), symbol="o", symbolSize=5)
         self.tr_curve = self.p_tr.plot([], [], pen=pg.mkPen(theme.foreground, width=1.5), symbol="o", symbolSize=5)
-        state.events.epoch_index.connect(self._on_epoch)
+        self.accuracy: dict[str, np.ndarray] = {}
+        self.acc_curves: list = []
+        self.counts = None
+        self.trace = None  # (epochs, mean Tr G)
 
     def set_run(self, bundle) -> None:
         run = bundle.run
         self.epochs = np.asarray(run.epochs, dtype=np.float64)
-        self.p_acc.clear()
-        for c in self.cursors[:1]:
-            self.p_acc.addItem(c)
-        self.p_acc.legend.clear() if self.p_acc.legend is not None else None
-        shown = False
-        for name, col in (("train_accuracy", "#0072B2"), ("test_accuracy", "#E69F00")):
+        self.accuracy = {}
+        for name in ("train_accuracy", "test_accuracy"):
             vals = np.array([np.nan if v is None else float(v) for v in run.metrics(name)])
             if np.isfinite(vals).any():
-                self.p_acc.plot(self.epochs, vals, pen=pg.mkPen(col, width=2), name=name.replace("_", " "), connect="finite")
-                shown = True
-        self.note.setText("" if shown else "this run recorded no accuracy")
-        self.reg_curve.setData([], [])
-        self.tr_curve.setData([], [])
+                self.accuracy[name] = vals
+        self.note.setText("" if self.accuracy else "this run recorded no accuracy")
+        self.counts, self.trace = None, None
         self.p_reg.setTitle(REG_TITLE + REG_HINT)
         self.p_tr.setTitle(TR_TITLE + TR_HINT)
-        if len(self.epochs):
-            lo, hi = float(self.epochs.min()), float(self.epochs.max())
-            self.p_acc.setXRange(lo, hi if hi > lo else lo + 1, padding=0.02)
         self.trace_btn.setEnabled(bundle.dataset is not None)
         self.tess_btn.setEnabled(bundle.piecewise_affine)
-        self._on_epoch(self.state.epoch_index)
+        self._replot()
+        self.axis.set_epochs(self.epochs)
 
     def set_region_counts(self, counts: np.ndarray) -> None:
         """(E,) regions per epoch (NaN where not computed)."""
-        ok = np.isfinite(counts)
-        self.reg_curve.setData(self.epochs[ok], counts[ok])
+        self.counts = np.asarray(counts, dtype=np.float64)
+        ok = np.isfinite(self.counts)
+        self._replot()
         if ok.any():  # counts from 0: one cached epoch gets a readable axis
-            self.p_reg.setYRange(0, 1.08 * float(counts[ok].max()), padding=0)
+            self.p_reg.setYRange(0, 1.08 * float(self.counts[ok].max()), padding=0)
         self.p_reg.setTitle(REG_TITLE + ("" if ok.all() else REG_HINT))
 
     def set_trace(self, curve) -> None:
         """A ``TraceCurve`` (mean_trace per checkpoint)."""
-        self.tr_curve.setData(np.asarray(curve.epochs, np.float64), np.asarray(curve.mean_trace))
+        self.trace = (np.asarray(curve.epochs, np.float64), np.asarray(curve.mean_trace, np.float64))
+        self._replot()
         self.p_tr.enableAutoRange(axis="y")
         self.p_tr.setTitle(TR_TITLE)
 
-    def _on_epoch(self, i: int) -> None:
-        if len(self.epochs):
-            for c in self.cursors:
-                c.blockSignals(True)
-                c.setValue(self.epochs[min(i, len(self.epochs) - 1)])
-                c.blockSignals(False)
+    def _replot(self) -> None:
+        """Every curve at the axis' x values (linear or log)."""
+        for c in self.acc_curves:
+            self.p_acc.removeItem(c)
+        if self.p_acc.legend is not None:
+            self.p_acc.legend.clear()
+        x = self.axis.x(self.epochs)
+        self.acc_curves = [
+            self.p_acc.plot(x, vals, pen=pg.mkPen(col, width=2), name=name.replace("_", " "), connect="finite")
+            for (name, vals), col in zip(self.accuracy.items(), ("#0072B2", "#E69F00"))
+        ]
+        if self.counts is not None and len(self.counts) == len(x):
+            ok = np.isfinite(self.counts)
+            self.reg_curve.setData(x[ok], self.counts[ok])
+        else:
+            self.reg_curve.setData([], [])
+        if self.trace is not None:
+            self.tr_curve.setData(self.axis.x(self.trace[0]), self.trace[1])
+        else:
+            self.tr_curve.setData([], [])
 
-    def _on_drag(self, line) -> None:
-        if len(self.epochs):
-            self.state.set_epoch_index(int(np.argmin(np.abs(self.epochs - line.value()))))
+    def table(self) -> tuple[list[str], list]:
+        """The tab's numbers, a row per checkpoint (:func:`app.export.tables.training_table`)."""
+        trace = None
+        if self.trace is not None:
+            by_epoch = dict(zip(self.trace[0].tolist(), self.trace[1].tolist()))
+            trace = np.array([by_epoch.get(e, np.nan) for e in self.epochs.tolist()])
+        return training_table(self.epochs, self.accuracy, self.counts, trace)
+
+    def export_csv(self, path) -> str:
+        return str(write_csv(path, *self.table()))
