@@ -43,6 +43,7 @@ class ResultEvents(SignalGroup):
     region_counts = Signal(object)  # (E,) full-depth region counts of the cached epochs
     region_stats = Signal(object)  # RegionStatsResult or None
     trace_over_run = Signal(object)
+    comparison = Signal(object)  # Comparison or None: the Compare tab's two networks
     status = Signal(object)  # (text, is_error)
     error = Signal(object)  # (title, one-line text, exception, traceback text): something the user must be told
 
@@ -60,6 +61,7 @@ class Results:
     region_info   dict | None        the inspected point's region geometry
     region_counts ndarray | None     full-depth region counts per epoch (NaN where not computed)
     region_stats  RegionStatsResult | None
+    comparison    Comparison | None  the Compare tab's two networks on the current slice
     status        (str, bool)        the resting status line and whether it is an error
     """
 
@@ -81,6 +83,7 @@ class Results:
         self._region_info = None
         self._region_counts = None
         self._region_stats = None
+        self._comparison = None
 
     bundle = property(lambda self: self._bundle)
     tiles = property(lambda self: self._tiles)
@@ -92,6 +95,7 @@ class Results:
     region_info = property(lambda self: self._region_info)
     region_counts = property(lambda self: self._region_counts)
     region_stats = property(lambda self: self._region_stats)
+    comparison = property(lambda self: self._comparison)
     status = property(lambda self: self._status)
 
     def set_bundle(self, bundle) -> None:
@@ -99,7 +103,7 @@ class Results:
         self.clear()
         self._bundle = bundle
         self.events.bundle.emit(bundle)
-        for name in ("tiles", "preview", "point_report", "region_info", "region_stats"):
+        for name in ("tiles", "preview", "point_report", "region_info", "region_stats", "comparison"):
             getattr(self.events, name).emit(None)
         self.events.paths.emit(self._paths)
 
@@ -142,6 +146,10 @@ class Results:
     def set_region_stats(self, res) -> None:
         self._region_stats = res
         self.events.region_stats.emit(res)
+
+    def set_comparison(self, comparison) -> None:
+        self._comparison = comparison
+        self.events.comparison.emit(comparison)
 
     def set_status(self, text: str, error: bool = False) -> None:
         self._status = (str(text), bool(error))

@@ -119,6 +119,9 @@ class MainWindow(QMainWindow):
         from .view3d import install_view3d  # the 3D tab (creates its OpenGL canvas only when first shown)
 
         self.view3d = install_view3d(self.ctx, self.tabs)
+        from .compare_tab import install_compare
+
+        self.compare_tab = install_compare(self.ctx, self.tabs)
         from .dynamics_plots import DynamicsPlots
 
         self.dynamics_plots = DynamicsPlots(self.ctx)  # LC, region density, boundary distance

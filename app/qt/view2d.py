@@ -17,6 +17,8 @@ from PySide6.QtCore import QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from ..render.palette import CHANGED_COLOR, hex_rgba
+from ..render.palette import to_bytes as palette_bytes
 from .theme import BOUNDARY_COLOR, Theme, class_color
 
 
@@ -88,14 +90,19 @@ def prepare_tiles(vertices: np.ndarray, offsets: np.ndarray, rgba: np.ndarray, e
     return PreparedTiles(fills, lines, rect, max(R, 0))
 
 
+def polygon_segments(vertices, offsets) -> np.ndarray:
+    """(V, 2, 2) every polygon edge: vertex i to the next vertex of its polygon (ragged arrays)."""
+    ev, eo = np.asarray(vertices, np.float64), np.asarray(offsets, np.int64)
+    nxt = np.arange(1, len(ev) + 1)
+    nxt[eo[1:] - 1] = eo[:-1]
+    return np.stack([ev, ev[nxt]], axis=1)
+
+
 def edge_groups(theme: Theme, vertices, offsets, edge_layer, depth: int, show_edges: bool) -> list:
     """(segments (E, 2, 2), pen) per edge style: layer depth-1 dark, earlier layers grey, domain outline."""
     if edge_layer is None or vertices is None or len(vertices) == 0:
         return []
-    ev, eo = np.asarray(vertices, np.float64), np.asarray(offsets, np.int64)
-    nxt = np.arange(1, len(ev) + 1)
-    nxt[eo[1:] - 1] = eo[:-1]
-    seg = np.stack([ev, ev[nxt]], axis=1)
+    seg = polygon_segments(vertices, offsets)
     el = np.asarray(edge_layer)
     groups = []
     if show_edges:
@@ -191,6 +198,9 @@ class SliceView(QWidget):
         self.tiles = TilesItem()
         self.tiles.setZValue(-10)
         pi.addItem(self.tiles)
+        self.highlight = TilesItem()  # compare mode: the regions whose pattern differs in the other network
+        self.highlight.setZValue(-5)
+        pi.addItem(self.highlight)
         self.boundary = pg.PlotCurveItem(pen=cosmetic_pen(BOUNDARY_COLOR, 2.4), connect="pairs")
         self.boundary.setZValue(5)
         pi.addItem(self.boundary)
@@ -302,7 +312,19 @@ class SliceView(QWidget):
 
     def clear_tiles(self) -> None:
         self.tiles.clear()
+        self.highlight.clear()
         self.boundary.setData([], [])
+
+    def set_highlight(self, vertices: np.ndarray | None, offsets: np.ndarray | None = None) -> None:
+        """Regions drawn over the tiles with a translucent fill and a strong outline (compare mode's
+        changed regions); None clears them."""
+        if vertices is None or offsets is None or len(offsets) < 2:
+            self.highlight.clear()
+            return
+        fill = palette_bytes(hex_rgba(CHANGED_COLOR, 0.35))
+        rgba = np.tile(fill, (len(offsets) - 1, 1))
+        segs = polygon_segments(vertices, offsets)
+        self.highlight.set_data(vertices, offsets, rgba, [(segs, cosmetic_pen(CHANGED_COLOR, 1.6))])
 
     def set_boundary(self, segments: np.ndarray | None) -> None:
         """Decision-boundary segments (S, 2, 2) in red, or None/empty to hide."""

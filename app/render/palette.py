@@ -74,6 +74,7 @@ def to_bytes(rgba) -> np.ndarray:
 __all__ = [
     "ANCHOR_COLOR",
     "BOUNDARY_COLOR",
+    "CHANGED_COLOR",
     "CLASS_COLORS",
     "LAYER_CMAP",
     "PATH_COLORS",
@@ -88,3 +89,5 @@ __all__ = [
     "path_color",
     "to_bytes",
 ]
+CHANGED_COLOR = "#d000d0"
+"""Compare mode: the outline and hatch of regions whose activation pattern differs in the other network."""

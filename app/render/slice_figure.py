@@ -100,9 +100,11 @@ def build_slice_scene(
     progress=None,
     cancel=None,
     title: str | None = None,
+    tessellations=None,
 ) -> SliceScene:
     """Tessellate ``window`` of ``slice_`` at checkpoint ``epoch_index`` of ``bundle`` (app.jobs.RunBundle)
-    and collect the data to draw. Same engine call and cache key as the window (app.jobs.tessellate_all)."""
+    and collect the data to draw. Same engine call and cache key as the window (app.jobs.tessellate_all);
+    ``tessellations``: that call's result when the caller already has it."""
     from app import jobs
 
     n = len(bundle.run)
@@ -114,7 +116,9 @@ def build_slice_scene(
     if not 1 <= depth <= L:
         raise SplineAtlasError(f"layer must be between 1 and {L}; got {depth}.")
     window = tuple(float(w) for w in window)
-    tess = tuple(jobs.tessellate_all(bundle, epoch_index, slice_, window, max_regions, cache, progress, cancel))
+    if tessellations is None:
+        tessellations = jobs.tessellate_all(bundle, epoch_index, slice_, window, max_regions, cache, progress, cancel)
+    tess = tuple(tessellations)
     X, y = bundle.points()
     if len(X):
         u = slice_.project(X)
