@@ -19,6 +19,7 @@ from geometry.errors import SplineAtlasError
 
 from ..render.palette import BOUNDARY_COLOR as BOUNDARY
 from ..render.palette import CLASS_COLORS as CLASS
+from ..render.palette import NEUTRAL_COLOR as NEUTRAL
 from .dialogs import save_csv
 from .epoch_axis import EpochAxis
 
@@ -78,10 +79,10 @@ class DynamicsPlots(QWidget):
         for key, plot, col, style, label in (
             ("lc_train_total", self.p_lc, CLASS[0], None, "train"),
             ("lc_test_total", self.p_lc, CLASS[5], None, "test"),
-            ("lc_random_total", self.p_lc, CLASS[7], None, "random"),
+            ("lc_random_total", self.p_lc, NEUTRAL, None, "random"),
             ("density_data", self.p_den, CLASS[0], None, "around data"),
             ("density_boundary", self.p_den, BOUNDARY, None, "on the decision boundary"),
-            ("density_random", self.p_den, CLASS[7], None, "random points"),
+            ("density_random", self.p_den, NEUTRAL, None, "random points"),
             ("ratio", self.p_ratio, "#444444", None, "boundary / data"),
         ):
             self.curves[key] = plot.plot([], [], pen=pg.mkPen(col, width=2), symbol="o", symbolSize=4, symbolBrush=col, name=label)

@@ -32,7 +32,7 @@ def is_dark() -> bool:
 
 
 def class_color(c: int, alpha: int = 255) -> QColor:
-    col = QColor(CLASS_COLORS[int(c) % len(CLASS_COLORS)])
+    col = QColor(palette.class_hex(c))
     col.setAlpha(alpha)
     return col
 

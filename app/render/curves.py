@@ -42,14 +42,14 @@ def draw_panel(ax, curves, panel: str, cursor_epoch: float | None = None) -> Non
         ax.set_ylabel("accuracy")
         ax.set_ylim(-0.02, 1.02)
     elif panel == "local_complexity":
-        for name, col, ls in (("lc_train", c[0], "-"), ("lc_test", c[5], "--"), ("lc_random", c[7], ":")):
+        for name, col, ls in (("lc_train", c[0], "-"), ("lc_test", c[5], "--"), ("lc_random", palette.NEUTRAL_COLOR, ":")):
             ax.plot(e, curves.column(name + "_total"), color=col, lw=1.5, ls=ls, label=name[3:])
         r = curves.points[0].lc_radius if curves.points else float("nan")
         ax.set_ylabel(f"LC (r = {r:.3g})")
     elif panel == "region_density":
         ax.plot(e, curves.column("density_data"), color=c[0], lw=1.5, label="around data")
         ax.plot(e, curves.column("density_boundary"), color=palette.BOUNDARY_COLOR, lw=1.5, label="on decision boundary")
-        ax.plot(e, curves.column("density_random"), color=c[7], lw=1.2, ls=":", label="random points")
+        ax.plot(e, curves.column("density_random"), color=palette.NEUTRAL_COLOR, lw=1.2, ls=":", label="random points")
         h = curves.points[0].square_half_width if curves.points else float("nan")
         ax.set_ylabel(f"regions per {2 * h:.2g}×{2 * h:.2g} square")
     elif panel == "migration":
