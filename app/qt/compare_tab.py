@@ -37,7 +37,9 @@ class CompareTab(QWidget):
         self._request_key = None
         lay = QVBoxLayout(self)
         row = QHBoxLayout()
-        row.addWidget(QLabel("Left: the epoch slider's checkpoint.  Right: epoch"))
+        lead = QLabel("Right: epoch")
+        lead.setToolTip("The left network is the epoch slider's checkpoint; the right one is chosen here")
+        row.addWidget(lead)
         self.epoch_box = QComboBox()
         self.epoch_box.setToolTip("The right-hand network's checkpoint")
         self.epoch_box.currentIndexChanged.connect(lambda i: i >= 0 and self.compare.update(other_epoch_index=i))
@@ -52,13 +54,16 @@ class CompareTab(QWidget):
         self.export_btn = QPushButton("Export figure…")
         self.export_btn.setToolTip("The two views as one figure (PNG, SVG or PDF), as splineatlas compare writes it")
         self.export_btn.clicked.connect(self._export)
-        for w in (self.other_btn, self.same_btn, self.export_btn):
+        for w in (self.other_btn, self.same_btn):
             row.addWidget(w)
         row.addStretch(1)
         lay.addLayout(row)
+        row2 = QHBoxLayout()
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
-        lay.addWidget(self.summary)
+        row2.addWidget(self.summary, 1)
+        row2.addWidget(self.export_btn)
+        lay.addLayout(row2)
         views = QHBoxLayout()
         self.views, self.titles = [], []
         for _ in range(2):

@@ -97,6 +97,7 @@ class MainWindow(QMainWindow):
 
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
+        self.tabs.setUsesScrollButtons(True)  # six tabs must not widen the window past a laptop screen
         self.setCentralWidget(self.tabs)
         self.view2d = SliceView(self.theme)
         self.slice_tab = SliceTab(self.view2d, self.state, self.results, self.work, self.theme, self)
