@@ -153,19 +153,27 @@ class CompareTab(QWidget):
             self._schedule()
 
     # -- computing -----------------------------------------------------------------------------
+    def covering_window(self) -> tuple[float, float, float, float]:
+        """The window's view grown to the compare views' aspect ratio about its centre, so the tiles fill
+        the views (they are narrower than the 2D tab) instead of a band of them."""
+        u0, u1, v0, v1 = (float(x) for x in self.state.window)
+        vb = self.views[0].vb
+        w, h = float(vb.width()), float(vb.height())
+        if w <= 1 or h <= 1 or u1 <= u0 or v1 <= v0:
+            return (u0, u1, v0, v1)
+        cu, cv, su, sv = (u0 + u1) / 2, (v0 + v1) / 2, u1 - u0, v1 - v0
+        if su / sv < w / h:
+            su = sv * w / h
+        else:
+            sv = su * h / w
+        return (cu - su / 2, cu + su / 2, cv - sv / 2, cv + sv / 2)
+
     def request_key(self):
         st, right = self.state, self._right()
         if self.results.bundle is None or right is None or st.slice is None:
             return None
-        return (
-            id(self.results.bundle),
-            st.epoch_index,
-            id(right),
-            self.compare.choice.other_epoch_index,
-            id(st.slice),
-            tuple(st.window),
-            st.settings.max_regions,
-        )
+        other = self.compare.choice.other_epoch_index  # the view's window, not the panels' size: a resize keeps the tiles
+        return (id(self.results.bundle), st.epoch_index, id(right), other, id(st.slice), tuple(st.window), st.settings.max_regions)
 
     def _schedule(self) -> None:
         """Inputs moved: a comparison of other inputs goes at once (nothing stale stays on screen), and the
@@ -192,7 +200,7 @@ class CompareTab(QWidget):
             return
         self._request_key = key
         self._clear(f"Computing epoch {a.epochs[ea]} and epoch {b.epochs[eb]}…")
-        sl, window, budget, cache = st.slice, tuple(st.window), st.settings.max_regions, self.ctx.cache
+        sl, window, budget, cache = st.slice, self.covering_window(), st.settings.max_regions, self.ctx.cache
         self.work.submit(
             "compare",
             "Comparing two networks",
