@@ -11,27 +11,17 @@ from __future__ import annotations
 
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def wait(app, cond, timeout=600.0):
-    t0 = time.time()
-    while not cond():
-        app.processEvents()
-        time.sleep(0.02)
-        if time.time() - t0 > timeout:
-            raise TimeoutError("timed out waiting for the window")
-    for _ in range(20):
-        app.processEvents()
-
-
 def main() -> int:
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
+
+    from app.qt.screenshot import wait_for as wait
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     from app.qt.main_window import MainWindow

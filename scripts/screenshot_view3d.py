@@ -22,17 +22,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 
-def wait(app, cond, timeout=600.0):
-    t0 = time.time()
-    while not cond():
-        app.processEvents()
-        time.sleep(0.02)
-        if time.time() - t0 > timeout:
-            raise TimeoutError("timed out waiting for the window")
-    for _ in range(20):
-        app.processEvents()
-
-
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -43,6 +32,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
+
+    from app.qt.screenshot import wait_for as wait
 
     app = QApplication.instance() or QApplication([sys.argv[0]])
     from app.jobs import scene3d as jobs3d

@@ -54,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     for command in sub.choices.values():  # options every command takes
         command.add_argument("--verbose", action="store_true", help="on an error, also print the technical cause")
         command.add_argument("--max-checkpoint-mb", type=float, default=None, metavar="MB", help="refuse checkpoint files larger than this (default 4096)")
+        command.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for the engine (default: the cores not busy with other work)")
     return parser
 
 
@@ -97,6 +98,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.max_checkpoint_mb is not None:
         os.environ[CHECKPOINT_LIMIT_ENV] = str(args.max_checkpoint_mb)
+    import torch
+
+    from geometry.networks.device import set_threads
+
+    threads_before = torch.get_num_threads()  # a caller in this process (tests) keeps its own setting
     restore = sys.stdout
     if not isinstance(sys.stdout, _EscapingStream):
         sys.stdout = _EscapingStream(sys.stdout)
@@ -104,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         check_argument_budgets(args)
+        set_threads(args.threads)
         return int(args.func(args) or 0)
     except SplineAtlasError as exc:
         _report(str(exc))
@@ -128,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         sys.stdout = restore
+        torch.set_num_threads(threads_before)
 
 
 def run() -> None:

@@ -79,6 +79,7 @@ def _session_models():
         play_fps: Annotated[Num, Field(ge=0.1, le=240)] = 4.0
         path_steps: Annotated[StrictInt, Field(ge=1, le=10_000)] = 200
         path_step_size: Annotated[Num, Field(gt=0, le=1e6)] = 0.02
+        threads: Annotated[StrictInt, Field(ge=0, le=1024)] = 0
 
     class SessionModel(Loose):
         format: Literal["splineatlas-session"]

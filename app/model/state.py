@@ -109,6 +109,7 @@ class Settings:
     play_fps: float = 4.0
     path_steps: int = DEFAULT_PATH_STEPS
     path_step_size: float = DEFAULT_STEP_FRACTION
+    threads: int = 0  # CPU threads of the engine; 0: the cores not busy with other work (the CLI's --threads)
 
 
 class StateEvents(SignalGroup):

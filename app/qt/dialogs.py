@@ -51,6 +51,15 @@ def ask_budget(parent, state: ViewerState) -> None:
         state.update_settings(max_regions=int(n))
 
 
+def ask_threads(parent, state: ViewerState) -> None:
+    """CPU threads of the engine (0: the cores other work leaves free, as the CLI's --threads default)."""
+    n, ok = QInputDialog.getInt(
+        parent, "Compute threads", "CPU threads for the engine (0: the cores not busy with other work):", state.settings.threads, 0, 1024
+    )
+    if ok:
+        state.update_settings(threads=int(n))
+
+
 def ask_path_settings(parent, state: ViewerState) -> None:
     """Step budget and relative step size of new leaf paths (the step rule of app.jobs.paths)."""
     st = state.settings

@@ -18,6 +18,7 @@ def launch(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="splineatlas", description="Open the Spline Atlas window.")
     parser.add_argument("path", nargs="?", help="run.json, run folder, checkpoint or session file (default: the bundled spirals demo run)")
     parser.add_argument("--theme", choices=("system", "light", "dark"), default="system", help="colour theme (default: follow the system)")
+    parser.add_argument("--threads", type=int, default=0, metavar="N", help="CPU threads for the engine (default 0: the cores not busy with other work)")
     args, qt_args = parser.parse_known_args(list(argv or []))
 
     from PySide6.QtWidgets import QApplication
@@ -32,6 +33,12 @@ def launch(argv: list[str] | None = None) -> int:
     if args.theme == "dark":
         use_dark_palette(app)
     win = MainWindow(theme=None if args.theme == "system" else Theme(dark=args.theme == "dark"))
+    from geometry.networks.device import set_threads
+
+    # the engine's threads are the process's: the app sets them (View > Compute threads…), not each window
+    win.state.update_settings(threads=max(int(args.threads), 0))
+    set_threads(win.state.settings.threads)
+    win.state.events.settings.connect(lambda st: set_threads(st.threads))
     win.show()
 
     def excepthook(etype, value, tb):  # a bug in a slot becomes a dialog, not a silent trace or a crash

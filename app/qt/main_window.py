@@ -43,7 +43,7 @@ from ..model.state import COLOR_MODE_LABELS, PATH_KINDS, ViewerState
 from .context import ViewContext
 from .controller import Controller
 from .data_browser import DataBrowser
-from .dialogs import RecentFiles, ask_budget, ask_path_settings, ask_trust, save_csv, scrolling
+from .dialogs import RecentFiles, ask_budget, ask_path_settings, ask_threads, ask_trust, save_csv, scrolling
 from .inspector import Inspector
 from .keys import KeyFilter, handle_key, show_keys
 from .paths_panel import PathsPanel
@@ -214,6 +214,7 @@ class MainWindow(QMainWindow):
         a.setShortcut(QKeySequence("Ctrl+0"))
         self.view_menu.addAction("Region &budget…", lambda: ask_budget(self, self.state))
         self.view_menu.addAction("&Path settings…", lambda: ask_path_settings(self, self.state))
+        self.view_menu.addAction("Compute &threads…", lambda: ask_threads(self, self.state))
         self.view_menu.addSeparator()
         for dock in (self.data_dock, self.inspector_dock, self.controls_dock):
             self.view_menu.addAction(dock.toggleViewAction())

@@ -31,6 +31,16 @@ def wait_until(app, cond, timeout: float) -> None:
         time.sleep(0.02)
 
 
+def wait_for(app, cond, timeout: float = 600.0) -> None:
+    """Like :func:`wait_until`, but a timeout raises TimeoutError; then a few more events are processed so
+    the last redraws are painted (screenshot scripts)."""
+    wait_until(app, cond, timeout)
+    if not cond():
+        raise TimeoutError("timed out waiting for the window")
+    for _ in range(20):
+        app.processEvents()
+
+
 def settle_window(app, win, timeout: float) -> None:
     """Wait until the window has no job running or pending and its last redraws are painted."""
     for _ in range(3):

@@ -20,7 +20,7 @@ from geometry.safe_io import printable
 from geometry.networks.spec import PIECEWISE_LINEAR, SMOOTH, Abs, Residual, build_sequential, validate_spec
 
 _PL_MODULES = (nn.ReLU, nn.LeakyReLU, Abs, nn.MaxPool2d)
-_SMOOTH_MODULES = (nn.GELU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.ELU, nn.SiLU, nn.Softmax)
+_SMOOTH_MODULES = (nn.GELU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.ELU, nn.SiLU, nn.Softmax, nn.LogSoftmax)
 
 
 @dataclass(frozen=True)
@@ -217,6 +217,7 @@ def _kind_of(module: nn.Module) -> str:
         nn.ELU: "elu",
         nn.SiLU: "silu",
         nn.Softmax: "softmax",
+        nn.LogSoftmax: "log_softmax",
     }[type(module)]
 
 

@@ -83,7 +83,7 @@ class LeakyReLU(_Entry):
 
 
 class Plain(_Entry):
-    type: Literal["flatten", "identity", "relu", "abs", "gelu", "sigmoid", "tanh", "softplus", "elu", "silu", "softmax"]
+    type: Literal["flatten", "identity", "relu", "abs", "gelu", "sigmoid", "tanh", "softplus", "elu", "silu", "softmax", "log_softmax"]
 
 
 class Residual(_Entry):

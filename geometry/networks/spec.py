@@ -16,7 +16,10 @@ out_channels, kernel_size, stride, padding, bias), ``batchnorm1d``/``batchnorm2d
 piecewise-linear -- ``relu``, ``leaky_relu`` (negative_slope), ``abs``,
 ``maxpool2d`` (kernel_size, stride);
 smooth (autograd tools only) -- ``gelu``, ``sigmoid``, ``tanh``, ``softplus``,
-``elu``, ``silu``, ``softmax``.
+``elu``, ``silu``, ``softmax``, ``log_softmax``.
+A trailing ``softmax``/``log_softmax`` is dropped wherever a spec comes from (a module, architecture.json,
+a trace): it does not move the argmax, and Spline Atlas works on logits; the spec records it as
+``dropped_output_transform``.
 The state_dict keys are those of the equivalent ``nn.Sequential`` ("0.weight", ...).
 """
 
@@ -37,7 +40,9 @@ SPEC_FORMAT = "splineatlas-arch/1"
 
 AFFINE = {"linear", "conv2d", "batchnorm1d", "batchnorm2d", "avgpool2d", "flatten", "identity", "residual"}
 PIECEWISE_LINEAR = {"relu", "leaky_relu", "abs", "maxpool2d"}
-SMOOTH = {"gelu", "sigmoid", "tanh", "softplus", "elu", "silu", "softmax"}
+SMOOTH = {"gelu", "sigmoid", "tanh", "softplus", "elu", "silu", "softmax", "log_softmax"}
+OUTPUT_TRANSFORMS = ("softmax", "log_softmax")
+"""Dropped when they end a network (monotone per sample: the argmax and the decision boundary stay)."""
 ALL_TYPES = AFFINE | PIECEWISE_LINEAR | SMOOTH
 
 
@@ -127,6 +132,8 @@ def build_layer(entry: dict) -> nn.Module:
             return nn.LeakyReLU(float(entry.get("negative_slope", 0.01)))
         if kind == "abs":
             return Abs()
+        if kind == "log_softmax":
+            return nn.LogSoftmax(dim=-1)
         return {"gelu": nn.GELU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "softplus": nn.Softplus, "elu": nn.ELU, "silu": nn.SiLU}.get(
             kind, lambda: nn.Softmax(dim=-1)
         )()
@@ -157,6 +164,8 @@ def validate_spec(spec: dict) -> dict:
     validate_document(ArchitectureSpec, spec, "architecture spec", ArchitectureError, "README: 'Architecture spec'")
     spec = copy.deepcopy(spec)
     spec.setdefault("format", SPEC_FORMAT)
+    while len(spec["layers"]) > 1 and spec["layers"][-1]["type"] in OUTPUT_TRANSFORMS:
+        spec["dropped_output_transform"] = spec["layers"].pop()["type"]
     shape = spec["input_shape"]
     n_inputs = math.prod(shape)
     if n_inputs > 10_000_000:
@@ -307,6 +316,7 @@ _MODULE_TO_ENTRY = {
     nn.ELU: lambda m: {"type": "elu"},
     nn.SiLU: lambda m: {"type": "silu"},
     nn.Softmax: lambda m: {"type": "softmax"},
+    nn.LogSoftmax: lambda m: {"type": "log_softmax"},
 }
 
 _SCRIPT_NAMES = {cls.__name__: cls for cls in _MODULE_TO_ENTRY}
@@ -365,6 +375,8 @@ def _function_entry(node) -> dict | None:
         F.dropout,
         torch.softmax,
         F.softmax,
+        torch.log_softmax,
+        F.log_softmax,
     ):
         return None
     if name in simple:
@@ -383,8 +395,8 @@ def _function_entry(node) -> dict | None:
         return {"type": "maxpool2d" if name == "max_pool2d" else "avgpool2d", "kernel_size": k, "stride": stride}
     if name == "dropout":
         return {"type": "identity"}
-    if name == "softmax" and arg(1, "dim") in (1, -1):
-        return {"type": "softmax"}
+    if name in OUTPUT_TRANSFORMS and arg(1, "dim") in (1, -1):
+        return {"type": name}
     return None
 
 
@@ -493,9 +505,6 @@ def spec_from_module(module: nn.Module, input_shape: list[int] | None = None) ->
     A trailing Softmax/LogSoftmax is dropped (it does not move the argmax; Spline Atlas works on logits).
     """
     entries, tensors = _entries_and_params(module, "")
-    dropped = None
-    while entries and entries[-1]["type"] == "softmax":
-        dropped = entries.pop()["type"]
     if input_shape is None:
         first = entries[0] if entries else {}
         if first.get("type") == "linear":
@@ -506,9 +515,7 @@ def spec_from_module(module: nn.Module, input_shape: list[int] | None = None) ->
                 f'give it: an architecture.json beside the file with e.g. "input_shape": [1, 28, 28] '
                 f"(in Python: spec_from_module(module, input_shape=[1, 28, 28]))."
             )
-    spec = validate_spec({"input_shape": list(input_shape), "layers": entries})
-    if dropped:
-        spec["dropped_output_transform"] = dropped
+    spec = validate_spec({"input_shape": list(input_shape), "layers": entries})  # drops a trailing softmax
     target = build_sequential(spec["layers"]).state_dict()
     if len(target) != len(tensors):
         raise ArchitectureError("internal: could not map the module's tensors onto the canonical form.")
