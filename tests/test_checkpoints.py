@@ -1,6 +1,8 @@
 """Checkpoint loading: every format and every kind of bad input."""
 
 import json
+
+import numpy as np
 import os
 
 import pytest
@@ -134,3 +136,42 @@ def test_wrong_architecture_and_nan(tmp_path, net):
     torch.save(sd, tmp_path / "inf.pt")
     with pytest.raises(NonFiniteWeightsError, match="diverged"):
         load_checkpoint(tmp_path / "inf.pt", spec=net.spec)
+
+
+@pytest.mark.parametrize("how", ["trace", "script"])
+def test_torchscript_layer_settings_are_read_not_guessed(tmp_path, how):
+    """A traced archive keeps a layer's settings only in its graph: LeakyReLU(0.2) was read as 0.01 and a
+    BatchNorm's eps as 1e-5 -- a different network that still tessellated. They are read now (from the
+    attributes of a scripted module, from the graph's constants of a traced one)."""
+    torch.manual_seed(4)
+    m = nn.Sequential(
+        nn.Conv2d(1, 3, 3, stride=2, padding=1),
+        nn.BatchNorm2d(3, eps=1e-2),
+        nn.LeakyReLU(0.2),
+        nn.MaxPool2d(2, stride=1),
+        nn.Flatten(),
+        nn.Linear(3 * 3 * 3, 4),
+    ).eval()
+    with torch.no_grad():  # BatchNorm statistics far from the defaults, so a wrong eps shows
+        m[1].running_var.uniform_(0.001, 0.02)
+        m[1].running_mean.normal_()
+    x = torch.randn(16, 1, 8, 8)
+    arch = torch.jit.trace(m, x[:1]) if how == "trace" else torch.jit.script(m)
+    arch.save(str(tmp_path / "cnn.pt"))
+    (tmp_path / "architecture.json").write_text(json.dumps({"input_shape": [1, 8, 8], "layers": [{"type": "identity"}]}))
+    loaded = load_checkpoint(tmp_path / "cnn.pt", trust_code=True)
+    lrelu = next(e for e in loaded.spec["layers"] if e["type"] == "leaky_relu")
+    bn = next(e for e in loaded.spec["layers"] if e["type"] == "batchnorm2d")
+    assert lrelu["negative_slope"] == pytest.approx(0.2) and bn["eps"] == pytest.approx(1e-2)
+    with torch.no_grad():
+        np.testing.assert_allclose(loaded(x.reshape(16, -1)).numpy(), m(x).numpy(), atol=1e-5)
+
+
+def test_a_torchscript_layer_setting_that_cannot_be_read_is_refused(tmp_path):
+    from geometry.networks.spec import _rebuild_scripted
+
+    class Bare(nn.Module):  # a TorchScript-like layer that records nothing
+        original_name = "LeakyReLU"
+
+    with pytest.raises(ArchitectureError, match="records no negative_slope"):
+        _rebuild_scripted(nn.LeakyReLU, Bare())

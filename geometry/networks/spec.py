@@ -477,22 +477,76 @@ def _entries_from_fx(module: nn.Module, path: str, cls_name: str) -> tuple[list[
     raise refuse("has no output")
 
 
+def _traced_constants(scripted: nn.Module, op: str) -> list | None:
+    """The constant arguments of the first ``op`` call (e.g. "aten::leaky_relu") in a TorchScript module's
+    graph -- where ``torch.jit.trace`` keeps a layer's settings, which it does not store as attributes --
+    with None for the non-constant ones; None when the graph has no such call."""
+    graph = getattr(scripted, "graph", None)
+    if graph is None:
+        return None
+    for node in graph.nodes():
+        if node.kind() != op:
+            continue
+        out = []
+        for value in node.inputs():
+            src = value.node()
+            if src.kind() == "prim::Constant":
+                out.append(src.output().toIValue() if src.hasAttribute("value") else None)
+            elif src.kind() == "prim::ListConstruct" and all(v.node().kind() == "prim::Constant" for v in src.inputs()):
+                out.append([v.node().output().toIValue() for v in src.inputs()])
+            else:
+                out.append(None)
+        return out
+    return None
+
+
 def _rebuild_scripted(cls: type, scripted: nn.Module) -> nn.Module:
-    """Recreate a plain module from a scripted one of class ``cls`` using its attributes."""
-    get = lambda name, default=None: getattr(scripted, name, default)  # noqa: E731
+    """Recreate a plain module from a TorchScript one of class ``cls``: its settings come from its attributes
+    (``torch.jit.script``) or from the constants of its graph (``torch.jit.trace`` keeps them only there).
+    A setting found in neither is refused, never guessed: a guessed LeakyReLU slope or BatchNorm eps gives
+    a different network that still tessellates."""
+    where = getattr(scripted, "original_name", cls.__name__)
+
+    def setting(name: str, op: str, index: int):
+        if hasattr(scripted, name):
+            return getattr(scripted, name)
+        args = _traced_constants(scripted, op)
+        if args is None or len(args) <= index or args[index] is None:
+            raise ArchitectureError(
+                f"this TorchScript {where} layer records no {name}; give the architecture in an architecture.json "
+                f"beside the file, or save a state dict (README: 'Opening networks')."
+            )
+        return args[index]
+
+    def pair(v) -> tuple[int, int]:
+        v = tuple(v) if isinstance(v, (list, tuple)) else (v, v)
+        if len(v) != 2 or not all(isinstance(k, int) for k in v):
+            raise ArchitectureError(f"this TorchScript {where} layer has setting {v!r}, which Spline Atlas does not read (give an architecture.json).")
+        return v
+
     sd = scripted.state_dict()
     if cls is nn.Linear:
         w = sd["weight"]
         m = nn.Linear(w.shape[1], w.shape[0], bias="bias" in sd)
     elif cls is nn.Conv2d:
         w = sd["weight"]
-        m = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=tuple(get("stride", (1, 1))), padding=tuple(get("padding", (0, 0))), bias="bias" in sd)
+        stride, padding = pair(setting("stride", "aten::_convolution", 3)), pair(setting("padding", "aten::_convolution", 4))
+        dilation, groups = pair(setting("dilation", "aten::_convolution", 5)), setting("groups", "aten::_convolution", 8)
+        if dilation != (1, 1) or groups != 1:
+            raise ArchitectureError(f"this TorchScript Conv2d has dilation {dilation} and groups {groups}; Spline Atlas reads dilation 1 and groups 1.")
+        m = nn.Conv2d(w.shape[1], w.shape[0], tuple(w.shape[2:]), stride=stride, padding=padding, bias="bias" in sd)
     elif cls in (nn.BatchNorm1d, nn.BatchNorm2d):
-        m = cls(sd["running_mean"].shape[0], eps=float(get("eps", 1e-5)), affine="weight" in sd)
+        m = cls(sd["running_mean"].shape[0], eps=float(setting("eps", "aten::batch_norm", 7)), affine="weight" in sd)
     elif cls in (nn.AvgPool2d, nn.MaxPool2d):
-        m = cls(get("kernel_size"), stride=get("stride"))
+        op = "aten::max_pool2d" if cls is nn.MaxPool2d else "aten::avg_pool2d"
+        kernel = pair(setting("kernel_size", op, 1))
+        stride = setting("stride", op, 2)
+        padding = pair(setting("padding", op, 3))
+        if padding != (0, 0):
+            raise ArchitectureError(f"this TorchScript {where} pads by {padding}; Spline Atlas reads pooling without padding.")
+        m = cls(kernel, stride=pair(stride) if stride not in (None, []) else kernel)
     elif cls is nn.LeakyReLU:
-        m = nn.LeakyReLU(float(get("negative_slope", 0.01)))
+        m = nn.LeakyReLU(float(setting("negative_slope", "aten::leaky_relu", 1)))
     else:
         m = cls()
     m.load_state_dict(sd)
