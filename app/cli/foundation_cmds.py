@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 from geometry.networks.datasets import BUILTIN, builtin_dataset, load_npz
 from app.cli.common import add_trust_argument
@@ -31,6 +33,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--weight-decay", type=float, default=0.0)
+    t.add_argument("--optimizer", default="adam", choices=["adam", "adamw", "sgd"], help="optimizer (default adam)")
+    t.add_argument("--momentum", type=float, default=0.0, help="SGD momentum (with --optimizer sgd)")
+    t.add_argument("--lr-schedule", default="none", choices=["none", "cosine", "step"], help="cosine to 0 over the epochs, or step (see --step-size)")
+    t.add_argument("--step-size", type=int, default=0, help="step schedule: epochs between decays (default: a third of --epochs)")
+    t.add_argument("--gamma", type=float, default=0.1, help="step schedule: factor per decay (default 0.1)")
+    t.add_argument("--init", default="default", help="weights: default (torch's), he, xavier or normal:STD")
+    t.add_argument("--bias-init", type=float, default=None, help="every bias set to this constant")
+    t.add_argument("--val-fraction", type=float, default=0.0, help="fraction of the training set held out for validation (val_loss per checkpoint)")
+    t.add_argument(
+        "--early-stopping", type=int, default=0, metavar="PATIENCE", help="stop after PATIENCE epochs without improvement; the run ends with the best epoch"
+    )
+    t.add_argument("--min-delta", type=float, default=0.0, help="early stopping: the smallest loss decrease that counts")
     t.add_argument("--batchnorm", action="store_true", help="batch norm after each hidden linear layer (MLPs)")
     t.add_argument("--activation", default="relu", choices=["relu", "leaky_relu", "abs"])
     t.add_argument("--seed", type=int, default=0)
@@ -63,13 +77,28 @@ def _spec(arch: str, batchnorm: bool, activation: str) -> dict:
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
-    from geometry.networks.training import save_schedule, train_run
+    from geometry.networks.training import TrainingProtocol, save_schedule, train_run
 
     ds = _dataset(args.dataset, args.samples, args.noise, args.seed, args.arms)
     spec = _spec(args.arch, args.batchnorm, args.activation)
     if args.epochs < 1:
         raise ArchitectureError("--epochs must be at least 1.")
     schedule = save_schedule(args.epochs, args.save_every, args.log_checkpoints)
+    protocol = TrainingProtocol(
+        optimizer=args.optimizer,
+        lr=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        lr_schedule=args.lr_schedule,
+        step_size=args.step_size,
+        gamma=args.gamma,
+        init=args.init,
+        bias_init=args.bias_init,
+        batch_size=args.batch_size,
+        val_fraction=args.val_fraction,
+        early_stopping=args.early_stopping,
+        min_delta=args.min_delta,
+    ).check()
     bar = tqdm(total=args.epochs, unit="epoch", file=sys.stderr, disable=None)
 
     def progress(frac: float, msg: str) -> None:
@@ -84,17 +113,18 @@ def cmd_train(args) -> int:
             args.out,
             epochs=args.epochs,
             save_epochs=schedule,
-            lr=args.lr,
-            batch_size=args.batch_size,
-            weight_decay=args.weight_decay,
             seed=args.seed,
             progress=progress,
+            protocol=protocol,
         )
     finally:
         bar.close()
     run = open_run(manifest)
     last = run.checkpoints[-1].metrics
     print(f"wrote {manifest} ({len(run)} checkpoints); final train accuracy {last.get('train_accuracy'):.3f}, test accuracy {last.get('test_accuracy'):.3f}")
+    stopped = json.loads(Path(manifest).read_text()).get("training", {})
+    if "best_epoch" in stopped:
+        print(f"early stopping at epoch {stopped['stopped_epoch']}: the run ends with the best epoch, {stopped['best_epoch']}")
     return 0
 
 

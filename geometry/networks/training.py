@@ -8,6 +8,7 @@ seeded generator, initialisation from ``torch.manual_seed``. Checkpoints are wri
 from __future__ import annotations
 
 import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -17,7 +18,7 @@ from torch import nn
 
 from geometry.networks.checkpoints import save_checkpoint
 from geometry.networks.datasets import Dataset
-from geometry.errors import CancelledError, NonFiniteWeightsError
+from geometry.errors import CancelledError, NonFiniteWeightsError, SplineAtlasError
 from geometry.safe_io import MAX_DATASET_BYTES, read_bytes, write_bytes, write_text
 from geometry.networks.network import Network, predicted_classes
 from geometry.networks.runs import RUN_FORMAT
@@ -58,6 +59,117 @@ def _dataset_inside(reference: dict, out: Path) -> dict:
     return {**reference, "npz": inside.name}
 
 
+OPTIMIZERS = ("adam", "adamw", "sgd")
+LR_SCHEDULES = ("none", "cosine", "step")
+
+
+@dataclass(frozen=True)
+class TrainingProtocol:
+    """How a run is trained: the optimizer (Adam, AdamW, or SGD with ``momentum``), learning rate and its
+    schedule (``cosine``: lr₀(1 + cos(π(e−1)/E))/2 in epoch e of E, or ``step``: times ``gamma`` every ``step_size`` epochs,
+    default a third of them), weight decay, initialisation (``default`` torch's, ``he`` Kaiming-normal,
+    ``xavier`` Glorot-normal, or ``normal:STD``; ``bias_init`` a constant for every bias), a validation
+    split carved from the training set (``val_fraction``), and early stopping after ``early_stopping``
+    epochs without a validation-loss (else training-loss) improvement above ``min_delta``.
+
+    Sattelberg et al.'s protocol, for instance: ``TrainingProtocol("sgd", lr=..., momentum=0.5,
+    weight_decay=0.01)``."""
+
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    lr_schedule: str = "none"
+    step_size: int = 0
+    gamma: float = 0.1
+    init: str = "default"
+    bias_init: float | None = None
+    batch_size: int = 64
+    val_fraction: float = 0.0
+    early_stopping: int = 0
+    min_delta: float = 0.0
+
+    def check(self) -> "TrainingProtocol":
+        """Raise a one-line SplineAtlasError naming the option that is out of range."""
+        if self.optimizer not in OPTIMIZERS:
+            raise SplineAtlasError(f"--optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}.")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise SplineAtlasError(f"--lr-schedule {self.lr_schedule!r}: choose one of {', '.join(LR_SCHEDULES)}.")
+        for label, value, ok in (
+            ("--lr", self.lr, self.lr > 0),
+            ("--momentum", self.momentum, 0 <= self.momentum < 1),
+            ("--weight-decay", self.weight_decay, self.weight_decay >= 0),
+            ("--gamma", self.gamma, 0 < self.gamma <= 1),
+            ("--batch-size", self.batch_size, self.batch_size >= 1),
+            ("--val-fraction", self.val_fraction, 0 <= self.val_fraction < 1),
+            ("--early-stopping", self.early_stopping, self.early_stopping >= 0),
+            ("--min-delta", self.min_delta, self.min_delta >= 0),
+            ("--step-size", self.step_size, self.step_size >= 0),
+        ):
+            if not (ok and np.isfinite(value)):
+                raise SplineAtlasError(f"{label} {value} is out of range.")
+        if self.momentum and self.optimizer != "sgd":
+            raise SplineAtlasError("--momentum is an SGD setting; add --optimizer sgd.")
+        init_std(self.init)
+        return self
+
+    def record(self) -> dict:
+        """The protocol as run.json's ``training`` entry records it: optimizer, lr, batch size and weight
+        decay always, every other setting where it is not the default (runs made before these options
+        keep their exact files)."""
+        default = TrainingProtocol()
+        out = {"optimizer": self.optimizer, "lr": self.lr, "batch_size": self.batch_size, "weight_decay": self.weight_decay}
+        out.update({k: v for k, v in asdict(self).items() if k not in out and v != getattr(default, k)})
+        return out
+
+
+def init_std(init: str) -> float | None:
+    """The standard deviation of ``normal:STD`` (None for the named schemes); a bad spelling is refused."""
+    if init in ("default", "he", "xavier"):
+        return None
+    if init.startswith("normal:"):
+        try:
+            std = float(init.split(":", 1)[1])
+        except ValueError:
+            std = float("nan")
+        if np.isfinite(std) and std > 0:
+            return std
+    raise SplineAtlasError(f"--init {init!r}: give default, he, xavier or normal:STD with STD > 0 (e.g. normal:0.1).")
+
+
+def initialise(net: nn.Module, init: str, bias_init: float | None = None) -> None:
+    """Re-initialise every Linear/Conv2d weight by ``init`` (after torch.manual_seed: deterministic)."""
+    std = init_std(init)
+    for m in net.modules():
+        if not isinstance(m, (nn.Linear, nn.Conv2d)):
+            continue
+        with torch.no_grad():
+            if init == "he":
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            elif init == "xavier":
+                nn.init.xavier_normal_(m.weight)
+            elif std is not None:
+                nn.init.normal_(m.weight, 0.0, std)
+            if bias_init is not None and m.bias is not None:
+                m.bias.fill_(float(bias_init))
+
+
+def _optimizer(net: nn.Module, p: TrainingProtocol):
+    if p.optimizer == "sgd":
+        return torch.optim.SGD(net.parameters(), lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay)
+    if p.optimizer == "adamw":
+        return torch.optim.AdamW(net.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+    return torch.optim.Adam(net.parameters(), lr=p.lr, weight_decay=p.weight_decay)
+
+
+def _scheduler(opt, p: TrainingProtocol, epochs: int):
+    if p.lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(epochs, 1))
+    if p.lr_schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(opt, step_size=p.step_size or max(epochs // 3, 1), gamma=p.gamma)
+    return None
+
+
 def train_run(
     dataset: Dataset,
     spec: dict,
@@ -71,20 +183,38 @@ def train_run(
     name: str | None = None,
     progress: Callable[[float, str], None] | None = None,
     cancel: Callable[[], bool] | None = None,
+    protocol: TrainingProtocol | None = None,
 ) -> Path:
-    """Train ``spec`` on ``dataset`` with Adam and cross-entropy, saving a checkpoint at each of ``save_epochs``.
+    """Train ``spec`` on ``dataset`` with cross-entropy, saving a checkpoint at each of ``save_epochs``.
 
-    Returns the path of the written ``run.json``.
+    ``protocol`` (default: Adam with ``lr``, ``batch_size`` and ``weight_decay``) chooses the optimizer,
+    schedule, initialisation, validation split and early stopping. With early stopping, training ends
+    after ``protocol.early_stopping`` epochs without improvement and the best weights are restored: the
+    run's last checkpoint is the best epoch (saved then, whatever the schedule), run.json's ``training``
+    names ``best_epoch`` and ``stopped_epoch``, and checkpoints written after the best epoch stay on disk,
+    listed as ``training.after_best``. Returns the path of ``run.json``.
     """
+    p = (protocol or TrainingProtocol(lr=lr, batch_size=batch_size, weight_decay=weight_decay)).check()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
     net = Network(spec)
+    if p.init != "default" or p.bias_init is not None:
+        initialise(net, p.init, p.bias_init)
     dataset.check_fits(net.input_dim, net.num_classes)
     save_at = set(save_epochs if save_epochs is not None else save_schedule(epochs, 1))
     X = torch.as_tensor(dataset.X_train, dtype=torch.float32)
     y = torch.as_tensor(dataset.y_train, dtype=torch.int64)
-    opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
+    X_val = y_val = None
+    if p.val_fraction > 0:
+        order = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed + 1))
+        n_val = max(1, int(round(p.val_fraction * len(X))))
+        if n_val >= len(X):
+            raise SplineAtlasError(f"--val-fraction {p.val_fraction} leaves no training points ({len(X)} in all).")
+        X_val, y_val, X, y = X[order[:n_val]], y[order[:n_val]], X[order[n_val:]], y[order[n_val:]]
+    opt = _optimizer(net, p)
+    sched = _scheduler(opt, p, epochs)
+    batch_size = p.batch_size
     binary = net.output_dim == 1
     loss_fn = nn.BCEWithLogitsLoss() if binary else nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(seed)
@@ -96,25 +226,36 @@ def train_run(
         "checkpoints": entries,
         "dataset": _dataset_inside(dataset.reference, out),
         "class_names": dataset.class_names,
-        "training": {"optimizer": "adam", "lr": lr, "batch_size": batch_size, "weight_decay": weight_decay, "seed": seed, "epochs": epochs},
+        "training": {**p.record(), "seed": seed, "epochs": epochs},
     }
 
-    def checkpoint(epoch: int, loss: float) -> None:
+    def loss_on(Xs, ys) -> float:
+        with torch.no_grad():
+            o = net(Xs)
+            return float(loss_fn(o[:, 0], ys.float()) if binary else loss_fn(o, ys))
+
+    def checkpoint(epoch: int, loss: float, val_loss: float | None = None, lr_used: float | None = None) -> None:
         net.eval()
         metrics = {
             "epoch": epoch,
             "loss": round(loss, 6),
+            **({"lr": float(f"{lr_used:.6g}")} if lr_used is not None else {}),
             "train_accuracy": round(accuracy(net, dataset.X_train, dataset.y_train), 6),
             "test_accuracy": round(accuracy(net, dataset.X_test, dataset.y_test), 6),
         }
+        if val_loss is not None:
+            metrics["val_loss"] = round(val_loss, 6)
         fname = f"epoch_{epoch:04d}.pt"
         save_checkpoint(out / fname, net, **metrics)
-        entries.append({"path": fname, **metrics})
+        entries[:] = [e for e in entries if e["epoch"] != epoch] + [{"path": fname, **metrics}]
+        entries.sort(key=lambda e: e["epoch"])
         write_text(out / "run.json", json.dumps(manifest, indent=1))
 
     loss_value = float("nan")
     if 0 in save_at:
-        checkpoint(0, loss_value)
+        checkpoint(0, loss_value, loss_on(X_val, y_val) if X_val is not None else None)
+    best = (float("inf"), 0, None, float("nan"), None)  # (monitored loss, epoch, weights, training loss, lr)
+    since_best = 0
     for epoch in range(1, epochs + 1):
         if cancel is not None and cancel():
             raise CancelledError(f"training cancelled at epoch {epoch}; checkpoints so far are in {out}.")
@@ -130,10 +271,38 @@ def train_run(
             opt.step()
             total += loss.item() * len(idx)
         loss_value = total / len(X)
+        lr_used = opt.param_groups[0]["lr"]
+        if sched is not None:
+            sched.step()
         if not np.isfinite(loss_value):
             raise NonFiniteWeightsError(f"training diverged at epoch {epoch} (loss is {loss_value}); lower --lr.")
-        if epoch in save_at:
-            checkpoint(epoch, loss_value)
+        net.eval()
+        val_loss = loss_on(X_val, y_val) if X_val is not None else None
+        if epoch in save_at:  # the epoch's learning rate is recorded when a schedule changes it
+            checkpoint(epoch, loss_value, val_loss, lr_used if sched is not None else None)
         if progress is not None:
-            progress(epoch / epochs, f"epoch {epoch}/{epochs} loss {loss_value:.4f}")
+            progress(epoch / epochs, f"epoch {epoch}/{epochs} loss {loss_value:.4f}" + (f" val {val_loss:.4f}" if val_loss is not None else ""))
+        if p.early_stopping:
+            monitored = val_loss if val_loss is not None else loss_value
+            if monitored < best[0] - p.min_delta:
+                best = (monitored, epoch, {k: v.detach().clone() for k, v in net.state_dict().items()}, loss_value, lr_used if sched else None)
+                since_best = 0
+            else:
+                since_best += 1
+            if since_best >= p.early_stopping:
+                net.load_state_dict(best[2])  # restore the best weights: the run ends with them
+                checkpoint(best[1], best[3], best[0] if val_loss is not None else None, best[4])
+                manifest["training"].update(best_epoch=best[1], stopped_epoch=epoch)
+                _end_with_best(manifest, best[1])
+                write_text(out / "run.json", json.dumps(manifest, indent=1))
+                break
     return out / "run.json"
+
+
+def _end_with_best(manifest: dict, best_epoch: int) -> None:
+    """After early stopping the run's checkpoints end at the best epoch (the restored weights); those saved
+    later stay on disk as files and are listed in ``training.after_best``, not as checkpoints of the run."""
+    later = [e for e in manifest["checkpoints"] if e["epoch"] > best_epoch]
+    manifest["checkpoints"] = [e for e in manifest["checkpoints"] if e["epoch"] <= best_epoch]
+    if later:
+        manifest["training"]["after_best"] = [e["path"] for e in later]
