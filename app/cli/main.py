@@ -55,6 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--verbose", action="store_true", help="on an error, also print the technical cause")
         command.add_argument("--max-checkpoint-mb", type=float, default=None, metavar="MB", help="refuse checkpoint files larger than this (default 4096)")
         command.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for the engine (default: the cores not busy with other work)")
+        command.add_argument(
+            "--model",
+            metavar="FILE.py:CLASS",
+            help="the checkpoints' architecture is this nn.Module class (its file is imported: its code runs) or torchvision:NAME",
+        )
+        command.add_argument("--model-kwargs", metavar="JSON", help="constructor keywords of --model, e.g. '{\"num_classes\": 10}'")
+        command.add_argument("--input-shape", type=int, nargs="+", metavar="N", help="input shape of --model without the batch axis, e.g. 1 28 28")
     return parser
 
 
@@ -82,6 +89,20 @@ def _on_sigterm(signum, frame):
     raise KeyboardInterrupt
 
 
+def _model_ref(args):
+    """The --model reference, or None; importing the user's file runs its code, so say so."""
+    if not getattr(args, "model", None):
+        if getattr(args, "model_kwargs", None) or getattr(args, "input_shape", None):
+            raise SplineAtlasError("--model-kwargs and --input-shape go with --model FILE.py:CLASS.")
+        return None
+    from geometry.networks.user_model import parse_model_ref
+
+    ref = parse_model_ref(args.model, args.model_kwargs, args.input_shape)
+    if ref.source != "torchvision":
+        print(f"importing {ref.source} for --model {ref.cls} (its code runs: your choice with --model)", file=sys.stderr)
+    return ref
+
+
 def _report(message: str) -> None:
     print(f"error: {printable(message, 600)}", file=sys.stderr)
 
@@ -101,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from geometry.networks.device import set_threads
+    from geometry.networks.user_model import using_model
 
     threads_before = torch.get_num_threads()  # a caller in this process (tests) keeps its own setting
     restore = sys.stdout
@@ -111,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_argument_budgets(args)
         set_threads(args.threads)
-        return int(args.func(args) or 0)
+        with using_model(_model_ref(args)):
+            return int(args.func(args) or 0)
     except SplineAtlasError as exc:
         _report(str(exc))
         if args.verbose:

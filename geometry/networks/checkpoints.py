@@ -135,6 +135,11 @@ def read_checkpoint(path: str | Path, trust_code: bool = False, root: Path | Non
                 f".pt/.pth state dict, a .safetensors file or a TorchScript archive."
             )
     _check_tensors(raw.state, path)
+    from geometry.networks.user_model import active
+
+    user = active()  # --model: the user's class gives the architecture and names the weights
+    if user is not None:
+        raw = RawCheckpoint(user.translate(raw.state, path), user.spec, raw.meta)
     return raw
 
 

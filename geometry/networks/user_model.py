@@ -1,0 +1,177 @@
+"""Where a checkpoint's architecture comes from when it is the user's own ``nn.Module`` class.
+
+``--model models.py:LeNet5`` (with ``--model-kwargs '{"num_classes": 10}'`` and ``--input-shape 1 28 28``)
+names the class; ``--model torchvision:resnet18`` names a torchvision model (built with random weights,
+never downloaded). Importing the user's file runs its code: that is the user's explicit choice when they
+pass ``--model``, and the CLI says so when it imports it. The class is instantiated once and canonicalised
+by :func:`geometry.networks.spec.spec_from_module` (a chain of supported layers, traced with ``torch.fx``
+when it is not a Sequential); its own parameter names (``conv1.weight``) are mapped onto the canonical
+ones (``0.weight``), so a state dict saved from the class opens. A state dict that does not fit the class
+is refused naming the missing, unexpected and mis-shaped keys.
+
+While :func:`using_model` is active, :func:`geometry.networks.checkpoints.read_checkpoint` hands every
+checkpoint it reads to :func:`active` for this translation, so runs, folders and single files all open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import json
+import sys
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from geometry.errors import ArchitectureError, InputFileError
+from geometry.safe_io import name
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """The user's model: ``source`` a .py file (or "torchvision"), ``cls`` the class or model name,
+    ``kwargs`` its constructor arguments, ``input_shape`` the input's shape without the batch axis."""
+
+    source: str
+    cls: str
+    kwargs: dict = field(default_factory=dict, hash=False, compare=False)
+    input_shape: tuple[int, ...] | None = None
+    kwargs_text: str = "{}"
+
+
+def parse_model_ref(text: str, kwargs: str | None = None, input_shape=None) -> ModelRef:
+    """``FILE.py:CLASS`` or ``torchvision:NAME``, JSON constructor keywords, and an optional input shape."""
+    source, sep, cls = (text or "").rpartition(":")
+    if not sep or not source or not cls.isidentifier():
+        raise ArchitectureError(f"--model {text!r}: write FILE.py:CLASS (e.g. models.py:LeNet5) or torchvision:NAME (e.g. torchvision:resnet18).")
+    try:
+        kw = json.loads(kwargs) if kwargs else {}
+    except json.JSONDecodeError as exc:
+        raise ArchitectureError(f"--model-kwargs is not JSON ({exc.msg}); write e.g. '{{\"num_classes\": 10}}'.") from None
+    if not isinstance(kw, dict):
+        raise ArchitectureError("--model-kwargs must be a JSON object of constructor keywords, e.g. '{\"num_classes\": 10}'.")
+    shape = None
+    if input_shape:
+        shape = tuple(int(v) for v in input_shape)
+        if not 1 <= len(shape) <= 4 or min(shape) < 1:
+            raise ArchitectureError(f"--input-shape {list(shape)}: give 1 to 4 positive sizes without the batch axis, e.g. 1 28 28.")
+    return ModelRef(source, cls, kw, shape, json.dumps(kw, sort_keys=True))
+
+
+def _import_class(ref: ModelRef):
+    if ref.source == "torchvision":
+        try:
+            import torchvision.models as tvm
+        except ImportError:
+            raise ArchitectureError("--model torchvision:... needs torchvision, which is not installed here (pip install torchvision).") from None
+        try:
+            return lambda **kw: tvm.get_model(ref.cls, weights=None, **kw)
+        except ValueError as exc:
+            raise ArchitectureError(f"torchvision has no model {ref.cls!r} ({exc}).") from None
+    path = Path(ref.source)
+    if path.suffix != ".py" or not path.is_file():
+        raise InputFileError(f"--model {ref.source}:{ref.cls}: {name(path)} is not a Python file (.py).")
+    folder = str(path.resolve().parent)
+    mod_name = f"splineatlas_user_model_{abs(hash(str(path.resolve())))}"
+    spec = importlib.util.spec_from_file_location(mod_name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, folder)  # the file may import its neighbours
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:  # the user's code: any failure is reported as bad input
+        raise ArchitectureError(f"importing {name(path)} failed ({type(exc).__name__}: {exc}).") from exc
+    finally:
+        with contextlib.suppress(ValueError):
+            sys.path.remove(folder)
+    cls = getattr(module, ref.cls, None)
+    if cls is None:
+        found = sorted(n for n, v in vars(module).items() if isinstance(v, type) and issubclass(v, torch.nn.Module))
+        raise ArchitectureError(f"{name(path)} has no class {ref.cls}; it defines {', '.join(found) or 'no nn.Module class'}.")
+    return cls
+
+
+@dataclass(frozen=True, eq=False)
+class UserArchitecture:
+    """The canonical spec of the user's class and how its parameter names map onto the spec's."""
+
+    ref: ModelRef
+    spec: dict
+    key_map: dict  # the class's state-dict key -> the canonical key
+    shapes: dict  # the class's state-dict key -> shape
+
+    def translate(self, state: dict, path: Path) -> dict:
+        """``state`` (the class's keys) under the canonical keys; refuses a state dict that does not fit."""
+        missing = [k for k in self.shapes if k not in state and not k.endswith("num_batches_tracked")]
+        unexpected = [k for k in state if k not in self.shapes]
+        misshaped = [
+            f"{k} {tuple(state[k].shape)} (the class has {self.shapes[k]})" for k in self.shapes if k in state and tuple(state[k].shape) != self.shapes[k]
+        ]
+        if missing or unexpected or misshaped:
+            parts = []
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
+                if keys:
+                    parts.append(f"{label}: {', '.join(keys[:4])}{' …' if len(keys) > 4 else ''}")
+            raise ArchitectureError(f"{name(path)} does not fit {self.ref.cls}({self.ref.kwargs_text}): {'; '.join(parts)}. Check --model and --model-kwargs.")
+        return {self.key_map[k]: v for k, v in state.items() if k in self.key_map}
+
+
+_CACHE: dict[ModelRef, UserArchitecture] = {}
+
+
+def user_architecture(ref: ModelRef) -> UserArchitecture:
+    """Instantiate the class once (seeded; its weights are replaced by the checkpoint's) and canonicalise it."""
+    from geometry.networks.spec import spec_from_module
+
+    if ref in _CACHE:
+        return _CACHE[ref]
+    cls = _import_class(ref)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        try:
+            module = cls(**ref.kwargs).eval()
+        except Exception as exc:
+            raise ArchitectureError(f"{ref.cls}(**{ref.kwargs_text}) could not be built ({type(exc).__name__}: {exc}); check --model-kwargs.") from exc
+        own = module.state_dict()
+        with torch.no_grad():  # distinct values in every tensor, so each canonical tensor names its source
+            for i, t in enumerate(own.values()):
+                if t.is_floating_point():
+                    t.copy_(torch.randn_like(t) + 10.0 * i)
+    try:
+        spec, canon = spec_from_module(module, list(ref.input_shape) if ref.input_shape else None)
+    except ArchitectureError as exc:
+        if "cannot infer the input shape" in str(exc):
+            raise ArchitectureError(f"{ref.cls} does not start with a Linear layer, so give its input shape: --input-shape C H W (e.g. 1 28 28).") from None
+        raise ArchitectureError(f"{ref.cls}: {exc}") from None
+    float_own = {k: t for k, t in own.items() if t.is_floating_point()}
+    key_map = {}
+    for ck, ct in canon.items():
+        if not ct.is_floating_point():  # BatchNorm's num_batches_tracked: not needed in eval mode
+            continue
+        src = next((k for k, t in float_own.items() if k not in key_map and t.shape == ct.shape and torch.equal(t, ct)), None)
+        if src is None:
+            raise ArchitectureError(f"internal: could not match the canonical tensor {ck} of {ref.cls} to one of its parameters.")
+        key_map[src] = ck
+    ua = UserArchitecture(ref, spec, key_map, {k: tuple(t.shape) for k, t in own.items()})
+    _CACHE[ref] = ua
+    return ua
+
+
+_ACTIVE: ContextVar[ModelRef | None] = ContextVar("splineatlas_user_model", default=None)
+
+
+@contextlib.contextmanager
+def using_model(ref: ModelRef | None):
+    """While active, every checkpoint read takes its architecture from ``ref`` (None: no change)."""
+    token = _ACTIVE.set(ref) if ref is not None else None
+    try:
+        yield
+    finally:
+        if token is not None:
+            _ACTIVE.reset(token)
+
+
+def active() -> UserArchitecture | None:
+    ref = _ACTIVE.get()
+    return user_architecture(ref) if ref is not None else None
