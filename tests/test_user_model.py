@@ -148,3 +148,43 @@ def test_the_cli_takes_model_and_says_it_imports_the_file(models, tmp_path, caps
         assert main(["info", str(tmp_path / "lenet.pt"), *extra]) == 2
         err = capsys.readouterr().err
         assert says in err and "Traceback" not in err, err
+
+
+def test_a_run_folder_and_a_run_json_model_entry(models, tmp_path):
+    """A folder of epoch_*.pt state dicts opens with --model; run.json can name the class itself, which
+    imports code and so needs trust."""
+    import json
+
+    from geometry.errors import UnsafePickleError
+    from geometry.networks.runs import open_run
+
+    f, mod = models
+    run = tmp_path / "run"
+    run.mkdir()
+    nets = []
+    for e in (0, 1, 2):
+        torch.manual_seed(e)
+        nets.append(mod.LeNet5(num_classes=3).eval())
+        torch.save(nets[-1].state_dict(), run / f"epoch_{e:04d}.pt")
+    x = torch.rand(4, 1, 28, 28)
+    with using_model(parse_model_ref(f"{f}:LeNet5", '{"num_classes": 3}', [1, 28, 28])):
+        r = open_run(run)
+    assert r.epochs == [0, 1, 2]
+    with torch.no_grad():  # read later, outside the context: the run keeps its class
+        np.testing.assert_allclose(r.network(2)(x.reshape(4, -1)).numpy(), nets[2](x).numpy(), atol=1e-5)
+    (run / "models.py").write_text(f.read_text())
+    manifest = {
+        "format": "splineatlas-run/1",
+        "model": {"file": "models.py", "class": "LeNet5", "kwargs": {"num_classes": 3}, "input_shape": [1, 28, 28]},
+        "checkpoints": [{"path": f"epoch_{e:04d}.pt", "epoch": e} for e in (0, 1, 2)],
+    }
+    (run / "run.json").write_text(json.dumps(manifest))
+    with pytest.raises(UnsafePickleError, match="importing it runs its code"):
+        open_run(run)
+    r = open_run(run, trust_code=True)
+    with torch.no_grad():
+        np.testing.assert_allclose(r.network(1)(x.reshape(4, -1)).numpy(), nets[1](x).numpy(), atol=1e-5)
+    manifest["model"]["file"] = "../models.py"
+    (run / "run.json").write_text(json.dumps(manifest))
+    with pytest.raises(Exception, match=r"\.\."):
+        open_run(run, trust_code=True)

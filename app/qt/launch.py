@@ -19,7 +19,21 @@ def launch(argv: list[str] | None = None) -> int:
     parser.add_argument("path", nargs="?", help="run.json, run folder, checkpoint or session file (default: the bundled spirals demo run)")
     parser.add_argument("--theme", choices=("system", "light", "dark"), default="system", help="colour theme (default: follow the system)")
     parser.add_argument("--threads", type=int, default=0, metavar="N", help="CPU threads for the engine (default 0: the cores not busy with other work)")
+    parser.add_argument("--model", metavar="FILE.py:CLASS", help="the checkpoints' architecture is this nn.Module class (its file is imported: its code runs)")
+    parser.add_argument("--model-kwargs", metavar="JSON", help="constructor keywords of --model")
+    parser.add_argument("--input-shape", type=int, nargs="+", metavar="N", help="input shape of --model without the batch axis")
     args, qt_args = parser.parse_known_args(list(argv or []))
+
+    if args.model:  # before the window: every run it opens, in any worker thread, uses the class
+        from geometry.errors import SplineAtlasError
+        from geometry.networks.user_model import parse_model_ref, set_process_model
+
+        try:
+            set_process_model(parse_model_ref(args.model, args.model_kwargs, args.input_shape))
+        except SplineAtlasError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"importing {args.model.rpartition(':')[0]} for --model (its code runs: your choice with --model)", file=sys.stderr)
 
     from PySide6.QtWidgets import QApplication
 

@@ -24,6 +24,8 @@ from math import gcd
 from pathlib import Path
 
 from geometry.networks.checkpoints import find_architecture_file, read_checkpoint, resolve_spec
+from geometry.networks.user_model import active as active_user_architecture
+from geometry.networks.user_model import using_model
 from geometry.networks.datasets import Dataset, dataset_from_reference
 from geometry.errors import ArchitectureError, InputFileError, RunError, SplineAtlasError, UnsafePickleError
 from geometry.networks.network import Network, state_mismatch
@@ -67,6 +69,7 @@ class Run:
         self._class_names = class_names
         self.trust_code = trust_code
         self.allow_gaps = allow_gaps
+        self.model = None  # a user_model.ModelRef when the architecture is the user's class (--model, run.json "model")
         self.warnings: list[str] = []
         self._networks: OrderedDict[int, Network] = OrderedDict()
         self._cache_size = cache_size
@@ -134,7 +137,8 @@ class Run:
             self._networks.move_to_end(i)
             return self._networks[i]
         ref = self.checkpoints[i]
-        raw = read_checkpoint(ref.path, self.trust_code, root=self.folder)
+        with using_model(self.model):
+            raw = read_checkpoint(ref.path, self.trust_code, root=self.folder)
         net = Network(self.spec)
         net.load_weights(raw.state, source=f"checkpoint {name(ref.path.name)} (epoch {ref.epoch})")
         self._networks[i] = net
@@ -179,7 +183,8 @@ class Run:
 
     def reload(self) -> int:
         """Re-read the source; return how many checkpoints were added."""
-        fresh = open_run(self.source, trust_code=self.trust_code, allow_gaps=self.allow_gaps)
+        with using_model(self.model):
+            fresh = open_run(self.source, trust_code=self.trust_code, allow_gaps=self.allow_gaps)
         added = len(fresh) - len(self)
         known = {c.path: c for c in self.checkpoints}
         if any(known.get(c.path, c).epoch != c.epoch for c in fresh.checkpoints):
@@ -190,16 +195,26 @@ class Run:
 
 def open_run(path: str | Path, trust_code: bool = False, allow_gaps: bool = False) -> Run:
     """Open ``path``: a run.json, a folder (with run.json, or epoch_*.pt files), or one checkpoint."""
+    from geometry.networks.user_model import current_ref, manifest_model
+
     path = Path(path)
     if not path.exists():
         raise InputFileError(f"{name(path)} does not exist; give a run.json, a run folder or a checkpoint file.")
-    if path.is_dir():
-        if (path / "run.json").exists():
-            return _open_manifest(path / "run.json", trust_code, allow_gaps)
-        return _open_folder(path, trust_code, allow_gaps)
-    if path.suffix == ".json":
-        return _open_manifest(path, trust_code, allow_gaps)
-    return _open_single(path, trust_code)
+    manifest = path / "run.json" if path.is_dir() and (path / "run.json").exists() else path if path.suffix == ".json" else None
+    ref = current_ref()  # --model: the user's class is the architecture of every checkpoint
+    if ref is None and manifest is not None:
+        entry = read_json(manifest, "run manifest", allow_nan=True, error=RunError)
+        if isinstance(entry, dict) and "model" in entry:
+            ref = manifest_model(entry["model"], manifest.parent, manifest, trust_code)
+    with using_model(ref):
+        if manifest is not None:
+            run = _open_manifest(manifest, trust_code, allow_gaps)
+        elif path.is_dir():
+            run = _open_folder(path, trust_code, allow_gaps)
+        else:
+            run = _open_single(path, trust_code)
+    run.model = ref  # later reads (other threads, reloads) use the same class
+    return run
 
 
 def _open_single(path: Path, trust_code: bool) -> Run:
@@ -230,7 +245,10 @@ def _open_manifest(path: Path, trust_code: bool, allow_gaps: bool) -> Run:
         raise RunError(f"run manifest {name(path)} needs a 'checkpoints' list (see README, 'Runs').")
     manifest = validate_document(RunManifest, data, f"run manifest {name(path)}", RunError, "README: 'run.json'")
     arch = data.get("architecture")
-    if isinstance(arch, str):
+    user = active_user_architecture()
+    if user is not None:
+        spec = user.spec
+    elif isinstance(arch, str):
         spec = load_spec_file(resolve_member(folder, arch, "'architecture'", path), root=folder)
     elif isinstance(arch, dict):
         try:
@@ -282,7 +300,10 @@ def _open_folder(folder: Path, trust_code: bool, allow_gaps: bool) -> Run:
     if len({r.epoch for r in refs}) != len(refs):
         raise RunError(f"folder {name(folder)} has two checkpoints with the same epoch number; keep one of each.")
     arch_file = find_architecture_file(folder)
-    if arch_file:
+    user = active_user_architecture()
+    if user is not None:
+        spec = user.spec
+    elif arch_file:
         spec = load_spec_file(arch_file, root=folder)
     else:
         spec = resolve_spec(read_checkpoint(refs[0].path, trust_code, root=folder), refs[0].path, None)

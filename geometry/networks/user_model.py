@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from geometry.errors import ArchitectureError, InputFileError
-from geometry.safe_io import name
+from geometry.safe_io import name, printable
 
 
 @dataclass(frozen=True)
@@ -161,6 +161,40 @@ def user_architecture(ref: ModelRef) -> UserArchitecture:
 _ACTIVE: ContextVar[ModelRef | None] = ContextVar("splineatlas_user_model", default=None)
 
 
+_PROCESS_MODEL: ModelRef | None = None
+
+
+def set_process_model(ref: ModelRef | None) -> None:
+    """The model of every read in this process where no :func:`using_model` says otherwise (the app's
+    ``--model``: its worker threads do not share a context)."""
+    global _PROCESS_MODEL
+    _PROCESS_MODEL = ref
+
+
+def current_ref() -> ModelRef | None:
+    ref = _ACTIVE.get()
+    return ref if ref is not None else _PROCESS_MODEL
+
+
+def manifest_model(entry, folder: Path, manifest: Path, trust_code: bool) -> ModelRef:
+    """run.json's ``"model": {"file": "models.py", "class": "LeNet5", "kwargs": {...}, "input_shape": [...]}``:
+    the file stays inside the run folder, and importing it runs its code, so it needs ``trust_code``."""
+    from geometry.errors import RunError, UnsafePickleError
+    from geometry.safe_io import resolve_member
+
+    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str) or not isinstance(entry.get("class"), str):
+        raise RunError(f'run manifest {name(manifest)}: \'model\' must be {{"file": "models.py", "class": "LeNet5"}} (optional kwargs, input_shape).')
+    file = resolve_member(folder, entry["file"], "model.file", manifest)
+    if not trust_code:
+        raise UnsafePickleError(
+            f"run manifest {name(manifest)} builds its network with class {printable(entry['class'], 60)} from {name(file)}: importing it runs "
+            f'its code. Only if you trust that file, pass --trust-code (in the app: answer "Trust and open").'
+        )
+    kwargs = entry.get("kwargs") or {}
+    shape = entry.get("input_shape")
+    return parse_model_ref(f"{file}:{entry['class']}", json.dumps(kwargs), shape)
+
+
 @contextlib.contextmanager
 def using_model(ref: ModelRef | None):
     """While active, every checkpoint read takes its architecture from ``ref`` (None: no change)."""
@@ -173,5 +207,5 @@ def using_model(ref: ModelRef | None):
 
 
 def active() -> UserArchitecture | None:
-    ref = _ACTIVE.get()
+    ref = current_ref()
     return user_architecture(ref) if ref is not None else None
