@@ -236,7 +236,8 @@ def test_custom_module_with_an_unsupported_op_is_refused_naming_it():
         def forward(self, x):
             return self.a(x) * torch.sigmoid(self.b(x))
 
-    with pytest.raises(ArchitectureError, match="type Gated: its forward calls b on something other than"):
+    # the operation is named (a gating product), not the branch that feeds it (#16: it said "calls b")
+    with pytest.raises(ArchitectureError, match="type Gated: its forward uses mul"):
         spec_from_module(Gated())
 
     class Cat(nn.Module):

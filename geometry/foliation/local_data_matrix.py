@@ -170,7 +170,7 @@ def _backprop_supported(seq: nn.Sequential) -> bool:
 
     for m in seq.children():
         if isinstance(m, Residual):
-            if not _backprop_supported(m.body):
+            if m.shortcut is not None or not _backprop_supported(m.body):  # projection shortcuts: autograd
                 return False
         elif not isinstance(
             m,

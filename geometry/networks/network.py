@@ -226,7 +226,7 @@ def _walk(seq: nn.Sequential, x: torch.Tensor, prefix: str, record) -> torch.Ten
     for name, module in seq.named_children():
         path = f"{prefix}{name}"
         if isinstance(module, Residual):
-            x = x + _walk(module.body, x, path + ".body.", record)
+            x = module.skip(x) + _walk(module.body, x, path + ".body.", record)
             continue
         y = module(x)
         if isinstance(module, _PL_MODULES + _SMOOTH_MODULES):
@@ -246,6 +246,9 @@ def describe_layers(layers: list[dict], indent: str = "") -> str:
         elif t == "residual":
             lines.append(f"{indent}{i}: residual(")
             lines.append(describe_layers(e["body"], indent + "    "))
+            if e.get("shortcut"):
+                lines.append(f"{indent}   ) + shortcut(")
+                lines.append(describe_layers(e["shortcut"], indent + "    "))
             lines.append(f"{indent}   )")
             continue
         else:

@@ -77,6 +77,11 @@ class Pool(_Entry):
     stride: Pair | None = None
 
 
+class AdaptivePool(_Entry):
+    type: Literal["adaptive_avgpool2d"]
+    output_size: Pair
+
+
 class LeakyReLU(_Entry):
     type: Literal["leaky_relu"]
     negative_slope: Annotated[Finite, Field(ge=-1e6, le=1e6)] = 0.01
@@ -89,9 +94,10 @@ class Plain(_Entry):
 class Residual(_Entry):
     type: Literal["residual"]
     body: Annotated[list[Layer], Field(min_length=1, max_length=10_000)]
+    shortcut: Annotated[list[Layer], Field(min_length=1, max_length=10_000)] | None = None
 
 
-Layer = Annotated[Union[Linear, Conv2d, BatchNorm, Pool, LeakyReLU, Plain, Residual], Field(discriminator="type")]
+Layer = Annotated[Union[Linear, Conv2d, BatchNorm, Pool, AdaptivePool, LeakyReLU, Plain, Residual], Field(discriminator="type")]
 Residual.model_rebuild()
 
 

@@ -12,7 +12,8 @@ Layer types (parameters as in the torch constructors):
 affine -- ``linear`` (in_features, out_features, bias), ``conv2d`` (in_channels,
 out_channels, kernel_size, stride, padding, bias), ``batchnorm1d``/``batchnorm2d``
 (num_features, eps, affine), ``avgpool2d`` (kernel_size, stride), ``flatten``,
-``identity``, ``residual`` (body: a layer list; output = x + body(x));
+``identity``, ``residual`` (body: a layer list; shortcut: an optional list of affine layers;
+output = shortcut(x) + body(x), or x + body(x));
 piecewise-linear -- ``relu``, ``leaky_relu`` (negative_slope), ``abs``,
 ``maxpool2d`` (kernel_size, stride);
 smooth (autograd tools only) -- ``gelu``, ``sigmoid``, ``tanh``, ``softplus``,
@@ -38,7 +39,7 @@ from geometry.errors import ArchitectureError, InputFileError
 
 SPEC_FORMAT = "splineatlas-arch/1"
 
-AFFINE = {"linear", "conv2d", "batchnorm1d", "batchnorm2d", "avgpool2d", "flatten", "identity", "residual"}
+AFFINE = {"linear", "conv2d", "batchnorm1d", "batchnorm2d", "avgpool2d", "adaptive_avgpool2d", "flatten", "identity", "residual"}
 PIECEWISE_LINEAR = {"relu", "leaky_relu", "abs", "maxpool2d"}
 SMOOTH = {"gelu", "sigmoid", "tanh", "softplus", "elu", "silu", "softmax", "log_softmax"}
 OUTPUT_TRANSFORMS = ("softmax", "log_softmax")
@@ -54,14 +55,19 @@ class Abs(nn.Module):
 
 
 class Residual(nn.Module):
-    """``x + body(x)``: a residual sum around an inner layer list."""
+    """``skip(x) + body(x)``: a sum of two branches, ``skip`` the identity or an affine ``shortcut`` (a
+    ResNet's projection: 1x1 conv + batch norm) and ``body`` any layer list."""
 
-    def __init__(self, body: nn.Sequential):
+    def __init__(self, body: nn.Sequential, shortcut: nn.Sequential | None = None):
         super().__init__()
         self.body = body
+        self.shortcut = shortcut
+
+    def skip(self, x: torch.Tensor) -> torch.Tensor:
+        return x if self.shortcut is None else self.shortcut(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
+        return self.skip(x) + self.body(x)
 
 
 def _int_pair(v: Any) -> int | tuple[int, int]:
@@ -90,7 +96,7 @@ def count_parameters(layers) -> int:
             elif kind in ("batchnorm1d", "batchnorm2d"):
                 total += 4 * int(e["num_features"])
             elif kind == "residual":
-                total += count_parameters(e.get("body"))
+                total += count_parameters(e.get("body")) + count_parameters(e.get("shortcut") or [])
         except (KeyError, TypeError, ValueError):
             continue
     return total
@@ -124,8 +130,11 @@ def build_layer(entry: dict) -> nn.Module:
             return nn.Flatten()
         if kind == "identity":
             return nn.Identity()
+        if kind == "adaptive_avgpool2d":
+            return nn.AdaptiveAvgPool2d(_int_pair(entry["output_size"]))
         if kind == "residual":
-            return Residual(build_sequential(entry["body"]))
+            shortcut = entry.get("shortcut")
+            return Residual(build_sequential(entry["body"]), build_sequential(shortcut) if shortcut else None)
         if kind == "relu":
             return nn.ReLU()
         if kind == "leaky_relu":
@@ -154,6 +163,20 @@ def build_sequential(layers: list[dict]) -> nn.Sequential:
 MAX_ACTIVATIONS = 64_000_000  # units summed over all layers, per sample (~256 MB of float32 each)
 
 
+def _check_shortcuts(layers: list[dict], where: str = "layers") -> None:
+    """A residual's shortcut branch must be affine (a projection: conv/linear, batch norm, pooling)."""
+    for i, e in enumerate(layers):
+        if e.get("type") != "residual":
+            continue
+        for j, s in enumerate(e.get("shortcut") or []):
+            if s.get("type") not in AFFINE or s.get("type") == "residual":
+                raise ArchitectureError(
+                    f"{where}[{i}].shortcut[{j}] is {s.get('type')}: a shortcut branch must be affine (a projection such as "
+                    f"conv2d + batchnorm2d); put nonlinear layers in the residual's body."
+                )
+        _check_shortcuts(e["body"], f"{where}[{i}].body")
+
+
 def validate_spec(spec: dict) -> dict:
     """Check a spec's fields (typed schema), its size budgets and its shapes (a dry forward pass on torch's
     meta device, so nothing is allocated); return a normalised copy."""
@@ -166,6 +189,7 @@ def validate_spec(spec: dict) -> dict:
     spec.setdefault("format", SPEC_FORMAT)
     while len(spec["layers"]) > 1 and spec["layers"][-1]["type"] in OUTPUT_TRANSFORMS:
         spec["dropped_output_transform"] = spec["layers"].pop()["type"]
+    _check_shortcuts(spec["layers"])
     shape = spec["input_shape"]
     n_inputs = math.prod(shape)
     if n_inputs > 10_000_000:
@@ -317,7 +341,17 @@ _MODULE_TO_ENTRY = {
     nn.SiLU: lambda m: {"type": "silu"},
     nn.Softmax: lambda m: {"type": "softmax"},
     nn.LogSoftmax: lambda m: {"type": "log_softmax"},
+    nn.AdaptiveAvgPool2d: lambda m: {"type": "adaptive_avgpool2d", "output_size": _spec_pair(m.output_size)},
 }
+
+
+def _spec_pair(v):
+    if isinstance(v, (list, tuple)):
+        if any(x is None for x in v):
+            raise ArchitectureError(f"AdaptiveAvgPool2d with output size {tuple(v)}: give both sizes.")
+        return [int(x) for x in v]
+    return int(v)
+
 
 _SCRIPT_NAMES = {cls.__name__: cls for cls in _MODULE_TO_ENTRY}
 
@@ -326,7 +360,10 @@ def _entries_and_params(module: nn.Module, path: str) -> tuple[list[dict], list[
     """Walk a (possibly nested, possibly scripted) Sequential into spec entries + its tensors in order."""
     if isinstance(module, Residual):
         body, tensors = _entries_and_params(module.body, path + ".body")
-        return [{"type": "residual", "body": body}], tensors
+        if module.shortcut is None:
+            return [{"type": "residual", "body": body}], tensors
+        short, more = _entries_and_params(module.shortcut, path + ".shortcut")
+        return [{"type": "residual", "body": body, "shortcut": short}], tensors + more
     cls_name = getattr(module, "original_name", type(module).__name__)
     if isinstance(module, nn.Sequential) or cls_name == "Sequential":
         entries, tensors = [], []
@@ -377,6 +414,7 @@ def _function_entry(node) -> dict | None:
         F.softmax,
         torch.log_softmax,
         F.log_softmax,
+        F.adaptive_avg_pool2d,
     ):
         return None
     if name in simple:
@@ -395,6 +433,8 @@ def _function_entry(node) -> dict | None:
         return {"type": "maxpool2d" if name == "max_pool2d" else "avgpool2d", "kernel_size": k, "stride": stride}
     if name == "dropout":
         return {"type": "identity"}
+    if name == "adaptive_avg_pool2d":
+        return {"type": "adaptive_avgpool2d", "output_size": _spec_pair(arg(1, "output_size"))}
     if name in OUTPUT_TRANSFORMS and arg(1, "dim") in (1, -1):
         return {"type": name}
     return None
@@ -422,7 +462,7 @@ def _entries_from_fx(module: nn.Module, path: str, cls_name: str) -> tuple[list[
         return ArchitectureError(
             f"layer {where} of type {cls_name}: its forward {what}, which the canonical form cannot express "
             f"(a chain of Linear/Conv2d/BatchNorm/pooling/Flatten layers and ReLU/LeakyReLU/Abs activations, "
-            f"optionally with residual sums x + f(x)); see README."
+            f"optionally with residual sums x + f(x) or shortcut(x) + f(x)); see README."
         )
 
     try:
@@ -431,8 +471,20 @@ def _entries_from_fx(module: nn.Module, path: str, cls_name: str) -> tuple[list[
         raise refuse(f"cannot be traced by torch.fx ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     entries: list[dict] = []
     tensors: list[torch.Tensor] = []
-    position: dict = {}  # chain node -> len(entries) when it held the chain's value
+    position: dict = {}  # chain node -> (len(entries), len(tensors)) when it held the chain's value
+    side: dict = {}  # node of a branch off the chain -> (where it left the chain, its entries, its tensors)
     current = None
+
+    def branch_of(arg):
+        """The side branch that ``arg`` continues or starts (None: ``arg`` is the chain's current value)."""
+        if arg is current:
+            return None
+        if arg in side:
+            return side.pop(arg)
+        if arg in position:
+            return (arg, [], [])
+        raise refuse(f"uses {getattr(arg, 'name', arg)}, which is neither the layer chain nor a branch off it")
+
     for node in graph.nodes:
         if node.op == "placeholder":
             if current is not None:
@@ -441,6 +493,8 @@ def _entries_from_fx(module: nn.Module, path: str, cls_name: str) -> tuple[list[
         elif node.op == "output":
             if node.args[0] is not current:
                 raise refuse("returns something other than the end of its layer chain")
+            if side:
+                raise refuse(f"computes {', '.join(n.name for n in side)} and never adds it to the chain")
             return entries, tensors
         elif (
             (node.op == "call_method" and node.target == "size")
@@ -448,18 +502,31 @@ def _entries_from_fx(module: nn.Module, path: str, cls_name: str) -> tuple[list[
             or (node.op == "call_function" and node.target is getattr and node.args[1:] == ("shape",))
         ):
             continue  # batch-size bookkeeping of view/reshape
-        elif node.op == "call_function" and node.target in (operator.add, torch.add):
+        elif node.op == "call_function" and node.target in (operator.add, torch.add, operator.iadd):
             a, b = node.args[:2]
-            skip = b if a is current else a if b is current else None
-            if skip is None or skip not in position or len(node.args) > 2 or node.kwargs:
-                raise refuse("adds two branches that are not a residual x + f(x)")
-            start = position[skip]
-            entries[start:] = [{"type": "residual", "body": entries[start:]}]
+            other = b if a is current else a if b is current else None
+            if other is None or len(node.args) > 2 or node.kwargs:
+                raise refuse("adds two branches that are not a residual x + f(x) or shortcut(x) + f(x)")
+            if other in side:  # a projection shortcut: shortcut(x) + body(x)
+                origin, s_entries, s_tensors = side.pop(other)
+                start, tstart = position[origin]
+                body, body_tensors = entries[start:], tensors[tstart:]
+                entries[start:] = [{"type": "residual", "body": body, "shortcut": s_entries}]
+                tensors[tstart:] = body_tensors + s_tensors  # the state order of Residual(body, shortcut)
+            elif other in position:
+                start, _ = position[other]
+                entries[start:] = [{"type": "residual", "body": entries[start:]}]
+            else:
+                raise refuse("adds two branches that are not a residual x + f(x) or shortcut(x) + f(x)")
         elif node.op == "call_module":
-            if node.args[:1] != (current,) or len(node.args) > 1 or node.kwargs:
-                raise refuse(f"calls {node.target} on something other than the chain's current value")
+            if len(node.args) != 1 or node.kwargs:
+                raise refuse(f"calls {node.target} with more than one input")
+            branch = branch_of(node.args[0])
             sub = module.get_submodule(node.target)
             e, t = _entries_and_params(sub, f"{path}.{node.target}" if path else node.target)
+            if branch is not None:  # a step of a branch off the chain (a shortcut), not of the chain
+                side[node] = (branch[0], branch[1] + e, branch[2] + t)
+                continue
             entries += e
             tensors += t
         elif node.op in ("call_function", "call_method"):
@@ -467,12 +534,14 @@ def _entries_from_fx(module: nn.Module, path: str, cls_name: str) -> tuple[list[
             entry = _function_entry(node)
             if entry is None:
                 raise refuse(f"uses {name}")
-            if node.args[0] is not current:
-                raise refuse(f"applies {name} off the layer chain")
+            branch = branch_of(node.args[0])
+            if branch is not None:
+                side[node] = (branch[0], branch[1] + [entry], branch[2])
+                continue
             entries.append(entry)
         else:
             raise refuse(f"reads {node.target} directly ({node.op})")
-        position[node] = len(entries)
+        position[node] = (len(entries), len(tensors))
         current = node
     raise refuse("has no output")
 

@@ -67,7 +67,7 @@ def run_layers(net: Network, x: torch.Tensor, masks: list[torch.Tensor] | None =
     def walk(seq: nn.Sequential, h: torch.Tensor) -> torch.Tensor:
         for module in seq.children():
             if isinstance(module, Residual):
-                h = h + walk(module.body, h)
+                h = module.skip(h) + walk(module.body, h)
                 continue
             if isinstance(module, _RELU_LIKE):
                 n = h.shape[0]

@@ -68,7 +68,10 @@ def walk(
         if isinstance(module, Residual):
             pending.append(X)
             body = walk(module.body, X, on_nonlinearity, counter, pending)
-            X = pending.pop() + body
+            skip = pending.pop()
+            for m in module.shortcut.children() if module.shortcut is not None else ():  # affine only (validated)
+                skip = apply_affine(m, skip)
+            X = skip + body
             continue
         if isinstance(module, PL_MODULES + SMOOTH_MODULES):
             X, parent = on_nonlinearity(module, counter[0], X)
