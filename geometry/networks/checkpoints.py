@@ -117,6 +117,11 @@ def read_checkpoint(path: str | Path, trust_code: bool = False, root: Path | Non
         raise InputFileError(f"checkpoint {name(path)} is empty (0 bytes); it was not written completely — re-save it.")
     if path.suffix == ".safetensors":
         raw = _read_safetensors(real, path)
+    elif path.suffix.lower() == ".onnx":
+        from geometry.networks.onnx_import import read_onnx
+
+        spec, state = read_onnx(real, path)  # a protobuf: nothing in it runs
+        raw = RawCheckpoint(state, spec, {"format": "onnx"})
     else:
         with open(real, "rb") as fh:
             head = fh.read(512)
@@ -152,8 +157,6 @@ def _what_it_looks_like(head: bytes, path: Path) -> str:
         return "it is an HDF5 file (Keras?); export the model to ONNX or a torch state dict"
     if head.startswith(b"\x93NUMPY"):
         return "it is a NumPy .npy array"
-    if path.suffix.lower() == ".onnx":
-        return "it is an ONNX model, which this version does not import; save a torch state dict"
     try:
         text = head.decode("utf-8")
     except UnicodeDecodeError:
