@@ -135,3 +135,36 @@ def test_a_batchnorm_run_reopens_and_a_lone_mismatch_is_not_called_mixed(tmp_pat
     with pytest.raises(RunError) as exc:
         open_run(tmp_path / "bn")
     assert "mixes" not in str(exc.value) and "mis-shaped 0.weight (6, 2) vs (7, 2)" in str(exc.value)
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        ["model_epoch_1.pth", "model_epoch_2.pth", "model_epoch_3.pth"],
+        ["ckpt_epoch=1.pt", "ckpt_epoch=2.pt", "ckpt_epoch=3.pt"],
+        ["epoch=1-step=40.ckpt", "epoch=2-step=80.ckpt", "epoch=3-step=120.ckpt"],
+        ["checkpoint-1.pt", "checkpoint-2.pt", "checkpoint-3.pt"],
+    ],
+)
+def test_run_folders_named_as_trainers_name_them(tmp_path, names):
+    """Trainers' own file names (#16), with Lightning-style checkpoints: weights under state_dict with a
+    "model." prefix, an EMA copy beside them, hyper-parameters and an epoch."""
+    import json
+
+    from geometry.networks.runs import open_run
+    from geometry.networks.spec import build_sequential, mlp_spec
+
+    spec = mlp_spec([2, 4, 3])
+    (tmp_path / "architecture.json").write_text(json.dumps(spec))
+    for e, n in enumerate(names, start=1):
+        torch.manual_seed(e)
+        sd = build_sequential(spec["layers"]).state_dict()
+        torch.save(
+            {"epoch": e, "global_step": 40 * e, "state_dict": {"model." + k: v for k, v in sd.items()}, "ema": {k: v * 0 for k, v in sd.items()}}, tmp_path / n
+        )
+    run = open_run(tmp_path)
+    assert run.epochs == [1, 2, 3]
+    torch.manual_seed(2)
+    want = build_sequential(spec["layers"]).state_dict()
+    got = run.network(1).layers.state_dict()
+    assert all(torch.equal(got[k], want[k]) for k in want)  # the raw weights, not the EMA copy

@@ -32,7 +32,8 @@ from geometry.safe_io import MAX_JSON_BYTES, atomic_output, check_zip_members, c
 from geometry.networks.spec import load_spec_file, spec_from_module, validate_spec
 from geometry.networks.torchscript_weights import read_torchscript_weights
 
-NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "weights", "params", "module")
+NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net", "network", "weights", "params", "module", "ema", "model_ema", "state_dict_ema")
+"""Where trainers put the weights, in order of preference (the raw weights before an EMA copy)."""
 PREFIXES = ("module.", "model.", "net.", "network.", "_orig_mod.", "layers.")
 ARCH_FILES = ("architecture.json", "arch.json")
 

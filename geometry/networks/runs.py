@@ -33,8 +33,13 @@ from geometry.safe_io import name, printable, read_json, resolve_member
 from geometry.networks.spec import load_spec_file, validate_spec
 
 RUN_FORMAT = "splineatlas-run/1"
-CHECKPOINT_NAME = re.compile(r"^(?:epoch|step|ckpt|checkpoint|iter)[_\-]?(\d+)\.(?:pt|pth|safetensors)$", re.I)
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".safetensors", ".ts")
+CHECKPOINT_NAME = re.compile(
+    r"^(?:[a-z0-9]+[_\-])*?(?:epoch|step|ckpt|checkpoint|iter)[_\-=]?(\d+)(?:[_\-](?:step|iter|global_step)[_\-=]?\d+)?\.(?:pt|pth|safetensors|ckpt)$",
+    re.I,
+)
+"""Checkpoint files of a run folder and their epoch: epoch_0007.pt, model_epoch_3.pth, ckpt_epoch=3.pt,
+checkpoint-1500.pt, and Lightning's epoch=3-step=1200.ckpt (the epoch, not the step)."""
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".safetensors", ".ts", ".ckpt")
 
 
 @dataclass(frozen=True)
