@@ -199,3 +199,22 @@ def test_a_paths_diagnostics_export_as_csv(qtbot, make_window, spirals_run_path,
     names = win.bundle.class_names
     np.testing.assert_allclose([[float(r[f"p_{n}"]) for n in names] for r in rows], res.probs, rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose([float(r["distance_to_target"] or "nan") for r in rows], res.distance, rtol=1e-8, equal_nan=True)
+
+
+def test_the_layer_list_is_the_rows_info_prints(qtbot, make_window, digits_run_path, capsys):
+    """Help > Network layers shows what was imported: the rows of `splineatlas info`'s layer table, with
+    output shapes, parameters and which layers are piecewise-linear."""
+    from app.cli.main import main
+    from app.qt.dialogs import LayerList
+    from app.render.report import layer_lines
+
+    win = make_window(digits_run_path)
+    qtbot.waitUntil(lambda: win.bundle is not None, timeout=TIMEOUT)
+    dlg = LayerList(win, win.bundle, win.state.epoch_index)
+    qtbot.addWidget(dlg)
+    shown = [[dlg.table.item(r, c).text() for c in range(dlg.table.columnCount())] for r in range(dlg.table.rowCount())]
+    assert main(["info", str(digits_run_path), "--no-accuracy"]) == 0
+    printed = capsys.readouterr().out.split("layers:\n", 1)[1].splitlines()
+    assert [line.strip() for line in layer_lines(dlg.rows)] == [line.strip() for line in printed[: len(dlg.rows) + 1]]
+    assert shown[0][1:] == ["conv2d", "8×8×8", "80", "affine"] and shown[1][4] == "piecewise-linear"
+    assert sum(int(r[3].replace(",", "")) for r in shown) == win.bundle.network(0).num_parameters()

@@ -142,6 +142,11 @@ def cmd_info(args) -> int:
     print(f"nonlinear layers: {net.depth}  widths {[li.width for li in net.layer_infos]}")
     print("architecture:")
     print("  " + net.summary().replace("\n", "\n  "))
+    from app.render.report import layer_lines
+
+    print("layers:")
+    for line in layer_lines(net.layer_table()):
+        print("  " + line)
     eps = run.epochs
     print(f"checkpoints:  {len(run)}  epochs {eps[0]}..{eps[-1]}")
     for w in run.warnings:

@@ -6,7 +6,20 @@ from pathlib import Path
 from typing import Callable
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFileDialog, QFrame, QInputDialog, QMessageBox, QScrollArea, QWidget
+from PySide6.QtWidgets import (
+    QDialog,
+    QFileDialog,
+    QFrame,
+    QHeaderView,
+    QInputDialog,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QMessageBox,
+    QScrollArea,
+    QWidget,
+)
 
 from geometry.safe_io import printable
 
@@ -121,3 +134,40 @@ def save_csv(parent, results: Results, title: str, default_name: str, write: Cal
         return None
     results.set_status(f"wrote {out}")
     return out
+
+
+class LayerList(QDialog):
+    """Help > Network layers: what was imported, one row per layer (``Network.layer_table``, the rows
+    ``splineatlas info`` prints): output shape, parameters, and which layers are piecewise-linear."""
+
+    def __init__(self, parent, bundle, epoch_index: int):
+        from ..render.report import LAYER_COLUMNS, layer_cells
+
+        super().__init__(parent)
+        self.setWindowTitle(f"Layers of {bundle.name}")
+        net = bundle.network(epoch_index)
+        self.rows = net.layer_table()
+        lay = QVBoxLayout(self)
+        bad = net.first_smooth_layer
+        head = f"input {list(net.input_shape)} · {net.num_parameters():,} parameters · {net.depth} nonlinear layers · "
+        head += "piecewise-affine: exact tools apply" if bad is None else f"not piecewise-affine: layer {bad.path} is {bad.kind} (gradient tools only)"
+        lay.addWidget(QLabel(head))
+        self.table = QTableWidget(len(self.rows), len(LAYER_COLUMNS))
+        self.table.setHorizontalHeaderLabels([h for _, h in LAYER_COLUMNS])
+        self.table.verticalHeader().setVisible(False)
+        for r, row in enumerate(self.rows):
+            for c, text in enumerate(layer_cells(row)):
+                item = QTableWidgetItem(text)
+                if c == 3:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(r, c, item)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        lay.addWidget(self.table)
+        self.resize(560, min(640, 120 + 30 * len(self.rows)))
+
+
+def show_layers(parent, results: Results, state: ViewerState) -> None:
+    if results.bundle is None:
+        results.set_status("Open a run first: the layer list shows its network.")
+        return
+    LayerList(parent, results.bundle, state.epoch_index).exec()

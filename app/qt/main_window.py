@@ -43,7 +43,7 @@ from ..model.state import COLOR_MODE_LABELS, PATH_KINDS, ViewerState
 from .context import ViewContext
 from .controller import Controller
 from .data_browser import DataBrowser
-from .dialogs import RecentFiles, ask_budget, ask_path_settings, ask_threads, ask_trust, save_csv, scrolling
+from .dialogs import RecentFiles, ask_budget, ask_path_settings, ask_threads, ask_trust, save_csv, scrolling, show_layers
 from .inspector import Inspector
 from .keys import KeyFilter, handle_key, show_keys
 from .paths_panel import PathsPanel
@@ -220,6 +220,7 @@ class MainWindow(QMainWindow):
             self.view_menu.addAction(dock.toggleViewAction())
         help_menu = mb.addMenu("&Help")
         help_menu.addAction("&Keyboard shortcuts", lambda: show_keys(self))
+        help_menu.addAction("Network &layers…", lambda: show_layers(self, self.results, self.state))
         help_menu.addAction(
             "&About Spline Atlas",
             lambda: QMessageBox.about(

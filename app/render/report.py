@@ -114,3 +114,20 @@ def finite(obj):
 
 
 __all__ = ["INSPECTOR_ROWS", "REGION_ROWS", "finite", "fmt", "region_text", "report_document", "report_text"]
+
+
+LAYER_COLUMNS = (("path", "layer"), ("layer", "type"), ("output", "output shape"), ("parameters", "parameters"), ("kind", "kind"))
+"""The columns of the network's layer list (``Network.layer_table``): key, heading."""
+
+
+def layer_cells(row: dict) -> list[str]:
+    """One layer row as the text of its cells, as ``splineatlas info`` prints it and the app's list shows it."""
+    out = row["output"]
+    return [row["path"], row["layer"], "×".join(map(str, out)) if out else "—", f"{row['parameters']:,}", row["kind"]]
+
+
+def layer_lines(rows: list[dict]) -> list[str]:
+    """The layer list as aligned text lines (a heading, then one line per layer)."""
+    table = [[h for _, h in LAYER_COLUMNS]] + [layer_cells(r) for r in rows]
+    widths = [max(len(r[i]) for r in table) for i in range(len(LAYER_COLUMNS))]
+    return ["  ".join(c.rjust(w) if i == 3 else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))).rstrip() for r in table]

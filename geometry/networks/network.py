@@ -126,6 +126,40 @@ class Network(nn.Module):
         """One line per layer of the spec, e.g. ``linear 2->64``."""
         return describe_layers(self.spec["layers"])
 
+    def layer_table(self) -> list[dict]:
+        """One row per leaf layer, as ``splineatlas info`` prints it and the app's layer list shows it:
+        ``path`` (module path, "4.body.1" inside a residual), ``layer`` (its spec type), ``output``
+        (shape without the batch axis, from one forward pass of a zero input), ``parameters`` and ``kind``
+        (affine, piecewise-linear or smooth)."""
+        from geometry.networks.spec import Residual
+
+        rows: list[dict] = []
+        hooks = []
+        kinds = {**{t: "piecewise-linear" for t in PIECEWISE_LINEAR}, **{t: "smooth" for t in SMOOTH}}
+
+        def visit(seq: nn.Sequential, entries: list[dict], prefix: str) -> None:
+            for (child_name, module), entry in zip(seq.named_children(), entries):
+                path = f"{prefix}{child_name}"
+                if isinstance(module, Residual):
+                    visit(module.body, entry["body"], path + ".body.")
+                    if module.shortcut is not None:
+                        visit(module.shortcut, entry["shortcut"], path + ".shortcut.")
+                    continue
+                row = {"path": path, "layer": entry["type"], "output": None, "parameters": sum(p.numel() for p in module.parameters())}
+                row["kind"] = kinds.get(entry["type"], "affine")
+                rows.append(row)
+                hooks.append(module.register_forward_hook(lambda m, i, o, row=row: row.update(output=list(o.shape[1:]))))
+
+        visit(self.layers, self.spec["layers"], "")
+        try:
+            with torch.no_grad():
+                p = next(self.parameters(), None)
+                self(torch.zeros(1, self.input_dim, dtype=p.dtype if p is not None else torch.float32))
+        finally:
+            for h in hooks:
+                h.remove()
+        return rows
+
     def content_hash(self) -> str:
         """SHA-256 of the spec and weights: the cache key of everything computed from this network."""
         h = hashlib.sha256(repr(self.spec["layers"]).encode())
