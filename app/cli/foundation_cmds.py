@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from geometry.networks.datasets import BUILTIN, builtin_dataset, load_npz
+from geometry.networks.datasets import BUILTIN, builtin_dataset
 from app.cli.common import add_trust_argument
 from geometry.errors import ArchitectureError
 from geometry.networks.runs import open_run
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_info)
 
     t = sub.add_parser("train", help="train a small network and write a run (checkpoints + run.json)")
-    t.add_argument("--dataset", required=True, help=f"built-in ({', '.join(BUILTIN)}) or an .npz file")
+    t.add_argument("--dataset", required=True, help=f"built-in ({', '.join(BUILTIN)}), an .npz, a .csv, X.npy (+ y.npy) or an image folder (CLASS/*.png)")
     t.add_argument("--arch", required=True, help="MLP widths like 2-64-64-3, 'digits-cnn', or an architecture .json")
     t.add_argument("--epochs", type=int, default=200)
     t.add_argument("--save-every", type=int, default=None, help="save every N epochs (default 1)")
@@ -55,8 +55,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _dataset(name: str, samples: int = 1000, noise=None, seed: int = 0, arms: int = 3):
-    if name.endswith(".npz"):
-        return load_npz(name, seed=seed)
+    if name not in BUILTIN:  # a path: .npz, .csv, X.npy (+ y.npy) or an image folder
+        from geometry.networks.dataset_files import load_dataset_file
+
+        return load_dataset_file(name, seed=seed)
     extra = {"arms": arms} if name == "spirals" else {}
     if name == "digits":
         return builtin_dataset("digits", seed=seed)

@@ -47,9 +47,26 @@ def accuracy(net: Network, X: np.ndarray, y: np.ndarray, batch: int = 4096) -> f
     return correct / len(X)
 
 
-def _dataset_inside(reference: dict, out: Path) -> dict:
-    """The run's dataset reference, with an .npz from elsewhere copied into the run folder: a run's files
-    stay inside its folder (paths in run.json that leave it are refused when it is opened)."""
+def _dataset_inside(reference: dict, out: Path, dataset: Dataset | None = None) -> dict:
+    """The run's dataset reference, with an .npz from elsewhere copied into the run folder, and a CSV,
+    .npy pair or image folder written there as ``dataset.npz`` (its split kept): a run's files stay
+    inside its folder (paths in run.json that leave it are refused when it is opened)."""
+    if "converted_from" in reference and dataset is not None:
+        import io
+
+        buf = io.BytesIO()
+        extra = {"image_shape": np.array(dataset.image_shape, dtype=np.int64)} if dataset.image_shape else {}
+        np.savez(
+            buf,
+            X=dataset.X_train,
+            y=dataset.y_train,
+            X_test=dataset.X_test,
+            y_test=dataset.y_test,
+            class_names=np.array(dataset.class_names, dtype=str),
+            **extra,
+        )
+        write_bytes(out / "dataset.npz", buf.getvalue())
+        return {"npz": "dataset.npz", "seed": reference.get("seed", 0)}
     if "npz" not in reference:
         return reference
     src = Path(reference["npz"])
@@ -224,7 +241,7 @@ def train_run(
         "name": name or out.name,
         "architecture": net.spec,
         "checkpoints": entries,
-        "dataset": _dataset_inside(dataset.reference, out),
+        "dataset": _dataset_inside(dataset.reference, out, dataset),
         "class_names": dataset.class_names,
         "training": {**p.record(), "seed": seed, "epochs": epochs},
     }
