@@ -63,7 +63,7 @@ class _Graph:
         return ArchitectureError(f"{name(self.path)}: {what}, which the canonical form cannot express (see README: 'Opening networks').")
 
     def convert(self, g, inp: str, input_shape: list[int]):
-        from geometry.networks.spec import build_sequential, validate_spec
+        from geometry.networks.spec import build_sequential, fold_branch_sum, validate_spec
 
         producers = {o: n for n in g.node for o in n.output}
         entries: list[dict] = []
@@ -86,16 +86,7 @@ class _Graph:
             if op == "Add" and len(data_in) == 2:
                 a, b = data_in
                 other = b if a == current else a if b == current else None
-                if other in side:
-                    origin, s_entries, s_tensors = side.pop(other)
-                    start, tstart = position[origin]
-                    body, body_t = entries[start:], tensors[tstart:]
-                    entries[start:] = [{"type": "residual", "body": body, "shortcut": s_entries}]
-                    tensors[tstart:] = body_t + s_tensors
-                elif other in position:
-                    start, _ = position[other]
-                    entries[start:] = [{"type": "residual", "body": entries[start:]}]
-                else:
+                if other is None or not fold_branch_sum(entries, tensors, position, side, other):
                     raise self.refuse(f"node {n.name or op} adds two values that are not a residual x + f(x)")
                 position[n.output[0]] = (len(entries), len(tensors))
                 current = n.output[0]

@@ -449,6 +449,25 @@ def _is_batch_size(node) -> bool:
     )
 
 
+def fold_branch_sum(entries: list, tensors: list, position: dict, side: dict, other) -> bool:
+    """The chain's current value plus ``other`` as one residual entry, in place: ``other`` an earlier chain
+    value (``x + f(x)``) or a branch off it (``shortcut(x) + f(x)``). ``position``: chain value -> (entries,
+    tensors) counts when it was current; ``side``: branch value -> (origin, entries, tensors). Returns
+    False when ``other`` is neither (the sum is not a residual). Shared by the torch.fx and ONNX imports."""
+    if other in side:
+        origin, s_entries, s_tensors = side.pop(other)
+        start, tstart = position[origin]
+        body, body_tensors = entries[start:], tensors[tstart:]
+        entries[start:] = [{"type": "residual", "body": body, "shortcut": s_entries}]
+        tensors[tstart:] = body_tensors + s_tensors  # the state order of Residual(body, shortcut)
+        return True
+    if other in position:
+        start, _ = position[other]
+        entries[start:] = [{"type": "residual", "body": entries[start:]}]
+        return True
+    return False
+
+
 def _entries_from_fx(module: nn.Module, path: str, cls_name: str) -> tuple[list[dict], list[torch.Tensor]]:
     """Canonicalise a custom module by tracing its forward with torch.fx: a chain of supported layers and
     functional calls, with ``x + f(x)`` sums as residual entries. Anything else is refused by name."""
@@ -507,16 +526,7 @@ def _entries_from_fx(module: nn.Module, path: str, cls_name: str) -> tuple[list[
             other = b if a is current else a if b is current else None
             if other is None or len(node.args) > 2 or node.kwargs:
                 raise refuse("adds two branches that are not a residual x + f(x) or shortcut(x) + f(x)")
-            if other in side:  # a projection shortcut: shortcut(x) + body(x)
-                origin, s_entries, s_tensors = side.pop(other)
-                start, tstart = position[origin]
-                body, body_tensors = entries[start:], tensors[tstart:]
-                entries[start:] = [{"type": "residual", "body": body, "shortcut": s_entries}]
-                tensors[tstart:] = body_tensors + s_tensors  # the state order of Residual(body, shortcut)
-            elif other in position:
-                start, _ = position[other]
-                entries[start:] = [{"type": "residual", "body": entries[start:]}]
-            else:
+            if not fold_branch_sum(entries, tensors, position, side, other):
                 raise refuse("adds two branches that are not a residual x + f(x) or shortcut(x) + f(x)")
         elif node.op == "call_module":
             if len(node.args) != 1 or node.kwargs:
