@@ -150,3 +150,32 @@ def test_a_new_epoch_never_shows_the_old_tiles_and_cancel_returns_to_the_epoch_s
     qtbot.waitUntil(lambda: win.tess is not None and not win.work.busy(), timeout=TIMEOUT)
     assert win.state.epoch_index == last and win.controls.epoch.value() == last and win.tess_key == shown
     assert win.view2d.tiles.num_tiles > 0 and not win.view2d.preview.isVisible()
+
+
+def test_tile_paths_built_without_qt_equal_pyqtgraphs(qapp):
+    """Workers build tile paths as bytes with numpy (a QPainterPath built in a worker deadlocked the GUI
+    thread under load); decoded on the GUI thread they are the paths pyqtgraph's arrayToQPath builds."""
+    import numpy as np
+    import pyqtgraph as pg
+
+    from app.qt.view2d import polygons_path, segments_path
+
+    rng = np.random.default_rng(0)
+    counts = rng.integers(3, 7, 40)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    verts = rng.normal(size=(offsets[-1], 2))
+    idx = np.insert(np.arange(len(verts)), offsets[1:], offsets[:-1])
+    connect = np.ones(len(idx), dtype=np.int32)
+    connect[offsets[1:] + np.arange(1, len(offsets)) - 1] = 0
+    ref = pg.arrayToQPath(verts[idx, 0], verts[idx, 1], connect=connect, finiteCheck=False)
+    got = polygons_path(verts, offsets)
+    assert got.elementCount() == ref.elementCount() == len(idx)
+    for k in range(got.elementCount()):
+        a, b = got.elementAt(k), ref.elementAt(k)
+        assert (a.type, a.x, a.y) == (b.type, b.x, b.y), k
+    seg = rng.normal(size=(25, 2, 2))
+    ref = pg.arrayToQPath(seg.reshape(-1, 2)[:, 0], seg.reshape(-1, 2)[:, 1], connect="pairs", finiteCheck=False)
+    got = segments_path(seg)
+    assert [(got.elementAt(k).type, got.elementAt(k).x) for k in range(got.elementCount())] == [
+        (ref.elementAt(k).type, ref.elementAt(k).x) for k in range(ref.elementCount())
+    ]

@@ -17,7 +17,7 @@ from ..model.state import ViewerState
 from ..render import palette
 from ..render.tiles import tile_colours
 from .theme import BOUNDARY_COLOR, Theme, class_color
-from .view2d import SliceView, cosmetic_pen, edge_groups, prepare_tiles
+from .view2d import SliceView, cosmetic_pen, edge_groups, edge_pens, prepare_tiles
 
 MAX_POINTS_SHOWN = 4000
 ASYNC_TILES = 6000  # above this many polygons, painter paths are built in a worker thread
@@ -106,10 +106,10 @@ class SliceTab(QObject):
         colours = tile_colours(tess, depth, st.color_mode, b.num_classes, self.theme.tile_alpha / 255)
         fv, fo, rgba = colours.polygons()
         rgba = palette.to_bytes(rgba)
-        theme, show_edges = self.theme, st.settings.show_edges
+        pens, show_edges = edge_pens(self.theme), st.settings.show_edges  # Qt objects: made here, not in the worker
 
         def prepare(progress=None, cancel=None):
-            groups = edge_groups(theme, t.vertices, t.offsets, t.edge_layer, depth, show_edges)
+            groups = edge_groups(pens, t.vertices, t.offsets, t.edge_layer, depth, show_edges)
             return prepare_tiles(fv, fo, rgba, groups)
 
         self.view.set_preview(None)

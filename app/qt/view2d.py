@@ -3,7 +3,7 @@
 The view computes nothing: the window pushes arrays in through ``set_*`` methods and the view turns
 them into a handful of graphics items. All tiles of a tessellation are drawn by one
 :class:`TilesItem` holding one ``QPainterPath`` per distinct colour (built with
-``pyqtgraph.arrayToQPath`` from the ragged vertex arrays, no Python loop over polygons), and all
+numpy from the ragged vertex arrays in Qt's stream format, no Python loop over polygons), and all
 edges by at most three paths (newest layer, older layers, domain) — so 10k+ regions stay one item.
 """
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, Qt, QTimer, Signal
+from PySide6.QtCore import QByteArray, QDataStream, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
@@ -22,42 +22,74 @@ from ..render.palette import to_bytes as palette_bytes
 from .theme import BOUNDARY_COLOR, Theme, class_color
 
 
-def polygons_path(vertices: np.ndarray, offsets: np.ndarray) -> QPainterPath:
-    """One QPainterPath with every polygon (vertices (V, 2), offsets (R+1,)) as a closed subpath."""
-    if len(offsets) < 2 or len(vertices) == 0:
-        return QPainterPath()
-    starts = offsets[:-1]
-    # repeat each polygon's first vertex after its last one, then break the line there
-    idx = np.insert(np.arange(len(vertices)), offsets[1:], starts)
-    connect = np.ones(len(idx), dtype=np.int32)
-    ends = offsets[1:] + np.arange(1, len(offsets))  # position of the repeated first vertex
-    connect[ends - 1] = 0
-    pts = vertices[idx]
-    path = pg.arrayToQPath(pts[:, 0], pts[:, 1], connect=connect, finiteCheck=False)
-    path.setFillRule(Qt.FillRule.OddEvenFill)
+_ELEMENTS = np.dtype([("c", ">i4"), ("x", ">f8"), ("y", ">f8")])
+
+
+def _path_bytes(pts: np.ndarray, line_to: np.ndarray) -> bytes:
+    """A QPainterPath in Qt's QDataStream format, built with numpy alone (no Qt call, so a worker thread
+    may run it): element count, then per point (type: 0 move-to / 1 line-to, x, y), then the current
+    subpath start and the fill rule (0: odd-even), all big-endian."""
+    n = len(pts)
+    arr = np.empty(n, dtype=_ELEMENTS)
+    arr["c"], arr["x"], arr["y"] = line_to, pts[:, 0], pts[:, 1]
+    return n.to_bytes(4, "big", signed=True) + arr.tobytes() + bytes(8)
+
+
+def path_from_bytes(data: bytes) -> QPainterPath:
+    """Decode :func:`_path_bytes` on the GUI thread. Building QPainterPaths in a worker (pyqtgraph's
+    arrayToQPath streams a QByteArray into one) deadlocked with the GUI thread under load; only numpy runs
+    in workers now."""
+    path = QPainterPath()
+    if data:
+        stream = QDataStream(QByteArray(data))
+        stream >> path
     return path
 
 
-def segments_path(segments: np.ndarray) -> QPainterPath:
-    """One QPainterPath of disjoint segments (S, 2, 2)."""
+def polygons_bytes(vertices: np.ndarray, offsets: np.ndarray) -> bytes:
+    """Every polygon (vertices (V, 2), offsets (R+1,)) as a closed subpath of one path (see _path_bytes)."""
+    if len(offsets) < 2 or len(vertices) == 0:
+        return b""
+    starts = offsets[:-1]
+    # repeat each polygon's first vertex after its last one; each polygon starts with a move-to
+    idx = np.insert(np.arange(len(vertices)), offsets[1:], starts)
+    line_to = np.ones(len(idx), dtype=np.int32)
+    line_to[offsets[:-1] + np.arange(len(offsets) - 1)] = 0
+    return _path_bytes(np.asarray(vertices, np.float64)[idx], line_to)
+
+
+def segments_bytes(segments: np.ndarray) -> bytes:
+    """Disjoint segments (S, 2, 2) as one path (see _path_bytes)."""
     if len(segments) == 0:
-        return QPainterPath()
-    pts = np.ascontiguousarray(segments.reshape(-1, 2))
-    return pg.arrayToQPath(pts[:, 0], pts[:, 1], connect="pairs", finiteCheck=False)
+        return b""
+    pts = np.ascontiguousarray(np.asarray(segments, np.float64).reshape(-1, 2))
+    line_to = np.tile(np.array([0, 1], dtype=np.int32), len(segments))
+    return _path_bytes(pts, line_to)
+
+
+def polygons_path(vertices: np.ndarray, offsets: np.ndarray) -> QPainterPath:
+    """One QPainterPath with every polygon as a closed subpath (GUI thread)."""
+    return path_from_bytes(polygons_bytes(vertices, offsets))
+
+
+def segments_path(segments: np.ndarray) -> QPainterPath:
+    """One QPainterPath of disjoint segments (S, 2, 2) (GUI thread)."""
+    return path_from_bytes(segments_bytes(segments))
 
 
 @dataclass(frozen=True)
 class PreparedTiles:
-    """Paths ready to paint: fills (path, colour) per distinct colour, lines (path, pen) per edge style."""
+    """Tiles ready to paint, built without Qt (any thread): fills (path bytes, RGBA) per distinct colour,
+    lines (path bytes, pen) per edge style; :meth:`TilesItem.set_prepared` decodes them on the GUI thread."""
 
     fills: list
     lines: list
-    rect: QRectF
+    rect: tuple
     num_tiles: int
 
 
 def prepare_tiles(vertices: np.ndarray, offsets: np.ndarray, rgba: np.ndarray, edge_groups: list[tuple[np.ndarray, QPen]] = ()) -> PreparedTiles:
-    """Build the painter paths of a tessellation (thread-safe: QPainterPath/QPen/QColor are value types).
+    """The painter paths of a tessellation as bytes (numpy only, so a worker thread may build them).
 
     vertices (V, 2), offsets (R+1,), rgba (R, 4) uint8 tile colours; edge_groups: (segments (E,2,2), pen).
     One path per distinct colour, gathered with numpy (no Python loop over polygons).
@@ -78,15 +110,15 @@ def prepare_tiles(vertices: np.ndarray, offsets: np.ndarray, rgba: np.ndarray, e
             sub_counts = counts[sel]
             sub_off = np.concatenate([[0], np.cumsum(sub_counts)])
             vidx = np.repeat(offsets[sel] - sub_off[:-1], sub_counts) + np.arange(sub_off[-1])
-            fills.append((polygons_path(vertices[vidx], sub_off), QColor(*[int(c) for c in rgba[sel[0]]])))
+            fills.append((polygons_bytes(vertices[vidx], sub_off), tuple(int(c) for c in rgba[sel[0]])))
     for seg, pen in edge_groups:
         if len(seg):
-            lines.append((segments_path(seg), pen))
+            lines.append((segments_bytes(seg), pen))
     if len(vertices):
         lo, hi = vertices.min(0), vertices.max(0)
-        rect = QRectF(lo[0], lo[1], hi[0] - lo[0], hi[1] - lo[1])
+        rect = (float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]))
     else:
-        rect = QRectF()
+        rect = (0.0, 0.0, 0.0, 0.0)
     return PreparedTiles(fills, lines, rect, max(R, 0))
 
 
@@ -98,17 +130,24 @@ def polygon_segments(vertices, offsets) -> np.ndarray:
     return np.stack([ev, ev[nxt]], axis=1)
 
 
-def edge_groups(theme: Theme, vertices, offsets, edge_layer, depth: int, show_edges: bool) -> list:
-    """(segments (E, 2, 2), pen) per edge style: layer depth-1 dark, earlier layers grey, domain outline."""
+def edge_pens(theme: Theme) -> dict:
+    """The edge styles' pens, made on the GUI thread: earlier layers, the newest layer, the domain."""
+    return {"old": cosmetic_pen(theme.edge_old, 0.6), "new": cosmetic_pen(theme.edge_new, 0.8), "domain": cosmetic_pen(theme.edge_domain, 1.3)}
+
+
+def edge_groups(theme: Theme | dict, vertices, offsets, edge_layer, depth: int, show_edges: bool) -> list:
+    """(segments (E, 2, 2), pen) per edge style: layer depth-1 dark, earlier layers grey, domain outline.
+    ``theme``: a Theme, or the pens of :func:`edge_pens` (a worker thread then makes no Qt object)."""
     if edge_layer is None or vertices is None or len(vertices) == 0:
         return []
+    pens = theme if isinstance(theme, dict) else edge_pens(theme)
     seg = polygon_segments(vertices, offsets)
     el = np.asarray(edge_layer)
     groups = []
     if show_edges:
-        groups.append((seg[(el >= 0) & (el < depth - 1)], cosmetic_pen(theme.edge_old, 0.6)))
-        groups.append((seg[el == depth - 1], cosmetic_pen(theme.edge_new, 0.8)))
-    groups.append((seg[el < 0], cosmetic_pen(theme.edge_domain, 1.3)))
+        groups.append((seg[(el >= 0) & (el < depth - 1)], pens["old"]))
+        groups.append((seg[el == depth - 1], pens["new"]))
+    groups.append((seg[el < 0], pens["domain"]))
     return groups
 
 
@@ -130,9 +169,11 @@ class TilesItem(pg.GraphicsObject):
         self.set_prepared(prepare_tiles(vertices, offsets, rgba, edge_groups))
 
     def set_prepared(self, prep: PreparedTiles) -> None:
-        """Show paths built by :func:`prepare_tiles` (possibly in a worker thread)."""
+        """Show tiles from :func:`prepare_tiles` (built in any thread; decoded here, on the GUI thread)."""
         self.prepareGeometryChange()
-        self._fills, self._lines, self._rect, self.num_tiles = prep.fills, prep.lines, prep.rect, prep.num_tiles
+        self._fills = [(path_from_bytes(b), QColor(*rgba)) for b, rgba in prep.fills]
+        self._lines = [(path_from_bytes(b), pen) for b, pen in prep.lines]
+        self._rect, self.num_tiles = QRectF(*prep.rect), prep.num_tiles
         self.update()
 
     def clear(self) -> None:
