@@ -95,7 +95,7 @@ def cmd_render3d(args) -> int:
         clip = ClipPlane(True, axis, float(args.clip[1]))
     points = jobs3d.points_in_box(bundle, sl, box) if settings.show_points else None
     drawing = jobs3d.Drawing3D(
-        box=np.asarray(box, dtype=np.float64), scene=scene, points=points, clip=clip, cap=jobs3d.cap_arrays(t_by, depth, args.color, clip) if clip else None
+        box=np.asarray(box, dtype=np.float64), scene=scene, points=points, clip=clip, cap=jobs3d.cap_arrays(t_by, depth, args.color, clip)
     )
     from ..qt.turntable import scene_frames
 

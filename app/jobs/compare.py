@@ -93,17 +93,16 @@ def same_architecture(a: RunBundle, b: RunBundle) -> None:
         raise SplineAtlasError("comparing activation patterns needs piecewise-affine networks (ReLU-type, max-pool).")
 
 
-def patterns_at(net, X: np.ndarray, batch: int = 4096) -> list[np.ndarray]:
-    """Every nonlinearity's pattern at the points X (N, D) from a float64 forward pass: (N, w) bool for
-    ReLU-type layers, (N, w) int64 argmax for max-pooling."""
-    net64 = net.to_dtype_device(torch.float64, "cpu")
+def patterns_at(net64, X: np.ndarray, batch: int = 4096) -> list[np.ndarray]:
+    """Every nonlinearity's pattern at the points X (N, D) from a forward pass of ``net64`` (a float64
+    copy: ``Network.to_dtype_device``): (N, w) bool for ReLU-type layers, (N, w) int64 argmax for max-pooling."""
     out: list[list[np.ndarray]] = []
     with torch.no_grad():
         for s in range(0, len(X), batch):
             tr = net64.trace(torch.as_tensor(X[s : s + batch], dtype=torch.float64))
             out.append([p.cpu().numpy() for p in tr.patterns])
     if not out:
-        return [np.zeros((0, li.width), bool) for li in net.layer_infos]
+        return [np.zeros((0, li.width), bool) for li in net64.layer_infos]
     return [np.concatenate([o[j] for o in out]) for j in range(len(out[0]))]
 
 
@@ -141,11 +140,11 @@ def compare_epochs(
     check_cancel(cancel, "the comparison")
     if progress:
         progress(0.9, "comparing activation patterns")
-    na, nb = a.network(ea), b.network(eb)
-    name = (lambda bd: f"{bd.run.name} · ") if b is not a else (lambda bd: "")
+    na, nb = (bd.network(e).to_dtype_device(torch.float64, "cpu") for bd, e in ((a, ea), (b, eb)))  # once each
     sides = []
     for own, other, tess, bd, e in ((na, nb, ta, a, ea), (nb, na, tb, b, eb)):
         X = slice_.to_input(tess[-1].centroids())
         d = pattern_distance(patterns_at(own, X), patterns_at(other, X))
-        sides.append(CompareSide(bd, e, f"{name(bd)}epoch {bd.epochs[e]}", tess, d > 0, d))
+        run = f"{bd.run.name} · " if b is not a else ""
+        sides.append(CompareSide(bd, e, f"{run}epoch {bd.epochs[e]}", tess, d > 0, d))
     return Comparison(sides[0], sides[1], slice_, tuple(float(v) for v in window))

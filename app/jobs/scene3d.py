@@ -298,8 +298,8 @@ def marker_point(slice2: Slice | None, slice3: Slice | None, clip: ClipPlane, in
     return plane_to_3d(clip, inspected)
 
 
-def cap_arrays(tess_by_depth: list | None, depth: int, color_mode: str, clip: ClipPlane):
+def cap_arrays(tess_by_depth: list | None, depth: int, color_mode: str, clip: ClipPlane | None):
     """The clipping plane's cross-section to draw (:func:`section_arrays`), or None when there is no cut."""
-    if not clip.enabled or not tess_by_depth:
+    if clip is None or not clip.enabled or not tess_by_depth:
         return None
     return section_arrays(tess_by_depth, depth, color_mode, clip)

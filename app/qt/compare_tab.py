@@ -172,7 +172,8 @@ class CompareTab(QWidget):
         st, right = self.state, self._right()
         if self.results.bundle is None or right is None or st.slice is None:
             return None
-        other = self.compare.choice.other_epoch_index  # the view's window, not the panels' size: a resize keeps the tiles
+        other = self.compare.choice.other_epoch_index
+        # the view's window, not the panels' size (covering_window): a resize keeps the tiles
         return (id(self.results.bundle), st.epoch_index, id(right), other, id(st.slice), tuple(st.window), st.settings.max_regions)
 
     def _schedule(self) -> None:

@@ -206,14 +206,13 @@ def open_run(path: str | Path, trust_code: bool = False, allow_gaps: bool = Fals
     if not path.exists():
         raise InputFileError(f"{name(path)} does not exist; give a run.json, a run folder or a checkpoint file.")
     manifest = path / "run.json" if path.is_dir() and (path / "run.json").exists() else path if path.suffix == ".json" else None
+    data = read_json(manifest, "run manifest", allow_nan=True, error=RunError) if manifest is not None else None
     ref = current_ref()  # --model: the user's class is the architecture of every checkpoint
-    if ref is None and manifest is not None:
-        entry = read_json(manifest, "run manifest", allow_nan=True, error=RunError)
-        if isinstance(entry, dict) and "model" in entry:
-            ref = manifest_model(entry["model"], manifest.parent, manifest, trust_code)
+    if ref is None and isinstance(data, dict) and "model" in data:
+        ref = manifest_model(data["model"], manifest.parent, manifest, trust_code)
     with using_model(ref):
         if manifest is not None:
-            run = _open_manifest(manifest, trust_code, allow_gaps)
+            run = _open_manifest(manifest, trust_code, allow_gaps, data)
         elif path.is_dir():
             run = _open_folder(path, trust_code, allow_gaps)
         else:
@@ -241,11 +240,11 @@ def _metrics(meta: dict) -> dict:
     return {k: v for k, v in meta.items() if k not in ("epoch", "format", "path")}
 
 
-def _open_manifest(path: Path, trust_code: bool, allow_gaps: bool) -> Run:
+def _open_manifest(path: Path, trust_code: bool, allow_gaps: bool, data) -> Run:
+    """A run.json's run; ``data``: the manifest as read by :func:`open_run` (read once)."""
     from geometry.networks.schemas import RunManifest, validate_document
 
     folder = path.parent
-    data = read_json(path, "run manifest", allow_nan=True, error=RunError)
     if not isinstance(data, dict) or not isinstance(data.get("checkpoints"), list):
         raise RunError(f"run manifest {name(path)} needs a 'checkpoints' list (see README, 'Runs').")
     manifest = validate_document(RunManifest, data, f"run manifest {name(path)}", RunError, "README: 'run.json'")
