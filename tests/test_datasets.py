@@ -3,17 +3,27 @@
 import numpy as np
 import pytest
 
-from geometry.networks.datasets import BUILTIN, builtin_dataset, dataset_from_reference, load_npz
+from geometry.networks.datasets import BUILTIN, REGRESSION_BUILTIN, builtin_dataset, dataset_from_reference, load_npz
 from geometry.errors import DatasetError
 
 
-@pytest.mark.parametrize("name", BUILTIN)
+@pytest.mark.parametrize("name", [n for n in BUILTIN if n not in REGRESSION_BUILTIN])
 def test_builtins_are_deterministic_and_labelled(name):
     a, b = builtin_dataset(name, seed=3), builtin_dataset(name, seed=3)
     assert np.array_equal(a.X_train, b.X_train) and np.array_equal(a.y_test, b.y_test)
     assert a.X_train.dtype == np.float32 and a.y_train.dtype == np.int64
     assert set(np.unique(a.y_train)) == set(range(a.num_classes))
     assert np.array_equal(dataset_from_reference(a.reference).X_train, a.X_train)
+
+
+@pytest.mark.parametrize("name", REGRESSION_BUILTIN)
+def test_regression_builtins_are_deterministic_float_targets(name):
+    a, b = builtin_dataset(name, seed=3), builtin_dataset(name, seed=3)
+    assert a.task == "regress" and a.class_names == [] and a.y_train.dtype == np.float32
+    assert np.array_equal(a.y_train, b.y_train) and len(np.unique(a.y_train)) == len(a.y_train)
+    assert np.array_equal(dataset_from_reference(a.reference, task="regress").y_train, a.y_train)
+    with pytest.raises(DatasetError, match="regress"):
+        dataset_from_reference(a.reference)  # a classifier run naming a regression set
 
 
 def test_spirals_arms_and_digits_shape():

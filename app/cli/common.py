@@ -54,6 +54,7 @@ ARGUMENT_BUDGETS: dict[str, tuple[float, float]] = {
     "margin": (0, 1e6),
     "radius": (0, 1e9),
     "threshold": (-1e12, 1e12),
+    "level": (-1e12, 1e12),
     "fd_scale": (0, 1e6),
     "near_boundary": (0, 1),
     "max_checkpoint_mb": (1, 1 << 30),

@@ -7,9 +7,9 @@ import json
 import sys
 from pathlib import Path
 
-from geometry.networks.datasets import BUILTIN, builtin_dataset
+from geometry.networks.datasets import BUILTIN, REGRESSION_BUILTIN, builtin_dataset
 from app.cli.common import add_trust_argument
-from geometry.errors import ArchitectureError
+from geometry.errors import ArchitectureError, DatasetError
 from geometry.networks.runs import open_run
 from geometry.networks.spec import load_spec_file, parse_arch_string, validate_spec
 
@@ -26,7 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train a small network and write a run (checkpoints + run.json)")
     t.add_argument("--dataset", required=True, help=f"built-in ({', '.join(BUILTIN)}), an .npz, a .csv, X.npy (+ y.npy) or an image folder (CLASS/*.png)")
     t.add_argument("--arch", required=True, help="MLP widths like 2-64-64-3, 'digits-cnn', or an architecture .json")
-    t.add_argument("--epochs", type=int, default=200)
+    t.add_argument(
+        "--task", choices=["classify", "regress"], default=None, help="classify (labels) or regress (float targets, MSE loss; default: the dataset's kind)"
+    )
+    t.add_argument("--epochs", "--max-epochs", dest="epochs", type=int, default=200, help="epochs (with --early-stopping: the most)")
     t.add_argument("--save-every", type=int, default=None, help="save every N epochs (default 1)")
     t.add_argument("--log-checkpoints", type=int, default=None, help="save N log-spaced checkpoints (with --save-every: both schedules)")
     t.add_argument("--out", required=True, help="output folder of the run")
@@ -54,11 +57,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.set_defaults(func=cmd_train)
 
 
-def _dataset(name: str, samples: int = 1000, noise=None, seed: int = 0, arms: int = 3):
+def _dataset(name: str, samples: int = 1000, noise=None, seed: int = 0, arms: int = 3, task: str | None = None):
     if name not in BUILTIN:  # a path: .npz, .csv, X.npy (+ y.npy) or an image folder
         from geometry.networks.dataset_files import load_dataset_file
 
-        return load_dataset_file(name, seed=seed)
+        return load_dataset_file(name, seed=seed, task=task or "classify")
+    if task is not None and (task == "regress") != (name in REGRESSION_BUILTIN):
+        kind = "regression" if name in REGRESSION_BUILTIN else "classification"
+        raise DatasetError(f"--dataset {name} is a {kind} dataset; drop --task {task} (built-in regression sets: {', '.join(REGRESSION_BUILTIN)}).")
     extra = {"arms": arms} if name == "spirals" else {}
     if name == "digits":
         return builtin_dataset("digits", seed=seed)
@@ -81,7 +87,7 @@ def cmd_train(args) -> int:
 
     from geometry.networks.training import TrainingProtocol, save_schedule, train_run
 
-    ds = _dataset(args.dataset, args.samples, args.noise, args.seed, args.arms)
+    ds = _dataset(args.dataset, args.samples, args.noise, args.seed, args.arms, args.task)
     spec = _spec(args.arch, args.batchnorm, args.activation)
     if args.epochs < 1:
         raise ArchitectureError("--epochs must be at least 1.")
@@ -123,7 +129,11 @@ def cmd_train(args) -> int:
         bar.close()
     run = open_run(manifest)
     last = run.checkpoints[-1].metrics
-    print(f"wrote {manifest} ({len(run)} checkpoints); final train accuracy {last.get('train_accuracy'):.3f}, test accuracy {last.get('test_accuracy'):.3f}")
+    if run.task == "regress":
+        final = f"final train MSE {last.get('train_mse'):.4g} (R² {last.get('train_r2'):.4f}), test MSE {last.get('test_mse'):.4g}"
+    else:
+        final = f"final train accuracy {last.get('train_accuracy'):.3f}, test accuracy {last.get('test_accuracy'):.3f}"
+    print(f"wrote {manifest} ({len(run)} checkpoints); {final}")
     stopped = json.loads(Path(manifest).read_text()).get("training", {})
     if "best_epoch" in stopped:
         print(f"early stopping at epoch {stopped['stopped_epoch']}: the run ends with the best epoch, {stopped['best_epoch']}")
@@ -131,13 +141,16 @@ def cmd_train(args) -> int:
 
 
 def cmd_info(args) -> int:
-    from geometry.networks.training import accuracy
+    from geometry.networks.training import scores
 
     run = open_run(args.path, trust_code=args.trust_code, allow_gaps=args.allow_gaps)
     net = run.network(len(run) - 1)
     print(f"run:          {run.name}  ({run.source})")
     print(f"input shape:  {list(net.input_shape)}  (D = {net.input_dim})")
-    print(f"classes:      {net.num_classes}  {run.class_names}")
+    if run.task == "regress":
+        print(f"task:         regression, {net.output_dim} output(s); boundary tools trace the {run.boundary_name} (--level)")
+    else:
+        print(f"classes:      {net.num_classes}  {run.class_names}")
     print(f"parameters:   {net.num_parameters():,}")
     bad = net.first_smooth_layer
     print("piecewise-affine: yes" if bad is None else f"piecewise-affine: no (layer {bad.path} is {bad.kind})")
@@ -153,16 +166,20 @@ def cmd_info(args) -> int:
     print(f"checkpoints:  {len(run)}  epochs {eps[0]}..{eps[-1]}")
     for w in run.warnings:
         print(f"warning: {w}")
-    ds = _dataset(args.dataset) if args.dataset else run.dataset
-    if ds is not None:
-        ds.check_fits(net.input_dim, net.num_classes)
+    ds = _dataset(args.dataset, task=run.task if run.task == "regress" else None) if args.dataset else run.dataset
+    if ds is not None and args.dataset:
+        run.attach_dataset(ds)
     if args.no_accuracy or ds is None:
         if ds is None:
             print("dataset:      none (pass --dataset to measure accuracy)")
         return 0
     print(f"dataset:      {ds.name}  train {len(ds.X_train)}  test {len(ds.X_test)}")
-    print(f"{'epoch':>7}  {'train acc':>9}  {'test acc':>9}")
+    columns = ("train_mse", "test_mse", "train_r2", "test_r2") if run.task == "regress" else ("train_accuracy", "test_accuracy")
+    heads = {"train_mse": "train MSE", "test_mse": "test MSE", "train_r2": "train R²", "test_r2": "test R²"}
+    heads |= {"train_accuracy": "train acc", "test_accuracy": "test acc"}
+    style = ".4g" if run.task == "regress" else ".4f"
+    print(f"{'epoch':>7}  " + "  ".join(f"{heads[c]:>9}" for c in columns))
     for i, ref in enumerate(run.checkpoints):
-        n = run.network(i)
-        print(f"{ref.epoch:>7}  {accuracy(n, ds.X_train, ds.y_train):>9.4f}  {accuracy(n, ds.X_test, ds.y_test):>9.4f}")
+        got = scores(run.network(i, at_level=False), ds)
+        print(f"{ref.epoch:>7}  " + "  ".join(f"{got[c]:>9{style}}" for c in columns))
     return 0

@@ -60,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
             metavar="FILE.py:CLASS",
             help="the checkpoints' architecture is this nn.Module class (its file is imported: its code runs) or torchvision:NAME",
         )
+        command.add_argument("--level", type=float, default=None, metavar="L", help="regression runs: the boundary tools trace the level set f = L (default 0)")
         command.add_argument("--model-kwargs", metavar="JSON", help="constructor keywords of --model, e.g. '{\"num_classes\": 10}'")
         command.add_argument("--input-shape", type=int, nargs="+", metavar="N", help="input shape of --model without the batch axis, e.g. 1 28 28")
     return parser
@@ -122,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from geometry.networks.device import set_threads
+    from geometry.networks.runs import using_level
     from geometry.networks.user_model import using_model
 
     threads_before = torch.get_num_threads()  # a caller in this process (tests) keeps its own setting
@@ -133,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_argument_budgets(args)
         set_threads(args.threads)
-        with using_model(_model_ref(args)):
+        with using_model(_model_ref(args)), using_level(args.level):
             return int(args.func(args) or 0)
     except SplineAtlasError as exc:
         _report(str(exc))

@@ -206,7 +206,8 @@ def cmd_tessellate(args) -> int:
             print(f"  depth {t.depth}: {t.num_regions:>8} regions  ({t.seconds:.3f} s)")
         if final.full_depth:
             nb = final.boundary_segments.shape[0] if sl.dim == 2 else final.boundary_classes.shape[0]
-            print(f"  decision boundary: {nb} {'segments' if sl.dim == 2 else 'polygons'}; classes present: {sorted(set(np.unique(final.classes).tolist()))}")
+            sides = "sides present" if run.task == "regress" else "classes present"
+            print(f"  {run.boundary_name}: {nb} {'segments' if sl.dim == 2 else 'polygons'}; {sides}: {sorted(set(np.unique(final.classes).tolist()))}")
         print(f"time: {seconds:.3f} s")
     if args.json:
         print(f"wrote {args.json} ({final.num_regions} regions)", file=sys.stderr)

@@ -54,6 +54,15 @@ class RunBundle:
         return self.run.name
 
     @property
+    def boundary_name(self) -> str:
+        """'decision boundary', or for a regression run 'level set f = L': what every view and export calls it."""
+        return self.run.boundary_name
+
+    @property
+    def is_regression(self) -> bool:
+        return self.run.task == "regress"
+
+    @property
     def epochs(self) -> list[int]:
         return self.run.epochs
 
@@ -71,10 +80,15 @@ class RunBundle:
         return _LockedRun(self.run)
 
     def points(self) -> tuple[np.ndarray, np.ndarray]:
-        """(N, D) float64 training inputs and (N,) labels (empty when the run has no dataset)."""
+        """(N, D) float64 training inputs and (N,) labels (empty when the run has no dataset). A regression
+        run's points are labelled by the side of the level set their target lies on (0: f < L, 1: f > L),
+        the colours its tiles have."""
         if self.dataset is None:
             return np.zeros((0, self.input_dim)), np.zeros(0, dtype=np.int64)
-        return self.dataset.X_train.astype(np.float64), self.dataset.y_train
+        y = self.dataset.y_train
+        if self.is_regression:
+            y = (y.reshape(len(y), -1)[:, 0] > self.run.level).astype(np.int64)
+        return self.dataset.X_train.astype(np.float64), y
 
 
 class _LockedRun:

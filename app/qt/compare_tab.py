@@ -264,7 +264,8 @@ class CompareTab(QWidget):
 
         entries = []  # the class colours are the 2D tab's (its legend names them); this key says what is new here
         if self.state.settings.show_boundary:
-            entries.append(("decision boundary", {"line": cosmetic_pen(BOUNDARY_COLOR, 2.4)}))
+            label = self.results.bundle.boundary_name if self.results.bundle is not None else "decision boundary"
+            entries.append((label, {"line": cosmetic_pen(BOUNDARY_COLOR, 2.4)}))
         entries.append(("pattern differs in the other network", {"brush": pg.mkBrush(palette.CHANGED_COLOR), "symbol": "s"}))
         return entries
 

@@ -215,7 +215,7 @@ class ExportDialog(QDialog):
         s = ctx.state.settings
         self.edges = QCheckBox("edges")
         self.edges.setChecked(getattr(s, "show_edges", True))  # noqa: E702
-        self.boundary = QCheckBox("decision boundary")
+        self.boundary = QCheckBox("boundary (decision boundary or level set)")
         self.boundary.setChecked(getattr(s, "show_boundary", True))  # noqa: E702
         self.points = QCheckBox("data points")
         self.points.setChecked(getattr(s, "show_points", True))  # noqa: E702

@@ -22,7 +22,12 @@ def launch(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", metavar="FILE.py:CLASS", help="the checkpoints' architecture is this nn.Module class (its file is imported: its code runs)")
     parser.add_argument("--model-kwargs", metavar="JSON", help="constructor keywords of --model")
     parser.add_argument("--input-shape", type=int, nargs="+", metavar="N", help="input shape of --model without the batch axis")
+    parser.add_argument("--level", type=float, default=None, metavar="L", help="regression runs: show the level set f = L as the boundary (default 0)")
     args, qt_args = parser.parse_known_args(list(argv or []))
+    if args.level is not None:
+        from geometry.networks.runs import set_process_level
+
+        set_process_level(args.level)
 
     if args.model:  # before the window: every run it opens, in any worker thread, uses the class
         from geometry.errors import SplineAtlasError

@@ -245,7 +245,7 @@ class MainWindow(QMainWindow):
         for key, label, tip in [
             ("show_points", "Data", "Show the dataset's points (projected into the slice)"),
             ("show_edges", "Edges", "Show the tiles' edges (newest layer dark, earlier grey)"),
-            ("show_boundary", "Boundary", "Show the exact decision boundary (red)"),
+            ("show_boundary", "Boundary", "Show the exact decision boundary (a regression run's level set f = L) in red"),
             ("show_legend", "Legend", "Show the legend of the 2D view"),
             ("show_sites", "Sites", "Show the power-diagram sites of the current layer: every tile's centroid μ projected into the slice, Bᵀ(μ − o)"),
         ]:

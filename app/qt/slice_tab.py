@@ -142,7 +142,7 @@ class SliceTab(QObject):
         if tiles is not None:
             d = min(st.depth, len(tiles.by_depth))
             if st.settings.show_boundary and len(tiles.by_depth[-1].boundary_segments):
-                entries.append(("decision boundary", {"line": cosmetic_pen(BOUNDARY_COLOR, 2.4)}))
+                entries.append((b.boundary_name, {"line": cosmetic_pen(BOUNDARY_COLOR, 2.4)}))
             if st.settings.show_edges:
                 entries.append((f"cuts of layer {d}", {"line": cosmetic_pen(self.theme.edge_new, 1.5)}))
                 if d > 1:

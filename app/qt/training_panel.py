@@ -89,12 +89,18 @@ class TrainingPanel(QWidget):
     def set_run(self, bundle) -> None:
         run = bundle.run
         self.epochs = np.asarray(run.epochs, dtype=np.float64)
-        self.accuracy = {}
-        for name in ("train_accuracy", "test_accuracy"):
+        self.accuracy = {}  # a regression run's recorded MSE takes the accuracy panel
+        regress = bundle.is_regression
+        for name in ("train_mse", "test_mse") if regress else ("train_accuracy", "test_accuracy"):
             vals = np.array([np.nan if v is None else float(v) for v in run.metrics(name)])
             if np.isfinite(vals).any():
                 self.accuracy[name] = vals
-        self.note.setText("" if self.accuracy else "this run recorded no accuracy")
+        self.p_acc.setTitle("mean squared error (targets' units²)" if regress else "accuracy")
+        if regress:
+            self.p_acc.enableAutoRange(axis="y")
+        else:
+            self.p_acc.setYRange(0, 1.02, padding=0)
+        self.note.setText("" if self.accuracy else f"this run recorded no {'MSE' if regress else 'accuracy'}")
         self.counts, self.trace = None, None
         self.p_reg.setTitle(REG_TITLE + REG_HINT)
         self.p_tr.setTitle(TR_TITLE + TR_HINT)

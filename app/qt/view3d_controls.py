@@ -68,7 +68,7 @@ class View3DControls(QWidget):
         for key, label, tip in [
             ("show_faces", "region faces", "translucent faces of the cells, coloured like the 2D tiles"),
             ("show_edges", "face outlines", "outlines: newest layer dark, earlier layers grey"),
-            ("show_boundary", "decision boundary", "the exact decision boundary (opaque, red)"),
+            ("show_boundary", "boundary", "the exact decision boundary, or a regression run's level set (opaque, red)"),
             ("show_points", "data points", "the dataset projected into the 3D slice"),
             ("show_paths", "paths", "traced paths, projected into the 3D slice"),
             ("show_domain_faces", "box faces", "faces of the box that bounds the slice"),

@@ -51,6 +51,7 @@ class SliceScene:
     sites: np.ndarray | None = None  # (R, 2) power-diagram sites of the shown depth, drawn as on screen
     title: str = ""
     axis_labels: tuple[str, str] = ("u₁", "u₂")
+    boundary_name: str = "decision boundary"  # a regression run's: "level set f = L"
 
     @property
     def full(self):
@@ -149,6 +150,7 @@ def build_slice_scene(
         np.asarray(anchors, dtype=np.float64),
         title=title,
         axis_labels=labels,
+        boundary_name=bundle.boundary_name,
     )
 
 
@@ -244,7 +246,7 @@ def draw_slice(fig, ax, scene: SliceScene, opt: FigureOptions) -> None:
         bc = LineCollection(scene.full.boundary_segments, colors=palette.BOUNDARY_COLOR, linewidths=1.6)
         bc.set_gid("decision-boundary")
         ax.add_collection(bc)
-        legend.append(Line2D([], [], color=palette.BOUNDARY_COLOR, lw=1.6, label="decision boundary (exact)"))
+        legend.append(Line2D([], [], color=palette.BOUNDARY_COLOR, lw=1.6, label=f"{scene.boundary_name} (exact)"))
     if opt.show_points and len(scene.points_u):
         cols = palette.class_rgba(max(len(scene.class_names), int(scene.points_y.max(initial=0)) + 1), 0.95 if scene.points_on_plane else 0.5)
         ax.scatter(

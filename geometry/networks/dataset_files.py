@@ -31,14 +31,17 @@ def _labels(values: list[str], path: Path) -> tuple[np.ndarray, list[str]]:
         index = {n: i for i, n in enumerate(names)}
         return np.array([index[v] for v in values], dtype=np.int64), names
     if not np.all(np.isfinite(nums)) or not np.array_equal(nums, np.round(nums)) or nums.min(initial=0) < 0:
-        raise DatasetError(f"{name(path)}: the label column holds non-integer or negative values; a classifier needs class indices 0, 1, ... or class names.")
+        raise DatasetError(
+            f"{name(path)}: the label column holds non-integer or negative values; a classifier needs class indices 0, 1, ... "
+            "or class names (float targets: --task regress)."
+        )
     y = nums.astype(np.int64)
     return y, [str(i) for i in range(int(y.max(initial=0)) + 1)]
 
 
-def load_csv(path: str | Path, test_fraction: float = 0.2, seed: int = 0):
+def load_csv(path: str | Path, test_fraction: float = 0.2, seed: int = 0, task: str = "classify"):
     """A CSV with a header row: the label column is named label/y/class/target (else the last column),
-    every other column a numeric feature."""
+    every other column a numeric feature. ``task="regress"``: the label column holds float targets."""
     from geometry.networks.datasets import _split
 
     path = Path(path)
@@ -60,14 +63,24 @@ def load_csv(path: str | Path, test_fraction: float = 0.2, seed: int = 0):
         raise DatasetError(f"{name(path)}: a feature column is not numeric ({exc}); only the label column ({header[lab]!r}) may hold names.") from None
     if X.shape[1] == 0 or not np.isfinite(X).all():
         raise DatasetError(f"{name(path)}: the features must be finite numbers in at least one column besides {header[lab]!r}.")
-    y, names = _labels([r[lab].strip() for r in body], path)
-    return _split(path.stem, X, y, test_fraction, seed, names, reference={"converted_from": str(path), "seed": seed})
+    if task == "regress":
+        try:
+            y = np.array([float(r[lab]) for r in body], dtype=np.float64)
+        except ValueError:
+            raise DatasetError(f"{name(path)}: the target column {header[lab]!r} must hold numbers for a regression task.") from None
+        from geometry.networks.datasets import targets
+
+        y, names = targets(path, header[lab], y, len(X)), []
+    else:
+        y, names = _labels([r[lab].strip() for r in body], path)
+    return _split(path.stem, X, y, test_fraction, seed, names, reference={"converted_from": str(path), "seed": seed}, task=task)
 
 
-def load_npy_pair(path: str | Path, test_fraction: float = 0.2, seed: int = 0):
-    """``X.npy`` (N, ...) with ``y.npy`` (N,) beside it (no pickles: ``allow_pickle=False``)."""
+def load_npy_pair(path: str | Path, test_fraction: float = 0.2, seed: int = 0, task: str = "classify"):
+    """``X.npy`` (N, ...) with ``y.npy`` (N,) beside it (no pickles: ``allow_pickle=False``); ``task="regress"``:
+    float targets (N,) or (N, K)."""
     from geometry.networks.datasets import _labels as int_labels
-    from geometry.networks.datasets import _split
+    from geometry.networks.datasets import _split, targets
 
     path = Path(path)
     y_path = path.with_name(path.name.replace("X", "y", 1)) if "X" in path.name else path.with_name("y.npy")
@@ -85,9 +98,12 @@ def load_npy_pair(path: str | Path, test_fraction: float = 0.2, seed: int = 0):
     X = X.reshape(len(X), -1).astype(np.float32)
     if not np.isfinite(X).all():
         raise DatasetError(f"{name(path)} holds NaN or infinite values.")
-    y = int_labels(y_path, "y", y, len(X))
-    names = [str(i) for i in range(int(y.max(initial=0)) + 1)]
-    return _split(path.stem, X, y, test_fraction, seed, names, shape, reference={"converted_from": str(path), "seed": seed})
+    if task == "regress":
+        y, names = targets(y_path, "y", y, len(X)), []
+    else:
+        y = int_labels(y_path, "y", y, len(X))
+        names = [str(i) for i in range(int(y.max(initial=0)) + 1)]
+    return _split(path.stem, X, y, test_fraction, seed, names, shape, reference={"converted_from": str(path), "seed": seed}, task=task)
 
 
 def load_image_folder(folder: str | Path, test_fraction: float = 0.2, seed: int = 0):
@@ -141,18 +157,20 @@ def load_image_folder(folder: str | Path, test_fraction: float = 0.2, seed: int 
     )
 
 
-def load_dataset_file(path: str | Path, seed: int = 0):
-    """A dataset named by a path: .npz, .csv, X.npy (+ y.npy) or an image folder."""
+def load_dataset_file(path: str | Path, seed: int = 0, task: str = "classify"):
+    """A dataset named by a path: .npz, .csv, X.npy (+ y.npy) or an image folder (classification only)."""
     from geometry.networks.datasets import load_npz
 
     p = Path(path)
     if p.is_dir():
+        if task == "regress":
+            raise DatasetError(f"{name(p)}: an image folder holds classes, not regression targets; give an .npz, .csv or X.npy/y.npy with --task regress.")
         return load_image_folder(p, seed=seed)
     suffix = p.suffix.lower()
     if suffix == ".npz":
-        return load_npz(p, seed=seed)
+        return load_npz(p, seed=seed, task=task)
     if suffix == ".csv":
-        return load_csv(p, seed=seed)
+        return load_csv(p, seed=seed, task=task)
     if suffix == ".npy":
-        return load_npy_pair(p, seed=seed)
+        return load_npy_pair(p, seed=seed, task=task)
     raise DatasetError(f"{name(p)}: give a built-in dataset name, an .npz, a .csv, an X.npy (with y.npy beside it) or an image folder.")

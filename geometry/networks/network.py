@@ -84,6 +84,7 @@ class Network(nn.Module):
         self.num_classes = int(self.spec["num_classes"])
         self.eval()  # before the dry run: batch norm in training mode refuses a batch of one
         self.layer_infos: list[LayerInfo] = self._describe_layers()
+        self.level = 0.0  # set by at_level: this network is f - level (its zero set, f's level set)
 
     # -- description -------------------------------------------------------------------------
     def _describe_layers(self) -> list[LayerInfo]:
@@ -235,7 +236,52 @@ class Network(nn.Module):
         """A copy of this network in ``dtype`` on ``device`` (the original is untouched)."""
         clone = Network(self.spec).to(device=device, dtype=dtype)
         clone.layers.load_state_dict(self.layers.state_dict())  # copies into dtype: no float32 round trip
+        if isinstance(self.layers[-1], LevelledLinear):
+            clone.layers[-1].__class__ = LevelledLinear
+            clone.layers[-1].set_level(self.layers[-1].unshifted_bias, self.level)
+            clone.level = self.level
         return clone.eval()
+
+    def at_level(self, level: float) -> "Network":
+        """This network minus ``level`` on its single output: f − L, whose zero set (what every boundary tool
+        traces) is f's level set {f = L}. Its regions are f's. The shift is exact in every dtype: the last
+        layer becomes a :class:`LevelledLinear`, whose bias is recomputed from the unshifted one in float64
+        whenever it is cast (the engine's float64 copy traces f − L, not f − L rounded to float32).
+        Regression runs use it for ``--level``."""
+        last = self.layers[-1] if len(self.layers) else None
+        if self.output_dim != 1 or not isinstance(last, nn.Linear) or last.bias is None:
+            raise ArchitectureError(f"a level set needs a network whose last layer is a Linear with a bias and one output (this one has {self.output_dim}).")
+        clone = Network(self.spec)
+        clone.layers.load_state_dict(self.layers.state_dict())
+        base = last.unshifted_bias if isinstance(last, LevelledLinear) else last.bias.detach().to(torch.float64).clone()
+        clone.layers[-1].__class__ = LevelledLinear
+        clone.layers[-1].set_level(base, float(level))
+        clone.level = float(level)
+        return clone.eval()
+
+
+class LevelledLinear(nn.Linear):
+    """A network's last Linear with ``level`` subtracted from its bias, exactly in every dtype: the unshifted
+    bias is kept in float64 (outside the state dict) and the bias recomputed from it after every cast or
+    move (``.to``, ``.double()``, deepcopy then ``.to``)."""
+
+    unshifted_bias: torch.Tensor
+    level: float
+
+    def set_level(self, unshifted_bias: torch.Tensor, level: float) -> None:
+        self.unshifted_bias = unshifted_bias.detach().to("cpu", torch.float64).clone()
+        self.level = float(level)
+        self._shift()
+
+    def _shift(self) -> None:
+        with torch.no_grad():
+            self.bias.copy_((self.unshifted_bias - self.level).to(self.bias.dtype))
+
+    def _apply(self, fn, recurse=True):
+        out = super()._apply(fn, recurse)
+        if hasattr(self, "unshifted_bias"):
+            self._shift()
+        return out
 
 
 def _kind_of(module: nn.Module) -> str:

@@ -10,7 +10,12 @@ run.json::
      "architecture": {...spec...} | "architecture.json",
      "checkpoints": [{"epoch": 0, "path": "epoch_0000.pt", "train_accuracy": 0.33, ...}, ...],
      "dataset": {"builtin": "spirals", "n": 1000, "seed": 0, "arms": 3} | {"npz": "data.npz"},
-     "class_names": ["arm 0", ...]}
+     "class_names": ["arm 0", ...],
+     "task": "classify" | "regress"}
+
+A regression run (``"task": "regress"``) is a network fitted to float targets; its "boundary" is the level
+set {f = L} of its single output, L the run's ``level`` (``--level``, default 0): ``Run.network`` returns
+f − L, whose zero set every boundary tool traces, and the two sides are its "classes" (f < L, f > L).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import hashlib
 import os
 import re
 from collections import OrderedDict
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from math import gcd
 from pathlib import Path
@@ -37,6 +44,26 @@ CHECKPOINT_NAME = re.compile(
     r"^(?:[a-z0-9]+[_\-])*?(?:epoch|step|ckpt|checkpoint|iter)[_\-=]?(\d+)(?:[_\-](?:step|iter|global_step)[_\-=]?\d+)?\.(?:pt|pth|safetensors|ckpt)$",
     re.I,
 )
+_LEVEL: ContextVar[float | None] = ContextVar("splineatlas_level", default=None)
+_PROCESS_LEVEL: list[float | None] = [None]
+
+
+def set_process_level(level: float | None) -> None:
+    """The level of every run opened in this process where no :func:`using_level` says otherwise (the
+    app's ``--level``: its runs are opened in worker threads, which do not inherit a context)."""
+    _PROCESS_LEVEL[0] = level
+
+
+@contextmanager
+def using_level(level: float | None):
+    """Runs opened inside show regression networks at this level (``--level``); None: the default, 0."""
+    token = _LEVEL.set(level)
+    try:
+        yield
+    finally:
+        _LEVEL.reset(token)
+
+
 """Checkpoint files of a run folder and their epoch: epoch_0007.pt, model_epoch_3.pth, ckpt_epoch=3.pt,
 checkpoint-1500.pt, and Lightning's epoch=3-step=1200.ckpt (the epoch, not the step)."""
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".safetensors", ".ts", ".ckpt")
@@ -75,6 +102,8 @@ class Run:
         self.trust_code = trust_code
         self.allow_gaps = allow_gaps
         self.model = None  # a user_model.ModelRef when the architecture is the user's class (--model, run.json "model")
+        self.task = "classify"  # or "regress" (run.json "task")
+        self.level = 0.0  # regression runs: the level L whose set {f = L} the boundary tools trace
         self.warnings: list[str] = []
         self._networks: OrderedDict[int, Network] = OrderedDict()
         self._cache_size = cache_size
@@ -133,8 +162,29 @@ class Run:
             raise SplineAtlasError("--epochs names no epoch.")
         return [self.exact_index(e) for e in wanted]
 
-    def network(self, i: int) -> Network:
-        """The i-th checkpoint as a float32 CPU Network (a small LRU cache keeps recent ones)."""
+    def set_level(self, level: float) -> None:
+        """Trace the level set {f = ``level``} of a regression run (a classifier's boundary has no level)."""
+        level = float(level)
+        if level != 0 and self.task != "regress":
+            raise RunError(f'run {self.name!r} is a classifier; --level is for regression runs (run.json "task": "regress").')
+        if level != self.level:
+            self.level = level
+            self._networks.clear()
+
+    @property
+    def boundary_name(self) -> str:
+        """What this run's boundary is called in every tool: the decision boundary, or the level set."""
+        return f"level set f = {self.level:g}" if self.task == "regress" else "decision boundary"
+
+    def network(self, i: int, at_level: bool = True) -> Network:
+        """The i-th checkpoint as a float32 CPU Network (a small LRU cache keeps recent ones). A regression
+        run's network is f − level (``at_level=False``: f itself, for scores against the targets)."""
+        net = self._network(i)
+        if at_level and self.level != 0:
+            return net.at_level(self.level)
+        return net
+
+    def _network(self, i: int) -> Network:
         if not -len(self) <= i < len(self):
             raise RunError(f"checkpoint index {i} is out of range; run {self.name!r} has {len(self)} checkpoints.")
         i %= len(self)
@@ -164,18 +214,28 @@ class Run:
         if not self._dataset_loaded:
             self._dataset_loaded = True
             if self.dataset_ref:
-                ds = dataset_from_reference(self.dataset_ref, self.folder)
-                ds.check_fits(int(Network(self.spec).input_dim), self.spec.get("num_classes"))
+                ds = dataset_from_reference(self.dataset_ref, self.folder, self.task)
+                self._check_dataset(ds)
                 self._dataset = ds
         return self._dataset
 
+    def _check_dataset(self, dataset: Dataset) -> None:
+        if dataset.task != self.task:
+            raise RunError(f"dataset {dataset.name!r} is a {dataset.task} dataset but run {self.name!r} is a {self.task} run; give a dataset of its kind.")
+        outputs = self.spec.get("output_dim") if self.task == "regress" else self.spec.get("num_classes")
+        dataset.check_fits(int(Network(self.spec).input_dim), outputs)
+
     def attach_dataset(self, dataset: Dataset) -> None:
-        """Use ``dataset`` for this run (checked against the network's input size)."""
-        dataset.check_fits(int(Network(self.spec).input_dim), self.spec.get("num_classes"))
+        """Use ``dataset`` for this run (checked against the network's input size and the run's task)."""
+        self._check_dataset(dataset)
         self._dataset, self._dataset_loaded = dataset, True
 
     @property
     def class_names(self) -> list[str]:
+        if self.task == "regress":  # the two sides of the level set are what the class colours show
+            if self.spec.get("output_dim") == 1:
+                return [f"f < {self.level:g}", f"f > {self.level:g}"]
+            return [f"output {i}" for i in range(self.spec["output_dim"])]
         if self._class_names:
             return list(self._class_names)
         if self.dataset is not None and self.dataset.class_names:
@@ -218,6 +278,11 @@ def open_run(path: str | Path, trust_code: bool = False, allow_gaps: bool = Fals
         else:
             run = _open_single(path, trust_code)
     run.model = ref  # later reads (other threads, reloads) use the same class
+    if isinstance(data, dict) and data.get("task") == "regress":
+        run.task = "regress"
+    level = _LEVEL.get() if _LEVEL.get() is not None else _PROCESS_LEVEL[0]
+    if level is not None and (level != 0 or run.task == "regress"):
+        run.set_level(level)
     return run
 
 

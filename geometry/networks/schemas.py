@@ -114,7 +114,7 @@ class ArchitectureSpec(BaseModel):
 
 class BuiltinDataset(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    builtin: Literal["moons", "circles", "spirals", "star", "digits"]
+    builtin: Literal["moons", "circles", "spirals", "star", "digits", "paraboloid"]
     n: Annotated[StrictInt, Field(ge=1, le=MAX_SAMPLES)] = 1000
     seed: Annotated[StrictInt, Field(ge=0, le=2**32 - 1)] = 0
     test_fraction: Annotated[Finite, Field(ge=0, lt=1)] = 0.2
@@ -150,6 +150,7 @@ class RunManifest(BaseModel):
     checkpoints: Annotated[list[CheckpointEntry], Field(max_length=MAX_CHECKPOINTS)]
     dataset: DatasetRef | None = None
     class_names: Annotated[list[Text], Field(max_length=MAX_CLASSES)] | None = None
+    task: Literal["classify", "regress"] = "classify"
 
 
 # Parts of pydantic's error locations that name a union member or a type, not a field: layer type tags,

@@ -47,6 +47,36 @@ def accuracy(net: Network, X: np.ndarray, y: np.ndarray, batch: int = 4096) -> f
     return correct / len(X)
 
 
+@torch.no_grad()
+def regression_scores(net: Network, X: np.ndarray, y: np.ndarray, batch: int = 4096) -> tuple[float, float]:
+    """(MSE, R²) of the network's outputs against float targets ``y`` ((N,) or (N, K); R² = 1 − SSE/SST over
+    every target, nan when the targets are constant or there are none)."""
+    if len(X) == 0:
+        return float("nan"), float("nan")
+    out = np.concatenate([net(torch.as_tensor(X[s : s + batch], dtype=torch.float32)).numpy() for s in range(0, len(X), batch)])
+    t = y.reshape(len(y), -1).astype(np.float64)
+    err = ((out.astype(np.float64) - t) ** 2).sum()
+    sst = ((t - t.mean(0)) ** 2).sum()
+    return float(err / t.size), float(1 - err / sst) if sst > 0 else float("nan")
+
+
+def scores(net: Network, dataset: Dataset) -> dict[str, float]:
+    """What a checkpoint records about ``dataset``: train/test accuracy (classification) or train/test
+    MSE and R² (regression)."""
+    if dataset.task == "regress":
+        (mse_tr, r2_tr), (mse_te, r2_te) = (regression_scores(net, dataset.X_train, dataset.y_train), regression_scores(net, dataset.X_test, dataset.y_test))
+        return {"train_mse": mse_tr, "test_mse": mse_te, "train_r2": r2_tr, "test_r2": r2_te}
+    return {"train_accuracy": accuracy(net, dataset.X_train, dataset.y_train), "test_accuracy": accuracy(net, dataset.X_test, dataset.y_test)}
+
+
+def _recorded(metric: str, value: float):
+    """A metric as run.json records it: accuracies to 6 decimals (as runs always have), MSE and R² to 7
+    significant digits (small errors keep their precision), nan as null."""
+    if metric.endswith("accuracy"):
+        return round(value, 6)
+    return float(f"{value:.7g}") if np.isfinite(value) else None
+
+
 def _dataset_inside(reference: dict, out: Path, dataset: Dataset | None = None) -> dict:
     """The run's dataset reference, with an .npz from elsewhere copied into the run folder, and a CSV,
     .npy pair or image folder written there as ``dataset.npz`` (its split kept): a run's files stay
@@ -202,7 +232,8 @@ def train_run(
     cancel: Callable[[], bool] | None = None,
     protocol: TrainingProtocol | None = None,
 ) -> Path:
-    """Train ``spec`` on ``dataset`` with cross-entropy, saving a checkpoint at each of ``save_epochs``.
+    """Train ``spec`` on ``dataset`` with cross-entropy (a single logit: BCE; a regression dataset, task
+    ``regress``: mean squared error), saving a checkpoint at each of ``save_epochs``.
 
     ``protocol`` (default: Adam with ``lr``, ``batch_size`` and ``weight_decay``) chooses the optimizer,
     schedule, initialisation, validation split and early stopping. With early stopping, training ends
@@ -218,10 +249,21 @@ def train_run(
     net = Network(spec)
     if p.init != "default" or p.bias_init is not None:
         initialise(net, p.init, p.bias_init)
-    dataset.check_fits(net.input_dim, net.num_classes)
+    regress = dataset.task == "regress"
+    if regress and net.output_dim != dataset.target_dim:
+        raise SplineAtlasError(
+            f"dataset {dataset.name!r} has {dataset.target_dim} regression target(s) per sample but the network has {net.output_dim} output(s); "
+            "end the architecture with that many outputs."
+        )
+    if not regress:
+        dataset.check_fits(net.input_dim, net.num_classes)
+    else:
+        dataset.check_fits(net.input_dim)
     save_at = set(save_epochs if save_epochs is not None else save_schedule(epochs, 1))
     X = torch.as_tensor(dataset.X_train, dtype=torch.float32)
-    y = torch.as_tensor(dataset.y_train, dtype=torch.int64)
+    y = torch.as_tensor(dataset.y_train, dtype=torch.float32 if regress else torch.int64)
+    if regress:
+        y = y.reshape(len(y), -1)
     X_val = y_val = None
     if p.val_fraction > 0:
         order = torch.randperm(len(X), generator=torch.Generator().manual_seed(seed + 1))
@@ -232,8 +274,8 @@ def train_run(
     opt = _optimizer(net, p)
     sched = _scheduler(opt, p, epochs)
     batch_size = p.batch_size
-    binary = net.output_dim == 1
-    loss_fn = nn.BCEWithLogitsLoss() if binary else nn.CrossEntropyLoss()
+    binary = net.output_dim == 1 and not regress
+    loss_fn = nn.MSELoss() if regress else nn.BCEWithLogitsLoss() if binary else nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(seed)
     entries: list[dict] = []
     manifest = {
@@ -245,6 +287,9 @@ def train_run(
         "class_names": dataset.class_names,
         "training": {**p.record(), "seed": seed, "epochs": epochs},
     }
+    if regress:
+        manifest["task"] = "regress"
+        del manifest["class_names"]
 
     def loss_on(Xs, ys) -> float:
         with torch.no_grad():
@@ -257,8 +302,7 @@ def train_run(
             "epoch": epoch,
             "loss": round(loss, 6),
             **({"lr": float(f"{lr_used:.6g}")} if lr_used is not None else {}),
-            "train_accuracy": round(accuracy(net, dataset.X_train, dataset.y_train), 6),
-            "test_accuracy": round(accuracy(net, dataset.X_test, dataset.y_test), 6),
+            **{k: _recorded(k, v) for k, v in scores(net, dataset).items()},
         }
         if val_loss is not None:
             metrics["val_loss"] = round(val_loss, 6)
