@@ -66,6 +66,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-slope-norm", action="store_true", help="skip ||A_w|| per region (null in the JSON); the slow part for high-dimensional inputs")
     p.add_argument("--json", metavar="OUT.json", help="write regions, patterns, classes, slope norms and boundary")
     p.add_argument("--summary", action="store_true", help="print region counts per depth and the time taken")
+    p.add_argument(
+        "--whole-plane",
+        action="store_true",
+        help="also count the regions of the whole 2D slice plane (not only the domain), bounded and unbounded, exactly",
+    )
     p.set_defaults(func=cmd_tessellate)
 
 
@@ -190,6 +195,15 @@ def cmd_tessellate(args) -> int:
     results = tessellate_all_depths(net, sl, domain, depth=args.depth, device=args.device, max_regions=args.max_regions, slope_norm=not args.no_slope_norm)
     seconds = time.perf_counter() - t0
     final = results[-1]
+    plane = None
+    if args.whole_plane:
+        from geometry.regions.plane import count_plane_regions
+
+        if args.depth is not None:
+            raise SplineAtlasError("--whole-plane counts the full network's regions; drop --depth.")
+        lo, hi = np.min(final.domain, axis=0), np.max(final.domain, axis=0)
+        plane = count_plane_regions(net, sl, start=float(np.max(hi - lo)), centre=(lo + hi) / 2, max_regions=args.max_regions)
+        info["whole_plane"] = plane.to_json()
     if args.json:
         out = final.to_json()
         out["run"] = str(run.source)
@@ -208,6 +222,11 @@ def cmd_tessellate(args) -> int:
             nb = final.boundary_segments.shape[0] if sl.dim == 2 else final.boundary_classes.shape[0]
             sides = "sides present" if run.task == "regress" else "classes present"
             print(f"  {run.boundary_name}: {nb} {'segments' if sl.dim == 2 else 'polygons'}; {sides}: {sorted(set(np.unique(final.classes).tolist()))}")
+        if plane is not None:
+            print(
+                f"  whole plane: {plane.regions} regions ({plane.bounded} bounded, {plane.unbounded} unbounded); "
+                f"every vertex lies in the square of half-width {plane.half_width:g} about the domain's centre"
+            )
         print(f"time: {seconds:.3f} s")
     if args.json:
         print(f"wrote {args.json} ({final.num_regions} regions)", file=sys.stderr)

@@ -3,7 +3,7 @@ neural networks"; Sattelberg et al. "Locally linear attributes of ReLU neural ne
 
 Patterns, H-representations (eq. 5), active bits (eq. 6, exact and fast), neighbours, Chebyshev
 centres (LP 8), boundary distances, minimal in-region decision-changing perturbations (QP), traversal
-enumeration (Algorithm 1), exact line walks (and their bisection, Algorithm 2), region statistics
+enumeration (Algorithm 1), whole-plane bounded/unbounded counts of a 2D slice, exact line walks (and their bisection, Algorithm 2), region statistics
 and the dual space of region affine maps. LPs: HiGHS (highspy, scipy for one-off LPs); QPs: CLARABEL (called directly, cvxpy fallback).
 """
 
@@ -39,8 +39,12 @@ from geometry.regions.stats import (
     walk_counts,
 )
 from geometry.regions.traversal import Enumeration, enumerate_regions
+from geometry.regions.plane import PlaneCount, count_plane_regions, recession_network
 
 __all__ = [
+    "PlaneCount",
+    "count_plane_regions",
+    "recession_network",
     "HRep",
     "RegionMaps",
     "boundary_distance",
