@@ -119,3 +119,20 @@ def test_a_regression_dataset_cannot_be_given_to_a_classifier_run_and_vice_versa
     assert "regress" in capsys.readouterr().err
     assert main(["train", "--dataset", "moons", "--task", "regress", "--arch", "2-4-1", "--epochs", "1", "--out", str(tmp_path / "m")]) == 2
     assert "classification dataset" in capsys.readouterr().err
+
+
+def test_results_at_two_levels_never_share_a_cache_entry(paraboloid_run):
+    """Cache keys come from the checkpoint hash; at another level the network differs, so must the key."""
+    from app.jobs import tessellate_all
+    from app.jobs.bundle import bundle_from_run
+    from geometry.cache import ResultCache
+    from geometry.slices import Slice
+
+    cache = ResultCache(None)
+    box = [-1.0, 1.0, -1.0, 1.0]
+    segs = []
+    for level in (0.0, 0.3):
+        with using_level(level):
+            b = bundle_from_run(open_run(paraboloid_run), paraboloid_run)
+        segs.append(tessellate_all(b, -1, Slice.input_plane(2), box, 100_000, cache)[-1].boundary_segments)
+    assert len(cache._mem) == 2 and not np.array_equal(segs[0], segs[1])

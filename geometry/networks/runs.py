@@ -202,10 +202,13 @@ class Run:
         return net
 
     def checkpoint_hash(self, i: int) -> str:
-        """SHA-256 of the checkpoint file's bytes (cache key of results computed from it)."""
+        """SHA-256 of the checkpoint file's bytes (cache key of results computed from it); a regression run
+        at a level L ≠ 0 adds L, since its network (f − L) and everything computed from it differ."""
         p = self.checkpoints[i].path
         if p not in self._hashes:
             self._hashes[p] = hashlib.sha256(p.read_bytes()).hexdigest()
+        if self.level:
+            return hashlib.sha256(f"{self._hashes[p]} level={self.level!r}".encode()).hexdigest()
         return self._hashes[p]
 
     @property
