@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from geometry.errors import BudgetExceededError
 from geometry.networks.network import Network
 from geometry.networks.spec import mlp_spec
 from geometry.regions.plane import count_plane_regions, recession_network
@@ -48,15 +47,9 @@ def test_deep_nets_equal_a_box_verified_to_contain_every_vertex(widths, batchnor
         rng = np.random.default_rng(seed)
         sl = Slice.input_plane(2) if ambient == 2 else Slice.from_directions(rng.normal(size=ambient), rng.normal(size=(2, ambient)))
         pc = count_plane_regions(net, sl)
-        S = 64 * pc.half_width  # a far larger box, resolved finely enough for the certified square's regions
-        big = tessellate(net, sl, [-S, S, -S, S], tol=1e-13, boundary=False, slope_norm=False)
-        on_edge = np.isclose(np.abs(big.vertices), S, rtol=0, atol=1e-6 * S).any(axis=1)
-        inner = big.vertices[~on_edge]
-        assert np.abs(inner).max() <= pc.half_width * (1 + 1e-9)  # every vertex lies in the certified square
-        assert big.num_regions == pc.regions
-        # the unbounded ones are exactly the regions that reach the big box's edge
-        touching = {r for r in range(big.num_regions) if on_edge[big.offsets[r] : big.offsets[r + 1]].any()}
-        assert len(touching) == pc.unbounded
+        # a far larger box, resolved finely enough for the certified square's regions: every vertex lies in
+        # the certified square, the counts agree, and the unbounded regions are those reaching its edge
+        _verify_against_a_far_larger_box(net, sl, pc)
 
 
 def test_the_recession_network_is_positively_homogeneous():
@@ -70,14 +63,46 @@ def test_the_recession_network_is_positively_homogeneous():
     assert (patterns_of(net, far.numpy()) == patterns_of(rec, x.numpy())).mean() > 0.99
 
 
-def test_parallel_lines_are_refused_in_one_line():
-    """Exactly parallel bent hyperplanes meet at infinity: no square certifies, and the error says so."""
+def test_parallel_lines_make_a_strip():
+    """Two exactly parallel lines: three regions, all unbounded (the strip's recession cone is one ray)."""
     net = Network(mlp_spec([2, 2, 1]))
     with torch.no_grad():
         net.layers[0].weight.copy_(torch.tensor([[1.0, 0.0], [2.0, 0.0]]))
         net.layers[0].bias.copy_(torch.tensor([0.0, -1.0]))
-    with pytest.raises(BudgetExceededError, match="parallel"):
-        count_plane_regions(net, Slice.input_plane(2))
+    pc = count_plane_regions(net, Slice.input_plane(2))
+    assert (pc.regions, pc.bounded, pc.unbounded) == (3, 0, 3)
+
+
+def _verify_against_a_far_larger_box(net, sl, pc):
+    S = 64 * pc.half_width
+    big = tessellate(net, sl, [-S, S, -S, S], tol=1e-13, boundary=False, slope_norm=False)
+    on_edge = np.isclose(np.abs(big.vertices), S, rtol=0, atol=1e-6 * S).any(axis=1)
+    assert np.abs(big.vertices[~on_edge]).max() <= pc.half_width * (1 + 1e-9)
+    assert big.num_regions == pc.regions
+    touching = {r for r in range(big.num_regions) if on_edge[big.offsets[r] : big.offsets[r + 1]].any()}
+    assert len(touching) == pc.unbounded
+
+
+@pytest.mark.parametrize("widths, seed", [([2, 5, 5, 1], 2), ([2, 5, 5, 5, 5, 1], 5), ([2, 5, 5, 5, 1], 0)])
+def test_trained_nets_with_dead_units(tmp_path, widths, seed):
+    """Trained ReLU nets have units cut off by dead ones far out: their bent hyperplanes run parallel to
+    their feeder's (strips). The count still equals a far larger box verified to hold every vertex."""
+    from geometry.networks.datasets import builtin_dataset
+    from geometry.networks.runs import open_run
+    from geometry.networks.training import TrainingProtocol, train_run
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        ds = builtin_dataset("paraboloid", n=2000, seed=0)
+        protocol = TrainingProtocol(lr=0.01, val_fraction=0.2, early_stopping=10)
+        run = open_run(train_run(ds, mlp_spec(widths), tmp_path / "r", epochs=60, save_epochs=[0, 60], seed=seed, protocol=protocol))
+    finally:
+        torch.set_num_threads(before)
+    net = run.network(-1)
+    sl = Slice.input_plane(2)
+    pc = count_plane_regions(net, sl)
+    _verify_against_a_far_larger_box(net, sl, pc)
 
 
 def test_cli_whole_plane_twin(capsys, tmp_path):

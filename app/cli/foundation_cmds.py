@@ -33,6 +33,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--save-every", type=int, default=None, help="save every N epochs (default 1)")
     t.add_argument("--log-checkpoints", type=int, default=None, help="save N log-spaced checkpoints (with --save-every: both schedules)")
     t.add_argument("--out", required=True, help="output folder of the run")
+    add_protocol_arguments(t)
+    t.add_argument("--batchnorm", action="store_true", help="batch norm after each hidden linear layer (MLPs)")
+    t.add_argument("--activation", default="relu", choices=["relu", "leaky_relu", "abs"])
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--samples", type=int, default=1000, help="size of a built-in 2D toy dataset")
+    t.add_argument("--noise", type=float, default=None, help="noise of a built-in 2D toy dataset")
+    t.add_argument("--arms", type=int, default=3, help="arms of the spirals dataset")
+    t.set_defaults(func=cmd_train)
+
+
+def add_protocol_arguments(t: argparse.ArgumentParser) -> None:
+    """The training protocol's options (:class:`TrainingProtocol`), shared by ``train`` and ``sweep``."""
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--weight-decay", type=float, default=0.0)
@@ -48,13 +60,27 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--early-stopping", type=int, default=0, metavar="PATIENCE", help="stop after PATIENCE epochs without improvement; the run ends with the best epoch"
     )
     t.add_argument("--min-delta", type=float, default=0.0, help="early stopping: the smallest loss decrease that counts")
-    t.add_argument("--batchnorm", action="store_true", help="batch norm after each hidden linear layer (MLPs)")
-    t.add_argument("--activation", default="relu", choices=["relu", "leaky_relu", "abs"])
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--samples", type=int, default=1000, help="size of a built-in 2D toy dataset")
-    t.add_argument("--noise", type=float, default=None, help="noise of a built-in 2D toy dataset")
-    t.add_argument("--arms", type=int, default=3, help="arms of the spirals dataset")
-    t.set_defaults(func=cmd_train)
+
+
+def protocol_from_args(args):
+    """The :class:`TrainingProtocol` of the options :func:`add_protocol_arguments` added (checked)."""
+    from geometry.networks.training import TrainingProtocol
+
+    return TrainingProtocol(
+        optimizer=args.optimizer,
+        lr=args.lr,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        lr_schedule=args.lr_schedule,
+        step_size=args.step_size,
+        gamma=args.gamma,
+        init=args.init,
+        bias_init=args.bias_init,
+        batch_size=args.batch_size,
+        val_fraction=args.val_fraction,
+        early_stopping=args.early_stopping,
+        min_delta=args.min_delta,
+    ).check()
 
 
 def _dataset(name: str, samples: int = 1000, noise=None, seed: int = 0, arms: int = 3, task: str | None = None):
@@ -85,28 +111,14 @@ def _spec(arch: str, batchnorm: bool, activation: str) -> dict:
 def cmd_train(args) -> int:
     from tqdm import tqdm
 
-    from geometry.networks.training import TrainingProtocol, save_schedule, train_run
+    from geometry.networks.training import save_schedule, train_run
 
     ds = _dataset(args.dataset, args.samples, args.noise, args.seed, args.arms, args.task)
     spec = _spec(args.arch, args.batchnorm, args.activation)
     if args.epochs < 1:
         raise ArchitectureError("--epochs must be at least 1.")
     schedule = save_schedule(args.epochs, args.save_every, args.log_checkpoints)
-    protocol = TrainingProtocol(
-        optimizer=args.optimizer,
-        lr=args.lr,
-        momentum=args.momentum,
-        weight_decay=args.weight_decay,
-        lr_schedule=args.lr_schedule,
-        step_size=args.step_size,
-        gamma=args.gamma,
-        init=args.init,
-        bias_init=args.bias_init,
-        batch_size=args.batch_size,
-        val_fraction=args.val_fraction,
-        early_stopping=args.early_stopping,
-        min_delta=args.min_delta,
-    ).check()
+    protocol = protocol_from_args(args)
     bar = tqdm(total=args.epochs, unit="epoch", file=sys.stderr, disable=None)
 
     def progress(frac: float, msg: str) -> None:
