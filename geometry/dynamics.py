@@ -280,6 +280,8 @@ def default_dynamics_cache() -> Path:
 
 
 def _key(checkpoint_hash: str, dataset_ref, settings: DynamicsSettings, device) -> str:
+    """The cache key of one checkpoint's numbers: its checkpoint, data and settings (not the device: the
+    numbers are exact on any), shared by the window, the CLI and a precompute."""
     blob = json.dumps({"v": DYNAMICS_VERSION, "ckpt": checkpoint_hash, "data": dataset_ref, "settings": asdict(settings)}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from app.cli.precompute_cmd import add_cluster_arguments
 from geometry.errors import SplineAtlasError
 
 
@@ -33,7 +34,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", default=None, help="cache folder (default: the user cache folder)")
     p.add_argument("--device", default=None, help="cpu | cuda (default: CUDA when present)")
     p.add_argument("--dpi", type=int, default=150, help="figure dpi (default 150)")
+    p.add_argument("--parallel", action="store_true", help="compute the checkpoints as Dask tasks (see --workers, --scheduler) before writing the curves")
+    add_cluster_arguments(p)
     p.set_defaults(func=cmd_dynamics)
+
+
+def _dynamics_on_dask(run, settings, indices, args) -> None:
+    """Every checkpoint not cached yet as a Dask task, into the dynamics cache the serial pass then reads."""
+    from pathlib import Path
+
+    from app.jobs.bundle import bundle_from_run
+    from app.jobs.precompute import plan_precompute, run_precompute
+    from geometry.dynamics import default_dynamics_cache
+
+    if args.no_cache:
+        raise SplineAtlasError("--parallel writes every checkpoint into the cache; drop --no-cache.")
+    folder = Path(args.cache_dir) if args.cache_dir else default_dynamics_cache()
+    plan = plan_precompute(bundle_from_run(run, args.path), None, None, 0, folder, settings, folder, indices)
+    outcome = run_precompute(plan, args.scheduler, args.workers)[1]
+    if outcome is not None:
+        print(f"computed {outcome.computed} checkpoint(s) on {outcome.workers} Dask worker(s) in {outcome.seconds:.1f} s", file=sys.stderr)
+        if outcome.failed:
+            raise SplineAtlasError(f"{len(outcome.failed)} checkpoint(s) failed on the cluster: {next(iter(outcome.failed.values()))}")
 
 
 def cmd_dynamics(args) -> int:
@@ -73,6 +95,8 @@ def cmd_dynamics(args) -> int:
         if tty:
             print(f"\r{100 * f:5.1f}%  {msg[:70]:<70}", end="", file=sys.stderr, flush=True)
 
+    if args.parallel or args.workers or args.scheduler:
+        _dynamics_on_dask(run, settings, idx, args)
     curves = run_dynamics(run, settings, idx, cache_dir=cache, device=resolve_device(args.device), progress=progress)
     if tty:
         print(file=sys.stderr)

@@ -31,6 +31,7 @@ COMMAND_MODULES = [
     "app.cli.export_cmds",
     "app.cli.dynamics_cmds",
     "app.cli.sweep_cmd",
+    "app.cli.precompute_cmd",
     "app.cli.session_cmds",
     "app.cli.screenshot_cmd",
 ]

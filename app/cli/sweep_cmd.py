@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from app.cli.foundation_cmds import add_protocol_arguments, protocol_from_args
+from app.cli.precompute_cmd import add_cluster_arguments
 from geometry.errors import SplineAtlasError
 from geometry.safe_io import write_text
 
@@ -43,13 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-regions", type=int, default=1_000_000, help="region budget per tessellation (default 1M)")
     p.add_argument("--out", required=True, help="output folder: runs/, results/, table.*, summary.*, boxplots.png")
     p.add_argument("--results", default=None, metavar="URL", help="where each run's result is kept: a folder or fsspec URL (default OUT/results)")
-    p.add_argument(
-        "--scheduler",
-        default=None,
-        metavar="ADDRESS",
-        help="a Dask scheduler (tcp://HOST:8786); 'serial' runs in this process; default: a local cluster of --workers processes",
-    )
-    p.add_argument("--workers", type=int, default=None, help="workers of the local cluster (default: the free cores)")
+    add_cluster_arguments(p)
     p.add_argument("--dpi", type=int, default=150, help="box-plot dpi (default 150)")
     p.set_defaults(func=cmd_sweep)
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from psygnal import Signal, SignalGroup
 
+from app.model.state import home_cover
+
 MAX_SITE_SETS = 48  # power-diagram site sets kept in memory (one per tessellation and depth)
 
 
@@ -24,11 +26,19 @@ class Tiles:
     key: str
     by_depth: list
     epoch_index: int
-    window: tuple[float, float, float, float]
+    window: tuple[float, float, float, float]  # the tessellated window: the view's, or its home cover's
+    home: tuple[float, float, float, float] | None = None  # the slice's home window when they were made
 
     def shows(self, epoch_index: int, window) -> bool:
-        """Whether these tiles are exactly the ones of ``epoch_index`` and ``window``."""
-        return self.epoch_index == epoch_index and np.allclose(self.window, window, rtol=0, atol=1e-12 * max(1.0, abs(self.window[1] - self.window[0])))
+        """Whether these tiles are exactly the ones of ``epoch_index`` for a view of ``window``: its own
+        tessellation, or the precomputed cover of a home view (:func:`app.model.state.home_cover`)."""
+        if self.epoch_index != epoch_index:
+            return False
+        tol = 1e-12 * max(1.0, abs(self.window[1] - self.window[0]))
+        if np.allclose(self.window, window, rtol=0, atol=tol):
+            return True
+        cover = home_cover(window, self.home) if self.home is not None else None
+        return cover is not None and np.allclose(self.window, cover, rtol=0, atol=tol)
 
 
 class ResultEvents(SignalGroup):

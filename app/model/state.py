@@ -136,6 +136,29 @@ def _window_tuple(w) -> tuple[float, float, float, float]:
     return w  # type: ignore[return-value]
 
 
+HOME_COVER_ASPECT = 2.0  # the home window widened to 2:1 covers its view in any landscape widget
+
+
+def home_cover(window, home) -> tuple[float, float, float, float] | None:
+    """The home window widened to 2:1 along the view's long side, when ``window`` is a view of the (square)
+    ``home`` window fitted to a widget (it holds the home window and lies inside that cover); else None.
+
+    ``splineatlas precompute`` tessellates this cover (it cannot know the widget's size); the window,
+    missing its own view in the cache, shows the cover's tiles instead (exact, clipped by the view)."""
+    w, h = _window_tuple(window), _window_tuple(home)
+    tol = 1e-9 * max(1.0, h[1] - h[0], h[3] - h[2])
+    if not (w[0] <= h[0] + tol and w[1] >= h[1] - tol and w[2] <= h[2] + tol and w[3] >= h[3] - tol):
+        return None
+    cx, cy = (h[0] + h[1]) / 2, (h[2] + h[3]) / 2
+    half_x, half_y = (h[1] - h[0]) / 2, (h[3] - h[2]) / 2
+    if (w[1] - w[0]) >= (w[3] - w[2]):
+        cover = (cx - HOME_COVER_ASPECT * half_y, cx + HOME_COVER_ASPECT * half_y, h[2], h[3])
+    else:
+        cover = (h[0], h[1], cy - HOME_COVER_ASPECT * half_x, cy + HOME_COVER_ASPECT * half_x)
+    inside = w[0] >= cover[0] - tol and w[1] <= cover[1] + tol and w[2] >= cover[2] - tol and w[3] <= cover[3] + tol
+    return cover if inside else None
+
+
 class ViewerState:
     """Observable state of one viewer window. Read fields as properties; change them with ``set_*``.
 
@@ -189,6 +212,12 @@ class ViewerState:
     slice_choice = property(lambda self: self._slice_choice)
     home_window = property(lambda self: self._home_window)
     window = property(lambda self: self._window)
+
+    @property
+    def home_cover(self) -> tuple[float, float, float, float] | None:
+        """The precomputable cover of the current view when it is a home view (:func:`home_cover`)."""
+        return home_cover(self._window, self._home_window)
+
     color_mode = property(lambda self: self._color_mode)
     pick_mode = property(lambda self: self._pick_mode)
     picks = property(lambda self: self._picks)

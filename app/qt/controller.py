@@ -179,6 +179,12 @@ class Controller(QObject):
         st = self.state
         return jobs.tessellation_key(self.bundle, epoch_index, st.slice, st.window, st.settings.max_regions)
 
+    def _cover_key(self, epoch_index: int) -> str | None:
+        """The key of the home view's precomputed cover (``splineatlas precompute``), when the view is one."""
+        st = self.state
+        cover = st.home_cover
+        return None if cover is None else jobs.tessellation_key(self.bundle, epoch_index, st.slice, cover, st.settings.max_regions)
+
     def _exact(self) -> bool:
         b = self.bundle
         return b is not None and self.state.slice is not None and b.piecewise_affine
@@ -187,14 +193,15 @@ class Controller(QObject):
         """Show the tiles at once from the memory cache when possible (instant scrubbing); else compute them
         after a short debounce."""
         if self._exact():
-            key = self._key(self.state.epoch_index)
-            hit = self.cache.peek(key)
-            if hit is not None:
-                self.tess_timer.stop()
-                self.work.cancel("tessellation")
-                if self.results.tiles is None or key != self.results.tiles.key:
-                    self._on_tessellation(key, hit, self.state.epoch_index, tuple(self.state.window))
-                return
+            st = self.state
+            for key, window in ((self._key(st.epoch_index), st.window), (self._cover_key(st.epoch_index), st.home_cover)):
+                hit = self.cache.peek(key) if key is not None else None
+                if hit is not None:
+                    self.tess_timer.stop()
+                    self.work.cancel("tessellation")
+                    if self.results.tiles is None or key != self.results.tiles.key:
+                        self._on_tessellation(key, hit, st.epoch_index, tuple(window))
+                    return
         self.tess_timer.start()
 
     def playback_ready(self) -> bool:
@@ -219,9 +226,9 @@ class Controller(QObject):
         if not b.piecewise_affine:
             self._request_preview(epoch, sl, window)
             return
-        key = self._key(epoch)
+        key, cover_key, cover = self._key(epoch), self._cover_key(epoch), st.home_cover
         tiles = self.results.tiles
-        if tiles is not None and key == tiles.key:
+        if tiles is not None and tiles.key in (key, cover_key):
             return
         hit = self.cache.peek(key)
         if hit is not None:
@@ -233,11 +240,19 @@ class Controller(QObject):
             self.results.set_tiles(None)
         self._request_preview(epoch, sl, window)
         cache = self.cache
+
+        def job(progress, cancel):
+            if cover_key is not None and cover_key in cache:  # precomputed (splineatlas precompute): read it
+                found = cache.get(cover_key)
+                if found is not None:
+                    return cover_key, found, cover
+            return key, jobs.tessellate_all(b, epoch, sl, window, budget, cache, progress, cancel), window
+
         self.work.submit(
             "tessellation",
             f"Tessellating epoch {b.epochs[epoch]}",
-            lambda progress, cancel: jobs.tessellate_all(b, epoch, sl, window, budget, cache, progress, cancel),
-            on_done=lambda res: self._on_tessellation(key, res, epoch, window),
+            job,
+            on_done=lambda res: self._on_tessellation(res[0], res[1], epoch, res[2]),
             on_error=self._on_tessellation_error,
         )
 
@@ -246,15 +261,16 @@ class Controller(QObject):
         self.work.submit("preview", "Predicting classes", lambda progress, cancel: jobs.class_map(b, epoch, sl, window), on_done=self.results.set_preview)
 
     def _on_tessellation(self, key: str, tess: list, epoch: int, window) -> None:
-        if self.state.slice is None or key != self._key(epoch):
+        if self.state.slice is None or key not in (self._key(epoch), self._cover_key(epoch)):
             return  # a slice, window or budget that is no longer the view's
-        tiles = Tiles(key, tess, epoch, tuple(float(w) for w in window))
+        tiles = Tiles(key, tess, epoch, tuple(float(w) for w in window), self.state.home_window)
         self._shown = tiles
         self.results.set_tiles(tiles)
         self.update_region_counts()
         self._prefetch_next()
         t = tess[-1]
-        self.set_status(f"{t.num_regions:,} regions at full depth · {len(t.boundary_segments):,} boundary segments · {t.seconds:.2f} s ({t.device})")
+        where = " (the precomputed home view, widened to 2:1)" if key != self._key(epoch) else ""
+        self.set_status(f"{t.num_regions:,} regions at full depth{where} · {len(t.boundary_segments):,} boundary segments · {t.seconds:.2f} s ({t.device})")
         self.update_sites()
         if self.state.inspected is not None and self.results.point_report is not None:
             self.inspect(self.state.inspected)  # the report's region and tile count follow the new tiles
@@ -269,7 +285,8 @@ class Controller(QObject):
         if not st.playing or b is None or st.slice is None or st.epoch_index + 1 >= st.n_epochs:
             return
         nxt, sl, window, budget, cache = st.epoch_index + 1, st.slice, st.window, st.settings.max_regions, self.cache
-        if cache.peek(self._key(nxt)) is not None:
+        cover_key = self._cover_key(nxt)
+        if cache.peek(self._key(nxt)) is not None or (cover_key is not None and cover_key in cache):
             return
         self.work.submit(
             "prefetch",
@@ -293,6 +310,33 @@ class Controller(QObject):
             lambda progress, cancel: jobs.tessellate_every_epoch(b, sl, window, budget, cache, progress, cancel),
             on_done=lambda counts: self.update_region_counts(),
             on_error=lambda exc: self.results.report_error("Could not tessellate every epoch", exc),
+        )
+
+    def precompute_every_epoch(self) -> None:
+        """Tessellate the view at every checkpoint as Dask tasks (a local cluster, one worker process per free
+        core) into the disk cache, then read the counts back: ``splineatlas precompute --domain`` of this view."""
+        from app.jobs.precompute import plan_precompute, run_precompute
+
+        b, st = self.bundle, self.state
+        if b is None or st.slice is None:
+            return
+        if self.cache.folder is None:
+            self.results.report_error("Could not precompute", SplineAtlasError("this window keeps results in memory only; precompute needs its disk cache"))
+            return
+        sl, window, budget, cache = st.slice, st.window, st.settings.max_regions, self.cache
+
+        def job(progress, cancel):
+            plan = plan_precompute(b, sl, window, budget, cache.folder)
+            if plan.tessellations:
+                run_precompute(plan, progress=lambda f, m: progress(0.95 * f, f"{m} on a local Dask cluster"), cancel=cancel)
+            return jobs.tessellate_every_epoch(b, sl, window, budget, cache, cancel=cancel)  # cache hits now: the counts
+
+        self.work.submit(
+            "tessellate-all",
+            "Precomputing every epoch on all cores",
+            job,
+            on_done=lambda counts: self.update_region_counts(),
+            on_error=lambda exc: self.results.report_error("Could not precompute every epoch", exc),
         )
 
     def trace_over_run(self) -> None:

@@ -290,6 +290,7 @@ class MainWindow(QMainWindow):
         self.view2d.hovered.connect(lambda u, v: self.coord_label.setText(f"u = {u:.4g}, v = {v:.4g}"))
         self.data_browser.slice_requested.connect(ctl.request_slice)
         self.training_panel.tessellate_all_requested.connect(ctl.tessellate_every_epoch)
+        self.training_panel.precompute_requested.connect(ctl.precompute_every_epoch)
         self.training_panel.trace_requested.connect(ctl.trace_over_run)
         self.training_panel.csv_requested.connect(
             lambda: save_csv(self, self.results, "Export the training curves", "training.csv", self.training_panel.export_csv)

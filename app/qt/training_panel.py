@@ -31,6 +31,7 @@ class TrainingPanel(QWidget):
     calls :meth:`export_csv`)."""
 
     tessellate_all_requested = Signal()
+    precompute_requested = Signal()
     trace_requested = Signal()
     csv_requested = Signal()
 
@@ -45,6 +46,12 @@ class TrainingPanel(QWidget):
             "Compute the exact tiles of the current window at every checkpoint (in the background; fills the cache so scrubbing is instant)"
         )
         self.tess_btn.clicked.connect(self.tessellate_all_requested)
+        self.pre_btn = QPushButton("Precompute on all cores")
+        self.pre_btn.setToolTip(
+            "Tessellate the view at every checkpoint as Dask tasks on a local cluster (one worker process per free core) into the disk cache; "
+            "progress in the status bar (CLI: splineatlas precompute)"
+        )
+        self.pre_btn.clicked.connect(self.precompute_requested)
         self.trace_btn = QPushButton("Compute mean Tr G")
         self.trace_btn.setToolTip("Mean trace of the local data matrix over up to 256 test points, every checkpoint")
         self.trace_btn.clicked.connect(self.trace_requested)
@@ -57,6 +64,7 @@ class TrainingPanel(QWidget):
         self.csv_btn.setToolTip("These curves as a table: a row per checkpoint (epoch, accuracy, regions in the window, mean Tr G)")
         self.csv_btn.clicked.connect(self.csv_requested)
         row.addWidget(self.tess_btn)
+        row.addWidget(self.pre_btn)
         row.addWidget(self.trace_btn)
         row.addWidget(self.log_box)
         row.addWidget(self.csv_btn)
