@@ -161,6 +161,7 @@ class _Points:
     half_width: float
     slices: tuple[tuple[Slice, np.ndarray, np.ndarray], ...]  # (slice, box domain (4,), data centres (n, 2))
     data_planes: tuple[tuple[Slice, np.ndarray], ...] = ()  # D > 2: (plane through x_k, its centre u_k (2,))
+    regress: bool = False  # float targets: no accuracy (its MSE is the run's recorded metric)
 
 
 def _subset(X, y, n, rng):
@@ -206,7 +207,7 @@ def _points(dataset, settings: DynamicsSettings) -> _Points:
                     continue
                 data_planes.append((sl, sl.project(Xtr[k : k + 1])[0]))
                 break
-    return _Points(Xtr, ytr, Xte, yte, Xr, float(radius), float(h), tuple(slices), tuple(data_planes))
+    return _Points(Xtr, ytr, Xte, yte, Xr, float(radius), float(h), tuple(slices), tuple(data_planes), getattr(dataset, "task", "classify") == "regress")
 
 
 def _box(u: np.ndarray, margin: float) -> np.ndarray:
@@ -229,7 +230,10 @@ def checkpoint_dynamics(
 
     tick(0.0, "accuracy")
     L = net.depth
-    acc_tr, acc_te = accuracy(net, pts.X_train, pts.y_train), accuracy(net, pts.X_test, pts.y_test)
+    if pts.regress:
+        acc_tr = acc_te = float("nan")
+    else:
+        acc_tr, acc_te = accuracy(net, pts.X_train, pts.y_train), accuracy(net, pts.X_test, pts.y_test)
     lcs = []
     for k, X in enumerate((pts.X_train, pts.X_test, pts.X_random)):
         tick(0.05 + 0.05 * k, "local complexity")

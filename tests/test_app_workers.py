@@ -86,3 +86,29 @@ def test_cancel_all_and_activity_reports(qtbot):
     assert wm.cancel() == 1
     qtbot.waitUntil(lambda: not wm.pending(), timeout=10_000)
     assert done == [] and states[-1] == (False, "")
+
+
+def test_cyclic_garbage_is_collected_on_the_gui_thread_while_jobs_run(qtbot):
+    """A collection in a worker thread can finalise a Qt wrapper there and hang the window: while a job
+    runs automatic collection is off (the GUI thread's timer collects), and it is back on afterwards."""
+    import gc
+    import threading
+
+    from app.qt.workers import COLLECTOR, WorkManager
+
+    work = WorkManager()
+    seen, release = {}, threading.Event()
+
+    def job(progress, cancel):
+        seen["enabled_in_job"] = gc.isenabled()
+        release.wait(5)
+        return 1
+
+    qtbot.waitUntil(gc.isenabled, timeout=5000)  # earlier tests' jobs have ended
+    work.submit("gc", "probe", job)
+    qtbot.waitUntil(lambda: "enabled_in_job" in seen, timeout=5000)
+    assert seen["enabled_in_job"] is False and COLLECTOR.running == 1
+    release.set()
+    qtbot.waitUntil(lambda: not work.busy() and COLLECTOR.running == 0, timeout=5000)
+    qtbot.waitUntil(gc.isenabled, timeout=5000)  # the GUI thread's timer switched it back on
+    work.shutdown()

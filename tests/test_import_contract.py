@@ -1,6 +1,7 @@
 """The layering the architecture promises, read from the source with ``ast`` (nothing is imported):
 
-* ``geometry`` (the engine) never imports ``app``;
+* ``geometry`` (the engine) never imports ``app`` or ``experiments``;
+* ``experiments`` (sweeps and tasks on Dask) never imports ``app``;
 * the Qt-free model, jobs, renderers and exporters (``app.model``, ``app.jobs``, ``app.render``,
   ``app.export``) never import ``app.qt``, ``app.cli`` or a Qt/GUI library;
 * ``app.qt`` (widgets) never imports ``app.cli`` (commands);
@@ -14,7 +15,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("geometry", "app")
+PACKAGES = ("geometry", "experiments", "app")
 GUI = ("PySide6", "pyqtgraph", "vispy", "superqt", "OpenGL")
 QT_FREE = ("app.model", "app.jobs", "app.render", "app.export")
 
@@ -75,8 +76,15 @@ def _all_imports(mod: str) -> set[str]:
 
 
 def test_the_engine_never_imports_the_app():
-    bad = {m: sorted(i for i in _all_imports(m) if _within(i, "app")) for m in GRAPH if _within(m, "geometry")}
+    bad = {m: sorted(i for i in _all_imports(m) if _within(i, "app") or _within(i, "experiments")) for m in GRAPH if _within(m, "geometry")}
     assert not {m: v for m, v in bad.items() if v}
+
+
+def test_experiments_never_import_the_app_and_the_engine_never_imports_dask():
+    bad = {m: sorted(i for i in _all_imports(m) if _within(i, "app")) for m in GRAPH if _within(m, "experiments")}
+    assert not {m: v for m, v in bad.items() if v}
+    dask = {m: sorted(i for i in _all_imports(m) if _within(i, "dask") or _within(i, "distributed")) for m in GRAPH if _within(m, "geometry")}
+    assert not {m: v for m, v in dask.items() if v}
 
 
 def test_model_jobs_render_and_export_are_qt_free_and_below_the_faces():

@@ -16,12 +16,7 @@ from geometry.networks.spec import mlp_spec
 from geometry.networks.training import TrainingProtocol, regression_scores, train_run
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # training is deterministic for a thread count
 
 
 @pytest.fixture(scope="module")
@@ -136,3 +131,14 @@ def test_results_at_two_levels_never_share_a_cache_entry(paraboloid_run):
             b = bundle_from_run(open_run(paraboloid_run), paraboloid_run)
         segs.append(tessellate_all(b, -1, Slice.input_plane(2), box, 100_000, cache)[-1].boundary_segments)
     assert len(cache._mem) == 2 and not np.array_equal(segs[0], segs[1])
+
+
+def test_dynamics_of_a_regression_run_report_no_accuracy_but_the_level_sets_density(paraboloid_run):
+    from geometry.dynamics import DynamicsSettings, run_dynamics
+
+    with using_level(0.1):
+        run = open_run(paraboloid_run)
+    s = DynamicsSettings(max_points=32, random_points=32, boundary_points=32, with_trace_g=False, with_boundary_distance=False)
+    d = run_dynamics(run, s, indices=[-1], cache_dir=None).points[0]
+    assert np.isnan(d.train_accuracy) and np.isnan(d.test_accuracy)  # float targets have no accuracy
+    assert np.isfinite(d.density_boundary) and d.density_boundary >= 1  # squares on the level set f = 0.1

@@ -103,6 +103,8 @@ class PointReport:
     trace_g: float
     centroid: np.ndarray | None
     centroid_layer: int
+    value: float | None = None  # a regression run's output f(x) (its level set's side is ``predicted``)
+    level: float | None = None  # and its level L
 
 
 def inspect_point(
@@ -143,7 +145,13 @@ def inspect_point(
     if bundle.piecewise_affine:
         c = centroids(net, x[None], [depth - 1], cancel=cancel)
         centroid = np.asarray(c.centroids[0, 0])
-    return PointReport((float(u[0]), float(u[1])), x, probs, int(probs.argmax()), active, region, count, phash, slope, bdist, df, trace_g, centroid, clayer)
+    value = level = None
+    if bundle.is_regression and tr.logits.shape[1] == 1:  # the network is f - L: report f itself
+        level = float(bundle.run.level)
+        value = float(tr.logits[0, 0]) + level
+    return PointReport(
+        (float(u[0]), float(u[1])), x, probs, int(probs.argmax()), active, region, count, phash, slope, bdist, df, trace_g, centroid, clayer, value, level
+    )
 
 
 def _point_segment_distance(p: np.ndarray, seg: np.ndarray) -> np.ndarray:

@@ -333,7 +333,8 @@ class MainWindow(QMainWindow):
         n = len(bundle.run)
         self.data_browser.set_dataset(
             f"<b>{bundle.name}</b><br>{n} checkpoint{'s' if n != 1 else ''} · {bundle.depth} layers · "
-            f"{bundle.input_dim} inputs · {bundle.num_classes} classes"
+            f"{bundle.input_dim} inputs · "
+            + ("regression" if bundle.is_regression else f"{bundle.num_classes} classes")
             + (f"<br>dataset: {bundle.dataset.name} ({len(X)} training points)" if bundle.dataset else "<br>no dataset"),
             X,
             y,

@@ -103,7 +103,8 @@ class TrainingPanel(QWidget):
             vals = np.array([np.nan if v is None else float(v) for v in run.metrics(name)])
             if np.isfinite(vals).any():
                 self.accuracy[name] = vals
-        self.p_acc.setTitle("mean squared error (targets' units²)" if regress else "accuracy")
+        self.p_acc.setTitle("mean squared error (targets' units², log scale)" if regress else "accuracy")
+        self.p_acc.setLogMode(False, regress)  # errors fall by decades; accuracy stays on [0, 1]
         if regress:
             self.p_acc.enableAutoRange(axis="y")
         else:

@@ -9,6 +9,8 @@ edges by at most three paths (newest layer, older layers, domain) — so 10k+ re
 
 from __future__ import annotations
 
+import html
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -465,4 +467,4 @@ class SliceView(QWidget):
             else:
                 item = pg.ScatterPlotItem(symbol=style.get("symbol", "s"), size=10, brush=style["brush"], pen=style.get("pen", pg.mkPen(None)))
             self._legend_entries.append(item)
-            self.legend.addItem(item, label)
+            self.legend.addItem(item, html.escape(label))  # a legend label is rich text: "f < 0.2" is no tag

@@ -9,13 +9,14 @@ Results, errors and progress arrive on the GUI thread through Qt signals, so wid
 
 from __future__ import annotations
 
+import gc
 import itertools
 import threading
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, QTimer, Signal
 
 from geometry.errors import CancelledError, SplineAtlasError
 
@@ -51,6 +52,56 @@ class _JobRecord:
     extra: dict = field(default_factory=dict)
 
 
+class _CollectOnGuiThread:
+    """While any job runs, Python's cyclic garbage collector runs only on the GUI thread.
+
+    Automatic collection runs in whichever thread happens to allocate; a collection in a worker
+    thread that frees a Qt wrapper runs its C++ destructor there, which can wait on a lock the GUI
+    thread holds while the GUI thread waits for the interpreter lock the worker holds: a hang (a
+    fresh-clone test run hung so, the worker inside pydantic, the GUI thread in an event filter).
+    So the first job to start switches automatic collection off, a GUI-thread timer collects
+    meanwhile, and the GUI thread switches it back on when the last job has ended.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self.running = 0
+        self._restore = False
+
+    def enter(self) -> None:  # worker thread, before the job
+        with self._lock:
+            if self.running == 0:
+                self._restore = self._restore or gc.isenabled()  # still owed from a job just ended: keep the debt
+                gc.disable()
+            self.running += 1
+
+    def leave(self) -> None:  # worker thread, after the job
+        with self._lock:
+            self.running -= 1
+            last = self.running == 0
+        app = QCoreApplication.instance()
+        if last and app is not None:  # the GUI thread switches collection back on (even if the manager is gone)
+            QTimer.singleShot(0, app, self.settle)
+
+    def settle(self) -> None:
+        """GUI thread: while jobs run, collect the young generations; once none runs, collect everything and
+        switch automatic collection back on (nothing to do when it is on)."""
+        with self._lock:
+            running, restore = self.running, self._restore
+        if running:
+            gc.collect(1)
+        elif restore:
+            gc.collect()
+            with self._lock:
+                if self.running == 0 and self._restore:
+                    gc.enable()
+                    self._restore = False
+
+
+COLLECTOR = _CollectOnGuiThread()
+COLLECT_INTERVAL_MS = 2000
+
+
 class _Relay(QObject):
     """Lives in the GUI thread; worker threads emit through it (queued connections)."""
 
@@ -78,13 +129,18 @@ class _Runnable(QRunnable):
                 raise CancelledError(f"{rec.description} was cancelled.")
             relay.progressed.emit(rec.id, float(frac), str(message))
 
+        COLLECTOR.enter()
+        error = None
         try:
             result = self._fn(progress, rec.token)
             if rec.token.cancelled:
                 raise CancelledError(f"{rec.description} was cancelled.")
         except BaseException as exc:  # noqa: BLE001 - every error goes to the GUI, never kills the thread
-            tb = "" if isinstance(exc, SplineAtlasError) else traceback.format_exc()
-            relay.failed.emit(rec.id, exc, tb)
+            error = (exc, "" if isinstance(exc, SplineAtlasError) else traceback.format_exc())
+        finally:
+            COLLECTOR.leave()  # before the result is sent: the GUI thread, receiving it, may switch collection back on
+        if error is not None:
+            relay.failed.emit(rec.id, *error)
         else:
             relay.finished.emit(rec.id, result)
 
@@ -111,6 +167,10 @@ class WorkManager(QObject):
         self._relay.failed.connect(self._on_failed)
         self._jobs: dict[int, _JobRecord] = {}
         self._ids = itertools.count(1)
+        self._collect = QTimer(self)  # cyclic garbage is collected here, on the GUI thread (see COLLECTOR)
+        self._collect.setInterval(COLLECT_INTERVAL_MS)
+        self._collect.timeout.connect(COLLECTOR.settle)
+        self._collect.start()
 
     # -- API -----------------------------------------------------------------------------------
     def submit(
@@ -157,6 +217,7 @@ class WorkManager(QObject):
         self.cancel()
         self.pool.clear()
         self.pool.waitForDone(5000)
+        COLLECTOR.settle()
 
     # -- relay handlers (GUI thread) -------------------------------------------------------------
     def _on_started(self, job_id: int) -> None:
@@ -173,6 +234,7 @@ class WorkManager(QObject):
 
     def _on_finished(self, job_id: int, result: Any) -> None:
         rec = self._jobs.pop(job_id, None)
+        COLLECTOR.settle()
         self._emit_activity()
         if rec is None or rec.token.cancelled or rec.on_done is None:
             return
@@ -183,6 +245,7 @@ class WorkManager(QObject):
 
     def _on_failed(self, job_id: int, exc: BaseException, tb: str) -> None:
         rec = self._jobs.pop(job_id, None)
+        COLLECTOR.settle()
         self._emit_activity()
         if rec is None or isinstance(exc, CancelledError) or rec.token.cancelled:
             return

@@ -44,7 +44,11 @@ def report_text(r, class_names) -> dict[str, str]:
     c = None if r.centroid is None else np.asarray(r.centroid).reshape(-1)
     return {
         "u": f"({r.u[0]:.5g}, {r.u[1]:.5g})",
-        "class": f"{_name(names, r.predicted)}  (p = {r.probs[r.predicted]:.3f})",
+        "class": (
+            f"{_name(names, r.predicted)}  (p = {r.probs[r.predicted]:.3f})"
+            if getattr(r, "value", None) is None
+            else f"f(x) = {r.value:.5g}  ({'above' if r.value > r.level else 'below'} the level {r.level:g})"
+        ),
         "region": "—" if r.region < 0 else f"#{r.region} of {r.region_count}",
         "hash": r.pattern_hash,
         "active": "  ".join(f"L{i + 1}: {a}/{w}" if a >= 0 else f"L{i + 1}: argmax" if a == -1 else f"L{i + 1}: smooth" for i, (a, w) in enumerate(r.active)),
