@@ -132,6 +132,7 @@ def test_results_go_to_any_fsspec_store_atomically():
         (["--measures", "regions_box,wiggle"], "unknown"),
         (["--set", "optimizer=adam,rmsprop"], "--optimizer 'rmsprop'"),
         (["--scheduler", "tcp://127.0.0.1:9"], "no Dask scheduler answers"),
+        (["--box", "-1"], "--box -1.0: give a half-width"),
     ],
 )
 def test_bad_grids_are_one_line_errors(tmp_path, capsys, extra, message):

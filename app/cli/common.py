@@ -66,7 +66,6 @@ ARGUMENT_BUDGETS: dict[str, tuple[float, float]] = {
     "dst": (0, 10**15),
     "threads": (1, 4096),
     "workers": (1, 4096),
-    "box": (1e-9, 1e9),
     "data_seed": (0, 2**32 - 1),
 }
 TRAIN_EPOCH_LIMIT = 1_000_000

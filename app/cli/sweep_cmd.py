@@ -69,6 +69,8 @@ def build_grid(args):
     archs = tuple(a.strip() for a in args.arch.split(",") if a.strip())
     if not archs:
         raise SplineAtlasError("--arch names no architecture.")
+    if not 1e-9 <= args.box <= 1e9:
+        raise SplineAtlasError(f"--box {args.box}: give a half-width between 1e-9 and 1e9.")
     if not 0 <= args.epochs <= 1_000_000:
         raise SplineAtlasError(f"--epochs {args.epochs} must be between 0 and 1,000,000.")
     axes = tuple(parse_setting(s) for s in args.set)
