@@ -318,11 +318,11 @@ def test_training_tab_accuracy_and_epoch_cursor(qtbot, digits_window):
     # and the cursors and their drag still mean epochs
     tp.log_box.setChecked(True)
     assert win.state.settings.log_epochs
-    for p in (tp.p_acc, tp.p_reg, tp.p_tr, *win.dynamics_plots.axis.plots):
+    for p in (tp.p_acc, tp.p_reg, tp.p_tr, tp.p_fol, *win.dynamics_plots.axis.plots):
         assert p.getAxis("bottom").logMode
     c = {c.name(): c for c in tp.p_acc.listDataItems()}["train accuracy"]
     np.testing.assert_allclose(c.xData, np.maximum(run.epochs, 1))
-    assert "epoch 0 drawn at 1" in tp.p_tr.getAxis("bottom").labelText
+    assert "epoch 0 drawn at 1" in tp.p_fol.getAxis("bottom").labelText
     assert all(abs(k.value() - np.log10(max(run.epochs[6], 1))) < 1e-12 for k in tp.axis.cursors)
     tp.axis.cursors[0].setValue(np.log10(run.epochs[2]) + 1e-3)
     tp.axis.cursors[0].sigDragged.emit(tp.axis.cursors[0])

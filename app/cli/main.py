@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "app.cli.foundation_cmds",
     "app.cli.tessellate_cmd",
     "app.cli.inspect_cmd",
+    "app.cli.follow_cmd",
     "app.cli.compare_cmd",
     "app.cli.region_cmds",
     "app.cli.boundary_cmds",

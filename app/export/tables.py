@@ -31,7 +31,9 @@ def write_csv(path, header: list[str], columns: list) -> Path:
 
 
 def _cell(v) -> str:
-    if isinstance(v, (int, np.integer)):
+    if isinstance(v, str):
+        return v
+    if isinstance(v, (int, np.integer, bool, np.bool_)):
         return str(int(v))
     f = float(v)
     return "" if not np.isfinite(f) else f"{f:.9g}"
@@ -61,4 +63,14 @@ def path_table(result, class_names) -> tuple[list[str], list]:
     header = ["step", "u", "v", "off_plane", "distance_to_target", "trace_g"] + [f"p_{n}" for n in names]
     cols = [np.asarray(result.steps, dtype=np.int64), result.u[:, 0], result.u[:, 1], result.off_plane, result.distance, result.trace_g]
     cols += [result.probs[:, c] for c in range(C)]
+    return header, cols
+
+
+def track_table(track) -> tuple[list[str], list]:
+    """A followed region (:class:`app.jobs.follow.RegionTrack`), a row per checkpoint: epoch, tile index
+    (-1: not tessellated), area (slice units²), ‖A_ω‖₂, class, whether it changed, the Hamming distance of
+    its pattern to the previous checkpoint's tile, and its polygon as ``u v;u v;...``."""
+    polygons = np.array([";".join(f"{a:.10g} {b:.10g}" for a, b in p) for p in track.polygons], dtype=object)
+    header = ["epoch", "region", "area", "slope_norm", "class", "class_changed", "hamming_to_previous", "vertices"]
+    cols = [track.epochs, track.region, track.area, track.slope_norm, track.classes, track.class_changed.astype(np.int64), track.hamming, polygons]
     return header, cols

@@ -53,6 +53,7 @@ class ResultEvents(SignalGroup):
     region_counts = Signal(object)  # (E,) full-depth region counts of the cached epochs
     region_stats = Signal(object)  # RegionStatsResult or None
     trace_over_run = Signal(object)
+    region_track = Signal(object)  # RegionTrack: the inspected point's tile followed over the checkpoints
     comparison = Signal(object)  # Comparison or None: the Compare tab's two networks
     status = Signal(object)  # (text, is_error)
     error = Signal(object)  # (title, one-line text, exception, traceback text): something the user must be told

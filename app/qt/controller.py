@@ -339,6 +339,25 @@ class Controller(QObject):
             on_error=lambda exc: self.results.report_error("Could not precompute every epoch", exc),
         )
 
+    def follow_inspected(self) -> None:
+        """Follow the inspected point's tile over every checkpoint (``splineatlas follow``'s job)."""
+        from app.jobs.follow import follow_region
+
+        b, st = self.bundle, self.state
+        if b is None or st.slice is None:
+            return
+        if st.inspected is None:
+            self.set_status("Inspect a point first (click it with Inspect), then Follow", error=True)
+            return
+        sl, window, budget, cache, u = st.slice, st.window, st.settings.max_regions, self.cache, st.inspected
+        self.work.submit(
+            "follow",
+            "Following the inspected tile over training",
+            lambda progress, cancel: follow_region(b, sl, window, u, budget, cache, progress, cancel),
+            on_done=self.results.events.region_track.emit,
+            on_error=lambda exc: self.results.report_error("Could not follow the tile", exc),
+        )
+
     def trace_over_run(self) -> None:
         b = self.bundle
         if b is None:

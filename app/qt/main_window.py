@@ -284,6 +284,7 @@ class MainWindow(QMainWindow):
         rev.region_info.connect(lambda info: info is not None and self.results.point_report is not None and self.inspector.set_region_info(info))
         rev.region_counts.connect(self.training_panel.set_region_counts)
         rev.trace_over_run.connect(self.training_panel.set_trace)
+        rev.region_track.connect(self.training_panel.set_track)
         rev.region_stats.connect(lambda res: res is not None and self.regions_panel.set_result(res))
         rev.error.connect(lambda e: self._error_dialog(*e))
         self.view2d.clicked.connect(self._on_view_click)
@@ -291,6 +292,7 @@ class MainWindow(QMainWindow):
         self.data_browser.slice_requested.connect(ctl.request_slice)
         self.training_panel.tessellate_all_requested.connect(ctl.tessellate_every_epoch)
         self.training_panel.precompute_requested.connect(ctl.precompute_every_epoch)
+        self.training_panel.follow_requested.connect(ctl.follow_inspected)
         self.training_panel.trace_requested.connect(ctl.trace_over_run)
         self.training_panel.csv_requested.connect(
             lambda: save_csv(self, self.results, "Export the training curves", "training.csv", self.training_panel.export_csv)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from ..export.tables import training_table, write_csv
@@ -23,6 +23,7 @@ REG_TITLE = "regions in the current slice window (full depth)"
 REG_HINT = ": cached epochs only"
 TR_TITLE = "mean Tr G over test points"
 TR_HINT = ": not computed yet"
+FOLLOW_TITLE = "followed tile"
 
 
 class TrainingPanel(QWidget):
@@ -32,6 +33,7 @@ class TrainingPanel(QWidget):
 
     tessellate_all_requested = Signal()
     precompute_requested = Signal()
+    follow_requested = Signal()
     trace_requested = Signal()
     csv_requested = Signal()
 
@@ -46,13 +48,19 @@ class TrainingPanel(QWidget):
             "Compute the exact tiles of the current window at every checkpoint (in the background; fills the cache so scrubbing is instant)"
         )
         self.tess_btn.clicked.connect(self.tessellate_all_requested)
-        self.pre_btn = QPushButton("Precompute on all cores")
+        self.pre_btn = QPushButton("Precompute (Dask)")
         self.pre_btn.setToolTip(
             "Tessellate the view at every checkpoint as Dask tasks on a local cluster (one worker process per free core) into the disk cache; "
             "progress in the status bar (CLI: splineatlas precompute)"
         )
         self.pre_btn.clicked.connect(self.precompute_requested)
-        self.trace_btn = QPushButton("Compute mean Tr G")
+        self.follow_btn = QPushButton("Follow point")
+        self.follow_btn.setToolTip(
+            "The exact tile holding the inspected point at every checkpoint: its area, the bits of its pattern that changed "
+            "since the previous checkpoint, and where its class changed (CLI: splineatlas follow)"
+        )
+        self.follow_btn.clicked.connect(self.follow_requested)
+        self.trace_btn = QPushButton("Mean Tr G")
         self.trace_btn.setToolTip("Mean trace of the local data matrix over up to 256 test points, every checkpoint")
         self.trace_btn.clicked.connect(self.trace_requested)
         self.log_box = QCheckBox("Log epoch axis")
@@ -65,6 +73,7 @@ class TrainingPanel(QWidget):
         self.csv_btn.clicked.connect(self.csv_requested)
         row.addWidget(self.tess_btn)
         row.addWidget(self.pre_btn)
+        row.addWidget(self.follow_btn)
         row.addWidget(self.trace_btn)
         row.addWidget(self.log_box)
         row.addWidget(self.csv_btn)
@@ -79,14 +88,33 @@ class TrainingPanel(QWidget):
         self.p_acc.setYRange(0, 1.02, padding=0)
         self.p_reg = self.plots.addPlot(row=1, col=0, title=REG_TITLE + REG_HINT)
         self.p_tr = self.plots.addPlot(row=2, col=0, title=TR_TITLE + TR_HINT)
-        for p in (self.p_acc, self.p_reg, self.p_tr):
+        self.p_fol = self.plots.addPlot(row=3, col=0, title=FOLLOW_TITLE)
+        self.p_fol.setLabel("left", "area (slice units²)")
+        self.p_fol.setLogMode(False, True)
+        self.p_fol.showAxis("right")
+        self.p_fol.setLabel("right", "Hamming to previous")
+        self.ham_vb = pg.ViewBox()  # the Hamming distances on the right-hand axis, sharing the epochs
+        self.p_fol.scene().addItem(self.ham_vb)
+        self.p_fol.getAxis("right").linkToView(self.ham_vb)
+        self.ham_vb.setXLink(self.p_fol)
+        self.p_fol.vb.sigResized.connect(lambda *_: self.ham_vb.setGeometry(self.p_fol.vb.sceneBoundingRect()))
+        for p in (self.p_acc, self.p_reg, self.p_tr, self.p_fol):
             p.getAxis("bottom").enableAutoSIPrefix(False)
             p.getAxis("left").enableAutoSIPrefix(False)
             p.enableAutoRange(axis="y")
             p.setMenuEnabled(False)
             p.hideButtons()
             p.showGrid(x=True, y=True, alpha=0.2)
-        self.axis = EpochAxis(state, (self.p_acc, self.p_reg, self.p_tr), label_plots=(self.p_tr,), on_scale=self._replot)
+        self.axis = EpochAxis(state, (self.p_acc, self.p_reg, self.p_tr, self.p_fol), label_plots=(self.p_tr, self.p_fol), on_scale=self._replot)
+        self.plots.removeItem(self.p_fol)  # shown once a tile is followed: the tab keeps its room until then
+        self._fol_shown = False
+        self.area_curve = self.p_fol.plot([], [], pen=pg.mkPen(theme.foreground, width=1.5), symbol="o", symbolSize=5, name="area")
+        self.change_marks = self.p_fol.plot([], [], pen=None, symbol="x", symbolSize=11, symbolPen=pg.mkPen("#D55E00", width=2))
+        self.ham_curve = pg.PlotDataItem(
+            [], [], pen=pg.mkPen("#0072B2", width=1.5, style=Qt.PenStyle.DashLine), symbol="t", symbolSize=6, symbolBrush="#0072B2"
+        )
+        self.ham_vb.addItem(self.ham_curve)
+        self.track = None
         self.reg_curve = self.p_reg.plot([], [], pen=pg.mkPen(theme.foreground, width=1.5), symbol="o", symbolSize=5)
         self.tr_curve = self.p_tr.plot([], [], pen=pg.mkPen(theme.foreground, width=1.5), symbol="o", symbolSize=5)
         self.accuracy: dict[str, np.ndarray] = {}
@@ -113,6 +141,12 @@ class TrainingPanel(QWidget):
         self.counts, self.trace = None, None
         self.p_reg.setTitle(REG_TITLE + REG_HINT)
         self.p_tr.setTitle(TR_TITLE + TR_HINT)
+        self.track = None
+        self.p_fol.setTitle(FOLLOW_TITLE)
+        if self._fol_shown:
+            self.plots.removeItem(self.p_fol)
+            self._fol_shown = False
+        self.follow_btn.setEnabled(bundle.piecewise_affine)
         self.trace_btn.setEnabled(bundle.dataset is not None)
         self.tess_btn.setEnabled(bundle.piecewise_affine)
         self._replot()
@@ -134,6 +168,17 @@ class TrainingPanel(QWidget):
         self.p_tr.enableAutoRange(axis="y")
         self.p_tr.setTitle(TR_TITLE)
 
+    def set_track(self, track) -> None:
+        """A followed tile (:class:`app.jobs.follow.RegionTrack`): its area, pattern changes and class changes."""
+        self.track = track
+        if not self._fol_shown:
+            self.plots.addItem(self.p_fol, row=3, col=0)
+            self._fol_shown = True
+        u = track.u
+        changes = int(track.class_changed.sum())
+        self.p_fol.setTitle(f"tile at ({u[0]:.3g}, {u[1]:.3g}): area, log (solid) · bits changed (dashed) · × class changed ({changes})")
+        self._replot()
+
     def _replot(self) -> None:
         """Every curve at the axis' x values (linear or log)."""
         for c in self.acc_curves:
@@ -154,6 +199,18 @@ class TrainingPanel(QWidget):
             self.tr_curve.setData(self.axis.x(self.trace[0]), self.trace[1])
         else:
             self.tr_curve.setData([], [])
+        t = self.track
+        if t is not None and len(t.epochs) == len(x):
+            ok = np.isfinite(t.area) & (t.area > 0)
+            self.area_curve.setData(x[ok], t.area[ok])
+            ch = t.class_changed & ok
+            self.change_marks.setData(x[ch], t.area[ch])
+            hk = np.isfinite(t.hamming)
+            self.ham_curve.setData(x[hk], t.hamming[hk])
+            self.ham_vb.enableAutoRange(axis="y")
+        else:
+            for c in (self.area_curve, self.change_marks, self.ham_curve):
+                c.setData([], [])
 
     def table(self) -> tuple[list[str], list]:
         """The tab's numbers, a row per checkpoint (:func:`app.export.tables.training_table`)."""
