@@ -298,3 +298,25 @@ def test_the_exported_figure_shows_the_views_paths_inspected_point_and_sites(qtb
     shown = Path(run_export(ctx, ExportRequest(*([req.kind, str(tmp_path / "shown.svg")] + list(req.__dict__.values())[2:])))).read_text()
     assert len(re.findall(r'id="path', shown)) >= 1 and 'id="inspected-point' in shown and 'id="sites' in shown
     assert f"#{spec.id} straight segment" in shown  # the legend names the path as the window
+
+
+def test_an_epoch_video_can_follow_the_inspected_points_tile(qtbot, fake_window, tmp_path, monkeypatch):
+    """With 'follow' an epoch video outlines the inspected point's tile in every frame (the CLI's --follow);
+    without an inspected point it says what to do."""
+    from app.export import sweeps
+    from app.qt.export_dialog import ExportRequest, run_export
+    from geometry.errors import SplineAtlasError
+
+    ctx = fake_window
+    st = ctx.state
+    st.set_inspected(None)
+    req = ExportRequest("epochs", str(tmp_path / "f.gif"), "class", 320, 240, 60, 4.0, 1.0, True, True, True, True, True)
+    with pytest.raises(SplineAtlasError, match="inspect a point first"):
+        run_export(ctx, req)
+    w = st.window
+    st.set_inspected((0.5 * (w[0] + w[1]), 0.5 * (w[2] + w[3])))
+    seen = {}
+    real = sweeps.epoch_sweep_frames
+    monkeypatch.setattr(sweeps, "epoch_sweep_frames", lambda *a, **k: seen.setdefault("overlays", k["overlays"]) and real(*a, **k))
+    assert Path(run_export(ctx, req)).stat().st_size > 0
+    assert np.allclose(seen["overlays"]["follow"], st.inspected)

@@ -92,3 +92,29 @@ def test_the_training_tabs_follow_is_the_cli_track(qtbot, make_window, moons_run
     np.testing.assert_array_equal(panel.track.hamming, want.hamming)
     xs, ys = panel.area_curve.getData()
     assert len(xs) == len(want.epochs) and "tile at (" in panel.p_fol.titleLabel.text
+
+
+def test_an_epoch_video_outlines_the_followed_tile_in_every_frame(moons_run, tmp_path, capsys):
+    from dataclasses import replace
+
+    from app.cli.main import main
+    from app.jobs.bundle import open_run_bundle
+    from app.jobs.slicing import default_slice_choice, make_slice
+    from app.render.slice_figure import FigureOptions, build_slice_scene, render_slice
+
+    b = open_run_bundle(moons_run)
+    sl, home = make_slice(b, default_slice_choice(b), -1)
+    u = np.array([0.45 * home[0] + 0.55 * home[1], 0.5 * (home[2] + home[3])])
+    for i in (0, len(b.run) - 1):
+        scene = replace(build_slice_scene(b, i, sl, home), follow=u)
+        fig = render_slice(scene, FigureOptions(width=400, height=300, dpi=60))
+        drawn = [a for a in fig.axes[0].patches if a.get_gid() == "followed-tile"]
+        t = scene.current
+        want = t.polygon(int(t.region_of(u[None])[0]))
+        assert len(drawn) == 1 and np.allclose(drawn[0].get_xy()[: len(want)], want)
+    out = tmp_path / "f.gif"
+    follow = f"--follow={float(u[0])!r},{float(u[1])!r}"
+    assert main(["export-video", str(moons_run), "--sweep", "epochs", follow, "--size", "320", "240", "--out", str(out)]) == 0
+    assert out.stat().st_size > 0
+    assert main(["export-video", str(moons_run), "--sweep", "layers", "--follow=0,0", "--out", str(tmp_path / "g.gif")]) == 2
+    assert "--follow goes with --sweep epochs" in capsys.readouterr().err

@@ -10,6 +10,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from geometry.errors import DatasetError, SplineAtlasError
 
 from ..model.state import COLOR_MODES, PATH_KINDS
@@ -70,6 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "A to B; A:B:STEP the checkpoints nearest to epochs A, A+STEP, ..., B; or a list of epochs",
     )
     v.add_argument("--fps", type=float, default=4.0, help="frames per second (default 4)")
+    v.add_argument("--follow", metavar="U,V", default=None, help="epochs sweep: outline the tile holding this slice point in every frame (a region followed)")
     v.add_argument("--path-kind", choices=PATH_KINDS, default="horizontal", help="path sweep: the kind of path (default: horizontal leaf path)")
     v.add_argument("--from", dest="src", type=int, default=None, help="path sweep: start (training index)")
     v.add_argument("--to", dest="dst", type=int, default=None, help="path sweep: end (training index)")
@@ -204,11 +207,22 @@ def cmd_export_video(args) -> int:
     if args.sweep == "turntable":
         return _turntable(args, opt, out)
     bundle, ei, slice_, window = _setup(args)
+    if args.follow is not None and args.sweep != "epochs":
+        raise SplineAtlasError("--follow goes with --sweep epochs (a tile followed over the checkpoints).")
     if args.sweep == "epochs":
         idx = _parse_epochs(args.epochs, bundle.run)
         if not idx:
             raise SplineAtlasError(f"--epochs {args.epochs!r} selects no checkpoint of this run.")
-        frames = sweeps.epoch_sweep_frames(bundle, slice_, window, args.layer, idx, opt, max_regions=args.max_regions)
+        over = None
+        if args.follow is not None:
+            try:
+                u = np.array([float(t) for t in args.follow.split(",")], dtype=np.float64)
+            except ValueError:
+                raise SplineAtlasError(f"--follow {args.follow!r}: give two numbers U,V.") from None
+            if u.shape != (2,) or not np.isfinite(u).all():
+                raise SplineAtlasError(f"--follow {args.follow!r}: give two finite numbers U,V.")
+            over = {"follow": u, "marker": u}
+        frames = sweeps.epoch_sweep_frames(bundle, slice_, window, args.layer, idx, opt, max_regions=args.max_regions, overlays=over)
     elif args.sweep == "layers":
         frames = sweeps.layer_sweep_frames(bundle, ei, slice_, window, opt, max_regions=args.max_regions)
     else:

@@ -70,6 +70,7 @@ class ExportRequest:
     show_boundary: bool
     show_points: bool
     show_legend: bool
+    follow: bool = False  # outline the inspected point's tile in every frame (a region followed over epochs)
 
 
 def run_export(ctx, req: ExportRequest, progress=None, cancel=None) -> str:
@@ -100,6 +101,10 @@ def run_export(ctx, req: ExportRequest, progress=None, cancel=None) -> str:
         scene = build_slice_scene(b, ei, st.slice, win, st.depth, cache=ctx.cache, max_regions=maxr, progress=progress, cancel=cancel)
         return str(export_slice_figure(replace(scene, **over), req.path, opt))
     over.pop("sites")  # the sites belong to one epoch and depth: not drawn over a sweep
+    if req.kind == "epochs" and req.follow:
+        if over["marker"] is None:
+            raise SplineAtlasError("inspect a point first: its tile is the one followed over the epochs.")
+        over["follow"] = over["marker"]
     if req.kind == "epochs":
         frames = sweeps.epoch_sweep_frames(b, st.slice, win, st.depth, None, opt, ctx.cache, maxr, cancel, overlays=over)
     elif req.kind == "layers":
@@ -224,6 +229,10 @@ class ExportDialog(QDialog):
         for w in (self.edges, self.boundary, self.points, self.legend):
             shows.addWidget(w)
         form.addRow("Show", shows)
+        self.follow = QCheckBox("outline the inspected point's tile in every frame (follow it)")
+        self.follow.setToolTip("Epoch videos: the tile holding the inspected point at each checkpoint (CLI: export-video --sweep epochs --follow U,V)")
+        self.follow.setChecked(False)  # an export is the screen unless asked for more
+        form.addRow("Epoch video", self.follow)
         file_row = QHBoxLayout()
         self.path = QLineEdit()
         browse = QPushButton("Browse…")
@@ -314,6 +323,7 @@ class ExportDialog(QDialog):
             self.boundary.isChecked(),
             self.points.isChecked(),
             self.legend.isChecked(),
+            self.follow.isChecked(),
         )
 
     # -- running --------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ PATH_COLORS = ("#ff00aa", "#00b3b3", "#ff7f0e", "#7b3fe4", "#2ca02c", "#8c564b")
 """Traced paths, by path id (1-based) modulo the list."""
 BOUNDARY_COLOR = "#e0102a"
 NEUTRAL_COLOR = "#7f7f7f"
+FOLLOW_COLOR = "#000000"  # a followed tile's outline (drawn over a white halo: visible on every class colour)
 """Curves of reference quantities (random points) beside the data's."""
 CHANGED_COLOR = "#d000d0"
 """Compare mode: the outline and hatch of regions whose activation pattern differs in the other network."""

@@ -52,6 +52,7 @@ class SliceScene:
     title: str = ""
     axis_labels: tuple[str, str] = ("u₁", "u₂")
     boundary_name: str = "decision boundary"  # a regression run's: "level set f = L"
+    follow: np.ndarray | None = None  # (2,) a point whose tile at the shown depth is outlined (a region followed)
 
     @property
     def full(self):
@@ -295,6 +296,17 @@ def draw_slice(fig, ax, scene: SliceScene, opt: FigureOptions) -> None:
         legend.append(Line2D([], [], ls="none", marker="x", color="#202020", label=f"power-diagram sites (layer {scene.depth})"))
     if scene.marker is not None:
         ax.plot([scene.marker[0]], [scene.marker[1]], "o", ms=9, mfc="white", mec="k", mew=1.5, zorder=6, gid="inspected-point")
+    if scene.follow is not None:
+        t_cur = scene.current
+        r = int(t_cur.region_of(np.asarray(scene.follow, dtype=np.float64).reshape(1, 2))[0])
+        if r >= 0:
+            poly = t_cur.polygon(r)
+            from matplotlib import patheffects
+
+            halo = [patheffects.Stroke(linewidth=4.6, foreground="white"), patheffects.Normal()]
+            ax.fill(poly[:, 0], poly[:, 1], facecolor="none", edgecolor=palette.FOLLOW_COLOR, lw=2.4, zorder=6, gid="followed-tile", path_effects=halo)
+            area = float(t_cur.areas()[r])
+            legend.append(Line2D([], [], color=palette.FOLLOW_COLOR, lw=2.4, label=f"tile followed (area {area:.3g})"))
     ax.set_xlim(w[0], w[1])
     ax.set_ylim(w[2], w[3])
     ax.set_aspect("equal", adjustable="box")
