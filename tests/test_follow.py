@@ -92,6 +92,12 @@ def test_the_training_tabs_follow_is_the_cli_track(qtbot, make_window, moons_run
     np.testing.assert_array_equal(panel.track.hamming, want.hamming)
     xs, ys = panel.area_curve.getData()
     assert len(xs) == len(want.epochs) and "tile at (" in panel.p_fol.titleLabel.text
+    # the 2D view outlines the followed tile as it is at the shown epoch, scrubbing included
+    for e in (len(want.epochs) - 1, 1):
+        st.set_epoch_index(e)
+        qtbot.waitUntil(lambda: win.results.tiles is not None and win.results.tiles.epoch_index == e and not win.work.busy(), timeout=60_000)
+        fx, fy = win.view2d.followed.getData()
+        assert np.allclose(np.c_[fx, fy][:-1], want.polygons[e])
 
 
 def test_an_epoch_video_outlines_the_followed_tile_in_every_frame(moons_run, tmp_path, capsys):

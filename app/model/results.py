@@ -94,6 +94,7 @@ class Results:
         self._region_info = None
         self._region_counts = None
         self._region_stats = None
+        self._region_track = None
         self._comparison = None
 
     bundle = property(lambda self: self._bundle)
@@ -114,7 +115,7 @@ class Results:
         self.clear()
         self._bundle = bundle
         self.events.bundle.emit(bundle)
-        for name in ("tiles", "preview", "point_report", "region_info", "region_stats", "comparison"):
+        for name in ("tiles", "preview", "point_report", "region_info", "region_stats", "region_track", "comparison"):
             getattr(self.events, name).emit(None)
         self.events.paths.emit(self._paths)
 
@@ -153,6 +154,13 @@ class Results:
     def set_region_counts(self, counts) -> None:
         self._region_counts = counts
         self.events.region_counts.emit(counts)
+
+    region_track = property(lambda self: self._region_track)
+
+    def set_region_track(self, track) -> None:
+        """The tile followed over training (:class:`app.jobs.follow.RegionTrack`) or None."""
+        self._region_track = track
+        self.events.region_track.emit(track)
 
     def set_region_stats(self, res) -> None:
         self._region_stats = res

@@ -354,7 +354,7 @@ class Controller(QObject):
             "follow",
             "Following the inspected tile over training",
             lambda progress, cancel: follow_region(b, sl, window, u, budget, cache, progress, cancel),
-            on_done=self.results.events.region_track.emit,
+            on_done=self.results.set_region_track,
             on_error=lambda exc: self.results.report_error("Could not follow the tile", exc),
         )
 

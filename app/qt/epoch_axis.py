@@ -89,10 +89,16 @@ class EpochAxis:
             p.setLabel("bottom", LOG_LABEL if self.log else LINEAR_LABEL)
 
     def _fit_range(self) -> None:
+        for p in self.plots:
+            if p is self.plots[0] or p.getViewBox().linkedView(0) is None:  # unlinked plots get the range too
+                self.fit(p)
+
+    def fit(self, plot) -> None:
+        """Show every epoch on ``plot`` (a linked plot follows the one it is linked to)."""
         if not len(self.epochs):
             return
         x = self.x(self.epochs)
         lo, hi = float(x.min()), float(x.max())
         if self.log:
             lo, hi = np.log10(lo), np.log10(hi)
-        self.plots[0].setXRange(lo, hi if hi > lo else lo + 1, padding=0.02)
+        plot.setXRange(lo, hi if hi > lo else lo + 1, padding=0.02)

@@ -284,7 +284,7 @@ class MainWindow(QMainWindow):
         rev.region_info.connect(lambda info: info is not None and self.results.point_report is not None and self.inspector.set_region_info(info))
         rev.region_counts.connect(self.training_panel.set_region_counts)
         rev.trace_over_run.connect(self.training_panel.set_trace)
-        rev.region_track.connect(self.training_panel.set_track)
+        rev.region_track.connect(lambda t: self.training_panel.set_track(t) if t is not None else None)
         rev.region_stats.connect(lambda res: res is not None and self.regions_panel.set_result(res))
         rev.error.connect(lambda e: self._error_dialog(*e))
         self.view2d.clicked.connect(self._on_view_click)

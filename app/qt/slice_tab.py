@@ -45,6 +45,7 @@ class SliceTab(QObject):
         rev.preview.connect(self._on_preview)
         rev.sites.connect(view.set_sites)
         rev.paths.connect(lambda _: self.redraw_paths())
+        rev.region_track.connect(lambda _: (self.redraw_followed(), self.update_legend()))
         view.window_changed.connect(self._on_view_window)
 
     # -- slice and window --------------------------------------------------------------------------
@@ -122,6 +123,17 @@ class SliceTab(QObject):
         self.view.set_colorbar(colours.levels)
         self.redraw_overlays()
 
+    def redraw_followed(self) -> None:
+        """The followed tile (Training tab's Follow point) as it is at this epoch and depth: the tile of the
+        shown tiles holding the followed point (what the figure and video exports outline)."""
+        track, tiles = self.results.region_track, self.results.tiles
+        if track is None or tiles is None:
+            self.view.set_followed(None)
+            return
+        t = tiles.by_depth[min(self.state.depth, len(tiles.by_depth)) - 1]
+        r = int(t.region_of(np.asarray(track.u, dtype=np.float64).reshape(1, 2))[0])
+        self.view.set_followed(t.polygon(r) if r >= 0 else None)
+
     def redraw_overlays(self) -> None:
         st, b = self.state, self.results.bundle
         if b is None or st.slice is None:
@@ -132,6 +144,7 @@ class SliceTab(QObject):
             self.view.set_points(np.zeros((0, 2)), np.zeros(0))
         if self.results.tiles is None:
             self.view.set_boundary(None)
+        self.redraw_followed()
         self.update_legend()
 
     def update_legend(self) -> None:
@@ -143,6 +156,8 @@ class SliceTab(QObject):
             d = min(st.depth, len(tiles.by_depth))
             if st.settings.show_boundary and len(tiles.by_depth[-1].boundary_segments):
                 entries.append((b.boundary_name, {"line": cosmetic_pen(BOUNDARY_COLOR, 2.4)}))
+            if self.results.region_track is not None:
+                entries.append(("tile followed (Training tab)", {"line": cosmetic_pen(palette.FOLLOW_COLOR, 2.4)}))
             if st.settings.show_edges:
                 entries.append((f"cuts of layer {d}", {"line": cosmetic_pen(self.theme.edge_new, 1.5)}))
                 if d > 1:

@@ -83,16 +83,15 @@ class TrainingPanel(QWidget):
         lay.addLayout(row)
         self.plots = pg.GraphicsLayoutWidget()
         lay.addWidget(self.plots, 1)
-        self.p_acc = self.plots.addPlot(row=0, col=0, title="accuracy")
+        self.p_acc = self.plots.addPlot(row=0, col=0, colspan=2, title="accuracy")
         self.p_acc.addLegend(offset=(-10, -10), colCount=2)  # one row, bottom right: trained curves sit near 1
         self.p_acc.setYRange(0, 1.02, padding=0)
-        self.p_reg = self.plots.addPlot(row=1, col=0, title=REG_TITLE + REG_HINT)
-        self.p_tr = self.plots.addPlot(row=2, col=0, title=TR_TITLE + TR_HINT)
-        self.p_fol = self.plots.addPlot(row=3, col=0, title=FOLLOW_TITLE)
-        self.p_fol.setLabel("left", "area (slice units²)")
-        self.p_fol.setLogMode(False, True)
+        self.p_reg = self.plots.addPlot(row=1, col=0, colspan=2, title=REG_TITLE + REG_HINT)
+        self.p_tr = self.plots.addPlot(row=2, col=0, colspan=2, title=TR_TITLE + TR_HINT)
+        self.p_fol = self.plots.addPlot(row=3, col=0, title=FOLLOW_TITLE)  # moved beside Tr G once a tile is followed
+        self.p_fol.setLabel("left", "area (units²)")
         self.p_fol.showAxis("right")
-        self.p_fol.setLabel("right", "Hamming to previous")
+        self.p_fol.setLabel("right", "bits changed")
         self.ham_vb = pg.ViewBox()  # the Hamming distances on the right-hand axis, sharing the epochs
         self.p_fol.scene().addItem(self.ham_vb)
         self.p_fol.getAxis("right").linkToView(self.ham_vb)
@@ -106,14 +105,16 @@ class TrainingPanel(QWidget):
             p.hideButtons()
             p.showGrid(x=True, y=True, alpha=0.2)
         self.axis = EpochAxis(state, (self.p_acc, self.p_reg, self.p_tr, self.p_fol), label_plots=(self.p_tr, self.p_fol), on_scale=self._replot)
-        self.plots.removeItem(self.p_fol)  # shown once a tile is followed: the tab keeps its room until then
+        self.plots.removeItem(self.p_fol)  # shown once a tile is followed, beside Tr G: the plots keep their height
         self._fol_shown = False
-        self.area_curve = self.p_fol.plot([], [], pen=pg.mkPen(theme.foreground, width=1.5), symbol="o", symbolSize=5, name="area")
+        self.p_fol.addLegend(offset=(-10, 5))
+        self.area_curve = self.p_fol.plot([], [], pen=pg.mkPen(theme.foreground, width=1.5), symbol="o", symbolSize=5, name="area (left)")
         self.change_marks = self.p_fol.plot([], [], pen=None, symbol="x", symbolSize=11, symbolPen=pg.mkPen("#D55E00", width=2))
         self.ham_curve = pg.PlotDataItem(
             [], [], pen=pg.mkPen("#0072B2", width=1.5, style=Qt.PenStyle.DashLine), symbol="t", symbolSize=6, symbolBrush="#0072B2"
         )
         self.ham_vb.addItem(self.ham_curve)
+        self.p_fol.legend.addItem(self.ham_curve, "bits changed (right)")
         self.track = None
         self.reg_curve = self.p_reg.plot([], [], pen=pg.mkPen(theme.foreground, width=1.5), symbol="o", symbolSize=5)
         self.tr_curve = self.p_tr.plot([], [], pen=pg.mkPen(theme.foreground, width=1.5), symbol="o", symbolSize=5)
@@ -145,6 +146,9 @@ class TrainingPanel(QWidget):
         self.p_fol.setTitle(FOLLOW_TITLE)
         if self._fol_shown:
             self.plots.removeItem(self.p_fol)
+            self.plots.removeItem(self.p_tr)
+            self.plots.addItem(self.p_tr, row=2, col=0, colspan=2)
+            self.p_tr.setXLink(self.p_acc)  # full width again: linked with the plots above
             self._fol_shown = False
         self.follow_btn.setEnabled(bundle.piecewise_affine)
         self.trace_btn.setEnabled(bundle.dataset is not None)
@@ -172,11 +176,18 @@ class TrainingPanel(QWidget):
         """A followed tile (:class:`app.jobs.follow.RegionTrack`): its area, pattern changes and class changes."""
         self.track = track
         if not self._fol_shown:
-            self.plots.addItem(self.p_fol, row=3, col=0)
+            self.plots.removeItem(self.p_tr)
+            self.plots.addItem(self.p_tr, row=2, col=0)
+            self.plots.addItem(self.p_fol, row=2, col=1)
             self._fol_shown = True
+            # pyqtgraph links x ranges pixel for pixel, which half-width plots cannot share with full-width
+            # ones: the pair is linked to each other and shows every epoch
+            self.p_tr.setXLink(None)
+            self.p_fol.setXLink(self.p_tr)
+            self.axis.fit(self.p_tr)
         u = track.u
         changes = int(track.class_changed.sum())
-        self.p_fol.setTitle(f"tile at ({u[0]:.3g}, {u[1]:.3g}): area, log (solid) · bits changed (dashed) · × class changed ({changes})")
+        self.p_fol.setTitle(f"tile at ({u[0]:.3g}, {u[1]:.3g}): {changes} class change{'s' if changes != 1 else ''} ×")
         self._replot()
 
     def _replot(self) -> None:

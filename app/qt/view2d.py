@@ -19,7 +19,7 @@ from PySide6.QtCore import QByteArray, QDataStream, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from ..render.palette import CHANGED_COLOR, hex_rgba
+from ..render.palette import CHANGED_COLOR, FOLLOW_COLOR, hex_rgba
 from ..render.palette import to_bytes as palette_bytes
 from .theme import BOUNDARY_COLOR, Theme, class_color
 
@@ -259,6 +259,11 @@ class SliceView(QWidget):
         self.picks = pg.ScatterPlotItem(size=14, symbol="o", pxMode=True, pen=pg.mkPen("#ff00aa", width=2.5), brush=None)
         self.picks.setZValue(30)
         pi.addItem(self.picks)
+        self.followed_halo = pg.PlotCurveItem(pen=cosmetic_pen("#ffffff", 4.6))  # the followed tile's outline
+        self.followed = pg.PlotCurveItem(pen=cosmetic_pen(FOLLOW_COLOR, 2.4))
+        for z, item in ((29, self.followed_halo), (30, self.followed)):
+            item.setZValue(z)
+            pi.addItem(item)
         self.inspected = pg.ScatterPlotItem(size=18, symbol="crosshair", pxMode=True, pen=pg.mkPen(theme.foreground, width=2.2), brush=None)
         self.inspected.setZValue(31)
         pi.addItem(self.inspected)
@@ -405,6 +410,15 @@ class SliceView(QWidget):
     def set_picks(self, picks) -> None:
         p = np.asarray(picks, dtype=np.float64).reshape(-1, 2)
         self.picks.setData(p[:, 0], p[:, 1])
+
+    def set_followed(self, polygon) -> None:
+        """Outline the followed tile: (n, 2) polygon vertices, or None."""
+        if polygon is None or len(polygon) < 3:
+            xy = np.zeros((0, 2))
+        else:
+            xy = np.vstack([polygon, polygon[:1]])
+        for item in (self.followed_halo, self.followed):
+            item.setData(xy[:, 0], xy[:, 1])
 
     def set_inspected(self, p) -> None:
         if p is None:
