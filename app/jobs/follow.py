@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geometry.errors import SplineAtlasError
+from geometry.errors import CancelledError, SplineAtlasError
 from geometry.slices import Slice
 
 from .bundle import Cancel, Progress, RunBundle, check_cancel
@@ -70,9 +70,9 @@ def follow_region(
             progress(i / E, f"epoch {bundle.epochs[i]} ({i + 1}/{E})")
         try:
             tess = tessellate_all(bundle, i, slice_, w, max_regions, cache, cancel=cancel)[-1]
-        except SplineAtlasError as exc:
-            if "cancel" in str(exc).lower():
-                raise
+        except CancelledError:
+            raise
+        except SplineAtlasError:  # over the budget at this checkpoint: no tile (-1), the track goes on
             polygons.append(np.zeros((0, 2)))
             previous = None
             continue
