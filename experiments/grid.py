@@ -106,11 +106,12 @@ class SweepGrid:
 
     def tasks(self) -> dict[str, dict]:
         """key -> payload of every (cell, seed); each payload is all a worker needs."""
-        n = len(self.archs) * len(self.seeds) * max(1, len(list(itertools.product(*(v for _, v in self.axes)))))
+        cells = self.cells()
+        n = len(cells) * len(self.seeds)
         if n > MAX_TASKS:
             raise SplineAtlasError(f"the grid has {n:,} runs (over {MAX_TASKS:,}); use fewer seeds or values.")
         out = {}
-        for cell in self.cells():
+        for cell in cells:
             options = {k: v for k, v in cell.items() if k != "arch"}
             protocol = {**self.protocol, **{k: v for k, v in options.items() if k != "epochs"}}
             TrainingProtocol(**protocol).check()  # a bad value fails here, once, not in every worker

@@ -69,10 +69,9 @@ def cells_3d(run, net, ds, st) -> dict:
 
 
 def _lc_radius(ds, st) -> float:
-    if st.get("lc_radius"):
-        return float(st["lc_radius"])
-    X = np.asarray(ds.X_train, dtype=np.float64)
-    return 0.05 * float(np.sqrt(((X - X.mean(0)) ** 2).sum(1).mean()))
+    from geometry.dynamics import default_radius
+
+    return float(st["lc_radius"]) if st.get("lc_radius") else default_radius(ds.X_train)
 
 
 def local_complexity(run, net, ds, st) -> dict:

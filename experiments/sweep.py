@@ -32,17 +32,13 @@ def sweep_dataset(ref: dict):
 def sweep_task(payload: dict) -> dict:
     """Train and measure one (cell, seed); returns its table row (cell columns, seed, measures)."""
     from geometry.networks.runs import open_run
-    from geometry.networks.spec import mlp_spec, parse_arch_string, validate_spec
+    from geometry.networks.spec import parse_arch_string
     from geometry.networks.training import TrainingProtocol, train_run
 
     body = {k: v for k, v in payload.items() if k != RUNS_KEY}
     key = task_key(body)
     ds = sweep_dataset(payload["dataset"])
-    arch = payload["arch"]
-    spec = parse_arch_string(arch)
-    if arch != "digits-cnn" and (payload["batchnorm"] or payload["activation"] != "relu"):
-        spec = mlp_spec([int(w) for w in arch.split("-")], activation=payload["activation"], batchnorm=payload["batchnorm"])
-    spec = validate_spec(spec)
+    spec = parse_arch_string(payload["arch"], payload["activation"], payload["batchnorm"])
     epochs = int(payload["epochs"])
     folder = Path(payload[RUNS_KEY]) / key[:16]
     manifest = train_run(

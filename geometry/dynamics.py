@@ -171,6 +171,12 @@ def _subset(X, y, n, rng):
     return np.asarray(X, dtype=np.float64)[idx], np.asarray(y)[idx]
 
 
+def default_radius(X) -> float:
+    """The default LC frame radius and square half-width: 0.05 x the data's RMS distance to its mean."""
+    X = np.asarray(X, dtype=np.float64)
+    return 0.05 * float(np.sqrt(((X - X.mean(axis=0)) ** 2).sum(axis=1).mean()))
+
+
 def _points(dataset, settings: DynamicsSettings) -> _Points:
     rng = np.random.default_rng(settings.seed)
     Xtr, ytr = _subset(dataset.X_train, dataset.y_train, settings.max_points, rng)
@@ -178,8 +184,7 @@ def _points(dataset, settings: DynamicsSettings) -> _Points:
     Xall = np.asarray(dataset.X_train, dtype=np.float64)
     lo, hi = Xall.min(axis=0), Xall.max(axis=0)
     Xr = lo + (hi - lo) * rng.random((settings.random_points, Xall.shape[1]))
-    scale = float(np.sqrt(((Xall - Xall.mean(axis=0)) ** 2).sum(axis=1).mean()))
-    radius = settings.lc_radius if settings.lc_radius is not None else 0.05 * scale
+    radius = settings.lc_radius if settings.lc_radius is not None else default_radius(Xall)
     h = settings.square_half_width if settings.square_half_width is not None else radius
     D = Xall.shape[1]
     slices, data_planes = [], []

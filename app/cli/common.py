@@ -120,3 +120,14 @@ def add_slice_argument(parser: argparse.ArgumentParser, dim: int = 2, flag: str 
         + ("else the plane through three training points of different classes" if dim == 2 else "else the PCA space")
         + ", else PCA, else random)",
     )
+
+
+def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
+    """``--workers`` and ``--scheduler``: where Dask tasks run (shared by sweep, dynamics, precompute)."""
+    p.add_argument(
+        "--scheduler",
+        default=None,
+        metavar="ADDRESS",
+        help="a Dask scheduler (tcp://HOST:8786); 'serial' runs in this process; default: a local cluster of --workers processes",
+    )
+    p.add_argument("--workers", type=int, default=None, help="workers of the local cluster (default: the free cores)")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.cli.precompute_cmd import add_cluster_arguments
+from app.cli.common import add_cluster_arguments
 from geometry.errors import SplineAtlasError
 
 

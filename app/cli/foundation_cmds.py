@@ -11,7 +11,7 @@ from geometry.networks.datasets import BUILTIN, REGRESSION_BUILTIN, builtin_data
 from app.cli.common import add_trust_argument
 from geometry.errors import ArchitectureError, DatasetError
 from geometry.networks.runs import open_run
-from geometry.networks.spec import load_spec_file, parse_arch_string, validate_spec
+from geometry.networks.spec import load_spec_file, parse_arch_string
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -98,14 +98,7 @@ def _dataset(name: str, samples: int = 1000, noise=None, seed: int = 0, arms: in
 
 
 def _spec(arch: str, batchnorm: bool, activation: str) -> dict:
-    if arch.endswith(".json"):
-        return load_spec_file(arch)
-    spec = parse_arch_string(arch)
-    if arch != "digits-cnn" and (batchnorm or activation != "relu"):
-        from geometry.networks.spec import mlp_spec
-
-        spec = mlp_spec([int(w) for w in arch.split("-")], activation=activation, batchnorm=batchnorm)
-    return validate_spec(spec)
+    return load_spec_file(arch) if arch.endswith(".json") else parse_arch_string(arch, activation, batchnorm)
 
 
 def cmd_train(args) -> int:

@@ -8,18 +8,8 @@ import argparse
 import sys
 
 
-def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
-    """``--workers`` and ``--scheduler``: where Dask tasks run (shared by sweep, dynamics, precompute)."""
-    p.add_argument(
-        "--scheduler",
-        default=None,
-        metavar="ADDRESS",
-        help="a Dask scheduler (tcp://HOST:8786); 'serial' runs in this process; default: a local cluster of --workers processes",
-    )
-    p.add_argument("--workers", type=int, default=None, help="workers of the local cluster (default: the free cores)")
-
-
 def register(sub: argparse._SubParsersAction) -> None:
+    from app.cli.common import add_cluster_arguments
     from app.cli.tessellate_cmd import add_slice_arguments
 
     p = sub.add_parser("precompute", help="tessellate every checkpoint (and its dynamics) into the window's cache, as Dask tasks")

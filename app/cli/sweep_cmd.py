@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from app.cli.foundation_cmds import add_protocol_arguments, protocol_from_args
-from app.cli.precompute_cmd import add_cluster_arguments
+from app.cli.common import add_cluster_arguments
 from geometry.errors import SplineAtlasError
 from geometry.safe_io import write_text
 
@@ -76,7 +76,7 @@ def build_grid(args):
     axes = tuple(parse_setting(s) for s in args.set)
     if len({a for a, _ in axes}) != len(axes):
         raise SplineAtlasError("--set names the same option twice; give all its values in one --set.")
-    protocol = {k: v for k, v in protocol_from_args(args).record().items()}
+    protocol = protocol_from_args(args).record()
     settings = {"box": args.box, "points": args.points, "max_regions": args.max_regions}
     return SweepGrid(
         dataset=_dataset_reference(args),

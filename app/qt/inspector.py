@@ -123,7 +123,7 @@ class Inspector(QWidget):
         x = np.arange(len(r.probs))
         brushes = [pg.mkBrush(class_color(i)) for i in x]
         self.bar_item.setOpts(x=x, height=r.probs, width=0.7, brushes=brushes)
-        self.bars.setVisible(getattr(r, "value", None) is None)  # a regression output has no class probabilities
+        self.bars.setVisible(r.value is None)  # a regression output has no class probabilities
         if self._image_shape is not None:
             shape = self._image_shape[-2:]
             self.img_x.setImage(r.x.reshape(shape).T, autoLevels=True)

@@ -46,7 +46,7 @@ def report_text(r, class_names) -> dict[str, str]:
         "u": f"({r.u[0]:.5g}, {r.u[1]:.5g})",
         "class": (
             f"{_name(names, r.predicted)}  (p = {r.probs[r.predicted]:.3f})"
-            if getattr(r, "value", None) is None
+            if r.value is None
             else f"f(x) = {r.value:.5g}  ({'above' if r.value > r.level else 'below'} the level {r.level:g})"
         ),
         "region": "—" if r.region < 0 else f"#{r.region} of {r.region_count}",

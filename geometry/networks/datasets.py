@@ -18,7 +18,6 @@ from geometry.safe_io import MAX_DATASET_BYTES, name, printable, read_npz, resol
 
 BUILTIN = ("moons", "circles", "spirals", "star", "digits", "paraboloid")
 REGRESSION_BUILTIN = ("paraboloid",)
-TASKS = ("classify", "regress")
 
 
 @dataclass(frozen=True)
@@ -58,7 +57,10 @@ class Dataset:
             )
         if self.task == "regress":
             if num_classes is not None and num_classes != self.target_dim:
-                raise DatasetError(f"dataset {self.name!r} has {self.target_dim} target(s) per sample but the network has {num_classes} output(s).")
+                raise DatasetError(
+                    f"dataset {self.name!r} has {self.target_dim} regression target(s) per sample but the network has {num_classes} output(s); "
+                    "end the architecture with that many outputs."
+                )
             return
         if num_classes is not None and num_classes > 1 and len(self.y_train) and self.y_train.max() >= max(num_classes, 2):
             raise DatasetError(f"dataset {self.name!r} has labels up to {int(self.y_train.max())} but the network has {num_classes} classes.")

@@ -237,9 +237,7 @@ class Network(nn.Module):
         clone = Network(self.spec).to(device=device, dtype=dtype)
         clone.layers.load_state_dict(self.layers.state_dict())  # copies into dtype: no float32 round trip
         if isinstance(self.layers[-1], LevelledLinear):
-            clone.layers[-1].__class__ = LevelledLinear
-            clone.layers[-1].set_level(self.layers[-1].unshifted_bias, self.level)
-            clone.level = self.level
+            clone._set_level(self.layers[-1].unshifted_bias, self.level)
         return clone.eval()
 
     def at_level(self, level: float) -> "Network":
@@ -253,11 +251,14 @@ class Network(nn.Module):
             raise ArchitectureError(f"a level set needs a network whose last layer is a Linear with a bias and one output (this one has {self.output_dim}).")
         clone = Network(self.spec)
         clone.layers.load_state_dict(self.layers.state_dict())
-        base = last.unshifted_bias if isinstance(last, LevelledLinear) else last.bias.detach().to(torch.float64).clone()
-        clone.layers[-1].__class__ = LevelledLinear
-        clone.layers[-1].set_level(base, float(level))
-        clone.level = float(level)
+        clone._set_level(last.unshifted_bias if isinstance(last, LevelledLinear) else last.bias, float(level))
         return clone.eval()
+
+    def _set_level(self, unshifted_bias: torch.Tensor, level: float) -> None:
+        """Make the last layer a LevelledLinear at ``level`` over ``unshifted_bias`` (kept in float64)."""
+        self.layers[-1].__class__ = LevelledLinear
+        self.layers[-1].set_level(unshifted_bias, level)
+        self.level = level
 
 
 class LevelledLinear(nn.Linear):

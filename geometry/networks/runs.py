@@ -283,8 +283,9 @@ def open_run(path: str | Path, trust_code: bool = False, allow_gaps: bool = Fals
     run.model = ref  # later reads (other threads, reloads) use the same class
     if isinstance(data, dict) and data.get("task") == "regress":
         run.task = "regress"
-    level = _LEVEL.get() if _LEVEL.get() is not None else _PROCESS_LEVEL[0]
-    if level is not None and (level != 0 or run.task == "regress"):
+    level = _LEVEL.get()
+    level = _PROCESS_LEVEL[0] if level is None else level
+    if level:  # 0 is every run's level already
         run.set_level(level)
     return run
 

@@ -266,15 +266,16 @@ def mlp_spec(widths: list[int], activation: str = "relu", batchnorm: bool = Fals
     return validate_spec({"input_shape": [widths[0]], "layers": layers})
 
 
-def parse_arch_string(text: str) -> dict:
-    """``"2-64-64-3"`` -> MLP spec; ``"digits-cnn"`` -> the small CNN for 8x8 digits."""
+def parse_arch_string(text: str, activation: str = "relu", batchnorm: bool = False) -> dict:
+    """``"2-64-64-3"`` -> MLP spec (``activation`` after each hidden layer, with ``batchnorm`` before it);
+    ``"digits-cnn"`` -> the small CNN for 8x8 digits (its own layers: the two options do not apply)."""
     if text == "digits-cnn":
         return digits_cnn_spec()
     try:
         widths = [int(p) for p in text.split("-")]
     except ValueError:
         raise ArchitectureError(f"--arch {text!r} is not of the form 2-64-64-3 (MLP widths) nor 'digits-cnn'.") from None
-    return mlp_spec(widths)
+    return mlp_spec(widths, activation=activation, batchnorm=batchnorm)
 
 
 def digits_cnn_spec(channels: int = 8, hidden: int = 32) -> dict:

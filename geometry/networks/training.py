@@ -250,15 +250,7 @@ def train_run(
     if p.init != "default" or p.bias_init is not None:
         initialise(net, p.init, p.bias_init)
     regress = dataset.task == "regress"
-    if regress and net.output_dim != dataset.target_dim:
-        raise SplineAtlasError(
-            f"dataset {dataset.name!r} has {dataset.target_dim} regression target(s) per sample but the network has {net.output_dim} output(s); "
-            "end the architecture with that many outputs."
-        )
-    if not regress:
-        dataset.check_fits(net.input_dim, net.num_classes)
-    else:
-        dataset.check_fits(net.input_dim)
+    dataset.check_fits(net.input_dim, net.output_dim if regress else net.num_classes)
     save_at = set(save_epochs if save_epochs is not None else save_schedule(epochs, 1))
     X = torch.as_tensor(dataset.X_train, dtype=torch.float32)
     y = torch.as_tensor(dataset.y_train, dtype=torch.float32 if regress else torch.int64)
