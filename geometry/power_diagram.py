@@ -35,6 +35,7 @@ from torch import nn
 from geometry.networks.torch_utils import as_tensor, module_device, prepare_model
 from geometry.errors import CancelledError, NotPiecewiseAffineError, SplineAtlasError
 from geometry.slices import Slice
+from geometry.tessellation.affine import pool_windows
 
 Progress = Callable[[float, str], None] | None
 Cancel = Callable[[], bool] | None
@@ -291,21 +292,10 @@ def _maxpool_distances(model, module, l, xb, pre, jac):
         tap.run(xb)
         shape = tap.pre[l].shape[1:]  # (C, H, W) of the pool's input
     C, H, W = shape
-    ks = module.kernel_size if isinstance(module.kernel_size, tuple) else (module.kernel_size,) * 2
-    st = module.stride if module.stride is not None else ks
-    st = st if isinstance(st, tuple) else (st, st)
-    pad = module.padding if isinstance(module.padding, tuple) else (module.padding,) * 2
-    dil = module.dilation if isinstance(module.dilation, tuple) else (module.dilation,) * 2
-    if pad != (0, 0) or dil != (1, 1) or module.ceil_mode:
-        raise NotPiecewiseAffineError("boundary distances support MaxPool2d without padding, dilation or ceil_mode.")
-    ho, wo = (H - ks[0]) // st[0] + 1, (W - ks[1]) // st[1] + 1
-    oy = torch.arange(ho, device=xb.device) * st[0]
-    ox = torch.arange(wo, device=xb.device) * st[1]
-    ys = oy[:, None, None, None] + torch.arange(ks[0], device=xb.device)[None, None, :, None]
-    xs = ox[None, :, None, None] + torch.arange(ks[1], device=xb.device)[None, None, None, :]
-    members = (ys * W + xs).reshape(ho * wo, -1)  # (P, kk) within a channel
+    members, valid, _ = pool_windows(module, H, W, xb.device)  # (P, kk) within a channel
     members = (members[None] + (torch.arange(C, device=xb.device) * H * W)[:, None, None]).reshape(-1, members.shape[1])
-    vals = pre[:, members]  # (m, U, kk)
+    valid = valid.repeat(C, 1)
+    vals = pre[:, members].masked_fill(~valid, float("-inf"))  # (m, U, kk); padding never wins
     top = vals.argmax(2, keepdim=True)
     vmax = vals.gather(2, top)
     gm = jac[:, members]  # (m, U, kk, D)
@@ -313,7 +303,7 @@ def _maxpool_distances(model, module, l, xb, pre, jac):
     gap = vmax - vals
     gn = (gtop - gm).norm(dim=3)
     is_top = torch.zeros_like(gap, dtype=torch.bool).scatter_(2, top, True)
-    d = torch.where(~is_top & (gn > 0), gap / gn, torch.full_like(gap, float("inf")))
+    d = torch.where(~is_top & valid & (gn > 0), gap / gn, torch.full_like(gap, float("inf")))
     return d.reshape(d.shape[0], -1).min(1).values
 
 

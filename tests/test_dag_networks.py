@@ -119,3 +119,45 @@ def test_a_nonlinear_shortcut_is_refused_by_name():
     layers = [{"type": "residual", "body": [{"type": "linear", "in_features": 2, "out_features": 2}], "shortcut": [{"type": "relu"}]}]
     with pytest.raises(ArchitectureError, match=r"shortcut\[0\] is relu"):
         validate_spec({"input_shape": [2], "layers": [*layers, {"type": "linear", "in_features": 2, "out_features": 2}]})
+
+
+def _concat_and_chain():
+    """cat([W1 x + b1, W2 x + b2]) -> ReLU as a DAG, and the same as one stacked Linear in a chain."""
+    head = [{"type": "linear", "in_features": 2, "out_features": 6}, {"type": "relu"}]
+    tail = [{"type": "relu"}, {"type": "linear", "in_features": 7, "out_features": 3}]
+    branches = [[{"type": "linear", "in_features": 6, "out_features": 3}], [{"type": "linear", "in_features": 6, "out_features": 4}]]
+    dag = Network(validate_spec({"input_shape": [2], "layers": [*head, {"type": "concat", "branches": branches}, *tail]}))
+    chain = Network(validate_spec({"input_shape": [2], "layers": [*head, {"type": "linear", "in_features": 6, "out_features": 7}, *tail]}))
+    torch.manual_seed(3)
+    for p in dag.layers.parameters():
+        torch.nn.init.normal_(p, 0, 0.8)
+    d, c = dag.layers.state_dict(), {}
+    for k, v in d.items():
+        if k.startswith("2."):  # the concat: its two branch Linears stacked into one
+            continue
+        c[k] = v
+    c["2.weight"] = torch.cat([d["2.branches.0.0.weight"], d["2.branches.1.0.weight"]])
+    c["2.bias"] = torch.cat([d["2.branches.0.0.bias"], d["2.branches.1.0.bias"]])
+    chain.layers.load_state_dict(c)
+    return dag, chain
+
+
+def test_a_concatenation_gives_the_chains_results_in_every_tool():
+    from geometry.boundary.deepfool import deepfool
+    from geometry.foliation.local_data_matrix import local_data_matrix
+
+    dag, chain = _concat_and_chain()
+    x = torch.randn(64, 2, dtype=torch.float64)
+    with torch.no_grad():
+        np.testing.assert_allclose(dag.to_dtype_device(torch.float64)(x), chain.to_dtype_device(torch.float64)(x), atol=1e-12)
+    dom = np.array([-2.0, 2.0, -2.0, 2.0])
+    a, b = tessellate(chain, Slice.input_plane(2), dom), tessellate(dag, Slice.input_plane(2), dom)
+    assert a.num_regions == b.num_regions > 10
+    np.testing.assert_allclose(np.sort(a.centroids(), 0), np.sort(b.centroids(), 0), atol=1e-9)
+    np.testing.assert_allclose(np.sort(a.areas()), np.sort(b.areas()), atol=1e-9)
+    fa, fb = deepfool(chain, x.numpy()), deepfool(dag, x.numpy())
+    np.testing.assert_allclose(fa.perturbation, fb.perturbation, atol=1e-9)
+    np.testing.assert_array_equal(fa.iterations, fb.iterations)
+    la, lb = local_data_matrix(chain, x.numpy()[:8]), local_data_matrix(dag, x.numpy()[:8])
+    np.testing.assert_allclose(la.trace, lb.trace, atol=1e-9)
+    np.testing.assert_allclose(la.eigenvalues, lb.eigenvalues, atol=1e-9)

@@ -269,12 +269,6 @@ def _backward_sweep(tape: list, g: torch.Tensor, c: int) -> torch.Tensor:
             out = torch.zeros((g.shape[0], *xin.shape[1:]), dtype=g.dtype, device=g.device)
             out[:, :, : up.shape[2], : up.shape[3]] = up
             g = out
-        elif isinstance(m, nn.AvgPool2d) and _simple_pool(m, xin):
-            k = m.kernel_size if isinstance(m.kernel_size, int) else m.kernel_size[0]
-            up = g.repeat_interleave(k, 2).repeat_interleave(k, 3) / (k * k)
-            out = torch.zeros((g.shape[0], *xin.shape[1:]), dtype=g.dtype, device=g.device)
-            out[:, :, : up.shape[2], : up.shape[3]] = up
-            g = out
         elif isinstance(m, _ELEMENTWISE_SMOOTH):
             with torch.enable_grad():
                 xi = xin.detach().requires_grad_(True)
@@ -335,11 +329,14 @@ def _slice_tape(tape: list, idx: torch.Tensor) -> list:
 def _piecewise_affine_seq(seq: nn.Sequential) -> bool:
     """Every module affine or piecewise linear with its pieces fully described by the recorded patterns
     (ReLU / LeakyReLU / Abs masks, max-pool argmax): then the logit Jacobian is a function of the patterns."""
-    from geometry.networks.spec import Residual
+    from geometry.networks.spec import Concat, Residual
 
     for m in seq.children():
         if isinstance(m, Residual):
             if not _piecewise_affine_seq(m.body):
+                return False
+        elif isinstance(m, Concat):
+            if not all(_piecewise_affine_seq(b) for b in m.branches):
                 return False
         elif isinstance(m, _ELEMENTWISE_SMOOTH):
             return False

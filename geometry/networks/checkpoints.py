@@ -118,6 +118,11 @@ def read_checkpoint(path: str | Path, trust_code: bool = False, root: Path | Non
         raise InputFileError(f"checkpoint {name(path)} is empty (0 bytes); it was not written completely — re-save it.")
     if path.suffix == ".safetensors":
         raw = _read_safetensors(real, path)
+    elif path.suffix.lower() == ".pt2" or _is_export_zip(real):
+        from geometry.networks.export_import import read_export
+
+        spec, state = read_export(real, path, limit)  # JSON and raw bytes: nothing in it runs
+        raw = RawCheckpoint(state, spec, {"format": "torch.export"})
     elif path.suffix.lower() == ".onnx":
         from geometry.networks.onnx_import import read_onnx
 
@@ -147,6 +152,22 @@ def read_checkpoint(path: str | Path, trust_code: bool = False, root: Path | Non
     if user is not None:
         raw = RawCheckpoint(user.translate(raw.state, path), user.spec, raw.meta)
     return raw
+
+
+def _is_export_zip(real: Path) -> bool:
+    """A ``torch.export.save`` archive under another suffix (e.g. ``model.pt``)."""
+    import zipfile
+
+    from geometry.networks.export_import import is_export_archive
+
+    with open(real, "rb") as fh:
+        if fh.read(4) != b"PK\x03\x04":
+            return False
+    try:
+        with zipfile.ZipFile(real) as z:
+            return is_export_archive(z.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return False
 
 
 def _is_tar(head: bytes) -> bool:

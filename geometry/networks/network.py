@@ -17,7 +17,7 @@ from torch import nn
 
 from geometry.errors import ArchitectureError, NonFiniteWeightsError, NotPiecewiseAffineError
 from geometry.safe_io import printable
-from geometry.networks.spec import PIECEWISE_LINEAR, SMOOTH, Abs, Residual, build_sequential, validate_spec
+from geometry.networks.spec import PIECEWISE_LINEAR, SMOOTH, Abs, Concat, Residual, build_sequential, validate_spec
 
 _PL_MODULES = (nn.ReLU, nn.LeakyReLU, Abs, nn.MaxPool2d)
 _SMOOTH_MODULES = (nn.GELU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.ELU, nn.SiLU, nn.Softmax, nn.LogSoftmax)
@@ -132,8 +132,6 @@ class Network(nn.Module):
         ``path`` (module path, "4.body.1" inside a residual), ``layer`` (its spec type), ``output``
         (shape without the batch axis, from one forward pass of a zero input), ``parameters`` and ``kind``
         (affine, piecewise-linear or smooth)."""
-        from geometry.networks.spec import Residual
-
         rows: list[dict] = []
         hooks = []
         kinds = {**{t: "piecewise-linear" for t in PIECEWISE_LINEAR}, **{t: "smooth" for t in SMOOTH}}
@@ -145,6 +143,10 @@ class Network(nn.Module):
                     visit(module.body, entry["body"], path + ".body.")
                     if module.shortcut is not None:
                         visit(module.shortcut, entry["shortcut"], path + ".shortcut.")
+                    continue
+                if isinstance(module, Concat):
+                    for j, (branch, branch_entries) in enumerate(zip(module.branches, entry["branches"])):
+                        visit(branch, branch_entries, f"{path}.branches.{j}.")
                     continue
                 row = {"path": path, "layer": entry["type"], "output": None, "parameters": sum(p.numel() for p in module.parameters())}
                 row["kind"] = kinds.get(entry["type"], "affine")
@@ -309,6 +311,9 @@ def _walk(seq: nn.Sequential, x: torch.Tensor, prefix: str, record) -> torch.Ten
         if isinstance(module, Residual):
             x = module.skip(x) + _walk(module.body, x, path + ".body.", record)
             continue
+        if isinstance(module, Concat):
+            x = module.combine([_walk(b, x, f"{path}.branches.{j}.", record) for j, b in enumerate(module.branches)])
+            continue
         y = module(x)
         if isinstance(module, _PL_MODULES + _SMOOTH_MODULES):
             record(module, path, x, y)
@@ -322,8 +327,16 @@ def describe_layers(layers: list[dict], indent: str = "") -> str:
         t = e["type"]
         if t == "linear":
             s = f"linear {e['in_features']}->{e['out_features']}"
-        elif t == "conv2d":
-            s = f"conv2d {e['in_channels']}->{e['out_channels']} k={e['kernel_size']}"
+        elif t in ("conv1d", "conv2d", "conv_transpose2d"):
+            s = f"{t} {e['in_channels']}->{e['out_channels']} k={e['kernel_size']}"
+        elif t == "concat":
+            lines.append(f"{indent}{i}: concat(")
+            for j, branch in enumerate(e["branches"]):
+                if j:
+                    lines.append(f"{indent}   ) ⊕ (")
+                lines.append(describe_layers(branch, indent + "    ") if branch else f"{indent}    identity")
+            lines.append(f"{indent}   )")
+            continue
         elif t == "residual":
             lines.append(f"{indent}{i}: residual(")
             lines.append(describe_layers(e["body"], indent + "    "))

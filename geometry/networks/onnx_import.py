@@ -1,10 +1,11 @@
 """ONNX models as canonical networks: the graph is read with the ``onnx`` package (a protobuf: reading it
 runs no code), its initializers are the weights, and its nodes are mapped onto the canonical layer list.
 
-Supported nodes: Gemm (and MatMul + Add), Conv (no groups or dilation), BatchNormalization, Relu,
-LeakyRelu, Abs, MaxPool and AveragePool (no padding), GlobalAveragePool, Flatten, Reshape to (N, -1),
-Identity, Dropout, and Add as a residual ``x + f(x)`` or ``shortcut(x) + f(x)`` -- a chain with sums of two
-branches, as the torch.fx conversion. A trailing Softmax/LogSoftmax is dropped, as everywhere. Any other
+Supported nodes: Gemm (and MatMul + Add), Conv (1-d and 2-d), ConvTranspose (2-d), BatchNormalization,
+Relu, LeakyRelu, Abs, MaxPool and AveragePool (symmetric padding, dilation, ceil_mode), GlobalAveragePool,
+Pad (zeros), Mul/Div by a number, Flatten, Reshape to (N, -1), Identity, Dropout, Add as a residual
+``x + f(x)`` or ``shortcut(x) + f(x)`` and Concat along the channel axis of branches leaving the chain at
+one place (DenseNet, U-net skips) -- as the torch.fx conversion. A trailing Softmax/LogSoftmax is dropped, as everywhere. Any other
 node is refused naming its op type; models with external data files are refused (the weights must be
 in the file).
 """
@@ -63,18 +64,15 @@ class _Graph:
         return ArchitectureError(f"{name(self.path)}: {what}, which the canonical form cannot express (see README: 'Opening networks').")
 
     def convert(self, g, inp: str, input_shape: list[int]):
-        from geometry.networks.spec import build_sequential, fold_branch_sum, validate_spec
+        from geometry.networks.chain import ChainBuilder
 
         producers = {o: n for n in g.node for o in n.output}
-        entries: list[dict] = []
-        tensors: list[torch.Tensor] = []
-        position = {inp: (0, 0)}
-        side: dict = {}
-        current = inp
+        chain = ChainBuilder(inp, self.refuse)
         rank = len(input_shape) + 1
         self.shape_values: set = set()
         for n in g.node:
             op = n.op_type
+            what = f"node {n.name or op} ({op})"
             if op == "Shape":  # reads only the shape of a value
                 self.shape_values.update(n.output)
                 continue
@@ -84,39 +82,40 @@ class _Graph:
             attrs = {a.name: _attr(a) for a in n.attribute}
             data_in = [x for x in n.input if x and x not in self.consts and x not in self.shape_values]
             if op == "Add" and len(data_in) == 2:
-                a, b = data_in
-                other = b if a == current else a if b == current else None
-                if other is None or not fold_branch_sum(entries, tensors, position, side, other):
-                    raise self.refuse(f"node {n.name or op} adds two values that are not a residual x + f(x)")
-                position[n.output[0]] = (len(entries), len(tensors))
-                current = n.output[0]
+                chain.add(n.output[0], *data_in, what)
+                continue
+            if op == "Concat" and data_in:
+                if attrs.get("axis") not in (1, 1 - rank):
+                    raise self.refuse(f"{what} concatenates along axis {attrs.get('axis')}, not the channel axis")
+                chain.concat(n.output[0], data_in, what)
                 continue
             if len(data_in) != 1:
-                raise self.refuse(f"node {n.name or op} ({op}) takes {len(data_in)} data inputs")
-            src = data_in[0]
+                raise self.refuse(f"{what} takes {len(data_in)} data inputs")
             entry, params, rank_out = self.node_entry(n, op, attrs, rank, producers)
-            if src == current:
-                if entry is not None:
-                    entries.append(entry)
-                    tensors += params
+            if chain.is_current(data_in[0]):
                 rank = rank_out
-                position[n.output[0]] = (len(entries), len(tensors))
-                current = n.output[0]
-            elif src in side or src in position:
-                origin, s_entries, s_tensors = side.pop(src) if src in side else (src, [], [])
-                side[n.output[0]] = (origin, s_entries + ([entry] if entry else []), s_tensors + params)
-            else:
-                raise self.refuse(f"node {n.name or op} ({op}) reads {src}, which is neither the layer chain nor a branch off it")
-        if side:
-            raise self.refuse(f"values {', '.join(side)} are computed and never added to the chain")
-        if [o.name for o in g.output] != [current]:
-            raise self.refuse("its output is not the end of its layer chain")
+            chain.step(n.output[0], data_in[0], [entry] if entry is not None else [], params, f"{what} reads")
+        outputs = [o.name for o in g.output]
+        if len(outputs) != 1:
+            raise self.refuse(f"it has {len(outputs)} outputs")
+        entries, tensors = chain.finish(outputs[0])
+        from geometry.networks.spec import build_sequential, validate_spec
+
         spec = validate_spec({"input_shape": list(input_shape), "layers": entries})
         keys = list(build_sequential(spec["layers"]).state_dict().keys())
         floats = [k for k in keys if not k.endswith("num_batches_tracked")]
         if len(floats) != len(tensors):
             raise ArchitectureError(f"internal: {name(self.path)} gave {len(tensors)} weight tensors for {len(floats)} canonical ones.")
         return spec, dict(zip(floats, tensors))
+
+    def symmetric_pads(self, n, attrs: dict, dims: int) -> list[int]:
+        """ONNX pads ``[begin..., end...]`` as torch's symmetric padding, or refused."""
+        if attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+            raise self.refuse(f"{n.op_type} {n.name} pads with auto_pad")
+        pads = [int(v) for v in attrs.get("pads", [0] * (2 * dims))]
+        if pads[:dims] != pads[dims:]:
+            raise self.refuse(f"{n.op_type} {n.name} pads asymmetrically ({pads})")
+        return pads[:dims]
 
     def w(self, key: str) -> torch.Tensor:
         if key not in self.inits:
@@ -146,33 +145,70 @@ class _Graph:
         if op == "MatMul":
             W = self.w(n.input[1]).T.contiguous()
             return {"type": "linear", "in_features": int(W.shape[1]), "out_features": int(W.shape[0]), "bias": False}, [W], 2
-        if op == "Conv":
-            if attrs.get("group", 1) != 1 or any(d != 1 for d in attrs.get("dilations", [1, 1])):
-                raise self.refuse(f"Conv {n.name} has groups or dilation")
-            pads = attrs.get("pads", [0, 0, 0, 0])
-            if pads[:2] != pads[2:]:
-                raise self.refuse(f"Conv {n.name} pads asymmetrically ({pads})")
+        if op in ("Conv", "ConvTranspose"):
             W = self.w(n.input[1])
+            dims = W.ndim - 2
+            if dims not in (1, 2) or (op == "ConvTranspose" and dims != 2) or "output_shape" in attrs:
+                raise self.refuse(f"{op} {n.name} is {dims}-dimensional{' with an output_shape' if 'output_shape' in attrs else ''}")
+            groups = int(attrs.get("group", 1))
             bias = len(n.input) > 2 and bool(n.input[2])
+            transposed = op == "ConvTranspose"
             entry = {
-                "type": "conv2d",
-                "in_channels": int(W.shape[1]),
-                "out_channels": int(W.shape[0]),
+                "type": "conv_transpose2d" if transposed else ("conv2d" if dims == 2 else "conv1d"),
+                "in_channels": int(W.shape[0] if transposed else W.shape[1] * groups),
+                "out_channels": int(W.shape[1] * groups if transposed else W.shape[0]),
                 "kernel_size": [int(v) for v in W.shape[2:]],
-                "stride": [int(v) for v in attrs.get("strides", [1, 1])],
-                "padding": [int(v) for v in pads[:2]],
+                "stride": [int(v) for v in attrs.get("strides", [1] * dims)],
+                "padding": self.symmetric_pads(n, attrs, dims),
                 "bias": bias,
             }
-            return entry, [W] + ([self.w(n.input[2])] if bias else []), 4
+            dilations = [int(v) for v in attrs.get("dilations", [1] * dims)]
+            if any(d != 1 for d in dilations):
+                entry["dilation"] = dilations
+            if groups != 1:
+                entry["groups"] = groups
+            if transposed:
+                entry["output_padding"] = [int(v) for v in attrs.get("output_padding", [0, 0])]
+            return entry, [W] + ([self.w(n.input[2])] if bias else []), dims + 2
         if op == "BatchNormalization":
             scale, b, mean, var = (self.w(k) for k in n.input[1:5])
             kind = "batchnorm2d" if rank == 4 else "batchnorm1d"
             return {"type": kind, "num_features": int(mean.shape[0]), "eps": float(attrs.get("epsilon", 1e-5))}, [scale, b, mean, var], rank
         if op in ("MaxPool", "AveragePool"):
-            if any(attrs.get("pads", [0])) or attrs.get("ceil_mode", 0) or any(d != 1 for d in attrs.get("dilations", [1, 1])):
-                raise self.refuse(f"{op} {n.name} pads, dilates or rounds up")
             k = [int(v) for v in attrs["kernel_shape"]]
-            return {"type": "maxpool2d" if op == "MaxPool" else "avgpool2d", "kernel_size": k, "stride": [int(v) for v in attrs.get("strides", k)]}, [], 4
+            if len(k) != 2 or attrs.get("storage_order", 0) or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+                raise self.refuse(f"{op} {n.name} is not a plain 2-d pooling")
+            entry = {"type": "maxpool2d" if op == "MaxPool" else "avgpool2d", "kernel_size": k, "stride": [int(v) for v in attrs.get("strides", k)]}
+            settings = {"padding": self.symmetric_pads(n, attrs, 2), "ceil_mode": bool(attrs.get("ceil_mode", 0))}
+            if op == "MaxPool":
+                settings["dilation"] = [int(v) for v in attrs.get("dilations", [1, 1])]
+            else:
+                settings["count_include_pad"] = bool(attrs.get("count_include_pad", 0))  # ONNX's default is 0, torch's True
+            defaults = {"padding": [0, 0], "ceil_mode": False, "dilation": [1, 1], "count_include_pad": True}
+            entry.update({k2: v for k2, v in settings.items() if v != defaults[k2]})
+            return entry, [], 4
+        if op == "Pad":
+            pads = self.consts.get(n.input[1]) if len(n.input) > 1 else attrs.get("pads")
+            value = self.consts.get(n.input[2]) if len(n.input) > 2 and n.input[2] else 0
+            mode = attrs.get("mode", b"constant")
+            if (
+                pads is None
+                or len(pads) != 8
+                or any(int(v) for v in list(pads[:2]) + list(pads[4:6]))
+                or np.any(value)
+                or mode not in (b"constant", "constant")
+            ):
+                raise self.refuse(f"Pad {n.name} is not a zero padding of the two spatial axes")
+            top, left, bottom, right = int(pads[2]), int(pads[3]), int(pads[6]), int(pads[7])
+            return {"type": "zeropad2d", "padding": [left, right, top, bottom]}, [], rank
+        if op in ("Mul", "Div"):
+            c = [x for x in n.input if x in self.consts]
+            value = np.asarray(self.consts[c[0]]) if len(c) == 1 else np.zeros(0)
+            if value.size != 1 or (op == "Div" and (n.input[1] != c[0] or float(value.reshape(())) == 0)):
+                raise self.refuse(f"{op} {n.name} does not {'multiply' if op == 'Mul' else 'divide'} the data by one non-zero number")
+            factor = float(value.reshape(()))
+            factor = 1.0 / factor if op == "Div" else factor
+            return {"type": "scale", "factor": factor}, [], rank
         if op == "GlobalAveragePool":
             return {"type": "adaptive_avgpool2d", "output_size": 1}, [], 4
         if op == "Flatten":

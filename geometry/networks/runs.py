@@ -41,7 +41,7 @@ from geometry.networks.spec import load_spec_file, validate_spec
 
 RUN_FORMAT = "splineatlas-run/1"
 CHECKPOINT_NAME = re.compile(
-    r"^(?:[a-z0-9]+[_\-])*?(?:epoch|step|ckpt|checkpoint|iter)[_\-=]?(\d+)(?:[_\-](?:step|iter|global_step)[_\-=]?\d+)?\.(?:pt|pth|safetensors|ckpt)$",
+    r"^(?:[a-z0-9]+[_\-])*?(?:epoch|step|ckpt|checkpoint|iter)[_\-=]?(\d+)(?:[_\-](?:step|iter|global_step)[_\-=]?\d+)?\.(?:pt|pth|safetensors|ckpt|pt2|onnx)$",
     re.I,
 )
 _LEVEL: ContextVar[float | None] = ContextVar("splineatlas_level", default=None)
@@ -66,7 +66,29 @@ def using_level(level: float | None):
 
 """Checkpoint files of a run folder and their epoch: epoch_0007.pt, model_epoch_3.pth, ckpt_epoch=3.pt,
 checkpoint-1500.pt, and Lightning's epoch=3-step=1200.ckpt (the epoch, not the step)."""
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".safetensors", ".ts", ".ckpt")
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".safetensors", ".ts", ".ckpt", ".pt2", ".onnx")
+HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
+"""The weights file of a Hugging Face style folder (``save_pretrained``), beside its config.json."""
+HF_STEP = re.compile(r"^checkpoint-(\d+)$")
+"""A Hugging Face Trainer's checkpoint folder (``output_dir/checkpoint-1500/``): the number is the step."""
+
+
+def hf_weights(folder: Path) -> Path | None:
+    """The weights file of a Hugging Face style folder, or None."""
+    return next((folder / f for f in HF_WEIGHTS if (folder / f).is_file()), None)
+
+
+def hf_config(folder: Path) -> dict | None:
+    """config.json of a Hugging Face style folder (or of its first ``checkpoint-N/``), or None."""
+    candidates = [folder] + sorted((p for p in folder.iterdir() if p.is_dir() and HF_STEP.match(p.name)), key=lambda p: int(HF_STEP.match(p.name).group(1)))
+    for where in candidates[:2]:
+        config = where / "config.json"
+        if config.is_file() and hf_weights(where) is not None:
+            data = read_json(config, "model config", root=where, error=RunError)
+            if not isinstance(data, dict):
+                raise RunError(f"{name(config)} is not a JSON object of model settings; fix or remove it.")
+            return data
+    return None
 
 
 @dataclass(frozen=True)
@@ -263,7 +285,7 @@ class Run:
 
 def open_run(path: str | Path, trust_code: bool = False, allow_gaps: bool = False) -> Run:
     """Open ``path``: a run.json, a folder (with run.json, or epoch_*.pt files), or one checkpoint."""
-    from geometry.networks.user_model import current_ref, manifest_model
+    from geometry.networks.user_model import current_ref, manifest_model, ref_with_config
 
     path = Path(path)
     if not path.exists():
@@ -273,6 +295,10 @@ def open_run(path: str | Path, trust_code: bool = False, allow_gaps: bool = Fals
     ref = current_ref()  # --model: the user's class is the architecture of every checkpoint
     if ref is None and isinstance(data, dict) and "model" in data:
         ref = manifest_model(data["model"], manifest.parent, manifest, trust_code)
+    if manifest is None and path.is_dir() and ref is not None and not ref.kwargs:
+        config = hf_config(path)
+        if config is not None:  # save_pretrained's config.json: the class's constructor settings
+            ref = ref_with_config(ref, config, path)
     with using_model(ref):
         if manifest is not None:
             run = _open_manifest(manifest, trust_code, allow_gaps, data)
@@ -365,11 +391,22 @@ def _open_folder(folder: Path, trust_code: bool, allow_gaps: bool) -> Run:
     if len(entries) > 1_000_000:
         raise RunError(f"folder {name(folder)} holds {len(entries):,} entries; that is not a run folder.")
     files = sorted(p for p in entries if CHECKPOINT_NAME.match(p.name))
+    single = hf_weights(folder)
+    if not files and single is not None:  # a save_pretrained folder: one checkpoint
+        run = _open_single(single, trust_code)
+        run.name, run.source = folder.name, folder
+        return run
+    steps = sorted((p for p in entries if p.is_dir() and HF_STEP.match(p.name) and hf_weights(p)), key=lambda p: int(HF_STEP.match(p.name).group(1)))
+    if not files and steps:  # a Trainer's output_dir: checkpoint-500/, checkpoint-1000/, ...
+        files = [hf_weights(p) for p in steps]
+        numbers = {f: int(HF_STEP.match(f.parent.name).group(1)) for f in files}
+    else:
+        numbers = {f: int(CHECKPOINT_NAME.match(f.name).group(1)) for f in files}
     if not files:
         others = [name(p.name) for p in entries if p.suffix in CHECKPOINT_SUFFIXES]
         hint = f" (found {', '.join(others[:4])}: rename them like epoch_0007.pt or write a run.json)" if others else ""
         raise RunError(f"folder {name(folder)} has no run.json and no checkpoints named like epoch_0007.pt{hint}.")
-    refs = sorted((CheckpointRef(int(CHECKPOINT_NAME.match(p.name).group(1)), p) for p in files), key=lambda r: r.epoch)
+    refs = sorted((CheckpointRef(numbers[p], p) for p in files), key=lambda r: r.epoch)
     if len({r.epoch for r in refs}) != len(refs):
         raise RunError(f"folder {name(folder)} has two checkpoints with the same epoch number; keep one of each.")
     arch_file = find_architecture_file(folder)

@@ -41,6 +41,8 @@ Finite = Annotated[StrictFloat, AfterValidator(_finite)]
 Text = Annotated[StrictStr, Field(max_length=MAX_NAME), AfterValidator(_printable_text)]
 Pair = Union[PosInt, tuple[PosInt, PosInt]]
 NonNegPair = Union[NonNegInt, tuple[NonNegInt, NonNegInt]]
+One = Union[PosInt, tuple[PosInt]]
+NonNegOne = Union[NonNegInt, tuple[NonNegInt]]
 
 
 class _Entry(BaseModel):
@@ -61,7 +63,44 @@ class Conv2d(_Entry):
     kernel_size: Pair
     stride: Pair = 1
     padding: NonNegPair = 0
+    dilation: Pair = 1
+    groups: PosInt = 1
     bias: StrictBool = True
+
+
+class Conv1d(_Entry):
+    type: Literal["conv1d"]
+    in_channels: PosInt
+    out_channels: PosInt
+    kernel_size: One
+    stride: One = 1
+    padding: NonNegOne = 0
+    dilation: One = 1
+    groups: PosInt = 1
+    bias: StrictBool = True
+
+
+class ConvTranspose2d(_Entry):
+    type: Literal["conv_transpose2d"]
+    in_channels: PosInt
+    out_channels: PosInt
+    kernel_size: Pair
+    stride: Pair = 1
+    padding: NonNegPair = 0
+    output_padding: NonNegPair = 0
+    dilation: Pair = 1
+    groups: PosInt = 1
+    bias: StrictBool = True
+
+
+class ZeroPad2d(_Entry):
+    type: Literal["zeropad2d"]
+    padding: tuple[NonNegInt, NonNegInt, NonNegInt, NonNegInt]
+
+
+class Scale(_Entry):
+    type: Literal["scale"]
+    factor: Annotated[Finite, Field(ge=-1e12, le=1e12)]
 
 
 class BatchNorm(_Entry):
@@ -71,10 +110,22 @@ class BatchNorm(_Entry):
     affine: StrictBool = True
 
 
-class Pool(_Entry):
-    type: Literal["avgpool2d", "maxpool2d"]
+class MaxPool(_Entry):
+    type: Literal["maxpool2d"]
     kernel_size: Pair
     stride: Pair | None = None
+    padding: NonNegPair = 0
+    dilation: Pair = 1
+    ceil_mode: StrictBool = False
+
+
+class AvgPool(_Entry):
+    type: Literal["avgpool2d"]
+    kernel_size: Pair
+    stride: Pair | None = None
+    padding: NonNegPair = 0
+    ceil_mode: StrictBool = False
+    count_include_pad: StrictBool = True
 
 
 class AdaptivePool(_Entry):
@@ -97,8 +148,17 @@ class Residual(_Entry):
     shortcut: Annotated[list[Layer], Field(min_length=1, max_length=10_000)] | None = None
 
 
-Layer = Annotated[Union[Linear, Conv2d, BatchNorm, Pool, AdaptivePool, LeakyReLU, Plain, Residual], Field(discriminator="type")]
+class Concat(_Entry):
+    type: Literal["concat"]
+    branches: Annotated[list[Annotated[list[Layer], Field(max_length=10_000)]], Field(min_length=2, max_length=1_000)]
+
+
+Layer = Annotated[
+    Union[Linear, Conv1d, Conv2d, ConvTranspose2d, ZeroPad2d, Scale, BatchNorm, MaxPool, AvgPool, AdaptivePool, LeakyReLU, Plain, Residual, Concat],
+    Field(discriminator="type"),
+]
 Residual.model_rebuild()
+Concat.model_rebuild()
 
 
 class ArchitectureSpec(BaseModel):
@@ -162,10 +222,10 @@ _UNION_TAGS = _LAYER_TYPES | {"str", "int", "float", "bool"} | {BuiltinDataset._
 def _where(loc: tuple) -> str:
     """A pydantic error location as the field a user would write: ``layers[0].in_features``."""
     parts = []
-    for p in loc:
+    for i, p in enumerate(loc):
         if isinstance(p, int):
             parts.append(f"[{p}]")
-        elif str(p).isidentifier() and p not in _UNION_TAGS:
+        elif str(p).isidentifier() and (p not in _UNION_TAGS or i == len(loc) - 1):  # a tag is never the last part
             parts.append(("." if parts else "") + str(p))
     return "".join(parts) or "(top level)"
 

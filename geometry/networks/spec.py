@@ -13,7 +13,10 @@ affine -- ``linear`` (in_features, out_features, bias), ``conv2d`` (in_channels,
 out_channels, kernel_size, stride, padding, bias), ``batchnorm1d``/``batchnorm2d``
 (num_features, eps, affine), ``avgpool2d`` (kernel_size, stride), ``flatten``,
 ``identity``, ``residual`` (body: a layer list; shortcut: an optional list of affine layers;
-output = shortcut(x) + body(x), or x + body(x));
+output = shortcut(x) + body(x), or x + body(x)), ``conv1d``, ``conv_transpose2d`` (output_padding),
+``zeropad2d`` (padding: left, right, top, bottom), ``scale`` (factor);
+branching -- ``concat`` (branches: layer lists, [] the identity; output = their outputs concatenated along
+the channel/feature axis: a DenseNet layer's x ⊕ f(x), a U-net's skip connection);
 piecewise-linear -- ``relu``, ``leaky_relu`` (negative_slope), ``abs``,
 ``maxpool2d`` (kernel_size, stride);
 smooth (autograd tools only) -- ``gelu``, ``sigmoid``, ``tanh``, ``softplus``,
@@ -36,15 +39,31 @@ import torch
 from torch import nn
 
 from geometry.errors import ArchitectureError, InputFileError
+from geometry.networks.chain import ChainBuilder
 
 SPEC_FORMAT = "splineatlas-arch/1"
 
-AFFINE = {"linear", "conv2d", "batchnorm1d", "batchnorm2d", "avgpool2d", "adaptive_avgpool2d", "flatten", "identity", "residual"}
+AFFINE = {
+    "linear",
+    "conv1d",
+    "conv2d",
+    "conv_transpose2d",
+    "batchnorm1d",
+    "batchnorm2d",
+    "avgpool2d",
+    "adaptive_avgpool2d",
+    "zeropad2d",
+    "scale",
+    "flatten",
+    "identity",
+    "residual",
+}
+BRANCHING = {"residual", "concat"}
 PIECEWISE_LINEAR = {"relu", "leaky_relu", "abs", "maxpool2d"}
 SMOOTH = {"gelu", "sigmoid", "tanh", "softplus", "elu", "silu", "softmax", "log_softmax"}
 OUTPUT_TRANSFORMS = ("softmax", "log_softmax")
 """Dropped when they end a network (monotone per sample: the argmax and the decision boundary stay)."""
-ALL_TYPES = AFFINE | PIECEWISE_LINEAR | SMOOTH
+ALL_TYPES = AFFINE | PIECEWISE_LINEAR | SMOOTH | BRANCHING
 
 
 class Abs(nn.Module):
@@ -70,8 +89,42 @@ class Residual(nn.Module):
         return self.skip(x) + self.body(x)
 
 
+class Concat(nn.Module):
+    """``cat([branch(x) for branch in branches])`` along the channel (feature) axis: a DenseNet layer's
+    ``x ⊕ f(x)``, a U-net's skip connection. An empty branch is the identity."""
+
+    def __init__(self, branches: list[nn.Sequential]):
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+
+    @staticmethod
+    def combine(outputs: list[torch.Tensor], lead: int = 1) -> torch.Tensor:
+        """The branch outputs joined; ``lead``: the number of axes before a sample's own (1 for a batch,
+        2 for the engine's affine batches ``(R, k+1, *shape)``)."""
+        return torch.cat(outputs, dim=lead)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.combine([branch(x) for branch in self.branches])
+
+
+class Scale(nn.Module):
+    """Multiplication by a constant (``x * c``), kept as a layer so that a network stays one canonical form."""
+
+    def __init__(self, factor: float):
+        super().__init__()
+        self.factor = float(factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+
 def _int_pair(v: Any) -> int | tuple[int, int]:
     return tuple(v) if isinstance(v, (list, tuple)) else int(v)
+
+
+def _one(v: Any) -> int:
+    """A 1-d setting given as ``3`` or ``[3]``."""
+    return v[0] if isinstance(v, (list, tuple)) and len(v) == 1 else v
 
 
 MAX_PARAMETERS = 250_000_000  # ~1 GB of float32 weights (2 GB as the exact tools' float64 copy)
@@ -89,14 +142,16 @@ def count_parameters(layers) -> int:
             kind = e.get("type")
             if kind == "linear":
                 total += int(e["in_features"]) * int(e["out_features"]) + int(e["out_features"])
-            elif kind == "conv2d":
+            elif kind in ("conv1d", "conv2d", "conv_transpose2d"):
                 k = e["kernel_size"]
-                kk = int(k[0]) * int(k[1]) if isinstance(k, (list, tuple)) else int(k) ** 2
-                total += int(e["in_channels"]) * int(e["out_channels"]) * kk + int(e["out_channels"])
+                kk = math.prod(int(v) for v in k) if isinstance(k, (list, tuple)) else int(k) ** (1 if kind == "conv1d" else 2)
+                total += int(e["in_channels"]) * int(e["out_channels"]) * kk // max(1, int(e.get("groups", 1))) + int(e["out_channels"])
             elif kind in ("batchnorm1d", "batchnorm2d"):
                 total += 4 * int(e["num_features"])
             elif kind == "residual":
                 total += count_parameters(e.get("body")) + count_parameters(e.get("shortcut") or [])
+            elif kind == "concat":
+                total += sum(count_parameters(b) for b in e.get("branches") or [])
         except (KeyError, TypeError, ValueError):
             continue
     return total
@@ -117,15 +172,58 @@ def build_layer(entry: dict) -> nn.Module:
                 _int_pair(entry["kernel_size"]),
                 stride=_int_pair(entry.get("stride", 1)),
                 padding=_int_pair(entry.get("padding", 0)),
+                dilation=_int_pair(entry.get("dilation", 1)),
+                groups=int(entry.get("groups", 1)),
                 bias=entry.get("bias", True),
             )
+        if kind == "conv1d":
+            return nn.Conv1d(
+                int(entry["in_channels"]),
+                int(entry["out_channels"]),
+                int(_one(entry["kernel_size"])),
+                stride=int(_one(entry.get("stride", 1))),
+                padding=int(_one(entry.get("padding", 0))),
+                dilation=int(_one(entry.get("dilation", 1))),
+                groups=int(entry.get("groups", 1)),
+                bias=entry.get("bias", True),
+            )
+        if kind == "conv_transpose2d":
+            return nn.ConvTranspose2d(
+                int(entry["in_channels"]),
+                int(entry["out_channels"]),
+                _int_pair(entry["kernel_size"]),
+                stride=_int_pair(entry.get("stride", 1)),
+                padding=_int_pair(entry.get("padding", 0)),
+                output_padding=_int_pair(entry.get("output_padding", 0)),
+                groups=int(entry.get("groups", 1)),
+                bias=entry.get("bias", True),
+                dilation=_int_pair(entry.get("dilation", 1)),
+            )
+        if kind == "zeropad2d":
+            return nn.ZeroPad2d(tuple(int(v) for v in entry["padding"]))
+        if kind == "scale":
+            return Scale(float(entry["factor"]))
+        if kind == "concat":
+            return Concat([nn.Sequential(*[build_layer(e) for e in branch]) for branch in entry["branches"]])
         if kind in ("batchnorm1d", "batchnorm2d"):
             cls = nn.BatchNorm1d if kind == "batchnorm1d" else nn.BatchNorm2d
             return cls(int(entry["num_features"]), eps=float(entry.get("eps", 1e-5)), affine=entry.get("affine", True))
         if kind == "avgpool2d":
-            return nn.AvgPool2d(_int_pair(entry["kernel_size"]), stride=entry.get("stride"))
+            return nn.AvgPool2d(
+                _int_pair(entry["kernel_size"]),
+                stride=entry.get("stride"),
+                padding=_int_pair(entry.get("padding", 0)),
+                ceil_mode=entry.get("ceil_mode", False),
+                count_include_pad=entry.get("count_include_pad", True),
+            )
         if kind == "maxpool2d":
-            return nn.MaxPool2d(_int_pair(entry["kernel_size"]), stride=entry.get("stride"))
+            return nn.MaxPool2d(
+                _int_pair(entry["kernel_size"]),
+                stride=entry.get("stride"),
+                padding=_int_pair(entry.get("padding", 0)),
+                dilation=_int_pair(entry.get("dilation", 1)),
+                ceil_mode=entry.get("ceil_mode", False),
+            )
         if kind == "flatten":
             return nn.Flatten()
         if kind == "identity":
@@ -166,10 +264,13 @@ MAX_ACTIVATIONS = 64_000_000  # units summed over all layers, per sample (~256 M
 def _check_shortcuts(layers: list[dict], where: str = "layers") -> None:
     """A residual's shortcut branch must be affine (a projection: conv/linear, batch norm, pooling)."""
     for i, e in enumerate(layers):
+        if e.get("type") == "concat":
+            for j, branch in enumerate(e["branches"]):
+                _check_shortcuts(branch, f"{where}[{i}].branches[{j}]")
         if e.get("type") != "residual":
             continue
         for j, s in enumerate(e.get("shortcut") or []):
-            if s.get("type") not in AFFINE or s.get("type") == "residual":
+            if s.get("type") not in AFFINE or s.get("type") in BRANCHING:
                 raise ArchitectureError(
                     f"{where}[{i}].shortcut[{j}] is {s.get('type')}: a shortcut branch must be affine (a projection such as "
                     f"conv2d + batchnorm2d); put nonlinear layers in the residual's body."
@@ -313,21 +414,60 @@ def load_spec_file(path: str | Path, root: Path | None = None) -> dict:
         raise ArchitectureError(f"{name(path)}: {exc}") from None
 
 
-_MODULE_TO_ENTRY = {
-    nn.Linear: lambda m: {"type": "linear", "in_features": m.in_features, "out_features": m.out_features, "bias": m.bias is not None},
-    nn.Conv2d: lambda m: {
-        "type": "conv2d",
+POOL_DEFAULTS = {"padding": 0, "dilation": 1, "ceil_mode": False, "count_include_pad": True}
+CONV_DEFAULTS = {"dilation": 1, "groups": 1}
+
+
+def _with_settings(entry: dict, module: nn.Module, defaults: dict) -> dict:
+    """``entry`` plus each of the module's ``defaults`` settings that differs from its default. Only those
+    are written, so a spec (and its content hash) reads as before for a network that uses none; dropping
+    one would give another network (a pooling without its padding)."""
+    for name, default in defaults.items():
+        if not hasattr(module, name):
+            continue
+        value = getattr(module, name)
+        value = list(value) if isinstance(value, tuple) else value
+        if value != default and value != [default, default]:
+            entry[name] = value
+    return entry
+
+
+def _conv_entry(m: nn.Module) -> dict:
+    if m.padding_mode != "zeros" or isinstance(m.padding, str):
+        raise ArchitectureError(f"{type(m).__name__} with padding {m.padding!r}, mode {m.padding_mode!r}: Spline Atlas reads zero padding by numbers.")
+    kind = {nn.Conv1d: "conv1d", nn.Conv2d: "conv2d", nn.ConvTranspose2d: "conv_transpose2d"}[type(m)]
+    entry = {
+        "type": kind,
         "in_channels": m.in_channels,
         "out_channels": m.out_channels,
         "kernel_size": list(m.kernel_size),
         "stride": list(m.stride),
         "padding": list(m.padding),
         "bias": m.bias is not None,
-    },
+    }
+    if kind == "conv_transpose2d":
+        entry["output_padding"] = list(m.output_padding)
+    return _with_settings(entry, m, CONV_DEFAULTS)
+
+
+def _pool_entry(m: nn.Module) -> dict:
+    if getattr(m, "divisor_override", None) is not None or getattr(m, "return_indices", False):
+        raise ArchitectureError(f"{type(m).__name__} with divisor_override or return_indices is not read by Spline Atlas.")
+    kind = "maxpool2d" if isinstance(m, nn.MaxPool2d) else "avgpool2d"
+    return _with_settings({"type": kind, "kernel_size": m.kernel_size, "stride": m.stride}, m, POOL_DEFAULTS)
+
+
+_MODULE_TO_ENTRY = {
+    nn.Linear: lambda m: {"type": "linear", "in_features": m.in_features, "out_features": m.out_features, "bias": m.bias is not None},
+    nn.Conv1d: _conv_entry,
+    nn.Conv2d: _conv_entry,
+    nn.ConvTranspose2d: _conv_entry,
+    nn.ZeroPad2d: lambda m: {"type": "zeropad2d", "padding": [int(v) for v in m.padding]},
+    Scale: lambda m: {"type": "scale", "factor": m.factor},
     nn.BatchNorm1d: lambda m: {"type": "batchnorm1d", "num_features": m.num_features, "eps": m.eps, "affine": m.affine},
     nn.BatchNorm2d: lambda m: {"type": "batchnorm2d", "num_features": m.num_features, "eps": m.eps, "affine": m.affine},
-    nn.AvgPool2d: lambda m: {"type": "avgpool2d", "kernel_size": m.kernel_size, "stride": m.stride},
-    nn.MaxPool2d: lambda m: {"type": "maxpool2d", "kernel_size": m.kernel_size, "stride": m.stride},
+    nn.AvgPool2d: _pool_entry,
+    nn.MaxPool2d: _pool_entry,
     nn.Flatten: lambda m: {"type": "flatten"},
     nn.Identity: lambda m: {"type": "identity"},
     nn.Dropout: lambda m: {"type": "identity"},
@@ -365,6 +505,13 @@ def _entries_and_params(module: nn.Module, path: str) -> tuple[list[dict], list[
             return [{"type": "residual", "body": body}], tensors
         short, more = _entries_and_params(module.shortcut, path + ".shortcut")
         return [{"type": "residual", "body": body, "shortcut": short}], tensors + more
+    if isinstance(module, Concat):
+        branches, tensors = [], []
+        for j, branch in enumerate(module.branches):
+            e, t = _entries_and_params(branch, f"{path}.branches.{j}")
+            branches.append(e)
+            tensors += t
+        return [{"type": "concat", "branches": branches}], tensors
     cls_name = getattr(module, "original_name", type(module).__name__)
     if isinstance(module, nn.Sequential) or cls_name == "Sequential":
         entries, tensors = [], []
@@ -416,6 +563,7 @@ def _function_entry(node) -> dict | None:
         torch.log_softmax,
         F.log_softmax,
         F.adaptive_avg_pool2d,
+        F.pad,
     ):
         return None
     if name in simple:
@@ -428,10 +576,17 @@ def _function_entry(node) -> dict | None:
         return {"type": "flatten"}
     if name in ("max_pool2d", "avg_pool2d"):
         k = arg(1, "kernel_size")
-        stride = arg(2, "stride") or k
-        if arg(3, "padding", 0) not in (0, (0, 0)):
-            return None
-        return {"type": "maxpool2d" if name == "max_pool2d" else "avgpool2d", "kernel_size": k, "stride": stride}
+        if name == "max_pool2d":
+            module = nn.MaxPool2d(k, arg(2, "stride"), arg(3, "padding", 0), arg(4, "dilation", 1), ceil_mode=arg(5, "ceil_mode", False))
+            if arg(6, "return_indices", False):
+                return None
+        else:
+            module = nn.AvgPool2d(
+                k, arg(2, "stride"), arg(3, "padding", 0), arg(4, "ceil_mode", False), arg(5, "count_include_pad", True), arg(6, "divisor_override")
+            )
+        return _pool_entry(module)
+    if name == "pad" and arg(2, "mode", "constant") == "constant" and not arg(3, "value", 0) and len(arg(1, "pad")) == 4:
+        return {"type": "zeropad2d", "padding": [int(v) for v in arg(1, "pad")]}
     if name == "dropout":
         return {"type": "identity"}
     if name == "adaptive_avg_pool2d":
@@ -450,23 +605,19 @@ def _is_batch_size(node) -> bool:
     )
 
 
-def fold_branch_sum(entries: list, tensors: list, position: dict, side: dict, other) -> bool:
-    """The chain's current value plus ``other`` as one residual entry, in place: ``other`` an earlier chain
-    value (``x + f(x)``) or a branch off it (``shortcut(x) + f(x)``). ``position``: chain value -> (entries,
-    tensors) counts when it was current; ``side``: branch value -> (origin, entries, tensors). Returns
-    False when ``other`` is neither (the sum is not a residual). Shared by the torch.fx and ONNX imports."""
-    if other in side:
-        origin, s_entries, s_tensors = side.pop(other)
-        start, tstart = position[origin]
-        body, body_tensors = entries[start:], tensors[tstart:]
-        entries[start:] = [{"type": "residual", "body": body, "shortcut": s_entries}]
-        tensors[tstart:] = body_tensors + s_tensors  # the state order of Residual(body, shortcut)
-        return True
-    if other in position:
-        start, _ = position[other]
-        entries[start:] = [{"type": "residual", "body": entries[start:]}]
-        return True
-    return False
+def _scalar_factor(node, current) -> float | None:
+    """``x * c``, ``c * x`` or ``x / c`` on the chain's value with a number c: the factor, else None."""
+    import operator
+
+    if node.op != "call_function" or node.target not in (operator.mul, torch.mul, operator.truediv, torch.div) or len(node.args) != 2 or node.kwargs:
+        return None
+    a, b = node.args
+    divide = node.target in (operator.truediv, torch.div)
+    if a is current and isinstance(b, (int, float)) and not isinstance(b, bool):
+        return 1.0 / b if divide and b != 0 else (None if divide else float(b))
+    if b is current and isinstance(a, (int, float)) and not isinstance(a, bool) and not divide:
+        return float(a)
+    return None
 
 
 def _entries_from_fx(module: nn.Module, path: str, cls_name: str) -> tuple[list[dict], list[torch.Tensor]]:
@@ -489,33 +640,15 @@ def _entries_from_fx(module: nn.Module, path: str, cls_name: str) -> tuple[list[
         graph = fx.symbolic_trace(module).graph
     except Exception as exc:  # tracing runs user code: any error means "not traceable"
         raise refuse(f"cannot be traced by torch.fx ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
-    entries: list[dict] = []
-    tensors: list[torch.Tensor] = []
-    position: dict = {}  # chain node -> (len(entries), len(tensors)) when it held the chain's value
-    side: dict = {}  # node of a branch off the chain -> (where it left the chain, its entries, its tensors)
-    current = None
-
-    def branch_of(arg):
-        """The side branch that ``arg`` continues or starts (None: ``arg`` is the chain's current value)."""
-        if arg is current:
-            return None
-        if arg in side:
-            return side.pop(arg)
-        if arg in position:
-            return (arg, [], [])
-        raise refuse(f"uses {getattr(arg, 'name', arg)}, which is neither the layer chain nor a branch off it")
+    chain: ChainBuilder | None = None
 
     for node in graph.nodes:
         if node.op == "placeholder":
-            if current is not None:
+            if chain is not None:
                 raise refuse("takes more than one input")
-            current = node
+            chain = ChainBuilder(node, refuse)
         elif node.op == "output":
-            if node.args[0] is not current:
-                raise refuse("returns something other than the end of its layer chain")
-            if side:
-                raise refuse(f"computes {', '.join(n.name for n in side)} and never adds it to the chain")
-            return entries, tensors
+            return chain.finish(node.args[0])
         elif (
             (node.op == "call_method" and node.target == "size")
             or _is_batch_size(node)
@@ -523,37 +656,31 @@ def _entries_from_fx(module: nn.Module, path: str, cls_name: str) -> tuple[list[
         ):
             continue  # batch-size bookkeeping of view/reshape
         elif node.op == "call_function" and node.target in (operator.add, torch.add, operator.iadd):
-            a, b = node.args[:2]
-            other = b if a is current else a if b is current else None
-            if other is None or len(node.args) > 2 or node.kwargs:
+            if len(node.args) > 2 or node.kwargs:
                 raise refuse("adds two branches that are not a residual x + f(x) or shortcut(x) + f(x)")
-            if not fold_branch_sum(entries, tensors, position, side, other):
-                raise refuse("adds two branches that are not a residual x + f(x) or shortcut(x) + f(x)")
+            chain.add(node, node.args[0], node.args[1], "")
+        elif node.op == "call_function" and node.target is torch.cat:
+            parts = node.args[0] if node.args else node.kwargs.get("tensors")
+            dim = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim", 0)
+            if dim != 1:
+                raise refuse(f"concatenates along dim {dim} (Spline Atlas joins branches along the channel axis, dim 1)")
+            chain.concat(node, list(parts) if isinstance(parts, (list, tuple)) else [], "")
+        elif _scalar_factor(node, chain.current) is not None:
+            chain.step(node, chain.current, [{"type": "scale", "factor": _scalar_factor(node, chain.current)}], [], "")
         elif node.op == "call_module":
             if len(node.args) != 1 or node.kwargs:
                 raise refuse(f"calls {node.target} with more than one input")
-            branch = branch_of(node.args[0])
             sub = module.get_submodule(node.target)
             e, t = _entries_and_params(sub, f"{path}.{node.target}" if path else node.target)
-            if branch is not None:  # a step of a branch off the chain (a shortcut), not of the chain
-                side[node] = (branch[0], branch[1] + e, branch[2] + t)
-                continue
-            entries += e
-            tensors += t
+            chain.step(node, node.args[0], e, t, f"calls {node.target} on")
         elif node.op in ("call_function", "call_method"):
             name = getattr(node.target, "__name__", node.target)
             entry = _function_entry(node)
             if entry is None:
                 raise refuse(f"uses {name}")
-            branch = branch_of(node.args[0])
-            if branch is not None:
-                side[node] = (branch[0], branch[1] + [entry], branch[2])
-                continue
-            entries.append(entry)
+            chain.step(node, node.args[0], [entry], [], f"uses {name} on")
         else:
             raise refuse(f"reads {node.target} directly ({node.op})")
-        position[node] = (len(entries), len(tensors))
-        current = node
     raise refuse("has no output")
 
 

@@ -192,6 +192,26 @@ def manifest_model(entry, folder: Path, manifest: Path, trust_code: bool) -> Mod
     return parse_model_ref(f"{file}:{entry['class']}", json.dumps(kwargs), shape)
 
 
+def ref_with_config(ref: ModelRef, config: dict, folder: Path) -> ModelRef:
+    """``ref`` with its constructor keywords read from a Hugging Face style config.json: the keys the class's
+    ``__init__`` takes (all of them if it takes ``**kwargs``); bookkeeping keys such as ``architectures``
+    or ``model_type`` are left out. A class that wants a config object is refused with the fix."""
+    import inspect
+
+    cls = _import_class(ref)
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return ref
+    if "config" in params:
+        raise ArchitectureError(
+            f"{ref.cls} takes a config object; give its settings with --model-kwargs (the JSON of {name(folder / 'config.json')} is not built into one)."
+        )
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    kwargs = {k: v for k, v in config.items() if (k in params or takes_any) and k not in ("architectures", "model_type", "transformers_version", "torch_dtype")}
+    return ModelRef(ref.source, ref.cls, kwargs, ref.input_shape, json.dumps(kwargs, sort_keys=True))
+
+
 @contextlib.contextmanager
 def using_model(ref: ModelRef | None):
     """While active, every checkpoint read takes its architecture from ``ref`` (None: no change)."""

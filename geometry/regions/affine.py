@@ -24,7 +24,7 @@ from torch import nn
 
 from geometry.errors import ArchitectureError, BudgetExceededError
 from geometry.networks.network import Network
-from geometry.networks.spec import Abs, Residual
+from geometry.networks.spec import Abs, Concat, Residual
 
 _RELU_LIKE = (nn.ReLU, nn.LeakyReLU, Abs)
 _SMOOTH = (nn.GELU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.ELU, nn.SiLU, nn.Softmax)
@@ -68,6 +68,9 @@ def run_layers(net: Network, x: torch.Tensor, masks: list[torch.Tensor] | None =
         for module in seq.children():
             if isinstance(module, Residual):
                 h = module.skip(h) + walk(module.body, h)
+                continue
+            if isinstance(module, Concat):
+                h = module.combine([walk(branch, h) for branch in module.branches])
                 continue
             if isinstance(module, _RELU_LIKE):
                 n = h.shape[0]

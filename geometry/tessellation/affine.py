@@ -4,12 +4,14 @@ On a region of the slice every intermediate tensor is affine in the slice coordi
 ``z(u) = m + sum_i u_i M_i``. We hold it as one tensor ``X (R, k+1, *shape)``: ``X[:, 0]`` is the
 offset m, ``X[:, 1 + i]`` the i-th linear column M_i. An affine torch module f acts as
 ``f(m)`` on the offset and ``f(M_i) - f(0)`` on the columns (its linear part), so any affine op of the
-canonical form (Linear, Conv2d, BatchNorm in eval, AvgPool, Flatten, Identity, residual sums) works
-without special cases; Linear/Conv2d get a fast path that skips the bias on the columns.
+canonical form (Linear, convolutions, BatchNorm in eval, AvgPool, padding, scaling, Flatten, Identity)
+works without special cases; Linear and the convolutions get a fast path that skips the bias on the
+columns. Residual sums and concatenations walk their branches on the same X.
 
 :func:`walk` runs the network's ``nn.Sequential`` on such an X and calls ``on_nonlinearity`` at every
 nonlinearity; that callback may subdivide the regions (returning the new X and the index of the parent
-region of each new one), and pending residual branches are re-indexed accordingly.
+region of each new one), and pending branch values (a residual's input, a concatenation's finished
+branches) are re-indexed accordingly.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from geometry.networks.spec import Abs, Residual
+from geometry.networks.spec import Abs, Concat, Residual
 
 PL_MODULES = (nn.ReLU, nn.LeakyReLU, Abs, nn.MaxPool2d)
 SMOOTH_MODULES = (nn.GELU, nn.Sigmoid, nn.Tanh, nn.Softplus, nn.ELU, nn.SiLU, nn.Softmax)
@@ -40,11 +42,14 @@ def apply_affine(module: nn.Module, X: torch.Tensor) -> torch.Tensor:
             y[:, 0] += module.bias
         return y
     flat = X.reshape(R * k1, *X.shape[2:])
-    if isinstance(module, nn.Conv2d) and module.padding_mode == "zeros":
-        y = module._conv_forward(flat, module.weight, None)
+    if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)) and module.padding_mode == "zeros":
+        if isinstance(module, nn.ConvTranspose2d):
+            y = nn.functional.conv_transpose2d(flat, module.weight, None, module.stride, module.padding, module.output_padding, module.groups, module.dilation)
+        else:
+            y = module._conv_forward(flat, module.weight, None)
         y = y.reshape(R, k1, *y.shape[1:])
         if module.bias is not None:
-            y[:, 0] += module.bias.view(-1, 1, 1)
+            y[:, 0] += module.bias.view(-1, *([1] * (y.dim() - 3)))
         return y
     y = module(flat)
     y = y.reshape(R, k1, *y.shape[1:])
@@ -73,6 +78,15 @@ def walk(
                 skip = apply_affine(m, skip)
             X = skip + body
             continue
+        if isinstance(module, Concat):  # every branch walks the same (re-indexed) input; finished ones wait in pending
+            base = len(pending)
+            pending.append(X)
+            for branch in module.branches:
+                pending.append(walk(branch, pending[base], on_nonlinearity, counter, pending))
+            outputs = pending[base + 1 :]
+            del pending[base:]
+            X = module.combine(outputs, lead=2)
+            continue
         if isinstance(module, PL_MODULES + SMOOTH_MODULES):
             X, parent = on_nonlinearity(module, counter[0], X)
             counter[0] += 1
@@ -96,7 +110,7 @@ def activate(module: nn.Module, X: torch.Tensor, pattern: torch.Tensor, inplace:
         C, H, W = shape
         idx = pattern.view(R, 1, C, -1).expand(R, k1, C, pattern.shape[1] // C)
         out = X.reshape(R, k1, C, H * W).gather(3, idx)
-        ho, wo = _pool_out_hw(module, H, W)
+        ho, wo = pool_windows(module, H, W, "meta")[2]
         return out.reshape(R, k1, C, ho, wo)
     flat = X.reshape(R, k1, -1)
     p = pattern.view(R, 1, -1)
@@ -115,34 +129,36 @@ def _pair(v):
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
-def _pool_out_hw(module: nn.MaxPool2d, H: int, W: int) -> tuple[int, int]:
+def pool_windows(module: nn.MaxPool2d, H: int, W: int, device) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+    """The members of every window of a max pooling over an ``H x W`` map: ``members (P, kh*kw)`` flat
+    indices into ``H*W`` (clamped), ``valid (P, kh*kw)`` bool (False where the window overhangs the map:
+    padding or ``ceil_mode``; torch pads with -inf, so those places never win) and the output size.
+
+    Windows follow torch's rule, padding, dilation and ``ceil_mode`` included (torchvision's ResNet stem
+    pools 3x3, stride 2, padding 1); the output size is torch's own (a pooling of a meta tensor)."""
     kh, kw = _pair(module.kernel_size)
-    sh, sw = _pair(module.stride if module.stride is not None else module.kernel_size)
+    sh, sw = _pair(module.stride if module.stride not in (None, ()) else module.kernel_size)
     ph, pw = _pair(module.padding)
-    return (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    dh, dw = _pair(module.dilation)
+    out = torch.nn.functional.max_pool2d(torch.empty(1, 1, H, W, device="meta"), (kh, kw), (sh, sw), (ph, pw), (dh, dw), module.ceil_mode)
+    ho, wo = out.shape[2:]
+    ys = (torch.arange(ho, device=device) * sh - ph)[:, None, None, None] + (torch.arange(kh, device=device) * dh)[None, None, :, None]
+    xs = (torch.arange(wo, device=device) * sw - pw)[None, :, None, None] + (torch.arange(kw, device=device) * dw)[None, None, None, :]
+    ys, xs = ys.expand(ho, wo, kh, kw), xs.expand(ho, wo, kh, kw)
+    valid = ((ys >= 0) & (ys < H) & (xs >= 0) & (xs < W)).reshape(ho * wo, kh * kw)
+    members = (ys.clamp(0, H - 1) * W + xs.clamp(0, W - 1)).reshape(ho * wo, kh * kw)
+    return members, valid, (int(ho), int(wo))
 
 
 def maxpool_pairs(module: nn.MaxPool2d, C: int, H: int, W: int, device) -> torch.Tensor:
     """(P, 2) int64 flat indices (into C*H*W) of every pair of inputs sharing a pooling window.
 
     The max of a window is affine where the order of its members does not change, so the window's
-    cut lines are the pairwise differences. Padding/dilation other than the defaults are refused.
-    """
-    from geometry.errors import NotPiecewiseAffineError
-
-    if _pair(module.padding) != (0, 0) or _pair(module.dilation) != (1, 1) or module.ceil_mode:
-        raise NotPiecewiseAffineError("exact tessellation supports MaxPool2d without padding, dilation or ceil_mode only.")
-    kh, kw = _pair(module.kernel_size)
-    sh, sw = _pair(module.stride if module.stride is not None else module.kernel_size)
-    ho, wo = _pool_out_hw(module, H, W)
-    oy = torch.arange(ho, device=device) * sh
-    ox = torch.arange(wo, device=device) * sw
-    dy = torch.arange(kh, device=device)
-    dx = torch.arange(kw, device=device)
-    ys = (oy[:, None, None, None] + dy[None, None, :, None]).expand(ho, wo, kh, kw)
-    xs = (ox[None, :, None, None] + dx[None, None, None, :]).expand(ho, wo, kh, kw)
-    members = (ys * W + xs).reshape(ho * wo, kh * kw)
-    ii, jj = torch.triu_indices(kh * kw, kh * kw, 1, device=device)
-    pairs = torch.stack([members[:, ii], members[:, jj]], dim=-1).reshape(-1, 2)
+    cut lines are the pairwise differences of its members inside the map (padding never wins)."""
+    members, valid, _ = pool_windows(module, H, W, device)
+    kk = members.shape[1]
+    ii, jj = torch.triu_indices(kk, kk, 1, device=device)
+    pairs = torch.stack([members[:, ii], members[:, jj]], dim=-1)
+    pairs = pairs[valid[:, ii] & valid[:, jj]].reshape(-1, 2)
     chan = (torch.arange(C, device=device) * H * W).view(C, 1, 1)
     return (pairs.view(1, -1, 2) + chan).reshape(-1, 2)
