@@ -144,7 +144,8 @@ def cmd_export_figure(args) -> int:
         if len(idx) != (1 if kind == "normal" else 2) or any(not 0 <= i < len(X) for i in idx):
             raise DatasetError(f"--path {args.trace!r}: give {'one index' if kind == 'normal' else 'two indices'} of the training set (0..{len(X) - 1}).")
         pd = trace_path(bundle, ei, kind, X[idx[0]], X[idx[1]] if len(idx) > 1 else None)
-        fig = render_path_figure(scene, slice_, pd.points, pd.probs, pd.label, bundle.class_names, bundle.image_shape, options=opt)
+        names, shape, prep = bundle.class_names, bundle.image_shape, bundle.preprocessing
+        fig = render_path_figure(scene, slice_, pd.points, pd.probs, pd.label, names, shape, options=opt, preprocessing=prep)
         save_figure(fig, out, opt.dpi)
         print(f"wrote {out} ({pd.label}, {len(pd.points)} points, epoch {bundle.epochs[ei]})")
         return 0

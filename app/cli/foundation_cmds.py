@@ -10,6 +10,7 @@ from pathlib import Path
 from geometry.networks.datasets import BUILTIN, REGRESSION_BUILTIN, builtin_dataset
 from app.cli.common import add_trust_argument
 from geometry.errors import ArchitectureError, DatasetError
+from geometry.networks.preprocessing import parse_preprocessing
 from geometry.networks.runs import open_run
 from geometry.networks.spec import load_spec_file, parse_arch_string
 
@@ -21,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-gaps", action="store_true", help="open a run folder even if epochs are missing")
     p.add_argument("--dataset", help="built-in dataset name or .npz to measure accuracy on (default: the run's)")
     p.add_argument("--no-accuracy", action="store_true", help="skip evaluating every checkpoint")
+    add_preprocess_argument(p)
     p.set_defaults(func=cmd_info)
 
     t = sub.add_parser("train", help="train a small network and write a run (checkpoints + run.json)")
@@ -40,7 +42,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--samples", type=int, default=1000, help="size of a built-in 2D toy dataset")
     t.add_argument("--noise", type=float, default=None, help="noise of a built-in 2D toy dataset")
     t.add_argument("--arms", type=int, default=3, help="arms of the spirals dataset")
+    add_preprocess_argument(t)
     t.set_defaults(func=cmd_train)
+
+
+def add_preprocess_argument(p: argparse.ArgumentParser) -> None:
+    """``--preprocess JSON|FILE``: resize and per-channel mean/std of the network's inputs."""
+    p.add_argument(
+        "--preprocess",
+        metavar="JSON",
+        help='input preprocessing, JSON or a .json file: \'{"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25], "resize": [32, 32]}\' '
+        "(train: recorded in run.json; info: replaces the run's)",
+    )
 
 
 def add_protocol_arguments(t: argparse.ArgumentParser) -> None:
@@ -83,11 +96,11 @@ def protocol_from_args(args):
     ).check()
 
 
-def _dataset(name: str, samples: int = 1000, noise=None, seed: int = 0, arms: int = 3, task: str | None = None):
+def _dataset(name: str, samples: int = 1000, noise=None, seed: int = 0, arms: int = 3, task: str | None = None, resize=None):
     if name not in BUILTIN:  # a path: .npz, .csv, X.npy (+ y.npy) or an image folder
         from geometry.networks.dataset_files import load_dataset_file
 
-        return load_dataset_file(name, seed=seed, task=task or "classify")
+        return load_dataset_file(name, seed=seed, task=task or "classify", resize=resize)
     if task is not None and (task == "regress") != (name in REGRESSION_BUILTIN):
         kind = "regression" if name in REGRESSION_BUILTIN else "classification"
         raise DatasetError(f"--dataset {name} is a {kind} dataset; drop --task {task} (built-in regression sets: {', '.join(REGRESSION_BUILTIN)}).")
@@ -106,7 +119,10 @@ def cmd_train(args) -> int:
 
     from geometry.networks.training import save_schedule, train_run
 
-    ds = _dataset(args.dataset, args.samples, args.noise, args.seed, args.arms, args.task)
+    prep = parse_preprocessing(args.preprocess)
+    ds = _dataset(args.dataset, args.samples, args.noise, args.seed, args.arms, args.task, prep.resize if prep else None)
+    if prep is not None:
+        ds = prep.apply(ds)
     spec = _spec(args.arch, args.batchnorm, args.activation)
     if args.epochs < 1:
         raise ArchitectureError("--epochs must be at least 1.")
@@ -149,6 +165,8 @@ def cmd_info(args) -> int:
     from geometry.networks.training import scores
 
     run = open_run(args.path, trust_code=args.trust_code, allow_gaps=args.allow_gaps)
+    if args.preprocess:
+        run.preprocessing = parse_preprocessing(args.preprocess)
     net = run.network(len(run) - 1)
     print(f"run:          {run.name}  ({run.source})")
     print(f"input shape:  {list(net.input_shape)}  (D = {net.input_dim})")
@@ -171,14 +189,18 @@ def cmd_info(args) -> int:
     print(f"checkpoints:  {len(run)}  epochs {eps[0]}..{eps[-1]}")
     for w in run.warnings:
         print(f"warning: {w}")
-    ds = _dataset(args.dataset, task=run.task if run.task == "regress" else None) if args.dataset else run.dataset
+    resize = run.preprocessing.resize if run.preprocessing is not None else None
+    ds = _dataset(args.dataset, task=run.task if run.task == "regress" else None, resize=resize) if args.dataset else run.dataset
     if ds is not None and args.dataset:
         run.attach_dataset(ds)
+        ds = run.dataset  # with the run's preprocessing applied
     if args.no_accuracy or ds is None:
         if ds is None:
             print("dataset:      none (pass --dataset to measure accuracy)")
         return 0
     print(f"dataset:      {ds.name}  train {len(ds.X_train)}  test {len(ds.X_test)}")
+    if ds.preprocessing is not None:
+        print(f"preprocessing: {json.dumps(ds.preprocessing.as_dict())}")
     columns = ("train_mse", "test_mse", "train_r2", "test_r2") if run.task == "regress" else ("train_accuracy", "test_accuracy")
     heads = {"train_mse": "train MSE", "test_mse": "test MSE", "train_r2": "train R²", "test_r2": "test R²"}
     heads |= {"train_accuracy": "train acc", "test_accuracy": "test acc"}

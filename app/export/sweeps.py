@@ -17,6 +17,7 @@ import numpy as np
 from geometry.errors import SplineAtlasError
 
 from app.model.state import PATH_KINDS, PATH_NAMES
+from app.render.images import display_images
 from app.render.slice_figure import FigureOptions, build_slice_scene, figure_to_rgb, render_slice
 
 from .video import write_video
@@ -165,8 +166,8 @@ def path_animation_frames(
         img_ax.set_xticks([])
         img_ax.set_yticks([])
         img_ax.set_title("x(t) as an image")
-        lo, hi = float(np.min(path.points)), float(np.max(path.points))
-        im = img_ax.imshow(_as_image(path.points[0], img_shape), cmap="gray_r", vmin=min(lo, 0.0), vmax=max(hi, 1e-9), animated=True)
+        shown = display_images(path.points[steps], img_shape, bundle.preprocessing)
+        im = img_ax.imshow(shown.images[0], cmap=None if shown.rgb else "gray_r", vmin=shown.vmin, vmax=shown.vmax, animated=True)
     marker = ax.plot([u[0, 0]], [u[0, 1]], "o", ms=9, mfc="white", mec="k", mew=1.5, zorder=6, animated=True)[0]
     step_text = bar_ax.text(0.98, 0.02, "", transform=bar_ax.transAxes, ha="right", va="bottom", fontsize=8 * opt.font_scale, animated=True)
     canvas = fig.canvas
@@ -183,7 +184,7 @@ def path_animation_frames(
             b.set_width(float(p))
             bar_ax.draw_artist(b)
         if im is not None:
-            im.set_data(_as_image(path.points[k], img_shape))
+            im.set_data(shown.images[i])
             im.axes.draw_artist(im)
         step_text.set_text(f"step {k + 1}/{K}: class {names[int(np.argmax(path.probs[k]))]}")
         bar_ax.draw_artist(step_text)
@@ -191,13 +192,6 @@ def path_animation_frames(
 
     frame.figure = fig  # the frames' figure, for callers that check its layout
     return n, frame
-
-
-def _as_image(x: np.ndarray, shape) -> np.ndarray:
-    a = np.asarray(x).reshape(shape)
-    if a.ndim == 3:
-        a = a[0] if a.shape[0] in (1, 3) and a.shape[0] < a.shape[-1] else a[..., 0]
-    return a
 
 
 def export_video(path: str | Path, frames: Frames, fps: float = 4.0, progress: Progress = None, cancel: Cancel = None) -> Path:

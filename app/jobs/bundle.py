@@ -59,6 +59,11 @@ class RunBundle:
         return self.run.boundary_name
 
     @property
+    def preprocessing(self):
+        """The dataset's Preprocessing (images are shown de-normalised), or None."""
+        return self.dataset.preprocessing if self.dataset is not None else None
+
+    @property
     def is_regression(self) -> bool:
         return self.run.task == "regress"
 

@@ -14,6 +14,7 @@ from PySide6.QtGui import QColor, QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QListWidget, QListWidgetItem, QPushButton, QSpinBox, QStackedWidget, QVBoxLayout, QWidget
 
 from ..model.state import SliceChoice
+from ..render.images import display_images
 from .theme import Theme, class_color
 
 SLICE_LABELS = {
@@ -33,6 +34,7 @@ class DataBrowser(QWidget):
     def __init__(self, theme: Theme, parent: QWidget | None = None):
         super().__init__(parent)
         self.theme = theme
+        self._preprocessing = None
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
         self.title = QLabel("No run open")
@@ -91,8 +93,10 @@ class DataBrowser(QWidget):
         self._update_hint()
 
     # -- data ----------------------------------------------------------------------------------
-    def set_dataset(self, title: str, X: np.ndarray, y: np.ndarray, input_dim: int, image_shape=None) -> None:
+    def set_dataset(self, title: str, X: np.ndarray, y: np.ndarray, input_dim: int, image_shape=None, preprocessing=None) -> None:
+        """Show a run's training points (thumbnails for images, de-normalised by ``preprocessing``)."""
         self.title.setText(title)
+        self._preprocessing = preprocessing
         self.X, self.y, self.input_dim = X, y, input_dim
         self.chosen = []
         model = self.kind.model()
@@ -121,12 +125,12 @@ class DataBrowser(QWidget):
         self.thumbs.clear()
         h, w = image_shape[-2:]
         n = min(len(self.X), MAX_THUMBS)
-        imgs = self.X[:n].reshape(n, -1, h, w)[:, 0]
-        lo, hi = float(imgs.min()), float(imgs.max())
-        g = np.clip((imgs - lo) / max(hi - lo, 1e-12) * 255, 0, 255).astype(np.uint8)
+        shown = display_images(self.X[:n], image_shape, self._preprocessing)
+        g = shown.as_uint8()
         for i in range(n):
-            arr = np.ascontiguousarray(255 - g[i])
-            qimg = QImage(arr.data, w, h, w, QImage.Format.Format_Grayscale8).copy()
+            arr = np.ascontiguousarray(g[i])
+            fmt, stride = (QImage.Format.Format_RGB888, 3 * w) if shown.rgb else (QImage.Format.Format_Grayscale8, w)
+            qimg = QImage(arr.data, w, h, stride, fmt).copy()
             pm = QPixmap.fromImage(qimg).scaled(40, 40, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation)
             it = QListWidgetItem(QIcon(pm), str(int(self.y[i])))
             it.setData(Qt.ItemDataRole.UserRole, i)

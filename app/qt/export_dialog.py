@@ -120,7 +120,7 @@ def run_export(ctx, req: ExportRequest, progress=None, cancel=None) -> str:
 
         pd, pei = last_path(ctx)
         scene = build_slice_scene(b, pei, st.slice, win, st.depth, cache=ctx.cache, max_regions=maxr, progress=progress, cancel=cancel)
-        fig = render_path_figure(scene, st.slice, pd.points, pd.probs, pd.label, b.class_names, b.image_shape, options=opt)
+        fig = render_path_figure(scene, st.slice, pd.points, pd.probs, pd.label, b.class_names, b.image_shape, options=opt, preprocessing=b.preprocessing)
         return str(save_figure(fig, req.path, req.dpi))
     else:
         raise SplineAtlasError(f"unknown export kind {req.kind!r}.")

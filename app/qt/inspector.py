@@ -12,6 +12,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QApplication, QFormLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from ..render.images import display_images
 from ..render.report import INSPECTOR_ROWS, REGION_ROWS, region_text, report_document, report_text
 from .theme import Theme, class_color
 
@@ -79,10 +80,12 @@ class Inspector(QWidget):
         self._region_rows = False
         self._class_names: list[str] = []
         self._image_shape = None
+        self._preprocessing = None
 
-    def set_run(self, class_names, image_shape) -> None:
+    def set_run(self, class_names, image_shape, preprocessing=None) -> None:
         self._class_names = list(class_names)
         self._image_shape = image_shape
+        self._preprocessing = preprocessing
         ax = self.bars.getPlotItem().getAxis("bottom")
         ax.setTicks([[(i, n if len(n) <= 8 else n[:7] + "…") for i, n in enumerate(self._class_names)]])
         self.clear()
@@ -125,16 +128,24 @@ class Inspector(QWidget):
         self.bar_item.setOpts(x=x, height=r.probs, width=0.7, brushes=brushes)
         self.bars.setVisible(r.value is None)  # a regression output has no class probabilities
         if self._image_shape is not None:
-            shape = self._image_shape[-2:]
-            self.img_x.setImage(r.x.reshape(shape).T, autoLevels=True)
+            self._show_image(self.img_x, r.x)
             if r.centroid is not None:
-                self.img_c.setImage(np.asarray(r.centroid).reshape(shape).T, autoLevels=True)
+                self._show_image(self.img_c, np.asarray(r.centroid))
                 self.image_label.setText(f"input x  |  power-diagram centroid μ (layer {r.centroid_layer})")
             else:
                 self.img_c.clear()
                 self.image_label.setText("input x")
             self.images.setVisible(True)
             self.image_label.setVisible(True)
+
+    def _show_image(self, item, x: np.ndarray) -> None:
+        """One input as a picture (de-normalised with the run's preprocessing; colour for RGB)."""
+        shown = display_images(x, self._image_shape, self._preprocessing)
+        img = np.swapaxes(shown.images[0], 0, 1)  # pyqtgraph's images are (x, y)
+        if self._preprocessing is None and not shown.rgb:
+            item.setImage(img, autoLevels=True)
+        else:
+            item.setImage(img, levels=(shown.vmin, shown.vmax))
 
     def set_row_visible(self, key: str, visible: bool) -> None:
         """Hide rows whose engine is not available (no empty controls)."""

@@ -342,8 +342,9 @@ class MainWindow(QMainWindow):
             y,
             bundle.input_dim,
             bundle.image_shape,
+            bundle.preprocessing,
         )
-        self.inspector.set_run(bundle.class_names, bundle.image_shape)
+        self.inspector.set_run(bundle.class_names, bundle.image_shape, bundle.preprocessing)
         # smooth networks have no regions: hide the rows (no region job runs, they would say "computing…" forever)
         self.inspector.enable_region_rows(bundle.piecewise_affine)
         self.training_panel.set_run(bundle)

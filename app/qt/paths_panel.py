@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QListWidget, QListWidgetItem,
 from ..export.tables import path_table, write_csv
 from ..model.results import Results
 from ..model.state import PATH_NAMES, ViewerState
+from ..render.images import display_images
 from ..render.palette import path_color
 from .theme import Theme, class_color
 
@@ -162,8 +163,9 @@ class PathsPanel(QWidget):
         shape = self.bundle.image_shape if self.bundle is not None else None
         if shape is not None:
             idx = np.unique(np.linspace(0, len(res.X) - 1, min(STRIP_IMAGES, len(res.X))).round().astype(int))
-            for k, i in enumerate(idx):
+            shown = display_images(res.X[idx], shape, self.bundle.preprocessing)  # one scale for the strip
+            for k in range(len(idx)):
                 vb = self.strip.addViewBox(row=0, col=k, lockAspect=True, enableMouse=False)
                 vb.invertY(True)
-                vb.addItem(pg.ImageItem(res.X[i].reshape(shape[-2:]).T))
+                vb.addItem(pg.ImageItem(np.swapaxes(shown.images[k], 0, 1), levels=(shown.vmin, shown.vmax)))
             self.strip.setVisible(True)

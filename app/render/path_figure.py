@@ -10,6 +10,7 @@ from dataclasses import replace
 import numpy as np
 
 from . import palette, style
+from .images import display_images
 from .slice_figure import FigureOptions, SliceScene, draw_slice
 
 
@@ -23,10 +24,12 @@ def render_path_figure(
     image_shape=None,
     n_images: int = 8,
     options: FigureOptions | None = None,
+    preprocessing=None,
 ):
     """Figure: slice + path (left), p(class | x_t) against step (right), image strip (bottom, image data).
 
-    points: (K, D) the path in input space; probs: (K, C) class probabilities at those points.
+    points: (K, D) the path in input space; probs: (K, C) class probabilities at those points;
+    preprocessing: the run's (images are shown de-normalised, see app.render.images).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -62,12 +65,10 @@ def render_path_figure(
         if image_shape:
             k = np.unique(np.round(np.linspace(0, len(points) - 1, n_images)).astype(int))
             sub = gs[1, :].subgridspec(1, len(k))
-            lo, hi = min(float(points.min()), 0.0), float(points.max())
+            shown = display_images(points[k], image_shape, preprocessing)
             for j, i in enumerate(k):
                 a = fig.add_subplot(sub[0, j])
-                img = points[i].reshape(image_shape)
-                img = img[0] if img.ndim == 3 and img.shape[0] in (1, 3) else img
-                a.imshow(img, cmap="gray_r", vmin=lo, vmax=max(hi, lo + 1e-9))
+                a.imshow(shown.images[j], cmap=None if shown.rgb else "gray_r", vmin=shown.vmin, vmax=shown.vmax)
                 a.set_xticks([])
                 a.set_yticks([])
                 a.set_title(f"{i}: {names[int(np.argmax(probs[i]))]}", fontsize=8 * opt.font_scale)

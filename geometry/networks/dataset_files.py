@@ -106,9 +106,10 @@ def load_npy_pair(path: str | Path, test_fraction: float = 0.2, seed: int = 0, t
     return _split(path.stem, X, y, test_fraction, seed, names, shape, reference={"converted_from": str(path), "seed": seed}, task=task)
 
 
-def load_image_folder(folder: str | Path, test_fraction: float = 0.2, seed: int = 0):
-    """``folder/class_name/*.png`` (torchvision's ImageFolder layout): classes in sorted order, every image
-    the same size, pixels scaled to [0, 1], channel-first (grayscale: one channel)."""
+def load_image_folder(folder: str | Path, test_fraction: float = 0.2, seed: int = 0, resize: tuple[int, int] | None = None):
+    """``folder/class_name/*.png`` (torchvision's ImageFolder layout): classes in sorted order, pixels
+    scaled to [0, 1], channel-first (grayscale: one channel). Every image the same size, or ``resize``
+    (H, W): each image resized as it is read (bilinear, as torchvision's ``Resize`` on PIL images)."""
     import imageio.v3 as iio
 
     from geometry.networks.datasets import _split
@@ -127,6 +128,8 @@ def load_image_folder(folder: str | Path, test_fraction: float = 0.2, seed: int 
         real = checked_file(f, "image", 64 * 2**20, error=DatasetError)
         try:
             img = np.asarray(iio.imread(real, plugin="pillow"))  # one decoder, not every plugin imageio has
+            if resize is not None and img.ndim in (2, 3) and img.shape[:2] != tuple(resize):
+                img = _resized(img, resize)
         except Exception as exc:  # a damaged image: name it
             raise DatasetError(f"{name(f)} is not a readable image ({type(exc).__name__}).") from None
         img = img[..., None] if img.ndim == 2 else img[..., :3] if img.ndim == 3 else None
@@ -135,7 +138,10 @@ def load_image_folder(folder: str | Path, test_fraction: float = 0.2, seed: int 
         if shape is None:
             shape = img.shape
         if img.shape != shape:
-            raise DatasetError(f"{name(f)} is {img.shape[1]}x{img.shape[0]} but the first image is {shape[1]}x{shape[0]}; resize them to one size.")
+            raise DatasetError(
+                f"{name(f)} is {img.shape[1]}x{img.shape[0]} but the first image is {shape[1]}x{shape[0]}; "
+                "resize them to one size (--preprocess '{\"resize\": [H, W]}')."
+            )
         total += img.size * 4
         if total > MAX_DATASET_BYTES:
             raise DatasetError(f"{name(folder)}: the images need over {MAX_DATASET_BYTES // 2**30} GiB as float32.")
@@ -157,15 +163,26 @@ def load_image_folder(folder: str | Path, test_fraction: float = 0.2, seed: int 
     )
 
 
-def load_dataset_file(path: str | Path, seed: int = 0, task: str = "classify"):
-    """A dataset named by a path: .npz, .csv, X.npy (+ y.npy) or an image folder (classification only)."""
+def _resized(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """One H x W (x C) image resized to ``size`` (H, W) by Pillow's bilinear filter, dtype kept."""
+    from PIL import Image
+
+    h, w = int(size[0]), int(size[1])
+    if img.ndim == 3 and img.shape[2] not in (3, 4):  # Pillow has no mode for these: resize channel by channel
+        return np.stack([_resized(img[..., c], size) for c in range(img.shape[2])], -1)
+    return np.asarray(Image.fromarray(img).resize((w, h), Image.Resampling.BILINEAR))
+
+
+def load_dataset_file(path: str | Path, seed: int = 0, task: str = "classify", resize: tuple[int, int] | None = None):
+    """A dataset named by a path: .npz, .csv, X.npy (+ y.npy) or an image folder (classification only);
+    ``resize``: an image folder's images are resized as they are read."""
     from geometry.networks.datasets import load_npz
 
     p = Path(path)
     if p.is_dir():
         if task == "regress":
             raise DatasetError(f"{name(p)}: an image folder holds classes, not regression targets; give an .npz, .csv or X.npy/y.npy with --task regress.")
-        return load_image_folder(p, seed=seed)
+        return load_image_folder(p, seed=seed, resize=resize)
     suffix = p.suffix.lower()
     if suffix == ".npz":
         return load_npz(p, seed=seed, task=task)

@@ -34,6 +34,11 @@ class Dataset:
     image_shape: tuple[int, ...] | None = None
     reference: dict = field(default_factory=dict)  # how to recreate it (goes into run.json)
     task: str = "classify"
+    preprocessing: object = None  # the Preprocessing that put X in the network's input space (None: raw)
+
+    def pixels(self, X: np.ndarray) -> np.ndarray:
+        """Rows of this dataset's X as raw data (pixels as read): de-normalised when preprocessed."""
+        return X if self.preprocessing is None else self.preprocessing.to_pixels(X, self.image_shape)
 
     @property
     def target_dim(self) -> int:

@@ -34,6 +34,7 @@ from geometry.networks.checkpoints import find_architecture_file, read_checkpoin
 from geometry.networks.user_model import active as active_user_architecture
 from geometry.networks.user_model import using_model
 from geometry.networks.datasets import Dataset, dataset_from_reference
+from geometry.networks.preprocessing import parse_preprocessing
 from geometry.errors import ArchitectureError, InputFileError, RunError, SplineAtlasError, UnsafePickleError
 from geometry.networks.network import Network, state_mismatch
 from geometry.safe_io import name, printable, read_json, resolve_member
@@ -126,6 +127,7 @@ class Run:
         self.model = None  # a user_model.ModelRef when the architecture is the user's class (--model, run.json "model")
         self.task = "classify"  # or "regress" (run.json "task")
         self.level = 0.0  # regression runs: the level L whose set {f = L} the boundary tools trace
+        self.preprocessing = None  # geometry.networks.preprocessing.Preprocessing (run.json "preprocessing")
         self.warnings: list[str] = []
         self._networks: OrderedDict[int, Network] = OrderedDict()
         self._cache_size = cache_size
@@ -239,10 +241,16 @@ class Run:
         if not self._dataset_loaded:
             self._dataset_loaded = True
             if self.dataset_ref:
-                ds = dataset_from_reference(self.dataset_ref, self.folder, self.task)
+                ds = self._preprocessed(dataset_from_reference(self.dataset_ref, self.folder, self.task))
                 self._check_dataset(ds)
                 self._dataset = ds
         return self._dataset
+
+    def _preprocessed(self, dataset: Dataset) -> Dataset:
+        """Raw ``dataset`` in the network's input space (the run's preprocessing applied, once)."""
+        if self.preprocessing is None or dataset.preprocessing is not None:
+            return dataset
+        return self.preprocessing.apply(dataset)
 
     def _check_dataset(self, dataset: Dataset) -> None:
         if dataset.task != self.task:
@@ -251,7 +259,9 @@ class Run:
         dataset.check_fits(int(Network(self.spec).input_dim), outputs)
 
     def attach_dataset(self, dataset: Dataset) -> None:
-        """Use ``dataset`` for this run (checked against the network's input size and the run's task)."""
+        """Use ``dataset`` (raw: the run's preprocessing is applied) for this run, checked against the
+        network's input size and the run's task."""
+        dataset = self._preprocessed(dataset)
         self._check_dataset(dataset)
         self._dataset, self._dataset_loaded = dataset, True
 
@@ -309,6 +319,8 @@ def open_run(path: str | Path, trust_code: bool = False, allow_gaps: bool = Fals
     run.model = ref  # later reads (other threads, reloads) use the same class
     if isinstance(data, dict) and data.get("task") == "regress":
         run.task = "regress"
+    if isinstance(data, dict) and data.get("preprocessing") is not None:  # checked by the manifest's schema already
+        run.preprocessing = parse_preprocessing(data["preprocessing"], f"{name(manifest)}: preprocessing")
     level = _LEVEL.get()
     level = _PROCESS_LEVEL[0] if level is None else level
     if level:  # 0 is every run's level already

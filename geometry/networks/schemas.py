@@ -202,6 +202,18 @@ class CheckpointEntry(BaseModel):
     step: Annotated[StrictInt, Field(ge=0, le=10**15)] | None = None
 
 
+MAX_CHANNELS = 1 << 20  # per-feature statistics of a table may be long
+
+
+class PreprocessingSpec(BaseModel):
+    """Resize [H, W] then (x - mean) / std per channel: geometry.networks.preprocessing."""
+
+    model_config = ConfigDict(extra="forbid")
+    mean: Annotated[list[Finite], Field(min_length=1, max_length=MAX_CHANNELS)] | None = None
+    std: Annotated[list[Annotated[Finite, Field(gt=0)]], Field(min_length=1, max_length=MAX_CHANNELS)] | None = None
+    resize: Annotated[list[Annotated[StrictInt, Field(ge=1, le=4096)]], Field(min_length=2, max_length=2)] | None = None
+
+
 class RunManifest(BaseModel):
     model_config = ConfigDict(extra="allow")  # e.g. "training": the recorded hyper-parameters
     format: Literal["splineatlas-run/1"] = "splineatlas-run/1"
@@ -211,6 +223,7 @@ class RunManifest(BaseModel):
     dataset: DatasetRef | None = None
     class_names: Annotated[list[Text], Field(max_length=MAX_CLASSES)] | None = None
     task: Literal["classify", "regress"] = "classify"
+    preprocessing: PreprocessingSpec | None = None
 
 
 # Parts of pydantic's error locations that name a union member or a type, not a field: layer type tags,

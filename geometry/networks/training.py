@@ -88,9 +88,9 @@ def _dataset_inside(reference: dict, out: Path, dataset: Dataset | None = None) 
         extra = {"image_shape": np.array(dataset.image_shape, dtype=np.int64)} if dataset.image_shape else {}
         np.savez(
             buf,
-            X=dataset.X_train,
+            X=dataset.pixels(dataset.X_train),
             y=dataset.y_train,
-            X_test=dataset.X_test,
+            X_test=dataset.pixels(dataset.X_test),
             y_test=dataset.y_test,
             class_names=np.array(dataset.class_names, dtype=str),
             **extra,
@@ -282,6 +282,8 @@ def train_run(
     if regress:
         manifest["task"] = "regress"
         del manifest["class_names"]
+    if dataset.preprocessing is not None:  # the dataset's files hold raw data; opening the run applies this
+        manifest["preprocessing"] = dataset.preprocessing.as_dict()
 
     def loss_on(Xs, ys) -> float:
         with torch.no_grad():
