@@ -60,7 +60,7 @@ def test_normalising_and_de_normalising_are_inverse_per_channel():
 
 def test_mixed_size_images_need_resize_and_say_so(tmp_path):
     folder = _rgb_folder(tmp_path / "imgs")
-    with pytest.raises(DatasetError, match=r'resize them to one size \(--preprocess'):
+    with pytest.raises(DatasetError, match=r"resize them to one size \(--preprocess"):
         load_image_folder(folder)
     ds = load_image_folder(folder, resize=(8, 8))
     assert ds.image_shape == (3, 8, 8) and 0 <= ds.X_train.min() and ds.X_train.max() <= 1

@@ -66,6 +66,11 @@ def _import_class(ref: ModelRef):
             import torchvision.models as tvm
         except ImportError:
             raise ArchitectureError("--model torchvision:... needs torchvision, which is not installed here (pip install torchvision).") from None
+        except Exception as exc:  # installed, but built for another torch: its C++ operators do not register
+            raise ArchitectureError(
+                f"--model torchvision:...: torchvision is installed but does not import ({type(exc).__name__}: {printable(str(exc), 120)}); "
+                "install the torchvision build made for this torch."
+            ) from None
         return lambda **kw: tvm.get_model(ref.cls, weights=None, **kw)  # an unknown name fails when built, named there
     path = Path(ref.source)
     if path.suffix != ".py" or not path.is_file():
