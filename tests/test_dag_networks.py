@@ -15,29 +15,8 @@ from geometry.errors import ArchitectureError
 from geometry.networks.network import Network
 from geometry.networks.spec import spec_from_module, validate_spec
 from geometry.slices import Slice
-from geometry.tessellation import pack_pattern, tessellate
-
-
-class BasicBlock(nn.Module):  # as torchvision writes it
-    def __init__(self, cin, cout, stride=1):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x):
-        identity = x
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        out += identity
-        return self.relu(out)
+from geometry.tessellation import tessellate
+from tests.zoo_models import BasicBlock, assert_tiles_match_the_forward_pass
 
 
 class TinyResNet(nn.Module):  # ResNet-18's shape for 3x32x32 inputs, narrow and short
@@ -80,17 +59,10 @@ def test_a_resnet_with_projection_shortcuts_imports_and_tessellates_exactly():
     with torch.no_grad():
         np.testing.assert_allclose(net(x.reshape(8, -1)).numpy(), m(x).numpy(), atol=1e-5)
     rng = np.random.default_rng(1)
-    sl = Slice.from_directions(rng.uniform(0, 1, 3 * 32 * 32), rng.normal(size=(2, 3 * 32 * 32)) * 0.01)
+    sl = Slice.from_directions(rng.uniform(0, 1, 3 * 32 * 32), rng.normal(size=(2, 3 * 32 * 32)))  # orthonormalised: the domain sets the scale
     t = tessellate(net, sl, np.array([-0.3, 0.3, -0.3, 0.3]))
     assert t.num_regions > 10
-    # every tile of non-negligible area (a sliver of area ~1e-14 has no robust interior point: its centroid
-    # sits 1e-8 from a cut, seen with other seeds) has the forward pass's pattern at its centroid
-    keep = t.areas() > 1e-9 * t.domain_area()
-    assert keep.mean() > 0.95
-    with torch.no_grad():
-        tr = net.to_dtype_device(torch.float64).trace(torch.as_tensor(sl.to_input(t.centroids()[keep]), dtype=torch.float64))
-    for j, (p, info) in enumerate(zip(tr.patterns, net.layer_infos)):
-        assert np.array_equal(pack_pattern(p.numpy(), info.kind), t.codes[j][keep]), f"layer {j}"
+    assert_tiles_match_the_forward_pass(net, sl, t)
 
 
 def _walk(layers):

@@ -22,8 +22,8 @@ from geometry.networks.checkpoints import load_checkpoint
 from geometry.networks.runs import open_run
 from geometry.networks.user_model import parse_model_ref, using_model
 from geometry.slices import Slice
-from geometry.tessellation import pack_pattern, tessellate
-from tests.zoo_models import ZOO, build
+from geometry.tessellation import tessellate
+from tests.zoo_models import ZOO, assert_tiles_match_the_forward_pass, build
 
 MODELS = Path(__file__).with_name("zoo_models.py")
 FORMS = ("state_dict", "safetensors", "lightning", "onnx", "pt2")
@@ -101,13 +101,7 @@ def test_every_zoo_model_tessellates_with_every_tiles_pattern_equal_to_the_forwa
     sl = Slice.from_directions(origin, rng.normal(size=(2, d)))
     t = tessellate(net, sl, DOMAIN_HALF_WIDTH[cls] * np.array([-1.0, 1.0, -1.0, 1.0]))
     assert 10 < t.num_regions < 50_000, t.num_regions
-    # tiles of non-negligible area (a sliver from two nearly parallel cuts has no robust interior point)
-    keep = t.areas() > 1e-9 * t.domain_area()
-    assert keep.mean() > 0.95
-    with torch.no_grad():
-        tr = net.to_dtype_device(torch.float64).trace(torch.as_tensor(sl.to_input(t.centroids()[keep]), dtype=torch.float64))
-    for j, (p, info) in enumerate(zip(tr.patterns, net.layer_infos)):
-        assert np.array_equal(pack_pattern(p.numpy(), info.kind), t.codes[j][keep]), f"layer {j} ({info.path}, {info.kind})"
+    assert_tiles_match_the_forward_pass(net, sl, t)
 
 
 def test_a_hugging_face_style_folder_and_trainer_output_dir_open_with_model(tmp_path):
@@ -133,3 +127,30 @@ def test_a_hugging_face_style_folder_and_trainer_output_dir_open_with_model(tmp_
     with torch.no_grad():
         np.testing.assert_allclose(run.network(1)(x).numpy(), nets[1000](x).numpy(), atol=1e-6)
         np.testing.assert_allclose(single.network(0)(x).numpy(), nets[1000](x).numpy(), atol=1e-6)
+
+
+@pytest.mark.gui
+def test_the_apps_open_with_model_dialog_opens_a_state_dict_with_the_users_class(qtbot, make_window, tmp_path):
+    """File > Open with your model class…: the app's twin of --model, parsed by the CLI's own parser."""
+    pytest.importorskip("pytestqt")
+    from app.qt.dialogs import OpenWithModelDialog
+
+    m = build("SmallVGG")
+    path, _ = _save(m, "SmallVGG", "state_dict", tmp_path)
+    win = make_window(str(tmp_path / "missing.json"))  # nothing open: the dialog is the way in
+    qtbot.waitUntil(lambda: not win.work.busy(), timeout=30_000)
+    dlg = OpenWithModelDialog(win, str(tmp_path))
+    dlg.path.setText(str(path))
+    dlg.model_file.setText(str(MODELS))
+    dlg.cls.setText("SmallVGG")
+    dlg.shape.setText("3, 16, 16")
+    dlg.kwargs.setText("{num_classes: 5}")  # not JSON: the CLI's message, and nothing is opened
+    with pytest.raises(Exception, match="--model-kwargs is not JSON"):
+        dlg.model_ref()
+    dlg.kwargs.setText(json.dumps(ZOO["SmallVGG"][1]))
+    win.controller.open_path(dlg.path.text(), model=dlg.model_ref())
+    qtbot.waitUntil(lambda: win.bundle is not None and win.tess is not None and not win.work.busy(), timeout=60_000)
+    net = win.bundle.network(0)
+    x = torch.randn(4, 3, 16, 16)
+    with torch.no_grad():
+        np.testing.assert_allclose(net(x.reshape(4, -1)).numpy(), m(x).numpy(), atol=1e-5)

@@ -14,7 +14,8 @@ from app.cli.main import main
 from geometry.networks.checkpoints import load_checkpoint
 from geometry.networks.user_model import parse_model_ref, using_model
 from geometry.slices import Slice
-from geometry.tessellation import pack_pattern, tessellate
+from geometry.tessellation import tessellate
+from tests.zoo_models import assert_tiles_match_the_forward_pass
 
 try:  # a torchvision built for another torch raises RuntimeError (its operators do not register), not ImportError
     import torchvision.models as tvm
@@ -52,13 +53,9 @@ def test_torchvision_models_open_by_name_and_compute_what_torchvision_computes(t
     if arch == "resnet18":  # the tessellation check: one net is enough (vgg11 at 32x32 is the same layers)
         rng = np.random.default_rng(0)
         sl = Slice.from_directions(rng.uniform(0, 1, net.input_dim), rng.normal(size=(2, net.input_dim)))
-        t = tessellate(net, sl, 0.05 * np.array([-1.0, 1.0, -1.0, 1.0]))
+        t = tessellate(net, sl, 0.005 * np.array([-1.0, 1.0, -1.0, 1.0]))
         assert t.num_regions > 3
-        keep = t.areas() > 1e-9 * t.domain_area()
-        with torch.no_grad():
-            tr = net.to_dtype_device(torch.float64).trace(torch.as_tensor(sl.to_input(t.centroids()[keep])))
-        for j, (p, info) in enumerate(zip(tr.patterns, net.layer_infos)):
-            assert np.array_equal(pack_pattern(p.numpy(), info.kind), t.codes[j][keep]), f"layer {j} ({info.path})"
+        assert_tiles_match_the_forward_pass(net, sl, t)
 
 
 def test_info_on_a_torchvision_state_dict_shows_the_graph(tmp_path, capsys):

@@ -105,7 +105,7 @@ def test_a_slice_through_the_users_cnn_tessellates_with_patterns_of_the_forward_
     with torch.no_grad():
         np.testing.assert_allclose(net(x.reshape(8, -1)).numpy(), m(x).numpy(), atol=1e-5)
     rng = np.random.default_rng(0)
-    sl = Slice.from_directions(rng.uniform(0, 1, 768), rng.normal(size=(2, 768)) * 0.02)
+    sl = Slice.from_directions(rng.uniform(0, 1, 768), rng.normal(size=(2, 768)))  # orthonormalised: the domain sets the scale
     t = tessellate(net, sl, np.array([-0.2, 0.2, -0.2, 0.2]))
     assert t.num_regions > 20
     cent = torch.as_tensor(sl.to_input(t.centroids()), dtype=torch.float64)

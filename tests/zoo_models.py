@@ -4,6 +4,7 @@ structure is the real one. Imported by tests/test_model_zoo.py and named by it w
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -179,3 +180,18 @@ def build(name: str, seed: int = 0) -> nn.Module:
                 mod.weight.uniform_(0.5, 1.5)
                 mod.bias.normal_(0, 0.2)
     return m.eval()
+
+
+def assert_tiles_match_the_forward_pass(net, slice_, tess) -> None:
+    """Every tile of non-negligible area has, at its centroid, the forward pass's pattern in every layer.
+
+    A sliver from two nearly parallel cuts (area ~1e-14) has no robust interior point (its centroid sits
+    1e-8 from a cut), so tiles under 1e-9 of the domain are left out; they must be under 5 % of all."""
+    from geometry.tessellation import pack_pattern
+
+    keep = tess.areas() > 1e-9 * tess.domain_area()
+    assert keep.mean() > 0.95
+    with torch.no_grad():
+        tr = net.to_dtype_device(torch.float64).trace(torch.as_tensor(slice_.to_input(tess.centroids()[keep]), dtype=torch.float64))
+    for j, (p, info) in enumerate(zip(tr.patterns, net.layer_infos)):
+        assert np.array_equal(pack_pattern(p.numpy(), info.kind), tess.codes[j][keep]), f"layer {j} ({info.path}, {info.kind})"

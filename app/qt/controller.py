@@ -84,22 +84,29 @@ class Controller(QObject):
     def set_status(self, text: str, error: bool = False) -> None:
         self.results.set_status(text, error)
 
-    def open_path(self, path: str | Path, trust_code: bool = False) -> None:
+    def open_path(self, path: str | Path, trust_code: bool = False, model=None) -> None:
         """Open a run, checkpoint or run folder in a worker; a file whose loading would run code is opened
-        only after ``confirm_trust`` says yes; whatever fails, the run already open stays."""
+        only after ``confirm_trust`` says yes; whatever fails, the run already open stays. ``model``: a
+        user_model.ModelRef, the architecture of its checkpoints (File > Open with your model class)."""
+        from geometry.networks.user_model import using_model
+
         path = str(path)
         self.set_status(f"Opening {printable(path, 120)} …")
 
         def failed(exc) -> None:
             if isinstance(exc, UnsafePickleError) and not trust_code and self.confirm_trust(path, exc):
-                self.open_path(path, trust_code=True)
+                self.open_path(path, trust_code=True, model=model)
             else:
                 self.results.report_error(f"Could not open {printable(path, 120)}", exc)
+
+        def job(progress, cancel):
+            with using_model(model):  # the worker's own context; the opened Run keeps the class for later reads
+                return jobs.open_run_bundle(path, progress, cancel, trust_code)
 
         self.work.submit(
             "open",
             f"Opening {printable(Path(path).name, 60)}",
-            lambda progress, cancel: jobs.open_run_bundle(path, progress, cancel, trust_code),
+            job,
             on_done=self._on_run_opened,
             on_error=failed,
         )

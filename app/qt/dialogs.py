@@ -8,8 +8,13 @@ from typing import Callable
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDialog,
+    QDialogButtonBox,
     QFileDialog,
+    QFormLayout,
     QFrame,
+    QHBoxLayout,
+    QLineEdit,
+    QPushButton,
     QHeaderView,
     QInputDialog,
     QLabel,
@@ -171,3 +176,77 @@ def show_layers(parent, results: Results, state: ViewerState) -> None:
         results.set_status("Open a run first: the layer list shows its network.")
         return
     LayerList(parent, results.bundle, state.epoch_index).exec()
+
+
+class OpenWithModelDialog(QDialog):
+    """File > Open with your model class…: the app's twin of ``--model FILE.py:CLASS [--model-kwargs JSON]
+    [--input-shape ...]``. The checkpoint (or run folder) and the class that defines its architecture;
+    :meth:`model_ref` parses them with the CLI's own parser, so both give the same errors."""
+
+    def __init__(self, parent, start_dir: str):
+        super().__init__(parent)
+        self.setWindowTitle("Open with your model class")
+        self.start_dir = start_dir
+        form = QFormLayout(self)
+        self.path = QLineEdit()
+        self.path.setPlaceholderText("lenet.pt, a run folder, model.safetensors, epoch=3-step=120.ckpt …")
+        self.model_file = QLineEdit()
+        self.model_file.setPlaceholderText("models.py")
+        self.cls = QLineEdit()
+        self.cls.setPlaceholderText("LeNet5   (or torchvision:resnet18 in the file field, empty class)")
+        self.kwargs = QLineEdit()
+        self.kwargs.setPlaceholderText('{"num_classes": 10}   (optional)')
+        self.shape = QLineEdit()
+        self.shape.setPlaceholderText("1 28 28   (without the batch axis; optional if the first layer tells)")
+        form.addRow("Checkpoint or run:", self._with_browse(self.path, self._browse_path))
+        form.addRow("Model file (.py):", self._with_browse(self.model_file, self._browse_model))
+        form.addRow("Class:", self.cls)
+        form.addRow("Constructor keywords (JSON):", self.kwargs)
+        form.addRow("Input shape:", self.shape)
+        note = QLabel("Opening imports the model file, so its code runs: only for code you trust.")
+        note.setWordWrap(True)
+        form.addRow(note)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Open | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        form.addRow(buttons)
+        self.resize(640, self.sizeHint().height())
+
+    def _with_browse(self, edit: QLineEdit, browse: Callable[[], None]) -> QWidget:
+        row = QWidget()
+        lay = QHBoxLayout(row)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(edit, 1)
+        b = QPushButton("Browse…")
+        b.clicked.connect(browse)
+        lay.addWidget(b)
+        return row
+
+    def _browse_path(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Checkpoint", self.start_dir, "Checkpoints (*.pt *.pth *.safetensors *.ckpt *.bin);;All files (*)")
+        if path:
+            self.path.setText(path)
+
+    def _browse_model(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Model file", self.start_dir, "Python files (*.py)")
+        if path:
+            self.model_file.setText(path)
+
+    def model_text(self) -> str:
+        """The ``--model`` value: ``FILE.py:CLASS`` or ``torchvision:NAME``."""
+        f, c = self.model_file.text().strip(), self.cls.text().strip()
+        return f if ":" in f and not c else f"{f}:{c}"
+
+    def model_ref(self):
+        """The parsed reference (raises SplineAtlasError with the CLI's one-line message)."""
+        from geometry.errors import SplineAtlasError
+        from geometry.networks.user_model import parse_model_ref
+
+        shape_text = self.shape.text().replace(",", " ").split()
+        try:
+            shape = [int(v) for v in shape_text] or None
+        except ValueError:
+            raise SplineAtlasError(f"input shape {printable(self.shape.text(), 40)!r}: give whole numbers, e.g. 1 28 28.") from None
+        if not self.path.text().strip():
+            raise SplineAtlasError("give the checkpoint or run folder to open.")
+        return parse_model_ref(self.model_text(), self.kwargs.text().strip() or None, shape)

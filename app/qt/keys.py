@@ -16,7 +16,7 @@ SHORTCUTS = (
     "←/→  previous/next epoch\n↑/↓  more/fewer layers\nSpace  play/pause the epoch sweep\n"
     "Esc  cancel the current pick\nShift+click (normal-path tool)  a fan of 8 normal paths\n"
     "Ctrl+Z  undo the last pick or path edit\n"
-    "Ctrl+O  open · Ctrl+S  save session · Ctrl+E  export\n"
+    "Ctrl+O  open · Ctrl+Shift+O  open with your model class · Ctrl+S  save session · Ctrl+E  export\n"
     "Ctrl+0  reset the view\nMouse: drag to pan, wheel to zoom (re-tessellates the window)"
 )
 

@@ -43,7 +43,7 @@ from ..model.state import COLOR_MODE_LABELS, PATH_KINDS, ViewerState
 from .context import ViewContext
 from .controller import Controller
 from .data_browser import DataBrowser
-from .dialogs import RecentFiles, ask_budget, ask_path_settings, ask_threads, ask_trust, save_csv, scrolling, show_layers
+from .dialogs import OpenWithModelDialog, RecentFiles, ask_budget, ask_path_settings, ask_threads, ask_trust, save_csv, scrolling, show_layers
 from .inspector import Inspector
 from .keys import KeyFilter, handle_key, show_keys
 from .paths_panel import PathsPanel
@@ -196,6 +196,8 @@ class MainWindow(QMainWindow):
             "Open run &folder…",
             lambda: (d := QFileDialog.getExistingDirectory(self, "Open a run folder", self.settings.value("last_dir", str(Path.cwd())))) and self.open_path(d),
         )
+        a = self.file_menu.addAction("Open with your &model class…", self.open_with_model_dialog)
+        a.setShortcut(QKeySequence("Ctrl+Shift+O"))
         self.recent = RecentFiles(self.settings, self.file_menu.addMenu("Open &recent"), self.open_path)
         self.recent_menu = self.recent.menu
         self.file_menu.addSeparator()
@@ -307,11 +309,23 @@ class MainWindow(QMainWindow):
     # == opening and sessions ======================================================================
     def open_dialog(self) -> None:
         start = self.settings.value("last_dir", str(Path.cwd()))
-        path, _ = QFileDialog.getOpenFileName(
-            self, "Open a run, checkpoint or session", start, "Runs, checkpoints and sessions (*.json *.pt *.pth *.safetensors *.ts);;All files (*)"
-        )
+        kinds = "*.json *.pt *.pth *.safetensors *.ts *.ckpt *.onnx *.pt2 *.bin"
+        path, _ = QFileDialog.getOpenFileName(self, "Open a run, checkpoint or session", start, f"Runs, checkpoints and sessions ({kinds});;All files (*)")
         if path:
             self.open_path(path)
+
+    def open_with_model_dialog(self) -> None:
+        """Open a checkpoint or run whose architecture is the user's class (the CLI's ``--model``)."""
+        dlg = OpenWithModelDialog(self, self.settings.value("last_dir", str(Path.cwd())))
+        while dlg.exec():
+            try:
+                ref = dlg.model_ref()
+            except SplineAtlasError as exc:
+                self.show_error("Open with your model class", exc)
+                continue
+            self.settings.setValue("last_dir", str(Path(dlg.path.text().strip()).parent))
+            self.controller.open_path(dlg.path.text().strip(), model=ref)
+            return
 
     def open_path(self, path: str | Path, trust_code: bool = False) -> None:
         """Open a run (run.json, folder), a checkpoint or a session file, in the background; a file whose

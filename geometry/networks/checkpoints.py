@@ -143,7 +143,7 @@ def read_checkpoint(path: str | Path, trust_code: bool = False, root: Path | Non
         else:
             raise InputFileError(
                 f"{name(path)} is not a checkpoint ({_what_it_looks_like(head, path)}); give a "
-                f".pt/.pth state dict, a .safetensors file or a TorchScript archive."
+                f".pt/.pth state dict, a .safetensors file, an .onnx or .pt2 graph, or a TorchScript archive."
             )
     _check_tensors(raw.state, path)
     from geometry.networks.user_model import active
@@ -221,7 +221,7 @@ def _read_zip_checkpoint(real: Path, path: Path, limit: int, trust_code: bool) -
             kind = "an .npz archive" if any(n.endswith(".npy") for n in names) else "a zip archive"
             raise InputFileError(
                 f"{name(path)} is not a checkpoint ({kind} without a PyTorch data.pkl); give a "
-                f".pt/.pth state dict, a .safetensors file or a TorchScript archive."
+                f".pt/.pth state dict, a .safetensors file, an .onnx or .pt2 graph, or a TorchScript archive."
             )
         torchscript = any(n.split("/", 1)[-1].startswith("code/") or n.endswith("/constants.pkl") for n in names)
         if torchscript:

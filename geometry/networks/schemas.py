@@ -56,41 +56,38 @@ class Linear(_Entry):
     bias: StrictBool = True
 
 
-class Conv2d(_Entry):
-    type: Literal["conv2d"]
+class _Conv(_Entry):
+    """What every convolution entry has; the subclasses add the type and their spatial settings."""
+
     in_channels: PosInt
     out_channels: PosInt
+    groups: PosInt = 1
+    bias: StrictBool = True
+
+
+class Conv2d(_Conv):
+    type: Literal["conv2d"]
     kernel_size: Pair
     stride: Pair = 1
     padding: NonNegPair = 0
     dilation: Pair = 1
-    groups: PosInt = 1
-    bias: StrictBool = True
 
 
-class Conv1d(_Entry):
+class Conv1d(_Conv):
     type: Literal["conv1d"]
-    in_channels: PosInt
-    out_channels: PosInt
     kernel_size: One
     stride: One = 1
     padding: NonNegOne = 0
     dilation: One = 1
-    groups: PosInt = 1
-    bias: StrictBool = True
 
 
-class ConvTranspose2d(_Entry):
+class ConvTranspose2d(_Conv):
     type: Literal["conv_transpose2d"]
-    in_channels: PosInt
-    out_channels: PosInt
     kernel_size: Pair
     stride: Pair = 1
     padding: NonNegPair = 0
     output_padding: NonNegPair = 0
     dilation: Pair = 1
-    groups: PosInt = 1
-    bias: StrictBool = True
 
 
 class ZeroPad2d(_Entry):
