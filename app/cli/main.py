@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "app.cli.tessellate_cmd",
     "app.cli.inspect_cmd",
     "app.cli.follow_cmd",
+    "app.cli.density_cmd",
     "app.cli.compare_cmd",
     "app.cli.region_cmds",
     "app.cli.boundary_cmds",

@@ -1,0 +1,70 @@
+"""Hyperplane density maps (#19 part 2): the exact edge length per unit area of a layer's bent
+hyperplanes, checked against an independent count of zero crossings along many lines (Crofton's
+formula: the measure of lines meeting a curve, counted with multiplicity, is twice its length)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from app.cli.main import main
+from geometry.networks.network import Network
+from geometry.networks.spec import mlp_spec
+from geometry.slices import Slice
+from geometry.tessellation import tessellate
+from geometry.tessellation.density import edge_density
+
+
+def _crofton_length(net, layer: int, box, directions=16, offsets=100, samples=1000) -> float:
+    """Layer ``layer``'s zero-set length in ``box`` from sign changes of its units' pre-activations along
+    lines (forward passes only): L = (pi / 2) * mean over directions of the integral over offsets of the
+    crossing count."""
+    u0, u1, v0, v1 = box
+    c, R = np.array([(u0 + u1) / 2, (v0 + v1) / 2]), np.hypot(u1 - u0, v1 - v0) / 2
+    net64 = net.to_dtype_device(torch.float64)
+    dp = 2 * R / offsets
+    total = 0.0
+    for th in (np.arange(directions) + 0.5) * np.pi / directions:
+        n, e = np.array([np.cos(th), np.sin(th)]), np.array([-np.sin(th), np.cos(th)])
+        P = c + ((np.arange(offsets) + 0.5) * dp - R)[:, None, None] * n + np.linspace(-R, R, samples)[None, :, None] * e
+        inside = (P[..., 0] >= u0) & (P[..., 0] <= u1) & (P[..., 1] >= v0) & (P[..., 1] <= v1)
+        with torch.no_grad():
+            pat = net64.trace(torch.as_tensor(P.reshape(-1, 2))).patterns[layer].numpy().reshape(offsets, samples, -1)
+        flips = (pat[:, 1:] != pat[:, :-1]) & (inside[:, 1:] & inside[:, :-1])[..., None]
+        total += flips.sum() * dp
+    return np.pi / 2 * total / directions
+
+
+def test_edge_density_equals_an_independent_count_of_zero_crossings_along_lines():
+    torch.manual_seed(0)
+    net = Network(mlp_spec([2, 8, 8, 8, 2]))
+    t = tessellate(net, Slice.input_plane(2), np.array([-2.0, 2.0, -2.0, 2.0]))
+    for layer in range(3):
+        ed = edge_density(t, layer, grid=4)
+        assert ed.density.shape == (4, 4) and ed.cell_area == pytest.approx(1.0)
+        assert ed.total_length == pytest.approx(_crofton_length(net, layer, (-2, 2, -2, 2)), rel=0.02)
+        quadrant = ed.density[2:, 2:].sum() * ed.cell_area  # u in [0, 2], v in [0, 2]: the cells get the right pieces
+        assert quadrant == pytest.approx(_crofton_length(net, layer, (0, 2, 0, 2)), rel=0.03)
+
+
+def test_one_known_line_gives_its_length_in_the_cells_it_crosses():
+    net = Network(mlp_spec([2, 1, 2]))  # one neuron: its zero set is the line u = 0.3
+    with torch.no_grad():
+        net.layers[0].weight.copy_(torch.tensor([[1.0, 0.0]]))
+        net.layers[0].bias.copy_(torch.tensor([-0.3]))
+    t = tessellate(net, Slice.input_plane(2), np.array([-1.0, 1.0, -1.0, 1.0]))
+    ed = edge_density(t, 0, grid=10)  # cells 0.2 wide: u = 0.3 lies in column 6 (0.2..0.4)
+    assert ed.total_length == pytest.approx(2.0)
+    expect = np.zeros((10, 10))
+    expect[6, :] = 0.2 / 0.04  # a 0.2 piece in every 0.2 x 0.2 cell of the column
+    np.testing.assert_allclose(ed.density, expect, atol=1e-12)
+
+
+def test_the_density_command_writes_the_map_and_refuses_a_bad_layer(tmp_path, capsys, spirals_run_path):
+    out = tmp_path / "d.npz"
+    assert main(["density", str(spirals_run_path), "--layer", "2", "--grid", "16", "--window", "-0.3", "0.3", "-0.3", "0.3", "--out", str(out)]) == 0
+    z = np.load(out)
+    assert z["density"].shape == (16, 16) and int(z["layer"]) == 1 and float(z["total_length"]) > 0
+    assert main(["density", str(spirals_run_path), "--layer", "9", "--out", str(out)]) == 2
+    assert "give a layer between 1 and 3" in capsys.readouterr().err
