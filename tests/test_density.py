@@ -68,3 +68,26 @@ def test_the_density_command_writes_the_map_and_refuses_a_bad_layer(tmp_path, ca
     assert z["density"].shape == (16, 16) and int(z["layer"]) == 1 and float(z["total_length"]) > 0
     assert main(["density", str(spirals_run_path), "--layer", "9", "--out", str(out)]) == 2
     assert "give a layer between 1 and 3" in capsys.readouterr().err
+
+
+def test_the_density_colour_mode_draws_the_grid_with_the_maps_values_and_scale():
+    from app.render import palette
+    from app.render.tiles import DENSITY_GRID, tile_colours
+
+    from geometry.tessellation import tessellate_all_depths
+
+    torch.manual_seed(0)
+    net = Network(mlp_spec([2, 8, 8, 2]))
+    by_depth = tessellate_all_depths(net, Slice.input_plane(2), np.array([-2.0, 2.0, -1.0, 1.0]))  # not square: u and v cells differ
+    colours = tile_colours(by_depth, 2, "density", 2, alpha=0.5)
+    ed = edge_density(by_depth[1], 1, DENSITY_GRID)
+    n = DENSITY_GRID**2
+    assert len(colours.offsets) - 1 == n and colours.levels == (0.0, pytest.approx(ed.density.max()))
+    assert "layer 2" in colours.colorbar_label and "per unit area" in colours.colorbar_label
+    squares = colours.vertices.reshape(n, 4, 2)
+    area = (squares[:, 2, 0] - squares[:, 0, 0]) * (squares[:, 2, 1] - squares[:, 0, 1])
+    assert area.sum() == pytest.approx(8.0)  # the squares tile the window
+    k = int(np.argmax(ed.density))  # the densest cell is drawn in the top colour of the scale
+    i, j = divmod(k, DENSITY_GRID)
+    square = next(q for q in range(n) if np.allclose(squares[q, 0], [ed.u_edges[i], ed.v_edges[j]]))
+    np.testing.assert_allclose(colours.rgba[square, :3], palette.colormap(palette.SLOPE_CMAP, np.array([1.0]))[0, :3])

@@ -135,6 +135,9 @@ def test_scene_arrays_counts_and_filters(ref):
     sc = jobs3d.scene_arrays(tb, 1, "slope", View3DSettings(only_layer=1, near_boundary=True, near_distance=0.0), BOX)
     near = mesh3d.near_boundary_face_mask(t, 0.0) & inner
     assert sc.counts["faces_shown"] == near.sum() < inner.sum()
+    density = jobs3d.scene_arrays(tb, 1, "density", View3DSettings(), BOX)  # a 2D map: 3D shows classes and says so
+    np.testing.assert_array_equal(density.tri_colors, jobs3d.scene_arrays(tb, 1, "class", View3DSettings(), BOX).tri_colors)
+    assert "hyperplane density" in density.summary() and "2D tab" in density.summary()
     sc = jobs3d.scene_arrays(tb, 1, "hash", View3DSettings(show_faces=False, show_boundary=False), BOX)
     assert sc.triangles.shape[0] == 0 and sc.boundary_tris is None and sc.pick_tris.shape[0] == 0
     # exploded: the pickable surfaces minus their offsets are the un-exploded surfaces

@@ -10,6 +10,8 @@ import sys
 
 from geometry.errors import SplineAtlasError
 
+from ..model.state import COLOR_MODES
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("screenshot", help="render the real 2D view offscreen to a PNG plus a JSON key")
@@ -17,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--epoch", type=int, default=None, help="epoch (default: the last checkpoint)")
     p.add_argument("--depth", type=int, default=None, help="layers 1..L (default: all)")
     p.add_argument("--window", type=float, nargs=4, metavar=("UMIN", "UMAX", "VMIN", "VMAX"), default=None)
-    p.add_argument("--mode", choices=["class", "slope", "hash", "layer"], default="class")
+    p.add_argument("--mode", choices=COLOR_MODES, default="class")
     p.add_argument("--size", default="1366x768", metavar="WxH", help="window size in pixels (default 1366x768)")
     p.add_argument("--no-points", action="store_true", help="hide the data points")
     p.add_argument("--timeout", type=float, default=600, help="seconds to wait for the exact tessellation")

@@ -12,9 +12,10 @@ import numpy as np
 from geometry.tessellation import mesh3d
 from geometry.slices import Slice
 
+from ..model.state import COLOR_MODE_LABELS
 from ..model.view3d import ClipPlane, Slice3Choice
 from ..render import palette
-from ..render.faces import colorize
+from ..render.faces import FACE_COLOR_MODES, colorize
 from ..render.tiles import pattern_hashes
 from .bundle import Cancel, Progress, RunBundle
 from .slicing import default_slice_choice, make_slice
@@ -138,7 +139,7 @@ class Scene3D:
         return (
             f"{c['cells']:,} cells at depth {c['depth']} · {c['faces_shown']:,} of {c['faces']:,} faces shown · "
             f"{c['triangles']:,} triangles · {c['boundary_polygons']:,} boundary polygons · "
-            f"{c['seconds']:.2f} s ({c['device']})"
+            f"{c['seconds']:.2f} s ({c['device']})" + (f" · {c['note']}" if c.get("note") else "")
         )
 
 
@@ -147,7 +148,8 @@ def scene_arrays(tess_by_depth: list, depth: int, color_mode: str, settings, box
 
     settings: :class:`app.model.view3d.View3DSettings` (filters, explode, opacity, what to show).
     color_mode: class / slope (per cell, from its full-depth descendants at partial depth) / layer (the
-    layer that created each face) / hash (activation pattern of the cell).
+    layer that created each face) / hash (activation pattern of the cell). A 2D-only mode (density: a
+    length per area) draws classes, and the summary says so.
     """
     t_by = tess_by_depth
     depth = min(max(int(depth), 1), len(t_by))
@@ -165,6 +167,10 @@ def scene_arrays(tess_by_depth: list, depth: int, color_mode: str, settings, box
             crossed[mesh3d.ancestors(t_by, depth)[np.asarray(full.boundary_region, dtype=np.int64)]] = True
         mask &= mesh3d.near_boundary_face_mask(t, d, crossed)
     fm = mesh3d.face_mesh(t, mask, explode=s.explode)
+    note = None
+    if color_mode not in FACE_COLOR_MODES:
+        note = f"colours: predicted class ({COLOR_MODE_LABELS.get(color_mode, color_mode).lower()} is a map of the 2D tab)"
+        color_mode = "class"
     if color_mode in ("class", "slope"):
         cls, slope = mesh3d.descendant_values(t_by, depth)
         vals = cls[fm.face_cell] if color_mode == "class" else slope[fm.face_cell]
@@ -218,6 +224,8 @@ def scene_arrays(tess_by_depth: list, depth: int, color_mode: str, settings, box
         seconds=float(full.seconds),
         device=str(full.device),
     )
+    if note:
+        counts["note"] = note
     return Scene3D(
         positions,
         triangles,

@@ -23,7 +23,13 @@ from geometry.slices import Slice
 
 SESSION_VERSION = 1
 
-COLOR_MODE_LABELS = {"class": "Predicted class", "slope": "‖A_ω‖ (slope norm)", "hash": "Activation-pattern hash", "layer": "Layer of origin"}
+COLOR_MODE_LABELS = {
+    "class": "Predicted class",
+    "slope": "‖A_ω‖ (slope norm)",
+    "hash": "Activation-pattern hash",
+    "layer": "Layer of origin",
+    "density": "Hyperplane density (deepest layer shown)",
+}
 """Tile colourings (``app.render.tiles``) and how menus, legends and ``--help`` name them."""
 COLOR_MODES = tuple(COLOR_MODE_LABELS)
 

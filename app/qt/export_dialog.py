@@ -37,7 +37,7 @@ from PySide6.QtWidgets import (
 
 from geometry.errors import CancelledError, SplineAtlasError
 
-from ..model.state import PATH_NAMES
+from ..model.state import COLOR_MODE_LABELS, PATH_NAMES
 from ..render.palette import path_color
 
 KINDS = {
@@ -51,7 +51,6 @@ KINDS = {
     "turntable": ("3D turntable video of the 3D view (MP4, GIF)", (".mp4", ".gif")),
 }
 GUI_THREAD_KINDS = ("view3d", "turntable")  # OpenGL renders on the GUI thread
-MODE_LABELS = {"class": "Predicted class", "slope": "‖A_ω‖ (slope norm)", "hash": "Activation-pattern hash", "layer": "Layer of origin"}
 
 
 @dataclass(frozen=True)
@@ -183,7 +182,7 @@ class ExportDialog(QDialog):
             self.kind.addItem(label, k)
         form.addRow("Export", self.kind)
         self.mode = QComboBox()
-        for k, label in MODE_LABELS.items():
+        for k, label in COLOR_MODE_LABELS.items():
             self.mode.addItem(label, k)
         self.mode.setCurrentIndex(max(0, self.mode.findData(ctx.state.color_mode)))
         form.addRow("Tile colours", self.mode)

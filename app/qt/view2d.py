@@ -457,7 +457,12 @@ class SliceView(QWidget):
                 self.plot_item.addItem(it)
                 self._path_items.append(it)
 
-    def set_colorbar(self, levels: tuple[float, float] | None) -> None:
+    def set_colorbar(self, levels: tuple[float, float] | None, label: str | None = None) -> None:
+        """Show the colour bar of a measured colouring (slope, density) with what it measures, or hide it."""
+        if label:  # wrapped: a long label in the bar's column would squeeze the plot
+            import textwrap
+
+            self.colorbar_label.setText("<br>".join(textwrap.wrap(label, 16)))
         if levels is None:
             self.colorbar.setVisible(False)
             self.colorbar_label.setVisible(False)

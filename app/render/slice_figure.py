@@ -316,20 +316,20 @@ def draw_slice(fig, ax, scene: SliceScene, opt: FigureOptions) -> None:
         if getattr(fig, "side_axes", None):  # the title spans the figure above the slice and its side panels
             style.fit_text(fig.suptitle(scene.title, fontsize="large"), 0.96 * opt.width)
         else:
-            share = _width_share(ax) * (0.78 if opt.mode == "slope" else 0.92)
+            share = _width_share(ax) * (0.78 if tiles.levels is not None else 0.92)
             style.fit_text(ax.set_title(scene.title), share * opt.width)
-    if opt.mode == "slope" and opt.show_colorbar and tiles.levels is not None:
+    if opt.show_colorbar and tiles.levels is not None:  # slope, density: a measured colouring has its scale
         import matplotlib
         from matplotlib.cm import ScalarMappable
         from matplotlib.colors import Normalize
 
         sm = ScalarMappable(Normalize(*tiles.levels), matplotlib.colormaps[palette.SLOPE_CMAP])
         cb = fig.colorbar(sm, ax=ax, shrink=0.85, pad=0.02)
-        cb.set_label(r"$\|A_\omega\|_2$ (spectral norm of the tile's slope)")
+        cb.set_label(r"$\|A_\omega\|_2$ (spectral norm of the tile's slope)" if opt.mode == "slope" else tiles.colorbar_label)
     if opt.mode == "hash":
         legend.insert(0, Patch(facecolor=palette.hash_palette()[3], label="tiles: activation-pattern hash"))
     if opt.show_legend and legend:
-        room = opt.width / opt.dpi * (0.8 if opt.mode == "slope" else 1.0) / opt.font_scale  # inches
+        room = opt.width / opt.dpi * (0.8 if tiles.levels is not None else 1.0) / opt.font_scale  # inches
         ncol = max(1, min(4, len(legend), int(room / 1.9)))
         fig.legend(handles=legend, loc="outside lower center", ncols=ncol, frameon=False)
 

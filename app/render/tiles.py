@@ -8,7 +8,10 @@ tessellation after layers 1..depth:
   class cells instead, so every point shows the class the network predicts there;
 * slope: ‖A_ω‖ of the full-depth regions (only the full network has one affine map per tile);
 * hash: a colour per activation pattern of layers 1..depth (:func:`pattern_hashes`);
-* layer: the deepest layer that cut the tile's ancestor (:func:`layer_of_origin`).
+* layer: the deepest layer that cut the tile's ancestor (:func:`layer_of_origin`);
+* density: the exact length of the deepest shown layer's bent hyperplanes per unit area, on a
+  ``DENSITY_GRID`` x ``DENSITY_GRID`` grid over the tessellated window (the survey's Fig. 8; drawn as the
+  grid's squares, :func:`geometry.tessellation.density.edge_density`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from geometry.errors import SplineAtlasError
 
 from ..model.state import COLOR_MODES
 from . import palette
+
+DENSITY_GRID = 64
 
 
 def pattern_hashes(codes, n: int) -> np.ndarray:
@@ -67,13 +72,14 @@ def layer_of_origin(tess, depth: int) -> np.ndarray:
 class TileColours:
     """Polygons (vertices (V, 2), offsets (R+1,)) with float RGBA (R, 4); ``overlay``: the exact class cells
     (vertices, offsets, rgba) drawn over tiles that hold several classes (their own fill is transparent);
-    ``levels``: the (lo, hi) of the slope colour bar."""
+    ``levels``: the (lo, hi) of the colour bar (slope, density) and ``colorbar_label`` what it measures."""
 
     vertices: np.ndarray
     offsets: np.ndarray
     rgba: np.ndarray
     overlay: tuple | None = None
     levels: tuple[float, float] | None = None
+    colorbar_label: str | None = None
 
     def polygons(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every visible polygon as one (vertices, offsets, rgba): transparent tiles dropped, class cells added."""
@@ -123,7 +129,9 @@ def tile_colours(tess, depth: int, mode: str, num_classes: int, alpha: float = p
         rgba = palette.colormap(palette.SLOPE_CMAP, (s - lo) / (hi - lo))
         rgba[:, 3] = min(1.0, alpha + 0.3)
         rgba[~fin] = palette.UNKNOWN
-        return TileColours(full.vertices, full.offsets, rgba, None, (lo, hi))
+        return TileColours(full.vertices, full.offsets, rgba, None, (lo, hi), "‖A_ω‖₂ (spectral norm of the tile's slope)")
+    if mode == "density":
+        return _density_squares(t, depth, alpha)
     if mode == "hash":
         pal = palette.hash_palette()
         rgba = pal[pattern_hashes(t.codes, t.num_regions) % len(pal)].copy()
@@ -136,4 +144,22 @@ def tile_colours(tess, depth: int, mode: str, num_classes: int, alpha: float = p
     raise SplineAtlasError(f"colour mode must be one of {', '.join(COLOR_MODES)}; got {mode!r}.")
 
 
-__all__ = ["TileColours", "ancestor", "layer_of_origin", "pattern_hashes", "tile_colours"]
+def _density_squares(t, depth: int, alpha: float) -> TileColours:
+    """Layer ``depth``'s hyperplane density as the grid's squares, coloured on the slope colour map."""
+    from geometry.tessellation.density import edge_density
+
+    ed = edge_density(t, depth - 1, DENSITY_GRID)
+    u0, u1, v0, v1 = ed.u_edges[:-1], ed.u_edges[1:], ed.v_edges[:-1], ed.v_edges[1:]
+    iu, iv = np.meshgrid(np.arange(DENSITY_GRID), np.arange(DENSITY_GRID), indexing="ij")
+    iu, iv = iu.ravel(), iv.ravel()
+    corners = np.stack([np.c_[u0[iu], v0[iv]], np.c_[u1[iu], v0[iv]], np.c_[u1[iu], v1[iv]], np.c_[u0[iu], v1[iv]]], axis=1)  # CCW squares
+    values = ed.density[iu, iv]
+    hi = float(values.max()) if values.max() > 0 else 1.0
+    rgba = palette.colormap(palette.SLOPE_CMAP, values / hi)
+    rgba[:, 3] = min(1.0, alpha + 0.3)
+    offsets = np.arange(0, 4 * len(values) + 1, 4, dtype=np.int64)
+    label = f"layer {depth} hyperplane length per unit area (1 / slice unit)"
+    return TileColours(corners.reshape(-1, 2), offsets, rgba, None, (0.0, hi), label)
+
+
+__all__ = ["DENSITY_GRID", "TileColours", "ancestor", "layer_of_origin", "pattern_hashes", "tile_colours"]
