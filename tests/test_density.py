@@ -91,3 +91,51 @@ def test_the_density_colour_mode_draws_the_grid_with_the_maps_values_and_scale()
     i, j = divmod(k, DENSITY_GRID)
     square = next(q for q in range(n) if np.allclose(squares[q, 0], [ed.u_edges[i], ed.v_edges[j]]))
     np.testing.assert_allclose(colours.rgba[square, :3], palette.colormap(palette.SLOPE_CMAP, np.array([1.0]))[0, :3])
+
+
+def test_the_batch_norm_experiment_concentrates_hyperplanes_on_the_data_as_the_survey_finds(tmp_path, capsys):
+    from experiments.hyperplane_density import batchnorm_density_experiment, initialised_network, star_curve_data
+
+    X = star_curve_data(500, 1)
+    net = initialised_network("batch norm", 8, 3, 0, X)
+    bn = [m for m in net.layers.modules() if isinstance(m, torch.nn.BatchNorm1d)][0]
+    with torch.no_grad():
+        pre = net.layers[0](torch.as_tensor(X, dtype=torch.float32))  # the first BN's input on the data
+    np.testing.assert_allclose(bn.running_mean.numpy(), pre.mean(0).numpy(), atol=1e-5)  # the data's statistics, not torch's 0/1
+    np.testing.assert_allclose(bn.running_var.numpy(), pre.var(0).numpy(), rtol=1e-4)
+
+    res = batchnorm_density_experiment(width=8, depth=8, seed=0, grid=32, layers=(3, 7, 8))
+    assert res.layers == (3, 7, 8) and set(res.concentration) == {"zero bias", "random bias", "batch norm"}
+    for k in range(3):
+        with_bn, random_bias = res.concentration["batch norm"][k], res.concentration["random bias"][k]
+        assert with_bn > 1.3 * res.data_cells  # well above a uniform spread over the grid
+        assert not np.isfinite(random_bias) or with_bn > random_bias
+    assert res.regions["batch norm"] > 10 * res.regions["random bias"]
+    assert main(["density-experiment", "--width", "8", "--depth", "8", "--layers", "3,7,8", "--grid", "32", "--out", str(tmp_path / "fig8.npz")]) == 0
+    z = np.load(tmp_path / "fig8.npz")
+    assert z["batch_norm_layer7"].shape == (32, 32) and "batch norm" in capsys.readouterr().out
+
+
+def test_neurons_crossing_a_disc_agree_with_sign_changes_sampled_in_the_disc():
+    from geometry.tessellation.density import neurons_crossing_discs
+
+    torch.manual_seed(0)
+    net = Network(mlp_spec([2, 8, 8, 2]))
+    t = tessellate(net, Slice.input_plane(2), np.array([-2.0, 2.0, -2.0, 2.0]))
+    rr, th = np.meshgrid(np.linspace(0, 0.3, 40), np.linspace(0, 2 * np.pi, 240, endpoint=False))
+    offsets = np.c_[(rr * np.cos(th)).ravel(), (rr * np.sin(th)).ravel()]
+    net64 = net.to_dtype_device(torch.float64)
+    for layer in range(2):
+        cc = neurons_crossing_discs(net, t, layer, 0.3, grid=12)
+        centres = np.stack(np.meshgrid(cc.u_centres, cc.v_centres, indexing="ij"), -1).reshape(-1, 2)
+        P = centres[:, None] + offsets[None]
+        inside = (np.abs(P) <= 2).all(-1)  # only the part of each disc inside the domain counts
+        with torch.no_grad():
+            pat = net64.trace(torch.as_tensor(P.reshape(-1, 2))).patterns[layer].numpy().reshape(len(centres), len(offsets), -1)
+        pat = np.where(inside[..., None], pat, pat[:, :1])
+        sampled = (pat.any(1) & ~pat.all(1)).sum(1).reshape(12, 12)
+        assert (sampled <= cc.counts).all()  # a sign change seen in the disc is a crossing the exact count has
+        assert (sampled == cc.counts).mean() > 0.97  # sampling misses only zero sets that graze a disc
+        assert cc.counts.max() > 1
+    with pytest.raises(Exception, match="positive number"):
+        neurons_crossing_discs(net, t, 0, -1.0)

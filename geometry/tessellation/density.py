@@ -55,15 +55,22 @@ def _grid_crossings(a: np.ndarray, d: np.ndarray, edges: np.ndarray) -> tuple[np
     return seg[ok], t[ok]
 
 
-def edge_density(tess, layer: int, grid: int = 64) -> EdgeDensity:
-    """The exact density of layer ``layer``'s edges (0-based) on a ``grid x grid`` lattice over the domain's box."""
+def _check(tess, layer: int, grid: int) -> None:
     L = len(tess.codes)
     if not 0 <= int(layer) < L:
         raise SplineAtlasError(f"layer must be between 1 and {L} (this tessellation's depth); got {int(layer) + 1}.")
     if not 1 <= int(grid) <= MAX_GRID:
         raise SplineAtlasError(f"grid must be between 1 and {MAX_GRID} cells per side; got {grid}.")
+
+
+def _grid(tess, grid: int) -> tuple[np.ndarray, np.ndarray]:
     lo, hi = tess.domain.min(0), tess.domain.max(0)
-    ue, ve = np.linspace(lo[0], hi[0], grid + 1), np.linspace(lo[1], hi[1], grid + 1)
+    return np.linspace(lo[0], hi[0], grid + 1), np.linspace(lo[1], hi[1], grid + 1)
+
+
+def _pieces(tess, layer: int, ue: np.ndarray, ve: np.ndarray):
+    """Layer ``layer``'s edges cut at the grid lines: ``(start (P, 2), end (P, 2), iu (P,), iv (P,))``, each
+    piece inside the cell ``(iu, iv)`` (every interior edge is listed once per adjacent region)."""
     seg = tess.edges(int(layer))
     a, d = seg[:, 0], seg[:, 1] - seg[:, 0]
     su, tu = _grid_crossings(a[:, 0], d[:, 0], ue)
@@ -75,14 +82,83 @@ def edge_density(tess, layer: int, grid: int = 64) -> EdgeDensity:
     owner, t = owner[order], t[order]
     same = owner[1:] == owner[:-1]  # consecutive cut points of one segment bound one piece
     s, t0, t1 = owner[:-1][same], t[:-1][same], t[1:][same]
-    length = (t1 - t0) * np.linalg.norm(d[s], axis=1)
-    mid = a[s] + ((t0 + t1) / 2)[:, None] * d[s]
-    iu = np.clip(np.searchsorted(ue, mid[:, 0], side="right") - 1, 0, grid - 1)
-    iv = np.clip(np.searchsorted(ve, mid[:, 1], side="right") - 1, 0, grid - 1)
+    start, end = a[s] + t0[:, None] * d[s], a[s] + t1[:, None] * d[s]
+    mid = (start + end) / 2
+    n = len(ue) - 1
+    iu = np.clip(np.searchsorted(ue, mid[:, 0], side="right") - 1, 0, n - 1)
+    iv = np.clip(np.searchsorted(ve, mid[:, 1], side="right") - 1, 0, n - 1)
+    return start, end, iu, iv
+
+
+def edge_density(tess, layer: int, grid: int = 64) -> EdgeDensity:
+    """The exact density of layer ``layer``'s edges (0-based) on a ``grid x grid`` lattice over the domain's box."""
+    _check(tess, layer, grid)
+    ue, ve = _grid(tess, grid)
+    start, end, iu, iv = _pieces(tess, layer, ue, ve)
     total = np.zeros((grid, grid))
-    np.add.at(total, (iu, iv), 0.5 * length)  # every interior edge is listed by both of its regions
+    np.add.at(total, (iu, iv), 0.5 * np.linalg.norm(end - start, axis=1))  # every interior edge is listed by both of its regions
     area = (ue[1] - ue[0]) * (ve[1] - ve[0])
     return EdgeDensity(int(layer), total / area, ue, ve, float(total.sum()))
 
 
-__all__ = ["EdgeDensity", "edge_density"]
+@dataclass(frozen=True)
+class CrossingCounts:
+    """How many of layer ``layer``'s neurons have a zero set crossing the disc of radius ``radius`` (slice
+    units) around each grid point: ``counts (grid, grid)`` int64 at the points ``u_centres`` x ``v_centres``
+    (the cell centres of :func:`edge_density`'s grid)."""
+
+    layer: int
+    radius: float
+    counts: np.ndarray
+    u_centres: np.ndarray
+    v_centres: np.ndarray
+
+
+def _piece_units(net, slice_, layer: int, start: np.ndarray, end: np.ndarray, chunk: int = 65536) -> np.ndarray:
+    """The neuron of layer ``layer`` whose zero set each piece lies on: the pre-activation nearest zero at
+    the piece's midpoint (there it is zero; the others are generically not)."""
+    import torch
+
+    model = net.to_dtype_device(torch.float64)
+    mid = slice_.to_input((start + end) / 2)
+    out = np.empty(len(mid), dtype=np.int64)
+    with torch.no_grad():
+        for s in range(0, len(mid), chunk):
+            z = model.trace(torch.as_tensor(mid[s : s + chunk], dtype=torch.float64)).preactivations[layer]
+            out[s : s + chunk] = z.abs().argmin(1).numpy()
+    return out
+
+
+def neurons_crossing_discs(net, tess, layer: int, radius: float, grid: int = 64) -> CrossingCounts:
+    """For each grid point, the number of layer ``layer``'s neurons (0-based; ReLU, leaky ReLU or abs) whose
+    zero set meets the closed disc of ``radius`` around it (its part inside the domain): exact, from the layer edges
+    (which are those zero sets inside the domain) and point-to-segment distances."""
+    _check(tess, layer, grid)
+    kind = tess.layers[layer].kind
+    if kind not in ("relu", "leaky_relu", "abs"):
+        raise SplineAtlasError(f"layer {layer + 1} is {kind}: crossing neurons are counted for ReLU, leaky ReLU and abs layers.")
+    if not np.isfinite(radius) or radius <= 0:
+        raise SplineAtlasError(f"the disc radius must be a positive number of slice units; got {radius}.")
+    ue, ve = _grid(tess, grid)
+    cu, cv = (ue[:-1] + ue[1:]) / 2, (ve[:-1] + ve[1:]) / 2
+    start, end, iu, iv = _pieces(tess, layer, ue, ve)
+    units = _piece_units(net, tess.slice, layer, start, end)
+    width = int(tess.layers[layer].width)
+    d = end - start
+    dd = np.maximum((d * d).sum(1), 1e-300)
+    reach = int(np.ceil(radius / min(ue[1] - ue[0], ve[1] - ve[0])))  # cells a disc can reach beyond its own
+    keys = []
+    for di in range(-reach, reach + 1):
+        for dj in range(-reach, reach + 1):
+            gi, gj = iu + di, iv + dj  # the grid point whose disc may meet the piece
+            ok = (gi >= 0) & (gi < grid) & (gj >= 0) & (gj < grid)
+            p = np.stack([cu[gi[ok]], cv[gj[ok]]], 1)
+            t = np.clip(((p - start[ok]) * d[ok]).sum(1) / dd[ok], 0.0, 1.0)
+            near = np.linalg.norm(start[ok] + t[:, None] * d[ok] - p, axis=1) <= radius
+            keys.append(((gi[ok] * grid + gj[ok]) * width + units[ok])[near])
+    pairs = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.int64)
+    counts = np.bincount(pairs // width, minlength=grid * grid).reshape(grid, grid)
+    return CrossingCounts(int(layer), float(radius), counts.astype(np.int64), cu, cv)
+
+
+__all__ = ["CrossingCounts", "EdgeDensity", "edge_density", "neurons_crossing_discs"]
