@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
+
+import pytest
 
 from app.cli.main import main
 from app.model.state import ViewerState
@@ -71,3 +74,9 @@ def test_cli_does_not_import_qt():
     code = "import sys; from app.cli.main import build_parser; build_parser(); import app.cli.session_cmds; print('PySide6' in sys.modules)"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("session", sorted((Path(__file__).resolve().parents[1] / "assets" / "sessions").glob("*.json")), ids=lambda p: p.stem)
+def test_every_bundled_session_is_valid_and_names_its_run(session, capsys):
+    assert main(["session", "show", str(session)]) == 0
+    assert "run:" in capsys.readouterr().out
