@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "app.cli.inspect_cmd",
     "app.cli.follow_cmd",
     "app.cli.density_cmd",
+    "app.cli.generate_cmd",
     "app.cli.compare_cmd",
     "app.cli.region_cmds",
     "app.cli.boundary_cmds",

@@ -1,0 +1,130 @@
+"""Generative networks' spline manifolds: a ReLU generator G: R^2 -> R^D maps each latent tile ω affinely,
+G(z) = A_ω z + b_ω, onto one flat piece of its output manifold, stretching areas by the tile's volume
+change ``sqrt(det(A_ωᵀ A_ω))`` (the survey's section on deep generative networks).
+
+From the exact latent tessellation this gives, per tile, the volume change and the tile's image (its
+polygon mapped by its own affine map: exact, not sampled), and three samplers of the latent box:
+
+* ``prior``: uniform on the box (the latent distribution the tiles are drawn from here);
+* ``magnet``: uniform on the learned manifold (MaGNET, Humayun et al. 2022): a tile is chosen with
+  probability ∝ its output area (latent area × volume change), then a point uniformly inside it;
+* ``polarity``: latent density ∝ volume change^ρ (polarity sampling, Humayun et al. 2022): tile
+  probability ∝ latent area × volume change^ρ (ρ = 1 is MaGNET, ρ = 0 the prior, ρ < 0 favours the
+  manifold's low-volume, high-density parts).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from geometry.errors import SplineAtlasError
+
+SAMPLERS = ("prior", "magnet", "polarity")
+
+
+@dataclass(frozen=True)
+class ManifoldTiles:
+    """The latent tiles of a generator and their images.
+
+    tess: the Tessellation2D of the latent box; A: (R, D, 2) and b: (R, D) the affine map of each tile;
+    volume: (R,) sqrt(det(AᵀA)), the area stretch of each tile (0 where the map is degenerate);
+    latent_area: (R,) the tiles' areas in latent units².
+    """
+
+    tess: object
+    A: np.ndarray
+    b: np.ndarray
+    volume: np.ndarray
+    latent_area: np.ndarray
+
+    @property
+    def output_area(self) -> np.ndarray:
+        """(R,) area of each tile's image on the manifold (output units²)."""
+        return self.latent_area * self.volume
+
+    def image_vertices(self) -> np.ndarray:
+        """(V, D) every tile's polygon mapped by its own affine map (offsets: ``tess.offsets``)."""
+        owner = np.repeat(np.arange(self.tess.num_regions), np.diff(self.tess.offsets))
+        return np.einsum("vdk,vk->vd", self.A[owner], self.tess.vertices) + self.b[owner]
+
+
+def volume_change(A: np.ndarray) -> np.ndarray:
+    """(R,) sqrt(det(AᵀA)) of (R, D, k) Jacobians: the k-dimensional volume stretch (the product of A's
+    singular values)."""
+    s = np.linalg.svd(A, compute_uv=False)
+    return np.prod(s, axis=1)
+
+
+def manifold_tiles(net, box=(-1.0, 1.0, -1.0, 1.0), max_regions: int | None = None, cancel=None) -> ManifoldTiles:
+    """The exact latent tessellation of ``box`` of a generator ``net`` with 2 latent inputs and its tiles' maps."""
+    from geometry.slices import Slice
+    from geometry.tessellation import tessellate
+
+    if net.input_dim != 2:
+        raise SplineAtlasError(f"the generator tools take a 2D latent space; this network has {net.input_dim} inputs.")
+    if net.output_dim < 2:
+        raise SplineAtlasError(f"a generator maps its latent plane into R^D with D >= 2; this network has {net.output_dim} output.")
+    t = tessellate(net, Slice.input_plane(2), np.asarray(box, dtype=np.float64), max_regions=max_regions, cancel=cancel)
+    A = np.asarray(t.out_linear, dtype=np.float64)
+    return ManifoldTiles(t, A, np.asarray(t.out_offset, dtype=np.float64), volume_change(A), t.areas())
+
+
+def _points_in_tiles(tiles: ManifoldTiles, which: np.ndarray, rng) -> np.ndarray:
+    """One point uniformly inside each tile of ``which``: a fan triangle chosen by area, then a uniform
+    point in it (the tiles are convex)."""
+    t = tiles.tess
+    V, off = t.vertices, t.offsets
+    out = np.empty((len(which), 2))
+    for r in np.unique(which):
+        idx = np.nonzero(which == r)[0]
+        P = V[off[r] : off[r + 1]]
+        a, b, c = P[0], P[1:-1], P[2:]
+        cross = (b[:, 0] - a[0]) * (c[:, 1] - a[1]) - (b[:, 1] - a[1]) * (c[:, 0] - a[0])
+        w = np.abs(cross) / np.abs(cross).sum()
+        tri = rng.choice(len(w), size=len(idx), p=w)
+        s, q = rng.random(len(idx)), rng.random(len(idx))
+        flip = s + q > 1
+        s[flip], q[flip] = 1 - s[flip], 1 - q[flip]
+        out[idx] = a + s[:, None] * (b[tri] - a) + q[:, None] * (c[tri] - a)
+    return out
+
+
+def sample_latent(tiles: ManifoldTiles, n: int, sampler: str = "magnet", rho: float = 1.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` latent points ``(n, 2)`` and their tiles ``(n,)`` drawn by ``sampler`` (see the module docstring)."""
+    if sampler not in SAMPLERS:
+        raise SplineAtlasError(f"sampler must be one of {', '.join(SAMPLERS)}; got {sampler!r}.")
+    if not 1 <= int(n) <= 10_000_000:
+        raise SplineAtlasError(f"the number of samples must be between 1 and 10,000,000; got {n}.")
+    if not np.isfinite(rho):
+        raise SplineAtlasError(f"rho must be a finite number; got {rho}.")
+    rng = np.random.default_rng(seed)
+    if sampler == "prior":
+        w = tiles.latent_area
+    else:
+        power = 1.0 if sampler == "magnet" else float(rho)
+        with np.errstate(divide="ignore"):
+            w = tiles.latent_area * np.where(tiles.volume > 0, tiles.volume**power, 0.0)
+    if not np.isfinite(w).all() or w.sum() <= 0:
+        raise SplineAtlasError("no tile has a positive weight for this sampler (a degenerate generator, or rho too large).")
+    which = rng.choice(len(w), size=int(n), p=w / w.sum())
+    return _points_in_tiles(tiles, which, rng), which
+
+
+def generate(tiles: ManifoldTiles, Z: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """Outputs ``(n, D)`` of latent points ``Z`` inside tiles ``which``: each through its tile's exact affine map."""
+    return np.einsum("ndk,nk->nd", tiles.A[which], Z) + tiles.b[which]
+
+
+def output_density(tiles: ManifoldTiles, which: np.ndarray, sampler: str, rho: float = 1.0) -> np.ndarray:
+    """(n,) the density on the manifold (per output unit²) of the distribution ``sampler`` draws from, at
+    samples in tiles ``which``: latent density / volume change (exact per tile)."""
+    power = {"prior": 0.0, "magnet": 1.0}.get(sampler, float(rho))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = tiles.latent_area * np.where(tiles.volume > 0, tiles.volume**power, 0.0)
+        latent = np.where(tiles.latent_area > 0, w / w.sum() / tiles.latent_area, 0.0)  # per latent unit²
+        return (latent / tiles.volume)[which]
+
+
+__all__ = ["SAMPLERS", "ManifoldTiles", "generate", "manifold_tiles", "output_density", "sample_latent", "volume_change"]
