@@ -120,7 +120,7 @@ class SliceTab(QObject):
             self.work.cancel("draw")
             self.view.tiles.set_prepared(prepare())
         self.view.set_boundary(full.boundary_segments if st.settings.show_boundary else None)
-        self.view.set_colorbar(colours.levels, colours.colorbar_label)
+        self.view.set_colorbar(colours.levels, colours.colorbar_short)
         self.redraw_overlays()
 
     def redraw_followed(self) -> None:

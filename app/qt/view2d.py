@@ -79,6 +79,9 @@ def segments_path(segments: np.ndarray) -> QPainterPath:
     return path_from_bytes(segments_bytes(segments))
 
 
+COLORBAR_DEFAULT_LABEL = "‖A_ω‖₂"
+
+
 @dataclass(frozen=True)
 class PreparedTiles:
     """Tiles ready to paint, built without Qt (any thread): fills (path bytes, RGBA) per distinct colour,
@@ -274,7 +277,7 @@ class SliceView(QWidget):
         self.colorbar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get("viridis"), interactive=False, width=14)
         pi.layout.addItem(self.colorbar, 2, 5)
         self.colorbar.setVisible(False)
-        self.colorbar_label = pg.LabelItem("‖A_ω‖₂", size="9pt", color=theme.foreground)
+        self.colorbar_label = pg.LabelItem(COLORBAR_DEFAULT_LABEL, size="9pt", color=theme.foreground)
         pi.layout.addItem(self.colorbar_label, 1, 5)
         self.colorbar_label.setVisible(False)
 
@@ -458,16 +461,16 @@ class SliceView(QWidget):
                 self._path_items.append(it)
 
     def set_colorbar(self, levels: tuple[float, float] | None, label: str | None = None) -> None:
-        """Show the colour bar of a measured colouring (slope, density) with what it measures, or hide it."""
-        if label:  # wrapped: a long label in the bar's column would squeeze the plot
-            import textwrap
-
-            self.colorbar_label.setText("<br>".join(textwrap.wrap(label, 16)))
+        """Show the colour bar of a measured colouring (slope, density) under a short ``label`` (HTML), or
+        hide it. The hidden label keeps the default text: its size is part of the plot's layout, and a
+        layout change would move the view's window (and re-tessellate it)."""
         if levels is None:
             self.colorbar.setVisible(False)
+            self.colorbar_label.setText(COLORBAR_DEFAULT_LABEL)
             self.colorbar_label.setVisible(False)
         else:
             lo, hi = levels
+            self.colorbar_label.setText(label or COLORBAR_DEFAULT_LABEL)
             self.colorbar.setLevels((lo, hi if hi > lo else lo + 1e-9))
             self.colorbar.setVisible(True)
             self.colorbar_label.setVisible(True)

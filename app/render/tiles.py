@@ -80,6 +80,7 @@ class TileColours:
     overlay: tuple | None = None
     levels: tuple[float, float] | None = None
     colorbar_label: str | None = None
+    colorbar_short: str | None = None  # the window's label above its bar (HTML, a few characters wide)
 
     def polygons(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every visible polygon as one (vertices, offsets, rgba): transparent tiles dropped, class cells added."""
@@ -129,7 +130,7 @@ def tile_colours(tess, depth: int, mode: str, num_classes: int, alpha: float = p
         rgba = palette.colormap(palette.SLOPE_CMAP, (s - lo) / (hi - lo))
         rgba[:, 3] = min(1.0, alpha + 0.3)
         rgba[~fin] = palette.UNKNOWN
-        return TileColours(full.vertices, full.offsets, rgba, None, (lo, hi), "‖A_ω‖₂ (spectral norm of the tile's slope)")
+        return TileColours(full.vertices, full.offsets, rgba, None, (lo, hi), "‖A_ω‖₂ (spectral norm of the tile's slope)", "‖A_ω‖₂")
     if mode == "density":
         return _density_squares(t, depth, alpha)
     if mode == "hash":
@@ -159,7 +160,7 @@ def _density_squares(t, depth: int, alpha: float) -> TileColours:
     rgba[:, 3] = min(1.0, alpha + 0.3)
     offsets = np.arange(0, 4 * len(values) + 1, 4, dtype=np.int64)
     label = f"layer {depth} hyperplane length per unit area (1 / slice unit)"
-    return TileColours(corners.reshape(-1, 2), offsets, rgba, None, (0.0, hi), label)
+    return TileColours(corners.reshape(-1, 2), offsets, rgba, None, (0.0, hi), label, f"layer {depth}<br>length/area")
 
 
 __all__ = ["DENSITY_GRID", "TileColours", "ancestor", "layer_of_origin", "pattern_hashes", "tile_colours"]
