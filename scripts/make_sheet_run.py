@@ -56,6 +56,7 @@ def make(out: Path) -> int:
         os.chdir(cwd)
     if code:
         return code
+    (out / "sheet.npz").unlink()  # the run keeps its own copy, dataset.npz
     manifest = json.loads((out / "run.json").read_text())
     manifest.update(task="generate", latent_dim=2, name="sheet (2-32-32-3 decoder)")
     (out / "run.json").write_text(json.dumps(manifest, indent=1) + "\n")

@@ -93,3 +93,27 @@ def test_the_generate_command_writes_samples(tmp_path, capsys):
     assert z["X"].shape == (500, 3) and z["Z"].shape == (500, 2) and z["volume"].shape == (500,)
     assert "polarity" in capsys.readouterr().out
     assert main(["generate", str(path), "--sampler", "nope", "--out", str(out)]) == 2
+
+
+def test_the_bundled_generator_run_opens_as_a_generator(capsys):
+    from pathlib import Path
+
+    from app.render.tiles import tile_colours
+    from geometry.networks.runs import open_run
+    from geometry.slices import Slice
+    from geometry.tessellation import tessellate_all_depths
+
+    path = Path(__file__).resolve().parents[1] / "assets" / "runs" / "sheet"
+    run = open_run(path)
+    assert run.task == "generate" and run.data_task == "regress" and len(run) == 11
+    assert run.dataset.y_train.shape[1] == 3 and run.class_names == ["output 0", "output 1", "output 2"]
+    net = run.network(len(run) - 1)
+    tiles = manifold_tiles(net)
+    assert tiles.tess.num_regions > 100 and 0.3 < tiles.volume.min() < tiles.volume.max() < 5
+    # the volume colour mode: log sqrt(det(AᵀA)) of each full-depth tile, on the colour bar's range
+    by_depth = tessellate_all_depths(net, Slice.input_plane(2), np.array([-1.0, 1.0, -1.0, 1.0]))
+    colours = tile_colours(by_depth, 2, "volume", 3)
+    logv = np.log(volume_change(by_depth[-1].out_linear))
+    assert colours.levels == (pytest.approx(logv.min()), pytest.approx(logv.max()))
+    assert main(["info", str(path), "--no-accuracy"]) == 0
+    assert "generator, 2 latent inputs -> R^3" in capsys.readouterr().out

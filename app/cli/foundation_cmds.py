@@ -170,7 +170,9 @@ def cmd_info(args) -> int:
     net = run.network(len(run) - 1)
     print(f"run:          {run.name}  ({run.source})")
     print(f"input shape:  {list(net.input_shape)}  (D = {net.input_dim})")
-    if run.task == "regress":
+    if run.task == "generate":
+        print(f"task:         generator, {net.input_dim} latent inputs -> R^{net.output_dim} (splineatlas generate samples its manifold)")
+    elif run.task == "regress":
         print(f"task:         regression, {net.output_dim} output(s); boundary tools trace the {run.boundary_name} (--level)")
     else:
         print(f"classes:      {net.num_classes}  {run.class_names}")
@@ -190,7 +192,7 @@ def cmd_info(args) -> int:
     for w in run.warnings:
         print(f"warning: {w}")
     resize = run.preprocessing.resize if run.preprocessing is not None else None
-    ds = _dataset(args.dataset, task=run.task if run.task == "regress" else None, resize=resize) if args.dataset else run.dataset
+    ds = _dataset(args.dataset, task="regress" if run.data_task == "regress" else None, resize=resize) if args.dataset else run.dataset
     if ds is not None and args.dataset:
         run.attach_dataset(ds)
         ds = run.dataset  # with the run's preprocessing applied
@@ -201,10 +203,10 @@ def cmd_info(args) -> int:
     print(f"dataset:      {ds.name}  train {len(ds.X_train)}  test {len(ds.X_test)}")
     if ds.preprocessing is not None:
         print(f"preprocessing: {json.dumps(ds.preprocessing.as_dict())}")
-    columns = ("train_mse", "test_mse", "train_r2", "test_r2") if run.task == "regress" else ("train_accuracy", "test_accuracy")
+    columns = ("train_mse", "test_mse", "train_r2", "test_r2") if run.data_task == "regress" else ("train_accuracy", "test_accuracy")
     heads = {"train_mse": "train MSE", "test_mse": "test MSE", "train_r2": "train R²", "test_r2": "test R²"}
     heads |= {"train_accuracy": "train acc", "test_accuracy": "test acc"}
-    style = ".4g" if run.task == "regress" else ".4f"
+    style = ".4g" if run.data_task == "regress" else ".4f"
     print(f"{'epoch':>7}  " + "  ".join(f"{heads[c]:>9}" for c in columns))
     for i, ref in enumerate(run.checkpoints):
         got = scores(run.network(i, at_level=False), ds)

@@ -91,6 +91,8 @@ class RunBundle:
         if self.dataset is None:
             return np.zeros((0, self.input_dim)), np.zeros(0, dtype=np.int64)
         y = self.dataset.y_train
+        if self.run.task == "generate":  # a generator's codes have outputs, not classes: one colour
+            return self.dataset.X_train.astype(np.float64), np.zeros(len(y), dtype=np.int64)
         if self.is_regression:
             y = (y.reshape(len(y), -1)[:, 0] > self.run.level).astype(np.int64)
         return self.dataset.X_train.astype(np.float64), y

@@ -29,6 +29,7 @@ COLOR_MODE_LABELS = {
     "hash": "Activation-pattern hash",
     "layer": "Layer of origin",
     "density": "Hyperplane density (deepest layer shown)",
+    "volume": "Volume change log √det(AᵀA)",
 }
 """Tile colourings (``app.render.tiles``) and how menus, legends and ``--help`` name them."""
 COLOR_MODES = tuple(COLOR_MODE_LABELS)

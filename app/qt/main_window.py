@@ -344,13 +344,21 @@ class MainWindow(QMainWindow):
         if bundle is None:
             return
         self._add_recent(bundle.path)
+        if bundle.run.task == "generate" and self.state.color_mode == "class":  # a generator has no classes: its tiles' area stretch
+            self.state.set_color_mode("volume")
         self.controls.set_run(bundle.epochs, bundle.depth)
         X, y = bundle.points()
         n = len(bundle.run)
         self.data_browser.set_dataset(
             f"<b>{bundle.name}</b><br>{n} checkpoint{'s' if n != 1 else ''} · {bundle.depth} layers · "
             f"{bundle.input_dim} inputs · "
-            + ("regression" if bundle.is_regression else f"{bundle.num_classes} classes")
+            + (
+                "regression"
+                if bundle.is_regression
+                else f"generator into R^{bundle.run.spec.get('output_dim')}"
+                if bundle.run.task == "generate"
+                else f"{bundle.num_classes} classes"
+            )
             + (f"<br>dataset: {bundle.dataset.name} ({len(X)} training points)" if bundle.dataset else "<br>no dataset"),
             X,
             y,

@@ -127,7 +127,7 @@ class TrainingPanel(QWidget):
         run = bundle.run
         self.epochs = np.asarray(run.epochs, dtype=np.float64)
         self.accuracy = {}  # a regression run's recorded MSE takes the accuracy panel
-        regress = bundle.is_regression
+        regress = run.data_task == "regress"  # a generator is fitted by MSE too
         for name in ("train_mse", "test_mse") if regress else ("train_accuracy", "test_accuracy"):
             vals = np.array([np.nan if v is None else float(v) for v in run.metrics(name)])
             if np.isfinite(vals).any():

@@ -9,6 +9,8 @@ tessellation after layers 1..depth:
 * slope: ‖A_ω‖ of the full-depth regions (only the full network has one affine map per tile);
 * hash: a colour per activation pattern of layers 1..depth (:func:`pattern_hashes`);
 * layer: the deepest layer that cut the tile's ancestor (:func:`layer_of_origin`);
+* volume: log sqrt(det(A_ωᵀA_ω)) of each full-depth tile's output map on the slice (a generator's
+  area stretch from latent tile to manifold piece, :func:`geometry.generative.volume_change`);
 * density: the exact length of the deepest shown layer's bent hyperplanes per unit area, on a
   ``DENSITY_GRID`` x ``DENSITY_GRID`` grid over the tessellated window (the survey's Fig. 8; drawn as the
   grid's squares, :func:`geometry.tessellation.density.edge_density`).
@@ -133,6 +135,15 @@ def tile_colours(tess, depth: int, mode: str, num_classes: int, alpha: float = p
         return TileColours(full.vertices, full.offsets, rgba, None, (lo, hi), "‖A_ω‖₂ (spectral norm of the tile's slope)", "‖A_ω‖₂")
     if mode == "density":
         return _density_squares(t, depth, alpha)
+    if mode == "volume":
+        from geometry.generative import volume_change
+
+        v = np.log(np.maximum(volume_change(np.asarray(full.out_linear, dtype=np.float64)), 1e-300))
+        lo, hi = float(v.min()), float(v.max())
+        hi = hi if hi > lo else lo + 1e-9
+        rgba = palette.colormap(palette.SLOPE_CMAP, (v - lo) / (hi - lo))
+        rgba[:, 3] = min(1.0, alpha + 0.3)
+        return TileColours(full.vertices, full.offsets, rgba, None, (lo, hi), "log sqrt(det(AᵀA)) of the tile's map (log volume change)", "log vol")
     if mode == "hash":
         pal = palette.hash_palette()
         rgba = pal[pattern_hashes(t.codes, t.num_regions) % len(pal)].copy()

@@ -125,7 +125,7 @@ class Run:
         self.trust_code = trust_code
         self.allow_gaps = allow_gaps
         self.model = None  # a user_model.ModelRef when the architecture is the user's class (--model, run.json "model")
-        self.task = "classify"  # or "regress" (run.json "task")
+        self.task = "classify"  # or "regress", or "generate" (a generator: run.json "task")
         self.level = 0.0  # regression runs: the level L whose set {f = L} the boundary tools trace
         self.preprocessing = None  # geometry.networks.preprocessing.Preprocessing (run.json "preprocessing")
         self.warnings: list[str] = []
@@ -198,6 +198,8 @@ class Run:
     @property
     def boundary_name(self) -> str:
         """What this run's boundary is called in every tool: the decision boundary, or the level set."""
+        if self.task == "generate":
+            return "boundary of the largest output"
         return f"level set f = {self.level:g}" if self.task == "regress" else "decision boundary"
 
     def network(self, i: int, at_level: bool = True) -> Network:
@@ -241,7 +243,7 @@ class Run:
         if not self._dataset_loaded:
             self._dataset_loaded = True
             if self.dataset_ref:
-                ds = self._preprocessed(dataset_from_reference(self.dataset_ref, self.folder, self.task))
+                ds = self._preprocessed(dataset_from_reference(self.dataset_ref, self.folder, self.data_task))
                 self._check_dataset(ds)
                 self._dataset = ds
         return self._dataset
@@ -252,10 +254,15 @@ class Run:
             return dataset
         return self.preprocessing.apply(dataset)
 
+    @property
+    def data_task(self) -> str:
+        """The kind of data the run was fitted to: a generator's are (latent code, output) pairs, as a regression's."""
+        return "regress" if self.task == "generate" else self.task
+
     def _check_dataset(self, dataset: Dataset) -> None:
-        if dataset.task != self.task:
+        if dataset.task != self.data_task:
             raise RunError(f"dataset {dataset.name!r} is a {dataset.task} dataset but run {self.name!r} is a {self.task} run; give a dataset of its kind.")
-        outputs = self.spec.get("output_dim") if self.task == "regress" else self.spec.get("num_classes")
+        outputs = self.spec.get("output_dim") if self.data_task == "regress" else self.spec.get("num_classes")
         dataset.check_fits(int(Network(self.spec).input_dim), outputs)
 
     def attach_dataset(self, dataset: Dataset) -> None:
@@ -267,8 +274,8 @@ class Run:
 
     @property
     def class_names(self) -> list[str]:
-        if self.task == "regress":  # the two sides of the level set are what the class colours show
-            if self.spec.get("output_dim") == 1:
+        if self.data_task == "regress":  # the two sides of the level set are what the class colours show
+            if self.spec.get("output_dim") == 1 and self.task == "regress":
                 return [f"f < {self.level:g}", f"f > {self.level:g}"]
             return [f"output {i}" for i in range(self.spec["output_dim"])]
         if self._class_names:
@@ -317,8 +324,8 @@ def open_run(path: str | Path, trust_code: bool = False, allow_gaps: bool = Fals
         else:
             run = _open_single(path, trust_code)
     run.model = ref  # later reads (other threads, reloads) use the same class
-    if isinstance(data, dict) and data.get("task") == "regress":
-        run.task = "regress"
+    if isinstance(data, dict) and data.get("task") in ("regress", "generate"):
+        run.task = data["task"]
     if isinstance(data, dict) and data.get("preprocessing") is not None:  # checked by the manifest's schema already
         run.preprocessing = parse_preprocessing(data["preprocessing"], f"{name(manifest)}: preprocessing")
     level = _LEVEL.get()

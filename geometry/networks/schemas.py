@@ -219,7 +219,8 @@ class RunManifest(BaseModel):
     checkpoints: Annotated[list[CheckpointEntry], Field(max_length=MAX_CHECKPOINTS)]
     dataset: DatasetRef | None = None
     class_names: Annotated[list[Text], Field(max_length=MAX_CLASSES)] | None = None
-    task: Literal["classify", "regress"] = "classify"
+    task: Literal["classify", "regress", "generate"] = "classify"
+    latent_dim: Annotated[StrictInt, Field(ge=1, le=3)] | None = None  # a generator's latent inputs
     preprocessing: PreprocessingSpec | None = None
 
 
