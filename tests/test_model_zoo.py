@@ -154,3 +154,14 @@ def test_the_apps_open_with_model_dialog_opens_a_state_dict_with_the_users_class
     x = torch.randn(4, 3, 16, 16)
     with torch.no_grad():
         np.testing.assert_allclose(net(x.reshape(4, -1)).numpy(), m(x).numpy(), atol=1e-5)
+
+
+def test_a_torch_export_archive_under_another_suffix_is_read_as_one(tmp_path):
+    m = build("MLP")
+    path, _ = _save(m, "MLP", "pt2", tmp_path)
+    renamed = path.rename(tmp_path / "model.pt")  # the bytes decide, not the suffix
+    net = load_checkpoint(renamed)
+    assert net.spec is not None
+    x = torch.randn(8, *ZOO["MLP"][0])
+    with torch.no_grad():
+        np.testing.assert_allclose(net(x.reshape(8, -1)).numpy(), m(x).numpy(), atol=1e-5)

@@ -118,11 +118,8 @@ def read_checkpoint(path: str | Path, trust_code: bool = False, root: Path | Non
         raise InputFileError(f"checkpoint {name(path)} is empty (0 bytes); it was not written completely — re-save it.")
     if path.suffix == ".safetensors":
         raw = _read_safetensors(real, path)
-    elif path.suffix.lower() == ".pt2" or _is_export_zip(real):
-        from geometry.networks.export_import import read_export
-
-        spec, state = read_export(real, path, limit)  # JSON and raw bytes: nothing in it runs
-        raw = RawCheckpoint(state, spec, {"format": "torch.export"})
+    elif path.suffix.lower() == ".pt2":
+        raw = _read_export(real, path, limit)
     elif path.suffix.lower() == ".onnx":
         from geometry.networks.onnx_import import read_onnx
 
@@ -154,20 +151,12 @@ def read_checkpoint(path: str | Path, trust_code: bool = False, root: Path | Non
     return raw
 
 
-def _is_export_zip(real: Path) -> bool:
-    """A ``torch.export.save`` archive under another suffix (e.g. ``model.pt``)."""
-    import zipfile
+def _read_export(real: Path, path: Path, limit: int) -> RawCheckpoint:
+    """A ``torch.export.save`` archive: its JSON graph and raw weight bytes (nothing in it runs)."""
+    from geometry.networks.export_import import read_export
 
-    from geometry.networks.export_import import is_export_archive
-
-    with open(real, "rb") as fh:
-        if fh.read(4) != b"PK\x03\x04":
-            return False
-    try:
-        with zipfile.ZipFile(real) as z:
-            return is_export_archive(z.namelist())
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-        return False
+    spec, state = read_export(real, path, limit)
+    return RawCheckpoint(state, spec, {"format": "torch.export"})
 
 
 def _is_tar(head: bytes) -> bool:
@@ -214,8 +203,12 @@ def _scan_problem(path: Path, scans: list) -> str | None:
 
 
 def _read_zip_checkpoint(real: Path, path: Path, limit: int, trust_code: bool) -> RawCheckpoint:
+    from geometry.networks.export_import import is_export_archive
+
     with check_zip_members(real, "checkpoint", limit) as z:
         names = z.namelist()
+        if is_export_archive(names):  # a torch.export archive under another suffix (model.pt)
+            return _read_export(real, path, limit)
         data_pkl = [n for n in names if n.endswith("/data.pkl") and n.count("/") == 1]
         if not data_pkl:
             kind = "an .npz archive" if any(n.endswith(".npy") for n in names) else "a zip archive"

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from geometry.errors import ArchitectureError, InputFileError
 from geometry.safe_io import name
@@ -124,6 +125,8 @@ class _Graph:
 
     def node_entry(self, n, op: str, attrs: dict, rank: int, producers: dict):
         """(spec entry or None for a no-op, its tensors in canonical order, the output's rank)."""
+        from geometry.networks.spec import _conv_entry, _pool_entry
+
         if op in ("Identity", "Dropout"):
             return None, [], rank
         if op in ("Relu", "Abs"):
@@ -152,24 +155,17 @@ class _Graph:
                 raise self.refuse(f"{op} {n.name} is {dims}-dimensional{' with an output_shape' if 'output_shape' in attrs else ''}")
             groups = int(attrs.get("group", 1))
             bias = len(n.input) > 2 and bool(n.input[2])
-            transposed = op == "ConvTranspose"
-            entry = {
-                "type": "conv_transpose2d" if transposed else ("conv2d" if dims == 2 else "conv1d"),
-                "in_channels": int(W.shape[0] if transposed else W.shape[1] * groups),
-                "out_channels": int(W.shape[1] * groups if transposed else W.shape[0]),
-                "kernel_size": [int(v) for v in W.shape[2:]],
-                "stride": [int(v) for v in attrs.get("strides", [1] * dims)],
-                "padding": self.symmetric_pads(n, attrs, dims),
-                "bias": bias,
-            }
-            dilations = [int(v) for v in attrs.get("dilations", [1] * dims)]
-            if any(d != 1 for d in dilations):
-                entry["dilation"] = dilations
-            if groups != 1:
-                entry["groups"] = groups
-            if transposed:
-                entry["output_padding"] = [int(v) for v in attrs.get("output_padding", [0, 0])]
-            return entry, [W] + ([self.w(n.input[2])] if bias else []), dims + 2
+            kernel, pads = tuple(int(v) for v in W.shape[2:]), tuple(self.symmetric_pads(n, attrs, dims))
+            strides = tuple(int(v) for v in attrs.get("strides", [1] * dims))
+            dilations = tuple(int(v) for v in attrs.get("dilations", [1] * dims))
+            with torch.device("meta"):  # the settings only, read by the one conv reader: nothing is allocated
+                if op == "ConvTranspose":
+                    out_pad = tuple(int(v) for v in attrs.get("output_padding", [0, 0]))
+                    module = nn.ConvTranspose2d(W.shape[0], W.shape[1] * groups, kernel, strides, pads, out_pad, groups, bias, dilations)
+                else:
+                    cls = nn.Conv2d if dims == 2 else nn.Conv1d
+                    module = cls(W.shape[1] * groups, W.shape[0], kernel, strides, pads, dilations, groups, bias)
+            return _conv_entry(module), [W] + ([self.w(n.input[2])] if bias else []), dims + 2
         if op == "BatchNormalization":
             scale, b, mean, var = (self.w(k) for k in n.input[1:5])
             kind = "batchnorm2d" if rank == 4 else "batchnorm1d"
@@ -178,15 +174,12 @@ class _Graph:
             k = [int(v) for v in attrs["kernel_shape"]]
             if len(k) != 2 or attrs.get("storage_order", 0) or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
                 raise self.refuse(f"{op} {n.name} is not a plain 2-d pooling")
-            entry = {"type": "maxpool2d" if op == "MaxPool" else "avgpool2d", "kernel_size": k, "stride": [int(v) for v in attrs.get("strides", k)]}
-            settings = {"padding": self.symmetric_pads(n, attrs, 2), "ceil_mode": bool(attrs.get("ceil_mode", 0))}
+            stride, pads, ceil = [int(v) for v in attrs.get("strides", k)], self.symmetric_pads(n, attrs, 2), bool(attrs.get("ceil_mode", 0))
             if op == "MaxPool":
-                settings["dilation"] = [int(v) for v in attrs.get("dilations", [1, 1])]
-            else:
-                settings["count_include_pad"] = bool(attrs.get("count_include_pad", 0))  # ONNX's default is 0, torch's True
-            defaults = {"padding": [0, 0], "ceil_mode": False, "dilation": [1, 1], "count_include_pad": True}
-            entry.update({k2: v for k2, v in settings.items() if v != defaults[k2]})
-            return entry, [], 4
+                module = nn.MaxPool2d(k, stride, pads, [int(v) for v in attrs.get("dilations", [1, 1])], ceil_mode=ceil)
+            else:  # ONNX's count_include_pad defaults to 0, torch's to True
+                module = nn.AvgPool2d(k, stride, pads, ceil, bool(attrs.get("count_include_pad", 0)))
+            return _pool_entry(module), [], 4
         if op == "Pad":
             pads = self.consts.get(n.input[1]) if len(n.input) > 1 else attrs.get("pads")
             value = self.consts.get(n.input[2]) if len(n.input) > 2 and n.input[2] else 0

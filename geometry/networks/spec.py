@@ -665,8 +665,8 @@ def _entries_from_fx(module: nn.Module, path: str, cls_name: str) -> tuple[list[
             if dim != 1:
                 raise refuse(f"concatenates along dim {dim} (Spline Atlas joins branches along the channel axis, dim 1)")
             chain.concat(node, list(parts) if isinstance(parts, (list, tuple)) else [], "")
-        elif _scalar_factor(node, chain.current) is not None:
-            chain.step(node, chain.current, [{"type": "scale", "factor": _scalar_factor(node, chain.current)}], [], "")
+        elif (factor := _scalar_factor(node, chain.current)) is not None:
+            chain.step(node, chain.current, [{"type": "scale", "factor": factor}], [], "")
         elif node.op == "call_module":
             if len(node.args) != 1 or node.kwargs:
                 raise refuse(f"calls {node.target} with more than one input")
