@@ -100,16 +100,21 @@ def sample_latent(tiles: ManifoldTiles, n: int, sampler: str = "magnet", rho: fl
     if not np.isfinite(rho):
         raise SplineAtlasError(f"rho must be a finite number; got {rho}.")
     rng = np.random.default_rng(seed)
-    if sampler == "prior":
-        w = tiles.latent_area
-    else:
-        power = 1.0 if sampler == "magnet" else float(rho)
-        with np.errstate(divide="ignore"):
-            w = tiles.latent_area * np.where(tiles.volume > 0, tiles.volume**power, 0.0)
+    w = _tile_weights(tiles, sampler, rho)
     if not np.isfinite(w).all() or w.sum() <= 0:
         raise SplineAtlasError("no tile has a positive weight for this sampler (a degenerate generator, or rho too large).")
     which = rng.choice(len(w), size=int(n), p=w / w.sum())
     return _points_in_tiles(tiles, which, rng), which
+
+
+def _tile_weights(tiles: ManifoldTiles, sampler: str, rho: float) -> np.ndarray:
+    """(R,) each tile's unnormalised probability under ``sampler``: its latent area (prior), times its
+    volume change (MaGNET: its output area) or the volume change to the power ρ (polarity)."""
+    if sampler == "prior":
+        return tiles.latent_area
+    power = 1.0 if sampler == "magnet" else float(rho)
+    with np.errstate(divide="ignore"):
+        return tiles.latent_area * np.where(tiles.volume > 0, tiles.volume**power, 0.0)
 
 
 def generate(tiles: ManifoldTiles, Z: np.ndarray, which: np.ndarray) -> np.ndarray:
@@ -120,9 +125,8 @@ def generate(tiles: ManifoldTiles, Z: np.ndarray, which: np.ndarray) -> np.ndarr
 def output_density(tiles: ManifoldTiles, which: np.ndarray, sampler: str, rho: float = 1.0) -> np.ndarray:
     """(n,) the density on the manifold (per output unit²) of the distribution ``sampler`` draws from, at
     samples in tiles ``which``: latent density / volume change (exact per tile)."""
-    power = {"prior": 0.0, "magnet": 1.0}.get(sampler, float(rho))
+    w = _tile_weights(tiles, sampler, rho)
     with np.errstate(divide="ignore", invalid="ignore"):
-        w = tiles.latent_area * np.where(tiles.volume > 0, tiles.volume**power, 0.0)
         latent = np.where(tiles.latent_area > 0, w / w.sum() / tiles.latent_area, 0.0)  # per latent unit²
         return (latent / tiles.volume)[which]
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from geometry.errors import SplineAtlasError
+from geometry.tessellation.density import DEFAULT_GRID
 
 from ..jobs.slicing import slice_from_text
 from .common import add_slice_argument, add_trust_argument
@@ -19,7 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("density", help="exact density of a layer's bent hyperplanes in a 2D slice (edge length per unit area on a grid)")
     p.add_argument("path", help="run.json, run folder or checkpoint")
     p.add_argument("--layer", type=int, required=True, metavar="L", help="layer 1..depth whose hyperplanes are measured")
-    p.add_argument("--grid", type=int, default=64, metavar="N", help="cells per side of the grid (default 64)")
+    p.add_argument(
+        "--grid", type=int, default=DEFAULT_GRID, metavar="N", help=f"cells per side of the grid (default {DEFAULT_GRID}, as the window's colour mode)"
+    )
     p.add_argument(
         "--radius",
         type=float,
@@ -40,14 +43,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--depth", type=int, default=11, help="hidden layers (default 11, as the survey)")
     e.add_argument("--layers", default="3,7,11", help="layers to map, 1-based (default 3,7,11)")
     e.add_argument("--seed", type=int, default=0)
-    e.add_argument("--grid", type=int, default=64, metavar="N", help="cells per side (default 64)")
+    e.add_argument("--grid", type=int, default=DEFAULT_GRID, metavar="N", help=f"cells per side (default {DEFAULT_GRID})")
     e.add_argument("--out", required=True, metavar="OUT.png|OUT.npz", help="the figure (.png, .svg, .pdf) or the maps (.npz)")
     e.set_defaults(func=cmd_density_experiment)
 
 
 def cmd_density_experiment(args) -> int:
     from experiments.hyperplane_density import batchnorm_density_experiment
-    from geometry.safe_io import atomic_output
+    from geometry.safe_io import write_npz
 
     try:
         layers = [int(v) for v in args.layers.split(",")]
@@ -67,15 +70,8 @@ def cmd_density_experiment(args) -> int:
     out = Path(args.out)
     if out.suffix.lower() == ".npz":
         arrays = {f"{c.replace(' ', '_')}_layer{v}": m.density for c in res.densities for v, m in zip(res.layers, res.densities[c])}
-        with atomic_output(out) as tmp, open(tmp, "wb") as f:
-            np.savez(
-                f,
-                **arrays,
-                data=res.data,
-                layers=np.array(res.layers),
-                u_edges=res.densities["batch norm"][0].u_edges,
-                v_edges=res.densities["batch norm"][0].v_edges,
-            )
+        grid = res.densities["batch norm"][0]
+        write_npz(out, **arrays, data=res.data, layers=np.array(res.layers), u_edges=grid.u_edges, v_edges=grid.v_edges)
     else:
         from app.render.density_figure import render_density_experiment
         from app.render.slice_figure import save_figure
@@ -89,7 +85,7 @@ def cmd_density(args) -> int:
     from app import jobs
     from app.jobs.tessellate import tessellate_all
     from app.model.state import Settings
-    from geometry.safe_io import atomic_output
+    from geometry.safe_io import write_npz
     from geometry.tessellation.density import edge_density, neurons_crossing_discs
 
     bundle = jobs.open_run_bundle(args.path, trust_code=args.trust_code)
@@ -108,8 +104,7 @@ def cmd_density(args) -> int:
     epoch = bundle.epochs[index]
     if out.suffix.lower() == ".npz":
         extra = {"crossing_counts": counts.counts, "radius": counts.radius} if counts is not None else {}
-        with atomic_output(out) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would append .npz to the name
-            np.savez(f, **ed.to_npz_dict(), **extra, epoch=np.int64(epoch))
+        write_npz(out, **ed.to_npz_dict(), **extra, epoch=np.int64(epoch))
     else:
         from app.render.density_figure import render_density_figure
         from app.render.slice_figure import save_figure

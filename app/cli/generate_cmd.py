@@ -37,10 +37,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_generate)
 
 
+def _sampler_label(sampler: str, rho: float) -> str:
+    return f"polarity (ρ = {rho:g})" if sampler == "polarity" else sampler
+
+
 def cmd_generate(args) -> int:
     from geometry.generative import SAMPLERS, generate, manifold_tiles, output_density, sample_latent
     from geometry.networks.runs import open_run
-    from geometry.safe_io import atomic_output
+    from geometry.safe_io import write_npz
 
     if args.sampler not in SAMPLERS:
         raise SplineAtlasError(f"--sampler {args.sampler!r}: give one of {', '.join(SAMPLERS)}.")
@@ -53,16 +57,15 @@ def cmd_generate(args) -> int:
     tiles = manifold_tiles(net, box, args.max_regions)
     Z, which = sample_latent(tiles, args.n, args.sampler, args.rho, args.seed)
     X = generate(tiles, Z, which)
-    with atomic_output(args.out) as tmp, open(tmp, "wb") as f:  # a file object: np.savez would append .npz to the name
-        np.savez(f, Z=Z, X=X, tile=which, volume=tiles.volume[which], sampler=args.sampler, rho=float(args.rho), box=np.array(box))
-    label = f"polarity (ρ = {args.rho:g})" if args.sampler == "polarity" else args.sampler
+    write_npz(args.out, Z=Z, X=X, tile=which, volume=tiles.volume[which], sampler=args.sampler, rho=float(args.rho), box=np.array(box))
+    label = _sampler_label(args.sampler, args.rho)
     if args.figure:
         from app.render.generator_figure import render_generator_figure
         from app.render.slice_figure import save_figure
 
         drawn = {label: (X, which, output_density(tiles, which, args.sampler, args.rho))}
         for other in SAMPLERS:  # the other samplers' densities beside it, same n and seed
-            name = f"polarity (ρ = {args.rho:g})" if other == "polarity" else other
+            name = _sampler_label(other, args.rho)
             if name not in drawn:
                 Zo, wo = sample_latent(tiles, args.n, other, args.rho, args.seed + 1)
                 drawn[name] = (generate(tiles, Zo, wo), wo, output_density(tiles, wo, other, args.rho))

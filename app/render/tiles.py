@@ -25,10 +25,12 @@ import numpy as np
 
 from geometry.errors import SplineAtlasError
 
+from geometry.tessellation.density import DEFAULT_GRID
+
 from ..model.state import COLOR_MODES
 from . import palette
 
-DENSITY_GRID = 64
+DENSITY_GRID = DEFAULT_GRID  # the density command's default too
 
 
 def pattern_hashes(codes, n: int) -> np.ndarray:
@@ -125,25 +127,14 @@ def tile_colours(tess, depth: int, mode: str, num_classes: int, alpha: float = p
             rgba[mixed] = palette.UNKNOWN
         return TileColours(t.vertices, t.offsets, rgba, overlay)
     if mode == "slope":
-        s = np.asarray(full.slope_norm, dtype=np.float64)
-        fin = np.isfinite(s)
-        lo, hi = (float(s[fin].min()), float(s[fin].max())) if fin.any() else (0.0, 1.0)
-        hi = hi if hi > lo else lo + 1e-9
-        rgba = palette.colormap(palette.SLOPE_CMAP, (s - lo) / (hi - lo))
-        rgba[:, 3] = min(1.0, alpha + 0.3)
-        rgba[~fin] = palette.UNKNOWN
-        return TileColours(full.vertices, full.offsets, rgba, None, (lo, hi), "‖A_ω‖₂ (spectral norm of the tile's slope)", "‖A_ω‖₂")
+        return _measured(full, np.asarray(full.slope_norm, dtype=np.float64), alpha, "‖A_ω‖₂ (spectral norm of the tile's slope)", "‖A_ω‖₂")
     if mode == "density":
         return _density_squares(t, depth, alpha)
     if mode == "volume":
         from geometry.generative import volume_change
 
         v = np.log(np.maximum(volume_change(np.asarray(full.out_linear, dtype=np.float64)), 1e-300))
-        lo, hi = float(v.min()), float(v.max())
-        hi = hi if hi > lo else lo + 1e-9
-        rgba = palette.colormap(palette.SLOPE_CMAP, (v - lo) / (hi - lo))
-        rgba[:, 3] = min(1.0, alpha + 0.3)
-        return TileColours(full.vertices, full.offsets, rgba, None, (lo, hi), "log sqrt(det(AᵀA)) of the tile's map (log volume change)", "log vol")
+        return _measured(full, v, alpha, "log sqrt(det(AᵀA)) of the tile's map (log volume change)", "log vol")
     if mode == "hash":
         pal = palette.hash_palette()
         rgba = pal[pattern_hashes(t.codes, t.num_regions) % len(pal)].copy()
@@ -154,6 +145,18 @@ def tile_colours(tess, depth: int, mode: str, num_classes: int, alpha: float = p
         rgba[:, 3] = min(1.0, alpha + 0.15)
         return TileColours(t.vertices, t.offsets, rgba)
     raise SplineAtlasError(f"colour mode must be one of {', '.join(COLOR_MODES)}; got {mode!r}.")
+
+
+def _measured(full, values: np.ndarray, alpha: float, label: str, short: str) -> TileColours:
+    """The full-depth tiles coloured by a measured value on the colour map of the bar, over the finite
+    values' range (tiles without a value: the unknown colour)."""
+    fin = np.isfinite(values)
+    lo, hi = (float(values[fin].min()), float(values[fin].max())) if fin.any() else (0.0, 1.0)
+    hi = hi if hi > lo else lo + 1e-9
+    rgba = palette.colormap(palette.SLOPE_CMAP, (values - lo) / (hi - lo))
+    rgba[:, 3] = min(1.0, alpha + 0.3)
+    rgba[~fin] = palette.UNKNOWN
+    return TileColours(full.vertices, full.offsets, rgba, None, (lo, hi), label, short)
 
 
 def _density_squares(t, depth: int, alpha: float) -> TileColours:

@@ -15,6 +15,7 @@ import numpy as np
 from geometry.errors import SplineAtlasError
 
 MAX_GRID = 4096
+DEFAULT_GRID = 64  # cells per side: the window's density colour mode and the density command
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def _pieces(tess, layer: int, ue: np.ndarray, ve: np.ndarray):
     return start, end, iu, iv
 
 
-def edge_density(tess, layer: int, grid: int = 64) -> EdgeDensity:
+def edge_density(tess, layer: int, grid: int = DEFAULT_GRID) -> EdgeDensity:
     """The exact density of layer ``layer``'s edges (0-based) on a ``grid x grid`` lattice over the domain's box."""
     _check(tess, layer, grid)
     ue, ve = _grid(tess, grid)
@@ -129,7 +130,7 @@ def _piece_units(net, slice_, layer: int, start: np.ndarray, end: np.ndarray, ch
     return out
 
 
-def neurons_crossing_discs(net, tess, layer: int, radius: float, grid: int = 64) -> CrossingCounts:
+def neurons_crossing_discs(net, tess, layer: int, radius: float, grid: int = DEFAULT_GRID) -> CrossingCounts:
     """For each grid point, the number of layer ``layer``'s neurons (0-based; ReLU, leaky ReLU or abs) whose
     zero set meets the closed disc of ``radius`` around it (its part inside the domain): exact, from the layer edges
     (which are those zero sets inside the domain) and point-to-segment distances."""
@@ -161,4 +162,4 @@ def neurons_crossing_discs(net, tess, layer: int, radius: float, grid: int = 64)
     return CrossingCounts(int(layer), float(radius), counts.astype(np.int64), cu, cv)
 
 
-__all__ = ["CrossingCounts", "EdgeDensity", "edge_density", "neurons_crossing_discs"]
+__all__ = ["DEFAULT_GRID", "CrossingCounts", "EdgeDensity", "edge_density", "neurons_crossing_discs"]
