@@ -66,9 +66,40 @@ def manifold_tiles(net, box=(-1.0, 1.0, -1.0, 1.0), max_regions: int | None = No
         raise SplineAtlasError(f"the generator tools take a 2D latent space; this network has {net.input_dim} inputs.")
     if net.output_dim < 2:
         raise SplineAtlasError(f"a generator maps its latent plane into R^D with D >= 2; this network has {net.output_dim} output.")
-    t = tessellate(net, Slice.input_plane(2), np.asarray(box, dtype=np.float64), max_regions=max_regions, cancel=cancel)
-    A = np.asarray(t.out_linear, dtype=np.float64)
-    return ManifoldTiles(t, A, np.asarray(t.out_offset, dtype=np.float64), volume_change(A), t.areas())
+    return tiles_of(tessellate(net, Slice.input_plane(2), np.asarray(box, dtype=np.float64), max_regions=max_regions, cancel=cancel))
+
+
+def tiles_of(tess) -> ManifoldTiles:
+    """The manifold tiles of a full-depth Tessellation2D of a latent slice (maps w.r.t. slice coordinates:
+    the volume change is the input space's when the slice's basis is orthonormal)."""
+    A = np.asarray(tess.out_linear, dtype=np.float64)
+    return ManifoldTiles(tess, A, np.asarray(tess.out_offset, dtype=np.float64), volume_change(A), tess.areas())
+
+
+def latent_of(tiles: ManifoldTiles, x, tol: float = 1e-6) -> tuple[np.ndarray, int] | None:
+    """The latent point (2,) and tile of a point ``x`` (D,) on the manifold: the tile whose image holds it
+    (its map's least-squares preimage lies in the tile and maps back onto x); None when none does."""
+    x = np.asarray(x, dtype=np.float64).reshape(-1)
+    pinv = np.linalg.pinv(tiles.A)  # (R, 2, D)
+    Z = np.einsum("rkd,rd->rk", pinv, x[None] - tiles.b)
+    residual = np.linalg.norm(np.einsum("rdk,rk->rd", tiles.A, Z) + tiles.b - x[None], axis=1)
+    t = tiles.tess
+    inside = np.ones(t.num_regions, dtype=bool)
+    owner = np.repeat(np.arange(t.num_regions), np.diff(t.offsets))
+    V = t.vertices
+    nxt = np.arange(len(V)) + 1
+    nxt[t.offsets[1:] - 1] = t.offsets[:-1]
+    e = V[nxt] - V
+    w = Z[owner] - V
+    cross = e[:, 0] * w[:, 1] - e[:, 1] * w[:, 0]  # counter-clockwise loops: >= 0 inside
+    span = max(float(np.ptp(V, axis=0).max()), 1e-300)
+    np.logical_and.at(inside, owner, cross >= -tol * span * np.linalg.norm(e, axis=1))
+    scale = max(1.0, float(np.abs(x).max()))
+    ok = inside & (residual <= tol * scale * 10)
+    if not ok.any():
+        return None
+    r = int(np.flatnonzero(ok)[np.argmin(residual[ok])])
+    return Z[r], r
 
 
 def _points_in_tiles(tiles: ManifoldTiles, which: np.ndarray, rng) -> np.ndarray:
@@ -131,4 +162,4 @@ def output_density(tiles: ManifoldTiles, which: np.ndarray, sampler: str, rho: f
         return (latent / tiles.volume)[which]
 
 
-__all__ = ["SAMPLERS", "ManifoldTiles", "generate", "manifold_tiles", "output_density", "sample_latent", "volume_change"]
+__all__ = ["SAMPLERS", "ManifoldTiles", "generate", "latent_of", "manifold_tiles", "output_density", "sample_latent", "tiles_of", "volume_change"]

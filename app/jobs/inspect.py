@@ -105,6 +105,8 @@ class PointReport:
     centroid_layer: int
     value: float | None = None  # a regression run's output f(x) (its level set's side is ``predicted``)
     level: float | None = None  # and its level L
+    output: np.ndarray | None = None  # a generator's output G(z) (D,) (it has no classes)
+    volume: float | None = None  # and its tile's volume change sqrt(det(AᵀA)) (NaN without tiles)
 
 
 def inspect_point(
@@ -122,7 +124,7 @@ def inspect_point(
         (-2 if not info.piecewise_linear else int(p.sum()) if p.dtype == torch.bool else -1, int(p.shape[1])) for p, info in zip(tr.patterns, net.layer_infos)
     )
     phash = pattern_hash([pack_pattern(p.numpy(), info.kind) for p, info in zip(tr.patterns[:depth], net.layer_infos)]) if bundle.piecewise_affine else "—"
-    region, count, slope, bdist = -1, 0, float("nan"), float("nan")
+    region, count, slope, bdist, rf = -1, 0, float("nan"), float("nan"), -1
     if tess_by_depth:
         t = tess_by_depth[depth - 1]
         count = t.num_regions
@@ -149,8 +151,31 @@ def inspect_point(
     if bundle.is_regression and tr.logits.shape[1] == 1:  # the network is f - L: report f itself
         level = float(bundle.run.level)
         value = float(tr.logits[0, 0]) + level
+    output = volume = None
+    if bundle.run.task == "generate":
+        from geometry.generative import volume_change
+
+        output = tr.logits[0].double().numpy()
+        volume = float(volume_change(np.asarray(tess_by_depth[-1].out_linear[rf : rf + 1], dtype=np.float64))[0]) if rf >= 0 else float("nan")
     return PointReport(
-        (float(u[0]), float(u[1])), x, probs, int(probs.argmax()), active, region, count, phash, slope, bdist, df, trace_g, centroid, clayer, value, level
+        (float(u[0]), float(u[1])),
+        x,
+        probs,
+        int(probs.argmax()),
+        active,
+        region,
+        count,
+        phash,
+        slope,
+        bdist,
+        df,
+        trace_g,
+        centroid,
+        clayer,
+        value,
+        level,
+        output,
+        volume,
     )
 
 

@@ -279,7 +279,9 @@ class Drawing3D:
     box (6,) the slice's box; scene the faces/outlines/boundary (None: nothing computed yet); points
     (u (n, 3), RGBA (n, 4), size) or None; paths ((points (n, 3), RGBA), ...); marker (3,) the inspected
     point or None; clip the clipping plane (None or disabled: no cut); cap :func:`section_arrays` of the
-    plane or None.
+    plane or None; axis_labels the names of the box's three axes; points_over_faces: draw the points after
+    the translucent faces (points on a surface, e.g. samples on a generator's manifold; else the cells are
+    drawn over the points inside them).
     """
 
     box: np.ndarray
@@ -289,6 +291,8 @@ class Drawing3D:
     marker: np.ndarray | None = None
     clip: ClipPlane | None = None
     cap: tuple | None = None
+    axis_labels: tuple = ("u", "v", "w")
+    points_over_faces: bool = False
 
 
 def path_lines(slice3: Slice | None, shown_paths, show: bool = True) -> tuple:

@@ -27,6 +27,8 @@ SLICE3_KINDS = ("input", "pca", "deepfool", "random")
 three random directions (seed) through the data mean."""
 
 CAMERAS = ("turntable", "fly")
+MANIFOLD_SAMPLERS = ("none", "prior", "magnet", "polarity")
+"""Samples drawn on a generator's manifold (none, or a sampler of :mod:`geometry.generative`)."""
 AXES = ("u", "v", "w")
 
 
@@ -55,6 +57,8 @@ class View3DSettings:
     near_boundary: show only faces near the decision boundary (cells it crosses, or face centroid within
     ``near_distance`` x the box diagonal of it); explode: cells pushed out by this fraction of their offset
     from the box centre; opacity: alpha of the region faces; max_cells: budget of the 3D tessellation.
+    A generator's manifold (2 latent inputs into R³) is drawn with ``samples`` points of ``sampler``
+    (MANIFOLD_SAMPLERS; polarity with exponent ``rho``, random seed ``sample_seed``) on it.
     """
 
     show_faces: bool = True
@@ -70,6 +74,10 @@ class View3DSettings:
     opacity: float = 0.12
     camera: str = "turntable"
     max_cells: int = 20_000
+    sampler: str = "magnet"
+    rho: float = -1.0
+    samples: int = 1000
+    sample_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -155,6 +163,14 @@ class View3DState:
             changes["opacity"] = min(max(float(changes["opacity"]), 0.0), 1.0)
         if "only_layer" in changes:
             changes["only_layer"] = max(int(changes["only_layer"]), 0)
+        if "sampler" in changes and changes["sampler"] not in MANIFOLD_SAMPLERS:
+            raise ValueError(f"sampler must be one of {MANIFOLD_SAMPLERS}, got {changes['sampler']!r}")
+        if "rho" in changes:
+            changes["rho"] = float(changes["rho"])
+            if not math.isfinite(changes["rho"]):
+                raise ValueError(f"rho must be a finite number, got {changes['rho']}")
+        if "samples" in changes:
+            changes["samples"] = min(max(int(changes["samples"]), 0), 200_000)
         new = replace(self._settings, **changes)
         if new != self._settings:
             self._settings = new

@@ -126,7 +126,7 @@ class Inspector(QWidget):
         x = np.arange(len(r.probs))
         brushes = [pg.mkBrush(class_color(i)) for i in x]
         self.bar_item.setOpts(x=x, height=r.probs, width=0.7, brushes=brushes)
-        self.bars.setVisible(r.value is None)  # a regression output has no class probabilities
+        self.bars.setVisible(r.value is None and r.output is None)  # a regression or generator output has no class probabilities
         if self._image_shape is not None:
             self._show_image(self.img_x, r.x)
             if r.centroid is not None:

@@ -29,12 +29,16 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from geometry.tessellation import mesh3d
 
+from ..jobs import manifold3d
 from ..jobs import scene3d as jobs3d
 from .. import jobs
 from ..model.view3d import SLICE3_KINDS, Slice3Choice, View3DState
 
 NO_GL_PLATFORMS = ("offscreen", "minimal", "vnc")
 BOUNDARY_RGBA = (0.88, 0.06, 0.16, 1.0)
+OVER = ("src_alpha", "one_minus_src_alpha", "one", "one_minus_src_alpha")
+"""Blending of translucent visuals: colours over what is below, and the frame's alpha only ever grows, so a
+rendered PNG composited on white shows what the screen shows (not a lighter, half-transparent copy)."""
 PLANE_RGBA = (0.55, 0.55, 0.6, 0.18)
 
 
@@ -94,7 +98,13 @@ class Canvas3D(QWidget):
         self.boundary.set_gl_state("opaque", depth_test=True, cull_face=False)
         self.boundary.order = 0
         self.points = S.Markers(parent=self.view.scene)
+        self.points.set_gl_state("translucent", depth_test=True, blend_func=OVER)
         self.points.order = 1
+        # points on a surface (a generator's samples): drawn after its translucent faces (vispy fixes the draw
+        # order once it has drawn, so this is a visual of its own rather than a changed order)
+        self.surface_points = S.Markers(parent=self.view.scene)
+        self.surface_points.set_gl_state("translucent", depth_test=True, blend_func=OVER)
+        self.surface_points.order = 10.5
         self.paths = S.Line(parent=self.view.scene, method="gl", width=3.0, connect="strip")
         self.paths.order = 2
         self.marker = S.Markers(parent=self.view.scene)
@@ -104,7 +114,7 @@ class Canvas3D(QWidget):
         self.box = S.Line(parent=self.view.scene, method="gl", connect="segments", color=tuple(fg[:3]) + (0.55,))
         self.box.order = 4
         self.faces = S.Mesh(parent=self.view.scene)
-        self.faces.set_gl_state("translucent", depth_test=True, depth_mask=False, cull_face=False)
+        self.faces.set_gl_state("translucent", depth_test=True, depth_mask=False, cull_face=False, blend_func=OVER)
         self.faces.order = 10
         self.edges = S.Line(parent=self.view.scene, method="gl", connect="segments")
         self.edges.set_gl_state("translucent", depth_test=True, depth_mask=False)
@@ -126,20 +136,33 @@ class Canvas3D(QWidget):
         # frame's clear would leave the depth buffer stale (and hide everything)
         self.labels.set_gl_state("translucent", depth_test=False, depth_mask=True)
         self._clippers = {}
-        for name in ("boundary", "points", "paths", "faces", "edges"):
+        for name in ("boundary", "points", "surface_points", "paths", "faces", "edges"):
             clip = PlanesClipper()
             getattr(self, name).attach(clip)
             self._clippers[name] = clip
         # every visual gets (hidden) data now: switching cameras computes the bounds of all of them
         dummy = np.zeros((2, 3), np.float32)
         self.points.set_data(pos=dummy)
+        self.surface_points.set_data(pos=dummy)
         self.marker.set_data(pos=dummy)
         self.paths.set_data(pos=dummy)
         self.edges.set_data(pos=dummy)
         self.plane_outline.set_data(pos=dummy)
         self.cap_edges.set_data(pos=dummy)
         self.box.set_data(pos=dummy)
-        for v in (self.boundary, self.points, self.paths, self.marker, self.faces, self.edges, self.plane, self.plane_outline, self.cap, self.cap_edges):
+        for v in (
+            self.boundary,
+            self.points,
+            self.surface_points,
+            self.paths,
+            self.marker,
+            self.faces,
+            self.edges,
+            self.plane,
+            self.plane_outline,
+            self.cap,
+            self.cap_edges,
+        ):
             v.visible = False
 
         self._box = np.array([-1.0, 1.0, -1.0, 1.0, -1.0, 1.0])
@@ -154,8 +177,8 @@ class Canvas3D(QWidget):
         self.canvas.events.mouse_release.connect(self._on_release)
 
     # -- data ---------------------------------------------------------------------------------------
-    def set_box(self, box, reset_camera: bool = True) -> None:
-        """The slice's box (6,): draws its wireframe and axis labels, and fits the cameras to it."""
+    def set_box(self, box, reset_camera: bool = True, labels=("u", "v", "w")) -> None:
+        """The slice's box (6,): draws its wireframe and axis ``labels``, and fits the cameras to it."""
         b = np.asarray(box, dtype=np.float64).reshape(3, 2)
         self._box = b.reshape(-1)
         corners = np.array([[b[0, i], b[1, j], b[2, k]] for i in (0, 1) for j in (0, 1) for k in (0, 1)])
@@ -163,7 +186,7 @@ class Canvas3D(QWidget):
         self.box.set_data(pos=corners[np.array(edges).reshape(-1)].astype(np.float32))
         span = float((b[:, 1] - b[:, 0]).max())
         lab_pos = np.array([[b[0, 1] + 0.06 * span, b[1, 0], b[2, 0]], [b[0, 0], b[1, 1] + 0.06 * span, b[2, 0]], [b[0, 0], b[1, 0], b[2, 1] + 0.06 * span]])
-        self.labels.text = ["u", "v", "w"]
+        self.labels.text = list(labels)
         self.labels.pos = lab_pos.astype(np.float32)
         if reset_camera:
             self.reset_camera()
@@ -225,14 +248,14 @@ class Canvas3D(QWidget):
 
     def draw(self, d) -> None:
         """Draw a whole :class:`app.jobs.scene3d.Drawing3D` (the box keeps the current camera)."""
-        self.set_box(d.box, reset_camera=False)
+        self.set_box(d.box, reset_camera=False, labels=d.axis_labels)
         if d.scene is None:
             self.set_faces(None, None, None)
             self.set_boundary(None, None)
             self.set_pickable(np.zeros((0, 3, 3)), np.zeros((0, 3)), np.zeros(0, np.int64))
         else:
             self.show_scene(d.scene)
-        self.set_points(*(d.points if d.points is not None else (None,)))
+        self.set_points(*(d.points if d.points is not None else (None,)), over_faces=d.points_over_faces)
         self.set_paths(list(d.paths))
         self.set_marker(d.marker)
         clip = d.clip
@@ -257,7 +280,7 @@ class Canvas3D(QWidget):
         if positions is None or triangles is None or len(triangles) == 0:
             self.faces.visible = False
         else:
-            self.faces.set_gl_state("translucent", depth_test=True, depth_mask=False, cull_face=bool(cull_back), front_face="ccw")
+            self.faces.set_gl_state("translucent", depth_test=True, depth_mask=False, cull_face=bool(cull_back), front_face="ccw", blend_func=OVER)
             self.faces.set_data(
                 vertices=np.asarray(positions, np.float32), faces=np.asarray(triangles, np.uint32), face_colors=np.asarray(tri_colors, np.float32)
             )
@@ -289,14 +312,21 @@ class Canvas3D(QWidget):
         self._pick_offsets = np.asarray(offsets, dtype=np.float64)
         self._pick_cells = np.asarray(cells, dtype=np.int64)
 
-    def set_points(self, pos: np.ndarray | None, colors: np.ndarray | None = None, size: float = 6.0) -> None:
+    def set_points(self, pos: np.ndarray | None, colors: np.ndarray | None = None, size: float = 6.0, over_faces: bool = False) -> None:
+        """Points (n, 3) with RGBA (n, 4); ``over_faces``: they lie on the drawn surface (drawn after its faces)."""
+        shown, hidden = (self.surface_points, self.points) if over_faces else (self.points, self.surface_points)
+        hidden.visible = False
         if pos is None or len(pos) == 0:
-            self.points.visible = False
+            shown.visible = False
         else:
-            self.points.set_data(
-                pos=np.asarray(pos, np.float32), face_color=np.asarray(colors, np.float32), edge_color=(0, 0, 0, 0.6), edge_width=0.5, size=size
+            shown.set_data(
+                pos=np.asarray(pos, np.float32),
+                face_color=np.asarray(colors, np.float32),
+                edge_color=(0, 0, 0, 0.6) if size >= 4 else np.asarray(colors, np.float32),  # small dots: no dark rim
+                edge_width=0.5,
+                size=size,
             )
-            self.points.visible = True
+            shown.visible = True
         self.canvas.update()
 
     def set_paths(self, polylines: list[tuple[np.ndarray, tuple]]) -> None:
@@ -483,6 +513,8 @@ class View3DTab(QWidget):
         self.error: str | None = None
         self.canvas: Canvas3D | None = None
         self.scene = None
+        self.manifold: jobs3d.Drawing3D | None = None  # a generator's manifold frame (manifold mode)
+        self._manifold_key = None
         self._active = False
         self._linking = False
         lay = QHBoxLayout(self)
@@ -514,6 +546,7 @@ class View3DTab(QWidget):
         st, s3 = self.state.events, self.state3d.events
         st.run.connect(lambda _: self._on_run())
         st.epoch_index.connect(lambda _: self._schedule())
+        ctx.results.events.tiles.connect(lambda _: self._request_manifold())
         st.depth.connect(lambda _: self._redraw())
         st.color_mode.connect(lambda _: self._redraw())
         st.paths.connect(lambda _: QTimer.singleShot(0, self, self._redraw_paths))
@@ -543,27 +576,91 @@ class View3DTab(QWidget):
             self.canvas.set_camera(self.state3d.settings.camera)
             if self.state3d.slice3 is not None:
                 self._on_slice3()
-        if self.state3d.slice3 is None:
+        if self.manifold_mode:
+            self._request_manifold()
+        elif self.state3d.slice3 is None:
             self._request_slice()
         else:
             self._schedule()
 
+    @property
+    def manifold_mode(self) -> bool:
+        """Whether this tab shows a generator's manifold (2 latent inputs) instead of a 3D input slice."""
+        return manifold3d.is_manifold_run(self.results.bundle)
+
     def _on_run(self) -> None:
         self.tess3, self.tess3_key, self.error = None, None, None
+        self.manifold, self._manifold_key = None, None
         b = self.results.bundle
         self.state3d.set_slice3(None)
         if b is None:
             return
-        self.controls.set_run(b.input_dim, b.depth, len(b.points()[0]))
+        self.controls.set_run(b.input_dim, b.depth, len(b.points()[0]), manifold=self.manifold_mode)
+        if self.manifold_mode:
+            self._request_manifold()
+            return
         choice = jobs3d.default_choice(b)
         if choice == self.state3d.choice:
             self._request_slice()
         else:
             self.state3d.set_choice(choice)
 
+    # -- a generator's manifold ------------------------------------------------------------------------
+    def _request_manifold(self) -> None:
+        """Map the 2D view's latent tiles onto the manifold (and sample it) in a worker."""
+        b = self.results.bundle
+        if not self.manifold_mode or not self._active or self.canvas is None:
+            return
+        tiles = self.results.tiles
+        if tiles is None:  # between epochs the last manifold stays up until the new tiles arrive
+            if self.manifold is None:
+                self._show_message("Waiting for the exact latent tiles of the 2D view …", busy=True)
+            return
+        D = tiles.by_depth[-1].out_linear.shape[1]
+        if D != 3:
+            self._show_message(
+                f"This generator maps its latent plane into R^{D}; the 3D tab draws a manifold in R³. "
+                "The 2D tab shows its latent tiles coloured by volume change; `splineatlas generate` samples it.",
+            )
+            return
+        s = self.state3d.settings
+        key = (tiles.key, s.sampler, s.rho, s.samples, s.sample_seed, s.show_faces, s.show_edges, s.show_points, s.opacity)
+        if key == self._manifold_key:
+            return
+        tess, data = tiles.by_depth[-1], manifold3d.data_outputs(b)
+        edge = tuple(tuple(_qcolor_f(c)) for c in (self.theme.edge_new, self.theme.edge_old, self.theme.edge_domain))
+        self.work.submit(
+            "manifold3d",
+            "Mapping the latent tiles onto the manifold",
+            lambda progress, cancel: manifold3d.manifold_drawing(tess, data, s, edge),
+            on_done=lambda d: self._show_manifold(key, d),
+            on_error=lambda exc: self._show_message(f"Could not draw the manifold: {exc}", error=True),
+        )
+
+    def _show_manifold(self, key, drawing) -> None:
+        if self.canvas is None or not self.manifold_mode:
+            return
+        first = self.manifold is None
+        self.manifold, self._manifold_key, self.scene = drawing, key, drawing.scene
+        self.canvas.draw(self._with_marker(drawing))
+        if first:
+            self.canvas.reset_camera()
+        self.message.setVisible(False)
+        self.controls.set_summary(drawing.scene.summary())
+        self.controls.show_density(drawing.scene.density)
+
+    def _with_marker(self, drawing):
+        from dataclasses import replace
+
+        z = self.state.inspected
+        return replace(drawing, marker=None if z is None else manifold3d.manifold_point(drawing.scene, z))
+
     def _request_slice(self) -> None:
         b = self.results.bundle
         if b is None or not self._active:
+            return
+        if self.manifold_mode:
+            self._request_manifold()
             return
         if b.input_dim < 3:
             self._show_message(f"The 3D view needs at least 3 input dimensions; this network has {b.input_dim}. Use the 2D slice tab.")
@@ -589,7 +686,7 @@ class View3DTab(QWidget):
         self._schedule()
 
     def _schedule(self) -> None:
-        if self._active:
+        if self._active and not self.manifold_mode:
             self._timer.start()
 
     def _request(self) -> None:
@@ -638,6 +735,9 @@ class View3DTab(QWidget):
             if s.explode != getattr(self, "_explode", 0.0):
                 self.canvas.reset_camera(1.0 + s.explode)
             self._explode = s.explode
+        if self.manifold_mode:
+            self._request_manifold()
+            return
         if self.tess3 is not None and self.tess3_key != jobs.tessellation_key(
             self.results.bundle, self.state.epoch_index, self.state3d.slice3, self.state3d.box, s.max_cells
         ):
@@ -646,7 +746,7 @@ class View3DTab(QWidget):
 
     def _redraw(self) -> None:
         """Build the scene arrays (filters, colours, boundary mesh) in a worker, newest request first."""
-        if self.canvas is None or self.tess3 is None:
+        if self.canvas is None or self.tess3 is None or self.manifold_mode:
             return
         theme = self.theme
         edge = tuple(tuple(_qcolor_f(c)) for c in (theme.edge_new, theme.edge_old, theme.edge_domain))
@@ -673,6 +773,8 @@ class View3DTab(QWidget):
     def drawing(self):
         """The whole current frame (:class:`app.jobs.scene3d.Drawing3D`): what the canvas shows, and what
         the 3D PNG and turntable exports render."""
+        if self.manifold_mode:
+            return self._with_marker(self.manifold) if self.manifold is not None else jobs3d.Drawing3D(box=np.asarray(self.state3d.box, dtype=np.float64))
         return jobs3d.Drawing3D(
             box=np.asarray(self.state3d.box, dtype=np.float64),
             scene=self.scene,
@@ -699,16 +801,21 @@ class View3DTab(QWidget):
         return jobs3d.cap_arrays(self.tess3, self.state.depth, self.state.color_mode, self.state3d.clip)
 
     def _redraw_points(self) -> None:
-        if self.canvas is not None:
+        if self.canvas is not None and not self.manifold_mode:
             self.canvas.set_points(*(self._points() or (None,)))
 
     def _redraw_paths(self) -> None:
-        if self.canvas is not None:
+        if self.canvas is not None and not self.manifold_mode:
             self.canvas.set_paths(list(self._paths()))
 
     def _redraw_marker(self) -> None:
-        if self.canvas is not None:
-            self.canvas.set_marker(self._marker())
+        if self.canvas is None:
+            return
+        if self.manifold_mode:
+            if self.manifold is not None:
+                self.canvas.set_marker(self._with_marker(self.manifold).marker)
+            return
+        self.canvas.set_marker(self._marker())
 
     # -- clipping plane and picking: linked to the 2D view -----------------------------------------------
     def _update_cap(self) -> None:
@@ -739,6 +846,11 @@ class View3DTab(QWidget):
         """A surface point was clicked: move the clipping plane through it, make that plane the 2D slice,
         and inspect the point there (the window's inspector, as in 2D)."""
         p = np.array([u, v, w])
+        if self.manifold_mode:  # a point of the manifold: inspect its latent point in the 2D view
+            z = manifold3d.latent_at(self.manifold.scene, p) if self.manifold is not None else None
+            if z is not None:
+                self.state.set_inspected(z)
+            return
         clip = self.state3d.clip
         self._linking = True
         try:

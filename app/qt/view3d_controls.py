@@ -6,10 +6,12 @@ layer, near the decision boundary), exploded view, opacity, the clipping plane, 
 
 from __future__ import annotations
 
+import numpy as np
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget
 
-from ..model.view3d import Slice3Choice, View3DState
+from ..model.view3d import MANIFOLD_SAMPLERS, Slice3Choice, View3DState
 
 SLICE3_LABELS = {
     "input": "Input space (3 inputs)",
@@ -17,6 +19,13 @@ SLICE3_LABELS = {
     "deepfool": "Point + DeepFool dir. + 2 random",
     "random": "Random directions (seed)",
 }
+SAMPLER_LABELS = {
+    "none": "none",
+    "prior": "latent prior (uniform)",
+    "magnet": "MaGNET (uniform on the manifold)",
+    "polarity": "polarity (density ∝ volume^ρ)",
+}
+MANIFOLD_HELP = "Drag: rotate · Shift+drag: pan · wheel: zoom · click the manifold: inspect its latent point (2D tab)"
 HELP = "Drag: rotate · Shift+drag: pan · wheel: zoom · Ctrl+drag: move the clipping plane · click a surface: inspect it (the 2D tab shows the plane through it)"
 
 
@@ -33,7 +42,7 @@ class View3DControls(QWidget):
         lay = QVBoxLayout(self)
         lay.setContentsMargins(6, 6, 6, 6)
 
-        g = QGroupBox("3D slice")
+        g = self.slice_group = QGroupBox("3D slice")
         f = QFormLayout(g)
         self.kind = QComboBox()
         for k, label in SLICE3_LABELS.items():
@@ -57,8 +66,12 @@ class View3DControls(QWidget):
         self.seed.valueChanged.connect(self._choice_changed)
         lay.addWidget(g)
 
+        self.generator_group = self._generator_controls()
+        lay.addWidget(self.generator_group)
+
         g = QGroupBox("Show")
         f = QFormLayout(g)
+        self._show_form = f
         self.camera = QComboBox()
         self.camera.addItem("Turntable", "turntable")
         self.camera.addItem("Fly (W A S D, mouse)", "fly")
@@ -115,7 +128,7 @@ class View3DControls(QWidget):
         f.addRow("max cells", self.budget)
         lay.addWidget(g)
 
-        g = QGroupBox("Clipping plane")
+        g = self.clip_group = QGroupBox("Clipping plane")
         f = QFormLayout(g)
         self.clip_on = QCheckBox("clip")
         self.clip_on.setToolTip("Cut the volume by an axis-aligned plane (Ctrl+drag in the view moves it)")
@@ -152,7 +165,7 @@ class View3DControls(QWidget):
         self.summary = QLabel("")
         self.summary.setWordWrap(True)
         lay.addWidget(self.summary)
-        hint = QLabel(HELP)
+        hint = self.hint = QLabel(HELP)
         hint.setWordWrap(True)
         hint.setStyleSheet("color: gray;")
         lay.addWidget(hint)
@@ -161,8 +174,73 @@ class View3DControls(QWidget):
         self.s3.events.choice.connect(self._show_choice)
         self.s3.events.settings.connect(self.show_settings)
 
+    def _generator_controls(self) -> QGroupBox:
+        """Samples on a generator's manifold, and the histogram of their density on it."""
+        import pyqtgraph as pg
+
+        g = QGroupBox("Samples on the manifold")
+        f = QFormLayout(g)
+        self.sampler = QComboBox()
+        for k in MANIFOLD_SAMPLERS:
+            self.sampler.addItem(SAMPLER_LABELS[k], k)
+        self.sampler.setCurrentIndex(self.sampler.findData(self.s3.settings.sampler))
+        self.sampler.setToolTip(
+            "Latent points drawn from the exact tiles: the prior (uniform on the latent window), MaGNET (tile "
+            "probability ∝ its output area: uniform on the manifold) or polarity sampling (∝ volume change^ρ)"
+        )
+        self.sampler.currentIndexChanged.connect(lambda i: self.s3.update_settings(sampler=self.sampler.itemData(i)))
+        f.addRow("sampler", self.sampler)
+        self.rho = QDoubleSpinBox()
+        self.rho.setRange(-10.0, 10.0)
+        self.rho.setSingleStep(0.25)
+        self.rho.setValue(self.s3.settings.rho)
+        self.rho.setToolTip("Polarity exponent ρ: ρ < 0 favours the dense (low-volume) parts, 0 is the prior, 1 is MaGNET")
+        self.rho.editingFinished.connect(lambda: self.s3.update_settings(rho=self.rho.value()))
+        f.addRow("ρ", self.rho)
+        self.n_samples = QSpinBox()
+        self.n_samples.setRange(0, 200_000)
+        self.n_samples.setSingleStep(500)
+        self.n_samples.setValue(self.s3.settings.samples)
+        self.n_samples.editingFinished.connect(lambda: self.s3.update_settings(samples=self.n_samples.value()))
+        f.addRow("samples", self.n_samples)
+        self.density_plot = pg.PlotWidget()
+        self.density_plot.setMinimumHeight(150)
+        self.density_plot.setMaximumHeight(190)
+        self.density_plot.setBackground(None)
+        self.density_plot.setLabel("bottom", "log₁₀ density on the manifold (1/unit²)")
+        self.density_plot.setLabel("left", "samples")
+        self.density_plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.density_plot.setMouseEnabled(False, False)
+        self.density_plot.hideButtons()
+        f.addRow(self.density_plot)
+        g.setVisible(False)
+        return g
+
+    def show_density(self, density) -> None:
+        """Histogram of the samples' density on the manifold (one bar: uniform on it)."""
+        import pyqtgraph as pg
+
+        self.density_plot.clear()
+        if density is None or not len(density) or not (density > 0).any():
+            return
+        d = np.log10(density[density > 0])
+        lo, hi = float(d.min()), float(d.max())
+        if hi - lo < 1e-6:
+            lo, hi = lo - 0.05, hi + 0.05
+        counts, edges = np.histogram(d, bins=31, range=(lo, hi))  # odd: a single value sits mid-bin
+        self.density_plot.addItem(pg.BarGraphItem(x0=edges[:-1], x1=edges[1:], height=counts, brush=(214, 39, 40, 170), pen=None))
+
     # -- from the state -------------------------------------------------------------------------------
-    def set_run(self, input_dim: int, depth: int, n_points: int) -> None:
+    def set_run(self, input_dim: int, depth: int, n_points: int, manifold: bool = False) -> None:
+        """A run was opened; ``manifold``: a generator's manifold is shown instead of a 3D slice."""
+        self.slice_group.setVisible(not manifold)
+        self.clip_group.setVisible(not manifold)
+        self.generator_group.setVisible(manifold)
+        self.hint.setText(MANIFOLD_HELP if manifold else HELP)
+        for key in ("show_boundary", "show_paths", "show_domain_faces"):
+            self.checks[key].setEnabled(not manifold)
+        for w in (self.layer, self.near, self.near_d, self.explode, self.budget):
+            w.setEnabled(not manifold)
         self._updating = True
         try:
             self.layer.clear()
@@ -198,7 +276,8 @@ class View3DControls(QWidget):
 
     def show_settings(self, st) -> None:
         """Show ``st`` (View3DSettings) without sending it back (e.g. after a session restored it)."""
-        widgets = [self.camera, self.layer, self.near, self.near_d, self.explode, self.opacity, self.budget, *self.checks.values()]
+        widgets = [self.camera, self.layer, self.near, self.near_d, self.explode, self.opacity, self.budget, self.sampler, self.rho, self.n_samples]
+        widgets += list(self.checks.values())
         for w in widgets:
             w.blockSignals(True)
         try:
@@ -209,6 +288,9 @@ class View3DControls(QWidget):
             self.explode.setValue(int(round(st.explode / 1.5 * 100)))
             self.opacity.setValue(int(round(st.opacity * 100)))
             self.budget.setValue(st.max_cells)
+            self.sampler.setCurrentIndex(max(self.sampler.findData(st.sampler), 0))
+            self.rho.setValue(st.rho)
+            self.n_samples.setValue(st.samples)
             for key, cb in self.checks.items():
                 cb.setChecked(getattr(st, key))
         finally:

@@ -7,7 +7,7 @@ import numpy as np
 
 INSPECTOR_ROWS = (
     ("u", "u, v", "slice coordinates of the point"),
-    ("class", "predicted", "argmax of the network's output"),
+    ("class", "predicted", "argmax of the network's output (a generator: its output G(z) and the tile's volume change)"),
     ("region", "region", "tile index in the current slice at the current layer depth, and the number of tiles"),
     ("hash", "pattern hash", "CRC32 of the activation pattern of layers 1..depth"),
     ("active", "active units", "active / total units per layer (1-based)"),
@@ -44,11 +44,7 @@ def report_text(r, class_names) -> dict[str, str]:
     c = None if r.centroid is None else np.asarray(r.centroid).reshape(-1)
     return {
         "u": f"({r.u[0]:.5g}, {r.u[1]:.5g})",
-        "class": (
-            f"{_name(names, r.predicted)}  (p = {r.probs[r.predicted]:.3f})"
-            if r.value is None
-            else f"f(x) = {r.value:.5g}  ({'above' if r.value > r.level else 'below'} the level {r.level:g})"
-        ),
+        "class": _output_text(r, names),
         "region": "—" if r.region < 0 else f"#{r.region} of {r.region_count}",
         "hash": r.pattern_hash,
         "active": "  ".join(f"L{i + 1}: {a}/{w}" if a >= 0 else f"L{i + 1}: argmax" if a == -1 else f"L{i + 1}: smooth" for i, (a, w) in enumerate(r.active)),
@@ -58,6 +54,15 @@ def report_text(r, class_names) -> dict[str, str]:
         "trace": fmt(r.trace_g),
         "centroid": "—" if c is None else f"layer {r.centroid_layer}: " + ("(" + ", ".join(f"{v:.4g}" for v in c) + ")" if len(c) <= 4 else "image below"),
     }
+
+
+def _output_text(r, names) -> str:
+    """The 'predicted' row: the class, a regression's f(x) against its level, or a generator's G(z)."""
+    if getattr(r, "output", None) is not None:
+        return "G(z) = (" + ", ".join(f"{v:.4g}" for v in r.output) + f")  · volume change {fmt(r.volume)}"
+    if r.value is not None:
+        return f"f(x) = {r.value:.5g}  ({'above' if r.value > r.level else 'below'} the level {r.level:g})"
+    return f"{_name(names, r.predicted)}  (p = {r.probs[r.predicted]:.3f})"
 
 
 def region_text(info: dict, class_names) -> dict[str, str]:
@@ -103,6 +108,9 @@ def report_document(r, class_names, region: dict | None = None) -> dict:
         "centroid_layer": r.centroid_layer,
         "region": region,
     }
+    if getattr(r, "output", None) is not None:  # a generator: its output and the tile's area stretch
+        doc["output"] = np.asarray(r.output).tolist()
+        doc["volume_change"] = r.volume
     return finite(doc)
 
 
