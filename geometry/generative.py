@@ -153,6 +153,30 @@ def generate(tiles: ManifoldTiles, Z: np.ndarray, which: np.ndarray) -> np.ndarr
     return np.einsum("ndk,nk->nd", tiles.A[which], Z) + tiles.b[which]
 
 
+def latent_grid(window, rows: int, cols: int) -> np.ndarray:
+    """(rows, cols, 2) cell centres of a rows x cols grid over the latent ``window`` (z1min, z1max, z2min,
+    z2max): z1 grows along a row, z2 from the bottom row up (row 0 is the top, as a picture is read)."""
+    if not (1 <= int(rows) <= 64 and 1 <= int(cols) <= 64):
+        raise SplineAtlasError(f"an image grid has 1 to 64 rows and columns; got {rows} x {cols}.")
+    z0, z1, w0, w1 = (float(v) for v in window)
+    u = z0 + (np.arange(cols) + 0.5) / cols * (z1 - z0)
+    v = w1 - (np.arange(rows) + 0.5) / rows * (w1 - w0)
+    return np.stack(np.meshgrid(u, v, indexing="xy"), axis=-1)
+
+
+def generate_grid(net, window, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+    """The generator's outputs on :func:`latent_grid`: latent points (rows, cols, 2) and outputs
+    (rows, cols, D), by the network's own forward pass (float64)."""
+    import torch
+
+    Z = latent_grid(window, rows, cols)
+    p = next(net.parameters(), None)
+    dtype = p.dtype if p is not None else torch.float32
+    with torch.no_grad():
+        X = net(torch.as_tensor(Z.reshape(-1, 2), dtype=dtype)).double().numpy()
+    return Z, X.reshape(rows, cols, -1)
+
+
 def output_density(tiles: ManifoldTiles, which: np.ndarray, sampler: str, rho: float = 1.0) -> np.ndarray:
     """(n,) the density on the manifold (per output unit²) of the distribution ``sampler`` draws from, at
     samples in tiles ``which``: latent density / volume change (exact per tile)."""
@@ -162,4 +186,16 @@ def output_density(tiles: ManifoldTiles, which: np.ndarray, sampler: str, rho: f
         return (latent / tiles.volume)[which]
 
 
-__all__ = ["SAMPLERS", "ManifoldTiles", "generate", "latent_of", "manifold_tiles", "output_density", "sample_latent", "tiles_of", "volume_change"]
+__all__ = [
+    "SAMPLERS",
+    "ManifoldTiles",
+    "generate",
+    "generate_grid",
+    "latent_grid",
+    "latent_of",
+    "manifold_tiles",
+    "output_density",
+    "sample_latent",
+    "tiles_of",
+    "volume_change",
+]

@@ -16,6 +16,7 @@ from geometry.slices import Slice
 from geometry.tessellation import tessellate
 
 SHEET = Path(__file__).resolve().parents[1] / "assets" / "runs" / "sheet"
+BLOBS = SHEET.parent / "blobs"
 TIMEOUT = 60_000
 
 
@@ -108,6 +109,82 @@ def test_the_inspector_reports_a_generators_output_not_a_class(sheet):
     assert doc["volume_change"] == pytest.approx(r.volume) and len(doc["output"]) == 3
 
 
+# -- a generator of images -------------------------------------------------------------------------------
+def test_an_image_grid_is_the_generators_pictures_at_the_grid_points():
+    from app.render.images import display_images
+    from geometry.generative import latent_grid
+    from geometry.networks.runs import open_run
+
+    run = open_run(BLOBS)
+    assert run.output_shape == (1, 8, 8)
+    net = run.network(len(run) - 1, at_level=False).double()
+    Z = latent_grid((-1.0, 1.0, -0.5, 0.5), 3, 4)
+    assert Z.shape == (3, 4, 2) and Z[0, 0, 1] > Z[-1, 0, 1] and Z[0, 0, 0] < Z[0, -1, 0]  # row 0 at the top, z1 to the right
+    grid = manifold3d.image_grid(net, (-1.0, 1.0, -0.5, 0.5), run.output_shape, 3)
+    X = _forward(net, grid.latent.reshape(-1, 2))
+    np.testing.assert_allclose(grid.outputs.reshape(9, -1), X, atol=1e-9)
+    pictures = display_images(X, run.output_shape).as_uint8()
+    for k in range(9):
+        i, j = divmod(k, 3)
+        np.testing.assert_array_equal(grid.mosaic[i * 9 : i * 9 + 8, j * 9 : j * 9 + 8], pictures[k])
+    # the decoder learned the data: each picture's brightest pixel is where its latent point says
+    for z, img in zip(grid.latent.reshape(-1, 2), X.reshape(-1, 8, 8)):
+        r, c = np.unravel_index(img.argmax(), img.shape)
+        assert abs(c - (z[0] + 1) / 2 * 7) <= 1.5 and abs(r - (1 - z[1]) / 2 * 7) <= 1.5
+    assert "z1 from -1 to 1 left to right" in grid.caption()
+
+
+@pytest.mark.parametrize(
+    "shape, task, message",
+    [([1, 8, 7], "generate", "56 values, but the network has 64 outputs"), ([2, 4, 8], "generate", "2 channels"), ([1, 8, 8], "regress", "only a generator")],
+)
+def test_a_wrong_output_shape_is_refused_naming_the_field(tmp_path, shape, task, message):
+    import json
+    import shutil
+
+    from geometry.errors import SplineAtlasError
+    from geometry.networks.runs import open_run
+
+    run = tmp_path / "r"
+    shutil.copytree(BLOBS, run)
+    manifest = json.loads((run / "run.json").read_text())
+    manifest.update(output_shape=shape, task=task)
+    (run / "run.json").write_text(json.dumps(manifest))
+    with pytest.raises(SplineAtlasError, match=message) as err:
+        open_run(run)
+    assert "output_shape" in str(err.value)
+
+
+def test_the_generate_figure_of_an_image_generator_shows_its_pictures(tmp_path, capsys):
+    from app.cli.main import main
+
+    out = tmp_path / "fig.png"
+    assert main(["generate", str(BLOBS), "--n", "200", "--grid", "5", "--out", str(tmp_path / "s.npz"), "--figure", str(out)]) == 0
+    import imageio.v3 as iio
+
+    assert iio.imread(out).shape[1] > 1000
+    assert np.load(tmp_path / "s.npz")["X"].shape == (200, 64)
+
+
+@pytest.mark.gui
+def test_the_window_shows_an_image_generators_pictures_in_the_3d_tab(qtbot, make_window):
+    win = make_window(str(BLOBS))
+    qtbot.waitUntil(lambda: win.bundle is not None and win.results.tiles is not None, timeout=TIMEOUT)
+    tab = win.view3d
+    win.tabs.setCurrentWidget(tab)
+    qtbot.waitUntil(lambda: tab.image_grid is not None, timeout=TIMEOUT)
+    assert tab.grid_view.isVisible() and not tab.grid_view.pixmap().isNull()
+    assert tab.image_grid.window == tuple(win.results.tiles.window)  # the 2D view's latent window
+    assert not tab.controls.show_group.isVisible() and "8x8 pictures" in tab.controls.summary.text()
+    tab.state3d.update_settings(image_grid=4)
+    qtbot.waitUntil(lambda: tab.image_grid.latent.shape[:2] == (4, 4), timeout=TIMEOUT)
+    # the inspector shows the generated picture of the inspected latent point, not class bars
+    win.state.set_inspected((0.5, 0.5))
+    qtbot.waitUntil(lambda: win.inspector.report is not None, timeout=TIMEOUT)
+    assert win.inspector.images.isVisible() and not win.inspector.bars.isVisible()
+    assert win.inspector.img_x.image.shape == (8, 8)
+
+
 # -- OpenGL --------------------------------------------------------------------------------------------------
 @pytest.fixture
 def gl(qapp):
@@ -161,3 +238,56 @@ def test_render3d_draws_a_generators_manifold(gl, tmp_path, capsys):
     assert "latent tiles (full depth) mapped exactly" in text and "200 prior samples" in text
     assert main(["render3d", str(SHEET), "--out", str(out), "--window", "1", "0", "0", "1"]) == 2
     assert "--window" in capsys.readouterr().err
+
+
+@pytest.mark.gui
+def test_the_bundled_generator_session_restores_its_sampler(gl, qtbot, make_window):
+    win = make_window(str(SHEET.parents[1] / "sessions" / "sheet-polarity.json"))
+    qtbot.waitUntil(lambda: win.bundle is not None and win.results.tiles is not None, timeout=TIMEOUT)
+    assert win.state.color_mode == "volume"
+    tab = win.view3d
+    win.tabs.setCurrentWidget(tab)
+    qtbot.waitUntil(lambda: tab.manifold is not None, timeout=TIMEOUT)
+    s = tab.manifold.scene
+    assert (s.sampler, s.rho, len(s.samples)) == ("polarity", -1.0, 1500)
+    assert tab.controls.sampler.currentData() == "polarity"
+
+
+def test_a_3_latent_generators_cells_are_coloured_by_their_volume_change():
+    """The 3D tab's 'volume' face colours: each cell's log sqrt(det(JᵀJ)), J the generator's Jacobian at
+    the cell's centroid (autograd), at full depth and as the volume-weighted mean at partial depth."""
+    from app.jobs import scene3d as jobs3d
+    from app.render import palette
+    from app.render.faces import log_volume_change
+    from geometry.networks.network import Network
+    from geometry.networks.spec import mlp_spec
+    from geometry.tessellation import mesh3d, tessellate_all_depths
+
+    torch.manual_seed(3)
+    net = Network(mlp_spec([3, 6, 6, 4])).double().eval()
+    box = np.array([-1.0, 1.0, -1.0, 1.0, -1.0, 1.0])
+    t_by = list(tessellate_all_depths(net, Slice.input_plane(3), box))
+    full = t_by[-1]
+    J = torch.func.vmap(torch.func.jacrev(lambda x: net(x[None])[0]))(torch.as_tensor(full.centroids())).detach()
+    sv = np.linalg.svd(J.numpy(), compute_uv=False)
+    ok = sv.min(axis=1) > 1e-9  # cells whose map keeps all 3 dimensions (dead units flatten the others)
+    assert ok.mean() > 0.5
+    expected = np.where(ok, np.log(np.prod(np.where(ok[:, None], sv, 1.0), axis=1)), np.nan)
+    got = log_volume_change(full)
+    np.testing.assert_allclose(got[ok], expected[ok], rtol=1e-8)
+    assert (got[~ok] < np.log(1e-9) + 1).all()  # flat maps: (nearly) zero volume
+    expected = np.where(ok, expected, got)
+    sc = jobs3d.scene_arrays(t_by, 2, "volume", View3DSettings(opacity=0.5), box)
+    tri_cell = mesh3d.face_mesh(full, mesh3d.layer_face_mask(full, None), explode=0.0)
+    fin = np.isfinite(expected)
+    lo, hi = expected[fin].min(), expected[fin].max()
+    face_cell = tri_cell.face_cell[np.searchsorted(tri_cell.faces, tri_cell.tri_face)]
+    want = palette.colormap(palette.SLOPE_CMAP, (expected[face_cell] - lo) / (hi - lo))
+    shown = fin[face_cell]
+    np.testing.assert_allclose(sc.tri_colors[shown, :3], want[shown, :3], atol=1e-6)
+    # at depth 1 a cell's colour is the volume-weighted mean over the full-depth cells inside it
+    mean = mesh3d.descendant_mean(t_by, 1, expected)
+    anc = mesh3d.ancestors(t_by, 1)
+    r = int(np.bincount(anc[fin]).argmax())
+    inside = (anc == r) & fin
+    assert mean[r] == pytest.approx(np.average(expected[inside], weights=np.abs(full.volumes())[inside]))

@@ -32,6 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--figure", metavar="FIG.png", help="also draw the latent tiles, the manifold (D = 3) and the output-density histograms of prior, MaGNET and polarity"
     )
+    p.add_argument("--grid", type=int, default=8, metavar="N", help="a generator of images: the figure shows its pictures on an N x N latent grid (default 8)")
     p.add_argument("--out", required=True, metavar="OUT.npz", help="Z (n, 2) latent points, X (n, D) outputs, tile (n,), volume (n,) of each sample's tile")
     add_trust_argument(p)
     p.set_defaults(func=cmd_generate)
@@ -63,13 +64,18 @@ def cmd_generate(args) -> int:
         from app.render.generator_figure import render_generator_figure
         from app.render.slice_figure import save_figure
 
+        grid = None
+        if run.output_shape is not None:
+            from app.jobs.manifold3d import image_grid
+
+            grid = image_grid(net, box, run.output_shape, args.grid)
         drawn = {label: (X, which, output_density(tiles, which, args.sampler, args.rho))}
         for other in SAMPLERS:  # the other samplers' densities beside it, same n and seed
             name = _sampler_label(other, args.rho)
             if name not in drawn:
                 Zo, wo = sample_latent(tiles, args.n, other, args.rho, args.seed + 1)
                 drawn[name] = (generate(tiles, Zo, wo), wo, output_density(tiles, wo, other, args.rho))
-        save_figure(render_generator_figure(tiles, drawn, f"{run.name}, epoch {run.epochs[index]}: {label} samples"), args.figure)
+        save_figure(render_generator_figure(tiles, drawn, f"{run.name}, epoch {run.epochs[index]}: {label} samples", grid=grid), args.figure)
         print(f"wrote {args.figure}")
     v = tiles.volume
     print(

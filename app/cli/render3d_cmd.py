@@ -35,7 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output PNG")
     p.add_argument("--size", type=int, nargs=2, default=(1000, 800), metavar=("W", "H"))
     add_slice_argument(p, dim=3)
-    p.add_argument("--color", choices=FACE_COLOR_MODES, default="class", help="face colours: cell class, cell ||A_w||, layer that made the face, pattern hash")
+    p.add_argument(
+        "--color",
+        choices=FACE_COLOR_MODES,
+        default="class",
+        help="face colours: cell class, cell ||A_w||, cell log volume change (generators), layer that made the face, pattern hash",
+    )
     p.add_argument("--only-layer", type=int, default=0, help="show only the faces made by this layer (1-based)")
     p.add_argument(
         "--near-boundary", type=float, default=None, metavar="FRACTION", help="show only faces near the decision boundary (within FRACTION of the box diagonal)"

@@ -26,6 +26,37 @@ SURFACE_ALPHA = 0.8
 DEFAULT_OPACITY = View3DSettings().opacity
 
 
+@dataclass(frozen=True)
+class ImageGrid:
+    """A generator's pictures on a rows x cols grid over the latent ``window``: ``mosaic`` uint8 (one picture,
+    row 0 at the top = the largest z2), ``latent`` (rows, cols, 2) the grid's latent points, ``outputs``
+    (rows, cols, D) the generator there (its own forward pass)."""
+
+    mosaic: np.ndarray
+    latent: np.ndarray
+    outputs: np.ndarray
+    window: tuple
+
+    def caption(self) -> str:
+        r, c = self.latent.shape[:2]
+        z0, z1, w0, w1 = self.window
+        return (
+            f"G(z) on a {r} x {c} grid of the latent window (cell centres): z1 from {z0:.3g} to {z1:.3g} left to right, "
+            f"z2 from {w1:.3g} to {w0:.3g} top to bottom"
+        )
+
+
+def image_grid(net, window, output_shape, n: int = 8) -> ImageGrid:
+    """An n x n :class:`ImageGrid` of a generator of images over the latent ``window``."""
+    from geometry.generative import generate_grid
+
+    from ..render.images import display_images, image_mosaic
+
+    Z, X = generate_grid(net, window, n, n)
+    shown = display_images(X.reshape(n * n, -1), output_shape)
+    return ImageGrid(image_mosaic(shown, n, n), Z, X, tuple(float(w) for w in window))
+
+
 def is_manifold_run(bundle) -> bool:
     """Whether the 3D tab shows this run's manifold: a generator with 2 latent inputs."""
     return bundle is not None and bundle.run.task == "generate" and bundle.input_dim == 2
@@ -164,6 +195,8 @@ def manifold_point(scene: ManifoldScene, z) -> np.ndarray | None:
 
 
 __all__ = [
+    "ImageGrid",
+    "image_grid",
     "MANIFOLD_AXES",
     "ManifoldScene",
     "data_outputs",

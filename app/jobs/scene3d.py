@@ -15,7 +15,7 @@ from geometry.slices import Slice
 from ..model.state import COLOR_MODE_LABELS
 from ..model.view3d import ClipPlane, Slice3Choice
 from ..render import palette
-from ..render.faces import FACE_COLOR_MODES, colorize
+from ..render.faces import FACE_COLOR_MODES, colorize, log_volume_change
 from ..render.tiles import pattern_hashes
 from .bundle import Cancel, Progress, RunBundle
 from .slicing import default_slice_choice, make_slice
@@ -175,6 +175,8 @@ def scene_arrays(tess_by_depth: list, depth: int, color_mode: str, settings, box
         cls, slope = mesh3d.descendant_values(t_by, depth)
         vals = cls[fm.face_cell] if color_mode == "class" else slope[fm.face_cell]
         rgba = colorize(vals, color_mode, alpha=s.opacity)
+    elif color_mode == "volume":
+        rgba = colorize(_finite(mesh3d.descendant_mean(t_by, depth, log_volume_change(full)))[fm.face_cell], "slope", alpha=s.opacity)
     elif color_mode == "layer":
         rgba = colorize(np.asarray(t.face_layer)[fm.faces], "layer", alpha=s.opacity, depth=len(t_by))
     else:
@@ -241,11 +243,17 @@ def scene_arrays(tess_by_depth: list, depth: int, color_mode: str, settings, box
     )
 
 
+def _finite(v: np.ndarray) -> np.ndarray:
+    """Values with -inf (a flat map's log volume) as NaN: drawn in the unknown colour, off the colour scale."""
+    return np.where(np.isfinite(v), v, np.nan)
+
+
 def section_arrays(tess_by_depth: list, depth: int, color_mode: str, clip: ClipPlane, alpha: float = 0.75):
     """The clipping plane's exact cross-section of the cells at ``depth``, as a coloured cap mesh.
 
     Returns positions (n, 3) float32, triangles (T, 3) uint32, per-triangle RGBA (T, 4) and the polygons'
-    outlines as segment end points (2E, 3) -- or None when the plane cuts no cell. Colours: the cells' class (slope: ||A_w||; hash: pattern hash; layer: class).
+    outlines as segment end points (2E, 3) -- or None when the plane cuts no cell. Colours: the cells' class (slope: ||A_w||; volume: log volume change;
+    hash: pattern hash; layer: class).
     """
     depth = min(max(int(depth), 1), len(tess_by_depth))
     t = tess_by_depth[depth - 1]
@@ -254,6 +262,8 @@ def section_arrays(tess_by_depth: list, depth: int, color_mode: str, clip: ClipP
         return None
     if color_mode == "hash":
         rgba = colorize(pattern_hashes(t.codes, t.num_regions)[cells], "hash", alpha=alpha)
+    elif color_mode == "volume":
+        rgba = colorize(_finite(mesh3d.descendant_mean(tess_by_depth, depth, log_volume_change(tess_by_depth[-1])))[cells], "slope", alpha=alpha)
     else:
         cls, slope = mesh3d.descendant_values(tess_by_depth, depth)
         mode = "slope" if color_mode == "slope" else "class"

@@ -58,7 +58,8 @@ class View3DSettings:
     ``near_distance`` x the box diagonal of it); explode: cells pushed out by this fraction of their offset
     from the box centre; opacity: alpha of the region faces; max_cells: budget of the 3D tessellation.
     A generator's manifold (2 latent inputs into R³) is drawn with ``samples`` points of ``sampler``
-    (MANIFOLD_SAMPLERS; polarity with exponent ``rho``, random seed ``sample_seed``) on it.
+    (MANIFOLD_SAMPLERS; polarity with exponent ``rho``, random seed ``sample_seed``) on it; a generator of
+    images as an ``image_grid`` x ``image_grid`` grid of its pictures over the latent window.
     """
 
     show_faces: bool = True
@@ -78,6 +79,7 @@ class View3DSettings:
     rho: float = -1.0
     samples: int = 1000
     sample_seed: int = 0
+    image_grid: int = 8
 
 
 @dataclass(frozen=True)
@@ -169,6 +171,8 @@ class View3DState:
             changes["rho"] = float(changes["rho"])
             if not math.isfinite(changes["rho"]):
                 raise ValueError(f"rho must be a finite number, got {changes['rho']}")
+        if "image_grid" in changes:
+            changes["image_grid"] = min(max(int(changes["image_grid"]), 1), 32)
         if "samples" in changes:
             changes["samples"] = min(max(int(changes["samples"]), 0), 200_000)
         new = replace(self._settings, **changes)

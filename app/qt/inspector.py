@@ -81,8 +81,11 @@ class Inspector(QWidget):
         self._class_names: list[str] = []
         self._image_shape = None
         self._preprocessing = None
+        self._output_shape = None
 
-    def set_run(self, class_names, image_shape, preprocessing=None) -> None:
+    def set_run(self, class_names, image_shape, preprocessing=None, output_shape=None) -> None:
+        """A run was opened; ``output_shape``: a generator's image outputs (its G(z) is shown as a picture)."""
+        self._output_shape = output_shape
         self._class_names = list(class_names)
         self._image_shape = image_shape
         self._preprocessing = preprocessing
@@ -127,7 +130,14 @@ class Inspector(QWidget):
         brushes = [pg.mkBrush(class_color(i)) for i in x]
         self.bar_item.setOpts(x=x, height=r.probs, width=0.7, brushes=brushes)
         self.bars.setVisible(r.value is None and r.output is None)  # a regression or generator output has no class probabilities
-        if self._image_shape is not None:
+        if r.output is not None and self._output_shape is not None:  # a generator's picture G(z)
+            shown = display_images(r.output, self._output_shape)
+            self.img_x.setImage(np.swapaxes(shown.images[0], 0, 1), levels=(shown.vmin, shown.vmax))
+            self.img_c.clear()
+            self.image_label.setText("generated G(z)")
+            self.images.setVisible(True)
+            self.image_label.setVisible(True)
+        elif self._image_shape is not None:
             self._show_image(self.img_x, r.x)
             if r.centroid is not None:
                 self._show_image(self.img_c, np.asarray(r.centroid))

@@ -366,7 +366,7 @@ class MainWindow(QMainWindow):
             bundle.image_shape,
             bundle.preprocessing,
         )
-        self.inspector.set_run(bundle.class_names, bundle.image_shape, bundle.preprocessing)
+        self.inspector.set_run(bundle.class_names, bundle.image_shape, bundle.preprocessing, output_shape=bundle.run.output_shape)
         # smooth networks have no regions: hide the rows (no region job runs, they would say "computing…" forever)
         self.inspector.enable_region_rows(bundle.piecewise_affine)
         self.training_panel.set_run(bundle)

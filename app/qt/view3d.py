@@ -531,6 +531,11 @@ class View3DTab(QWidget):
         self.message.setWordWrap(True)
         self.message.setMargin(8)
         self.body.addWidget(self.message)
+        self.grid_view = PictureView()  # a generator of images: its pictures over the latent window
+        self.grid_view.setVisible(False)
+        self.body.addWidget(self.grid_view, 1)
+        self.image_grid: manifold3d.ImageGrid | None = None
+        self._grid_key = None
         lay.addLayout(self.body, 1)
         self._gl_ok, self._gl_why = opengl_available()
 
@@ -565,6 +570,9 @@ class View3DTab(QWidget):
         self._active = bool(active)
         if not active:
             return
+        if self._image_generator():
+            self._request_manifold()
+            return
         if not self._gl_ok:
             self.message.setText(self._gl_why)
             return
@@ -591,11 +599,13 @@ class View3DTab(QWidget):
     def _on_run(self) -> None:
         self.tess3, self.tess3_key, self.error = None, None, None
         self.manifold, self._manifold_key = None, None
+        self.image_grid, self._grid_key = None, None
+        self.grid_view.setVisible(False)
         b = self.results.bundle
         self.state3d.set_slice3(None)
         if b is None:
             return
-        self.controls.set_run(b.input_dim, b.depth, len(b.points()[0]), manifold=self.manifold_mode)
+        self.controls.set_run(b.input_dim, b.depth, len(b.points()[0]), manifold=self.manifold_mode, images=self._image_generator())
         if self.manifold_mode:
             self._request_manifold()
             return
@@ -606,9 +616,17 @@ class View3DTab(QWidget):
             self.state3d.set_choice(choice)
 
     # -- a generator's manifold ------------------------------------------------------------------------
-    def _request_manifold(self) -> None:
-        """Map the 2D view's latent tiles onto the manifold (and sample it) in a worker."""
+    def _image_generator(self) -> bool:
         b = self.results.bundle
+        return self.manifold_mode and b.run.output_shape is not None
+
+    def _request_manifold(self) -> None:
+        """Map the 2D view's latent tiles onto the manifold (and sample it) in a worker; a generator of images:
+        its pictures on a grid over the 2D view's latent window."""
+        b = self.results.bundle
+        if self._image_generator() and self._active:
+            self._request_image_grid()
+            return
         if not self.manifold_mode or not self._active or self.canvas is None:
             return
         tiles = self.results.tiles
@@ -636,6 +654,39 @@ class View3DTab(QWidget):
             on_done=lambda d: self._show_manifold(key, d),
             on_error=lambda exc: self._show_message(f"Could not draw the manifold: {exc}", error=True),
         )
+
+    def _request_image_grid(self) -> None:
+        b, tiles, s = self.results.bundle, self.results.tiles, self.state3d.settings
+        window = tiles.window if tiles is not None else self.state.window
+        if window is None:
+            return
+        epoch, shape = self.state.epoch_index, b.run.output_shape
+        key = (b.checkpoint_hash(epoch), tuple(window), s.image_grid)
+        if key == self._grid_key:
+            return
+        self.work.submit(
+            "imagegrid",
+            "Generating the image grid",
+            lambda progress, cancel: manifold3d.image_grid(b.network(epoch), window, shape, s.image_grid),
+            on_done=lambda grid: self._show_image_grid(key, grid),
+            on_error=lambda exc: self._show_message(f"Could not generate the image grid: {exc}", error=True),
+        )
+
+    def _show_image_grid(self, key, grid) -> None:
+        if not self._image_generator():
+            return
+        self.image_grid, self._grid_key = grid, key
+        if self.canvas is not None:
+            self.canvas.setVisible(False)
+        self.grid_view.set_picture(grid.mosaic)
+        self.grid_view.setVisible(True)
+        self.message.setStyleSheet("")
+        self.message.setText(grid.caption())
+        self.message.setVisible(True)
+        b = self.results.bundle
+        C, H, W = b.run.output_shape
+        n = grid.latent.shape[0] * grid.latent.shape[1]
+        self.controls.set_summary(f"{n} generated {H}x{W} pictures ({'RGB' if C == 3 else 'grey'}), epoch {b.epochs[self.state.epoch_index]}")
 
     def _show_manifold(self, key, drawing) -> None:
         if self.canvas is None or not self.manifold_mode:
@@ -861,6 +912,44 @@ class View3DTab(QWidget):
         self._link_2d()
         self.state3d.set_picked(p)
         self.state.set_inspected(jobs3d.plane_from_3d(self.state3d.clip, p))
+
+
+class PictureView(QLabel):
+    """A uint8 picture (H, W) grey or (H, W, 3) RGB, scaled to the widget with its aspect kept and square
+    pixels (nearest neighbour: a generated image's pixels stay visible)."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        from PySide6.QtCore import Qt
+
+        from PySide6.QtWidgets import QSizePolicy
+
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setMinimumSize(120, 120)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Ignored)  # the pixmap never grows the widget
+        self._image = None
+
+    def set_picture(self, pixels: np.ndarray) -> None:
+        from PySide6.QtGui import QImage
+
+        px = np.ascontiguousarray(pixels)
+        h, w = px.shape[:2]
+        fmt = QImage.Format.Format_RGB888 if px.ndim == 3 else QImage.Format.Format_Grayscale8
+        self._image = QImage(px.data, w, h, px.strides[0], fmt).copy()  # own the bytes
+        self._rescale()
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802 (Qt)
+        super().resizeEvent(ev)
+        self._rescale()
+
+    def _rescale(self) -> None:
+        from PySide6.QtCore import Qt
+        from PySide6.QtGui import QPixmap
+
+        if self._image is None:
+            return
+        img = self._image.scaled(self.width(), self.height(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation)
+        self.setPixmap(QPixmap.fromImage(img))
 
 
 def _qcolor_f(c) -> np.ndarray:

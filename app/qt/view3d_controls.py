@@ -69,7 +69,7 @@ class View3DControls(QWidget):
         self.generator_group = self._generator_controls()
         lay.addWidget(self.generator_group)
 
-        g = QGroupBox("Show")
+        g = self.show_group = QGroupBox("Show")
         f = QFormLayout(g)
         self._show_form = f
         self.camera = QComboBox()
@@ -159,7 +159,7 @@ class View3DControls(QWidget):
         f.addRow(self.link)
         lay.addWidget(g)
 
-        btn = QPushButton("Reset camera")
+        btn = self.reset_button = QPushButton("Reset camera")
         btn.clicked.connect(self.reset_camera.emit)
         lay.addWidget(btn)
         self.summary = QLabel("")
@@ -213,6 +213,13 @@ class View3DControls(QWidget):
         self.density_plot.setMouseEnabled(False, False)
         self.density_plot.hideButtons()
         f.addRow(self.density_plot)
+        self.grid_size = QSpinBox()
+        self.grid_size.setRange(1, 32)
+        self.grid_size.setValue(self.s3.settings.image_grid)
+        self.grid_size.setToolTip("A generator of images: its pictures on an N x N grid over the 2D view's latent window")
+        self.grid_size.editingFinished.connect(lambda: self.s3.update_settings(image_grid=self.grid_size.value()))
+        f.addRow("pictures per side", self.grid_size)
+        self._generator_form = f
         g.setVisible(False)
         return g
 
@@ -231,9 +238,17 @@ class View3DControls(QWidget):
         self.density_plot.addItem(pg.BarGraphItem(x0=edges[:-1], x1=edges[1:], height=counts, brush=(214, 39, 40, 170), pen=None))
 
     # -- from the state -------------------------------------------------------------------------------
-    def set_run(self, input_dim: int, depth: int, n_points: int, manifold: bool = False) -> None:
-        """A run was opened; ``manifold``: a generator's manifold is shown instead of a 3D slice."""
+    def set_run(self, input_dim: int, depth: int, n_points: int, manifold: bool = False, images: bool = False) -> None:
+        """A run was opened; ``manifold``: a generator's manifold is shown instead of a 3D slice; ``images``:
+        a generator of images, whose pictures are shown on a grid."""
+        self.generator_group.setTitle("Pictures over the latent window" if images else "Samples on the manifold")
+        for w in (self.sampler, self.rho, self.n_samples, self.density_plot):
+            self._generator_form.setRowVisible(w, not images)
+        self._generator_form.setRowVisible(self.grid_size, images)
         self.slice_group.setVisible(not manifold)
+        self.show_group.setVisible(not images)  # pictures: no surface, camera or faces
+        self.reset_button.setVisible(not images)
+        self.hint.setVisible(not images)
         self.clip_group.setVisible(not manifold)
         self.generator_group.setVisible(manifold)
         self.hint.setText(MANIFOLD_HELP if manifold else HELP)
@@ -276,7 +291,19 @@ class View3DControls(QWidget):
 
     def show_settings(self, st) -> None:
         """Show ``st`` (View3DSettings) without sending it back (e.g. after a session restored it)."""
-        widgets = [self.camera, self.layer, self.near, self.near_d, self.explode, self.opacity, self.budget, self.sampler, self.rho, self.n_samples]
+        widgets = [
+            self.camera,
+            self.layer,
+            self.near,
+            self.near_d,
+            self.explode,
+            self.opacity,
+            self.budget,
+            self.sampler,
+            self.rho,
+            self.n_samples,
+            self.grid_size,
+        ]
         widgets += list(self.checks.values())
         for w in widgets:
             w.blockSignals(True)
@@ -291,6 +318,7 @@ class View3DControls(QWidget):
             self.sampler.setCurrentIndex(max(self.sampler.findData(st.sampler), 0))
             self.rho.setValue(st.rho)
             self.n_samples.setValue(st.samples)
+            self.grid_size.setValue(st.image_grid)
             for key, cb in self.checks.items():
                 cb.setChecked(getattr(st, key))
         finally:

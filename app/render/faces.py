@@ -10,13 +10,14 @@ from geometry.tessellation.mesh3d import face_cells
 from . import palette
 from .tiles import pattern_hashes
 
-FACE_COLOR_MODES = ("class", "slope", "layer", "hash")
+FACE_COLOR_MODES = ("class", "slope", "volume", "layer", "hash")
 
 
 def face_values(tess, mode: str) -> np.ndarray:
     """(F,) value per face for colour ``mode``.
 
     class: the owning cell's class (int, -1 unknown); slope: the cell's ||A_w|| (NaN at partial depth);
+    volume: the log volume change log sqrt(det(AᵀA)) of the cell's map (a 3-latent generator's stretch);
     layer: the 0-based layer that created the face's plane (-1: the domain box); hash: the cell's
     pattern hash (uint32).
     """
@@ -25,6 +26,8 @@ def face_values(tess, mode: str) -> np.ndarray:
         return np.asarray(tess.classes, dtype=np.int64)[fc]
     if mode == "slope":
         return np.asarray(tess.slope_norm, dtype=np.float64)[fc]
+    if mode == "volume":
+        return log_volume_change(tess)[fc]
     if mode == "layer":
         return np.asarray(tess.face_layer, dtype=np.int64)
     if mode == "hash":
@@ -65,4 +68,14 @@ def colorize(values: np.ndarray, mode: str, alpha: float = 0.35, depth: int | No
     return rgb.astype(np.float32)
 
 
-__all__ = ["FACE_COLOR_MODES", "colorize", "face_values"]
+def log_volume_change(tess) -> np.ndarray:
+    """(R,) log sqrt(det(A_ωᵀA_ω)) of each full-depth cell's map on the slice (-inf where it is flat)."""
+    from geometry.generative import volume_change
+
+    if tess.out_linear is None:
+        return np.full(tess.num_regions, np.nan)
+    with np.errstate(divide="ignore"):
+        return np.log(volume_change(np.asarray(tess.out_linear, dtype=np.float64)))
+
+
+__all__ = ["FACE_COLOR_MODES", "colorize", "face_values", "log_volume_change"]

@@ -1,6 +1,7 @@
 """Figure of a generator's spline manifold: the latent tiles coloured by log volume change, the exact
-manifold in output space (each tile's polygon through its own affine map; D = 3), with samples, and the
-histogram of the output-space density each sampler draws from (exact per tile)."""
+manifold in output space (each tile's polygon through its own affine map; D = 3) with samples, or for a
+generator of images its pictures on a grid over the latent window, and the histogram of the output-space
+density each sampler draws from (exact per tile)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import numpy as np
 from . import style
 
 
-def render_generator_figure(tiles, samples: dict, title: str, data=None, width: int = 2400, height: int = 800):
-    """``samples``: {label: (X (n, D), which (n,), density (n,))}; the first one is drawn on the manifold."""
+def render_generator_figure(tiles, samples: dict, title: str, data=None, width: int = 2400, height: int = 800, grid=None):
+    """``samples``: {label: (X (n, D), which (n,), density (n,))}; the first one is drawn on the manifold.
+    ``grid``: an :class:`app.jobs.manifold3d.ImageGrid` drawn in the middle instead (a generator of images)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.collections import PolyCollection
     from matplotlib.colors import Normalize
@@ -36,7 +38,15 @@ def render_generator_figure(tiles, samples: dict, title: str, data=None, width: 
         ax.set_title(f"{t.num_regions} latent tiles")
         fig.colorbar(pc, ax=ax, shrink=0.8).set_label("log sqrt(det(AᵀA)) (log volume change)")
         label, (X, _, _) = next(iter(samples.items()))
-        if tiles.A.shape[1] == 3:
+        if grid is not None:
+            ag = fig.add_subplot(1, 3, 2)
+            z0, z1, w0, w1 = grid.window
+            ag.imshow(grid.mosaic, cmap="gray", vmin=0, vmax=255, extent=(z0, z1, w0, w1), interpolation="nearest", aspect="equal")
+            ag.set_xlabel("z₁ (latent)")
+            ag.set_ylabel("z₂ (latent)")
+            r, c = grid.latent.shape[:2]
+            ag.set_title(f"G(z) on a {r} x {c} grid (cell centres)")
+        elif tiles.A.shape[1] == 3:
             ax3 = fig.add_subplot(1, 3, 2, projection="3d")
             images = tiles.image_vertices()
             faces = [images[t.offsets[r] : t.offsets[r + 1]] for r in range(t.num_regions)]

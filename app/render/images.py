@@ -46,4 +46,18 @@ def display_images(X: np.ndarray, image_shape, preprocessing=None) -> ImageDispl
     return ImageDisplay(imgs, lo, max(float(imgs.max()), lo + 1e-9))
 
 
-__all__ = ["ImageDisplay", "display_images"]
+def image_mosaic(shown: ImageDisplay, rows: int, cols: int, gap: int = 1, gap_value: int = 170) -> np.ndarray:
+    """The N = rows x cols images of ``shown`` (row-major) as one picture, uint8 (rows·(H+gap)-gap,
+    cols·(W+gap)-gap[, 3]) on the display scale, the gaps grey (``gap_value``: they show on white backgrounds)."""
+    imgs = shown.as_uint8()
+    n, H, W = imgs.shape[:3]
+    if n != rows * cols:
+        raise ValueError(f"a {rows} x {cols} mosaic needs {rows * cols} images, got {n}")
+    out = np.full((rows * (H + gap) - gap, cols * (W + gap) - gap) + imgs.shape[3:], gap_value, np.uint8)
+    for k in range(n):
+        i, j = divmod(k, cols)
+        out[i * (H + gap) : i * (H + gap) + H, j * (W + gap) : j * (W + gap) + W] = imgs[k]
+    return out
+
+
+__all__ = ["ImageDisplay", "display_images", "image_mosaic"]

@@ -59,7 +59,9 @@ def report_text(r, class_names) -> dict[str, str]:
 def _output_text(r, names) -> str:
     """The 'predicted' row: the class, a regression's f(x) against its level, or a generator's G(z)."""
     if getattr(r, "output", None) is not None:
-        return "G(z) = (" + ", ".join(f"{v:.4g}" for v in r.output) + f")  · volume change {fmt(r.volume)}"
+        out = np.asarray(r.output)
+        shown = "(" + ", ".join(f"{v:.4g}" for v in out) + ")" if len(out) <= 4 else f"{len(out)} values in {out.min():.3g}..{out.max():.3g}"
+        return f"G(z) = {shown}  · volume change {fmt(r.volume)}"
     if r.value is not None:
         return f"f(x) = {r.value:.5g}  ({'above' if r.value > r.level else 'below'} the level {r.level:g})"
     return f"{_name(names, r.predicted)}  (p = {r.probs[r.predicted]:.3f})"

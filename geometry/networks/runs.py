@@ -128,6 +128,7 @@ class Run:
         self.task = "classify"  # or "regress", or "generate" (a generator: run.json "task")
         self.level = 0.0  # regression runs: the level L whose set {f = L} the boundary tools trace
         self.preprocessing = None  # geometry.networks.preprocessing.Preprocessing (run.json "preprocessing")
+        self.output_shape: tuple[int, int, int] | None = None  # a generator's image outputs (run.json "output_shape")
         self.warnings: list[str] = []
         self._networks: OrderedDict[int, Network] = OrderedDict()
         self._cache_size = cache_size
@@ -326,6 +327,8 @@ def open_run(path: str | Path, trust_code: bool = False, allow_gaps: bool = Fals
     run.model = ref  # later reads (other threads, reloads) use the same class
     if isinstance(data, dict) and data.get("task") in ("regress", "generate"):
         run.task = data["task"]
+    if isinstance(data, dict) and data.get("output_shape") is not None:  # its form is checked by the manifest's schema
+        run.output_shape = _output_shape(data["output_shape"], run, manifest)
     if isinstance(data, dict) and data.get("preprocessing") is not None:  # checked by the manifest's schema already
         run.preprocessing = parse_preprocessing(data["preprocessing"], f"{name(manifest)}: preprocessing")
     level = _LEVEL.get()
@@ -333,6 +336,19 @@ def open_run(path: str | Path, trust_code: bool = False, allow_gaps: bool = Fals
     if level:  # 0 is every run's level already
         run.set_level(level)
     return run
+
+
+def _output_shape(shape, run: Run, manifest) -> tuple[int, int, int]:
+    """run.json's ``output_shape`` [C, H, W] of a generator, checked against its network's outputs."""
+    C, H, W = (int(v) for v in shape)
+    if run.task != "generate":
+        raise RunError(f'{name(manifest)}: field output_shape: only a generator has image outputs; add "task": "generate" or remove the field.')
+    if C not in (1, 3):
+        raise RunError(f"{name(manifest)}: field output_shape: {C} channels; a picture has 1 (grey) or 3 (RGB); fix the field.")
+    outputs = run.spec.get("output_dim")
+    if outputs is not None and C * H * W != outputs:
+        raise RunError(f"{name(manifest)}: field output_shape: {C}x{H}x{W} = {C * H * W} values, but the network has {outputs} outputs; fix the field.")
+    return C, H, W
 
 
 def _open_single(path: Path, trust_code: bool) -> Run:

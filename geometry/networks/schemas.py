@@ -221,6 +221,8 @@ class RunManifest(BaseModel):
     class_names: Annotated[list[Text], Field(max_length=MAX_CLASSES)] | None = None
     task: Literal["classify", "regress", "generate"] = "classify"
     latent_dim: Annotated[StrictInt, Field(ge=1, le=3)] | None = None  # a generator's latent inputs
+    # a generator whose outputs are images: [channels, height, width] of each output vector
+    output_shape: Annotated[list[Annotated[StrictInt, Field(ge=1, le=4096)]], Field(min_length=3, max_length=3)] | None = None
     preprocessing: PreprocessingSpec | None = None
 
 

@@ -485,13 +485,24 @@ def descendant_values(tess_by_depth: list, depth: int) -> tuple[np.ndarray, np.n
     ok = cls >= 0
     np.add.at(votes, (anc[ok], cls[ok]), vol[ok])
     classes = np.where(votes.sum(1) > 0, votes.argmax(1), -1)
-    s = np.asarray(full.slope_norm, dtype=np.float64)
-    fin = np.isfinite(s)
-    num = np.bincount(anc[fin], weights=(s * vol)[fin], minlength=R)
+    return classes.astype(np.int64), descendant_mean(tess_by_depth, depth, full.slope_norm)
+
+
+def descendant_mean(tess_by_depth: list, depth: int, values) -> np.ndarray:
+    """(R_d,) per cell at ``depth``: the volume-weighted mean of a full-depth per-cell value over its
+    full-depth cells (NaN values left out; NaN where none is finite). At full depth: the values."""
+    full = tess_by_depth[-1]
+    v = np.asarray(values, dtype=np.float64)
+    if depth == len(tess_by_depth):
+        return v
+    R = tess_by_depth[depth - 1].num_regions
+    anc = ancestors(tess_by_depth, depth)
+    vol = np.abs(full.volumes())
+    fin = np.isfinite(v)
+    num = np.bincount(anc[fin], weights=(v * vol)[fin], minlength=R)
     den = np.bincount(anc[fin], weights=vol[fin], minlength=R)
     with np.errstate(invalid="ignore", divide="ignore"):
-        slopes = np.where(den > 0, num / den, np.nan)
-    return classes.astype(np.int64), slopes
+        return np.where(den > 0, num / den, np.nan)
 
 
 # -- cross-section by an axis-aligned plane ------------------------------------------------------------
