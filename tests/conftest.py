@@ -75,3 +75,14 @@ def make_window(qtbot, tmp_path):
     yield make
     for win in made:
         win.work.shutdown()
+
+
+@pytest.fixture
+def gl(qapp):
+    """The Qt application, when it can draw with OpenGL (vispy's 3D canvas); else the test skips, saying why."""
+    from app.qt.view3d import opengl_available
+
+    ok, why = opengl_available()
+    if not ok:
+        pytest.skip(f"no OpenGL on this Qt platform: {why}")
+    return qapp

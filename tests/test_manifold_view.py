@@ -186,16 +186,6 @@ def test_the_window_shows_an_image_generators_pictures_in_the_3d_tab(qtbot, make
 
 
 # -- OpenGL --------------------------------------------------------------------------------------------------
-@pytest.fixture
-def gl(qapp):
-    from app.qt.view3d import opengl_available
-
-    ok, why = opengl_available()
-    if not ok:
-        pytest.skip(f"no OpenGL on this Qt platform: {why}")
-    return qapp
-
-
 @pytest.mark.gui
 def test_the_window_shows_a_generators_manifold_in_the_3d_tab(gl, qtbot, make_window):
     win = make_window(str(SHEET))

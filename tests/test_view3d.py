@@ -148,16 +148,6 @@ def test_scene_arrays_counts_and_filters(ref):
 
 
 # -- OpenGL --------------------------------------------------------------------------------------------------
-@pytest.fixture
-def gl(qapp):
-    from app.qt.view3d import opengl_available
-
-    ok, why = opengl_available()
-    if not ok:
-        pytest.skip(f"no OpenGL on this Qt platform: {why}")
-    return qapp
-
-
 def _project(canvas, p):
     q = np.asarray(canvas.view.scene.transform.map(np.r_[p, 1.0]), dtype=np.float64)
     return q[:2] / q[3]
