@@ -14,6 +14,7 @@ from geometry.errors import BudgetExceededError, SplineAtlasError
 
 # argument (dest) -> (smallest, largest) allowed value; checked for every command that has the argument.
 ARGUMENT_BUDGETS: dict[str, tuple[float, float]] = {
+    "memory_budget": (0, 1 << 20),
     "points": (1, 100_000),
     "steps": (1, 100_000),
     "depth": (1, 10_000),

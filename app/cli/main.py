@@ -61,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--max-checkpoint-mb", type=float, default=None, metavar="MB", help="refuse checkpoint files larger than this (default 4096)")
         command.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for the engine (default: the cores not busy with other work)")
         command.add_argument(
+            "--memory-budget",
+            type=float,
+            default=None,
+            metavar="GB",
+            help="memory a 2D tessellation's layer may use before it splits the window into glued sub-windows (default: 30%% of the free memory)",
+        )
+        command.add_argument(
             "--model",
             metavar="FILE.py:CLASS",
             help="the checkpoints' architecture is this nn.Module class (its file is imported: its code runs) or torchvision:NAME",
@@ -128,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from geometry.networks.device import set_threads
+    from geometry.tessellation.engine import set_memory_budget
     from geometry.networks.runs import using_level
     from geometry.networks.user_model import using_model
 
@@ -140,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_argument_budgets(args)
         set_threads(args.threads)
+        if args.memory_budget is not None:
+            if not args.memory_budget > 0:
+                raise SplineAtlasError(f"--memory-budget {args.memory_budget:g}: give a positive number of GB.")
+            set_memory_budget(int(args.memory_budget * 2**30))
         with using_model(_model_ref(args)), using_level(args.level):
             return int(args.func(args) or 0)
     except SplineAtlasError as exc:
@@ -166,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         sys.stdout = restore
         torch.set_num_threads(threads_before)
+        set_memory_budget(None)
 
 
 def run() -> None:

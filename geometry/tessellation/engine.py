@@ -19,25 +19,63 @@ from typing import Callable
 import numpy as np
 import torch
 
-from geometry.errors import SplineAtlasError
+from geometry.errors import BudgetExceededError, SplineAtlasError
 from geometry.networks.network import Network
 from geometry.slices import Slice
 from geometry.tessellation import planar
 from geometry.tessellation.affine import StopWalk, activate, walk
 from geometry.tessellation.boundary import class_cells_2d, propagate_classes, slope_norms
-from geometry.tessellation.prepare import domain_polygon, layer_lines, layer_pattern, layer_summaries, prepare
+from geometry.tessellation.glue import merge_equal_patterns
+from geometry.tessellation.prepare import domain_polygon, layer_lines, layer_pattern, layer_summaries, num_lines, prepare
 from geometry.tessellation.solid import tessellate_all_depths_3d
 from geometry.tessellation.types import Tessellation2D, Tessellation3D, pack_pattern
 
 DEFAULT_MAX_REGIONS = 1_000_000
-MEMORY_BUDGET_BYTES = 4 * 2**30
+MEMORY_BUDGET_BYTES = 4 * 2**30  # the 3D engine's cap (it keeps every cell's maps; 2D splits instead)
+MEMORY_FRACTION = 0.3  # default memory budget: this share of the memory free when a tessellation starts
+# (the estimate counts the affine maps and cut lines; the cutting's own work arrays come on top)
+MAX_SPLIT_LEVELS = 6  # sub-windows of sub-windows ... at most this deep
+_MEMORY_BUDGET: list[int | None] = [None]  # set_memory_budget: a process-wide override (the CLI's --memory-budget)
 
 
 def default_max_regions(network: Network, k: int) -> int:
-    """The default region budget: at most 1M, and few enough that the per-region affine maps
-    (``(k+1) x width`` float64 per region, about three live copies) stay within ~4 GiB."""
+    """The default region cap: 1M for 2D slices (memory is bounded separately, :func:`default_memory_budget`);
+    for 3D also few enough that every cell's affine maps (``4 x width`` float64, about three live
+    copies) stay within ~4 GiB."""
+    if k != 3:
+        return DEFAULT_MAX_REGIONS
     widest = max([network.input_dim] + [li.width for li in network.layer_infos])
     return int(min(DEFAULT_MAX_REGIONS, MEMORY_BUDGET_BYTES // (8 * (k + 1) * widest * 3)))
+
+
+def set_memory_budget(nbytes: int | None) -> None:
+    """Make ``nbytes`` every later tessellation's default memory budget (None: back to
+    :func:`default_memory_budget`)."""
+    if nbytes is not None and nbytes <= 0:
+        raise SplineAtlasError(f"the memory budget must be positive; got {nbytes} bytes.")
+    _MEMORY_BUDGET[0] = None if nbytes is None else int(nbytes)
+
+
+def default_memory_budget(device=None) -> int:
+    """Bytes the per-region affine maps and cut lines of one layer may take: the process-wide setting, else
+    :data:`MEMORY_FRACTION` of the memory free now (the GPU's when ``device`` is CUDA)."""
+    if _MEMORY_BUDGET[0] is not None:
+        return _MEMORY_BUDGET[0]
+    dev = torch.device(device) if device is not None else None
+    if dev is not None and dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        return int(MEMORY_FRACTION * free)
+    import psutil
+
+    return int(MEMORY_FRACTION * psutil.virtual_memory().available)
+
+
+class MemoryBudgetExceeded(BudgetExceededError):
+    """A layer's affine maps would need ``need`` bytes, over the ``budget``: the caller splits the window."""
+
+    def __init__(self, need: int, budget: int, regions: int, layer: str):
+        self.need, self.budget, self.regions, self.layer = int(need), int(budget), int(regions), layer
+        super().__init__(f"{layer}: the affine maps of {regions:,} regions would need {need / 2**30:.2f} GiB (memory budget {budget / 2**30:.2f} GiB)")
 
 
 DEFAULT_TOL = 1e-9
@@ -74,6 +112,7 @@ def tessellate_all_depths(
     cancel: Cancel = None,
     boundary: bool = True,
     slope_norm: bool = True,
+    memory_budget: int | None = None,
 ):
     """Tessellations of the slice after layers 1, 1..2, ..., 1..depth (default: all L), in ONE pass.
 
@@ -85,15 +124,17 @@ def tessellate_all_depths(
     ``boundary=False`` skips the argmax cells and boundary; ``slope_norm=False`` skips ||A_w|| (NaN), which
     for a slice of a high-dimensional input costs C backward passes over all regions (the dominant cost
     for the digits CNN) -- for interactive previews.
-    Raises BudgetExceededError beyond ``max_regions`` regions (default :func:`default_max_regions`: 1M, less
-    for wide networks so memory stays within ~4 GiB), CancelledError when ``cancel()`` is true,
-    NotPiecewiseAffineError naming the first smooth layer.
+    Raises BudgetExceededError beyond ``max_regions`` regions (default :func:`default_max_regions`: 1M; in
+    3D less for wide networks), CancelledError when ``cancel()`` is true, NotPiecewiseAffineError naming
+    the first smooth layer.
+    ``memory_budget`` (bytes; default :func:`default_memory_budget`): in 2D, when a layer's per-region affine
+    maps would exceed it, the window is tessellated as a grid of sub-windows, depth first, and their tiles
+    glued (:mod:`geometry.tessellation.glue`; exact); the result's ``pieces`` says how many.
     """
     if max_regions is None:
         max_regions = default_max_regions(network, slice_.dim)
     if slice_.dim == 3:
         return tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions, tol, progress, cancel, boundary, slope_norm)
-    t0 = time.perf_counter()
     L = network.depth
     if L == 0:
         raise SplineAtlasError("this network has no nonlinearity: it is affine, so the whole slice is one region.")
@@ -101,9 +142,55 @@ def tessellate_all_depths(
     if not 1 <= target <= L:
         raise SplineAtlasError(f"depth must be between 1 and {L} (the network's number of nonlinearities); got {depth}.")
     poly = domain_polygon(slice_, domain)
-    net, dev, X = prepare(network, slice_, device)
-    dtype = X.dtype
     eps = tol * float(np.linalg.norm(poly.max(0) - poly.min(0)))
+    budget = int(memory_budget) if memory_budget is not None else default_memory_budget(device)
+    if budget <= 0:
+        raise SplineAtlasError(f"the memory budget must be positive; got {budget} bytes.")
+    run = dict(target=target, device=device, max_regions=max_regions, eps=eps, cancel=cancel, boundary=boundary, slope_norm=slope_norm, budget=budget)
+    t0 = time.perf_counter()
+    out = _bounded(network, slice_, poly, run, progress, t0, 0)
+    if progress is not None:
+        glued = f" (glued from {out[-1].pieces} sub-windows)" if out[-1].pieces > 1 else ""
+        progress(1.0, f"{out[-1].num_regions} regions in {time.perf_counter() - t0:.2f} s{glued}")
+    return out
+
+
+def _bounded(network: Network, slice_: Slice, poly: np.ndarray, run: dict, progress: Progress, t0: float, level: int) -> list:
+    """The tessellations of ``poly``, as sub-windows glued together whenever a layer does not fit the budget."""
+    from geometry.tessellation.glue import glue, grid_pieces
+
+    try:
+        return _tessellate_2d(network, slice_, poly, run, progress, t0)
+    except MemoryBudgetExceeded as exc:
+        m = max(2, int(np.ceil(np.sqrt(1.5 * exc.need / exc.budget))))
+        if level >= MAX_SPLIT_LEVELS or m > 64:
+            raise BudgetExceededError(
+                f"{exc}, even in sub-windows {level} times smaller; raise --memory-budget, shrink the window or lower the depth."
+            ) from None
+    pieces = grid_pieces(poly, m)
+    done = []
+    for i, piece in enumerate(pieces):
+        sub = None
+        if progress is not None:
+            sub = lambda f, msg, i=i: progress((i + f) / len(pieces), f"sub-window {i + 1}/{len(pieces)} (level {level + 1}): {msg}")  # noqa: E731
+        done.append(_bounded(network, slice_, piece, run, sub, t0, level + 1))
+    glued = glue(done, poly, run["eps"], time.perf_counter() - t0)
+    if glued[-1].num_regions > run["max_regions"]:
+        raise BudgetExceededError(
+            f"the tessellation reached {glued[-1].num_regions} regions (over max_regions={run['max_regions']}); "
+            "lower the depth, shrink the domain or raise max_regions."
+        )
+    return glued
+
+
+def _tessellate_2d(network: Network, slice_: Slice, poly: np.ndarray, run: dict, progress: Progress, t0: float) -> list:
+    """One pass of the 2D engine over the polygon ``poly`` (see :func:`tessellate_all_depths`); raises
+    MemoryBudgetExceeded before a layer's affine maps would exceed ``run["budget"]``."""
+    target, max_regions, eps, cancel = run["target"], run["max_regions"], run["eps"], run["cancel"]
+    boundary, slope_norm, budget = run["boundary"], run["slope_norm"], run["budget"]
+    L = network.depth
+    net, dev, X = prepare(network, slice_, run["device"])
+    dtype = X.dtype
     layers = layer_summaries(network)
     V = torch.as_tensor(poly, dtype=dtype, device=dev).unsqueeze(0)
     E = torch.full((1, poly.shape[0]), -1, dtype=torch.int16, device=dev)
@@ -114,12 +201,24 @@ def tessellate_all_depths(
     def on_nonlinearity(module, j, X):
         if progress is not None:
             progress(j / target, f"layer {j + 1}/{target}: cutting {state['V'].shape[0]} regions")
-        H = layer_lines(module, X)
         name = f"layer {j + 1} of {L}"
+        R, row = X.shape[0], X[0].numel() * X.element_size() if X.shape[0] else 0
+        lines = R * X.shape[1] * num_lines(module, X) * X.element_size()
+        if R * row + 2 * lines > budget:  # this layer's maps and its lines (and the crossing table)
+            raise MemoryBudgetExceeded(R * row + 2 * lines, budget, R, name)
+        H = layer_lines(module, X)
         V, E, cnt, owner = planar.subdivide(state["V"], state["E"], state["cnt"], H, eps, j, max_regions, name, cancel)
+        del H
+        need = R * row + 2 * V.shape[0] * row  # this layer's maps, their children's, the next layer's
+        if need > budget:
+            raise MemoryBudgetExceeded(need, budget, V.shape[0], name)
         interior = _interior_points(V, cnt)
         Xo = X.index_select(0, owner)
         pattern = layer_pattern(module, Xo, interior)
+        if layers[j].kind == "maxpool2d":  # pieces whose argmax did not change are one region
+            V, E, cnt, owner, pattern, keep = merge_equal_patterns(V, E, cnt, owner, pattern, eps)
+            if keep.shape[0] < Xo.shape[0]:
+                Xo = Xo.index_select(0, keep)
         own_np = owner.cpu().numpy()
         codes = [c[own_np] for c in state["codes"]] + [pack_pattern(pattern.cpu().numpy(), layers[j].kind)]
         state.update(V=V, E=E, cnt=cnt, codes=codes)
@@ -185,8 +284,6 @@ def tessellate_all_depths(
                 seconds=time.perf_counter() - t0,
             )
         out.append(Tessellation2D(**common))
-    if progress is not None:
-        progress(1.0, f"{out[-1].num_regions} regions in {time.perf_counter() - t0:.2f} s")
     return out
 
 
@@ -214,10 +311,11 @@ def tessellate(
     cancel: Cancel = None,
     boundary: bool = True,
     slope_norm: bool = True,
+    memory_budget: int | None = None,
 ) -> Tessellation2D | Tessellation3D:
     """The exact tessellation of ``slice_`` (2D or 3D) after ``depth`` layers (default: all).
 
     Equivalent to ``tessellate_all_depths(...)[-1]``; see there for the arguments. With ``depth < L``
     the logits are not computed, so classes are -1, slope norms NaN and the decision boundary empty.
     """
-    return tessellate_all_depths(network, slice_, domain, depth, device, max_regions, tol, progress, cancel, boundary, slope_norm)[-1]
+    return tessellate_all_depths(network, slice_, domain, depth, device, max_regions, tol, progress, cancel, boundary, slope_norm, memory_budget)[-1]

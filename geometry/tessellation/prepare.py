@@ -115,6 +115,14 @@ def layer_lines(module: nn.Module, X: torch.Tensor) -> torch.Tensor:
     return h
 
 
+def num_lines(module: nn.Module, X: torch.Tensor) -> int:
+    """How many cut lines :func:`layer_lines` gives each region (without computing them)."""
+    if isinstance(module, nn.MaxPool2d):
+        C, H, W = X.shape[2:]
+        return int(maxpool_pairs(module, C, H, W, "cpu").shape[0])
+    return int(X[0, 0].numel()) if X.shape[0] else 0
+
+
 def layer_pattern(module: nn.Module, X: torch.Tensor, interior: torch.Tensor) -> torch.Tensor:
     """Pattern of a nonlinearity on each region from an interior point ``(R, k)``: (R, w) bool or int64."""
     R, k1 = X.shape[:2]

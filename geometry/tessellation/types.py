@@ -85,7 +85,8 @@ class Tessellation2D:
       class_cells: optional exact argmax cells (full depth only): ``class_cell_vertices (Q_V, 2)``,
         ``class_cell_offsets (Q+1,)``, ``class_cell_class (Q,)``, ``class_cell_region (Q,)``.
     Bookkeeping: ``tolerance`` (distance in u below which points count as on a line), ``seconds``
-      (wall time of the whole computation up to this depth), ``device`` (where it ran).
+      (wall time of the whole computation up to this depth), ``device`` (where it ran), ``pieces`` (how
+      many sub-windows were tessellated and glued to stay within the memory budget; 1: none).
     """
 
     slice: Slice
@@ -113,6 +114,7 @@ class Tessellation2D:
     tolerance: float = 1e-9
     seconds: float = 0.0
     device: str = "cpu"
+    pieces: int = 1
 
     # -- sizes -------------------------------------------------------------------------------
     @property
