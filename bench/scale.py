@@ -91,6 +91,11 @@ def run_case(name: str, scale: float) -> dict:
     from geometry.tessellation import tessellate
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
+    if os.environ.get("BENCH_MEMORY_GB"):  # the engine's --memory-budget (a checkout without it ignores this)
+        from geometry.tessellation import engine
+
+        if hasattr(engine, "set_memory_budget"):
+            engine.set_memory_budget(int(float(os.environ["BENCH_MEMORY_GB"]) * 2**30))
     module, shape = _model(name)
     spec, state = spec_from_module(module.eval(), shape)
     net = Network(spec).eval()

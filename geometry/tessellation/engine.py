@@ -198,6 +198,8 @@ def _tessellate_2d(network: Network, slice_: Slice, poly: np.ndarray, run: dict,
     state = {"V": V, "E": E, "cnt": cnt, "codes": []}
     records: list[dict] = []
 
+    pending: list[torch.Tensor] = []  # the walk's saved branch inputs (residual shortcuts): re-indexed with the regions
+
     def on_nonlinearity(module, j, X):
         if progress is not None:
             progress(j / target, f"layer {j + 1}/{target}: cutting {state['V'].shape[0]} regions")
@@ -209,7 +211,8 @@ def _tessellate_2d(network: Network, slice_: Slice, poly: np.ndarray, run: dict,
         H = layer_lines(module, X)
         V, E, cnt, owner = planar.subdivide(state["V"], state["E"], state["cnt"], H, eps, j, max_regions, name, cancel)
         del H
-        need = R * row + 2 * V.shape[0] * row  # this layer's maps, their children's, the next layer's
+        saved = sum(p[0].numel() * p.element_size() for p in pending if p.shape[0])  # per region, re-indexed too
+        need = R * (row + saved) + V.shape[0] * (2 * row + saved)  # this layer's maps, their children's, the next layer's
         if need > budget:
             raise MemoryBudgetExceeded(need, budget, V.shape[0], name)
         interior = _interior_points(V, cnt)
@@ -231,7 +234,7 @@ def _tessellate_2d(network: Network, slice_: Slice, poly: np.ndarray, run: dict,
     logits = None
     with torch.no_grad():
         try:
-            logits = walk(net.layers, X, on_nonlinearity)
+            logits = walk(net.layers, X, on_nonlinearity, pending=pending)
         except StopWalk:
             pass
         if target == L and logits is None:
