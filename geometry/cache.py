@@ -84,8 +84,12 @@ def _flatten(obj: Any, arrays: dict[str, np.ndarray]) -> Any:
         a = obj.detach().cpu().numpy() if hasattr(obj, "detach") else obj
         if a.dtype == object:
             raise TypeError("object arrays cannot be cached")
-        name = f"a{len(arrays)}"
-        arrays[name] = a
+        shared = arrays.setdefault("$ids", {})  # an array held twice (codes shared across depths) is stored once
+        name = shared.get(id(obj), (None,))[0]
+        if name is None:
+            name = f"a{len(shared)}"
+            shared[id(obj)] = (name, obj)  # obj stays alive, so its id is not reused while flattening
+            arrays[name] = a
         return {"$array": name, "torch": not isinstance(obj, np.ndarray)}
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         cls = type(obj)
@@ -147,6 +151,7 @@ def dump_result(obj: Any, path: str | Path) -> None:
     """Write ``obj`` to ``path`` (.npz) atomically; raises TypeError for values that cannot be stored."""
     arrays: dict[str, np.ndarray] = {}
     desc = _flatten(obj, arrays)
+    arrays.pop("$ids", None)
     arrays["__meta__"] = np.frombuffer(json.dumps({"format": _FORMAT, "value": desc}).encode(), dtype=np.uint8)
     path = Path(path)
     with atomic_open(path, "wb") as fh:

@@ -159,3 +159,31 @@ def test_the_cli_takes_a_memory_budget(tmp_path, capsys):
     whole, split = (json.loads((tmp_path / f).read_text()) for f in ("whole.json", "split.json"))
     assert len(split["regions"]) == len(whole["regions"]) > 100
     assert sorted(r["pattern"] for r in split["regions"]) == sorted(r["pattern"] for r in whole["regions"])
+
+
+@pytest.mark.parametrize("make", [_mlp, _cnn], ids=["mlp", "cnn-maxpool"])
+def test_each_layers_codes_are_held_once_across_depths(make, tmp_path):
+    """Depth d's codes of layer j < d are layer j's own codes (held by depth j + 1) indexed by each region's
+    ancestor there: equal to the forward pass's pattern at every depth (the tile check), the same array
+    object at every depth, and still shared after a round trip through the disk cache."""
+    from geometry.cache import dump_result, load_result
+
+    net = make()
+    rng = np.random.default_rng(3)
+    sl = Slice.input_plane(2) if net.input_dim == 2 else Slice.from_directions(rng.normal(size=net.input_dim), rng.normal(size=(2, net.input_dim)))
+    ts = tessellate_all_depths(net, sl, np.array([-1.5, 1.5, -1.5, 1.5]))
+    for d, t in enumerate(ts, start=1):
+        assert_tiles_match_the_forward_pass(net, sl, t)
+        for j in range(d):
+            assert t.codes[j].shape[0] == t.num_regions
+            assert t.codes.own[j] is ts[j].codes.own[j]
+            np.testing.assert_array_equal(t.codes.chunk(2, 7)[j], t.codes[j][2:7])
+        assert t.codes.rows_bytes().shape == (t.num_regions, sum(t.codes[j][0].nbytes for j in range(d)))
+    copied = sum(sum(t.codes[j].nbytes for j in range(t.depth)) for t in ts)
+    assert sum(c.nbytes for c in {id(o): o for t in ts for o in t.codes.own}.values()) < copied
+    dump_result(ts, tmp_path / "c.npz")
+    back = load_result(tmp_path / "c.npz")
+    assert back[-1].codes.own[0] is back[0].codes.own[0]
+    for t0, t1 in zip(ts, back):
+        for j in range(t0.depth):
+            np.testing.assert_array_equal(t0.codes[j], t1.codes[j])

@@ -26,6 +26,7 @@ import numpy as np
 from geometry.errors import SplineAtlasError
 
 from geometry.tessellation.density import DEFAULT_GRID
+from geometry.tessellation.types import LayerCodes
 
 from ..model.state import COLOR_MODES
 from . import palette
@@ -37,8 +38,7 @@ def pattern_hashes(codes, n: int) -> np.ndarray:
     """(n,) uint32 CRC32 of every region's activation codes (a tuple of per-layer (n, k) arrays, bytes in
     layer order): the colour index of 'hash' mode in 2D and 3D and, formatted as 8 hex digits, the
     inspector's pattern hash."""
-    rows = [np.ascontiguousarray(c).view(np.uint8).reshape(n, -1) for c in codes]
-    joined = np.ascontiguousarray(np.concatenate(rows, axis=1)) if rows else np.zeros((n, 1), np.uint8)
+    joined = LayerCodes.of(codes).rows_bytes() if len(codes) else np.zeros((n, 1), np.uint8)
     return np.array([zlib.crc32(row.tobytes()) for row in joined], dtype=np.uint32)
 
 

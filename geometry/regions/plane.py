@@ -151,8 +151,7 @@ def matches_far_field(far: list[frozenset], box: list[frozenset]) -> bool:
 def region_keys(tess) -> set[bytes]:
     """One key per region of a full-depth tessellation: its whole activation pattern (a region is convex,
     so a pattern names exactly one region of the plane)."""
-    R = tess.num_regions
-    rows = np.concatenate([np.ascontiguousarray(c).view(np.uint8).reshape(R, -1) for c in tess.codes], axis=1)
+    rows = tess.codes.rows_bytes()
     return {r.tobytes() for r in rows}
 
 

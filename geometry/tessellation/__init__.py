@@ -9,11 +9,12 @@ Result types: :class:`Tessellation2D`, :class:`Tessellation3D` (see :mod:`geomet
 from geometry.tessellation.engine import DEFAULT_MAX_REGIONS, default_max_regions, tessellate, tessellate_all_depths
 from geometry.tessellation.prepare import domain_box3, domain_polygon
 from geometry.tessellation.export import tessellation_to_json
-from geometry.tessellation.types import LayerSummary, Tessellation, Tessellation2D, Tessellation3D, pack_pattern, unpack_code
+from geometry.tessellation.types import LayerCodes, LayerSummary, Tessellation, Tessellation2D, Tessellation3D, pack_pattern, unpack_code
 
 __all__ = [
     "DEFAULT_MAX_REGIONS",
     "default_max_regions",
+    "LayerCodes",
     "LayerSummary",
     "Tessellation",
     "Tessellation2D",

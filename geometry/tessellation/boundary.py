@@ -180,7 +180,7 @@ def slope_norms(net, slice_, out_linear: torch.Tensor, codes, dev, chunk_elems: 
     origin = torch.as_tensor(slice_.origin, dtype=dtype, device=dev)
     for a in range(0, R, step):
         b = min(R, a + step)
-        pats = [torch.as_tensor(unpack_code(c[a:b], layers[j].width, layers[j].kind), device=dev) for j, c in enumerate(codes)]
+        pats = [torch.as_tensor(unpack_code(c, layers[j].width, layers[j].kind), device=dev) for j, c in enumerate(codes.chunk(a, b))]
         fixed = lambda m, j, Z: (activate(m, Z, pats[j]), None)  # noqa: E731
         if reverse:
             with torch.enable_grad():

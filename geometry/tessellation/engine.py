@@ -28,7 +28,7 @@ from geometry.tessellation.boundary import class_cells_2d, propagate_classes, sl
 from geometry.tessellation.glue import merge_equal_patterns
 from geometry.tessellation.prepare import domain_polygon, layer_lines, layer_pattern, layer_summaries, num_lines, prepare
 from geometry.tessellation.solid import tessellate_all_depths_3d
-from geometry.tessellation.types import Tessellation2D, Tessellation3D, pack_pattern
+from geometry.tessellation.types import LayerCodes, Tessellation2D, Tessellation3D, pack_pattern
 
 DEFAULT_MAX_REGIONS = 1_000_000
 MEMORY_BUDGET_BYTES = 4 * 2**30  # the 3D engine's cap (it keeps every cell's maps; 2D splits instead)
@@ -195,7 +195,7 @@ def _tessellate_2d(network: Network, slice_: Slice, poly: np.ndarray, run: dict,
     V = torch.as_tensor(poly, dtype=dtype, device=dev).unsqueeze(0)
     E = torch.full((1, poly.shape[0]), -1, dtype=torch.int16, device=dev)
     cnt = torch.tensor([poly.shape[0]], dtype=torch.int64, device=dev)
-    state = {"V": V, "E": E, "cnt": cnt, "codes": []}
+    state = {"V": V, "E": E, "cnt": cnt, "codes": LayerCodes(())}
     records: list[dict] = []
 
     pending: list[torch.Tensor] = []  # the walk's saved branch inputs (residual shortcuts): re-indexed with the regions
@@ -223,10 +223,10 @@ def _tessellate_2d(network: Network, slice_: Slice, poly: np.ndarray, run: dict,
             if keep.shape[0] < Xo.shape[0]:
                 Xo = Xo.index_select(0, keep)
         own_np = owner.cpu().numpy()
-        codes = [c[own_np] for c in state["codes"]] + [pack_pattern(pattern.cpu().numpy(), layers[j].kind)]
+        codes = state["codes"].refine(own_np, pack_pattern(pattern.cpu().numpy(), layers[j].kind))
         state.update(V=V, E=E, cnt=cnt, codes=codes)
         verts, offsets, labels = _ragged(V, E, cnt)
-        records.append(dict(vertices=verts, offsets=offsets, edge_layer=labels, codes=tuple(codes), parent=own_np, seconds=time.perf_counter() - t0))
+        records.append(dict(vertices=verts, offsets=offsets, edge_layer=labels, codes=codes, parent=own_np, seconds=time.perf_counter() - t0))
         if j + 1 == target and target < L:
             raise StopWalk
         return activate(module, Xo, pattern, inplace=True), owner

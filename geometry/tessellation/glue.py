@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from geometry.tessellation.boundary import propagate_classes
-from geometry.tessellation.types import Tessellation2D
+from geometry.tessellation.types import LayerCodes, Tessellation2D
 
 
 def clip_polygon(poly: np.ndarray, normal: np.ndarray, offset: float) -> np.ndarray:
@@ -58,7 +58,7 @@ def grid_pieces(poly: np.ndarray, m: int) -> list[np.ndarray]:
 
 def _keys(t: Tessellation2D, depth: int) -> np.ndarray:
     """(R,) one opaque key per tile: its patterns of layers 1..depth as bytes."""
-    rows = np.ascontiguousarray(np.hstack([np.ascontiguousarray(c).view(np.uint8).reshape(t.num_regions, -1) for c in t.codes[:depth]]))
+    rows = t.codes.rows_bytes(depth)
     return rows.view(np.dtype((np.void, rows.shape[1]))).ravel()
 
 
@@ -188,7 +188,7 @@ def glue(pieces: list[list[Tessellation2D]], domain: np.ndarray, eps: float, sec
     full = first.full_depth
     merged_full = {}
     for l in range(d):
-        polys, labels, codes, parent = [], [], [[] for _ in range(l + 1)], []
+        polys, labels, own, parent = [], [], [], []
         starts, g = index_of[l]
         for owners, tiles in members[l]:
             parts = []
@@ -201,8 +201,7 @@ def glue(pieces: list[list[Tessellation2D]], domain: np.ndarray, eps: float, sec
             labels.append(lab)
             p0, r0 = owners[0], tiles[0]
             t0 = pieces[p0][l]
-            for j in range(l + 1):
-                codes[j].append(t0.codes[j][r0])
+            own.append(t0.codes[l][r0])  # layer l's codes live at depth l + 1: no copy of the earlier layers
             if l == 0:
                 parent.append(0)
             else:
@@ -210,6 +209,7 @@ def glue(pieces: list[list[Tessellation2D]], domain: np.ndarray, eps: float, sec
                 parent.append(pg[ps[p0] + t0.parent[r0]])
         vertices, offsets = _ragged(polys)
         R = len(polys)
+        codes = (out[-1]["codes"] if l else LayerCodes(())).refine(np.asarray(parent), np.stack(own) if own else np.zeros((0, 0), np.uint8))
         common = dict(
             slice=first.slice,
             domain=domain,
@@ -218,7 +218,7 @@ def glue(pieces: list[list[Tessellation2D]], domain: np.ndarray, eps: float, sec
             vertices=vertices,
             offsets=offsets,
             edge_layer=np.concatenate(labels).astype(np.int16) if labels else np.zeros(0, np.int16),
-            codes=tuple(np.stack(c) if c else np.zeros((0, 0), np.uint8) for c in codes),
+            codes=codes,
             parent=np.asarray(parent, dtype=np.int64),
             classes=np.full(R, -1, dtype=np.int64),
             class_mixed=np.zeros(R, dtype=bool),

@@ -22,7 +22,7 @@ from geometry.tessellation import planar
 from geometry.tessellation.affine import StopWalk, activate, walk
 from geometry.tessellation.boundary import propagate_classes, slope_norms, two_class
 from geometry.tessellation.prepare import domain_box3, layer_lines, layer_pattern, layer_summaries, prepare
-from geometry.tessellation.types import Tessellation3D, pack_pattern
+from geometry.tessellation.types import LayerCodes, Tessellation3D, pack_pattern
 
 
 def _box_faces(box: np.ndarray, dtype, device):
@@ -245,7 +245,7 @@ def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions
     eps = tol * diam
     layers = layer_summaries(network)
     V, fc, FL = _box_faces(box, dtype, dev)
-    state = {"V": V, "fc": fc, "FL": FL, "codes": []}
+    state = {"V": V, "fc": fc, "FL": FL, "codes": LayerCodes(())}
     records: list[dict] = []
 
     def on_nonlinearity(module, j, X):
@@ -256,10 +256,10 @@ def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions
         Xo = X[owner]
         pattern = layer_pattern(module, Xo, cell_interiors(V, fc))
         own_np = owner.cpu().numpy()
-        codes = [c[own_np] for c in state["codes"]] + [pack_pattern(pattern.cpu().numpy(), layers[j].kind)]
+        codes = state["codes"].refine(own_np, pack_pattern(pattern.cpu().numpy(), layers[j].kind))
         state.update(V=V, fc=fc, FL=FL, codes=codes)
         rag = ragged_cells(V, fc, FL, max(eps, 1e-12 * diam))
-        records.append(dict(geom=rag, codes=tuple(codes), parent=own_np, seconds=time.perf_counter() - t0))
+        records.append(dict(geom=rag, codes=codes, parent=own_np, seconds=time.perf_counter() - t0))
         if j + 1 == target and target < L:
             raise StopWalk
         return activate(module, Xo, pattern), owner

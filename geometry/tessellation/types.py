@@ -9,8 +9,10 @@ Conventions shared by :class:`Tessellation2D` and :class:`Tessellation3D`:
 * A region of depth ``l`` is a maximal convex piece of the domain on which the activation pattern of
   layers ``0..l-1`` is constant; depth ``l`` refines depth ``l-1`` (``parent`` links them).
 * Activation codes are stored bit-packed per layer (``np.packbits(..., axis=1, bitorder="little")``)
-  for ReLU / LeakyReLU / Abs layers (bit = pre-activation > 0, as ``Network.trace``), and as int64
-  argmax indices (as ``Network.trace``) for MaxPool layers; use :meth:`pattern` to unpack.
+  for ReLU / LeakyReLU / Abs layers (bit = pre-activation > 0, as ``Network.trace``), and as int32
+  argmax indices (``Network.trace``'s, into each map's H*W) for MaxPool layers; use :meth:`pattern` to
+  unpack. A tessellation's ``codes`` are :class:`LayerCodes`: each layer's codes are held once, at the
+  depth that cut that layer, and shared by the finer depths.
 * ``classes``: at full depth, the predicted class (argmax of the logits; binary single-logit nets:
   ``logit > 0``) at the region's interior point; the full network's argmax may still change inside a
   full-depth region (the decision boundary crosses it): ``class_mixed`` says where. At partial depth
@@ -22,6 +24,7 @@ Conventions shared by :class:`Tessellation2D` and :class:`Tessellation3D`:
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,17 +33,84 @@ from geometry.slices import Slice
 
 
 def unpack_code(code: np.ndarray, width: int, kind: str) -> np.ndarray:
-    """Bit-packed ``(R, ceil(width/8)) uint8`` -> ``(R, width) bool``; maxpool codes are returned as is."""
+    """Bit-packed ``(R, ceil(width/8)) uint8`` -> ``(R, width) bool``; maxpool codes -> int64 indices."""
     if kind == "maxpool2d":
-        return code
+        return np.asarray(code, dtype=np.int64)
     return np.unpackbits(code, axis=1, count=width, bitorder="little").astype(bool)
 
 
 def pack_pattern(pattern: np.ndarray, kind: str) -> np.ndarray:
-    """``(R, width) bool`` -> ``(R, ceil(width/8)) uint8`` (maxpool int64 indices are kept as is)."""
+    """``(R, width) bool`` -> ``(R, ceil(width/8)) uint8``; maxpool argmax indices (into a map's H*W,
+    always < 2**31) are stored as int32, half of int64."""
     if kind == "maxpool2d":
-        return np.ascontiguousarray(pattern, dtype=np.int64)
+        return np.ascontiguousarray(pattern, dtype=np.int32)
     return np.packbits(np.asarray(pattern, dtype=bool), axis=1, bitorder="little")
+
+
+@dataclass(frozen=True, eq=False)
+class LayerCodes(Sequence):
+    """The per-layer activation codes of one depth's R regions, sharing every earlier layer's codes with
+    the depth where that layer was cut instead of copying them for each finer depth.
+
+    ``codes[j]`` is layer j's ``(R, ...)`` code array (as :func:`pack_pattern` makes it); it is
+    ``own[j][rows[j]]`` where ``own[j]`` holds layer j's codes on the regions of depth j + 1 and
+    ``rows[j]`` (int32, or None where the regions are those) names each region's ancestor there. Indexing
+    allocates one layer; :meth:`rows_bytes` and :meth:`chunk` allocate only what they return. A
+    tessellation's results then hold each layer's codes once, on the fewest regions that carry them.
+    """
+
+    own: tuple = ()
+    rows: tuple | None = None
+    n: int | None = None
+
+    def __post_init__(self):
+        own = tuple(self.own)
+        rows = tuple(self.rows) if self.rows is not None else (None,) * len(own)
+        n = self.n
+        if n is None:
+            n = (own[-1].shape[0] if rows[-1] is None else len(rows[-1])) if own else 0
+        object.__setattr__(self, "own", own)
+        object.__setattr__(self, "rows", rows)
+        object.__setattr__(self, "n", int(n))
+
+    @classmethod
+    def of(cls, codes) -> LayerCodes:
+        """``codes`` as LayerCodes (a tuple or list of per-layer arrays on the same regions, or LayerCodes)."""
+        if isinstance(codes, LayerCodes):
+            return codes
+        codes = tuple(np.asarray(c) for c in codes)
+        return cls(codes, n=codes[0].shape[0] if codes else 0)
+
+    def refine(self, parent: np.ndarray, new: np.ndarray) -> LayerCodes:
+        """The codes of the regions one layer deeper: ``parent`` (R',) names each one's region here, ``new``
+        (R', ...) is the new layer's codes on them."""
+        parent = np.asarray(parent, dtype=np.int32)
+        rows = tuple(parent if r is None else r[parent] for r in self.rows)
+        return LayerCodes(self.own + (new,), rows + (None,), n=len(parent))
+
+    def __len__(self) -> int:
+        return len(self.own)
+
+    def __getitem__(self, j):
+        if isinstance(j, slice):
+            return [self[i] for i in range(*j.indices(len(self)))]
+        own, rows = self.own[j], self.rows[j]
+        return own if rows is None else own[rows]
+
+    def chunk(self, a: int, b: int) -> list[np.ndarray]:
+        """Every layer's codes on regions ``a:b`` only."""
+        return [own[a:b] if rows is None else own[rows[a:b]] for own, rows in zip(self.own, self.rows)]
+
+    def rows_bytes(self, depth: int | None = None) -> np.ndarray:
+        """(R, B) uint8: each region's codes of layers ``0..depth-1`` (default all) as bytes in layer
+        order, one row per region: the key that names its activation pattern."""
+        parts = [np.ascontiguousarray(self[j]).view(np.uint8).reshape(self.n, -1) for j in range(len(self) if depth is None else depth)]
+        return np.ascontiguousarray(np.concatenate(parts, axis=1)) if parts else np.zeros((self.n, 0), np.uint8)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by this object's arrays (shared ones counted in full)."""
+        return sum(o.nbytes for o in self.own) + sum(r.nbytes for r in self.rows if r is not None)
 
 
 @dataclass(frozen=True)
@@ -65,9 +135,10 @@ class Tessellation2D:
         next vertex of its polygon (-1: the domain boundary). A view draws ``depth-1`` dark, older grey.
     Activation:
       layers: the network's nonlinearities (LayerSummary), all L of them.
-      codes: tuple of ``depth`` arrays; codes[j] is layer j's pattern on these R regions, bit-packed
-        ``(R, ceil(w_j/8)) uint8`` (bit k = neuron k's pre-activation > 0), or ``(R, w_j) int64``
-        argmax indices for a maxpool layer. :meth:`pattern` unpacks.
+      codes: :class:`LayerCodes` of ``depth`` layers (a tuple is converted); codes[j] is layer j's
+        pattern on these R regions, bit-packed ``(R, ceil(w_j/8)) uint8`` (bit k = neuron k's
+        pre-activation > 0), or ``(R, w_j) int32`` argmax indices for a maxpool layer. :meth:`pattern`
+        unpacks.
       parent: (R,) int64 index of the depth-1 region containing each region (zeros at depth 1).
     Output (only at full depth ``depth == len(layers)``; else None / NaN):
       out_linear: (R, C, 2) float64 and out_offset: (R, C) float64: on region r the logits are
@@ -96,7 +167,7 @@ class Tessellation2D:
     vertices: np.ndarray
     offsets: np.ndarray
     edge_layer: np.ndarray
-    codes: tuple[np.ndarray, ...]
+    codes: LayerCodes
     parent: np.ndarray
     classes: np.ndarray
     class_mixed: np.ndarray
@@ -115,6 +186,9 @@ class Tessellation2D:
     seconds: float = 0.0
     device: str = "cpu"
     pieces: int = 1
+
+    def __post_init__(self):
+        object.__setattr__(self, "codes", LayerCodes.of(self.codes))
 
     # -- sizes -------------------------------------------------------------------------------
     @property
@@ -226,7 +300,7 @@ class Tessellation3D:
     face_offsets: np.ndarray
     cell_face_offsets: np.ndarray
     face_layer: np.ndarray
-    codes: tuple[np.ndarray, ...]
+    codes: LayerCodes
     parent: np.ndarray
     classes: np.ndarray
     class_mixed: np.ndarray
@@ -241,6 +315,9 @@ class Tessellation3D:
     tolerance: float = 1e-9
     seconds: float = 0.0
     device: str = "cpu"
+
+    def __post_init__(self):
+        object.__setattr__(self, "codes", LayerCodes.of(self.codes))
 
     @property
     def num_regions(self) -> int:
