@@ -418,3 +418,31 @@ def test_region_qp_equals_deepfool_on_one_region_net():
         nr = np.linalg.norm(r)
         assert q.exists and q.distance <= nr + 1e-7 and nr - q.distance < 2e-4 * max(1.0, q.distance)
         assert q.delta @ r / (q.distance * nr) > 1 - 1e-6
+
+
+@pytest.mark.parametrize("widths, seed", [([2, 12, 12, 3], 4), ([3, 8, 8, 2], 5)], ids=["2d", "3d"])
+def test_enumeration_by_qhull_equals_the_lp_traversal(widths, seed):
+    """The low-dimensional path (Qhull facets, batched steps, Chebyshev centres as the best vertex of each
+    facet LP) finds the same regions, facets and adjacency as the per-region LP traversal, and its radii
+    are the Chebyshev LP's over all rows."""
+    net = _net(widths, seed=seed)
+    box = (-1.0, 1.0)
+    fast, slow = enumerate_regions(net, box, method="qhull"), enumerate_regions(net, box, method="lp")
+    key = lambda e: {p.tobytes(): i for i, p in enumerate(e.patterns)}  # noqa: E731
+    kf, ks = key(fast), key(slow)
+    assert kf.keys() == ks.keys() and fast.n_regions > 50
+    order = np.array([ks[p.tobytes()] for p in fast.patterns])
+    np.testing.assert_array_equal(slow.active_counts[order], fast.active_counts)
+    pairs = lambda e, o: {tuple(sorted((o[a], o[b]))) for a, b in e.adjacency}  # noqa: E731
+    assert pairs(fast, order) == pairs(slow, np.arange(slow.n_regions))
+    np.testing.assert_array_equal(patterns_of(net, fast.points), fast.patterns)
+    np.testing.assert_array_equal(patterns_of(net, fast.centres), fast.patterns)
+    lo, hi = np.full(widths[0], -1.0), np.full(widths[0], 1.0)
+    for r, h in enumerate(hreps_from_patterns(net, fast.patterns)):
+        ref = chebyshev(h, box=(lo, hi))
+        assert abs(ref.radius - fast.radii[r]) <= 1e-9 * (1 + ref.radius), r
+        An, cn, valid = _normalised(h)
+        dist = np.concatenate([(cn - An @ fast.centres[r])[valid], fast.centres[r] - lo, hi - fast.centres[r]])
+        assert dist.min() >= fast.radii[r] - 1e-9  # the ball fits
+    with pytest.raises(SplineAtlasError, match="method"):
+        enumerate_regions(net, box, method="simplex")

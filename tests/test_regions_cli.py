@@ -53,6 +53,9 @@ def test_enumerate_command(run_path, tmp_path):
     js = json.loads(out.read_text())
     run = open_run(run_path)
     assert js["n_regions"] == enumerate_regions(run.network(len(run) - 1), (-1.0, 1.0)).n_regions
+    lp = tmp_path / "lp.json"
+    assert main(["enumerate", str(run_path), "--box", "-1", "1", "--method", "lp", "--json", str(lp)]) == 0
+    assert sorted(json.loads(lp.read_text())["patterns"]) == sorted(js["patterns"])
 
 
 def test_region_stats_command(run_path, tmp_path):

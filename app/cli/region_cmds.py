@@ -63,6 +63,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     _common(e)
     _box_arg(e, "the box to enumerate")
     e.add_argument("--max-regions", type=int, default=20000)
+    e.add_argument(
+        "--method",
+        choices=("auto", "qhull", "lp"),
+        default="auto",
+        help="how each region's facets are found: qhull (Qhull halfspace intersection, batched; 2-4 inputs), "
+        "lp (a Chebyshev LP and redundancy LPs per region; any dimension), auto (qhull up to 4 inputs)",
+    )
     e.add_argument("--json", metavar="OUT.json")
     e.set_defaults(func=cmd_enumerate)
 
@@ -247,10 +254,10 @@ def cmd_enumerate(args) -> int:
             last[0] = now
             print(f"\r  {msg} ({now - t0:.0f} s; Ctrl+C stops)   ", end="", file=sys.stderr, flush=True)
 
-    e = enumerate_regions(net, box, max_regions=args.max_regions, device=args.device, progress=progress)
+    e = enumerate_regions(net, box, max_regions=args.max_regions, device=args.device, progress=progress, method=args.method)
     print("", file=sys.stderr)
     secs = time.perf_counter() - t0
-    print(f"{run.name} epoch {run.epochs[i]}: {e.n_regions} regions in the box, {len(e.adjacency)} facet adjacencies, {e.lps} LPs, {secs:.2f} s")
+    print(f"{run.name} epoch {run.epochs[i]}: {e.n_regions} regions in the box, {len(e.adjacency)} facet adjacencies, {e.lps} solver LPs, {secs:.2f} s")
     if args.json:
         js = e.to_json()
         js.update({"run": str(run.source), "epoch": run.epochs[i], "seconds": secs})
