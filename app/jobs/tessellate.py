@@ -15,7 +15,7 @@ from geometry.tessellation import tessellate_all_depths
 
 from .bundle import Cancel, Progress, RunBundle, check_cancel
 
-TESSELLATION_VERSION = 1  # bump when what is cached under a tessellation key changes
+TESSELLATION_VERSION = 2  # bump when what is cached under a tessellation key changes (2: max-pool pieces merged, LayerCodes)
 
 
 def tessellation_key(bundle: RunBundle, epoch_index: int, slice_: Slice, window, max_regions: int) -> str:

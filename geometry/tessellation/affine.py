@@ -16,6 +16,8 @@ branches) are re-indexed accordingly.
 
 from __future__ import annotations
 
+import math
+
 from typing import Callable
 
 import torch
@@ -31,6 +33,28 @@ class StopWalk(Exception):
     """Raised by a callback to end the walk early (depth reached)."""
 
 
+CONV_SCRATCH_BYTES = 64 << 20  # a convolution's im2col buffer per call (CPU float64 convs unfold the whole batch)
+
+
+def _in_chunks(conv, flat: torch.Tensor, module: nn.Module) -> torch.Tensor:
+    """``conv(flat)`` a slice of the batch at a time, into one output tensor. A CPU convolution in float64
+    unfolds its whole batch first (kernel-area times the input: 9x for 3x3, 1 GB for a 100 MB batch),
+    which would be most of a CNN tessellation's peak memory; slices keep that buffer under
+    ``CONV_SCRATCH_BYTES``."""
+    n = flat.shape[0]
+    per_item = flat[0].numel() * flat.element_size() * max(1, math.prod(module.kernel_size))
+    step = max(1, CONV_SCRATCH_BYTES // max(per_item, 1))
+    if step >= n:
+        return conv(flat)
+    first = conv(flat[:step])
+    out = first.new_empty((n, *first.shape[1:]))
+    out[:step] = first
+    del first
+    for a in range(step, n, step):
+        out[a : a + step] = conv(flat[a : a + step])
+    return out
+
+
 def apply_affine(module: nn.Module, X: torch.Tensor) -> torch.Tensor:
     """Push ``X (R, k+1, *shape)`` through one affine module; returns ``(R, k+1, *out_shape)``."""
     R, k1 = X.shape[:2]
@@ -43,10 +67,14 @@ def apply_affine(module: nn.Module, X: torch.Tensor) -> torch.Tensor:
         return y
     flat = X.reshape(R * k1, *X.shape[2:])
     if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)) and module.padding_mode == "zeros":
-        if isinstance(module, nn.ConvTranspose2d):
-            y = nn.functional.conv_transpose2d(flat, module.weight, None, module.stride, module.padding, module.output_padding, module.groups, module.dilation)
-        else:
-            y = module._conv_forward(flat, module.weight, None)
+        m = module
+
+        def conv(x):
+            if isinstance(m, nn.ConvTranspose2d):
+                return nn.functional.conv_transpose2d(x, m.weight, None, m.stride, m.padding, m.output_padding, m.groups, m.dilation)
+            return m._conv_forward(x, m.weight, None)
+
+        y = _in_chunks(conv, flat, module)
         y = y.reshape(R, k1, *y.shape[1:])
         if module.bias is not None:
             y[:, 0] += module.bias.view(-1, *([1] * (y.dim() - 3)))
