@@ -211,7 +211,14 @@ def test_the_window_shows_a_generators_manifold_in_the_3d_tab(gl, qtbot, make_wi
     # a new epoch: the manifold follows the 2D view's new tiles
     key = tab._manifold_key
     win.state.set_epoch_index(0)
-    qtbot.waitUntil(lambda: tab._manifold_key != key and not win.work.busy(), timeout=TIMEOUT)
+
+    def follows_the_new_tiles():
+        tiles = win.results.tiles
+        shown = tab._manifold_key
+        return tiles is not None and shown is not None and shown != key and shown[0] == tiles.key and not win.work.busy()
+
+    qtbot.waitUntil(follows_the_new_tiles, timeout=TIMEOUT)
+    assert win.results.tiles.epoch_index == 0 and win.results.tiles_error is None
     assert tab.manifold.scene.counts["cells"] == win.results.tiles.by_depth[-1].num_regions
 
 
