@@ -13,6 +13,10 @@ Networks (random weights, seed 0; the engine's cost depends on sizes, not on tra
 widths 64..512), the survey's 5-layer ConvNet on 3x64x64 (average width 160: 5 conv + ReLU layers of
 64-128-160-192-256 channels, 3x3, stride 2 after the first). The plane passes through three uniform
 random inputs in [0, 1]; the window is their bounding box grown by 20 %.
+
+3D cases (``--cases mlp3d-32,mlp3d-64,idle``): random 3-w-w-w-1 MLPs tessellated in the box
+[-scale, scale]^3; ``idle`` builds a net and tessellates nothing: its peak RSS is the Python + torch +
+engine baseline that the 3D cases' peaks are compared with.
 """
 
 from __future__ import annotations
@@ -96,6 +100,18 @@ def run_case(name: str, scale: float) -> dict:
 
         if hasattr(engine, "set_memory_budget"):
             engine.set_memory_budget(int(float(os.environ["BENCH_MEMORY_GB"]) * 2**30))
+    if name.startswith("mlp3d-") or name == "idle":  # 3-w-w-w-1 random MLPs in [-scale, scale]^3; idle: no tessellation
+        from geometry.networks.spec import mlp_spec
+
+        torch.manual_seed(0)
+        w = int(name.split("-")[1]) if name != "idle" else 8
+        net = Network(mlp_spec([3, w, w, w, 1])).eval()
+        w0, c0 = time.perf_counter(), time.process_time()
+        out = {"case": name, "scale": scale, "pieces": 1, "stopped": None}
+        out["regions"] = 0 if name == "idle" else int(tessellate(net, Slice.input_plane(3), [-scale, scale] * 3, slope_norm=False).num_regions)
+        out.update(wall_s=time.perf_counter() - w0, cpu_s=time.process_time() - c0, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        out["widest_layer"] = w
+        return out
     module, shape = _model(name)
     spec, state = spec_from_module(module.eval(), shape)
     net = Network(spec).eval()
