@@ -16,7 +16,8 @@ random inputs in [0, 1]; the window is their bounding box grown by 20 %.
 
 3D cases (``--cases mlp3d-32,mlp3d-64,idle``): random 3-w-w-w-1 MLPs tessellated in the box
 [-scale, scale]^3; ``idle`` builds a net and tessellates nothing: its peak RSS is the Python + torch +
-engine baseline that the 3D cases' peaks are compared with.
+engine baseline that the 3D cases' peaks are compared with. 2D MLP cases (``--cases mlp2d-256-6``):
+a random 2-w x depth-1 MLP in the square [-scale, scale]^2.
 """
 
 from __future__ import annotations
@@ -100,15 +101,21 @@ def run_case(name: str, scale: float) -> dict:
 
         if hasattr(engine, "set_memory_budget"):
             engine.set_memory_budget(int(float(os.environ["BENCH_MEMORY_GB"]) * 2**30))
-    if name.startswith("mlp3d-") or name == "idle":  # 3-w-w-w-1 random MLPs in [-scale, scale]^3; idle: no tessellation
+    if name.startswith(("mlp3d-", "mlp2d-")) or name == "idle":  # random MLPs in [-scale, scale]^k; idle: no tessellation
         from geometry.networks.spec import mlp_spec
 
         torch.manual_seed(0)
+        k = 2 if name.startswith("mlp2d-") else 3
         w = int(name.split("-")[1]) if name != "idle" else 8
-        net = Network(mlp_spec([3, w, w, w, 1])).eval()
+        depth = int(name.split("-")[2]) if k == 2 else 3
+        net = Network(mlp_spec([k] + [w] * depth + [1])).eval()
         w0, c0 = time.perf_counter(), time.process_time()
         out = {"case": name, "scale": scale, "pieces": 1, "stopped": None}
-        out["regions"] = 0 if name == "idle" else int(tessellate(net, Slice.input_plane(3), [-scale, scale] * 3, slope_norm=False).num_regions)
+        if name != "idle":
+            t = tessellate(net, Slice.input_plane(k), [-scale, scale] * k, slope_norm=False)
+            out.update(regions=int(t.num_regions), pieces=int(getattr(t, "pieces", 1)))
+        else:
+            out["regions"] = 0
         out.update(wall_s=time.perf_counter() - w0, cpu_s=time.process_time() - c0, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         out["widest_layer"] = w
         return out
