@@ -87,12 +87,8 @@ def _model(name: str):
 
 def run_case(name: str, scale: float) -> dict:
     """One case in this process (the child): the engine of whichever checkout is first on sys.path."""
-    import numpy as np
     import torch
 
-    from geometry.networks.network import Network
-    from geometry.networks.spec import spec_from_module
-    from geometry.slices import Slice
     from geometry.tessellation import tessellate
 
     torch.set_num_threads(int(os.environ.get("BENCH_THREADS", "2")))
@@ -101,24 +97,36 @@ def run_case(name: str, scale: float) -> dict:
 
         if hasattr(engine, "set_memory_budget"):
             engine.set_memory_budget(int(float(os.environ["BENCH_MEMORY_GB"]) * 2**30))
-    if name.startswith(("mlp3d-", "mlp2d-")) or name == "idle":  # random MLPs in [-scale, scale]^k; idle: no tessellation
-        from geometry.networks.spec import mlp_spec
+    net, sl, box = _case_slice(name, scale)
+    w0, c0 = time.perf_counter(), time.process_time()
+    out = {"case": name, "scale": scale, "regions": 0, "pieces": 1, "stopped": None}
+    try:
+        if sl is not None:  # idle: the net is built, nothing is tessellated
+            t = tessellate(net, sl, box, slope_norm=False)
+            out.update(regions=int(t.num_regions), pieces=int(getattr(t, "pieces", 1)))
+    except Exception as exc:  # a budget stop is a result (the baseline's width-derived region cap)
+        out.update(regions=None, pieces=None, stopped=f"{type(exc).__name__}: {exc}"[:160])
+    out.update(wall_s=time.perf_counter() - w0, cpu_s=time.process_time() - c0, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    out["widest_layer"] = max(li.width for li in net.layer_infos)
+    return out
 
+
+def _case_slice(name: str, scale: float):
+    """(network, slice or None for ``idle``, window or box) of one case."""
+    import numpy as np
+    import torch
+
+    from geometry.networks.network import Network
+    from geometry.networks.spec import mlp_spec, spec_from_module
+    from geometry.slices import Slice
+
+    if name.startswith(("mlp3d-", "mlp2d-")) or name == "idle":  # random MLPs in [-scale, scale]^k
         torch.manual_seed(0)
         k = 2 if name.startswith("mlp2d-") else 3
         w = int(name.split("-")[1]) if name != "idle" else 8
         depth = int(name.split("-")[2]) if k == 2 else 3
         net = Network(mlp_spec([k] + [w] * depth + [1])).eval()
-        w0, c0 = time.perf_counter(), time.process_time()
-        out = {"case": name, "scale": scale, "pieces": 1, "stopped": None}
-        if name != "idle":
-            t = tessellate(net, Slice.input_plane(k), [-scale, scale] * k, slope_norm=False)
-            out.update(regions=int(t.num_regions), pieces=int(getattr(t, "pieces", 1)))
-        else:
-            out["regions"] = 0
-        out.update(wall_s=time.perf_counter() - w0, cpu_s=time.process_time() - c0, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-        out["widest_layer"] = w
-        return out
+        return net, (None if name == "idle" else Slice.input_plane(k)), [-scale, scale] * k
     module, shape = _model(name)
     spec, state = spec_from_module(module.eval(), shape)
     net = Network(spec).eval()
@@ -129,17 +137,7 @@ def run_case(name: str, scale: float) -> dict:
     u = sl.project(pts)
     lo, hi = u.min(0), u.max(0)
     c, half = (lo + hi) / 2, (hi - lo) / 2 * 1.2 * scale
-    box = np.array([c[0] - half[0], c[0] + half[0], c[1] - half[1], c[1] + half[1]])
-    w0, c0 = time.perf_counter(), time.process_time()
-    out = {"case": name, "scale": scale}
-    try:
-        t = tessellate(net, sl, box, slope_norm=False)
-        out.update(regions=int(t.num_regions), pieces=int(getattr(t, "pieces", 1)), stopped=None)
-    except Exception as exc:  # a budget stop is a result (the baseline's width-derived region cap)
-        out.update(regions=None, pieces=None, stopped=f"{type(exc).__name__}: {exc}"[:160])
-    out.update(wall_s=time.perf_counter() - w0, cpu_s=time.process_time() - c0, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    out["widest_layer"] = max(li.width for li in net.layer_infos)
-    return out
+    return net, sl, np.array([c[0] - half[0], c[0] + half[0], c[1] - half[1], c[1] + half[1]])
 
 
 def _child(checkout: Path, name: str, scale: float, timeout: float) -> dict:
