@@ -13,7 +13,7 @@ from geometry.errors import BudgetExceededError, CancelledError, NotPiecewiseAff
 from geometry.networks.network import Network
 from geometry.slices import Slice
 from geometry.networks.spec import digits_cnn_spec, mlp_spec, validate_spec
-from geometry.tessellation import Tessellation2D, tessellate, tessellate_all_depths
+from geometry.tessellation import Tessellation2D, has_slope_norms, region_slope_norms, tessellate, tessellate_all_depths, with_slope_norms
 
 BOX = [-1.0, 1.0, -1.0, 1.0]
 
@@ -339,6 +339,31 @@ def test_cnn_slice_through_three_digit_images():
     f = net.to_dtype_device(torch.float64)
     J = torch.autograd.functional.jacobian(lambda x: f(x).sum(0), c).permute(1, 0, 2)  # (n, 10, 64)
     assert np.allclose(t.slope_norm[:10], torch.linalg.matrix_norm(J, ord=2).numpy(), rtol=1e-9)
+
+
+def test_slope_norms_computed_afterwards_are_the_engines():
+    """A view that skips ||A_w|| during the tessellation (slope_norm=False) and asks for them later gets the
+    same numbers: all regions, a few, and on a slice of the whole input space (D == k) and of a CNN (D > k)."""
+    torch.manual_seed(0)
+    cnn = Network(digits_cnn_spec(channels=2, hidden=8))
+    ds = builtin_dataset("digits")
+    sl = Slice.through_points(ds.X_train[[0, 1, 2]])
+    a = sl.anchors
+    box = [a[:, 0].min(), a[:, 0].min() + 0.6, a[:, 1].min(), a[:, 1].min() + 0.6]
+    for net, slice_, dom in ((cnn, sl, box), (_net([2, 8, 8, 3], seed=2), Slice.input_plane(2), BOX)):
+        want = tessellate(net, slice_, dom)
+        lazy = tessellate(net, slice_, dom, slope_norm=False)
+        assert has_slope_norms(want) and not has_slope_norms(lazy) and np.isnan(lazy.slope_norm).all()
+        filled = with_slope_norms(net, lazy)
+        assert has_slope_norms(filled) and np.isnan(lazy.slope_norm).all()  # a copy: lazy is unchanged
+        np.testing.assert_allclose(filled.slope_norm, want.slope_norm, rtol=1e-12)
+        some = np.array([lazy.num_regions - 1, 0, 3])
+        np.testing.assert_allclose(region_slope_norms(net, lazy, some), want.slope_norm[some], rtol=1e-12)
+    partial = tessellate(cnn, sl, box, depth=2)
+    with pytest.raises(SplineAtlasError, match="full-depth"):
+        region_slope_norms(cnn, partial)
+    with pytest.raises(CancelledError):
+        region_slope_norms(cnn, tessellate(cnn, sl, box, slope_norm=False), cancel=lambda: True)
 
 
 def test_maxpool_and_residual_networks():

@@ -13,7 +13,7 @@ from geometry.errors import BudgetExceededError
 from geometry.networks.network import Network
 from geometry.slices import Slice
 from geometry.networks.spec import mlp_spec
-from geometry.tessellation import Tessellation3D, tessellate, tessellate_all_depths
+from geometry.tessellation import Tessellation3D, region_slope_norms, tessellate, tessellate_all_depths
 from geometry.tessellation.locate import cell_planes
 
 BOX3 = [-1.0, 1.0, -1.0, 1.0, -1.0, 1.0]
@@ -156,6 +156,9 @@ def test_three_directions_of_a_higher_dimensional_net():
     f = net.to_dtype_device(torch.float64)
     J = torch.autograd.functional.jacobian(lambda x: f(x).sum(0), c).permute(1, 0, 2)
     assert np.allclose(t.slope_norm[:10], torch.linalg.matrix_norm(J, ord=2).numpy(), rtol=1e-9)
+    lazy = tessellate(net, sl, [-1.5, 1.5, -1.5, 1.5, -1.5, 1.5], slope_norm=False)
+    assert np.isnan(lazy.slope_norm).all()
+    np.testing.assert_allclose(region_slope_norms(net, lazy), t.slope_norm, rtol=1e-12)  # the same, computed afterwards
 
 
 def test_budget_3d():

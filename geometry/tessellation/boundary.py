@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from geometry.errors import CancelledError
 from geometry.tessellation import planar
 from geometry.tessellation.affine import activate, walk
 from geometry.tessellation.types import unpack_code
@@ -158,29 +159,33 @@ def _spectral_norm(J: torch.Tensor) -> torch.Tensor:
     return torch.linalg.eigvalsh(g)[:, -1].clamp_min(0).sqrt()
 
 
-def slope_norms(net, slice_, out_linear: torch.Tensor, codes, dev, chunk_elems: int = 1 << 23) -> np.ndarray:
-    """(R,) ||A_w||_2: spectral norm of the logits' Jacobian w.r.t. the FULL input on each final region.
+def slope_norms(net, slice_, out_linear: torch.Tensor, codes, dev, regions: np.ndarray | None = None, cancel=None, chunk_elems: int = 1 << 23) -> np.ndarray:
+    """(n,) ||A_w||_2: spectral norm of the logits' Jacobian w.r.t. the FULL input on the final regions
+    ``regions`` (indices into ``codes``' regions; default all of them, in order).
 
     When the slice spans the whole input space (D == k) the slice Jacobian has the same singular values.
     Otherwise the Jacobian (C x D) is recomputed with each region's activation pattern fixed, chunked over
     regions to bound memory: in reverse mode (C backward passes) when C is small compared to D, else by
-    pushing the D identity columns forward.
+    pushing the D identity columns forward. ``cancel()`` is checked between chunks.
     """
     D, k = slice_.basis.shape
+    idx = np.arange(out_linear.shape[0]) if regions is None else np.asarray(regions, dtype=np.int64).reshape(-1)
     if D == k:
-        return _spectral_norm(out_linear).cpu().numpy()
+        return _spectral_norm(out_linear[torch.as_tensor(idx, device=out_linear.device)]).cpu().numpy()
     layers = net.layer_infos
-    R, C = out_linear.shape[:2]
+    R, C = idx.shape[0], out_linear.shape[1]
     widest = max([D] + [li.width for li in layers]) * 4  # conv outputs may be wider than the activations
     reverse = 2 * C + 1 < D
     cols = 1 if reverse else D + 1
     step = max(1, chunk_elems // (cols * widest * (3 if reverse else 1)))
     dtype = out_linear.dtype
-    res = []
+    res = [torch.zeros(0, dtype=dtype, device=dev)]
     origin = torch.as_tensor(slice_.origin, dtype=dtype, device=dev)
     for a in range(0, R, step):
+        if cancel is not None and cancel():
+            raise CancelledError("the slope norms were cancelled.")
         b = min(R, a + step)
-        pats = [torch.as_tensor(unpack_code(c, layers[j].width, layers[j].kind), device=dev) for j, c in enumerate(codes.chunk(a, b))]
+        pats = [torch.as_tensor(unpack_code(c, layers[j].width, layers[j].kind), device=dev) for j, c in enumerate(codes.take(idx[a:b]))]
         fixed = lambda m, j, Z: (activate(m, Z, pats[j]), None)  # noqa: E731
         if reverse:
             with torch.enable_grad():

@@ -13,6 +13,7 @@ Public entry points: :func:`tessellate` (one depth) and :func:`tessellate_all_de
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Callable
 
@@ -300,6 +301,31 @@ def _full_depth_outputs(net: Network, slice_: Slice, state: dict, logits: torch.
     codes = state["codes"]
     sn = slope_norms(net, slice_, out_linear, codes, dev) if slope_norm else np.full(out_linear.shape[0], np.nan)
     return dict(out_linear=out_linear.cpu().numpy(), out_offset=out_offset.cpu().numpy(), slope_norm=sn, **cells)
+
+
+def region_slope_norms(network: Network, tess: Tessellation2D | Tessellation3D, regions=None, device=None, cancel: Cancel = None) -> np.ndarray:
+    """||A_w||_2 of the full-depth regions ``regions`` (default all) of ``tess``, computed afterwards.
+
+    The same numbers as ``tessellate(..., slope_norm=True)``: each region's Jacobian w.r.t. the full input
+    with its activation pattern (``tess.codes``) fixed, in float64. A view that does not show slopes
+    tessellates with ``slope_norm=False`` and asks here for the regions it shows (all of them for a slope
+    colouring, one for the inspector); for the digits CNN this is most of the tessellation's time.
+    """
+    if not tess.full_depth or tess.out_linear is None:
+        raise SplineAtlasError(f"slope norms need the full-depth tessellation; this one stops after layer {tess.depth} of {len(tess.layers)}.")
+    net, dev, X = prepare(network, tess.slice, device)
+    out_linear = torch.as_tensor(np.asarray(tess.out_linear), dtype=X.dtype, device=dev)
+    return slope_norms(net, tess.slice, out_linear, tess.codes, dev, regions, cancel)
+
+
+def with_slope_norms(network: Network, tess: Tessellation2D | Tessellation3D, device=None, cancel: Cancel = None) -> Tessellation2D | Tessellation3D:
+    """``tess`` (full depth) with every region's ||A_w||_2 filled in (a copy; ``tess`` itself is unchanged)."""
+    return dataclasses.replace(tess, slope_norm=region_slope_norms(network, tess, None, device, cancel))
+
+
+def has_slope_norms(tess: Tessellation2D | Tessellation3D) -> bool:
+    """True when ``tess`` is at full depth and every region's ||A_w||_2 is known (not NaN)."""
+    return bool(tess.full_depth) and not np.isnan(np.asarray(tess.slope_norm, dtype=np.float64)).any()
 
 
 def tessellate(

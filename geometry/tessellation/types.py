@@ -99,7 +99,11 @@ class LayerCodes(Sequence):
 
     def chunk(self, a: int, b: int) -> list[np.ndarray]:
         """Every layer's codes on regions ``a:b`` only."""
-        return [own[a:b] if rows is None else own[rows[a:b]] for own, rows in zip(self.own, self.rows)]
+        return self.take(slice(a, b))
+
+    def take(self, regions) -> list[np.ndarray]:
+        """Every layer's codes on the regions ``regions`` only (an index array or a slice)."""
+        return [own[regions] if rows is None else own[rows[regions]] for own, rows in zip(self.own, self.rows)]
 
     def rows_bytes(self, depth: int | None = None) -> np.ndarray:
         """(R, B) uint8: each region's codes of layers ``0..depth-1`` (default all) as bytes in layer
