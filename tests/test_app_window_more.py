@@ -399,6 +399,48 @@ def test_file_actions_have_the_standard_shortcuts(qtbot, digits_window, tmp_path
     win.export_dialog.close()
 
 
+# -- 3e'. slope norms only where they are shown --------------------------------------------------------------
+def test_slope_norms_are_computed_for_the_slope_colouring_only(qtbot, tmp_path, digits_run_path):
+    """The class colouring's tiles come without ‖A_ω‖₂ (most of a CNN's tessellation time); the inspector
+    computes its own tile's; the slope colouring computes them for the tiles on screen, without tessellating
+    again, and draws them only then (no colour bar before). The numbers are the full 64-D input's Jacobian."""
+    from geometry.cache import ResultCache
+    from geometry.tessellation import has_slope_norms
+
+    cache = ResultCache(None)
+    win = _window(qtbot, tmp_path, cache, digits_run_path)
+    qtbot.waitUntil(lambda: win.tess is not None and not win.work.busy(), timeout=TIMEOUT)
+    st, b = win.state, win.bundle
+    key, lazy = win.tess_key, win.tess[-1]
+    assert st.color_mode == "class" and np.isnan(lazy.slope_norm).all() and not has_slope_norms(cache.peek(key)[-1])
+    f = b.run.network(st.epoch_index).to_dtype_device(torch.float64)
+
+    def jacobian_norm(u) -> float:
+        x = torch.tensor(st.slice.to_input(np.asarray(u, dtype=np.float64)[None])[0])
+        return torch.linalg.matrix_norm(torch.autograd.functional.jacobian(lambda z: f(z[None])[0], x), 2).item()
+
+    w = st.window
+    _click_view(qtbot, win, 0.6 * w[0] + 0.4 * w[1], 0.3 * w[2] + 0.7 * w[3])
+    qtbot.waitUntil(lambda: win.inspector.report is not None and not win.work.busy("inspect"), timeout=TIMEOUT)
+    r = win.inspector.report
+    np.testing.assert_allclose(r.slope_norm, jacobian_norm(r.u), rtol=1e-6)
+    assert np.isnan(win.tess[-1].slope_norm).all()  # the inspector's one tile did not fill the others
+
+    win.color_combo.setCurrentIndex(win.color_combo.findData("slope"))
+    assert not win.view2d.colorbar.isVisible()  # no slopes yet: unknown colour, no bar
+    qtbot.waitUntil(lambda: win.view2d.colorbar.isVisible(), timeout=TIMEOUT)
+    full = win.tess[-1]
+    assert win.tess_key == key and full.num_regions == lazy.num_regions and has_slope_norms(full)
+    assert has_slope_norms(cache.peek(key)[-1])  # the cached tiles were upgraded in place
+    np.testing.assert_array_equal(full.vertices, lazy.vertices)
+    lo, hi = win.view2d.colorbar.levels()
+    np.testing.assert_allclose((lo, hi), (full.slope_norm.min(), full.slope_norm.max()))
+    k = int(np.argmax(full.slope_norm))
+    np.testing.assert_allclose(hi, jacobian_norm(full.centroids()[k]), rtol=1e-6)
+    np.testing.assert_allclose(full.slope_norm[int(full.region_of(np.asarray(r.u)[None])[0])], r.slope_norm, rtol=1e-9)
+    win.work.shutdown()
+
+
 # -- 3f. slope colour bar, power-diagram sites ----------------------------------------------------------------
 def test_slope_colour_bar_and_power_diagram_sites(qtbot, spirals_window):
     from geometry.power_diagram import centroids
@@ -406,10 +448,11 @@ def test_slope_colour_bar_and_power_diagram_sites(qtbot, spirals_window):
     win = spirals_window
     st, b = win.state, win.bundle
     net = b.run.network(st.epoch_index)
-    full = win.tess[-1]
     assert not win.view2d.colorbar.isVisible()
     win.color_combo.setCurrentIndex(win.color_combo.findData("slope"))
-    assert st.color_mode == "slope" and win.view2d.colorbar.isVisible()
+    qtbot.waitUntil(lambda: win.view2d.colorbar.isVisible(), timeout=TIMEOUT)
+    assert st.color_mode == "slope"
+    full = win.tess[-1]
     lo, hi = win.view2d.colorbar.levels()
     # the colour bar spans the tiles' ‖A_ω‖; the steepest tile's Jacobian (autograd) has that spectral norm
     k = int(np.nanargmax(full.slope_norm))

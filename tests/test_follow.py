@@ -47,6 +47,9 @@ def test_the_followed_tile_is_the_forward_pass_region_at_every_checkpoint(moons_
         shoelace = 0.5 * np.sum(poly[:, 0] * np.roll(poly[:, 1], -1) - np.roll(poly[:, 0], -1) * poly[:, 1])
         assert track.area[i] == pytest.approx(shoelace, rel=1e-12)
     assert list(track.classes) == classes
+    for i in range(len(b.run)):  # ||A_w|| of the followed tile (computed for it alone): the Jacobian's norm at u
+        J = torch.autograd.functional.jacobian(lambda z: b.network(i).to_dtype_device(torch.float64)(z[None])[0], x[0])
+        assert track.slope_norm[i] == pytest.approx(torch.linalg.matrix_norm(J, 2).item(), rel=1e-9)
     want = [np.nan] + [float(np.count_nonzero(patterns[i] != patterns[i - 1])) for i in range(1, len(patterns))]
     np.testing.assert_array_equal(track.hamming, want)
     assert list(track.class_changed) == [False] + [classes[i] != classes[i - 1] for i in range(1, len(classes))]

@@ -16,7 +16,7 @@ from geometry.errors import CancelledError, SplineAtlasError
 from geometry.slices import Slice
 
 from .bundle import Cancel, Progress, RunBundle, check_cancel
-from .tessellate import tessellate_all
+from .tessellate import slope_norm_of, tessellate_all
 
 
 @dataclass(frozen=True, eq=False)
@@ -69,7 +69,7 @@ def follow_region(
         if progress is not None:
             progress(i / E, f"epoch {bundle.epochs[i]} ({i + 1}/{E})")
         try:
-            tess = tessellate_all(bundle, i, slice_, w, max_regions, cache, cancel=cancel)[-1]
+            tess = tessellate_all(bundle, i, slice_, w, max_regions, cache, cancel=cancel, slopes=False)[-1]
         except CancelledError:
             raise
         except SplineAtlasError:  # over the budget at this checkpoint: no tile (-1), the track goes on
@@ -84,7 +84,7 @@ def follow_region(
         region[i] = r
         polygons.append(tess.polygon(r).copy())
         area[i] = float(tess.areas()[r])
-        slope[i] = float(tess.slope_norm[r])
+        slope[i] = slope_norm_of(bundle, i, tess, r)
         classes[i] = int(tess.classes[r])
         pattern = _full_pattern(tess, r)
         if previous is not None and len(previous) == len(pattern):

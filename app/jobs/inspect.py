@@ -18,6 +18,7 @@ from geometry.tessellation import pack_pattern
 from ..render.tiles import pattern_hashes
 
 from .bundle import Cancel, Progress, RunBundle, check_cancel
+from .tessellate import slope_norm_of
 
 
 def pattern_hash(codes) -> str:
@@ -131,8 +132,7 @@ def inspect_point(
         region = int(t.region_of(u[None])[0])
         full = tess_by_depth[-1]
         rf = int(full.region_of(u[None])[0])
-        if rf >= 0:
-            slope = float(full.slope_norm[rf])
+        slope = slope_norm_of(bundle, epoch_index, full, rf) if full.full_depth else float("nan")
         seg = full.boundary_segments
         if len(seg):
             bdist = float(_point_segment_distance(u, seg).min())

@@ -11,7 +11,7 @@ import numpy as np
 from geometry.cache import ResultCache, cache_key
 from geometry.errors import CancelledError, SplineAtlasError
 from geometry.slices import Slice
-from geometry.tessellation import tessellate_all_depths
+from geometry.tessellation import has_slope_norms, region_slope_norms, tessellate_all_depths, with_slope_norms
 
 from .bundle import Cancel, Progress, RunBundle, check_cancel
 
@@ -39,19 +39,42 @@ def tessellate_all(
     cache: ResultCache | None = None,
     progress: Progress = None,
     cancel: Cancel = None,
+    slopes: bool = True,
 ) -> list:
     """Exact tessellation of ``window`` ((4,) for a 2D slice, (6,) box for 3D) at every depth 1..L
-    (a list of Tessellation2D / Tessellation3D), cached."""
+    (a list of Tessellation2D / Tessellation3D), cached.
+
+    ``slopes=False`` leaves the full-depth ||A_w||_2 as NaN unless the cache already has them: they are
+    most of the time of a CNN's tessellation and only the slope colouring needs all of them (the inspector
+    and a followed region compute their one region, :func:`slope_norm_of`). ``slopes=True`` computes them
+    (only them, on a cached entry without them) and upgrades the cached entry in place.
+    """
     key = tessellation_key(bundle, epoch_index, slice_, window, max_regions)
-    if cache is not None:
-        hit = cache.get(key)
-        if hit is not None:
-            return hit
-    net = bundle.network(epoch_index)
-    result = list(tessellate_all_depths(net, slice_, np.asarray(window, dtype=np.float64), max_regions=int(max_regions), progress=progress, cancel=cancel))
-    if cache is not None:
+    result = cache.get(key) if cache is not None else None
+    fresh = result is None
+    if fresh:
+        net = bundle.network(epoch_index)
+        window = np.asarray(window, dtype=np.float64)
+        result = list(tessellate_all_depths(net, slice_, window, max_regions=int(max_regions), progress=progress, cancel=cancel, slope_norm=False))
+    if slopes and not has_slope_norms(result[-1]):
+        if progress is not None:
+            progress(0.98, f"slope norms ‖A_ω‖₂ of {result[-1].num_regions:,} regions")
+        result = result[:-1] + [with_slope_norms(bundle.network(epoch_index), result[-1], cancel=cancel)]
+        fresh = True
+    if cache is not None and fresh:
         cache.put(key, result)
     return result
+
+
+def slope_norm_of(bundle: RunBundle, epoch_index: int, tess, region: int) -> float:
+    """||A_w||_2 of one full-depth region of ``tess`` (the cached number when known, else computed for
+    that region only); NaN for region -1 (outside the window)."""
+    if region < 0:
+        return float("nan")
+    known = float(tess.slope_norm[region])
+    if not np.isnan(known):
+        return known
+    return float(region_slope_norms(bundle.network(epoch_index), tess, [region])[0])
 
 
 def tessellate_every_epoch(

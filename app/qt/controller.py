@@ -8,6 +8,7 @@ Every job it submits is a function of :mod:`app.jobs` with the defaults the CLI 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
@@ -18,6 +19,7 @@ from geometry.errors import SplineAtlasError, UnsafePickleError
 from geometry.foliation.local_data_matrix import trace_over_run
 from geometry.power_diagram import slice_power_diagram
 from geometry.safe_io import printable
+from geometry.tessellation import has_slope_norms
 
 from .. import jobs
 from ..jobs.paths import LEAF_KINDS
@@ -73,6 +75,7 @@ class Controller(QObject):
         ev.window.connect(lambda _: self.schedule_tessellation())
         ev.settings.connect(lambda _: (self.schedule_tessellation(), self.update_sites()))
         ev.depth.connect(lambda _: self.update_sites())
+        ev.color_mode.connect(lambda _: self.request_slopes())
         ev.inspected.connect(self._on_inspected)
         ev.paths.connect(self._on_paths)
 
@@ -241,6 +244,8 @@ class Controller(QObject):
         if hit is not None:
             self._on_tessellation(key, hit, epoch, window)
             return
+        slopes = self._slopes_shown()
+        self.work.cancel("slopes")  # of tiles that are leaving the screen
         if tiles is not None and tiles.epoch_index != epoch:
             # another epoch's tiles are on screen: take them down, so the view shows this epoch's preview
             # (labelled in the status bar) until its exact tiles arrive, never the old picture
@@ -253,7 +258,7 @@ class Controller(QObject):
                 found = cache.get(cover_key)
                 if found is not None:
                     return cover_key, found, cover
-            return key, jobs.tessellate_all(b, epoch, sl, window, budget, cache, progress, cancel), window
+            return key, jobs.tessellate_all(b, epoch, sl, window, budget, cache, progress, cancel, slopes=slopes), window
 
         self.work.submit(
             "tessellation",
@@ -281,6 +286,38 @@ class Controller(QObject):
         self.update_sites()
         if self.state.inspected is not None and self.results.point_report is not None:
             self.inspect(self.state.inspected)  # the report's region and tile count follow the new tiles
+        self.request_slopes()
+
+    def _slopes_shown(self) -> bool:
+        """Whether the view shows every tile's ||A_w||_2 (the slope colouring): only then are they computed
+        with the tiles; other colourings skip them (most of a CNN's tessellation time)."""
+        return self.state.color_mode == "slope"
+
+    def request_slopes(self) -> None:
+        """When the slope colouring is on and the tiles on screen lack their ||A_w||_2, compute them (only
+        them: the cached tiles are upgraded in place) and show the tiles again. Until then the slope
+        colouring draws the tiles in the unknown colour without a colour bar, and the status says why."""
+        tiles, b, st = self.results.tiles, self.bundle, self.state
+        if tiles is None or b is None or st.slice is None or not self._slopes_shown() or has_slope_norms(tiles.by_depth[-1]):
+            return
+        key, epoch, window, sl, budget, cache = tiles.key, tiles.epoch_index, tiles.window, st.slice, st.settings.max_regions, self.cache
+        n = tiles.by_depth[-1].num_regions
+        self.set_status(f"Computing ‖A_ω‖₂ of {n:,} tiles (epoch {b.epochs[epoch]}) …")
+        self.work.submit(
+            "slopes",
+            f"Slope norms of epoch {b.epochs[epoch]}",
+            lambda progress, cancel: jobs.tessellate_all(b, epoch, sl, window, budget, cache, progress, cancel, slopes=True),
+            on_done=lambda res: self._on_slopes(key, res),
+            on_error=lambda exc: self.results.report_error("Could not compute the slope norms", exc),
+        )
+
+    def _on_slopes(self, key: str, tess: list) -> None:
+        tiles = self.results.tiles
+        if tiles is None or tiles.key != key:
+            return  # the view moved on while they were computed (they stay in the cache)
+        self._shown = replace(tiles, by_depth=tess)
+        self.results.set_tiles(self._shown)
+        self.set_status(f"‖A_ω‖₂ of {tess[-1].num_regions:,} tiles, epoch {self.bundle.epochs[tiles.epoch_index]}")
 
     def _on_tessellation_error(self, exc: BaseException) -> None:
         self.results.set_tiles(None, str(exc))
@@ -295,10 +332,11 @@ class Controller(QObject):
         cover_key = self._cover_key(nxt)
         if cache.peek(self._key(nxt)) is not None or (cover_key is not None and cover_key in cache):
             return
+        slopes = self._slopes_shown()
         self.work.submit(
             "prefetch",
             f"Pre-computing epoch {b.epochs[nxt]}",
-            lambda progress, cancel: jobs.tessellate_all(b, nxt, sl, window, budget, cache, progress, cancel),
+            lambda progress, cancel: jobs.tessellate_all(b, nxt, sl, window, budget, cache, progress, cancel, slopes=slopes),
         )
 
     def update_region_counts(self) -> None:

@@ -151,7 +151,10 @@ def _measured(full, values: np.ndarray, alpha: float, label: str, short: str) ->
     """The full-depth tiles coloured by a measured value on the colour map of the bar, over the finite
     values' range (tiles without a value: the unknown colour)."""
     fin = np.isfinite(values)
-    lo, hi = (float(values[fin].min()), float(values[fin].max())) if fin.any() else (0.0, 1.0)
+    if not fin.any():  # not computed (yet): no colour bar, nothing that reads as a measurement
+        rgba = np.tile(np.asarray(palette.UNKNOWN, dtype=np.float64), (len(values), 1))
+        return TileColours(full.vertices, full.offsets, rgba, None, None, f"{label}: not computed", short)
+    lo, hi = float(values[fin].min()), float(values[fin].max())
     hi = hi if hi > lo else lo + 1e-9
     rgba = palette.colormap(palette.SLOPE_CMAP, (values - lo) / (hi - lo))
     rgba[:, 3] = min(1.0, alpha + 0.3)
