@@ -482,3 +482,22 @@ def test_cpu_and_cuda_give_the_same_tessellation(trained3, dim):
     assert [t.num_regions for t in cpu] == [t.num_regions for t in gpu]
     for tc, tg in zip(cpu, gpu):
         _assert_same_tessellation(tc, tg)
+
+
+def test_small_convolutions_as_dense_matrices_are_the_convolution(monkeypatch):
+    """A small conv on many regions runs as one product with its dense matrix: the same maps as the conv
+    (and a conv it would not pay for, or one whose weights changed, is not served a stale matrix)."""
+    import geometry.tessellation.affine as affine
+
+    torch.manual_seed(3)
+    conv = torch.nn.Conv2d(8, 16, 3, padding=1).double()
+    X = torch.randn(300, 3, 8, 4, 4, dtype=torch.float64)
+    dense = affine.apply_affine(conv, X)
+    assert conv in affine._dense_matrices  # the dense path was taken
+    monkeypatch.setattr(affine, "DENSE_CONV_MAX_RATIO", 0)
+    direct = affine.apply_affine(conv, X)
+    torch.testing.assert_close(dense, direct, rtol=1e-12, atol=1e-12)
+    monkeypatch.undo()
+    with torch.no_grad():
+        conv.weight.mul_(2.0)  # new weights: the matrix is rebuilt
+    torch.testing.assert_close(affine.apply_affine(conv, X)[:, 1:], 2 * direct[:, 1:], rtol=1e-12, atol=1e-12)

@@ -17,6 +17,7 @@ branches) are re-indexed accordingly.
 from __future__ import annotations
 
 import math
+import weakref
 
 from typing import Callable
 
@@ -55,6 +56,35 @@ def _in_chunks(conv, flat: torch.Tensor, module: nn.Module) -> torch.Tensor:
     return out
 
 
+DENSE_CONV_MAX_BYTES = 32 << 20  # a convolution's dense matrix, when it is used instead
+DENSE_CONV_MAX_RATIO = 4  # ... and only when its multiply-adds are at most this many times the convolution's
+_dense_matrices: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _dense_conv(conv, m: nn.Module, flat: torch.Tensor) -> torch.Tensor | None:
+    """``conv(flat)`` as one matrix product with the convolution's dense matrix, or None where that would
+    not pay. A small convolution on many regions (the digits CNN's second conv: 8x4x4 -> 16x4x4 on 52k
+    affine columns) runs 5-6x faster so on CPU in float64, where torch has no fast convolution; the dense
+    matrix is the convolution of the identity basis, built once per module, weights and dtype."""
+    n, shape = flat.shape[0], flat.shape[1:]
+    in_f = math.prod(shape)
+    per_output = max(1, (m.in_channels // m.groups) * math.prod(m.kernel_size))
+    if in_f > DENSE_CONV_MAX_RATIO * per_output or n < 4 * in_f:
+        return None
+    key = (m.weight.data_ptr(), m.weight._version, tuple(shape), flat.dtype, flat.device)
+    hit = _dense_matrices.get(m)
+    if hit is not None and hit[0] == key:
+        W, out_shape = hit[1], hit[2]
+    else:
+        with torch.no_grad():
+            out_shape = conv(flat[:1] * 0).shape[1:]
+            if in_f * math.prod(out_shape) * flat.element_size() > DENSE_CONV_MAX_BYTES:
+                return None
+            W = conv(torch.eye(in_f, dtype=flat.dtype, device=flat.device).reshape(in_f, *shape)).reshape(in_f, -1)
+        _dense_matrices[m] = (key, W, out_shape)
+    return (flat.reshape(n, in_f) @ W).reshape(n, *out_shape)
+
+
 def apply_affine(module: nn.Module, X: torch.Tensor) -> torch.Tensor:
     """Push ``X (R, k+1, *shape)`` through one affine module; returns ``(R, k+1, *out_shape)``."""
     R, k1 = X.shape[:2]
@@ -74,7 +104,9 @@ def apply_affine(module: nn.Module, X: torch.Tensor) -> torch.Tensor:
                 return nn.functional.conv_transpose2d(x, m.weight, None, m.stride, m.padding, m.output_padding, m.groups, m.dilation)
             return m._conv_forward(x, m.weight, None)
 
-        y = _in_chunks(conv, flat, module)
+        y = _dense_conv(conv, m, flat)
+        if y is None:
+            y = _in_chunks(conv, flat, module)
         y = y.reshape(R, k1, *y.shape[1:])
         if module.bias is not None:
             y[:, 0] += module.bias.view(-1, *([1] * (y.dim() - 3)))
