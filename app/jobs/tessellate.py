@@ -51,8 +51,8 @@ def tessellate_all(
     """
     key = tessellation_key(bundle, epoch_index, slice_, window, max_regions)
     result = cache.get(key) if cache is not None else None
-    fresh = result is None
-    if fresh:
+    changed = result is None  # computed here, or upgraded with slopes: (re)stored
+    if changed:
         net = bundle.network(epoch_index)
         window = np.asarray(window, dtype=np.float64)
         result = list(tessellate_all_depths(net, slice_, window, max_regions=int(max_regions), progress=progress, cancel=cancel, slope_norm=False))
@@ -60,8 +60,8 @@ def tessellate_all(
         if progress is not None:
             progress(0.98, f"slope norms ‖A_ω‖₂ of {result[-1].num_regions:,} regions")
         result = result[:-1] + [with_slope_norms(bundle.network(epoch_index), result[-1], cancel=cancel)]
-        fresh = True
-    if cache is not None and fresh:
+        changed = True
+    if cache is not None and changed:
         cache.put(key, result)
     return result
 

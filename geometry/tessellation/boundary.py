@@ -169,11 +169,11 @@ def slope_norms(net, slice_, out_linear: torch.Tensor, codes, dev, regions: np.n
     pushing the D identity columns forward. ``cancel()`` is checked between chunks.
     """
     D, k = slice_.basis.shape
-    idx = np.arange(out_linear.shape[0]) if regions is None else np.asarray(regions, dtype=np.int64).reshape(-1)
+    idx = None if regions is None else np.asarray(regions, dtype=np.int64).reshape(-1)
     if D == k:
-        return _spectral_norm(out_linear[torch.as_tensor(idx, device=out_linear.device)]).cpu().numpy()
+        return _spectral_norm(out_linear if idx is None else out_linear[torch.as_tensor(idx, device=out_linear.device)]).cpu().numpy()
     layers = net.layer_infos
-    R, C = idx.shape[0], out_linear.shape[1]
+    R, C = (out_linear.shape[0] if idx is None else idx.shape[0]), out_linear.shape[1]
     widest = max([D] + [li.width for li in layers]) * 4  # conv outputs may be wider than the activations
     reverse = 2 * C + 1 < D
     cols = 1 if reverse else D + 1
@@ -185,7 +185,8 @@ def slope_norms(net, slice_, out_linear: torch.Tensor, codes, dev, regions: np.n
         if cancel is not None and cancel():
             raise CancelledError("the slope norms were cancelled.")
         b = min(R, a + step)
-        pats = [torch.as_tensor(unpack_code(c, layers[j].width, layers[j].kind), device=dev) for j, c in enumerate(codes.take(idx[a:b]))]
+        chunk = codes.take(slice(a, b) if idx is None else idx[a:b])
+        pats = [torch.as_tensor(unpack_code(c, layers[j].width, layers[j].kind), device=dev) for j, c in enumerate(chunk)]
         fixed = lambda m, j, Z: (activate(m, Z, pats[j]), None)  # noqa: E731
         if reverse:
             with torch.enable_grad():
