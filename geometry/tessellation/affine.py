@@ -56,7 +56,7 @@ def _in_chunks(conv, flat: torch.Tensor, module: nn.Module) -> torch.Tensor:
     return out
 
 
-DENSE_CONV_MAX_BYTES = 32 << 20  # a convolution's dense matrix, when it is used instead
+DENSE_CONV_MAX_BYTES = 32 << 20  # a convolution's dense matrix and the identity basis that builds it, when it is used instead
 DENSE_CONV_MAX_RATIO = 4  # ... and only when its multiply-adds are at most this many times the convolution's
 _dense_matrices: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -77,8 +77,8 @@ def _dense_conv(conv, m: nn.Module, flat: torch.Tensor) -> torch.Tensor | None:
         W, out_shape = hit[1], hit[2]
     else:
         with torch.no_grad():
-            out_shape = conv(flat[:1] * 0).shape[1:]
-            if in_f * math.prod(out_shape) * flat.element_size() > DENSE_CONV_MAX_BYTES:
+            out_shape = conv(flat.new_zeros((1, *shape))).shape[1:]
+            if in_f * (in_f + math.prod(out_shape)) * flat.element_size() > DENSE_CONV_MAX_BYTES:  # the identity basis and the matrix
                 return None
             W = conv(torch.eye(in_f, dtype=flat.dtype, device=flat.device).reshape(in_f, *shape)).reshape(in_f, -1)
         _dense_matrices[m] = (key, W, out_shape)
