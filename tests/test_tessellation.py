@@ -322,13 +322,17 @@ def test_slope_norm_is_the_jacobian_spectral_norm():
     assert np.allclose(t.slope_norm[:20], want, rtol=1e-10)
 
 
-def test_cnn_slice_through_three_digit_images():
+def _digits_cnn_plane():
+    """A small random digits CNN, the plane through three training images and a 0.6 x 0.6 box at its corner."""
     torch.manual_seed(0)
     net = Network(digits_cnn_spec(channels=2, hidden=8))
-    ds = builtin_dataset("digits")
-    sl = Slice.through_points(ds.X_train[[0, 1, 2]])
+    sl = Slice.through_points(builtin_dataset("digits").X_train[[0, 1, 2]])
     a = sl.anchors
-    box = [a[:, 0].min(), a[:, 0].min() + 0.6, a[:, 1].min(), a[:, 1].min() + 0.6]
+    return net, sl, [a[:, 0].min(), a[:, 0].min() + 0.6, a[:, 1].min(), a[:, 1].min() + 0.6]
+
+
+def test_cnn_slice_through_three_digit_images():
+    net, sl, box = _digits_cnn_plane()
     ts = tessellate_all_depths(net, sl, box)
     t = ts[-1]
     assert len(ts) == net.depth == 3 and t.num_regions > 20
@@ -344,12 +348,7 @@ def test_cnn_slice_through_three_digit_images():
 def test_slope_norms_computed_afterwards_are_the_engines():
     """A view that skips ||A_w|| during the tessellation (slope_norm=False) and asks for them later gets the
     same numbers: all regions, a few, and on a slice of the whole input space (D == k) and of a CNN (D > k)."""
-    torch.manual_seed(0)
-    cnn = Network(digits_cnn_spec(channels=2, hidden=8))
-    ds = builtin_dataset("digits")
-    sl = Slice.through_points(ds.X_train[[0, 1, 2]])
-    a = sl.anchors
-    box = [a[:, 0].min(), a[:, 0].min() + 0.6, a[:, 1].min(), a[:, 1].min() + 0.6]
+    cnn, sl, box = _digits_cnn_plane()
     for net, slice_, dom in ((cnn, sl, box), (_net([2, 8, 8, 3], seed=2), Slice.input_plane(2), BOX)):
         want = tessellate(net, slice_, dom)
         lazy = tessellate(net, slice_, dom, slope_norm=False)
