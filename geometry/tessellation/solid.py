@@ -1,17 +1,22 @@
 """Exact tessellation of a 3D slice: batched convex-polyhedron subdivision by planes.
 
-A cell is held padded as its faces: ``V (N, F, P, 3)`` vertex loops (counter-clockwise seen from outside),
-``fc (N, F)`` vertex counts (0 = no face in that slot), ``FL (N, F) int16`` the layer that made each face
-(-1: the domain box). Cutting by a plane clips every face polygon (the 2D clip works on 3D points), and
-closes each half with a *cap* face: the on-plane points, ordered by angle around their mean. As in 2D,
-points within eps of the plane count as on it, and a cell is cut only with vertices beyond eps on both
-sides, so nothing degenerate is created and no volume is lost.
+The cutting kernel holds cells compactly (:class:`Cells`): each cell's distinct vertices once (padded
+per cell) and its faces as loops of local vertex indices in flat arrays, with no padding of faces. A cut
+computes one signed distance per vertex, one new vertex per cut edge (found by both faces along it),
+clips the face loops as index lists and closes each part with a cap face: the on-plane and new
+vertices, ordered by angle. As in 2D, points within eps of the plane count as on it, and a cell is cut
+only with vertices beyond eps on both sides, so nothing degenerate is created and no volume is lost.
+Faces share vertex indices, so each cell is a closed surface by construction.
+
+The decision boundary (:func:`class_cells_3d`) clips the few cells the boundary crosses once per class,
+on padded face loops (:func:`clip_cells`), where a cut may also empty a cell.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -25,15 +30,82 @@ from geometry.tessellation.prepare import domain_box3, layer_lines, layer_patter
 from geometry.tessellation.types import LayerCodes, Tessellation3D, pack_pattern
 
 
-def _box_faces(box: np.ndarray, dtype, device):
-    """The 6 outward-oriented faces of a box ``[x0, x1, y0, y1, z0, z1]`` as ``(1, 6, 4, 3)``."""
+@dataclass(frozen=True)
+class Cells:
+    """Convex cells, compact: each cell's distinct vertices once, padded, and its faces as loops of local
+    vertex indices, flat (no padding).
+
+    ``V (N, M, 3)`` vertices (rows past ``nv`` are zero); ``nv (N,)``; ``loop (K,)`` local vertex indices,
+    each face's corners contiguous and the faces in array order; ``face_size (F,)``; ``face_cell (F,)``;
+    ``face_layer (F,) int16`` (the layer that made the face's plane, -1: the domain box). A cell's faces
+    need not be contiguous. Two faces of a cell share an edge by sharing its two vertex indices, so
+    adjacency is exact (no coordinate welding).
+    """
+
+    V: torch.Tensor
+    nv: torch.Tensor
+    loop: torch.Tensor
+    face_size: torch.Tensor
+    face_cell: torch.Tensor
+    face_layer: torch.Tensor
+
+    @property
+    def n(self) -> int:
+        return int(self.V.shape[0])
+
+    def vertex_mask(self) -> torch.Tensor:
+        return torch.arange(self.V.shape[1], device=self.V.device)[None, :] < self.nv[:, None]
+
+    def corner_cell(self) -> torch.Tensor:
+        return self.face_cell.repeat_interleave(self.face_size)
+
+    def take(self, mask: torch.Tensor) -> "Cells":
+        """The cells where ``mask (N,)`` is true, in order."""
+        fmask = mask[self.face_cell]
+        new_id = mask.cumsum(0) - 1
+        nv = self.nv[mask]
+        M = max(int(nv.max()) if nv.numel() else 1, 1)
+        return Cells(
+            self.V[mask][:, :M],
+            nv,
+            self.loop[fmask.repeat_interleave(self.face_size)],
+            self.face_size[fmask],
+            new_id[self.face_cell[fmask]],
+            self.face_layer[fmask],
+        )
+
+    @staticmethod
+    def cat(parts: list["Cells"]) -> "Cells":
+        parts = [p for p in parts if p.n] or parts[:1]
+        M = max(p.V.shape[1] for p in parts)
+        shift = 0
+        cells = []
+        for p in parts:
+            cells.append(p.face_cell + shift)
+            shift += p.n
+        return Cells(
+            torch.cat([torch.nn.functional.pad(p.V, (0, 0, 0, M - p.V.shape[1])) for p in parts]),
+            torch.cat([p.nv for p in parts]),
+            torch.cat([p.loop for p in parts]),
+            torch.cat([p.face_size for p in parts]),
+            torch.cat(cells),
+            torch.cat([p.face_layer for p in parts]),
+        )
+
+
+def box_cells(box: np.ndarray, dtype, device) -> Cells:
+    """The box ``[x0, x1, y0, y1, z0, z1]`` as one cell: 8 vertices, 6 outward-oriented faces."""
     x0, x1, y0, y1, z0, z1 = box
-    c = np.array([[x, y, z] for z in (z0, z1) for y in (y0, y1) for x in (x0, x1)])  # index = x + 2y + 4z
+    corners = np.array([[x, y, z] for z in (z0, z1) for y in (y0, y1) for x in (x0, x1)])  # index = x + 2y + 4z
     loops = [[0, 2, 3, 1], [4, 5, 7, 6], [0, 1, 5, 4], [2, 6, 7, 3], [0, 4, 6, 2], [1, 3, 7, 5]]
-    V = torch.as_tensor(c[np.array(loops)], dtype=dtype, device=device).unsqueeze(0)
-    fc = torch.full((1, 6), 4, dtype=torch.int64, device=device)
-    FL = torch.full((1, 6), -1, dtype=torch.int16, device=device)
-    return V, fc, FL
+    return Cells(
+        torch.as_tensor(corners, dtype=dtype, device=device).unsqueeze(0),
+        torch.tensor([8], device=device),
+        torch.tensor(loops, device=device).reshape(-1),
+        torch.full((6,), 4, dtype=torch.int64, device=device),
+        torch.zeros(6, dtype=torch.int64, device=device),
+        torch.full((6,), -1, dtype=torch.int16, device=device),
+    )
 
 
 def _valid(fc: torch.Tensor, P: int) -> torch.Tensor:
@@ -115,67 +187,137 @@ def clip_cells(V: torch.Tensor, fc: torch.Tensor, FL: torch.Tensor, plane: torch
     return _compact(Vo, fco, FLo)
 
 
-def _cat_cells(parts):
-    parts = [p for p in parts if p[0].shape[0]]
-    F = max(p[0].shape[1] for p in parts)
-    P = max(p[0].shape[2] for p in parts)
-    out = []
-    for V, fc, FL, *rest in parts:
-        N, f, p, _ = V.shape
-        if f < F or p < P:
-            V = torch.nn.functional.pad(V, (0, 0, 0, P - p, 0, F - f))
-            fc = torch.nn.functional.pad(fc, (0, F - f))
-            FL = torch.nn.functional.pad(FL, (0, F - f), value=-1)
-        out.append((V, fc, FL, *rest))
-    return tuple(torch.cat([o[i] for o in out]) for i in range(len(out[0])))
+def split_cells(c: Cells, plane: torch.Tensor, eps: float, label: int) -> tuple[Cells, Cells]:
+    """Both parts of cells cut by planes ``plane (N, 4)`` (``a.x + b``, |a| = 1): the part ``>= 0`` first.
+
+    Every cell must have vertices beyond eps on both sides. Vertices within eps count as on the plane and
+    belong to both parts; every edge whose ends are beyond eps on opposite sides gets one new vertex,
+    found by both faces sharing the edge; each part is closed by a cap face labelled ``label``: the
+    on-plane and new vertices, ordered by angle (counter-clockwise seen from outside that part).
+    """
+    N, M, _ = c.V.shape
+    dev, dtype = c.V.device, c.V.dtype
+    NM = N * M
+    a, b = plane[:, :3], plane[:, 3]
+    Vf = c.V.reshape(NM, 3)
+    s = torch.baddbmm(b.view(N, 1, 1), c.V, a.view(N, 3, 1)).view(NM)
+    vm = c.vertex_mask().view(NM)
+    pos, neg = s > eps, s < -eps
+    # corners as global vertex ids (cell * M + local) and each one's successor in its face loop
+    F = c.face_size.shape[0]
+    corner_face = torch.arange(F, device=dev).repeat_interleave(c.face_size)
+    g = c.face_cell[corner_face] * M + c.loop
+    K = g.shape[0]
+    fstart = torch.cumsum(c.face_size, 0) - c.face_size
+    ar = torch.arange(K, device=dev)
+    nxt = torch.where(ar + 1 < (fstart + c.face_size)[corner_face], ar + 1, fstart[corner_face])
+    gn = g[nxt]
+    cross = (pos[g] & neg[gn]) | (neg[g] & pos[gn])
+    # one new vertex per cut edge: its two directed corners (one in each face along it) find the same one
+    ck = cross.nonzero().squeeze(1)
+    lo, hi = torch.minimum(g[ck], gn[ck]), torch.maximum(g[ck], gn[ck])
+    edges, e_of = torch.unique(lo * NM + hi, return_inverse=True)
+    elo, ehi = edges // NM, edges % NM
+    t = s[elo] / (s[elo] - s[ehi])
+    X = torch.addcmul(Vf[elo], t.unsqueeze(1), Vf[ehi] - Vf[elo])
+    E = edges.shape[0]
+    ecell = elo // M
+    n_new = torch.bincount(ecell, minlength=N)
+    erank = torch.arange(E, device=dev) - (torch.cumsum(n_new, 0) - n_new)[ecell]
+    corner_edge = torch.full((K,), E, dtype=torch.int64, device=dev)  # E: no new vertex (a pad entry)
+    corner_edge[ck] = e_of
+    # the cap's points (on-plane vertices, then new ones) ordered by angle about the plane normal
+    on_idx = (vm & ~pos & ~neg).nonzero().squeeze(1)
+    cap_cell = torch.cat([on_idx // M, ecell])
+    cap_xyz = torch.cat([Vf[on_idx], X])
+    ncap = torch.bincount(cap_cell, minlength=N)
+    center = torch.zeros(N, 3, dtype=dtype, device=dev).index_add_(0, cap_cell, cap_xyz) / ncap.clamp_min(1).unsqueeze(1)
+    helper = torch.where(a[:, :1].abs() < 0.9, torch.tensor([1.0, 0, 0], dtype=dtype, device=dev), torch.tensor([0, 1.0, 0], dtype=dtype, device=dev))
+    e1 = torch.linalg.cross(a, helper)
+    e1 = e1 / e1.norm(dim=1, keepdim=True)
+    e2 = torch.linalg.cross(a, e1)
+    d = cap_xyz - center[cap_cell]
+    ang = -torch.atan2((d * e2[cap_cell]).sum(1), (d * e1[cap_cell]).sum(1))  # counter-clockwise about -a
+    order = torch.argsort(ang, stable=True)
+    order = order[torch.argsort(cap_cell[order], stable=True)]
+    cap_start = torch.cumsum(ncap, 0) - ncap
+    sc = cap_cell[order]
+    within = torch.arange(order.shape[0], device=dev) - cap_start[sc]
+    reverse = order[cap_start[sc] + ncap[sc] - 1 - within]  # each cell's cap loop reversed: the other part's outside
+    cells = torch.arange(N, device=dev)
+
+    def part(drop: torch.Tensor, cap_order: torch.Tensor) -> Cells:
+        keep = vm & ~drop
+        local = keep.view(N, M).cumsum(1).view(NM) - 1
+        nk = keep.view(N, M).sum(1)
+        new_local = torch.cat([nk[ecell] + erank, torch.zeros(1, dtype=torch.int64, device=dev)])
+        nv = nk + n_new
+        Mp = int(nv.max())
+        Vp = torch.zeros(N * Mp, 3, dtype=dtype, device=dev)
+        kidx = keep.nonzero().squeeze(1)
+        Vp[(kidx // M) * Mp + local[kidx]] = Vf[kidx]
+        Vp[ecell * Mp + new_local[:E]] = X
+        # each face loop clipped: a kept corner, then the new vertex on the edge to its successor
+        emit = torch.stack([~drop[g], cross], 1)
+        size = torch.zeros(F, dtype=torch.int64, device=dev).index_add_(0, corner_face, emit.sum(1))
+        fkeep = size >= 3
+        emit &= fkeep[corner_face].unsqueeze(1)
+        loop = torch.stack([local[g], new_local[corner_edge]], 1)[emit]
+        cap_loop = torch.cat([local[on_idx], new_local[:E]])[cap_order]
+        return Cells(
+            Vp.view(N, Mp, 3),
+            nv,
+            torch.cat([loop, cap_loop]),
+            torch.cat([size[fkeep], ncap]),
+            torch.cat([c.face_cell[fkeep], cells]),
+            torch.cat([c.face_layer[fkeep], torch.full((N,), label, dtype=c.face_layer.dtype, device=dev)]),
+        )
+
+    return part(neg, order), part(pos, reverse)
 
 
-def subdivide_cells(V, fc, FL, H, eps: float, label: int, max_regions=None, layer_name: str = "", cancel: Callable[[], bool] | None = None, window: int = 8):
+def subdivide_cells(
+    c: Cells, H, eps: float, label: int, max_regions=None, layer_name: str = "", cancel: Callable[[], bool] | None = None, window: int = 8
+) -> tuple[Cells, torch.Tensor]:
     """Cut every cell by all its planes ``H[r] (4, n)`` (see planar.crossing_table and planar.subdivide).
 
-    Returns ``(V, fc, FL, owner)``.
+    Returns ``(cells, owner)``: the pieces and the index of the cell each came from.
     """
-    R, F, P, _ = V.shape
-    dev = V.device
-    valid = _valid(fc, P).reshape(R, F * P)
-    chosen, ncross = planar.crossing_table(V.reshape(R, F * P, 3), None, H, eps, valid=valid)
+    R = c.n
+    dev = c.V.device
+    chosen, ncross = planar.crossing_table(c.V, None, H, eps, valid=c.vertex_mask())
     J = chosen.shape[1]
     owner = torch.arange(R, device=dev)
     if J == 0:
-        return V, fc, FL, owner
-    done = []
+        return c, owner
     still = ncross > 0
-    done.append((V[~still], fc[~still], FL[~still], owner[~still]))
-    V, fc, FL, owner = V[still], fc[still], FL[still], owner[still]
-    ptr = torch.zeros(V.shape[0], dtype=torch.int64, device=dev)
+    done = [(c.take(~still), owner[~still])]
+    c, owner = c.take(still), owner[still]
+    ptr = torch.zeros(c.n, dtype=torch.int64, device=dev)
     W = min(window, J)
     win = torch.arange(W, device=dev)
     total = R
-    while V.shape[0]:
+    while c.n:
         if cancel is not None and cancel():
             raise CancelledError("tessellation cancelled.")
-        Q, F, P, _ = V.shape
         nco = ncross[owner]
         Wt = max(1, min(W, int((nco - ptr).max())))
         jj = ptr[:, None] + win[None, :Wt]
         inwin = jj < nco[:, None]
         ln = chosen[owner[:, None], jj.clamp_max(J - 1)]  # (Q, Wt, 4)
-        s = torch.baddbmm(ln[..., 3:], ln[..., :3], V.reshape(Q, F * P, 3).transpose(1, 2))  # (Q, Wt, F*P)
-        invalid = ~_valid(fc, P).reshape(Q, 1, F * P)
+        s = torch.baddbmm(ln[..., 3:], ln[..., :3], c.V.transpose(1, 2))  # (Q, Wt, M)
+        invalid = ~c.vertex_mask().unsqueeze(1)
         crosses = (s.masked_fill(invalid, -math.inf).amax(2) > eps) & (s.masked_fill(invalid, math.inf).amin(2) < -eps) & inwin
         has = crosses.any(1)
         first = crosses.to(torch.int8).argmax(1)
         ptr = torch.where(has, ptr + first + 1, ptr + Wt)
         idx = has.nonzero().squeeze(1)
         if idx.numel():
-            pl = ln[idx, first[idx]]
-            Vi, fci, FLi = V[idx], fc[idx], FL[idx]
-            Vp, fp, Lp = clip_cells(Vi, fci, FLi, pl, eps, label)
-            Vn, fn, Ln = clip_cells(Vi, fci, FLi, -pl, eps, label)
+            cut_pos, cut_neg = split_cells(c.take(has), ln[idx, first[idx]], eps, label)
             keep = ~has
-            V, fc, FL, owner, ptr = _cat_cells(
-                [(V[keep], fc[keep], FL[keep], owner[keep], ptr[keep]), (Vp, fp, Lp, owner[idx], ptr[idx]), (Vn, fn, Ln, owner[idx], ptr[idx])]
-            )
+            c = Cells.cat([c.take(keep), cut_pos, cut_neg])
+            owner = torch.cat([owner[keep], owner[idx], owner[idx]])
+            ptr = torch.cat([ptr[keep], ptr[idx], ptr[idx]])
             total += int(idx.numel())
             if max_regions is not None and total > max_regions:
                 raise BudgetExceededError(
@@ -184,48 +326,67 @@ def subdivide_cells(V, fc, FL, H, eps: float, label: int, max_regions=None, laye
                 )
         fin = ptr >= ncross[owner]
         nfin = int(fin.sum())
-        if nfin == V.shape[0] or nfin * 4 > V.shape[0]:
-            done.append((V[fin], fc[fin], FL[fin], owner[fin]))
-            keep = ~fin
-            V, fc, FL, owner, ptr = V[keep], fc[keep], FL[keep], owner[keep], ptr[keep]
-    return _cat_cells(done)
+        if nfin == c.n or nfin * 4 > c.n:
+            done.append((c.take(fin), owner[fin]))
+            c, owner, ptr = c.take(~fin), owner[~fin], ptr[~fin]
+    return Cells.cat([d[0] for d in done]), torch.cat([d[1] for d in done])
 
 
-def cell_interiors(V: torch.Tensor, fc: torch.Tensor) -> torch.Tensor:
-    """(N, 3) a strictly interior point of each cell (mean of its face vertices)."""
-    P = V.shape[2]
-    m = _valid(fc, P).unsqueeze(-1).to(V.dtype)
-    return (V * m).sum((1, 2)) / m.sum((1, 2)).clamp_min(1)
+def cell_interiors(c: Cells) -> torch.Tensor:
+    """(N, 3) a strictly interior point of each cell (the mean of its vertices)."""
+    m = c.vertex_mask().unsqueeze(-1).to(c.V.dtype)
+    return (c.V * m).sum(1) / c.nv.clamp_min(1).unsqueeze(1).to(c.V.dtype)
 
 
-def ragged_cells(V: torch.Tensor, fc: torch.Tensor, FL: torch.Tensor, quantum: float):
-    """Padded cells -> (vertices, vertex_offsets, face_indices, face_offsets, cell_face_offsets, face_layer)
-    with each cell's vertices de-duplicated (coordinates equal up to ``quantum``)."""
-    N, F, P, _ = V.shape
-    vm = _valid(fc, P)
-    pts = V[vm].cpu().numpy()  # rows in (cell, face, vertex) order
-    cell = torch.arange(N, device=V.device).view(N, 1, 1).expand(N, F, P)[vm].cpu().numpy()
-    q = np.round(pts / quantum).astype(np.int64)
-    order = np.lexsort((q[:, 2], q[:, 1], q[:, 0], cell))
-    ks = np.concatenate([cell[order, None], q[order]], 1)
-    new = np.ones(order.shape[0], dtype=bool)
-    new[1:] = np.any(ks[1:] != ks[:-1], axis=1)
-    inv = np.empty(order.shape[0], dtype=np.int64)
-    inv[order] = np.cumsum(new) - 1
-    first = order[new]
-    vertices = pts[first]
-    vcount = np.bincount(cell[first], minlength=N)
-    vertex_offsets = np.zeros(N + 1, dtype=np.int64)
-    np.cumsum(vcount, out=vertex_offsets[1:])
-    fcn = fc.cpu().numpy()
-    fmask = fcn > 0
-    face_sizes = fcn[fmask]
-    face_offsets = np.zeros(face_sizes.shape[0] + 1, dtype=np.int64)
-    np.cumsum(face_sizes, out=face_offsets[1:])
-    cell_face_offsets = np.zeros(N + 1, dtype=np.int64)
-    np.cumsum(fmask.sum(1), out=cell_face_offsets[1:])
-    face_layer = FL.cpu().numpy()[fmask].astype(np.int16)
-    return vertices, vertex_offsets, inv.reshape(-1).astype(np.int64), face_offsets, cell_face_offsets, face_layer
+def _faces_by_cell(c: Cells):
+    """Faces reordered so that each cell's are contiguous: (order (F,), the corner positions of the reordered loops)."""
+    order = torch.argsort(c.face_cell, stable=True)
+    size = c.face_size[order]
+    fstart = torch.cumsum(c.face_size, 0) - c.face_size
+    pos = torch.cumsum(size, 0) - size
+    corners = fstart[order].repeat_interleave(size) + torch.arange(int(size.sum()), device=size.device) - pos.repeat_interleave(size)
+    return order, corners
+
+
+def ragged_cells(c: Cells):
+    """-> (vertices, vertex_offsets, face_indices, face_offsets, cell_face_offsets, face_layer) as numpy,
+    face loops indexing the global vertex array (each cell owns its vertices)."""
+    vm = c.vertex_mask()
+    vertices = c.V[vm].cpu().numpy()
+    nv = c.nv.cpu().numpy()
+    vertex_offsets = np.zeros(c.n + 1, dtype=np.int64)
+    np.cumsum(nv, out=vertex_offsets[1:])
+    order, corners = _faces_by_cell(c)
+    size = c.face_size[order]
+    cell = c.face_cell[order]
+    face_indices = (torch.as_tensor(vertex_offsets[:-1], device=c.V.device)[cell.repeat_interleave(size)] + c.loop[corners]).cpu().numpy()
+    face_offsets = np.zeros(size.shape[0] + 1, dtype=np.int64)
+    np.cumsum(size.cpu().numpy(), out=face_offsets[1:])
+    cell_face_offsets = np.zeros(c.n + 1, dtype=np.int64)
+    np.cumsum(torch.bincount(c.face_cell, minlength=c.n).cpu().numpy(), out=cell_face_offsets[1:])
+    return vertices, vertex_offsets, face_indices.astype(np.int64), face_offsets, cell_face_offsets, c.face_layer[order].cpu().numpy().astype(np.int16)
+
+
+def padded_faces(c: Cells):
+    """The cells as padded face loops ``(V (N, F, P, 3), fc (N, F), FL (N, F) int16)`` (see :func:`clip_cells`)."""
+    dev = c.V.device
+    N = c.n
+    order, corners = _faces_by_cell(c)
+    cell = c.face_cell[order]
+    size = c.face_size[order]
+    nf = torch.bincount(cell, minlength=N)
+    rank = torch.arange(cell.shape[0], device=dev) - (torch.cumsum(nf, 0) - nf)[cell]
+    F = max(int(nf.max()) if N else 0, 1)
+    P = max(int(size.max()) if size.numel() else 0, 1)
+    within = torch.arange(corners.shape[0], device=dev) - (torch.cumsum(size, 0) - size).repeat_interleave(size)
+    slot = ((cell * F + rank) * P).repeat_interleave(size) + within
+    V = torch.zeros(N * F * P, 3, dtype=c.V.dtype, device=dev)
+    V[slot] = c.V.reshape(-1, 3)[cell.repeat_interleave(size) * c.V.shape[1] + c.loop[corners]]
+    fc = torch.zeros(N * F, dtype=torch.int64, device=dev)
+    fc[cell * F + rank] = size
+    FL = torch.full((N * F,), -1, dtype=torch.int16, device=dev)
+    FL[cell * F + rank] = c.face_layer[order]
+    return V.view(N, F, P, 3), fc.view(N, F), FL.view(N, F)
 
 
 def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions, tol, progress, cancel, boundary, slope_norm: bool = True):
@@ -244,22 +405,20 @@ def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions
     diam = float(np.linalg.norm(box[1::2] - box[0::2]))
     eps = tol * diam
     layers = layer_summaries(network)
-    V, fc, FL = _box_faces(box, dtype, dev)
-    state = {"V": V, "fc": fc, "FL": FL, "codes": LayerCodes(())}
+    state = {"cells": box_cells(box, dtype, dev), "codes": LayerCodes(())}
     records: list[dict] = []
 
     def on_nonlinearity(module, j, X):
         if progress is not None:
-            progress(j / target, f"layer {j + 1}/{target}: cutting {state['V'].shape[0]} cells")
+            progress(j / target, f"layer {j + 1}/{target}: cutting {state['cells'].n} cells")
         H = layer_lines(module, X)
-        V, fc, FL, owner = subdivide_cells(state["V"], state["fc"], state["FL"], H, eps, j, max_regions, f"layer {j + 1} of {L}", cancel)
+        cells, owner = subdivide_cells(state["cells"], H, eps, j, max_regions, f"layer {j + 1} of {L}", cancel)
         Xo = X[owner]
-        pattern = layer_pattern(module, Xo, cell_interiors(V, fc))
+        pattern = layer_pattern(module, Xo, cell_interiors(cells))
         own_np = owner.cpu().numpy()
         codes = state["codes"].refine(own_np, pack_pattern(pattern.cpu().numpy(), layers[j].kind))
-        state.update(V=V, fc=fc, FL=FL, codes=codes)
-        rag = ragged_cells(V, fc, FL, max(eps, 1e-12 * diam))
-        records.append(dict(geom=rag, codes=codes, parent=own_np, seconds=time.perf_counter() - t0))
+        state.update(cells=cells, codes=codes)
+        records.append(dict(geom=ragged_cells(cells), codes=codes, parent=own_np, seconds=time.perf_counter() - t0))
         if j + 1 == target and target < L:
             raise StopWalk
         return activate(module, Xo, pattern), owner
@@ -275,7 +434,7 @@ def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions
             Xl = logits.reshape(logits.shape[0], logits.shape[1], -1)
             out_offset = Xl[:, 0, :]
             out_linear = Xl[:, 1:, :].transpose(1, 2).contiguous()
-            full = class_cells_3d(state["V"], state["fc"], state["FL"], out_linear, out_offset, eps, boundary)
+            full = class_cells_3d(state["cells"], out_linear, out_offset, eps, boundary)
             full.update(
                 out_linear=out_linear.cpu().numpy(),
                 out_offset=out_offset.cpu().numpy(),
@@ -325,19 +484,19 @@ def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions
     return out
 
 
-def class_cells_3d(V, fc, FL, out_linear, out_offset, eps: float, boundary: bool = True) -> dict:
+def class_cells_3d(cells: Cells, out_linear, out_offset, eps: float, boundary: bool = True) -> dict:
     """Classes per cell and the exact argmax decision boundary polygons (see boundary.class_cells_2d)."""
 
     lin, off = two_class(out_linear, out_offset)
-    N, F, P, _ = V.shape
+    N = cells.n
     C = lin.shape[1]
-    dev = V.device
-    interior = cell_interiors(V, fc)
+    dev = cells.V.device
+    interior = cell_interiors(cells)
     cls = (torch.einsum("rck,rk->rc", lin, interior) + off).argmax(1)
-    pts = V.reshape(N, F * P, 3)
-    vm = _valid(fc, P).reshape(N, F * P)
+    pts = cells.V
+    vm = cells.vertex_mask()
     fv = torch.einsum("rck,rpk->rpc", lin, pts) + off[:, None, :]
-    own = fv.gather(2, cls.view(N, 1, 1).expand(N, F * P, 1)).squeeze(2)
+    own = fv.gather(2, cls.view(N, 1, 1).expand(N, pts.shape[1], 1)).squeeze(2)
     gnorm = lin.norm(dim=2).amax(1).clamp_min(1e-300)
     mixed = (((fv.amax(2) - own) > 2 * eps * gnorm[:, None]) & vm).any(1)
     res = dict(classes=cls.cpu().numpy().astype(np.int64))
@@ -348,8 +507,9 @@ def class_cells_3d(V, fc, FL, out_linear, out_offset, eps: float, boundary: bool
     midx = mixed.nonzero().squeeze(1)
     if boundary and midx.numel():
         Rm = midx.numel()
-        pV = V[midx].repeat_interleave(C, 0)
-        pfc = fc[midx].repeat_interleave(C, 0)
+        mV, mfc, _ = padded_faces(cells.take(mixed))
+        pV = mV.repeat_interleave(C, 0)
+        pfc = mfc.repeat_interleave(C, 0)
         pFL = torch.full(pfc.shape, -1, dtype=torch.int16, device=dev)
         pclass = torch.arange(C, device=dev).repeat(Rm)
         preg = midx.repeat_interleave(C, 0)
