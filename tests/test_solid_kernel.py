@@ -4,6 +4,7 @@ characteristics, outward orientation and volumes."""
 
 from __future__ import annotations
 
+import sys
 from types import SimpleNamespace
 
 import numpy as np
@@ -14,7 +15,7 @@ from geometry.networks.network import Network
 from geometry.networks.spec import mlp_spec
 from geometry.slices import Slice
 from geometry.tessellation import mesh3d, tessellate_all_depths
-from geometry.tessellation.solid import box_cells, padded_faces, ragged_cells, split_cells
+from geometry.tessellation.solid import box_cells, clip_cells, ragged_cells, split_cells
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -78,17 +79,17 @@ def test_generic_and_vertex_grazing_cuts_close_both_parts():
             np.testing.assert_allclose(pts @ np.asarray(a) + b, 0, atol=1e-12)
 
 
-def test_padded_faces_round_trip_the_compact_cells():
-    pos, neg = split_cells(box_cells(BOX, torch.float64, "cpu"), _plane([0.4, -1.0, 0.7], 0.2), 1e-9, 0)
-    cells = type(pos).cat([pos, neg])
-    V, fc, FL = padded_faces(cells)
-    t = _as_tess(cells)
-    for r in range(cells.n):
-        faces = range(t.cell_face_offsets[r], t.cell_face_offsets[r + 1])
-        want = sorted(tuple(map(tuple, np.round(t.vertices[t.face_indices[t.face_offsets[f] : t.face_offsets[f + 1]]], 12))) for f in faces)
-        got = sorted(tuple(map(tuple, np.round(V[r, i, : int(fc[r, i])].numpy(), 12))) for i in range(V.shape[1]) if fc[r, i] > 0)
-        assert got == want
-        assert sorted(FL[r][fc[r] > 0].tolist()) == sorted(t.face_layer[list(faces)].tolist())
+def test_clip_keeps_whole_drops_and_cuts_in_order():
+    pos, neg = split_cells(box_cells(BOX, torch.float64, "cpu"), _plane([1, 0, 0], 0.0), 1e-9, 0)  # x >= 0, x <= 0
+    cells = type(pos).cat([pos, neg, pos])
+    planes = torch.cat([_plane([1, 0, 0], 0.0), _plane([1, 0, 0], -0.5), _plane([0, 1, 0], 0.25)])  # keeps, drops, cuts
+    out, kept = clip_cells(cells, planes, 1e-9, 7)
+    assert kept.tolist() == [True, False, True]
+    t = _as_tess(out)
+    _check_closed(t, 4.0 + 1.25 * 2)
+    vol = _signed_volumes(t)
+    np.testing.assert_allclose(vol, [4.0, 2.5], rtol=1e-12)
+    assert (t.face_layer == 7).sum() == 1 and (out.V[1, : int(out.nv[1]), 1] >= -0.25 - 1e-12).all()
 
 
 def test_a_deep_random_net_matches_the_reference_cell_for_cell():
@@ -105,3 +106,28 @@ def test_a_deep_random_net_matches_the_reference_cell_for_cell():
         cell = e.region_of(r.centroids())
         assert np.unique(cell).shape[0] == r.num_regions
         np.testing.assert_allclose(e.volumes()[cell], r.volumes(), rtol=1e-7)
+
+
+def test_sliced_crossing_tests_give_the_same_tessellations(monkeypatch):
+    from geometry.tessellation import planar, tessellate
+
+    torch.manual_seed(2)
+    net3 = Network(mlp_spec([3, 12, 12, 2]))
+    net2 = Network(mlp_spec([2, 24, 24, 3]))
+    want3 = tessellate(net3, Slice.input_plane(3), BOX)
+    want2 = tessellate(net2, Slice.input_plane(2), BOX[:4])
+    monkeypatch.setattr(planar, "CHECK_BYTES", 512)  # a few candidates or cells per slice
+    got3 = tessellate(net3, Slice.input_plane(3), BOX)
+    got2 = tessellate(net2, Slice.input_plane(2), BOX[:4])
+    np.testing.assert_array_equal(got3.vertices, want3.vertices)
+    np.testing.assert_array_equal(got3.face_indices, want3.face_indices)
+    np.testing.assert_array_equal(got2.vertices, want2.vertices)
+    assert got3.num_regions == want3.num_regions > 50 and got2.num_regions == want2.num_regions > 100
+
+
+def test_release_free_memory_trims_the_glibc_heap():
+    import platform
+
+    from geometry.heap import release_free_memory
+
+    assert release_free_memory() is (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc")

@@ -25,6 +25,8 @@ import torch
 
 from geometry.errors import BudgetExceededError, CancelledError
 
+CHECK_BYTES = 16 * 2**20  # the crossing tests gather vertices in slices of about this size
+
 
 def _next_index(cnt: torch.Tensor, P: int) -> torch.Tensor:
     ar = torch.arange(P, device=cnt.device)
@@ -139,9 +141,14 @@ def crossing_table(V: torch.Tensor, cnt: torch.Tensor | None, H: torch.Tensor, e
     raw = H[ri, :, ni]  # (K, k+1): b, a
     inv = 1.0 / an[ri, ni]
     lines = torch.cat([raw[:, 1:], raw[:, :1]], 1) * inv[:, None]  # (K, k+1): a, b
-    s = torch.baddbmm(lines[:, k:, None], lines[:, None, :k], V[ri].transpose(1, 2)).squeeze(1)
-    vr = valid[ri]
-    crosses = ((s > eps) & vr).any(1) & ((s < -eps) & vr).any(1)
+    # the exact vertex test, in slices of the candidates so that the gathered vertices stay small
+    crosses = torch.empty(ri.shape[0], dtype=torch.bool, device=dev)
+    step = max(1, CHECK_BYTES // (P * (k + 2) * V.element_size()))
+    for lo in range(0, ri.shape[0], step):
+        r, ln = ri[lo : lo + step], lines[lo : lo + step]
+        s = torch.baddbmm(ln[:, k:, None], ln[:, None, :k], V[r].transpose(1, 2)).squeeze(1)
+        vr = valid[r]
+        crosses[lo : lo + step] = ((s > eps) & vr).any(1) & ((s < -eps) & vr).any(1)
     ri, lines = ri[crosses], lines[crosses]
     ncross = torch.bincount(ri, minlength=R)
     J = int(ncross.max()) if ri.numel() else 0

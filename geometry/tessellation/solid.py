@@ -8,13 +8,12 @@ vertices, ordered by angle. As in 2D, points within eps of the plane count as on
 only with vertices beyond eps on both sides, so nothing degenerate is created and no volume is lost.
 Faces share vertex indices, so each cell is a closed surface by construction.
 
-The decision boundary (:func:`class_cells_3d`) clips the few cells the boundary crosses once per class,
-on padded face loops (:func:`clip_cells`), where a cut may also empty a cell.
+The decision boundary (:func:`class_cells_3d`) clips a copy of each cell it crosses once per class with
+the same kernel (:func:`clip_cells`: a clip may also keep a cell whole or empty it).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from geometry.errors import BudgetExceededError, CancelledError, SplineAtlasError
+from geometry.heap import release_free_memory
 from geometry.tessellation import planar
 from geometry.tessellation.affine import StopWalk, activate, walk
 from geometry.tessellation.boundary import propagate_classes, slope_norms, two_class
@@ -74,6 +74,12 @@ class Cells:
             self.face_layer[fmask],
         )
 
+    def reorder(self, perm: torch.Tensor) -> "Cells":
+        """The cells in the order ``perm`` (a permutation): cell i of the result is cell ``perm[i]``."""
+        inv = torch.empty_like(perm)
+        inv[perm] = torch.arange(perm.shape[0], device=perm.device)
+        return Cells(self.V[perm], self.nv[perm], self.loop, self.face_size, inv[self.face_cell], self.face_layer)
+
     @staticmethod
     def cat(parts: list["Cells"]) -> "Cells":
         parts = [p for p in parts if p.n] or parts[:1]
@@ -108,83 +114,23 @@ def box_cells(box: np.ndarray, dtype, device) -> Cells:
     )
 
 
-def _valid(fc: torch.Tensor, P: int) -> torch.Tensor:
-    return torch.arange(P, device=fc.device).view(1, 1, P) < fc.unsqueeze(-1)
-
-
-def _compact(V: torch.Tensor, fc: torch.Tensor, FL: torch.Tensor, extra: int = 0):
-    """Move the non-empty faces of each cell to the front and trim the padding (+ ``extra`` free slots)."""
-    N, F, P, _ = V.shape
-    order = torch.sort((fc > 0).to(torch.int8), dim=1, descending=True, stable=True).indices
-    nf = int((fc > 0).sum(1).max()) if N else 0
-    order = order[:, :nf]
-    V = V.gather(1, order.view(N, nf, 1, 1).expand(N, nf, P, 3))
-    fc = fc.gather(1, order)
-    FL = FL.gather(1, order)
-    Pm = int(fc.max()) if N and nf else 1
-    V = V[:, :, :Pm]
-    if extra:
-        V = torch.cat([V, V.new_zeros(N, extra, Pm, 3)], 1)
-        fc = torch.cat([fc, fc.new_zeros(N, extra)], 1)
-        FL = torch.cat([FL, FL.new_full((N, extra), -1)], 1)
-    return V, fc, FL
-
-
-def clip_cells(V: torch.Tensor, fc: torch.Tensor, FL: torch.Tensor, plane: torch.Tensor, eps: float, label: int):
-    """Keep the part ``a.x + b >= -eps`` of each cell (``plane (N, 4)``, |a| = 1), closed by a cap face
-    labelled ``label``. Cells left without volume come back with no faces (``fc`` all 0)."""
-    N, F, P, _ = V.shape
-    dev = V.device
-    a, b = plane[:, :3], plane[:, 3]
-    s = torch.baddbmm(b.view(N, 1, 1), V.view(N, F * P, 3), a.view(N, 3, 1)).view(N, F, P)
-    s = torch.where(_valid(fc, P), s, torch.zeros_like(s))
-    dummy = torch.zeros(N * F, P, dtype=torch.int16, device=dev)
-    Vc, _, cc = planar.clip(V.reshape(N * F, P, 3), dummy, fc.reshape(N * F), s.reshape(N * F, P), eps, 0)
-    P2 = Vc.shape[1]
-    Vc = Vc.view(N, F, P2, 3)
-    cc = cc.view(N, F)
-    # cap: the on-plane points of the clipped faces, ordered around their mean (CCW about -a: outward)
-    sv = torch.baddbmm(b.view(N, 1, 1), Vc.reshape(N, F * P2, 3), a.view(N, 3, 1)).view(N, F, P2)
-    on = _valid(cc, P2) & (sv.abs() <= 2 * eps)
-    pts = Vc.reshape(N, F * P2, 3)
-    on = on.reshape(N, F * P2)
-    non = on.sum(1)
-    center = (pts * on.unsqueeze(-1)).sum(1) / non.clamp_min(1).unsqueeze(-1)
-    helper = torch.where((a[:, :1].abs() < 0.9), torch.tensor([1.0, 0, 0], dtype=V.dtype, device=dev), torch.tensor([0, 1.0, 0], dtype=V.dtype, device=dev))
-    e1 = torch.linalg.cross(a, helper)
-    e1 = e1 / e1.norm(dim=1, keepdim=True)
-    e2 = torch.linalg.cross(a, e1)
-    d = pts - center.unsqueeze(1)
-    ang = -torch.atan2((d * e2.unsqueeze(1)).sum(2), (d * e1.unsqueeze(1)).sum(2))
-    ang = torch.where(on, ang, torch.full_like(ang, float("inf")))
-    order = ang.argsort(1)
-    ps = pts.gather(1, order.unsqueeze(-1).expand(-1, -1, 3))
-    ok = on.gather(1, order)
-    prev = torch.roll(ps, 1, 1)
-    # the predecessor of the first valid point is the last valid one
-    last = (non - 1).clamp_min(0)
-    prev[:, 0] = ps[torch.arange(N, device=dev), last]
-    dup = (ps - prev).norm(dim=2) <= 2 * eps
-    dup[:, 0] = dup[:, 0] & (non > 1)
-    keep = ok & ~dup
-    ncap = keep.sum(1)
-    has_cap = ncap >= 3
-    keep = keep & has_cap.unsqueeze(1)
-    Pc = max(int(ncap.max()) if N else 0, P2, 1)
-    slot = keep.cumsum(1) - 1
-    flat = (torch.arange(N, device=dev)[:, None] * Pc + slot)[keep]
-    cap = torch.zeros(N * Pc, 3, dtype=V.dtype, device=dev)
-    cap[flat] = ps[keep]
-    cap = cap.view(N, 1, Pc, 3)
-    if Pc > P2:
-        Vc = torch.cat([Vc, Vc.new_zeros(N, F, Pc - P2, 3)], 2)
-    Vo = torch.cat([Vc, cap], 1)
-    fco = torch.cat([cc, torch.where(has_cap, ncap, 0).unsqueeze(1)], 1)
-    FLo = torch.cat([FL, torch.full((N, 1), label, dtype=FL.dtype, device=dev)], 1)
-    # a cell whose kept part has no volume: drop all its faces
-    alive = (fco > 0).sum(1) >= 4
-    fco = fco * alive.unsqueeze(1)
-    return _compact(Vo, fco, FLo)
+def clip_cells(c: Cells, plane: torch.Tensor, eps: float, label: int) -> tuple[Cells, torch.Tensor]:
+    """The part ``a.x + b >= 0`` of each cell (``plane (N, 4)``, |a| = 1) and ``kept (N,) bool``, the cells
+    not left empty (those come back in order, dropped ones are gone). A cell with no vertex beyond -eps is
+    kept whole; one with none beyond +eps is dropped; the others are cut (:func:`split_cells`)."""
+    s = torch.baddbmm(plane[:, 3:].unsqueeze(2), c.V, plane[:, :3].unsqueeze(2)).squeeze(2)
+    vm = c.vertex_mask()
+    has_neg = ((s < -eps) & vm).any(1)
+    cut = has_neg & ((s > eps) & vm).any(1)
+    whole = ~has_neg
+    if not bool(cut.any()):
+        return c.take(whole), whole
+    part, _ = split_cells(c.take(cut), plane[cut], eps, label)
+    kept = whole | cut
+    # back into the original order: the whole cells and the cut ones interleaved as they were
+    merged = Cells.cat([c.take(whole), part])
+    rank = torch.cat([whole.nonzero().squeeze(1), cut.nonzero().squeeze(1)]).argsort()
+    return merged.reorder(rank), kept
 
 
 def split_cells(c: Cells, plane: torch.Tensor, eps: float, label: int) -> tuple[Cells, Cells]:
@@ -276,6 +222,21 @@ def split_cells(c: Cells, plane: torch.Tensor, eps: float, label: int) -> tuple[
     return part(neg, order), part(pos, reverse)
 
 
+def _crossings(c: Cells, ln: torch.Tensor, eps: float) -> torch.Tensor:
+    """(Q, W) bool: plane ``ln[q, w]`` has vertices of cell q beyond eps on both sides (in slices of cells,
+    so the (Q, W, M) values never take much more than ``planar.CHECK_BYTES``)."""
+    Q, W, _ = ln.shape
+    M = c.V.shape[1]
+    out = torch.empty(Q, W, dtype=torch.bool, device=ln.device)
+    step = max(1, planar.CHECK_BYTES // (W * M * c.V.element_size()))
+    pad = ~c.vertex_mask()
+    for lo in range(0, Q, step):
+        s = torch.baddbmm(ln[lo : lo + step, :, 3:], ln[lo : lo + step, :, :3], c.V[lo : lo + step].transpose(1, 2))  # (q, W, M)
+        s.masked_fill_(pad[lo : lo + step].unsqueeze(1), 0.0)  # padding: on every plane, so it never decides a cut
+        out[lo : lo + step] = (s.amax(2) > eps) & (s.amin(2) < -eps)
+    return out
+
+
 def subdivide_cells(
     c: Cells, H, eps: float, label: int, max_regions=None, layer_name: str = "", cancel: Callable[[], bool] | None = None, window: int = 8
 ) -> tuple[Cells, torch.Tensor]:
@@ -305,9 +266,7 @@ def subdivide_cells(
         jj = ptr[:, None] + win[None, :Wt]
         inwin = jj < nco[:, None]
         ln = chosen[owner[:, None], jj.clamp_max(J - 1)]  # (Q, Wt, 4)
-        s = torch.baddbmm(ln[..., 3:], ln[..., :3], c.V.transpose(1, 2))  # (Q, Wt, M)
-        invalid = ~c.vertex_mask().unsqueeze(1)
-        crosses = (s.masked_fill(invalid, -math.inf).amax(2) > eps) & (s.masked_fill(invalid, math.inf).amin(2) < -eps) & inwin
+        crosses = _crossings(c, ln, eps) & inwin
         has = crosses.any(1)
         first = crosses.to(torch.int8).argmax(1)
         ptr = torch.where(has, ptr + first + 1, ptr + Wt)
@@ -367,28 +326,6 @@ def ragged_cells(c: Cells):
     return vertices, vertex_offsets, face_indices.astype(np.int64), face_offsets, cell_face_offsets, c.face_layer[order].cpu().numpy().astype(np.int16)
 
 
-def padded_faces(c: Cells):
-    """The cells as padded face loops ``(V (N, F, P, 3), fc (N, F), FL (N, F) int16)`` (see :func:`clip_cells`)."""
-    dev = c.V.device
-    N = c.n
-    order, corners = _faces_by_cell(c)
-    cell = c.face_cell[order]
-    size = c.face_size[order]
-    nf = torch.bincount(cell, minlength=N)
-    rank = torch.arange(cell.shape[0], device=dev) - (torch.cumsum(nf, 0) - nf)[cell]
-    F = max(int(nf.max()) if N else 0, 1)
-    P = max(int(size.max()) if size.numel() else 0, 1)
-    within = torch.arange(corners.shape[0], device=dev) - (torch.cumsum(size, 0) - size).repeat_interleave(size)
-    slot = ((cell * F + rank) * P).repeat_interleave(size) + within
-    V = torch.zeros(N * F * P, 3, dtype=c.V.dtype, device=dev)
-    V[slot] = c.V.reshape(-1, 3)[cell.repeat_interleave(size) * c.V.shape[1] + c.loop[corners]]
-    fc = torch.zeros(N * F, dtype=torch.int64, device=dev)
-    fc[cell * F + rank] = size
-    FL = torch.full((N * F,), -1, dtype=torch.int16, device=dev)
-    FL[cell * F + rank] = c.face_layer[order]
-    return V.view(N, F, P, 3), fc.view(N, F), FL.view(N, F)
-
-
 def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions, tol, progress, cancel, boundary, slope_norm: bool = True):
     """3D counterpart of :func:`geometry.tessellation.engine.tessellate_all_depths` (same arguments)."""
 
@@ -412,7 +349,8 @@ def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions
         if progress is not None:
             progress(j / target, f"layer {j + 1}/{target}: cutting {state['cells'].n} cells")
         H = layer_lines(module, X)
-        cells, owner = subdivide_cells(state["cells"], H, eps, j, max_regions, f"layer {j + 1} of {L}", cancel)
+        cells, owner = subdivide_cells(state.pop("cells"), H, eps, j, max_regions, f"layer {j + 1} of {L}", cancel)
+        release_free_memory()  # the holes the cutting left in the heap, before the next layer's work
         Xo = X[owner]
         pattern = layer_pattern(module, Xo, cell_interiors(cells))
         own_np = owner.cpu().numpy()
@@ -421,7 +359,7 @@ def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions
         records.append(dict(geom=ragged_cells(cells), codes=codes, parent=own_np, seconds=time.perf_counter() - t0))
         if j + 1 == target and target < L:
             raise StopWalk
-        return activate(module, Xo, pattern), owner
+        return activate(module, Xo, pattern, inplace=True), owner  # Xo is our own copy
 
     logits = None
     with torch.no_grad():
@@ -507,12 +445,10 @@ def class_cells_3d(cells: Cells, out_linear, out_offset, eps: float, boundary: b
     midx = mixed.nonzero().squeeze(1)
     if boundary and midx.numel():
         Rm = midx.numel()
-        mV, mfc, _ = padded_faces(cells.take(mixed))
-        pV = mV.repeat_interleave(C, 0)
-        pfc = mfc.repeat_interleave(C, 0)
-        pFL = torch.full(pfc.shape, -1, dtype=torch.int16, device=dev)
-        pclass = torch.arange(C, device=dev).repeat(Rm)
-        preg = midx.repeat_interleave(C, 0)
+        pieces = Cells.cat([cells.take(mixed)] * C)  # one copy of each mixed cell per class
+        pieces = Cells(pieces.V, pieces.nv, pieces.loop, pieces.face_size, pieces.face_cell, torch.full_like(pieces.face_layer, -1))
+        pclass = torch.arange(C, device=dev).repeat_interleave(Rm)
+        preg = midx.repeat(C)
         for j in range(C):
             a = lin[preg, pclass] - lin[preg, j]
             b = off[preg, pclass] - off[preg, j]
@@ -520,23 +456,23 @@ def class_cells_3d(cells: Cells, out_linear, out_offset, eps: float, boundary: b
             flat = (n <= 1e-13 * (n + b.abs() + 1e-300)) | (pclass == j)
             a = torch.where(flat.unsqueeze(1), 0.0, a / torch.where(flat, 1.0, n).unsqueeze(1))
             b = torch.where(flat, torch.where((b >= 0) | (pclass == j), 1.0, -1.0).to(b.dtype), b / torch.where(flat, 1.0, n))
-            pV, pfc, pFL = clip_cells(pV, pfc, pFL, torch.cat([a, b.unsqueeze(1)], 1), eps, j)
-            keep = (pfc > 0).any(1)
-            pV, pfc, pFL, pclass, preg = pV[keep], pfc[keep], pFL[keep], pclass[keep], preg[keep]
+            pieces, kept = clip_cells(pieces, torch.cat([a, b.unsqueeze(1)], 1), eps, j)
+            pclass, preg = pclass[kept], preg[kept]
         ncell = torch.bincount(preg, minlength=N)
         mixed = mixed & (ncell > 1)
-        # boundary polygons: faces of the cell of class c made by the constraint f_c = f_j, c < j
-        isb = (pfc > 0) & (pFL.long() > pclass[:, None]) & (ncell[preg] > 1)[:, None]
-        Pp = pV.shape[2]
-        faces = pV[isb]  # (B, Pp, 3)
-        sizes = pfc[isb]
-        m = torch.arange(Pp, device=dev)[None, :] < sizes[:, None]
-        bverts = faces[m].cpu().numpy()
-        boffsets = np.zeros(sizes.shape[0] + 1, dtype=np.int64)
-        np.cumsum(sizes.cpu().numpy(), out=boffsets[1:])
-        Q = pclass.shape[0]
-        bclasses = torch.stack([pclass[:, None].expand(Q, pFL.shape[1])[isb], pFL.long()[isb]], 1).cpu().numpy()
-        bregion = preg[:, None].expand(Q, pFL.shape[1])[isb].cpu().numpy()
+        # boundary polygons: faces of the piece of class c made by the constraint f_c = f_j, c < j
+        order, corners = _faces_by_cell(pieces)
+        fcell = pieces.face_cell[order]
+        layer = pieces.face_layer[order].long()
+        isb = (layer > pclass[fcell]) & (ncell[preg[fcell]] > 1)
+        size = pieces.face_size[order]
+        on_b = isb.repeat_interleave(size)
+        ccell = fcell.repeat_interleave(size)[on_b]
+        bverts = pieces.V.reshape(-1, 3)[ccell * pieces.V.shape[1] + pieces.loop[corners][on_b]].cpu().numpy()
+        boffsets = np.zeros(int(isb.sum()) + 1, dtype=np.int64)
+        np.cumsum(size[isb].cpu().numpy(), out=boffsets[1:])
+        bclasses = torch.stack([pclass[fcell[isb]], layer[isb]], 1).cpu().numpy()
+        bregion = preg[fcell[isb]].cpu().numpy()
     res["class_mixed"] = mixed.cpu().numpy()
     const = res["classes"].copy()
     const[res["class_mixed"]] = -1
