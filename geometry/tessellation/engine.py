@@ -23,6 +23,7 @@ import torch
 from geometry.errors import BudgetExceededError, SplineAtlasError
 from geometry.networks.network import Network
 from geometry.slices import Slice
+from geometry.heap import release_free_memory
 from geometry.tessellation import planar
 from geometry.tessellation.affine import StopWalk, activate, walk
 from geometry.tessellation.boundary import class_cells_2d, propagate_classes, slope_norms
@@ -212,6 +213,7 @@ def _tessellate_2d(network: Network, slice_: Slice, poly: np.ndarray, run: dict,
         H = layer_lines(module, X)
         V, E, cnt, owner = planar.subdivide(state["V"], state["E"], state["cnt"], H, eps, j, max_regions, name, cancel)
         del H
+        release_free_memory()  # the holes the cutting left in the heap, before this layer's maps are re-indexed
         saved = sum(p[0].numel() * p.element_size() for p in pending if p.shape[0])  # per region, re-indexed too
         need = R * (row + saved) + V.shape[0] * (2 * row + saved)  # this layer's maps, their children's, the next layer's
         if need > budget:
