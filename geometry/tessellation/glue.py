@@ -182,6 +182,46 @@ class _Members:
             yield self.owner[b[k] : b[k + 1]], self.local[b[k] : b[k + 1]]
 
 
+def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The indices ``starts[0]..starts[0]+counts[0]-1, starts[1]..`` concatenated."""
+    before = np.cumsum(counts) - counts
+    return np.repeat(starts - before, counts) + np.arange(int(counts.sum()))
+
+
+def _glued_polygons(pieces, l: int, m: _Members, eps: float):
+    """Depth ``l``'s glued polygons ``(vertices, offsets, edge_layer)``: a tile inside one piece keeps that
+    piece's polygon (copied in blocks, per piece); only tiles cut by the pieces' seams are glued one by one."""
+    n = len(m)
+    p0, r0 = m.owner[m.bounds[:-1]], m.local[m.bounds[:-1]]
+    single = m.sizes == 1
+    counts = np.zeros(n, dtype=np.int64)
+    glued = {}
+    for k in np.flatnonzero(~single):
+        owners, tiles = m.owner[m.bounds[k] : m.bounds[k + 1]], m.local[m.bounds[k] : m.bounds[k + 1]]
+        parts = []
+        for p, r in zip(owners, tiles):
+            t = pieces[p][l]
+            a, b = t.offsets[r], t.offsets[r + 1]
+            parts.append((t.vertices[a:b], t.edge_layer[a:b]))
+        glued[k] = _glue_polygons(parts, eps)
+        counts[k] = len(glued[k][0])
+    whole = [np.flatnonzero(single & (p0 == i)) for i in range(len(pieces))]
+    for i, sel in enumerate(whole):
+        counts[sel] = np.diff(pieces[i][l].offsets)[r0[sel]]
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    vertices = np.zeros((int(offsets[-1]), 2))
+    edge_layer = np.full(int(offsets[-1]), -1, dtype=np.int16)
+    for i, sel in enumerate(whole):
+        t = pieces[i][l]
+        dst, src = _ranges(offsets[sel], counts[sel]), _ranges(t.offsets[r0[sel]], counts[sel])
+        vertices[dst] = t.vertices[src]
+        edge_layer[dst] = t.edge_layer[src]
+    for k, (v, lab) in glued.items():
+        vertices[offsets[k] : offsets[k + 1]] = v
+        edge_layer[offsets[k] : offsets[k + 1]] = lab
+    return vertices, offsets, edge_layer
+
+
 def glue(pieces: list[list[Tessellation2D]], domain: np.ndarray, eps: float, seconds: float) -> list[Tessellation2D]:
     """The tessellation of ``domain`` from those of its pieces (each a list over depths 1..d, as
     :func:`geometry.tessellation.tessellate_all_depths` returns; all of the same network, slice and depth)."""
@@ -206,28 +246,23 @@ def glue(pieces: list[list[Tessellation2D]], domain: np.ndarray, eps: float, sec
     full = first.full_depth
     merged_full = {}
     for l in range(d):
-        polys, labels, own, parent = [], [], [], []
-        starts, g = index_of[l]
-        for owners, tiles in members[l]:
-            parts = []
-            for p, r in zip(owners, tiles):
-                t = pieces[p][l]
-                a, b = t.offsets[r], t.offsets[r + 1]
-                parts.append((t.vertices[a:b], t.edge_layer[a:b]))
-            v, lab = _glue_polygons(parts, eps)
-            polys.append(v)
-            labels.append(lab)
-            p0, r0 = owners[0], tiles[0]
-            t0 = pieces[p0][l]
-            own.append(t0.codes[l][r0])  # layer l's codes live at depth l + 1: no copy of the earlier layers
-            if l == 0:
-                parent.append(0)
-            else:
+        m = members[l]
+        vertices, offsets, edge_layer = _glued_polygons(pieces, l, m, eps)
+        p0, r0 = m.owner[m.bounds[:-1]], m.local[m.bounds[:-1]]  # each glued tile's first member
+        own, parent = None, np.zeros(len(m), dtype=np.int64)
+        for i, p in enumerate(pieces):
+            sel = np.flatnonzero(p0 == i)
+            t = p[l]
+            c_own, c_rows = t.codes.own[l], t.codes.rows[l]  # layer l's codes live at depth l + 1: no copy of the earlier layers
+            c = c_own[r0[sel]] if c_rows is None else c_own[c_rows[r0[sel]]]
+            if own is None:
+                own = np.zeros((len(m),) + c.shape[1:], dtype=c.dtype)
+            own[sel] = c
+            if l:
                 ps, pg = index_of[l - 1]
-                parent.append(pg[ps[p0] + t0.parent[r0]])
-        vertices, offsets = _ragged(polys)
-        R = len(polys)
-        codes = (out[-1]["codes"] if l else LayerCodes(())).refine(np.asarray(parent), np.stack(own) if own else np.zeros((0, 0), np.uint8))
+                parent[sel] = pg[ps[i] + t.parent[r0[sel]]]
+        R = len(m)
+        codes = (out[-1]["codes"] if l else LayerCodes(())).refine(parent, own if own is not None else np.zeros((0, 0), np.uint8))
         common = dict(
             slice=first.slice,
             domain=domain,
@@ -235,9 +270,9 @@ def glue(pieces: list[list[Tessellation2D]], domain: np.ndarray, eps: float, sec
             layers=first.layers,
             vertices=vertices,
             offsets=offsets,
-            edge_layer=np.concatenate(labels).astype(np.int16) if labels else np.zeros(0, np.int16),
+            edge_layer=edge_layer,
             codes=codes,
-            parent=np.asarray(parent, dtype=np.int64),
+            parent=parent,
             classes=np.full(R, -1, dtype=np.int64),
             class_mixed=np.zeros(R, dtype=bool),
             slope_norm=np.full(R, np.nan),
@@ -263,16 +298,30 @@ def _glue_outputs(pieces, members, index_of, eps: float, vertices: np.ndarray, o
     """Full-depth fields of the glued tiles (polygons ``vertices``, ``offsets``): logits maps, slope norms,
     classes, argmax cells, boundary."""
     starts, g = index_of
-    lin, off, slope, cls, mixed = [], [], [], [], []
-    for owners, tiles in members:
-        t = [pieces[p][-1] for p in owners]
-        lin.append(t[0].out_linear[tiles[0]])
-        off.append(t[0].out_offset[tiles[0]])
-        slope.append(t[0].slope_norm[tiles[0]])
-        c = np.array([ti.classes[r] for ti, r in zip(t, tiles)])
-        cls.append(c[0])
-        mixed.append(bool(any(ti.class_mixed[r] for ti, r in zip(t, tiles)) or (c != c[0]).any()))
-    classes, class_mixed = np.asarray(cls, dtype=np.int64), np.asarray(mixed, dtype=bool)
+    n = len(members)
+    p0, r0 = members.owner[members.bounds[:-1]], members.local[members.bounds[:-1]]
+    t_first = pieces[0][-1]
+    lin = np.zeros((n,) + t_first.out_linear.shape[1:])
+    off = np.zeros((n,) + t_first.out_offset.shape[1:])
+    slope = np.zeros(n)
+    for i, p in enumerate(pieces):  # each glued tile's maps and slope norm: those of its first member
+        sel = np.flatnonzero(p0 == i)
+        t = p[-1]
+        lin[sel], off[sel], slope[sel] = t.out_linear[r0[sel]], t.out_offset[r0[sel]], t.slope_norm[r0[sel]]
+    # every member's class and mixed flag; a tile is mixed when a member is or its members' classes differ
+    member_cls = np.zeros(len(members.owner), dtype=np.int64)
+    member_mixed = np.zeros(len(members.owner), dtype=bool)
+    for i, p in enumerate(pieces):
+        sel = np.flatnonzero(members.owner == i)
+        member_cls[sel] = p[-1].classes[members.local[sel]]
+        member_mixed[sel] = p[-1].class_mixed[members.local[sel]]
+    head = members.bounds[:-1]
+    classes = member_cls[head].copy() if n else np.zeros(0, dtype=np.int64)
+    class_mixed = (
+        np.logical_or.reduceat(member_mixed, head) | (np.minimum.reduceat(member_cls, head) != np.maximum.reduceat(member_cls, head))
+        if n
+        else np.zeros(0, dtype=bool)
+    )
     glued = np.flatnonzero(members.sizes > 1)
     if len(glued):  # the engine's class of a tile: the argmax at the mean of its polygon's vertices
         import torch
@@ -284,12 +333,12 @@ def _glue_outputs(pieces, members, index_of, eps: float, vertices: np.ndarray, o
         mean = np.zeros((len(counts), 2))
         np.add.at(mean, owner, vertices)
         mean /= counts[:, None]
-        A, b = two_class(torch.as_tensor(np.stack([lin[k] for k in glued])), torch.as_tensor(np.stack([off[k] for k in glued])))
+        A, b = two_class(torch.as_tensor(lin[glued]), torch.as_tensor(off[glued]))
         classes[glued] = (torch.einsum("rck,rk->rc", A, torch.as_tensor(mean[glued])) + b).argmax(1).numpy()
     tile = dict(
-        out_linear=np.stack(lin),
-        out_offset=np.stack(off),
-        slope_norm=np.asarray(slope, dtype=np.float64),
+        out_linear=lin,
+        out_offset=off,
+        slope_norm=slope,
         classes=classes,
         class_mixed=class_mixed,
     )
