@@ -36,6 +36,7 @@ DEFAULT_MAX_REGIONS = 1_000_000
 MEMORY_BUDGET_BYTES = 4 * 2**30  # the 3D engine's cap (it keeps every cell's maps; 2D splits instead)
 MEMORY_FRACTION = 0.3  # default memory budget: this share of the memory free when a tessellation starts
 # (the estimate counts the affine maps and cut lines; the cutting's own work arrays come on top)
+TRIM_BYTES = 64 * 2**20  # layers whose maps and lines exceed this return the heap's free pages after cutting
 MAX_SPLIT_LEVELS = 6  # sub-windows of sub-windows ... at most this deep
 _MEMORY_BUDGET: list[int | None] = [None]  # set_memory_budget: a process-wide override (the CLI's --memory-budget)
 
@@ -213,7 +214,8 @@ def _tessellate_2d(network: Network, slice_: Slice, poly: np.ndarray, run: dict,
         H = layer_lines(module, X)
         V, E, cnt, owner = planar.subdivide(state["V"], state["E"], state["cnt"], H, eps, j, max_regions, name, cancel)
         del H
-        release_free_memory()  # the holes the cutting left in the heap, before this layer's maps are re-indexed
+        if R * row + lines > TRIM_BYTES:  # a big layer leaves big holes in the heap: give them back first
+            release_free_memory()
         saved = sum(p[0].numel() * p.element_size() for p in pending if p.shape[0])  # per region, re-indexed too
         need = R * (row + saved) + V.shape[0] * (2 * row + saved)  # this layer's maps, their children's, the next layer's
         if need > budget:

@@ -18,7 +18,6 @@ grazing a piece never create empty or degenerate pieces, and no area is ever dro
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
 import torch
@@ -206,8 +205,8 @@ def subdivide(
         ln = flat_lines.index_select(0, (owner[:, None] * J + jj.clamp_max(J - 1)).reshape(-1)).view(-1, Wt, 3)
         Q, P = V.shape[:2]
         s = torch.baddbmm(ln[..., 2:], ln[..., :2], V.transpose(1, 2))  # (Q, Wt, P)
-        invalid = (torch.arange(P, device=dev)[None, :] >= cnt[:, None]).unsqueeze(1)
-        crosses = (s.masked_fill(invalid, -math.inf).amax(2) > eps) & (s.masked_fill(invalid, math.inf).amin(2) < -eps) & inwin
+        s.masked_fill_((torch.arange(P, device=dev)[None, :] >= cnt[:, None]).unsqueeze(1), 0.0)  # padding never decides a cut
+        crosses = (s.amax(2) > eps) & (s.amin(2) < -eps) & inwin
         has = crosses.any(1)
         first = crosses.to(torch.int8).argmax(1)
         ptr = torch.where(has, ptr + first + 1, ptr + Wt)
