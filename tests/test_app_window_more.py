@@ -549,3 +549,33 @@ def test_paths_added_together_trace_in_one_batch_and_equal_each_alone(qtbot, dig
         assert got.summary == alone.summary
     ends = np.array([win.path_results[p.id].X[-1] for p in fan])
     assert len(np.unique(ends.round(6), axis=0)) == mw.NORMAL_FAN  # eight different directions
+
+
+def test_one_epoch_change_starts_at_once_and_a_burst_computes_only_its_last(qtbot, spirals_window, monkeypatch):
+    win = spirals_window
+    st, ctl = win.state, win.controller
+    submitted = []
+    submit = win.work.submit
+
+    def spy(channel, description, fn, *args, **kwargs):
+        if channel == "tessellation":
+            submitted.append(st.epoch_index)
+        return submit(channel, description, fn, *args, **kwargs)
+
+    monkeypatch.setattr(win.work, "submit", spy)
+    win.cache.clear_memory()
+    qtbot.wait(200)  # a quiet spell
+    st.set_epoch_index(2)
+    # no debounce for a single change: the job is queued before any event is processed
+    assert submitted == [2] and ctl.tess_timer.isActive()
+    qtbot.waitUntil(lambda: win.results.tiles is not None and win.results.tiles.epoch_index == 2 and not win.work.busy(), timeout=TIMEOUT)
+    assert submitted == [2], "the debounce's end did not start the same tessellation again"
+    qtbot.wait(200)
+    submitted.clear()
+    for e in (3, 4, 5, 6):  # a drag: changes closer together than the debounce
+        st.set_epoch_index(e)
+    qtbot.waitUntil(lambda: win.results.tiles is not None and win.results.tiles.epoch_index == 6 and not win.work.busy(), timeout=TIMEOUT)
+    assert submitted == [3, 6], "the first change at once, then only the burst's last"
+    t = win.results.tiles.by_depth[-1]
+    ref = win.cache.peek(ctl._key(6))
+    assert ref is not None and ref[-1].num_regions == t.num_regions

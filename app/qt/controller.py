@@ -8,6 +8,7 @@ Every job it submits is a function of :mod:`app.jobs` with the defaults the CLI 
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -28,6 +29,7 @@ from ..model.session import read_session, save_session
 from ..model.state import PATH_NAMES, SliceChoice, ViewerState
 
 TESSELLATE_DEBOUNCE_MS = 80  # a burst of slider/zoom changes starts one tessellation, not many
+# (a change after a quiet spell starts at once: only the changes that follow it within this time wait)
 TRACE_OVER_RUN_POINTS = 256
 MAX_REMOVED = 64  # traced results of deleted paths kept for Ctrl+Z
 
@@ -69,6 +71,8 @@ class Controller(QObject):
         self.tess_timer.setSingleShot(True)
         self.tess_timer.setInterval(TESSELLATE_DEBOUNCE_MS)
         self.tess_timer.timeout.connect(self.request_tessellation)
+        self._last_schedule = -1.0  # time.monotonic() of the last schedule_tessellation
+        self._inflight_key: str | None = None  # the tiles the running tessellation job computes
         ev = state.events
         ev.slice.connect(self._on_slice)
         ev.epoch_index.connect(lambda _: self.schedule_tessellation())
@@ -212,7 +216,12 @@ class Controller(QObject):
                     if self.results.tiles is None or key != self.results.tiles.key:
                         self._on_tessellation(key, hit, st.epoch_index, tuple(window))
                     return
-        self.tess_timer.start()
+        now = time.monotonic()
+        quiet = not self.tess_timer.isActive() and now - self._last_schedule > TESSELLATE_DEBOUNCE_MS / 1000
+        self._last_schedule = now
+        if quiet:  # one change (a key press, a click on the slider): no reason to wait
+            self.request_tessellation()
+        self.tess_timer.start()  # the last change of a burst (a drag) starts when the burst is over
 
     def playback_ready(self) -> bool:
         """Playback steps only when the current frame is drawn and the next one is pre-computed."""
@@ -244,6 +253,8 @@ class Controller(QObject):
         if hit is not None:
             self._on_tessellation(key, hit, epoch, window)
             return
+        if key == self._inflight_key and self.work.busy("tessellation"):
+            return  # already on its way (the change started it at once; the debounce ends with nothing new)
         slopes = self._slopes_shown()
         self.work.cancel("slopes")  # of tiles that are leaving the screen
         if tiles is not None and tiles.epoch_index != epoch:
@@ -260,6 +271,7 @@ class Controller(QObject):
                     return cover_key, found, cover
             return key, jobs.tessellate_all(b, epoch, sl, window, budget, cache, progress, cancel, slopes=slopes), window
 
+        self._inflight_key = key
         self.work.submit(
             "tessellation",
             f"Tessellating epoch {b.epochs[epoch]}",
