@@ -179,3 +179,25 @@ def test_tile_paths_built_without_qt_equal_pyqtgraphs(qapp):
     assert [(got.elementAt(k).type, got.elementAt(k).x) for k in range(got.elementCount())] == [
         (ref.elementAt(k).type, ref.elementAt(k).x) for k in range(ref.elementCount())
     ]
+
+
+def test_the_legend_keeps_shared_entries_and_shows_exactly_the_new_list(qapp):
+    import pyqtgraph as pg
+
+    from app.qt.theme import Theme
+    from app.qt.view2d import SliceView
+
+    view = SliceView(Theme(dark=False))
+    swatch = lambda i: {"brush": pg.mkBrush(i * 40, 0, 0), "symbol": "s"}  # noqa: E731
+    classes = [(f"class {i}", swatch(i)) for i in range(3)]
+    labels = lambda: [label.text for _, label in view.legend.items]  # noqa: E731
+    view.set_legend(classes + [("boundary", {"line": pg.mkPen("k")})])
+    first = list(view._legend_entries)
+    view.set_legend(classes)  # the tiles taken down: the boundary entry goes
+    assert labels() == ["class 0", "class 1", "class 2"] and view._legend_entries == first[:3]
+    view.set_legend(classes + [("cuts of layer 2", {"line": pg.mkPen("r")}), ("boundary", {"line": pg.mkPen("k")})])
+    assert labels() == ["class 0", "class 1", "class 2", "cuts of layer 2", "boundary"]
+    assert view._legend_entries[:3] == first[:3], "the class swatches were not rebuilt"
+    view.set_legend([(f"class {i}", swatch(i + 1)) for i in range(3)])  # other colours: rebuilt from the first
+    assert labels() == ["class 0", "class 1", "class 2"] and view._legend_entries[0] is not first[0]
+    assert view.legend.layout.count() == 2 * len(view.legend.items), "no removed entry left in the layout"

@@ -478,12 +478,17 @@ class SliceView(QWidget):
     def set_legend(self, entries: list[tuple[str, dict]]) -> None:
         """entries: (label, style) where style has 'line' (pen) or 'brush' (a filled square/circle)."""
         key = [(label, tuple(sorted((k, str(v.color().name()) if hasattr(v, "color") else str(v)) for k, v in style.items()))) for label, style in entries]
-        if key == getattr(self, "_legend_key", None):
+        old = getattr(self, "_legend_key", None) or []
+        if key == old:
             return
+        keep = 0  # entries shared with the legend shown stay (the class swatches): rebuilding costs ~15 ms
+        while keep < min(len(key), len(old)) and key[keep] == old[keep]:
+            keep += 1
         self._legend_key = key
-        self.legend.clear()
-        self._legend_entries = []
-        for label, style in entries:
+        for item in self._legend_entries[keep:]:
+            self.legend.removeItem(item)
+        self._legend_entries = self._legend_entries[:keep]
+        for label, style in entries[keep:]:
             if "line" in style:
                 item = pg.PlotDataItem([0, 1], [0, 0], pen=style["line"])
             else:
