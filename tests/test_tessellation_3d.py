@@ -234,3 +234,16 @@ def test_degenerate_3d_coincident_planes_box_corners_and_dead_neurons():
     np.add.at(cen, np.repeat(np.arange(nf.shape[0]), nf), ts[1].vertices[ts[1].face_indices])
     cen /= nf[:, None]
     assert np.abs(cen.sum(1) - 3).min() > 1e-3 and np.abs(cen[:, 2] - 5).min() > 1
+
+
+def test_3d_memory_budget_stops_with_what_it_needs_and_the_region_cap_ignores_width():
+    from geometry.tessellation import default_max_regions
+
+    net = _net([3, 16, 16, 2])
+    full = tessellate(net, Slice.input_plane(3), BOX3)
+    row = 4 * 16 * 8  # a cell's affine map (k + 1 rows of 16 float64)
+    with pytest.raises(BudgetExceededError, match=r"layer 2 of 2: the affine maps of [\d,]+ cells would need .*not split into sub-boxes"):
+        tessellate(net, Slice.input_plane(3), BOX3, memory_budget=full.num_regions * row)
+    assert tessellate(net, Slice.input_plane(3), BOX3, memory_budget=64 * 2**20).num_regions == full.num_regions
+    wide = _net([3, 4096, 2])
+    assert default_max_regions(wide, 3) == default_max_regions(net, 3) == default_max_regions(wide, 2) == 1_000_000

@@ -33,7 +33,6 @@ from geometry.tessellation.solid import tessellate_all_depths_3d
 from geometry.tessellation.types import LayerCodes, Tessellation2D, Tessellation3D, pack_pattern
 
 DEFAULT_MAX_REGIONS = 1_000_000
-MEMORY_BUDGET_BYTES = 4 * 2**30  # the 3D engine's cap (it keeps every cell's maps; 2D splits instead)
 MEMORY_FRACTION = 0.3  # default memory budget: this share of the memory free when a tessellation starts
 # (the estimate counts the affine maps and cut lines; the cutting's own work arrays come on top)
 TRIM_BYTES = 64 * 2**20  # layers whose maps and lines exceed this return the heap's free pages after cutting
@@ -42,13 +41,9 @@ _MEMORY_BUDGET: list[int | None] = [None]  # set_memory_budget: a process-wide o
 
 
 def default_max_regions(network: Network, k: int) -> int:
-    """The default region cap: 1M for 2D slices (memory is bounded separately, :func:`default_memory_budget`);
-    for 3D also few enough that every cell's affine maps (``4 x width`` float64, about three live
-    copies) stay within ~4 GiB."""
-    if k != 3:
-        return DEFAULT_MAX_REGIONS
-    widest = max([network.input_dim] + [li.width for li in network.layer_infos])
-    return int(min(DEFAULT_MAX_REGIONS, MEMORY_BUDGET_BYTES // (8 * (k + 1) * widest * 3)))
+    """The default region cap, 1M in 2D and 3D: memory is bounded separately (:func:`default_memory_budget`),
+    so the cap no longer depends on the network's width."""
+    return DEFAULT_MAX_REGIONS
 
 
 def set_memory_budget(nbytes: int | None) -> None:
@@ -127,17 +122,20 @@ def tessellate_all_depths(
     ``boundary=False`` skips the argmax cells and boundary; ``slope_norm=False`` skips ||A_w|| (NaN), which
     for a slice of a high-dimensional input costs C backward passes over all regions (the dominant cost
     for the digits CNN) -- for interactive previews.
-    Raises BudgetExceededError beyond ``max_regions`` regions (default :func:`default_max_regions`: 1M; in
-    3D less for wide networks), CancelledError when ``cancel()`` is true, NotPiecewiseAffineError naming
-    the first smooth layer.
+    Raises BudgetExceededError beyond ``max_regions`` regions (default :func:`default_max_regions`: 1M),
+    CancelledError when ``cancel()`` is true, NotPiecewiseAffineError naming the first smooth layer.
     ``memory_budget`` (bytes; default :func:`default_memory_budget`): in 2D, when a layer's per-region affine
     maps would exceed it, the window is tessellated as a grid of sub-windows, depth first, and their tiles
-    glued (:mod:`geometry.tessellation.glue`; exact); the result's ``pieces`` says how many.
+    glued (:mod:`geometry.tessellation.glue`; exact); the result's ``pieces`` says how many. In 3D such a
+    layer stops the tessellation with a BudgetExceededError that says what it would need.
     """
     if max_regions is None:
         max_regions = default_max_regions(network, slice_.dim)
     if slice_.dim == 3:
-        return tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions, tol, progress, cancel, boundary, slope_norm)
+        budget = int(memory_budget) if memory_budget is not None else default_memory_budget(device)
+        if budget <= 0:
+            raise SplineAtlasError(f"the memory budget must be positive; got {budget} bytes.")
+        return tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions, tol, progress, cancel, boundary, slope_norm, budget)
     L = network.depth
     if L == 0:
         raise SplineAtlasError("this network has no nonlinearity: it is affine, so the whole slice is one region.")

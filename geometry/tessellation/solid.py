@@ -26,7 +26,7 @@ from geometry.heap import release_free_memory
 from geometry.tessellation import planar
 from geometry.tessellation.affine import StopWalk, activate, walk
 from geometry.tessellation.boundary import propagate_classes, slope_norms, two_class
-from geometry.tessellation.prepare import domain_box3, layer_lines, layer_pattern, layer_summaries, prepare
+from geometry.tessellation.prepare import domain_box3, layer_lines, layer_pattern, layer_summaries, num_lines, prepare
 from geometry.tessellation.types import LayerCodes, Tessellation3D, pack_pattern
 
 
@@ -326,8 +326,18 @@ def ragged_cells(c: Cells):
     return vertices, vertex_offsets, face_indices.astype(np.int64), face_offsets, cell_face_offsets, c.face_layer[order].cpu().numpy().astype(np.int16)
 
 
-def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions, tol, progress, cancel, boundary, slope_norm: bool = True):
-    """3D counterpart of :func:`geometry.tessellation.engine.tessellate_all_depths` (same arguments)."""
+def _memory_stop(need: int, budget: int, cells: int, layer: str) -> BudgetExceededError:
+    return BudgetExceededError(
+        f"{layer}: the affine maps of {cells:,} cells would need {need / 2**30:.2f} GiB (memory budget {budget / 2**30:.2f} GiB); "
+        "3D slices are not split into sub-boxes: raise --memory-budget, shrink the box or lower the depth."
+    )
+
+
+def tessellate_all_depths_3d(
+    network, slice_, domain, depth, device, max_regions, tol, progress, cancel, boundary, slope_norm: bool = True, memory_budget: int | None = None
+):
+    """3D counterpart of :func:`geometry.tessellation.engine.tessellate_all_depths` (same arguments). A layer
+    whose cells' affine maps (and cut planes) would exceed ``memory_budget`` bytes stops it (None: no check)."""
 
     t0 = time.perf_counter()
     L = network.depth
@@ -348,9 +358,17 @@ def tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions
     def on_nonlinearity(module, j, X):
         if progress is not None:
             progress(j / target, f"layer {j + 1}/{target}: cutting {state['cells'].n} cells")
+        name = f"layer {j + 1} of {L}"
+        R, row = X.shape[0], X[0].numel() * X.element_size()
+        lines = R * X.shape[1] * num_lines(module, X) * X.element_size()
+        if memory_budget is not None and R * row + 2 * lines > memory_budget:  # this layer's maps and planes
+            raise _memory_stop(R * row + 2 * lines, memory_budget, R, name)
         H = layer_lines(module, X)
-        cells, owner = subdivide_cells(state.pop("cells"), H, eps, j, max_regions, f"layer {j + 1} of {L}", cancel)
+        cells, owner = subdivide_cells(state.pop("cells"), H, eps, j, max_regions, name, cancel)
+        del H
         release_free_memory()  # the holes the cutting left in the heap, before the next layer's work
+        if memory_budget is not None and R * row + 2 * cells.n * row > memory_budget:  # the children's maps, then the next layer's
+            raise _memory_stop(R * row + 2 * cells.n * row, memory_budget, cells.n, name)
         Xo = X[owner]
         pattern = layer_pattern(module, Xo, cell_interiors(cells))
         own_np = owner.cpu().numpy()
