@@ -420,6 +420,29 @@ def test_window_3d_tab_follows_the_layer_slider_and_its_controls(gl, qtbot, tmp_
     win.work.shutdown()
 
 
+def test_window_3d_tab_computes_slope_norms_only_for_the_slope_colouring(gl, qtbot, tmp_path, make_window):
+    """Class colouring: the tab's cells carry no ||A_w||_2 (NaN, as in the 2D tab); switching to the slope
+    colouring fills them in without re-tessellating, equal to autograd's Jacobian norm in each cell."""
+    from geometry.tessellation import has_slope_norms
+
+    run = _tiny_run(tmp_path, widths=(3, 6, 5, 2), save_epochs=(1,))
+    win = _window_on(qtbot, make_window, run)
+    tab, st = win.view3d, win.state
+    win.tabs.setCurrentWidget(tab)
+    idle = lambda: tab.scene is not None and not win.work.busy()  # noqa: E731
+    qtbot.waitUntil(lambda: tab.tess3 is not None and idle(), timeout=TIMEOUT)
+    assert st.color_mode == "class" and not has_slope_norms(tab.tess3[-1])
+    before = tab.tess3[-1]
+    st.set_color_mode("slope")
+    qtbot.waitUntil(lambda: has_slope_norms(tab.tess3[-1]) and idle(), timeout=TIMEOUT)
+    t = tab.tess3[-1]
+    assert t.num_regions == before.num_regions and np.array_equal(t.vertices, before.vertices)
+    net = win.bundle.run.network(st.epoch_index).double()
+    x = torch.as_tensor(tab.state3d.slice3.to_input(t.centroids()))
+    J = torch.autograd.functional.jacobian(lambda z: net(z).sum(0), x).permute(1, 0, 2)  # (R, C, D)
+    np.testing.assert_allclose(t.slope_norm, torch.linalg.matrix_norm(J, ord=2).numpy(), rtol=1e-9)
+
+
 def test_render3d_cli(gl, tmp_path, capsys, monkeypatch):
     from app.cli.main import main
 

@@ -27,7 +27,7 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
-from geometry.tessellation import mesh3d
+from geometry.tessellation import has_slope_norms, mesh3d
 
 from ..jobs import manifold3d
 from ..jobs import scene3d as jobs3d
@@ -553,7 +553,7 @@ class View3DTab(QWidget):
         st.epoch_index.connect(lambda _: self._schedule())
         ctx.results.events.tiles.connect(lambda _: self._request_manifold())
         st.depth.connect(lambda _: self._redraw())
-        st.color_mode.connect(lambda _: self._redraw())
+        st.color_mode.connect(lambda _: self._on_color_mode())
         st.paths.connect(lambda _: QTimer.singleShot(0, self, self._redraw_paths))
         st.inspected.connect(lambda _: self._redraw_marker())
         s3.choice.connect(lambda _: self._request_slice())
@@ -758,11 +758,36 @@ class View3DTab(QWidget):
             return
         self._show_message(f"Tessellating the 3D slice at epoch {b.epochs[epoch]} …", busy=True)
         cache = self.cache
+        slopes = self._slopes_shown()
         self.work.submit(
             "tessellation3d",
             f"3D tessellation, epoch {b.epochs[epoch]}",
-            lambda progress, cancel: jobs.tessellate_all(b, epoch, sl, box, budget, cache, progress, cancel),
+            lambda progress, cancel: jobs.tessellate_all(b, epoch, sl, box, budget, cache, progress, cancel, slopes=slopes),
             on_done=lambda res: self._on_tessellation(key, res),
+            on_error=lambda exc: self._on_error(exc),
+        )
+
+    def _slopes_shown(self) -> bool:
+        """Every cell's ||A_w||_2 is computed only for the slope colouring (as in the 2D tab): for a 3D slice
+        of a CNN it is C backward passes per cell, most of the tessellation's time."""
+        return self.state.color_mode == "slope"
+
+    def _on_color_mode(self) -> None:
+        """Redraw; switching to the slope colouring first fills in the cells' ||A_w||_2 when they are
+        missing (only them: the cached cells are upgraded in place). Until then the cells are grey."""
+        self._redraw()
+        b, sl, tess, key = self.results.bundle, self.state3d.slice3, self.tess3, self.tess3_key
+        if not self._slopes_shown() or tess is None or b is None or sl is None or has_slope_norms(tess[-1]) or self.manifold_mode:
+            return
+        epoch, box, budget, cache = self.state.epoch_index, self.state3d.box, self.state3d.settings.max_cells, self.cache
+        if jobs.tessellation_key(b, epoch, sl, box, budget) != key:
+            return  # another tessellation is on its way, with the slopes
+        self._show_message("Computing every cell's ‖A_ω‖₂ for the slope colouring …", busy=True)
+        self.work.submit(
+            "tessellation3d",
+            f"3D slope norms, epoch {b.epochs[epoch]}",
+            lambda progress, cancel: jobs.tessellate_all(b, epoch, sl, box, budget, cache, progress, cancel, slopes=True),
+            on_done=lambda res: self._on_tessellation(key, res) if key == self.tess3_key else None,
             on_error=lambda exc: self._on_error(exc),
         )
 
