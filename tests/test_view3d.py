@@ -281,6 +281,17 @@ def _window_on(qtbot, make_window, run, cache_dir=None):
     return win
 
 
+def _two_layer_3d_tab(qtbot, make_window, tmp_path):
+    """The window on a trained 3-6-5-2 run with its 3D tab shown and tessellated: (win, tab, state, idle)."""
+    run = _tiny_run(tmp_path, widths=(3, 6, 5, 2), save_epochs=(1,))
+    win = _window_on(qtbot, make_window, run)
+    tab, st = win.view3d, win.state
+    win.tabs.setCurrentWidget(tab)
+    idle = lambda: tab.scene is not None and not win.work.busy()  # noqa: E731
+    qtbot.waitUntil(lambda: tab.tess3 is not None and idle(), timeout=TIMEOUT)
+    return win, tab, st, idle
+
+
 def test_window_3d_tab_linked_to_the_2d_view_and_the_inspector(gl, qtbot, tmp_path, make_window):
     from app.jobs import open_run_bundle
 
@@ -353,12 +364,7 @@ def test_window_3d_tab_follows_the_layer_slider_and_its_controls(gl, qtbot, tmp_
     face filters / exploded view of the 3D controls reach the view's settings and its scene."""
     from reference_tess3d import reference_tessellations
 
-    run = _tiny_run(tmp_path, widths=(3, 6, 5, 2), save_epochs=(1,))
-    win = _window_on(qtbot, make_window, run)
-    tab, st = win.view3d, win.state
-    win.tabs.setCurrentWidget(tab)
-    idle = lambda: tab.scene is not None and not win.work.busy()  # noqa: E731
-    qtbot.waitUntil(lambda: tab.tess3 is not None and idle(), timeout=TIMEOUT)
+    win, tab, st, idle = _two_layer_3d_tab(qtbot, make_window, tmp_path)
     assert st.depth == 2 and len(tab.tess3) == 2
     ref = reference_tessellations(win.bundle.run.network(0), np.asarray(tab.state3d.box))
     assert [t.num_regions for t in tab.tess3] == [t.num_regions for t in ref]
@@ -420,17 +426,13 @@ def test_window_3d_tab_follows_the_layer_slider_and_its_controls(gl, qtbot, tmp_
     win.work.shutdown()
 
 
+@pytest.mark.gui
 def test_window_3d_tab_computes_slope_norms_only_for_the_slope_colouring(gl, qtbot, tmp_path, make_window):
     """Class colouring: the tab's cells carry no ||A_w||_2 (NaN, as in the 2D tab); switching to the slope
     colouring fills them in without re-tessellating, equal to autograd's Jacobian norm in each cell."""
     from geometry.tessellation import has_slope_norms
 
-    run = _tiny_run(tmp_path, widths=(3, 6, 5, 2), save_epochs=(1,))
-    win = _window_on(qtbot, make_window, run)
-    tab, st = win.view3d, win.state
-    win.tabs.setCurrentWidget(tab)
-    idle = lambda: tab.scene is not None and not win.work.busy()  # noqa: E731
-    qtbot.waitUntil(lambda: tab.tess3 is not None and idle(), timeout=TIMEOUT)
+    win, tab, st, idle = _two_layer_3d_tab(qtbot, make_window, tmp_path)
     assert st.color_mode == "class" and not has_slope_norms(tab.tess3[-1])
     before = tab.tess3[-1]
     st.set_color_mode("slope")
