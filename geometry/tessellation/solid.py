@@ -56,9 +56,6 @@ class Cells:
     def vertex_mask(self) -> torch.Tensor:
         return torch.arange(self.V.shape[1], device=self.V.device)[None, :] < self.nv[:, None]
 
-    def corner_cell(self) -> torch.Tensor:
-        return self.face_cell.repeat_interleave(self.face_size)
-
     def take(self, mask: torch.Tensor) -> "Cells":
         """The cells where ``mask (N,)`` is true, in order."""
         fmask = mask[self.face_cell]
