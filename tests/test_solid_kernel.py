@@ -131,3 +131,34 @@ def test_release_free_memory_trims_the_glibc_heap():
     from geometry.heap import release_free_memory
 
     assert release_free_memory() is (sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc")
+
+
+@pytest.mark.parametrize("kind", ["zero-bias", "integer-weights"])
+def test_degenerate_nets_give_closed_cells_with_the_forward_patterns(kind):
+    """Zero biases put every first-layer plane through the origin; small integer weights make planes and
+    vertices coincide exactly: cuts through existing vertices and edges everywhere."""
+    torch.manual_seed(1)
+    net = Network(mlp_spec([3, 10, 10, 2]))
+    gen = torch.Generator().manual_seed(3)
+    with torch.no_grad():
+        for m in net.layers:
+            if isinstance(m, torch.nn.Linear):
+                if kind == "zero-bias":
+                    m.bias.zero_()
+                else:
+                    m.weight.copy_(torch.randint(-2, 3, m.weight.shape, generator=gen).to(m.weight.dtype))
+                    m.bias.copy_(torch.randint(-1, 2, m.bias.shape, generator=gen).to(m.bias.dtype) * 0.5)
+    ts = tessellate_all_depths(net, Slice.input_plane(3), BOX)
+    for t in ts:
+        _check_closed(t, 8.0)
+    t = ts[-1]
+    u = np.random.default_rng(0).uniform(-1, 1, (3000, 3))
+    r = t.region_of(u)
+    assert (r >= 0).all()
+    with torch.no_grad():
+        tr = net.to_dtype_device(torch.float64).trace(torch.as_tensor(u))
+    pre = [p.numpy() for p in tr.preactivations]
+    for j in range(t.depth):
+        clear = (np.abs(pre[j]) > 1e-7).all(1)  # points on no cut of this layer
+        assert clear.sum() > 1000
+        np.testing.assert_array_equal(t.pattern(j)[r[clear]], tr.patterns[j].numpy()[clear])
