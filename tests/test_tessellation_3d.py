@@ -236,14 +236,61 @@ def test_degenerate_3d_coincident_planes_box_corners_and_dead_neurons():
     assert np.abs(cen.sum(1) - 3).min() > 1e-3 and np.abs(cen[:, 2] - 5).min() > 1
 
 
-def test_3d_memory_budget_stops_with_what_it_needs_and_the_region_cap_ignores_width():
-    from geometry.tessellation import default_max_regions
+def _keys3(t, depth):
+    rows = t.codes.rows_bytes(depth)
+    return [bytes(r) for r in rows]
 
-    net = _net([3, 16, 16, 2])
-    full = tessellate(net, Slice.input_plane(3), BOX3)
-    row = 4 * 16 * 8  # a cell's affine map (k + 1 rows of 16 float64)
-    with pytest.raises(BudgetExceededError, match=r"layer 2 of 2: the affine maps of [\d,]+ cells would need .*not split into sub-boxes"):
-        tessellate(net, Slice.input_plane(3), BOX3, memory_budget=full.num_regions * row)
-    assert tessellate(net, Slice.input_plane(3), BOX3, memory_budget=64 * 2**20).num_regions == full.num_regions
+
+def _assert_same_cells(direct, chunked, net):
+    """The same cells at every depth (matched by activation pattern), with the same geometry, patterns,
+    parents, classes, maps, slopes and boundary; each closed."""
+    from geometry.tessellation import mesh3d
+
+    for d, (a, b) in enumerate(zip(direct, chunked), start=1):
+        assert a.num_regions == b.num_regions
+        ka, kb = _keys3(a, d), _keys3(b, d)
+        assert len(set(ka)) == a.num_regions and set(ka) == set(kb), "the same cells, by their activation patterns"
+        ia = {k: i for i, k in enumerate(ka)}
+        order = np.array([ia[k] for k in kb])  # chunked cell i is direct cell order[i]
+        np.testing.assert_allclose(b.volumes(), a.volumes()[order], rtol=1e-9)
+        np.testing.assert_allclose(b.centroids(), a.centroids()[order], atol=1e-12)
+        for j in range(d):
+            np.testing.assert_array_equal(b.pattern(j), a.pattern(j)[order])
+        assert (mesh3d.cell_euler_characteristic(b) == 2).all() and mesh3d.cell_watertight(b).all()
+        if d > 1:  # parents: the cell of the coarser depth with the same patterns of the earlier layers
+            pa, pb = _keys3(direct[d - 2], d - 1), _keys3(chunked[d - 2], d - 1)
+            assert [pb[p] for p in b.parent] == [pa[p] for p in a.parent[order]]
+        np.testing.assert_array_equal(b.classes, a.classes[order])
+    a, b = direct[-1], chunked[-1]
+    np.testing.assert_allclose(b.out_linear, a.out_linear[order], atol=1e-12)
+    np.testing.assert_allclose(b.slope_norm, a.slope_norm[order], rtol=1e-9)
+    np.testing.assert_array_equal(b.class_mixed, a.class_mixed[order])
+    assert mesh3d.boundary_mesh(b).area == pytest.approx(mesh3d.boundary_mesh(a).area, rel=1e-9)
+    _check_patterns_3d(b, net, n=1500)
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["chunks", "chunks-of-chunks"])
+def test_3d_memory_budget_carries_the_cells_on_in_chunks_with_the_same_result(nested, monkeypatch):
+    from geometry.tessellation import default_max_regions, solid
+
+    net = _net([3, 16, 16, 3], seed=4) if not nested else _net([3, 10, 10, 10, 2], seed=10)
+    with torch.no_grad():
+        net.layers[-1].bias.zero_()  # a decision boundary inside the box
+    direct = tessellate_all_depths(net, Slice.input_plane(3), BOX3)
+    width = net.layer_infos[0].width
+    row = 4 * width * 8  # a cell's affine map (k + 1 rows of float64)
+    if nested:  # halve at every split, so chunks split again at later layers
+        monkeypatch.setattr(solid, "_chunks", lambda need, budget: 2)
+        budget = row + 2 * direct[0].num_regions * row + 100  # layer 1 fits; every later layer splits
+    else:
+        budget = direct[-1].num_regions * row // 2
+    seen = []
+    chunked = tessellate_all_depths(net, Slice.input_plane(3), BOX3, memory_budget=budget, progress=lambda f, m: seen.append(m))
+    chunk_layers = {m.split(":")[0] for m in seen if "chunk" in m and ":" in m}
+    assert chunk_layers == ({"layer 2 of 3", "layer 3 of 3"} if nested else {"layer 2 of 2"})
+    _assert_same_cells(direct, chunked, net)
+    assert len(direct[-1].boundary_offsets) > 10
+    with pytest.raises(BudgetExceededError, match=r"layer 1 of \d: the affine maps of 1 cells would need .*even in chunks"):
+        tessellate(net, Slice.input_plane(3), BOX3, memory_budget=1000)
     wide = _net([3, 4096, 2])
     assert default_max_regions(wide, 3) == default_max_regions(net, 3) == default_max_regions(wide, 2) == 1_000_000

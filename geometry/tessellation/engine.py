@@ -126,8 +126,9 @@ def tessellate_all_depths(
     CancelledError when ``cancel()`` is true, NotPiecewiseAffineError naming the first smooth layer.
     ``memory_budget`` (bytes; default :func:`default_memory_budget`): in 2D, when a layer's per-region affine
     maps would exceed it, the window is tessellated as a grid of sub-windows, depth first, and their tiles
-    glued (:mod:`geometry.tessellation.glue`; exact); the result's ``pieces`` says how many. In 3D such a
-    layer stops the tessellation with a BudgetExceededError that says what it would need.
+    glued (:mod:`geometry.tessellation.glue`; exact); the result's ``pieces`` says how many. In 3D that
+    layer's cells go on through the rest of the network in chunks, depth first, and the chunks' cells are
+    concatenated (cells never straddle chunks; see :func:`geometry.tessellation.solid.tessellate_all_depths_3d`).
     """
     if max_regions is None:
         max_regions = default_max_regions(network, slice_.dim)

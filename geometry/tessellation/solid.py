@@ -323,19 +323,35 @@ def ragged_cells(c: Cells):
     return vertices, vertex_offsets, face_indices.astype(np.int64), face_offsets, cell_face_offsets, c.face_layer[order].cpu().numpy().astype(np.int16)
 
 
+MAX_SPLIT_LEVELS = 6  # chunks of chunks ... at most this deep
+
+
 def _memory_stop(need: int, budget: int, cells: int, layer: str) -> BudgetExceededError:
     return BudgetExceededError(
-        f"{layer}: the affine maps of {cells:,} cells would need {need / 2**30:.2f} GiB (memory budget {budget / 2**30:.2f} GiB); "
-        "3D slices are not split into sub-boxes: raise --memory-budget, shrink the box or lower the depth."
+        f"{layer}: the affine maps of {cells:,} cells would need {need / 2**30:.2f} GiB (memory budget {budget / 2**30:.2f} GiB), "
+        "even in chunks of cells: raise --memory-budget, shrink the box or lower the depth."
     )
+
+
+class _Split(Exception):
+    """A layer's maps would exceed the memory budget: the pass stops, and its cells before that layer's
+    cut go on through the rest of the network in ``chunks`` groups, one after the other."""
+
+    def __init__(self, layer: int, cells: Cells, codes: LayerCodes, records: list, chunks: int, need: int):
+        super().__init__(f"layer {layer + 1}: split into {chunks} chunks")
+        self.layer, self.cells, self.codes, self.records, self.chunks, self.need = layer, cells, codes, records, chunks, need
 
 
 def tessellate_all_depths_3d(
     network, slice_, domain, depth, device, max_regions, tol, progress, cancel, boundary, slope_norm: bool = True, memory_budget: int | None = None
 ):
-    """3D counterpart of :func:`geometry.tessellation.engine.tessellate_all_depths` (same arguments). A layer
-    whose cells' affine maps (and cut planes) would exceed ``memory_budget`` bytes stops it (None: no check)."""
+    """3D counterpart of :func:`geometry.tessellation.engine.tessellate_all_depths` (same arguments).
 
+    Bounded memory: when a layer's affine maps (and cut planes, and its children's maps) would exceed
+    ``memory_budget`` bytes (None: no limit), its cells are cut and carried through the remaining layers in
+    chunks, depth first (:func:`_bounded`); cells never straddle chunks, so the chunks' results are simply
+    concatenated (no gluing). The result's cells are then grouped by chunk.
+    """
     t0 = time.perf_counter()
     L = network.depth
     if L == 0:
@@ -345,54 +361,20 @@ def tessellate_all_depths_3d(
         raise SplineAtlasError(f"depth must be between 1 and {L} (the network's number of nonlinearities); got {depth}.")
     box = domain_box3(slice_, domain)
     net, dev, X = prepare(network, slice_, device)
-    dtype = X.dtype
     diam = float(np.linalg.norm(box[1::2] - box[0::2]))
     eps = tol * diam
     layers = layer_summaries(network)
-    state = {"cells": box_cells(box, dtype, dev), "codes": LayerCodes(())}
-    records: list[dict] = []
-
-    def on_nonlinearity(module, j, X):
-        if progress is not None:
-            progress(j / target, f"layer {j + 1}/{target}: cutting {state['cells'].n} cells")
-        name = f"layer {j + 1} of {L}"
-        R, row = X.shape[0], X[0].numel() * X.element_size()
-        lines = R * X.shape[1] * num_lines(module, X) * X.element_size()
-        if memory_budget is not None and R * row + 2 * lines > memory_budget:  # this layer's maps and planes
-            raise _memory_stop(R * row + 2 * lines, memory_budget, R, name)
-        H = layer_lines(module, X)
-        cells, owner = subdivide_cells(state.pop("cells"), H, eps, j, max_regions, name, cancel)
-        del H
-        release_free_memory()  # the holes the cutting left in the heap, before the next layer's work
-        if memory_budget is not None and R * row + 2 * cells.n * row > memory_budget:  # the children's maps, then the next layer's
-            raise _memory_stop(R * row + 2 * cells.n * row, memory_budget, cells.n, name)
-        Xo = X[owner]
-        pattern = layer_pattern(module, Xo, cell_interiors(cells))
-        own_np = owner.cpu().numpy()
-        codes = state["codes"].refine(own_np, pack_pattern(pattern.cpu().numpy(), layers[j].kind))
-        state.update(cells=cells, codes=codes)
-        records.append(dict(geom=ragged_cells(cells), codes=codes, parent=own_np, seconds=time.perf_counter() - t0))
-        if j + 1 == target and target < L:
-            raise StopWalk
-        return activate(module, Xo, pattern, inplace=True), owner  # Xo is our own copy
-
-    logits = None
+    run = dict(
+        net=net, slice=slice_, X=X, L=L, target=target, layers=layers, eps=eps, max_regions=max_regions, cancel=cancel, progress=progress,
+        boundary=boundary, slope_norm=slope_norm, budget=memory_budget, dev=dev, t0=t0, pieces=[0],
+    )  # fmt: skip
     with torch.no_grad():
-        try:
-            logits = walk(net.layers, X, on_nonlinearity)
-        except StopWalk:
-            pass
-        full = {}
-        if logits is not None:
-            Xl = logits.reshape(logits.shape[0], logits.shape[1], -1)
-            out_offset = Xl[:, 0, :]
-            out_linear = Xl[:, 1:, :].transpose(1, 2).contiguous()
-            full = class_cells_3d(state["cells"], out_linear, out_offset, eps, boundary)
-            full.update(
-                out_linear=out_linear.cpu().numpy(),
-                out_offset=out_offset.cpu().numpy(),
-                slope_norm=slope_norms(net, slice_, out_linear, state["codes"], dev) if slope_norm else np.full(out_linear.shape[0], np.nan),
-            )
+        records, full = _bounded(run, box_cells(box, X.dtype, dev), 0, 0)
+    if max_regions is not None and records[-1]["parent"].shape[0] > max_regions:  # the chunks together
+        raise BudgetExceededError(
+            f"the tessellation reached {records[-1]['parent'].shape[0]} regions (over max_regions={max_regions}); "
+            "lower the depth, shrink the domain or raise max_regions."
+        )
     R_full = records[-1]["parent"].shape[0]
     chain = (
         propagate_classes([r["parent"] for r in records], full.get("classes_const"), R_full)
@@ -433,8 +415,162 @@ def tessellate_all_depths_3d(
             common.update(out_linear=full["out_linear"], out_offset=full["out_offset"], seconds=time.perf_counter() - t0)
         out.append(Tessellation3D(**common))
     if progress is not None:
-        progress(1.0, f"{out[-1].num_regions} cells in {time.perf_counter() - t0:.2f} s")
+        chunks = f" (in {run['pieces'][0]} chunks)" if run["pieces"][0] else ""
+        progress(1.0, f"{out[-1].num_regions} cells in {time.perf_counter() - t0:.2f} s{chunks}")
     return out
+
+
+def _bounded(run: dict, cells: Cells, start: int, level: int) -> tuple[list, dict]:
+    """The records of depths ``start + 1 .. target`` of ``cells`` (cells of depth ``start``) and the
+    full-depth outputs; a layer over the memory budget continues in chunks of its cells."""
+    try:
+        return _pass(run, cells, start)
+    except _Split as sp:
+        layer, pre, codes, records, m, need = sp.layer, sp.cells, sp.codes, sp.records, sp.chunks, sp.need
+    # out of the handler: the failed pass's frames (and their maps) are gone now
+    name = f"layer {layer + 1} of {run['L']}"
+    if pre.n < 2 or level >= MAX_SPLIT_LEVELS:
+        raise _memory_stop(need, run["budget"], pre.n, name)
+    run["pieces"][0] += m
+    parts, ids = [], np.array_split(np.arange(pre.n), m)
+    for i, chunk in enumerate(ids):
+        mask = torch.zeros(pre.n, dtype=torch.bool, device=pre.V.device)
+        mask[torch.as_tensor(chunk, device=pre.V.device)] = True
+        if run["progress"] is not None:
+            run["progress"](layer / run["target"], f"{name}: chunk {i + 1}/{m} of {pre.n:,} cells")
+        parts.append(_bounded(run, pre.take(mask), layer, level + 1))
+    del pre
+    merged, full = _concat_chunks(parts, ids, codes, layer)
+    return records + merged, full
+
+
+def _pass(run: dict, cells: Cells, start: int) -> tuple[list, dict]:
+    """One walk through the network from ``cells`` (of depth ``start``: every layer before ``start`` is
+    constant on each, so those layers only fix patterns and maps): the records of depths ``start + 1 ..``
+    and the full-depth outputs. Raises :class:`_Split` before a layer would exceed the budget."""
+    net, L, target, layers, eps, budget, t0 = run["net"], run["L"], run["target"], run["layers"], run["eps"], run["budget"], run["t0"]
+    progress, cancel = run["progress"], run["cancel"]
+    X = run["X"].expand(cells.n, *run["X"].shape[1:])
+    state = {"cells": cells, "codes": LayerCodes(())}
+    records: list[dict] = []
+
+    def on_nonlinearity(module, j, X):
+        if j < start:  # cells lie inside one region of this layer: its pattern at an interior point
+            c = state["cells"]
+            pattern = layer_pattern(module, X, cell_interiors(c))
+            state["codes"] = state["codes"].refine(np.arange(c.n), pack_pattern(pattern.cpu().numpy(), layers[j].kind))
+            return activate(module, X, pattern), None
+        if progress is not None:
+            progress(j / target, f"layer {j + 1}/{target}: cutting {state['cells'].n} cells")
+        name = f"layer {j + 1} of {L}"
+        R, row = X.shape[0], X[0].numel() * X.element_size()
+        lines = R * X.shape[1] * num_lines(module, X) * X.element_size()
+        if budget is not None and R * row + 2 * lines > budget:  # this layer's maps and planes
+            raise _Split(j, state["cells"], state["codes"], records, _chunks(R * row + 2 * lines, budget), R * row + 2 * lines)
+        H = layer_lines(module, X)
+        before = state["cells"]
+        cells, owner = subdivide_cells(before, H, eps, j, max_regions=run["max_regions"], layer_name=name, cancel=cancel)
+        del H
+        release_free_memory()  # the holes the cutting left in the heap, before the next layer's work
+        need = R * row + 2 * cells.n * row  # the children's maps, then the next layer's
+        if budget is not None and need > budget:
+            raise _Split(j, before, state["codes"], records, _chunks(need, budget), need)
+        del before
+        Xo = X[owner]
+        pattern = layer_pattern(module, Xo, cell_interiors(cells))
+        own_np = owner.cpu().numpy()
+        codes = state["codes"].refine(own_np, pack_pattern(pattern.cpu().numpy(), layers[j].kind))
+        state.update(cells=cells, codes=codes)
+        records.append(dict(geom=ragged_cells(cells), codes=codes, parent=own_np, seconds=time.perf_counter() - t0))
+        if j + 1 == target and target < L:
+            raise StopWalk
+        return activate(module, Xo, pattern, inplace=True), owner  # Xo is our own copy
+
+    logits = None
+    try:
+        logits = walk(net.layers, X, on_nonlinearity)
+    except StopWalk:
+        pass
+    full = {}
+    if logits is not None:
+        Xl = logits.reshape(logits.shape[0], logits.shape[1], -1)
+        out_offset = Xl[:, 0, :]
+        out_linear = Xl[:, 1:, :].transpose(1, 2).contiguous()
+        full = class_cells_3d(state["cells"], out_linear, out_offset, eps, run["boundary"])
+        full.update(
+            out_linear=out_linear.cpu().numpy(),
+            out_offset=out_offset.cpu().numpy(),
+            slope_norm=slope_norms(net, run["slice"], out_linear, state["codes"], run["dev"]) if run["slope_norm"] else np.full(out_linear.shape[0], np.nan),
+        )
+    return records, full
+
+
+def _chunks(need: int, budget: int) -> int:
+    return max(2, int(np.ceil(1.5 * need / budget)))
+
+
+def _concat_chunks(parts: list, ids: list, codes: LayerCodes, start: int) -> tuple[list, dict]:
+    """The records of depths ``start + 1 ..`` and full outputs of the cells ``ids[i]`` of depth ``start``,
+    from each chunk's own (``parts[i]``). ``codes``: the depth-``start`` codes of all those cells; a chunk
+    recomputed layers ``0 .. start - 1`` on its own cells, so those layers point into ``codes`` again."""
+    records = []
+    n_depths = len(parts[0][0])
+    prev_offsets = None
+    for k in range(n_depths):
+        recs = [p[0][k] for p in parts]
+        counts = np.array([r["parent"].shape[0] for r in recs])
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        parent = np.concatenate(
+            [ids[i][r["parent"]] if k == 0 else r["parent"] + prev_offsets[i] for i, r in enumerate(recs)]
+        ).astype(np.int64)  # fmt: skip
+        own, rows = [], []
+        for l in range(start + k + 1):
+            if l < start:  # this layer's codes live in ``codes``: each cell's row there, through its chunk's cell
+                base = codes.rows[l]
+                anc = np.concatenate([ids[i][np.asarray(r["codes"].rows[l])] for i, r in enumerate(recs)])
+                own.append(codes.own[l])
+                rows.append((anc if base is None else np.asarray(base)[anc]).astype(np.int32))
+            else:
+                own.append(np.concatenate([r["codes"].own[l] for r in recs]))
+                if recs[0]["codes"].rows[l] is None:  # layer l was cut at this depth: the rows are the cells
+                    rows.append(None)
+                else:
+                    d = l - start  # layer l's codes live on depth l + 1, record l - start of each chunk
+                    rows.append(np.concatenate([np.asarray(r["codes"].rows[l]) + _part_offset(parts, i, d) for i, r in enumerate(recs)]).astype(np.int32))
+        merged = LayerCodes(tuple(own), tuple(rows), n=int(offsets[-1]))
+        records.append(dict(geom=_concat_geometry([r["geom"] for r in recs]), codes=merged, parent=parent, seconds=max(r["seconds"] for r in recs)))
+        prev_offsets = offsets
+    full = {}
+    if parts[0][1]:
+        fulls = [p[1] for p in parts]
+        cell_off = np.concatenate([[0], np.cumsum([f["classes"].shape[0] for f in fulls])])
+        for key in ("out_linear", "out_offset", "slope_norm", "classes", "class_mixed", "classes_const", "bverts", "bclasses"):
+            full[key] = np.concatenate([f[key] for f in fulls])
+        full["bregion"] = np.concatenate([f["bregion"] + cell_off[i] for i, f in enumerate(fulls)]).astype(np.int64)
+        vert_off = np.cumsum([0] + [f["bverts"].shape[0] for f in fulls])
+        full["boffsets"] = np.concatenate([[0]] + [f["boffsets"][1:] + vert_off[i] for i, f in enumerate(fulls)]).astype(np.int64)
+    return records, full
+
+
+def _part_offset(parts: list, i: int, d: int) -> int:
+    """Where chunk ``i``'s cells of its record ``d`` start in the concatenated record ``d``."""
+    return int(sum(p[0][d]["parent"].shape[0] for p in parts[:i]))
+
+
+def _concat_geometry(geoms: list) -> tuple:
+    """Ragged cells (see :func:`ragged_cells`) one after the other."""
+    verts, voff, fidx, foff, cfoff, flayer = zip(*geoms)
+    nv = np.cumsum([0] + [v.shape[0] for v in verts])
+    ncorner = np.cumsum([0] + [f.shape[0] for f in fidx])
+    nface = np.cumsum([0] + [f.shape[0] - 1 for f in foff])
+    return (
+        np.concatenate(verts),
+        np.concatenate([[0]] + [o[1:] + nv[i] for i, o in enumerate(voff)]).astype(np.int64),
+        np.concatenate([f + nv[i] for i, f in enumerate(fidx)]).astype(np.int64),
+        np.concatenate([[0]] + [o[1:] + ncorner[i] for i, o in enumerate(foff)]).astype(np.int64),
+        np.concatenate([[0]] + [o[1:] + nface[i] for i, o in enumerate(cfoff)]).astype(np.int64),
+        np.concatenate(flayer),
+    )
 
 
 def class_cells_3d(cells: Cells, out_linear, out_offset, eps: float, boundary: bool = True) -> dict:
