@@ -71,6 +71,18 @@ class Cells:
             self.face_layer[fmask],
         )
 
+    def partition(self, mask: torch.Tensor) -> tuple["Cells", "Cells"]:
+        """``(take(mask), take(~mask))``, sharing the per-corner work."""
+        fmask = mask[self.face_cell]
+        cmask = fmask.repeat_interleave(self.face_size)
+        new_id = torch.where(mask, mask.cumsum(0), (~mask).cumsum(0)) - 1
+        out = []
+        for m, fm, cm in ((mask, fmask, cmask), (~mask, ~fmask, ~cmask)):
+            nv = self.nv[m]
+            M = max(int(nv.max()) if nv.numel() else 1, 1)
+            out.append(Cells(self.V[m][:, :M], nv, self.loop[cm], self.face_size[fm], new_id[self.face_cell[fm]], self.face_layer[fm]))
+        return out[0], out[1]
+
     def reorder(self, perm: torch.Tensor) -> "Cells":
         """The cells in the order ``perm`` (a permutation): cell i of the result is cell ``perm[i]``."""
         inv = torch.empty_like(perm)
@@ -249,8 +261,9 @@ def subdivide_cells(
     if J == 0:
         return c, owner
     still = ncross > 0
-    done = [(c.take(~still), owner[~still])]
-    c, owner = c.take(still), owner[still]
+    c, finished = c.partition(still)
+    done = [(finished, owner[~still])]
+    owner = owner[still]
     ptr = torch.zeros(c.n, dtype=torch.int64, device=dev)
     W = min(window, J)
     win = torch.arange(W, device=dev)
@@ -269,9 +282,10 @@ def subdivide_cells(
         ptr = torch.where(has, ptr + first + 1, ptr + Wt)
         idx = has.nonzero().squeeze(1)
         if idx.numel():
-            cut_pos, cut_neg = split_cells(c.take(has), ln[idx, first[idx]], eps, label)
+            cut, rest = c.partition(has)
+            cut_pos, cut_neg = split_cells(cut, ln[idx, first[idx]], eps, label)
             keep = ~has
-            c = Cells.cat([c.take(keep), cut_pos, cut_neg])
+            c = Cells.cat([rest, cut_pos, cut_neg])
             owner = torch.cat([owner[keep], owner[idx], owner[idx]])
             ptr = torch.cat([ptr[keep], ptr[idx], ptr[idx]])
             total += int(idx.numel())
@@ -283,15 +297,15 @@ def subdivide_cells(
         fin = ptr >= ncross[owner]
         nfin = int(fin.sum())
         if nfin == c.n or nfin * 4 > c.n:
-            done.append((c.take(fin), owner[fin]))
-            c, owner, ptr = c.take(~fin), owner[~fin], ptr[~fin]
+            finished, c = c.partition(fin)
+            done.append((finished, owner[fin]))
+            owner, ptr = owner[~fin], ptr[~fin]
     return Cells.cat([d[0] for d in done]), torch.cat([d[1] for d in done])
 
 
 def cell_interiors(c: Cells) -> torch.Tensor:
     """(N, 3) a strictly interior point of each cell (the mean of its vertices)."""
-    m = c.vertex_mask().unsqueeze(-1).to(c.V.dtype)
-    return (c.V * m).sum(1) / c.nv.clamp_min(1).unsqueeze(1).to(c.V.dtype)
+    return c.V.sum(1) / c.nv.clamp_min(1).unsqueeze(1).to(c.V.dtype)  # the padding rows are zero
 
 
 def _faces_by_cell(c: Cells):
