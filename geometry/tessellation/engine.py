@@ -132,10 +132,10 @@ def tessellate_all_depths(
     """
     if max_regions is None:
         max_regions = default_max_regions(network, slice_.dim)
+    budget = int(memory_budget) if memory_budget is not None else default_memory_budget(device)
+    if budget <= 0:
+        raise SplineAtlasError(f"the memory budget must be positive; got {budget} bytes.")
     if slice_.dim == 3:
-        budget = int(memory_budget) if memory_budget is not None else default_memory_budget(device)
-        if budget <= 0:
-            raise SplineAtlasError(f"the memory budget must be positive; got {budget} bytes.")
         return tessellate_all_depths_3d(network, slice_, domain, depth, device, max_regions, tol, progress, cancel, boundary, slope_norm, budget)
     L = network.depth
     if L == 0:
@@ -145,9 +145,6 @@ def tessellate_all_depths(
         raise SplineAtlasError(f"depth must be between 1 and {L} (the network's number of nonlinearities); got {depth}.")
     poly = domain_polygon(slice_, domain)
     eps = tol * float(np.linalg.norm(poly.max(0) - poly.min(0)))
-    budget = int(memory_budget) if memory_budget is not None else default_memory_budget(device)
-    if budget <= 0:
-        raise SplineAtlasError(f"the memory budget must be positive; got {budget} bytes.")
     run = dict(target=target, device=device, max_regions=max_regions, eps=eps, cancel=cancel, boundary=boundary, slope_norm=slope_norm, budget=budget)
     t0 = time.perf_counter()
     out = _bounded(network, slice_, poly, run, progress, t0, 0)
