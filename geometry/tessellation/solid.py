@@ -59,29 +59,20 @@ class Cells:
     def take(self, mask: torch.Tensor) -> "Cells":
         """The cells where ``mask (N,)`` is true, in order."""
         fmask = mask[self.face_cell]
-        new_id = mask.cumsum(0) - 1
-        nv = self.nv[mask]
-        M = max(int(nv.max()) if nv.numel() else 1, 1)
-        return Cells(
-            self.V[mask][:, :M],
-            nv,
-            self.loop[fmask.repeat_interleave(self.face_size)],
-            self.face_size[fmask],
-            new_id[self.face_cell[fmask]],
-            self.face_layer[fmask],
-        )
+        return self._subset(mask, fmask, fmask.repeat_interleave(self.face_size), mask.cumsum(0) - 1)
 
     def partition(self, mask: torch.Tensor) -> tuple["Cells", "Cells"]:
         """``(take(mask), take(~mask))``, sharing the per-corner work."""
         fmask = mask[self.face_cell]
         cmask = fmask.repeat_interleave(self.face_size)
-        new_id = torch.where(mask, mask.cumsum(0), (~mask).cumsum(0)) - 1
-        out = []
-        for m, fm, cm in ((mask, fmask, cmask), (~mask, ~fmask, ~cmask)):
-            nv = self.nv[m]
-            M = max(int(nv.max()) if nv.numel() else 1, 1)
-            out.append(Cells(self.V[m][:, :M], nv, self.loop[cm], self.face_size[fm], new_id[self.face_cell[fm]], self.face_layer[fm]))
-        return out[0], out[1]
+        new_id = torch.where(mask, mask.cumsum(0), (~mask).cumsum(0)) - 1  # each cell's index in its side
+        return self._subset(mask, fmask, cmask, new_id), self._subset(~mask, ~fmask, ~cmask, new_id)
+
+    def _subset(self, cells: torch.Tensor, faces: torch.Tensor, corners: torch.Tensor, new_id: torch.Tensor) -> "Cells":
+        """The cells, faces and corners selected by the three masks; ``new_id``: each kept cell's new index."""
+        nv = self.nv[cells]
+        M = max(int(nv.max()) if nv.numel() else 1, 1)
+        return Cells(self.V[cells][:, :M], nv, self.loop[corners], self.face_size[faces], new_id[self.face_cell[faces]], self.face_layer[faces])
 
     def reorder(self, perm: torch.Tensor) -> "Cells":
         """The cells in the order ``perm`` (a permutation): cell i of the result is cell ``perm[i]``."""
@@ -527,15 +518,14 @@ def _concat_chunks(parts: list, ids: list, codes: LayerCodes, start: int) -> tup
     """The records of depths ``start + 1 ..`` and full outputs of the cells ``ids[i]`` of depth ``start``,
     from each chunk's own (``parts[i]``). ``codes``: the depth-``start`` codes of all those cells; a chunk
     recomputed layers ``0 .. start - 1`` on its own cells, so those layers point into ``codes`` again."""
-    records = []
     n_depths = len(parts[0][0])
-    prev_offsets = None
+    # where each chunk's cells start in each concatenated record (record k: depth start + 1 + k)
+    starts = [_starts([p[0][k]["parent"].shape[0] for p in parts]) for k in range(n_depths)]
+    records = []
     for k in range(n_depths):
         recs = [p[0][k] for p in parts]
-        counts = np.array([r["parent"].shape[0] for r in recs])
-        offsets = np.concatenate([[0], np.cumsum(counts)])
         parent = np.concatenate(
-            [ids[i][r["parent"]] if k == 0 else r["parent"] + prev_offsets[i] for i, r in enumerate(recs)]
+            [ids[i][r["parent"]] if k == 0 else r["parent"] + starts[k - 1][i] for i, r in enumerate(recs)]
         ).astype(np.int64)  # fmt: skip
         own, rows = [], []
         for l in range(start + k + 1):
@@ -548,41 +538,40 @@ def _concat_chunks(parts: list, ids: list, codes: LayerCodes, start: int) -> tup
                 own.append(np.concatenate([r["codes"].own[l] for r in recs]))
                 if recs[0]["codes"].rows[l] is None:  # layer l was cut at this depth: the rows are the cells
                     rows.append(None)
-                else:
-                    d = l - start  # layer l's codes live on depth l + 1, record l - start of each chunk
-                    rows.append(np.concatenate([np.asarray(r["codes"].rows[l]) + _part_offset(parts, i, d) for i, r in enumerate(recs)]).astype(np.int32))
-        merged = LayerCodes(tuple(own), tuple(rows), n=int(offsets[-1]))
+                else:  # layer l's codes live on depth l + 1: record l - start of each chunk
+                    rows.append(np.concatenate([np.asarray(r["codes"].rows[l]) + starts[l - start][i] for i, r in enumerate(recs)]).astype(np.int32))
+        merged = LayerCodes(tuple(own), tuple(rows), n=int(starts[k][-1]))
         records.append(dict(geom=_concat_geometry([r["geom"] for r in recs]), codes=merged, parent=parent, seconds=max(r["seconds"] for r in recs)))
-        prev_offsets = offsets
     full = {}
     if parts[0][1]:
         fulls = [p[1] for p in parts]
-        cell_off = np.concatenate([[0], np.cumsum([f["classes"].shape[0] for f in fulls])])
         for key in ("out_linear", "out_offset", "slope_norm", "classes", "class_mixed", "classes_const", "bverts", "bclasses"):
             full[key] = np.concatenate([f[key] for f in fulls])
-        full["bregion"] = np.concatenate([f["bregion"] + cell_off[i] for i, f in enumerate(fulls)]).astype(np.int64)
-        vert_off = np.cumsum([0] + [f["bverts"].shape[0] for f in fulls])
-        full["boffsets"] = np.concatenate([[0]] + [f["boffsets"][1:] + vert_off[i] for i, f in enumerate(fulls)]).astype(np.int64)
+        full["bregion"] = np.concatenate([f["bregion"] + starts[-1][i] for i, f in enumerate(fulls)]).astype(np.int64)  # the full-depth cells
+        full["boffsets"] = _cat_offsets([f["boffsets"] for f in fulls], _starts([f["bverts"].shape[0] for f in fulls]))
     return records, full
 
 
-def _part_offset(parts: list, i: int, d: int) -> int:
-    """Where chunk ``i``'s cells of its record ``d`` start in the concatenated record ``d``."""
-    return int(sum(p[0][d]["parent"].shape[0] for p in parts[:i]))
+def _starts(counts) -> np.ndarray:
+    """(n + 1,) where each of n consecutive blocks of ``counts`` starts, and the total."""
+    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+
+
+def _cat_offsets(offsets: list, shifts: np.ndarray) -> np.ndarray:
+    """Ragged offset arrays ``(n_i + 1,)`` of blocks laid one after the other, block i's items shifted by ``shifts[i]``."""
+    return np.concatenate([[0]] + [o[1:] + shifts[i] for i, o in enumerate(offsets)]).astype(np.int64)
 
 
 def _concat_geometry(geoms: list) -> tuple:
     """Ragged cells (see :func:`ragged_cells`) one after the other."""
     verts, voff, fidx, foff, cfoff, flayer = zip(*geoms)
-    nv = np.cumsum([0] + [v.shape[0] for v in verts])
-    ncorner = np.cumsum([0] + [f.shape[0] for f in fidx])
-    nface = np.cumsum([0] + [f.shape[0] - 1 for f in foff])
+    nv = _starts([v.shape[0] for v in verts])
     return (
         np.concatenate(verts),
-        np.concatenate([[0]] + [o[1:] + nv[i] for i, o in enumerate(voff)]).astype(np.int64),
+        _cat_offsets(voff, nv),
         np.concatenate([f + nv[i] for i, f in enumerate(fidx)]).astype(np.int64),
-        np.concatenate([[0]] + [o[1:] + ncorner[i] for i, o in enumerate(foff)]).astype(np.int64),
-        np.concatenate([[0]] + [o[1:] + nface[i] for i, o in enumerate(cfoff)]).astype(np.int64),
+        _cat_offsets(foff, _starts([f.shape[0] for f in fidx])),
+        _cat_offsets(cfoff, _starts([f.shape[0] - 1 for f in foff])),
         np.concatenate(flayer),
     )
 
