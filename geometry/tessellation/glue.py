@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from geometry.tessellation.boundary import propagate_classes
-from geometry.tessellation.types import LayerCodes, Tessellation2D
+from geometry.tessellation.types import LayerCodes, Tessellation2D, ragged_ranges
 
 
 def clip_polygon(poly: np.ndarray, normal: np.ndarray, offset: float) -> np.ndarray:
@@ -167,39 +167,33 @@ def _ragged(polys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 class _Members:
     """For each glued tile, its (piece, tile) members: ``owner[bounds[k]:bounds[k+1]]`` and ``local[...]``.
     Three flat arrays instead of two small arrays per tile (a list of those took ~300 bytes a tile,
-    ~180 MB over the six depths of 2-256x6-1); iterating yields the views ``(owners, tiles)``."""
+    ~180 MB over the six depths of 2-256x6-1). ``first_owner``, ``first_local``: each tile's first member."""
 
     def __init__(self, owner: np.ndarray, local: np.ndarray, bounds: np.ndarray):
         self.owner, self.local, self.bounds = owner, local, bounds
         self.sizes = np.diff(bounds)
+        self.first_owner, self.first_local = owner[bounds[:-1]], local[bounds[:-1]]
 
     def __len__(self) -> int:
         return len(self.sizes)
 
-    def __iter__(self):
-        b = self.bounds
-        for k in range(len(self.sizes)):
-            yield self.owner[b[k] : b[k + 1]], self.local[b[k] : b[k + 1]]
-
-
-def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """The indices ``starts[0]..starts[0]+counts[0]-1, starts[1]..`` concatenated."""
-    before = np.cumsum(counts) - counts
-    return np.repeat(starts - before, counts) + np.arange(int(counts.sum()))
+    def of(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Tile k's members: (pieces, their tiles)."""
+        a, b = self.bounds[k], self.bounds[k + 1]
+        return self.owner[a:b], self.local[a:b]
 
 
 def _glued_polygons(pieces, l: int, m: _Members, eps: float):
     """Depth ``l``'s glued polygons ``(vertices, offsets, edge_layer)``: a tile inside one piece keeps that
     piece's polygon (copied in blocks, per piece); only tiles cut by the pieces' seams are glued one by one."""
     n = len(m)
-    p0, r0 = m.owner[m.bounds[:-1]], m.local[m.bounds[:-1]]
+    p0, r0 = m.first_owner, m.first_local
     single = m.sizes == 1
     counts = np.zeros(n, dtype=np.int64)
     glued = {}
     for k in np.flatnonzero(~single):
-        owners, tiles = m.owner[m.bounds[k] : m.bounds[k + 1]], m.local[m.bounds[k] : m.bounds[k + 1]]
         parts = []
-        for p, r in zip(owners, tiles):
+        for p, r in zip(*m.of(k)):
             t = pieces[p][l]
             a, b = t.offsets[r], t.offsets[r + 1]
             parts.append((t.vertices[a:b], t.edge_layer[a:b]))
@@ -213,7 +207,7 @@ def _glued_polygons(pieces, l: int, m: _Members, eps: float):
     edge_layer = np.full(int(offsets[-1]), -1, dtype=np.int16)
     for i, sel in enumerate(whole):
         t = pieces[i][l]
-        dst, src = _ranges(offsets[sel], counts[sel]), _ranges(t.offsets[r0[sel]], counts[sel])
+        dst, src = ragged_ranges(offsets[sel], counts[sel]), ragged_ranges(t.offsets[r0[sel]], counts[sel])
         vertices[dst] = t.vertices[src]
         edge_layer[dst] = t.edge_layer[src]
     for k, (v, lab) in glued.items():
@@ -248,7 +242,7 @@ def glue(pieces: list[list[Tessellation2D]], domain: np.ndarray, eps: float, sec
     for l in range(d):
         m = members[l]
         vertices, offsets, edge_layer = _glued_polygons(pieces, l, m, eps)
-        p0, r0 = m.owner[m.bounds[:-1]], m.local[m.bounds[:-1]]  # each glued tile's first member
+        p0, r0 = m.first_owner, m.first_local
         own, parent = None, np.zeros(len(m), dtype=np.int64)
         for i, p in enumerate(pieces):
             sel = np.flatnonzero(p0 == i)
@@ -299,7 +293,7 @@ def _glue_outputs(pieces, members, index_of, eps: float, vertices: np.ndarray, o
     classes, argmax cells, boundary."""
     starts, g = index_of
     n = len(members)
-    p0, r0 = members.owner[members.bounds[:-1]], members.local[members.bounds[:-1]]
+    p0, r0 = members.first_owner, members.first_local
     t_first = pieces[0][-1]
     lin = np.zeros((n,) + t_first.out_linear.shape[1:])
     off = np.zeros((n,) + t_first.out_offset.shape[1:])
@@ -316,7 +310,7 @@ def _glue_outputs(pieces, members, index_of, eps: float, vertices: np.ndarray, o
         member_cls[sel] = p[-1].classes[members.local[sel]]
         member_mixed[sel] = p[-1].class_mixed[members.local[sel]]
     head = members.bounds[:-1]
-    classes = member_cls[head].copy() if n else np.zeros(0, dtype=np.int64)
+    classes = member_cls[head] if n else np.zeros(0, dtype=np.int64)
     class_mixed = (
         np.logical_or.reduceat(member_mixed, head) | (np.minimum.reduceat(member_cls, head) != np.maximum.reduceat(member_cls, head))
         if n

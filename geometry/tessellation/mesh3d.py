@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from geometry.tessellation.types import ragged_ranges
+
 
 # -- topology ----------------------------------------------------------------------------------------
 def face_cells(tess) -> np.ndarray:
@@ -298,8 +300,7 @@ def face_mesh(tess, mask: np.ndarray | None = None, explode: float = 0.0, edge_m
     nf = np.diff(fo)[sel]
     # sub-ragged array of the selected loops
     starts = fo[:-1][sel]
-    gather = np.repeat(starts - np.cumsum(nf) + nf, nf) + np.arange(int(nf.sum()))
-    loops = tess.face_indices[gather]
+    loops = tess.face_indices[ragged_ranges(starts, nf)]
     sub_off = np.concatenate([[0], np.cumsum(nf)]).astype(np.int64)
     used, local = np.unique(loops, return_inverse=True)
     vcell = vertex_cells(tess)[used]

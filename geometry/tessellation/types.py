@@ -47,6 +47,13 @@ def pack_pattern(pattern: np.ndarray, kind: str) -> np.ndarray:
     return np.packbits(np.asarray(pattern, dtype=bool), axis=1, bitorder="little")
 
 
+def ragged_ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The indices ``starts[0] .. starts[0] + counts[0] - 1, starts[1] ..`` concatenated: the items of
+    the blocks ``counts`` long at ``starts`` of a ragged array (polygon loops, face loops)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    return np.repeat(np.asarray(starts, dtype=np.int64) - (np.cumsum(counts) - counts), counts) + np.arange(int(counts.sum()))
+
+
 @dataclass(frozen=True, eq=False)
 class LayerCodes(Sequence):
     """The per-layer activation codes of one depth's R regions, sharing every earlier layer's codes with
