@@ -281,9 +281,9 @@ def _window_on(qtbot, make_window, run, cache_dir=None):
     return win
 
 
-def _two_layer_3d_tab(qtbot, make_window, tmp_path):
+def _two_layer_3d_tab(qtbot, make_window, tmp_path, save_epochs=(1,)):
     """The window on a trained 3-6-5-2 run with its 3D tab shown and tessellated: (win, tab, state, idle)."""
-    run = _tiny_run(tmp_path, widths=(3, 6, 5, 2), save_epochs=(1,))
+    run = _tiny_run(tmp_path, widths=(3, 6, 5, 2), save_epochs=save_epochs)
     win = _window_on(qtbot, make_window, run)
     tab, st = win.view3d, win.state
     win.tabs.setCurrentWidget(tab)
@@ -432,8 +432,15 @@ def test_window_3d_tab_computes_slope_norms_only_for_the_slope_colouring(gl, qtb
     colouring fills them in without re-tessellating, equal to autograd's Jacobian norm in each cell."""
     from geometry.tessellation import has_slope_norms
 
-    win, tab, st, idle = _two_layer_3d_tab(qtbot, make_window, tmp_path)
+    win, tab, st, idle = _two_layer_3d_tab(qtbot, make_window, tmp_path, save_epochs=(0, 1))
     assert st.color_mode == "class" and not has_slope_norms(tab.tess3[-1])
+    last, last_key = st.epoch_index, tab.tess3_key
+    st.set_epoch_index(0)  # another checkpoint's cells, cached without their slopes
+    qtbot.waitUntil(lambda: tab.tess3_key not in (None, last_key) and idle(), timeout=TIMEOUT)
+    first_key = tab.tess3_key
+    assert not has_slope_norms(tab.tess3[-1])
+    st.set_epoch_index(last)
+    qtbot.waitUntil(lambda: tab.tess3_key == last_key and idle(), timeout=TIMEOUT)
     before = tab.tess3[-1]
     st.set_color_mode("slope")
     qtbot.waitUntil(lambda: has_slope_norms(tab.tess3[-1]) and idle(), timeout=TIMEOUT)
@@ -443,6 +450,10 @@ def test_window_3d_tab_computes_slope_norms_only_for_the_slope_colouring(gl, qtb
     x = torch.as_tensor(tab.state3d.slice3.to_input(t.centroids()))
     J = torch.autograd.functional.jacobian(lambda z: net(z).sum(0), x).permute(1, 0, 2)  # (R, C, D)
     np.testing.assert_allclose(t.slope_norm, torch.linalg.matrix_norm(J, ord=2).numpy(), rtol=1e-9)
+    # in the slope colouring, a checkpoint whose cells are cached without slopes gets them too
+    st.set_epoch_index(0)
+    qtbot.waitUntil(lambda: tab.tess3_key == first_key and has_slope_norms(tab.tess3[-1]) and idle(), timeout=TIMEOUT)
+    win.work.shutdown()
 
 
 def test_render3d_cli(gl, tmp_path, capsys, monkeypatch):

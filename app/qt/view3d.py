@@ -553,7 +553,7 @@ class View3DTab(QWidget):
         st.epoch_index.connect(lambda _: self._schedule())
         ctx.results.events.tiles.connect(lambda _: self._request_manifold())
         st.depth.connect(lambda _: self._redraw())
-        st.color_mode.connect(lambda _: self._on_color_mode())
+        st.color_mode.connect(lambda _: (self._redraw(), self._schedule()))  # the slope colouring may need ||A_w||_2
         st.paths.connect(lambda _: QTimer.singleShot(0, self, self._redraw_paths))
         st.inspected.connect(lambda _: self._redraw_marker())
         s3.choice.connect(lambda _: self._request_slice())
@@ -750,15 +750,17 @@ class View3DTab(QWidget):
             return
         epoch, box, budget = self.state.epoch_index, self.state3d.box, self.state3d.settings.max_cells
         key = jobs.tessellation_key(b, epoch, sl, box, budget)
-        if key == self.tess3_key:
+        slopes = self._slopes_shown()
+        complete = lambda t: t is not None and (not slopes or has_slope_norms(t[-1]))  # noqa: E731
+        if key == self.tess3_key and complete(self.tess3):
             return
         hit = self.cache.peek(key)
-        if hit is not None:
+        if complete(hit):
             self._on_tessellation(key, hit)
             return
-        self._show_message(f"Tessellating the 3D slice at epoch {b.epochs[epoch]} …", busy=True)
+        what = f"Tessellating the 3D slice at epoch {b.epochs[epoch]} …" if hit is None else "Computing every cell's ‖A_ω‖₂ for the slope colouring …"
+        self._show_message(what, busy=True)
         cache = self.cache
-        slopes = self._slopes_shown()
         self.work.submit(
             "tessellation3d",
             f"3D tessellation, epoch {b.epochs[epoch]}",
@@ -769,27 +771,9 @@ class View3DTab(QWidget):
 
     def _slopes_shown(self) -> bool:
         """Every cell's ||A_w||_2 is computed only for the slope colouring (as in the 2D tab): for a 3D slice
-        of a CNN it is C backward passes per cell, most of the tessellation's time."""
+        of a CNN it is C backward passes per cell, most of the tessellation's time. A cached entry without
+        them is upgraded in place (:func:`app.jobs.tessellate_all`); until then the cells are grey."""
         return self.state.color_mode == "slope"
-
-    def _on_color_mode(self) -> None:
-        """Redraw; switching to the slope colouring first fills in the cells' ||A_w||_2 when they are
-        missing (only them: the cached cells are upgraded in place). Until then the cells are grey."""
-        self._redraw()
-        b, sl, tess, key = self.results.bundle, self.state3d.slice3, self.tess3, self.tess3_key
-        if not self._slopes_shown() or tess is None or b is None or sl is None or has_slope_norms(tess[-1]) or self.manifold_mode:
-            return
-        epoch, box, budget, cache = self.state.epoch_index, self.state3d.box, self.state3d.settings.max_cells, self.cache
-        if jobs.tessellation_key(b, epoch, sl, box, budget) != key:
-            return  # another tessellation is on its way, with the slopes
-        self._show_message("Computing every cell's ‖A_ω‖₂ for the slope colouring …", busy=True)
-        self.work.submit(
-            "tessellation3d",
-            f"3D slope norms, epoch {b.epochs[epoch]}",
-            lambda progress, cancel: jobs.tessellate_all(b, epoch, sl, box, budget, cache, progress, cancel, slopes=True),
-            on_done=lambda res: self._on_tessellation(key, res) if key == self.tess3_key else None,
-            on_error=lambda exc: self._on_error(exc),
-        )
 
     def _on_tessellation(self, key: str, tess: list) -> None:
         self.tess3, self.tess3_key, self.error = tess, key, None
