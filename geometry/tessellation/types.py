@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -268,6 +269,14 @@ class Tessellation2D:
             return seg
         return seg[self.edge_layer == layer]
 
+    @cached_property
+    def vertex_table(self):
+        """The regions on one shared vertex table (:class:`~geometry.tessellation.vertex_table.PolygonMesh`):
+        each vertex once, each edge once with its layer and its two regions; built on first use, then kept."""
+        from geometry.tessellation.vertex_table import polygon_mesh, weld_radius
+
+        return polygon_mesh(self.vertices, self.offsets, self.edge_layer, weld_radius(self.tolerance))
+
     # -- export ------------------------------------------------------------------------------
     def to_json(self) -> dict:
         """JSON-ready dict: domain, origin, basis, regions [{vertices (CCW), pattern, class, slope_norm}],
@@ -391,6 +400,14 @@ class Tessellation3D:
         from geometry.tessellation.locate import locate_points_3d
 
         return locate_points_3d(self, u, self.tolerance if tol is None else tol)
+
+    @cached_property
+    def vertex_table(self):
+        """The cells on one shared vertex table (:class:`~geometry.tessellation.vertex_table.CellMesh`): each
+        vertex once, face loops into it, each face's neighbour cell, each edge once; built on first use."""
+        from geometry.tessellation.vertex_table import cell_mesh
+
+        return cell_mesh(self)
 
     def boundary_polygons(self) -> list[np.ndarray]:
         return np.split(self.boundary_vertices, self.boundary_offsets[1:-1])
