@@ -201,3 +201,32 @@ def test_the_legend_keeps_shared_entries_and_shows_exactly_the_new_list(qapp):
     view.set_legend([(f"class {i}", swatch(i + 1)) for i in range(3)])  # other colours: rebuilt from the first
     assert labels() == ["class 0", "class 1", "class 2"] and view._legend_entries[0] is not first[0]
     assert view.legend.layout.count() == 2 * len(view.legend.items), "no removed entry left in the layout"
+
+
+def test_each_edge_is_stroked_once_by_the_layer_that_made_it(qapp):
+    """The 2D view strokes the shared vertex table's edges: every polygon edge of the tessellation once
+    (not once per region beside it), in the pen of the layer that made it."""
+    from app.qt.view2d import edge_groups, edge_pens
+    from app.qt.theme import Theme
+    from geometry.networks.network import Network
+    from geometry.networks.spec import mlp_spec
+    from geometry.slices import Slice
+    from geometry.tessellation import tessellate
+
+    torch.manual_seed(3)
+    t = tessellate(Network(mlp_spec([2, 8, 8, 3])), Slice.input_plane(2), [-1.0, 1.0, -1.0, 1.0])
+    pens = edge_pens(Theme())
+    groups = edge_groups(pens, t.vertex_table, t.depth, show_edges=True)
+    assert [pen for _, pen in groups] == [pens["old"], pens["new"], pens["domain"]]
+
+    def unordered(seg):
+        key = np.round(seg.reshape(-1, 4) * 1e9).astype(np.int64)
+        flip = (key[:, 0] > key[:, 2]) | ((key[:, 0] == key[:, 2]) & (key[:, 1] > key[:, 3]))
+        key[flip] = key[flip][:, [2, 3, 0, 1]]
+        return [tuple(k) for k in key]
+
+    drawn = [k for seg, _ in groups for k in unordered(seg)]
+    assert len(drawn) == len(set(drawn)) == len(set(unordered(t.edges())))
+    for (seg, _), layers in zip(groups, ([0] * (t.depth - 1), [t.depth - 1], [-1])):
+        want = set(unordered(np.concatenate([t.edges(j) for j in set(layers)]))) if layers else set()
+        assert set(unordered(seg)) == want

@@ -241,7 +241,7 @@ class CompareTab(QWidget):
             t = tess[-1]
             colours = tile_colours(tess, len(tess), "class", side.bundle.num_classes, self.theme.tile_alpha / 255)
             fv, fo, rgba = colours.polygons()
-            groups = edge_groups(self.theme, t.vertices, t.offsets, t.edge_layer, len(tess), self.state.settings.show_edges)
+            groups = edge_groups(self.theme, t.vertex_table, len(tess), self.state.settings.show_edges)
             view.tiles.set_prepared(prepare_tiles(fv, fo, palette.to_bytes(rgba), groups))
             view.set_highlight(*changed_polygons(side))
             view.set_boundary(t.boundary_segments if self.state.settings.show_boundary else None)

@@ -110,7 +110,7 @@ class SliceTab(QObject):
         pens, show_edges = edge_pens(self.theme), st.settings.show_edges  # Qt objects: made here, not in the worker
 
         def prepare(progress=None, cancel=None):
-            groups = edge_groups(pens, t.vertices, t.offsets, t.edge_layer, depth, show_edges)
+            groups = edge_groups(pens, t.vertex_table, depth, show_edges)
             return prepare_tiles(fv, fo, rgba, groups)
 
         self.view.set_preview(None)

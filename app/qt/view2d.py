@@ -140,14 +140,14 @@ def edge_pens(theme: Theme) -> dict:
     return {"old": cosmetic_pen(theme.edge_old, 0.6), "new": cosmetic_pen(theme.edge_new, 0.8), "domain": cosmetic_pen(theme.edge_domain, 1.3)}
 
 
-def edge_groups(theme: Theme | dict, vertices, offsets, edge_layer, depth: int, show_edges: bool) -> list:
+def edge_groups(theme: Theme | dict, table, depth: int, show_edges: bool) -> list:
     """(segments (E, 2, 2), pen) per edge style: layer depth-1 dark, earlier layers grey, domain outline.
+    ``table``: the tessellation's :attr:`vertex_table` (each edge once, so none is stroked twice), or None.
     ``theme``: a Theme, or the pens of :func:`edge_pens` (a worker thread then makes no Qt object)."""
-    if edge_layer is None or vertices is None or len(vertices) == 0:
+    if table is None or len(table.edges) == 0:
         return []
     pens = theme if isinstance(theme, dict) else edge_pens(theme)
-    seg = polygon_segments(vertices, offsets)
-    el = np.asarray(edge_layer)
+    seg, el = table.segments, np.asarray(table.edge_layer)
     groups = []
     if show_edges:
         groups.append((seg[(el >= 0) & (el < depth - 1)], pens["old"]))
@@ -351,15 +351,6 @@ class SliceView(QWidget):
         u0, u1, v0, v1 = window
         self.preview.setRect(QRectF(u0, v0, u1 - u0, v1 - v0))
         self.preview.setVisible(True)
-
-    def set_tiles(
-        self, vertices, offsets, rgba, edge_vertices=None, edge_offsets=None, edge_layer: np.ndarray | None = None, depth: int = 1, show_edges: bool = True
-    ) -> None:
-        """Fill polygons (vertices (V,2), offsets (R+1,), rgba (R,4) uint8) and draw the edges of the polygons
-        (edge_vertices, edge_offsets, edge_layer (V',) 0-based layer per edge, -1 domain): layer depth-1
-        dark, earlier layers grey, the domain outline always."""
-        groups = edge_groups(self.theme, edge_vertices, edge_offsets, edge_layer, depth, show_edges)
-        self.tiles.set_data(vertices, offsets, rgba, groups)
 
     def clear_tiles(self) -> None:
         self.tiles.clear()

@@ -161,17 +161,6 @@ def tile_colours(scene: SliceScene, mode: str) -> TileColours:
     return shared_tile_colours(scene.tessellations, scene.depth, mode, len(scene.class_names), palette.TILE_ALPHA)
 
 
-def _unique_segments(seg: np.ndarray, scale: float) -> np.ndarray:
-    """Drop the second copy of edges shared by two regions (endpoints rounded at 1e-9 of the window)."""
-    if seg.shape[0] == 0:
-        return seg
-    q = np.round(seg / (scale * 1e-9)).astype(np.int64).reshape(-1, 4)
-    swap = (q[:, 0] > q[:, 2]) | ((q[:, 0] == q[:, 2]) & (q[:, 1] > q[:, 3]))
-    q[swap] = q[swap][:, [2, 3, 0, 1]]
-    _, first = np.unique(q, axis=0, return_index=True)
-    return seg[np.sort(first)]
-
-
 def _split(vertices: np.ndarray, offsets: np.ndarray) -> list[np.ndarray]:
     return np.split(vertices, offsets[1:-1]) if offsets.shape[0] > 1 else []
 
@@ -217,17 +206,15 @@ def draw_slice(fig, ax, scene: SliceScene, opt: FigureOptions) -> None:
         ax.add_collection(oc)
     t = scene.current
     w = scene.window
-    scale = max(w[1] - w[0], w[3] - w[2])
     legend = []
     if opt.mode == "class":
         legend += [
             Patch(facecolor=palette.class_rgba(len(scene.class_names), 0.75)[i], edgecolor="none", label=n) for i, n in enumerate(scene.class_names[:12])
         ]
     if opt.show_edges:
-        seg = t.edges()
-        el = t.edge_layer
-        old = _unique_segments(seg[(el >= 0) & (el < t.depth - 1)], scale)
-        new = _unique_segments(seg[el == t.depth - 1], scale)
+        table = t.vertex_table  # each edge once: a shared edge is not stroked twice
+        seg, el = table.segments, table.edge_layer
+        old, new = seg[(el >= 0) & (el < t.depth - 1)], seg[el == t.depth - 1]
         lw = 0.4  # points: the same at every dpi
         if len(old):
             lc = LineCollection(old, colors=[style.EDGE_OLD], linewidths=lw)
