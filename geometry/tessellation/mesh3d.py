@@ -14,7 +14,8 @@ benchmarked without a screen (the vispy view only uploads them):
   closed, consistently oriented surfaces (every directed edge's reverse appears exactly once).
 
 Face loops index the tessellation's GLOBAL vertex array; every vertex is owned by one cell
-(``vertex_offsets``), so per-cell topology needs no welding.
+(``vertex_offsets``), so per-cell topology needs no welding. Between cells, the tessellation's shared
+vertex table (:mod:`geometry.tessellation.vertex_table`) says which copies are one point.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from geometry.tessellation.types import ragged_ranges
+from geometry.tessellation.vertex_table import weld, weld_radius
 
 
 # -- topology ----------------------------------------------------------------------------------------
@@ -308,27 +310,26 @@ def face_mesh(tess, mask: np.ndarray | None = None, explode: float = 0.0, edge_m
     pos = tess.vertices[used] + offsets[vcell]
     tris, tri_local = triangulate_faces(local, sub_off)
     a, b, ef = _face_edges(local, sub_off)
-    edges, edge_face = _dedupe_edges(a, b, sel[ef], tess, pos, edge_mode, explode)
+    edges, edge_face = _dedupe_edges(a, b, sel[ef], tess, pos, used, edge_mode, explode)
     return FaceMesh(
         pos.astype(np.float32), tris.astype(np.uint32), sel[tri_local], sel, face_cells(tess)[sel], vcell, edges.astype(np.uint32), edge_face, offsets
     )
 
 
-def _dedupe_edges(a, b, face, tess, pos, mode: str, explode: float):
+def _dedupe_edges(a, b, face, tess, pos, used, mode: str, explode: float):
     """Outline segments (E, 2) into ``pos`` and their face; duplicates keep the face of the newest layer.
 
     mode "face": every face loop's edges (each edge of a cell twice, once per adjacent face);
     "cell": each edge once per cell; "geometric": coincident segments of neighbouring cells once
-    (endpoints matched within 10x the tessellation's tolerance); "auto": geometric unless exploded.
+    (endpoints that are one point of the shared vertex table); "auto": geometric unless exploded.
+    ``used``: the tessellation vertex behind each row of ``pos``.
     """
     if mode == "auto":
         mode = "cell" if explode else "geometric"
     if mode == "face" or a.shape[0] == 0:
         return np.stack([a, b], axis=1), face
-    if mode == "geometric":
-        tol = max(float(tess.tolerance) * 10, 1e-12)
-        _, gid = np.unique(np.round(pos / tol).astype(np.int64), axis=0, return_inverse=True)
-        gid = gid.reshape(-1)
+    if mode == "geometric":  # the shared vertex table's points; exploded positions are welded afresh
+        gid = tess.vertex_table.index[used] if not explode else weld(pos, weld_radius(tess.tolerance))[1]
     elif mode == "cell":
         gid = np.arange(pos.shape[0])
     else:
@@ -412,10 +413,7 @@ def boundary_mesh(tess, out_linear: np.ndarray | None = None, weld_tol: float | 
             rev = np.where(within == 0, start, end - within)
             loop = np.where(fl, rev, loop)
     tol = float(weld_tol) if weld_tol is not None else max(float(tess.tolerance) * 10, 1e-12)
-    key = np.round(V / tol).astype(np.int64)
-    _, first, inv = np.unique(key, axis=0, return_index=True, return_inverse=True)
-    inv = inv.reshape(-1)
-    pos = V[first]
+    pos, inv = weld(V, tol)
     tris, tri_poly = triangulate_faces(inv[loop], off)
     p = pos[tris]
     fn = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])  # length = 2 * area
