@@ -434,11 +434,19 @@ def test_json_export():
     js = t.to_json()
     assert js["domain"] == t.domain.tolist() and np.allclose(js["basis"], np.eye(2))
     assert len(js["regions"]) == t.num_regions
+    assert js["format"] == "splineatlas-tessellation/2"
     reg = js["regions"][0]
-    assert set(reg) >= {"vertices", "pattern", "class", "slope_norm"}
+    assert set(reg) >= {"loop", "pattern", "class", "slope_norm"}
     assert [len(p) for p in reg["pattern"]] == [6, 6]
-    v = np.array(reg["vertices"])
+    points = np.array(js["points"])
+    v = points[reg["loop"]]
     assert 0.5 * np.sum(v[:, 0] * np.roll(v[:, 1], -1) - np.roll(v[:, 0], -1) * v[:, 1]) > 0
+    # every vertex once: the points are distinct and each region's loop is its polygon
+    assert len(np.unique(points, axis=0)) == len(points) < len(t.vertices)
+    for r, region in enumerate(js["regions"]):
+        assert np.allclose(points[region["loop"]], t.polygon(r), atol=1e-12)
+    edges = np.array(js["edges"])
+    assert edges.shape == (len(js["edge_layer"]), 2) == np.array(js["edge_regions"]).shape
     assert len(js["decision_boundary"]) == len(t.boundary_segments)
 
 

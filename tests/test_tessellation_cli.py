@@ -51,8 +51,9 @@ def test_json_schema_and_summary(mlp_ckpt, tmp_path, capsys):
     assert js["origin"] == [0, 0] and js["basis"] == [[1, 0], [0, 1]]
     assert len(js["regions"]) == want.num_regions == js["region_counts"][-1]
     assert js["epoch"] == 3
+    points = np.array(js["points"])
     for reg in js["regions"][:50]:
-        v = np.array(reg["vertices"])
+        v = points[reg["loop"]]
         assert v.shape[1] == 2 and v.shape[0] >= 3
         assert 0.5 * np.sum(v[:, 0] * np.roll(v[:, 1], -1) - np.roll(v[:, 0], -1) * v[:, 1]) > 0  # CCW
         assert [len(p) for p in reg["pattern"]] == [8, 8] and set(sum(reg["pattern"], [])) <= {0, 1}
@@ -98,9 +99,13 @@ def test_3d_slice_through_four_points(digits_run, tmp_path):
     js = json.loads(out.read_text())
     assert js["dim"] == 3 and np.array(js["basis"]).shape == (64, 3) and len(js["domain"]) == 6
     reg = js["regions"][0]
-    v = np.array(reg["vertices"])
-    assert v.shape[1] == 3 and len(reg["faces"]) >= 4
-    assert all(0 <= i < len(v) for f in reg["faces"] for i in f)
+    points = np.array(js["points"])
+    assert points.shape[1] == 3 and len(reg["faces"]) >= 4 and len(reg["neighbours"]) == len(reg["faces"])
+    assert all(0 <= i < len(points) for f in reg["faces"] for i in f)
+    # a neighbour across a face has that face too (the same points)
+    for face, other in zip(reg["faces"], reg["neighbours"]):
+        if other >= 0:
+            assert sorted(face) in [sorted(g) for g in js["regions"][other]["faces"]]
 
 
 @pytest.fixture(scope="module")
@@ -117,7 +122,7 @@ def _regions_match(js, t):
     assert len(js["regions"]) == t.num_regions
     for r in range(0, t.num_regions, max(1, t.num_regions // 40)):
         reg = js["regions"][r]
-        assert np.allclose(reg["vertices"], t.polygon(r), atol=1e-12)
+        assert np.allclose(np.array(js["points"])[reg["loop"]], t.polygon(r), atol=1e-12)
         assert reg["pattern"] == [t.pattern(j)[r].astype(int).tolist() for j in range(t.depth)]
 
 
