@@ -356,6 +356,8 @@ def test_slope_norms_computed_afterwards_are_the_engines():
         filled = with_slope_norms(net, lazy)
         assert has_slope_norms(filled) and np.isnan(lazy.slope_norm).all()  # a copy: lazy is unchanged
         np.testing.assert_allclose(filled.slope_norm, want.slope_norm, rtol=1e-12)
+        table = lazy.vertex_table
+        assert with_slope_norms(net, lazy).vertex_table is table  # the geometry's table is not rebuilt
         some = np.array([lazy.num_regions - 1, 0, 3])
         np.testing.assert_allclose(region_slope_norms(net, lazy, some), want.slope_norm[some], rtol=1e-12)
     partial = tessellate(cnn, sl, box, depth=2)

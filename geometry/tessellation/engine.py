@@ -319,8 +319,12 @@ def region_slope_norms(network: Network, tess: Tessellation2D | Tessellation3D, 
 
 
 def with_slope_norms(network: Network, tess: Tessellation2D | Tessellation3D, device=None, cancel: Cancel = None) -> Tessellation2D | Tessellation3D:
-    """``tess`` (full depth) with every region's ||A_w||_2 filled in (a copy; ``tess`` itself is unchanged)."""
-    return dataclasses.replace(tess, slope_norm=region_slope_norms(network, tess, None, device, cancel))
+    """``tess`` (full depth) with every region's ||A_w||_2 filled in (a copy; ``tess`` itself is unchanged).
+    The copy keeps ``tess``'s shared vertex table if it was built (the geometry is the same)."""
+    out = dataclasses.replace(tess, slope_norm=region_slope_norms(network, tess, None, device, cancel))
+    if "vertex_table" in tess.__dict__:  # a built functools.cached_property lives in the instance dict
+        out.__dict__["vertex_table"] = tess.__dict__["vertex_table"]
+    return out
 
 
 def has_slope_norms(tess: Tessellation2D | Tessellation3D) -> bool:
