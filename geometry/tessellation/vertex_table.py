@@ -214,6 +214,8 @@ def cell_mesh(tess) -> CellMesh:
     flat = distinct >= 3
     s0, top = start[flat], start[flat] + distinct[flat] - 1
     key = np.stack([distinct[flat], sl[s0], sl[s0 + 1], sl[s0 + 2], sl[top]], axis=1)
+    if P < 2**31:  # two columns of point pairs sort faster than five
+        key = np.stack([key[:, 1] * P + key[:, 2], key[:, 3] * P + key[:, 4], key[:, 0]], axis=1)
     faces = np.flatnonzero(flat)
     order, begin, count = _groups(key)
     two = begin[count == 2]
