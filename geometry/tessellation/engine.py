@@ -217,7 +217,8 @@ def _tessellate_2d(network: Network, slice_: Slice, poly: np.ndarray, run: dict,
         if need > budget:
             raise MemoryBudgetExceeded(need, budget, V.shape[0], name)
         interior = _interior_points(V, cnt)
-        Xo = X.index_select(0, owner)
+        # one parent map (the first layer of a slice): every piece reads it through a view, no copy per piece
+        Xo = X.expand(owner.shape[0], *X.shape[1:]) if R == 1 else X.index_select(0, owner)
         pattern = layer_pattern(module, Xo, interior)
         if layers[j].kind == "maxpool2d":  # pieces whose argmax did not change are one region
             V, E, cnt, owner, pattern, keep = merge_equal_patterns(V, E, cnt, owner, pattern, eps)
@@ -230,7 +231,7 @@ def _tessellate_2d(network: Network, slice_: Slice, poly: np.ndarray, run: dict,
         records.append(dict(vertices=verts, offsets=offsets, edge_layer=labels, codes=codes, parent=own_np, seconds=time.perf_counter() - t0))
         if j + 1 == target and target < L:
             raise StopWalk
-        return activate(module, Xo, pattern, inplace=True), owner
+        return activate(module, Xo, pattern, inplace=R != 1), owner
 
     logits = None
     with torch.no_grad():
