@@ -17,6 +17,7 @@ oscillate inside one region after stalling (the paper's fixed-α steps) and at s
 
     .venv/bin/python bench/paths.py [--device cpu|cuda] [--dtype float32|float64] [--threads N] [--quick]
                                     [--steps N] [--paths 1,16,256] [--nets digits,mnist] [--projection svd|gram]
+                                    [--clicks ROUNDS]
 
 "seconds" is the measured wall time of the timed engine call (N paths, up to ``steps`` steps each);
 path-steps/s = path-steps taken / seconds. --steps N times every engine case for N steps (the CPU
@@ -26,6 +27,7 @@ defaults are short: the 256-path MNIST case takes only 2).
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 from pathlib import Path
 
@@ -114,6 +116,55 @@ def engine_steps_per_second(net: Network, dev, dtype, n: int, steps: int, alpha:
     return taken / dt, changed / max(taken, 1), dt
 
 
+CLICK_SETTINGS = (("full", torch.float64), ("lean", torch.float64), ("full", torch.float32), ("lean", torch.float32))
+
+
+def click_rates(net: Network, dev, kind: str, reps: int, seed: int = 0) -> dict[tuple[str, torch.dtype], tuple[float, float, int]]:
+    """A click in the window: one leaf path of ``kind`` with the window's step rule and budget
+    (app.jobs.paths), traced with each (diagnostics, dtype) of CLICK_SETTINGS, the settings interleaved
+    ``reps`` times. Returns per setting (median wall s, median CPU s, steps taken)."""
+    from app.jobs.paths import DEFAULT_STEPS, leaf_step_sizes
+    from geometry.foliation.leaf_paths import normal_paths, random_directions
+
+    g = torch.Generator().manual_seed(seed)
+    S = torch.rand(1, net.input_dim, generator=g, dtype=torch.float64).numpy()
+    D = torch.rand(1, net.input_dim, generator=g, dtype=torch.float64).numpy()
+    alpha = leaf_step_sizes(kind, S, D if kind == "horizontal" else None)
+    W = random_directions(1, net.input_dim, seed)
+
+    def trace(diag, dtype):
+        kw = dict(step_size=alpha, record_every=1, dtype=dtype, device=dev, diagnostics=diag)
+        if kind == "horizontal":
+            return horizontal_paths(net, S, D, max_steps=DEFAULT_STEPS, **kw)
+        return normal_paths(net, S, W, steps=DEFAULT_STEPS, **kw)
+
+    times: dict = {k: ([], []) for k in CLICK_SETTINGS}
+    steps: dict = {}
+    for _ in range(reps + 1):  # the first round warms up
+        for diag, dtype in CLICK_SETTINGS:
+            w, c = time.perf_counter(), time.process_time()
+            lp = trace(diag, dtype)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            times[(diag, dtype)][0].append(time.perf_counter() - w)
+            times[(diag, dtype)][1].append(time.process_time() - c)
+            steps[(diag, dtype)] = int(lp.num_steps[0])
+    return {k: (statistics.median(v[0][1:]), statistics.median(v[1][1:]), steps[k]) for k, v in times.items()}
+
+
+def print_clicks(cases, dev, reps: int) -> None:
+    print(f"one click (1 leaf path, the window's step rule and budget), median of {reps} interleaved rounds")
+    print(f"{'net':<28} {'path':>10} {'diagnostics':>11} {'dtype':>8} {'steps':>6} {'wall s':>8} {'CPU s':>7} {'steps/s':>8} {'vs full float64':>16}")
+    for name, net in cases:
+        for kind in ("horizontal", "normal"):
+            res = click_rates(net, dev, kind, reps)
+            base = res[CLICK_SETTINGS[0]]
+            for (diag, dtype), (wall, cpu, n) in res.items():
+                rate, base_rate = n / wall, base[2] / base[0]
+                cells = f"{n:>6} {wall:>8.3f} {cpu:>7.3f} {rate:>8.0f} {rate / base_rate:>15.2f}x"
+                print(f"{name:<28} {kind:>10} {diag:>11} {str(dtype)[6:]:>8} {cells}", flush=True)
+
+
 def _pick(table: dict[int, int], n: int) -> int:
     """Default step count for n paths: the entry of the largest tabulated count <= n."""
     return table[max([k for k in table if k <= n] or [min(table)])]
@@ -129,6 +180,7 @@ def main() -> None:
     ap.add_argument("--paths", default="1,16,256", help="comma list of simultaneous path counts")
     ap.add_argument("--nets", default="digits,mnist", help="comma list: digits, mnist")
     ap.add_argument("--projection", choices=["svd", "gram"], default="svd", help="row-space projection of the engine")
+    ap.add_argument("--clicks", type=int, default=0, metavar="ROUNDS", help="also time one click in each diagnostics/dtype setting, ROUNDS interleaved rounds")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -160,6 +212,8 @@ def main() -> None:
                 steps = _pick({1: 60, 16: 30, 256: 8} if not args.quick else {1: 10, 16: 5, 256: 2}, n)
             rate, changed, secs = engine_steps_per_second(net, dev, dtype, n, steps, alpha, projection=args.projection)
             print(f"{name:<28} {n:>6} {steps:>6} {secs:>8.2f} {rate:>13.1f} {naive:>14.1f} {rate / naive:>8.1f}x {100 * changed:>21.1f}%", flush=True)
+    if args.clicks:
+        print_clicks(cases, dev, args.clicks)
 
 
 if __name__ == "__main__":

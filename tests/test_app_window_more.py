@@ -487,6 +487,8 @@ def test_leaf_and_region_paths_traced_in_the_window_equal_the_engine(qtbot, digi
     from geometry.foliation.leaf_paths import horizontal_paths, normal_paths
     from geometry.boundary.region_paths import region_path
 
+    from app.model.state import LEAF_DTYPE
+
     win, st = digits_window, digits_window.state
     sl = st.slice
     h = st.add_path("horizontal", (-0.5, -0.4), (0.6, 0.5))
@@ -494,14 +496,15 @@ def test_leaf_and_region_paths_traced_in_the_window_equal_the_engine(qtbot, digi
     qtbot.waitUntil(lambda: h.id in win.path_results and n.id in win.path_results and not win.work.busy(), timeout=TIMEOUT)
     net = win.bundle.network(h.epoch_index)
     s, d = sl.to_input(np.array([h.start]))[0], sl.to_input(np.array([h.end]))[0]
-    ref = horizontal_paths(net, s[None], d[None], step_size=h.step_size * np.linalg.norm(d - s), max_steps=h.steps)
+    dtype = getattr(torch, LEAF_DTYPE)  # the window's precision; its lean diagnostics leave the path as it is
+    ref = horizontal_paths(net, s[None], d[None], step_size=h.step_size * np.linalg.norm(d - s), max_steps=h.steps, dtype=dtype)
     k = int(ref.num_steps[0])
     got = win.path_results[h.id]
     np.testing.assert_allclose(got.X[-1], ref.points[0][ref.point_steps <= k][-1], atol=1e-8)
     np.testing.assert_allclose(got.distance, ref.distance[0, : k + 1], rtol=1e-9)
     np.testing.assert_allclose(got.u, sl.project(got.X), atol=1e-12)
     s2 = sl.to_input(np.array([n.start]))[0]
-    ref_n = normal_paths(net, s2[None], step_size=n.step_size * max(np.linalg.norm(s2), 1.0), steps=n.steps, seed=n.id)
+    ref_n = normal_paths(net, s2[None], step_size=n.step_size * max(np.linalg.norm(s2), 1.0), steps=n.steps, seed=n.id, dtype=dtype)
     got_n = win.path_results[n.id]
     np.testing.assert_allclose(got_n.probs, ref_n.probs[0, : int(ref_n.num_steps[0]) + 1], atol=1e-9)
     assert got_n.off_plane.max() > 0  # a normal path leaves the slice plane
@@ -544,8 +547,9 @@ def test_paths_added_together_trace_in_one_batch_and_equal_each_alone(qtbot, dig
     for spec in (hs[1], fan[3]):
         alone = compute_path(win.bundle, st.slice, spec)
         got = win.path_results[spec.id]
-        np.testing.assert_allclose(got.X, alone.X, atol=1e-9)
-        np.testing.assert_allclose(got.probs, alone.probs, atol=1e-9)
+        # the net runs in float32 (LEAF_DTYPE): a batch of other paths changes its kernels' rounding, ~1e-7
+        np.testing.assert_allclose(got.X, alone.X, atol=2e-6)
+        np.testing.assert_allclose(got.probs, alone.probs, atol=2e-6)
         assert got.summary == alone.summary
     ends = np.array([win.path_results[p.id].X[-1] for p in fan])
     assert len(np.unique(ends.round(6), axis=0)) == mw.NORMAL_FAN  # eight different directions

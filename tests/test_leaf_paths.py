@@ -509,3 +509,54 @@ def test_jacobian_reuse_inside_a_region_is_exact_and_skips_backward_sweeps(digit
     assert not horizontal_paths(smooth, S[:1], Dst[:1], max_steps=2).settings["jacobian_reuse"]
     with pytest.raises(SplineAtlasError):
         horizontal_paths(smooth, S[:1], Dst[:1], max_steps=2, reuse_jacobian=True)
+
+
+def test_lean_paths_are_the_full_paths_without_the_extra_diagnostics(digits):
+    """diagnostics="lean" (a click) must trace the very same paths and record the same positions, classes,
+    Tr G, ranks and distances; only the spectrum, step angles and pattern changes are left out."""
+    torch.manual_seed(3)
+    cnn = Network(digits_cnn_spec(channels=2, hidden=8))
+    S, Dst = digits.X_test[:3], digits.X_test[3:6]
+    runs = [
+        (horizontal_paths, (S, Dst), dict(step_size=0.1, max_steps=25, stagnation_window=5)),
+        (normal_paths, (S, random_directions(3, 64, seed=4)), dict(step_size=0.1, steps=15)),
+    ]
+    for fn, args, kw in runs:
+        full = fn(cnn, *args, record_every=1, **kw)
+        lean = fn(cnn, *args, record_every=1, diagnostics="lean", **kw)
+        assert lean.settings["diagnostics"] == "lean" and full.settings["diagnostics"] == "full"
+        np.testing.assert_array_equal(lean.num_steps, full.num_steps)
+        np.testing.assert_array_equal(lean.status, full.status)
+        np.testing.assert_array_equal(lean.points, full.points)
+        np.testing.assert_array_equal(lean.predicted, full.predicted)
+        np.testing.assert_array_equal(lean.tangent_rank, full.tangent_rank)
+        for name in ("probs", "trace", "distance", "step_length", "final_points"):
+            np.testing.assert_allclose(getattr(lean, name), getattr(full, name), rtol=1e-12, atol=1e-12, err_msg=name)
+        assert np.isnan(lean.spectrum).all() and np.isnan(lean.step_angle).all()
+        assert lean.pattern_changes.shape[:2] == full.pattern_changes.shape[:2] and lean.pattern_changes.shape[2] == 0
+        assert full.pattern_changes.shape[2] > 0 and np.isfinite(full.spectrum).all()
+        s = lean.summary(0)
+        assert s["region_changes"] is None and s["max_step_angle_deg"] is None
+        assert s["final_distance"] == full.summary(0)["final_distance"]
+    with pytest.raises(SplineAtlasError, match="diagnostics"):
+        horizontal_paths(cnn, S, Dst, max_steps=2, diagnostics="none")
+
+
+@pytest.mark.skipif(not (BUNDLED_DIGITS / "run.json").exists(), reason="bundled digits run not present")
+def test_float32_paths_stop_at_a_local_minimum_where_float64_paths_do():
+    """At a local minimum of ||d − x|| on the leaf, P(d − x) is rounding: ~1e-7·||d − x|| when the net runs
+    in float32 (the window's precision). Such a path must stop there as the float64 path does, not creep
+    on in 1e-7 steps until the stagnation window ends it (it took 106 steps instead of 15 so)."""
+    from geometry.networks.runs import open_run
+
+    run = open_run(BUNDLED_DIGITS)
+    net = run.network(len(run) - 1)
+    g = torch.Generator().manual_seed(0)
+    S = torch.rand(4, 64, generator=g, dtype=torch.float64).numpy()
+    D = torch.rand(4, 64, generator=g, dtype=torch.float64).numpy()
+    alpha = 0.02 * np.linalg.norm(D - S, axis=1)
+    p64, p32 = (horizontal_paths(net, S, D, step_size=alpha, max_steps=200, dtype=dt) for dt in (torch.float64, torch.float32))
+    assert (p64.status == STAGNATED).all() and (p32.status == STAGNATED).all()
+    assert [p64.stall_kind(i) for i in range(4)] == [p32.stall_kind(i) for i in range(4)] == ["local minimum"] * 4
+    np.testing.assert_array_equal(p32.num_steps, p64.num_steps)
+    np.testing.assert_allclose(p32.final_points, p64.final_points, atol=1e-5)

@@ -34,6 +34,14 @@ def test_path_horizontal_and_normal(digits_run_path, tmp_path):
     assert main(["path", str(digits_run_path), "--kind", "normal", "--from", "3", "--steps", "20", "--out", str(out)]) == 0
     s = json.loads((out / "summary.json").read_text())["paths"][0]
     assert s["steps"] == 20 and abs(s["min_step_angle_deg"] - 90) < 1e-3
+    assert summary["settings"]["dtype"] == "float32" and summary["settings"]["diagnostics"] == "full"  # the window's precision
+    lean = tmp_path / "lean"
+    args = ["path", str(digits_run_path), "--kind", "horizontal", "--from", "0,2", "--to", "5", "--steps", "40", "--diagnostics", "lean", "--out", str(lean)]
+    assert main(args) == 0
+    ls = json.loads((lean / "summary.json").read_text())
+    assert ls["settings"]["diagnostics"] == "lean" and np.load(lean / "path.npz")["pattern_changes"].shape[-1] == 0
+    for p, q in zip(ls["paths"], summary["paths"]):  # the same paths, without the per-step extras
+        assert p["steps"] == q["steps"] and p["final_distance"] == q["final_distance"] and p["region_changes"] is None
 
 
 def test_path_region_and_errors(digits_run_path, tmp_path, capsys):

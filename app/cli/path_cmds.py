@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from app.cli.common import add_trust_argument
+from app.model.state import LEAF_DTYPE
 from geometry.errors import DatasetError, SplineAtlasError
 from geometry.safe_io import atomic_save, write_npz, write_text
 
@@ -46,7 +47,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the normal paths' random directions")
     p.add_argument("--margin", type=float, default=0.25, help="region paths: extra push of projected midpoints (× segment length); 0 = the paper")
     p.add_argument("--frames", type=int, default=12, help="images per path in the PNG strip")
-    p.add_argument("--dtype", choices=["float32", "float64"], default="float64")
+    p.add_argument(
+        "--dtype",
+        choices=["float32", "float64"],
+        default=None,
+        help=f"the net's precision (default, as the window: {LEAF_DTYPE} for leaf paths, float64 for region paths)",
+    )
+    p.add_argument(
+        "--diagnostics",
+        choices=["full", "lean"],
+        default="full",
+        help="full: every per-step quantity in path.npz (G's spectrum, step angles, pattern changes); lean: what the window draws",
+    )
     p.add_argument("--device", default=None, help="cpu | cuda (default: CUDA when present)")
     add_trust_argument(p)
     p.add_argument("--out", required=True, metavar="DIR", help="folder for path.npz, summary.json and strip.png")
@@ -180,7 +192,7 @@ def cmd_path(args) -> int:
     }
     shape = _image_shape(run, net)
     names = run.class_names
-    dtype = _dtype(args.dtype)
+    dtype = _dtype(args.dtype or ("float64" if args.kind == "region" else LEAF_DTYPE))
 
     def progress(frac: float, msg: str) -> None:
         print(f"\r{msg} ({frac:.0%})", end="", file=sys.stderr, flush=True)
@@ -241,6 +253,7 @@ def cmd_path(args) -> int:
                 dtype=dtype,
                 device=args.device,
                 projection=args.projection,
+                diagnostics=args.diagnostics,
                 progress=progress,
             )
         else:
@@ -254,6 +267,7 @@ def cmd_path(args) -> int:
                 dtype=dtype,
                 device=args.device,
                 projection=args.projection,
+                diagnostics=args.diagnostics,
                 progress=progress,
             )
         print(file=sys.stderr)

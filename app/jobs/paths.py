@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from geometry.foliation import leaf_paths
 from geometry.errors import SplineAtlasError
@@ -21,10 +22,14 @@ from geometry.slices import Slice
 
 from ..model.state import DEFAULT_PATH_STEPS as DEFAULT_STEPS
 from ..model.state import DEFAULT_STEP_FRACTION as STEP_FRACTION
+from ..model.state import LEAF_DTYPE
 from ..model.state import PATH_KINDS, PATH_NAMES, PathSpec
 from .bundle import Cancel, Progress, RunBundle
 
 REGION_DEPTH = 10  # how many times a region path may halve a segment
+# the window draws positions, p(y|x), the class, Tr G and the distance of a path: the spectrum, step angles
+# and pattern changes per step (the CLI's npz) are not computed for it; the path itself is the same
+LEAF_DIAGNOSTICS = "lean"
 SEGMENT_SAMPLES = 200  # forward passes along a straight segment
 LEAF_KINDS = ("horizontal", "normal")
 
@@ -150,11 +155,12 @@ def trace_paths(
 
 def _leaf_paths(net, kind, S, D, steps, fraction, seeds, progress, cancel) -> list[PathTrace]:
     alpha = leaf_step_sizes(kind, S, D, fraction)
+    LEAN = dict(dtype=getattr(torch, LEAF_DTYPE), diagnostics=LEAF_DIAGNOSTICS)
     if kind == "horizontal":
-        res = leaf_paths.horizontal_paths(net, S, D, step_size=alpha, max_steps=steps, record_every=1, progress=progress, cancel=cancel)
+        res = leaf_paths.horizontal_paths(net, S, D, step_size=alpha, max_steps=steps, record_every=1, progress=progress, cancel=cancel, **LEAN)
     else:
         W = np.concatenate([leaf_paths.random_directions(1, S.shape[1], seed=int(s)) for s in seeds])
-        res = leaf_paths.normal_paths(net, S, W, step_size=alpha, steps=steps, record_every=1, progress=progress, cancel=cancel)
+        res = leaf_paths.normal_paths(net, S, W, step_size=alpha, steps=steps, record_every=1, progress=progress, cancel=cancel, **LEAN)
     out = []
     for i in range(len(S)):
         n = int(res.num_steps[i])

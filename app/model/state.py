@@ -50,6 +50,9 @@ DEFAULT_PATH_STEPS = 200
 """Step budget of a new leaf path (window setting, ``splineatlas path --steps``)."""
 DEFAULT_STEP_FRACTION = 0.02
 """A leaf path's step as a fraction of its own length scale (see ``app.jobs.paths``)."""
+LEAF_DTYPE = "float32"
+"""Precision a leaf path runs the net in (its steps accumulate in float64; ``splineatlas path --dtype``):
+1.3-1.4x the float64 rate on the CNNs (bench/paths.py --clicks); positions agree to ~1e-7 relative."""
 
 MAX_UNDO = 50
 """Path edits that Ctrl+Z can undo."""

@@ -61,6 +61,7 @@ from geometry.errors import CancelledError, DatasetError, SplineAtlasError
 from geometry.foliation.local_data_matrix import IncrementalJacobian, default_rtol, g_spectrum, g_trace, log_prob_jacobian, row_space
 
 PROJECTIONS = ("svd", "gram")
+DIAGNOSTICS = ("full", "lean")
 STATUS_NAMES = ("running", "reached", "stagnated", "budget", "degenerate")
 RUNNING, REACHED, STAGNATED, BUDGET, DEGENERATE = range(5)
 
@@ -148,8 +149,10 @@ class LeafPaths:
         return out
 
     def summary(self, i: int) -> dict:
-        """JSON-ready summary of path i (reached?, final distance, steps, class sequence ...)."""
+        """JSON-ready summary of path i (reached?, final distance, steps, class sequence ...); the step
+        angles and region changes are None for paths traced with ``diagnostics="lean"``."""
         n = int(self.num_steps[i])
+        lean = self.settings.get("diagnostics") == "lean"
         return {
             "kind": self.kind,
             "status": self.status_name(i),
@@ -163,9 +166,9 @@ class LeafPaths:
             "initial_confidence": float(self.probs[i, 0].max()),
             "final_confidence": float(self.probs[i, n].max()),
             "mean_trace": float(self.trace[i, : n + 1].mean()),
-            "max_step_angle_deg": float(self.step_angle[i, :n].max()) if n else 0.0,
-            "min_step_angle_deg": float(self.step_angle[i, :n].min()) if n else 0.0,
-            "region_changes": int((self.pattern_changes[i, :n].sum(-1) > 0).sum()),
+            "max_step_angle_deg": None if lean else float(self.step_angle[i, :n].max()) if n else 0.0,
+            "min_step_angle_deg": None if lean else float(self.step_angle[i, :n].min()) if n else 0.0,
+            "region_changes": None if lean else int((self.pattern_changes[i, :n].sum(-1) > 0).sum()),
             "stall": self.stall_kind(i),
             "end_tangent_fraction": (
                 None if self.end_tangent_fraction is None or not np.isfinite(self.end_tangent_fraction[i]) else float(self.end_tangent_fraction[i])
@@ -280,8 +283,10 @@ def _integrate(
     cancel,
     reuse_jacobian: bool | None = None,
     projection: str = "svd",
+    diagnostics: str = "full",
 ) -> dict:
     n, d = x0.shape
+    lean = diagnostics == "lean"
     dev, dt = x0.device, x0.dtype
     if chunk_size is None:  # CPU: (C·chunk, widest layer) cotangents of ~8 MB (cache); GPU: ~512 MB
         widths = [li.width for li in getattr(model, "layer_infos", [])] + [d]
@@ -302,17 +307,17 @@ def _integrate(
         point_steps.append(T)
     slot = {s: k for k, s in enumerate(point_steps)}
 
-    probs0, jac0, rs0, pats0 = fld(x0, True, cached=True)
+    probs0, jac0, rs0, pats0 = fld(x0, not lean, cached=True)
     C = probs0.shape[1]
-    L = len(pats0) if pats0 is not None else 0
+    L = len(pats0) if pats0 is not None else 0  # lean: no patterns, so no pattern-change record
     f64 = torch.float64
     rec = {
         "probs": torch.zeros(n, T + 1, C, dtype=torch.float32, device=dev),
         "trace": torch.zeros(n, T + 1, dtype=f64, device=dev),
-        "spectrum": torch.zeros(n, T + 1, C, dtype=f64, device=dev),
+        "spectrum": torch.full((n, T + 1, C), float("nan") if lean else 0.0, dtype=f64, device=dev),
         "tangent_rank": torch.zeros(n, T + 1, dtype=torch.int16, device=dev),
         "distance": torch.zeros(n, T + 1, dtype=f64, device=dev),
-        "step_angle": torch.zeros(n, T, dtype=torch.float32, device=dev),
+        "step_angle": torch.full((n, T), float("nan") if lean else 0.0, dtype=torch.float32, device=dev),
         "step_length": torch.zeros(n, T, dtype=f64, device=dev),
         "pattern_changes": torch.zeros(n, T, L, dtype=torch.int32, device=dev),
         "points": torch.zeros(n, len(point_steps), d, dtype=dt, device=dev),
@@ -330,7 +335,8 @@ def _integrate(
         rec["probs"][:, t] = probs.float()
         rec["predicted"][:, t] = probs.argmax(1)
         rec["trace"][:, t] = g_trace(probs, jac)
-        rec["spectrum"][:, t] = g_spectrum(probs, jac)
+        if not lean:
+            rec["spectrum"][:, t] = g_spectrum(probs, jac)
         rec["tangent_rank"][:, t] = rs.rank.to(torch.int16)
         dist = (tgt64 - x64).norm(dim=1) if kind == "horizontal" else (x64 - src64).norm(dim=1)
         rec["distance"][:, t] = dist
@@ -348,6 +354,10 @@ def _integrate(
         unit = v / vn.clamp_min(torch.finfo(f64).tiny)[:, None]
         return unit, vn
 
+    # below this share of ||d − x|| the projected direction is rounding: 1e-9 in float64, D·eps in float32,
+    # where a path at a local minimum of the distance measured P(d − x) ≈ 1e-7·||d − x|| and, without
+    # this floor, crept on in steps of ~1e-7 until the stagnation window stopped it (100 steps later)
+    orthogonal_tol = max(1e-9, d * torch.finfo(dt).eps)
     probs, jac, rs, pats = probs0, jac0, rs0, pats0
     if kind == "horizontal":  # a source already within tol of its destination is reached at step 0
         status = torch.where((tgt64 - x64).norm(dim=1) <= tol, torch.full_like(status, REACHED), status)
@@ -359,7 +369,7 @@ def _integrate(
         unit, vn = direction(x64, rs)
         # degenerate: the wanted direction is (numerically) orthogonal to the leaf, or J == 0
         scale = dist if kind == "horizontal" else torch.ones_like(dist)
-        degenerate = active & (vn <= 1e-9 * scale.clamp_min(1e-300))
+        degenerate = active & (vn <= orthogonal_tol * scale.clamp_min(1e-300))
         if kind == "horizontal" and clip_steps:
             h = torch.minimum(step_size, vn)
         else:
@@ -376,15 +386,16 @@ def _integrate(
         moving = active & ~degenerate
         step = torch.where(moving[:, None], step, torch.zeros_like(step))
         sn = step.norm(dim=1)
-        cosang = (rs.project(step).norm(dim=1) / sn.clamp_min(torch.finfo(f64).tiny)).clamp(0.0, 1.0)
-        rec["step_angle"][:, t] = torch.where(moving, torch.rad2deg(torch.arccos(cosang)), torch.zeros_like(sn)).float()
+        if not lean:
+            cosang = (rs.project(step).norm(dim=1) / sn.clamp_min(torch.finfo(f64).tiny)).clamp(0.0, 1.0)
+            rec["step_angle"][:, t] = torch.where(moving, torch.rad2deg(torch.arccos(cosang)), torch.zeros_like(sn)).float()
         rec["step_length"][:, t] = sn
         x64 = x64 + step
         x = x64.to(dt)
         num_steps += moving.to(torch.int64)
         # ||P(d − x)|| = 0 with rank J > 0: x minimises ||d − x|| on its (locally flat) leaf piece — stuck
         status = torch.where(degenerate, torch.where(rs.rank > 0, torch.full_like(status, STAGNATED), torch.full_like(status, DEGENERATE)), status)
-        probs, jac, rs, new_pats = fld(x, True, cached=True)
+        probs, jac, rs, new_pats = fld(x, not lean, cached=True)
         if L:
             rec["pattern_changes"][:, t] = torch.stack([(a != b).reshape(n, -1).sum(1) for a, b in zip(pats, new_pats)], 1).to(torch.int32) * moving[
                 :, None
@@ -469,6 +480,7 @@ def _run(
     settings,
     reuse_jacobian=None,
     projection="svd",
+    diagnostics="full",
 ) -> LeafPaths:
     from geometry.networks.torch_utils import prepare_model
 
@@ -477,6 +489,7 @@ def _run(
     _check("steps", int(max_steps) >= 0, f"must be >= 0; got {max_steps}.")
     _check("integrator", integrator in ("euler", "rk4"), f"use 'euler' or 'rk4'; got {integrator!r}.")
     _check("projection", projection in PROJECTIONS, f"use 'svd' or 'gram'; got {projection!r}.")
+    _check("diagnostics", diagnostics in DIAGNOSTICS, f"use 'full' or 'lean'; got {diagnostics!r}.")
     model = prepare_model(net, dtype, device)
     dev = next(model.parameters()).device
     dim = int(getattr(model, "input_dim", sources.shape[-1]))
@@ -521,6 +534,7 @@ def _run(
         cancel=cancel,
         reuse_jacobian=reuse_jacobian,
         projection=projection,
+        diagnostics=diagnostics,
     )
     computed, served = out.pop("jacobian_counts")
     npy = {k: (v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v) for k, v in out.items()}
@@ -532,6 +546,7 @@ def _run(
         dtype=str(dtype).replace("torch.", ""),
         device=str(dev),
         projection=projection,
+        diagnostics=diagnostics,
         rtol=float(default_rtol(dtype, dim) if rtol is None else rtol),
         jacobian_reuse=bool(served),
         jacobian_sweeps=int(computed),
@@ -586,6 +601,7 @@ def horizontal_paths(
     point_budget_bytes: int = 256 << 20,
     reuse_jacobian: bool | None = None,
     projection: str = "svd",
+    diagnostics: str = "full",
     progress: Callable[[float, str], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> LeafPaths:
@@ -607,6 +623,10 @@ def horizontal_paths(
     projection: how P_row(J) is formed — "svd" (default: SVD of J with the rtol cut, orthonormal to
     rounding at any conditioning) or "gram" (eigh of J Jᵀ: squares the condition number, so at
     σ_min/σ_max = 1e-6 the basis is off-orthonormal by ~1e-4; see :func:`row_space`).
+    diagnostics: "full" records every per-step quantity of :class:`LeafPaths`; "lean" (a click in the
+    window) records only what drawing a path needs — positions, p(y|x_t), the class, Tr G, rank J and
+    the distance — and leaves ``spectrum`` and ``step_angle`` NaN and ``pattern_changes`` empty (L = 0),
+    so a stalled path's :meth:`LeafPaths.stall_kind` cannot say "chattering". The path is the same.
     """
     return _run(
         net,
@@ -633,6 +653,7 @@ def horizontal_paths(
         cancel=cancel,
         reuse_jacobian=reuse_jacobian,
         projection=projection,
+        diagnostics=diagnostics,
         settings={
             "stagnation_window": int(stagnation_window),
             "min_progress": float(min_progress),
@@ -667,13 +688,14 @@ def normal_paths(
     point_budget_bytes: int = 256 << 20,
     reuse_jacobian: bool | None = None,
     projection: str = "svd",
+    diagnostics: str = "full",
     progress: Callable[[float, str], None] | None = None,
     cancel: Callable[[], bool] | None = None,
 ) -> LeafPaths:
     """Normal paths from sources (N, D) along fixed directions w (N, D) (default: seeded random unit
     vectors), each step α (w − P_row(J) w)/||·|| (α: one, or (N,) one per path): across leaves, toward
     noise (their §4.2).
-    projection: "svd" | "gram", as in :func:`horizontal_paths`."""
+    projection: "svd" | "gram", diagnostics: "full" | "lean", as in :func:`horizontal_paths`."""
     S = np.asarray(sources.detach().cpu() if isinstance(sources, torch.Tensor) else sources, dtype=np.float64)
     if S.ndim == 1:
         S = S[None]
@@ -704,5 +726,6 @@ def normal_paths(
         cancel=cancel,
         reuse_jacobian=reuse_jacobian,
         projection=projection,
+        diagnostics=diagnostics,
         settings={"seed": int(seed)},
     )
