@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from geometry.errors import SplineAtlasError
+from geometry.tessellation.types import next_in_loop
 
 SAMPLERS = ("prior", "magnet", "polarity")
 
@@ -87,8 +88,7 @@ def latent_of(tiles: ManifoldTiles, x, tol: float = 1e-6) -> tuple[np.ndarray, i
     inside = np.ones(t.num_regions, dtype=bool)
     owner = np.repeat(np.arange(t.num_regions), np.diff(t.offsets))
     V = t.vertices
-    nxt = np.arange(len(V)) + 1
-    nxt[t.offsets[1:] - 1] = t.offsets[:-1]
+    nxt = next_in_loop(t.offsets)
     e = V[nxt] - V
     w = Z[owner] - V
     cross = e[:, 0] * w[:, 1] - e[:, 1] * w[:, 0]  # counter-clockwise loops: >= 0 inside

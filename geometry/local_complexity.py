@@ -31,6 +31,7 @@ from geometry.networks.device import resolve_device
 from geometry.errors import CancelledError, DatasetError, SplineAtlasError
 from geometry.networks.network import Network
 from geometry.slices import Slice
+from geometry.tessellation.types import next_in_loop
 
 Progress = Callable[[float, str], None] | None
 Cancel = Callable[[], bool] | None
@@ -222,8 +223,7 @@ def count_polygons_in_squares(
     bb = _polygon_bboxes(vertices, offsets)
     h = float(half_width)
     eps = tol * max(1.0, h)
-    nxt = np.arange(1, vertices.shape[0] + 1)
-    nxt[offsets[1:] - 1] = offsets[:-1]
+    nxt = next_in_loop(offsets)
     edge = vertices[nxt] - vertices  # (V, 2)
     corners = np.array([[-h, -h], [h, -h], [h, h], [-h, h]])
     cnt = np.diff(offsets)

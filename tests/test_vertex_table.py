@@ -119,3 +119,21 @@ def test_3d_table_against_the_forward_pass():
     pats = _region_patterns(t)
     assert np.array_equal(_patterns(net, centre + 1e-7 * normal, sl), pats[m.face_neighbour[f]])
     assert np.array_equal(_patterns(net, centre - 1e-7 * normal, sl), pats[m.face_cell[f]])
+
+
+def test_next_in_loop_closes_every_loop_and_skips_empty_ones():
+    """The successor of each loop item is the next item of its loop, the last wraps to the first; an empty
+    loop (offsets repeated) must not redirect its neighbour's last item (the former inline copies did)."""
+    from geometry.tessellation.types import next_in_loop
+
+    offsets = np.array([0, 3, 3, 5, 6, 6])
+    nxt = next_in_loop(offsets)
+    np.testing.assert_array_equal(nxt, [1, 2, 0, 4, 3, 5])
+    for lo, hi in zip(offsets[:-1], offsets[1:]):  # a permutation of each loop, one cycle through all items
+        if hi > lo:
+            seen, i = [], lo
+            for _ in range(hi - lo):
+                seen.append(i)
+                i = nxt[i]
+            assert i == lo and sorted(seen) == list(range(lo, hi))
+    assert next_in_loop(np.array([0])).shape == (0,)

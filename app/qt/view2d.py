@@ -19,6 +19,8 @@ from PySide6.QtCore import QByteArray, QDataStream, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from geometry.tessellation.types import next_in_loop
+
 from ..render.palette import CHANGED_COLOR, FOLLOW_COLOR, hex_rgba
 from ..render.palette import to_bytes as palette_bytes
 from .theme import BOUNDARY_COLOR, Theme, class_color
@@ -130,9 +132,7 @@ def prepare_tiles(vertices: np.ndarray, offsets: np.ndarray, rgba: np.ndarray, e
 def polygon_segments(vertices, offsets) -> np.ndarray:
     """(V, 2, 2) every polygon edge: vertex i to the next vertex of its polygon (ragged arrays)."""
     ev, eo = np.asarray(vertices, np.float64), np.asarray(offsets, np.int64)
-    nxt = np.arange(1, len(ev) + 1)
-    nxt[eo[1:] - 1] = eo[:-1]
-    return np.stack([ev, ev[nxt]], axis=1)
+    return np.stack([ev, ev[next_in_loop(eo)]], axis=1)
 
 
 def edge_pens(theme: Theme) -> dict:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geometry.tessellation.types import ragged_ranges
+from geometry.tessellation.types import next_in_loop, ragged_ranges
 from geometry.tessellation.vertex_table import weld, weld_radius
 
 
@@ -42,11 +42,7 @@ def vertex_cells(tess) -> np.ndarray:
 def _face_edges(face_indices: np.ndarray, face_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Directed edges of every face loop: (a (I,), b (I,), face (I,)) with b the next vertex after a."""
     nf = np.diff(face_offsets)
-    pos = np.arange(face_indices.shape[0])
-    start = np.repeat(face_offsets[:-1], nf)
-    within = pos - start
-    nxt = np.where(within + 1 < np.repeat(nf, nf), pos + 1, start)
-    return face_indices, face_indices[nxt], np.repeat(np.arange(nf.shape[0]), nf)
+    return face_indices, face_indices[next_in_loop(face_offsets)], np.repeat(np.arange(nf.shape[0]), nf)
 
 
 def triangulate_faces(face_indices: np.ndarray, face_offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

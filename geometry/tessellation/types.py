@@ -262,9 +262,7 @@ class Tessellation2D:
     def edges(self, layer: int | None = None) -> np.ndarray:
         """(E, 2, 2) all polygon edges (each interior edge appears once per adjacent region), optionally
         only those created by ``layer`` (0-based; -1 = domain boundary)."""
-        nxt = np.arange(1, self.vertices.shape[0] + 1)
-        nxt[self.offsets[1:] - 1] = self.offsets[:-1]
-        seg = np.stack([self.vertices, self.vertices[nxt]], axis=1)
+        seg = np.stack([self.vertices, self.vertices[next_in_loop(self.offsets)]], axis=1)
         if layer is None:
             return seg
         return seg[self.edge_layer == layer]
@@ -421,21 +419,30 @@ class Tessellation3D:
 Tessellation = Tessellation2D | Tessellation3D
 
 
+def next_in_loop(offsets: np.ndarray) -> np.ndarray:
+    """(V,) index of each item's successor in its closed loop, for ragged loops ``offsets`` (L + 1,)
+    (loop l is items offsets[l]:offsets[l + 1]; its last item's successor is its first; empty loops
+    are skipped). The one place every polygon edge, face edge and shoelace sum gets its next vertex."""
+    offsets = np.asarray(offsets, np.int64)
+    n = int(offsets[-1]) if offsets.shape[0] else 0
+    nxt = np.arange(1, n + 1, dtype=np.int64)
+    filled = np.diff(offsets) > 0
+    nxt[offsets[1:][filled] - 1] = offsets[:-1][filled]
+    return nxt
+
+
 def _ragged_shoelace(vertices: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     n = vertices.shape[0]
     if n == 0:
         return np.zeros(offsets.shape[0] - 1)
-    nxt = np.arange(1, n + 1)
-    nxt[offsets[1:] - 1] = offsets[:-1]
+    nxt = next_in_loop(offsets)
     x, y = vertices[:, 0], vertices[:, 1]
     cross = x * y[nxt] - x[nxt] * y
     return 0.5 * np.add.reduceat(cross, offsets[:-1]) if offsets.shape[0] > 1 else np.zeros(0)
 
 
 def _ragged_centroids(vertices: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    n = vertices.shape[0]
-    nxt = np.arange(1, n + 1)
-    nxt[offsets[1:] - 1] = offsets[:-1]
+    nxt = next_in_loop(offsets)
     x, y = vertices[:, 0], vertices[:, 1]
     cross = x * y[nxt] - x[nxt] * y
     a = np.add.reduceat(cross, offsets[:-1]) / 2.0

@@ -26,6 +26,8 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
+from geometry.tessellation.types import next_in_loop
+
 
 WELD_FRACTION = 1e-2
 
@@ -76,15 +78,6 @@ def _sorted_unique(x: np.ndarray) -> np.ndarray:
     keep = np.ones(x.shape[0], dtype=bool)
     keep[1:] = x[1:] != x[:-1]
     return x[keep]
-
-
-def _next_in_loop(offsets: np.ndarray) -> np.ndarray:
-    """(V,) index of each loop item's successor in its loop (ragged loops ``offsets``)."""
-    n = int(offsets[-1])
-    nxt = np.arange(1, n + 1, dtype=np.int64)
-    ends = offsets[1:][np.diff(offsets) > 0] - 1
-    nxt[ends] = offsets[:-1][np.diff(offsets) > 0]
-    return nxt
 
 
 def _groups(key: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -141,7 +134,7 @@ def polygon_mesh(vertices: np.ndarray, offsets: np.ndarray, edge_layer: np.ndarr
     ``edge_layer`` of the edge to the next vertex), copies closer than ``radius`` merged."""
     offsets = np.asarray(offsets, dtype=np.int64)
     points, loops = weld(vertices, radius)
-    a, b = loops, loops[_next_in_loop(offsets)]
+    a, b = loops, loops[next_in_loop(offsets)]
     region = np.repeat(np.arange(offsets.shape[0] - 1, dtype=np.int64), np.diff(offsets))
     real = a != b  # an edge shorter than the tolerance collapsed into a point
     a, b, region, layer = a[real], b[real], region[real], np.asarray(edge_layer, dtype=np.int16)[real]
@@ -199,7 +192,7 @@ def cell_mesh(tess) -> CellMesh:
     face_cell = np.repeat(np.arange(tess.num_regions, dtype=np.int64), np.diff(tess.cell_face_offsets))
     size = np.diff(fo)
     face_of = np.repeat(np.arange(F, dtype=np.int64), size)
-    nxt = loops[_next_in_loop(fo)]
+    nxt = loops[next_in_loop(fo)]
     # edges: each undirected (lo, hi) once
     real = loops != nxt
     lo, hi = np.minimum(loops, nxt)[real], np.maximum(loops, nxt)[real]
