@@ -17,6 +17,7 @@ oscillate inside one region after stalling (the paper's fixed-α steps) and at s
 
     .venv/bin/python bench/paths.py [--device cpu|cuda] [--dtype float32|float64] [--threads N] [--quick]
                                     [--steps N] [--paths 1,16,256] [--nets digits,mnist] [--projection svd|gram]
+                                    [--jacobian auto|backprop|jacrev|vjp|loop]
                                     [--clicks ROUNDS]
 
 "seconds" is the measured wall time of the timed engine call (N paths, up to ``steps`` steps each);
@@ -95,12 +96,15 @@ def naive_steps_per_second(net: Network, dev, dtype, steps: int, alpha: float, s
     return steps / (time.perf_counter() - t0)
 
 
-def engine_steps_per_second(net: Network, dev, dtype, n: int, steps: int, alpha: float, seed: int = 0, projection: str = "svd") -> tuple[float, float, float]:
+def engine_steps_per_second(
+    net: Network, dev, dtype, n: int, steps: int, alpha: float, seed: int = 0, projection: str = "svd", jacobian: str = "auto"
+) -> tuple[float, float, float]:
     """(path-steps/s, share of region-changing steps, measured wall seconds of the timed call)."""
     g = torch.Generator().manual_seed(seed)
     S = torch.rand(n, net.input_dim, generator=g, dtype=torch.float64).numpy()
     D = torch.rand(n, net.input_dim, generator=g, dtype=torch.float64).numpy()
-    kw = dict(step_size=alpha, tol=0.0, stop_on_stagnation=False, clip_steps=False, dtype=dtype, device=dev, record_every=steps, projection=projection)
+    kw = dict(step_size=alpha, tol=0.0, stop_on_stagnation=False, clip_steps=False, dtype=dtype, device=dev, record_every=steps)
+    kw.update(projection=projection, jacobian_method=jacobian)
     horizontal_paths(net, S[: min(n, 4)], D[: min(n, 4)], max_steps=1, **kw)  # warm-up
     if dev.type == "cuda":
         torch.cuda.synchronize()
@@ -180,6 +184,12 @@ def main() -> None:
     ap.add_argument("--paths", default="1,16,256", help="comma list of simultaneous path counts")
     ap.add_argument("--nets", default="digits,mnist", help="comma list: digits, mnist")
     ap.add_argument("--projection", choices=["svd", "gram"], default="svd", help="row-space projection of the engine")
+    ap.add_argument(
+        "--jacobian",
+        choices=["auto", "backprop", "jacrev", "vjp", "loop"],
+        default="auto",
+        help="the engine's Jacobian method (jacrev: torch.func.vmap(jacrev); auto: the explicit backprop sweep with reuse where it applies)",
+    )
     ap.add_argument("--clicks", type=int, default=0, metavar="ROUNDS", help="also time one click in each diagnostics/dtype setting, ROUNDS interleaved rounds")
     args = ap.parse_args()
     if args.threads:
@@ -194,7 +204,7 @@ def main() -> None:
     dtype = torch.float64 if args.dtype == "float64" else torch.float32
     big = dev.type == "cuda"
     cases = ([digits_net()] if "digits" in nets else []) + ([("MNIST CNN 28x28 (random)", Network(mnist_cnn_spec()))] if "mnist" in nets else [])
-    print(f"device {dev}, dtype {args.dtype}, torch threads {torch.get_num_threads()}, projection {args.projection}")
+    print(f"device {dev}, dtype {args.dtype}, torch threads {torch.get_num_threads()}, projection {args.projection}, Jacobian {args.jacobian}")
     print(f"{'net':<28} {'paths':>6} {'steps':>6} {'seconds':>8} {'path-steps/s':>13} {'naive steps/s':>14} {'speed-up':>9} {'region-changing steps':>22}")
     for name, net in cases:
         mnist = "MNIST" in name
@@ -210,7 +220,7 @@ def main() -> None:
                 steps = _pick({1: 10, 16: 4, 256: 2} if not args.quick else {1: 3, 16: 2, 256: 1}, n)
             else:
                 steps = _pick({1: 60, 16: 30, 256: 8} if not args.quick else {1: 10, 16: 5, 256: 2}, n)
-            rate, changed, secs = engine_steps_per_second(net, dev, dtype, n, steps, alpha, projection=args.projection)
+            rate, changed, secs = engine_steps_per_second(net, dev, dtype, n, steps, alpha, projection=args.projection, jacobian=args.jacobian)
             print(f"{name:<28} {n:>6} {steps:>6} {secs:>8.2f} {rate:>13.1f} {naive:>14.1f} {rate / naive:>8.1f}x {100 * changed:>21.1f}%", flush=True)
     if args.clicks:
         print_clicks(cases, dev, args.clicks)
