@@ -509,7 +509,12 @@ def test_leaf_and_region_paths_traced_in_the_window_equal_the_engine(qtbot, digi
     np.testing.assert_allclose(got_n.probs, ref_n.probs[0, : int(ref_n.num_steps[0]) + 1], atol=1e-9)
     assert got_n.off_plane.max() > 0  # a normal path leaves the slice plane
     win.tabs.setCurrentWidget(win.paths_panel)
+    from app.qt.paths_panel import DISTANCE_TITLE, NO_TARGET_TITLE
+
+    win.paths_panel.list.setCurrentRow(1)  # the normal path: no end, so no distance to it, and the plot says so
+    assert win.paths_panel.p_dist.titleLabel.text == NO_TARGET_TITLE and not win.paths_panel.p_dist.listDataItems()
     win.paths_panel.list.setCurrentRow(0)
+    assert win.paths_panel.p_dist.titleLabel.text == DISTANCE_TITLE and win.paths_panel.p_dist.listDataItems()
     assert win.paths_panel.strip.isVisible()  # image data: the strip of intermediate inputs
 
     win, st = spirals_window, spirals_window.state

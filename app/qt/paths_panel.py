@@ -22,6 +22,8 @@ from ..render.palette import path_color
 from .theme import Theme, class_color
 
 STRIP_IMAGES = 10
+DISTANCE_TITLE = "distance to the target ‖d − x_t‖"
+NO_TARGET_TITLE = "distance: none (no end point)"  # short: a long title widens the plots past the panel
 
 
 class PathsPanel(QWidget):
@@ -69,7 +71,7 @@ class PathsPanel(QWidget):
         self.p_prob.setLabel("left", "p(class | x_t)")
         self.p_prob.setYRange(0, 1, padding=0.02)
         self.p_trace = self.plots.addPlot(row=1, col=0, title="Tr G(x_t)")
-        self.p_dist = self.plots.addPlot(row=2, col=0, title="distance to the target ‖d − x_t‖")
+        self.p_dist = self.plots.addPlot(row=2, col=0, title=DISTANCE_TITLE)
         self.p_dist.setLabel("bottom", "step t")
         for p in (self.p_prob, self.p_trace, self.p_dist):
             p.setMenuEnabled(False)
@@ -158,7 +160,9 @@ class PathsPanel(QWidget):
             self.p_prob.plot(t, res.probs[:, c], pen=pg.mkPen(class_color(c), width=2), name=names[c] if c < len(names) else str(c))
         if np.isfinite(res.trace_g).any():
             self.p_trace.plot(t, res.trace_g, pen=pg.mkPen(self.theme.foreground, width=1.5))
-        if np.isfinite(res.distance).any():
+        has_target = bool(np.isfinite(res.distance).any())
+        self.p_dist.setTitle(DISTANCE_TITLE if has_target else NO_TARGET_TITLE)
+        if has_target:
             self.p_dist.plot(t, res.distance, pen=pg.mkPen(self.theme.foreground, width=1.5))
         shape = self.bundle.image_shape if self.bundle is not None else None
         if shape is not None:
