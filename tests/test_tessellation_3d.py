@@ -290,7 +290,27 @@ def test_3d_memory_budget_carries_the_cells_on_in_chunks_with_the_same_result(ne
     assert chunk_layers == ({"layer 2 of 3", "layer 3 of 3"} if nested else {"layer 2 of 2"})
     _assert_same_cells(direct, chunked, net)
     assert len(direct[-1].boundary_offsets) > 10
-    with pytest.raises(BudgetExceededError, match=r"layer 1 of \d: the affine maps of 1 cells would need .*even in chunks"):
+    with pytest.raises(BudgetExceededError, match=r"layer \d of \d: the affine maps of \d+ cells would need .*even in chunks"):
         tessellate(net, Slice.input_plane(3), BOX3, memory_budget=1000)
     wide = _net([3, 4096, 2])
     assert default_max_regions(wide, 3) == default_max_regions(net, 3) == default_max_regions(wide, 2) == 1_000_000
+
+
+@pytest.mark.parametrize("widths", [[3, 24, 10, 3], [3, 40, 3]], ids=["then-more-layers", "last-layer"])
+def test_3d_one_cell_with_too_many_children_carries_the_children_on_in_chunks(widths):
+    """The box is one cell, so it cannot be chunked; when the children of its first cut are too many to
+    carry at once, the children themselves go on in chunks (they lie inside one region of layer 1), to
+    the same result. Before, this stopped with "the affine maps of 1 cells would need ..." (the digits
+    CNN's 3D slice: 858k cells after its first layer)."""
+    net = _net(widths, seed=5)
+    with torch.no_grad():
+        net.layers[-1].bias.zero_()
+    direct = tessellate_all_depths(net, Slice.input_plane(3), BOX3)
+    row = 4 * widths[1] * 8
+    n1 = direct[0].num_regions
+    assert n1 > 50
+    budget = 3 * row + n1 * row  # the box's maps and planes fit; its children's maps (2·n1 rows) do not
+    seen = []
+    chunked = tessellate_all_depths(net, Slice.input_plane(3), BOX3, memory_budget=budget, progress=lambda f, m: seen.append(m))
+    assert any("chunk" in m for m in seen), seen
+    _assert_same_cells(direct, chunked, net)

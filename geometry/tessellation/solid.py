@@ -433,7 +433,7 @@ def _bounded(run: dict, cells: Cells, start: int, level: int) -> tuple[list, dic
     except _Split as sp:
         layer, pre, codes, records, m, need = sp.layer, sp.cells, sp.codes, sp.records, sp.chunks, sp.need
     # out of the handler: the failed pass's frames (and their maps) are gone now
-    name = f"layer {layer + 1} of {run['L']}"
+    name = f"layer {min(layer + 1, run['L'])} of {run['L']}"
     if pre.n < 2 or level >= MAX_SPLIT_LEVELS:
         raise _memory_stop(need, run["budget"], pre.n, name)
     run["pieces"][0] += m
@@ -477,19 +477,34 @@ def _pass(run: dict, cells: Cells, start: int) -> tuple[list, dict]:
         cells, owner = subdivide_cells(before, H, eps, j, max_regions=run["max_regions"], layer_name=name, cancel=cancel)
         del H
         release_free_memory()  # the holes the cutting left in the heap, before the next layer's work
-        need = R * row + 2 * cells.n * row  # the children's maps, then the next layer's
+        last = j + 1 == target and target < L  # the walk ends here: no maps for a next layer
+        need = R * row + (0 if last else 2 * cells.n * row)  # the children's maps, then the next layer's
         if budget is not None and need > budget:
-            raise _Split(j, before, state["codes"], records, _chunks(need, budget), need)
+            if before.n >= 2:
+                raise _Split(j, before, state["codes"], records, _chunks(need, budget), need)
+            # one cell (the box) cut into too many children to carry at once: record them, and carry the
+            # children on in chunks instead (each lies inside one region of this layer and every earlier one)
+            del before
+            pattern = _pattern_in_slices(module, X, owner, cells, budget)
+            own_np = owner.cpu().numpy()
+            codes = state["codes"].refine(own_np, pack_pattern(pattern.cpu().numpy(), layers[j].kind))
+            del pattern
+            records.append(dict(geom=ragged_cells(cells), codes=codes, parent=own_np, seconds=time.perf_counter() - t0))
+            raise _Split(j + 1, cells, codes, records, _chunks(need, budget), need)
         del before
-        Xo = X[owner]
-        pattern = layer_pattern(module, Xo, cell_interiors(cells))
+        if last:  # only the children's patterns are needed
+            pattern = _pattern_in_slices(module, X, owner, cells, budget)
+            Xo = None
+        else:  # one parent (the box): every child reads its map through a view until it is activated
+            Xo = X.expand(owner.shape[0], *X.shape[1:]) if R == 1 else X[owner]
+            pattern = layer_pattern(module, Xo, cell_interiors(cells))
         own_np = owner.cpu().numpy()
         codes = state["codes"].refine(own_np, pack_pattern(pattern.cpu().numpy(), layers[j].kind))
         state.update(cells=cells, codes=codes)
         records.append(dict(geom=ragged_cells(cells), codes=codes, parent=own_np, seconds=time.perf_counter() - t0))
-        if j + 1 == target and target < L:
+        if last:
             raise StopWalk
-        return activate(module, Xo, pattern, inplace=True), owner  # Xo is our own copy
+        return activate(module, Xo, pattern, inplace=R != 1), owner  # Xo is our own copy unless it is the view
 
     logits = None
     try:
@@ -508,6 +523,21 @@ def _pass(run: dict, cells: Cells, start: int) -> tuple[list, dict]:
             slope_norm=slope_norms(net, run["slice"], out_linear, state["codes"], run["dev"]) if run["slope_norm"] else np.full(out_linear.shape[0], np.nan),
         )
     return records, full
+
+
+PATTERN_SLICE_BYTES = 64 << 20  # children's maps gathered at a time to read their patterns
+
+
+def _pattern_in_slices(module, X: torch.Tensor, owner: torch.Tensor, cells: Cells, budget: int | None) -> torch.Tensor:
+    """The children's patterns of this layer (as :func:`layer_pattern` on ``X[owner]``) without holding all
+    their maps: slices of children, each slice's maps at most ``PATTERN_SLICE_BYTES`` (or a quarter of the
+    budget)."""
+    row = X[0].numel() * X.element_size()
+    cap = PATTERN_SLICE_BYTES if budget is None else min(PATTERN_SLICE_BYTES, max(budget // 4, 1))
+    step = max(1, cap // max(row, 1))
+    interior = cell_interiors(cells)
+    parts = [layer_pattern(module, X[owner[a : a + step]], interior[a : a + step]) for a in range(0, owner.shape[0], step)]
+    return torch.cat(parts) if parts else layer_pattern(module, X[owner], interior)
 
 
 def _chunks(need: int, budget: int) -> int:
@@ -547,7 +577,8 @@ def _concat_chunks(parts: list, ids: list, codes: LayerCodes, start: int) -> tup
         fulls = [p[1] for p in parts]
         for key in ("out_linear", "out_offset", "slope_norm", "classes", "class_mixed", "classes_const", "bverts", "bclasses"):
             full[key] = np.concatenate([f[key] for f in fulls])
-        full["bregion"] = np.concatenate([f["bregion"] + starts[-1][i] for i, f in enumerate(fulls)]).astype(np.int64)  # the full-depth cells
+        cell_starts = starts[-1] if starts else _starts([len(i) for i in ids])  # no cut in the chunks: their cells are the full-depth ones
+        full["bregion"] = np.concatenate([f["bregion"] + cell_starts[i] for i, f in enumerate(fulls)]).astype(np.int64)
         full["boffsets"] = _cat_offsets([f["boffsets"] for f in fulls], _starts([f["bverts"].shape[0] for f in fulls]))
     return records, full
 
