@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from geometry.errors import SplineAtlasError
-from geometry.tessellation.types import next_in_loop
+from geometry.tessellation.loops import next_in_loop
 
 SAMPLERS = ("prior", "magnet", "polarity")
 

@@ -31,7 +31,7 @@ from geometry.networks.device import resolve_device
 from geometry.errors import CancelledError, DatasetError, SplineAtlasError
 from geometry.networks.network import Network
 from geometry.slices import Slice
-from geometry.tessellation.types import next_in_loop
+from geometry.tessellation.loops import next_in_loop
 
 Progress = Callable[[float, str], None] | None
 Cancel = Callable[[], bool] | None

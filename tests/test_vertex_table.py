@@ -124,7 +124,7 @@ def test_3d_table_against_the_forward_pass():
 def test_next_in_loop_closes_every_loop_and_skips_empty_ones():
     """The successor of each loop item is the next item of its loop, the last wraps to the first; an empty
     loop (offsets repeated) must not redirect its neighbour's last item (the former inline copies did)."""
-    from geometry.tessellation.types import next_in_loop
+    from geometry.tessellation.loops import next_in_loop
 
     offsets = np.array([0, 3, 3, 5, 6, 6])
     nxt = next_in_loop(offsets)

@@ -19,7 +19,7 @@ from PySide6.QtCore import QByteArray, QDataStream, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QBrush, QColor, QPainter, QPainterPath, QPen
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-from geometry.tessellation.types import next_in_loop
+from geometry.tessellation.loops import next_in_loop
 
 from ..render.palette import CHANGED_COLOR, FOLLOW_COLOR, hex_rgba
 from ..render.palette import to_bytes as palette_bytes

@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geometry.tessellation.types import next_in_loop, ragged_ranges
+from geometry.tessellation.loops import next_in_loop
+from geometry.tessellation.types import ragged_ranges
 from geometry.tessellation.vertex_table import weld, weld_radius
 
 

@@ -26,7 +26,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from geometry.tessellation.types import next_in_loop
+from geometry.tessellation.loops import next_in_loop
 
 
 WELD_FRACTION = 1e-2
