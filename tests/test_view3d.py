@@ -91,6 +91,21 @@ def test_view3d_state_validates_and_emits_once():
         s.set_choice(Slice3Choice("nope"))
 
 
+def test_box_size_shrinks_the_3d_box_about_its_centre_and_keeps_the_clipping_plane_inside():
+    s = View3DState()
+    s.set_slice3(Slice.input_plane(3), (0, 4, -1, 1, 10, 12))
+    s.update_clip(position=11.9)
+    s.update_settings(box_scale=0.5)
+    assert s.home_box == (0, 4, -1, 1, 10, 12) and s.box == (1.0, 3.0, -0.5, 0.5, 10.5, 11.5)
+    assert s.clip.position == 11.5 and s.to_dict()["box"] == list(s.box)  # clamped into the smaller box
+    s.update_settings(box_scale=5)
+    assert s.settings.box_scale == 1.0 and s.box == s.home_box
+    s.update_settings(box_scale=0)
+    assert s.settings.box_scale == 0.01
+    with pytest.raises(ValueError, match="box_scale"):
+        s.update_settings(box_scale=float("nan"))
+
+
 def test_view3d_state_round_trips_through_a_session_dict():
     """to_dict -> apply_dict restores choice, settings and the clipping plane; the plane waits for its slice
     (a new slice otherwise re-centres it); malformed input is one InputFileError."""
@@ -412,6 +427,24 @@ def test_window_3d_tab_follows_the_layer_slider_and_its_controls(gl, qtbot, tmp_
     c.explode.setValue(0)
     assert s3.settings.explode == 0.0
     qtbot.waitUntil(lambda: idle() and np.abs(tab.scene.pick_offsets).max() == 0, timeout=TIMEOUT)
+    # box size: the tab tessellates the slice's box shrunk about its centre (the independent reference
+    # on that box agrees), and a cell budget it exceeds says what to change in this tab
+    home = np.asarray(s3.home_box)
+    before = tab.tess3
+    c.box_scale.setValue(0.5)
+    c.box_scale.editingFinished.emit()
+    assert s3.settings.box_scale == 0.5
+    qtbot.waitUntil(lambda: tab.tess3 is not before and idle(), timeout=TIMEOUT)
+    half = np.asarray(s3.box)
+    np.testing.assert_allclose(half[1::2] - half[0::2], (home[1::2] - home[0::2]) / 2)
+    np.testing.assert_allclose(half.reshape(3, 2).mean(1), home.reshape(3, 2).mean(1))
+    np.testing.assert_allclose(np.asarray(tab.tess3[-1].domain).reshape(-1), half)
+    small = reference_tessellations(win.bundle.run.network(0), half)
+    assert [t.num_regions for t in tab.tess3] == [t.num_regions for t in small] and small[-1].num_regions < ref[-1].num_regions
+    s3.update_settings(max_cells=small[0].num_regions - 1)
+    qtbot.waitUntil(lambda: idle() and tab.message.isVisible() and "box size" in tab.message.text(), timeout=TIMEOUT)
+    s3.update_settings(max_cells=View3DSettings().max_cells, box_scale=1.0)
+    qtbot.waitUntil(lambda: idle() and tab.tess3 is not None and tab.tess3[-1].num_regions == ref[-1].num_regions, timeout=TIMEOUT)
     # sessions keep the 3D tab: settings, slice choice and the clipping plane come back
     s3.update_settings(only_layer=1, opacity=0.4)
     s3.update_clip(enabled=True, axis=0, position=0.2)
@@ -466,7 +499,13 @@ def test_render3d_cli(gl, tmp_path, capsys, monkeypatch):
 
     img = iio.imread(out)
     assert img.shape[:2] == (240, 320) and len(np.unique(img[..., :3].reshape(-1, 3), axis=0)) > 30
-    assert "cells at depth 1" in capsys.readouterr().out
+    full = capsys.readouterr().out
+    assert "cells at depth 1" in full
+    assert main(["render3d", str(run), "--out", str(out), "--size", "320", "240", "--box-scale", "0.3"]) == 0
+    cells = [int(o.split(" cells at depth")[0].split()[-1].replace(",", "")) for o in (full, capsys.readouterr().out)]
+    assert 0 < cells[1] < cells[0]  # the 3D tab's 'box size': a smaller box, fewer cells
+    assert main(["render3d", str(run), "--out", str(out), "--box-scale", "2"]) == 2
+    assert "--box-scale must be between 0.01 and 1.0" in capsys.readouterr().err
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     assert main(["render3d", str(run), "--out", str(out)]) == 2

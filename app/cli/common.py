@@ -132,3 +132,26 @@ def add_cluster_arguments(p: argparse.ArgumentParser) -> None:
         help="a Dask scheduler (tcp://HOST:8786); 'serial' runs in this process; default: a local cluster of --workers processes",
     )
     p.add_argument("--workers", type=int, default=None, help="workers of the local cluster (default: the free cores)")
+
+
+def add_box_scale_argument(p: argparse.ArgumentParser) -> None:
+    """``--box-scale``: the 3D box tessellated, as the 3D tab's 'box size' (same default and range)."""
+    from app.model.view3d import BOX_SCALE_RANGE, View3DSettings
+
+    lo, hi = BOX_SCALE_RANGE
+    p.add_argument(
+        "--box-scale",
+        type=float,
+        default=View3DSettings.box_scale,
+        help=f"3D: the box tessellated, as a fraction of the slice's box about its centre (the 3D tab's 'box size'; {lo}-{hi})",
+    )
+
+
+def box_scale_of(args) -> float:
+    """The checked ``--box-scale`` (one line naming the flag and its range when it is out of range)."""
+    from app.model.view3d import BOX_SCALE_RANGE
+
+    lo, hi = BOX_SCALE_RANGE
+    if not lo <= args.box_scale <= hi:
+        raise SplineAtlasError(f"--box-scale must be between {lo} and {hi}; got {args.box_scale}.")
+    return float(args.box_scale)

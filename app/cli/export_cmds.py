@@ -16,7 +16,7 @@ from geometry.errors import DatasetError, SplineAtlasError
 
 from ..model.state import COLOR_MODES, PATH_KINDS
 from ..jobs.slicing import slice_from_text
-from .common import add_slice_argument
+from .common import add_box_scale_argument, add_slice_argument, box_scale_of
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -79,6 +79,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--steps", type=int, default=None, help="path sweep: step budget of a leaf path (default: the window's)")
     v.add_argument("--frames", type=int, default=None, help="path sweep: number of frames (default: <= 90); turntable: frames per turn (default 72)")
     add_slice_argument(v, dim=3, flag="--slice3")
+    add_box_scale_argument(v)
     v.set_defaults(func=cmd_export_video)
 
 
@@ -247,11 +248,13 @@ def _turntable(args, opt, out: Path) -> int:
     from app.export.sweeps import export_video
 
     from app.qt.turntable import require_opengl_display, turntable_frames  # Qt/vispy only for this sweep
+    from app.model.view3d import View3DSettings
 
     require_opengl_display()
     bundle = jobs.open_run_bundle(args.path)
     ei = bundle.run.exact_index(args.epoch)
-    frames = turntable_frames(bundle, ei, args.layer, args.color, (opt.width, opt.height), args.frames or 72, slice_text=args.slice3)
+    settings = View3DSettings(box_scale=box_scale_of(args))
+    frames = turntable_frames(bundle, ei, args.layer, args.color, (opt.width, opt.height), args.frames or 72, slice_text=args.slice3, settings=settings)
     export_video(out, frames, fps=args.fps, progress=_progress_printer("rendering"))
     if sys.stderr.isatty():
         print(file=sys.stderr)

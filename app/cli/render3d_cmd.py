@@ -20,7 +20,7 @@ from geometry.safe_io import atomic_save
 from ..model.view3d import MANIFOLD_SAMPLERS, View3DSettings
 from ..render.faces import FACE_COLOR_MODES
 from ..jobs.slicing import slice_from_text
-from .common import add_slice_argument
+from .common import add_box_scale_argument, add_slice_argument, box_scale_of
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,7 +60,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-points", action="store_true")
     p.add_argument("--azimuth", type=float, default=-55.0)
     p.add_argument("--elevation", type=float, default=22.0)
-    p.add_argument("--max-cells", type=int, default=50_000, help="cell budget of the 3D tessellation")
+    p.add_argument("--max-cells", type=int, default=View3DSettings.max_cells, help="cell budget of the 3D tessellation (default: as the 3D tab)")
+    add_box_scale_argument(p)
     g = p.add_argument_group("a generator (2 latent inputs into R³): its manifold, as the 3D tab draws it")
     g.add_argument(
         "--window", type=float, nargs=4, default=None, metavar=("ZMIN1", "ZMAX1", "ZMIN2", "ZMAX2"), help="latent window (default: the 2D view's home window)"
@@ -78,7 +79,7 @@ def cmd_render3d(args) -> int:
     from ..jobs import open_run_bundle
     from ..jobs import scene3d as jobs3d
     from ..jobs import manifold3d
-    from ..model.view3d import ClipPlane
+    from ..model.view3d import ClipPlane, scale_box
 
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and sys.platform.startswith("linux"):
         raise SplineAtlasError("render3d needs OpenGL and there is no display; run it under a virtual X server: xvfb-run -a splineatlas render3d ...")
@@ -88,7 +89,8 @@ def cmd_render3d(args) -> int:
     idx = run.exact_index(args.epoch)
     if manifold3d.is_manifold_run(bundle):
         return _render_manifold(args, bundle, idx, t0)
-    sl, box, _ = slice_from_text(args.slice3, bundle, idx, dim=3)
+    sl, home, _ = slice_from_text(args.slice3, bundle, idx, dim=3)
+    box = scale_box(home, box_scale_of(args))
     t_by = jobs.tessellate_all(bundle, idx, sl, box, args.max_cells)
     t_tess = time.perf_counter() - t0
     depth = bundle.depth if args.layer is None else args.layer
@@ -105,6 +107,7 @@ def cmd_render3d(args) -> int:
         explode=max(args.explode, 0.0),
         opacity=min(max(args.opacity, 0.0), 1.0),
         max_cells=args.max_cells,
+        box_scale=args.box_scale,
     )
     scene = jobs3d.scene_arrays(t_by, depth, args.color, settings, box)
 

@@ -56,7 +56,9 @@ class View3DSettings:
     only_layer: show only the faces created by this layer (1-based; 0 = faces of every layer);
     near_boundary: show only faces near the decision boundary (cells it crosses, or face centroid within
     ``near_distance`` x the box diagonal of it); explode: cells pushed out by this fraction of their offset
-    from the box centre; opacity: alpha of the region faces; max_cells: budget of the 3D tessellation.
+    from the box centre; opacity: alpha of the region faces; max_cells: budget of the 3D tessellation;
+    box_scale: the box tessellated, as a fraction of the slice's own box about its centre (a CNN's slice
+    box can hold millions of cells: a smaller box is how to see them, see :func:`scale_box`).
     A generator's manifold (2 latent inputs into R³) is drawn with ``samples`` points of ``sampler``
     (MANIFOLD_SAMPLERS; polarity with exponent ``rho``, random seed ``sample_seed``) on it; a generator of
     images as an ``image_grid`` x ``image_grid`` grid of its pictures over the latent window.
@@ -75,11 +77,22 @@ class View3DSettings:
     opacity: float = 0.12
     camera: str = "turntable"
     max_cells: int = 20_000
+    box_scale: float = 1.0
     sampler: str = "magnet"
     rho: float = -1.0
     samples: int = 1000
     sample_seed: int = 0
     image_grid: int = 8
+
+
+BOX_SCALE_RANGE = (0.01, 1.0)
+
+
+def scale_box(box, scale: float) -> tuple[float, ...]:
+    """``box`` (umin, umax, vmin, vmax, wmin, wmax) shrunk about its centre to ``scale`` of its side lengths."""
+    b = np.asarray(box, dtype=np.float64).reshape(3, 2)
+    centre, half = b.mean(1), (b[:, 1] - b[:, 0]) / 2 * float(scale)
+    return tuple(float(x) for x in np.stack([centre - half, centre + half], 1).reshape(-1))
 
 
 @dataclass(frozen=True)
@@ -107,7 +120,8 @@ class View3DState:
     """Observable state of the 3D tab.
 
     Fields: choice (Slice3Choice), slice3 (Slice with k = 3, or None), box ((6,) floats
-    ``umin, umax, vmin, vmax, wmin, wmax``), settings (View3DSettings), clip (ClipPlane),
+    ``umin, umax, vmin, vmax, wmin, wmax``: the slice's own box scaled by ``settings.box_scale``, what is
+    tessellated and drawn), settings (View3DSettings), clip (ClipPlane),
     picked ((u, v, w) of the last picked surface point, or None).
     """
 
@@ -115,7 +129,7 @@ class View3DState:
         self.events = View3DEvents()
         self._choice = Slice3Choice()
         self._slice3: Slice | None = None
-        self._box = (-1.0, 1.0, -1.0, 1.0, -1.0, 1.0)
+        self._home_box = (-1.0, 1.0, -1.0, 1.0, -1.0, 1.0)  # the slice's own box
         self._settings = View3DSettings()
         self._clip = ClipPlane()
         self._picked: tuple[float, float, float] | None = None
@@ -123,7 +137,8 @@ class View3DState:
 
     choice = property(lambda self: self._choice)
     slice3 = property(lambda self: self._slice3)
-    box = property(lambda self: self._box)
+    box = property(lambda self: scale_box(self._home_box, self._settings.box_scale))
+    home_box = property(lambda self: self._home_box)
     settings = property(lambda self: self._settings)
     clip = property(lambda self: self._clip)
     picked = property(lambda self: self._picked)
@@ -143,14 +158,14 @@ class View3DState:
             b = tuple(float(x) for x in np.asarray(box, dtype=np.float64).reshape(-1))
             if len(b) != 6 or not all(math.isfinite(x) for x in b) or not all(b[2 * i + 1] > b[2 * i] for i in range(3)):
                 raise ValueError(f"a 3D box is (umin, umax, vmin, vmax, wmin, wmax) with min < max; got {b}")
-            self._box = b
+            self._home_box = b
         self._slice3 = slice3
         self._picked = None
-        a = self._clip.axis
-        self._clip = replace(self._clip, position=(self._box[2 * a] + self._box[2 * a + 1]) / 2)
+        a, box = self._clip.axis, self.box
+        self._clip = replace(self._clip, position=(box[2 * a] + box[2 * a + 1]) / 2)
         if slice3 is not None and self._pending_clip is not None:
             pending, self._pending_clip = self._pending_clip, None
-            lo, hi = self._box[2 * pending.axis], self._box[2 * pending.axis + 1]
+            lo, hi = box[2 * pending.axis], box[2 * pending.axis + 1]
             self._clip = replace(pending, position=min(max(float(pending.position), lo), hi))
         self.events.slice3.emit(slice3)
         self.events.clip.emit(self._clip)
@@ -175,10 +190,18 @@ class View3DState:
             changes["image_grid"] = min(max(int(changes["image_grid"]), 1), 32)
         if "samples" in changes:
             changes["samples"] = min(max(int(changes["samples"]), 0), 200_000)
+        if "box_scale" in changes:
+            scale = float(changes["box_scale"])
+            if not math.isfinite(scale):
+                raise ValueError(f"box_scale must be a finite number, got {changes['box_scale']}")
+            changes["box_scale"] = min(max(scale, BOX_SCALE_RANGE[0]), BOX_SCALE_RANGE[1])
         new = replace(self._settings, **changes)
         if new != self._settings:
+            rescaled = new.box_scale != self._settings.box_scale
             self._settings = new
             self.events.settings.emit(new)
+            if rescaled:  # the clipping plane stays inside the new box
+                self.update_clip(position=self._clip.position)
 
     def update_clip(self, **changes) -> None:
         """Change the clipping plane; the position is clamped to the box along its axis."""
@@ -186,8 +209,8 @@ class View3DState:
         if new.axis not in (0, 1, 2):
             raise ValueError(f"clip axis must be 0, 1 or 2, got {new.axis}")
         if "axis" in changes and "position" not in changes and new.axis != self._clip.axis:
-            new = replace(new, position=(self._box[2 * new.axis] + self._box[2 * new.axis + 1]) / 2)
-        lo, hi = self._box[2 * new.axis], self._box[2 * new.axis + 1]
+            new = replace(new, position=(self.box[2 * new.axis] + self.box[2 * new.axis + 1]) / 2)
+        lo, hi = self.box[2 * new.axis], self.box[2 * new.axis + 1]
         new = replace(new, position=min(max(float(new.position), lo), hi))
         if new != self._clip:
             self._clip = new
@@ -230,7 +253,7 @@ class View3DState:
 
         return {
             "choice": asdict(self._choice),
-            "box": list(self._box),
+            "box": list(self.box),
             "settings": asdict(self._settings),
             "clip": asdict(self._clip),
             "slice3": None if self._slice3 is None else self._slice3.to_json(),

@@ -12,6 +12,7 @@ import sys
 
 import numpy as np
 
+from app.model.view3d import View3DSettings, scale_box
 from geometry.errors import SplineAtlasError
 
 
@@ -33,7 +34,7 @@ def turntable_frames(
     elevation: float = 22.0,
     azimuth0: float = -55.0,
     slice_text: str | None = None,
-    max_cells: int = 20_000,
+    max_cells: int = View3DSettings.max_cells,
     settings=None,
     cancel=None,
 ):
@@ -42,18 +43,18 @@ def turntable_frames(
     from app import jobs
     from app.jobs import scene3d as jobs3d
     from app.jobs.slicing import slice_from_text
-    from app.model.view3d import View3DSettings
 
     require_opengl_display()
     if n_frames < 1:
         raise SplineAtlasError("a turntable needs at least one frame.")
     ei = epoch_index % len(bundle.run)
-    sl, box, _ = slice_from_text(slice_text, bundle, ei, dim=3)
+    s = settings or View3DSettings(max_cells=max_cells)
+    sl, home, _ = slice_from_text(slice_text, bundle, ei, dim=3)
+    box = scale_box(home, s.box_scale)  # the 3D tab's box
     t_by = jobs.tessellate_all(bundle, ei, sl, box, max_cells, cancel=cancel)
     depth = bundle.depth if depth is None else int(depth)
     if not 1 <= depth <= bundle.depth:
         raise SplineAtlasError(f"layer must be between 1 and {bundle.depth}; got {depth}.")
-    s = settings or View3DSettings(max_cells=max_cells)
     scene = jobs3d.scene_arrays(t_by, depth, color, s, box)
     pts = jobs3d.points_in_box(bundle, sl, box) if s.show_points else None
     return scene_frames(jobs3d.Drawing3D(box=np.asarray(box, float), scene=scene, points=pts), size, n_frames, azimuth0, elevation)

@@ -27,6 +27,7 @@ from PySide6.QtCore import QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from geometry.errors import BudgetExceededError
 from geometry.tessellation import has_slope_norms, mesh3d
 
 from ..jobs import manifold3d
@@ -781,7 +782,10 @@ class View3DTab(QWidget):
 
     def _on_error(self, exc) -> None:
         self.error = str(exc)
-        self._show_message(f"3D tessellation unavailable: {exc}", error=True)
+        hint = ""
+        if isinstance(exc, BudgetExceededError):  # the engine's advice, in this tab's words
+            hint = " In this tab: lower 'box size' (a smaller box holds fewer cells), raise 'max cells', or move the layer slider down."
+        self._show_message(f"3D tessellation unavailable: {exc}{hint}", error=True)
 
     def _show_message(self, text: str, error: bool = False, busy: bool = False) -> None:
         self.message.setText(text)

@@ -11,7 +11,7 @@ import numpy as np
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget
 
-from ..model.view3d import MANIFOLD_SAMPLERS, Slice3Choice, View3DState
+from ..model.view3d import BOX_SCALE_RANGE, MANIFOLD_SAMPLERS, Slice3Choice, View3DState
 
 SLICE3_LABELS = {
     "input": "Input space (3 inputs)",
@@ -126,6 +126,14 @@ class View3DControls(QWidget):
         self.budget.setToolTip("Most cells the 3D tessellation may create before it stops with a message")
         self.budget.editingFinished.connect(lambda: self.s3.update_settings(max_cells=self.budget.value()))
         f.addRow("max cells", self.budget)
+        self.box_scale = QDoubleSpinBox()
+        self.box_scale.setRange(*BOX_SCALE_RANGE)
+        self.box_scale.setSingleStep(0.05)
+        self.box_scale.setDecimals(2)
+        self.box_scale.setValue(self.s3.settings.box_scale)
+        self.box_scale.setToolTip("The box tessellated, as a fraction of the slice's box (about its centre): smaller boxes hold fewer cells")
+        self.box_scale.editingFinished.connect(lambda: self.s3.update_settings(box_scale=self.box_scale.value()))
+        f.addRow("box size", self.box_scale)
         lay.addWidget(g)
 
         g = self.clip_group = QGroupBox("Clipping plane")
@@ -299,6 +307,7 @@ class View3DControls(QWidget):
             self.explode,
             self.opacity,
             self.budget,
+            self.box_scale,
             self.sampler,
             self.rho,
             self.n_samples,
@@ -315,6 +324,7 @@ class View3DControls(QWidget):
             self.explode.setValue(int(round(st.explode / 1.5 * 100)))
             self.opacity.setValue(int(round(st.opacity * 100)))
             self.budget.setValue(st.max_cells)
+            self.box_scale.setValue(st.box_scale)
             self.sampler.setCurrentIndex(max(self.sampler.findData(st.sampler), 0))
             self.rho.setValue(st.rho)
             self.n_samples.setValue(st.samples)
