@@ -559,3 +559,15 @@ def test_3d_png_export_is_the_screen_with_clipping_plane_path_and_marker(gl, qtb
     tab.canvas.set_clip(False)
     assert (np.abs(png - _on_white(tab.canvas.render_image(size))).max(axis=2) > 30).mean() > 0.02
     win.work.shutdown()
+
+
+@pytest.mark.gui
+def test_the_3d_slice_combo_names_the_slice_shown(gl, qtbot, make_window, digits_run_path):
+    """On a 64-input run the 3D tab's slice is PCA from the start (no change event): its combo showed its
+    first entry, "Input space (3 inputs)", which that run cannot even have."""
+    win = _window_on(qtbot, make_window, digits_run_path)
+    c, s3 = win.view3d.controls, win.view3d.state3d
+    assert s3.choice.kind == "pca" and c.kind.currentData() == "pca"
+    s3.set_choice(Slice3Choice("random", seed=3))
+    assert c.kind.currentData() == "random" and c.seed.value() == 3
+    win.work.shutdown()

@@ -181,6 +181,7 @@ class View3DControls(QWidget):
         self._updating = False
         self.s3.events.choice.connect(self._show_choice)
         self.s3.events.settings.connect(self.show_settings)
+        self._show_choice(self.s3.choice)
 
     def _generator_controls(self) -> QGroupBox:
         """Samples on a generator's manifold, and the histogram of their density on it."""
@@ -283,6 +284,7 @@ class View3DControls(QWidget):
                 model.item(i).setEnabled(ok)
         finally:
             self._updating = False
+        self._show_choice(self.s3.choice)  # the combo names the slice shown, not its first entry
 
     def _show_choice(self, choice: Slice3Choice) -> None:
         self._updating = True
