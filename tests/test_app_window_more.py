@@ -363,6 +363,11 @@ def test_cancel_button_stops_long_work(qtbot, digits_window):
     qtbot.mouseClick(win.training_panel.tess_btn, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: win.work.busy("tessellate-all") and win.work.busy("tessellation") and "Tessellating" in win.status_label.text(), timeout=TIMEOUT)
     assert win.cancel_btn.isVisible() and win.progress.isVisible()
+    # a view change after the Cancel (a debounced range change of the 2D view: seen in some full runs,
+    # cause not found) rightly asks for new tiles; this test is about the work running at the Cancel, so a
+    # pending change goes first and later ones are held back until the checks are done
+    win.view2d.flush_window()
+    win.view2d.window_changed.disconnect(win.slice_tab._on_view_window)
     qtbot.mouseClick(win.cancel_btn, Qt.MouseButton.LeftButton)
     assert not win.work.busy() and not win.cancel_btn.isVisible()
     assert win.work.wait(TIMEOUT)  # the worker threads stop (they poll the cancel flag)
@@ -370,6 +375,7 @@ def test_cancel_button_stops_long_work(qtbot, digits_window):
     assert not win.work.busy() and win.work.pending() == [], [(r.channel, r.description, r.token.cancelled) for r in win.work._jobs.values()]
     assert win.last_error is None and win.isVisible() and win.tess is None
     assert not win.cancel_btn.isVisible() and not win.progress.isVisible()
+    win.view2d.window_changed.connect(win.slice_tab._on_view_window)
 
 
 # -- 3e. standard shortcuts -----------------------------------------------------------------------------------
