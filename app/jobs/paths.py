@@ -155,12 +155,12 @@ def trace_paths(
 
 def _leaf_paths(net, kind, S, D, steps, fraction, seeds, progress, cancel) -> list[PathTrace]:
     alpha = leaf_step_sizes(kind, S, D, fraction)
-    LEAN = dict(dtype=getattr(torch, LEAF_DTYPE), diagnostics=LEAF_DIAGNOSTICS)
+    as_window = dict(dtype=getattr(torch, LEAF_DTYPE), diagnostics=LEAF_DIAGNOSTICS)
     if kind == "horizontal":
-        res = leaf_paths.horizontal_paths(net, S, D, step_size=alpha, max_steps=steps, record_every=1, progress=progress, cancel=cancel, **LEAN)
+        res = leaf_paths.horizontal_paths(net, S, D, step_size=alpha, max_steps=steps, record_every=1, progress=progress, cancel=cancel, **as_window)
     else:
         W = np.concatenate([leaf_paths.random_directions(1, S.shape[1], seed=int(s)) for s in seeds])
-        res = leaf_paths.normal_paths(net, S, W, step_size=alpha, steps=steps, record_every=1, progress=progress, cancel=cancel, **LEAN)
+        res = leaf_paths.normal_paths(net, S, W, step_size=alpha, steps=steps, record_every=1, progress=progress, cancel=cancel, **as_window)
     out = []
     for i in range(len(S)):
         n = int(res.num_steps[i])

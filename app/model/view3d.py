@@ -208,9 +208,9 @@ class View3DState:
         new = replace(self._clip, **changes)
         if new.axis not in (0, 1, 2):
             raise ValueError(f"clip axis must be 0, 1 or 2, got {new.axis}")
+        lo, hi = self.box[2 * new.axis : 2 * new.axis + 2]
         if "axis" in changes and "position" not in changes and new.axis != self._clip.axis:
-            new = replace(new, position=(self.box[2 * new.axis] + self.box[2 * new.axis + 1]) / 2)
-        lo, hi = self.box[2 * new.axis], self.box[2 * new.axis + 1]
+            new = replace(new, position=(lo + hi) / 2)
         new = replace(new, position=min(max(float(new.position), lo), hi))
         if new != self._clip:
             self._clip = new

@@ -479,20 +479,14 @@ def _pass(run: dict, cells: Cells, start: int) -> tuple[list, dict]:
         release_free_memory()  # the holes the cutting left in the heap, before the next layer's work
         last = j + 1 == target and target < L  # the walk ends here: no maps for a next layer
         need = R * row + (0 if last else 2 * cells.n * row)  # the children's maps, then the next layer's
-        if budget is not None and need > budget:
-            if before.n >= 2:
-                raise _Split(j, before, state["codes"], records, _chunks(need, budget), need)
-            # one cell (the box) cut into too many children to carry at once: record them, and carry the
-            # children on in chunks instead (each lies inside one region of this layer and every earlier one)
-            del before
-            pattern = _pattern_in_slices(module, X, owner, cells, budget)
-            own_np = owner.cpu().numpy()
-            codes = state["codes"].refine(own_np, pack_pattern(pattern.cpu().numpy(), layers[j].kind))
-            del pattern
-            records.append(dict(geom=ragged_cells(cells), codes=codes, parent=own_np, seconds=time.perf_counter() - t0))
-            raise _Split(j + 1, cells, codes, records, _chunks(need, budget), need)
+        over = budget is not None and need > budget
+        if over and before.n >= 2:
+            raise _Split(j, before, state["codes"], records, _chunks(need, budget), need)
         del before
-        if last:  # only the children's patterns are needed
+        # over the budget with one cell (the box) cut into too many children to carry at once: they are
+        # recorded here and go on in chunks from the next layer (each lies inside one region of this layer
+        # and every earlier one); so, as when the walk ends here, only their patterns are needed
+        if last or over:
             pattern = _pattern_in_slices(module, X, owner, cells, budget)
             Xo = None
         else:  # one parent (the box): every child reads its map through a view until it is activated
@@ -502,6 +496,8 @@ def _pass(run: dict, cells: Cells, start: int) -> tuple[list, dict]:
         codes = state["codes"].refine(own_np, pack_pattern(pattern.cpu().numpy(), layers[j].kind))
         state.update(cells=cells, codes=codes)
         records.append(dict(geom=ragged_cells(cells), codes=codes, parent=own_np, seconds=time.perf_counter() - t0))
+        if over:
+            raise _Split(j + 1, cells, codes, records, _chunks(need, budget), need)
         if last:
             raise StopWalk
         return activate(module, Xo, pattern, inplace=R != 1), owner  # Xo is our own copy unless it is the view
