@@ -510,3 +510,34 @@ def test_small_convolutions_as_dense_matrices_are_the_convolution(monkeypatch):
     with torch.no_grad():
         conv.weight.mul_(2.0)  # new weights: the matrix is rebuilt
     torch.testing.assert_close(affine.apply_affine(conv, X)[:, 1:], 2 * direct[:, 1:], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_children_pattern_is_the_pattern_of_every_piece_s_own_maps(seed):
+    """The engine reads a layer's pattern on the pieces from the crossing table's centre signs plus the
+    lines near each region; it must equal the pattern evaluated on each piece's gathered maps, on regions
+    with lines through vertices, lines along edges, constant and zero lines."""
+    from geometry.tessellation import planar
+    from geometry.tessellation.engine import _interior_points
+    from geometry.tessellation.prepare import children_pattern, layer_pattern
+
+    g = torch.Generator().manual_seed(seed)
+    R, n, eps = 40, 24, 1e-9
+    corner = torch.rand(R, 1, 2, generator=g, dtype=torch.float64) * 4
+    square = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]], dtype=torch.float64)
+    V = (corner + square).contiguous()
+    E = torch.full((R, 4), -1, dtype=torch.int16)
+    cnt = torch.full((R,), 4)
+    X = torch.randn(R, 3, n, generator=g, dtype=torch.float64)
+    X[:, 0] -= X[:, 1] * (corner[:, 0, :1] + 0.5) + X[:, 2] * (corner[:, 0, 1:] + 0.5)  # most lines cross
+    X[:, :, 0] = 0.0  # a zero line
+    X[:, 1:, 1] = 0.0  # constant lines
+    X[:, 0, 2] = -(X[:, 1, 2] * V[:, 0, 0] + X[:, 2, 2] * V[:, 0, 1])  # through a vertex
+    X[:, 1, 3], X[:, 2, 3], X[:, 0, 3] = 0.0, 1.0, -V[:, 0, 1]  # along the bottom edge
+    module = torch.nn.ReLU()
+    crossings = planar.crossing_table(V, cnt, X, eps, sides=True)
+    V2, E2, cnt2, owner = planar.subdivide(V, E, cnt, X, eps, 0, crossings=crossings)
+    assert V2.shape[0] > 2 * R  # the lines did cut
+    interior = _interior_points(V2, cnt2)
+    expected = layer_pattern(module, X.index_select(0, owner), interior)
+    assert torch.equal(children_pattern(X, owner, interior, crossings), expected)

@@ -28,7 +28,7 @@ from geometry.tessellation import planar
 from geometry.tessellation.affine import StopWalk, activate, walk
 from geometry.tessellation.boundary import class_cells_2d, propagate_classes, slope_norms
 from geometry.tessellation.glue import merge_equal_patterns
-from geometry.tessellation.prepare import domain_polygon, layer_lines, layer_pattern, layer_summaries, num_lines, prepare
+from geometry.tessellation.prepare import ELEMENTWISE, children_pattern, domain_polygon, layer_lines, layer_pattern, layer_summaries, num_lines, prepare
 from geometry.tessellation.solid import tessellate_all_depths_3d
 from geometry.tessellation.types import LayerCodes, Tessellation2D, Tessellation3D, pack_pattern
 
@@ -208,7 +208,9 @@ def _tessellate_2d(network: Network, slice_: Slice, poly: np.ndarray, run: dict,
         if R * row + 2 * lines > budget:  # this layer's maps and its lines (and the crossing table)
             raise MemoryBudgetExceeded(R * row + 2 * lines, budget, R, name)
         H = layer_lines(module, X)
-        V, E, cnt, owner = planar.subdivide(state["V"], state["E"], state["cnt"], H, eps, j, max_regions, name, cancel)
+        elementwise = isinstance(module, ELEMENTWISE) and R > 1  # (one region: its pattern is one product below)
+        crossings = planar.crossing_table(state["V"], state["cnt"], H, eps, sides=elementwise)
+        V, E, cnt, owner = planar.subdivide(state["V"], state["E"], state["cnt"], H, eps, j, max_regions, name, cancel, crossings=crossings)
         del H
         if R * row + lines > TRIM_BYTES:  # a big layer leaves big holes in the heap: give them back first
             release_free_memory()
@@ -219,7 +221,8 @@ def _tessellate_2d(network: Network, slice_: Slice, poly: np.ndarray, run: dict,
         interior = _interior_points(V, cnt)
         # one parent map (the first layer of a slice): every piece reads it through a view, no copy per piece
         Xo = X.expand(owner.shape[0], *X.shape[1:]) if R == 1 else X.index_select(0, owner)
-        pattern = layer_pattern(module, Xo, interior)
+        pattern = children_pattern(X, owner, interior, crossings) if elementwise else layer_pattern(module, Xo, interior)
+        del crossings
         if layers[j].kind == "maxpool2d":  # pieces whose argmax did not change are one region
             V, E, cnt, owner, pattern, keep = merge_equal_patterns(V, E, cnt, owner, pattern, eps)
             if keep.shape[0] < Xo.shape[0]:

@@ -18,7 +18,7 @@ grazing a piece never create empty or degenerate pieces, and no area is ever dro
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -106,15 +106,30 @@ def vertex_values(V: torch.Tensor, cnt: torch.Tensor, lines: torch.Tensor) -> to
     return V[..., 0] * lines[:, None, 0] + V[..., 1] * lines[:, None, 1] + lines[:, None, 2]
 
 
-def crossing_table(V: torch.Tensor, cnt: torch.Tensor | None, H: torch.Tensor, eps: float, valid: torch.Tensor | None = None):
+class Crossings(NamedTuple):
+    """The lines crossing each region (:func:`crossing_table`) and, when asked for, what the children's
+    patterns need: ``side (R, n)`` bool, each line's value > 0 at its region's vertex mean, and the
+    ``near_r``, ``near_n`` (K,) pairs (region, line) where that sign may not hold all over the region
+    (the line comes within the region's bounding ball, widened by eps). Everywhere else the line keeps
+    that sign, beyond eps, on the whole region and so on every piece cut from it."""
+
+    table: torch.Tensor
+    ncross: torch.Tensor
+    side: torch.Tensor | None = None
+    near_r: torch.Tensor | None = None
+    near_n: torch.Tensor | None = None
+
+
+def crossing_table(V: torch.Tensor, cnt: torch.Tensor | None, H: torch.Tensor, eps: float, valid: torch.Tensor | None = None, sides: bool = False) -> Crossings:
     """The lines crossing each region, as a padded table.
 
     Regions ``V (R, P, k)`` (``cnt`` vertices each); raw lines ``H (R, k+1, n)``: line j of region r has
     value ``H[r, 0, j] + sum_i H[r, 1+i, j] u_i`` (rows, so every pass below reads contiguous memory).
     A bounding-ball test (|value at the vertex mean| <= radius * |a|) prunes the (region, line) pairs
-    first, then the vertex values decide. Returns ``(table (R, J, k+1), ncross (R,))``: region r's
-    crossing lines ``(a_1..a_k, b)`` normalised to |a| = 1, in ``table[r, :ncross[r]]``. (3D: pass all
-    face vertices as ``V (R, M, 3)`` with a ``valid (R, M)`` mask instead of ``cnt``.)
+    first, then the vertex values decide. Returns :class:`Crossings`: region r's crossing lines
+    ``(a_1..a_k, b)`` normalised to |a| = 1, in ``table[r, :ncross[r]]`` (and with ``sides`` the signs at
+    the centres and the pairs the ball test kept). (3D: pass all face vertices as ``V (R, M, 3)`` with
+    a ``valid (R, M)`` mask instead of ``cnt``.)
     """
     R, P, k = V.shape
     dev = V.device
@@ -124,22 +139,30 @@ def crossing_table(V: torch.Tensor, cnt: torch.Tensor | None, H: torch.Tensor, e
     center = (V * vf).sum(1) / vf.sum(1).clamp_min(1)
     d = V - center[:, None, :]
     rad = ((d * d).sum(2) * valid).amax(1).sqrt()
+    # a few passes over the (R, n) values: this test reads every line of every region (memory bound)
     b = H[:, 0]
-    hc = b.clone()
-    an = torch.zeros_like(b)
-    for i in range(k):
-        ai = H[:, 1 + i]
-        hc.addcmul_(ai, center[:, i : i + 1])
-        an.addcmul_(ai, ai)
-    an.sqrt_()
-    scale = an.amax(1, keepdim=True) + b.abs().amax(1, keepdim=True) + 1e-300
-    cand = (hc.abs_() <= (rad[:, None] + eps) * an) & (an > 1e-13 * scale)
+    hc = torch.addcmul(b, H[:, 1], center[:, 0:1])
+    for i in range(1, k):
+        hc.addcmul_(H[:, 1 + i], center[:, i : i + 1])
+    an = torch.hypot(H[:, 1], H[:, 2]) if k == 2 else H[:, 1:].square().sum(1).sqrt_()
+    lo, hi = torch.aminmax(b, dim=1)
+    scale = an.amax(1) + torch.maximum(-lo, hi) + 1e-300
+    side = hc > 0 if sides else None
+    near = hc.abs_() <= an * (rad + eps)[:, None]
+    near_r = near_n = None
+    if sides:
+        near_r, near_n = near.nonzero(as_tuple=True)
+    cand = near.logical_and_(an > (1e-13 * scale)[:, None])  # not a (numerically) constant function
+    del hc, an
     ri, ni = cand.nonzero(as_tuple=True)
     if ri.numel() == 0:
-        return torch.zeros(R, 0, k + 1, dtype=V.dtype, device=dev), torch.zeros(R, dtype=torch.int64, device=dev)
+        empty = torch.zeros(R, 0, k + 1, dtype=V.dtype, device=dev)
+        return Crossings(empty, torch.zeros(R, dtype=torch.int64, device=dev), side, near_r, near_n)
     raw = H[ri, :, ni]  # (K, k+1): b, a
-    inv = 1.0 / an[ri, ni]
-    lines = torch.cat([raw[:, 1:], raw[:, :1]], 1) * inv[:, None]  # (K, k+1): a, b
+    norm = torch.zeros(raw.shape[0], dtype=raw.dtype, device=dev)
+    for i in range(k):
+        norm.addcmul_(raw[:, 1 + i], raw[:, 1 + i])
+    lines = torch.cat([raw[:, 1:], raw[:, :1]], 1) * (1.0 / norm.sqrt_())[:, None]  # (K, k+1): a, b
     # the exact vertex test, in slices of the candidates so that the gathered vertices stay small
     crosses = torch.empty(ri.shape[0], dtype=torch.bool, device=dev)
     step = max(1, CHECK_BYTES // (P * (k + 2) * V.element_size()))
@@ -155,7 +178,7 @@ def crossing_table(V: torch.Tensor, cnt: torch.Tensor | None, H: torch.Tensor, e
     slot = torch.arange(ri.numel(), device=dev) - start[ri]
     table = torch.zeros(R, J, k + 1, dtype=V.dtype, device=dev)
     table[ri, slot] = lines
-    return table, ncross
+    return Crossings(table, ncross, side, near_r, near_n)
 
 
 def subdivide(
@@ -169,17 +192,19 @@ def subdivide(
     layer_name: str = "",
     cancel: Callable[[], bool] | None = None,
     window: int = 8,
+    crossings: Crossings | None = None,
 ):
     """Cut every region ``r`` of ``(V, E, cnt)`` (R of them) by all its lines ``H[r] (3, n)`` (see crossing_table).
 
     Returns ``(V', E', cnt', owner)``: the pieces (padded) and the index of the region each came from.
     Each piece walks its region's crossing lines with a pointer; per step it looks at the next ``window``
     of them and is cut by the first that really crosses it, so lines that cross the region but miss the
-    piece cost no step of their own.
+    piece cost no step of their own. ``crossings``: :func:`crossing_table` of these regions and lines,
+    when the caller has it already.
     """
     R = V.shape[0]
     dev = V.device
-    chosen, ncross = crossing_table(V, cnt, H, eps)
+    chosen, ncross = (crossings if crossings is not None else crossing_table(V, cnt, H, eps))[:2]
     J = chosen.shape[1]
     owner = torch.arange(R, device=dev)
     done = []

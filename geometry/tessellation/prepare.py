@@ -14,6 +14,7 @@ from geometry.errors import SplineAtlasError
 from geometry.networks.network import Network
 from geometry.slices import Slice, box_domain
 from geometry.tessellation.affine import maxpool_pairs
+from geometry.networks.spec import Abs
 from geometry.tessellation.types import LayerSummary
 
 
@@ -134,3 +135,35 @@ def layer_pattern(module: nn.Module, X: torch.Tensor, interior: torch.Tensor) ->
         _, idx = torch.nn.functional.max_pool2d(h, module.kernel_size, module.stride, module.padding, module.dilation, module.ceil_mode, return_indices=True)
         return idx.reshape(R, -1)
     return h.reshape(R, -1) > 0
+
+
+ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, Abs)  # one cut line per unit, the pattern is (pre-activation > 0)
+
+
+def children_pattern(X: torch.Tensor, owner: torch.Tensor, interior: torch.Tensor, crossings) -> torch.Tensor:
+    """The pattern of an elementwise nonlinearity (:data:`ELEMENTWISE`) on the pieces its lines cut from
+    the regions of ``X (R, k+1, *shape)``, exactly :func:`layer_pattern` of ``X[owner]`` at ``interior``,
+    without gathering the maps of every piece: a line that stays beyond eps of a region's bounding ball
+    has its sign at the region's centre on all of it (``crossings.side``, from the crossing table), and
+    only the pairs the ball test kept (``near_r``, ``near_n``) are evaluated, at each piece's interior
+    point, with the same arithmetic as :func:`layer_pattern`."""
+    R, k1 = X.shape[:2]
+    dev = X.device
+    pattern = crossings.side.index_select(0, owner)
+    near_r, near_n = crossings.near_r, crossings.near_n
+    if near_r.numel() == 0:
+        return pattern
+    # every (near pair, piece of that pair's region): the pieces of a region, grouped by a stable sort
+    per_region = torch.bincount(owner, minlength=R)
+    first_piece = torch.cumsum(per_region, 0) - per_region
+    by_region = torch.argsort(owner, stable=True)
+    m = per_region.index_select(0, near_r)
+    pair = torch.repeat_interleave(torch.arange(near_r.shape[0], device=dev), m)
+    within = torch.arange(pair.shape[0], device=dev) - (torch.cumsum(m, 0) - m).index_select(0, pair)
+    piece = by_region.index_select(0, first_piece.index_select(0, near_r).index_select(0, pair) + within)
+    maps = X.reshape(R, k1, -1)[near_r, :, near_n].index_select(0, pair)  # (T, k+1): each pair's line
+    h = maps[:, 0].clone()
+    for i in range(k1 - 1):
+        h.addcmul_(interior[:, i].index_select(0, piece), maps[:, 1 + i])
+    pattern[piece, near_n.index_select(0, pair)] = h > 0
+    return pattern

@@ -246,7 +246,7 @@ def subdivide_cells(
     """
     R = c.n
     dev = c.V.device
-    chosen, ncross = planar.crossing_table(c.V, None, H, eps, valid=c.vertex_mask())
+    chosen, ncross = planar.crossing_table(c.V, None, H, eps, valid=c.vertex_mask())[:2]
     J = chosen.shape[1]
     owner = torch.arange(R, device=dev)
     if J == 0:
