@@ -3,6 +3,12 @@ its default slice's exact tessellation at every depth in the home window (``app.
 the window's own call and defaults), per checkpoint, wall and CPU time, with the regions it found.
 
     .venv/bin/python bench/epoch_change.py [RUN] [--epochs 4] [--threads 2]
+    .venv/bin/python bench/epoch_change.py --baseline /tmp/base [--repeat 3]   # against another checkout
+
+With ``--baseline`` (a checkout of another commit: ``git worktree add /tmp/base <commit>``) each
+checkpoint is timed in both engines instead, the class colouring only, in fresh processes interleaved
+(this, baseline, baseline, this, ...), each warmed up on the run's first checkpoint, and the table gives
+the ratio of the medians.
 
 Two calls per checkpoint, interleaved: the window in its default class colouring (``slopes=False``: no
 ||A_w||_2) and the slope colouring, which also computes every tile's ||A_w||_2 (what every epoch change
@@ -23,6 +29,54 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+CHILD = """
+import json, sys, time
+sys.path.insert(0, '.')
+import torch
+torch.set_num_threads({threads})
+from app.jobs.bundle import open_run_bundle
+from app.jobs.slicing import default_slice_choice, make_slice
+from app.jobs.tessellate import tessellate_all
+from app.model.state import Settings
+bundle = open_run_bundle({run!r})
+sl, home = make_slice(bundle, default_slice_choice(bundle))
+tessellate_all(bundle, 0, sl, home, Settings().max_regions, slopes=False)  # warm up
+w, c = time.perf_counter(), time.process_time()
+t = tessellate_all(bundle, {index}, sl, home, Settings().max_regions, slopes=False)
+print(json.dumps(dict(regions=t[-1].num_regions, wall=time.perf_counter() - w, cpu=time.process_time() - c)))
+"""
+
+
+def against_baseline(args) -> int:
+    """Each checkpoint's uncached tessellation in this checkout and in ``args.baseline``, interleaved."""
+    import json
+    import subprocess
+
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT))
+    from app.jobs.bundle import open_run_bundle
+
+    n = len(open_run_bundle(args.run).run)
+    picks = np.unique(np.linspace(0, n - 1, args.epochs + 1).round().astype(int))[1:]
+    engines = [("this", ROOT), ("baseline", args.baseline.resolve())]
+    print(f"{args.run}: uncached tessellation (class colouring), {args.threads} threads, {args.repeat} runs each, interleaved")
+    print(f"  {'index':>5} {'regions':>7} | {'this':^23} | {'baseline':^23} | speed-up")
+    for i in picks:
+        got = {label: [] for label, _ in engines}
+        for rep in range(args.repeat):
+            for label, root in engines if rep % 2 == 0 else engines[::-1]:
+                code = CHILD.format(threads=args.threads, run=str(Path(args.run).resolve()), index=int(i))
+                out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
+                got[label].append(json.loads(out.stdout.strip().splitlines()[-1]))
+        med = {k: (float(np.median([r["wall"] for r in v])), float(np.median([r["cpu"] for r in v]))) for k, v in got.items()}
+        regions = {r["regions"] for v in got.values() for r in v}
+        (tw, tc), (bw, bc) = med["this"], med["baseline"]
+        counts = "/".join(map(str, sorted(regions)))
+        print(f"  {int(i):5d} {counts:>7} | {tw:6.2f} s / {tc:5.2f} s CPU | {bw:6.2f} s / {bc:5.2f} s CPU | {bw / tw:5.2f}x", flush=True)
+    return 0
+
+
 def main() -> int:
     import numpy as np
     import torch
@@ -36,7 +90,11 @@ def main() -> int:
     ap.add_argument("run", nargs="?", default=str(ROOT / "assets" / "runs" / "digits"))
     ap.add_argument("--epochs", type=int, default=4, help="checkpoints to visit, spread over the run")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--baseline", type=Path, help="a checkout of another commit to time against")
+    ap.add_argument("--repeat", type=int, default=3, help="with --baseline: runs per engine and checkpoint")
     args = ap.parse_args()
+    if args.baseline:
+        return against_baseline(args)
     torch.set_num_threads(args.threads)
     bundle = open_run_bundle(args.run)
     sl, home = make_slice(bundle, default_slice_choice(bundle))

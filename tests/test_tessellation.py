@@ -127,6 +127,12 @@ def test_other_activations(activation):
     t = tessellate(net, Slice.input_plane(2), BOX)
     _check_patterns(t, net, n=1500)
     assert t.areas().sum() == pytest.approx(4.0, rel=1e-12)
+    # the logit maps are the forward pass's to rounding (the slope in float64, not a float32 0.01)
+    c = t.centroids()
+    with torch.no_grad():
+        want = net.to_dtype_device(torch.float64)(torch.tensor(c)).numpy()
+    got = np.einsum("rck,rk->rc", t.out_linear, c) + t.out_offset
+    assert np.abs(got - want).max() <= 1e-13 * np.abs(want).max()
 
 
 def test_batchnorm_network():
@@ -512,17 +518,14 @@ def test_small_convolutions_as_dense_matrices_are_the_convolution(monkeypatch):
     torch.testing.assert_close(affine.apply_affine(conv, X)[:, 1:], 2 * direct[:, 1:], rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_children_pattern_is_the_pattern_of_every_piece_s_own_maps(seed):
-    """The engine reads a layer's pattern on the pieces from the crossing table's centre signs plus the
-    lines near each region; it must equal the pattern evaluated on each piece's gathered maps, on regions
-    with lines through vertices, lines along edges, constant and zero lines."""
+def _cut_squares(seed: int, R: int = 40, n: int = 24):
+    """Unit squares cut by n random lines each (most crossing), with a zero line, constant lines, a line
+    through a vertex and one along an edge: ``(X, crossings, owner, interior)``."""
     from geometry.tessellation import planar
     from geometry.tessellation.engine import _interior_points
-    from geometry.tessellation.prepare import children_pattern, layer_pattern
 
     g = torch.Generator().manual_seed(seed)
-    R, n, eps = 40, 24, 1e-9
+    eps = 1e-9
     corner = torch.rand(R, 1, 2, generator=g, dtype=torch.float64) * 4
     square = torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]], dtype=torch.float64)
     V = (corner + square).contiguous()
@@ -534,10 +537,42 @@ def test_children_pattern_is_the_pattern_of_every_piece_s_own_maps(seed):
     X[:, 1:, 1] = 0.0  # constant lines
     X[:, 0, 2] = -(X[:, 1, 2] * V[:, 0, 0] + X[:, 2, 2] * V[:, 0, 1])  # through a vertex
     X[:, 1, 3], X[:, 2, 3], X[:, 0, 3] = 0.0, 1.0, -V[:, 0, 1]  # along the bottom edge
-    module = torch.nn.ReLU()
     crossings = planar.crossing_table(V, cnt, X, eps, sides=True)
     V2, E2, cnt2, owner = planar.subdivide(V, E, cnt, X, eps, 0, crossings=crossings)
     assert V2.shape[0] > 2 * R  # the lines did cut
-    interior = _interior_points(V2, cnt2)
+    return X, crossings, owner, _interior_points(V2, cnt2)
+
+
+@pytest.mark.parametrize("module", [torch.nn.ReLU(), torch.nn.LeakyReLU(0.1), "abs"], ids=["relu", "leaky", "abs"])
+def test_a_linear_layer_on_not_yet_gathered_pieces_is_the_gathered_product(module):
+    """After an elementwise layer the engine applies the next Linear to the regions once and corrects the
+    entries whose pattern changed; it must equal gathering, masking and multiplying every piece."""
+    from geometry.networks.spec import Abs
+    from geometry.tessellation.affine import Activated, activate, apply_affine
+    from geometry.tessellation.prepare import children_pattern
+
+    module = Abs() if module == "abs" else module
+    X, crossings, owner, interior = _cut_squares(3)
+    child = children_pattern(X, owner, interior, crossings)
+    assert child.changed_piece.numel() > 0
+    torch.manual_seed(0)
+    linear = torch.nn.Linear(X.shape[2], 7).double()
+    lazy = Activated(module, X, owner, child.pattern, crossings.side, child.changed_piece, child.changed_unit)
+    want = apply_affine(linear, activate(module, X.index_select(0, owner), child.pattern))
+    with torch.no_grad():
+        got = lazy.linear(linear)
+        assert torch.equal(lazy.materialize(), activate(module, X.index_select(0, owner), child.pattern))
+    assert (got - want).abs().max() <= 1e-14 * want.abs().max()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_children_pattern_is_the_pattern_of_every_piece_s_own_maps(seed):
+    """The engine reads a layer's pattern on the pieces from the crossing table's centre signs plus the
+    lines near each region; it must equal the pattern evaluated on each piece's gathered maps, on regions
+    with lines through vertices, lines along edges, constant and zero lines."""
+    from geometry.tessellation.prepare import children_pattern, layer_pattern
+
+    X, crossings, owner, interior = _cut_squares(seed)
+    module = torch.nn.ReLU()
     expected = layer_pattern(module, X.index_select(0, owner), interior)
-    assert torch.equal(children_pattern(X, owner, interior, crossings), expected)
+    assert torch.equal(children_pattern(X, owner, interior, crossings).pattern, expected)

@@ -25,7 +25,7 @@ from geometry.networks.network import Network
 from geometry.slices import Slice
 from geometry.heap import release_free_memory
 from geometry.tessellation import planar
-from geometry.tessellation.affine import StopWalk, activate, walk
+from geometry.tessellation.affine import Activated, StopWalk, activate, walk
 from geometry.tessellation.boundary import class_cells_2d, propagate_classes, slope_norms
 from geometry.tessellation.glue import merge_equal_patterns
 from geometry.tessellation.prepare import ELEMENTWISE, children_pattern, domain_polygon, layer_lines, layer_pattern, layer_summaries, num_lines, prepare
@@ -219,10 +219,12 @@ def _tessellate_2d(network: Network, slice_: Slice, poly: np.ndarray, run: dict,
         if need > budget:
             raise MemoryBudgetExceeded(need, budget, V.shape[0], name)
         interior = _interior_points(V, cnt)
-        # one parent map (the first layer of a slice): every piece reads it through a view, no copy per piece
-        Xo = X.expand(owner.shape[0], *X.shape[1:]) if R == 1 else X.index_select(0, owner)
-        pattern = children_pattern(X, owner, interior, crossings) if elementwise else layer_pattern(module, Xo, interior)
-        del crossings
+        if elementwise:  # the pieces' maps are gathered only if a later module needs them (Activated)
+            child = children_pattern(X, owner, interior, crossings)
+            pattern = child.pattern
+        else:  # one parent map (the first layer of a slice): every piece reads it through a view, no copy per piece
+            Xo = X.expand(owner.shape[0], *X.shape[1:]) if R == 1 else X.index_select(0, owner)
+            pattern = layer_pattern(module, Xo, interior)
         if layers[j].kind == "maxpool2d":  # pieces whose argmax did not change are one region
             V, E, cnt, owner, pattern, keep = merge_equal_patterns(V, E, cnt, owner, pattern, eps)
             if keep.shape[0] < Xo.shape[0]:
@@ -234,6 +236,8 @@ def _tessellate_2d(network: Network, slice_: Slice, poly: np.ndarray, run: dict,
         records.append(dict(vertices=verts, offsets=offsets, edge_layer=labels, codes=codes, parent=own_np, seconds=time.perf_counter() - t0))
         if j + 1 == target and target < L:
             raise StopWalk
+        if elementwise:
+            return Activated(module, X, owner, pattern, crossings.side, child.changed_piece, child.changed_unit), owner
         return activate(module, Xo, pattern, inplace=R != 1), owner
 
     logits = None

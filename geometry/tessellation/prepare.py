@@ -4,6 +4,7 @@ nonlinearity's cut hyperplanes and pattern on every region (in slice coordinates
 from __future__ import annotations
 
 import copy
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -140,7 +141,16 @@ def layer_pattern(module: nn.Module, X: torch.Tensor, interior: torch.Tensor) ->
 ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, Abs)  # one cut line per unit, the pattern is (pre-activation > 0)
 
 
-def children_pattern(X: torch.Tensor, owner: torch.Tensor, interior: torch.Tensor, crossings) -> torch.Tensor:
+class ChildPattern(NamedTuple):
+    """:func:`children_pattern`: the pattern (R', w) and the (piece, unit) entries where it differs from the
+    piece's region's centre sign."""
+
+    pattern: torch.Tensor
+    changed_piece: torch.Tensor
+    changed_unit: torch.Tensor
+
+
+def children_pattern(X: torch.Tensor, owner: torch.Tensor, interior: torch.Tensor, crossings) -> ChildPattern:
     """The pattern of an elementwise nonlinearity (:data:`ELEMENTWISE`) on the pieces its lines cut from
     the regions of ``X (R, k+1, *shape)``, exactly :func:`layer_pattern` of ``X[owner]`` at ``interior``,
     without gathering the maps of every piece: a line that stays beyond eps of a region's bounding ball
@@ -152,7 +162,8 @@ def children_pattern(X: torch.Tensor, owner: torch.Tensor, interior: torch.Tenso
     pattern = crossings.side.index_select(0, owner)
     near_r, near_n = crossings.near_r, crossings.near_n
     if near_r.numel() == 0:
-        return pattern
+        none = owner.new_zeros(0)
+        return ChildPattern(pattern, none, none)
     # every (near pair, piece of that pair's region): the pieces of a region, grouped by a stable sort
     per_region = torch.bincount(owner, minlength=R)
     first_piece = torch.cumsum(per_region, 0) - per_region
@@ -165,5 +176,7 @@ def children_pattern(X: torch.Tensor, owner: torch.Tensor, interior: torch.Tenso
     h = maps[:, 0].clone()
     for i in range(k1 - 1):
         h.addcmul_(interior[:, i].index_select(0, piece), maps[:, 1 + i])
-    pattern[piece, near_n.index_select(0, pair)] = h > 0
-    return pattern
+    unit, new = near_n.index_select(0, pair), h > 0
+    changed = new != pattern[piece, unit]
+    pattern[piece, unit] = new
+    return ChildPattern(pattern, piece[changed], unit[changed])
