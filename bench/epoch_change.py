@@ -8,7 +8,8 @@ the window's own call and defaults), per checkpoint, wall and CPU time, with the
 With ``--baseline`` (a checkout of another commit: ``git worktree add /tmp/base <commit>``) each
 checkpoint is timed in both engines instead, the class colouring only, in fresh processes interleaved
 (this, baseline, baseline, this, ...), each warmed up on the run's first checkpoint, and the table gives
-the ratio of the medians.
+the ratio of the medians. A checkout that has ``geometry.heap.reuse_freed_memory`` calls it first, as
+the app does at start-up, unless ``--default-allocator``.
 
 Two calls per checkpoint, interleaved: the window in its default class colouring (``slopes=False``: no
 ||A_w||_2) and the slope colouring, which also computes every tile's ||A_w||_2 (what every epoch change
@@ -32,6 +33,12 @@ sys.path.insert(0, str(ROOT))
 CHILD = """
 import json, sys, time
 sys.path.insert(0, '.')
+if {reuse}:
+    try:
+        from geometry.heap import reuse_freed_memory  # as the app does at start-up (a checkout that has it)
+        reuse_freed_memory()
+    except ImportError:
+        pass
 import torch
 torch.set_num_threads({threads})
 from app.jobs.bundle import open_run_bundle
@@ -66,7 +73,7 @@ def against_baseline(args) -> int:
         got = {label: [] for label, _ in engines}
         for rep in range(args.repeat):
             for label, root in engines if rep % 2 == 0 else engines[::-1]:
-                code = CHILD.format(threads=args.threads, run=str(Path(args.run).resolve()), index=int(i))
+                code = CHILD.format(threads=args.threads, run=str(Path(args.run).resolve()), index=int(i), reuse=not args.default_allocator)
                 out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=True)
                 got[label].append(json.loads(out.stdout.strip().splitlines()[-1]))
         med = {k: (float(np.median([r["wall"] for r in v])), float(np.median([r["cpu"] for r in v]))) for k, v in got.items()}
@@ -92,6 +99,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--baseline", type=Path, help="a checkout of another commit to time against")
     ap.add_argument("--repeat", type=int, default=3, help="with --baseline: runs per engine and checkpoint")
+    ap.add_argument("--default-allocator", action="store_true", help="with --baseline: glibc's defaults in both, not the app's reuse of freed memory")
     args = ap.parse_args()
     if args.baseline:
         return against_baseline(args)

@@ -9,7 +9,8 @@ colouring (no ||A_w||_2: computed only when shown) and in the slope colouring (t
 ||A_w||_2: what every change computed before the slope norms were lazy, the baseline). Done means: the
 tiles of that epoch are the model's, no tessellation, slope or drawing job is running, and in the slope
 colouring the colour bar is up. The window's other work on a change (the class preview, region counts)
-runs alongside, as it does for a user.
+runs alongside, as it does for a user. The process keeps freed memory for reuse, as the app does at
+start-up (``geometry.heap.reuse_freed_memory``; ``--default-allocator``: glibc's defaults instead).
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> int:
+    default_allocator = "--default-allocator" in sys.argv
+    if not default_allocator:
+        from geometry.heap import reuse_freed_memory
+
+        reuse_freed_memory()
     import numpy as np
     import torch
     from PySide6.QtCore import QSettings
@@ -39,6 +45,7 @@ def main() -> int:
     ap.add_argument("run", nargs="?", default=str(ROOT / "assets" / "runs" / "digits"))
     ap.add_argument("--epochs", type=int, default=4, help="checkpoints to visit, spread over the run")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--default-allocator", action="store_true", help="glibc's defaults, not the app's reuse of freed memory")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for one change")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

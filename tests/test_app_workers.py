@@ -112,3 +112,27 @@ def test_cyclic_garbage_is_collected_on_the_gui_thread_while_jobs_run(qtbot):
     qtbot.waitUntil(lambda: not work.busy() and COLLECTOR.running == 0, timeout=5000)
     qtbot.waitUntil(gc.isenabled, timeout=5000)  # the GUI thread's timer switched it back on
     work.shutdown()
+
+
+def test_the_heap_is_trimmed_only_after_a_quiet_spell(qtbot, monkeypatch):
+    """The process keeps freed memory for the next job; once no job has run for a while it goes back."""
+    import app.qt.workers as workers
+
+    monkeypatch.setattr(workers, "IDLE_RELEASE_MS", 150)
+    trims = []
+    monkeypatch.setattr(workers, "release_free_memory", lambda: trims.append(time.monotonic()) or True)
+    wm = workers.WorkManager(max_threads=1)
+    gate = threading.Event()
+    wm.submit("tess", "a long job", lambda progress, cancel: gate.wait(10))
+    qtbot.wait(400)
+    assert trims == []  # never while a job runs
+    gate.set()
+    qtbot.waitUntil(lambda: not wm.busy(), timeout=10_000)
+    finished = time.monotonic()
+    wm.submit("tess", "the next job at once", lambda progress, cancel: 1)
+    qtbot.waitUntil(lambda: not wm.busy(), timeout=10_000)
+    qtbot.waitUntil(lambda: len(trims) == 1, timeout=5_000)
+    assert trims[0] - finished >= 0.14  # the quiet spell counts from the last job
+    qtbot.wait(400)
+    assert len(trims) == 1  # once per quiet spell
+    wm.shutdown()

@@ -162,3 +162,17 @@ def test_degenerate_nets_give_closed_cells_with_the_forward_patterns(kind):
         clear = (np.abs(pre[j]) > 1e-7).all(1)  # points on no cut of this layer
         assert clear.sum() > 1000
         np.testing.assert_array_equal(t.pattern(j)[r[clear]], tr.patterns[j].numpy()[clear])
+
+
+def test_freed_memory_is_kept_for_reuse_and_trimmed_only_after_big_layers(monkeypatch):
+    import platform
+
+    import geometry.heap as heap
+
+    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
+    trims = []
+    monkeypatch.setattr(heap, "release_free_memory", lambda: trims.append(1) or glibc)
+    assert heap.release_if_large(10 << 20, 1 << 30) is False and trims == []  # small for the budget: kept
+    assert heap.release_if_large(200 << 20, 1 << 30) is glibc and trims == [1]  # an eighth or more: trimmed
+    assert heap.release_if_large(1, None) is glibc and len(trims) == 2  # no budget: always
+    assert heap.reuse_freed_memory() is glibc  # the app's setting takes (idempotent, cached)

@@ -121,6 +121,9 @@ def _report(message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from geometry.heap import reuse_freed_memory
+
+    reuse_freed_memory()  # before any thread starts: the engine's big tensors reuse pages (geometry/heap.py)
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     commands = set(parser._subparsers._group_actions[0].choices) if parser._subparsers else set()

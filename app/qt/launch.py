@@ -15,6 +15,10 @@ DEMO_RUN = Path(__file__).resolve().parents[2] / "assets" / "runs" / "spirals"
 def launch(argv: list[str] | None = None) -> int:
     import argparse
 
+    from geometry.heap import reuse_freed_memory
+
+    reuse_freed_memory()  # before Qt's and torch's threads start (geometry/heap.py)
+
     parser = argparse.ArgumentParser(prog="splineatlas", description="Open the Spline Atlas window.")
     parser.add_argument("path", nargs="?", help="run.json, run folder, checkpoint or session file (default: the bundled spirals demo run)")
     parser.add_argument("--theme", choices=("system", "light", "dark"), default="system", help="colour theme (default: follow the system)")

@@ -19,6 +19,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QCoreApplication, QObject, QRunnable, QThreadPool, QTimer, Signal
 
 from geometry.errors import CancelledError, SplineAtlasError
+from geometry.heap import release_free_memory
 
 
 class CancelToken:
@@ -101,6 +102,7 @@ class _CollectOnGuiThread:
 
 COLLECTOR = _CollectOnGuiThread()
 COLLECT_INTERVAL_MS = 2000
+IDLE_RELEASE_MS = 5000  # after this long with no job at all, the heap's free pages go back to the OS
 
 
 class _Relay(QObject):
@@ -172,6 +174,11 @@ class WorkManager(QObject):
         self._collect.setInterval(COLLECT_INTERVAL_MS)
         self._collect.timeout.connect(COLLECTOR.settle)
         self._collect.start()
+        # the process keeps freed memory for the next job (geometry.heap.reuse_freed_memory); a pause gives it back
+        self._release = QTimer(self)
+        self._release.setSingleShot(True)
+        self._release.setInterval(IDLE_RELEASE_MS)
+        self._release.timeout.connect(self._release_when_idle)
 
     # -- API -----------------------------------------------------------------------------------
     def submit(
@@ -258,7 +265,15 @@ class WorkManager(QObject):
                 exc, tb = exc2, traceback.format_exc()
         self.error.emit(rec.description, exc, tb)
 
+    def _release_when_idle(self) -> None:
+        if not self._jobs and self.pool.activeThreadCount() == 0:
+            release_free_memory()
+
     def _emit_activity(self) -> None:
+        if self._jobs:
+            self._release.stop()
+        else:
+            self._release.start()
         live = [r for r in self._jobs.values() if not r.token.cancelled]
         if not live:
             self.activity.emit(False, 0.0, "")

@@ -23,7 +23,7 @@ import torch
 from geometry.errors import BudgetExceededError, SplineAtlasError
 from geometry.networks.network import Network
 from geometry.slices import Slice
-from geometry.heap import release_free_memory
+from geometry.heap import release_if_large
 from geometry.tessellation import planar
 from geometry.tessellation.affine import Activated, StopWalk, activate, walk
 from geometry.tessellation.boundary import class_cells_2d, propagate_classes, slope_norms
@@ -35,7 +35,6 @@ from geometry.tessellation.types import LayerCodes, Tessellation2D, Tessellation
 DEFAULT_MAX_REGIONS = 1_000_000
 MEMORY_FRACTION = 0.3  # default memory budget: this share of the memory free when a tessellation starts
 # (the estimate counts the affine maps and cut lines; the cutting's own work arrays come on top)
-TRIM_BYTES = 64 * 2**20  # layers whose maps and lines exceed this return the heap's free pages after cutting
 MAX_SPLIT_LEVELS = 6  # sub-windows of sub-windows ... at most this deep
 _MEMORY_BUDGET: list[int | None] = [None]  # set_memory_budget: a process-wide override (the CLI's --memory-budget)
 
@@ -212,8 +211,7 @@ def _tessellate_2d(network: Network, slice_: Slice, poly: np.ndarray, run: dict,
         crossings = planar.crossing_table(state["V"], state["cnt"], H, eps, sides=elementwise)
         V, E, cnt, owner = planar.subdivide(state["V"], state["E"], state["cnt"], H, eps, j, max_regions, name, cancel, crossings=crossings)
         del H
-        if R * row + lines > TRIM_BYTES:  # a big layer leaves big holes in the heap: give them back first
-            release_free_memory()
+        release_if_large(R * row + lines, budget)  # a layer big for the budget leaves big holes: give them back
         saved = sum(p[0].numel() * p.element_size() for p in pending if p.shape[0])  # per region, re-indexed too
         need = R * (row + saved) + V.shape[0] * (2 * row + saved)  # this layer's maps, their children's, the next layer's
         if need > budget:
