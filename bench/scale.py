@@ -86,7 +86,16 @@ def _model(name: str):
 
 
 def run_case(name: str, scale: float) -> dict:
-    """One case in this process (the child): the engine of whichever checkout is first on sys.path."""
+    """One case in this process (the child): the engine of whichever checkout is first on sys.path, with
+    the app's and CLI's reuse of freed memory when that checkout has it (``BENCH_DEFAULT_ALLOCATOR=1``:
+    glibc's defaults)."""
+    if not os.environ.get("BENCH_DEFAULT_ALLOCATOR"):
+        try:
+            from geometry.heap import reuse_freed_memory
+
+            reuse_freed_memory()
+        except ImportError:  # a checkout from before it
+            pass
     import torch
 
     from geometry.tessellation import tessellate

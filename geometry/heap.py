@@ -28,7 +28,8 @@ from functools import lru_cache
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -2, -4, -8
 KEEP_AT_TOP_BYTES = 1 << 30  # free memory at the heap's top that glibc keeps instead of returning it at once
 TOP_PAD_BYTES = 64 << 20  # the heap grows by at least this much, so growing is rare
-RELEASE_FRACTION = 0.125  # a layer whose work is at least this share of the memory budget is trimmed after
+RELEASE_FRACTION = 0.125  # a layer whose work is at least this share of the memory budget is trimmed after,
+RELEASE_BYTES = 256 << 20  # ... or at least this much: its holes would count against the peak
 
 
 @lru_cache(maxsize=1)
@@ -58,9 +59,11 @@ def reuse_freed_memory() -> bool:
 
 
 def release_if_large(nbytes: int, budget: int | None) -> bool:
-    """After a layer whose work took ``nbytes``: return the free pages when that is a large part of the
-    memory budget (there the holes would count against the peak), else keep them for the next layer."""
-    if budget is not None and nbytes < RELEASE_FRACTION * budget:
+    """After a layer whose work took ``nbytes``: return the free pages when that is big (a large part of
+    the memory budget, or :data:`RELEASE_BYTES`): a deeper layer, bigger, does not fit in those holes and
+    the heap grows past them, so they would count against the peak. Smaller layers' holes are kept:
+    the next layer reuses them without page faults."""
+    if budget is not None and nbytes < min(RELEASE_FRACTION * budget, RELEASE_BYTES):
         return False
     return release_free_memory()
 

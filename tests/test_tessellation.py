@@ -560,18 +560,26 @@ def test_a_linear_layer_on_not_yet_gathered_pieces_is_the_gathered_product(modul
     lazy = Activated(module, X, owner, child.pattern, crossings.side, child.changed_piece, child.changed_unit)
     want = apply_affine(linear, activate(module, X.index_select(0, owner), child.pattern))
     with torch.no_grad():
-        got = lazy.linear(linear)
         assert torch.equal(lazy.materialize(), activate(module, X.index_select(0, owner), child.pattern))
+        got = lazy.linear(linear)
     assert (got - want).abs().max() <= 1e-14 * want.abs().max()
+    lazy = Activated(module, X, owner, child.pattern, crossings.side, child.changed_piece, child.changed_unit)
+    lazy.GATHER_BYTES = 5 * X[0].numel() * X.element_size()  # five pieces a slice
+    with torch.no_grad():
+        sliced = lazy.gathered_linear(linear)
+    assert sliced.shape == want.shape and (sliced - want).abs().max() <= 1e-14 * want.abs().max()
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_children_pattern_is_the_pattern_of_every_piece_s_own_maps(seed):
+@pytest.mark.parametrize("seed,slice_entries", [(0, 1 << 20), (1, 1 << 20), (1, 7)])
+def test_children_pattern_is_the_pattern_of_every_piece_s_own_maps(seed, slice_entries, monkeypatch):
     """The engine reads a layer's pattern on the pieces from the crossing table's centre signs plus the
     lines near each region; it must equal the pattern evaluated on each piece's gathered maps, on regions
     with lines through vertices, lines along edges, constant and zero lines."""
     from geometry.tessellation.prepare import children_pattern, layer_pattern
 
+    import geometry.tessellation.prepare as prepare
+
+    monkeypatch.setattr(prepare, "PATTERN_SLICE_ENTRIES", slice_entries)  # 7: many slices of the pairs
     X, crossings, owner, interior = _cut_squares(seed)
     module = torch.nn.ReLU()
     expected = layer_pattern(module, X.index_select(0, owner), interior)

@@ -125,13 +125,16 @@ class Activated:
     (after Flatten, Identity or Dropout) is applied to the R regions once and corrected on the changed
     entries, ``y_i = W f(X_r, side_r) + sum_j (f(1) - f(0)) s_ij W[:, j] X_r[:, j]`` (s = +-1), instead
     of gathering, masking and multiplying every piece's maps (most of a wide layer's time and memory).
-    Anything else first :meth:`materialize` s the maps. Equal to the direct product up to rounding."""
+    When few pieces share a region it gathers them a slice at a time instead (:meth:`gathered_linear`);
+    anything else first :meth:`materialize` s the maps. Equal to the direct product up to rounding."""
 
     CORRECTION_BYTES = 32 << 20  # the corrections are added a slice of the changed entries at a time
+    GATHER_BYTES = 64 << 20  # gathered_linear gathers the pieces' maps a slice of this size at a time
 
-    def __init__(self, module, X, owner, pattern, side, changed_piece, changed_unit):
+    def __init__(self, module, X, owner, pattern, side, changed_piece, changed_unit, inplace: bool = False):
         self.module, self.X, self.owner, self.pattern, self.side = module, X, owner, pattern, side
         self.changed_piece, self.changed_unit = changed_piece, changed_unit
+        self.inplace = inplace  # X is this object's alone (no pending branch shares it): activate it in place
 
     def materialize(self) -> torch.Tensor:
         """The pieces' maps ``(R', k+1, *shape)``."""
@@ -139,32 +142,49 @@ class Activated:
 
     def reshaped(self, shape) -> "Activated":
         X = self.X.reshape(self.X.shape[0], self.X.shape[1], *shape)
-        return Activated(self.module, X, self.owner, self.pattern, self.side, self.changed_piece, self.changed_unit)
+        return Activated(self.module, X, self.owner, self.pattern, self.side, self.changed_piece, self.changed_unit, self.inplace)
 
     def worth_it(self) -> bool:
         """Correcting the regions' product is cheaper than the pieces' own (few changed entries)."""
         return self.X.shape[0] < self.owner.shape[0] * 0.9 and self.changed_piece.shape[0] * 4 <= self.pattern.numel()
 
+    def gathered_linear(self, module: nn.Linear) -> torch.Tensor:
+        """``apply_affine(module, self.materialize())`` a slice of the pieces at a time: the pieces' maps are
+        never all held at once (a wide last layer before a narrow output)."""
+        n = self.owner.shape[0]
+        step = max(1, self.GATHER_BYTES // max(1, self.X[0].numel() * self.X.element_size()))
+        if step >= n:
+            return apply_affine(module, self.materialize())
+        out = None
+        for a in range(0, n, step):
+            piece = activate(self.module, self.X.index_select(0, self.owner[a : a + step]), self.pattern[a : a + step], inplace=True)
+            y = apply_affine(module, piece)
+            out = y.new_empty((n, *y.shape[1:])) if out is None else out
+            out[a : a + step] = y
+        return out
+
     def linear(self, module: nn.Linear) -> torch.Tensor:
-        """``apply_affine(module, self.materialize())``, from the regions' product and the corrections."""
+        """``apply_affine(module, self.materialize())``, from the regions' product and the corrections.
+        Consumes the regions' maps: they are let go before the pieces' output is gathered (the peak is
+        the regions' output and the pieces', not the maps as well)."""
         R, k1 = self.X.shape[:2]
         flat = self.X.reshape(R, k1, -1)
-        y = torch.nn.functional.linear(activate(self.module, flat, self.side), module.weight)
+        piece, unit = self.changed_piece, self.changed_unit
+        lo_slope = {nn.ReLU: 0.0, Abs: -1.0}.get(type(self.module), getattr(self.module, "negative_slope", 0.0))
+        gain = torch.where(self.pattern[piece, unit], 1.0, -1.0).to(flat.dtype) * (1.0 - lo_slope)  # f(new) - f(side)
+        x = flat[self.owner.index_select(0, piece), :, unit] * gain[:, None]  # (T, k+1): the changed entries' maps
+        y = torch.nn.functional.linear(activate(self.module, flat, self.side, inplace=self.inplace), module.weight)
+        self.X = flat = None
         if module.bias is not None:
             y[:, 0] += module.bias
         out = y.index_select(0, self.owner)
         del y
-        piece, unit = self.changed_piece, self.changed_unit
-        if piece.numel():
-            lo_slope = {nn.ReLU: 0.0, Abs: -1.0}.get(type(self.module), getattr(self.module, "negative_slope", 0.0))
-            gain = torch.where(self.pattern[piece, unit], 1.0, -1.0).to(flat.dtype) * (1.0 - lo_slope)  # f(new) - f(side)
-            n_out = module.weight.shape[0]
-            step = max(1, self.CORRECTION_BYTES // (k1 * n_out * flat.element_size()))
-            target = out.view(out.shape[0], k1 * n_out)
-            for a in range(0, piece.shape[0], step):
-                p, u = piece[a : a + step], unit[a : a + step]
-                x = flat[self.owner.index_select(0, p), :, u] * gain[a : a + step, None]  # (T, k+1)
-                target.index_add_(0, p, (x[:, :, None] * module.weight.t().index_select(0, u)[:, None, :]).reshape(-1, k1 * n_out))
+        n_out = module.weight.shape[0]
+        step = max(1, self.CORRECTION_BYTES // (k1 * n_out * out.element_size()))
+        target = out.view(out.shape[0], k1 * n_out)
+        for a in range(0, piece.shape[0], step):
+            u = unit[a : a + step]
+            target.index_add_(0, piece[a : a + step], (x[a : a + step, :, None] * module.weight.t().index_select(0, u)[:, None, :]).reshape(-1, k1 * n_out))
         return out
 
 
@@ -185,8 +205,8 @@ def walk(
             if isinstance(module, (nn.Flatten, nn.Identity, nn.Dropout)):
                 X = X.reshaped((-1,)) if isinstance(module, nn.Flatten) else X
                 continue
-            if isinstance(module, nn.Linear) and X.worth_it():
-                X = X.linear(module)
+            if isinstance(module, nn.Linear):
+                X = X.linear(module) if X.worth_it() else X.gathered_linear(module)
                 continue
             X = X.materialize()
         if isinstance(module, Residual):

@@ -235,7 +235,8 @@ def _tessellate_2d(network: Network, slice_: Slice, poly: np.ndarray, run: dict,
         if j + 1 == target and target < L:
             raise StopWalk
         if elementwise:
-            return Activated(module, X, owner, pattern, crossings.side, child.changed_piece, child.changed_unit), owner
+            shared = any(p.untyped_storage().data_ptr() == X.untyped_storage().data_ptr() for p in pending)  # a residual's input
+            return Activated(module, X, owner, pattern, crossings.side, child.changed_piece, child.changed_unit, inplace=not shared), owner
         return activate(module, Xo, pattern, inplace=R != 1), owner
 
     logits = None

@@ -139,6 +139,7 @@ def layer_pattern(module: nn.Module, X: torch.Tensor, interior: torch.Tensor) ->
 
 
 ELEMENTWISE = (nn.ReLU, nn.LeakyReLU, Abs)  # one cut line per unit, the pattern is (pre-activation > 0)
+PATTERN_SLICE_ENTRIES = 1 << 20  # (pair, piece) entries evaluated at a time by children_pattern
 
 
 class ChildPattern(NamedTuple):
@@ -164,19 +165,31 @@ def children_pattern(X: torch.Tensor, owner: torch.Tensor, interior: torch.Tenso
     if near_r.numel() == 0:
         none = owner.new_zeros(0)
         return ChildPattern(pattern, none, none)
-    # every (near pair, piece of that pair's region): the pieces of a region, grouped by a stable sort
+    # every (near pair, piece of that pair's region), in slices of the pairs: the pieces of a region are
+    # grouped by a stable sort; each slice's index and value tensors stay under PATTERN_SLICE_ENTRIES
     per_region = torch.bincount(owner, minlength=R)
     first_piece = torch.cumsum(per_region, 0) - per_region
     by_region = torch.argsort(owner, stable=True)
     m = per_region.index_select(0, near_r)
-    pair = torch.repeat_interleave(torch.arange(near_r.shape[0], device=dev), m)
-    within = torch.arange(pair.shape[0], device=dev) - (torch.cumsum(m, 0) - m).index_select(0, pair)
-    piece = by_region.index_select(0, first_piece.index_select(0, near_r).index_select(0, pair) + within)
-    maps = X.reshape(R, k1, -1)[near_r, :, near_n].index_select(0, pair)  # (T, k+1): each pair's line
-    h = maps[:, 0].clone()
-    for i in range(k1 - 1):
-        h.addcmul_(interior[:, i].index_select(0, piece), maps[:, 1 + i])
-    unit, new = near_n.index_select(0, pair), h > 0
-    changed = new != pattern[piece, unit]
-    pattern[piece, unit] = new
-    return ChildPattern(pattern, piece[changed], unit[changed])
+    ends = torch.cumsum(m, 0)
+    flat = X.reshape(R, k1, -1)
+    pieces, units = [], []
+    lo = 0
+    while lo < near_r.shape[0]:
+        reach = int(ends[lo - 1]) if lo else 0
+        hi = max(lo + 1, int(torch.searchsorted(ends, reach + PATTERN_SLICE_ENTRIES, right=True)))
+        r, u, mm = near_r[lo:hi], near_n[lo:hi], m[lo:hi]
+        pair = torch.repeat_interleave(torch.arange(r.shape[0], device=dev), mm)
+        within = torch.arange(pair.shape[0], device=dev) - (torch.cumsum(mm, 0) - mm).index_select(0, pair)
+        piece = by_region.index_select(0, first_piece.index_select(0, r).index_select(0, pair) + within)
+        maps = flat[r, :, u].index_select(0, pair)  # (T, k+1): each pair's line
+        h = maps[:, 0].clone()
+        for i in range(k1 - 1):
+            h.addcmul_(interior[:, i].index_select(0, piece), maps[:, 1 + i])
+        unit, new = u.index_select(0, pair), h > 0
+        changed = new != pattern[piece, unit]
+        pattern[piece, unit] = new
+        pieces.append(piece[changed])
+        units.append(unit[changed])
+        lo = hi
+    return ChildPattern(pattern, torch.cat(pieces), torch.cat(units))
