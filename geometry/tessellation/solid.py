@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from geometry.errors import BudgetExceededError, CancelledError, SplineAtlasError
-from geometry.heap import release_if_large
+from geometry.heap import release_free_memory
 from geometry.tessellation import planar
 from geometry.tessellation.affine import StopWalk, activate, walk
 from geometry.tessellation.boundary import propagate_classes, slope_norms, two_class
@@ -476,7 +476,7 @@ def _pass(run: dict, cells: Cells, start: int) -> tuple[list, dict]:
         before = state["cells"]
         cells, owner = subdivide_cells(before, H, eps, j, max_regions=run["max_regions"], layer_name=name, cancel=cancel)
         del H
-        release_if_large(R * row + 2 * lines, budget)  # the holes a big cut left in the heap, before the next layer
+        release_free_memory()  # the holes the cutting left in the heap, before the next layer's work (3D keeps its peak low)
         last = j + 1 == target and target < L  # the walk ends here: no maps for a next layer
         need = R * row + (0 if last else 2 * cells.n * row)  # the children's maps, then the next layer's
         over = budget is not None and need > budget
