@@ -29,7 +29,7 @@ _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_MAX, _M_ARENA_MAX = -1, -2, -4, -8
 KEEP_AT_TOP_BYTES = 1 << 30  # free memory at the heap's top that glibc keeps instead of returning it at once
 TOP_PAD_BYTES = 64 << 20  # the heap grows by at least this much, so growing is rare
 RELEASE_FRACTION = 0.125  # a layer whose work is at least this share of the memory budget is trimmed after,
-RELEASE_BYTES = 256 << 20  # ... or at least this much: its holes would count against the peak
+RELEASE_BYTES = 512 << 20  # ... or at least this much: its holes would count against the peak
 
 
 @lru_cache(maxsize=1)

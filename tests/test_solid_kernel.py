@@ -174,7 +174,7 @@ def test_freed_memory_is_kept_for_reuse_and_trimmed_only_after_big_layers(monkey
     monkeypatch.setattr(heap, "release_free_memory", lambda: trims.append(1) or glibc)
     assert heap.release_if_large(10 << 20, 1 << 30) is False and trims == []  # small for the budget: kept
     assert heap.release_if_large(200 << 20, 1 << 30) is glibc and trims == [1]  # an eighth or more: trimmed
-    assert heap.release_if_large(100 << 20, 16 << 30) is False and len(trims) == 1  # under 256 MB: kept
-    assert heap.release_if_large(300 << 20, 16 << 30) is glibc and len(trims) == 2  # over 256 MB: trimmed
+    assert heap.release_if_large(300 << 20, 16 << 30) is False and len(trims) == 1  # under 512 MB: kept
+    assert heap.release_if_large(600 << 20, 16 << 30) is glibc and len(trims) == 2  # over 512 MB: trimmed
     assert heap.release_if_large(1, None) is glibc and len(trims) == 3  # no budget: always
     assert heap.reuse_freed_memory() is glibc  # the app's setting takes (idempotent, cached)

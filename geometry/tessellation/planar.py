@@ -91,6 +91,12 @@ def _pad_to(V: torch.Tensor, E: torch.Tensor, P: int):
     return V2, E2
 
 
+def _pad_with_first(V: torch.Tensor, cnt: torch.Tensor) -> torch.Tensor:
+    """``V`` with every padding slot (past ``cnt``) set to the piece's vertex 0."""
+    pad = torch.arange(V.shape[1], device=V.device)[None, :] >= cnt[:, None]
+    return torch.where(pad.unsqueeze(-1), V[:, :1], V)
+
+
 def cat_pieces(parts):
     """Concatenate padded piece batches ``[(V, E, cnt, owner), ...]`` to a common padding."""
     parts = [p for p in parts if p[0].shape[0]]
@@ -215,6 +221,7 @@ def subdivide(
     done.append((V[~still], E[~still], cnt[~still], owner[~still]))
     V, E, cnt, owner = V[still], E[still], cnt[still], owner[still]
     total = R
+    V = _pad_with_first(V, cnt)  # padding repeats vertex 0: it never decides a cut, no mask per step
     ptr = torch.zeros(V.shape[0], dtype=torch.int64, device=dev)  # next candidate line of each piece
     nc = ncross[owner]  # number of candidate lines of each piece
     W = min(window, J)
@@ -229,8 +236,8 @@ def subdivide(
         inwin = jj < nc[:, None]
         ln = flat_lines.index_select(0, (owner[:, None] * J + jj.clamp_max(J - 1)).reshape(-1)).view(-1, Wt, 3)
         Q, P = V.shape[:2]
-        s = torch.baddbmm(ln[..., 2:], ln[..., :2], V.transpose(1, 2))  # (Q, Wt, P)
-        s.masked_fill_((torch.arange(P, device=dev)[None, :] >= cnt[:, None]).unsqueeze(1), 0.0)  # padding never decides a cut
+        s = torch.addcmul(ln[..., 2:], ln[..., :1], V[:, None, :, 0])  # (Q, Wt, P): b + a_0 x (+ a_1 y below)
+        s.addcmul_(ln[..., 1:2], V[:, None, :, 1])
         crosses = (s.amax(2) > eps) & (s.amin(2) < -eps) & inwin
         has = crosses.any(1)
         first = crosses.to(torch.int8).argmax(1)
@@ -242,8 +249,11 @@ def subdivide(
             sc = s.index_select(0, idx)[torch.arange(n_cut, device=dev), fi]
             V2, E2, c2 = split(V.index_select(0, idx), E.index_select(0, idx), cnt.index_select(0, idx), sc, eps, label)
             Pn = max(P, V2.shape[1])
-            V, E = _pad_to(V, E, Pn)
+            if Pn > P:
+                V, E = _pad_to(V, E, Pn)
+                V = _pad_with_first(V, cnt)
             V2, E2 = _pad_to(V2, E2, Pn)
+            V2 = _pad_with_first(V2, c2)
             V.index_copy_(0, idx, V2[:n_cut])
             E.index_copy_(0, idx, E2[:n_cut])
             cnt.index_copy_(0, idx, c2[:n_cut])
