@@ -13,7 +13,7 @@ and worker threads get arenas of their own that mmap too, so each layer's maps (
 fresh pages that the kernel faults in and zeroes -- 300k page faults, a third of an epoch change of the
 digits demo in the window's worker thread. With one arena and no mmap, the next layer and the next
 epoch reuse those pages; :func:`release_if_large` still trims after a layer that is a large part of the
-memory budget, and the app trims when it has been idle a few seconds.
+memory budget, and the app trims when it has been idle for a minute.
 """
 
 from __future__ import annotations

@@ -102,7 +102,7 @@ class _CollectOnGuiThread:
 
 COLLECTOR = _CollectOnGuiThread()
 COLLECT_INTERVAL_MS = 2000
-IDLE_RELEASE_MS = 5000  # after this long with no job at all, the heap's free pages go back to the OS
+IDLE_RELEASE_MS = 60_000  # after this long with no job at all the heap's free pages go back to the OS (the next job then pays page faults)
 
 
 class _Relay(QObject):
