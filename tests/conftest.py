@@ -8,9 +8,17 @@ fall back to Qt's offscreen platform, where pyqtgraph works and OpenGL (vispy) t
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Every window's worker threads are done before the interpreter finalizes (see workers.shutdown_all)."""
+    workers = sys.modules.get("app.qt.workers")
+    if workers is not None:
+        workers.shutdown_all()
 
 
 @pytest.hookimpl(trylast=True)

@@ -136,3 +136,18 @@ def test_the_heap_is_trimmed_only_after_a_quiet_spell(qtbot, monkeypatch):
     qtbot.wait(400)
     assert len(trims) == 1  # once per quiet spell
     wm.shutdown()
+
+
+def test_shutdown_all_stops_every_pool_before_exit(qtbot):
+    """At exit (the app's aboutToQuit, the test session's end) no worker may still run Python code."""
+    from app.qt.workers import WorkManager, shutdown_all
+
+    started = []
+    running = [WorkManager(max_threads=1) for _ in range(2)]
+    for wm in running:
+        wm.submit("tess", "long", _slow("x", started, steps=5000))
+    gone = WorkManager(max_threads=1)
+    gone.deleteLater()
+    qtbot.waitUntil(lambda: len(started) == 2, timeout=10_000)
+    shutdown_all()  # the deleted one is skipped, the others cancelled and waited for
+    assert all(wm.pool.activeThreadCount() == 0 for wm in running)

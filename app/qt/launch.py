@@ -76,4 +76,7 @@ def launch(argv: list[str] | None = None) -> int:
         win.open_path(target)
     else:
         win.results.set_status("Open a run with File > Open (Ctrl+O) or drop a file on the window.")
+    from .workers import shutdown_all
+
+    app.aboutToQuit.connect(shutdown_all)  # no worker thread runs Python while the interpreter finalizes
     return int(app.exec())

@@ -13,6 +13,7 @@ import gc
 import itertools
 import threading
 import traceback
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -148,6 +149,21 @@ class _Runnable(QRunnable):
             relay.finished.emit(rec.id, result)
 
 
+_LIVE: weakref.WeakSet = weakref.WeakSet()  # every WorkManager not yet collected (for shutdown_all)
+
+
+def shutdown_all() -> None:
+    """Cancel every live WorkManager's jobs and wait for its threads. Called when the app quits and when
+    the test session ends: a worker thread still inside a torch op when the interpreter finalizes would take
+    the GIL back in a noexcept frame, and the process aborts ("terminate called without an active
+    exception") after every test has passed."""
+    for manager in list(_LIVE):
+        try:
+            manager.shutdown()
+        except RuntimeError:  # its Qt object is gone already: so are its threads
+            pass
+
+
 class WorkManager(QObject):
     """Runs engine work off the GUI thread. Signals (GUI thread):
 
@@ -179,6 +195,7 @@ class WorkManager(QObject):
         self._release.setSingleShot(True)
         self._release.setInterval(IDLE_RELEASE_MS)
         self._release.timeout.connect(self._release_when_idle)
+        _LIVE.add(self)
 
     # -- API -----------------------------------------------------------------------------------
     def submit(
