@@ -3,9 +3,10 @@
 glibc keeps the memory of freed tensors of a few MB in its heap (its mmap threshold grows to the
 largest block freed, up to 32 MB), and a heap that is fragmented by many such blocks cannot shrink
 from its top. ``malloc_trim(0)`` returns every free page of the heap wherever it lies; Dask's workers
-do the same to keep their memory honest. The engine calls :func:`release_free_memory` once per layer,
-so the peak resident memory of a tessellation is its live data plus one layer's work, not the sum of
-the holes left by earlier layers. Elsewhere than glibc (macOS, Windows, musl) it does nothing.
+do the same to keep their memory honest. The 3D engine calls :func:`release_free_memory` after every
+layer and the 2D engine after every big one (:func:`release_if_large`), so the peak resident memory of a
+tessellation is its live data plus one layer's work, not the sum of the holes left by earlier layers.
+Elsewhere than glibc (macOS, Windows, musl) it does nothing.
 
 The other way round, :func:`reuse_freed_memory` (called once by the app and the CLI at start-up) keeps
 freed memory in the heap: glibc gives every block over 32 MB its own mmap and unmaps it when freed,

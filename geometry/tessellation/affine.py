@@ -170,8 +170,7 @@ class Activated:
         R, k1 = self.X.shape[:2]
         flat = self.X.reshape(R, k1, -1)
         piece, unit = self.changed_piece, self.changed_unit
-        lo_slope = {nn.ReLU: 0.0, Abs: -1.0}.get(type(self.module), getattr(self.module, "negative_slope", 0.0))
-        gain = torch.where(self.pattern[piece, unit], 1.0, -1.0).to(flat.dtype) * (1.0 - lo_slope)  # f(new) - f(side)
+        gain = torch.where(self.pattern[piece, unit], 1.0, -1.0).to(flat.dtype) * (1.0 - off_slope(self.module))  # f(new) - f(side)
         x = flat[self.owner.index_select(0, piece), :, unit] * gain[:, None]  # (T, k+1): the changed entries' maps
         y = torch.nn.functional.linear(activate(self.module, flat, self.side, inplace=self.inplace), module.weight)
         self.X = flat = None
@@ -237,6 +236,17 @@ def walk(
     return X.materialize() if isinstance(X, Activated) else X
 
 
+def off_slope(module: nn.Module) -> float:
+    """The slope of an elementwise piecewise-linear layer where its pattern is False (pre-activation <= 0)."""
+    if isinstance(module, nn.ReLU):
+        return 0.0
+    if isinstance(module, nn.LeakyReLU):
+        return float(module.negative_slope)
+    if isinstance(module, Abs):
+        return -1.0
+    raise TypeError(f"not a piecewise-linear module: {module}")  # smooth layers are refused before any walk
+
+
 def activate(module: nn.Module, X: torch.Tensor, pattern: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     """Apply a piecewise-linear activation with a FIXED pattern to ``X (R, k+1, *shape)``.
 
@@ -255,12 +265,8 @@ def activate(module: nn.Module, X: torch.Tensor, pattern: torch.Tensor, inplace:
     p = pattern.view(R, 1, -1)
     if isinstance(module, nn.ReLU):
         out = flat.mul_(p) if inplace else flat * p.to(X.dtype)
-    elif isinstance(module, nn.LeakyReLU):
-        out = flat * torch.where(p, 1.0, torch.tensor(module.negative_slope, dtype=X.dtype, device=X.device))  # the slope in X's precision
-    elif isinstance(module, Abs):
-        out = flat * torch.where(p, 1.0, -1.0).to(X.dtype)
-    else:  # pragma: no cover - smooth layers are refused before any walk
-        raise TypeError(f"not a piecewise-linear module: {module}")
+    else:  # LeakyReLU, Abs: the slope in X's precision (a Python float in torch.where would be float32)
+        out = flat * torch.where(p, 1.0, torch.tensor(off_slope(module), dtype=X.dtype, device=X.device))
     return out.reshape(R, k1, *shape)
 
 

@@ -151,8 +151,8 @@ def crossing_table(V: torch.Tensor, cnt: torch.Tensor | None, H: torch.Tensor, e
     for i in range(1, k):
         hc.addcmul_(H[:, 1 + i], center[:, i : i + 1])
     an = torch.hypot(H[:, 1], H[:, 2]) if k == 2 else H[:, 1:].square().sum(1).sqrt_()
-    lo, hi = torch.aminmax(b, dim=1)
-    scale = an.amax(1) + torch.maximum(-lo, hi) + 1e-300
+    b_min, b_max = torch.aminmax(b, dim=1)
+    scale = an.amax(1) + torch.maximum(-b_min, b_max) + 1e-300
     side = hc > 0 if sides else None
     near = hc.abs_() <= an * (rad + eps)[:, None]
     near_r = near_n = None
