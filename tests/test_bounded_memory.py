@@ -114,18 +114,69 @@ def test_glued_sub_windows_are_the_windows_tessellation(make, m):
     assert_tiles_match_the_forward_pass(net, sl, glued[-1])
 
 
-def test_a_memory_budget_splits_the_window_instead_of_stopping():
-    net = _mlp()
+def _residual_mlp() -> Network:
+    """A 2-input MLP with a residual block: a walk with branches cannot go on from the middle, so a layer
+    over the budget splits the window."""
+    spec = {
+        "input_shape": [2],
+        "layers": [
+            {"type": "linear", "in_features": 2, "out_features": 12},
+            {"type": "relu"},
+            {
+                "type": "residual",
+                "body": [
+                    {"type": "linear", "in_features": 12, "out_features": 12},
+                    {"type": "relu"},
+                    {"type": "linear", "in_features": 12, "out_features": 12},
+                ],
+            },
+            {"type": "relu"},
+            {"type": "linear", "in_features": 12, "out_features": 3},
+        ],
+    }
+    torch.manual_seed(3)
+    return Network(spec).eval()
+
+
+def _slice_of(net):
+    rng = np.random.default_rng(0)
+    return Slice.input_plane(2) if net.input_dim == 2 else Slice.from_directions(rng.normal(size=net.input_dim), rng.normal(size=(2, net.input_dim)))
+
+
+@pytest.mark.parametrize("make, fractions", [(_mlp, (2, 3, 12)), (_cnn, (2,))], ids=["mlp", "cnn-maxpool"])
+def test_a_memory_budget_runs_a_network_without_branches_in_chunks_of_regions(make, fractions):
+    """Over the budget, a layer's regions (or its pieces) go through the rest of the network in chunks, one
+    after the other: the same tessellation at every depth (no window split, no gluing), at any budget."""
+    net = make()
+    sl, box = _slice_of(net), np.array([-1.3, 1.1, -0.9, 1.4])
+    direct = tessellate_all_depths(net, sl, box)
+    need = direct[-1].num_regions * 3 * 16 * 8  # the MLP's last layer's affine maps alone
+    for fraction in fractions:
+        seen = []
+        split = tessellate_all_depths(net, sl, box, memory_budget=need // fraction, progress=lambda f, m: seen.append(m))
+        assert split[-1].chunks > 1 and split[-1].pieces == 1 and direct[-1].chunks == 1
+        assert any(m.startswith("chunk 1/") for m in seen) and not any("sub-window" in m for m in seen)
+        _assert_same(direct, split)
+        assert_tiles_match_the_forward_pass(net, sl, split[-1])
+        partial = tessellate_all_depths(net, sl, box, depth=2, memory_budget=need // fraction)  # the walk stops early
+        _assert_same(tessellate_all_depths(net, sl, box, depth=2), partial)
+
+
+def test_a_memory_budget_splits_the_window_of_a_network_with_branches():
+    net = _residual_mlp()
     box = np.array([-1.3, 1.1, -0.9, 1.4])
     direct = tessellate_all_depths(net, Slice.input_plane(2), box)
-    need = direct[-1].num_regions * 3 * 16 * 8  # the last layer's affine maps alone
+    need = direct[-1].num_regions * 3 * 12 * 8
     seen = []
     split = tessellate_all_depths(net, Slice.input_plane(2), box, memory_budget=need // 3, progress=lambda f, m: seen.append(m))
     assert split[-1].pieces > 1 and direct[-1].pieces == 1
     assert any("sub-window" in m for m in seen)
     _assert_same(direct, split)
+    assert_tiles_match_the_forward_pass(net, Slice.input_plane(2), split[-1])
     with pytest.raises(BudgetExceededError, match="memory budget"):
         tessellate_all_depths(net, Slice.input_plane(2), box, memory_budget=1000)
+    with pytest.raises(BudgetExceededError, match="memory budget"):
+        tessellate_all_depths(_mlp(), Slice.input_plane(2), box, memory_budget=1000)
 
 
 def test_a_max_pool_layer_gives_one_tile_per_linear_region():
@@ -154,7 +205,7 @@ def test_the_cli_takes_a_memory_budget(tmp_path, capsys):
     assert main(["tessellate", run, "--json", str(tmp_path / "whole.json")]) == 0
     capsys.readouterr()
     assert main(["tessellate", run, "--memory-budget", "0.004", "--summary", "--json", str(tmp_path / "split.json")]) == 0
-    assert "glued from" in capsys.readouterr().out
+    assert "chunks of regions (--memory-budget)" in capsys.readouterr().out
     assert engine._MEMORY_BUDGET[0] is None  # a command's budget does not outlive it
     whole, split = (json.loads((tmp_path / f).read_text()) for f in ("whole.json", "split.json"))
     assert len(split["regions"]) == len(whole["regions"]) > 100

@@ -280,7 +280,7 @@ def test_3d_memory_budget_carries_the_cells_on_in_chunks_with_the_same_result(ne
     width = net.layer_infos[0].width
     row = 4 * width * 8  # a cell's affine map (k + 1 rows of float64)
     if nested:  # halve at every split, so chunks split again at later layers
-        monkeypatch.setattr(solid, "_chunks", lambda need, budget: 2)
+        monkeypatch.setattr(solid, "chunk_count", lambda need, budget: 2)
         budget = row + 2 * direct[0].num_regions * row + 100  # layer 1 fits; every later layer splits
     else:
         budget = direct[-1].num_regions * row // 2

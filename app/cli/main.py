@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
             type=float,
             default=None,
             metavar="GB",
-            help="memory a 2D tessellation's layer may use before it splits the window into glued sub-windows (default: 30%% of the free memory)",
+            help="memory one layer's affine maps may use before its regions go on through the network in chunks "
+            "(a network with branches: the window is split into glued sub-windows; default: 30%% of the free memory)",
         )
         command.add_argument(
             "--model",

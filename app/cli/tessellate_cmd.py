@@ -217,8 +217,10 @@ def cmd_tessellate(args) -> int:
             c = info["cross_section"]
             print(f"  DeepFool: class {c['original_label']} -> {c['adversarial_label']}, ||r|| = {c['perturbation_norm']:.4g}")
         for t in results:
-            glued = f", glued from {t.pieces} sub-windows (--memory-budget)" if getattr(t, "pieces", 1) > 1 else ""
-            print(f"  depth {t.depth}: {t.num_regions:>8} regions  ({t.seconds:.3f} s{glued})")
+            split = [f"in {t.chunks} chunks of regions"] if getattr(t, "chunks", 1) > 1 else []
+            split += [f"glued from {t.pieces} sub-windows"] if getattr(t, "pieces", 1) > 1 else []
+            how = f", {' and '.join(split)} (--memory-budget)" if split else ""
+            print(f"  depth {t.depth}: {t.num_regions:>8} regions  ({t.seconds:.3f} s{how})")
         if final.full_depth:
             nb = final.boundary_segments.shape[0] if sl.dim == 2 else final.boundary_classes.shape[0]
             sides = "sides present" if run.task == "regress" else "classes present"

@@ -140,6 +140,16 @@ class Activated:
         """The pieces' maps ``(R', k+1, *shape)``."""
         return activate(self.module, self.X.index_select(0, self.owner), self.pattern, inplace=True)
 
+    def pieces(self, a: int, b: int) -> "Activated":
+        """Pieces ``a:b`` alone, with their own copy of their regions' maps: chunks of a layer's pieces go
+        through the rest of the network one after the other, so none may activate the shared maps in place."""
+        regions, owner = torch.unique(self.owner[a:b], return_inverse=True)
+        keep = (self.changed_piece >= a) & (self.changed_piece < b)
+        return Activated(
+            self.module, self.X.index_select(0, regions), owner, self.pattern[a:b], self.side.index_select(0, regions),
+            self.changed_piece[keep] - a, self.changed_unit[keep], inplace=True,
+        )  # fmt: skip
+
     def reshaped(self, shape) -> "Activated":
         X = self.X.reshape(self.X.shape[0], self.X.shape[1], *shape)
         return Activated(self.module, X, self.owner, self.pattern, self.side, self.changed_piece, self.changed_unit, self.inplace)

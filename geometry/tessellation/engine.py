@@ -25,11 +25,12 @@ from geometry.networks.network import Network
 from geometry.slices import Slice
 from geometry.heap import release_if_large
 from geometry.tessellation import planar
-from geometry.tessellation.affine import Activated, StopWalk, activate, walk
+from geometry.tessellation.affine import PL_MODULES, SMOOTH_MODULES, Activated, StopWalk, activate, walk
+from geometry.tessellation.chunks import concat_chunks
 from geometry.tessellation.boundary import class_cells_2d, propagate_classes, slope_norms
 from geometry.tessellation.glue import merge_equal_patterns
 from geometry.tessellation.prepare import ELEMENTWISE, children_pattern, domain_polygon, layer_lines, layer_pattern, layer_summaries, num_lines, prepare
-from geometry.tessellation.solid import tessellate_all_depths_3d
+from geometry.tessellation.solid import chunk_count, tessellate_all_depths_3d
 from geometry.tessellation.types import LayerCodes, Tessellation2D, Tessellation3D, pack_pattern
 
 DEFAULT_MAX_REGIONS = 1_000_000
@@ -182,77 +183,25 @@ def _bounded(network: Network, slice_: Slice, poly: np.ndarray, run: dict, progr
 
 
 def _tessellate_2d(network: Network, slice_: Slice, poly: np.ndarray, run: dict, progress: Progress, t0: float) -> list:
-    """One pass of the 2D engine over the polygon ``poly`` (see :func:`tessellate_all_depths`); raises
-    MemoryBudgetExceeded before a layer's affine maps would exceed ``run["budget"]``."""
-    target, max_regions, eps, cancel = run["target"], run["max_regions"], run["eps"], run["cancel"]
-    boundary, slope_norm, budget = run["boundary"], run["slope_norm"], run["budget"]
-    L = network.depth
+    """The 2D engine over the polygon ``poly`` (see :func:`tessellate_all_depths`): one pass, or, where a
+    layer does not fit ``run["budget"]`` in a network without branches, chunks of that layer's regions
+    one after the other (:func:`_chunked`); raises MemoryBudgetExceeded where neither fits (the caller
+    then splits the window)."""
     net, dev, X = prepare(network, slice_, run["device"])
-    dtype = X.dtype
     layers = layer_summaries(network)
-    V = torch.as_tensor(poly, dtype=dtype, device=dev).unsqueeze(0)
+    V = torch.as_tensor(poly, dtype=X.dtype, device=dev).unsqueeze(0)
     E = torch.full((1, poly.shape[0]), -1, dtype=torch.int16, device=dev)
     cnt = torch.tensor([poly.shape[0]], dtype=torch.int64, device=dev)
-    state = {"V": V, "E": E, "cnt": cnt, "codes": LayerCodes(())}
-    records: list[dict] = []
-
-    pending: list[torch.Tensor] = []  # the walk's saved branch inputs (residual shortcuts): re-indexed with the regions
-
-    def on_nonlinearity(module, j, X):
-        if progress is not None:
-            progress(j / target, f"layer {j + 1}/{target}: cutting {state['V'].shape[0]} regions")
-        name = f"layer {j + 1} of {L}"
-        R, row = X.shape[0], X[0].numel() * X.element_size() if X.shape[0] else 0
-        lines = R * X.shape[1] * num_lines(module, X) * X.element_size()
-        if R * row + 2 * lines > budget:  # this layer's maps and its lines (and the crossing table)
-            raise MemoryBudgetExceeded(R * row + 2 * lines, budget, R, name)
-        H = layer_lines(module, X)
-        elementwise = isinstance(module, ELEMENTWISE) and R > 1  # (one region: its pattern is one product below)
-        crossings = planar.crossing_table(state["V"], state["cnt"], H, eps, sides=elementwise)
-        V, E, cnt, owner = planar.subdivide(state["V"], state["E"], state["cnt"], H, eps, j, max_regions, name, cancel, crossings=crossings)
-        del H
-        release_if_large(R * row + lines, budget)  # a layer big for the budget leaves big holes: give them back
-        saved = sum(p[0].numel() * p.element_size() for p in pending if p.shape[0])  # per region, re-indexed too
-        need = R * (row + saved) + V.shape[0] * (2 * row + saved)  # this layer's maps, their children's, the next layer's
-        if need > budget:
-            raise MemoryBudgetExceeded(need, budget, V.shape[0], name)
-        interior = _interior_points(V, cnt)
-        if elementwise:  # the pieces' maps are gathered only if a later module needs them (Activated)
-            child = children_pattern(X, owner, interior, crossings)
-            pattern = child.pattern
-        else:  # one parent map (the first layer of a slice): every piece reads it through a view, no copy per piece
-            Xo = X.expand(owner.shape[0], *X.shape[1:]) if R == 1 else X.index_select(0, owner)
-            pattern = layer_pattern(module, Xo, interior)
-        if layers[j].kind == "maxpool2d":  # pieces whose argmax did not change are one region
-            V, E, cnt, owner, pattern, keep = merge_equal_patterns(V, E, cnt, owner, pattern, eps)
-            if keep.shape[0] < Xo.shape[0]:
-                Xo = Xo.index_select(0, keep)
-        own_np = owner.cpu().numpy()
-        codes = state["codes"].refine(own_np, pack_pattern(pattern.cpu().numpy(), layers[j].kind))
-        state.update(V=V, E=E, cnt=cnt, codes=codes)
-        verts, offsets, labels = _ragged(V, E, cnt)
-        records.append(dict(vertices=verts, offsets=offsets, edge_layer=labels, codes=codes, parent=own_np, seconds=time.perf_counter() - t0))
-        if j + 1 == target and target < L:
-            raise StopWalk
-        if elementwise:
-            shared = any(p.untyped_storage().data_ptr() == X.untyped_storage().data_ptr() for p in pending)  # a residual's input
-            return Activated(module, X, owner, pattern, crossings.side, child.changed_piece, child.changed_unit, inplace=not shared), owner
-        return activate(module, Xo, pattern, inplace=R != 1), owner
-
-    logits = None
+    ctx = dict(run, net=net, slice=slice_, dev=dev, layers=layers, L=network.depth, t0=t0, passes=[0], modules=_flat_modules(net.layers))
     with torch.no_grad():
-        try:
-            logits = walk(net.layers, X, on_nonlinearity, pending=pending)
-        except StopWalk:
-            pass
-        if target == L and logits is None:
-            raise SplineAtlasError("internal: the walk stopped before the output layer.")  # pragma: no cover
-        full = {}
-        if logits is not None:
-            if progress is not None:
-                progress(0.97, "logits, classes and decision boundary")
-            full = _full_depth_outputs(net, slice_, state, logits, eps, boundary, dev, slope_norm)
+        records, full = _chunked(ctx, _Start(0, 0, X, V, E, cnt, LayerCodes(())), run["budget"], progress, 0)
+    if run["target"] == network.depth and not full:
+        raise SplineAtlasError("internal: the walk stopped before the output layer.")  # pragma: no cover
     R_full = records[-1]["offsets"].shape[0] - 1
+    if R_full > run["max_regions"]:  # the chunks together
+        raise BudgetExceededError(
+            f"the tessellation reached {R_full} regions (over max_regions={run['max_regions']}); lower the depth, shrink the domain or raise max_regions."
+        )
     out = []
     classes_chain = (
         propagate_classes([r["parent"] for r in records], full.get("classes_const"), R_full)
@@ -278,9 +227,10 @@ def _tessellate_2d(network: Network, slice_: Slice, poly: np.ndarray, run: dict,
             class_mixed=full["class_mixed"] if is_full else np.zeros(R, dtype=bool),
             slope_norm=full["slope_norm"] if is_full else np.full(R, np.nan),
             num_classes=nc,
-            tolerance=eps,
+            tolerance=run["eps"],
             seconds=rec["seconds"],
             device=device_name,
+            chunks=ctx["passes"][0],
         )
         if full:
             common.update(boundary_segments=full["segments"], boundary_classes=full["segment_classes"], boundary_region=full["segment_region"])
@@ -296,6 +246,174 @@ def _tessellate_2d(network: Network, slice_: Slice, poly: np.ndarray, run: dict,
             )
         out.append(Tessellation2D(**common))
     return out
+
+
+def _flat_modules(seq) -> list | None:
+    """The network's modules as a list when none has branches (a residual sum, a concatenation): such a walk
+    can go on from any module with a subset of the regions. None otherwise."""
+    from geometry.networks.spec import Concat, Residual
+
+    modules = list(seq.children())
+    return None if any(isinstance(m, (Residual, Concat)) for m in modules) else modules
+
+
+@dataclasses.dataclass
+class _Start:
+    """Where a pass begins: module ``position`` of the network (``layer``: the index of the next
+    nonlinearity) with the maps ``X`` (a tensor or an :class:`Activated`) of the regions ``(V, E, cnt)``
+    and their codes so far."""
+
+    position: int
+    layer: int
+    X: object
+    V: torch.Tensor
+    E: torch.Tensor
+    cnt: torch.Tensor
+    codes: LayerCodes
+
+
+class _Split(Exception):
+    """A layer does not fit the budget: the pass stops, and its ``n`` regions (or pieces) at module
+    ``position`` go on in ``chunks`` groups, one after the other; ``chunk_input(a, b)`` gives the maps of
+    ``a:b``; ``held`` bytes stay allocated for them meanwhile (the maps they are read from)."""
+
+    def __init__(self, position, layer, chunk_input, V, E, cnt, codes, records, chunks, held):
+        super().__init__(f"layer {layer + 1}: {V.shape[0]} regions in {chunks} chunks")
+        self.position, self.layer, self.chunk_input, self.V, self.E, self.cnt = position, layer, chunk_input, V, E, cnt
+        self.codes, self.records, self.chunks, self.held = codes, records, chunks, held
+
+
+def _chunked(ctx: dict, start: _Start, budget: int, progress: Progress, level: int) -> tuple[list, dict]:
+    """The records of the depths after ``start`` and the full-depth outputs: one pass, or, when a layer
+    does not fit ``budget``, that layer's regions in chunks, depth first (regions never straddle chunks,
+    so the chunks' results are concatenated: no gluing)."""
+    try:
+        done = _pass(ctx, start, budget, progress)
+        ctx["passes"][0] += 1
+        return done
+    except _Split as sp:  # without its traceback: the failed pass's frames (and their work arrays) go now
+        split = sp.with_traceback(None)
+    left, n = budget - split.held, split.V.shape[0]
+    m = min(split.chunks, n)
+    if level >= MAX_SPLIT_LEVELS or left <= 0 or m < 2:  # the window is split instead
+        raise MemoryBudgetExceeded(budget + max(0, -left), budget, n, f"layer {split.layer + 1} of {ctx['L']}")
+    bounds = np.linspace(0, n, m + 1).round().astype(np.int64)
+    parts = []
+    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        sub = None
+        if progress is not None:
+            sub = lambda f, msg, i=i: progress(f, f"chunk {i + 1}/{m} of layer {split.layer + 1} (level {level + 1}): {msg}")  # noqa: E731
+        part = _Start(split.position, split.layer, split.chunk_input(a, b), split.V[a:b], split.E[a:b], split.cnt[a:b], _restrict(split.codes, a, b))
+        parts.append(_chunked(ctx, part, left, sub, level + 1))
+        del part
+    records, full = concat_chunks(parts, bounds, len(split.codes))
+    return split.records + records, full
+
+
+def _restrict(codes: LayerCodes, a: int, b: int) -> LayerCodes:
+    """``codes`` of regions ``a:b`` only, sharing every layer's own array."""
+    rows = tuple(np.arange(a, b, dtype=np.int32) if r is None else np.asarray(r)[a:b] for r in codes.rows)
+    return LayerCodes(codes.own, rows, n=b - a)
+
+
+def _next_linear_width(modules: list, position: int) -> int | None:
+    """The output width of the Linear that the nonlinearity at ``position`` feeds (through Flatten,
+    Identity or Dropout), None if another module comes first."""
+    for m in modules[position + 1 :]:
+        if isinstance(m, torch.nn.Linear):
+            return m.out_features
+        if not isinstance(m, (torch.nn.Flatten, torch.nn.Identity, torch.nn.Dropout)):
+            return None
+    return None
+
+
+def _pass(ctx: dict, start: _Start, budget: int, progress: Progress) -> tuple[list, dict]:
+    """One walk of the network from ``start``: the records of the depths after it and the full-depth
+    outputs. Raises :class:`_Split` (a network without branches) or MemoryBudgetExceeded (the window
+    must be split) before a layer would exceed ``budget``."""
+    target, max_regions, eps, cancel = ctx["target"], ctx["max_regions"], ctx["eps"], ctx["cancel"]
+    L, layers, modules, t0 = ctx["L"], ctx["layers"], ctx["modules"], ctx["t0"]
+    net, dev = ctx["net"], ctx["dev"]
+    state = {"V": start.V, "E": start.E, "cnt": start.cnt, "codes": start.codes}
+    records: list[dict] = []
+    positions = [i for i, m in enumerate(modules) if isinstance(m, PL_MODULES + SMOOTH_MODULES)] if modules is not None else None
+    pending: list[torch.Tensor] = []  # the walk's saved branch inputs (residual shortcuts): re-indexed with the regions
+
+    def split(position, layer, chunk_input, need, held, V, E, cnt, codes):
+        raise _Split(position, layer, chunk_input, V, E, cnt, codes, records, chunk_count(need, max(budget - held, 1)), held)
+
+    def held(X, nbytes):  # the chunks read X: new memory, unless it is this pass's own input (the caller counted it)
+        return 0 if X is start.X else nbytes
+
+    def on_nonlinearity(module, j, X):
+        if progress is not None:
+            progress(j / target, f"layer {j + 1}/{target}: cutting {state['V'].shape[0]} regions")
+        name = f"layer {j + 1} of {L}"
+        R, row = X.shape[0], X[0].numel() * X.element_size() if X.shape[0] else 0
+        lines = R * X.shape[1] * num_lines(module, X) * X.element_size()
+        if R * row + 2 * lines > budget:  # this layer's maps and its lines (and the crossing table)
+            if positions is not None and R >= 2:  # these regions in chunks, each cut at this layer
+                split(positions[j], j, lambda a, b: X[a:b], R * row + 2 * lines, held(X, R * row), state["V"], state["E"], state["cnt"], state["codes"])
+            raise MemoryBudgetExceeded(R * row + 2 * lines, budget, R, name)
+        H = layer_lines(module, X)
+        elementwise = isinstance(module, ELEMENTWISE) and R > 1  # (one region: its pattern is one product below)
+        crossings = planar.crossing_table(state["V"], state["cnt"], H, eps, sides=elementwise)
+        V, E, cnt, owner = planar.subdivide(state["V"], state["E"], state["cnt"], H, eps, j, max_regions, name, cancel, crossings=crossings)
+        del H
+        release_if_large(R * row + lines, budget)  # a layer big for the budget leaves big holes: give them back
+        last = j + 1 == target and target < L  # the walk ends here: no maps for a next layer
+        saved = sum(p[0].numel() * p.element_size() for p in pending if p.shape[0])  # per region, re-indexed too
+        width = _next_linear_width(modules, positions[j]) if positions is not None and elementwise else None
+        # this layer's maps, then their children's and the next layer's (a Linear next: only its output)
+        child_row = 2 * row if width is None else 2 * X.shape[1] * width * X.element_size()
+        no_children = last and (elementwise or R == 1)  # the pieces' patterns alone, read without their maps
+        need = R * (row + saved) + (0 if no_children else V.shape[0] * (child_row + saved))
+        over = need > budget
+        chunk_pieces = over and positions is not None and (elementwise or R == 1)
+        if over and not chunk_pieces:
+            if positions is not None:  # (a max-pool's pieces): these regions in chunks, each cut again
+                split(positions[j], j, lambda a, b: X[a:b], need, held(X, R * row), state["V"], state["E"], state["cnt"], state["codes"])
+            raise MemoryBudgetExceeded(need, budget, V.shape[0], name)
+        interior = _interior_points(V, cnt)
+        if elementwise:  # the pieces' maps are gathered only if a later module needs them (Activated)
+            child = children_pattern(X, owner, interior, crossings)
+            pattern = child.pattern
+        else:  # one parent map (the first layer of a slice): every piece reads it through a view, no copy per piece
+            Xo = X.expand(owner.shape[0], *X.shape[1:]) if R == 1 else X.index_select(0, owner)
+            pattern = layer_pattern(module, Xo, interior)
+        if layers[j].kind == "maxpool2d":  # pieces whose argmax did not change are one region
+            V, E, cnt, owner, pattern, keep = merge_equal_patterns(V, E, cnt, owner, pattern, eps)
+            if keep.shape[0] < Xo.shape[0]:
+                Xo = Xo.index_select(0, keep)
+        own_np = owner.cpu().numpy()
+        codes = state["codes"].refine(own_np, pack_pattern(pattern.cpu().numpy(), layers[j].kind))
+        state.update(V=V, E=E, cnt=cnt, codes=codes)
+        verts, offsets, labels = _ragged(V, E, cnt)
+        records.append(dict(vertices=verts, offsets=offsets, edge_layer=labels, codes=codes, parent=own_np, seconds=time.perf_counter() - t0))
+        if last:
+            raise StopWalk
+        if elementwise:
+            shared = any(p.untyped_storage().data_ptr() == X.untyped_storage().data_ptr() for p in pending)  # a residual's input
+            out = Activated(module, X, owner, pattern, crossings.side, child.changed_piece, child.changed_unit, inplace=not shared)
+            if chunk_pieces:  # these pieces in chunks, from the module after this layer
+                split(positions[j] + 1, j + 1, out.pieces, need, R * row, V, E, cnt, codes)
+            return out, owner
+        if chunk_pieces:  # the pieces of the one region, in chunks
+            split(positions[j] + 1, j + 1, lambda a, b: activate(module, Xo[a:b], pattern[a:b]), need, R * row, V, E, cnt, codes)
+        return activate(module, Xo, pattern, inplace=R != 1), owner
+
+    seq = net.layers if start.position == 0 else torch.nn.Sequential(*modules[start.position :])
+    logits = None
+    try:
+        logits = walk(seq, start.X, on_nonlinearity, counter=[start.layer], pending=pending)
+    except StopWalk:
+        pass
+    full = {}
+    if logits is not None:
+        if progress is not None:
+            progress(0.97, "logits, classes and decision boundary")
+        full = _full_depth_outputs(net, ctx["slice"], state, logits, eps, ctx["boundary"], dev, ctx["slope_norm"])
+    return records, full
 
 
 def _full_depth_outputs(net: Network, slice_: Slice, state: dict, logits: torch.Tensor, eps: float, boundary: bool, dev, slope_norm: bool = True) -> dict:

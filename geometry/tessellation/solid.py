@@ -25,6 +25,7 @@ from geometry.errors import BudgetExceededError, CancelledError, SplineAtlasErro
 from geometry.heap import release_free_memory
 from geometry.tessellation import planar
 from geometry.tessellation.affine import StopWalk, activate, walk
+from geometry.tessellation.chunks import cat_offsets, starts
 from geometry.tessellation.boundary import propagate_classes, slope_norms, two_class
 from geometry.tessellation.prepare import domain_box3, layer_lines, layer_pattern, layer_summaries, num_lines, prepare
 from geometry.tessellation.types import LayerCodes, Tessellation3D, pack_pattern
@@ -471,7 +472,7 @@ def _pass(run: dict, cells: Cells, start: int) -> tuple[list, dict]:
         R, row = X.shape[0], X[0].numel() * X.element_size()
         lines = R * X.shape[1] * num_lines(module, X) * X.element_size()
         if budget is not None and R * row + 2 * lines > budget:  # this layer's maps and planes
-            raise _Split(j, state["cells"], state["codes"], records, _chunks(R * row + 2 * lines, budget), R * row + 2 * lines)
+            raise _Split(j, state["cells"], state["codes"], records, chunk_count(R * row + 2 * lines, budget), R * row + 2 * lines)
         H = layer_lines(module, X)
         before = state["cells"]
         cells, owner = subdivide_cells(before, H, eps, j, max_regions=run["max_regions"], layer_name=name, cancel=cancel)
@@ -481,7 +482,7 @@ def _pass(run: dict, cells: Cells, start: int) -> tuple[list, dict]:
         need = R * row + (0 if last else 2 * cells.n * row)  # the children's maps, then the next layer's
         over = budget is not None and need > budget
         if over and before.n >= 2:
-            raise _Split(j, before, state["codes"], records, _chunks(need, budget), need)
+            raise _Split(j, before, state["codes"], records, chunk_count(need, budget), need)
         del before
         # over the budget with one cell (the box) cut into too many children to carry at once: they are
         # recorded here and go on in chunks from the next layer (each lies inside one region of this layer
@@ -497,7 +498,7 @@ def _pass(run: dict, cells: Cells, start: int) -> tuple[list, dict]:
         state.update(cells=cells, codes=codes)
         records.append(dict(geom=ragged_cells(cells), codes=codes, parent=own_np, seconds=time.perf_counter() - t0))
         if over:
-            raise _Split(j + 1, cells, codes, records, _chunks(need, budget), need)
+            raise _Split(j + 1, cells, codes, records, chunk_count(need, budget), need)
         if last:
             raise StopWalk
         return activate(module, Xo, pattern, inplace=R != 1), owner  # Xo is our own copy unless it is the view
@@ -536,7 +537,8 @@ def _pattern_in_slices(module, X: torch.Tensor, owner: torch.Tensor, cells: Cell
     return torch.cat(parts) if parts else layer_pattern(module, X[owner], interior)
 
 
-def _chunks(need: int, budget: int) -> int:
+def chunk_count(need: int, budget: int) -> int:
+    """Chunks for work of ``need`` bytes to fit ``budget`` (with a margin: chunks are never quite equal)."""
     return max(2, int(np.ceil(1.5 * need / budget)))
 
 
@@ -546,12 +548,12 @@ def _concat_chunks(parts: list, ids: list, codes: LayerCodes, start: int) -> tup
     recomputed layers ``0 .. start - 1`` on its own cells, so those layers point into ``codes`` again."""
     n_depths = len(parts[0][0])
     # where each chunk's cells start in each concatenated record (record k: depth start + 1 + k)
-    starts = [_starts([p[0][k]["parent"].shape[0] for p in parts]) for k in range(n_depths)]
+    begin = [starts([p[0][k]["parent"].shape[0] for p in parts]) for k in range(n_depths)]
     records = []
     for k in range(n_depths):
         recs = [p[0][k] for p in parts]
         parent = np.concatenate(
-            [ids[i][r["parent"]] if k == 0 else r["parent"] + starts[k - 1][i] for i, r in enumerate(recs)]
+            [ids[i][r["parent"]] if k == 0 else r["parent"] + begin[k - 1][i] for i, r in enumerate(recs)]
         ).astype(np.int64)  # fmt: skip
         own, rows = [], []
         for l in range(start + k + 1):
@@ -565,40 +567,30 @@ def _concat_chunks(parts: list, ids: list, codes: LayerCodes, start: int) -> tup
                 if recs[0]["codes"].rows[l] is None:  # layer l was cut at this depth: the rows are the cells
                     rows.append(None)
                 else:  # layer l's codes live on depth l + 1: record l - start of each chunk
-                    rows.append(np.concatenate([np.asarray(r["codes"].rows[l]) + starts[l - start][i] for i, r in enumerate(recs)]).astype(np.int32))
-        merged = LayerCodes(tuple(own), tuple(rows), n=int(starts[k][-1]))
+                    rows.append(np.concatenate([np.asarray(r["codes"].rows[l]) + begin[l - start][i] for i, r in enumerate(recs)]).astype(np.int32))
+        merged = LayerCodes(tuple(own), tuple(rows), n=int(begin[k][-1]))
         records.append(dict(geom=_concat_geometry([r["geom"] for r in recs]), codes=merged, parent=parent, seconds=max(r["seconds"] for r in recs)))
     full = {}
     if parts[0][1]:
         fulls = [p[1] for p in parts]
         for key in ("out_linear", "out_offset", "slope_norm", "classes", "class_mixed", "classes_const", "bverts", "bclasses"):
             full[key] = np.concatenate([f[key] for f in fulls])
-        cell_starts = starts[-1] if starts else _starts([len(i) for i in ids])  # no cut in the chunks: their cells are the full-depth ones
+        cell_starts = begin[-1] if begin else starts([len(i) for i in ids])  # no cut in the chunks: their cells are the full-depth ones
         full["bregion"] = np.concatenate([f["bregion"] + cell_starts[i] for i, f in enumerate(fulls)]).astype(np.int64)
-        full["boffsets"] = _cat_offsets([f["boffsets"] for f in fulls], _starts([f["bverts"].shape[0] for f in fulls]))
+        full["boffsets"] = cat_offsets([f["boffsets"] for f in fulls], starts([f["bverts"].shape[0] for f in fulls]))
     return records, full
-
-
-def _starts(counts) -> np.ndarray:
-    """(n + 1,) where each of n consecutive blocks of ``counts`` starts, and the total."""
-    return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-
-
-def _cat_offsets(offsets: list, shifts: np.ndarray) -> np.ndarray:
-    """Ragged offset arrays ``(n_i + 1,)`` of blocks laid one after the other, block i's items shifted by ``shifts[i]``."""
-    return np.concatenate([[0]] + [o[1:] + shifts[i] for i, o in enumerate(offsets)]).astype(np.int64)
 
 
 def _concat_geometry(geoms: list) -> tuple:
     """Ragged cells (see :func:`ragged_cells`) one after the other."""
     verts, voff, fidx, foff, cfoff, flayer = zip(*geoms)
-    nv = _starts([v.shape[0] for v in verts])
+    nv = starts([v.shape[0] for v in verts])
     return (
         np.concatenate(verts),
-        _cat_offsets(voff, nv),
+        cat_offsets(voff, nv),
         np.concatenate([f + nv[i] for i, f in enumerate(fidx)]).astype(np.int64),
-        _cat_offsets(foff, _starts([f.shape[0] for f in fidx])),
-        _cat_offsets(cfoff, _starts([f.shape[0] - 1 for f in foff])),
+        cat_offsets(foff, starts([f.shape[0] for f in fidx])),
+        cat_offsets(cfoff, starts([f.shape[0] - 1 for f in foff])),
         np.concatenate(flayer),
     )
 

@@ -170,7 +170,8 @@ class Tessellation2D:
         ``class_cell_offsets (Q+1,)``, ``class_cell_class (Q,)``, ``class_cell_region (Q,)``.
     Bookkeeping: ``tolerance`` (distance in u below which points count as on a line), ``seconds``
       (wall time of the whole computation up to this depth), ``device`` (where it ran), ``pieces`` (how
-      many sub-windows were tessellated and glued to stay within the memory budget; 1: none).
+      many sub-windows were tessellated and glued to stay within the memory budget; 1: none), ``chunks``
+      (how many chunks of regions went through the deeper layers one after the other, for the same reason).
     """
 
     slice: Slice
@@ -199,6 +200,7 @@ class Tessellation2D:
     seconds: float = 0.0
     device: str = "cpu"
     pieces: int = 1
+    chunks: int = 1
 
     def __post_init__(self):
         object.__setattr__(self, "codes", LayerCodes.of(self.codes))
