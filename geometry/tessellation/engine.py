@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import weakref
 from typing import Callable
 
 import numpy as np
@@ -23,7 +24,7 @@ import torch
 from geometry.errors import BudgetExceededError, SplineAtlasError
 from geometry.networks.network import Network
 from geometry.slices import Slice
-from geometry.heap import release_if_large
+from geometry.heap import release_free_memory, release_if_large
 from geometry.tessellation import planar
 from geometry.tessellation.affine import PL_MODULES, SMOOTH_MODULES, Activated, StopWalk, activate, walk
 from geometry.tessellation.chunks import concat_chunks
@@ -306,8 +307,16 @@ def _chunked(ctx: dict, start: _Start, budget: int, progress: Progress, level: i
         part = _Start(split.position, split.layer, split.chunk_input(a, b), split.V[a:b], split.E[a:b], split.cnt[a:b], _restrict(split.codes, a, b))
         parts.append(_chunked(ctx, part, left, sub, level + 1))
         del part
+        release_free_memory()  # the chunk's work arrays: the next chunk gets the same room
     records, full = concat_chunks(parts, bounds, len(split.codes))
     return split.records + records, full
+
+
+def _take_input(start: _Start):
+    """``start.X``, no longer held by ``start``: the walk alone holds it, so it is freed as soon as the walk
+    is done with it (a chunk's own copy of its regions' maps, for one)."""
+    X, start.X = start.X, None
+    return X
 
 
 def _restrict(codes: LayerCodes, a: int, b: int) -> LayerCodes:
@@ -342,8 +351,10 @@ def _pass(ctx: dict, start: _Start, budget: int, progress: Progress) -> tuple[li
     def split(position, layer, chunk_input, need, held, V, E, cnt, codes):
         raise _Split(position, layer, chunk_input, V, E, cnt, codes, records, chunk_count(need, max(budget - held, 1)), held)
 
+    first = weakref.ref(start.X) if isinstance(start.X, torch.Tensor) else None
+
     def held(X, nbytes):  # the chunks read X: new memory, unless it is this pass's own input (the caller counted it)
-        return 0 if X is start.X else nbytes
+        return 0 if first is not None and first() is X else nbytes
 
     def on_nonlinearity(module, j, X):
         if progress is not None:
@@ -405,7 +416,7 @@ def _pass(ctx: dict, start: _Start, budget: int, progress: Progress) -> tuple[li
     seq = net.layers if start.position == 0 else torch.nn.Sequential(*modules[start.position :])
     logits = None
     try:
-        logits = walk(seq, start.X, on_nonlinearity, counter=[start.layer], pending=pending)
+        logits = walk(seq, _take_input(start), on_nonlinearity, counter=[start.layer], pending=pending)
     except StopWalk:
         pass
     full = {}
