@@ -108,13 +108,13 @@ def run_case(name: str, scale: float) -> dict:
             engine.set_memory_budget(int(float(os.environ["BENCH_MEMORY_GB"]) * 2**30))
     net, sl, box = _case_slice(name, scale)
     w0, c0 = time.perf_counter(), time.process_time()
-    out = {"case": name, "scale": scale, "regions": 0, "pieces": 1, "stopped": None}
+    out = {"case": name, "scale": scale, "regions": 0, "pieces": 1, "chunks": 1, "stopped": None}
     try:
         if sl is not None:  # idle: the net is built, nothing is tessellated
             t = tessellate(net, sl, box, slope_norm=False)
-            out.update(regions=int(t.num_regions), pieces=int(getattr(t, "pieces", 1)))
+            out.update(regions=int(t.num_regions), pieces=int(getattr(t, "pieces", 1)), chunks=int(getattr(t, "chunks", 1)))
     except Exception as exc:  # a budget stop is a result (the baseline's width-derived region cap)
-        out.update(regions=None, pieces=None, stopped=f"{type(exc).__name__}: {exc}"[:160])
+        out.update(regions=None, pieces=None, chunks=None, stopped=f"{type(exc).__name__}: {exc}"[:160])
     out.update(wall_s=time.perf_counter() - w0, cpu_s=time.process_time() - c0, peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     out["widest_layer"] = max(li.width for li in net.layer_infos)
     return out
@@ -181,7 +181,8 @@ def main() -> int:
                 rows.append(r)
                 regions = r.get("regions")
                 print(
-                    f"{name:9s} {label:8s} regions {regions if regions is not None else '-':>8} pieces {r.get('pieces') or '-':>4} "
+                    f"{name:9s} {label:8s} regions {regions if regions is not None else '-':>8} "
+                    f"sub-windows {r.get('pieces') or '-':>3} chunks {r.get('chunks') or '-':>3} "
                     f"wall {r.get('wall_s', float('nan')):8.1f} s  CPU {r.get('cpu_s', float('nan')):8.1f} s  "
                     f"peak RSS {r.get('peak_rss_mb', float('nan')):8.0f} MB" + (f"  stopped: {r['stopped']}" if r.get("stopped") else ""),
                     flush=True,
