@@ -153,9 +153,11 @@ def test_a_memory_budget_runs_a_network_without_branches_in_chunks_of_regions(ma
     need = direct[-1].num_regions * 3 * 16 * 8  # the MLP's last layer's affine maps alone
     for fraction in fractions:
         seen = []
-        split = tessellate_all_depths(net, sl, box, memory_budget=need // fraction, progress=lambda f, m: seen.append(m))
+        split = tessellate_all_depths(net, sl, box, memory_budget=need // fraction, progress=lambda f, m: seen.append((f, m)))
         assert split[-1].chunks > 1 and split[-1].pieces == 1 and direct[-1].chunks == 1
-        assert any(m.startswith("chunk 1/") for m in seen) and not any("sub-window" in m for m in seen)
+        assert any(m.startswith("chunk 1/") for _, m in seen) and not any("sub-window" in m for _, m in seen)
+        fractions_seen = [f for f, _ in seen]
+        assert all(0 <= f <= 1 for f in fractions_seen) and fractions_seen == sorted(fractions_seen)  # the bar never goes back
         _assert_same(direct, split)
         assert_tiles_match_the_forward_pass(net, sl, split[-1])
         partial = tessellate_all_depths(net, sl, box, depth=2, memory_budget=need // fraction)  # the walk stops early

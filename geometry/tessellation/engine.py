@@ -300,10 +300,15 @@ def _chunked(ctx: dict, start: _Start, budget: int, progress: Progress, level: i
         raise MemoryBudgetExceeded(budget + max(0, -left), budget, n, f"layer {split.layer + 1} of {ctx['L']}")
     bounds = np.linspace(0, n, m + 1).round().astype(np.int64)
     parts = []
+    base = split.layer / ctx["target"]  # the chunks share the rest of the progress bar, one after the other
     for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
         sub = None
         if progress is not None:
-            sub = lambda f, msg, i=i: progress(f, f"chunk {i + 1}/{m} of layer {split.layer + 1} (level {level + 1}): {msg}")  # noqa: E731
+
+            def sub(f, msg, i=i):
+                inner = min(max((f - base) / (1 - base), 0.0), 1.0) if base < 1 else 1.0
+                progress(base + (1 - base) * (i + inner) / m, f"chunk {i + 1}/{m} of layer {split.layer + 1} (level {level + 1}): {msg}")
+
         part = _Start(split.position, split.layer, split.chunk_input(a, b), split.V[a:b], split.E[a:b], split.cnt[a:b], _restrict(split.codes, a, b))
         parts.append(_chunked(ctx, part, left, sub, level + 1))
         del part
