@@ -115,8 +115,9 @@ def test_glued_sub_windows_are_the_windows_tessellation(make, m):
 
 
 def _residual_mlp() -> Network:
-    """A 2-input MLP with a residual block: a walk with branches cannot go on from the middle, so a layer
-    over the budget splits the window."""
+    """A 2-input MLP with two residual blocks, one with a nonlinearity inside: from a nonlinearity inside a
+    block the walk cannot go on with a subset of the regions (the block's input is pending), so a layer
+    over the budget there splits the window; at the others its regions go on in chunks."""
     spec = {
         "input_shape": [2],
         "layers": [
@@ -130,6 +131,8 @@ def _residual_mlp() -> Network:
                     {"type": "linear", "in_features": 12, "out_features": 12},
                 ],
             },
+            {"type": "relu"},
+            {"type": "residual", "body": [{"type": "linear", "in_features": 12, "out_features": 12}]},
             {"type": "relu"},
             {"type": "linear", "in_features": 12, "out_features": 3},
         ],
@@ -164,21 +167,26 @@ def test_a_memory_budget_runs_a_network_without_branches_in_chunks_of_regions(ma
         _assert_same(tessellate_all_depths(net, sl, box, depth=2), partial)
 
 
-def test_a_memory_budget_splits_the_window_of_a_network_with_branches():
+def test_a_network_with_branches_goes_on_in_chunks_or_splits_the_window_by_where_the_budget_binds():
     net = _residual_mlp()
-    box = np.array([-1.3, 1.1, -0.9, 1.4])
-    direct = tessellate_all_depths(net, Slice.input_plane(2), box)
+    sl, box = Slice.input_plane(2), np.array([-1.3, 1.1, -0.9, 1.4])
+    direct = tessellate_all_depths(net, sl, box)
     need = direct[-1].num_regions * 3 * 12 * 8
-    seen = []
-    split = tessellate_all_depths(net, Slice.input_plane(2), box, memory_budget=need // 3, progress=lambda f, m: seen.append(m))
-    assert split[-1].pieces > 1 and direct[-1].pieces == 1
-    assert any("sub-window" in m for m in seen)
-    _assert_same(direct, split)
-    assert_tiles_match_the_forward_pass(net, Slice.input_plane(2), split[-1])
+    ways = set()
+    for k in range(8, 32, 3):  # budgets from 0.4 to 1.5 times the last layer's maps
+        seen = []
+        split = tessellate_all_depths(net, sl, box, memory_budget=need * k // 20, progress=lambda f, m: seen.append(m))
+        way = "chunks" if split[-1].chunks > 1 else "sub-windows" if split[-1].pieces > 1 else "whole"
+        assert (way == "sub-windows") == any("sub-window" in m for m in seen)
+        _assert_same(direct, split)
+        if way not in ways:
+            assert_tiles_match_the_forward_pass(net, sl, split[-1])
+        ways.add(way)
+    assert {"chunks", "sub-windows"} <= ways
     with pytest.raises(BudgetExceededError, match="memory budget"):
-        tessellate_all_depths(net, Slice.input_plane(2), box, memory_budget=1000)
+        tessellate_all_depths(net, sl, box, memory_budget=1000)
     with pytest.raises(BudgetExceededError, match="memory budget"):
-        tessellate_all_depths(_mlp(), Slice.input_plane(2), box, memory_budget=1000)
+        tessellate_all_depths(_mlp(), sl, box, memory_budget=1000)
 
 
 def test_a_max_pool_layer_gives_one_tile_per_linear_region():

@@ -193,7 +193,8 @@ def _tessellate_2d(network: Network, slice_: Slice, poly: np.ndarray, run: dict,
     V = torch.as_tensor(poly, dtype=X.dtype, device=dev).unsqueeze(0)
     E = torch.full((1, poly.shape[0]), -1, dtype=torch.int16, device=dev)
     cnt = torch.tensor([poly.shape[0]], dtype=torch.int64, device=dev)
-    ctx = dict(run, net=net, slice=slice_, dev=dev, layers=layers, L=network.depth, t0=t0, passes=[0], modules=_flat_modules(net.layers))
+    ctx = dict(run, net=net, slice=slice_, dev=dev, layers=layers, L=network.depth, t0=t0, passes=[0])
+    ctx["modules"], ctx["positions"] = _top_level(net.layers)
     with torch.no_grad():
         records, full = _chunked(ctx, _Start(0, 0, X, V, E, cnt, LayerCodes(())), run["budget"], progress, 0)
     if run["target"] == network.depth and not full:
@@ -249,13 +250,25 @@ def _tessellate_2d(network: Network, slice_: Slice, poly: np.ndarray, run: dict,
     return out
 
 
-def _flat_modules(seq) -> list | None:
-    """The network's modules as a list when none has branches (a residual sum, a concatenation): such a walk
-    can go on from any module with a subset of the regions. None otherwise."""
+def _top_level(seq) -> tuple[list, dict]:
+    """The network's modules and ``{layer index: position}`` of the nonlinearities among them (not inside a
+    residual block or a concatenation's branch): from such a layer the walk can go on with any subset of
+    the regions, since no branch input is pending there."""
     from geometry.networks.spec import Concat, Residual
 
-    modules = list(seq.children())
-    return None if any(isinstance(m, (Residual, Concat)) for m in modules) else modules
+    def inside(m) -> int:  # the nonlinearities the walk meets inside m, in its order
+        if isinstance(m, Residual):
+            return sum(inside(c) for c in m.body.children())
+        if isinstance(m, Concat):
+            return sum(inside(c) for branch in m.branches for c in branch.children())
+        return int(isinstance(m, PL_MODULES + SMOOTH_MODULES))
+
+    modules, positions, j = list(seq.children()), {}, 0
+    for p, m in enumerate(modules):
+        if isinstance(m, PL_MODULES + SMOOTH_MODULES):
+            positions[j] = p
+        j += inside(m)
+    return modules, positions
 
 
 @dataclasses.dataclass
@@ -350,7 +363,7 @@ def _pass(ctx: dict, start: _Start, budget: int, progress: Progress) -> tuple[li
     net, dev = ctx["net"], ctx["dev"]
     state = {"V": start.V, "E": start.E, "cnt": start.cnt, "codes": start.codes}
     records: list[dict] = []
-    positions = [i for i, m in enumerate(modules) if isinstance(m, PL_MODULES + SMOOTH_MODULES)] if modules is not None else None
+    positions = ctx["positions"]
     pending: list[torch.Tensor] = []  # the walk's saved branch inputs (residual shortcuts): re-indexed with the regions
 
     def split(position, layer, chunk_input, need, held, V, E, cnt, codes):
@@ -368,7 +381,7 @@ def _pass(ctx: dict, start: _Start, budget: int, progress: Progress) -> tuple[li
         R, row = X.shape[0], X[0].numel() * X.element_size() if X.shape[0] else 0
         lines = R * X.shape[1] * num_lines(module, X) * X.element_size()
         if R * row + 2 * lines > budget:  # this layer's maps and its lines (and the crossing table)
-            if positions is not None and R >= 2:  # these regions in chunks, each cut at this layer
+            if j in positions and R >= 2:  # these regions in chunks, each cut at this layer
                 split(positions[j], j, lambda a, b: X[a:b], R * row + 2 * lines, held(X, R * row), state["V"], state["E"], state["cnt"], state["codes"])
             raise MemoryBudgetExceeded(R * row + 2 * lines, budget, R, name)
         H = layer_lines(module, X)
@@ -379,15 +392,15 @@ def _pass(ctx: dict, start: _Start, budget: int, progress: Progress) -> tuple[li
         release_if_large(R * row + lines, budget)  # a layer big for the budget leaves big holes: give them back
         last = j + 1 == target and target < L  # the walk ends here: no maps for a next layer
         saved = sum(p[0].numel() * p.element_size() for p in pending if p.shape[0])  # per region, re-indexed too
-        width = _next_linear_width(modules, positions[j]) if positions is not None and elementwise else None
+        width = _next_linear_width(modules, positions[j]) if j in positions and elementwise else None
         # this layer's maps, then their children's and the next layer's (a Linear next: only its output)
         child_row = 2 * row if width is None else 2 * X.shape[1] * width * X.element_size()
         no_children = last and (elementwise or R == 1)  # the pieces' patterns alone, read without their maps
         need = R * (row + saved) + (0 if no_children else V.shape[0] * (child_row + saved))
         over = need > budget
-        chunk_pieces = over and positions is not None and (elementwise or R == 1)
+        chunk_pieces = over and j in positions and (elementwise or R == 1)
         if over and not chunk_pieces:
-            if positions is not None:  # (a max-pool's pieces): these regions in chunks, each cut again
+            if j in positions:  # (a max-pool's pieces): these regions in chunks, each cut again
                 split(positions[j], j, lambda a, b: X[a:b], need, held(X, R * row), state["V"], state["E"], state["cnt"], state["codes"])
             raise MemoryBudgetExceeded(need, budget, V.shape[0], name)
         interior = _interior_points(V, cnt)
