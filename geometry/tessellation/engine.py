@@ -126,8 +126,11 @@ def tessellate_all_depths(
     Raises BudgetExceededError beyond ``max_regions`` regions (default :func:`default_max_regions`: 1M),
     CancelledError when ``cancel()`` is true, NotPiecewiseAffineError naming the first smooth layer.
     ``memory_budget`` (bytes; default :func:`default_memory_budget`): in 2D, when a layer's per-region affine
-    maps would exceed it, the window is tessellated as a grid of sub-windows, depth first, and their tiles
-    glued (:mod:`geometry.tessellation.glue`; exact); the result's ``pieces`` says how many. In 3D that
+    maps would exceed it, that layer's regions (or pieces) go through the rest of the network in chunks,
+    depth first, and the chunks' regions are concatenated (:mod:`geometry.tessellation.chunks`; the
+    result's ``chunks`` says how many); a layer inside a residual block or a concatenation instead has the
+    window tessellated as a grid of sub-windows, depth first, and their tiles glued
+    (:mod:`geometry.tessellation.glue`; exact; ``pieces`` says how many). In 3D that
     layer's cells go on through the rest of the network in chunks, depth first, and the chunks' cells are
     concatenated (cells never straddle chunks; see :func:`geometry.tessellation.solid.tessellate_all_depths_3d`).
     """
@@ -185,9 +188,9 @@ def _bounded(network: Network, slice_: Slice, poly: np.ndarray, run: dict, progr
 
 def _tessellate_2d(network: Network, slice_: Slice, poly: np.ndarray, run: dict, progress: Progress, t0: float) -> list:
     """The 2D engine over the polygon ``poly`` (see :func:`tessellate_all_depths`): one pass, or, where a
-    layer does not fit ``run["budget"]`` in a network without branches, chunks of that layer's regions
-    one after the other (:func:`_chunked`); raises MemoryBudgetExceeded where neither fits (the caller
-    then splits the window)."""
+    top-level layer does not fit ``run["budget"]``, chunks of that layer's regions one after the other
+    (:func:`_chunked`); raises MemoryBudgetExceeded where that cannot be done (a layer inside a residual
+    block or a concatenation: the caller then splits the window)."""
     net, dev, X = prepare(network, slice_, run["device"])
     layers = layer_summaries(network)
     V = torch.as_tensor(poly, dtype=X.dtype, device=dev).unsqueeze(0)
@@ -356,8 +359,8 @@ def _next_linear_width(modules: list, position: int) -> int | None:
 
 def _pass(ctx: dict, start: _Start, budget: int, progress: Progress) -> tuple[list, dict]:
     """One walk of the network from ``start``: the records of the depths after it and the full-depth
-    outputs. Raises :class:`_Split` (a network without branches) or MemoryBudgetExceeded (the window
-    must be split) before a layer would exceed ``budget``."""
+    outputs. Raises :class:`_Split` (at a top-level nonlinearity, see :func:`_top_level`) or
+    MemoryBudgetExceeded (elsewhere: the window must be split) before a layer would exceed ``budget``."""
     target, max_regions, eps, cancel = ctx["target"], ctx["max_regions"], ctx["eps"], ctx["cancel"]
     L, layers, modules, t0 = ctx["L"], ctx["layers"], ctx["modules"], ctx["t0"]
     net, dev = ctx["net"], ctx["dev"]
@@ -425,10 +428,10 @@ def _pass(ctx: dict, start: _Start, budget: int, progress: Progress) -> tuple[li
             shared = any(p.untyped_storage().data_ptr() == X.untyped_storage().data_ptr() for p in pending)  # a residual's input
             out = Activated(module, X, owner, pattern, crossings.side, child.changed_piece, child.changed_unit, inplace=not shared)
             if chunk_pieces:  # these pieces in chunks, from the module after this layer
-                split(positions[j] + 1, j + 1, out.pieces, need, R * row, V, E, cnt, codes)
+                split(positions[j] + 1, j + 1, out.pieces, need, held(X, R * row), V, E, cnt, codes)
             return out, owner
         if chunk_pieces:  # the pieces of the one region, in chunks
-            split(positions[j] + 1, j + 1, lambda a, b: activate(module, Xo[a:b], pattern[a:b]), need, R * row, V, E, cnt, codes)
+            split(positions[j] + 1, j + 1, lambda a, b: activate(module, Xo[a:b], pattern[a:b]), need, held(X, R * row), V, E, cnt, codes)
         return activate(module, Xo, pattern, inplace=R != 1), owner
 
     seq = net.layers if start.position == 0 else torch.nn.Sequential(*modules[start.position :])
