@@ -192,7 +192,9 @@ def test_the_window_shows_a_generators_manifold_in_the_3d_tab(gl, qtbot, make_wi
     qtbot.waitUntil(lambda: win.bundle is not None and win.results.tiles is not None, timeout=TIMEOUT)
     tab = win.view3d
     win.tabs.setCurrentWidget(tab)
-    qtbot.waitUntil(lambda: tab.manifold is not None, timeout=TIMEOUT)
+    # the view may tessellate again once the 3D tab is up (a new 2D view size): wait for the manifold of the tiles it shows now
+    drawn_for_tiles = lambda: tab.manifold is not None and tab._manifold_key[0] == win.results.tiles.key and not win.work.busy()  # noqa: E731
+    qtbot.waitUntil(drawn_for_tiles, timeout=TIMEOUT)
     assert tab.manifold_mode and not tab.controls.slice_group.isVisible() and tab.controls.generator_group.isVisible()
     tiles = win.results.tiles.by_depth[-1]
     assert tab.manifold.scene.counts["cells"] == tiles.num_regions  # the 2D view's own tiles, mapped
