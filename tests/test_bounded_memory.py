@@ -274,3 +274,21 @@ def test_convolutions_in_batch_slices_give_the_same_tessellation(monkeypatch):
     _assert_same(whole, sliced)
     for a, b in zip(whole, sliced):
         np.testing.assert_array_equal(a.vertices, b.vertices)
+
+
+@pytest.mark.gui
+def test_the_window_draws_a_tessellation_made_in_chunks_and_says_so(qtbot, make_window, spirals_run_path, monkeypatch):
+    """With a small memory budget the window shows the same tiles (same patterns, same areas) as without
+    one, and its status bar says that they were made in chunks."""
+    pytest.importorskip("pytestqt")
+    from geometry.tessellation import engine
+
+    whole = make_window(str(spirals_run_path))
+    qtbot.waitUntil(lambda: whole.results.tiles is not None and not whole.work.busy(), timeout=60_000)
+    monkeypatch.setattr(engine, "_MEMORY_BUDGET", [400_000])  # bytes: the spirals MLP's deeper layers do not fit
+    win = make_window(str(spirals_run_path))
+    qtbot.waitUntil(lambda: win.results.tiles is not None and not win.work.busy(), timeout=60_000)
+    a, b = whole.results.tiles.by_depth, win.results.tiles.by_depth
+    assert b[-1].chunks > 1 and "chunks (memory budget)" in win.status_label.text()
+    assert "chunks" not in whole.status_label.text()
+    _assert_same(a, b)

@@ -294,7 +294,11 @@ class Controller(QObject):
         self._prefetch_next()
         t = tess[-1]
         where = " (the precomputed home view, widened to 2:1)" if key != self._key(epoch) else ""
-        self.set_status(f"{t.num_regions:,} regions at full depth{where} · {len(t.boundary_segments):,} boundary segments · {t.seconds:.2f} s ({t.device})")
+        split = f" · in {t.chunks} chunks (memory budget)" if getattr(t, "chunks", 1) > 1 else ""
+        split += f" · glued from {t.pieces} sub-windows (memory budget)" if getattr(t, "pieces", 1) > 1 else ""
+        self.set_status(
+            f"{t.num_regions:,} regions at full depth{where} · {len(t.boundary_segments):,} boundary segments · {t.seconds:.2f} s ({t.device}){split}"
+        )
         self.update_sites()
         if self.state.inspected is not None and self.results.point_report is not None:
             self.inspect(self.state.inspected)  # the report's region and tile count follow the new tiles
