@@ -239,15 +239,24 @@ def _crossings(c: Cells, ln: torch.Tensor, eps: float) -> torch.Tensor:
 
 
 def subdivide_cells(
-    c: Cells, H, eps: float, label: int, max_regions=None, layer_name: str = "", cancel: Callable[[], bool] | None = None, window: int = 8
+    c: Cells,
+    H,
+    eps: float,
+    label: int,
+    max_regions=None,
+    layer_name: str = "",
+    cancel: Callable[[], bool] | None = None,
+    window: int = 8,
+    crossings: planar.Crossings | None = None,
 ) -> tuple[Cells, torch.Tensor]:
     """Cut every cell by all its planes ``H[r] (4, n)`` (see planar.crossing_table and planar.subdivide).
 
-    Returns ``(cells, owner)``: the pieces and the index of the cell each came from.
+    Returns ``(cells, owner)``: the pieces and the index of the cell each came from. ``crossings``: the
+    crossing table of these cells and planes, when the caller has it already.
     """
     R = c.n
     dev = c.V.device
-    chosen, ncross = planar.crossing_table(c.V, None, H, eps, valid=c.vertex_mask())[:2]
+    chosen, ncross = (crossings if crossings is not None else planar.crossing_table(c.V, None, H, eps, valid=c.vertex_mask()))[:2]
     J = chosen.shape[1]
     owner = torch.arange(R, device=dev)
     if J == 0:
@@ -475,10 +484,15 @@ def _pass(run: dict, cells: Cells, start: int) -> tuple[list, dict]:
             raise _Split(j, state["cells"], state["codes"], records, chunk_count(R * row + 2 * lines, budget), R * row + 2 * lines)
         H = layer_lines(module, X)
         before = state["cells"]
-        cells, owner = subdivide_cells(before, H, eps, j, max_regions=run["max_regions"], layer_name=name, cancel=cancel)
-        del H
-        release_free_memory()  # the holes the cutting left in the heap, before the next layer's work (3D keeps its peak low)
+        crossings = planar.crossing_table(before.V, None, H, eps, valid=before.vertex_mask())
         last = j + 1 == target and target < L  # the walk ends here: no maps for a next layer
+        if budget is not None and not last and before.n >= 2:  # every crossing plane adds a cell at least: split before cutting
+            fewest = R * row + 2 * (R + int(crossings.ncross.sum())) * row
+            if fewest > budget:
+                raise _Split(j, before, state["codes"], records, chunk_count(fewest, budget), fewest)
+        cells, owner = subdivide_cells(before, H, eps, j, max_regions=run["max_regions"], layer_name=name, cancel=cancel, crossings=crossings)
+        del H, crossings
+        release_free_memory()  # the holes the cutting left in the heap, before the next layer's work (3D keeps its peak low)
         need = R * row + (0 if last else 2 * cells.n * row)  # the children's maps, then the next layer's
         over = budget is not None and need > budget
         if over and before.n >= 2:
