@@ -215,7 +215,7 @@ def test_the_cli_takes_a_memory_budget(tmp_path, capsys):
     assert main(["tessellate", run, "--json", str(tmp_path / "whole.json")]) == 0
     capsys.readouterr()
     assert main(["tessellate", run, "--memory-budget", "0.004", "--summary", "--json", str(tmp_path / "split.json")]) == 0
-    assert "chunks of regions (--memory-budget)" in capsys.readouterr().out
+    assert "within the memory budget (--memory-budget): " in capsys.readouterr().out
     assert engine._MEMORY_BUDGET[0] is None  # a command's budget does not outlive it
     whole, split = (json.loads((tmp_path / f).read_text()) for f in ("whole.json", "split.json"))
     assert len(split["regions"]) == len(whole["regions"]) > 100

@@ -217,10 +217,11 @@ def cmd_tessellate(args) -> int:
             c = info["cross_section"]
             print(f"  DeepFool: class {c['original_label']} -> {c['adversarial_label']}, ||r|| = {c['perturbation_norm']:.4g}")
         for t in results:
-            split = [f"in {t.chunks} chunks of regions"] if getattr(t, "chunks", 1) > 1 else []
-            split += [f"glued from {t.pieces} sub-windows"] if getattr(t, "pieces", 1) > 1 else []
-            how = f", {' and '.join(split)} (--memory-budget)" if split else ""
-            print(f"  depth {t.depth}: {t.num_regions:>8} regions  ({t.seconds:.3f} s{how})")
+            print(f"  depth {t.depth}: {t.num_regions:>8} regions  ({t.seconds:.3f} s)")
+        split = [f"{final.chunks} chunks of regions, one after the other"] if getattr(final, "chunks", 1) > 1 else []
+        split += [f"{final.pieces} sub-windows, glued"] if getattr(final, "pieces", 1) > 1 else []
+        if split:
+            print(f"  within the memory budget (--memory-budget): {' and '.join(split)}")
         if final.full_depth:
             nb = final.boundary_segments.shape[0] if sl.dim == 2 else final.boundary_classes.shape[0]
             sides = "sides present" if run.task == "regress" else "classes present"
