@@ -288,6 +288,7 @@ def test_3d_memory_budget_carries_the_cells_on_in_chunks_with_the_same_result(ne
     chunked = tessellate_all_depths(net, Slice.input_plane(3), BOX3, memory_budget=budget, progress=lambda f, m: seen.append(m))
     chunk_layers = {m.split(":")[0] for m in seen if "chunk" in m and ":" in m}
     assert chunk_layers == ({"layer 2 of 3", "layer 3 of 3"} if nested else {"layer 2 of 2"})
+    assert chunked[-1].chunks > (2 if nested else 1) and direct[-1].chunks == 1
     _assert_same_cells(direct, chunked, net)
     assert len(direct[-1].boundary_offsets) > 10
     with pytest.raises(BudgetExceededError, match=r"layer \d of \d: the affine maps of \d+ cells would need .*even in chunks"):

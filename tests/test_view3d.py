@@ -4,6 +4,8 @@ under Xvfb (pytest-xvfb or ``xvfb-run -a``) with Mesa's llvmpipe they run."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -153,6 +155,9 @@ def test_scene_arrays_counts_and_filters(ref):
     density = jobs3d.scene_arrays(tb, 1, "density", View3DSettings(), BOX)  # a 2D map: 3D shows classes and says so
     np.testing.assert_array_equal(density.tri_colors, jobs3d.scene_arrays(tb, 1, "class", View3DSettings(), BOX).tri_colors)
     assert "hyperplane density" in density.summary() and "2D tab" in density.summary()
+    assert "chunks" not in density.summary()
+    chunked = jobs3d.scene_arrays([dataclasses.replace(t, chunks=3)], 1, "class", View3DSettings(), BOX)
+    assert "in 3 chunks (memory budget)" in chunked.summary()  # the 3D tab says how the budget was kept
     sc = jobs3d.scene_arrays(tb, 1, "hash", View3DSettings(show_faces=False, show_boundary=False), BOX)
     assert sc.triangles.shape[0] == 0 and sc.boundary_tris is None and sc.pick_tris.shape[0] == 0
     # exploded: the pickable surfaces minus their offsets are the un-exploded surfaces

@@ -139,7 +139,9 @@ class Scene3D:
         return (
             f"{c['cells']:,} cells at depth {c['depth']} · {c['faces_shown']:,} of {c['faces']:,} faces shown · "
             f"{c['triangles']:,} triangles · {c['boundary_polygons']:,} boundary polygons · "
-            f"{c['seconds']:.2f} s ({c['device']})" + (f" · {c['note']}" if c.get("note") else "")
+            f"{c['seconds']:.2f} s ({c['device']})"
+            + (f" · in {c['chunks']} chunks (memory budget)" if c.get("chunks", 1) > 1 else "")
+            + (f" · {c['note']}" if c.get("note") else "")
         )
 
 
@@ -225,6 +227,7 @@ def scene_arrays(tess_by_depth: list, depth: int, color_mode: str, settings, box
         boundary_polygons=int(full.boundary_offsets.shape[0] - 1),
         seconds=float(full.seconds),
         device=str(full.device),
+        chunks=int(getattr(full, "chunks", 1)),
     )
     if note:
         counts["note"] = note

@@ -381,7 +381,7 @@ def tessellate_all_depths_3d(
     layers = layer_summaries(network)
     run = dict(
         net=net, slice=slice_, X=X, L=L, target=target, layers=layers, eps=eps, max_regions=max_regions, cancel=cancel, progress=progress,
-        boundary=boundary, slope_norm=slope_norm, budget=memory_budget, dev=dev, t0=t0, pieces=[0],
+        boundary=boundary, slope_norm=slope_norm, budget=memory_budget, dev=dev, t0=t0, pieces=[0], passes=[0],
     )  # fmt: skip
     with torch.no_grad():
         records, full = _bounded(run, box_cells(box, X.dtype, dev), 0, 0)
@@ -421,6 +421,7 @@ def tessellate_all_depths_3d(
             tolerance=eps,
             seconds=rec["seconds"],
             device=str(dev),
+            chunks=run["passes"][0],
         )
         if full:
             common.update(
@@ -439,7 +440,9 @@ def _bounded(run: dict, cells: Cells, start: int, level: int) -> tuple[list, dic
     """The records of depths ``start + 1 .. target`` of ``cells`` (cells of depth ``start``) and the
     full-depth outputs; a layer over the memory budget continues in chunks of its cells."""
     try:
-        return _pass(run, cells, start)
+        done = _pass(run, cells, start)
+        run["passes"][0] += 1
+        return done
     except _Split as sp:
         layer, pre, codes, records, m, need = sp.layer, sp.cells, sp.codes, sp.records, sp.chunks, sp.need
     # out of the handler: the failed pass's frames (and their maps) are gone now

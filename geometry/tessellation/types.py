@@ -309,6 +309,9 @@ class Tessellation3D:
     Decision boundary (full network, same array at every depth): ``boundary_vertices (BV, 3)``,
       ``boundary_offsets (B+1,)`` convex polygons (vertex loops), ``boundary_classes (B, 2)``,
       ``boundary_region (B,)``.
+    Bookkeeping: ``tolerance``, ``seconds``, ``device`` as :class:`Tessellation2D`; ``chunks`` (how many
+      chunks of cells went through the deeper layers one after the other to stay within the memory
+      budget; 1: none).
     """
 
     slice: Slice
@@ -336,6 +339,7 @@ class Tessellation3D:
     tolerance: float = 1e-9
     seconds: float = 0.0
     device: str = "cpu"
+    chunks: int = 1
 
     def __post_init__(self):
         object.__setattr__(self, "codes", LayerCodes.of(self.codes))
