@@ -146,7 +146,16 @@ def _slice_of(net):
     return Slice.input_plane(2) if net.input_dim == 2 else Slice.from_directions(rng.normal(size=net.input_dim), rng.normal(size=(2, net.input_dim)))
 
 
-@pytest.mark.parametrize("make, fractions", [(_mlp, (2, 3, 12)), (_cnn, (2,))], ids=["mlp", "cnn-maxpool"])
+def _wide_output_mlp() -> Network:
+    """An MLP whose last layer feeds 40 outputs: its pieces' logit maps do not fit, so they go on in chunks
+    from after the last nonlinearity (the chunks cut nothing more)."""
+    torch.manual_seed(0)
+    return Network(mlp_spec([2, 16, 16, 40])).eval()
+
+
+@pytest.mark.parametrize(
+    "make, fractions", [(_mlp, (2, 3, 12)), (_cnn, (2,)), (_wide_output_mlp, (1,))], ids=["mlp", "cnn-maxpool", "mlp-after-the-last-layer"]
+)
 def test_a_memory_budget_runs_a_network_without_branches_in_chunks_of_regions(make, fractions):
     """Over the budget, a layer's regions (or its pieces) go through the rest of the network in chunks, one
     after the other: the same tessellation at every depth (no window split, no gluing), at any budget."""
@@ -159,6 +168,7 @@ def test_a_memory_budget_runs_a_network_without_branches_in_chunks_of_regions(ma
         split = tessellate_all_depths(net, sl, box, memory_budget=need // fraction, progress=lambda f, m: seen.append((f, m)))
         assert split[-1].chunks > 1 and split[-1].pieces == 1 and direct[-1].chunks == 1
         assert any(m.startswith("chunk 1/") for _, m in seen) and not any("sub-window" in m for _, m in seen)
+        assert all(f"layer {net.depth + 1}" not in m for _, m in seen)  # chunks name a layer the network has
         fractions_seen = [f for f, _ in seen]
         assert all(0 <= f <= 1 for f in fractions_seen) and fractions_seen == sorted(fractions_seen)  # the bar never goes back
         _assert_same(direct, split)

@@ -312,8 +312,11 @@ def _chunked(ctx: dict, start: _Start, budget: int, progress: Progress, level: i
         split = sp.with_traceback(None)
     left, n = budget - split.held, split.V.shape[0]
     m = min(split.chunks, n)
+    pieces = split.position not in ctx["positions"].values()  # a layer's pieces, from the module after it
+    layer_no = split.layer if pieces else split.layer + 1  # 1-based: the layer whose regions or pieces these are
     if level >= MAX_SPLIT_LEVELS or left <= 0 or m < 2:  # the window is split instead
-        raise MemoryBudgetExceeded(budget + max(0, -left), budget, n, f"layer {split.layer + 1} of {ctx['L']}")
+        raise MemoryBudgetExceeded(budget + max(0, -left), budget, n, f"layer {layer_no} of {ctx['L']}")
+    what = f"layer {layer_no}'s {n:,} {'pieces' if pieces else 'regions'}"
     bounds = np.linspace(0, n, m + 1).round().astype(np.int64)
     parts = []
     base = split.layer / ctx["target"]  # the chunks share the rest of the progress bar, one after the other
@@ -323,7 +326,7 @@ def _chunked(ctx: dict, start: _Start, budget: int, progress: Progress, level: i
 
             def sub(f, msg, i=i):
                 inner = min(max((f - base) / (1 - base), 0.0), 1.0) if base < 1 else 1.0
-                progress(base + (1 - base) * (i + inner) / m, f"chunk {i + 1}/{m} of layer {split.layer + 1} (level {level + 1}): {msg}")
+                progress(base + (1 - base) * (i + inner) / m, f"chunk {i + 1}/{m} of {what} (level {level + 1}): {msg}")
 
         part = _Start(split.position, split.layer, split.chunk_input(a, b), split.V[a:b], split.E[a:b], split.cnt[a:b], _restrict(split.codes, a, b))
         parts.append(_chunked(ctx, part, left, sub, level + 1))
