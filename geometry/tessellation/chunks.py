@@ -1,4 +1,5 @@
-"""The 2D engine's results for chunks of one depth's regions, put back together as one tessellation.
+"""Chunks of one depth's regions: how many a layer needs, and the 2D engine's results for them put back
+together as one tessellation.
 
 When a layer does not fit the memory budget, the regions of that depth go through the rest of the network
 in chunks, one after the other (:func:`geometry.tessellation.engine._chunked`). A region never straddles
@@ -16,6 +17,11 @@ from geometry.tessellation.types import LayerCodes
 _PER_REGION = ("out_linear", "out_offset", "slope_norm", "classes", "class_mixed", "classes_const")
 _PLAIN = _PER_REGION + ("segments", "segment_classes", "cell_vertices", "cell_class")
 _REGION_INDEX = ("segment_region", "cell_region")
+
+
+def chunk_count(need: int, budget: int) -> int:
+    """Chunks for work of ``need`` bytes to fit ``budget`` (with a margin: chunks are never quite equal)."""
+    return max(2, int(np.ceil(1.5 * need / budget)))
 
 
 def starts(counts) -> np.ndarray:

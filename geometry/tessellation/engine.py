@@ -27,11 +27,11 @@ from geometry.slices import Slice
 from geometry.heap import release_free_memory, release_if_large
 from geometry.tessellation import planar
 from geometry.tessellation.affine import PL_MODULES, SMOOTH_MODULES, Activated, StopWalk, activate, walk
-from geometry.tessellation.chunks import concat_chunks
+from geometry.tessellation.chunks import chunk_count, concat_chunks
 from geometry.tessellation.boundary import class_cells_2d, propagate_classes, slope_norms
 from geometry.tessellation.glue import merge_equal_patterns
 from geometry.tessellation.prepare import ELEMENTWISE, children_pattern, domain_polygon, layer_lines, layer_pattern, layer_summaries, num_lines, prepare
-from geometry.tessellation.solid import chunk_count, tessellate_all_depths_3d
+from geometry.tessellation.solid import tessellate_all_depths_3d
 from geometry.tessellation.types import LayerCodes, Tessellation2D, Tessellation3D, pack_pattern
 
 DEFAULT_MAX_REGIONS = 1_000_000

@@ -25,7 +25,7 @@ from geometry.errors import BudgetExceededError, CancelledError, SplineAtlasErro
 from geometry.heap import release_free_memory
 from geometry.tessellation import planar
 from geometry.tessellation.affine import StopWalk, activate, walk
-from geometry.tessellation.chunks import cat_offsets, starts
+from geometry.tessellation.chunks import cat_offsets, chunk_count, starts
 from geometry.tessellation.boundary import propagate_classes, slope_norms, two_class
 from geometry.tessellation.prepare import domain_box3, layer_lines, layer_pattern, layer_summaries, num_lines, prepare
 from geometry.tessellation.types import LayerCodes, Tessellation3D, pack_pattern
@@ -381,7 +381,7 @@ def tessellate_all_depths_3d(
     layers = layer_summaries(network)
     run = dict(
         net=net, slice=slice_, X=X, L=L, target=target, layers=layers, eps=eps, max_regions=max_regions, cancel=cancel, progress=progress,
-        boundary=boundary, slope_norm=slope_norm, budget=memory_budget, dev=dev, t0=t0, pieces=[0], passes=[0],
+        boundary=boundary, slope_norm=slope_norm, budget=memory_budget, dev=dev, t0=t0, passes=[0],
     )  # fmt: skip
     with torch.no_grad():
         records, full = _bounded(run, box_cells(box, X.dtype, dev), 0, 0)
@@ -431,7 +431,7 @@ def tessellate_all_depths_3d(
             common.update(out_linear=full["out_linear"], out_offset=full["out_offset"], seconds=time.perf_counter() - t0)
         out.append(Tessellation3D(**common))
     if progress is not None:
-        chunks = f" (in {run['pieces'][0]} chunks)" if run["pieces"][0] else ""
+        chunks = f" (in {run['passes'][0]} chunks)" if run["passes"][0] > 1 else ""
         progress(1.0, f"{out[-1].num_regions} cells in {time.perf_counter() - t0:.2f} s{chunks}")
     return out
 
@@ -449,7 +449,6 @@ def _bounded(run: dict, cells: Cells, start: int, level: int) -> tuple[list, dic
     name = f"layer {min(layer + 1, run['L'])} of {run['L']}"
     if pre.n < 2 or level >= MAX_SPLIT_LEVELS:
         raise _memory_stop(need, run["budget"], pre.n, name)
-    run["pieces"][0] += m
     parts, ids = [], np.array_split(np.arange(pre.n), m)
     for i, chunk in enumerate(ids):
         mask = torch.zeros(pre.n, dtype=torch.bool, device=pre.V.device)
@@ -552,11 +551,6 @@ def _pattern_in_slices(module, X: torch.Tensor, owner: torch.Tensor, cells: Cell
     interior = cell_interiors(cells)
     parts = [layer_pattern(module, X[owner[a : a + step]], interior[a : a + step]) for a in range(0, owner.shape[0], step)]
     return torch.cat(parts) if parts else layer_pattern(module, X[owner], interior)
-
-
-def chunk_count(need: int, budget: int) -> int:
-    """Chunks for work of ``need`` bytes to fit ``budget`` (with a margin: chunks are never quite equal)."""
-    return max(2, int(np.ceil(1.5 * need / budget)))
 
 
 def _concat_chunks(parts: list, ids: list, codes: LayerCodes, start: int) -> tuple[list, dict]:
