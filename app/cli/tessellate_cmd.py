@@ -12,6 +12,7 @@ import numpy as np
 
 from app.cli.common import add_trust_argument
 from app.jobs.slicing import SPELLING
+from app.jobs.tessellate import budget_note
 from app.model.state import SliceChoice
 from geometry.boundary.cross_sections import DEFAULT_EXTENT
 from geometry.errors import DatasetError, InputFileError, SplineAtlasError
@@ -218,10 +219,9 @@ def cmd_tessellate(args) -> int:
             print(f"  DeepFool: class {c['original_label']} -> {c['adversarial_label']}, ||r|| = {c['perturbation_norm']:.4g}")
         for t in results:
             print(f"  depth {t.depth}: {t.num_regions:>8} regions  ({t.seconds:.3f} s)")
-        split = [f"{final.chunks} chunks of regions, one after the other"] if getattr(final, "chunks", 1) > 1 else []
-        split += [f"{final.pieces} sub-windows, glued"] if getattr(final, "pieces", 1) > 1 else []
-        if split:
-            print(f"  within the memory budget (--memory-budget): {' and '.join(split)}")
+        note = budget_note(final)
+        if note:
+            print(f"  within the memory budget (--memory-budget): {note}")
         if final.full_depth:
             nb = final.boundary_segments.shape[0] if sl.dim == 2 else final.boundary_classes.shape[0]
             sides = "sides present" if run.task == "regress" else "classes present"

@@ -17,7 +17,7 @@ from .inspect import ClassMap, PointReport, class_map, inspect_point, pattern_ha
 from .paths import PathResult, PathTrace, compute_path, compute_paths, trace_paths
 from .region_stats import REGION_SETS, RegionStatsResult, region_stat_sets, region_stats
 from .slicing import default_slice_choice, format_slice_choice, make_slice, parse_slice_choice, square_window
-from .tessellate import cached_region_counts, slope_norm_of, tessellate_all, tessellate_every_epoch, tessellation_key
+from .tessellate import budget_note, cached_region_counts, slope_norm_of, tessellate_all, tessellate_every_epoch, tessellation_key
 
 __all__ = [
     "REGION_SETS",
@@ -29,6 +29,7 @@ __all__ = [
     "Progress",
     "RegionStatsResult",
     "RunBundle",
+    "budget_note",
     "cached_region_counts",
     "check_cancel",
     "class_map",

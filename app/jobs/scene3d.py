@@ -17,6 +17,7 @@ from ..model.view3d import ClipPlane, Slice3Choice
 from ..render import palette
 from ..render.faces import FACE_COLOR_MODES, colorize, log_volume_change
 from ..render.tiles import pattern_hashes
+from .tessellate import budget_note
 from .bundle import Cancel, Progress, RunBundle
 from .slicing import default_slice_choice, make_slice
 
@@ -140,7 +141,7 @@ class Scene3D:
             f"{c['cells']:,} cells at depth {c['depth']} · {c['faces_shown']:,} of {c['faces']:,} faces shown · "
             f"{c['triangles']:,} triangles · {c['boundary_polygons']:,} boundary polygons · "
             f"{c['seconds']:.2f} s ({c['device']})"
-            + (f" · in {c['chunks']} chunks (memory budget)" if c.get("chunks", 1) > 1 else "")
+            + (f" · {c['memory']} (memory budget)" if c.get("memory") else "")
             + (f" · {c['note']}" if c.get("note") else "")
         )
 
@@ -227,7 +228,7 @@ def scene_arrays(tess_by_depth: list, depth: int, color_mode: str, settings, box
         boundary_polygons=int(full.boundary_offsets.shape[0] - 1),
         seconds=float(full.seconds),
         device=str(full.device),
-        chunks=int(getattr(full, "chunks", 1)),
+        memory=budget_note(full),
     )
     if note:
         counts["note"] = note

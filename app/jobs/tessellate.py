@@ -66,6 +66,14 @@ def tessellate_all(
     return result
 
 
+def budget_note(tess) -> str:
+    """How a tessellation kept to the memory budget, said the same way by the status bar, the 3D tab and
+    ``tessellate --summary``: "in N chunks", "glued from N sub-windows", both, or "" (it fitted at once)."""
+    parts = [f"in {tess.chunks} chunks"] if getattr(tess, "chunks", 1) > 1 else []
+    parts += [f"glued from {tess.pieces} sub-windows"] if getattr(tess, "pieces", 1) > 1 else []
+    return " and ".join(parts)
+
+
 def slope_norm_of(bundle: RunBundle, epoch_index: int, tess, region: int) -> float:
     """||A_w||_2 of one full-depth region of ``tess`` (the cached number when known, else computed for
     that region only); NaN for region -1 (outside the window)."""

@@ -294,8 +294,8 @@ class Controller(QObject):
         self._prefetch_next()
         t = tess[-1]
         where = " (the precomputed home view, widened to 2:1)" if key != self._key(epoch) else ""
-        split = f" · in {t.chunks} chunks (memory budget)" if getattr(t, "chunks", 1) > 1 else ""
-        split += f" · glued from {t.pieces} sub-windows (memory budget)" if getattr(t, "pieces", 1) > 1 else ""
+        note = jobs.budget_note(t)
+        split = f" · {note} (memory budget)" if note else ""
         self.set_status(
             f"{t.num_regions:,} regions at full depth{where} · {len(t.boundary_segments):,} boundary segments · {t.seconds:.2f} s ({t.device}){split}"
         )
